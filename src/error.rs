@@ -1,0 +1,203 @@
+//! Errors, each classified for the CERT_PROV cmdStatusCode of TS-0003 8.3.9.7.
+//!
+//! A MEF Client reports one of three outcomes besides success:
+//! `MEF_CLIENT_CMD_UNACCEPTABLE_ARGUMENTS` (the command's arguments failed verification),
+//! `MEF_CLIENT_CMD_CERT_PROV_SERVER_ERROR` ("an error regarding communicating with the
+//! Certificate Provisioning server or an error internal to the Certificate Provisioning server")
+//! and `MEF_CLIENT_CMD_CERT_PROV_CLIENT_ERROR` ("an error occurring in the Certificate
+//! Provisioning client"). [`Error::class`] gives that class for every error.
+//!
+//! The rule we follow: anything the server sent, refused or failed to send is
+//! [`ErrorClass::Server`] (including a TLS handshake it failed, a 4xx rejection of our CSR, and a
+//! response that does not validate); anything that failed on this device (key generation, a
+//! signing callback, the credential store, a requirement we cannot satisfy) is
+//! [`ErrorClass::Client`]; arguments that are malformed before any I/O are
+//! [`ErrorClass::BadArguments`].
+//!
+//! No variant ever carries private key material, a challengePassword or a PSK.
+
+use onem2m_est_proto::ProtoError;
+
+/// Which side a failure belongs to (TS-0003 8.3.9.7 cmdStatusCode classes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorClass {
+    /// The arguments are unacceptable: MEF_CLIENT_CMD_UNACCEPTABLE_ARGUMENTS.
+    BadArguments,
+    /// The failure happened in the MEF Client: MEF_CLIENT_CMD_CERT_PROV_CLIENT_ERROR.
+    Client,
+    /// Communicating with the server failed or the server failed:
+    /// MEF_CLIENT_CMD_CERT_PROV_SERVER_ERROR.
+    Server,
+}
+
+/// The EST operation an error happened in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Operation {
+    CaCerts,
+    CsrAttrs,
+    SimpleEnroll,
+    SimpleReenroll,
+    ServerKeygen,
+}
+
+impl Operation {
+    /// The path segment of the operation (RFC 7030 3.2.2).
+    pub fn path_segment(self) -> &'static str {
+        match self {
+            Operation::CaCerts => "cacerts",
+            Operation::CsrAttrs => "csrattrs",
+            Operation::SimpleEnroll => "simpleenroll",
+            Operation::SimpleReenroll => "simplereenroll",
+            Operation::ServerKeygen => "serverkeygen",
+        }
+    }
+}
+
+impl std::fmt::Display for Operation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "/{}", self.path_segment())
+    }
+}
+
+/// Every failure of this library.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// An argument is malformed or inconsistent (checked before any I/O).
+    #[error("invalid argument {argument}: {reason}")]
+    InvalidArgument { argument: &'static str, reason: String },
+
+    /// The TCP connection could not be made.
+    #[error("cannot connect to {address}: {source}")]
+    Connect {
+        address: String,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// A timeout expired (connect, TLS handshake, or waiting for a response).
+    #[error("timed out during {phase}")]
+    Timeout { phase: String },
+
+    /// The server is not authorised as this client's EST server (RFC 7030 3.6): its certificate
+    /// does not chain to the explicit trust anchors, or matches neither the base URI's host nor
+    /// carries id-kp-cmcRA (3.6.1).
+    #[error("EST server not authorised: {reason}")]
+    ServerNotAuthorized { reason: String },
+
+    /// The TLS layer failed (handshake failure, alert, protocol violation) for a reason other
+    /// than server authorisation.
+    #[error("TLS failure: {reason}")]
+    Tls { reason: String },
+
+    /// The connection broke (reset, closed early, truncated body).
+    #[error("connection to the server failed during {operation}: {reason}")]
+    Transport { operation: Operation, reason: String },
+
+    /// The server asked for HTTP authentication (401). oneM2M certificate provisioning never uses
+    /// HTTP-based client authentication (TS-0003 8.3.6.2.1, CR 8.3.Z.2.1), so nothing was sent.
+    #[error(
+        "{operation}: the server requested HTTP authentication ({challenge}); HTTP-based client \
+         authentication is not used by oneM2M certificate provisioning (TS-0003 8.3.6.2.1), so no \
+         credentials were sent"
+    )]
+    HttpAuthenticationRequested { operation: Operation, challenge: String },
+
+    /// The server refused the request (4xx) or failed (5xx); `message` is its text body.
+    #[error("{operation}: the server answered {status}: {message}")]
+    ServerStatus {
+        operation: Operation,
+        status: u16,
+        message: String,
+    },
+
+    /// The server redirected to another authority (or redirected at all where EST allows none).
+    #[error("{operation}: redirect to {location} refused (only the same authority is followed)")]
+    Redirect { operation: Operation, location: String },
+
+    /// The response is malformed or not what the operation returns.
+    #[error("{operation}: malformed response: {reason}")]
+    BadResponse { operation: Operation, reason: String },
+
+    /// A response body could not be decoded.
+    #[error("{operation}: cannot decode response: {source}")]
+    Decode {
+        operation: Operation,
+        #[source]
+        source: ProtoError,
+    },
+
+    /// The server kept answering 202 Accepted beyond the polling bounds.
+    #[error("{operation}: still pending after {attempts} attempts and {waited_secs} s")]
+    StillPending {
+        operation: Operation,
+        attempts: u32,
+        waited_secs: u64,
+    },
+
+    /// A certificate the server returned failed validation (key, chain, identity, validity).
+    #[error("returned certificate rejected: {reason}")]
+    CertificateRejected { reason: String },
+
+    /// The server requires something this client cannot do (a key type, a hash, channel binding).
+    #[error("cannot satisfy the server's requirement: {what}")]
+    Unsupported { what: String },
+
+    /// The identity the client was configured with conflicts with what the server asks for.
+    #[error("identity conflict: configured {configured}, the server's CSR attributes ask for {requested}")]
+    IdentityConflict { configured: String, requested: String },
+
+    /// Key generation, loading or signing failed on this device.
+    #[error("key operation failed: {reason}")]
+    Key { reason: String },
+
+    /// The CSR could not be built.
+    #[error("cannot build the CSR: {reason}")]
+    Csr { reason: String },
+
+    /// The credential store failed; nothing was installed.
+    #[error("credential store: {operation}: {reason}")]
+    Store { operation: &'static str, reason: String },
+
+    /// Re-provisioning needs installed credentials and there are none (TS-0003 8.3.6.2.3
+    /// pre-condition B).
+    #[error("no provisioned credentials to re-provision with: {reason}")]
+    NotProvisioned { reason: String },
+}
+
+impl Error {
+    /// The CERT_PROV class of this error (TS-0003 8.3.9.7).
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            Error::InvalidArgument { .. } => ErrorClass::BadArguments,
+            Error::Connect { .. }
+            | Error::Timeout { .. }
+            | Error::ServerNotAuthorized { .. }
+            | Error::Tls { .. }
+            | Error::Transport { .. }
+            | Error::HttpAuthenticationRequested { .. }
+            | Error::ServerStatus { .. }
+            | Error::Redirect { .. }
+            | Error::BadResponse { .. }
+            | Error::Decode { .. }
+            | Error::StillPending { .. }
+            | Error::CertificateRejected { .. } => ErrorClass::Server,
+            Error::Unsupported { .. }
+            | Error::IdentityConflict { .. }
+            | Error::Key { .. }
+            | Error::Csr { .. }
+            | Error::Store { .. }
+            | Error::NotProvisioned { .. } => ErrorClass::Client,
+        }
+    }
+
+    pub(crate) fn invalid(argument: &'static str, reason: impl Into<String>) -> Error {
+        Error::InvalidArgument {
+            argument,
+            reason: reason.into(),
+        }
+    }
+}
+
+/// Result with this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

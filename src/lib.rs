@@ -1,0 +1,19 @@
+//! onem2m-est: oneM2M Certificate Provisioning (TS-0003 clause 8.3.6) over EST (RFC 7030).
+//!
+//! (crate documentation is written with the client API)
+
+pub mod certprov;
+pub mod client;
+pub mod csr;
+pub mod error;
+pub mod identity;
+pub mod keys;
+pub mod store;
+pub mod tls;
+pub mod transport;
+pub mod uri;
+pub mod validate;
+
+pub use onem2m_est_proto as proto;
+
+pub use error::{Error, ErrorClass, Operation, Result};
