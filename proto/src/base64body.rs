@@ -6,17 +6,89 @@
 //! line breaks, which RFC 8951 lets a sender omit.
 
 use crate::ProtoError;
+use base64::engine::general_purpose::{STANDARD, STANDARD_PAD_INDIFFERENT};
+use base64::Engine;
 
 /// Decodes an EST body: ASCII white space (SP, HT, CR, LF) anywhere is skipped; padding must be
 /// correct when present and may be absent; any other byte outside the standard alphabet
 /// (a NUL, URL-safe characters, ...) is an error.
 pub fn decode(body: &[u8]) -> Result<Vec<u8>, ProtoError> {
-    let _ = body;
-    todo!("proto helper")
+    let compact: Vec<u8> = body
+        .iter()
+        .copied()
+        .filter(|b| !matches!(b, b' ' | b'\t' | b'\r' | b'\n'))
+        .collect();
+    // The Indifferent engine also takes partial padding ("QQ="); RFC 4648 3.2 padding is either
+    // complete (a multiple of four characters) or absent, so a padded text must be whole quads.
+    if compact.contains(&b'=') && compact.len() % 4 != 0 {
+        return Err(ProtoError::Base64(format!(
+            "incomplete padding ({} characters after removing white space)",
+            compact.len()
+        )));
+    }
+    STANDARD_PAD_INDIFFERENT
+        .decode(&compact)
+        .map_err(|e| ProtoError::Base64(e.to_string()))
 }
 
 /// Encodes an EST body: standard alphabet, padded, one line, followed by CRLF.
 pub fn encode(data: &[u8]) -> String {
-    let _ = data;
-    todo!("proto helper")
+    let mut s = STANDARD.encode(data);
+    s.push_str("\r\n");
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roundtrip_all_lengths() {
+        for n in 0..40u8 {
+            let data: Vec<u8> = (0..n).map(|i| i.wrapping_mul(37).wrapping_add(n)).collect();
+            let text = encode(&data);
+            assert!(text.ends_with("\r\n"));
+            assert!(!text[..text.len() - 2].contains(['\r', '\n']));
+            assert_eq!(decode(text.as_bytes()).unwrap(), data);
+        }
+    }
+
+    #[test]
+    fn known_vector() {
+        assert_eq!(encode(b"foobar"), "Zm9vYmFy\r\n");
+        assert_eq!(encode(b"fo"), "Zm8=\r\n");
+        assert_eq!(decode(b"Zm8=").unwrap(), b"fo");
+    }
+
+    #[test]
+    fn whitespace_anywhere_is_skipped() {
+        assert_eq!(decode(b" Zm9v\r\nYm\tFy \n").unwrap(), b"foobar");
+        assert_eq!(decode(b"Zm8\r\n=\r\n").unwrap(), b"fo");
+        assert_eq!(decode(b"\r\n").unwrap(), b"");
+        assert_eq!(decode(b"").unwrap(), b"");
+    }
+
+    #[test]
+    fn missing_padding_is_accepted() {
+        assert_eq!(decode(b"Zm8").unwrap(), b"fo");
+        assert_eq!(decode(b"Zg").unwrap(), b"f");
+    }
+
+    #[test]
+    fn partial_or_misplaced_padding_is_rejected() {
+        assert!(decode(b"Zg=").is_err());
+        assert!(decode(b"Zg===").is_err());
+        assert!(decode(b"Zg==Zm8=").is_err());
+        assert!(decode(b"=").is_err());
+    }
+
+    #[test]
+    fn foreign_bytes_are_rejected() {
+        assert!(decode(b"Zm9v\0YmFy").is_err());
+        assert!(decode(b"Zm9v-_Fy").is_err());
+        assert!(decode(b"Zm9v\x0bYmFy").is_err()); // vertical tab is not EST white space
+        assert!(decode("Zm9vYmF\u{e9}".as_bytes()).is_err());
+        // A single leftover character cannot encode a byte.
+        assert!(decode(b"Zm9vY").is_err());
+    }
 }

@@ -26,12 +26,104 @@ pub struct MediaType {
     pub params: Vec<(String, String)>,
 }
 
+/// RFC 9110 5.6.2 tchar.
+fn is_tchar(c: char) -> bool {
+    c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c)
+}
+
+fn is_token(s: &str) -> bool {
+    !s.is_empty() && s.chars().all(is_tchar)
+}
+
+/// RFC 9110 5.6.3 OWS.
+fn trim_ows(s: &str) -> &str {
+    s.trim_matches(|c| c == ' ' || c == '\t')
+}
+
 impl MediaType {
     /// Parses a Content-Type header value. Tolerates white space around `;` and `=`,
     /// quoted-string parameter values, and a trailing `;`.
     pub fn parse(value: &str) -> Result<MediaType, ProtoError> {
-        let _ = value;
-        todo!("proto helper")
+        let err = |reason: &str| ProtoError::MediaType {
+            value: value.to_string(),
+            reason: reason.to_string(),
+        };
+        let (essence_part, mut rest) = match value.find(';') {
+            Some(i) => (&value[..i], &value[i..]),
+            None => (value, ""),
+        };
+        let essence = trim_ows(essence_part);
+        let (ty, sub) = essence
+            .split_once('/')
+            .ok_or_else(|| err("no '/' between type and subtype"))?;
+        if !is_token(ty) || !is_token(sub) {
+            return Err(err("type and subtype must be non-empty tokens"));
+        }
+        let essence = essence.to_ascii_lowercase();
+
+        // RFC 9110 5.6.6: parameters = *( OWS ";" OWS [ parameter ] )
+        let mut params = Vec::new();
+        loop {
+            rest = trim_ows(rest);
+            if rest.is_empty() {
+                break;
+            }
+            rest = rest
+                .strip_prefix(';')
+                .ok_or_else(|| err("expected ';' before a parameter"))?;
+            rest = trim_ows(rest);
+            if rest.is_empty() || rest.starts_with(';') {
+                // Empty parameter (a trailing or doubled ';').
+                continue;
+            }
+            let eq = rest
+                .find(['=', ';'])
+                .filter(|&i| rest.as_bytes()[i] == b'=')
+                .ok_or_else(|| err("parameter without '='"))?;
+            let name = trim_ows(&rest[..eq]);
+            if !is_token(name) {
+                return Err(err("parameter name is not a token"));
+            }
+            rest = trim_ows(&rest[eq + 1..]);
+            let val;
+            if let Some(q) = rest.strip_prefix('"') {
+                // RFC 9110 5.6.4 quoted-string with quoted-pair.
+                let mut out = String::new();
+                let mut chars = q.char_indices();
+                let mut end = None;
+                while let Some((i, c)) = chars.next() {
+                    match c {
+                        '"' => {
+                            end = Some(i + 1);
+                            break;
+                        }
+                        '\\' => match chars.next() {
+                            Some((_, e)) if e == '\t' || (' '..='\u{7e}').contains(&e) => {
+                                out.push(e)
+                            }
+                            _ => return Err(err("bad quoted-pair in quoted-string")),
+                        },
+                        c if c == '\t' || (' '..='\u{7e}').contains(&c) => out.push(c),
+                        _ => return Err(err("control or non-ASCII character in quoted-string")),
+                    }
+                }
+                let end = end.ok_or_else(|| err("unterminated quoted-string"))?;
+                val = out;
+                rest = &q[end..];
+            } else {
+                let end = rest.find([';', ' ', '\t']).unwrap_or(rest.len());
+                let token = &rest[..end];
+                if !is_token(token) {
+                    return Err(err(
+                        "parameter value is neither a token nor a quoted-string",
+                    ));
+                }
+                val = token.to_string();
+                rest = &rest[end..];
+            }
+            params.push((name.to_ascii_lowercase(), val));
+        }
+        Ok(MediaType { essence, params })
     }
 
     /// True when the essence equals `essence` (ASCII case-insensitive).
@@ -45,5 +137,67 @@ impl MediaType {
             .iter()
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain() {
+        let m = MediaType::parse("application/csrattrs").unwrap();
+        assert_eq!(m.essence, "application/csrattrs");
+        assert!(m.params.is_empty());
+        assert!(m.is(CSRATTRS));
+    }
+
+    #[test]
+    fn certs_only_with_whitespace_and_case() {
+        let m = MediaType::parse(" Application/PKCS7-MIME ;  Smime-Type = certs-only ;").unwrap();
+        assert_eq!(m.essence, PKCS7_MIME);
+        assert_eq!(m.params, vec![("smime-type".into(), "certs-only".into())]);
+        assert_eq!(m.param("SMIME-TYPE"), Some("certs-only"));
+        assert_eq!(
+            MediaType::parse(CERTS_ONLY_CONTENT_TYPE)
+                .unwrap()
+                .param("smime-type"),
+            Some("certs-only")
+        );
+    }
+
+    #[test]
+    fn quoted_values() {
+        let m = MediaType::parse(r#"multipart/mixed; boundary="a b;c\"d"; x=1"#).unwrap();
+        assert!(m.is(MULTIPART_MIXED));
+        assert_eq!(m.param("boundary"), Some("a b;c\"d"));
+        assert_eq!(m.param("x"), Some("1"));
+        assert_eq!(m.param("y"), None);
+    }
+
+    #[test]
+    fn value_case_is_kept() {
+        let m = MediaType::parse("multipart/mixed;boundary=AbC").unwrap();
+        assert_eq!(m.param("boundary"), Some("AbC"));
+    }
+
+    #[test]
+    fn malformed() {
+        for bad in [
+            "",
+            "application",
+            "application/",
+            "/json",
+            "app lication/json",
+            "text/plain; charset",
+            "text/plain; charset=",
+            "text/plain; =utf-8",
+            "text/plain; charset=\"utf-8",
+            "text/plain; charset=\"utf-8\"x",
+            "text/plain; charset=utf 8",
+            "text/plain charset=utf-8",
+        ] {
+            assert!(MediaType::parse(bad).is_err(), "{bad:?} accepted");
+        }
     }
 }
