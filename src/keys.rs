@@ -42,3 +42,645 @@ pub trait PrivateKey: Send + Sync + std::fmt::Debug {
         None
     }
 }
+
+use crate::error::Error;
+use crate::proto::csrattrs::{CsrRequirements, Curve, HashAlg, KeyRequirement};
+use der::asn1::{Any, BitString, ObjectIdentifier};
+use der::{Decode, Encode};
+use ring::rand::SystemRandom;
+use ring::signature::{self, EcdsaKeyPair, Ed25519KeyPair, KeyPair as _};
+use x509_cert::spki::{AlgorithmIdentifierOwned, SubjectPublicKeyInfoOwned};
+
+const OID_EC_PUBLIC_KEY: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.2.1");
+const OID_SECP256R1: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.3.1.7");
+const OID_SECP384R1: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.132.0.34");
+const OID_ED25519: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.101.112");
+const OID_RSA_ENCRYPTION: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1");
+
+impl KeyAlgorithm {
+    /// A short human-readable name, for messages ("P-256 with SHA-256").
+    pub fn name(self) -> &'static str {
+        match self {
+            KeyAlgorithm::EcdsaP256Sha256 => "ECDSA P-256 with SHA-256",
+            KeyAlgorithm::EcdsaP384Sha384 => "ECDSA P-384 with SHA-384",
+            KeyAlgorithm::Ed25519 => "Ed25519",
+        }
+    }
+}
+
+impl std::fmt::Display for KeyAlgorithm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The ring key pair behind a [`SoftwareKey`].
+enum RingKey {
+    Ecdsa(EcdsaKeyPair),
+    Ed25519(Ed25519KeyPair),
+}
+
+/// A key pair held in this process, on ring.
+///
+/// The PKCS #8 encoding is kept (zeroized on drop) so a [`crate::store::CredentialStore`] can
+/// persist it. `Debug` shows the algorithm only, never key material.
+pub struct SoftwareKey {
+    algorithm: KeyAlgorithm,
+    key: RingKey,
+    spki: Vec<u8>,
+    pkcs8: Zeroizing<Vec<u8>>,
+    rng: SystemRandom,
+}
+
+impl std::fmt::Debug for SoftwareKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SoftwareKey")
+            .field("algorithm", &self.algorithm)
+            .finish_non_exhaustive()
+    }
+}
+
+fn key_error(reason: impl Into<String>) -> Error {
+    Error::Key {
+        reason: reason.into(),
+    }
+}
+
+fn ecdsa_signing_alg(algorithm: KeyAlgorithm) -> Option<&'static signature::EcdsaSigningAlgorithm> {
+    match algorithm {
+        // ASN.1 (DER Ecdsa-Sig-Value) signatures: what X.509, PKCS #10 and TLS carry.
+        KeyAlgorithm::EcdsaP256Sha256 => Some(&signature::ECDSA_P256_SHA256_ASN1_SIGNING),
+        KeyAlgorithm::EcdsaP384Sha384 => Some(&signature::ECDSA_P384_SHA384_ASN1_SIGNING),
+        KeyAlgorithm::Ed25519 => None,
+    }
+}
+
+/// The DER SubjectPublicKeyInfo for a raw public key (RFC 5480 for EC, RFC 8410 for Ed25519).
+fn encode_spki(algorithm: KeyAlgorithm, public_key: &[u8]) -> Result<Vec<u8>> {
+    let (oid, parameters) = match algorithm {
+        KeyAlgorithm::EcdsaP256Sha256 => (OID_EC_PUBLIC_KEY, Some(OID_SECP256R1)),
+        KeyAlgorithm::EcdsaP384Sha384 => (OID_EC_PUBLIC_KEY, Some(OID_SECP384R1)),
+        // RFC 8410 3: the parameters MUST be absent.
+        KeyAlgorithm::Ed25519 => (OID_ED25519, None),
+    };
+    let parameters = parameters
+        .map(|curve| Any::encode_from(&curve))
+        .transpose()
+        .map_err(|e| key_error(format!("cannot encode the key's algorithm identifier: {e}")))?;
+    let spki = SubjectPublicKeyInfoOwned {
+        algorithm: AlgorithmIdentifierOwned { oid, parameters },
+        subject_public_key: BitString::from_bytes(public_key)
+            .map_err(|e| key_error(format!("cannot encode the public key: {e}")))?,
+    };
+    spki.to_der()
+        .map_err(|e| key_error(format!("cannot encode the SubjectPublicKeyInfo: {e}")))
+}
+
+/// The key algorithm a PKCS #8 PrivateKeyInfo declares.
+fn pkcs8_algorithm(der: &[u8]) -> Result<KeyAlgorithm> {
+    let info = pkcs8::PrivateKeyInfoRef::try_from(der)
+        .map_err(|e| key_error(format!("not a PKCS #8 private key: {e}")))?;
+    let oid = info.algorithm.oid;
+    if oid == OID_EC_PUBLIC_KEY {
+        let curve: ObjectIdentifier = info
+            .algorithm
+            .parameters
+            .ok_or_else(|| key_error("EC private key without a named curve"))?
+            .decode_as()
+            .map_err(|e| {
+                key_error(format!(
+                    "EC private key parameters are not a named curve: {e}"
+                ))
+            })?;
+        if curve == OID_SECP256R1 {
+            Ok(KeyAlgorithm::EcdsaP256Sha256)
+        } else if curve == OID_SECP384R1 {
+            Ok(KeyAlgorithm::EcdsaP384Sha384)
+        } else {
+            Err(Error::Unsupported {
+                what: format!("EC keys on curve {curve} (supported: P-256, P-384)"),
+            })
+        }
+    } else if oid == OID_ED25519 {
+        Ok(KeyAlgorithm::Ed25519)
+    } else if oid == OID_RSA_ENCRYPTION {
+        Err(Error::Unsupported {
+            what: "RSA keys are not supported with the ring provider (use P-256, P-384 or Ed25519)"
+                .into(),
+        })
+    } else {
+        Err(Error::Unsupported {
+            what: format!("private keys of algorithm {oid}"),
+        })
+    }
+}
+
+/// Wraps a SEC1 ECPrivateKey (RFC 5915) in a PKCS #8 PrivateKeyInfo (RFC 5958), which is the
+/// only form ring loads. The curve comes from the ECPrivateKey's parameters.
+fn sec1_to_pkcs8(sec1_der: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+    let ec = sec1::EcPrivateKey::try_from(sec1_der)
+        .map_err(|e| key_error(format!("not a SEC1 EC private key: {e}")))?;
+    let curve = ec
+        .parameters
+        .and_then(|p| p.named_curve())
+        .ok_or_else(|| key_error("SEC1 EC private key without a named curve"))?;
+    if ec.public_key.is_none() {
+        // ring needs the public key to check the pair; it cannot derive it.
+        return Err(key_error(
+            "SEC1 EC private key without its publicKey field is not supported",
+        ));
+    }
+    let parameters =
+        Any::encode_from(&curve).map_err(|e| key_error(format!("cannot encode the curve: {e}")))?;
+    let private_key = der::asn1::OctetStringRef::new(sec1_der)
+        .map_err(|e| key_error(format!("cannot wrap the SEC1 key: {e}")))?;
+    let info = pkcs8::PrivateKeyInfoRef::new(
+        x509_cert::spki::AlgorithmIdentifier {
+            oid: OID_EC_PUBLIC_KEY,
+            parameters: Some(der::asn1::AnyRef::from(&parameters)),
+        },
+        private_key,
+    );
+    let mut out = Zeroizing::new(Vec::new());
+    info.encode_to_vec(&mut out)
+        .map_err(|e| key_error(format!("cannot encode PKCS #8: {e}")))?;
+    Ok(out)
+}
+
+impl SoftwareKey {
+    /// Generates a new key pair.
+    pub fn generate(algorithm: KeyAlgorithm) -> Result<SoftwareKey> {
+        let rng = SystemRandom::new();
+        // ring's Document is not zeroized on drop; the copy we keep is.
+        let pkcs8 = match ecdsa_signing_alg(algorithm) {
+            Some(alg) => EcdsaKeyPair::generate_pkcs8(alg, &rng),
+            None => Ed25519KeyPair::generate_pkcs8(&rng),
+        }
+        .map_err(|_| key_error(format!("{algorithm} key generation failed")))?;
+        SoftwareKey::from_checked_pkcs8(algorithm, Zeroizing::new(pkcs8.as_ref().to_vec()))
+    }
+
+    /// Loads a PKCS #8 PrivateKeyInfo (DER). EC keys must carry their public key (ring checks
+    /// the pair).
+    pub fn from_pkcs8_der(der: &[u8]) -> Result<SoftwareKey> {
+        let algorithm = pkcs8_algorithm(der)?;
+        SoftwareKey::from_checked_pkcs8(algorithm, Zeroizing::new(der.to_vec()))
+    }
+
+    /// Loads a PEM private key: PKCS #8 ("PRIVATE KEY") or SEC1 ("EC PRIVATE KEY", RFC 5915).
+    /// Other blocks (such as "EC PARAMETERS" written by `openssl ecparam -genkey`) are skipped.
+    pub fn from_pem(pem_text: &str) -> Result<SoftwareKey> {
+        let blocks =
+            pem::parse_many(pem_text).map_err(|e| key_error(format!("malformed PEM: {e}")))?;
+        for block in blocks {
+            match block.tag() {
+                "PRIVATE KEY" => {
+                    let der = Zeroizing::new(block.into_contents());
+                    return SoftwareKey::from_pkcs8_der(&der);
+                }
+                "EC PRIVATE KEY" => {
+                    let der = Zeroizing::new(block.into_contents());
+                    let pkcs8 = sec1_to_pkcs8(&der)?;
+                    return SoftwareKey::from_pkcs8_der(&pkcs8);
+                }
+                "ENCRYPTED PRIVATE KEY" => {
+                    return Err(key_error(
+                        "encrypted private keys are not supported; decrypt the key first",
+                    ))
+                }
+                "RSA PRIVATE KEY" => {
+                    return Err(Error::Unsupported {
+                        what: "RSA keys are not supported with the ring provider".into(),
+                    })
+                }
+                _ => continue,
+            }
+        }
+        Err(key_error(
+            "no \"PRIVATE KEY\" or \"EC PRIVATE KEY\" PEM block found",
+        ))
+    }
+
+    fn from_checked_pkcs8(
+        algorithm: KeyAlgorithm,
+        pkcs8: Zeroizing<Vec<u8>>,
+    ) -> Result<SoftwareKey> {
+        let rng = SystemRandom::new();
+        let key = match ecdsa_signing_alg(algorithm) {
+            Some(alg) => RingKey::Ecdsa(
+                EcdsaKeyPair::from_pkcs8(alg, &pkcs8, &rng)
+                    .map_err(|e| key_error(format!("{algorithm} key rejected: {e}")))?,
+            ),
+            // PKCS #8 v1 (no public key, as OpenSSL writes it) and v2 are both accepted.
+            None => RingKey::Ed25519(
+                Ed25519KeyPair::from_pkcs8_maybe_unchecked(&pkcs8)
+                    .map_err(|e| key_error(format!("Ed25519 key rejected: {e}")))?,
+            ),
+        };
+        let public = match &key {
+            RingKey::Ecdsa(k) => k.public_key().as_ref(),
+            RingKey::Ed25519(k) => k.public_key().as_ref(),
+        };
+        let spki = encode_spki(algorithm, public)?;
+        Ok(SoftwareKey {
+            algorithm,
+            key,
+            spki,
+            pkcs8,
+            rng,
+        })
+    }
+
+    /// The key as PKCS #8 PEM ("PRIVATE KEY"), zeroized on drop.
+    pub fn to_pkcs8_pem(&self) -> Zeroizing<String> {
+        // der's encoder writes straight into the output string: no unzeroized copy.
+        Zeroizing::new(
+            der::pem::encode_string("PRIVATE KEY", der::pem::LineEnding::LF, &self.pkcs8)
+                .expect("PEM encoding of a small in-memory buffer cannot fail"),
+        )
+    }
+}
+
+impl PrivateKey for SoftwareKey {
+    fn algorithm(&self) -> KeyAlgorithm {
+        self.algorithm
+    }
+
+    fn public_key_info(&self) -> &[u8] {
+        &self.spki
+    }
+
+    fn sign(&self, message: &[u8]) -> Result<Vec<u8>> {
+        match &self.key {
+            RingKey::Ecdsa(k) => k
+                .sign(&self.rng, message)
+                .map(|s| s.as_ref().to_vec())
+                .map_err(|_| key_error("ECDSA signing failed")),
+            RingKey::Ed25519(k) => Ok(k.sign(message).as_ref().to_vec()),
+        }
+    }
+
+    fn pkcs8_der(&self) -> Option<Zeroizing<Vec<u8>>> {
+        Some(self.pkcs8.clone())
+    }
+}
+
+fn curve_name(curve: Curve) -> &'static str {
+    match curve {
+        Curve::P256 => "P-256",
+        Curve::P384 => "P-384",
+        Curve::P521 => "P-521",
+    }
+}
+
+fn hash_name(hash: HashAlg) -> &'static str {
+    match hash {
+        HashAlg::Sha256 => "SHA-256",
+        HashAlg::Sha384 => "SHA-384",
+        HashAlg::Sha512 => "SHA-512",
+    }
+}
+
+fn key_requirement_name(key: KeyRequirement) -> String {
+    match key {
+        KeyRequirement::Ec(curve) => format!("an EC key on {}", curve_name(curve)),
+        KeyRequirement::Rsa { bits: Some(bits) } => format!("a {bits}-bit RSA key"),
+        KeyRequirement::Rsa { bits: None } => "an RSA key".into(),
+        KeyRequirement::Ed25519 => "an Ed25519 key".into(),
+    }
+}
+
+/// Whether `algorithm` satisfies the hash requirement. Ed25519 hashes with SHA-512 internally
+/// (RFC 8032 5.1), so a SHA-512 demand is taken as satisfied by it.
+fn hash_matches(algorithm: KeyAlgorithm, hash: HashAlg) -> bool {
+    matches!(
+        (algorithm, hash),
+        (KeyAlgorithm::EcdsaP256Sha256, HashAlg::Sha256)
+            | (KeyAlgorithm::EcdsaP384Sha384, HashAlg::Sha384)
+            | (KeyAlgorithm::Ed25519, HashAlg::Sha512)
+    )
+}
+
+fn key_matches(algorithm: KeyAlgorithm, key: KeyRequirement) -> bool {
+    matches!(
+        (algorithm, key),
+        (
+            KeyAlgorithm::EcdsaP256Sha256,
+            KeyRequirement::Ec(Curve::P256)
+        ) | (
+            KeyAlgorithm::EcdsaP384Sha384,
+            KeyRequirement::Ec(Curve::P384)
+        ) | (KeyAlgorithm::Ed25519, KeyRequirement::Ed25519)
+    )
+}
+
+/// Chooses the algorithm of a key to generate from what a /csrattrs response demands
+/// (RFC 7030 4.5.2; CR 8.3.Z.2.2 step 3a "a key pair of suitable key length").
+///
+/// With no demand, `default` (TS-0003 10.1.1.1: P-256 with SHA-256). A key type alone picks
+/// that type with its natural hash; a hash alone keeps `default` if it matches, else picks the
+/// ECDSA curve of that strength. Combinations ring cannot sign with (P-256 with SHA-384, P-521,
+/// RSA, ...) are [`Error::Unsupported`].
+pub fn key_algorithm_for(
+    key: Option<KeyRequirement>,
+    hash: Option<HashAlg>,
+    default: KeyAlgorithm,
+) -> Result<KeyAlgorithm> {
+    let by_key = match key {
+        None => None,
+        Some(KeyRequirement::Ec(Curve::P256)) => Some(KeyAlgorithm::EcdsaP256Sha256),
+        Some(KeyRequirement::Ec(Curve::P384)) => Some(KeyAlgorithm::EcdsaP384Sha384),
+        Some(KeyRequirement::Ec(Curve::P521)) => {
+            return Err(Error::Unsupported {
+                what: "the server requires a P-521 key; P-521 is not available with the ring \
+                       provider"
+                    .into(),
+            })
+        }
+        Some(KeyRequirement::Rsa { .. }) => {
+            return Err(Error::Unsupported {
+                what: format!(
+                    "the server requires {}; RSA key generation is not available with the ring \
+                     provider",
+                    key_requirement_name(key.expect("matched Some"))
+                ),
+            })
+        }
+        Some(KeyRequirement::Ed25519) => Some(KeyAlgorithm::Ed25519),
+    };
+    match (by_key, hash) {
+        (Some(alg), None) => Ok(alg),
+        (Some(alg), Some(h)) if hash_matches(alg, h) => Ok(alg),
+        (Some(_), Some(h)) => Err(Error::Unsupported {
+            what: format!(
+                "the server requires {} signed with {}; this combination is not available with \
+                 the ring provider",
+                key_requirement_name(key.expect("by_key is Some")),
+                hash_name(h)
+            ),
+        }),
+        (None, None) => Ok(default),
+        (None, Some(h)) if hash_matches(default, h) => Ok(default),
+        (None, Some(HashAlg::Sha256)) => Ok(KeyAlgorithm::EcdsaP256Sha256),
+        (None, Some(HashAlg::Sha384)) => Ok(KeyAlgorithm::EcdsaP384Sha384),
+        (None, Some(HashAlg::Sha512)) => Err(Error::Unsupported {
+            what: "the server requires SHA-512 signatures; ECDSA with SHA-512 (P-521) is not \
+                   available with the ring provider"
+                .into(),
+        }),
+    }
+}
+
+/// Checks that an existing key satisfies the key type and hash a /csrattrs response demands
+/// (CR 8.3.Z.2.2 step 3a "select an existing public/private key pair of suitable key length").
+pub fn check_key_satisfies(key: &dyn PrivateKey, reqs: &CsrRequirements) -> Result<()> {
+    let algorithm = key.algorithm();
+    if let Some(k) = reqs.key {
+        if !key_matches(algorithm, k) {
+            return Err(Error::Unsupported {
+                what: format!(
+                    "the server requires {} but the key is {algorithm}",
+                    key_requirement_name(k)
+                ),
+            });
+        }
+    }
+    if let Some(h) = reqs.hash {
+        if !hash_matches(algorithm, h) {
+            return Err(Error::Unsupported {
+                what: format!(
+                    "the server requires {} signatures but the key is {algorithm}",
+                    hash_name(h)
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The subjectPublicKey BIT STRING contents of a DER SubjectPublicKeyInfo (for EC keys the
+/// uncompressed point, for Ed25519 the 32-byte key).
+pub fn spki_public_key_bytes(spki_der: &[u8]) -> Result<Vec<u8>> {
+    let spki = SubjectPublicKeyInfoOwned::from_der(spki_der)
+        .map_err(|e| key_error(format!("malformed SubjectPublicKeyInfo: {e}")))?;
+    spki.subject_public_key
+        .as_bytes()
+        .map(<[u8]>::to_vec)
+        .ok_or_else(|| key_error("SubjectPublicKeyInfo public key has unused bits"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ring::signature::UnparsedPublicKey;
+
+    const ALL: [KeyAlgorithm; 3] = [
+        KeyAlgorithm::EcdsaP256Sha256,
+        KeyAlgorithm::EcdsaP384Sha384,
+        KeyAlgorithm::Ed25519,
+    ];
+
+    fn verify(key: &SoftwareKey, msg: &[u8], sig: &[u8]) -> bool {
+        let public = spki_public_key_bytes(key.public_key_info()).unwrap();
+        let alg: &dyn signature::VerificationAlgorithm = match key.algorithm() {
+            KeyAlgorithm::EcdsaP256Sha256 => &signature::ECDSA_P256_SHA256_ASN1,
+            KeyAlgorithm::EcdsaP384Sha384 => &signature::ECDSA_P384_SHA384_ASN1,
+            KeyAlgorithm::Ed25519 => &signature::ED25519,
+        };
+        UnparsedPublicKey::new(alg, public).verify(msg, sig).is_ok()
+    }
+
+    #[test]
+    fn generate_sign_verify_roundtrip_pem() {
+        for alg in ALL {
+            let key = SoftwareKey::generate(alg).unwrap();
+            assert_eq!(key.algorithm(), alg);
+            let sig = key.sign(b"hello").unwrap();
+            assert!(verify(&key, b"hello", &sig), "{alg}");
+            assert!(!verify(&key, b"hellO", &sig), "{alg}");
+            let pem = key.to_pkcs8_pem();
+            assert!(pem.starts_with("-----BEGIN PRIVATE KEY-----"));
+            let again = SoftwareKey::from_pem(&pem).unwrap();
+            assert_eq!(again.algorithm(), alg);
+            assert_eq!(again.public_key_info(), key.public_key_info());
+            assert_eq!(*again.pkcs8_der().unwrap(), *key.pkcs8_der().unwrap());
+        }
+    }
+
+    #[test]
+    fn spki_matches_x509_parser_view() {
+        use x509_parser::prelude::FromDer;
+        for alg in ALL {
+            let key = SoftwareKey::generate(alg).unwrap();
+            let (rest, spki) =
+                x509_parser::x509::SubjectPublicKeyInfo::from_der(key.public_key_info()).unwrap();
+            assert!(rest.is_empty());
+            let expected_oid = match alg {
+                KeyAlgorithm::Ed25519 => "1.3.101.112",
+                _ => "1.2.840.10045.2.1",
+            };
+            assert_eq!(spki.algorithm.algorithm.to_id_string(), expected_oid);
+            if alg == KeyAlgorithm::EcdsaP256Sha256 {
+                // TS-0003 10.1.1.1: uncompressed point.
+                assert_eq!(spki.subject_public_key.data.len(), 65);
+                assert_eq!(spki.subject_public_key.data[0], 4);
+            }
+        }
+    }
+
+    #[test]
+    fn debug_does_not_print_key_material() {
+        let key = SoftwareKey::generate(KeyAlgorithm::EcdsaP256Sha256).unwrap();
+        let dbg = format!("{key:?}");
+        assert_eq!(dbg, "SoftwareKey { algorithm: EcdsaP256Sha256, .. }");
+    }
+
+    fn openssl(args: &[&str]) -> Option<Vec<u8>> {
+        let out = std::process::Command::new("openssl")
+            .args(args)
+            .output()
+            .ok()?;
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Some(out.stdout)
+    }
+
+    #[test]
+    fn loads_openssl_sec1_and_pkcs8_keys() {
+        // SEC1 with an EC PARAMETERS block first, as `openssl ecparam -genkey` writes it.
+        let Some(sec1) = openssl(&["ecparam", "-name", "prime256v1", "-genkey"]) else {
+            panic!("the openssl CLI is required for this test");
+        };
+        let sec1 = String::from_utf8(sec1).unwrap();
+        assert!(sec1.contains("EC PARAMETERS") && sec1.contains("EC PRIVATE KEY"));
+        let key = SoftwareKey::from_pem(&sec1).unwrap();
+        assert_eq!(key.algorithm(), KeyAlgorithm::EcdsaP256Sha256);
+        // The converted PKCS #8 must load again and give the same public key.
+        let again = SoftwareKey::from_pem(&key.to_pkcs8_pem()).unwrap();
+        assert_eq!(again.public_key_info(), key.public_key_info());
+
+        let p384 = openssl(&[
+            "genpkey",
+            "-algorithm",
+            "EC",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-384",
+        ])
+        .unwrap();
+        let key = SoftwareKey::from_pem(std::str::from_utf8(&p384).unwrap()).unwrap();
+        assert_eq!(key.algorithm(), KeyAlgorithm::EcdsaP384Sha384);
+
+        // OpenSSL writes Ed25519 as PKCS #8 v1 (no public key).
+        let ed = openssl(&["genpkey", "-algorithm", "ED25519"]).unwrap();
+        let key = SoftwareKey::from_pem(std::str::from_utf8(&ed).unwrap()).unwrap();
+        assert_eq!(key.algorithm(), KeyAlgorithm::Ed25519);
+        let sig = key.sign(b"m").unwrap();
+        assert!(verify(&key, b"m", &sig));
+    }
+
+    #[test]
+    fn rejects_rsa_and_garbage() {
+        let rsa = openssl(&[
+            "genpkey",
+            "-algorithm",
+            "RSA",
+            "-pkeyopt",
+            "rsa_keygen_bits:1024",
+        ])
+        .unwrap();
+        let err = SoftwareKey::from_pem(std::str::from_utf8(&rsa).unwrap()).unwrap_err();
+        assert!(matches!(err, Error::Unsupported { .. }), "{err}");
+        let err =
+            SoftwareKey::from_pem("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n")
+                .unwrap_err();
+        assert!(matches!(err, Error::Key { .. }), "{err}");
+        let err = SoftwareKey::from_pkcs8_der(b"\x30\x03\x02\x01\x00").unwrap_err();
+        assert!(matches!(err, Error::Key { .. }), "{err}");
+    }
+
+    #[test]
+    fn algorithm_selection() {
+        use KeyAlgorithm::*;
+        let p256 = Some(KeyRequirement::Ec(Curve::P256));
+        let p384 = Some(KeyRequirement::Ec(Curve::P384));
+        assert_eq!(
+            key_algorithm_for(None, None, EcdsaP256Sha256).unwrap(),
+            EcdsaP256Sha256
+        );
+        assert_eq!(key_algorithm_for(None, None, Ed25519).unwrap(), Ed25519);
+        assert_eq!(
+            key_algorithm_for(p256, None, Ed25519).unwrap(),
+            EcdsaP256Sha256
+        );
+        assert_eq!(
+            key_algorithm_for(p256, Some(HashAlg::Sha256), Ed25519).unwrap(),
+            EcdsaP256Sha256
+        );
+        assert_eq!(
+            key_algorithm_for(p384, Some(HashAlg::Sha384), EcdsaP256Sha256).unwrap(),
+            EcdsaP384Sha384
+        );
+        assert_eq!(
+            key_algorithm_for(None, Some(HashAlg::Sha384), EcdsaP256Sha256).unwrap(),
+            EcdsaP384Sha384
+        );
+        assert_eq!(
+            key_algorithm_for(None, Some(HashAlg::Sha256), Ed25519).unwrap(),
+            EcdsaP256Sha256
+        );
+        assert_eq!(
+            key_algorithm_for(Some(KeyRequirement::Ed25519), None, EcdsaP256Sha256).unwrap(),
+            Ed25519
+        );
+        for (k, h) in [
+            (p256, Some(HashAlg::Sha384)),
+            (p384, Some(HashAlg::Sha256)),
+            (Some(KeyRequirement::Ec(Curve::P521)), None),
+            (None, Some(HashAlg::Sha512)),
+            (Some(KeyRequirement::Rsa { bits: Some(2048) }), None),
+        ] {
+            let err = key_algorithm_for(k, h, EcdsaP256Sha256).unwrap_err();
+            assert!(
+                matches!(err, Error::Unsupported { .. }),
+                "{k:?} {h:?}: {err}"
+            );
+        }
+        let err = key_algorithm_for(
+            Some(KeyRequirement::Rsa { bits: None }),
+            None,
+            EcdsaP256Sha256,
+        )
+        .unwrap_err();
+        assert!(err
+            .to_string()
+            .contains("RSA key generation is not available with the ring provider"));
+    }
+
+    #[test]
+    fn existing_key_check() {
+        let key = SoftwareKey::generate(KeyAlgorithm::EcdsaP256Sha256).unwrap();
+        let mut reqs = CsrRequirements {
+            challenge_password: crate::proto::csrattrs::ChallengePassword::NotRequested,
+            extensions: vec![],
+            key: None,
+            hash: None,
+            unrecognized: vec![],
+        };
+        check_key_satisfies(&key, &reqs).unwrap();
+        reqs.key = Some(KeyRequirement::Ec(Curve::P256));
+        reqs.hash = Some(HashAlg::Sha256);
+        check_key_satisfies(&key, &reqs).unwrap();
+        reqs.hash = Some(HashAlg::Sha384);
+        assert!(matches!(
+            check_key_satisfies(&key, &reqs),
+            Err(Error::Unsupported { .. })
+        ));
+        reqs.hash = None;
+        reqs.key = Some(KeyRequirement::Ec(Curve::P384));
+        let err = check_key_satisfies(&key, &reqs).unwrap_err();
+        assert!(err.to_string().contains("P-384"), "{err}");
+    }
+}
