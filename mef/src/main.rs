@@ -1,1 +1,263 @@
-fn main() {}
+//! `onem2m-mef`: runs the reference MEF, or manages its identity registry and issued
+//! certificates.
+
+use clap::{Args, Parser, Subcommand};
+use onem2m_mef::{Mef, MefConfig, ServerEku, Store, SubjectType};
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Parser)]
+#[command(name = "onem2m-mef", version, about = "Reference oneM2M MEF: EST server, RA and CA (TS-0003 8.3.6)")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    serve: ServeArgs,
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// Address to listen on (port 0 picks a free port; the address is printed on stdout).
+    #[arg(long, default_value = "127.0.0.1:8443")]
+    listen: SocketAddr,
+    /// Data directory (CA, server certificate, database).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Host name or IP address of the TLS server certificate (repeatable;
+    /// default localhost, 127.0.0.1 and ::1).
+    #[arg(long = "hostname")]
+    hostnames: Vec<String>,
+    /// EKU of the TLS server certificate: server-auth, cmc-ra (RFC 7030 3.6.1) or both.
+    #[arg(long, default_value = "server-auth")]
+    server_eku: ServerEku,
+    /// PEM file of trust anchors for third-party client certificates (repeatable).
+    #[arg(long)]
+    client_trust: Vec<PathBuf>,
+    /// Lifetime of issued certificates, in days.
+    #[arg(long, default_value_t = 365)]
+    cert_lifetime_days: u64,
+    /// Lifetime of a challengePassword handed out by /csrattrs, in seconds.
+    #[arg(long, default_value_t = 300)]
+    challenge_ttl_secs: u64,
+    /// Answer the first N attempts of each CSR with 202 Accepted (manual-approval simulation).
+    #[arg(long, default_value_t = 0)]
+    approval_polls: u32,
+    /// Retry-After seconds sent with those 202 answers.
+    #[arg(long, default_value_t = 1)]
+    retry_after: u64,
+    /// Largest accepted request body in bytes.
+    #[arg(long, default_value_t = 64 * 1024)]
+    max_body: usize,
+    /// Most connections served at once.
+    #[arg(long, default_value_t = 64)]
+    max_connections: usize,
+    /// Socket read/write and keep-alive idle timeout, in seconds.
+    #[arg(long, default_value_t = 30)]
+    io_timeout_secs: u64,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Manage the identity registry of third-party client certificates.
+    #[command(subcommand)]
+    Identity(IdentityCommand),
+    /// Manage certificates this MEF issued.
+    #[command(subcommand)]
+    Cert(CertCommand),
+}
+
+#[derive(Subcommand)]
+enum IdentityCommand {
+    /// Associate an identity with a third-party client certificate.
+    Add {
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// The client certificate (PEM); its SHA-256 fingerprint is registered.
+        #[arg(long, conflicts_with = "fingerprint", required_unless_present = "fingerprint")]
+        client_cert: Option<PathBuf>,
+        /// SHA-256 fingerprint of the client certificate DER (hex, ':' allowed).
+        #[arg(long)]
+        fingerprint: Option<String>,
+        /// ae, cse or node.
+        #[arg(long)]
+        subject_type: SubjectType,
+        /// AE-ID URI, CSE-ID domain name or Node-ID URI.
+        #[arg(long)]
+        subject_id: String,
+    },
+    /// List registered identities.
+    List {
+        #[arg(long)]
+        data_dir: PathBuf,
+    },
+    /// Remove a registered identity.
+    Remove {
+        #[arg(long)]
+        data_dir: PathBuf,
+        #[arg(long, conflicts_with = "fingerprint", required_unless_present = "fingerprint")]
+        client_cert: Option<PathBuf>,
+        #[arg(long)]
+        fingerprint: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum CertCommand {
+    /// List issued certificates.
+    List {
+        #[arg(long)]
+        data_dir: PathBuf,
+    },
+    /// Revoke an issued certificate (refused for re-enrollment from then on).
+    Revoke {
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// Serial number or SHA-256 fingerprint (hex).
+        #[arg(long)]
+        id: String,
+    },
+}
+
+/// Minimal stderr logger (the MEF is a reference/test server; no logging framework needed).
+struct StderrLogger;
+
+impl log::Log for StderrLogger {
+    fn enabled(&self, m: &log::Metadata<'_>) -> bool {
+        m.level() <= log::Level::Info
+    }
+    fn log(&self, r: &log::Record<'_>) {
+        if self.enabled(r.metadata()) && r.target().starts_with("onem2m_mef") {
+            eprintln!("[{}] {}", r.level(), r.args());
+        }
+    }
+    fn flush(&self) {}
+}
+
+static LOGGER: StderrLogger = StderrLogger;
+
+fn cert_fingerprint(path: &PathBuf) -> Result<String, onem2m_mef::MefError> {
+    let certs = onem2m_mef::read_pem_certs(path)?;
+    Ok(onem2m_mef::fingerprint(&certs[0]))
+}
+
+fn fingerprint_arg(
+    client_cert: Option<PathBuf>,
+    fingerprint: Option<String>,
+) -> Result<String, onem2m_mef::MefError> {
+    match (client_cert, fingerprint) {
+        (Some(p), _) => cert_fingerprint(&p),
+        (None, Some(f)) => onem2m_mef::identity::normalize_fingerprint(&f),
+        (None, None) => Err(onem2m_mef::MefError::Config(
+            "give --client-cert or --fingerprint".into(),
+        )),
+    }
+}
+
+fn run(cli: Cli) -> Result<(), onem2m_mef::MefError> {
+    match cli.command {
+        Some(Command::Identity(IdentityCommand::Add {
+            data_dir,
+            client_cert,
+            fingerprint,
+            subject_type,
+            subject_id,
+        })) => {
+            let fp = fingerprint_arg(client_cert, fingerprint)?;
+            let store = Store::open(&data_dir)?;
+            onem2m_mef::add_identity(&store, fp.as_bytes(), subject_type, &subject_id)?;
+            println!("{fp} {subject_type} {subject_id}");
+            Ok(())
+        }
+        Some(Command::Identity(IdentityCommand::List { data_dir })) => {
+            for e in Store::open(&data_dir)?.list_identities()? {
+                println!(
+                    "{} {} {}",
+                    e.fingerprint,
+                    e.identity.subject_type(),
+                    e.identity.subject_id()
+                );
+            }
+            Ok(())
+        }
+        Some(Command::Identity(IdentityCommand::Remove {
+            data_dir,
+            client_cert,
+            fingerprint,
+        })) => {
+            let fp = fingerprint_arg(client_cert, fingerprint)?;
+            if Store::open(&data_dir)?.remove_identity(&fp)? {
+                println!("removed {fp}");
+                Ok(())
+            } else {
+                Err(onem2m_mef::MefError::Config(format!("no identity registered for {fp}")))
+            }
+        }
+        Some(Command::Cert(CertCommand::List { data_dir })) => {
+            for c in Store::open(&data_dir)?.list_issued()? {
+                println!(
+                    "{} {} {} {} not_after={} revoked={}",
+                    c.serial,
+                    c.fingerprint,
+                    c.identity.subject_type(),
+                    c.identity.subject_id(),
+                    c.not_after,
+                    c.revoked
+                );
+            }
+            Ok(())
+        }
+        Some(Command::Cert(CertCommand::Revoke { data_dir, id })) => {
+            if Store::open(&data_dir)?.revoke(&id)? {
+                println!("revoked {id}");
+                Ok(())
+            } else {
+                Err(onem2m_mef::MefError::Config(format!("no issued certificate {id}")))
+            }
+        }
+        None => serve(cli.serve),
+    }
+}
+
+fn serve(a: ServeArgs) -> Result<(), onem2m_mef::MefError> {
+    let data_dir = a
+        .data_dir
+        .ok_or_else(|| onem2m_mef::MefError::Config("--data-dir is required".into()))?;
+    let mut config = MefConfig::new(&data_dir);
+    config.listen = a.listen;
+    if !a.hostnames.is_empty() {
+        config.hostnames = a.hostnames;
+    }
+    config.server_eku = a.server_eku;
+    for p in &a.client_trust {
+        config.client_trust.extend(onem2m_mef::read_pem_certs(p)?);
+    }
+    config.cert_lifetime = Duration::from_secs(a.cert_lifetime_days.max(1) * 24 * 3600);
+    config.challenge_ttl = Duration::from_secs(a.challenge_ttl_secs);
+    config.approval_polls = a.approval_polls;
+    config.retry_after_secs = a.retry_after;
+    config.max_body = a.max_body;
+    config.max_connections = a.max_connections.max(1);
+    config.io_timeout = Duration::from_secs(a.io_timeout_secs.max(1));
+    let mef = Mef::start(config)?;
+    let mut out = std::io::stdout().lock();
+    // Tests parse this line.
+    let _ = writeln!(out, "listening on {}", mef.local_addr());
+    let _ = writeln!(out, "CA certificate: {}", mef.ca_cert_pem_path().display());
+    let _ = out.flush();
+    drop(out);
+    // Serve until killed.
+    loop {
+        std::thread::park();
+    }
+}
+
+fn main() {
+    let _ = log::set_logger(&LOGGER).map(|_| log::set_max_level(log::LevelFilter::Info));
+    let cli = Cli::parse();
+    if let Err(e) = run(cli) {
+        eprintln!("onem2m-mef: {e}");
+        std::process::exit(1);
+    }
+}

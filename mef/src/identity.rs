@@ -1,0 +1,217 @@
+//! oneM2M identities the MEF associates with authenticated clients, and how they map to the
+//! subjectAltName of a certificate (TS-0003 10.1.1.5, 10.1.1.7, 10.1.1.8). The mapping is shared
+//! with the client library; do not deviate from it.
+
+use crate::MefError;
+use onem2m_est_proto::san::GeneralName;
+use std::fmt;
+use std::str::FromStr;
+
+/// The kind of oneM2M identifier a certificate is issued for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SubjectType {
+    /// AE-ID: subjectAltName uniformResourceIdentifier with the AE-ID's full URI (10.1.1.5).
+    Ae,
+    /// CSE-ID: subjectAltName dNSName with the CSE's public domain name (10.1.1.7).
+    Cse,
+    /// Node-ID: subjectAltName uniformResourceIdentifier with the Node-ID as a URI (10.1.1.8).
+    Node,
+}
+
+impl SubjectType {
+    /// The lower-case name used on the command line and in the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SubjectType::Ae => "ae",
+            SubjectType::Cse => "cse",
+            SubjectType::Node => "node",
+        }
+    }
+}
+
+impl fmt::Display for SubjectType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for SubjectType {
+    type Err = MefError;
+    fn from_str(s: &str) -> Result<Self, MefError> {
+        match s.to_ascii_lowercase().as_str() {
+            "ae" => Ok(SubjectType::Ae),
+            "cse" => Ok(SubjectType::Cse),
+            "node" => Ok(SubjectType::Node),
+            other => Err(MefError::InvalidIdentity(format!(
+                "unknown subject type {other:?} (expected ae, cse or node)"
+            ))),
+        }
+    }
+}
+
+/// A validated identity: its type and identifier.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Identity {
+    subject_type: SubjectType,
+    subject_id: String,
+}
+
+impl Identity {
+    /// Validates `subject_id` for `subject_type`: AE-IDs are absolute URIs with a scheme and a
+    /// host ("https://sp.example.com/cse01/CAE01"), CSE-IDs are DNS names
+    /// ("cse01.sp.example.com"), Node-IDs are URIs with a scheme ("urn:oid:1.3.6.1.4.1.99999.1.2.3").
+    /// Wildcards ("*") are rejected everywhere (TS-0003 10.1.1.1: no wildcard certificates).
+    pub fn new(subject_type: SubjectType, subject_id: &str) -> Result<Identity, MefError> {
+        let bad = |why: &str| {
+            Err(MefError::InvalidIdentity(format!(
+                "{subject_type} identifier {subject_id:?}: {why}"
+            )))
+        };
+        if subject_id.is_empty() {
+            return bad("empty");
+        }
+        if subject_id.contains('*') {
+            return bad("wildcards are not allowed");
+        }
+        // IA5String (RFC 5280 4.2.1.6) and no white space or control characters in URIs/names.
+        if !subject_id.bytes().all(|b| b.is_ascii_graphic()) {
+            return bad("only printable ASCII without spaces is allowed");
+        }
+        match subject_type {
+            SubjectType::Ae => {
+                let Some((scheme, rest)) = subject_id.split_once("://") else {
+                    return bad("an AE-ID must be an absolute URI with a host (scheme://host/...)");
+                };
+                if !valid_scheme(scheme) {
+                    return bad("invalid URI scheme");
+                }
+                let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+                let host = authority.rsplit('@').next().unwrap_or("");
+                if host.is_empty() || host.starts_with(':') {
+                    return bad("the URI has no host");
+                }
+            }
+            SubjectType::Cse => {
+                if !valid_dns_name(subject_id) {
+                    return bad("a CSE-ID must be a DNS name (letters, digits, hyphens, dots)");
+                }
+            }
+            SubjectType::Node => {
+                let Some((scheme, rest)) = subject_id.split_once(':') else {
+                    return bad("a Node-ID must be a URI (e.g. urn:oid:...)");
+                };
+                if !valid_scheme(scheme) || rest.is_empty() {
+                    return bad("a Node-ID must be a URI with a scheme (e.g. urn:oid:...)");
+                }
+            }
+        }
+        Ok(Identity {
+            subject_type,
+            subject_id: subject_id.to_owned(),
+        })
+    }
+
+    /// The subject type.
+    pub fn subject_type(&self) -> SubjectType {
+        self.subject_type
+    }
+
+    /// The identifier text.
+    pub fn subject_id(&self) -> &str {
+        &self.subject_id
+    }
+
+    /// The single subjectAltName entry that carries this identity.
+    pub fn general_name(&self) -> GeneralName {
+        match self.subject_type {
+            SubjectType::Cse => GeneralName::Dns(self.subject_id.clone()),
+            SubjectType::Ae | SubjectType::Node => GeneralName::Uri(self.subject_id.clone()),
+        }
+    }
+
+    /// Whether a subjectAltName entry is exactly this identity. DNS names compare
+    /// case-insensitively (RFC 5280 7.2), URIs exactly.
+    pub fn matches(&self, name: &GeneralName) -> bool {
+        match (self.subject_type, name) {
+            (SubjectType::Cse, GeneralName::Dns(d)) => d.eq_ignore_ascii_case(&self.subject_id),
+            (SubjectType::Ae | SubjectType::Node, GeneralName::Uri(u)) => *u == self.subject_id,
+            _ => false,
+        }
+    }
+}
+
+impl fmt::Display for Identity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.subject_type, self.subject_id)
+    }
+}
+
+fn valid_scheme(s: &str) -> bool {
+    let mut bytes = s.bytes();
+    matches!(bytes.next(), Some(b) if b.is_ascii_alphabetic())
+        && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'-' || b == b'.')
+}
+
+fn valid_dns_name(s: &str) -> bool {
+    s.len() <= 253
+        && s.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
+}
+
+/// SHA-256 fingerprint (lower-case hex) of a certificate's DER, the key of the identity registry.
+pub fn fingerprint(cert_der: &[u8]) -> String {
+    hex(ring::digest::digest(&ring::digest::SHA256, cert_der).as_ref())
+}
+
+/// Normalises a fingerprint given by an operator: hex digits, optionally separated by ':',
+/// case-insensitive; must be 32 bytes.
+pub fn normalize_fingerprint(text: &str) -> Result<String, MefError> {
+    let cleaned: String = text
+        .trim()
+        .chars()
+        .filter(|c| *c != ':')
+        .collect::<String>()
+        .to_ascii_lowercase();
+    if cleaned.len() != 64 || !cleaned.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(MefError::InvalidIdentity(
+            "a fingerprint is the SHA-256 of the certificate DER: 64 hex digits".into(),
+        ));
+    }
+    Ok(cleaned)
+}
+
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validation() {
+        assert!(Identity::new(SubjectType::Ae, "https://sp.example.com/cse01/CAE01").is_ok());
+        assert!(Identity::new(SubjectType::Ae, "CAE01").is_err());
+        assert!(Identity::new(SubjectType::Ae, "https:///x").is_err());
+        assert!(Identity::new(SubjectType::Ae, "https://*.example.com/x").is_err());
+        assert!(Identity::new(SubjectType::Cse, "cse01.sp.example.com").is_ok());
+        assert!(Identity::new(SubjectType::Cse, "*.sp.example.com").is_err());
+        assert!(Identity::new(SubjectType::Cse, "a b.com").is_err());
+        assert!(Identity::new(SubjectType::Node, "urn:oid:1.3.6.1.4.1.99999.1.2.3").is_ok());
+        assert!(Identity::new(SubjectType::Node, "1.3.6.1").is_err());
+        assert!(Identity::new(SubjectType::Node, "").is_err());
+    }
+
+    #[test]
+    fn fingerprints() {
+        let fp = fingerprint(b"x");
+        assert_eq!(fp.len(), 64);
+        assert_eq!(normalize_fingerprint(&fp.to_uppercase()).unwrap(), fp);
+        assert!(normalize_fingerprint("abcd").is_err());
+    }
+}

@@ -1,0 +1,199 @@
+//! The reference MEF (M2M Enrolment Function) of oneM2M TS-0003 8.3.6: an EST server
+//! (RFC 7030, RFC 8951), Registration Authority and MEF CA.
+//!
+//! It enforces the MEF side of the CR clause 8.3.Z.2: the client authenticates with a TLS
+//! certificate (a third-party certificate registered in the identity registry, or one this MEF
+//! issued), never with HTTP authentication; /csrattrs hands out a single-use challengePassword
+//! and the subjectAltName of the client's identity; /simpleenroll, /simplereenroll and
+//! /serverkeygen validate both before issuing.
+//!
+//! In-process use (tests, benchmarks):
+//!
+//! ```no_run
+//! use onem2m_mef::{Mef, MefConfig, SubjectType};
+//! # fn main() -> Result<(), onem2m_mef::MefError> {
+//! let mef = Mef::start(MefConfig::new("/tmp/mef-data"))?;
+//! println!("{}", mef.base_uri(None)); // https://localhost:PORT/.well-known/est
+//! # let client_cert_der: Vec<u8> = Vec::new();
+//! mef.add_identity(&client_cert_der, SubjectType::Ae, "https://sp.example.com/cse01/CAE01")?;
+//! mef.shutdown();
+//! # Ok(()) }
+//! ```
+
+pub mod ca;
+pub mod challenge;
+mod est;
+pub mod http;
+pub mod identity;
+mod server;
+pub mod store;
+
+pub use identity::{fingerprint, Identity, SubjectType};
+pub use server::{add_identity, RunningMef};
+pub use store::{IssuedCert, RegistryEntry, Store};
+
+use rustls_pki_types::CertificateDer;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Errors of the MEF (start-up, registry, issuance). Never carries key material or passwords.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum MefError {
+    /// File system access failed.
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// SQLite failed.
+    #[error("database: {context}: {source}")]
+    Database {
+        context: &'static str,
+        #[source]
+        source: rusqlite::Error,
+    },
+    /// Key or certificate generation, signing or parsing failed.
+    #[error("crypto: {0}")]
+    Crypto(String),
+    /// TLS configuration failed.
+    #[error("TLS configuration: {0}")]
+    Tls(String),
+    /// The configuration or a file in the data directory is unusable.
+    #[error("configuration: {0}")]
+    Config(String),
+    /// An identity (or fingerprint) given to the registry is not valid.
+    #[error("invalid identity: {0}")]
+    InvalidIdentity(String),
+    /// EST wire-format encoding failed.
+    #[error("encoding: {0}")]
+    Proto(#[from] onem2m_est_proto::ProtoError),
+}
+
+/// Which extended key usage the MEF's TLS server certificate carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ServerEku {
+    /// id-kp-serverAuth only (what generic TLS clients expect).
+    #[default]
+    ServerAuth,
+    /// id-kp-cmcRA only: RFC 7030 3.6.1 authorisation of an EST server acting as RA.
+    CmcRa,
+    /// Both.
+    Both,
+}
+
+impl ServerEku {
+    /// The command-line spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ServerEku::ServerAuth => "server-auth",
+            ServerEku::CmcRa => "cmc-ra",
+            ServerEku::Both => "both",
+        }
+    }
+}
+
+impl std::str::FromStr for ServerEku {
+    type Err = MefError;
+    fn from_str(s: &str) -> Result<Self, MefError> {
+        match s {
+            "server-auth" => Ok(ServerEku::ServerAuth),
+            "cmc-ra" => Ok(ServerEku::CmcRa),
+            "both" => Ok(ServerEku::Both),
+            other => Err(MefError::Config(format!(
+                "unknown server EKU {other:?} (expected server-auth, cmc-ra or both)"
+            ))),
+        }
+    }
+}
+
+/// Configuration of a MEF instance.
+#[derive(Debug, Clone)]
+pub struct MefConfig {
+    /// Address to listen on; port 0 picks a free port (see [`RunningMef::local_addr`]).
+    pub listen: SocketAddr,
+    /// Directory holding the CA, the server certificate and the database.
+    pub data_dir: PathBuf,
+    /// Host names and IP addresses of the TLS server certificate.
+    pub hostnames: Vec<String>,
+    /// EKU of the TLS server certificate.
+    pub server_eku: ServerEku,
+    /// The EST server explicit trust anchor database for third-party client certificates.
+    pub client_trust: Vec<CertificateDer<'static>>,
+    /// Lifetime of issued certificates.
+    pub cert_lifetime: Duration,
+    /// How long a challengePassword from /csrattrs stays valid.
+    pub challenge_ttl: Duration,
+    /// Manual-approval simulation: answer the first N attempts of each CSR with 202.
+    pub approval_polls: u32,
+    /// Retry-After seconds of those 202 answers.
+    pub retry_after_secs: u64,
+    /// Largest accepted request body (413 beyond).
+    pub max_body: usize,
+    /// Most connections served at once; further ones are closed immediately.
+    pub max_connections: usize,
+    /// Socket read/write (and keep-alive idle) timeout.
+    pub io_timeout: Duration,
+}
+
+impl MefConfig {
+    /// Defaults: 127.0.0.1:0, host names localhost/127.0.0.1/::1, serverAuth EKU, no third-party
+    /// trust anchors, 365-day certificates, 300 s challenge TTL, no approval delay, 64 KiB
+    /// bodies, 64 connections, 30 s timeouts.
+    pub fn new(data_dir: impl AsRef<Path>) -> MefConfig {
+        MefConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            data_dir: data_dir.as_ref().to_path_buf(),
+            hostnames: default_hostnames(),
+            server_eku: ServerEku::ServerAuth,
+            client_trust: Vec::new(),
+            cert_lifetime: Duration::from_secs(365 * 24 * 3600),
+            challenge_ttl: Duration::from_secs(300),
+            approval_polls: 0,
+            retry_after_secs: 1,
+            max_body: 64 * 1024,
+            max_connections: 64,
+            io_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// The default host names of the server certificate.
+pub fn default_hostnames() -> Vec<String> {
+    vec!["localhost".into(), "127.0.0.1".into(), "::1".into()]
+}
+
+/// Entry point: starts a MEF.
+pub struct Mef;
+
+impl Mef {
+    /// Creates (first start) or loads the CA, server certificate and database in
+    /// `config.data_dir`, binds the listener and serves in background threads.
+    pub fn start(config: MefConfig) -> Result<RunningMef, MefError> {
+        server::start(config)
+    }
+}
+
+/// Reads every certificate of a PEM file (for `--client-trust`).
+pub fn read_pem_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, MefError> {
+    let text = std::fs::read(path).map_err(|e| MefError::Io {
+        context: format!("reading {}", path.display()),
+        source: e,
+    })?;
+    let blocks = pem::parse_many(&text)
+        .map_err(|e| MefError::Config(format!("{}: malformed PEM: {e}", path.display())))?;
+    let certs: Vec<_> = blocks
+        .into_iter()
+        .filter(|p| p.tag() == "CERTIFICATE")
+        .map(|p| CertificateDer::from(p.into_contents()))
+        .collect();
+    if certs.is_empty() {
+        return Err(MefError::Config(format!(
+            "{}: no CERTIFICATE block",
+            path.display()
+        )));
+    }
+    Ok(certs)
+}

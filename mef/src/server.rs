@@ -1,0 +1,384 @@
+//! Listener, TLS (rustls 0.23, ring, TLS 1.2 and 1.3) and connection threads.
+
+use crate::ca::MefCa;
+use crate::challenge::Challenges;
+use crate::http::{self, ReadError, Response};
+use crate::identity::{fingerprint, Identity, SubjectType};
+use crate::store::{IssuedCert, Store};
+use crate::{MefConfig, MefError};
+use rustls::server::danger::ClientCertVerifier;
+use rustls::server::WebPkiClientVerifier;
+use rustls::{RootCertStore, ServerConfig, ServerConnection, StreamOwned};
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, UnixTime};
+use std::collections::HashMap;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+/// State shared by every connection.
+pub(crate) struct Shared {
+    pub config: MefConfig,
+    pub ca: MefCa,
+    pub store: Arc<Store>,
+    pub challenges: Challenges,
+    /// Approval-mode attempt counters keyed by the CSR's SHA-256 (RFC 7030 4.2.3 simulation).
+    pub approvals: Mutex<HashMap<String, u32>>,
+    /// Verifier against `--client-trust` only: tells third-party certificates apart.
+    pub third_party: Option<Arc<dyn ClientCertVerifier>>,
+}
+
+/// Who is on the other end of a connection, as far as the MEF can tell.
+#[derive(Debug, Clone)]
+pub(crate) enum Peer {
+    /// No client certificate.
+    Anonymous,
+    /// A certificate this MEF issued (present in its database).
+    Issued {
+        fingerprint: String,
+        record: IssuedCert,
+    },
+    /// A certificate chaining to `--client-trust`; `identity` when it is registered.
+    ThirdParty {
+        fingerprint: String,
+        identity: Option<Identity>,
+    },
+    /// Passed the TLS check (it chains to the MEF CA) but the MEF has no record of it.
+    Unknown,
+}
+
+/// Connection facts the handlers need.
+pub(crate) struct ConnInfo {
+    pub certs: Vec<CertificateDer<'static>>,
+}
+
+impl Shared {
+    /// Classifies the client certificate. Done per request, so registry edits and revocations
+    /// made while a connection is open take effect at once.
+    pub(crate) fn classify(&self, conn: &ConnInfo) -> Result<Peer, MefError> {
+        let Some(ee) = conn.certs.first() else {
+            return Ok(Peer::Anonymous);
+        };
+        let fp = fingerprint(ee);
+        if let Some(record) = self.store.issued_by_fingerprint(&fp)? {
+            return Ok(Peer::Issued {
+                fingerprint: fp,
+                record,
+            });
+        }
+        if let Some(v) = &self.third_party {
+            if v.verify_client_cert(ee, &conn.certs[1..], UnixTime::now()).is_ok() {
+                let identity = self.store.lookup_identity(&fp)?;
+                return Ok(Peer::ThirdParty {
+                    fingerprint: fp,
+                    identity,
+                });
+            }
+        }
+        Ok(Peer::Unknown)
+    }
+}
+
+/// A running MEF. Dropping it shuts it down.
+pub struct RunningMef {
+    shared: Arc<Shared>,
+    local_addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+    accept_thread: Option<JoinHandle<()>>,
+}
+
+impl RunningMef {
+    /// The bound address (with the real port when the configuration said 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The MEF CA certificate DER (the explicit trust anchor clients are given).
+    pub fn ca_cert_der(&self) -> CertificateDer<'static> {
+        self.shared.ca.cert_der().clone()
+    }
+
+    /// Path of the MEF CA certificate PEM file in the data directory.
+    pub fn ca_cert_pem_path(&self) -> PathBuf {
+        self.shared.ca.cert_path().to_path_buf()
+    }
+
+    /// The data directory.
+    pub fn data_dir(&self) -> &Path {
+        &self.shared.config.data_dir
+    }
+
+    /// `https://localhost:PORT/.well-known/est` or, with a label, `.../est/<label>`
+    /// (no trailing slash).
+    pub fn base_uri(&self, label: Option<&str>) -> String {
+        let mut uri = format!("https://localhost:{}/.well-known/est", self.local_addr.port());
+        if let Some(l) = label {
+            uri.push('/');
+            uri.push_str(l);
+        }
+        uri
+    }
+
+    /// The database (registry, issued certificates).
+    pub fn store(&self) -> &Store {
+        &self.shared.store
+    }
+
+    /// Registers the identity of a third-party client certificate. `cert_der_or_fingerprint`
+    /// is either the certificate DER or its SHA-256 fingerprint as hex text bytes.
+    pub fn add_identity(
+        &self,
+        cert_der_or_fingerprint: &[u8],
+        subject_type: SubjectType,
+        subject_id: &str,
+    ) -> Result<(), MefError> {
+        add_identity(&self.shared.store, cert_der_or_fingerprint, subject_type, subject_id)
+    }
+
+    /// Marks an issued certificate revoked, by serial or fingerprint (hex).
+    pub fn revoke(&self, serial_or_fingerprint: &str) -> Result<bool, MefError> {
+        self.shared.store.revoke(serial_or_fingerprint)
+    }
+
+    /// Stops accepting connections and waits for the accept loop to end. Open connections end
+    /// after their current request.
+    pub fn shutdown(mut self) {
+        self.stop_now();
+    }
+
+    fn stop_now(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        // Wake the blocking accept() with a connection of our own.
+        let _ = TcpStream::connect_timeout(&wake_addr(self.local_addr), std::time::Duration::from_secs(1));
+        if let Some(t) = self.accept_thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for RunningMef {
+    fn drop(&mut self) {
+        if self.accept_thread.is_some() {
+            self.stop_now();
+        }
+    }
+}
+
+fn wake_addr(addr: SocketAddr) -> SocketAddr {
+    let mut a = addr;
+    if a.ip().is_unspecified() {
+        a.set_ip(match a {
+            SocketAddr::V4(_) => [127, 0, 0, 1].into(),
+            SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+        });
+    }
+    a
+}
+
+/// Registers an identity in `store` (see [`RunningMef::add_identity`]); validates it first.
+pub fn add_identity(
+    store: &Store,
+    cert_der_or_fingerprint: &[u8],
+    subject_type: SubjectType,
+    subject_id: &str,
+) -> Result<(), MefError> {
+    let identity = Identity::new(subject_type, subject_id)?;
+    let fp = match std::str::from_utf8(cert_der_or_fingerprint)
+        .ok()
+        .and_then(|t| crate::identity::normalize_fingerprint(t).ok())
+    {
+        Some(fp) => fp,
+        None => {
+            x509_parser::parse_x509_certificate(cert_der_or_fingerprint).map_err(|_| {
+                MefError::InvalidIdentity(
+                    "neither a certificate DER nor a SHA-256 fingerprint in hex".into(),
+                )
+            })?;
+            fingerprint(cert_der_or_fingerprint)
+        }
+    };
+    store.add_identity(&fp, &identity)
+}
+
+fn tls_err(e: impl std::fmt::Display) -> MefError {
+    MefError::Tls(e.to_string())
+}
+
+pub(crate) fn start(config: MefConfig) -> Result<RunningMef, MefError> {
+    let ca = MefCa::load_or_create(&config.data_dir)?;
+    let store = Arc::new(Store::open(&config.data_dir)?);
+    let (server_cert, server_key) =
+        ca.server_cert(&config.data_dir, &config.hostnames, config.server_eku)?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+
+    // TLS-layer client verification against (client trust) ∪ (MEF CA); a missing certificate is
+    // allowed at this layer (pki --estca fetches /cacerts without one) and refused per operation.
+    let mut roots = RootCertStore::empty();
+    for c in config.client_trust.iter().chain(std::iter::once(ca.cert_der())) {
+        roots.add(c.clone()).map_err(tls_err)?;
+    }
+    let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+        .allow_unauthenticated()
+        .build()
+        .map_err(tls_err)?;
+    let third_party = if config.client_trust.is_empty() {
+        None
+    } else {
+        let mut tp = RootCertStore::empty();
+        for c in &config.client_trust {
+            tp.add(c.clone()).map_err(tls_err)?;
+        }
+        Some(
+            WebPkiClientVerifier::builder_with_provider(Arc::new(tp), provider.clone())
+                .build()
+                .map_err(tls_err)?,
+        )
+    };
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(server_key.to_vec()));
+    let mut tls = ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .map_err(tls_err)?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(vec![server_cert, ca.cert_der().clone()], key)
+        .map_err(tls_err)?;
+    tls.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let tls = Arc::new(tls);
+
+    let listener = TcpListener::bind(config.listen).map_err(|e| MefError::Io {
+        context: format!("binding {}", config.listen),
+        source: e,
+    })?;
+    let local_addr = listener.local_addr().map_err(|e| MefError::Io {
+        context: "reading the bound address".into(),
+        source: e,
+    })?;
+    let shared = Arc::new(Shared {
+        config,
+        ca,
+        store,
+        challenges: Challenges::default(),
+        approvals: Mutex::new(HashMap::new()),
+        third_party,
+    });
+    let stop = Arc::new(AtomicBool::new(false));
+    let accept_thread = {
+        let shared = shared.clone();
+        let stop = stop.clone();
+        std::thread::Builder::new()
+            .name("mef-accept".into())
+            .spawn(move || accept_loop(listener, shared, tls, stop))
+            .map_err(|e| MefError::Io {
+                context: "spawning the accept thread".into(),
+                source: e,
+            })?
+    };
+    log::info!("MEF listening on {local_addr}");
+    Ok(RunningMef {
+        shared,
+        local_addr,
+        stop,
+        accept_thread: Some(accept_thread),
+    })
+}
+
+/// Decrements the active-connection count when a connection thread ends (even by panic).
+struct ActiveGuard(Arc<AtomicUsize>);
+
+impl Drop for ActiveGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+fn accept_loop(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    tls: Arc<ServerConfig>,
+    stop: Arc<AtomicBool>,
+) {
+    let active = Arc::new(AtomicUsize::new(0));
+    for stream in listener.incoming() {
+        if stop.load(Ordering::SeqCst) {
+            break;
+        }
+        let Ok(stream) = stream else { continue };
+        if active.fetch_add(1, Ordering::SeqCst) >= shared.config.max_connections {
+            active.fetch_sub(1, Ordering::SeqCst);
+            log::warn!("connection limit reached; closing a new connection");
+            continue;
+        }
+        let guard = ActiveGuard(active.clone());
+        let shared = shared.clone();
+        let tls = tls.clone();
+        let stop = stop.clone();
+        let spawned = std::thread::Builder::new()
+            .name("mef-conn".into())
+            .spawn(move || {
+                let _guard = guard;
+                let peer = stream.peer_addr().ok();
+                if let Err(e) = serve_connection(stream, &shared, tls, &stop) {
+                    log::debug!("connection {peer:?}: {e}");
+                }
+            });
+        if let Err(e) = spawned {
+            log::error!("cannot spawn a connection thread: {e}");
+        }
+    }
+}
+
+fn serve_connection(
+    sock: TcpStream,
+    shared: &Shared,
+    tls: Arc<ServerConfig>,
+    stop: &AtomicBool,
+) -> std::io::Result<()> {
+    let timeout = Some(shared.config.io_timeout);
+    sock.set_read_timeout(timeout)?;
+    sock.set_write_timeout(timeout)?;
+    let _ = sock.set_nodelay(true);
+    let conn = ServerConnection::new(tls).map_err(std::io::Error::other)?;
+    let mut stream = StreamOwned::new(conn, sock);
+    while stream.conn.is_handshaking() {
+        stream.conn.complete_io(&mut stream.sock)?;
+    }
+    let info = ConnInfo {
+        certs: stream
+            .conn
+            .peer_certificates()
+            .map(|c| c.iter().map(|c| c.clone().into_owned()).collect())
+            .unwrap_or_default(),
+    };
+    let mut buf = Vec::new();
+    loop {
+        if stop.load(Ordering::SeqCst) {
+            break;
+        }
+        let req = match http::read_request(&mut stream, &mut buf, shared.config.max_body) {
+            Ok(r) => r,
+            Err(ReadError::Closed) => break,
+            Err(ReadError::Io(e)) => return Err(e),
+            Err(ReadError::Reject(resp)) => {
+                http::write_response(&mut stream, &resp, false)?;
+                break;
+            }
+        };
+        // A panicking handler answers 500 and leaves the server running (no state is written
+        // except in single transactions, which roll back when dropped mid-way).
+        let resp = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            crate::est::handle(shared, &info, &req)
+        }))
+        .unwrap_or_else(|_| {
+            log::error!("handler panicked on {} {}", req.method, req.path);
+            Response::text(500, "internal error").closing()
+        });
+        let keep_alive = req.keep_alive && !resp.close && !stop.load(Ordering::SeqCst);
+        http::write_response(&mut stream, &resp, keep_alive)?;
+        if !keep_alive {
+            break;
+        }
+    }
+    stream.conn.send_close_notify();
+    let _ = stream.conn.complete_io(&mut stream.sock);
+    Ok(())
+}

@@ -1,0 +1,301 @@
+//! Persistent state in SQLite (DIR/mef.sqlite): issued certificates, the identity registry of
+//! third-party client certificates, and the schema version. Every write is one transaction, so a
+//! crash never leaves a half-written record. A PSK registry (KpmID -> Kpm, identity) will be a
+//! further table in a later schema version.
+
+use crate::identity::{Identity, SubjectType};
+use crate::MefError;
+use rusqlite::{params, Connection, OptionalExtension};
+use std::path::Path;
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// The schema version this build writes.
+pub const SCHEMA_VERSION: i64 = 1;
+
+/// The file name of the database inside the data directory.
+pub const DB_FILE: &str = "mef.sqlite";
+
+/// One certificate the MEF issued.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IssuedCert {
+    /// Serial number, lower-case hex.
+    pub serial: String,
+    /// The identity it was issued for.
+    pub identity: Identity,
+    /// SHA-256 of the certificate DER, lower-case hex.
+    pub fingerprint: String,
+    /// Validity, seconds since the Unix epoch.
+    pub not_before: i64,
+    pub not_after: i64,
+    /// Revoked by the operator: no longer accepted for /simplereenroll or /simpleenroll.
+    pub revoked: bool,
+    /// When it was issued, seconds since the Unix epoch.
+    pub issued_at: i64,
+}
+
+/// One entry of the identity registry: a third-party client certificate and its identity.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegistryEntry {
+    /// SHA-256 of the client certificate DER, lower-case hex.
+    pub fingerprint: String,
+    pub identity: Identity,
+    /// When it was added, seconds since the Unix epoch.
+    pub added_at: i64,
+}
+
+/// The database. Cheap to share behind an `Arc`; a mutex serialises access (SQLite connections
+/// are not `Sync`), and a busy timeout lets the CLI edit the registry while the server runs.
+pub struct Store {
+    conn: Mutex<Connection>,
+}
+
+fn db_err(context: &'static str) -> impl FnOnce(rusqlite::Error) -> MefError {
+    move |e| MefError::Database {
+        context,
+        source: e,
+    }
+}
+
+pub(crate) fn now_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+fn identity_from_row(ty: String, id: String) -> Result<Identity, rusqlite::Error> {
+    let st: SubjectType = ty.parse().map_err(|e: MefError| {
+        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
+    })?;
+    Identity::new(st, &id).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(1, rusqlite::types::Type::Text, Box::new(e))
+    })
+}
+
+impl Store {
+    /// Opens (creating if needed) the database in `data_dir` and migrates it to
+    /// [`SCHEMA_VERSION`]. A database with a newer schema is refused.
+    pub fn open(data_dir: &Path) -> Result<Store, MefError> {
+        std::fs::create_dir_all(data_dir).map_err(|e| MefError::Io {
+            context: format!("creating data directory {}", data_dir.display()),
+            source: e,
+        })?;
+        let mut conn = Connection::open(data_dir.join(DB_FILE)).map_err(db_err("opening database"))?;
+        conn.busy_timeout(Duration::from_secs(10))
+            .map_err(db_err("setting busy timeout"))?;
+        let tx = conn.transaction().map_err(db_err("starting migration"))?;
+        tx.execute_batch(
+            "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);",
+        )
+        .map_err(db_err("creating meta table"))?;
+        let version: Option<i64> = tx
+            .query_row("SELECT value FROM meta WHERE key = 'schema_version'", [], |r| r.get(0))
+            .optional()
+            .map_err(db_err("reading schema version"))?;
+        match version {
+            None => {
+                tx.execute_batch(
+                    "CREATE TABLE issued_certs (
+                        serial TEXT PRIMARY KEY,
+                        subject_type TEXT NOT NULL,
+                        subject_id TEXT NOT NULL,
+                        fingerprint TEXT NOT NULL UNIQUE,
+                        not_before INTEGER NOT NULL,
+                        not_after INTEGER NOT NULL,
+                        revoked INTEGER NOT NULL DEFAULT 0,
+                        issued_at INTEGER NOT NULL,
+                        cert_der BLOB NOT NULL
+                    );
+                    CREATE TABLE identities (
+                        fingerprint TEXT PRIMARY KEY,
+                        subject_type TEXT NOT NULL,
+                        subject_id TEXT NOT NULL,
+                        added_at INTEGER NOT NULL
+                    );",
+                )
+                .map_err(db_err("creating tables"))?;
+                tx.execute(
+                    "INSERT INTO meta (key, value) VALUES ('schema_version', ?1)",
+                    [SCHEMA_VERSION],
+                )
+                .map_err(db_err("writing schema version"))?;
+            }
+            Some(v) if v == SCHEMA_VERSION => {}
+            Some(v) => {
+                return Err(MefError::Config(format!(
+                    "database schema version {v} is not supported by this build (expects {SCHEMA_VERSION})"
+                )))
+            }
+        }
+        tx.commit().map_err(db_err("committing migration"))?;
+        Ok(Store {
+            conn: Mutex::new(conn),
+        })
+    }
+
+    fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
+        // A panic while holding the lock cannot leave SQLite half-written (transactions roll
+        // back on drop), so a poisoned lock is safe to reuse.
+        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The schema version recorded in the database.
+    pub fn schema_version(&self) -> Result<i64, MefError> {
+        self.conn()
+            .query_row("SELECT value FROM meta WHERE key = 'schema_version'", [], |r| r.get(0))
+            .map_err(db_err("reading schema version"))
+    }
+
+    /// Adds (or replaces) the identity of a third-party client certificate.
+    pub fn add_identity(&self, fingerprint: &str, identity: &Identity) -> Result<(), MefError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction().map_err(db_err("starting transaction"))?;
+        tx.execute(
+            "INSERT OR REPLACE INTO identities (fingerprint, subject_type, subject_id, added_at)
+             VALUES (?1, ?2, ?3, ?4)",
+            params![
+                fingerprint,
+                identity.subject_type().as_str(),
+                identity.subject_id(),
+                now_secs()
+            ],
+        )
+        .map_err(db_err("adding identity"))?;
+        tx.commit().map_err(db_err("committing identity"))
+    }
+
+    /// Removes a registry entry; returns whether it existed.
+    pub fn remove_identity(&self, fingerprint: &str) -> Result<bool, MefError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction().map_err(db_err("starting transaction"))?;
+        let n = tx
+            .execute("DELETE FROM identities WHERE fingerprint = ?1", [fingerprint])
+            .map_err(db_err("removing identity"))?;
+        tx.commit().map_err(db_err("committing removal"))?;
+        Ok(n > 0)
+    }
+
+    /// The identity registered for a third-party client certificate fingerprint.
+    pub fn lookup_identity(&self, fingerprint: &str) -> Result<Option<Identity>, MefError> {
+        self.conn()
+            .query_row(
+                "SELECT subject_type, subject_id FROM identities WHERE fingerprint = ?1",
+                [fingerprint],
+                |r| identity_from_row(r.get(0)?, r.get(1)?),
+            )
+            .optional()
+            .map_err(db_err("looking up identity"))
+    }
+
+    /// All registry entries, ordered by fingerprint.
+    pub fn list_identities(&self) -> Result<Vec<RegistryEntry>, MefError> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare(
+                "SELECT fingerprint, subject_type, subject_id, added_at FROM identities
+                 ORDER BY fingerprint",
+            )
+            .map_err(db_err("listing identities"))?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok(RegistryEntry {
+                    fingerprint: r.get(0)?,
+                    identity: identity_from_row(r.get(1)?, r.get(2)?)?,
+                    added_at: r.get(3)?,
+                })
+            })
+            .map_err(db_err("listing identities"))?;
+        rows.collect::<Result<Vec<_>, _>>()
+            .map_err(db_err("listing identities"))
+    }
+
+    /// Records an issued certificate (one transaction).
+    pub(crate) fn insert_issued(&self, cert: &IssuedCert, der: &[u8]) -> Result<(), MefError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction().map_err(db_err("starting transaction"))?;
+        tx.execute(
+            "INSERT INTO issued_certs (serial, subject_type, subject_id, fingerprint, not_before,
+                 not_after, revoked, issued_at, cert_der)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            params![
+                cert.serial,
+                cert.identity.subject_type().as_str(),
+                cert.identity.subject_id(),
+                cert.fingerprint,
+                cert.not_before,
+                cert.not_after,
+                cert.revoked,
+                cert.issued_at,
+                der
+            ],
+        )
+        .map_err(db_err("recording issued certificate"))?;
+        tx.commit().map_err(db_err("committing issued certificate"))
+    }
+
+    fn issued_where(&self, clause: &str, value: &str) -> Result<Option<IssuedCert>, MefError> {
+        let sql = format!(
+            "SELECT serial, subject_type, subject_id, fingerprint, not_before, not_after, revoked,
+                    issued_at FROM issued_certs WHERE {clause} = ?1"
+        );
+        self.conn()
+            .query_row(&sql, [value], row_to_issued)
+            .optional()
+            .map_err(db_err("looking up issued certificate"))
+    }
+
+    /// The issued certificate with this DER fingerprint, if the MEF issued it.
+    pub fn issued_by_fingerprint(&self, fingerprint: &str) -> Result<Option<IssuedCert>, MefError> {
+        self.issued_where("fingerprint", fingerprint)
+    }
+
+    /// The issued certificate with this serial (lower-case hex).
+    pub fn issued_by_serial(&self, serial: &str) -> Result<Option<IssuedCert>, MefError> {
+        self.issued_where("serial", &serial.to_ascii_lowercase())
+    }
+
+    /// Every issued certificate, oldest first.
+    pub fn list_issued(&self) -> Result<Vec<IssuedCert>, MefError> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare(
+                "SELECT serial, subject_type, subject_id, fingerprint, not_before, not_after,
+                        revoked, issued_at FROM issued_certs ORDER BY issued_at, serial",
+            )
+            .map_err(db_err("listing issued certificates"))?;
+        let rows = stmt
+            .query_map([], row_to_issued)
+            .map_err(db_err("listing issued certificates"))?;
+        rows.collect::<Result<Vec<_>, _>>()
+            .map_err(db_err("listing issued certificates"))
+    }
+
+    /// Marks an issued certificate revoked, by serial (hex) or fingerprint (hex).
+    /// Returns whether a certificate matched.
+    pub fn revoke(&self, serial_or_fingerprint: &str) -> Result<bool, MefError> {
+        let key = serial_or_fingerprint.to_ascii_lowercase().replace(':', "");
+        let mut conn = self.conn();
+        let tx = conn.transaction().map_err(db_err("starting transaction"))?;
+        let n = tx
+            .execute(
+                "UPDATE issued_certs SET revoked = 1 WHERE serial = ?1 OR fingerprint = ?1",
+                [&key],
+            )
+            .map_err(db_err("revoking certificate"))?;
+        tx.commit().map_err(db_err("committing revocation"))?;
+        Ok(n > 0)
+    }
+}
+
+fn row_to_issued(r: &rusqlite::Row<'_>) -> Result<IssuedCert, rusqlite::Error> {
+    Ok(IssuedCert {
+        serial: r.get(0)?,
+        identity: identity_from_row(r.get(1)?, r.get(2)?)?,
+        fingerprint: r.get(3)?,
+        not_before: r.get(4)?,
+        not_after: r.get(5)?,
+        revoked: r.get(6)?,
+        issued_at: r.get(7)?,
+    })
+}
