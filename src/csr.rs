@@ -1,1 +1,635 @@
-//! (being written)
+//! Building the PKCS #10 certification request (RFC 2986) a MEF Client sends to /simpleenroll
+//! and /simplereenroll: TS-0003 10.1.4 (CSR profile), RFC 7030 4.5.2 (CSR attributes),
+//! CR 8.3.Z.2.2 step 3b ("generate a CSR with the requested CSR attributes using the key pair").
+//!
+//! The request carries:
+//! - subjectPublicKeyInfo: exactly the key's [`PrivateKey::public_key_info`];
+//! - subject: CN = the subject identity when it fits ub-common-name (64, RFC 5280 A.1), else an
+//!   empty subject with subjectAltName critical (RFC 5280 4.2.1.6);
+//! - extensionRequest: subjectAltName with the subject identity (TS-0003 8.3.9.7 step 5,
+//!   10.1.4), then every other extension the server asked for, verbatim with its criticality;
+//! - challengePassword (PKCS #9, RFC 2985 5.4.1), when the server asked for one.
+//!
+//! Signing goes through [`PrivateKey::sign`] only, so the key may live outside the process.
+
+use crate::error::{Error, Operation, Result};
+use crate::identity::{describe_general_names, SubjectIdentity};
+use crate::keys::{check_key_satisfies, spki_public_key_bytes, KeyAlgorithm, PrivateKey};
+use crate::proto::csrattrs::{ChallengePassword, CsrRequirements, RequestedExtension};
+use crate::proto::oids;
+use crate::proto::san::{self, GeneralName};
+use base64::Engine as _;
+use der::asn1::{Any, ObjectIdentifier, PrintableStringRef, SetOfVec, Utf8StringRef};
+use der::Encode;
+use std::cell::RefCell;
+use zeroize::Zeroizing;
+
+/// ub-common-name (RFC 5280 appendix A.1).
+const UB_COMMON_NAME: usize = 64;
+/// pkcs-9-ub-challengePassword (RFC 2985 appendix A; RFC 7030 3.5 "limited to 255 bytes").
+const UB_CHALLENGE_PASSWORD: usize = 255;
+/// pkcs-9-at-challengePassword, as rcgen takes attribute types.
+const CHALLENGE_PASSWORD_ARCS: &[u64] = &[1, 2, 840, 113549, 1, 9, 7];
+
+/// A built CSR.
+///
+/// `der` holds the challengePassword when one was requested: it is what the server asked to
+/// receive, but treat the bytes as sensitive (`Debug` prints only their length).
+#[derive(Clone, PartialEq, Eq)]
+pub struct BuiltCsr {
+    /// The DER CertificationRequest (RFC 2986 4.2).
+    pub der: Vec<u8>,
+    /// The names in its subjectAltName, in order: what the issued certificate must carry.
+    pub san: Vec<GeneralName>,
+}
+
+impl std::fmt::Debug for BuiltCsr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BuiltCsr")
+            .field("der_len", &self.der.len())
+            .field("san", &self.san)
+            .finish()
+    }
+}
+
+fn csr_error(reason: impl Into<String>) -> Error {
+    Error::Csr {
+        reason: reason.into(),
+    }
+}
+
+/// The server sent CSR attributes that cannot be honoured as written.
+fn bad_csrattrs(reason: impl Into<String>) -> Error {
+    Error::BadResponse {
+        operation: Operation::CsrAttrs,
+        reason: reason.into(),
+    }
+}
+
+/// Builds and signs the CSR.
+///
+/// Subject identity rules (TS-0003 8.3.9.7 step 5, 10.1.4; CR 8.3.Z.2.2 step 2b):
+/// - `identity` and a requested subjectAltName: the requested names must include the identity
+///   (else [`Error::IdentityConflict`]); the CSR carries the requested names as given, so the
+///   MEF finds exactly what it asked for;
+/// - only `identity`: the CSR carries the identity's name;
+/// - only a requested subjectAltName: the CSR carries it as given;
+/// - neither: [`Error::InvalidArgument`] (there is no identity to request a certificate for).
+///
+/// challengePassword (RFC 2985 5.4.1): a value the server supplied is echoed exactly; a bare
+/// challengePassword OID asks for channel binding (RFC 7030 3.5) and is answered with the
+/// base64 of `channel_binding` (the caller obtains it from the TLS session, e.g. tls-exporter
+/// per RFC 9266); without one, [`Error::Unsupported`]. When the server did not ask, no
+/// challengePassword is sent even if `channel_binding` is given: a server that does not
+/// verify the binding could reject the request. The value is encoded as PrintableString when
+/// every character allows it and as UTF8String otherwise, as RFC 2985 5.4.1 recommends.
+///
+/// The key must satisfy the requested key type and hash ([`check_key_satisfies`]).
+pub fn build_csr(
+    key: &dyn PrivateKey,
+    identity: Option<&SubjectIdentity>,
+    reqs: &CsrRequirements,
+    channel_binding: Option<&[u8]>,
+) -> Result<BuiltCsr> {
+    check_key_satisfies(key, reqs)?;
+
+    let requested_san = requested_san(reqs)?;
+    let (san_names, requested_critical) = match (identity, requested_san) {
+        (Some(id), Some((names, critical))) => {
+            if !id.is_in(&names) {
+                return Err(Error::IdentityConflict {
+                    configured: id.to_string(),
+                    requested: format!("subjectAltName {}", describe_general_names(&names)),
+                });
+            }
+            (names, critical)
+        }
+        (Some(id), None) => (vec![id.general_name()], false),
+        (None, Some((names, critical))) => (names, critical),
+        (None, None) => {
+            return Err(Error::invalid(
+                "certSubjectID",
+                "no subject identity is configured and the server's CSR attributes request no \
+                 subjectAltName: the CSR has no identity to carry (TS-0003 10.1.4)",
+            ))
+        }
+    };
+
+    // The subject CN repeats the identity when it fits; otherwise the subject is empty and the
+    // SAN must be critical (RFC 5280 4.2.1.6).
+    let subject_text = match identity {
+        Some(id) => Some(id.id().to_string()),
+        None => san_names.iter().find_map(|n| match n {
+            GeneralName::Dns(s) | GeneralName::Uri(s) => Some(s.clone()),
+            GeneralName::Other(_) => None,
+        }),
+    };
+    let mut params = rcgen::CertificateParams::default();
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    let subject_empty = match subject_text {
+        Some(cn) if cn.len() <= UB_COMMON_NAME => {
+            params
+                .distinguished_name
+                .push(rcgen::DnType::CommonName, rcgen::DnValue::Utf8String(cn));
+            false
+        }
+        _ => true,
+    };
+
+    let san_der = san::encode(&san_names)
+        .map_err(|e| csr_error(format!("cannot encode the subjectAltName: {e}")))?;
+    let mut san_ext =
+        rcgen::CustomExtension::from_oid_content(&oid_arcs(oids::SUBJECT_ALT_NAME)?, san_der);
+    san_ext.set_criticality(subject_empty || requested_critical);
+    params.custom_extensions.push(san_ext);
+    for ext in other_extensions(&reqs.extensions)? {
+        let mut custom =
+            rcgen::CustomExtension::from_oid_content(&oid_arcs(&ext.oid)?, ext.value.clone());
+        custom.set_criticality(ext.critical);
+        params.custom_extensions.push(custom);
+    }
+
+    let mut attributes = Vec::new();
+    if let Some(password) = challenge_password(&reqs.challenge_password, channel_binding)? {
+        let values = encode_directory_string_set(&password)?;
+        // rcgen owns this copy until the request is serialised; it is not zeroized there.
+        attributes.push(rcgen::Attribute {
+            oid: CHALLENGE_PASSWORD_ARCS,
+            values: values.to_vec(),
+        });
+    }
+
+    let signer = KeySigner::new(key)?;
+    let csr = params.serialize_request_with_attributes(&signer, attributes);
+    if let Some(key_error) = signer.error.into_inner() {
+        return Err(key_error);
+    }
+    let csr = csr.map_err(|e| csr_error(format!("cannot serialise the request: {e}")))?;
+    Ok(BuiltCsr {
+        der: csr.der().to_vec(),
+        san: san_names,
+    })
+}
+
+/// The subjectAltName the server asked for: its names and criticality.
+fn requested_san(reqs: &CsrRequirements) -> Result<Option<(Vec<GeneralName>, bool)>> {
+    let Some(ext) = reqs
+        .extensions
+        .iter()
+        .find(|e| e.oid == oids::SUBJECT_ALT_NAME)
+    else {
+        return Ok(None);
+    };
+    let names = san::decode(&ext.value)
+        .map_err(|e| bad_csrattrs(format!("the requested subjectAltName is malformed: {e}")))?;
+    if names.is_empty() {
+        return Err(bad_csrattrs("the requested subjectAltName holds no names"));
+    }
+    Ok(Some((names, ext.critical)))
+}
+
+/// The requested extensions other than subjectAltName (which is always built here), each
+/// once: an extension appears at most once in a certificate (RFC 5280 4.2), so identical
+/// repeats collapse and conflicting repeats are refused.
+fn other_extensions(requested: &[RequestedExtension]) -> Result<Vec<&RequestedExtension>> {
+    let mut out: Vec<&RequestedExtension> = Vec::new();
+    for ext in requested.iter().filter(|e| e.oid != oids::SUBJECT_ALT_NAME) {
+        match out.iter().find(|e| e.oid == ext.oid) {
+            Some(prev) if *prev == ext => {}
+            Some(_) => {
+                return Err(bad_csrattrs(format!(
+                    "extension {} is requested twice with different contents",
+                    ext.oid
+                )))
+            }
+            None => out.push(ext),
+        }
+    }
+    Ok(out)
+}
+
+fn oid_arcs(dotted: &str) -> Result<Vec<u64>> {
+    let oid = ObjectIdentifier::new(dotted)
+        .map_err(|e| bad_csrattrs(format!("malformed extension OID {dotted:?}: {e}")))?;
+    Ok(oid.arcs().map(u64::from).collect())
+}
+
+/// The challengePassword to send, if any.
+fn challenge_password(
+    requested: &ChallengePassword,
+    channel_binding: Option<&[u8]>,
+) -> Result<Option<Zeroizing<String>>> {
+    let password = match requested {
+        ChallengePassword::NotRequested => return Ok(None),
+        ChallengePassword::Value(value) => value.clone(),
+        ChallengePassword::ChannelBinding => match channel_binding {
+            // RFC 7030 3.5: the binding value, base64 (RFC 4648 4).
+            Some(binding) => {
+                Zeroizing::new(base64::engine::general_purpose::STANDARD.encode(binding))
+            }
+            None => {
+                return Err(Error::Unsupported {
+                    what: "the server asks for identity/POP linking (a challengePassword \
+                           holding the TLS channel binding, RFC 7030 3.5); tls-unique and \
+                           tls-exporter linking are not supported over this TLS connection"
+                        .into(),
+                })
+            }
+        },
+    };
+    if password.is_empty() {
+        return Err(bad_csrattrs(
+            "the challengePassword the server supplied is empty",
+        ));
+    }
+    if password.len() > UB_CHALLENGE_PASSWORD {
+        return Err(bad_csrattrs(format!(
+            "the challengePassword is longer than {UB_CHALLENGE_PASSWORD} bytes (RFC 2985)"
+        )));
+    }
+    Ok(Some(password))
+}
+
+/// `SET { DirectoryString }`: PrintableString when possible, else UTF8String (RFC 2985 5.4.1).
+fn encode_directory_string_set(value: &str) -> Result<Zeroizing<Vec<u8>>> {
+    let fail = |e: der::Error| csr_error(format!("cannot encode the challengePassword: {e}"));
+    let any = match PrintableStringRef::new(value) {
+        Ok(printable) => Any::encode_from(&printable),
+        Err(_) => Any::encode_from(&Utf8StringRef::new(value).map_err(fail)?),
+    }
+    .map_err(fail)?;
+    let set = SetOfVec::try_from(vec![any]).map_err(fail)?;
+    let mut out = Zeroizing::new(Vec::new());
+    set.encode_to_vec(&mut out).map_err(fail)?;
+    Ok(out)
+}
+
+/// rcgen's signing interface over a [`PrivateKey`]. rcgen cannot carry our error through its
+/// own error type, so the key's error is kept here and returned instead of rcgen's.
+struct KeySigner<'a> {
+    key: &'a dyn PrivateKey,
+    algorithm: &'static rcgen::SignatureAlgorithm,
+    /// The subjectPublicKey BIT STRING contents (what `PublicKeyData::der_bytes` means).
+    public_key: Vec<u8>,
+    error: RefCell<Option<Error>>,
+}
+
+impl<'a> KeySigner<'a> {
+    fn new(key: &'a dyn PrivateKey) -> Result<KeySigner<'a>> {
+        let algorithm = match key.algorithm() {
+            KeyAlgorithm::EcdsaP256Sha256 => &rcgen::PKCS_ECDSA_P256_SHA256,
+            KeyAlgorithm::EcdsaP384Sha384 => &rcgen::PKCS_ECDSA_P384_SHA384,
+            KeyAlgorithm::Ed25519 => &rcgen::PKCS_ED25519,
+        };
+        Ok(KeySigner {
+            key,
+            algorithm,
+            public_key: spki_public_key_bytes(key.public_key_info())?,
+            error: RefCell::new(None),
+        })
+    }
+}
+
+impl rcgen::PublicKeyData for KeySigner<'_> {
+    fn der_bytes(&self) -> &[u8] {
+        &self.public_key
+    }
+
+    fn algorithm(&self) -> &'static rcgen::SignatureAlgorithm {
+        self.algorithm
+    }
+}
+
+impl rcgen::SigningKey for KeySigner<'_> {
+    fn sign(&self, msg: &[u8]) -> Result<Vec<u8>, rcgen::Error> {
+        self.key.sign(msg).map_err(|e| {
+            *self.error.borrow_mut() = Some(e);
+            rcgen::Error::RemoteKeyError
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::identity::SubjectType;
+    use crate::keys::SoftwareKey;
+    use crate::proto::csrattrs::{Curve, HashAlg, KeyRequirement};
+    use ring::signature::{self, UnparsedPublicKey};
+    use x509_parser::certification_request::X509CertificationRequest;
+    use x509_parser::cri_attributes::ParsedCriAttribute;
+    use x509_parser::prelude::FromDer;
+
+    const AE: &str = "https://sp.example.com/cse01/CAE01";
+
+    fn reqs() -> CsrRequirements {
+        CsrRequirements {
+            challenge_password: ChallengePassword::NotRequested,
+            extensions: vec![],
+            key: None,
+            hash: None,
+            unrecognized: vec![],
+        }
+    }
+
+    fn ae() -> SubjectIdentity {
+        SubjectIdentity::new(SubjectType::Ae, AE).unwrap()
+    }
+
+    fn san_ext(names: &[GeneralName], critical: bool) -> RequestedExtension {
+        RequestedExtension {
+            oid: oids::SUBJECT_ALT_NAME.into(),
+            critical,
+            value: san::encode(names).unwrap(),
+        }
+    }
+
+    /// EKU clientAuth, as a MEF would request it: SEQUENCE { id-kp-clientAuth }.
+    fn eku_client_auth() -> RequestedExtension {
+        RequestedExtension {
+            oid: oids::EXT_KEY_USAGE.into(),
+            critical: false,
+            value: vec![
+                0x30, 0x0a, 0x06, 0x08, 0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x02,
+            ],
+        }
+    }
+
+    /// Parses the CSR, checks its SPKI is the key's and its signature verifies with it.
+    fn parse_and_verify<'a>(der: &'a [u8], key: &SoftwareKey) -> X509CertificationRequest<'a> {
+        let (rest, csr) = X509CertificationRequest::from_der(der).unwrap();
+        assert!(rest.is_empty());
+        let info = &csr.certification_request_info;
+        assert_eq!(info.subject_pki.raw, key.public_key_info());
+        let alg: &dyn signature::VerificationAlgorithm = match key.algorithm() {
+            KeyAlgorithm::EcdsaP256Sha256 => &signature::ECDSA_P256_SHA256_ASN1,
+            KeyAlgorithm::EcdsaP384Sha384 => &signature::ECDSA_P384_SHA384_ASN1,
+            KeyAlgorithm::Ed25519 => &signature::ED25519,
+        };
+        let public = spki_public_key_bytes(key.public_key_info()).unwrap();
+        UnparsedPublicKey::new(alg, public)
+            .verify(info.raw, &csr.signature_value.data)
+            .expect("CSR signature verifies with the key");
+        csr
+    }
+
+    fn extensions(csr: &X509CertificationRequest<'_>) -> Vec<(String, bool, Vec<u8>)> {
+        csr.certification_request_info
+            .iter_attributes()
+            .filter_map(|a| match a.parsed_attribute() {
+                ParsedCriAttribute::ExtensionRequest(er) => Some(er.extensions.clone()),
+                _ => None,
+            })
+            .flatten()
+            .map(|e| (e.oid.to_id_string(), e.critical, e.value.to_vec()))
+            .collect()
+    }
+
+    fn challenge_attr<'a>(csr: &'a X509CertificationRequest<'a>) -> Option<&'a [u8]> {
+        csr.certification_request_info
+            .iter_attributes()
+            .find(|a| a.oid.to_id_string() == oids::CHALLENGE_PASSWORD)
+            .map(|a| a.value)
+    }
+
+    fn openssl_verify(der: &[u8]) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("req.der");
+        std::fs::write(&path, der).unwrap();
+        let out = std::process::Command::new("openssl")
+            .args(["req", "-verify", "-noout", "-inform", "DER", "-in"])
+            .arg(&path)
+            .output()
+            .expect("the openssl CLI is required for this test");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.status.success(), "openssl req -verify failed: {text}");
+        assert!(
+            text.contains("verify OK")
+                || text.contains("Certificate request self-signature verify OK"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn full_request_as_the_mef_asks() {
+        let key = SoftwareKey::generate(KeyAlgorithm::EcdsaP256Sha256).unwrap();
+        let id = ae();
+        let requested = vec![id.general_name()];
+        let mut r = reqs();
+        r.challenge_password = ChallengePassword::Value(Zeroizing::new("s3cret-Pass.42".into()));
+        r.extensions = vec![
+            eku_client_auth(),
+            san_ext(&requested, false),
+            eku_client_auth(),
+        ];
+        r.key = Some(KeyRequirement::Ec(Curve::P256));
+        r.hash = Some(HashAlg::Sha256);
+        let built = build_csr(&key, Some(&id), &r, None).unwrap();
+        assert_eq!(built.san, requested);
+        assert!(!format!("{built:?}").contains("s3cret"));
+
+        let csr = parse_and_verify(&built.der, &key);
+        let cn: Vec<_> = csr
+            .certification_request_info
+            .subject
+            .iter_common_name()
+            .map(|c| c.as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(cn, vec![AE.to_string()]);
+        // SAN exactly ours, once; EKU verbatim, once (the duplicate collapsed).
+        let exts = extensions(&csr);
+        assert_eq!(
+            exts,
+            vec![
+                (
+                    oids::SUBJECT_ALT_NAME.to_string(),
+                    false,
+                    san::encode(&requested).unwrap()
+                ),
+                (
+                    oids::EXT_KEY_USAGE.to_string(),
+                    false,
+                    eku_client_auth().value
+                ),
+            ]
+        );
+        // challengePassword: SET { PrintableString "s3cret-Pass.42" }.
+        let mut expected = vec![0x31, 16, 0x13, 14];
+        expected.extend_from_slice(b"s3cret-Pass.42");
+        assert_eq!(challenge_attr(&csr), Some(expected.as_slice()));
+        openssl_verify(&built.der);
+    }
+
+    #[test]
+    fn every_key_algorithm_signs_a_verifiable_request() {
+        for alg in [
+            KeyAlgorithm::EcdsaP256Sha256,
+            KeyAlgorithm::EcdsaP384Sha384,
+            KeyAlgorithm::Ed25519,
+        ] {
+            let key = SoftwareKey::generate(alg).unwrap();
+            let id = SubjectIdentity::new(SubjectType::Cse, "cse01.sp.example.com").unwrap();
+            let built = build_csr(&key, Some(&id), &reqs(), None).unwrap();
+            assert_eq!(
+                built.san,
+                vec![GeneralName::Dns("cse01.sp.example.com".into())]
+            );
+            let csr = parse_and_verify(&built.der, &key);
+            assert!(challenge_attr(&csr).is_none());
+            openssl_verify(&built.der);
+        }
+    }
+
+    #[test]
+    fn identity_conflict() {
+        let key = SoftwareKey::generate(KeyAlgorithm::EcdsaP256Sha256).unwrap();
+        let mut r = reqs();
+        r.extensions = vec![san_ext(
+            &[GeneralName::Uri(
+                "https://sp.example.com/cse01/COTHER".into(),
+            )],
+            false,
+        )];
+        match build_csr(&key, Some(&ae()), &r, None) {
+            Err(Error::IdentityConflict {
+                configured,
+                requested,
+            }) => {
+                assert!(configured.contains("CAE01"));
+                assert!(requested.contains("COTHER"));
+            }
+            other => panic!("expected IdentityConflict, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn requested_san_used_as_given_without_identity() {
+        let key = SoftwareKey::generate(KeyAlgorithm::EcdsaP256Sha256).unwrap();
+        let names = vec![
+            GeneralName::Uri("urn:oid:1.3.6.1.4.1.99999.1.2.3".into()),
+            GeneralName::Dns("node.example.com".into()),
+        ];
+        let mut r = reqs();
+        r.extensions = vec![san_ext(&names, true)];
+        let built = build_csr(&key, None, &r, None).unwrap();
+        assert_eq!(built.san, names);
+        let csr = parse_and_verify(&built.der, &key);
+        assert_eq!(
+            extensions(&csr),
+            vec![(
+                oids::SUBJECT_ALT_NAME.to_string(),
+                true,
+                san::encode(&names).unwrap()
+            )]
+        );
+
+        let err = build_csr(&key, None, &reqs(), None).unwrap_err();
+        assert!(matches!(err, Error::InvalidArgument { .. }), "{err}");
+    }
+
+    #[test]
+    fn long_identity_gives_empty_subject_and_critical_san() {
+        let key = SoftwareKey::generate(KeyAlgorithm::EcdsaP256Sha256).unwrap();
+        let long = format!("https://sp.example.com/cse01/{}", "A".repeat(60));
+        let id = SubjectIdentity::new(SubjectType::Ae, long.clone()).unwrap();
+        let built = build_csr(&key, Some(&id), &reqs(), None).unwrap();
+        let csr = parse_and_verify(&built.der, &key);
+        assert_eq!(csr.certification_request_info.subject.iter().count(), 0);
+        let exts = extensions(&csr);
+        assert_eq!(exts.len(), 1);
+        assert!(exts[0].1, "SAN must be critical with an empty subject");
+        openssl_verify(&built.der);
+    }
+
+    #[test]
+    fn channel_binding() {
+        let key = SoftwareKey::generate(KeyAlgorithm::EcdsaP256Sha256).unwrap();
+        let mut r = reqs();
+        r.challenge_password = ChallengePassword::ChannelBinding;
+        let err = build_csr(&key, Some(&ae()), &r, None).unwrap_err();
+        assert!(matches!(err, Error::Unsupported { .. }), "{err}");
+        assert!(err.to_string().contains("tls-exporter"));
+
+        let binding = [0xfbu8; 32];
+        let built = build_csr(&key, Some(&ae()), &r, Some(&binding)).unwrap();
+        let csr = parse_and_verify(&built.der, &key);
+        let attr = csr
+            .certification_request_info
+            .iter_attributes()
+            .find_map(|a| match a.parsed_attribute() {
+                ParsedCriAttribute::ChallengePassword(p) => Some(p.0.clone()),
+                _ => None,
+            })
+            .unwrap();
+        assert_eq!(
+            attr,
+            base64::engine::general_purpose::STANDARD.encode(binding)
+        );
+    }
+
+    #[test]
+    fn non_printable_password_is_utf8string() {
+        let key = SoftwareKey::generate(KeyAlgorithm::EcdsaP256Sha256).unwrap();
+        let mut r = reqs();
+        r.challenge_password = ChallengePassword::Value(Zeroizing::new("pass_wörd!".into()));
+        let built = build_csr(&key, Some(&ae()), &r, None).unwrap();
+        let csr = parse_and_verify(&built.der, &key);
+        let value = challenge_attr(&csr).unwrap();
+        assert_eq!(value[2], 0x0c, "UTF8String tag");
+        assert_eq!(&value[4..], "pass_wörd!".as_bytes());
+
+        r.challenge_password = ChallengePassword::Value(Zeroizing::new("x".repeat(256)));
+        assert!(build_csr(&key, Some(&ae()), &r, None).is_err());
+    }
+
+    #[test]
+    fn key_requirements_are_enforced() {
+        let key = SoftwareKey::generate(KeyAlgorithm::EcdsaP256Sha256).unwrap();
+        let mut r = reqs();
+        r.key = Some(KeyRequirement::Ec(Curve::P384));
+        let err = build_csr(&key, Some(&ae()), &r, None).unwrap_err();
+        assert!(matches!(err, Error::Unsupported { .. }), "{err}");
+    }
+
+    #[test]
+    fn conflicting_duplicate_extensions_are_refused() {
+        let key = SoftwareKey::generate(KeyAlgorithm::EcdsaP256Sha256).unwrap();
+        let mut other = eku_client_auth();
+        other.critical = true;
+        let mut r = reqs();
+        r.extensions = vec![eku_client_auth(), other];
+        let err = build_csr(&key, Some(&ae()), &r, None).unwrap_err();
+        assert!(matches!(err, Error::BadResponse { .. }), "{err}");
+    }
+
+    /// A key whose signing fails, as an HSM or a C callback can.
+    #[derive(Debug)]
+    struct FailingKey(SoftwareKey);
+
+    impl PrivateKey for FailingKey {
+        fn algorithm(&self) -> KeyAlgorithm {
+            self.0.algorithm()
+        }
+        fn public_key_info(&self) -> &[u8] {
+            self.0.public_key_info()
+        }
+        fn sign(&self, _message: &[u8]) -> Result<Vec<u8>> {
+            Err(Error::Key {
+                reason: "token removed".into(),
+            })
+        }
+    }
+
+    #[test]
+    fn signing_failure_is_the_keys_error() {
+        let key = FailingKey(SoftwareKey::generate(KeyAlgorithm::EcdsaP256Sha256).unwrap());
+        match build_csr(&key, Some(&ae()), &reqs(), None) {
+            Err(Error::Key { reason }) => assert_eq!(reason, "token removed"),
+            other => panic!("expected the key's error, got {other:?}"),
+        }
+    }
+}
