@@ -20,7 +20,7 @@ pub fn decode(body: &[u8]) -> Result<Vec<u8>, ProtoError> {
         .collect();
     // The Indifferent engine also takes partial padding ("QQ="); RFC 4648 3.2 padding is either
     // complete (a multiple of four characters) or absent, so a padded text must be whole quads.
-    if compact.contains(&b'=') && compact.len() % 4 != 0 {
+    if compact.contains(&b'=') && !compact.len().is_multiple_of(4) {
         return Err(ProtoError::Base64(format!(
             "incomplete padding ({} characters after removing white space)",
             compact.len()

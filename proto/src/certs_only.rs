@@ -1,15 +1,13 @@
 //! certs-only CMS: a SignedData with no signers whose `certificates` field carries the payload
 //! (RFC 7030 4.1.3 and 4.2.3, RFC 5652 5.1, the "degenerate" PKCS #7 of RFC 2315).
 
+use crate::raw::{RawSet, RawTlv};
 use crate::ProtoError;
 use cms::cert::CertificateChoices;
 use cms::content_info::{CmsVersion, ContentInfo};
 use cms::signed_data::{CertificateSet, EncapsulatedContentInfo, SignedData, SignerInfos};
 use der::asn1::{ObjectIdentifier, SetOfVec};
-use der::{
-    Any, Decode, DecodeValue, Encode, EncodeValue, FixedTag, Header, Length, Reader, Sequence, Tag,
-    Writer,
-};
+use der::{Any, Decode, Encode, Sequence};
 use x509_cert::Certificate;
 
 const ID_SIGNED_DATA: ObjectIdentifier = ObjectIdentifier::new_unwrap(crate::oids::ID_SIGNED_DATA);
@@ -19,80 +17,6 @@ fn asn1_err(reason: impl ToString) -> ProtoError {
     ProtoError::Asn1 {
         what: "certs-only CMS",
         reason: reason.to_string(),
-    }
-}
-
-/// One complete TLV kept as the bytes it was received as. Decoding through it instead of the
-/// `cms` certificate types keeps each certificate's exact encoding (a re-encoded certificate
-/// whose DER was not canonical would no longer verify) and the order of the SET OF, which the
-/// `der` crate sorts when it decodes a `SetOfVec`.
-#[derive(Clone, Copy)]
-struct RawTlv<'a>(&'a [u8]);
-
-impl<'a> Decode<'a> for RawTlv<'a> {
-    type Error = der::Error;
-
-    fn decode<R: Reader<'a>>(reader: &mut R) -> der::Result<Self> {
-        Ok(RawTlv(tlv_bytes(reader)?))
-    }
-}
-
-/// [`Reader::tlv_bytes`] for BER too: der 0.8.3 sizes the header of an indefinite-length TLV as
-/// if its length were definite (`Length::encoded_len` ignores the indefinite flag), so the slice
-/// it returns is off by the size of a long-form length.
-pub(crate) fn tlv_bytes<'a, R: Reader<'a>>(reader: &mut R) -> der::Result<&'a [u8]> {
-    let header = Header::peek(reader)?;
-    let mut after_tag = reader.clone();
-    Tag::decode(&mut after_tag)?;
-    let header_len = if after_tag.peek_byte() == Some(0x80) {
-        // The tag, then the single 0x80 octet (X.690 8.1.3.6.1).
-        (header.tag().encoded_len()? + Length::ONE)?
-    } else {
-        header.encoded_len()?
-    };
-    // An indefinite length already counts the end-of-contents octets.
-    reader.read_slice((header_len + header.length())?)
-}
-
-impl Encode for RawTlv<'_> {
-    fn encoded_len(&self) -> der::Result<Length> {
-        Length::try_from(self.0.len())
-    }
-
-    fn encode(&self, writer: &mut impl Writer) -> der::Result<()> {
-        writer.write(self.0)
-    }
-}
-
-/// A SET OF anything, each element kept as raw TLV bytes in encoding order.
-struct RawSet<'a>(Vec<&'a [u8]>);
-
-impl FixedTag for RawSet<'_> {
-    const TAG: Tag = Tag::Set;
-}
-
-impl<'a> DecodeValue<'a> for RawSet<'a> {
-    type Error = der::Error;
-
-    fn decode_value<R: Reader<'a>>(reader: &mut R, _header: Header) -> der::Result<Self> {
-        // The reader is nested to the value (end-of-contents excluded for indefinite lengths).
-        let mut items = Vec::new();
-        while !reader.is_finished() {
-            items.push(tlv_bytes(reader)?);
-        }
-        Ok(RawSet(items))
-    }
-}
-
-impl EncodeValue for RawSet<'_> {
-    fn value_len(&self) -> der::Result<Length> {
-        self.0
-            .iter()
-            .try_fold(Length::ZERO, |acc, i| acc + Length::try_from(i.len())?)
-    }
-
-    fn encode_value(&self, writer: &mut impl Writer) -> der::Result<()> {
-        self.0.iter().try_for_each(|i| writer.write(i))
     }
 }
 

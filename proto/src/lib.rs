@@ -24,4 +24,5 @@ pub mod retry_after;
 pub mod san;
 
 mod error;
+mod raw;
 pub use error::ProtoError;

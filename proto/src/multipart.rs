@@ -43,7 +43,10 @@ pub struct ServerKeygenResponse {
 /// application/pkcs8 part and the certs-only part (in any order), base64-decodes both, and
 /// decodes the certs-only CMS. A missing part, a duplicated part, or an
 /// `application/pkcs7-mime; smime-type=server-generated-key` (encrypted key) part is an error.
-pub fn decode_serverkeygen(content_type: &str, body: &[u8]) -> Result<ServerKeygenResponse, ProtoError> {
+pub fn decode_serverkeygen(
+    content_type: &str,
+    body: &[u8],
+) -> Result<ServerKeygenResponse, ProtoError> {
     let _ = (content_type, body);
     todo!("proto helper")
 }
@@ -51,7 +54,10 @@ pub fn decode_serverkeygen(content_type: &str, body: &[u8]) -> Result<ServerKeyg
 /// Encodes a serverkeygen response (the MEF side). Returns the Content-Type header value
 /// (`multipart/mixed; boundary=...`, a boundary that occurs in neither part) and the body:
 /// the PKCS #8 part first, then the certs-only part, each base64 per [`crate::base64body::encode`].
-pub fn encode_serverkeygen(private_key_pkcs8: &[u8], certs: &[&[u8]]) -> Result<(String, Vec<u8>), ProtoError> {
+pub fn encode_serverkeygen(
+    private_key_pkcs8: &[u8],
+    certs: &[&[u8]],
+) -> Result<(String, Vec<u8>), ProtoError> {
     let _ = (private_key_pkcs8, certs);
     todo!("proto helper")
 }

@@ -38,3 +38,8 @@ pub const KP_CLIENT_AUTH: &str = "1.3.6.1.5.5.7.3.2";
 /// id-data (RFC 5652 4), id-signedData (RFC 5652 5.1).
 pub const ID_DATA: &str = "1.2.840.113549.1.7.1";
 pub const ID_SIGNED_DATA: &str = "1.2.840.113549.1.7.2";
+/// id-aa-certificationRequestInfoTemplate (RFC 9908; IANA "SMI Security for S/MIME Attributes"
+/// value 61): a CSR template. Not interpreted yet: reported in `CsrRequirements::unrecognized`.
+pub const CSR_TEMPLATE: &str = "1.2.840.113549.1.9.16.2.61";
+/// macAddress (RFC 2307), which the RFC 7030 4.5.2 example names inside an extensionRequest.
+pub const MAC_ADDRESS: &str = "1.3.6.1.1.1.1.22";
