@@ -1,1 +1,915 @@
-//! (being written)
+//! EST over HTTP/1.1 and TLS (RFC 7030 3.2, 3.3): one kept-alive connection per procedure,
+//! the five operations, status handling, polling on 202 and error mapping.
+//!
+//! HTTP is ureq 3 with our own connector chain (`ureq::unversioned::transport`, pinned ureq
+//! version): TCP, then a TLS layer from a [`TlsStack`], so the rustls stack of [`crate::tls`] and
+//! a later stack (OpenSSL TLS-PSK) share everything above the handshake.
+//!
+//! Deliberate HTTP settings:
+//! - No proxy: ureq's default configuration reads `HTTPS_PROXY`/`ALL_PROXY` from the environment;
+//!   an EST client authenticates its server end to end and must not be rerouted silently, so the
+//!   proxy is switched off.
+//! - Redirects are handled here, not by ureq: followed (at most [`MAX_REDIRECTS`]) only to the same
+//!   scheme, host and port as the base URI; anything else is [`Error::Redirect`].
+//! - 4xx/5xx responses are read, not turned into bare errors, so the server's text reaches the
+//!   user; 401 becomes [`Error::HttpAuthenticationRequested`]; no Authorization header is ever
+//!   sent (TS-0003 8.3.6.2.1).
+//! - Response bodies are limited to [`TransportConfig::max_body_bytes`].
+
+use crate::error::{Error, Operation, Result};
+use crate::tls::map_rustls_error;
+use crate::uri::EstUri;
+use onem2m_est_proto::media::{self, MediaType};
+use onem2m_est_proto::multipart::ServerKeygenResponse;
+use onem2m_est_proto::retry_after::RetryAfter;
+use onem2m_est_proto::{base64body, certs_only, csrattrs};
+use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::ClientConfig;
+use std::fmt;
+use std::io::{self, Read, Write};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+use ureq::http::{Response, StatusCode};
+use ureq::unversioned::resolver::DefaultResolver;
+use ureq::unversioned::transport::{
+    Buffers, ConnectionDetails, Connector, LazyBuffers, NextTimeout, TcpConnector, Transport,
+    TransportAdapter,
+};
+use ureq::Body;
+
+/// At most this many same-authority redirects are followed per request.
+pub const MAX_REDIRECTS: u32 = 3;
+
+/// How much of an error body is kept in [`Error::ServerStatus`].
+const MAX_ERROR_TEXT: usize = 1024;
+
+/// How long to wait for 202 Accepted answers (RFC 7030 4.2.3) before giving up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PollPolicy {
+    /// Requests sent in all, the first included; more 202s than this → [`Error::StillPending`].
+    pub max_attempts: u32,
+    /// Total time spent waiting between attempts; a wait that would exceed it is not started.
+    pub max_total: Duration,
+    /// The wait when a 202 carries no (or an unparsable) Retry-After.
+    pub default_delay: Duration,
+    /// Upper bound of one wait, whatever Retry-After asks.
+    pub max_delay: Duration,
+}
+
+impl Default for PollPolicy {
+    fn default() -> Self {
+        PollPolicy {
+            max_attempts: 10,
+            max_total: Duration::from_secs(600),
+            default_delay: Duration::from_secs(10),
+            max_delay: Duration::from_secs(120),
+        }
+    }
+}
+
+/// Timeouts, limits and polling of EST connections.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TransportConfig {
+    /// TCP connect (for all resolved addresses together).
+    pub connect_timeout: Duration,
+    /// The TLS handshake.
+    pub tls_timeout: Duration,
+    /// Sending a request and receiving the response (head and body), per request.
+    pub response_timeout: Duration,
+    /// Largest response body accepted (default 256 KiB; EST bodies are a few KiB).
+    pub max_body_bytes: u64,
+    /// Polling of 202 Accepted.
+    pub poll: PollPolicy,
+}
+
+impl Default for TransportConfig {
+    fn default() -> Self {
+        TransportConfig {
+            connect_timeout: Duration::from_secs(10),
+            tls_timeout: Duration::from_secs(15),
+            response_timeout: Duration::from_secs(60),
+            max_body_bytes: 256 * 1024,
+            poll: PollPolicy::default(),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The TLS layer, pluggable
+// ---------------------------------------------------------------------------------------------
+
+/// The byte stream under TLS: the TCP transport of ureq, with timeouts, counting the bytes that
+/// cross the wire.
+pub struct WireSocket {
+    inner: TransportAdapter,
+    stats: Arc<Stats>,
+}
+
+impl WireSocket {
+    fn set_timeout(&mut self, timeout: NextTimeout) {
+        self.inner.set_timeout(timeout);
+    }
+}
+
+impl fmt::Debug for WireSocket {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WireSocket").finish_non_exhaustive()
+    }
+}
+
+impl Read for WireSocket {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.stats.bytes_read.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
+impl Write for WireSocket {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.stats.bytes_written.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// An established TLS session over a [`WireSocket`]: plaintext in and out.
+pub trait TlsSession: Read + Write + Send + Sync + fmt::Debug {
+    /// The socket under the session (for timeouts and liveness).
+    fn wire(&mut self) -> &mut WireSocket;
+}
+
+/// A TLS implementation: performs the client handshake over `wire` with the server `name`.
+///
+/// Errors are this crate's: [`Error::ServerNotAuthorized`], [`Error::Tls`], [`Error::Key`],
+/// [`Error::Timeout`] (use [`handshake_io_error`] for I/O failures of the handshake).
+pub trait TlsStack: Send + Sync + fmt::Debug + 'static {
+    /// Runs the handshake to completion.
+    fn handshake(&self, name: &ServerName<'static>, wire: WireSocket)
+        -> Result<Box<dyn TlsSession>>;
+}
+
+/// The rustls stack with an [`Arc<ClientConfig>`] from [`crate::tls::client_config`].
+#[derive(Debug, Clone)]
+pub struct RustlsStack {
+    config: Arc<ClientConfig>,
+}
+
+impl RustlsStack {
+    /// A stack using `config`.
+    pub fn new(config: Arc<ClientConfig>) -> Self {
+        RustlsStack { config }
+    }
+}
+
+#[derive(Debug)]
+struct RustlsSession(rustls::StreamOwned<rustls::ClientConnection, WireSocket>);
+
+impl Read for RustlsSession {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.0.read(buf)
+    }
+}
+
+impl Write for RustlsSession {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.0.flush()
+    }
+}
+
+impl TlsSession for RustlsSession {
+    fn wire(&mut self) -> &mut WireSocket {
+        &mut self.0.sock
+    }
+}
+
+impl TlsStack for RustlsStack {
+    fn handshake(
+        &self,
+        name: &ServerName<'static>,
+        mut wire: WireSocket,
+    ) -> Result<Box<dyn TlsSession>> {
+        let mut conn =
+            rustls::ClientConnection::new(self.config.clone(), name.clone()).map_err(|e| {
+                Error::Tls {
+                    reason: format!("cannot start the TLS handshake: {e}"),
+                }
+            })?;
+        while conn.is_handshaking() {
+            conn.complete_io(&mut wire).map_err(handshake_io_error)?;
+        }
+        Ok(Box::new(RustlsSession(rustls::StreamOwned::new(conn, wire))))
+    }
+}
+
+/// Maps an I/O error of a TLS handshake: a timeout of the [`WireSocket`], a TLS failure carried
+/// inside, or the connection breaking.
+pub fn handshake_io_error(e: io::Error) -> Error {
+    if let Some(inner) = e.get_ref() {
+        if let Some(tls) = inner.downcast_ref::<rustls::Error>() {
+            return map_rustls_error(tls);
+        }
+        if let Some(ureq::Error::Timeout(_)) = inner.downcast_ref::<ureq::Error>() {
+            return Error::Timeout {
+                phase: "the TLS handshake".into(),
+            };
+        }
+    }
+    match e.kind() {
+        io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => Error::Timeout {
+            phase: "the TLS handshake".into(),
+        },
+        io::ErrorKind::UnexpectedEof
+        | io::ErrorKind::ConnectionReset
+        | io::ErrorKind::ConnectionAborted
+        | io::ErrorKind::BrokenPipe => Error::Tls {
+            reason: format!("the server closed the connection during the handshake ({e})"),
+        },
+        _ => Error::Tls {
+            reason: format!("I/O failure during the handshake: {e}"),
+        },
+    }
+}
+
+/// Counters shared by the connector and the connection.
+#[derive(Debug, Default)]
+struct Stats {
+    handshakes: AtomicU32,
+    bytes_written: AtomicU64,
+    bytes_read: AtomicU64,
+}
+
+/// A crate error travelling through ureq (`ureq::Error::Other`) to be recovered as it was.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct Carried(Error);
+
+fn carry(e: Error) -> ureq::Error {
+    ureq::Error::Other(Box::new(Carried(e)))
+}
+
+/// The TCP step: ureq's [`TcpConnector`], with its failures marked as connect failures.
+#[derive(Debug, Default)]
+struct TcpStep(TcpConnector);
+
+impl Connector<()> for TcpStep {
+    type Out = <TcpConnector as Connector<()>>::Out;
+
+    fn connect(
+        &self,
+        details: &ConnectionDetails,
+        chained: Option<()>,
+    ) -> std::result::Result<Option<Self::Out>, ureq::Error> {
+        let address = details
+            .uri
+            .authority()
+            .map(|a| a.as_str().to_string())
+            .unwrap_or_default();
+        self.0.connect(details, chained).map_err(|e| match e {
+            ureq::Error::Timeout(_) => carry(Error::Timeout {
+                phase: format!("TCP connect to {address}"),
+            }),
+            ureq::Error::Io(source) => carry(Error::Connect { address, source }),
+            other => other,
+        })
+    }
+}
+
+/// The TLS step: runs the [`TlsStack`] over the TCP transport, counting handshakes.
+#[derive(Debug)]
+struct TlsStep {
+    stack: Arc<dyn TlsStack>,
+    name: ServerName<'static>,
+    tls_timeout: Duration,
+    stats: Arc<Stats>,
+}
+
+impl<In: Transport> Connector<In> for TlsStep {
+    type Out = TlsTransport;
+
+    fn connect(
+        &self,
+        details: &ConnectionDetails,
+        chained: Option<In>,
+    ) -> std::result::Result<Option<Self::Out>, ureq::Error> {
+        let Some(tcp) = chained else {
+            return Ok(None);
+        };
+        if !details.needs_tls() {
+            // EST is https only (RFC 7030 3.3); EstUri guarantees it, this is the last guard.
+            return Err(ureq::Error::TlsRequired);
+        }
+        let mut wire = WireSocket {
+            inner: TransportAdapter::new(tcp.boxed(), details.current_time.clone()),
+            stats: self.stats.clone(),
+        };
+        wire.set_timeout(NextTimeout {
+            after: self.tls_timeout.into(),
+            reason: ureq::Timeout::Connect,
+            ..NextTimeout::default()
+        });
+        self.stats.handshakes.fetch_add(1, Ordering::Relaxed);
+        let session = self.stack.handshake(&self.name, wire).map_err(carry)?;
+        Ok(Some(TlsTransport {
+            buffers: LazyBuffers::new(
+                details.config.input_buffer_size(),
+                details.config.output_buffer_size(),
+            ),
+            session,
+        }))
+    }
+}
+
+/// The ureq transport over a [`TlsSession`].
+#[derive(Debug)]
+struct TlsTransport {
+    buffers: LazyBuffers,
+    session: Box<dyn TlsSession>,
+}
+
+impl Transport for TlsTransport {
+    fn buffers(&mut self) -> &mut dyn Buffers {
+        &mut self.buffers
+    }
+
+    fn transmit_output(
+        &mut self,
+        amount: usize,
+        timeout: NextTimeout,
+    ) -> std::result::Result<(), ureq::Error> {
+        self.session.wire().set_timeout(timeout);
+        let output = &self.buffers.output()[..amount];
+        self.session.write_all(output)?;
+        self.session.flush()?;
+        Ok(())
+    }
+
+    fn await_input(&mut self, timeout: NextTimeout) -> std::result::Result<bool, ureq::Error> {
+        self.session.wire().set_timeout(timeout);
+        let input = self.buffers.input_append_buf();
+        let amount = self.session.read(input)?;
+        self.buffers.input_appended(amount);
+        Ok(amount > 0)
+    }
+
+    fn is_open(&mut self) -> bool {
+        self.session.wire().inner.get_mut().is_open()
+    }
+
+    fn is_tls(&self) -> bool {
+        true
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The connection
+// ---------------------------------------------------------------------------------------------
+
+/// An EST client connection to one server: one ureq agent, so one kept-alive TLS connection is
+/// reused for all operations while the server keeps it open.
+pub struct EstConnection {
+    base: EstUri,
+    agent: ureq::Agent,
+    cfg: TransportConfig,
+    stats: Arc<Stats>,
+}
+
+impl fmt::Debug for EstConnection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EstConnection")
+            .field("base", &self.base.to_string())
+            .field("handshakes", &self.handshakes())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A request to send (the same one again when polling or following a redirect).
+enum Req<'a> {
+    Get,
+    /// A PKCS #10 CSR (DER), sent base64 per RFC 8951 3.1.
+    PostCsr(&'a [u8]),
+}
+
+impl EstConnection {
+    /// A connection to the EST server of `base` over rustls with `tls`
+    /// (from [`crate::tls::client_config`]). Nothing is sent until the first operation.
+    pub fn new(base: &EstUri, tls: Arc<ClientConfig>, cfg: &TransportConfig) -> Result<Self> {
+        Self::with_stack(base, Arc::new(RustlsStack::new(tls)), cfg)
+    }
+
+    /// A connection over any [`TlsStack`] (e.g. a TLS-PSK stack).
+    pub fn with_stack(
+        base: &EstUri,
+        stack: Arc<dyn TlsStack>,
+        cfg: &TransportConfig,
+    ) -> Result<Self> {
+        if cfg.max_body_bytes == 0 {
+            return Err(Error::invalid("max_body_bytes", "must be at least 1"));
+        }
+        if cfg.poll.max_attempts == 0 {
+            return Err(Error::invalid("poll.max_attempts", "must be at least 1"));
+        }
+        let stats = Arc::new(Stats::default());
+        let connector = ()
+            .chain(TcpStep::default())
+            .chain(TlsStep {
+                stack,
+                name: base.server_name(),
+                tls_timeout: cfg.tls_timeout,
+                stats: stats.clone(),
+            });
+        let config = ureq::Agent::config_builder()
+            // Bodies of 4xx/5xx carry the server's reason: read them (see module docs).
+            .http_status_as_error(false)
+            // Redirects are checked against the base URI here (RFC 7030 3.6.1 authorises the
+            // configured URI's host).
+            .max_redirects(0)
+            // Deliberately no proxy, not even from the environment (see module docs).
+            .proxy(None)
+            .https_only(true)
+            .user_agent(concat!("onem2m-est/", env!("CARGO_PKG_VERSION")))
+            .timeout_connect(Some(cfg.connect_timeout))
+            .timeout_send_request(Some(cfg.response_timeout))
+            .timeout_send_body(Some(cfg.response_timeout))
+            .timeout_recv_response(Some(cfg.response_timeout))
+            .timeout_recv_body(Some(cfg.response_timeout))
+            .max_idle_connections_per_host(1)
+            .build();
+        let agent = ureq::Agent::with_parts(config, connector, DefaultResolver::default());
+        Ok(EstConnection {
+            base: base.clone(),
+            agent,
+            cfg: cfg.clone(),
+            stats,
+        })
+    }
+
+    /// The base URI.
+    pub fn base(&self) -> &EstUri {
+        &self.base
+    }
+
+    /// TLS handshakes started so far (one per new connection).
+    pub fn handshakes(&self) -> u32 {
+        self.stats.handshakes.load(Ordering::Relaxed)
+    }
+
+    /// TLS record bytes written to the network so far.
+    pub fn bytes_written(&self) -> u64 {
+        self.stats.bytes_written.load(Ordering::Relaxed)
+    }
+
+    /// TLS record bytes read from the network so far.
+    pub fn bytes_read(&self) -> u64 {
+        self.stats.bytes_read.load(Ordering::Relaxed)
+    }
+
+    /// `/cacerts` (RFC 7030 4.1): the current CA certificates, DER, in the order received
+    /// (which carries no meaning: certs-only is a SET OF).
+    pub fn cacerts(&self) -> Result<Vec<CertificateDer<'static>>> {
+        let op = Operation::CaCerts;
+        let mut resp = self.exchange(op, &Req::Get)?;
+        expect_status(op, &resp, StatusCode::OK)?;
+        let certs = self.read_certs_only(op, &mut resp)?;
+        if certs.is_empty() {
+            return Err(bad(op, "the response carries no CA certificate (RFC 7030 4.1.3)"));
+        }
+        Ok(certs)
+    }
+
+    /// `/csrattrs` (RFC 7030 4.5): `Some(items)` on 200, `None` when the server has none
+    /// (204 No Content or 404 Not Found, RFC 7030 4.5.2).
+    pub fn csrattrs(&self) -> Result<Option<Vec<csrattrs::AttrOrOid>>> {
+        let op = Operation::CsrAttrs;
+        let mut resp = self.exchange_allowing(op, &Req::Get, &[StatusCode::NOT_FOUND])?;
+        match resp.status() {
+            StatusCode::NO_CONTENT | StatusCode::NOT_FOUND => return Ok(None),
+            StatusCode::OK => {}
+            other => return Err(unexpected_status(op, other)),
+        }
+        check_content_type(op, &resp, media::CSRATTRS)?;
+        let body = self.read_body(op, &mut resp)?;
+        let der = base64body::decode(&body).map_err(|source| Error::Decode { operation: op, source })?;
+        if der.is_empty() {
+            // An empty 200 says the same as 204.
+            return Ok(None);
+        }
+        let items =
+            csrattrs::decode(&der).map_err(|source| Error::Decode { operation: op, source })?;
+        Ok(Some(items))
+    }
+
+    /// `/simpleenroll` (RFC 7030 4.2.1) with a DER PKCS #10 CSR: the issued certificate (and
+    /// any others the server includes), polling 202 Accepted within the [`PollPolicy`].
+    pub fn simple_enroll(&self, csr_der: &[u8]) -> Result<Vec<CertificateDer<'static>>> {
+        self.enroll(Operation::SimpleEnroll, csr_der)
+    }
+
+    /// `/simplereenroll` (RFC 7030 4.2.2); the TLS client identity is the current certificate.
+    pub fn simple_reenroll(&self, csr_der: &[u8]) -> Result<Vec<CertificateDer<'static>>> {
+        self.enroll(Operation::SimpleReenroll, csr_der)
+    }
+
+    /// `/serverkeygen` (RFC 7030 4.4): the server-generated key (PKCS #8) and its certificate.
+    pub fn server_keygen(&self, csr_der: &[u8]) -> Result<ServerKeygenResponse> {
+        let op = Operation::ServerKeygen;
+        let mut resp = self.poll(op, csr_der)?;
+        let ct = content_type(op, &resp)?;
+        let parsed = MediaType::parse(&ct).map_err(|source| Error::Decode { operation: op, source })?;
+        if !parsed.is(media::MULTIPART_MIXED) {
+            return Err(bad(
+                op,
+                format!("Content-Type is {ct:?}, expected {} (RFC 7030 4.4.2)", media::MULTIPART_MIXED),
+            ));
+        }
+        let body = self.read_body(op, &mut resp)?;
+        let decoded = onem2m_est_proto::multipart::decode_serverkeygen(&ct, &body)
+            .map_err(|source| Error::Decode { operation: op, source })?;
+        if decoded.certificates.is_empty() {
+            return Err(bad(op, "the response carries no certificate"));
+        }
+        Ok(decoded)
+    }
+
+    fn enroll(&self, op: Operation, csr_der: &[u8]) -> Result<Vec<CertificateDer<'static>>> {
+        let mut resp = self.poll(op, csr_der)?;
+        let certs = self.read_certs_only(op, &mut resp)?;
+        if certs.is_empty() {
+            return Err(bad(op, "the response carries no certificate (RFC 7030 4.2.3)"));
+        }
+        Ok(certs)
+    }
+
+    /// Sends the enrollment request until it is not 202 Accepted (RFC 7030 4.2.3), within the
+    /// polling bounds; returns the 200 response.
+    fn poll(&self, op: Operation, csr_der: &[u8]) -> Result<Response<Body>> {
+        let policy = &self.cfg.poll;
+        let mut attempts = 0u32;
+        let mut waited = Duration::ZERO;
+        loop {
+            attempts += 1;
+            let mut resp = self.exchange(op, &Req::PostCsr(csr_der))?;
+            if resp.status() != StatusCode::ACCEPTED {
+                expect_status(op, &resp, StatusCode::OK)?;
+                return Ok(resp);
+            }
+            // Drain the (normally empty) body so the connection can be reused.
+            let _ = self.read_body(op, &mut resp);
+            let delay = resp
+                .headers()
+                .get("retry-after")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| RetryAfter::parse(v.trim()).ok())
+                .map(|ra| ra.delay_from(SystemTime::now()))
+                .unwrap_or(policy.default_delay)
+                .min(policy.max_delay);
+            if attempts >= policy.max_attempts || waited + delay > policy.max_total {
+                return Err(Error::StillPending {
+                    operation: op,
+                    attempts,
+                    waited_secs: waited.as_secs(),
+                });
+            }
+            log::debug!("{op}: 202 Accepted, retrying in {delay:?}");
+            std::thread::sleep(delay);
+            waited += delay;
+        }
+    }
+
+    /// One request with redirect, 401 and 4xx/5xx handling; returns a 2xx response.
+    fn exchange(&self, op: Operation, req: &Req<'_>) -> Result<Response<Body>> {
+        self.exchange_allowing(op, req, &[])
+    }
+
+    /// Like [`Self::exchange`], but the statuses in `pass` are returned as they are.
+    fn exchange_allowing(
+        &self,
+        op: Operation,
+        req: &Req<'_>,
+        pass: &[StatusCode],
+    ) -> Result<Response<Body>> {
+        let mut url = self.base.operation_url(op);
+        let mut redirects = 0;
+        loop {
+            let mut resp = self.send(op, &url, req)?;
+            let status = resp.status();
+            if pass.contains(&status) || status.is_success() {
+                return Ok(resp);
+            }
+            if status.is_redirection() {
+                let location = header_text(&resp, "location").ok_or_else(|| {
+                    bad(op, format!("{status} without a Location header"))
+                })?;
+                let target = if location.starts_with('/') && !location.starts_with("//") {
+                    format!("https://{}{}", self.base.authority(), location)
+                } else {
+                    location.clone()
+                };
+                if !self.base.same_origin(&target) {
+                    return Err(Error::Redirect {
+                        operation: op,
+                        location,
+                    });
+                }
+                redirects += 1;
+                if redirects > MAX_REDIRECTS {
+                    return Err(bad(
+                        op,
+                        format!("more than {MAX_REDIRECTS} redirects (last to {location})"),
+                    ));
+                }
+                let _ = self.read_body(op, &mut resp);
+                log::debug!("{op}: {status}, following to {target}");
+                url = target;
+                continue;
+            }
+            if status == StatusCode::UNAUTHORIZED {
+                let challenge = resp
+                    .headers()
+                    .get_all("www-authenticate")
+                    .iter()
+                    .map(|v| sanitize(&String::from_utf8_lossy(v.as_bytes())))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                let challenge = if challenge.is_empty() {
+                    "no WWW-Authenticate header".to_string()
+                } else {
+                    challenge
+                };
+                return Err(Error::HttpAuthenticationRequested {
+                    operation: op,
+                    challenge,
+                });
+            }
+            if status.is_client_error() || status.is_server_error() {
+                let message = match self.read_body(op, &mut resp) {
+                    Ok(body) if body.is_empty() => status
+                        .canonical_reason()
+                        .unwrap_or("(no reason given)")
+                        .to_string(),
+                    Ok(body) => error_text(&body),
+                    Err(e) => format!("(the error body could not be read: {e})"),
+                };
+                return Err(Error::ServerStatus {
+                    operation: op,
+                    status: status.as_u16(),
+                    message,
+                });
+            }
+            return Err(unexpected_status(op, status));
+        }
+    }
+
+    /// Sends one HTTP request and returns the response head.
+    fn send(&self, op: Operation, url: &str, req: &Req<'_>) -> Result<Response<Body>> {
+        let result = match req {
+            Req::Get => self
+                .agent
+                .get(url)
+                .header("Accept", accept_for(op))
+                .call(),
+            Req::PostCsr(csr) => self
+                .agent
+                .post(url)
+                .header("Accept", accept_for(op))
+                .header("Content-Type", media::PKCS10)
+                // RFC 7030 4.2.1 names the header; RFC 8951 lets receivers ignore it. Kept for
+                // servers that still look for it.
+                .header("Content-Transfer-Encoding", "base64")
+                .send(base64body::encode(csr)),
+        };
+        result.map_err(|e| map_ureq_error(op, e, "sending the request"))
+    }
+
+    /// Reads a whole body within the size limit.
+    fn read_body(&self, op: Operation, resp: &mut Response<Body>) -> Result<Vec<u8>> {
+        resp.body_mut()
+            .with_config()
+            .limit(self.cfg.max_body_bytes)
+            .read_to_vec()
+            .map_err(|e| match e {
+                ureq::Error::BodyExceedsLimit(limit) => bad(
+                    op,
+                    format!("the response body exceeds the limit of {limit} bytes"),
+                ),
+                other => map_ureq_error(op, other, "receiving the response body"),
+            })
+    }
+
+    /// Checks and decodes an application/pkcs7-mime certs-only body.
+    fn read_certs_only(
+        &self,
+        op: Operation,
+        resp: &mut Response<Body>,
+    ) -> Result<Vec<CertificateDer<'static>>> {
+        let parsed = check_content_type(op, resp, media::PKCS7_MIME)?;
+        if let Some(t) = parsed.param("smime-type") {
+            if !t.eq_ignore_ascii_case("certs-only") {
+                return Err(bad(
+                    op,
+                    format!("smime-type={t} where certs-only is expected (RFC 7030 4.1.3)"),
+                ));
+            }
+        }
+        let body = self.read_body(op, resp)?;
+        let der = base64body::decode(&body).map_err(|source| Error::Decode { operation: op, source })?;
+        let certs =
+            certs_only::decode(&der).map_err(|source| Error::Decode { operation: op, source })?;
+        Ok(certs.into_iter().map(CertificateDer::from).collect())
+    }
+}
+
+fn accept_for(op: Operation) -> &'static str {
+    match op {
+        Operation::CsrAttrs => media::CSRATTRS,
+        Operation::ServerKeygen => media::MULTIPART_MIXED,
+        _ => media::PKCS7_MIME,
+    }
+}
+
+fn bad(op: Operation, reason: impl Into<String>) -> Error {
+    Error::BadResponse {
+        operation: op,
+        reason: reason.into(),
+    }
+}
+
+fn unexpected_status(op: Operation, status: StatusCode) -> Error {
+    bad(op, format!("unexpected HTTP status {status}"))
+}
+
+fn expect_status(op: Operation, resp: &Response<Body>, want: StatusCode) -> Result<()> {
+    if resp.status() == want {
+        Ok(())
+    } else {
+        Err(unexpected_status(op, resp.status()))
+    }
+}
+
+fn header_text(resp: &Response<Body>, name: &str) -> Option<String> {
+    resp.headers()
+        .get(name)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).trim().to_string())
+}
+
+fn content_type(op: Operation, resp: &Response<Body>) -> Result<String> {
+    header_text(resp, "content-type").ok_or_else(|| bad(op, "the response has no Content-Type"))
+}
+
+/// Checks the Content-Type essence (parameters tolerated) and returns the parsed value.
+fn check_content_type(op: Operation, resp: &Response<Body>, want: &str) -> Result<MediaType> {
+    let ct = content_type(op, resp)?;
+    let parsed = MediaType::parse(&ct).map_err(|source| Error::Decode { operation: op, source })?;
+    if !parsed.is(want) {
+        return Err(bad(
+            op,
+            format!("Content-Type is {:?}, expected {want}", sanitize(&ct)),
+        ));
+    }
+    Ok(parsed)
+}
+
+/// A server's text for an error message: lossy UTF-8, control characters replaced, at most
+/// [`MAX_ERROR_TEXT`] bytes.
+fn error_text(body: &[u8]) -> String {
+    let text = sanitize(String::from_utf8_lossy(body).trim());
+    if text.len() <= MAX_ERROR_TEXT {
+        return text;
+    }
+    let mut end = MAX_ERROR_TEXT;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end])
+}
+
+/// Replaces control characters (a server's text must not steer a terminal or a log).
+fn sanitize(s: &str) -> String {
+    s.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
+}
+
+/// Maps a ureq error of `op` (during `phase`) to this crate's error.
+fn map_ureq_error(op: Operation, e: ureq::Error, phase: &str) -> Error {
+    match e {
+        ureq::Error::Other(inner) => match inner.downcast::<Carried>() {
+            Ok(carried) => carried.0,
+            Err(other) => Error::Transport {
+                operation: op,
+                reason: other.to_string(),
+            },
+        },
+        ureq::Error::Timeout(t) => Error::Timeout {
+            phase: format!("{op}: {}", timeout_phase(t, phase)),
+        },
+        ureq::Error::HostNotFound => Error::Connect {
+            address: "the EST server".into(),
+            source: io::Error::new(io::ErrorKind::NotFound, "host not found"),
+        },
+        ureq::Error::Io(io) => map_io_error(op, io),
+        ureq::Error::TlsRequired | ureq::Error::RequireHttpsOnly(_) => Error::Tls {
+            reason: "EST requires https (RFC 7030 3.3)".into(),
+        },
+        ureq::Error::LargeResponseHeader(..) => bad(op, "the response header is too large"),
+        ureq::Error::BodyExceedsLimit(limit) => bad(
+            op,
+            format!("the response body exceeds the limit of {limit} bytes"),
+        ),
+        ureq::Error::Protocol(p) => bad(op, format!("HTTP protocol violation: {p}")),
+        other => Error::Transport {
+            operation: op,
+            reason: format!("{phase}: {other}"),
+        },
+    }
+}
+
+/// An I/O error after the handshake: a TLS failure inside (e.g. the server refusing our client
+/// certificate, which TLS 1.3 reports after the client's handshake is done), a timeout, or the
+/// connection breaking.
+fn map_io_error(op: Operation, e: io::Error) -> Error {
+    if let Some(inner) = e.get_ref() {
+        if let Some(tls) = inner.downcast_ref::<rustls::Error>() {
+            return map_rustls_error(tls);
+        }
+        if let Some(Carried(err)) = inner.downcast_ref::<Carried>() {
+            return Error::Transport {
+                operation: op,
+                reason: err.to_string(),
+            };
+        }
+    }
+    let reason = match e.kind() {
+        io::ErrorKind::UnexpectedEof => {
+            "the server closed the connection before the response was complete".to_string()
+        }
+        io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionAborted => {
+            format!("the connection was reset ({e})")
+        }
+        _ => e.to_string(),
+    };
+    Error::Transport {
+        operation: op,
+        reason,
+    }
+}
+
+fn timeout_phase(t: ureq::Timeout, phase: &str) -> String {
+    use ureq::Timeout as T;
+    match t {
+        T::Resolve => "resolving the server's host name".into(),
+        T::Connect => "TCP connect".into(),
+        T::SendRequest | T::SendBody | T::Await100 => "sending the request".into(),
+        T::RecvResponse => "waiting for the response".into(),
+        T::RecvBody => "receiving the response body".into(),
+        _ => phase.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_text_is_bounded_and_clean() {
+        assert_eq!(error_text(b"  bad CSR\r\n\x1b[31m "), "bad CSR    [31m");
+        let long = "é".repeat(2000);
+        let t = error_text(long.as_bytes());
+        assert!(t.len() <= MAX_ERROR_TEXT + "…".len());
+        assert!(t.ends_with('…'));
+    }
+
+    #[test]
+    fn io_errors_map_to_transport() {
+        let e = map_io_error(
+            Operation::CaCerts,
+            io::Error::new(io::ErrorKind::UnexpectedEof, "eof"),
+        );
+        assert!(matches!(e, Error::Transport { operation: Operation::CaCerts, .. }));
+        let e = map_ureq_error(
+            Operation::SimpleEnroll,
+            ureq::Error::Timeout(ureq::Timeout::RecvResponse),
+            "x",
+        );
+        assert!(matches!(e, Error::Timeout { phase } if phase.contains("waiting for the response")));
+        let e = map_ureq_error(Operation::SimpleEnroll, carry(Error::Key { reason: "k".into() }), "x");
+        assert!(matches!(e, Error::Key { .. }));
+    }
+
+    #[test]
+    fn defaults_are_sane() {
+        let c = TransportConfig::default();
+        assert_eq!(c.max_body_bytes, 256 * 1024);
+        assert!(c.poll.max_attempts >= 1);
+        assert!(c.poll.default_delay <= c.poll.max_delay);
+    }
+}
