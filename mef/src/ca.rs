@@ -6,8 +6,8 @@ use crate::identity::{fingerprint, hex, Identity};
 use crate::store::IssuedCert;
 use crate::{MefError, ServerEku};
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose,
-    IsCa, Issuer, KeyPair, KeyUsagePurpose, PublicKeyData, SanType, SerialNumber,
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    Issuer, KeyPair, KeyUsagePurpose, PublicKeyData, SanType, SerialNumber,
 };
 use rustls_pki_types::CertificateDer;
 use std::io::Write;
@@ -119,17 +119,23 @@ impl MefCa {
             let nb = now() - time::Duration::minutes(5);
             params.not_before = nb;
             params.not_after = nb + time::Duration::days(CA_LIFETIME_DAYS);
-            let cert = params.self_signed(&key).map_err(rcgen_err("signing CA certificate"))?;
+            let cert = params
+                .self_signed(&key)
+                .map_err(rcgen_err("signing CA certificate"))?;
             // Key first: a certificate without its key would be useless on the next start.
-            write_file(&key_path, Zeroizing::new(key.serialize_pem()).as_bytes(), 0o600)?;
+            write_file(
+                &key_path,
+                Zeroizing::new(key.serialize_pem()).as_bytes(),
+                0o600,
+            )?;
             write_file(&cert_path, cert.pem().as_bytes(), 0o644)?;
         }
         let key_pem = read_text(&key_path)?;
         let key = KeyPair::from_pem(&key_pem).map_err(rcgen_err("loading CA key"))?;
         let cert_pem = read_text(&cert_path)?;
         let cert_der = pem_cert_der(&cert_pem, &cert_path)?;
-        let issuer =
-            Issuer::from_ca_cert_der(&cert_der, key).map_err(rcgen_err("loading CA certificate"))?;
+        let issuer = Issuer::from_ca_cert_der(&cert_der, key)
+            .map_err(rcgen_err("loading CA certificate"))?;
         Ok(MefCa {
             cert_der,
             issuer,
@@ -199,7 +205,11 @@ impl MefCa {
             let cert = params
                 .signed_by(&key, &self.issuer)
                 .map_err(rcgen_err("signing server certificate"))?;
-            write_file(&key_path, Zeroizing::new(key.serialize_pem()).as_bytes(), 0o600)?;
+            write_file(
+                &key_path,
+                Zeroizing::new(key.serialize_pem()).as_bytes(),
+                0o600,
+            )?;
             write_file(&cert_path, cert.pem().as_bytes(), 0o644)?;
             write_file(&profile_path, profile.as_bytes(), 0o644)?;
         }

@@ -47,11 +47,16 @@ impl Challenges {
     }
 
     /// Creates a fresh password for the client with this fingerprint.
-    pub fn issue(&self, client_fp: &str, ttl: Duration) -> Result<Zeroizing<String>, crate::MefError> {
+    pub fn issue(
+        &self,
+        client_fp: &str,
+        ttl: Duration,
+    ) -> Result<Zeroizing<String>, crate::MefError> {
         let mut raw = Zeroizing::new([0u8; 18]);
         ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), raw.as_mut())
             .map_err(|_| crate::MefError::Crypto("random number generator failed".into()))?;
-        let password = Zeroizing::new(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(*raw));
+        let password =
+            Zeroizing::new(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(*raw));
         let now = Instant::now();
         let mut table = self.table();
         // Forget everything expired, for every client, so the table cannot grow without bound.

@@ -48,7 +48,10 @@ fn handle_inner(shared: &Shared, conn: &ConnInfo, req: &Request) -> Outcome {
         ));
     }
     let Some(rest) = req.path.strip_prefix(PREFIX) else {
-        return Err(Response::text(404, "not an EST path (expected /.well-known/est/...)"));
+        return Err(Response::text(
+            404,
+            "not an EST path (expected /.well-known/est/...)",
+        ));
     };
     let segments: Vec<&str> = rest.split('/').collect();
     let (label, op_name) = match segments.as_slice() {
@@ -78,14 +81,21 @@ fn handle_inner(shared: &Shared, conn: &ConnInfo, req: &Request) -> Outcome {
                 "fullcmc (RFC 7030 4.3) is not implemented by this MEF",
             ))
         }
-        _ => return Err(Response::text(404, format!("unknown EST operation {op_name:?}"))),
+        _ => {
+            return Err(Response::text(
+                404,
+                format!("unknown EST operation {op_name:?}"),
+            ))
+        }
     };
     let method = match op {
         Op::CaCerts | Op::CsrAttrs => "GET",
         _ => "POST",
     };
     if req.method != method {
-        return Err(Response::text(405, format!("{op_name} expects {method}")).with_header("Allow", method));
+        return Err(
+            Response::text(405, format!("{op_name} expects {method}")).with_header("Allow", method)
+        );
     }
     match op {
         Op::CaCerts => cacerts(shared),
@@ -129,7 +139,10 @@ fn authorize(
             "the client certificate is neither issued by this MEF nor trusted as a third-party \
              EST client certificate",
         )),
-        Peer::ThirdParty { fingerprint, identity } => {
+        Peer::ThirdParty {
+            fingerprint,
+            identity,
+        } => {
             if op == Op::SimpleReenroll {
                 return Err(forbidden(
                     "/simplereenroll requires a client certificate issued by this MEF; a \
@@ -144,13 +157,20 @@ fn authorize(
                 )),
             }
         }
-        Peer::Issued { fingerprint, record } => {
+        Peer::Issued {
+            fingerprint,
+            record,
+        } => {
             if record.revoked {
-                return Err(forbidden("the client certificate has been revoked by this MEF"));
+                return Err(forbidden(
+                    "the client certificate has been revoked by this MEF",
+                ));
             }
             let now = crate::store::now_secs();
             if now < record.not_before || now > record.not_after {
-                return Err(forbidden("the client certificate is not within its validity period"));
+                return Err(forbidden(
+                    "the client certificate is not within its validity period",
+                ));
             }
             let id = record.identity.clone();
             Ok((fingerprint, id, Some(record)))
@@ -160,11 +180,13 @@ fn authorize(
 
 fn certs_only_response(certs: &[&[u8]]) -> Outcome {
     let der = certs_only::encode(certs).map_err(internal)?;
-    Ok(
-        Response::new(200, media::CERTS_ONLY_CONTENT_TYPE, base64body::encode(&der).into_bytes())
-            // RFC 7030 compatibility; readers ignore it (RFC 8951 3.1).
-            .with_header("Content-Transfer-Encoding", "base64"),
+    Ok(Response::new(
+        200,
+        media::CERTS_ONLY_CONTENT_TYPE,
+        base64body::encode(&der).into_bytes(),
     )
+    // RFC 7030 compatibility; readers ignore it (RFC 8951 3.1).
+    .with_header("Content-Transfer-Encoding", "base64"))
 }
 
 /// RFC 7030 4.1: the MEF CA certificate, to anyone (no client certificate needed).
@@ -193,8 +215,10 @@ fn csr_attrs(shared: &Shared, fp: &str, identity: &Identity) -> Outcome {
     };
     let items = reqs.to_items().map_err(internal)?;
     let der = Zeroizing::new(csrattrs::encode(&items).map_err(internal)?);
-    Ok(Response::new(200, media::CSRATTRS, base64body::encode(&der).into_bytes())
-        .with_header("Content-Transfer-Encoding", "base64"))
+    Ok(
+        Response::new(200, media::CSRATTRS, base64body::encode(&der).into_bytes())
+            .with_header("Content-Transfer-Encoding", "base64"),
+    )
 }
 
 /// The CSR checks common to /simpleenroll, /simplereenroll and /serverkeygen, up to the
@@ -215,9 +239,9 @@ fn check_csr(
     renewed: Option<&crate::IssuedCert>,
 ) -> Result<CheckedCsr, Response> {
     // Content-Type: application/pkcs10, parameters tolerated (RFC 7030 4.2.1).
-    let ct = req.header("content-type").ok_or_else(|| {
-        Response::text(415, "missing Content-Type: expected application/pkcs10")
-    })?;
+    let ct = req
+        .header("content-type")
+        .ok_or_else(|| Response::text(415, "missing Content-Type: expected application/pkcs10"))?;
     match MediaType::parse(ct) {
         Ok(m) if m.is(media::PKCS10) => {}
         _ => {
@@ -227,12 +251,14 @@ fn check_csr(
             ))
         }
     }
-    let der = base64body::decode(&req.body)
-        .map_err(|e| bad(format!("malformed base64 body: {e}")))?;
+    let der =
+        base64body::decode(&req.body).map_err(|e| bad(format!("malformed base64 body: {e}")))?;
     let (rest, csr) = X509CertificationRequest::from_der(&der)
         .map_err(|e| bad(format!("malformed CSR DER (PKCS #10): {e}")))?;
     if !rest.is_empty() {
-        return Err(bad("malformed CSR DER (PKCS #10): trailing data after the CSR"));
+        return Err(bad(
+            "malformed CSR DER (PKCS #10): trailing data after the CSR",
+        ));
     }
     // Proof of possession (RFC 7030 3.4 / RFC 2986): the CSR is signed with its own key.
     csr.verify_signature()
@@ -249,16 +275,22 @@ fn check_csr(
     if spki.algorithm.algorithm.to_id_string() != oids::EC_PUBLIC_KEY
         || curve.as_deref() != Some(oids::SECP256R1)
     {
-        return Err(bad("CSR key type is not allowed: the key must be ECDSA P-256 (secp256r1)"));
+        return Err(bad(
+            "CSR key type is not allowed: the key must be ECDSA P-256 (secp256r1)",
+        ));
     }
     if csr.signature_algorithm.algorithm.to_id_string() != oids::ECDSA_WITH_SHA256 {
-        return Err(bad("CSR signature algorithm is not allowed: it must be ecdsa-with-SHA256"));
+        return Err(bad(
+            "CSR signature algorithm is not allowed: it must be ecdsa-with-SHA256",
+        ));
     }
     // challengePassword (CR 8.3.Z.2.2 step 3: "the MEF shall validate the challengePassword").
-    let presented = info.iter_attributes().find_map(|a| match a.parsed_attribute() {
-        ParsedCriAttribute::ChallengePassword(p) => Some(Zeroizing::new(p.0.clone())),
-        _ => None,
-    });
+    let presented = info
+        .iter_attributes()
+        .find_map(|a| match a.parsed_attribute() {
+            ParsedCriAttribute::ChallengePassword(p) => Some(Zeroizing::new(p.0.clone())),
+            _ => None,
+        });
     let Some(password) = presented else {
         return Err(forbidden(
             "the CSR has no challengePassword attribute: fetch /csrattrs and echo its challengePassword",
@@ -390,14 +422,26 @@ fn enroll(
         // RFC 7030 4.4: the certificate is for a key the MEF generates; the CSR's key only
         // proved possession of the requesting key.
         let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(internal)?;
-        let (cert, record) = shared.ca.issue(identity, &key, lifetime).map_err(internal)?;
-        shared.store.insert_issued(&record, &cert).map_err(internal)?;
+        let (cert, record) = shared
+            .ca
+            .issue(identity, &key, lifetime)
+            .map_err(internal)?;
+        shared
+            .store
+            .insert_issued(&record, &cert)
+            .map_err(internal)?;
         (cert, Some(Zeroizing::new(key.serialize_der())))
     } else {
         let spki = rcgen::SubjectPublicKeyInfo::from_der(&checked.spki_der)
             .map_err(|e| bad(format!("unusable CSR public key: {e}")))?;
-        let (cert, record) = shared.ca.issue(identity, &spki, lifetime).map_err(internal)?;
-        shared.store.insert_issued(&record, &cert).map_err(internal)?;
+        let (cert, record) = shared
+            .ca
+            .issue(identity, &spki, lifetime)
+            .map_err(internal)?;
+        shared
+            .store
+            .insert_issued(&record, &cert)
+            .map_err(internal)?;
         (cert, None)
     };
     log::info!(

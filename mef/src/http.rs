@@ -212,7 +212,9 @@ pub fn read_request<S: Read>(
         return Err(ReadError::Reject(
             Response::text(
                 413,
-                format!("request body of {content_length} bytes exceeds the limit of {max_body} bytes"),
+                format!(
+                    "request body of {content_length} bytes exceeds the limit of {max_body} bytes"
+                ),
             )
             .closing(),
         ));
@@ -227,7 +229,11 @@ pub fn read_request<S: Read>(
     let body: Vec<u8> = buf.drain(..content_length).collect();
     let connection = header("connection").unwrap_or("").to_ascii_lowercase();
     let has = |token: &str| connection.split(',').any(|t| t.trim() == token);
-    let keep_alive = if minor == 0 { has("keep-alive") } else { !has("close") };
+    let keep_alive = if minor == 0 {
+        has("keep-alive")
+    } else {
+        !has("close")
+    };
     let path = path.split('?').next().unwrap_or("").to_owned();
     Ok(Request {
         method,
@@ -274,12 +280,18 @@ mod tests {
         let mut s = &raw[..];
         let mut buf = Vec::new();
         let r = read_request(&mut s, &mut buf, 10).unwrap();
-        assert_eq!((r.method.as_str(), r.path.as_str(), &r.body[..]), ("POST", "/a", &b"abc"[..]));
+        assert_eq!(
+            (r.method.as_str(), r.path.as_str(), &r.body[..]),
+            ("POST", "/a", &b"abc"[..])
+        );
         assert!(r.keep_alive);
         let r = read_request(&mut s, &mut buf, 10).unwrap();
         assert_eq!(r.path, "/b");
         assert!(!r.keep_alive);
-        assert!(matches!(read_request(&mut s, &mut buf, 10), Err(ReadError::Closed)));
+        assert!(matches!(
+            read_request(&mut s, &mut buf, 10),
+            Err(ReadError::Closed)
+        ));
     }
 
     #[test]

@@ -9,7 +9,11 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 #[derive(Parser)]
-#[command(name = "onem2m-mef", version, about = "Reference oneM2M MEF: EST server, RA and CA (TS-0003 8.3.6)")]
+#[command(
+    name = "onem2m-mef",
+    version,
+    about = "Reference oneM2M MEF: EST server, RA and CA (TS-0003 8.3.6)"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -75,7 +79,11 @@ enum IdentityCommand {
         #[arg(long)]
         data_dir: PathBuf,
         /// The client certificate (PEM); its SHA-256 fingerprint is registered.
-        #[arg(long, conflicts_with = "fingerprint", required_unless_present = "fingerprint")]
+        #[arg(
+            long,
+            conflicts_with = "fingerprint",
+            required_unless_present = "fingerprint"
+        )]
         client_cert: Option<PathBuf>,
         /// SHA-256 fingerprint of the client certificate DER (hex, ':' allowed).
         #[arg(long)]
@@ -96,7 +104,11 @@ enum IdentityCommand {
     Remove {
         #[arg(long)]
         data_dir: PathBuf,
-        #[arg(long, conflicts_with = "fingerprint", required_unless_present = "fingerprint")]
+        #[arg(
+            long,
+            conflicts_with = "fingerprint",
+            required_unless_present = "fingerprint"
+        )]
         client_cert: Option<PathBuf>,
         #[arg(long)]
         fingerprint: Option<String>,
@@ -191,7 +203,9 @@ fn run(cli: Cli) -> Result<(), onem2m_mef::MefError> {
                 println!("removed {fp}");
                 Ok(())
             } else {
-                Err(onem2m_mef::MefError::Config(format!("no identity registered for {fp}")))
+                Err(onem2m_mef::MefError::Config(format!(
+                    "no identity registered for {fp}"
+                )))
             }
         }
         Some(Command::Cert(CertCommand::List { data_dir })) => {
@@ -213,7 +227,9 @@ fn run(cli: Cli) -> Result<(), onem2m_mef::MefError> {
                 println!("revoked {id}");
                 Ok(())
             } else {
-                Err(onem2m_mef::MefError::Config(format!("no issued certificate {id}")))
+                Err(onem2m_mef::MefError::Config(format!(
+                    "no issued certificate {id}"
+                )))
             }
         }
         None => serve(cli.serve),

@@ -68,7 +68,9 @@ impl Shared {
             });
         }
         if let Some(v) = &self.third_party {
-            if v.verify_client_cert(ee, &conn.certs[1..], UnixTime::now()).is_ok() {
+            if v.verify_client_cert(ee, &conn.certs[1..], UnixTime::now())
+                .is_ok()
+            {
                 let identity = self.store.lookup_identity(&fp)?;
                 return Ok(Peer::ThirdParty {
                     fingerprint: fp,
@@ -112,7 +114,10 @@ impl RunningMef {
     /// `https://localhost:PORT/.well-known/est` or, with a label, `.../est/<label>`
     /// (no trailing slash).
     pub fn base_uri(&self, label: Option<&str>) -> String {
-        let mut uri = format!("https://localhost:{}/.well-known/est", self.local_addr.port());
+        let mut uri = format!(
+            "https://localhost:{}/.well-known/est",
+            self.local_addr.port()
+        );
         if let Some(l) = label {
             uri.push('/');
             uri.push_str(l);
@@ -133,7 +138,12 @@ impl RunningMef {
         subject_type: SubjectType,
         subject_id: &str,
     ) -> Result<(), MefError> {
-        add_identity(&self.shared.store, cert_der_or_fingerprint, subject_type, subject_id)
+        add_identity(
+            &self.shared.store,
+            cert_der_or_fingerprint,
+            subject_type,
+            subject_id,
+        )
     }
 
     /// Marks an issued certificate revoked, by serial or fingerprint (hex).
@@ -150,7 +160,10 @@ impl RunningMef {
     fn stop_now(&mut self) {
         self.stop.store(true, Ordering::SeqCst);
         // Wake the blocking accept() with a connection of our own.
-        let _ = TcpStream::connect_timeout(&wake_addr(self.local_addr), std::time::Duration::from_secs(1));
+        let _ = TcpStream::connect_timeout(
+            &wake_addr(self.local_addr),
+            std::time::Duration::from_secs(1),
+        );
         if let Some(t) = self.accept_thread.take() {
             let _ = t.join();
         }
@@ -215,7 +228,11 @@ pub(crate) fn start(config: MefConfig) -> Result<RunningMef, MefError> {
     // TLS-layer client verification against (client trust) ∪ (MEF CA); a missing certificate is
     // allowed at this layer (pki --estca fetches /cacerts without one) and refused per operation.
     let mut roots = RootCertStore::empty();
-    for c in config.client_trust.iter().chain(std::iter::once(ca.cert_der())) {
+    for c in config
+        .client_trust
+        .iter()
+        .chain(std::iter::once(ca.cert_der()))
+    {
         roots.add(c.clone()).map_err(tls_err)?;
     }
     let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())

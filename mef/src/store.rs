@@ -51,10 +51,7 @@ pub struct Store {
 }
 
 fn db_err(context: &'static str) -> impl FnOnce(rusqlite::Error) -> MefError {
-    move |e| MefError::Database {
-        context,
-        source: e,
-    }
+    move |e| MefError::Database { context, source: e }
 }
 
 pub(crate) fn now_secs() -> i64 {
@@ -81,7 +78,8 @@ impl Store {
             context: format!("creating data directory {}", data_dir.display()),
             source: e,
         })?;
-        let mut conn = Connection::open(data_dir.join(DB_FILE)).map_err(db_err("opening database"))?;
+        let mut conn =
+            Connection::open(data_dir.join(DB_FILE)).map_err(db_err("opening database"))?;
         conn.busy_timeout(Duration::from_secs(10))
             .map_err(db_err("setting busy timeout"))?;
         let tx = conn.transaction().map_err(db_err("starting migration"))?;
@@ -90,7 +88,11 @@ impl Store {
         )
         .map_err(db_err("creating meta table"))?;
         let version: Option<i64> = tx
-            .query_row("SELECT value FROM meta WHERE key = 'schema_version'", [], |r| r.get(0))
+            .query_row(
+                "SELECT value FROM meta WHERE key = 'schema_version'",
+                [],
+                |r| r.get(0),
+            )
             .optional()
             .map_err(db_err("reading schema version"))?;
         match version {
@@ -143,7 +145,11 @@ impl Store {
     /// The schema version recorded in the database.
     pub fn schema_version(&self) -> Result<i64, MefError> {
         self.conn()
-            .query_row("SELECT value FROM meta WHERE key = 'schema_version'", [], |r| r.get(0))
+            .query_row(
+                "SELECT value FROM meta WHERE key = 'schema_version'",
+                [],
+                |r| r.get(0),
+            )
             .map_err(db_err("reading schema version"))
     }
 
@@ -170,7 +176,10 @@ impl Store {
         let mut conn = self.conn();
         let tx = conn.transaction().map_err(db_err("starting transaction"))?;
         let n = tx
-            .execute("DELETE FROM identities WHERE fingerprint = ?1", [fingerprint])
+            .execute(
+                "DELETE FROM identities WHERE fingerprint = ?1",
+                [fingerprint],
+            )
             .map_err(db_err("removing identity"))?;
         tx.commit().map_err(db_err("committing removal"))?;
         Ok(n > 0)

@@ -1,0 +1,473 @@
+//! Helpers for the MEF integration tests: run the real binary, a third-party CA made with
+//! rcgen, CSRs, and HTTPS clients (ureq, and raw rustls for keep-alive checks).
+#![allow(dead_code)]
+
+use onem2m_est_proto::{base64body, certs_only, csrattrs};
+use rcgen::{
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    Issuer, KeyPair, KeyUsagePurpose, SanType,
+};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_onem2m-mef");
+pub const AE_ID: &str = "https://sp.example.com/cse01/CAE01";
+
+/// A fresh empty directory under the system temp dir.
+pub fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("onem2m-mef-test-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// The `onem2m-mef` binary running on 127.0.0.1:0.
+pub struct MefProc {
+    child: Child,
+    pub addr: SocketAddr,
+    pub dir: PathBuf,
+    pub ca_der: Vec<u8>,
+}
+
+impl MefProc {
+    pub fn start(dir: &Path, extra: &[&str]) -> MefProc {
+        let mut child = Command::new(BIN)
+            .args(["--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(dir)
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn onem2m-mef");
+        let mut out = BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        out.read_line(&mut line).unwrap();
+        let addr: SocketAddr = line
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+            .parse()
+            .unwrap();
+        // Keep draining stdout so the child never blocks on a full pipe.
+        std::thread::spawn(move || {
+            let mut sink = String::new();
+            let _ = out.read_to_string(&mut sink);
+        });
+        let ca_pem = std::fs::read(dir.join("mef-ca.pem")).unwrap();
+        let ca_der = pem::parse(ca_pem).unwrap().into_contents();
+        MefProc {
+            child,
+            addr,
+            dir: dir.to_path_buf(),
+            ca_der,
+        }
+    }
+
+    pub fn url(&self, op: &str) -> String {
+        format!(
+            "https://localhost:{}/.well-known/est/{op}",
+            self.addr.port()
+        )
+    }
+
+    pub fn stop(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for MefProc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs the binary with arguments (a subcommand); returns (success, stdout, stderr).
+pub fn run_cli(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(BIN).args(args).output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// A client certificate and key.
+pub struct Creds {
+    pub cert_der: Vec<u8>,
+    pub key: KeyPair,
+}
+
+impl Creds {
+    pub fn write_pem(&self, dir: &Path, name: &str) -> (PathBuf, PathBuf) {
+        let c = dir.join(format!("{name}.pem"));
+        let k = dir.join(format!("{name}.key"));
+        std::fs::write(
+            &c,
+            pem::encode(&pem::Pem::new("CERTIFICATE", self.cert_der.clone())),
+        )
+        .unwrap();
+        std::fs::write(&k, self.key.serialize_pem()).unwrap();
+        (c, k)
+    }
+
+    pub fn fingerprint(&self) -> String {
+        onem2m_mef::fingerprint(&self.cert_der)
+    }
+}
+
+/// A third-party CA (the issuer of "third-party EST client certificates").
+pub struct ThirdPartyCa {
+    issuer: Issuer<'static, KeyPair>,
+    pub cert_der: Vec<u8>,
+    pub pem_path: PathBuf,
+}
+
+impl ThirdPartyCa {
+    pub fn new(dir: &Path, name: &str) -> ThirdPartyCa {
+        let key = KeyPair::generate().unwrap();
+        let mut p = CertificateParams::default();
+        let mut dn = DistinguishedName::new();
+        dn.push(DnType::CommonName, format!("Third-party CA {name}"));
+        p.distinguished_name = dn;
+        p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        p.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
+        let cert = p.self_signed(&key).unwrap();
+        let pem_path = dir.join(format!("{name}-ca.pem"));
+        std::fs::write(&pem_path, cert.pem()).unwrap();
+        ThirdPartyCa {
+            issuer: Issuer::new(p, key),
+            cert_der: cert.der().to_vec(),
+            pem_path,
+        }
+    }
+
+    pub fn issue_client(&self, cn: &str) -> Creds {
+        let key = KeyPair::generate().unwrap();
+        let mut p = CertificateParams::default();
+        let mut dn = DistinguishedName::new();
+        dn.push(DnType::CommonName, cn);
+        p.distinguished_name = dn;
+        p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        let cert = p.signed_by(&key, &self.issuer).unwrap();
+        Creds {
+            cert_der: cert.der().to_vec(),
+            key,
+        }
+    }
+}
+
+/// A self-signed client certificate nobody trusts.
+pub fn self_signed_client() -> Creds {
+    let key = KeyPair::generate().unwrap();
+    let mut p = CertificateParams::default();
+    p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    let cert = p.self_signed(&key).unwrap();
+    Creds {
+        cert_der: cert.der().to_vec(),
+        key,
+    }
+}
+
+/// A ureq agent trusting only the MEF CA, with an optional client certificate.
+pub fn agent(ca_der: &[u8], creds: Option<&Creds>) -> ureq::Agent {
+    use ureq::tls::{Certificate, ClientCert, PrivateKey, RootCerts, TlsConfig};
+    let mut tls =
+        TlsConfig::builder()
+            .root_certs(RootCerts::new_with_certs(&[
+                Certificate::from_der(ca_der).to_owned()
+            ]));
+    if let Some(c) = creds {
+        tls = tls.client_cert(Some(ClientCert::new_with_certs(
+            &[Certificate::from_der(&c.cert_der).to_owned()],
+            PrivateKey::from_pem(c.key.serialize_pem().as_bytes()).unwrap(),
+        )));
+    }
+    ureq::Agent::config_builder()
+        .tls_config(tls.build())
+        .http_status_as_error(false)
+        .proxy(None)
+        .build()
+        .new_agent()
+}
+
+/// A response, flattened.
+#[derive(Debug)]
+pub struct Resp {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Resp {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+    /// Decodes a certs-only body.
+    pub fn certs(&self) -> Vec<Vec<u8>> {
+        assert_eq!(self.status, 200, "{}", self.text());
+        certs_only::decode(&base64body::decode(&self.body).unwrap()).unwrap()
+    }
+    /// Asserts an error status with a text/plain body mentioning `needle`.
+    pub fn assert_error(&self, status: u16, needle: &str) {
+        assert_eq!(self.status, status, "body: {}", self.text());
+        assert!(
+            self.header("content-type")
+                .unwrap_or("")
+                .starts_with("text/plain"),
+            "{:?}",
+            self.headers
+        );
+        assert!(
+            self.text().to_lowercase().contains(&needle.to_lowercase()),
+            "expected {needle:?} in {:?}",
+            self.text()
+        );
+        assert!(self.header("www-authenticate").is_none());
+    }
+}
+
+fn flatten(r: ureq::http::Response<ureq::Body>) -> Resp {
+    let status = r.status().as_u16();
+    let headers = r
+        .headers()
+        .iter()
+        .map(|(n, v)| (n.as_str().to_owned(), v.to_str().unwrap_or("").to_owned()))
+        .collect();
+    let body = r.into_body().read_to_vec().unwrap();
+    Resp {
+        status,
+        headers,
+        body,
+    }
+}
+
+pub fn get(agent: &ureq::Agent, url: &str) -> Result<Resp, ureq::Error> {
+    agent.get(url).call().map(flatten)
+}
+
+pub fn post(
+    agent: &ureq::Agent,
+    url: &str,
+    content_type: Option<&str>,
+    body: &[u8],
+) -> Result<Resp, ureq::Error> {
+    let mut req = agent.post(url);
+    if let Some(ct) = content_type {
+        req = req.header("Content-Type", ct);
+    }
+    req.send(body).map(flatten)
+}
+
+/// POSTs a CSR the usual way (application/pkcs10, one-line base64).
+pub fn post_csr(agent: &ureq::Agent, url: &str, csr_der: &[u8]) -> Resp {
+    post(
+        agent,
+        url,
+        Some("application/pkcs10"),
+        csr_b64(csr_der).as_bytes(),
+    )
+    .unwrap()
+}
+
+/// What /csrattrs answered: the challengePassword and the requested subjectAltName.
+pub struct Attrs {
+    pub password: String,
+    pub requirements: csrattrs::CsrRequirements,
+}
+
+pub fn fetch_attrs(agent: &ureq::Agent, mef: &MefProc) -> Attrs {
+    let r = get(agent, &mef.url("csrattrs")).unwrap();
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(r
+        .header("content-type")
+        .unwrap()
+        .starts_with("application/csrattrs"));
+    let items = csrattrs::decode(&base64body::decode(&r.body).unwrap()).unwrap();
+    let requirements = csrattrs::CsrRequirements::from_items(&items).unwrap();
+    let password = match &requirements.challenge_password {
+        csrattrs::ChallengePassword::Value(v) => v.to_string(),
+        other => panic!("no challengePassword value: {other:?}"),
+    };
+    Attrs {
+        password,
+        requirements,
+    }
+}
+
+/// DER of `SET { UTF8String pw }`, the value of a challengePassword attribute.
+fn set_of_utf8(pw: &str) -> Vec<u8> {
+    assert!(pw.len() < 120);
+    let mut v = vec![0x31, (pw.len() + 2) as u8, 0x0c, pw.len() as u8];
+    v.extend_from_slice(pw.as_bytes());
+    v
+}
+
+/// A CSR with these subjectAltNames, optional challengePassword and optional CN.
+pub fn make_csr(
+    key: &KeyPair,
+    sans: &[SanType],
+    password: Option<&str>,
+    cn: Option<&str>,
+) -> Vec<u8> {
+    let mut p = CertificateParams::default();
+    let mut dn = DistinguishedName::new();
+    if let Some(cn) = cn {
+        dn.push(DnType::CommonName, cn);
+    }
+    p.distinguished_name = dn;
+    p.subject_alt_names = sans.to_vec();
+    let attrs = password
+        .map(|pw| {
+            vec![rcgen::Attribute {
+                oid: &[1, 2, 840, 113549, 1, 9, 7],
+                values: set_of_utf8(pw),
+            }]
+        })
+        .unwrap_or_default();
+    p.serialize_request_with_attributes(key, attrs)
+        .unwrap()
+        .der()
+        .to_vec()
+}
+
+pub fn uri(s: &str) -> SanType {
+    SanType::URI(s.try_into().unwrap())
+}
+
+pub fn dns(s: &str) -> SanType {
+    SanType::DnsName(s.try_into().unwrap())
+}
+
+pub fn csr_b64(der: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(der)
+}
+
+/// Registers a third-party client certificate with the CLI (`identity add`).
+pub fn register(mef_dir: &Path, creds: &Creds, subject_type: &str, subject_id: &str) {
+    let certs = mef_dir.join(format!("client-{}.pem", &creds.fingerprint()[..16]));
+    std::fs::write(
+        &certs,
+        pem::encode(&pem::Pem::new("CERTIFICATE", creds.cert_der.clone())),
+    )
+    .unwrap();
+    let (ok, out, err) = run_cli(&[
+        "identity",
+        "add",
+        "--data-dir",
+        mef_dir.to_str().unwrap(),
+        "--client-cert",
+        certs.to_str().unwrap(),
+        "--subject-type",
+        subject_type,
+        "--subject-id",
+        subject_id,
+    ]);
+    assert!(ok, "identity add failed: {out} {err}");
+}
+
+/// The whole initial procedure: csrattrs, CSR with the password and SAN, simpleenroll.
+/// Returns the new credentials.
+pub fn enroll(agent: &ureq::Agent, mef: &MefProc, san: SanType) -> Creds {
+    let attrs = fetch_attrs(agent, mef);
+    let key = KeyPair::generate().unwrap();
+    let csr = make_csr(&key, &[san], Some(&attrs.password), None);
+    let r = post_csr(agent, &mef.url("simpleenroll"), &csr);
+    let certs = r.certs();
+    assert_eq!(certs.len(), 1);
+    Creds {
+        cert_der: certs[0].clone(),
+        key,
+    }
+}
+
+/// Raw HTTPS over one TLS connection: sends each request in turn and reads each response.
+/// Fails if the server closes the connection early (so it proves keep-alive).
+pub fn raw_exchange(
+    ca_der: &[u8],
+    creds: Option<&Creds>,
+    port: u16,
+    requests: &[Vec<u8>],
+) -> Vec<Resp> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(ca_der.to_vec().into()).unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots);
+    let config = match creds {
+        Some(c) => builder
+            .with_client_auth_cert(
+                vec![c.cert_der.clone().into()],
+                rustls_pki_types::PrivateKeyDer::Pkcs8(c.key.serialize_der().into()),
+            )
+            .unwrap(),
+        None => builder.with_no_client_auth(),
+    };
+    let conn =
+        rustls::ClientConnection::new(Arc::new(config), "localhost".try_into().unwrap()).unwrap();
+    let sock = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    sock.set_read_timeout(Some(std::time::Duration::from_secs(20)))
+        .unwrap();
+    let mut tls = rustls::StreamOwned::new(conn, sock);
+    let mut out = Vec::new();
+    let mut buf: Vec<u8> = Vec::new();
+    for req in requests {
+        tls.write_all(req).unwrap();
+        tls.flush().unwrap();
+        loop {
+            let mut hdrs = [httparse::EMPTY_HEADER; 32];
+            let mut resp = httparse::Response::new(&mut hdrs);
+            if let httparse::Status::Complete(n) = resp.parse(&buf).unwrap() {
+                let headers: Vec<(String, String)> = resp
+                    .headers
+                    .iter()
+                    .map(|h| {
+                        (
+                            h.name.to_ascii_lowercase(),
+                            String::from_utf8_lossy(h.value).into_owned(),
+                        )
+                    })
+                    .collect();
+                let len: usize = headers
+                    .iter()
+                    .find(|(k, _)| k == "content-length")
+                    .map(|(_, v)| v.parse().unwrap())
+                    .unwrap();
+                if buf.len() >= n + len {
+                    let body = buf[n..n + len].to_vec();
+                    out.push(Resp {
+                        status: resp.code.unwrap(),
+                        headers,
+                        body,
+                    });
+                    buf.drain(..n + len);
+                    break;
+                }
+            }
+            let mut chunk = [0u8; 4096];
+            let k = tls
+                .read(&mut chunk)
+                .expect("connection closed before a full response");
+            assert!(k > 0, "connection closed before a full response");
+            buf.extend_from_slice(&chunk[..k]);
+        }
+    }
+    out
+}
