@@ -8,16 +8,19 @@
 use crate::ProtoError;
 use base64::engine::general_purpose::{STANDARD, STANDARD_PAD_INDIFFERENT};
 use base64::Engine;
+use zeroize::Zeroizing;
 
 /// Decodes an EST body: ASCII white space (SP, HT, CR, LF) anywhere is skipped; padding must be
 /// correct when present and may be absent; any other byte outside the standard alphabet
 /// (a NUL, URL-safe characters, ...) is an error.
 pub fn decode(body: &[u8]) -> Result<Vec<u8>, ProtoError> {
-    let compact: Vec<u8> = body
-        .iter()
-        .copied()
-        .filter(|b| !matches!(b, b' ' | b'\t' | b'\r' | b'\n'))
-        .collect();
+    // Zeroized: the body may be a private key (RFC 7030 4.4.2).
+    let compact: Zeroizing<Vec<u8>> = Zeroizing::new(
+        body.iter()
+            .copied()
+            .filter(|b| !matches!(b, b' ' | b'\t' | b'\r' | b'\n'))
+            .collect(),
+    );
     // The Indifferent engine also takes partial padding ("QQ="); RFC 4648 3.2 padding is either
     // complete (a multiple of four characters) or absent, so a padded text must be whole quads.
     if compact.contains(&b'=') && !compact.len().is_multiple_of(4) {
@@ -27,7 +30,7 @@ pub fn decode(body: &[u8]) -> Result<Vec<u8>, ProtoError> {
         )));
     }
     STANDARD_PAD_INDIFFERENT
-        .decode(&compact)
+        .decode(compact.as_slice())
         .map_err(|e| ProtoError::Base64(e.to_string()))
 }
 
