@@ -1,0 +1,632 @@
+//! Test support shared by the integration tests: a scripted HTTPS server on 127.0.0.1 and a
+//! small PKI (test CA, server and client certificates, a test [`PrivateKey`]).
+//!
+//! The server runs rustls with a given certificate chain, optionally asks for (or requires) a
+//! client certificate, keeps connections alive, and answers each request with whatever the
+//! test's handler returns: a full response, or raw bytes followed by a close (to break a body
+//! in the middle). It records every request (headers included, so tests can assert that no
+//! Authorization header was ever sent), the client certificate of each connection, and counts
+//! TLS handshakes. It stops when dropped.
+
+#![allow(dead_code)] // Each test binary uses a different part of this module.
+
+use onem2m_est::keys::{KeyAlgorithm, PrivateKey};
+use rcgen::{
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose, PublicKeyData,
+};
+use ring::rand::SystemRandom;
+use ring::signature::{EcdsaKeyPair, ECDSA_P256_SHA256_ASN1_SIGNING};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use rustls::server::WebPkiClientVerifier;
+use rustls::{RootCertStore, ServerConfig, ServerConnection, StreamOwned};
+use std::io::{Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+// ---------------------------------------------------------------------------------------------
+// PKI
+// ---------------------------------------------------------------------------------------------
+
+/// id-kp-cmcRA (RFC 6402 2.10).
+pub const CMC_RA: &[u64] = &[1, 3, 6, 1, 5, 5, 7, 3, 28];
+
+/// Which extended key usage a test certificate carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Eku {
+    /// id-kp-serverAuth.
+    ServerAuth,
+    /// Only id-kp-cmcRA (an RA certificate, RFC 7030 3.6.1).
+    CmcRaOnly,
+    /// Only id-kp-clientAuth.
+    ClientAuth,
+    /// No EKU extension.
+    None,
+}
+
+/// A test CA: a self-signed P-256 root that issues leaf certificates.
+pub struct TestCa {
+    pub cert: CertificateDer<'static>,
+    issuer: Issuer<'static, KeyPair>,
+}
+
+/// A server's certificate chain and key, for [`TestServer`].
+#[derive(Debug)]
+pub struct ServerIdentity {
+    pub chain: Vec<CertificateDer<'static>>,
+    pub key: PrivateKeyDer<'static>,
+}
+
+impl Clone for ServerIdentity {
+    fn clone(&self) -> Self {
+        ServerIdentity {
+            chain: self.chain.clone(),
+            key: self.key.clone_key(),
+        }
+    }
+}
+
+impl TestCa {
+    /// A new root CA named `cn`.
+    pub fn new(cn: &str) -> TestCa {
+        let key = KeyPair::generate().expect("CA key");
+        let mut params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+        params.distinguished_name.push(DnType::CommonName, cn);
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::CrlSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
+        let cert = params.self_signed(&key).expect("CA certificate");
+        TestCa {
+            cert: cert.der().clone(),
+            issuer: Issuer::new(params, key),
+        }
+    }
+
+    /// Issues a leaf certificate for `public_key` with subjectAltNames `names` (DNS names or IP
+    /// addresses) and the given EKU; `customize` may change anything else (validity, ...).
+    pub fn issue(
+        &self,
+        cn: &str,
+        names: &[&str],
+        eku: Eku,
+        public_key: &impl PublicKeyData,
+        customize: impl FnOnce(&mut CertificateParams),
+    ) -> CertificateDer<'static> {
+        let names: Vec<String> = names.iter().map(|s| s.to_string()).collect();
+        let mut params = CertificateParams::new(names).expect("leaf params");
+        params.distinguished_name.push(DnType::CommonName, cn);
+        params.is_ca = IsCa::ExplicitNoCa;
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        params.extended_key_usages = match eku {
+            Eku::ServerAuth => vec![ExtendedKeyUsagePurpose::ServerAuth],
+            Eku::CmcRaOnly => vec![ExtendedKeyUsagePurpose::Other(CMC_RA.to_vec())],
+            Eku::ClientAuth => vec![ExtendedKeyUsagePurpose::ClientAuth],
+            Eku::None => vec![],
+        };
+        customize(&mut params);
+        params
+            .signed_by(public_key, &self.issuer)
+            .expect("leaf certificate")
+            .der()
+            .clone()
+    }
+
+    /// A server certificate (chain: leaf, then this CA) and its key.
+    pub fn server_identity(&self, names: &[&str], eku: Eku) -> ServerIdentity {
+        self.server_identity_with(names, eku, |_| {})
+    }
+
+    /// Like [`Self::server_identity`], with a hook on the certificate parameters.
+    pub fn server_identity_with(
+        &self,
+        names: &[&str],
+        eku: Eku,
+        customize: impl FnOnce(&mut CertificateParams),
+    ) -> ServerIdentity {
+        let key = KeyPair::generate().expect("server key");
+        let leaf = self.issue("test EST server", names, eku, &key, customize);
+        ServerIdentity {
+            chain: vec![leaf, self.cert.clone()],
+            key: PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
+        }
+    }
+
+    /// A client certificate named `cn` (EKU clientAuth) and its [`TestKey`].
+    pub fn client_identity(&self, cn: &str) -> (CertificateDer<'static>, Arc<TestKey>) {
+        let key = TestKey::generate();
+        let rc = key.rcgen_public();
+        let cert = self.issue(cn, &[], Eku::ClientAuth, &rc, |_| {});
+        (cert, Arc::new(key))
+    }
+}
+
+/// A test-only [`PrivateKey`]: P-256 on ring, with a switch that makes signing fail (to test
+/// how a failing HSM or callback surfaces).
+pub struct TestKey {
+    pair: EcdsaKeyPair,
+    pkcs8: Vec<u8>,
+    spki: Vec<u8>,
+    rng: SystemRandom,
+    /// When set, [`PrivateKey::sign`] fails.
+    pub fail: AtomicBool,
+}
+
+impl std::fmt::Debug for TestKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TestKey").finish_non_exhaustive()
+    }
+}
+
+impl TestKey {
+    /// A fresh P-256 key.
+    pub fn generate() -> TestKey {
+        let rng = SystemRandom::new();
+        let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &rng)
+            .expect("P-256 key")
+            .as_ref()
+            .to_vec();
+        let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &pkcs8, &rng)
+            .expect("P-256 key from PKCS#8");
+        let spki = KeyPair::try_from(pkcs8.as_slice())
+            .expect("rcgen reads the PKCS#8")
+            .subject_public_key_info();
+        TestKey {
+            pair,
+            pkcs8,
+            spki,
+            rng,
+            fail: AtomicBool::new(false),
+        }
+    }
+
+    /// The same key as rcgen sees it (to put its public key in a certificate).
+    pub fn rcgen_public(&self) -> KeyPair {
+        KeyPair::try_from(self.pkcs8.as_slice()).expect("rcgen reads the PKCS#8")
+    }
+}
+
+impl PrivateKey for TestKey {
+    fn algorithm(&self) -> KeyAlgorithm {
+        KeyAlgorithm::EcdsaP256Sha256
+    }
+
+    fn public_key_info(&self) -> &[u8] {
+        &self.spki
+    }
+
+    fn sign(&self, message: &[u8]) -> onem2m_est::Result<Vec<u8>> {
+        if self.fail.load(Ordering::SeqCst) {
+            return Err(onem2m_est::Error::Key {
+                reason: "the test key was told to fail".into(),
+            });
+        }
+        self.pair
+            .sign(&self.rng, message)
+            .map(|s| s.as_ref().to_vec())
+            .map_err(|_| onem2m_est::Error::Key {
+                reason: "ring signing failed".into(),
+            })
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// HTTP messages
+// ---------------------------------------------------------------------------------------------
+
+/// A request as the server received it.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub method: String,
+    pub path: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    /// Index of the TLS connection it came on (0 for the first).
+    pub connection: usize,
+    /// The client certificate of that connection, if one was presented.
+    pub client_cert: Option<CertificateDer<'static>>,
+}
+
+impl Request {
+    /// The first value of header `name` (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// A response to send.
+#[derive(Debug, Clone)]
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    /// A response with no headers and no body (Content-Length is added when sent).
+    pub fn new(status: u16) -> Response {
+        Response {
+            status,
+            headers: Vec::new(),
+            body: Vec::new(),
+        }
+    }
+
+    /// Adds a header.
+    pub fn header(mut self, name: &str, value: &str) -> Response {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    /// Sets the body.
+    pub fn body(mut self, body: impl Into<Vec<u8>>) -> Response {
+        self.body = body.into();
+        self
+    }
+
+    fn to_bytes(&self) -> Vec<u8> {
+        let mut out = format!("HTTP/1.1 {} {}\r\n", self.status, reason(self.status)).into_bytes();
+        for (n, v) in &self.headers {
+            out.extend_from_slice(format!("{n}: {v}\r\n").as_bytes());
+        }
+        if !self
+            .headers
+            .iter()
+            .any(|(n, _)| n.eq_ignore_ascii_case("content-length"))
+            && self.status != 204
+            && self.status != 304
+        {
+            out.extend_from_slice(format!("Content-Length: {}\r\n", self.body.len()).as_bytes());
+        }
+        out.extend_from_slice(b"\r\n");
+        out.extend_from_slice(&self.body);
+        out
+    }
+}
+
+fn reason(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        202 => "Accepted",
+        204 => "No Content",
+        301 => "Moved Permanently",
+        302 => "Found",
+        307 => "Temporary Redirect",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        404 => "Not Found",
+        500 => "Internal Server Error",
+        _ => "Status",
+    }
+}
+
+/// What the server does with a request.
+#[derive(Debug, Clone)]
+pub enum Action {
+    /// Send this response and keep the connection open.
+    Respond(Response),
+    /// Send these bytes as they are, then close the connection.
+    RawThenClose(Vec<u8>),
+}
+
+impl From<Response> for Action {
+    fn from(r: Response) -> Action {
+        Action::Respond(r)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The server
+// ---------------------------------------------------------------------------------------------
+
+/// Whether the server asks for a client certificate.
+#[derive(Debug, Clone)]
+pub enum ClientAuth {
+    /// No CertificateRequest.
+    None,
+    /// Asks for a certificate issued by one of these roots; none is fine.
+    Optional(Vec<CertificateDer<'static>>),
+    /// Requires a certificate issued by one of these roots.
+    Required(Vec<CertificateDer<'static>>),
+}
+
+/// How the test server is set up.
+#[derive(Debug, Clone)]
+pub struct ServerOptions {
+    pub identity: ServerIdentity,
+    pub client_auth: ClientAuth,
+    /// Only TLS 1.2 when set (otherwise 1.2 and 1.3, rustls preferring 1.3).
+    pub tls12_only: bool,
+}
+
+impl ServerOptions {
+    /// Server identity, no client authentication, TLS 1.2 and 1.3.
+    pub fn new(identity: ServerIdentity) -> ServerOptions {
+        ServerOptions {
+            identity,
+            client_auth: ClientAuth::None,
+            tls12_only: false,
+        }
+    }
+}
+
+type Handler = dyn Fn(&Request) -> Action + Send + Sync;
+
+#[derive(Default)]
+struct State {
+    handshakes: AtomicU32,
+    handshake_failures: Mutex<Vec<String>>,
+    requests: Mutex<Vec<Request>>,
+    connections: AtomicUsize,
+    sockets: Mutex<Vec<TcpStream>>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+}
+
+/// A scripted HTTPS server on 127.0.0.1 (see the module documentation).
+pub struct TestServer {
+    addr: SocketAddr,
+    state: Arc<State>,
+    stop: Arc<AtomicBool>,
+    accept: Option<JoinHandle<()>>,
+}
+
+impl TestServer {
+    /// Starts a server on 127.0.0.1 with a free port; `handler` answers every request.
+    pub fn start(
+        options: ServerOptions,
+        handler: impl Fn(&Request) -> Action + Send + Sync + 'static,
+    ) -> TestServer {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let versions: &[&rustls::SupportedProtocolVersion] = if options.tls12_only {
+            &[&rustls::version::TLS12]
+        } else {
+            &[&rustls::version::TLS13, &rustls::version::TLS12]
+        };
+        let builder = ServerConfig::builder_with_provider(provider.clone())
+            .with_protocol_versions(versions)
+            .expect("TLS versions");
+        let builder = match &options.client_auth {
+            ClientAuth::None => builder.with_no_client_auth(),
+            ClientAuth::Optional(roots) | ClientAuth::Required(roots) => {
+                let mut store = RootCertStore::empty();
+                for r in roots {
+                    store.add(r.clone()).expect("client root");
+                }
+                let b = WebPkiClientVerifier::builder_with_provider(Arc::new(store), provider);
+                let b = if matches!(options.client_auth, ClientAuth::Optional(_)) {
+                    b.allow_unauthenticated()
+                } else {
+                    b
+                };
+                builder.with_client_cert_verifier(b.build().expect("client verifier"))
+            }
+        };
+        let config = Arc::new(
+            builder
+                .with_single_cert(options.identity.chain.clone(), options.identity.key.clone_key())
+                .expect("server certificate"),
+        );
+
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1");
+        let addr = listener.local_addr().expect("local address");
+        let state = Arc::new(State::default());
+        let stop = Arc::new(AtomicBool::new(false));
+        let handler: Arc<Handler> = Arc::new(handler);
+        let accept = {
+            let (state, stop) = (state.clone(), stop.clone());
+            std::thread::spawn(move || {
+                for stream in listener.incoming() {
+                    if stop.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    let Ok(stream) = stream else { continue };
+                    if let Ok(clone) = stream.try_clone() {
+                        state.sockets.lock().unwrap().push(clone);
+                    }
+                    let index = state.connections.fetch_add(1, Ordering::SeqCst);
+                    let (config, state2, handler) =
+                        (config.clone(), state.clone(), handler.clone());
+                    let t = std::thread::spawn(move || {
+                        serve_connection(config, stream, index, &state2, &*handler)
+                    });
+                    state.threads.lock().unwrap().push(t);
+                }
+            })
+        };
+        TestServer {
+            addr,
+            state,
+            stop,
+            accept: Some(accept),
+        }
+    }
+
+    /// The port on 127.0.0.1.
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    /// `https://localhost:PORT/.well-known/est` (for DNS-name tests).
+    pub fn base_localhost(&self) -> String {
+        format!("https://localhost:{}/.well-known/est", self.port())
+    }
+
+    /// `https://127.0.0.1:PORT/` (for IP-literal tests).
+    pub fn base_ip(&self) -> String {
+        format!("https://127.0.0.1:{}/", self.port())
+    }
+
+    /// TLS handshakes completed.
+    pub fn handshakes(&self) -> u32 {
+        self.state.handshakes.load(Ordering::SeqCst)
+    }
+
+    /// Why failed handshakes failed (the server's view).
+    pub fn handshake_failures(&self) -> Vec<String> {
+        self.state.handshake_failures.lock().unwrap().clone()
+    }
+
+    /// Every request received so far.
+    pub fn requests(&self) -> Vec<Request> {
+        self.state.requests.lock().unwrap().clone()
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        // Wake the accept loop, then close every connection so its thread ends.
+        let _ = TcpStream::connect(self.addr);
+        if let Some(t) = self.accept.take() {
+            let _ = t.join();
+        }
+        for s in self.state.sockets.lock().unwrap().drain(..) {
+            let _ = s.shutdown(Shutdown::Both);
+        }
+        let threads: Vec<_> = self.state.threads.lock().unwrap().drain(..).collect();
+        for t in threads {
+            let _ = t.join();
+        }
+    }
+}
+
+fn serve_connection(
+    config: Arc<ServerConfig>,
+    mut tcp: TcpStream,
+    index: usize,
+    state: &State,
+    handler: &Handler,
+) {
+    let mut conn = match ServerConnection::new(config) {
+        Ok(c) => c,
+        Err(e) => {
+            state.handshake_failures.lock().unwrap().push(e.to_string());
+            return;
+        }
+    };
+    while conn.is_handshaking() {
+        if let Err(e) = conn.complete_io(&mut tcp) {
+            state.handshake_failures.lock().unwrap().push(e.to_string());
+            return;
+        }
+    }
+    state.handshakes.fetch_add(1, Ordering::SeqCst);
+    let client_cert = conn
+        .peer_certificates()
+        .and_then(|c| c.first())
+        .map(|c| c.clone().into_owned());
+    let mut tls = StreamOwned::new(conn, tcp);
+    let mut buf: Vec<u8> = Vec::new();
+    loop {
+        let Some(request) = read_request(&mut tls, &mut buf, index, &client_cert) else {
+            return;
+        };
+        let close = request
+            .header("connection")
+            .is_some_and(|v| v.eq_ignore_ascii_case("close"));
+        state.requests.lock().unwrap().push(request.clone());
+        match handler(&request) {
+            Action::Respond(resp) => {
+                if tls.write_all(&resp.to_bytes()).and_then(|_| tls.flush()).is_err() {
+                    return;
+                }
+                if close {
+                    tls.conn.send_close_notify();
+                    let _ = tls.flush();
+                    return;
+                }
+            }
+            Action::RawThenClose(bytes) => {
+                let _ = tls.write_all(&bytes);
+                let _ = tls.flush();
+                // No close_notify: an abrupt end, as a crashed server gives.
+                let _ = tls.sock.shutdown(Shutdown::Both);
+                return;
+            }
+        }
+    }
+}
+
+/// Reads one request (head with httparse, body by Content-Length); `None` at end of stream.
+fn read_request(
+    tls: &mut StreamOwned<ServerConnection, TcpStream>,
+    buf: &mut Vec<u8>,
+    connection: usize,
+    client_cert: &Option<CertificateDer<'static>>,
+) -> Option<Request> {
+    let mut chunk = [0u8; 4096];
+    let (head_len, method, path, headers) = loop {
+        let mut header_storage = [httparse::EMPTY_HEADER; 64];
+        let mut req = httparse::Request::new(&mut header_storage);
+        match req.parse(buf) {
+            Ok(httparse::Status::Complete(n)) => {
+                let headers: Vec<(String, String)> = req
+                    .headers
+                    .iter()
+                    .map(|h| {
+                        (
+                            h.name.to_string(),
+                            String::from_utf8_lossy(h.value).into_owned(),
+                        )
+                    })
+                    .collect();
+                break (
+                    n,
+                    req.method?.to_string(),
+                    req.path?.to_string(),
+                    headers,
+                );
+            }
+            Ok(httparse::Status::Partial) => {}
+            Err(_) => return None,
+        }
+        match tls.read(&mut chunk) {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    };
+    let length: usize = headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case("content-length"))
+        .and_then(|(_, v)| v.trim().parse().ok())
+        .unwrap_or(0);
+    while buf.len() < head_len + length {
+        match tls.read(&mut chunk) {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+    let body = buf[head_len..head_len + length].to_vec();
+    buf.drain(..head_len + length);
+    Some(Request {
+        method,
+        path,
+        headers,
+        body,
+        connection,
+        client_cert: client_cert.clone(),
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// EST bodies
+// ---------------------------------------------------------------------------------------------
+
+/// A 200 certs-only response (DER CMS, one-line base64) with the usual Content-Type.
+pub fn certs_only_response(certs: &[CertificateDer<'static>]) -> Response {
+    let refs: Vec<&[u8]> = certs.iter().map(|c| c.as_ref()).collect();
+    let der = onem2m_est::proto::certs_only::encode(&refs).expect("certs-only encoding");
+    Response::new(200)
+        .header(
+            "Content-Type",
+            onem2m_est::proto::media::CERTS_ONLY_CONTENT_TYPE,
+        )
+        .body(onem2m_est::proto::base64body::encode(&der))
+}

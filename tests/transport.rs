@@ -1,0 +1,690 @@
+//! EST transport against the scripted HTTPS server of tests/support, over 127.0.0.1.
+
+mod support;
+
+use onem2m_est::error::{Error, Operation};
+use onem2m_est::proto::{base64body, csrattrs, media};
+use onem2m_est::tls::{client_config, ClientIdentity};
+use onem2m_est::transport::{EstConnection, PollPolicy, TransportConfig};
+use onem2m_est::uri::EstUri;
+use rustls::pki_types::CertificateDer;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use support::*;
+
+const CSR: &[u8] = b"\x30\x03\x02\x01\x00 stand-in CSR bytes";
+
+/// A CA, a server certificate for localhost and 127.0.0.1 (serverAuth), and a server answering
+/// with `handler`.
+fn setup(
+    handler: impl Fn(&Request) -> Action + Send + Sync + 'static,
+) -> (TestCa, TestServer) {
+    let ca = TestCa::new("Test MEF CA");
+    let id = ca.server_identity(&["localhost", "127.0.0.1"], Eku::ServerAuth);
+    let server = TestServer::start(ServerOptions::new(id), handler);
+    (ca, server)
+}
+
+fn quick_config() -> TransportConfig {
+    TransportConfig {
+        connect_timeout: Duration::from_secs(5),
+        tls_timeout: Duration::from_secs(5),
+        response_timeout: Duration::from_secs(10),
+        poll: PollPolicy {
+            max_attempts: 3,
+            max_total: Duration::from_secs(5),
+            default_delay: Duration::from_millis(10),
+            max_delay: Duration::from_millis(50),
+        },
+        ..TransportConfig::default()
+    }
+}
+
+fn connect_with(
+    base: &str,
+    anchors: &[CertificateDer<'static>],
+    identity: Option<ClientIdentity>,
+    cfg: &TransportConfig,
+) -> EstConnection {
+    let base = EstUri::parse(base).expect("base URI");
+    let tls = client_config(anchors, identity, &base).expect("TLS config");
+    EstConnection::new(&base, tls, cfg).expect("connection")
+}
+
+fn connect(server: &TestServer, ca: &TestCa) -> EstConnection {
+    connect_with(
+        &server.base_localhost(),
+        std::slice::from_ref(&ca.cert),
+        None,
+        &quick_config(),
+    )
+}
+
+fn sorted(mut v: Vec<CertificateDer<'static>>) -> Vec<CertificateDer<'static>> {
+    v.sort_by(|a, b| a.as_ref().cmp(b.as_ref()));
+    v
+}
+
+fn some_certs(ca: &TestCa) -> Vec<CertificateDer<'static>> {
+    let ee = ca
+        .server_identity(&["device.example"], Eku::ClientAuth)
+        .chain;
+    vec![ee[0].clone(), ca.cert.clone()]
+}
+
+fn certs_only_der(certs: &[CertificateDer<'static>]) -> Vec<u8> {
+    let refs: Vec<&[u8]> = certs.iter().map(|c| c.as_ref()).collect();
+    onem2m_est::proto::certs_only::encode(&refs).unwrap()
+}
+
+fn assert_no_authorization(server: &TestServer) {
+    for r in server.requests() {
+        assert!(
+            r.header("authorization").is_none(),
+            "an Authorization header was sent to {}",
+            r.path
+        );
+    }
+}
+
+// --- A minimal DER walker to rewrite the outer CMS layers with indefinite lengths (BER) -------
+
+/// Splits a DER TLV into (header length, content length).
+fn tlv_lengths(tlv: &[u8]) -> (usize, usize) {
+    let first = tlv[1];
+    if first < 0x80 {
+        (2, first as usize)
+    } else {
+        let n = (first & 0x7f) as usize;
+        let len = tlv[2..2 + n]
+            .iter()
+            .fold(0usize, |acc, b| (acc << 8) | *b as usize);
+        (2 + n, len)
+    }
+}
+
+fn children(tlv: &[u8]) -> Vec<&[u8]> {
+    let (h, l) = tlv_lengths(tlv);
+    let mut rest = &tlv[h..h + l];
+    let mut out = Vec::new();
+    while !rest.is_empty() {
+        let (ch, cl) = tlv_lengths(rest);
+        out.push(&rest[..ch + cl]);
+        rest = &rest[ch + cl..];
+    }
+    out
+}
+
+fn indefinite(tag: u8, parts: &[Vec<u8>]) -> Vec<u8> {
+    let mut out = vec![tag, 0x80];
+    for p in parts {
+        out.extend_from_slice(p);
+    }
+    out.extend_from_slice(&[0, 0]);
+    out
+}
+
+/// ContentInfo, its [0], SignedData, encapContentInfo and the certificates field become
+/// indefinite-length (what Java-based CAs send); certificates themselves stay DER.
+fn to_ber(der: &[u8]) -> Vec<u8> {
+    let ci = children(der);
+    let explicit = children(ci[1]);
+    let sd = explicit[0];
+    let parts: Vec<Vec<u8>> = children(sd)
+        .into_iter()
+        .map(|p| match p[0] {
+            0x30 | 0xa0 => indefinite(p[0], &children(p).iter().map(|c| c.to_vec()).collect::<Vec<_>>()),
+            _ => p.to_vec(),
+        })
+        .collect();
+    let sd_ber = indefinite(sd[0], &parts);
+    indefinite(
+        der[0],
+        &[ci[0].to_vec(), indefinite(ci[1][0], &[sd_ber])],
+    )
+}
+
+// --- /cacerts ---------------------------------------------------------------------------------
+
+#[test]
+fn cacerts_der() {
+    let ca0 = TestCa::new("payload CA");
+    let payload = some_certs(&ca0);
+    let p = payload.clone();
+    let (ca, server) = setup(move |req| {
+        assert_eq!(req.method, "GET");
+        assert_eq!(req.path, "/.well-known/est/cacerts");
+        certs_only_response(&p).into()
+    });
+    let conn = connect(&server, &ca);
+    assert_eq!(sorted(conn.cacerts().unwrap()), sorted(payload));
+    assert!(conn.bytes_written() > 0 && conn.bytes_read() > 0);
+}
+
+#[test]
+fn cacerts_ber_indefinite_lengths() {
+    let ca0 = TestCa::new("payload CA");
+    let payload = some_certs(&ca0);
+    let ber = to_ber(&certs_only_der(&payload));
+    assert_eq!(&ber[..2], &[0x30, 0x80], "the fixture is BER with indefinite lengths");
+    let (ca, server) = setup(move |_| {
+        Response::new(200)
+            .header("Content-Type", "application/pkcs7-mime; smime-type=certs-only")
+            .body(base64body::encode(&ber))
+            .into()
+    });
+    assert_eq!(sorted(connect(&server, &ca).cacerts().unwrap()), sorted(payload));
+}
+
+#[test]
+fn cacerts_wrapped_base64_with_content_transfer_encoding_and_bare_media_type() {
+    let ca0 = TestCa::new("payload CA");
+    let payload = some_certs(&ca0);
+    let b64 = base64body::encode(&certs_only_der(&payload));
+    let wrapped: String = b64
+        .trim_end()
+        .as_bytes()
+        .chunks(64)
+        .map(|c| format!("{}\r\n", std::str::from_utf8(c).unwrap()))
+        .collect();
+    let (ca, server) = setup(move |_| {
+        Response::new(200)
+            .header("Content-Type", "Application/PKCS7-MIME")
+            .header("Content-Transfer-Encoding", "base64")
+            .body(wrapped.clone())
+            .into()
+    });
+    assert_eq!(sorted(connect(&server, &ca).cacerts().unwrap()), sorted(payload));
+}
+
+#[test]
+fn cacerts_wrong_content_type_refused() {
+    let ca0 = TestCa::new("payload CA");
+    let payload = some_certs(&ca0);
+    let (ca, server) = setup(move |_| {
+        let mut r = certs_only_response(&payload);
+        r.headers = vec![("Content-Type".into(), "text/html; charset=utf-8".into())];
+        r.into()
+    });
+    match connect(&server, &ca).cacerts() {
+        Err(Error::BadResponse {
+            operation: Operation::CaCerts,
+            reason,
+        }) => assert!(reason.contains("text/html"), "{reason}"),
+        other => panic!("expected BadResponse, got {other:?}"),
+    }
+}
+
+#[test]
+fn cacerts_garbage_body_is_a_decode_error() {
+    let (ca, server) = setup(|_| {
+        Response::new(200)
+            .header("Content-Type", media::CERTS_ONLY_CONTENT_TYPE)
+            .body("AAAA\r\n")
+            .into()
+    });
+    assert!(matches!(
+        connect(&server, &ca).cacerts(),
+        Err(Error::Decode {
+            operation: Operation::CaCerts,
+            ..
+        })
+    ));
+}
+
+// --- /csrattrs --------------------------------------------------------------------------------
+
+#[test]
+fn csrattrs_200_204_404() {
+    let items = vec![
+        csrattrs::AttrOrOid::Oid("1.2.840.113549.1.9.7".into()),
+        csrattrs::AttrOrOid::Oid("1.2.840.10045.4.3.2".into()),
+    ];
+    let der = csrattrs::encode(&items).unwrap();
+    let status = Arc::new(AtomicU32::new(200));
+    let s = status.clone();
+    let (ca, server) = setup(move |req| {
+        assert_eq!(req.path, "/.well-known/est/csrattrs");
+        match s.load(Ordering::SeqCst) {
+            200 => Response::new(200)
+                .header("Content-Type", "application/csrattrs")
+                .body(base64body::encode(&der))
+                .into(),
+            code => Response::new(code as u16).into(),
+        }
+    });
+    let conn = connect(&server, &ca);
+    assert_eq!(conn.csrattrs().unwrap(), Some(items));
+    status.store(204, Ordering::SeqCst);
+    assert_eq!(conn.csrattrs().unwrap(), None);
+    status.store(404, Ordering::SeqCst);
+    assert_eq!(conn.csrattrs().unwrap(), None);
+    status.store(500, Ordering::SeqCst);
+    assert!(matches!(
+        conn.csrattrs(),
+        Err(Error::ServerStatus { status: 500, .. })
+    ));
+}
+
+// --- enrollment and polling -------------------------------------------------------------------
+
+fn enroll_after_202(retry_after: &'static str) {
+    let ca0 = TestCa::new("payload CA");
+    let payload = some_certs(&ca0);
+    let calls = Arc::new(AtomicU32::new(0));
+    let c = calls.clone();
+    let (ca, server) = setup(move |req| {
+        assert_eq!(req.method, "POST");
+        assert_eq!(req.path, "/.well-known/est/simpleenroll");
+        assert!(req.header("content-type").unwrap().starts_with(media::PKCS10));
+        assert_eq!(base64body::decode(&req.body).unwrap(), CSR);
+        if c.fetch_add(1, Ordering::SeqCst) == 0 {
+            Response::new(202).header("Retry-After", retry_after).into()
+        } else {
+            certs_only_response(&payload[..1]).into()
+        }
+    });
+    // Without a usable Retry-After the wait would be 10 s, beyond max_total: only a parsed
+    // Retry-After lets the second attempt happen.
+    let mut cfg = quick_config();
+    cfg.poll.default_delay = Duration::from_secs(10);
+    cfg.poll.max_delay = Duration::from_secs(10);
+    let conn = connect_with(&server.base_localhost(), &[ca.cert.clone()], None, &cfg);
+    let certs = conn.simple_enroll(CSR).unwrap();
+    assert_eq!(certs.len(), 1);
+    let reqs = server.requests();
+    assert_eq!(reqs.len(), 2);
+    assert_eq!(reqs[0].body, reqs[1].body, "the same request is sent again");
+}
+
+#[test]
+fn enroll_202_retry_after_zero_then_200() {
+    enroll_after_202("0");
+}
+
+#[test]
+fn enroll_202_retry_after_past_http_date_then_200() {
+    enroll_after_202("Sun, 06 Nov 1994 08:49:37 GMT");
+}
+
+#[test]
+fn enroll_202_forever_is_still_pending_within_bounds() {
+    let (ca, server) = setup(|_| Response::new(202).header("Retry-After", "0").into());
+    let conn = connect(&server, &ca);
+    match conn.simple_reenroll(CSR) {
+        Err(Error::StillPending {
+            operation: Operation::SimpleReenroll,
+            attempts,
+            ..
+        }) => assert_eq!(attempts, 3),
+        other => panic!("expected StillPending, got {other:?}"),
+    }
+    assert_eq!(server.requests().len(), 3);
+    assert!(server
+        .requests()
+        .iter()
+        .all(|r| r.path == "/.well-known/est/simplereenroll"));
+}
+
+#[test]
+fn enroll_with_zero_certificates_is_a_bad_response() {
+    let (ca, server) = setup(|_| certs_only_response(&[]).into());
+    assert!(matches!(
+        connect(&server, &ca).simple_enroll(CSR),
+        Err(Error::BadResponse {
+            operation: Operation::SimpleEnroll,
+            ..
+        })
+    ));
+}
+
+// --- HTTP status handling ---------------------------------------------------------------------
+
+#[test]
+fn status_401_is_http_authentication_requested_and_nothing_is_sent() {
+    let (ca, server) = setup(|_| {
+        Response::new(401)
+            .header("WWW-Authenticate", "Basic realm=\"estrealm\"")
+            .body("authenticate")
+            .into()
+    });
+    let conn = connect(&server, &ca);
+    match conn.simple_enroll(CSR) {
+        Err(e @ Error::HttpAuthenticationRequested { .. }) => {
+            let Error::HttpAuthenticationRequested { challenge, .. } = &e else {
+                unreachable!()
+            };
+            assert!(challenge.contains("Basic realm=\"estrealm\""), "{challenge}");
+        }
+        other => panic!("expected HttpAuthenticationRequested, got {other:?}"),
+    }
+    let _ = conn.cacerts();
+    assert!(server.requests().len() >= 2);
+    assert_no_authorization(&server);
+}
+
+#[test]
+fn status_400_surfaces_the_text_body() {
+    let (ca, server) = setup(|_| {
+        Response::new(400)
+            .header("Content-Type", "text/plain")
+            .body("CSR rejected: subjectAltName missing\r\n")
+            .into()
+    });
+    match connect(&server, &ca).simple_enroll(CSR) {
+        Err(Error::ServerStatus {
+            operation: Operation::SimpleEnroll,
+            status: 400,
+            message,
+        }) => assert_eq!(message, "CSR rejected: subjectAltName missing"),
+        other => panic!("expected ServerStatus, got {other:?}"),
+    }
+}
+
+#[test]
+fn redirect_to_another_host_refused() {
+    let (ca, server) = setup(|_| {
+        Response::new(302)
+            .header("Location", "https://evil.example.com/.well-known/est/cacerts")
+            .into()
+    });
+    match connect(&server, &ca).cacerts() {
+        Err(Error::Redirect { location, .. }) => assert!(location.contains("evil.example.com")),
+        other => panic!("expected Redirect, got {other:?}"),
+    }
+    assert_eq!(server.requests().len(), 1);
+}
+
+#[test]
+fn redirect_to_the_same_authority_followed() {
+    let ca0 = TestCa::new("payload CA");
+    let payload = some_certs(&ca0);
+    let p = payload.clone();
+    let (ca, server) = setup(move |req| {
+        if req.path == "/.well-known/est/cacerts" {
+            Response::new(307)
+                .header("Location", "/.well-known/est/other/cacerts")
+                .into()
+        } else {
+            assert_eq!(req.path, "/.well-known/est/other/cacerts");
+            certs_only_response(&p).into()
+        }
+    });
+    assert_eq!(sorted(connect(&server, &ca).cacerts().unwrap()), sorted(payload));
+    assert_eq!(server.requests().len(), 2);
+}
+
+#[test]
+fn redirect_loop_is_bounded() {
+    let (ca, server) = setup(|_| {
+        Response::new(302)
+            .header("Location", "/.well-known/est/cacerts")
+            .into()
+    });
+    assert!(matches!(
+        connect(&server, &ca).cacerts(),
+        Err(Error::BadResponse { .. })
+    ));
+    assert_eq!(server.requests().len(), 4);
+}
+
+// --- broken bodies ----------------------------------------------------------------------------
+
+#[test]
+fn server_closing_mid_body_is_a_transport_error() {
+    let (ca, server) = setup(|_| {
+        Action::RawThenClose(
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/pkcs7-mime\r\nContent-Length: 1000\r\n\r\nMIIB"
+                .to_vec(),
+        )
+    });
+    match connect(&server, &ca).cacerts() {
+        Err(Error::Transport {
+            operation: Operation::CaCerts,
+            ..
+        }) => {}
+        other => panic!("expected Transport, got {other:?}"),
+    }
+}
+
+#[test]
+fn oversized_body_refused() {
+    let (ca, server) = setup(|_| {
+        Response::new(200)
+            .header("Content-Type", media::CERTS_ONLY_CONTENT_TYPE)
+            .body(vec![b'A'; 4096])
+            .into()
+    });
+    let cfg = TransportConfig {
+        max_body_bytes: 1024,
+        ..quick_config()
+    };
+    let conn = connect_with(&server.base_localhost(), &[ca.cert.clone()], None, &cfg);
+    match conn.cacerts() {
+        Err(Error::BadResponse { reason, .. }) => assert!(reason.contains("limit"), "{reason}"),
+        other => panic!("expected BadResponse (limit), got {other:?}"),
+    }
+}
+
+// --- server authorisation (RFC 7030 3.6.1) ----------------------------------------------------
+
+fn server_with(id: ServerIdentity) -> TestServer {
+    let payload = vec![id.chain[1].clone()];
+    TestServer::start(ServerOptions::new(id), move |_| {
+        certs_only_response(&payload).into()
+    })
+}
+
+fn not_authorized_reason(r: onem2m_est::Result<Vec<CertificateDer<'static>>>) -> String {
+    match r {
+        Err(Error::ServerNotAuthorized { reason }) => reason,
+        other => panic!("expected ServerNotAuthorized, got {other:?}"),
+    }
+}
+
+#[test]
+fn server_cert_for_the_wrong_host_refused() {
+    let ca = TestCa::new("Test MEF CA");
+    let server = server_with(ca.server_identity(&["mef.example.com"], Eku::ServerAuth));
+    let reason = not_authorized_reason(connect(&server, &ca).cacerts());
+    assert!(
+        reason.contains("localhost") && reason.contains("mef.example.com"),
+        "{reason}"
+    );
+    assert!(server.requests().is_empty());
+}
+
+#[test]
+fn cmc_ra_only_cert_for_another_name_accepted() {
+    let ca = TestCa::new("Test MEF CA");
+    let server = server_with(ca.server_identity(&["ra.example.com"], Eku::CmcRaOnly));
+    assert_eq!(connect(&server, &ca).cacerts().unwrap(), vec![ca.cert.clone()]);
+}
+
+#[test]
+fn server_auth_cert_for_the_right_name_accepted() {
+    let ca = TestCa::new("Test MEF CA");
+    let server = server_with(ca.server_identity(&["localhost"], Eku::ServerAuth));
+    assert_eq!(connect(&server, &ca).cacerts().unwrap(), vec![ca.cert.clone()]);
+    // No EKU extension at all is acceptable too.
+    let server = server_with(ca.server_identity(&["localhost"], Eku::None));
+    assert_eq!(connect(&server, &ca).cacerts().unwrap(), vec![ca.cert.clone()]);
+}
+
+#[test]
+fn client_auth_only_eku_refused() {
+    let ca = TestCa::new("Test MEF CA");
+    let server = server_with(ca.server_identity(&["localhost"], Eku::ClientAuth));
+    let reason = not_authorized_reason(connect(&server, &ca).cacerts());
+    assert!(reason.contains("extended key usage"), "{reason}");
+}
+
+#[test]
+fn ip_literal_base_uri_matches_ip_san() {
+    let ca = TestCa::new("Test MEF CA");
+    let server = server_with(ca.server_identity(&["127.0.0.1"], Eku::ServerAuth));
+    let conn = connect_with(&server.base_ip(), &[ca.cert.clone()], None, &quick_config());
+    assert_eq!(conn.cacerts().unwrap(), vec![ca.cert.clone()]);
+    // A certificate naming only localhost does not match the IP literal.
+    let server = server_with(ca.server_identity(&["localhost"], Eku::ServerAuth));
+    let conn = connect_with(&server.base_ip(), &[ca.cert.clone()], None, &quick_config());
+    let reason = not_authorized_reason(conn.cacerts());
+    assert!(reason.contains("127.0.0.1"), "{reason}");
+}
+
+#[test]
+fn cert_from_an_untrusted_ca_refused() {
+    let ca = TestCa::new("Test MEF CA");
+    let other = TestCa::new("Some other CA");
+    let server = server_with(other.server_identity(&["localhost"], Eku::ServerAuth));
+    let reason = not_authorized_reason(connect(&server, &ca).cacerts());
+    assert!(reason.contains("unknown issuer"), "{reason}");
+}
+
+#[test]
+fn expired_server_cert_refused() {
+    let ca = TestCa::new("Test MEF CA");
+    let server = server_with(ca.server_identity_with(&["localhost"], Eku::ServerAuth, |p| {
+        p.not_before = rcgen::date_time_ymd(2000, 1, 1);
+        p.not_after = rcgen::date_time_ymd(2001, 1, 1);
+    }));
+    let reason = not_authorized_reason(connect(&server, &ca).cacerts());
+    assert!(reason.contains("expired") && reason.contains("2001-01-01"), "{reason}");
+}
+
+// --- client authentication --------------------------------------------------------------------
+
+fn client_auth_server(ca: &TestCa, required: bool, tls12_only: bool) -> TestServer {
+    let mut opts = ServerOptions::new(ca.server_identity(&["localhost"], Eku::ServerAuth));
+    opts.client_auth = if required {
+        ClientAuth::Required(vec![ca.cert.clone()])
+    } else {
+        ClientAuth::Optional(vec![ca.cert.clone()])
+    };
+    opts.tls12_only = tls12_only;
+    let payload = vec![ca.cert.clone()];
+    TestServer::start(opts, move |_| certs_only_response(&payload).into())
+}
+
+fn client_cert_seen(tls12_only: bool) {
+    let ca = TestCa::new("Test MEF CA");
+    let server = client_auth_server(&ca, true, tls12_only);
+    let (cert, key) = ca.client_identity("CAE-test-device");
+    let identity = ClientIdentity {
+        chain: vec![cert.clone()],
+        key,
+    };
+    let conn = connect_with(
+        &server.base_localhost(),
+        &[ca.cert.clone()],
+        Some(identity),
+        &quick_config(),
+    );
+    conn.cacerts().unwrap();
+    let reqs = server.requests();
+    assert_eq!(reqs.len(), 1);
+    assert_eq!(reqs[0].client_cert.as_ref(), Some(&cert));
+}
+
+#[test]
+fn client_cert_presented_and_seen_tls13() {
+    client_cert_seen(false);
+}
+
+#[test]
+fn client_cert_presented_and_seen_tls12() {
+    client_cert_seen(true);
+}
+
+#[test]
+fn no_client_cert_when_the_server_requires_one_is_a_tls_error() {
+    let ca = TestCa::new("Test MEF CA");
+    let server = client_auth_server(&ca, true, false);
+    match connect(&server, &ca).cacerts() {
+        Err(Error::Tls { reason }) => assert!(reason.contains("alert"), "{reason}"),
+        other => panic!("expected Tls, got {other:?}"),
+    }
+}
+
+#[test]
+fn signing_failure_is_a_key_error() {
+    let ca = TestCa::new("Test MEF CA");
+    let server = client_auth_server(&ca, false, false);
+    let (cert, key) = ca.client_identity("CAE-test-device");
+    key.fail.store(true, Ordering::SeqCst);
+    let identity = ClientIdentity {
+        chain: vec![cert],
+        key,
+    };
+    let conn = connect_with(
+        &server.base_localhost(),
+        &[ca.cert.clone()],
+        Some(identity),
+        &quick_config(),
+    );
+    match conn.cacerts() {
+        Err(e @ Error::Key { .. }) => {
+            assert_eq!(e.class(), onem2m_est::ErrorClass::Client);
+            assert!(e.to_string().contains("told to fail"), "{e}");
+        }
+        other => panic!("expected Key, got {other:?}"),
+    }
+}
+
+#[test]
+fn identity_whose_key_does_not_match_the_certificate_refused() {
+    let ca = TestCa::new("Test MEF CA");
+    let (cert, _) = ca.client_identity("a");
+    let (_, other_key) = ca.client_identity("b");
+    let base = EstUri::parse("https://localhost/").unwrap();
+    let identity = ClientIdentity {
+        chain: vec![cert],
+        key: other_key,
+    };
+    assert!(matches!(
+        client_config(&[ca.cert.clone()], Some(identity), &base),
+        Err(Error::InvalidArgument { .. })
+    ));
+}
+
+// --- connections ------------------------------------------------------------------------------
+
+#[test]
+fn one_handshake_for_cacerts_csrattrs_and_enroll() {
+    let ca0 = TestCa::new("payload CA");
+    let payload = some_certs(&ca0);
+    let (ca, server) = setup(move |req| match req.path.as_str() {
+        "/.well-known/est/csrattrs" => Response::new(204).into(),
+        _ => certs_only_response(&payload).into(),
+    });
+    let conn = connect(&server, &ca);
+    conn.cacerts().unwrap();
+    assert_eq!(conn.csrattrs().unwrap(), None);
+    conn.simple_enroll(CSR).unwrap();
+    assert_eq!(conn.handshakes(), 1);
+    assert_eq!(server.handshakes(), 1);
+    let reqs = server.requests();
+    assert_eq!(reqs.len(), 3);
+    assert!(reqs.iter().all(|r| r.connection == 0));
+    assert_no_authorization(&server);
+}
+
+#[test]
+fn connection_refused_is_a_connect_error() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    drop(listener);
+    let ca = TestCa::new("Test MEF CA");
+    let conn = connect_with(
+        &format!("https://127.0.0.1:{port}/"),
+        &[ca.cert.clone()],
+        None,
+        &quick_config(),
+    );
+    match conn.cacerts() {
+        Err(e @ Error::Connect { .. }) => assert_eq!(e.class(), onem2m_est::ErrorClass::Server),
+        other => panic!("expected Connect, got {other:?}"),
+    }
+    assert_eq!(conn.handshakes(), 0);
+}
