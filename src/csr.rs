@@ -264,9 +264,10 @@ fn encode_directory_string_set(value: &str) -> Result<Zeroizing<Vec<u8>>> {
     Ok(out)
 }
 
-/// rcgen's signing interface over a [`PrivateKey`]. rcgen cannot carry our error through its
+/// rcgen's signing interface over a [`PrivateKey`] (also how tests issue certificates for
+/// a [`PrivateKey`]). rcgen cannot carry our error through its
 /// own error type, so the key's error is kept here and returned instead of rcgen's.
-struct KeySigner<'a> {
+pub(crate) struct KeySigner<'a> {
     key: &'a dyn PrivateKey,
     algorithm: &'static rcgen::SignatureAlgorithm,
     /// The subjectPublicKey BIT STRING contents (what `PublicKeyData::der_bytes` means).
@@ -275,7 +276,7 @@ struct KeySigner<'a> {
 }
 
 impl<'a> KeySigner<'a> {
-    fn new(key: &'a dyn PrivateKey) -> Result<KeySigner<'a>> {
+    pub(crate) fn new(key: &'a dyn PrivateKey) -> Result<KeySigner<'a>> {
         let algorithm = match key.algorithm() {
             KeyAlgorithm::EcdsaP256Sha256 => &rcgen::PKCS_ECDSA_P256_SHA256,
             KeyAlgorithm::EcdsaP384Sha384 => &rcgen::PKCS_ECDSA_P384_SHA384,

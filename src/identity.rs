@@ -174,17 +174,25 @@ impl SubjectIdentity {
 
     /// Whether one subjectAltName entry is this identity.
     pub fn matches(&self, name: &GeneralName) -> bool {
-        match (self.subject_type, name) {
-            (SubjectType::Cse, GeneralName::Dns(d)) => d.eq_ignore_ascii_case(&self.id),
-            (SubjectType::Ae | SubjectType::Node, GeneralName::Uri(u)) => uri_eq(u, &self.id),
-            _ => false,
-        }
+        general_name_eq(&self.general_name(), name)
     }
 }
 
 impl fmt::Display for SubjectIdentity {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} {}", self.subject_type.id_name(), self.id)
+    }
+}
+
+/// Whether two subjectAltName entries name the same thing: dNSNames without regard to ASCII
+/// case (RFC 5280 7.2), URIs with scheme and host case-insensitive (RFC 5280 7.4), other
+/// forms byte for byte.
+pub fn general_name_eq(a: &GeneralName, b: &GeneralName) -> bool {
+    match (a, b) {
+        (GeneralName::Dns(x), GeneralName::Dns(y)) => x.eq_ignore_ascii_case(y),
+        (GeneralName::Uri(x), GeneralName::Uri(y)) => uri_eq(x, y),
+        (GeneralName::Other(x), GeneralName::Other(y)) => x == y,
+        _ => false,
     }
 }
 

@@ -1,1 +1,783 @@
-//! (being written)
+//! Where provisioned credentials live: the [`CredentialStore`] trait, the default
+//! [`FileStore`] (a directory of PEM files installed atomically as a set), and PEM helpers.
+//!
+//! CR 8.3.Z.2.2 step 1c and 3f: the MEF Client installs the trust anchor CA certificates and
+//! the issued certificate "and associates it with the corresponding private key". The three
+//! must change together: a device left with a new certificate and an old key (or new trust
+//! anchors and an old certificate) could no longer re-provision (8.3.Z.2.3 pre-condition B).
+
+use crate::error::{Error, Result};
+use crate::keys::{KeyAlgorithm, PrivateKey, SoftwareKey};
+use rustls_pki_types::CertificateDer;
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use x509_parser::prelude::FromDer;
+
+/// A complete credential set.
+#[derive(Debug, Clone)]
+pub struct Credentials {
+    /// The explicit trust anchor database (RFC 7030 3.6.1), from /cacerts.
+    pub trust_anchors: Vec<CertificateDer<'static>>,
+    /// The client certificate first, then its issuers.
+    pub chain: Vec<CertificateDer<'static>>,
+    /// The private key of the client certificate.
+    pub key: Arc<dyn PrivateKey>,
+}
+
+/// Storage for credentials, replaceable by a caller whose keys live in an HSM, a TPM or a
+/// secure element.
+pub trait CredentialStore: Send {
+    /// The current credentials, or `None` if nothing was ever installed.
+    fn load(&self) -> Result<Option<Credentials>>;
+
+    /// Creates a new key pair for a CSR (CR 8.3.Z.2.2 step 3a). The default generates a
+    /// [`SoftwareKey`].
+    fn create_key(&mut self, algorithm: KeyAlgorithm) -> Result<Arc<dyn PrivateKey>> {
+        Ok(Arc::new(SoftwareKey::generate(algorithm)?))
+    }
+
+    /// Makes `credentials` current, atomically: all of it becomes current, or nothing
+    /// changes.
+    fn install(&mut self, credentials: &Credentials) -> Result<()>;
+
+    /// Releases a key from [`CredentialStore::create_key`] that the procedure did not install
+    /// (it failed after creating the key). The default does nothing.
+    fn discard_key(&mut self, key: &Arc<dyn PrivateKey>) {
+        let _ = key;
+    }
+}
+
+/// File name of the certificate chain (leaf first), PEM.
+pub const CERT_FILE: &str = "cert.pem";
+/// File name of the private key, PKCS #8 PEM, mode 0600.
+pub const KEY_FILE: &str = "key.pem";
+/// File name of the trust anchors, PEM.
+pub const TRUST_ANCHORS_FILE: &str = "trust-anchors.pem";
+/// The link (Unix) or directory (elsewhere) naming the current generation.
+const CURRENT: &str = "current";
+const GEN_PREFIX: &str = ".gen-";
+const FILES: [&str; 3] = [CERT_FILE, KEY_FILE, TRUST_ANCHORS_FILE];
+
+/// Test-only crash injection: the install stops at this point as if the process died (no
+/// clean-up), so tests can check what a crash leaves.
+#[cfg(test)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FailPoint {
+    /// After the key file of the new generation is written.
+    AfterKey,
+    /// After every file of the new generation is written and synced.
+    AfterFiles,
+    /// After the temporary `current` link is created, before it replaces `current`.
+    BeforeSwap,
+}
+
+/// The default credential store: a directory of PEM files.
+///
+/// ```text
+/// DIR/cert.pem           -> current/cert.pem           (leaf, then chain)
+/// DIR/key.pem            -> current/key.pem            (PKCS #8, mode 0600)
+/// DIR/trust-anchors.pem  -> current/trust-anchors.pem
+/// DIR/current            -> .gen-<n>                   (the installed set)
+/// DIR/.gen-<n>/{cert.pem,key.pem,trust-anchors.pem}
+/// ```
+///
+/// Installation (Unix) writes a new generation directory (every file fsynced, then the
+/// directory), then replaces the `current` symlink with one naming it in a single
+/// `rename(2)` and fsyncs `DIR`: a crash leaves either the old or the new complete set. The
+/// top-level names are convenience links into `current/`; older generations are removed.
+///
+/// Loading reads `DIR/current/` when `current` exists, else plain files `DIR/cert.pem`,
+/// `DIR/key.pem`, `DIR/trust-anchors.pem` (a directory prepared by hand, e.g. third-party
+/// credentials for the initial provisioning), and checks the key matches the certificate.
+///
+/// On other platforms (no unprivileged symlinks on Windows) `current` is a directory: the
+/// old one is renamed to `.old-<n>`, the new generation renamed to `current`, then the old
+/// one removed. A crash between the two renames leaves no `current`; loading then takes the
+/// newest `.old-<n>`, the previous complete set.
+///
+/// The store holds only keys with a PKCS #8 encoding ([`PrivateKey::pkcs8_der`]); keys held
+/// outside the process need a store of their own.
+#[derive(Debug)]
+pub struct FileStore {
+    dir: PathBuf,
+    #[cfg(test)]
+    fail_at: Option<FailPoint>,
+}
+
+fn store_error(operation: &'static str, reason: impl Into<String>) -> Error {
+    Error::Store {
+        operation,
+        reason: reason.into(),
+    }
+}
+
+fn io_error(operation: &'static str, path: &Path, what: &str, e: std::io::Error) -> Error {
+    store_error(operation, format!("{}: {what}: {e}", path.display()))
+}
+
+impl FileStore {
+    /// A store in `dir`, created (mode 0700) on the first install. Nothing is read or
+    /// written here; an existing `dir` that is not a directory is an [`Error::Store`].
+    pub fn new(dir: impl Into<PathBuf>) -> Result<FileStore> {
+        let dir = dir.into();
+        if dir.exists() && !dir.is_dir() {
+            return Err(store_error(
+                "open",
+                format!("{}: not a directory", dir.display()),
+            ));
+        }
+        Ok(FileStore {
+            dir,
+            #[cfg(test)]
+            fail_at: None,
+        })
+    }
+
+    /// The store's directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    #[cfg(test)]
+    fn check_fail_point(&self, at: FailPoint) -> Result<()> {
+        if self.fail_at == Some(at) {
+            return Err(store_error("install", format!("injected crash at {at:?}")));
+        }
+        Ok(())
+    }
+
+    /// The directory holding the set to load, if any.
+    fn source_dir(&self) -> Option<PathBuf> {
+        let current = self.dir.join(CURRENT);
+        if current.is_dir() {
+            return Some(current);
+        }
+        if FILES.iter().any(|f| self.dir.join(f).exists()) {
+            return Some(self.dir.clone());
+        }
+        #[cfg(not(unix))]
+        if let Some(old) = self.newest_generation(".old-") {
+            return Some(old);
+        }
+        None
+    }
+
+    /// Generation numbers of the entries `DIR/<prefix><n>`.
+    fn generations(&self, prefix: &str) -> Result<Vec<(u64, PathBuf)>> {
+        let entries = match fs::read_dir(&self.dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(io_error("install", &self.dir, "cannot list", e)),
+        };
+        let mut out = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(|e| io_error("install", &self.dir, "cannot list", e))?;
+            let name = entry.file_name();
+            if let Some(n) = name
+                .to_str()
+                .and_then(|n| n.strip_prefix(prefix))
+                .and_then(|n| n.parse::<u64>().ok())
+            {
+                out.push((n, entry.path()));
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    #[cfg(not(unix))]
+    fn newest_generation(&self, prefix: &str) -> Option<PathBuf> {
+        self.generations(prefix).ok()?.pop().map(|(_, p)| p)
+    }
+
+    /// Writes the set into a new generation directory; returns its name.
+    fn write_generation(&self, credentials: &Credentials, key_pem: &str) -> Result<String> {
+        let next = self
+            .generations(GEN_PREFIX)?
+            .last()
+            .map_or(1, |(n, _)| n + 1);
+        let name = format!("{GEN_PREFIX}{next}");
+        let gen_dir = self.dir.join(&name);
+        create_private_dir(&gen_dir)?;
+        write_file(&gen_dir.join(KEY_FILE), key_pem.as_bytes(), true)?;
+        #[cfg(test)]
+        self.check_fail_point(FailPoint::AfterKey)?;
+        write_file(
+            &gen_dir.join(CERT_FILE),
+            certs_to_pem(&credentials.chain).as_bytes(),
+            false,
+        )?;
+        write_file(
+            &gen_dir.join(TRUST_ANCHORS_FILE),
+            certs_to_pem(&credentials.trust_anchors).as_bytes(),
+            false,
+        )?;
+        sync_dir(&gen_dir)?;
+        #[cfg(test)]
+        self.check_fail_point(FailPoint::AfterFiles)?;
+        Ok(name)
+    }
+
+    /// Makes generation `name` current (Unix: one rename of a symlink).
+    #[cfg(unix)]
+    fn swap_current(&self, name: &str) -> Result<()> {
+        let tmp = self.dir.join(".current.tmp");
+        remove_if_exists(&tmp)?;
+        std::os::unix::fs::symlink(name, &tmp)
+            .map_err(|e| io_error("install", &tmp, "cannot create link", e))?;
+        #[cfg(test)]
+        self.check_fail_point(FailPoint::BeforeSwap)?;
+        let current = self.dir.join(CURRENT);
+        fs::rename(&tmp, &current)
+            .map_err(|e| io_error("install", &current, "cannot replace", e))?;
+        sync_dir(&self.dir)
+    }
+
+    /// Makes generation `name` current (other platforms: two directory renames).
+    #[cfg(not(unix))]
+    fn swap_current(&self, name: &str) -> Result<()> {
+        #[cfg(test)]
+        self.check_fail_point(FailPoint::BeforeSwap)?;
+        let current = self.dir.join(CURRENT);
+        if current.exists() {
+            let next_old = self.generations(".old-")?.last().map_or(1, |(n, _)| n + 1);
+            let old = self.dir.join(format!(".old-{next_old}"));
+            fs::rename(&current, &old)
+                .map_err(|e| io_error("install", &current, "cannot move aside", e))?;
+        }
+        fs::rename(self.dir.join(name), &current)
+            .map_err(|e| io_error("install", &current, "cannot install", e))?;
+        sync_dir(&self.dir)
+    }
+
+    /// After a successful swap: top-level links and removal of older generations. Failures
+    /// here do not undo the install, so they are logged, not returned.
+    fn tidy(&self, current_name: &str) {
+        #[cfg(unix)]
+        for file in FILES {
+            let link = self.dir.join(file);
+            let target = Path::new(CURRENT).join(file);
+            if fs::read_link(&link).is_ok_and(|t| t == target) {
+                continue;
+            }
+            let tmp = self.dir.join(format!(".{file}.tmp"));
+            let result = remove_if_exists(&tmp)
+                .and_then(|()| {
+                    std::os::unix::fs::symlink(&target, &tmp)
+                        .map_err(|e| io_error("install", &tmp, "cannot create link", e))
+                })
+                .and_then(|()| {
+                    fs::rename(&tmp, &link)
+                        .map_err(|e| io_error("install", &link, "cannot replace", e))
+                });
+            if let Err(e) = result {
+                log::warn!("credential store: {e}");
+            }
+        }
+        #[cfg(not(unix))]
+        let _ = current_name;
+        let mut stale = Vec::new();
+        if let Ok(gens) = self.generations(GEN_PREFIX) {
+            stale.extend(gens);
+        }
+        #[cfg(not(unix))]
+        if let Ok(olds) = self.generations(".old-") {
+            stale.extend(olds);
+        }
+        for (_, path) in stale {
+            #[cfg(unix)]
+            if path.file_name().is_some_and(|n| n == current_name) {
+                continue;
+            }
+            if let Err(e) = fs::remove_dir_all(&path) {
+                log::warn!(
+                    "credential store: cannot remove old generation {}: {e}",
+                    path.display()
+                );
+            }
+        }
+        if let Err(e) = sync_dir(&self.dir) {
+            log::warn!("credential store: {e}");
+        }
+    }
+}
+
+impl CredentialStore for FileStore {
+    fn load(&self) -> Result<Option<Credentials>> {
+        let Some(dir) = self.source_dir() else {
+            return Ok(None);
+        };
+        let read = |file: &str| -> Result<(PathBuf, String)> {
+            let path = dir.join(file);
+            match fs::read_to_string(&path) {
+                Ok(text) => Ok((path, text)),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(store_error(
+                    "load",
+                    format!(
+                        "{}: missing (an installed set has {CERT_FILE}, {KEY_FILE} and \
+                         {TRUST_ANCHORS_FILE})",
+                        path.display()
+                    ),
+                )),
+                Err(e) => Err(io_error("load", &path, "cannot read", e)),
+            }
+        };
+        let (cert_path, cert_text) = read(CERT_FILE)?;
+        let chain = parse_pem_certs(&cert_text)
+            .map_err(|e| store_error("load", format!("{}: {e}", cert_path.display())))?;
+        let (ta_path, ta_text) = read(TRUST_ANCHORS_FILE)?;
+        let trust_anchors = parse_pem_certs(&ta_text)
+            .map_err(|e| store_error("load", format!("{}: {e}", ta_path.display())))?;
+        let (key_path, key_text) = read(KEY_FILE)?;
+        let key_text = zeroize::Zeroizing::new(key_text);
+        let key = SoftwareKey::from_pem(&key_text)
+            .map_err(|e| store_error("load", format!("{}: {e}", key_path.display())))?;
+        if !key_matches_certificate(&key, &chain[0]) {
+            return Err(store_error(
+                "load",
+                format!(
+                    "{}: the private key does not match the certificate in {}",
+                    key_path.display(),
+                    cert_path.display()
+                ),
+            ));
+        }
+        Ok(Some(Credentials {
+            trust_anchors,
+            chain,
+            key: Arc::new(key),
+        }))
+    }
+
+    fn install(&mut self, credentials: &Credentials) -> Result<()> {
+        let leaf = credentials
+            .chain
+            .first()
+            .ok_or_else(|| store_error("install", "the certificate chain is empty"))?;
+        if !key_matches_certificate(credentials.key.as_ref(), leaf) {
+            return Err(store_error(
+                "install",
+                "the private key does not match the certificate",
+            ));
+        }
+        let pkcs8 = credentials.key.pkcs8_der().ok_or_else(|| {
+            store_error(
+                "install",
+                "the key is held outside the process (no PKCS #8); a FileStore cannot store it",
+            )
+        })?;
+        let key_pem = zeroize::Zeroizing::new(
+            der::pem::encode_string("PRIVATE KEY", der::pem::LineEnding::LF, &pkcs8)
+                .map_err(|e| store_error("install", format!("cannot encode the key: {e}")))?,
+        );
+        create_private_dir_all(&self.dir)?;
+
+        let name = self
+            .write_generation(credentials, &key_pem)
+            .inspect_err(|_| {
+                #[cfg(test)]
+                if self.fail_at.is_some() {
+                    return; // a simulated crash leaves its debris
+                }
+                self.remove_uncommitted();
+            })?;
+        if let Err(e) = self.swap_current(&name) {
+            #[cfg(test)]
+            if self.fail_at.is_some() {
+                return Err(e);
+            }
+            self.remove_uncommitted();
+            return Err(e);
+        }
+        self.tidy(&name);
+        Ok(())
+    }
+}
+
+impl FileStore {
+    /// Removes generation directories that are not current (after a failed install).
+    fn remove_uncommitted(&self) {
+        let current = fs::read_link(self.dir.join(CURRENT)).ok();
+        if let Ok(gens) = self.generations(GEN_PREFIX) {
+            for (_, path) in gens {
+                let is_current = current
+                    .as_deref()
+                    .is_some_and(|c| path.file_name() == c.file_name());
+                if !is_current {
+                    let _ = fs::remove_dir_all(&path);
+                }
+            }
+        }
+        let _ = fs::remove_file(self.dir.join(".current.tmp"));
+    }
+}
+
+/// Whether `key` is the key of certificate `cert` (same SubjectPublicKeyInfo).
+fn key_matches_certificate(key: &dyn PrivateKey, cert: &CertificateDer<'_>) -> bool {
+    match x509_parser::certificate::X509Certificate::from_der(cert) {
+        Ok((_, c)) => c.public_key().raw == key.public_key_info(),
+        Err(_) => false,
+    }
+}
+
+fn create_private_dir(path: &Path) -> Result<()> {
+    let mut builder = fs::DirBuilder::new();
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder
+        .create(path)
+        .map_err(|e| io_error("install", path, "cannot create directory", e))
+}
+
+fn create_private_dir_all(path: &Path) -> Result<()> {
+    if path.is_dir() {
+        return Ok(());
+    }
+    let mut builder = fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder
+        .create(path)
+        .map_err(|e| io_error("install", path, "cannot create directory", e))
+}
+
+/// Creates `path` (which must not exist), writes `contents` and fsyncs it. Secret files are
+/// created with mode 0600 from the start, so the key is never readable by others.
+fn write_file(path: &Path, contents: &[u8], secret: bool) -> Result<()> {
+    let mut options = fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, if secret { 0o600 } else { 0o644 });
+    #[cfg(not(unix))]
+    let _ = secret;
+    let mut file = options
+        .open(path)
+        .map_err(|e| io_error("install", path, "cannot create", e))?;
+    file.write_all(contents)
+        .and_then(|()| file.sync_all())
+        .map_err(|e| io_error("install", path, "cannot write", e))
+}
+
+/// fsync a directory so entries created or renamed in it are durable (Unix; elsewhere
+/// directories cannot be opened for syncing and this does nothing).
+fn sync_dir(path: &Path) -> Result<()> {
+    #[cfg(unix)]
+    fs::File::open(path)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| io_error("install", path, "cannot sync directory", e))?;
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
+}
+
+fn remove_if_exists(path: &Path) -> Result<()> {
+    match fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(io_error("install", path, "cannot remove", e)),
+    }
+}
+
+/// The CERTIFICATE blocks of PEM text (other blocks are ignored); at least one.
+fn parse_pem_certs(text: &str) -> Result<Vec<CertificateDer<'static>>, String> {
+    let blocks = pem::parse_many(text).map_err(|e| format!("malformed PEM: {e}"))?;
+    let certs: Vec<CertificateDer<'static>> = blocks
+        .into_iter()
+        .filter(|b| b.tag() == "CERTIFICATE")
+        .map(|b| CertificateDer::from(b.into_contents()))
+        .collect();
+    if certs.is_empty() {
+        return Err("no CERTIFICATE block".into());
+    }
+    for (i, cert) in certs.iter().enumerate() {
+        x509_parser::certificate::X509Certificate::from_der(cert)
+            .map_err(|e| format!("certificate #{} does not parse: {e}", i + 1))?;
+    }
+    Ok(certs)
+}
+
+/// Reads the certificates of a PEM file (CERTIFICATE blocks, in file order). Errors are
+/// [`Error::InvalidArgument`] naming the file.
+pub fn read_pem_certs(path: impl AsRef<Path>) -> Result<Vec<CertificateDer<'static>>> {
+    let path = path.as_ref();
+    let text = fs::read_to_string(path).map_err(|e| {
+        Error::invalid(
+            "certificate file",
+            format!("{}: cannot read: {e}", path.display()),
+        )
+    })?;
+    parse_pem_certs(&text)
+        .map_err(|e| Error::invalid("certificate file", format!("{}: {e}", path.display())))
+}
+
+/// Reads a private key PEM file (PKCS #8 "PRIVATE KEY" or SEC1 "EC PRIVATE KEY"). Errors are
+/// [`Error::InvalidArgument`] naming the file (never its contents).
+pub fn read_pem_key(path: impl AsRef<Path>) -> Result<SoftwareKey> {
+    let path = path.as_ref();
+    let text = zeroize::Zeroizing::new(fs::read_to_string(path).map_err(|e| {
+        Error::invalid("key file", format!("{}: cannot read: {e}", path.display()))
+    })?);
+    SoftwareKey::from_pem(&text)
+        .map_err(|e| Error::invalid("key file", format!("{}: {e}", path.display())))
+}
+
+/// Certificates as concatenated PEM CERTIFICATE blocks (LF line endings).
+pub fn certs_to_pem(certs: &[CertificateDer<'_>]) -> String {
+    certs
+        .iter()
+        .map(|c| {
+            der::pem::encode_string("CERTIFICATE", der::pem::LineEnding::LF, c.as_ref())
+                .expect("PEM encoding of an in-memory buffer cannot fail")
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::validate::test_pki::{LeafSpec, TestPki};
+
+    const AE: &str = "https://sp.example.com/cse01/CAE01";
+
+    fn credentials(pki: &TestPki) -> Credentials {
+        let key = SoftwareKey::generate(KeyAlgorithm::EcdsaP256Sha256).unwrap();
+        let leaf = pki.leaf(&key, &LeafSpec::uri(AE));
+        Credentials {
+            trust_anchors: vec![pki.root_der()],
+            chain: vec![leaf, pki.intermediate_der()],
+            key: Arc::new(key),
+        }
+    }
+
+    fn assert_same(a: &Credentials, b: &Credentials) {
+        assert_eq!(a.chain, b.chain);
+        assert_eq!(a.trust_anchors, b.trust_anchors);
+        assert_eq!(a.key.public_key_info(), b.key.public_key_info());
+        assert_eq!(*a.key.pkcs8_der().unwrap(), *b.key.pkcs8_der().unwrap());
+    }
+
+    fn generation_dirs(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|n| n.starts_with(GEN_PREFIX))
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn empty_store_loads_none() {
+        let tmp = tempfile::tempdir().unwrap();
+        assert!(FileStore::new(tmp.path().join("absent"))
+            .unwrap()
+            .load()
+            .unwrap()
+            .is_none());
+        assert!(FileStore::new(tmp.path())
+            .unwrap()
+            .load()
+            .unwrap()
+            .is_none());
+    }
+
+    #[test]
+    fn install_then_load_round_trip() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("creds");
+        let pki = TestPki::new("store");
+        let creds = credentials(&pki);
+        let mut store = FileStore::new(&dir).unwrap();
+        store.install(&creds).unwrap();
+        let loaded = store.load().unwrap().unwrap();
+        assert_same(&creds, &loaded);
+        // The top-level names are usable files for other tools.
+        assert_eq!(read_pem_certs(dir.join(CERT_FILE)).unwrap(), creds.chain);
+        assert_eq!(
+            read_pem_certs(dir.join(TRUST_ANCHORS_FILE)).unwrap(),
+            creds.trust_anchors
+        );
+        let key = read_pem_key(dir.join(KEY_FILE)).unwrap();
+        assert_eq!(key.public_key_info(), creds.key.public_key_info());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn key_file_mode_is_0600() {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("creds");
+        let mut store = FileStore::new(&dir).unwrap();
+        store.install(&credentials(&TestPki::new("perm"))).unwrap();
+        let mode = fs::metadata(dir.join(KEY_FILE))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let dir_mode = fs::metadata(&dir).unwrap().permissions().mode();
+        assert_eq!(dir_mode & 0o077, 0, "store directory must be private");
+    }
+
+    #[test]
+    fn second_install_replaces_and_removes_old_generation() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("creds");
+        let pki = TestPki::new("two");
+        let first = credentials(&pki);
+        let second = credentials(&pki);
+        let mut store = FileStore::new(&dir).unwrap();
+        store.install(&first).unwrap();
+        assert_eq!(generation_dirs(&dir), vec![".gen-1"]);
+        store.install(&second).unwrap();
+        assert_same(&second, &store.load().unwrap().unwrap());
+        assert_eq!(generation_dirs(&dir), vec![".gen-2"]);
+        // A fresh store on the same directory sees the same.
+        assert_same(
+            &second,
+            &FileStore::new(&dir).unwrap().load().unwrap().unwrap(),
+        );
+    }
+
+    #[test]
+    fn crash_at_any_point_leaves_the_old_set() {
+        for at in [
+            FailPoint::AfterKey,
+            FailPoint::AfterFiles,
+            FailPoint::BeforeSwap,
+        ] {
+            let tmp = tempfile::tempdir().unwrap();
+            let dir = tmp.path().join("creds");
+            let pki = TestPki::new("crash");
+            let old = credentials(&pki);
+            let new = credentials(&pki);
+            let mut store = FileStore::new(&dir).unwrap();
+            store.install(&old).unwrap();
+
+            store.fail_at = Some(at);
+            let err = store.install(&new).unwrap_err();
+            assert!(matches!(err, Error::Store { .. }), "{at:?}: {err}");
+            // Whatever the crash left, the old set is what loads, intact.
+            let loaded = FileStore::new(&dir).unwrap().load().unwrap().unwrap();
+            assert_same(&old, &loaded);
+
+            // The next install succeeds and clears the debris.
+            store.fail_at = None;
+            store.install(&new).unwrap();
+            assert_same(&new, &store.load().unwrap().unwrap());
+            assert_eq!(generation_dirs(&dir).len(), 1, "{at:?}");
+            assert!(!dir.join(".current.tmp").exists());
+        }
+    }
+
+    #[test]
+    fn crash_on_first_install_leaves_nothing_loadable() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("creds");
+        let mut store = FileStore::new(&dir).unwrap();
+        store.fail_at = Some(FailPoint::BeforeSwap);
+        store
+            .install(&credentials(&TestPki::new("first")))
+            .unwrap_err();
+        assert!(store.load().unwrap().is_none());
+    }
+
+    #[test]
+    fn refuses_mismatched_set() {
+        let tmp = tempfile::tempdir().unwrap();
+        let pki = TestPki::new("mismatch");
+        let mut creds = credentials(&pki);
+        creds.key = Arc::new(SoftwareKey::generate(KeyAlgorithm::EcdsaP256Sha256).unwrap());
+        let mut store = FileStore::new(tmp.path()).unwrap();
+        let err = store.install(&creds).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::Store {
+                    operation: "install",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert!(store.load().unwrap().is_none());
+    }
+
+    #[test]
+    fn hand_prepared_directory_loads_and_mismatch_is_detected() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        let pki = TestPki::new("hand");
+        let creds = credentials(&pki);
+        fs::write(dir.join(CERT_FILE), certs_to_pem(&creds.chain)).unwrap();
+        fs::write(
+            dir.join(TRUST_ANCHORS_FILE),
+            certs_to_pem(&creds.trust_anchors),
+        )
+        .unwrap();
+        // A SEC1 key as OpenSSL writes it would do too; PKCS #8 here.
+        let key = SoftwareKey::from_pkcs8_der(&creds.key.pkcs8_der().unwrap()).unwrap();
+        fs::write(dir.join(KEY_FILE), key.to_pkcs8_pem().as_bytes()).unwrap();
+        let mut store = FileStore::new(dir).unwrap();
+        assert_same(&creds, &store.load().unwrap().unwrap());
+
+        // Installing over plain files converts the directory to the generation layout.
+        let next = credentials(&pki);
+        store.install(&next).unwrap();
+        assert_same(&next, &store.load().unwrap().unwrap());
+        assert_eq!(read_pem_certs(dir.join(CERT_FILE)).unwrap(), next.chain);
+
+        // A key that does not match the certificate is a Store error naming the file.
+        let other = SoftwareKey::generate(KeyAlgorithm::EcdsaP256Sha256).unwrap();
+        let gen = dir.join(CURRENT);
+        fs::remove_file(gen.join(KEY_FILE)).unwrap();
+        fs::write(gen.join(KEY_FILE), other.to_pkcs8_pem().as_bytes()).unwrap();
+        match store.load() {
+            Err(Error::Store { operation, reason }) => {
+                assert_eq!(operation, "load");
+                assert!(
+                    reason.contains(KEY_FILE) && reason.contains("does not match"),
+                    "{reason}"
+                );
+                assert!(!reason.contains("PRIVATE KEY"));
+            }
+            other => panic!("expected a Store error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn incomplete_directory_is_an_error() {
+        let tmp = tempfile::tempdir().unwrap();
+        let pki = TestPki::new("incomplete");
+        fs::write(tmp.path().join(CERT_FILE), certs_to_pem(&[pki.root_der()])).unwrap();
+        match FileStore::new(tmp.path()).unwrap().load() {
+            Err(Error::Store { reason, .. }) => assert!(reason.contains("missing"), "{reason}"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn pem_helpers() {
+        let tmp = tempfile::tempdir().unwrap();
+        let pki = TestPki::new("pem");
+        let certs = vec![pki.intermediate_der(), pki.root_der()];
+        let path = tmp.path().join("c.pem");
+        fs::write(&path, format!("# comment\n{}", certs_to_pem(&certs))).unwrap();
+        assert_eq!(read_pem_certs(&path).unwrap(), certs);
+
+        let missing = tmp.path().join("nope.pem");
+        match read_pem_certs(&missing) {
+            Err(Error::InvalidArgument { reason, .. }) => assert!(reason.contains("nope.pem")),
+            other => panic!("{other:?}"),
+        }
+        match read_pem_key(&path) {
+            Err(Error::InvalidArgument { argument, reason }) => {
+                assert_eq!(argument, "key file");
+                assert!(reason.contains("c.pem"), "{reason}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}

@@ -1,1 +1,610 @@
-//! (being written)
+//! Checking what the server returned before anything is installed: the issued certificate of
+//! /simpleenroll, /simplereenroll and /serverkeygen (RFC 7030 4.2.3, 4.4.2; CR 8.3.Z.2.2
+//! step 3f) and the CA certificates of /cacerts (RFC 7030 4.1.3).
+//!
+//! A certs-only response is a SET OF certificates (RFC 5652 5.1): order means nothing, so the
+//! leaf is found by its public key and the chain is rebuilt by path building.
+
+use crate::error::{Error, Operation, Result};
+use crate::identity::{describe_general_name, describe_general_names, general_name_eq};
+use crate::keys::PrivateKey;
+use crate::proto::san::{self, GeneralName};
+use rustls_pki_types::{CertificateDer, UnixTime};
+use std::time::Duration;
+use x509_parser::certificate::X509Certificate;
+use x509_parser::oid_registry::OID_X509_EXT_SUBJECT_ALT_NAME;
+use x509_parser::prelude::FromDer;
+
+/// A validated issued certificate with its chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IssuedChain {
+    /// The certificate issued for our key.
+    pub leaf: CertificateDer<'static>,
+    /// The leaf first, then the intermediate CA certificates of the verified path in path
+    /// order (issuer of the leaf next). The trust anchor itself is not included: the peer
+    /// has it (RFC 8446 4.4.2 allows omitting it).
+    pub chain: Vec<CertificateDer<'static>>,
+    /// The leaf's notAfter.
+    pub not_after: UnixTime,
+}
+
+fn rejected(reason: impl Into<String>) -> Error {
+    Error::CertificateRejected {
+        reason: reason.into(),
+    }
+}
+
+fn parse_cert<'a>(der: &'a [u8], what: &str) -> Result<X509Certificate<'a>, String> {
+    match X509Certificate::from_der(der) {
+        Ok(([], cert)) => Ok(cert),
+        Ok(_) => Err(format!("{what} has trailing data after the certificate")),
+        Err(e) => Err(format!(
+            "{what} does not parse as an X.509 certificate: {e}"
+        )),
+    }
+}
+
+/// Whether `cert` carries the public key of `spki_der` (same algorithm identifier and key).
+fn has_public_key(cert: &X509Certificate<'_>, spki_der: &[u8]) -> bool {
+    let pki = cert.public_key();
+    if pki.raw == spki_der {
+        return true;
+    }
+    // Tolerate a different but equivalent encoding of the same SubjectPublicKeyInfo.
+    match x509_parser::x509::SubjectPublicKeyInfo::from_der(spki_der) {
+        Ok((_, ours)) => {
+            ours.algorithm == pki.algorithm
+                && ours.subject_public_key.data == pki.subject_public_key.data
+        }
+        Err(_) => false,
+    }
+}
+
+fn format_time(ts: i64) -> String {
+    x509_parser::time::ASN1Time::from_timestamp(ts)
+        .map(|t| t.to_string())
+        .unwrap_or_else(|_| format!("{ts} s since 1970"))
+}
+
+/// The subjectAltName names of a certificate (empty when it has none).
+pub fn certificate_san(cert: &X509Certificate<'_>) -> Result<Vec<GeneralName>, String> {
+    let mut found = None;
+    for ext in cert.extensions() {
+        if ext.oid == OID_X509_EXT_SUBJECT_ALT_NAME {
+            if found.is_some() {
+                return Err("two subjectAltName extensions (RFC 5280 4.2)".into());
+            }
+            found =
+                Some(san::decode(ext.value).map_err(|e| format!("malformed subjectAltName: {e}"))?);
+        }
+    }
+    Ok(found.unwrap_or_default())
+}
+
+/// Validates the certificate(s) an enrolment returned (RFC 7030 4.2.3; CR 8.3.Z.2.2 step 3f)
+/// before it is installed:
+///
+/// - the leaf is the certificate whose SubjectPublicKeyInfo is our key's (not the first one);
+/// - the leaf is within its validity period at `now`;
+/// - if it has keyUsage, digitalSignature is set (TS-0003 10.1.1.1; TLS client
+///   authentication signs with it);
+/// - its subjectAltName holds every name of `expected_san` (the names the CSR asked for, or
+///   the subject identity's name alone; DNS names and URI hosts compare case-insensitively);
+/// - it chains to `trust_anchors` (rustls-webpki path building, the other returned
+///   certificates as intermediates; if extendedKeyUsage is present it must include
+///   id-kp-clientAuth, the EST client certificate's use).
+///
+/// Every failure is [`Error::CertificateRejected`] with a reason naming which check failed.
+pub fn validate_issued(
+    certs: &[CertificateDer<'_>],
+    key: &dyn PrivateKey,
+    expected_san: &[GeneralName],
+    trust_anchors: &[CertificateDer<'_>],
+    now: UnixTime,
+) -> Result<IssuedChain> {
+    if certs.is_empty() {
+        return Err(rejected("the response holds no certificate"));
+    }
+    let mut parsed = Vec::with_capacity(certs.len());
+    for (i, der) in certs.iter().enumerate() {
+        parsed
+            .push(parse_cert(der, &format!("returned certificate #{}", i + 1)).map_err(rejected)?);
+    }
+
+    // The leaf: our public key. A CA certificate for the same key would be odd; prefer a
+    // non-CA one.
+    let spki = key.public_key_info();
+    let is_ca =
+        |c: &X509Certificate<'_>| matches!(c.basic_constraints(), Ok(Some(bc)) if bc.value.ca);
+    let leaf_index = parsed
+        .iter()
+        .position(|c| has_public_key(c, spki) && !is_ca(c))
+        .or_else(|| parsed.iter().position(|c| has_public_key(c, spki)))
+        .ok_or_else(|| {
+            rejected(format!(
+                "wrong key: none of the {} returned certificate(s) carries the public key of \
+                 the key the CSR was signed with",
+                certs.len()
+            ))
+        })?;
+    let leaf = &parsed[leaf_index];
+    let subject = leaf.subject().to_string();
+
+    // Validity period (RFC 5280 4.1.2.5), checked here for a precise reason.
+    let now_secs = now.as_secs() as i64;
+    let not_before = leaf.validity().not_before.timestamp();
+    let not_after = leaf.validity().not_after.timestamp();
+    if now_secs < not_before {
+        return Err(rejected(format!(
+            "the issued certificate ({subject}) is not yet valid: notBefore {}, now {}",
+            format_time(not_before),
+            format_time(now_secs)
+        )));
+    }
+    if now_secs > not_after {
+        return Err(rejected(format!(
+            "the issued certificate ({subject}) has expired: notAfter {}, now {}",
+            format_time(not_after),
+            format_time(now_secs)
+        )));
+    }
+
+    // keyUsage (TS-0003 10.1.1.1: "shall indicate at least digitalSignature").
+    match leaf.key_usage() {
+        Ok(Some(ku)) if !ku.value.digital_signature() => {
+            return Err(rejected(format!(
+                "the issued certificate ({subject}) has keyUsage without digitalSignature \
+                 (TS-0003 10.1.1.1)"
+            )))
+        }
+        Ok(_) => {}
+        Err(e) => {
+            return Err(rejected(format!(
+                "the issued certificate ({subject}) has a malformed keyUsage: {e}"
+            )))
+        }
+    }
+
+    // Identity (TS-0003 10.1.4, 8.3.9.7 step 5).
+    let names = certificate_san(leaf)
+        .map_err(|e| rejected(format!("the issued certificate ({subject}): {e}")))?;
+    for expected in expected_san {
+        if !names.iter().any(|n| general_name_eq(n, expected)) {
+            return Err(rejected(format!(
+                "wrong identity: the issued certificate's subjectAltName ({}) lacks {}",
+                describe_general_names(&names),
+                describe_general_name(expected)
+            )));
+        }
+    }
+
+    // Chain to the explicit trust anchors (RFC 7030 4.2.3: the client verifies the issued
+    // certificate; CR 8.3.Z.2.2 step 1c: the anchors are those /cacerts installed).
+    let anchors = trust_anchors
+        .iter()
+        .enumerate()
+        .map(|(i, ta)| {
+            webpki::anchor_from_trusted_cert(ta)
+                .map_err(|e| rejected(format!("trust anchor #{} is unusable: {e}", i + 1)))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    if anchors.is_empty() {
+        return Err(rejected(
+            "untrusted issuer: there are no trust anchors to validate against",
+        ));
+    }
+    let leaf_der = CertificateDer::from(certs[leaf_index].as_ref());
+    let intermediates: Vec<CertificateDer<'_>> = certs
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != leaf_index)
+        .map(|(_, c)| CertificateDer::from(c.as_ref()))
+        .collect();
+    let ee = webpki::EndEntityCert::try_from(&leaf_der).map_err(|e| {
+        rejected(format!(
+            "the issued certificate ({subject}) is unusable: {e}"
+        ))
+    })?;
+    let path = ee
+        .verify_for_usage(
+            webpki::ALL_VERIFICATION_ALGS,
+            &anchors,
+            &intermediates,
+            now,
+            webpki::KeyUsage::client_auth(),
+            None,
+            None,
+        )
+        .map_err(|e| rejected(chain_error_reason(&e, &subject)))?;
+
+    let mut chain = vec![CertificateDer::from(leaf_der.as_ref().to_vec())];
+    chain.extend(
+        path.intermediate_certificates()
+            .map(|c| CertificateDer::from(c.der().as_ref().to_vec())),
+    );
+    Ok(IssuedChain {
+        leaf: chain[0].clone(),
+        chain,
+        not_after: UnixTime::since_unix_epoch(Duration::from_secs(not_after.max(0) as u64)),
+    })
+}
+
+/// A reason for a failed path validation, naming the likely cause.
+fn chain_error_reason(e: &webpki::Error, subject: &str) -> String {
+    use webpki::Error as E;
+    let what = match e {
+        E::UnknownIssuer => {
+            "untrusted issuer: it does not chain to the trust anchors (its issuer is neither a \
+             trust anchor nor among the returned certificates)"
+                .to_string()
+        }
+        E::CertExpired { .. } => "a CA certificate on its path has expired".to_string(),
+        E::CertNotValidYet { .. } => "a CA certificate on its path is not yet valid".to_string(),
+        E::InvalidSignatureForPublicKey => {
+            "a signature on its path does not verify with the issuer's key".to_string()
+        }
+        E::RequiredEkuNotFoundContext(_) => {
+            "its extendedKeyUsage does not allow TLS client authentication (id-kp-clientAuth)"
+                .to_string()
+        }
+        E::CaUsedAsEndEntity => "it is a CA certificate, not an end-entity certificate".to_string(),
+        other => format!("path validation failed: {other}"),
+    };
+    format!("the issued certificate ({subject}): {what}")
+}
+
+/// Checks a /cacerts response (RFC 7030 4.1.3) before it becomes the explicit trust anchor
+/// database (RFC 7030 3.6.1; CR 8.3.Z.2.2 step 1c): at least one certificate, each parses,
+/// each is a CA certificate (basicConstraints cA TRUE, RFC 5280 4.2.1.9) usable as a trust
+/// anchor. Duplicates are dropped; the order of first appearance is kept.
+///
+/// Failures are [`Error::BadResponse`] for [`Operation::CaCerts`].
+pub fn validate_ca_certs(certs: &[CertificateDer<'_>]) -> Result<Vec<CertificateDer<'static>>> {
+    let bad = |reason: String| Error::BadResponse {
+        operation: Operation::CaCerts,
+        reason,
+    };
+    if certs.is_empty() {
+        return Err(bad("the response holds no CA certificate".into()));
+    }
+    let mut out: Vec<CertificateDer<'static>> = Vec::with_capacity(certs.len());
+    for (i, der) in certs.iter().enumerate() {
+        let what = format!("certificate #{}", i + 1);
+        let cert = parse_cert(der, &what).map_err(bad)?;
+        let subject = cert.subject().to_string();
+        match cert.basic_constraints() {
+            Ok(Some(bc)) if bc.value.ca => {}
+            Ok(_) => {
+                return Err(bad(format!(
+                    "{what} ({subject}) is not a CA certificate (basicConstraints cA is not TRUE)"
+                )))
+            }
+            Err(e) => {
+                return Err(bad(format!(
+                    "{what} ({subject}) has a malformed basicConstraints: {e}"
+                )))
+            }
+        }
+        webpki::anchor_from_trusted_cert(der)
+            .map_err(|e| bad(format!("{what} ({subject}) cannot be a trust anchor: {e}")))?;
+        if !out.iter().any(|c| c.as_ref() == der.as_ref()) {
+            out.push(CertificateDer::from(der.as_ref().to_vec()));
+        }
+    }
+    Ok(out)
+}
+
+/// A small PKI for tests: a root CA, an intermediate CA, and leaves issued for any
+/// [`PrivateKey`].
+#[cfg(test)]
+pub(crate) mod test_pki {
+    use crate::csr::KeySigner;
+    use crate::keys::PrivateKey;
+    use rcgen::{
+        BasicConstraints, CertificateParams, CertifiedIssuer, DistinguishedName, DnType,
+        ExtendedKeyUsagePurpose, IsCa, KeyPair, KeyUsagePurpose, SanType,
+    };
+    use rustls_pki_types::CertificateDer;
+
+    pub(crate) struct TestPki {
+        pub root: CertifiedIssuer<'static, KeyPair>,
+        pub intermediate: CertifiedIssuer<'static, KeyPair>,
+    }
+
+    /// How a test leaf should look.
+    pub(crate) struct LeafSpec {
+        pub sans: Vec<SanType>,
+        pub not_before: (i32, u8, u8),
+        pub not_after: (i32, u8, u8),
+        pub key_usages: Vec<KeyUsagePurpose>,
+        pub ekus: Vec<ExtendedKeyUsagePurpose>,
+    }
+
+    impl LeafSpec {
+        pub(crate) fn uri(uri: &str) -> LeafSpec {
+            LeafSpec {
+                sans: vec![SanType::URI(uri.try_into().unwrap())],
+                not_before: (2020, 1, 1),
+                not_after: (2040, 1, 1),
+                key_usages: vec![KeyUsagePurpose::DigitalSignature],
+                ekus: vec![ExtendedKeyUsagePurpose::ClientAuth],
+            }
+        }
+    }
+
+    fn ca_params(cn: &str) -> CertificateParams {
+        let mut p = CertificateParams::default();
+        p.distinguished_name = DistinguishedName::new();
+        p.distinguished_name.push(DnType::CommonName, cn);
+        p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        p.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        p.not_before = rcgen::date_time_ymd(2020, 1, 1);
+        p.not_after = rcgen::date_time_ymd(2040, 1, 1);
+        p
+    }
+
+    impl TestPki {
+        pub(crate) fn new(name: &str) -> TestPki {
+            let root = CertifiedIssuer::self_signed(
+                ca_params(&format!("{name} Root CA")),
+                KeyPair::generate().unwrap(),
+            )
+            .unwrap();
+            let intermediate = CertifiedIssuer::signed_by(
+                ca_params(&format!("{name} Issuing CA")),
+                KeyPair::generate().unwrap(),
+                &root,
+            )
+            .unwrap();
+            TestPki { root, intermediate }
+        }
+
+        pub(crate) fn root_der(&self) -> CertificateDer<'static> {
+            self.root.der().clone()
+        }
+
+        pub(crate) fn intermediate_der(&self) -> CertificateDer<'static> {
+            self.intermediate.der().clone()
+        }
+
+        /// A leaf for `key`, issued by the intermediate CA.
+        pub(crate) fn leaf(
+            &self,
+            key: &dyn PrivateKey,
+            spec: &LeafSpec,
+        ) -> CertificateDer<'static> {
+            let mut p = CertificateParams::default();
+            p.distinguished_name = DistinguishedName::new();
+            p.distinguished_name.push(DnType::CommonName, "test leaf");
+            p.subject_alt_names = spec.sans.clone();
+            p.not_before =
+                rcgen::date_time_ymd(spec.not_before.0, spec.not_before.1, spec.not_before.2);
+            p.not_after =
+                rcgen::date_time_ymd(spec.not_after.0, spec.not_after.1, spec.not_after.2);
+            p.key_usages = spec.key_usages.clone();
+            p.extended_key_usages = spec.ekus.clone();
+            p.use_authority_key_identifier_extension = true;
+            let public = KeySigner::new(key).unwrap();
+            p.signed_by(&public, &self.intermediate)
+                .unwrap()
+                .der()
+                .clone()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::test_pki::{LeafSpec, TestPki};
+    use super::*;
+    use crate::keys::{KeyAlgorithm, SoftwareKey};
+    use rcgen::{ExtendedKeyUsagePurpose, KeyUsagePurpose};
+
+    const AE: &str = "https://sp.example.com/cse01/CAE01";
+
+    fn now() -> UnixTime {
+        // 2030-01-01T00:00:00Z: inside the test PKI's validity, independent of the clock.
+        UnixTime::since_unix_epoch(Duration::from_secs(1_893_456_000))
+    }
+
+    fn expected() -> Vec<GeneralName> {
+        vec![GeneralName::Uri(AE.into())]
+    }
+
+    fn reason(r: Result<IssuedChain>) -> String {
+        match r {
+            Err(Error::CertificateRejected { reason }) => reason,
+            other => panic!("expected CertificateRejected, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn accepts_a_good_chain_in_any_order() {
+        let pki = TestPki::new("ok");
+        let key = SoftwareKey::generate(KeyAlgorithm::EcdsaP256Sha256).unwrap();
+        let leaf = pki.leaf(&key, &LeafSpec::uri(AE));
+        // SET OF: intermediate first, the root included too.
+        let returned = vec![pki.intermediate_der(), pki.root_der(), leaf.clone()];
+        let issued =
+            validate_issued(&returned, &key, &expected(), &[pki.root_der()], now()).unwrap();
+        assert_eq!(issued.leaf, leaf);
+        assert_eq!(issued.chain, vec![leaf, pki.intermediate_der()]);
+        assert_eq!(issued.not_after.as_secs(), 2_208_988_800); // 2040-01-01
+                                                               // Host case differs: still the identity.
+        validate_issued(
+            &returned,
+            &key,
+            &[GeneralName::Uri(
+                "https://SP.example.com/cse01/CAE01".into(),
+            )],
+            &[pki.root_der()],
+            now(),
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn wrong_key() {
+        let pki = TestPki::new("wk");
+        let key = SoftwareKey::generate(KeyAlgorithm::EcdsaP256Sha256).unwrap();
+        let other = SoftwareKey::generate(KeyAlgorithm::EcdsaP256Sha256).unwrap();
+        let leaf = pki.leaf(&other, &LeafSpec::uri(AE));
+        let r = reason(validate_issued(
+            &[leaf, pki.intermediate_der()],
+            &key,
+            &expected(),
+            &[pki.root_der()],
+            now(),
+        ));
+        assert!(r.starts_with("wrong key"), "{r}");
+    }
+
+    #[test]
+    fn wrong_identity() {
+        let pki = TestPki::new("wi");
+        let key = SoftwareKey::generate(KeyAlgorithm::EcdsaP256Sha256).unwrap();
+        let leaf = pki.leaf(&key, &LeafSpec::uri("https://sp.example.com/cse01/COTHER"));
+        let r = reason(validate_issued(
+            &[leaf, pki.intermediate_der()],
+            &key,
+            &expected(),
+            &[pki.root_der()],
+            now(),
+        ));
+        assert!(r.starts_with("wrong identity"), "{r}");
+        assert!(r.contains("COTHER") && r.contains("CAE01"), "{r}");
+    }
+
+    #[test]
+    fn expired_and_not_yet_valid() {
+        let pki = TestPki::new("time");
+        let key = SoftwareKey::generate(KeyAlgorithm::EcdsaP256Sha256).unwrap();
+        let mut spec = LeafSpec::uri(AE);
+        spec.not_after = (2025, 1, 1);
+        let leaf = pki.leaf(&key, &spec);
+        let r = reason(validate_issued(
+            &[leaf, pki.intermediate_der()],
+            &key,
+            &expected(),
+            &[pki.root_der()],
+            now(),
+        ));
+        assert!(r.contains("has expired"), "{r}");
+
+        let mut spec = LeafSpec::uri(AE);
+        spec.not_before = (2035, 1, 1);
+        let leaf = pki.leaf(&key, &spec);
+        let r = reason(validate_issued(
+            &[leaf, pki.intermediate_der()],
+            &key,
+            &expected(),
+            &[pki.root_der()],
+            now(),
+        ));
+        assert!(r.contains("not yet valid"), "{r}");
+    }
+
+    #[test]
+    fn untrusted_issuer() {
+        let pki = TestPki::new("a");
+        let other = TestPki::new("b");
+        let key = SoftwareKey::generate(KeyAlgorithm::EcdsaP256Sha256).unwrap();
+        let leaf = pki.leaf(&key, &LeafSpec::uri(AE));
+        let r = reason(validate_issued(
+            &[leaf.clone(), pki.intermediate_der()],
+            &key,
+            &expected(),
+            &[other.root_der()],
+            now(),
+        ));
+        assert!(r.contains("untrusted issuer"), "{r}");
+        // Missing intermediate: the path cannot be built either.
+        let r = reason(validate_issued(
+            &[leaf],
+            &key,
+            &expected(),
+            &[pki.root_der()],
+            now(),
+        ));
+        assert!(r.contains("untrusted issuer"), "{r}");
+    }
+
+    #[test]
+    fn key_usage_and_eku() {
+        let pki = TestPki::new("ku");
+        let key = SoftwareKey::generate(KeyAlgorithm::EcdsaP256Sha256).unwrap();
+        let mut spec = LeafSpec::uri(AE);
+        spec.key_usages = vec![KeyUsagePurpose::KeyEncipherment];
+        let leaf = pki.leaf(&key, &spec);
+        let r = reason(validate_issued(
+            &[leaf, pki.intermediate_der()],
+            &key,
+            &expected(),
+            &[pki.root_der()],
+            now(),
+        ));
+        assert!(r.contains("digitalSignature"), "{r}");
+
+        let mut spec = LeafSpec::uri(AE);
+        spec.ekus = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        let leaf = pki.leaf(&key, &spec);
+        let r = reason(validate_issued(
+            &[leaf, pki.intermediate_der()],
+            &key,
+            &expected(),
+            &[pki.root_der()],
+            now(),
+        ));
+        assert!(r.contains("clientAuth"), "{r}");
+
+        // No keyUsage and no EKU at all: accepted.
+        let mut spec = LeafSpec::uri(AE);
+        spec.key_usages.clear();
+        spec.ekus.clear();
+        let leaf = pki.leaf(&key, &spec);
+        validate_issued(
+            &[leaf, pki.intermediate_der()],
+            &key,
+            &expected(),
+            &[pki.root_der()],
+            now(),
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn empty_and_garbage() {
+        let key = SoftwareKey::generate(KeyAlgorithm::EcdsaP256Sha256).unwrap();
+        let r = reason(validate_issued(&[], &key, &expected(), &[], now()));
+        assert!(r.contains("no certificate"), "{r}");
+        let junk = CertificateDer::from(vec![0x30, 0x03, 0x02, 0x01, 0x00]);
+        let r = reason(validate_issued(&[junk], &key, &expected(), &[], now()));
+        assert!(r.contains("does not parse"), "{r}");
+    }
+
+    #[test]
+    fn ca_certs() {
+        let pki = TestPki::new("ca");
+        let out =
+            validate_ca_certs(&[pki.root_der(), pki.intermediate_der(), pki.root_der()]).unwrap();
+        assert_eq!(out, vec![pki.root_der(), pki.intermediate_der()]);
+
+        assert!(matches!(
+            validate_ca_certs(&[]),
+            Err(Error::BadResponse {
+                operation: Operation::CaCerts,
+                ..
+            })
+        ));
+        let key = SoftwareKey::generate(KeyAlgorithm::EcdsaP256Sha256).unwrap();
+        let leaf = pki.leaf(&key, &LeafSpec::uri(AE));
+        match validate_ca_certs(&[pki.root_der(), leaf]) {
+            Err(Error::BadResponse { reason, .. }) => {
+                assert!(reason.contains("not a CA certificate"), "{reason}")
+            }
+            other => panic!("{other:?}"),
+        }
+        let junk = CertificateDer::from(vec![0x30, 0x00]);
+        assert!(validate_ca_certs(&[junk]).is_err());
+    }
+}
