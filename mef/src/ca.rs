@@ -99,6 +99,10 @@ pub struct MefCa {
 impl MefCa {
     /// Loads the CA from `data_dir`, creating it on first start.
     pub fn load_or_create(data_dir: &Path) -> Result<MefCa, MefError> {
+        std::fs::create_dir_all(data_dir).map_err(io_err(format!(
+            "creating data directory {}",
+            data_dir.display()
+        )))?;
         let cert_path = data_dir.join(CA_CERT_FILE);
         let key_path = data_dir.join(CA_KEY_FILE);
         if !cert_path.exists() || !key_path.exists() {

@@ -47,7 +47,15 @@ fn handle_inner(shared: &Shared, conn: &ConnInfo, req: &Request) -> Outcome {
              Authorization header and authenticate with a TLS client certificate",
         ));
     }
-    let Some(rest) = req.path.strip_prefix(PREFIX) else {
+    // Tolerate empty path segments ("//"): strongSwan's pki appends "/.well-known/est/..." to
+    // its --url, so a URL given with a trailing slash yields "//.well-known/est/...".
+    let mut path = String::with_capacity(req.path.len());
+    for c in req.path.chars() {
+        if !(c == '/' && path.ends_with('/')) {
+            path.push(c);
+        }
+    }
+    let Some(rest) = path.strip_prefix(PREFIX) else {
         return Err(Response::text(
             404,
             "not an EST path (expected /.well-known/est/...)",

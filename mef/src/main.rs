@@ -149,7 +149,7 @@ impl log::Log for StderrLogger {
 
 static LOGGER: StderrLogger = StderrLogger;
 
-fn cert_fingerprint(path: &PathBuf) -> Result<String, onem2m_mef::MefError> {
+fn cert_fingerprint(path: &std::path::Path) -> Result<String, onem2m_mef::MefError> {
     let certs = onem2m_mef::read_pem_certs(path)?;
     Ok(onem2m_mef::fingerprint(&certs[0]))
 }
