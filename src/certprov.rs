@@ -1,1 +1,267 @@
-//! (being written)
+//! The CERT_PROV MEF Client Command (TS-0003 8.3.9.7): checking its arguments before a
+//! procedure runs, and the cmdStatusCode a procedure's outcome maps to.
+//!
+//! The MEF sends `certProvArgs { certProvProtocol, URI, certSubjectType, certSubjectID }`; the
+//! MEF Client verifies each element and answers `MEF_CLIENT_CMD_UNACCEPTABLE_ARGUMENTS` when one
+//! fails, otherwise runs the procedure and answers `MEF_CLIENT_CMD_OK`,
+//! `MEF_CLIENT_CMD_CERT_PROV_SERVER_ERROR` or `MEF_CLIENT_CMD_CERT_PROV_CLIENT_ERROR`.
+//!
+//! The published text of the certSubjectID check has the CSE and AE cases swapped ("If
+//! certSubjectType indicates a CSE, then verification of this element succeeds only if the value
+//! is a AE-ID"); we implement the evident intent: the ID must be of the indicated type.
+
+use crate::error::{Error, ErrorClass, Result};
+use crate::identity::{SubjectIdentity, SubjectType};
+use crate::uri::{fqdn_matches, EstUri};
+
+/// What the MEF Client is, which bounds the subject types it accepts (8.3.9.7 step 4,
+/// certSubjectType).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MefClientRole {
+    /// A Node acting on behalf of a CSE and/or AEs: Node, CSE or AE.
+    Node,
+    /// A CSE: CSE only.
+    Cse,
+    /// An AE: AE only.
+    Ae,
+}
+
+impl MefClientRole {
+    /// Whether a MEF Client in this role may be provisioned for `subject_type`.
+    pub fn accepts(self, subject_type: SubjectType) -> bool {
+        match self {
+            MefClientRole::Node => true,
+            MefClientRole::Cse => subject_type == SubjectType::Cse,
+            MefClientRole::Ae => subject_type == SubjectType::Ae,
+        }
+    }
+}
+
+/// The certProvArgs of a CERT_PROV command, as received.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertProvArgs {
+    /// certProvProtocol: "EST" or "SCEP".
+    pub protocol: String,
+    /// URI: the base URI of the provisioning protocol.
+    pub uri: String,
+    /// certSubjectType: "node", "cse" or "ae".
+    pub subject_type: String,
+    /// certSubjectID: the Node-ID, CSE-ID or AE-ID.
+    pub subject_id: String,
+}
+
+/// The verified arguments: what the procedure runs with.
+#[derive(Debug, Clone)]
+pub struct CertProvCommand {
+    /// The EST base URI.
+    pub base_uri: EstUri,
+    /// The certificate subject identity.
+    pub identity: SubjectIdentity,
+}
+
+/// Verifies certProvArgs (TS-0003 8.3.9.7 step 4) for a MEF Client in `role` that received the
+/// command from the MEF whose FQDN is `mef_fqdn`. Every failure is
+/// [`ErrorClass::BadArguments`], i.e. `MEF_CLIENT_CMD_UNACCEPTABLE_ARGUMENTS`.
+pub fn verify_cert_prov_args(
+    args: &CertProvArgs,
+    mef_fqdn: &str,
+    role: MefClientRole,
+) -> Result<CertProvCommand> {
+    // certProvProtocol: only EST is supported by this client.
+    if !args.protocol.trim().eq_ignore_ascii_case("EST") {
+        return Err(Error::invalid(
+            "certProvProtocol",
+            format!(
+                "{:?} is not supported (this MEF Client supports EST)",
+                args.protocol
+            ),
+        ));
+    }
+    // URI: its FQDN must match the FQDN of the MEF issuing the command.
+    let base_uri = EstUri::parse(&args.uri)?;
+    if !fqdn_matches(base_uri.host(), mef_fqdn) {
+        return Err(Error::invalid(
+            "URI",
+            format!(
+                "the base URI's host {:?} does not match the FQDN of the MEF issuing the command {:?}",
+                base_uri.host(),
+                mef_fqdn
+            ),
+        ));
+    }
+    // certSubjectType.
+    let subject_type: SubjectType = args.subject_type.parse()?;
+    if !role.accepts(subject_type) {
+        return Err(Error::invalid(
+            "certSubjectType",
+            format!(
+                "a MEF Client in a {role:?} cannot be provisioned for a {subject_type} subject"
+            ),
+        ));
+    }
+    // certSubjectID: must be an identifier of that type.
+    let identity = SubjectIdentity::new(subject_type, args.subject_id.clone())?;
+    Ok(CertProvCommand { base_uri, identity })
+}
+
+/// The cmdStatusCode a MEF Client reports after a CERT_PROV command (TS-0003 8.3.9.7).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CmdStatus {
+    /// MEF_CLIENT_CMD_OK.
+    Ok,
+    /// MEF_CLIENT_CMD_UNACCEPTABLE_ARGUMENTS.
+    UnacceptableArguments,
+    /// MEF_CLIENT_CMD_CERT_PROV_SERVER_ERROR.
+    CertProvServerError,
+    /// MEF_CLIENT_CMD_CERT_PROV_CLIENT_ERROR.
+    CertProvClientError,
+}
+
+impl CmdStatus {
+    /// The status for a procedure's outcome.
+    pub fn of<T>(outcome: &Result<T>) -> CmdStatus {
+        match outcome {
+            Ok(_) => CmdStatus::Ok,
+            Err(e) => CmdStatus::from(e.class()),
+        }
+    }
+
+    /// The name TS-0003 gives the status.
+    pub fn name(self) -> &'static str {
+        match self {
+            CmdStatus::Ok => "MEF_CLIENT_CMD_OK",
+            CmdStatus::UnacceptableArguments => "MEF_CLIENT_CMD_UNACCEPTABLE_ARGUMENTS",
+            CmdStatus::CertProvServerError => "MEF_CLIENT_CMD_CERT_PROV_SERVER_ERROR",
+            CmdStatus::CertProvClientError => "MEF_CLIENT_CMD_CERT_PROV_CLIENT_ERROR",
+        }
+    }
+}
+
+impl From<ErrorClass> for CmdStatus {
+    fn from(class: ErrorClass) -> CmdStatus {
+        match class {
+            ErrorClass::BadArguments => CmdStatus::UnacceptableArguments,
+            ErrorClass::Client => CmdStatus::CertProvClientError,
+            ErrorClass::Server => CmdStatus::CertProvServerError,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(protocol: &str, uri: &str, t: &str, id: &str) -> CertProvArgs {
+        CertProvArgs {
+            protocol: protocol.into(),
+            uri: uri.into(),
+            subject_type: t.into(),
+            subject_id: id.into(),
+        }
+    }
+
+    fn bad_argument(r: Result<CertProvCommand>) -> &'static str {
+        match r {
+            Err(Error::InvalidArgument { argument, .. }) => argument,
+            other => panic!("expected an unacceptable argument, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn accepts_est_with_matching_fqdn_and_consistent_identity() {
+        let cmd = verify_cert_prov_args(
+            &args(
+                "EST",
+                "https://mef.example.com/.well-known/est/cse",
+                "cse",
+                "cse01.sp.example.com",
+            ),
+            "MEF.example.com.",
+            MefClientRole::Node,
+        )
+        .unwrap();
+        assert_eq!(cmd.base_uri.label(), Some("cse"));
+        assert_eq!(cmd.identity.subject_type(), SubjectType::Cse);
+    }
+
+    #[test]
+    fn scep_is_unacceptable() {
+        let r = verify_cert_prov_args(
+            &args(
+                "SCEP",
+                "https://mef.example.com/",
+                "cse",
+                "cse01.sp.example.com",
+            ),
+            "mef.example.com",
+            MefClientRole::Node,
+        );
+        assert_eq!(bad_argument(r), "certProvProtocol");
+    }
+
+    #[test]
+    fn uri_of_another_host_is_unacceptable() {
+        let r = verify_cert_prov_args(
+            &args(
+                "EST",
+                "https://evil.example.net/",
+                "cse",
+                "cse01.sp.example.com",
+            ),
+            "mef.example.com",
+            MefClientRole::Node,
+        );
+        assert_eq!(bad_argument(r), "URI");
+    }
+
+    #[test]
+    fn a_cse_cannot_be_provisioned_as_an_ae() {
+        let r = verify_cert_prov_args(
+            &args(
+                "EST",
+                "https://mef.example.com/",
+                "ae",
+                "https://sp.example.com/cse01/CAE01",
+            ),
+            "mef.example.com",
+            MefClientRole::Cse,
+        );
+        assert_eq!(bad_argument(r), "certSubjectType");
+    }
+
+    #[test]
+    fn subject_id_must_fit_its_type() {
+        // A DNS name is not an AE-ID (10.1.1.5 wants the full URI).
+        let r = verify_cert_prov_args(
+            &args(
+                "EST",
+                "https://mef.example.com/",
+                "ae",
+                "cse01.sp.example.com",
+            ),
+            "mef.example.com",
+            MefClientRole::Node,
+        );
+        assert!(
+            matches!(r, Err(ref e) if e.class() == ErrorClass::BadArguments),
+            "{r:?}"
+        );
+    }
+
+    #[test]
+    fn status_codes_follow_error_classes() {
+        let server: Result<()> = Err(Error::Timeout {
+            phase: "response".into(),
+        });
+        let client: Result<()> = Err(Error::Key {
+            reason: "callback failed".into(),
+        });
+        assert_eq!(CmdStatus::of(&Ok::<(), Error>(())), CmdStatus::Ok);
+        assert_eq!(CmdStatus::of(&server), CmdStatus::CertProvServerError);
+        assert_eq!(CmdStatus::of(&client), CmdStatus::CertProvClientError);
+        assert_eq!(
+            CmdStatus::CertProvClientError.name(),
+            "MEF_CLIENT_CMD_CERT_PROV_CLIENT_ERROR"
+        );
+    }
+}

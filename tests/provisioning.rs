@@ -1,0 +1,587 @@
+//! The two procedures of TS-0003 8.3.6.2, end to end, against the reference MEF (`onem2m-mef`)
+//! on 127.0.0.1: real TLS, real HTTP, real CA, real credential store on disk.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use onem2m_est::client::{Config, InitialAuth, KeySource, MefClient, Reprovision};
+use onem2m_est::csr::build_csr;
+use onem2m_est::identity::{SubjectIdentity, SubjectType};
+use onem2m_est::keys::{KeyAlgorithm, PrivateKey, SoftwareKey};
+use onem2m_est::proto::csrattrs::{ChallengePassword, CsrRequirements};
+use onem2m_est::store::{CredentialStore, FileStore};
+use onem2m_est::tls::{client_config, ClientIdentity};
+use onem2m_est::transport::{EstConnection, TransportConfig};
+use onem2m_est::uri::EstUri;
+use onem2m_est::{Error, ErrorClass};
+use onem2m_mef::{Mef, MefConfig, RunningMef, ServerEku};
+use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
+use rustls_pki_types::CertificateDer;
+use tempfile::TempDir;
+use zeroize::Zeroizing;
+
+const CSE_ID: &str = "cse01.sp.example.com";
+
+/// A manufacturer CA and a device certificate it issued: the third-party EST client
+/// certificate of pre-condition B.ii.2.
+struct Manufacturer {
+    ca_der: CertificateDer<'static>,
+    device_cert: CertificateDer<'static>,
+    device_key: Arc<dyn PrivateKey>,
+}
+
+impl Manufacturer {
+    fn new(name: &str) -> Manufacturer {
+        let ca_key = KeyPair::generate().unwrap();
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca_params
+            .distinguished_name
+            .push(DnType::CommonName, format!("{name} manufacturer CA"));
+        let ca = ca_params.self_signed(&ca_key).unwrap();
+        let issuer = rcgen::Issuer::new(ca_params, ca_key);
+
+        let device_key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params
+            .distinguished_name
+            .push(DnType::CommonName, format!("{name} device 0001"));
+        let device = params.signed_by(&device_key, &issuer).unwrap();
+        let key = SoftwareKey::from_pkcs8_der(&Zeroizing::new(device_key.serialize_der())).unwrap();
+        Manufacturer {
+            ca_der: ca.der().clone(),
+            device_cert: device.der().clone(),
+            device_key: Arc::new(key),
+        }
+    }
+
+    fn identity(&self) -> ClientIdentity {
+        ClientIdentity {
+            chain: vec![self.device_cert.clone()],
+            key: self.device_key.clone(),
+        }
+    }
+}
+
+struct Setup {
+    _dir: TempDir,
+    mef: RunningMef,
+    maker: Manufacturer,
+    out: TempDir,
+}
+
+impl Setup {
+    fn auth(&self) -> InitialAuth {
+        InitialAuth::Certificate {
+            trust_anchors: vec![self.mef.ca_cert_der()],
+            client: self.maker.identity(),
+        }
+    }
+
+    fn client(&self, label: Option<&str>) -> MefClient {
+        let uri = EstUri::parse(&self.mef.base_uri(label)).unwrap();
+        MefClient::new(
+            Config::new(uri)
+                .identity(SubjectIdentity::new(SubjectType::Cse, CSE_ID).unwrap())
+                .transport(quick_transport()),
+        )
+    }
+
+    fn store(&self) -> FileStore {
+        FileStore::new(self.out.path()).unwrap()
+    }
+}
+
+fn quick_transport() -> TransportConfig {
+    let mut t = TransportConfig::default();
+    t.connect_timeout = Duration::from_secs(5);
+    t.tls_timeout = Duration::from_secs(5);
+    t.response_timeout = Duration::from_secs(10);
+    t.poll.default_delay = Duration::from_millis(10);
+    t.poll.max_total = Duration::from_secs(20);
+    t
+}
+
+fn setup_with(tweak: impl FnOnce(&mut MefConfig)) -> Setup {
+    let dir = TempDir::new().unwrap();
+    let maker = Manufacturer::new("acme");
+    let mut config = MefConfig::new(dir.path());
+    config.client_trust = vec![maker.ca_der.clone()];
+    tweak(&mut config);
+    let mef = Mef::start(config).unwrap();
+    mef.add_identity(
+        maker.device_cert.as_ref(),
+        onem2m_mef::SubjectType::Cse,
+        CSE_ID,
+    )
+    .unwrap();
+    Setup {
+        _dir: dir,
+        mef,
+        maker,
+        out: TempDir::new().unwrap(),
+    }
+}
+
+fn setup() -> Setup {
+    setup_with(|_| {})
+}
+
+fn leaf_serial(chain: &[CertificateDer<'_>]) -> String {
+    let (_, cert) = x509_parser::parse_x509_certificate(chain[0].as_ref()).unwrap();
+    cert.raw_serial_as_string()
+}
+
+fn assert_installed(out: &Path) -> onem2m_est::store::Credentials {
+    let creds = FileStore::new(out)
+        .unwrap()
+        .load()
+        .unwrap()
+        .expect("credentials installed");
+    assert!(!creds.trust_anchors.is_empty());
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(out.join("key.pem"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "key.pem must be 0600");
+    }
+    creds
+}
+
+#[test]
+fn initial_provisioning_installs_certificate_key_and_trust_anchors_in_one_handshake() {
+    let s = setup();
+    let done = s
+        .client(None)
+        .provision(&s.auth(), &mut s.store(), KeySource::Generate)
+        .unwrap();
+    // One kept-alive connection: /cacerts, /csrattrs, /simpleenroll.
+    assert_eq!(done.handshakes, 1);
+    assert_eq!(done.trust_anchors, vec![s.mef.ca_cert_der()]);
+    let creds = assert_installed(s.out.path());
+    assert_eq!(creds.chain[0], done.chain[0]);
+    // The certificate carries the identity in subjectAltName (TS-0003 10.1.1.7).
+    let (_, cert) = x509_parser::parse_x509_certificate(creds.chain[0].as_ref()).unwrap();
+    let san = cert.subject_alternative_name().unwrap().unwrap();
+    assert_eq!(san.value.general_names.len(), 1);
+    assert_eq!(
+        san.value.general_names[0].to_string(),
+        format!("DNSName({CSE_ID})")
+    );
+    // And holds the installed key.
+    assert_eq!(
+        cert.public_key().raw,
+        creds.key.public_key_info(),
+        "the installed key matches the certificate"
+    );
+}
+
+#[test]
+fn initial_provisioning_takes_the_identity_from_the_csr_attributes_when_none_is_configured() {
+    let s = setup();
+    let uri = EstUri::parse(&s.mef.base_uri(None)).unwrap();
+    let client = MefClient::new(Config::new(uri).transport(quick_transport()));
+    let done = client
+        .provision(&s.auth(), &mut s.store(), KeySource::Generate)
+        .unwrap();
+    let (_, cert) = x509_parser::parse_x509_certificate(done.chain[0].as_ref()).unwrap();
+    let san = cert.subject_alternative_name().unwrap().unwrap();
+    assert_eq!(
+        san.value.general_names[0].to_string(),
+        format!("DNSName({CSE_ID})")
+    );
+}
+
+#[test]
+fn initial_provisioning_with_an_existing_key() {
+    let s = setup();
+    let key: Arc<dyn PrivateKey> =
+        Arc::new(SoftwareKey::generate(KeyAlgorithm::EcdsaP256Sha256).unwrap());
+    let done = s
+        .client(None)
+        .provision(&s.auth(), &mut s.store(), KeySource::Existing(key.clone()))
+        .unwrap();
+    let (_, cert) = x509_parser::parse_x509_certificate(done.chain[0].as_ref()).unwrap();
+    assert_eq!(cert.public_key().raw, key.public_key_info());
+}
+
+#[test]
+fn initial_provisioning_under_a_label() {
+    let s = setup();
+    s.client(Some("cse"))
+        .provision(&s.auth(), &mut s.store(), KeySource::Generate)
+        .unwrap();
+    assert_installed(s.out.path());
+}
+
+#[test]
+fn server_side_key_generation_installs_the_servers_key() {
+    let s = setup();
+    let done = s
+        .client(None)
+        .provision(&s.auth(), &mut s.store(), KeySource::ServerGenerated)
+        .unwrap();
+    let creds = assert_installed(s.out.path());
+    let (_, cert) = x509_parser::parse_x509_certificate(done.chain[0].as_ref()).unwrap();
+    assert_eq!(cert.public_key().raw, creds.key.public_key_info());
+}
+
+#[test]
+fn reprovisioning_renews_with_the_same_key_and_rekeys_with_a_new_one() {
+    let s = setup();
+    let client = s.client(None);
+    let first = client
+        .provision(&s.auth(), &mut s.store(), KeySource::Generate)
+        .unwrap();
+    let key0 = assert_installed(s.out.path())
+        .key
+        .public_key_info()
+        .to_vec();
+
+    let renewed = client
+        .reprovision(&mut s.store(), Reprovision::Renew)
+        .unwrap();
+    assert_eq!(renewed.handshakes, 1);
+    assert_ne!(leaf_serial(&renewed.chain), leaf_serial(&first.chain));
+    let key1 = assert_installed(s.out.path())
+        .key
+        .public_key_info()
+        .to_vec();
+    assert_eq!(key0, key1, "renew keeps the key");
+
+    let rekeyed = client
+        .reprovision(&mut s.store(), Reprovision::Rekey)
+        .unwrap();
+    assert_ne!(leaf_serial(&rekeyed.chain), leaf_serial(&renewed.chain));
+    let key2 = assert_installed(s.out.path())
+        .key
+        .public_key_info()
+        .to_vec();
+    assert_ne!(key1, key2, "rekey replaces the key");
+
+    let server_keyed = client
+        .reprovision(&mut s.store(), Reprovision::ServerKeygen)
+        .unwrap();
+    let key3 = assert_installed(s.out.path())
+        .key
+        .public_key_info()
+        .to_vec();
+    assert_ne!(key2, key3);
+    assert_eq!(
+        assert_installed(s.out.path()).chain[0],
+        server_keyed.chain[0]
+    );
+}
+
+#[test]
+fn reprovisioning_without_credentials_is_a_client_error() {
+    let s = setup();
+    let err = s
+        .client(None)
+        .reprovision(&mut s.store(), Reprovision::Renew)
+        .unwrap_err();
+    assert!(matches!(err, Error::NotProvisioned { .. }), "{err}");
+    assert_eq!(err.class(), ErrorClass::Client);
+}
+
+/// After any failed re-provisioning the previous certificate and key are still current, still
+/// match, and still authenticate to the MEF.
+fn assert_old_credentials_intact(s: &Setup, before: &onem2m_est::store::Credentials) {
+    let after = assert_installed(s.out.path());
+    assert_eq!(after.chain, before.chain);
+    assert_eq!(after.trust_anchors, before.trust_anchors);
+    assert_eq!(after.key.public_key_info(), before.key.public_key_info());
+}
+
+#[test]
+fn failed_reprovisioning_leaves_the_previous_credentials_intact() {
+    let s = setup();
+    let client = s.client(None);
+    client
+        .provision(&s.auth(), &mut s.store(), KeySource::Generate)
+        .unwrap();
+    let before = assert_installed(s.out.path());
+
+    // The MEF revokes the certificate: re-enrolment is refused (server-side).
+    let fingerprint = onem2m_mef::fingerprint(before.chain[0].as_ref());
+    assert!(s.mef.revoke(&fingerprint).unwrap());
+    for mode in [
+        Reprovision::Renew,
+        Reprovision::Rekey,
+        Reprovision::ServerKeygen,
+    ] {
+        let err = client.reprovision(&mut s.store(), mode).unwrap_err();
+        assert_eq!(err.class(), ErrorClass::Server, "{err}");
+        assert!(
+            matches!(
+                err,
+                Error::ServerStatus { status: 403, .. } | Error::ServerStatus { .. }
+            ),
+            "{err}"
+        );
+        assert_old_credentials_intact(&s, &before);
+    }
+}
+
+#[test]
+fn failed_reprovisioning_when_the_mef_is_down_leaves_the_previous_credentials_intact() {
+    let s = setup();
+    let client = s.client(None);
+    client
+        .provision(&s.auth(), &mut s.store(), KeySource::Generate)
+        .unwrap();
+    let before = assert_installed(s.out.path());
+    let Setup {
+        mef,
+        out,
+        _dir,
+        maker,
+    } = s;
+    mef.shutdown();
+    let err = client
+        .reprovision(&mut FileStore::new(out.path()).unwrap(), Reprovision::Rekey)
+        .unwrap_err();
+    assert!(matches!(err, Error::Connect { .. }), "{err}");
+    assert_eq!(err.class(), ErrorClass::Server);
+    let after = FileStore::new(out.path()).unwrap().load().unwrap().unwrap();
+    assert_eq!(after.chain, before.chain);
+    assert_eq!(after.key.public_key_info(), before.key.public_key_info());
+    drop(maker);
+}
+
+#[test]
+fn reprovisioning_works_after_the_mef_restarts() {
+    let dir = TempDir::new().unwrap();
+    let maker = Manufacturer::new("acme");
+    let start = |dir: &Path| {
+        let mut config = MefConfig::new(dir);
+        config.client_trust = vec![maker.ca_der.clone()];
+        Mef::start(config).unwrap()
+    };
+    let out = TempDir::new().unwrap();
+    {
+        let mef = start(dir.path());
+        mef.add_identity(
+            maker.device_cert.as_ref(),
+            onem2m_mef::SubjectType::Cse,
+            CSE_ID,
+        )
+        .unwrap();
+        let client = MefClient::new(
+            Config::new(EstUri::parse(&mef.base_uri(None)).unwrap()).transport(quick_transport()),
+        );
+        let auth = InitialAuth::Certificate {
+            trust_anchors: vec![mef.ca_cert_der()],
+            client: maker.identity(),
+        };
+        client
+            .provision(
+                &auth,
+                &mut FileStore::new(out.path()).unwrap(),
+                KeySource::Generate,
+            )
+            .unwrap();
+        mef.shutdown();
+    }
+    let mef = start(dir.path());
+    let client = MefClient::new(
+        Config::new(EstUri::parse(&mef.base_uri(None)).unwrap()).transport(quick_transport()),
+    );
+    client
+        .reprovision(&mut FileStore::new(out.path()).unwrap(), Reprovision::Rekey)
+        .unwrap();
+}
+
+#[test]
+fn a_server_certificate_for_another_host_is_refused() {
+    let s = setup_with(|c| c.hostnames = vec!["mef.example.org".into()]);
+    let err = s
+        .client(None)
+        .provision(&s.auth(), &mut s.store(), KeySource::Generate)
+        .unwrap_err();
+    assert!(matches!(err, Error::ServerNotAuthorized { .. }), "{err}");
+    assert_eq!(err.class(), ErrorClass::Server);
+    assert!(FileStore::new(s.out.path())
+        .unwrap()
+        .load()
+        .unwrap()
+        .is_none());
+}
+
+#[test]
+fn a_cmc_ra_server_certificate_is_accepted_for_the_configured_uri() {
+    // RFC 7030 3.6.1: with an explicit TA database, a server certificate carrying id-kp-cmcRA
+    // authorises the server even when its names do not match the URI.
+    let s = setup_with(|c| {
+        c.hostnames = vec!["ra.example.org".into()];
+        c.server_eku = ServerEku::CmcRa;
+    });
+    s.client(None)
+        .provision(&s.auth(), &mut s.store(), KeySource::Generate)
+        .unwrap();
+    assert_installed(s.out.path());
+}
+
+#[test]
+fn a_trust_anchor_that_does_not_match_the_mef_is_refused() {
+    let s = setup();
+    let stranger = Manufacturer::new("stranger");
+    let auth = InitialAuth::Certificate {
+        trust_anchors: vec![stranger.ca_der.clone()],
+        client: s.maker.identity(),
+    };
+    let err = s
+        .client(None)
+        .provision(&auth, &mut s.store(), KeySource::Generate)
+        .unwrap_err();
+    assert!(matches!(err, Error::ServerNotAuthorized { .. }), "{err}");
+    assert!(FileStore::new(s.out.path())
+        .unwrap()
+        .load()
+        .unwrap()
+        .is_none());
+}
+
+#[test]
+fn an_identity_the_mef_does_not_associate_with_the_client_is_refused_before_enrolment() {
+    let s = setup();
+    let uri = EstUri::parse(&s.mef.base_uri(None)).unwrap();
+    let client = MefClient::new(
+        Config::new(uri)
+            .identity(SubjectIdentity::new(SubjectType::Cse, "cse99.sp.example.com").unwrap())
+            .transport(quick_transport()),
+    );
+    let err = client
+        .provision(&s.auth(), &mut s.store(), KeySource::Generate)
+        .unwrap_err();
+    assert!(matches!(err, Error::IdentityConflict { .. }), "{err}");
+    assert!(FileStore::new(s.out.path())
+        .unwrap()
+        .load()
+        .unwrap()
+        .is_none());
+}
+
+/// Drives the layers by hand to send what a correct client never sends, so that the MEF's
+/// refusal and its classification are observed.
+fn enrol_with(s: &Setup, tweak: impl FnOnce(&mut CsrRequirements)) -> Error {
+    let uri = EstUri::parse(&s.mef.base_uri(None)).unwrap();
+    let tls = client_config(&[s.mef.ca_cert_der()], Some(s.maker.identity()), &uri).unwrap();
+    let conn = EstConnection::new(&uri, tls, &quick_transport()).unwrap();
+    let items = conn
+        .csrattrs()
+        .unwrap()
+        .expect("the MEF sends CSR attributes");
+    let mut reqs = CsrRequirements::from_items(&items).unwrap();
+    tweak(&mut reqs);
+    let key = SoftwareKey::generate(KeyAlgorithm::EcdsaP256Sha256).unwrap();
+    let csr = build_csr(&key, None, &reqs, None).unwrap();
+    conn.simple_enroll(&csr.der).unwrap_err()
+}
+
+#[test]
+fn the_mef_refuses_a_wrong_challenge_password_and_the_error_is_server_side() {
+    let s = setup();
+    let err = enrol_with(&s, |r| {
+        r.challenge_password = ChallengePassword::Value(Zeroizing::new("not-the-password".into()))
+    });
+    match &err {
+        Error::ServerStatus {
+            status, message, ..
+        } => {
+            assert!((400..500).contains(status), "{err}");
+            assert!(
+                message.to_lowercase().contains("challengepassword"),
+                "{err}"
+            );
+        }
+        other => panic!("expected a refusal, got {other}"),
+    }
+    assert_eq!(err.class(), ErrorClass::Server);
+}
+
+#[test]
+fn the_mef_refuses_a_wrong_identity_and_the_error_is_server_side() {
+    let s = setup();
+    let err = enrol_with(&s, |r| {
+        let san = onem2m_est::proto::san::encode(&[onem2m_est::proto::san::GeneralName::Dns(
+            "cse99.sp.example.com".into(),
+        )])
+        .unwrap();
+        for e in &mut r.extensions {
+            if e.oid == onem2m_est::proto::oids::SUBJECT_ALT_NAME {
+                e.value = san.clone();
+            }
+        }
+    });
+    match &err {
+        Error::ServerStatus {
+            status, message, ..
+        } => {
+            assert!((400..500).contains(status), "{err}");
+            assert!(
+                message.to_lowercase().contains("identity") || message.contains("subjectAltName"),
+                "{err}"
+            );
+        }
+        other => panic!("expected a refusal, got {other}"),
+    }
+    assert_eq!(err.class(), ErrorClass::Server);
+}
+
+#[test]
+fn pending_enrolment_is_polled_until_the_certificate_is_issued() {
+    // RFC 7030 4.2.3: 202 Accepted with Retry-After, then the certificate.
+    let s = setup_with(|c| {
+        c.approval_polls = 2;
+        c.retry_after_secs = 0;
+    });
+    let done = s
+        .client(None)
+        .provision(&s.auth(), &mut s.store(), KeySource::Generate)
+        .unwrap();
+    assert_eq!(done.handshakes, 1);
+    assert_installed(s.out.path());
+}
+
+#[test]
+fn pending_enrolment_beyond_the_polling_bound_fails_and_installs_nothing() {
+    let s = setup_with(|c| {
+        c.approval_polls = 50;
+        c.retry_after_secs = 0;
+    });
+    let uri = EstUri::parse(&s.mef.base_uri(None)).unwrap();
+    let mut transport = quick_transport();
+    transport.poll.max_attempts = 3;
+    let client = MefClient::new(Config::new(uri).transport(transport));
+    let err = client
+        .provision(&s.auth(), &mut s.store(), KeySource::Generate)
+        .unwrap_err();
+    assert!(matches!(err, Error::StillPending { .. }), "{err}");
+    assert!(FileStore::new(s.out.path())
+        .unwrap()
+        .load()
+        .unwrap()
+        .is_none());
+}
+
+#[test]
+fn cacerts_and_csrattrs_on_their_own() {
+    let s = setup();
+    let client = s.client(None);
+    let cas = client.cacerts(&[s.mef.ca_cert_der()], None).unwrap();
+    assert_eq!(cas, vec![s.mef.ca_cert_der()]);
+    let reqs = client
+        .csrattrs(&[s.mef.ca_cert_der()], Some(s.maker.identity()))
+        .unwrap()
+        .unwrap();
+    assert!(matches!(
+        reqs.challenge_password,
+        ChallengePassword::Value(_)
+    ));
+    assert!(reqs.subject_alt_name().is_some());
+}
