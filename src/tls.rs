@@ -17,6 +17,7 @@ use crate::uri::EstUri;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::ResolvesClientCert;
 use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
+use rustls::pki_types::TrustAnchor;
 use rustls::pki_types::{CertificateDer, ServerName, SubjectPublicKeyInfoDer, UnixTime};
 use rustls::sign::{CertifiedKey, Signer, SigningKey};
 use rustls::{
@@ -26,7 +27,6 @@ use rustls::{
 use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::sync::Arc;
-use rustls::pki_types::TrustAnchor;
 use webpki::{EndEntityCert, KeyPurposeId, KeyPurposeIdIter};
 
 /// id-kp-serverAuth (RFC 5280 4.2.1.12), DER contents of the OID.
@@ -381,9 +381,10 @@ struct ClientCertResolver {
 
 impl ClientCertResolver {
     fn new(identity: ClientIdentity) -> Result<Self> {
-        let ee = identity.chain.first().ok_or_else(|| {
-            Error::invalid("client identity", "the certificate chain is empty")
-        })?;
+        let ee = identity
+            .chain
+            .first()
+            .ok_or_else(|| Error::invalid("client identity", "the certificate chain is empty"))?;
         let (_, cert) = x509_parser::parse_x509_certificate(ee).map_err(|e| {
             Error::invalid(
                 "client identity",

@@ -129,7 +129,9 @@ impl Read for WireSocket {
 impl Write for WireSocket {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let n = self.inner.write(buf)?;
-        self.stats.bytes_written.fetch_add(n as u64, Ordering::Relaxed);
+        self.stats
+            .bytes_written
+            .fetch_add(n as u64, Ordering::Relaxed);
         Ok(n)
     }
 
@@ -150,8 +152,11 @@ pub trait TlsSession: Read + Write + Send + Sync + fmt::Debug {
 /// [`Error::Timeout`] (use [`handshake_io_error`] for I/O failures of the handshake).
 pub trait TlsStack: Send + Sync + fmt::Debug + 'static {
     /// Runs the handshake to completion.
-    fn handshake(&self, name: &ServerName<'static>, wire: WireSocket)
-        -> Result<Box<dyn TlsSession>>;
+    fn handshake(
+        &self,
+        name: &ServerName<'static>,
+        wire: WireSocket,
+    ) -> Result<Box<dyn TlsSession>>;
 }
 
 /// The rustls stack with an [`Arc<ClientConfig>`] from [`crate::tls::client_config`].
@@ -207,7 +212,9 @@ impl TlsStack for RustlsStack {
         while conn.is_handshaking() {
             conn.complete_io(&mut wire).map_err(handshake_io_error)?;
         }
-        Ok(Box::new(RustlsSession(rustls::StreamOwned::new(conn, wire))))
+        Ok(Box::new(RustlsSession(rustls::StreamOwned::new(
+            conn, wire,
+        ))))
     }
 }
 
@@ -419,14 +426,12 @@ impl EstConnection {
             return Err(Error::invalid("poll.max_attempts", "must be at least 1"));
         }
         let stats = Arc::new(Stats::default());
-        let connector = ()
-            .chain(TcpStep::default())
-            .chain(TlsStep {
-                stack,
-                name: base.server_name(),
-                tls_timeout: cfg.tls_timeout,
-                stats: stats.clone(),
-            });
+        let connector = ().chain(TcpStep::default()).chain(TlsStep {
+            stack,
+            name: base.server_name(),
+            tls_timeout: cfg.tls_timeout,
+            stats: stats.clone(),
+        });
         let config = ureq::Agent::config_builder()
             // Bodies of 4xx/5xx carry the server's reason: read them (see module docs).
             .http_status_as_error(false)
@@ -481,7 +486,10 @@ impl EstConnection {
         expect_status(op, &resp, StatusCode::OK)?;
         let certs = self.read_certs_only(op, &mut resp)?;
         if certs.is_empty() {
-            return Err(bad(op, "the response carries no CA certificate (RFC 7030 4.1.3)"));
+            return Err(bad(
+                op,
+                "the response carries no CA certificate (RFC 7030 4.1.3)",
+            ));
         }
         Ok(certs)
     }
@@ -498,13 +506,18 @@ impl EstConnection {
         }
         check_content_type(op, &resp, media::CSRATTRS)?;
         let body = self.read_body(op, &mut resp)?;
-        let der = base64body::decode(&body).map_err(|source| Error::Decode { operation: op, source })?;
+        let der = base64body::decode(&body).map_err(|source| Error::Decode {
+            operation: op,
+            source,
+        })?;
         if der.is_empty() {
             // An empty 200 says the same as 204.
             return Ok(None);
         }
-        let items =
-            csrattrs::decode(&der).map_err(|source| Error::Decode { operation: op, source })?;
+        let items = csrattrs::decode(&der).map_err(|source| Error::Decode {
+            operation: op,
+            source,
+        })?;
         Ok(Some(items))
     }
 
@@ -524,16 +537,27 @@ impl EstConnection {
         let op = Operation::ServerKeygen;
         let mut resp = self.poll(op, csr_der)?;
         let ct = content_type(op, &resp)?;
-        let parsed = MediaType::parse(&ct).map_err(|source| Error::Decode { operation: op, source })?;
+        let parsed = MediaType::parse(&ct).map_err(|source| Error::Decode {
+            operation: op,
+            source,
+        })?;
         if !parsed.is(media::MULTIPART_MIXED) {
             return Err(bad(
                 op,
-                format!("Content-Type is {ct:?}, expected {} (RFC 7030 4.4.2)", media::MULTIPART_MIXED),
+                format!(
+                    "Content-Type is {ct:?}, expected {} (RFC 7030 4.4.2)",
+                    media::MULTIPART_MIXED
+                ),
             ));
         }
         let body = self.read_body(op, &mut resp)?;
-        let decoded = onem2m_est_proto::multipart::decode_serverkeygen(&ct, &body)
-            .map_err(|source| Error::Decode { operation: op, source })?;
+        let decoded =
+            onem2m_est_proto::multipart::decode_serverkeygen(&ct, &body).map_err(|source| {
+                Error::Decode {
+                    operation: op,
+                    source,
+                }
+            })?;
         if decoded.certificates.is_empty() {
             return Err(bad(op, "the response carries no certificate"));
         }
@@ -544,7 +568,10 @@ impl EstConnection {
         let mut resp = self.poll(op, csr_der)?;
         let certs = self.read_certs_only(op, &mut resp)?;
         if certs.is_empty() {
-            return Err(bad(op, "the response carries no certificate (RFC 7030 4.2.3)"));
+            return Err(bad(
+                op,
+                "the response carries no certificate (RFC 7030 4.2.3)",
+            ));
         }
         Ok(certs)
     }
@@ -606,9 +633,8 @@ impl EstConnection {
                 return Ok(resp);
             }
             if status.is_redirection() {
-                let location = header_text(&resp, "location").ok_or_else(|| {
-                    bad(op, format!("{status} without a Location header"))
-                })?;
+                let location = header_text(&resp, "location")
+                    .ok_or_else(|| bad(op, format!("{status} without a Location header")))?;
                 let target = if location.starts_with('/') && !location.starts_with("//") {
                     format!("https://{}{}", self.base.authority(), location)
                 } else {
@@ -672,11 +698,7 @@ impl EstConnection {
     /// Sends one HTTP request and returns the response head.
     fn send(&self, op: Operation, url: &str, req: &Req<'_>) -> Result<Response<Body>> {
         let result = match req {
-            Req::Get => self
-                .agent
-                .get(url)
-                .header("Accept", accept_for(op))
-                .call(),
+            Req::Get => self.agent.get(url).header("Accept", accept_for(op)).call(),
             Req::PostCsr(csr) => self
                 .agent
                 .post(url)
@@ -721,9 +743,14 @@ impl EstConnection {
             }
         }
         let body = self.read_body(op, resp)?;
-        let der = base64body::decode(&body).map_err(|source| Error::Decode { operation: op, source })?;
-        let certs =
-            certs_only::decode(&der).map_err(|source| Error::Decode { operation: op, source })?;
+        let der = base64body::decode(&body).map_err(|source| Error::Decode {
+            operation: op,
+            source,
+        })?;
+        let certs = certs_only::decode(&der).map_err(|source| Error::Decode {
+            operation: op,
+            source,
+        })?;
         Ok(certs.into_iter().map(CertificateDer::from).collect())
     }
 }
@@ -768,7 +795,10 @@ fn content_type(op: Operation, resp: &Response<Body>) -> Result<String> {
 /// Checks the Content-Type essence (parameters tolerated) and returns the parsed value.
 fn check_content_type(op: Operation, resp: &Response<Body>, want: &str) -> Result<MediaType> {
     let ct = content_type(op, resp)?;
-    let parsed = MediaType::parse(&ct).map_err(|source| Error::Decode { operation: op, source })?;
+    let parsed = MediaType::parse(&ct).map_err(|source| Error::Decode {
+        operation: op,
+        source,
+    })?;
     if !parsed.is(want) {
         return Err(bad(
             op,
@@ -894,14 +924,26 @@ mod tests {
             Operation::CaCerts,
             io::Error::new(io::ErrorKind::UnexpectedEof, "eof"),
         );
-        assert!(matches!(e, Error::Transport { operation: Operation::CaCerts, .. }));
+        assert!(matches!(
+            e,
+            Error::Transport {
+                operation: Operation::CaCerts,
+                ..
+            }
+        ));
         let e = map_ureq_error(
             Operation::SimpleEnroll,
             ureq::Error::Timeout(ureq::Timeout::RecvResponse),
             "x",
         );
-        assert!(matches!(e, Error::Timeout { phase } if phase.contains("waiting for the response")));
-        let e = map_ureq_error(Operation::SimpleEnroll, carry(Error::Key { reason: "k".into() }), "x");
+        assert!(
+            matches!(e, Error::Timeout { phase } if phase.contains("waiting for the response"))
+        );
+        let e = map_ureq_error(
+            Operation::SimpleEnroll,
+            carry(Error::Key { reason: "k".into() }),
+            "x",
+        );
         assert!(matches!(e, Error::Key { .. }));
     }
 

@@ -37,7 +37,10 @@ impl EstUri {
     pub fn parse(input: &str) -> Result<EstUri> {
         let bad = |reason: &str| Error::invalid("EST base URI", format!("{input:?}: {reason}"));
 
-        if input.chars().any(|c| c.is_ascii_whitespace() || c.is_control()) {
+        if input
+            .chars()
+            .any(|c| c.is_ascii_whitespace() || c.is_control())
+        {
             return Err(bad("contains white space or control characters"));
         }
         // http::Uri does not know fragments; refuse them before it sees one.
@@ -67,28 +70,26 @@ impl EstUri {
 
         // Host: a bracketed IPv6 literal, an IPv4 literal, or a DNS name.
         let raw_host = authority.host();
-        let (host, ip) = if let Some(inner) = raw_host
-            .strip_prefix('[')
-            .and_then(|h| h.strip_suffix(']'))
-        {
-            let ip: std::net::Ipv6Addr = inner
-                .parse()
-                .map_err(|_| bad("the bracketed host is not an IPv6 address"))?;
-            (inner.to_string(), Some(IpAddr::V6(ip)))
-        } else if let Ok(ip) = raw_host.parse::<std::net::Ipv4Addr>() {
-            (raw_host.to_string(), Some(IpAddr::V4(ip)))
-        } else {
-            if raw_host.is_empty() {
-                return Err(bad("the host is empty"));
-            }
-            // pki-types validates DNS names (letters, digits, hyphens, labels of at most 63
-            // octets; like webpki it also tolerates `_`, which occurs in practice).
-            match ServerName::try_from(raw_host) {
-                Ok(ServerName::DnsName(_)) => {}
-                _ => return Err(bad("the host is not a valid DNS name or IP literal")),
-            }
-            (raw_host.to_string(), None)
-        };
+        let (host, ip) =
+            if let Some(inner) = raw_host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+                let ip: std::net::Ipv6Addr = inner
+                    .parse()
+                    .map_err(|_| bad("the bracketed host is not an IPv6 address"))?;
+                (inner.to_string(), Some(IpAddr::V6(ip)))
+            } else if let Ok(ip) = raw_host.parse::<std::net::Ipv4Addr>() {
+                (raw_host.to_string(), Some(IpAddr::V4(ip)))
+            } else {
+                if raw_host.is_empty() {
+                    return Err(bad("the host is empty"));
+                }
+                // pki-types validates DNS names (letters, digits, hyphens, labels of at most 63
+                // octets; like webpki it also tolerates `_`, which occurs in practice).
+                match ServerName::try_from(raw_host) {
+                    Ok(ServerName::DnsName(_)) => {}
+                    _ => return Err(bad("the host is not a valid DNS name or IP literal")),
+                }
+                (raw_host.to_string(), None)
+            };
 
         // Port: what follows the host. `host:` with an empty port is allowed by RFC 3986 and
         // means the default.
@@ -338,7 +339,10 @@ mod tests {
         );
         assert!(matches!(u.server_name(), ServerName::DnsName(_)));
         assert_eq!(ok("HTTPS://h.example/").host(), "h.example");
-        assert_eq!(ok("https://h.example/.well-known/est/a%20b").label(), Some("a%20b"));
+        assert_eq!(
+            ok("https://h.example/.well-known/est/a%20b").label(),
+            Some("a%20b")
+        );
     }
 
     #[test]

@@ -17,9 +17,7 @@ const CSR: &[u8] = b"\x30\x03\x02\x01\x00 stand-in CSR bytes";
 
 /// A CA, a server certificate for localhost and 127.0.0.1 (serverAuth), and a server answering
 /// with `handler`.
-fn setup(
-    handler: impl Fn(&Request) -> Action + Send + Sync + 'static,
-) -> (TestCa, TestServer) {
+fn setup(handler: impl Fn(&Request) -> Action + Send + Sync + 'static) -> (TestCa, TestServer) {
     let ca = TestCa::new("Test MEF CA");
     let id = ca.server_identity(&["localhost", "127.0.0.1"], Eku::ServerAuth);
     let server = TestServer::start(ServerOptions::new(id), handler);
@@ -134,15 +132,15 @@ fn to_ber(der: &[u8]) -> Vec<u8> {
     let parts: Vec<Vec<u8>> = children(sd)
         .into_iter()
         .map(|p| match p[0] {
-            0x30 | 0xa0 => indefinite(p[0], &children(p).iter().map(|c| c.to_vec()).collect::<Vec<_>>()),
+            0x30 | 0xa0 => indefinite(
+                p[0],
+                &children(p).iter().map(|c| c.to_vec()).collect::<Vec<_>>(),
+            ),
             _ => p.to_vec(),
         })
         .collect();
     let sd_ber = indefinite(sd[0], &parts);
-    indefinite(
-        der[0],
-        &[ci[0].to_vec(), indefinite(ci[1][0], &[sd_ber])],
-    )
+    indefinite(der[0], &[ci[0].to_vec(), indefinite(ci[1][0], &[sd_ber])])
 }
 
 // --- /cacerts ---------------------------------------------------------------------------------
@@ -167,14 +165,24 @@ fn cacerts_ber_indefinite_lengths() {
     let ca0 = TestCa::new("payload CA");
     let payload = some_certs(&ca0);
     let ber = to_ber(&certs_only_der(&payload));
-    assert_eq!(&ber[..2], &[0x30, 0x80], "the fixture is BER with indefinite lengths");
+    assert_eq!(
+        &ber[..2],
+        &[0x30, 0x80],
+        "the fixture is BER with indefinite lengths"
+    );
     let (ca, server) = setup(move |_| {
         Response::new(200)
-            .header("Content-Type", "application/pkcs7-mime; smime-type=certs-only")
+            .header(
+                "Content-Type",
+                "application/pkcs7-mime; smime-type=certs-only",
+            )
             .body(base64body::encode(&ber))
             .into()
     });
-    assert_eq!(sorted(connect(&server, &ca).cacerts().unwrap()), sorted(payload));
+    assert_eq!(
+        sorted(connect(&server, &ca).cacerts().unwrap()),
+        sorted(payload)
+    );
 }
 
 #[test]
@@ -195,7 +203,10 @@ fn cacerts_wrapped_base64_with_content_transfer_encoding_and_bare_media_type() {
             .body(wrapped.clone())
             .into()
     });
-    assert_eq!(sorted(connect(&server, &ca).cacerts().unwrap()), sorted(payload));
+    assert_eq!(
+        sorted(connect(&server, &ca).cacerts().unwrap()),
+        sorted(payload)
+    );
 }
 
 #[test]
@@ -277,7 +288,10 @@ fn enroll_after_202(retry_after: &'static str) {
     let (ca, server) = setup(move |req| {
         assert_eq!(req.method, "POST");
         assert_eq!(req.path, "/.well-known/est/simpleenroll");
-        assert!(req.header("content-type").unwrap().starts_with(media::PKCS10));
+        assert!(req
+            .header("content-type")
+            .unwrap()
+            .starts_with(media::PKCS10));
         assert_eq!(base64body::decode(&req.body).unwrap(), CSR);
         if c.fetch_add(1, Ordering::SeqCst) == 0 {
             Response::new(202).header("Retry-After", retry_after).into()
@@ -290,7 +304,12 @@ fn enroll_after_202(retry_after: &'static str) {
     let mut cfg = quick_config();
     cfg.poll.default_delay = Duration::from_secs(10);
     cfg.poll.max_delay = Duration::from_secs(10);
-    let conn = connect_with(&server.base_localhost(), &[ca.cert.clone()], None, &cfg);
+    let conn = connect_with(
+        &server.base_localhost(),
+        std::slice::from_ref(&ca.cert),
+        None,
+        &cfg,
+    );
     let certs = conn.simple_enroll(CSR).unwrap();
     assert_eq!(certs.len(), 1);
     let reqs = server.requests();
@@ -355,7 +374,10 @@ fn status_401_is_http_authentication_requested_and_nothing_is_sent() {
             let Error::HttpAuthenticationRequested { challenge, .. } = &e else {
                 unreachable!()
             };
-            assert!(challenge.contains("Basic realm=\"estrealm\""), "{challenge}");
+            assert!(
+                challenge.contains("Basic realm=\"estrealm\""),
+                "{challenge}"
+            );
         }
         other => panic!("expected HttpAuthenticationRequested, got {other:?}"),
     }
@@ -386,7 +408,10 @@ fn status_400_surfaces_the_text_body() {
 fn redirect_to_another_host_refused() {
     let (ca, server) = setup(|_| {
         Response::new(302)
-            .header("Location", "https://evil.example.com/.well-known/est/cacerts")
+            .header(
+                "Location",
+                "https://evil.example.com/.well-known/est/cacerts",
+            )
             .into()
     });
     match connect(&server, &ca).cacerts() {
@@ -411,7 +436,10 @@ fn redirect_to_the_same_authority_followed() {
             certs_only_response(&p).into()
         }
     });
-    assert_eq!(sorted(connect(&server, &ca).cacerts().unwrap()), sorted(payload));
+    assert_eq!(
+        sorted(connect(&server, &ca).cacerts().unwrap()),
+        sorted(payload)
+    );
     assert_eq!(server.requests().len(), 2);
 }
 
@@ -460,7 +488,12 @@ fn oversized_body_refused() {
         max_body_bytes: 1024,
         ..quick_config()
     };
-    let conn = connect_with(&server.base_localhost(), &[ca.cert.clone()], None, &cfg);
+    let conn = connect_with(
+        &server.base_localhost(),
+        std::slice::from_ref(&ca.cert),
+        None,
+        &cfg,
+    );
     match conn.cacerts() {
         Err(Error::BadResponse { reason, .. }) => assert!(reason.contains("limit"), "{reason}"),
         other => panic!("expected BadResponse (limit), got {other:?}"),
@@ -499,17 +532,26 @@ fn server_cert_for_the_wrong_host_refused() {
 fn cmc_ra_only_cert_for_another_name_accepted() {
     let ca = TestCa::new("Test MEF CA");
     let server = server_with(ca.server_identity(&["ra.example.com"], Eku::CmcRaOnly));
-    assert_eq!(connect(&server, &ca).cacerts().unwrap(), vec![ca.cert.clone()]);
+    assert_eq!(
+        connect(&server, &ca).cacerts().unwrap(),
+        vec![ca.cert.clone()]
+    );
 }
 
 #[test]
 fn server_auth_cert_for_the_right_name_accepted() {
     let ca = TestCa::new("Test MEF CA");
     let server = server_with(ca.server_identity(&["localhost"], Eku::ServerAuth));
-    assert_eq!(connect(&server, &ca).cacerts().unwrap(), vec![ca.cert.clone()]);
+    assert_eq!(
+        connect(&server, &ca).cacerts().unwrap(),
+        vec![ca.cert.clone()]
+    );
     // No EKU extension at all is acceptable too.
     let server = server_with(ca.server_identity(&["localhost"], Eku::None));
-    assert_eq!(connect(&server, &ca).cacerts().unwrap(), vec![ca.cert.clone()]);
+    assert_eq!(
+        connect(&server, &ca).cacerts().unwrap(),
+        vec![ca.cert.clone()]
+    );
 }
 
 #[test]
@@ -524,11 +566,21 @@ fn client_auth_only_eku_refused() {
 fn ip_literal_base_uri_matches_ip_san() {
     let ca = TestCa::new("Test MEF CA");
     let server = server_with(ca.server_identity(&["127.0.0.1"], Eku::ServerAuth));
-    let conn = connect_with(&server.base_ip(), &[ca.cert.clone()], None, &quick_config());
+    let conn = connect_with(
+        &server.base_ip(),
+        std::slice::from_ref(&ca.cert),
+        None,
+        &quick_config(),
+    );
     assert_eq!(conn.cacerts().unwrap(), vec![ca.cert.clone()]);
     // A certificate naming only localhost does not match the IP literal.
     let server = server_with(ca.server_identity(&["localhost"], Eku::ServerAuth));
-    let conn = connect_with(&server.base_ip(), &[ca.cert.clone()], None, &quick_config());
+    let conn = connect_with(
+        &server.base_ip(),
+        std::slice::from_ref(&ca.cert),
+        None,
+        &quick_config(),
+    );
     let reason = not_authorized_reason(conn.cacerts());
     assert!(reason.contains("127.0.0.1"), "{reason}");
 }
@@ -545,12 +597,17 @@ fn cert_from_an_untrusted_ca_refused() {
 #[test]
 fn expired_server_cert_refused() {
     let ca = TestCa::new("Test MEF CA");
-    let server = server_with(ca.server_identity_with(&["localhost"], Eku::ServerAuth, |p| {
-        p.not_before = rcgen::date_time_ymd(2000, 1, 1);
-        p.not_after = rcgen::date_time_ymd(2001, 1, 1);
-    }));
+    let server = server_with(
+        ca.server_identity_with(&["localhost"], Eku::ServerAuth, |p| {
+            p.not_before = rcgen::date_time_ymd(2000, 1, 1);
+            p.not_after = rcgen::date_time_ymd(2001, 1, 1);
+        }),
+    );
     let reason = not_authorized_reason(connect(&server, &ca).cacerts());
-    assert!(reason.contains("expired") && reason.contains("2001-01-01"), "{reason}");
+    assert!(
+        reason.contains("expired") && reason.contains("2001-01-01"),
+        "{reason}"
+    );
 }
 
 // --- client authentication --------------------------------------------------------------------
@@ -577,7 +634,7 @@ fn client_cert_seen(tls12_only: bool) {
     };
     let conn = connect_with(
         &server.base_localhost(),
-        &[ca.cert.clone()],
+        std::slice::from_ref(&ca.cert),
         Some(identity),
         &quick_config(),
     );
@@ -619,7 +676,7 @@ fn signing_failure_is_a_key_error() {
     };
     let conn = connect_with(
         &server.base_localhost(),
-        &[ca.cert.clone()],
+        std::slice::from_ref(&ca.cert),
         Some(identity),
         &quick_config(),
     );
@@ -643,7 +700,7 @@ fn identity_whose_key_does_not_match_the_certificate_refused() {
         key: other_key,
     };
     assert!(matches!(
-        client_config(&[ca.cert.clone()], Some(identity), &base),
+        client_config(std::slice::from_ref(&ca.cert), Some(identity), &base),
         Err(Error::InvalidArgument { .. })
     ));
 }
@@ -678,7 +735,7 @@ fn connection_refused_is_a_connect_error() {
     let ca = TestCa::new("Test MEF CA");
     let conn = connect_with(
         &format!("https://127.0.0.1:{port}/"),
-        &[ca.cert.clone()],
+        std::slice::from_ref(&ca.cert),
         None,
         &quick_config(),
     );

@@ -410,7 +410,10 @@ impl TestServer {
         };
         let config = Arc::new(
             builder
-                .with_single_cert(options.identity.chain.clone(), options.identity.key.clone_key())
+                .with_single_cert(
+                    options.identity.chain.clone(),
+                    options.identity.key.clone_key(),
+                )
                 .expect("server certificate"),
         );
 
@@ -534,7 +537,11 @@ fn serve_connection(
         state.requests.lock().unwrap().push(request.clone());
         match handler(&request) {
             Action::Respond(resp) => {
-                if tls.write_all(&resp.to_bytes()).and_then(|_| tls.flush()).is_err() {
+                if tls
+                    .write_all(&resp.to_bytes())
+                    .and_then(|_| tls.flush())
+                    .is_err()
+                {
                     return;
                 }
                 if close {
@@ -577,12 +584,7 @@ fn read_request(
                         )
                     })
                     .collect();
-                break (
-                    n,
-                    req.method?.to_string(),
-                    req.path?.to_string(),
-                    headers,
-                );
+                break (n, req.method?.to_string(), req.path?.to_string(), headers);
             }
             Ok(httparse::Status::Partial) => {}
             Err(_) => return None,
