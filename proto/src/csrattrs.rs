@@ -248,6 +248,21 @@ impl CsrRequirements {
     /// Interprets decoded items. Recognised items with malformed values (a challengePassword
     /// that is not a DirectoryString, an extensionRequest that is not Extensions, two different
     /// key types) are errors; unrecognised ones go to `unrecognized`.
+    ///
+    /// Conventions (RFC 9908 for key types):
+    /// - challengePassword: bare OID → `ChannelBinding`; Attribute with one DirectoryString
+    ///   (UTF8String, PrintableString; IA5String and TeletexString accepted) → `Value`, which
+    ///   wins over a bare OID also present.
+    /// - id-ecPublicKey Attribute: value = curve OID (first supported one if several; none
+    ///   supported → `Unsupported`); a bare id-ecPublicKey names no curve → `unrecognized`.
+    /// - rsaEncryption: bare → `Rsa { bits: None }`; Attribute with one INTEGER → `Some(bits)`.
+    /// - id-Ed25519 bare or Attribute → `Ed25519`.
+    /// - ecdsa-with-SHA256/384/512 and sha256/384/512WithRSAEncryption bare OIDs → `hash`
+    ///   (two different hashes are an error).
+    /// - extensionRequest values: Extensions; a bare OID value (the RFC 7030 4.5.2 example's
+    ///   macAddress) goes to `unrecognized`.
+    /// - id-aa-certificationRequestInfoTemplate (RFC 9908): templates are not interpreted yet;
+    ///   the OID goes to `unrecognized`.
     pub fn from_items(items: &[AttrOrOid]) -> Result<CsrRequirements, ProtoError> {
         let mut req = CsrRequirements {
             challenge_password: ChallengePassword::NotRequested,
@@ -379,6 +394,10 @@ impl CsrRequirements {
     /// (id-ecPublicKey with the curve OID; rsaEncryption with an INTEGER when bits is known;
     /// id-Ed25519 as a bare OID) and the hash as a bare signature-algorithm OID
     /// (ecdsa-with-SHAxxx for EC keys, shaxxxWithRSAEncryption for RSA).
+    ///
+    /// With no key type, a hash is sent as ecdsa-with-SHAxxx; a hash with an Ed25519 key is an
+    /// error. `unrecognized` OIDs are sent as bare OIDs (an OID that [`Self::from_items`] would
+    /// interpret is an error), so `from_items(to_items(r)) == r`.
     pub fn to_items(&self) -> Result<Vec<AttrOrOid>, ProtoError> {
         let mut items = Vec::new();
         match &self.challenge_password {

@@ -9,9 +9,9 @@ use der::{AnyRef, Decode, Encode, Tag, TagNumber, Tagged};
 /// A GeneralName as oneM2M certificate profiles use it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum GeneralName {
-    /// dNSName [2] IA5String.
+    /// dNSName `[2] IA5String`.
     Dns(String),
-    /// uniformResourceIdentifier [6] IA5String.
+    /// uniformResourceIdentifier `[6] IA5String`.
     Uri(String),
     /// Any other GeneralName form, kept as its full DER (tag included) so it can be compared.
     Other(Vec<u8>),
@@ -37,7 +37,7 @@ fn asn1_err(reason: impl ToString) -> ProtoError {
 /// Names must be non-empty IA5 (ASCII) strings.
 ///
 /// The list must not be empty (RFC 5280 4.2.1.6: GeneralNames is SIZE (1..MAX)); an `Other`
-/// must be one DER TLV with a GeneralName tag ([0]..[8], RFC 5280 4.2.1.6).
+/// must be one DER TLV with a GeneralName tag (`[0]`..`[8]`, RFC 5280 4.2.1.6).
 pub fn encode(names: &[GeneralName]) -> Result<Vec<u8>, ProtoError> {
     if names.is_empty() {
         return Err(asn1_err("no names (GeneralNames is SIZE (1..MAX))"));
@@ -79,7 +79,7 @@ pub fn encode(names: &[GeneralName]) -> Result<Vec<u8>, ProtoError> {
 
 /// Decodes GeneralNames DER.
 ///
-/// An empty SEQUENCE yields no names. A [2] or [6] whose content is not IA5 is an error.
+/// An empty SEQUENCE yields no names. A `[2]` or `[6]` whose content is not IA5 is an error.
 pub fn decode(der: &[u8]) -> Result<Vec<GeneralName>, ProtoError> {
     let seq = RawSeq::from_der(der).map_err(asn1_err)?;
     let mut names = Vec::with_capacity(seq.0.len());
