@@ -911,7 +911,7 @@ mod tests {
 
     #[test]
     fn error_text_is_bounded_and_clean() {
-        assert_eq!(error_text(b"  bad CSR\r\n\x1b[31m "), "bad CSR    [31m");
+        assert_eq!(error_text(b"  bad CSR\r\n\x1b[31m "), "bad CSR   [31m");
         let long = "é".repeat(2000);
         let t = error_text(long.as_bytes());
         assert!(t.len() <= MAX_ERROR_TEXT + "…".len());
