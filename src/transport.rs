@@ -671,6 +671,8 @@ impl EstConnection {
                 } else {
                     challenge
                 };
+                // Drain the body so the connection stays usable; its content is not needed.
+                let _ = self.read_body(op, &mut resp);
                 return Err(Error::HttpAuthenticationRequested {
                     operation: op,
                     challenge,

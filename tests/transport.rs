@@ -745,3 +745,113 @@ fn connection_refused_is_a_connect_error() {
     }
     assert_eq!(conn.handshakes(), 0);
 }
+
+#[test]
+fn sni_sent_for_a_dns_name_and_not_for_an_ip_literal() {
+    let ca = TestCa::new("Test MEF CA");
+    let server = server_with(ca.server_identity(&["localhost", "127.0.0.1"], Eku::ServerAuth));
+    connect(&server, &ca).cacerts().unwrap();
+    let conn = connect_with(
+        &server.base_ip(),
+        std::slice::from_ref(&ca.cert),
+        None,
+        &quick_config(),
+    );
+    conn.cacerts().unwrap();
+    let reqs = server.requests();
+    assert_eq!(reqs[0].sni.as_deref(), Some("localhost"));
+    // RFC 6066 section 3: no literal IP addresses in SNI.
+    assert_eq!(reqs[1].sni, None);
+}
+
+// --- /serverkeygen ----------------------------------------------------------------------------
+
+#[test]
+fn server_keygen_multipart() {
+    let ca0 = TestCa::new("payload CA");
+    let payload = some_certs(&ca0);
+    let pkcs8 = TestKey::generate().rcgen_public().serialize_der();
+    let refs: Vec<&[u8]> = payload[..1].iter().map(|c| c.as_ref()).collect();
+    let (content_type, body) =
+        onem2m_est::proto::multipart::encode_serverkeygen(&pkcs8, &refs).unwrap();
+    let (ca, server) = setup(move |req| {
+        assert_eq!(req.method, "POST");
+        assert_eq!(req.path, "/.well-known/est/serverkeygen");
+        Response::new(200)
+            .header("Content-Type", &content_type)
+            .body(body.clone())
+            .into()
+    });
+    let got = connect(&server, &ca).server_keygen(CSR).unwrap();
+    assert_eq!(got.private_key_pkcs8.as_slice(), pkcs8.as_slice());
+    assert_eq!(got.certificates, vec![payload[0].to_vec()]);
+}
+
+#[test]
+fn server_keygen_wrong_content_type_refused() {
+    let ca0 = TestCa::new("payload CA");
+    let payload = some_certs(&ca0);
+    let (ca, server) = setup(move |_| certs_only_response(&payload).into());
+    assert!(matches!(
+        connect(&server, &ca).server_keygen(CSR),
+        Err(Error::BadResponse {
+            operation: Operation::ServerKeygen,
+            ..
+        })
+    ));
+}
+
+// --- timeouts ---------------------------------------------------------------------------------
+
+#[test]
+fn silent_server_is_a_handshake_timeout() {
+    // Accepts TCP and never speaks TLS.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let holder = std::thread::spawn(move || {
+        let (stream, _) = listener.accept().unwrap();
+        // Hold the connection until the client gives up and closes it.
+        let mut buf = [0u8; 1024];
+        let mut s = stream;
+        while std::io::Read::read(&mut s, &mut buf).is_ok_and(|n| n > 0) {}
+    });
+    let ca = TestCa::new("Test MEF CA");
+    let cfg = TransportConfig {
+        tls_timeout: Duration::from_millis(300),
+        ..quick_config()
+    };
+    let conn = connect_with(
+        &format!("https://localhost:{port}/"),
+        std::slice::from_ref(&ca.cert),
+        None,
+        &cfg,
+    );
+    match conn.cacerts() {
+        Err(Error::Timeout { phase }) => assert!(phase.contains("TLS handshake"), "{phase}"),
+        other => panic!("expected Timeout, got {other:?}"),
+    }
+    drop(conn);
+    holder.join().unwrap();
+}
+
+#[test]
+fn slow_response_is_a_response_timeout() {
+    let (ca, server) = setup(|_| {
+        std::thread::sleep(Duration::from_millis(1500));
+        Response::new(204).into()
+    });
+    let cfg = TransportConfig {
+        response_timeout: Duration::from_millis(300),
+        ..quick_config()
+    };
+    let conn = connect_with(
+        &server.base_localhost(),
+        std::slice::from_ref(&ca.cert),
+        None,
+        &cfg,
+    );
+    match conn.csrattrs() {
+        Err(Error::Timeout { phase }) => assert!(phase.contains("response"), "{phase}"),
+        other => panic!("expected Timeout, got {other:?}"),
+    }
+}

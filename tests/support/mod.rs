@@ -229,6 +229,8 @@ pub struct Request {
     pub connection: usize,
     /// The client certificate of that connection, if one was presented.
     pub client_cert: Option<CertificateDer<'static>>,
+    /// The SNI host name the client sent on that connection.
+    pub sni: Option<String>,
 }
 
 impl Request {
@@ -525,10 +527,11 @@ fn serve_connection(
         .peer_certificates()
         .and_then(|c| c.first())
         .map(|c| c.clone().into_owned());
+    let sni = conn.server_name().map(str::to_string);
     let mut tls = StreamOwned::new(conn, tcp);
     let mut buf: Vec<u8> = Vec::new();
     loop {
-        let Some(request) = read_request(&mut tls, &mut buf, index, &client_cert) else {
+        let Some(request) = read_request(&mut tls, &mut buf, index, &client_cert, &sni) else {
             return;
         };
         let close = request
@@ -567,6 +570,7 @@ fn read_request(
     buf: &mut Vec<u8>,
     connection: usize,
     client_cert: &Option<CertificateDer<'static>>,
+    sni: &Option<String>,
 ) -> Option<Request> {
     let mut chunk = [0u8; 4096];
     let (head_len, method, path, headers) = loop {
@@ -614,6 +618,7 @@ fn read_request(
         body,
         connection,
         client_cert: client_cert.clone(),
+        sni: sni.clone(),
     })
 }
 
