@@ -71,6 +71,10 @@ pub(crate) enum FailPoint {
     AfterFiles,
     /// After the temporary `current` link is created, before it replaces `current`.
     BeforeSwap,
+    /// Non-Unix fallback: after the old `current` is moved aside, before the new generation
+    /// takes its name.
+    #[cfg(not(unix))]
+    BetweenRenames,
 }
 
 /// The default credential store: a directory of PEM files.
@@ -95,7 +99,9 @@ pub(crate) enum FailPoint {
 /// On other platforms (no unprivileged symlinks on Windows) `current` is a directory: the
 /// old one is renamed to `.old-<n>`, the new generation renamed to `current`, then the old
 /// one removed. A crash between the two renames leaves no `current`; loading then takes the
-/// newest `.old-<n>`, the previous complete set.
+/// newest `.old-<n>`, the previous complete set. The top-level files are copies of
+/// `current/`'s, refreshed after each install, and the key file's protection there comes
+/// from the directory's ACL (there is no mode 0600).
 ///
 /// The store holds only keys with a PKCS #8 encoding ([`PrivateKey::pkcs8_der`]); keys held
 /// outside the process need a store of their own.
@@ -246,6 +252,8 @@ impl FileStore {
             let old = self.dir.join(format!(".old-{next_old}"));
             fs::rename(&current, &old)
                 .map_err(|e| io_error("install", &current, "cannot move aside", e))?;
+            #[cfg(test)]
+            self.check_fail_point(FailPoint::BetweenRenames)?;
         }
         fs::rename(self.dir.join(name), &current)
             .map_err(|e| io_error("install", &current, "cannot install", e))?;
@@ -271,6 +279,26 @@ impl FileStore {
                 .and_then(|()| {
                     fs::rename(&tmp, &link)
                         .map_err(|e| io_error("install", &link, "cannot replace", e))
+                });
+            if let Err(e) = result {
+                log::warn!("credential store: {e}");
+            }
+        }
+        // Without symlinks the top-level names are copies, each replaced by one rename.
+        #[cfg(not(unix))]
+        for file in FILES {
+            let source = self.dir.join(CURRENT).join(file);
+            let tmp = self.dir.join(format!(".{file}.tmp"));
+            let result = remove_if_exists(&tmp)
+                .and_then(|()| {
+                    fs::read(&source)
+                        .map(zeroize::Zeroizing::new)
+                        .map_err(|e| io_error("install", &source, "cannot read", e))
+                })
+                .and_then(|contents| write_file(&tmp, &contents, file == KEY_FILE))
+                .and_then(|()| {
+                    fs::rename(&tmp, self.dir.join(file))
+                        .map_err(|e| io_error("install", &tmp, "cannot rename", e))
                 });
             if let Err(e) = result {
                 log::warn!("credential store: {e}");
@@ -423,6 +451,7 @@ fn key_matches_certificate(key: &dyn PrivateKey, cert: &CertificateDer<'_>) -> b
 }
 
 fn create_private_dir(path: &Path) -> Result<()> {
+    #[cfg_attr(not(unix), allow(unused_mut))]
     let mut builder = fs::DirBuilder::new();
     #[cfg(unix)]
     std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
@@ -559,11 +588,12 @@ mod tests {
         assert_eq!(*a.key.pkcs8_der().unwrap(), *b.key.pkcs8_der().unwrap());
     }
 
+    /// Generation directories besides `current` (`.gen-<n>`, and `.old-<n>` off Unix).
     fn generation_dirs(dir: &Path) -> Vec<String> {
         let mut names: Vec<String> = fs::read_dir(dir)
             .unwrap()
             .map(|e| e.unwrap().file_name().into_string().unwrap())
-            .filter(|n| n.starts_with(GEN_PREFIX))
+            .filter(|n| n.starts_with(GEN_PREFIX) || n.starts_with(".old-"))
             .collect();
         names.sort();
         names
@@ -629,11 +659,19 @@ mod tests {
         let first = credentials(&pki);
         let second = credentials(&pki);
         let mut store = FileStore::new(&dir).unwrap();
+        // Unix: `current` links to the one generation left; elsewhere it is the directory.
+        let expected = |n: &str| {
+            if cfg!(unix) {
+                vec![n.to_string()]
+            } else {
+                vec![]
+            }
+        };
         store.install(&first).unwrap();
-        assert_eq!(generation_dirs(&dir), vec![".gen-1"]);
+        assert_eq!(generation_dirs(&dir), expected(".gen-1"));
         store.install(&second).unwrap();
         assert_same(&second, &store.load().unwrap().unwrap());
-        assert_eq!(generation_dirs(&dir), vec![".gen-2"]);
+        assert_eq!(generation_dirs(&dir), expected(".gen-2"));
         // A fresh store on the same directory sees the same.
         assert_same(
             &second,
@@ -643,11 +681,14 @@ mod tests {
 
     #[test]
     fn crash_at_any_point_leaves_the_old_set() {
-        for at in [
+        let points = [
             FailPoint::AfterKey,
             FailPoint::AfterFiles,
             FailPoint::BeforeSwap,
-        ] {
+            #[cfg(not(unix))]
+            FailPoint::BetweenRenames,
+        ];
+        for at in points {
             let tmp = tempfile::tempdir().unwrap();
             let dir = tmp.path().join("creds");
             let pki = TestPki::new("crash");
@@ -667,7 +708,11 @@ mod tests {
             store.fail_at = None;
             store.install(&new).unwrap();
             assert_same(&new, &store.load().unwrap().unwrap());
-            assert_eq!(generation_dirs(&dir).len(), 1, "{at:?}");
+            assert_eq!(
+                generation_dirs(&dir).len(),
+                usize::from(cfg!(unix)),
+                "{at:?}"
+            );
             assert!(!dir.join(".current.tmp").exists());
         }
     }
