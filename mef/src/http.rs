@@ -7,6 +7,8 @@ use std::io::{Read, Write};
 /// Largest request head accepted (request line + headers).
 pub const MAX_HEAD: usize = 16 * 1024;
 const MAX_HEADERS: usize = 64;
+/// Oversized bodies up to this size are read and discarded before the 413 answer.
+const DRAIN_LIMIT: usize = 1024 * 1024;
 
 /// A parsed request.
 #[derive(Debug)]
@@ -104,7 +106,7 @@ pub enum ReadError {
 }
 
 /// Reads one request. `buf` keeps bytes read past the end of a request (pipelining).
-pub fn read_request<S: Read>(
+pub fn read_request<S: Read + Write>(
     stream: &mut S,
     buf: &mut Vec<u8>,
     max_body: usize,
@@ -208,7 +210,18 @@ pub fn read_request<S: Read>(
         }
     };
     if content_length > max_body {
-        // Not reading the body: the connection cannot be reused.
+        // Read and discard a moderately oversized body first, so that a client still sending it
+        // sees the 413 instead of a connection reset; beyond DRAIN_LIMIT just close.
+        if content_length <= DRAIN_LIMIT {
+            let mut remaining = content_length.saturating_sub(buf.len());
+            buf.clear();
+            while remaining > 0 {
+                match stream.read(&mut chunk) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => remaining = remaining.saturating_sub(n),
+                }
+            }
+        }
         return Err(ReadError::Reject(
             Response::text(
                 413,
@@ -218,6 +231,16 @@ pub fn read_request<S: Read>(
             )
             .closing(),
         ));
+    }
+    // RFC 9110 10.1.1: a client waiting for 100 Continue (curl does for larger bodies) gets it
+    // once the head is acceptable.
+    if content_length > buf.len()
+        && header("expect").is_some_and(|v| v.eq_ignore_ascii_case("100-continue"))
+    {
+        stream
+            .write_all(b"HTTP/1.1 100 Continue\r\n\r\n")
+            .and_then(|_| stream.flush())
+            .map_err(ReadError::Io)?;
     }
     while buf.len() < content_length {
         match stream.read(&mut chunk) {
@@ -274,10 +297,40 @@ pub fn write_response<S: Write>(
 mod tests {
     use super::*;
 
+    /// Reads from a fixed input, collects what is written.
+    struct Duplex<'a>(&'a [u8], Vec<u8>);
+    impl Read for Duplex<'_> {
+        fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+            self.0.read(out)
+        }
+    }
+    impl Write for Duplex<'_> {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.1.write(b)
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn answers_expect_continue() {
+        let raw = b"POST /a HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\nok";
+        let mut d = Duplex(&raw[..], Vec::new());
+        let r = read_request(&mut d, &mut Vec::new(), 10).unwrap();
+        assert_eq!(r.body, b"ok");
+        // The whole input arrived in one read, so no 100 Continue was needed.
+        assert!(d.1.is_empty());
+        let head = b"POST /a HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n";
+        let mut d = Duplex(&head[..], Vec::new());
+        assert!(read_request(&mut d, &mut Vec::new(), 10).is_err());
+        assert_eq!(d.1, b"HTTP/1.1 100 Continue\r\n\r\n");
+    }
+
     #[test]
     fn parses_pipelined_requests() {
         let raw = b"POST /a HTTP/1.1\r\nContent-Length: 3\r\n\r\nabcGET /b?x=1 HTTP/1.1\r\nConnection: close\r\n\r\n";
-        let mut s = &raw[..];
+        let mut s = Duplex(&raw[..], Vec::new());
         let mut buf = Vec::new();
         let r = read_request(&mut s, &mut buf, 10).unwrap();
         assert_eq!(
@@ -298,13 +351,13 @@ mod tests {
     fn rejects_chunked_and_oversized() {
         let raw = b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n";
         let mut buf = Vec::new();
-        match read_request(&mut &raw[..], &mut buf, 10) {
+        match read_request(&mut Duplex(&raw[..], Vec::new()), &mut buf, 10) {
             Err(ReadError::Reject(r)) => assert_eq!(r.status, 411),
             other => panic!("{other:?}"),
         }
         let raw = b"POST / HTTP/1.1\r\nContent-Length: 11\r\n\r\n";
         let mut buf = Vec::new();
-        match read_request(&mut &raw[..], &mut buf, 10) {
+        match read_request(&mut Duplex(&raw[..], Vec::new()), &mut buf, 10) {
             Err(ReadError::Reject(r)) => assert_eq!(r.status, 413),
             other => panic!("{other:?}"),
         }

@@ -13,7 +13,7 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, UnixTi
 use std::collections::HashMap;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
@@ -151,8 +151,8 @@ impl RunningMef {
         self.shared.store.revoke(serial_or_fingerprint)
     }
 
-    /// Stops accepting connections and waits for the accept loop to end. Open connections end
-    /// after their current request.
+    /// Graceful shutdown: stops accepting connections, lets requests being handled finish,
+    /// closes idle keep-alive connections and waits for every connection thread.
     pub fn shutdown(mut self) {
         self.stop_now();
     }
@@ -299,12 +299,23 @@ pub(crate) fn start(config: MefConfig) -> Result<RunningMef, MefError> {
     })
 }
 
-/// Decrements the active-connection count when a connection thread ends (even by panic).
-struct ActiveGuard(Arc<AtomicUsize>);
+/// Open connections, so shutdown can end idle keep-alive connections at once.
+#[derive(Default)]
+struct Connections {
+    next_id: u64,
+    open: HashMap<u64, TcpStream>,
+}
 
-impl Drop for ActiveGuard {
+/// Forgets a connection when its thread ends (even by panic).
+struct ConnGuard {
+    id: u64,
+    conns: Arc<Mutex<Connections>>,
+}
+
+impl Drop for ConnGuard {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
+        let mut c = self.conns.lock().unwrap_or_else(|p| p.into_inner());
+        c.open.remove(&self.id);
     }
 }
 
@@ -314,18 +325,31 @@ fn accept_loop(
     tls: Arc<ServerConfig>,
     stop: Arc<AtomicBool>,
 ) {
-    let active = Arc::new(AtomicUsize::new(0));
+    let conns = Arc::new(Mutex::new(Connections::default()));
+    let mut threads: Vec<JoinHandle<()>> = Vec::new();
     for stream in listener.incoming() {
         if stop.load(Ordering::SeqCst) {
             break;
         }
         let Ok(stream) = stream else { continue };
-        if active.fetch_add(1, Ordering::SeqCst) >= shared.config.max_connections {
-            active.fetch_sub(1, Ordering::SeqCst);
-            log::warn!("connection limit reached; closing a new connection");
-            continue;
-        }
-        let guard = ActiveGuard(active.clone());
+        threads.retain(|t| !t.is_finished());
+        let guard = {
+            let mut c = conns.lock().unwrap_or_else(|p| p.into_inner());
+            if c.open.len() >= shared.config.max_connections {
+                log::warn!("connection limit reached; closing a new connection");
+                continue;
+            }
+            let Ok(clone) = stream.try_clone() else {
+                continue;
+            };
+            c.next_id += 1;
+            let id = c.next_id;
+            c.open.insert(id, clone);
+            ConnGuard {
+                id,
+                conns: conns.clone(),
+            }
+        };
         let shared = shared.clone();
         let tls = tls.clone();
         let stop = stop.clone();
@@ -338,9 +362,21 @@ fn accept_loop(
                     log::debug!("connection {peer:?}: {e}");
                 }
             });
-        if let Err(e) = spawned {
-            log::error!("cannot spawn a connection thread: {e}");
+        match spawned {
+            Ok(t) => threads.push(t),
+            Err(e) => log::error!("cannot spawn a connection thread: {e}"),
         }
+    }
+    // Graceful shutdown: no new requests are read (a request being handled still gets its
+    // response, as only the read side is shut), then wait for every connection thread.
+    {
+        let c = conns.lock().unwrap_or_else(|p| p.into_inner());
+        for s in c.open.values() {
+            let _ = s.shutdown(std::net::Shutdown::Read);
+        }
+    }
+    for t in threads {
+        let _ = t.join();
     }
 }
 
