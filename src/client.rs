@@ -244,6 +244,11 @@ impl MefClient {
         // Step 1: the MEF CA certificates become the explicit TA database (RFC 7030 4.1.3),
         // but only once everything else succeeded.
         let trust_anchors = validate_ca_certs(&conn.cacerts()?)?;
+        log::info!(
+            "{}: /cacerts gave {} CA certificate(s)",
+            self.config.base_uri,
+            trust_anchors.len()
+        );
 
         // Step 2: CSR attributes. 204/404 means the server has none (RFC 7030 4.5.2); a oneM2M
         // MEF always sends them, and will refuse a CSR without its challengePassword.
@@ -265,6 +270,18 @@ impl MefClient {
             }
         }
         let identity = self.config.identity.as_ref();
+        log::info!(
+            "/csrattrs: challengePassword {}, key {:?}, hash {:?}, {} extension(s), {} unrecognised",
+            match reqs.challenge_password {
+                crate::proto::csrattrs::ChallengePassword::NotRequested => "not requested",
+                crate::proto::csrattrs::ChallengePassword::ChannelBinding => "as channel binding",
+                crate::proto::csrattrs::ChallengePassword::Value(_) => "supplied",
+            },
+            reqs.key,
+            reqs.hash,
+            reqs.extensions.len(),
+            reqs.unrecognized.len()
+        );
 
         // Step 3.
         match key_source {
@@ -314,7 +331,8 @@ impl MefClient {
                     .and_then(|(csr, certs)| {
                         self.finish(conn, store, &certs, key.clone(), &csr.san, trust_anchors)
                     });
-                if result.is_err() {
+                if let Err(e) = &result {
+                    log::warn!("procedure failed, discarding the new key: {e}");
                     store.discard_key(&key);
                 }
                 result
@@ -344,6 +362,11 @@ impl MefClient {
             key,
         };
         store.install(&credentials)?;
+        log::info!(
+            "installed the provisioned certificate and {} trust anchor(s) ({} TLS handshake(s))",
+            trust_anchors.len(),
+            conn.handshakes()
+        );
         Ok(Provisioned {
             chain: issued.chain,
             trust_anchors,
