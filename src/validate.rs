@@ -20,9 +20,10 @@ use x509_parser::prelude::FromDer;
 pub struct IssuedChain {
     /// The certificate issued for our key.
     pub leaf: CertificateDer<'static>,
-    /// The leaf first, then the intermediate CA certificates of the verified path in path
-    /// order (issuer of the leaf next). The trust anchor itself is not included: the peer
-    /// has it (RFC 8446 4.4.2 allows omitting it).
+    /// The leaf first, then the CA certificates of the verified path in path order (issuer
+    /// of the leaf next), up to but excluding the self-issued root (RFC 8446 4.4.2 allows
+    /// omitting it). Subordinate CA certificates are included even when they are trust
+    /// anchors themselves.
     pub chain: Vec<CertificateDer<'static>>,
     /// The leaf's notAfter.
     pub not_after: UnixTime,
@@ -180,21 +181,23 @@ pub fn validate_issued(
 
     // Chain to the explicit trust anchors (RFC 7030 4.2.3: the client verifies the issued
     // certificate; CR 8.3.Z.2.2 step 1c: the anchors are those /cacerts installed).
-    let anchors = trust_anchors
-        .iter()
-        .enumerate()
-        .map(|(i, ta)| {
-            webpki::anchor_from_trusted_cert(ta)
-                .map_err(|e| rejected(format!("trust anchor #{} is unusable: {e}", i + 1)))
-        })
-        .collect::<Result<Vec<_>>>()?;
-    if anchors.is_empty() {
+    if trust_anchors.is_empty() {
         return Err(rejected(
             "untrusted issuer: there are no trust anchors to validate against",
         ));
     }
+    let mut roots = Vec::new();
+    let mut subordinates = Vec::new();
+    for (i, ta) in trust_anchors.iter().enumerate() {
+        let cert = parse_cert(ta, &format!("trust anchor #{}", i + 1)).map_err(rejected)?;
+        if cert.subject().as_raw() == cert.issuer().as_raw() {
+            roots.push(ta);
+        } else {
+            subordinates.push(ta);
+        }
+    }
     let leaf_der = CertificateDer::from(certs[leaf_index].as_ref());
-    let intermediates: Vec<CertificateDer<'_>> = certs
+    let returned: Vec<CertificateDer<'_>> = certs
         .iter()
         .enumerate()
         .filter(|(i, _)| *i != leaf_index)
@@ -205,28 +208,62 @@ pub fn validate_issued(
             "the issued certificate ({subject}) is unusable: {e}"
         ))
     })?;
-    let path = ee
-        .verify_for_usage(
-            webpki::ALL_VERIFICATION_ALGS,
-            &anchors,
-            &intermediates,
-            now,
-            webpki::KeyUsage::client_auth(),
-            None,
-            None,
-        )
-        .map_err(|e| rejected(chain_error_reason(&e, &subject)))?;
+    // /cacerts carries subordinate CA certificates too (RFC 7030 4.1.3), and all of them are
+    // trust anchors. Building to a self-issued root first, with the subordinate anchors as
+    // intermediates, puts every CA below the root into the chain, so a peer that trusts only
+    // the root can still validate our TLS client certificate. If no root is reachable, any
+    // anchor will do.
+    let mut result = Err(webpki::Error::UnknownIssuer);
+    if !roots.is_empty() {
+        let mut intermediates = returned.clone();
+        intermediates.extend(
+            subordinates
+                .iter()
+                .map(|c| CertificateDer::from(c.as_ref())),
+        );
+        result = verified_path(&ee, &roots, &intermediates, now);
+    }
+    if matches!(result, Err(webpki::Error::UnknownIssuer)) {
+        let all: Vec<&CertificateDer<'_>> = trust_anchors.iter().collect();
+        result = verified_path(&ee, &all, &returned, now);
+    }
+    let path = result.map_err(|e| rejected(chain_error_reason(&e, &subject)))?;
 
     let mut chain = vec![CertificateDer::from(leaf_der.as_ref().to_vec())];
-    chain.extend(
-        path.intermediate_certificates()
-            .map(|c| CertificateDer::from(c.der().as_ref().to_vec())),
-    );
+    chain.extend(path);
     Ok(IssuedChain {
         leaf: chain[0].clone(),
         chain,
         not_after: UnixTime::since_unix_epoch(Duration::from_secs(not_after.max(0) as u64)),
     })
+}
+
+/// Path building with rustls-webpki; returns the path's intermediate certificates in order
+/// (the leaf's issuer first). The leaf must be usable for TLS client authentication: if it
+/// has extendedKeyUsage, id-kp-clientAuth must be among them.
+fn verified_path(
+    ee: &webpki::EndEntityCert<'_>,
+    anchors: &[&CertificateDer<'_>],
+    intermediates: &[CertificateDer<'_>],
+    now: UnixTime,
+) -> Result<Vec<CertificateDer<'static>>, webpki::Error> {
+    let anchors = anchors
+        .iter()
+        .map(|ta| webpki::anchor_from_trusted_cert(ta))
+        .collect::<Result<Vec<_>, _>>()?;
+    let path = ee.verify_for_usage(
+        webpki::ALL_VERIFICATION_ALGS,
+        &anchors,
+        intermediates,
+        now,
+        webpki::KeyUsage::client_auth(),
+        None,
+        None,
+    )?;
+    Ok(path
+        .intermediate_certificates()
+        .map(|c| CertificateDer::from(c.der().as_ref().to_vec()))
+        .collect())
 }
 
 /// A reason for a failed path validation, naming the likely cause.
@@ -441,6 +478,27 @@ mod tests {
             now(),
         )
         .unwrap();
+    }
+
+    #[test]
+    fn subordinate_anchors_stay_in_the_chain() {
+        let pki = TestPki::new("sub");
+        let key = SoftwareKey::generate(KeyAlgorithm::EcdsaP256Sha256).unwrap();
+        let leaf = pki.leaf(&key, &LeafSpec::uri(AE));
+        // /cacerts gave root and issuing CA; the enrolment returned the leaf alone.
+        let tas = [pki.intermediate_der(), pki.root_der()];
+        let issued = validate_issued(&[leaf.clone()], &key, &expected(), &tas, now()).unwrap();
+        assert_eq!(issued.chain, vec![leaf.clone(), pki.intermediate_der()]);
+        // Only the issuing CA is trusted: it is the anchor, the chain is the leaf.
+        let issued = validate_issued(
+            &[leaf.clone()],
+            &key,
+            &expected(),
+            &[pki.intermediate_der()],
+            now(),
+        )
+        .unwrap();
+        assert_eq!(issued.chain, vec![leaf]);
     }
 
     #[test]
