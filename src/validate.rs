@@ -487,11 +487,12 @@ mod tests {
         let leaf = pki.leaf(&key, &LeafSpec::uri(AE));
         // /cacerts gave root and issuing CA; the enrolment returned the leaf alone.
         let tas = [pki.intermediate_der(), pki.root_der()];
-        let issued = validate_issued(&[leaf.clone()], &key, &expected(), &tas, now()).unwrap();
+        let issued =
+            validate_issued(std::slice::from_ref(&leaf), &key, &expected(), &tas, now()).unwrap();
         assert_eq!(issued.chain, vec![leaf.clone(), pki.intermediate_der()]);
         // Only the issuing CA is trusted: it is the anchor, the chain is the leaf.
         let issued = validate_issued(
-            &[leaf.clone()],
+            std::slice::from_ref(&leaf),
             &key,
             &expected(),
             &[pki.intermediate_der()],
