@@ -413,7 +413,8 @@ fn serve_connection(
             Err(ReadError::Io(e)) => return Err(e),
             Err(ReadError::Reject(resp)) => {
                 http::write_response(&mut stream, &resp, false)?;
-                break;
+                linger(&mut stream);
+                return Ok(());
             }
         };
         // A panicking handler answers 500 and leaves the server running (no state is written
@@ -434,4 +435,25 @@ fn serve_connection(
     stream.conn.send_close_notify();
     let _ = stream.conn.complete_io(&mut stream.sock);
     Ok(())
+}
+
+/// Lingering close after refusing a request that was not fully read: closing a socket with
+/// unread input makes TCP send a reset, which can destroy the error response before the client
+/// reads it. So: close_notify, half-close, then discard input for a short while.
+fn linger(stream: &mut StreamOwned<ServerConnection, TcpStream>) {
+    use std::io::Read;
+    stream.conn.send_close_notify();
+    let _ = stream.conn.complete_io(&mut stream.sock);
+    let _ = stream.sock.shutdown(std::net::Shutdown::Write);
+    let _ = stream
+        .sock
+        .set_read_timeout(Some(std::time::Duration::from_millis(500)));
+    let mut sink = [0u8; 4096];
+    let mut total = 0usize;
+    while total < 256 * 1024 {
+        match stream.sock.read(&mut sink) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => total += n,
+        }
+    }
 }

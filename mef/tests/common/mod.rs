@@ -404,11 +404,22 @@ pub fn raw_exchange(
     port: u16,
     requests: &[Vec<u8>],
 ) -> Vec<Resp> {
+    raw_exchange_versions(ca_der, creds, port, requests, rustls::DEFAULT_VERSIONS)
+}
+
+/// [`raw_exchange`] restricted to the given TLS versions.
+pub fn raw_exchange_versions(
+    ca_der: &[u8],
+    creds: Option<&Creds>,
+    port: u16,
+    requests: &[Vec<u8>],
+    versions: &[&'static rustls::SupportedProtocolVersion],
+) -> Vec<Resp> {
     let mut roots = rustls::RootCertStore::empty();
     roots.add(ca_der.to_vec().into()).unwrap();
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
+        .with_protocol_versions(versions)
         .unwrap()
         .with_root_certificates(roots);
     let config = match creds {
