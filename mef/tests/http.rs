@@ -17,7 +17,13 @@ fn tls12_and_tls13_both_work() {
     let m = mef("tls-versions");
     let req = format!("GET /.well-known/est/cacerts HTTP/1.1\r\n{}\r\n", host(&m)).into_bytes();
     for v in [&rustls::version::TLS12, &rustls::version::TLS13] {
-        let r = raw_exchange_versions(&m.ca_der, None, m.addr.port(), &[req.clone()], &[v]);
+        let r = raw_exchange_versions(
+            &m.ca_der,
+            None,
+            m.addr.port(),
+            std::slice::from_ref(&req),
+            &[v],
+        );
         assert_eq!(r[0].status, 200);
         assert_eq!(r[0].certs(), vec![m.ca_der.clone()]);
     }
