@@ -207,6 +207,21 @@ fn sec1_to_pkcs8(sec1_der: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
     Ok(out)
 }
 
+/// Re-encodes an Ed25519 PKCS #8 as version 1 (no publicKey field), the form of RFC 8410 7
+/// that OpenSSL 3.0 reads; ring generates version 2 (RFC 5958), which it refuses.
+fn ed25519_pkcs8_v1(der: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+    let info = pkcs8::PrivateKeyInfoRef::try_from(der)
+        .map_err(|e| key_error(format!("not a PKCS #8 private key: {e}")))?;
+    if info.public_key.is_none() {
+        return Ok(Zeroizing::new(der.to_vec()));
+    }
+    let v1 = pkcs8::PrivateKeyInfoRef::new(info.algorithm, info.private_key);
+    let mut out = Zeroizing::new(Vec::new());
+    v1.encode_to_vec(&mut out)
+        .map_err(|e| key_error(format!("cannot encode PKCS #8: {e}")))?;
+    Ok(out)
+}
+
 impl SoftwareKey {
     /// Generates a new key pair.
     pub fn generate(algorithm: KeyAlgorithm) -> Result<SoftwareKey> {
@@ -282,6 +297,11 @@ impl SoftwareKey {
             RingKey::Ed25519(k) => k.public_key().as_ref(),
         };
         let spki = encode_spki(algorithm, public)?;
+        // Checked above against its own publicKey if it had one; kept in the portable form.
+        let pkcs8 = match algorithm {
+            KeyAlgorithm::Ed25519 => ed25519_pkcs8_v1(&pkcs8)?,
+            _ => pkcs8,
+        };
         Ok(SoftwareKey {
             algorithm,
             key,
@@ -579,6 +599,26 @@ mod tests {
         assert_eq!(key.algorithm(), KeyAlgorithm::Ed25519);
         let sig = key.sign(b"m").unwrap();
         assert!(verify(&key, b"m", &sig));
+    }
+
+    #[test]
+    fn openssl_reads_our_keys_and_agrees_on_the_public_key() {
+        let dir = tempfile::tempdir().unwrap();
+        for alg in ALL {
+            let key = SoftwareKey::generate(alg).unwrap();
+            let path = dir.path().join(format!("{alg:?}.pem"));
+            std::fs::write(&path, key.to_pkcs8_pem().as_bytes()).unwrap();
+            let spki = openssl(&[
+                "pkey",
+                "-in",
+                path.to_str().unwrap(),
+                "-pubout",
+                "-outform",
+                "DER",
+            ])
+            .unwrap();
+            assert_eq!(spki, key.public_key_info(), "{alg}");
+        }
     }
 
     #[test]
