@@ -94,10 +94,12 @@ impl Setup {
 }
 
 fn quick_transport() -> TransportConfig {
-    let mut t = TransportConfig::default();
-    t.connect_timeout = Duration::from_secs(5);
-    t.tls_timeout = Duration::from_secs(5);
-    t.response_timeout = Duration::from_secs(10);
+    let mut t = TransportConfig {
+        connect_timeout: Duration::from_secs(5),
+        tls_timeout: Duration::from_secs(5),
+        response_timeout: Duration::from_secs(10),
+        ..TransportConfig::default()
+    };
     t.poll.default_delay = Duration::from_millis(10);
     t.poll.max_total = Duration::from_secs(20);
     t
@@ -317,10 +319,7 @@ fn failed_reprovisioning_leaves_the_previous_credentials_intact() {
         let err = client.reprovision(&mut s.store(), mode).unwrap_err();
         assert_eq!(err.class(), ErrorClass::Server, "{err}");
         assert!(
-            matches!(
-                err,
-                Error::ServerStatus { status: 403, .. } | Error::ServerStatus { .. }
-            ),
+            matches!(err, Error::ServerStatus { status, .. } if (400..500).contains(&status)),
             "{err}"
         );
         assert_old_credentials_intact(&s, &before);

@@ -295,10 +295,12 @@ impl SubjectArgs {
 fn client(server: &ServerArgs, subject: &SubjectArgs) -> Result<MefClient, Error> {
     let base = EstUri::parse(&server.server)?;
     let timeout = Duration::from_secs(server.timeout.max(1));
-    let mut transport = TransportConfig::default();
-    transport.connect_timeout = timeout;
-    transport.tls_timeout = timeout;
-    transport.response_timeout = timeout;
+    let mut transport = TransportConfig {
+        connect_timeout: timeout,
+        tls_timeout: timeout,
+        response_timeout: timeout,
+        ..TransportConfig::default()
+    };
     transport.poll.max_attempts = server.max_polls.max(1);
     transport.poll.max_total = Duration::from_secs(server.max_poll_time);
     let mut config = Config::new(base).transport(transport);
