@@ -410,6 +410,10 @@ fn enroll(
     // of this CSR. The password stays pending: the client repeats the same CSR.
     if shared.config.approval_polls > 0 {
         let mut approvals = shared.approvals.lock().unwrap_or_else(|p| p.into_inner());
+        // Only authenticated clients reach this point, but keep the table bounded anyway.
+        if approvals.len() >= 10_000 {
+            approvals.clear();
+        }
         let count = approvals.entry(checked.digest.clone()).or_insert(0);
         if *count < shared.config.approval_polls {
             *count += 1;
