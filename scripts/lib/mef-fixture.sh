@@ -1,0 +1,136 @@
+# shellcheck shell=bash
+# Test fixture shared by scripts/c-examples.sh and scripts/python-tests.sh (source it, do not run
+# it): a throw-away manufacturer PKI made with the openssl CLI and the reference MEF
+# (target/debug/onem2m-mef) listening on 127.0.0.1 with that device identity registered.
+#
+#   source scripts/lib/mef-fixture.sh
+#   fixture_init                 # FIXTURE_DIR (temp dir) + EXIT trap (stops the MEF, removes it)
+#   mef_fixture_start            # PKI, identity, MEF; exports the variables below
+#
+# Exports: MEF_URL (https://localhost:PORT/.well-known/est), MEF_CA (the MEF CA certificate the
+# MEF wrote into its data dir: the client's explicit trust anchor), DEVICE_CERT, DEVICE_KEY
+# (third-party client certificate and key, PEM), MANUFACTURER_CA, MEF_DATA_DIR, MEF_PID,
+# MEF_SUBJECT_ID (the CSE-ID registered for the device).
+# Set KEEP_FIXTURE=1 to keep FIXTURE_DIR after exit (for debugging).
+
+FIXTURE_REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+MEF_BIN=${MEF_BIN:-$FIXTURE_REPO/target/debug/onem2m-mef}
+MEF_SUBJECT_ID=${MEF_SUBJECT_ID:-cse01.sp.example.com}
+export MEF_SUBJECT_ID
+
+fixture_fail() {
+  echo "mef-fixture: $*" >&2
+  return 1
+}
+
+# Stops the MEF (if started) and removes FIXTURE_DIR. Installed as the EXIT trap.
+fixture_cleanup() {
+  if [ -n "${MEF_PID:-}" ]; then
+    kill "$MEF_PID" 2>/dev/null || true
+    wait "$MEF_PID" 2>/dev/null || true
+    MEF_PID=
+  fi
+  if [ -n "${FIXTURE_DIR:-}" ] && [ -d "$FIXTURE_DIR" ]; then
+    if [ "${KEEP_FIXTURE:-0}" = 1 ]; then
+      echo "mef-fixture: kept $FIXTURE_DIR" >&2
+    else
+      rm -rf "$FIXTURE_DIR"
+    fi
+  fi
+}
+
+# Creates FIXTURE_DIR and installs the EXIT trap. Callers put their own temporary files there.
+fixture_init() {
+  FIXTURE_DIR=$(mktemp -d "${TMPDIR:-/tmp}/onem2m-est-fixture.XXXXXX")
+  export FIXTURE_DIR
+  trap fixture_cleanup EXIT
+  # A signal ends the script through the EXIT trap too.
+  trap 'exit 130' INT
+  trap 'exit 143' TERM
+}
+
+# Manufacturer CA and device certificate (ECDSA P-256) in $FIXTURE_DIR/pki: the third-party
+# client credentials the MEF trusts through --client-trust (certificate-based RSPF).
+mef_fixture_make_pki() {
+  local pki=$FIXTURE_DIR/pki
+  mkdir -p "$pki"
+  (
+    set -e
+    cd "$pki"
+    cat >ca.cnf <<'CNF'
+[req]
+distinguished_name = dn
+prompt = no
+[dn]
+O = Example Manufacturer
+CN = Example Manufacturer Device CA
+[v3_ca]
+basicConstraints = critical, CA:TRUE
+keyUsage = critical, keyCertSign, cRLSign
+subjectKeyIdentifier = hash
+[v3_device]
+basicConstraints = critical, CA:FALSE
+keyUsage = critical, digitalSignature
+extendedKeyUsage = clientAuth
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid
+CNF
+    openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out ca.key 2>/dev/null
+    openssl req -x509 -new -key ca.key -sha256 -days 30 -config ca.cnf -extensions v3_ca \
+      -out manufacturer-ca.pem
+    openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out device.key 2>/dev/null
+    chmod 600 ca.key device.key
+    openssl req -new -key device.key -subj "/O=Example Manufacturer/CN=device-0001" -out device.csr
+    openssl x509 -req -in device.csr -CA manufacturer-ca.pem -CAkey ca.key -CAcreateserial \
+      -sha256 -days 30 -extfile ca.cnf -extensions v3_device -out device.pem 2>/dev/null
+  ) || fixture_fail "openssl could not make the manufacturer PKI" || return 1
+  MANUFACTURER_CA=$pki/manufacturer-ca.pem
+  DEVICE_CERT=$pki/device.pem
+  DEVICE_KEY=$pki/device.key
+  export MANUFACTURER_CA DEVICE_CERT DEVICE_KEY
+}
+
+# Makes the PKI, registers the device's CSE-ID and starts the MEF on 127.0.0.1:0; returns once
+# it listens (it prints "listening on ADDR" when ready, mef/src/main.rs).
+mef_fixture_start() {
+  [ -n "${FIXTURE_DIR:-}" ] || fixture_init
+  [ -x "$MEF_BIN" ] || fixture_fail "$MEF_BIN not built (cargo build -p onem2m-mef)" || return 1
+  command -v openssl >/dev/null || fixture_fail "the openssl CLI is needed" || return 1
+  mef_fixture_make_pki || return 1
+
+  MEF_DATA_DIR=$FIXTURE_DIR/mef
+  export MEF_DATA_DIR
+  # The registry is SQLite and read per request, so this also works while the MEF runs; doing
+  # it first means one process creates the database.
+  "$MEF_BIN" identity add --data-dir "$MEF_DATA_DIR" --client-cert "$DEVICE_CERT" \
+    --subject-type cse --subject-id "$MEF_SUBJECT_ID" >"$FIXTURE_DIR/identity.out" ||
+    fixture_fail "identity add failed" || return 1
+
+  local out=$FIXTURE_DIR/mef.out
+  "$MEF_BIN" --listen 127.0.0.1:0 --data-dir "$MEF_DATA_DIR" --client-trust "$MANUFACTURER_CA" \
+    >"$out" 2>"$FIXTURE_DIR/mef.err" &
+  MEF_PID=$!
+  export MEF_PID
+
+  local addr="" i
+  for i in $(seq 1 600); do
+    addr=$(sed -n 's/^listening on //p' "$out")
+    [ -n "$addr" ] && break
+    if ! kill -0 "$MEF_PID" 2>/dev/null; then
+      MEF_PID=
+      cat "$FIXTURE_DIR/mef.err" >&2
+      fixture_fail "the MEF exited before listening" || return 1
+    fi
+    sleep 0.1
+  done
+  [ -n "$addr" ] || fixture_fail "the MEF did not print its address" || return 1
+  # Wait for the second line too: the CA file path (written before "listening on").
+  MEF_CA=$(sed -n 's/^CA certificate: //p' "$out")
+  [ -n "$MEF_CA" ] || MEF_CA=$MEF_DATA_DIR/mef-ca.pem
+  [ -s "$MEF_CA" ] || fixture_fail "no MEF CA certificate at $MEF_CA" || return 1
+  # "localhost": the MEF's server certificate names localhost, 127.0.0.1 and ::1; the host
+  # name is what the client matches (RFC 7030 3.6.1 / RFC 6125).
+  MEF_URL="https://localhost:${addr##*:}/.well-known/est"
+  export MEF_CA MEF_URL
+  echo "mef-fixture: MEF at $MEF_URL (pid $MEF_PID), data in $MEF_DATA_DIR" >&2
+}
