@@ -207,7 +207,7 @@ fn provision_once(key: Option<KeyRequirement>, hash: Option<HashAlg>, expect: Ke
         &returned,
         key.as_ref(),
         &built.san,
-        &[ca.root.clone()],
+        std::slice::from_ref(&ca.root),
         now(),
     )
     .unwrap();
