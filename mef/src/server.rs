@@ -419,13 +419,7 @@ fn serve_connection(
         };
         // A panicking handler answers 500 and leaves the server running (no state is written
         // except in single transactions, which roll back when dropped mid-way).
-        let resp = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            crate::est::handle(shared, &info, &req)
-        }))
-        .unwrap_or_else(|_| {
-            log::error!("handler panicked on {} {}", req.method, req.path);
-            Response::text(500, "internal error").closing()
-        });
+        let resp = guarded(&req, || crate::est::handle(shared, &info, &req));
         let keep_alive = req.keep_alive && !resp.close && !stop.load(Ordering::SeqCst);
         http::write_response(&mut stream, &resp, keep_alive)?;
         if !keep_alive {
@@ -455,5 +449,35 @@ fn linger(stream: &mut StreamOwned<ServerConnection, TcpStream>) {
             Ok(0) | Err(_) => break,
             Ok(n) => total += n,
         }
+    }
+}
+
+/// Runs a handler; a panic becomes a 500 answer (and a closed connection) instead of taking the
+/// connection thread down mid-response. Handlers write state only in single transactions, which
+/// roll back when dropped, so nothing is half-written.
+fn guarded(req: &http::Request, handler: impl FnOnce() -> Response) -> Response {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(handler)).unwrap_or_else(|_| {
+        log::error!("handler panicked on {} {}", req.method, req.path);
+        Response::text(500, "internal error").closing()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panicking_handler_answers_500() {
+        let req = http::Request {
+            method: "GET".into(),
+            path: "/x".into(),
+            headers: Vec::new(),
+            body: Vec::new(),
+            keep_alive: true,
+        };
+        let r = guarded(&req, || panic!("boom"));
+        assert_eq!(r.status, 500);
+        assert!(r.close);
+        assert_eq!(guarded(&req, || Response::text(200, "ok")).status, 200);
     }
 }

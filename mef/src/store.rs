@@ -308,3 +308,47 @@ fn row_to_issued(r: &rusqlite::Row<'_>) -> Result<IssuedCert, rusqlite::Error> {
         issued_at: r.get(7)?,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn persists_and_refuses_newer_schemas() {
+        let dir = std::env::temp_dir().join(format!("onem2m-mef-store-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let id = Identity::new(SubjectType::Cse, "cse01.sp.example.com").unwrap();
+        {
+            let s = Store::open(&dir).unwrap();
+            assert_eq!(s.schema_version().unwrap(), SCHEMA_VERSION);
+            s.add_identity(&"ab".repeat(32), &id).unwrap();
+            let rec = IssuedCert {
+                serial: "41".into(),
+                identity: id.clone(),
+                fingerprint: "cd".repeat(32),
+                not_before: 1,
+                not_after: 2,
+                revoked: false,
+                issued_at: 1,
+            };
+            s.insert_issued(&rec, b"der").unwrap();
+            // A duplicate serial is refused as a whole: no half-written record.
+            assert!(s.insert_issued(&rec, b"der").is_err());
+        }
+        let s = Store::open(&dir).unwrap();
+        assert_eq!(s.lookup_identity(&"ab".repeat(32)).unwrap(), Some(id));
+        assert_eq!(s.list_issued().unwrap().len(), 1);
+        assert!(s.revoke(&"CD".repeat(32)).unwrap());
+        assert!(s.issued_by_serial("41").unwrap().unwrap().revoked);
+        assert!(s.remove_identity(&"ab".repeat(32)).unwrap());
+        s.conn()
+            .execute(
+                "UPDATE meta SET value = 99 WHERE key = 'schema_version'",
+                [],
+            )
+            .unwrap();
+        drop(s);
+        assert!(Store::open(&dir).is_err());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
