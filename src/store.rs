@@ -103,6 +103,9 @@ pub(crate) enum FailPoint {
 /// `current/`'s, refreshed after each install, and the key file's protection there comes
 /// from the directory's ACL (there is no mode 0600).
 ///
+/// One process installs into a directory at a time (a store is used through `&mut`); loads may
+/// run concurrently with an install.
+///
 /// The store holds only keys with a PKCS #8 encoding ([`PrivateKey::pkcs8_der`]); keys held
 /// outside the process need a store of their own.
 #[derive(Debug)]
@@ -155,19 +158,33 @@ impl FileStore {
     }
 
     /// The directory holding the set to load, if any.
-    fn source_dir(&self) -> Option<PathBuf> {
+    ///
+    /// `current` is resolved once, so every file is read from the same generation even if an
+    /// install swaps `current` meanwhile (the old generation then vanishes and the read fails
+    /// rather than mixing two sets).
+    fn source_dir(&self) -> Result<Option<PathBuf>> {
         let current = self.dir.join(CURRENT);
-        if current.is_dir() {
-            return Some(current);
+        if fs::symlink_metadata(&current).is_ok() {
+            return match fs::canonicalize(&current) {
+                Ok(resolved) if resolved.is_dir() => Ok(Some(resolved)),
+                Ok(_) => Err(store_error(
+                    "load",
+                    format!("{}: not a directory", current.display()),
+                )),
+                Err(e) => Err(io_error("load", &current, "cannot resolve", e)),
+            };
         }
-        if FILES.iter().any(|f| self.dir.join(f).exists()) {
-            return Some(self.dir.clone());
+        if FILES
+            .iter()
+            .any(|f| fs::symlink_metadata(self.dir.join(f)).is_ok())
+        {
+            return Ok(Some(self.dir.clone()));
         }
         #[cfg(not(unix))]
         if let Some(old) = self.newest_generation(".old-") {
-            return Some(old);
+            return Ok(Some(old));
         }
-        None
+        Ok(None)
     }
 
     /// Generation numbers of the entries `DIR/<prefix><n>`.
@@ -314,9 +331,15 @@ impl FileStore {
         if let Ok(olds) = self.generations(".old-") {
             stale.extend(olds);
         }
+        // Keep what `current` names now (normally `current_name`).
+        #[cfg(unix)]
+        let keep = fs::read_link(self.dir.join(CURRENT))
+            .ok()
+            .and_then(|t| t.file_name().map(|n| n.to_owned()))
+            .unwrap_or_else(|| current_name.into());
         for (_, path) in stale {
             #[cfg(unix)]
-            if path.file_name().is_some_and(|n| n == current_name) {
+            if path.file_name().is_some_and(|n| n == keep) {
                 continue;
             }
             if let Err(e) = fs::remove_dir_all(&path) {
@@ -334,7 +357,7 @@ impl FileStore {
 
 impl CredentialStore for FileStore {
     fn load(&self) -> Result<Option<Credentials>> {
-        let Some(dir) = self.source_dir() else {
+        let Some(dir) = self.source_dir()? else {
             return Ok(None);
         };
         let read = |file: &str| -> Result<(PathBuf, String)> {
@@ -787,6 +810,26 @@ mod tests {
                     "{reason}"
                 );
                 assert!(!reason.contains("PRIVATE KEY"));
+            }
+            other => panic!("expected a Store error, got {other:?}"),
+        }
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn dangling_current_is_an_error_not_an_empty_store() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("creds");
+        let mut store = FileStore::new(&dir).unwrap();
+        store
+            .install(&credentials(&TestPki::new("dangling")))
+            .unwrap();
+        let target = fs::read_link(dir.join(CURRENT)).unwrap();
+        fs::remove_dir_all(dir.join(target)).unwrap();
+        match store.load() {
+            Err(Error::Store { operation, reason }) => {
+                assert_eq!(operation, "load");
+                assert!(reason.contains(CURRENT), "{reason}");
             }
             other => panic!("expected a Store error, got {other:?}"),
         }
