@@ -22,6 +22,8 @@
  *
  * Build: cc hsm_callbacks.c $(pkg-config --cflags --libs onem2m_est libcrypto) -o hsm_callbacks
  */
+#define _POSIX_C_SOURCE 200809L /* mkdir */
+
 #include <onem2m_est.h>
 
 #include <openssl/bio.h>
@@ -34,6 +36,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 /* ---------------------------------------------------------------- the "HSM": a key table */
 
@@ -255,31 +258,42 @@ static int key_discard(void *user_data, uint64_t handle)
 
 /* ---------------------------------------------------------------- credential callbacks */
 
-/* Writes data to DIR/NAME.tmp; returns the malloc'ed final path (NULL on failure). */
-static char *write_tmp(const char *dir, const char *name, const uint8_t *data, size_t len)
+/* A file written aside (TMP) and renamed over PATH once every file of the set is written. */
+struct staged_file {
+    char *path, *tmp;
+};
+
+static void staged_free(struct staged_file *f, int remove_tmp)
+{
+    if (remove_tmp && f->tmp != NULL)
+        remove(f->tmp);
+    free(f->path);
+    free(f->tmp);
+    *f = (struct staged_file){NULL, NULL};
+}
+
+/* Writes data to DIR/NAME.tmp; 0 on success. */
+static int stage_file(struct staged_file *f, const char *dir, const char *name,
+                      const uint8_t *data, size_t len)
 {
     size_t n = strlen(dir) + strlen(name) + 2;
-    char *path = malloc(n), *tmp = malloc(n + 4);
-    if (path == NULL || tmp == NULL)
-        goto fail;
-    snprintf(path, n, "%s/%s", dir, name);
-    snprintf(tmp, n + 4, "%s.tmp", path);
-    FILE *f = fopen(tmp, "wb");
-    if (f == NULL)
-        goto fail;
-    int ok = fwrite(data, 1, len, f) == len;
-    ok = fclose(f) == 0 && ok;
-    if (!ok) {
-        remove(tmp);
-        goto fail;
+    f->path = malloc(n);
+    f->tmp = malloc(n + 4);
+    if (f->path == NULL || f->tmp == NULL) {
+        staged_free(f, 0);
+        return -1;
     }
-    free(tmp);
-    return path;
-fail:
-    fprintf(stderr, "host: cannot write %s/%s: %s\n", dir, name, strerror(errno));
-    free(path);
-    free(tmp);
-    return NULL;
+    snprintf(f->path, n, "%s/%s", dir, name);
+    snprintf(f->tmp, n + 4, "%s.tmp", f->path);
+    FILE *out = fopen(f->tmp, "wb");
+    int ok = out != NULL && fwrite(data, 1, len, out) == len;
+    ok = out != NULL && fclose(out) == 0 && ok;
+    if (!ok) {
+        fprintf(stderr, "host: cannot write %s: %s\n", f->tmp, strerror(errno));
+        staged_free(f, out != NULL);
+        return -1;
+    }
+    return 0;
 }
 
 /* PEM of the public key of pkey (malloc'ed). */
@@ -360,8 +374,7 @@ static int cred_store(void *user_data, const uint8_t *chain_pem, size_t chain_le
 
     size_t pub_len = 0;
     uint8_t *pub = NULL, *chain = NULL, *ta = NULL;
-    char *paths[3] = {NULL, NULL, NULL};
-    const char *names[3] = {"cert.pem", "trust-anchors.pem", "public-key.pem"};
+    struct staged_file files[3] = {{NULL, NULL}, {NULL, NULL}, {NULL, NULL}};
     int ok = leaf_matches_key(chain_pem, chain_len, s->pkey);
     if (!ok)
         fprintf(stderr, "host: the certificate is not for key %llu\n",
@@ -369,25 +382,19 @@ static int cred_store(void *user_data, const uint8_t *chain_pem, size_t chain_le
     ok = ok && (pub = public_key_pem(s->pkey, &pub_len)) != NULL &&
          (chain = dup_bytes(chain_pem, chain_len)) != NULL &&
          (ta = dup_bytes(ta_pem, ta_len)) != NULL &&
-         (paths[0] = write_tmp(h->out_dir, names[0], chain_pem, chain_len)) != NULL &&
-         (paths[1] = write_tmp(h->out_dir, names[1], ta_pem, ta_len)) != NULL &&
-         (paths[2] = write_tmp(h->out_dir, names[2], pub, pub_len)) != NULL;
+         stage_file(&files[0], h->out_dir, "cert.pem", chain_pem, chain_len) == 0 &&
+         stage_file(&files[1], h->out_dir, "trust-anchors.pem", ta_pem, ta_len) == 0 &&
+         stage_file(&files[2], h->out_dir, "public-key.pem", pub, pub_len) == 0;
+    /* Every file is written: now the renames (a crash in between could mix generations; a
+     * real host's single secure-storage record would not). */
     for (int i = 0; i < 3 && ok; i++) {
-        char tmp[4096];
-        snprintf(tmp, sizeof tmp, "%s.tmp", paths[i]);
-        if (rename(tmp, paths[i]) != 0) {
-            fprintf(stderr, "host: rename %s: %s\n", tmp, strerror(errno));
+        if (rename(files[i].tmp, files[i].path) != 0) {
+            fprintf(stderr, "host: rename %s: %s\n", files[i].tmp, strerror(errno));
             ok = 0;
         }
     }
-    for (int i = 0; i < 3; i++) {
-        if (!ok && paths[i] != NULL) {
-            char tmp[4096];
-            snprintf(tmp, sizeof tmp, "%s.tmp", paths[i]);
-            remove(tmp);
-        }
-        free(paths[i]);
-    }
+    for (int i = 0; i < 3; i++)
+        staged_free(&files[i], !ok);
     free(pub);
     if (!ok) {
         free(chain);
@@ -498,6 +505,10 @@ int main(int argc, char **argv)
 
     if (read_file(argv[2], &ta, &ta_len) || read_file(argv[3], &cert, &cert_len))
         goto out;
+    if (mkdir(host.out_dir, 0700) != 0 && errno != EEXIST) {
+        fprintf(stderr, "%s: %s\n", host.out_dir, strerror(errno));
+        goto out;
+    }
 
     /* The manufacturer's key goes into the "HSM"; the library gets its handle only. */
     FILE *kf = fopen(argv[4], "r");

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Tests of the Python binding (python/): builds the shared library and the reference MEF
+# (debug), installs pytest if missing, runs python/tests against target/debug/libonem2m_est.so,
+# then runs the README's Python quick start (python/examples/quickstart.py) against the MEF
+# fixture of scripts/lib/mef-fixture.sh.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+# shellcheck source=lib/mef-fixture.sh
+source scripts/lib/mef-fixture.sh
+
+command -v openssl >/dev/null 2>&1 || {
+  echo "error: the openssl CLI is needed (apt-get install openssl)" >&2
+  exit 1
+}
+if ! python3 -m pytest --version >/dev/null 2>&1; then
+  echo "installing pytest"
+  if ! python3 -m pip install --quiet pytest; then
+    # A Debian system Python refuses pip installs (PEP 668): use its package instead.
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+      apt-get update -qq
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3-pytest >/dev/null
+    else
+      echo "error: cannot install pytest" >&2
+      exit 1
+    fi
+  fi
+fi
+
+cargo build --locked -p onem2m-est -p onem2m-mef
+export ONEM2M_EST_LIB=$PWD/target/debug/libonem2m_est.so
+export ONEM2M_MEF_BIN=$MEF_BIN
+[ -f "$ONEM2M_EST_LIB" ] || { echo "error: $ONEM2M_EST_LIB was not built" >&2; exit 1; }
+
+python3 -m pytest -q -p no:cacheprovider python/tests
+
+echo "== README quick start (python/examples/quickstart.py)"
+fixture_init
+mef_fixture_start
+PYTHONPATH=$PWD/python${PYTHONPATH:+:$PYTHONPATH} python3 python/examples/quickstart.py \
+  "$MEF_URL" "$MEF_CA" "$DEVICE_CERT" "$DEVICE_KEY" "$FIXTURE_DIR/cred"
+openssl verify -CAfile "$FIXTURE_DIR/cred/trust-anchors.pem" "$FIXTURE_DIR/cred/cert.pem"
+echo "python-tests: all passed"
