@@ -26,6 +26,7 @@ use crate::identity::SubjectIdentity;
 use crate::keys::{check_key_satisfies, key_algorithm_for, KeyAlgorithm, PrivateKey, SoftwareKey};
 use crate::proto::csrattrs::{CsrRequirements, RequestedExtension};
 use crate::proto::oids;
+use crate::psk::PskCredential;
 use crate::store::{CredentialStore, Credentials};
 use crate::tls::{client_config, ClientIdentity};
 use crate::transport::{EstConnection, TransportConfig};
@@ -89,6 +90,12 @@ pub enum InitialAuth {
         /// The third-party EST client certificate and key (RFC 7030 3.3.2).
         client: ClientIdentity,
     },
+    /// PPSK-based RSPF (B.i, TS-0003 8.3.2.1): certificate-less TLS mutual authentication
+    /// (RFC 7030 3.3.3) with `psk_identity = KpmID` and `psk = Kpm`. The PSK alone authenticates
+    /// both ends; the MEF CA certificates from `/cacerts` on this channel become the explicit
+    /// TA database (RFC 7030 4.1.1). Needs the cargo feature `psk` (OpenSSL); without it
+    /// [`MefClient::provision`] refuses it with [`Error::InvalidArgument`] before any I/O.
+    Psk(PskCredential),
 }
 
 /// How the key pair of step 3.a is obtained.
@@ -157,11 +164,13 @@ impl MefClient {
         store: &mut dyn CredentialStore,
         key: KeySource,
     ) -> Result<Provisioned> {
-        let InitialAuth::Certificate {
-            trust_anchors,
-            client,
-        } = auth;
-        let conn = self.connect(trust_anchors, Some(client.clone()))?;
+        let conn = match auth {
+            InitialAuth::Certificate {
+                trust_anchors,
+                client,
+            } => self.connect(trust_anchors, Some(client.clone()))?,
+            InitialAuth::Psk(credential) => self.connect_psk(credential)?,
+        };
         self.run(&conn, store, key, Enrol::Initial, None)
     }
 
@@ -205,6 +214,19 @@ impl MefClient {
         validate_ca_certs(&conn.cacerts()?)
     }
 
+    /// `/cacerts` on its own over TLS-PSK (PPSK-based RSPF; RFC 7030 4.1.1: the PSK-authenticated
+    /// channel makes the answer authentic), validated as CA certificates, not installed.
+    pub fn cacerts_psk(&self, credential: &PskCredential) -> Result<Vec<CertificateDer<'static>>> {
+        let conn = self.connect_psk(credential)?;
+        validate_ca_certs(&conn.cacerts()?)
+    }
+
+    /// `/csrattrs` on its own over TLS-PSK, interpreted. `None` when the server has none.
+    pub fn csrattrs_psk(&self, credential: &PskCredential) -> Result<Option<CsrRequirements>> {
+        let conn = self.connect_psk(credential)?;
+        Self::csrattrs_on(&conn)
+    }
+
     /// `/csrattrs` on its own (RFC 7030 4.5), interpreted. `None` when the server has none
     /// (204 or 404).
     pub fn csrattrs(
@@ -213,6 +235,10 @@ impl MefClient {
         client: Option<ClientIdentity>,
     ) -> Result<Option<CsrRequirements>> {
         let conn = self.connect(trust_anchors, client)?;
+        Self::csrattrs_on(&conn)
+    }
+
+    fn csrattrs_on(conn: &EstConnection) -> Result<Option<CsrRequirements>> {
         conn.csrattrs()?
             .map(|items| {
                 CsrRequirements::from_items(&items).map_err(|source| Error::Decode {
@@ -223,6 +249,16 @@ impl MefClient {
             .transpose()
     }
 
+    /// `/csrattrs` on its own (RFC 7030 4.5), decoded but not interpreted (for callers that
+    /// hand the attributes on, e.g. the C API). `None` when the server has none (204 or 404).
+    pub fn csrattrs_items(
+        &self,
+        trust_anchors: &[CertificateDer<'static>],
+        client: Option<ClientIdentity>,
+    ) -> Result<Option<Vec<crate::proto::csrattrs::AttrOrOid>>> {
+        self.connect(trust_anchors, client)?.csrattrs()
+    }
+
     fn connect(
         &self,
         trust_anchors: &[CertificateDer<'static>],
@@ -230,6 +266,26 @@ impl MefClient {
     ) -> Result<EstConnection> {
         let tls = client_config(trust_anchors, client, &self.config.base_uri)?;
         EstConnection::new(&self.config.base_uri, tls, &self.config.transport)
+    }
+
+    /// A connection authenticated by the PSK (TS-0003 8.3.2.1) over the OpenSSL stack.
+    #[cfg(feature = "psk")]
+    fn connect_psk(&self, credential: &PskCredential) -> Result<EstConnection> {
+        let stack = crate::psk::OpenSslPskStack::new(credential)?;
+        EstConnection::with_stack(
+            &self.config.base_uri,
+            std::sync::Arc::new(stack),
+            &self.config.transport,
+        )
+    }
+
+    #[cfg(not(feature = "psk"))]
+    fn connect_psk(&self, _credential: &PskCredential) -> Result<EstConnection> {
+        Err(Error::invalid(
+            "psk",
+            "this build of onem2m-est has no TLS-PSK support (PPSK-based RSPF): rebuild with \
+             the cargo feature `psk`",
+        ))
     }
 
     /// Steps 1 to 3 of 8.3.6.2.2 / 8.3.6.2.3 on an established connection.

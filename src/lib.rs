@@ -6,8 +6,11 @@ pub mod certprov;
 pub mod client;
 pub mod csr;
 pub mod error;
+pub mod ffi;
 pub mod identity;
 pub mod keys;
+// PskCredential exists in every build; the OpenSSL TLS-PSK stack only with the `psk` feature.
+pub mod psk;
 pub mod store;
 pub mod tls;
 pub mod transport;
