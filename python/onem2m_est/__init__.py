@@ -313,7 +313,10 @@ def version() -> str:
 def _error(lib: ctypes.CDLL, result: int, message: str) -> EstError:
     status = lib.mef_result_cmd_status(result)
     text = lib.mef_result_text(result).decode(errors="replace")
-    message = f"{message}: {text}" if message else text
+    if not message:
+        message = text
+    elif text.lower() not in message.lower():
+        message = f"{message}: {text}"
     cls = {
         CmdStatus.UNACCEPTABLE_ARGUMENTS: BadArgumentsError,
         CmdStatus.CERT_PROV_CLIENT_ERROR: ClientSideError,
