@@ -6,6 +6,7 @@ pub mod certprov;
 pub mod client;
 pub mod csr;
 pub mod error;
+pub mod ffi;
 pub mod identity;
 pub mod keys;
 // PskCredential exists in every build; the OpenSSL TLS-PSK stack only with the `psk` feature.

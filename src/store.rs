@@ -551,6 +551,12 @@ fn parse_pem_certs(text: &str) -> Result<Vec<CertificateDer<'static>>, String> {
     Ok(certs)
 }
 
+/// The certificates of PEM text (CERTIFICATE blocks, in order; other blocks are ignored), at
+/// least one, each parsed as X.509. Errors are [`Error::InvalidArgument`].
+pub fn parse_certs_pem(text: &str) -> Result<Vec<CertificateDer<'static>>> {
+    parse_pem_certs(text).map_err(|e| Error::invalid("certificates", e))
+}
+
 /// Reads the certificates of a PEM file (CERTIFICATE blocks, in file order). Errors are
 /// [`Error::InvalidArgument`] naming the file.
 pub fn read_pem_certs(path: impl AsRef<Path>) -> Result<Vec<CertificateDer<'static>>> {

@@ -1,0 +1,565 @@
+//! `mef_client`: runs the procedures; `mef_buffer`: bytes the library hands out.
+
+use std::ffi::{c_char, c_int, CString};
+use std::sync::Arc;
+
+use rustls_pki_types::CertificateDer;
+
+use super::callbacks::{call_identity, CallbackFailure, CallbackKey, CallbackStore, KeyCallbacks};
+use super::config::ThirdParty;
+use super::logging::{LogSink, SinkScope};
+use super::result::result_of;
+use super::{
+    check, guard, guard_value, mef_config, mef_identity_sink, mef_key_source, mef_reprovision,
+    mef_result, UserData, MEF_ERR_CALLBACK, MEF_ERR_INVALID_ARGUMENT, MEF_ERR_NULL_ARGUMENT,
+    MEF_ERR_PANIC, MEF_KEY_GENERATE, MEF_KEY_SERVER_GENERATED, MEF_OK, MEF_REPROVISION_REKEY,
+    MEF_REPROVISION_RENEW, MEF_REPROVISION_SERVER_KEYGEN,
+};
+use crate::client::{Config, InitialAuth, KeySource, MefClient, Provisioned, Reprovision};
+use crate::error::{Error, Result};
+use crate::keys::PrivateKey;
+use crate::store::{certs_to_pem, CredentialStore, FileStore};
+use crate::tls::ClientIdentity;
+use crate::uri::EstUri;
+
+/// The credential storage of a client.
+#[derive(Debug)]
+enum Storage {
+    Files(FileStore),
+    Callbacks(CallbackStore),
+}
+
+impl Storage {
+    fn as_dyn(&mut self) -> &mut dyn CredentialStore {
+        match self {
+            Storage::Files(s) => s,
+            Storage::Callbacks(s) => s,
+        }
+    }
+}
+
+/// A MEF Client (opaque): runs the provisioning procedures against one MEF.
+///
+/// Thread model: one thread at a time. A client may be moved to another thread between calls,
+/// but must not be used from two threads at once; its callbacks run on the calling thread,
+/// during the call.
+#[derive(Debug)]
+pub struct mef_client {
+    base_uri: EstUri,
+    settings: mef_config,
+    storage: Storage,
+    failed: CallbackFailure,
+    last_error: CString,
+    last_handshakes: u32,
+}
+
+type IdentityCallback = (
+    unsafe extern "C" fn(*mut std::ffi::c_void, *mut mef_identity_sink) -> c_int,
+    UserData,
+);
+
+/// What a failed call reports: its code and its detailed message.
+struct Failure {
+    code: mef_result,
+    message: String,
+}
+
+impl Failure {
+    fn invalid(message: impl Into<String>) -> Failure {
+        Failure {
+            code: MEF_ERR_INVALID_ARGUMENT,
+            message: message.into(),
+        }
+    }
+}
+
+/// The error's text and all its causes.
+fn describe(e: &Error) -> String {
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+impl mef_client {
+    fn new(config: &mef_config) -> std::result::Result<mef_client, Failure> {
+        let base_uri = config
+            .base_uri
+            .clone()
+            .ok_or_else(|| Failure::invalid("no base URI configured (mef_config_set_base_uri)"))?;
+        let failed = CallbackFailure::default();
+        let storage =
+            match (&config.store_dir, &config.credential_callbacks) {
+                (Some(_), Some(_)) => return Err(Failure::invalid(
+                    "both a store directory and credential callbacks are configured; choose one",
+                )),
+                (None, None) => {
+                    return Err(Failure::invalid(
+                        "no credential storage configured (mef_config_set_store_dir or \
+                     mef_config_set_credential_callbacks)",
+                    ))
+                }
+                (Some(dir), None) => {
+                    if config.key_callbacks.is_some() {
+                        return Err(Failure::invalid(
+                            "key callbacks need credential callbacks: a store directory holds \
+                         software keys only",
+                        ));
+                    }
+                    Storage::Files(FileStore::new(dir).map_err(|e| Failure {
+                        code: result_of(&e),
+                        message: describe(&e),
+                    })?)
+                }
+                (None, Some(creds)) => {
+                    let keys = config.key_callbacks.ok_or_else(|| {
+                        Failure::invalid("credential callbacks need key callbacks too")
+                    })?;
+                    Storage::Callbacks(CallbackStore::new(keys, *creds, failed.clone()))
+                }
+            };
+        if matches!(config.third_party, Some(ThirdParty::Handle { .. }))
+            && config.key_callbacks.is_none()
+        {
+            return Err(Failure::invalid(
+                "the client certificate's key is a key handle but no key callbacks are configured",
+            ));
+        }
+        Ok(mef_client {
+            base_uri,
+            settings: config.clone(),
+            storage,
+            failed,
+            last_error: CString::default(),
+            last_handshakes: 0,
+        })
+    }
+
+    /// The core client for one call, with the identity the identity callback gives.
+    fn core(&self) -> Result<MefClient> {
+        let mut config = Config::new(self.base_uri.clone())
+            .key_algorithm(self.settings.key_algorithm)
+            .transport(self.settings.transport.clone());
+        config.identity = self.settings.identity.clone();
+        let callback: Option<IdentityCallback> = self.settings.identity_callback;
+        if let Some((cb, user_data)) = callback {
+            if let Some(identity) = call_identity(cb, user_data, &self.failed)? {
+                config.identity = Some(identity);
+            }
+        }
+        Ok(MefClient::new(config))
+    }
+
+    fn key_callbacks(&self) -> Result<KeyCallbacks> {
+        self.settings
+            .key_callbacks
+            .ok_or_else(|| Error::invalid("key callbacks", "not configured"))
+    }
+
+    /// The configured third-party client identity, its key fetched if it is a host key.
+    fn third_party(&self) -> Result<Option<ClientIdentity>> {
+        Ok(match &self.settings.third_party {
+            None => None,
+            Some(ThirdParty::Software { chain, key }) => Some(ClientIdentity {
+                chain: chain.clone(),
+                key: key.clone(),
+            }),
+            Some(ThirdParty::Handle {
+                chain,
+                handle,
+                algorithm,
+            }) => {
+                let key =
+                    CallbackKey::new(self.key_callbacks()?, *handle, *algorithm, &self.failed)?;
+                let key: Arc<dyn PrivateKey> = Arc::new(key);
+                Some(ClientIdentity {
+                    chain: chain.clone(),
+                    key,
+                })
+            }
+        })
+    }
+
+    fn trust_anchors_for_initial(&self) -> Result<Vec<CertificateDer<'static>>> {
+        self.settings.trust_anchors.clone().ok_or_else(|| {
+            Error::invalid(
+                "trust anchors",
+                "not configured (mef_config_set_trust_anchors_pem)",
+            )
+        })
+    }
+
+    fn provision(&mut self, key_source: KeySource) -> Result<Provisioned> {
+        let core = self.core()?;
+        let trust_anchors = self.trust_anchors_for_initial()?;
+        let client = self.third_party()?.ok_or_else(|| {
+            Error::invalid(
+                "client certificate",
+                "Initial Certificate Provisioning needs a third-party client certificate \
+                 (mef_config_set_client_cert_pem or mef_config_set_client_cert_key_handle)",
+            )
+        })?;
+        let auth = InitialAuth::Certificate {
+            trust_anchors,
+            client,
+        };
+        core.provision(&auth, self.storage.as_dyn(), key_source)
+    }
+
+    fn reprovision(&mut self, mode: Reprovision) -> Result<Provisioned> {
+        let core = self.core()?;
+        core.reprovision(self.storage.as_dyn(), mode)
+    }
+
+    /// Trust anchors for `/cacerts` and `/csrattrs`: the configured ones, else the installed.
+    fn trust_anchors_any(&self) -> Result<Vec<CertificateDer<'static>>> {
+        if let Some(ta) = &self.settings.trust_anchors {
+            return Ok(ta.clone());
+        }
+        let stored = match &self.storage {
+            Storage::Files(s) => s.load()?,
+            Storage::Callbacks(s) => s.load()?,
+        };
+        stored.map(|c| c.trust_anchors).ok_or_else(|| {
+            Error::invalid(
+                "trust anchors",
+                "none configured and no credentials installed",
+            )
+        })
+    }
+
+    fn cacerts(&mut self) -> Result<Vec<u8>> {
+        let core = self.core()?;
+        let trust_anchors = self.trust_anchors_any()?;
+        let certs = core.cacerts(&trust_anchors, self.third_party()?)?;
+        Ok(certs_to_pem(&certs).into_bytes())
+    }
+
+    fn csrattrs(&mut self) -> Result<Vec<u8>> {
+        let core = self.core()?;
+        let trust_anchors = self.trust_anchors_any()?;
+        match core.csrattrs_items(&trust_anchors, self.third_party()?)? {
+            None => Ok(Vec::new()),
+            Some(items) => crate::proto::csrattrs::encode(&items).map_err(|source| Error::Decode {
+                operation: crate::Operation::CsrAttrs,
+                source,
+            }),
+        }
+    }
+
+    /// Runs one call with the handle's log sink current and the failure flag reset, and
+    /// records its outcome.
+    fn call<T>(
+        &mut self,
+        f: impl FnOnce(&mut mef_client) -> Result<T>,
+    ) -> std::result::Result<T, mef_result> {
+        self.failed.reset();
+        let sink: Option<LogSink> = self.settings.log;
+        let _scope = SinkScope::enter(sink);
+        let outcome = f(self);
+        match outcome {
+            Ok(v) => {
+                self.last_error = CString::default();
+                Ok(v)
+            }
+            Err(e) => {
+                let code = if self.failed.is_set() {
+                    MEF_ERR_CALLBACK
+                } else {
+                    result_of(&e)
+                };
+                log::warn!("{}", describe(&e));
+                self.set_error(code, &describe(&e));
+                Err(code)
+            }
+        }
+    }
+
+    fn set_error(&mut self, _code: mef_result, message: &str) {
+        self.last_error = CString::new(message.replace('\0', "\u{FFFD}")).unwrap_or_default();
+    }
+}
+
+/// Borrows a client behind a non-NULL pointer.
+///
+/// # Safety
+/// `client` must be NULL or a live pointer from `mef_client_new`, used by this thread only.
+unsafe fn client_mut<'a>(
+    client: *mut mef_client,
+) -> std::result::Result<&'a mut mef_client, mef_result> {
+    // SAFETY: NULL or a live Box pointer used by one thread at a time (caller's contract).
+    unsafe { client.as_mut() }.ok_or(MEF_ERR_NULL_ARGUMENT)
+}
+
+/// Runs a client export behind the panic boundary; a panic is recorded as the handle's last
+/// error.
+///
+/// # Safety
+/// As for [`client_mut`].
+unsafe fn with_client(
+    client: *mut mef_client,
+    what: &str,
+    f: impl FnOnce(&mut mef_client) -> mef_result,
+) -> mef_result {
+    let code = guard(|| {
+        // SAFETY: caller's contract.
+        let c = check!(unsafe { client_mut(client) });
+        f(c)
+    });
+    if code == MEF_ERR_PANIC && !client.is_null() {
+        // SAFETY: non-NULL and live (caller's contract); the borrow inside `guard` ended with
+        // the unwind.
+        let c = unsafe { &mut *client };
+        c.set_error(MEF_ERR_PANIC, &format!("internal error: {what} panicked"));
+    }
+    code
+}
+
+/// Creates a client from `config` (copied: the configuration may be freed afterwards).
+/// Needs a base URI and exactly one credential storage (store directory, or credential
+/// callbacks plus key callbacks); `MEF_ERR_INVALID_ARGUMENT` otherwise.
+///
+/// # Safety
+/// `config` must be NULL or a live configuration; `out` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn mef_client_new(
+    config: *const mef_config,
+    out: *mut *mut mef_client,
+) -> mef_result {
+    guard(|| {
+        // SAFETY: NULL or a live configuration (caller's contract).
+        let Some(config) = (unsafe { config.as_ref() }) else {
+            return MEF_ERR_NULL_ARGUMENT;
+        };
+        if out.is_null() {
+            return MEF_ERR_NULL_ARGUMENT;
+        }
+        let _scope = SinkScope::enter(config.log);
+        match mef_client::new(config) {
+            Ok(client) => {
+                // SAFETY: non-NULL and writable (caller's contract).
+                unsafe { out.write(Box::into_raw(Box::new(client))) };
+                MEF_OK
+            }
+            Err(f) => {
+                log::warn!("mef_client_new: {}", f.message);
+                f.code
+            }
+        }
+    })
+}
+
+/// Frees a client. NULL is ignored.
+///
+/// # Safety
+/// `client` must be NULL or a pointer from `mef_client_new` not freed before.
+#[no_mangle]
+pub unsafe extern "C" fn mef_client_free(client: *mut mef_client) {
+    let _ = guard(|| {
+        if !client.is_null() {
+            // SAFETY: from Box::into_raw in mef_client_new, freed once (caller's contract).
+            drop(unsafe { Box::from_raw(client) });
+        }
+        MEF_OK
+    });
+}
+
+/// Initial Certificate Provisioning (TS-0003 8.3.6.2.2): authenticates with the configured
+/// third-party client certificate against the configured trust anchors; on success the new
+/// certificate, its key and the MEF CA trust anchors are installed together.
+///
+/// # Safety
+/// `client` as for `mef_client_free` (non-NULL), used by one thread at a time.
+#[no_mangle]
+pub unsafe extern "C" fn mef_client_provision(
+    client: *mut mef_client,
+    key_source: mef_key_source,
+) -> mef_result {
+    // SAFETY: caller's contract above.
+    unsafe {
+        with_client(client, "mef_client_provision", |c| {
+            let source = match key_source {
+                MEF_KEY_GENERATE => KeySource::Generate,
+                MEF_KEY_SERVER_GENERATED => KeySource::ServerGenerated,
+                _ => {
+                    c.set_error(
+                        MEF_ERR_INVALID_ARGUMENT,
+                        &format!("invalid key source {key_source}"),
+                    );
+                    return MEF_ERR_INVALID_ARGUMENT;
+                }
+            };
+            c.last_handshakes = 0;
+            let p = check!(c.call(|c| c.provision(source)));
+            c.last_handshakes = p.handshakes;
+            MEF_OK
+        })
+    }
+}
+
+/// Certificate Re-Provisioning (TS-0003 8.3.6.2.3): authenticates with the installed
+/// credentials and replaces them only on success.
+///
+/// # Safety
+/// `client` as for `mef_client_free` (non-NULL), used by one thread at a time.
+#[no_mangle]
+pub unsafe extern "C" fn mef_client_reprovision(
+    client: *mut mef_client,
+    mode: mef_reprovision,
+) -> mef_result {
+    // SAFETY: caller's contract above.
+    unsafe {
+        with_client(client, "mef_client_reprovision", |c| {
+            let mode = match mode {
+                MEF_REPROVISION_RENEW => Reprovision::Renew,
+                MEF_REPROVISION_REKEY => Reprovision::Rekey,
+                MEF_REPROVISION_SERVER_KEYGEN => Reprovision::ServerKeygen,
+                _ => {
+                    c.set_error(
+                        MEF_ERR_INVALID_ARGUMENT,
+                        &format!("invalid re-provisioning mode {mode}"),
+                    );
+                    return MEF_ERR_INVALID_ARGUMENT;
+                }
+            };
+            c.last_handshakes = 0;
+            let p = check!(c.call(|c| c.reprovision(mode)));
+            c.last_handshakes = p.handshakes;
+            MEF_OK
+        })
+    }
+}
+
+/// `/cacerts` (RFC 7030 4.1): writes the validated MEF CA certificates as PEM to `*out_pem`
+/// (free with `mef_buffer_free`); nothing is installed. The MEF is authenticated with the
+/// configured trust anchors, else the installed ones; the client with the configured
+/// third-party certificate if any, else anonymously.
+///
+/// # Safety
+/// `client` as for `mef_client_free` (non-NULL); `out_pem` writable.
+#[no_mangle]
+pub unsafe extern "C" fn mef_client_cacerts(
+    client: *mut mef_client,
+    out_pem: *mut *mut mef_buffer,
+) -> mef_result {
+    if out_pem.is_null() {
+        return MEF_ERR_NULL_ARGUMENT;
+    }
+    let body = |c: &mut mef_client| {
+        let data = check!(c.call(mef_client::cacerts));
+        // SAFETY: non-NULL (checked above) and writable (caller's contract).
+        unsafe { out_pem.write(Box::into_raw(Box::new(mef_buffer { data }))) };
+        MEF_OK
+    };
+    // SAFETY: caller's contract above.
+    unsafe { with_client(client, "mef_client_cacerts", body) }
+}
+
+/// `/csrattrs` (RFC 7030 4.5): writes the CSR attributes as DER (the server's CsrAttrs,
+/// re-encoded after decoding) to `*out_der`; an empty buffer when the server has none (204 or
+/// 404). Authentication as for `mef_client_cacerts` (a oneM2M MEF requires a client
+/// certificate here).
+///
+/// # Safety
+/// `client` as for `mef_client_free` (non-NULL); `out_der` writable.
+#[no_mangle]
+pub unsafe extern "C" fn mef_client_csrattrs(
+    client: *mut mef_client,
+    out_der: *mut *mut mef_buffer,
+) -> mef_result {
+    if out_der.is_null() {
+        return MEF_ERR_NULL_ARGUMENT;
+    }
+    let body = |c: &mut mef_client| {
+        let data = check!(c.call(mef_client::csrattrs));
+        // SAFETY: non-NULL (checked above) and writable (caller's contract).
+        unsafe { out_der.write(Box::into_raw(Box::new(mef_buffer { data }))) };
+        MEF_OK
+    };
+    // SAFETY: caller's contract above.
+    unsafe { with_client(client, "mef_client_csrattrs", body) }
+}
+
+/// The detailed message of the last failed call on this client (the error and its causes),
+/// "" if the last call succeeded or none failed yet. Owned by the client, valid until the
+/// next call on it; "" for NULL. Never contains secrets.
+///
+/// # Safety
+/// `client` must be NULL or a live client.
+#[no_mangle]
+pub unsafe extern "C" fn mef_client_last_error(client: *const mef_client) -> *const c_char {
+    guard_value(c"".as_ptr(), || {
+        // SAFETY: NULL or a live client (caller's contract).
+        match unsafe { client.as_ref() } {
+            Some(c) => c.last_error.as_ptr(),
+            None => c"".as_ptr(),
+        }
+    })
+}
+
+/// The TLS handshakes made by the last successful procedure (`mef_client_provision` or
+/// `mef_client_reprovision`) on this client: 1 when the MEF kept the connection alive; 0
+/// after a failure, before any procedure, or for NULL.
+///
+/// # Safety
+/// `client` must be NULL or a live client.
+#[no_mangle]
+pub unsafe extern "C" fn mef_client_last_handshakes(client: *const mef_client) -> u32 {
+    guard_value(0, || {
+        // SAFETY: NULL or a live client (caller's contract).
+        unsafe { client.as_ref() }.map_or(0, |c| c.last_handshakes)
+    })
+}
+
+/// Bytes the library hands out (opaque): read with `mef_buffer_data`/`mef_buffer_len`, free
+/// with `mef_buffer_free`.
+#[derive(Debug)]
+pub struct mef_buffer {
+    data: Vec<u8>,
+}
+
+/// The bytes of a buffer (valid until it is freed; not NUL-terminated); NULL for NULL.
+///
+/// # Safety
+/// `buffer` must be NULL or a live buffer.
+#[no_mangle]
+pub unsafe extern "C" fn mef_buffer_data(buffer: *const mef_buffer) -> *const u8 {
+    guard_value(std::ptr::null(), || {
+        // SAFETY: NULL or a live buffer (caller's contract).
+        unsafe { buffer.as_ref() }.map_or(std::ptr::null(), |b| b.data.as_ptr())
+    })
+}
+
+/// The length of a buffer in bytes; 0 for NULL.
+///
+/// # Safety
+/// `buffer` must be NULL or a live buffer.
+#[no_mangle]
+pub unsafe extern "C" fn mef_buffer_len(buffer: *const mef_buffer) -> usize {
+    guard_value(0, || {
+        // SAFETY: NULL or a live buffer (caller's contract).
+        unsafe { buffer.as_ref() }.map_or(0, |b| b.data.len())
+    })
+}
+
+/// Frees a buffer. NULL is ignored.
+///
+/// # Safety
+/// `buffer` must be NULL or a buffer from this library not freed before.
+#[no_mangle]
+pub unsafe extern "C" fn mef_buffer_free(buffer: *mut mef_buffer) {
+    let _ = guard(|| {
+        if !buffer.is_null() {
+            // SAFETY: from Box::into_raw in this module, freed once (caller's contract).
+            drop(unsafe { Box::from_raw(buffer) });
+        }
+        MEF_OK
+    });
+}

@@ -1,0 +1,447 @@
+//! `mef_config`: what a client is created from.
+
+use std::ffi::{c_char, c_int, c_void};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rustls_pki_types::CertificateDer;
+use zeroize::Zeroizing;
+
+use super::callbacks::{pem_certs_arg, CredentialCallbacks, KeyCallbacks};
+use super::logging::{level_filter, mef_log_cb, LogSink};
+use super::{
+    bytes_arg, check, guard, key_type_arg, mef_credential_callbacks, mef_identity_cb,
+    mef_key_callbacks, mef_key_type, mef_log_level, mef_result, mef_subject_type, str_arg,
+    subject_type_arg, UserData, MEF_ERR_INVALID_ARGUMENT, MEF_ERR_NULL_ARGUMENT, MEF_OK,
+};
+use crate::identity::SubjectIdentity;
+use crate::keys::{KeyAlgorithm, SoftwareKey};
+use crate::transport::TransportConfig;
+use crate::uri::EstUri;
+
+/// The third-party EST client certificate of Initial Certificate Provisioning (TS-0003
+/// 8.3.6.2.2 pre-condition B.ii).
+#[derive(Debug, Clone)]
+pub(crate) enum ThirdParty {
+    /// A software key given as PEM.
+    Software {
+        chain: Vec<CertificateDer<'static>>,
+        key: Arc<SoftwareKey>,
+    },
+    /// A key behind the key callbacks.
+    Handle {
+        chain: Vec<CertificateDer<'static>>,
+        handle: u64,
+        algorithm: KeyAlgorithm,
+    },
+}
+
+/// The configuration a client is created from (opaque). Create with `mef_config_new`, free
+/// with `mef_config_free`; a client copies what it needs, so the configuration may be freed
+/// or changed after `mef_client_new`.
+#[derive(Debug, Clone, Default)]
+pub struct mef_config {
+    pub(crate) base_uri: Option<EstUri>,
+    pub(crate) trust_anchors: Option<Vec<CertificateDer<'static>>>,
+    pub(crate) third_party: Option<ThirdParty>,
+    pub(crate) identity: Option<SubjectIdentity>,
+    pub(crate) key_algorithm: KeyAlgorithm,
+    pub(crate) transport: TransportConfig,
+    pub(crate) store_dir: Option<PathBuf>,
+    pub(crate) key_callbacks: Option<KeyCallbacks>,
+    pub(crate) credential_callbacks: Option<CredentialCallbacks>,
+    pub(crate) identity_callback: Option<(
+        unsafe extern "C" fn(*mut c_void, *mut super::mef_identity_sink) -> c_int,
+        UserData,
+    )>,
+    pub(crate) log: Option<LogSink>,
+}
+
+/// Borrows the configuration behind a non-NULL pointer.
+///
+/// # Safety
+/// `config` must be NULL or a live pointer from `mef_config_new`, not used elsewhere during
+/// the call.
+unsafe fn config_mut<'a>(config: *mut mef_config) -> Result<&'a mut mef_config, mef_result> {
+    // SAFETY: NULL or a live, exclusively used Box pointer (caller's contract).
+    unsafe { config.as_mut() }.ok_or(MEF_ERR_NULL_ARGUMENT)
+}
+
+/// Creates an empty configuration (P-256 keys, default timeouts: connect 10 s, TLS 15 s,
+/// response 60 s; polling: 10 attempts, 600 s) and writes it to `*out`.
+///
+/// # Safety
+/// `out` must be NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn mef_config_new(out: *mut *mut mef_config) -> mef_result {
+    guard(|| {
+        if out.is_null() {
+            return MEF_ERR_NULL_ARGUMENT;
+        }
+        let config = Box::into_raw(Box::default());
+        // SAFETY: `out` is non-NULL and writable (contract above).
+        unsafe { out.write(config) };
+        MEF_OK
+    })
+}
+
+/// Frees a configuration. NULL is ignored.
+///
+/// # Safety
+/// `config` must be NULL or a pointer from `mef_config_new` not freed before.
+#[no_mangle]
+pub unsafe extern "C" fn mef_config_free(config: *mut mef_config) {
+    let _ = guard(|| {
+        if !config.is_null() {
+            // SAFETY: a pointer from Box::into_raw in mef_config_new, freed once (contract).
+            drop(unsafe { Box::from_raw(config) });
+        }
+        MEF_OK
+    });
+}
+
+/// Sets the estBaseURI (`https://host[:port]/.well-known/est[/label]`), validated now
+/// (`MEF_ERR_INVALID_ARGUMENT` when malformed).
+///
+/// # Safety
+/// `config` as for `mef_config_free` (non-NULL); `uri` a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn mef_config_set_base_uri(
+    config: *mut mef_config,
+    uri: *const c_char,
+) -> mef_result {
+    guard(|| {
+        // SAFETY: caller's contract above.
+        let config = check!(unsafe { config_mut(config) });
+        // SAFETY: caller's contract above.
+        let uri = check!(unsafe { str_arg(uri) });
+        let uri = check!(EstUri::parse(uri).map_err(|_| MEF_ERR_INVALID_ARGUMENT));
+        config.base_uri = Some(uri);
+        MEF_OK
+    })
+}
+
+/// Sets the EST client explicit trust anchor database that authenticates the MEF during
+/// Initial Certificate Provisioning (RFC 7030 3.6.1): PEM CERTIFICATE blocks.
+///
+/// # Safety
+/// `config` as for `mef_config_free` (non-NULL); `pem` readable for `len` bytes.
+#[no_mangle]
+pub unsafe extern "C" fn mef_config_set_trust_anchors_pem(
+    config: *mut mef_config,
+    pem: *const u8,
+    len: usize,
+) -> mef_result {
+    guard(|| {
+        // SAFETY: caller's contract above.
+        let config = check!(unsafe { config_mut(config) });
+        // SAFETY: caller's contract above.
+        let pem = check!(unsafe { bytes_arg(pem, len) });
+        config.trust_anchors = Some(check!(pem_certs_arg(pem)));
+        MEF_OK
+    })
+}
+
+/// Sets the third-party EST client certificate (PEM chain, leaf first) and its software key
+/// (PEM: PKCS #8 "PRIVATE KEY" or SEC1 "EC PRIVATE KEY") for Initial Certificate Provisioning.
+/// The key must match the certificate. Replaces `mef_config_set_client_cert_key_handle`.
+///
+/// # Safety
+/// `config` as for `mef_config_free` (non-NULL); buffers readable for their lengths.
+#[no_mangle]
+pub unsafe extern "C" fn mef_config_set_client_cert_pem(
+    config: *mut mef_config,
+    chain_pem: *const u8,
+    chain_len: usize,
+    key_pem: *const u8,
+    key_len: usize,
+) -> mef_result {
+    guard(|| {
+        // SAFETY: caller's contract above.
+        let config = check!(unsafe { config_mut(config) });
+        // SAFETY: caller's contract above.
+        let chain = check!(unsafe { bytes_arg(chain_pem, chain_len) });
+        // SAFETY: caller's contract above.
+        let key = check!(unsafe { bytes_arg(key_pem, key_len) });
+        let chain = check!(pem_certs_arg(chain));
+        let key_text = Zeroizing::new(
+            check!(std::str::from_utf8(key).map_err(|_| MEF_ERR_INVALID_ARGUMENT)).to_owned(),
+        );
+        let key = check!(SoftwareKey::from_pem(&key_text).map_err(|_| MEF_ERR_INVALID_ARGUMENT));
+        if !check!(leaf_spki_is(
+            &chain[0],
+            crate::keys::PrivateKey::public_key_info(&key)
+        )) {
+            return MEF_ERR_INVALID_ARGUMENT;
+        }
+        config.third_party = Some(ThirdParty::Software {
+            chain,
+            key: Arc::new(key),
+        });
+        MEF_OK
+    })
+}
+
+/// Whether the certificate's SubjectPublicKeyInfo is `spki`.
+fn leaf_spki_is(cert: &CertificateDer<'_>, spki: &[u8]) -> Result<bool, mef_result> {
+    let (_, parsed) =
+        x509_parser::parse_x509_certificate(cert.as_ref()).map_err(|_| MEF_ERR_INVALID_ARGUMENT)?;
+    Ok(parsed.tbs_certificate.subject_pki.raw == spki)
+}
+
+/// Sets the third-party EST client certificate (PEM chain, leaf first) whose key is the
+/// key-callback key `key_handle` of type `key_type`. Needs key callbacks (checked by
+/// `mef_client_new`); the key's match with the certificate is checked when it is used.
+/// Replaces `mef_config_set_client_cert_pem`.
+///
+/// # Safety
+/// `config` as for `mef_config_free` (non-NULL); `chain_pem` readable for `chain_len` bytes.
+#[no_mangle]
+pub unsafe extern "C" fn mef_config_set_client_cert_key_handle(
+    config: *mut mef_config,
+    chain_pem: *const u8,
+    chain_len: usize,
+    key_handle: u64,
+    key_type: mef_key_type,
+) -> mef_result {
+    guard(|| {
+        // SAFETY: caller's contract above.
+        let config = check!(unsafe { config_mut(config) });
+        // SAFETY: caller's contract above.
+        let chain = check!(unsafe { bytes_arg(chain_pem, chain_len) });
+        let chain = check!(pem_certs_arg(chain));
+        let algorithm = check!(key_type_arg(key_type));
+        config.third_party = Some(ThirdParty::Handle {
+            chain,
+            handle: key_handle,
+            algorithm,
+        });
+        MEF_OK
+    })
+}
+
+/// Fixes the subject identity (certSubjectType and certSubjectID of TS-0003 8.3.9.7): an
+/// AE-ID URI, a CSE-ID DNS name or a Node-ID URI (TS-0003 10.1.1). Without it the identity
+/// the MEF asks for in its CSR attributes is used.
+///
+/// # Safety
+/// `config` as for `mef_config_free` (non-NULL); `id` a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn mef_config_set_subject(
+    config: *mut mef_config,
+    r#type: mef_subject_type,
+    id: *const c_char,
+) -> mef_result {
+    guard(|| {
+        // SAFETY: caller's contract above.
+        let config = check!(unsafe { config_mut(config) });
+        // SAFETY: caller's contract above.
+        let id = check!(unsafe { str_arg(id) });
+        let subject_type = check!(subject_type_arg(r#type));
+        let identity =
+            check!(SubjectIdentity::new(subject_type, id).map_err(|_| MEF_ERR_INVALID_ARGUMENT));
+        config.identity = Some(identity);
+        MEF_OK
+    })
+}
+
+/// Sets the key type generated when the MEF does not ask for one (default
+/// `MEF_KEY_ECDSA_P256_SHA256`, TS-0003 10.1.1.1).
+///
+/// # Safety
+/// `config` as for `mef_config_free` (non-NULL).
+#[no_mangle]
+pub unsafe extern "C" fn mef_config_set_key_type(
+    config: *mut mef_config,
+    r#type: mef_key_type,
+) -> mef_result {
+    guard(|| {
+        // SAFETY: caller's contract above.
+        let config = check!(unsafe { config_mut(config) });
+        config.key_algorithm = check!(key_type_arg(r#type));
+        MEF_OK
+    })
+}
+
+/// Sets the timeouts in milliseconds: TCP connect, TLS handshake, and each request's response.
+/// Zero is `MEF_ERR_INVALID_ARGUMENT`.
+///
+/// # Safety
+/// `config` as for `mef_config_free` (non-NULL).
+#[no_mangle]
+pub unsafe extern "C" fn mef_config_set_timeouts(
+    config: *mut mef_config,
+    connect_ms: u32,
+    tls_ms: u32,
+    response_ms: u32,
+) -> mef_result {
+    guard(|| {
+        // SAFETY: caller's contract above.
+        let config = check!(unsafe { config_mut(config) });
+        if connect_ms == 0 || tls_ms == 0 || response_ms == 0 {
+            return MEF_ERR_INVALID_ARGUMENT;
+        }
+        config.transport.connect_timeout = Duration::from_millis(connect_ms.into());
+        config.transport.tls_timeout = Duration::from_millis(tls_ms.into());
+        config.transport.response_timeout = Duration::from_millis(response_ms.into());
+        MEF_OK
+    })
+}
+
+/// Bounds the polling of 202 Accepted answers (RFC 7030 4.2.3): at most `max_attempts`
+/// requests in all (at least 1) and `max_total_ms` of waiting between them.
+///
+/// # Safety
+/// `config` as for `mef_config_free` (non-NULL).
+#[no_mangle]
+pub unsafe extern "C" fn mef_config_set_polling(
+    config: *mut mef_config,
+    max_attempts: u32,
+    max_total_ms: u32,
+) -> mef_result {
+    guard(|| {
+        // SAFETY: caller's contract above.
+        let config = check!(unsafe { config_mut(config) });
+        if max_attempts == 0 {
+            return MEF_ERR_INVALID_ARGUMENT;
+        }
+        config.transport.poll.max_attempts = max_attempts;
+        config.transport.poll.max_total = Duration::from_millis(max_total_ms.into());
+        MEF_OK
+    })
+}
+
+/// Uses the built-in file store in `dir` (created on the first install, mode 0700):
+/// `cert.pem`, `key.pem` (PKCS #8, 0600) and `trust-anchors.pem`, installed atomically as a
+/// set. Keys are software keys. Exclusive with credential and key callbacks.
+///
+/// # Safety
+/// `config` as for `mef_config_free` (non-NULL); `dir` a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn mef_config_set_store_dir(
+    config: *mut mef_config,
+    dir: *const c_char,
+) -> mef_result {
+    guard(|| {
+        // SAFETY: caller's contract above.
+        let config = check!(unsafe { config_mut(config) });
+        // SAFETY: caller's contract above.
+        let dir = check!(unsafe { str_arg(dir) });
+        if dir.is_empty() {
+            return MEF_ERR_INVALID_ARGUMENT;
+        }
+        config.store_dir = Some(PathBuf::from(dir));
+        MEF_OK
+    })
+}
+
+/// Sets the key callbacks (the struct is copied; every member is required, a NULL member is
+/// `MEF_ERR_NULL_ARGUMENT`). `user_data` is passed back to each of them and must stay valid
+/// while a client created from this configuration exists.
+///
+/// # Safety
+/// `config` as for `mef_config_free` (non-NULL); `cbs` readable.
+#[no_mangle]
+pub unsafe extern "C" fn mef_config_set_key_callbacks(
+    config: *mut mef_config,
+    cbs: *const mef_key_callbacks,
+    user_data: *mut c_void,
+) -> mef_result {
+    guard(|| {
+        // SAFETY: caller's contract above.
+        let config = check!(unsafe { config_mut(config) });
+        // SAFETY: NULL or readable (caller's contract); copied out at once.
+        let Some(cbs) = (unsafe { cbs.as_ref() }) else {
+            return MEF_ERR_NULL_ARGUMENT;
+        };
+        let Some(cbs) = KeyCallbacks::new(cbs, user_data) else {
+            return MEF_ERR_NULL_ARGUMENT;
+        };
+        config.key_callbacks = Some(cbs);
+        MEF_OK
+    })
+}
+
+/// Sets the credential callbacks (copied; every member required, a NULL member is
+/// `MEF_ERR_NULL_ARGUMENT`). Needs key callbacks; exclusive with a store directory (both
+/// checked by `mef_client_new`). `user_data` must stay valid while a client created from this
+/// configuration exists.
+///
+/// # Safety
+/// `config` as for `mef_config_free` (non-NULL); `cbs` readable.
+#[no_mangle]
+pub unsafe extern "C" fn mef_config_set_credential_callbacks(
+    config: *mut mef_config,
+    cbs: *const mef_credential_callbacks,
+    user_data: *mut c_void,
+) -> mef_result {
+    guard(|| {
+        // SAFETY: caller's contract above.
+        let config = check!(unsafe { config_mut(config) });
+        // SAFETY: NULL or readable (caller's contract); copied out at once.
+        let Some(cbs) = (unsafe { cbs.as_ref() }) else {
+            return MEF_ERR_NULL_ARGUMENT;
+        };
+        let Some(cbs) = CredentialCallbacks::new(cbs, user_data) else {
+            return MEF_ERR_NULL_ARGUMENT;
+        };
+        config.credential_callbacks = Some(cbs);
+        MEF_OK
+    })
+}
+
+/// Sets the identity callback, called at the start of each procedure.
+///
+/// # Safety
+/// `config` as for `mef_config_free` (non-NULL); `user_data` valid while a client created from
+/// this configuration exists.
+#[no_mangle]
+pub unsafe extern "C" fn mef_config_set_identity_callback(
+    config: *mut mef_config,
+    cb: mef_identity_cb,
+    user_data: *mut c_void,
+) -> mef_result {
+    guard(|| {
+        // SAFETY: caller's contract above.
+        let config = check!(unsafe { config_mut(config) });
+        let Some(cb) = cb else {
+            return MEF_ERR_NULL_ARGUMENT;
+        };
+        config.identity_callback = Some((cb, UserData(user_data)));
+        MEF_OK
+    })
+}
+
+/// Sets the log callback and the most detailed level it receives. Messages are forwarded
+/// only when the process has no Rust `log` logger of its own (the library installs one, once,
+/// at the first call of this function).
+///
+/// # Safety
+/// `config` as for `mef_config_free` (non-NULL); `user_data` valid while a client created from
+/// this configuration exists.
+#[no_mangle]
+pub unsafe extern "C" fn mef_config_set_log_callback(
+    config: *mut mef_config,
+    cb: mef_log_cb,
+    user_data: *mut c_void,
+    max_level: mef_log_level,
+) -> mef_result {
+    guard(|| {
+        // SAFETY: caller's contract above.
+        let config = check!(unsafe { config_mut(config) });
+        let Some(cb) = cb else {
+            return MEF_ERR_NULL_ARGUMENT;
+        };
+        let Some(max) = level_filter(max_level) else {
+            return MEF_ERR_INVALID_ARGUMENT;
+        };
+        super::logging::install(max);
+        config.log = Some(LogSink {
+            cb,
+            user_data: UserData(user_data),
+            max,
+        });
+        MEF_OK
+    })
+}
