@@ -131,9 +131,10 @@ fn bad(msg: impl Into<String>) -> Response {
     Response::text(400, msg)
 }
 
-/// Certificate-based RSPF (CR 8.3.Z.2.2 pre-condition B.ii, 8.3.Z.2.3 pre-condition C):
-/// returns the client's fingerprint, its associated identity, and, for a MEF-issued client
-/// certificate, that certificate's record (the one /simplereenroll renews).
+/// Certificate-based RSPF (CR 8.3.Z.2.2 pre-condition B.ii, 8.3.Z.2.3 pre-condition C) and
+/// PPSK-based RSPF (B.i): returns the client's principal key (certificate fingerprint, or
+/// `psk:KpmID`), its associated identity, and, for a MEF-issued client certificate, that
+/// certificate's record (the one /simplereenroll renews).
 fn authorize(
     shared: &Shared,
     conn: &ConnInfo,
@@ -162,6 +163,24 @@ fn authorize(
                 None => Err(forbidden(
                     "the third-party client certificate is not registered with an identity at \
                      this MEF",
+                )),
+            }
+        }
+        Peer::Psk { kpm_id, identity } => {
+            // CR 8.3.Z.2.3 pre-condition C: re-provisioning authenticates with the certificate
+            // this MEF issued, never with the PSK.
+            if op == Op::SimpleReenroll {
+                return Err(forbidden(
+                    "/simplereenroll is not available over TLS-PSK: re-provisioning \
+                     authenticates with the certificate this MEF issued (TS-0003 8.3.6.2.3, CR \
+                     8.3.Z.2.3 pre-condition C)",
+                ));
+            }
+            match identity {
+                // The challengePassword is bound to the KpmID principal.
+                Some(id) => Ok((crate::server::psk_principal_key(&kpm_id), id, None)),
+                None => Err(forbidden(
+                    "the KpmID is no longer registered with an identity at this MEF",
                 )),
             }
         }
@@ -372,7 +391,7 @@ fn check_csr(
         }
         if !info.subject.as_raw().is_empty() && info.subject.iter().next().is_some() {
             let current = conn
-                .certs
+                .certs()
                 .first()
                 .and_then(|c| x509_parser::parse_x509_certificate(c).ok())
                 .map(|(_, c)| c.subject().to_string());

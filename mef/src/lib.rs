@@ -3,7 +3,8 @@
 //!
 //! It enforces the MEF side of the CR clause 8.3.Z.2: the client authenticates with a TLS
 //! certificate (a third-party certificate registered in the identity registry, or one this MEF
-//! issued), never with HTTP authentication; /csrattrs hands out a single-use challengePassword
+//! issued) or, on the optional TLS-PSK listener, with a registered (KpmID, Kpm) pair
+//! (PPSK-based RSPF, initial provisioning only), never with HTTP authentication; /csrattrs hands out a single-use challengePassword
 //! and the subjectAltName of the client's identity; /simpleenroll, /simplereenroll and
 //! /serverkeygen validate both before issuing.
 //!
@@ -25,12 +26,14 @@ pub mod challenge;
 mod est;
 pub mod http;
 pub mod identity;
+pub mod psk;
 mod server;
 pub mod store;
 
 pub use identity::{fingerprint, Identity, SubjectType};
+pub use psk::add_psk;
 pub use server::{add_identity, RunningMef};
-pub use store::{IssuedCert, RegistryEntry, Store};
+pub use store::{IssuedCert, PskEntry, RegistryEntry, Store};
 
 use rustls_pki_types::CertificateDer;
 use std::net::SocketAddr;
@@ -136,12 +139,15 @@ pub struct MefConfig {
     pub max_connections: usize,
     /// Socket read/write (and keep-alive idle) timeout.
     pub io_timeout: Duration,
+    /// Address of the TLS-PSK listener (PPSK-based RSPF, [`psk`]); `None` runs none. Port 0
+    /// picks a free port (see [`RunningMef::psk_addr`]).
+    pub psk_listen: Option<SocketAddr>,
 }
 
 impl MefConfig {
     /// Defaults: 127.0.0.1:0, host names localhost/127.0.0.1/::1, serverAuth EKU, no third-party
     /// trust anchors, 365-day certificates, 300 s challenge TTL, no approval delay, 64 KiB
-    /// bodies, 64 connections, 30 s timeouts.
+    /// bodies, 64 connections, 30 s timeouts, no PSK listener.
     pub fn new(data_dir: impl AsRef<Path>) -> MefConfig {
         MefConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
@@ -156,6 +162,7 @@ impl MefConfig {
             max_body: 64 * 1024,
             max_connections: 64,
             io_timeout: Duration::from_secs(30),
+            psk_listen: None,
         }
     }
 }

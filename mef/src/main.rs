@@ -1,5 +1,5 @@
-//! `onem2m-mef`: runs the reference MEF, or manages its identity registry and issued
-//! certificates.
+//! `onem2m-mef`: runs the reference MEF, or manages its identity registry, PSK registry and
+//! issued certificates.
 
 use clap::{Args, Parser, Subcommand};
 use onem2m_mef::{Mef, MefConfig, ServerEku, Store, SubjectType};
@@ -60,6 +60,11 @@ struct ServeArgs {
     /// Socket read/write and keep-alive idle timeout, in seconds.
     #[arg(long, default_value_t = 30)]
     io_timeout_secs: u64,
+    /// Also run a TLS-PSK listener (PPSK-based RSPF, TS-0003 8.3.2.1) on this address, for
+    /// clients holding a (KpmID, Kpm) pair registered with `psk add`. Its address is printed as
+    /// "psk listening on ADDR".
+    #[arg(long, value_name = "ADDR")]
+    psk_listen: Option<SocketAddr>,
 }
 
 #[derive(Subcommand)]
@@ -70,6 +75,50 @@ enum Command {
     /// Manage certificates this MEF issued.
     #[command(subcommand)]
     Cert(CertCommand),
+    /// Manage the PSK registry of PPSK-based RSPF: KpmID -> (Kpm, identity).
+    #[command(subcommand)]
+    Psk(PskCommand),
+}
+
+#[derive(Subcommand)]
+enum PskCommand {
+    /// Register (or replace) a KpmID with its key Kpm and the identity it provisions.
+    Add {
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// The KpmID (the TLS psk_identity).
+        #[arg(long)]
+        kpm_id: String,
+        /// The Kpm as hexadecimal text (16 to 64 bytes). Visible in the process list: prefer
+        /// --kpm-file outside tests.
+        #[arg(
+            long,
+            conflicts_with = "kpm_file",
+            required_unless_present = "kpm_file"
+        )]
+        kpm_hex: Option<String>,
+        /// A file holding the Kpm as hexadecimal text (e.g. from `openssl rand -hex 32`).
+        #[arg(long)]
+        kpm_file: Option<PathBuf>,
+        /// ae, cse or node.
+        #[arg(long)]
+        subject_type: SubjectType,
+        /// AE-ID URI, CSE-ID domain name or Node-ID URI.
+        #[arg(long)]
+        subject_id: String,
+    },
+    /// List registered KpmIDs and their identities (never the keys).
+    List {
+        #[arg(long)]
+        data_dir: PathBuf,
+    },
+    /// Remove a registered KpmID.
+    Remove {
+        #[arg(long)]
+        data_dir: PathBuf,
+        #[arg(long)]
+        kpm_id: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -232,6 +281,57 @@ fn run(cli: Cli) -> Result<(), onem2m_mef::MefError> {
                 )))
             }
         }
+        Some(Command::Psk(PskCommand::Add {
+            data_dir,
+            kpm_id,
+            kpm_hex,
+            kpm_file,
+            subject_type,
+            subject_id,
+        })) => {
+            let hex = match (kpm_hex, kpm_file) {
+                (Some(h), _) => zeroize::Zeroizing::new(h),
+                (None, Some(p)) => {
+                    zeroize::Zeroizing::new(std::fs::read_to_string(&p).map_err(|e| {
+                        onem2m_mef::MefError::Io {
+                            context: format!("reading {}", p.display()),
+                            source: e,
+                        }
+                    })?)
+                }
+                (None, None) => {
+                    return Err(onem2m_mef::MefError::Config(
+                        "give --kpm-hex or --kpm-file".into(),
+                    ))
+                }
+            };
+            let kpm = onem2m_mef::psk::decode_hex(&hex)?;
+            let store = Store::open(&data_dir)?;
+            onem2m_mef::add_psk(&store, &kpm_id, &kpm, subject_type, &subject_id)?;
+            println!("{kpm_id} {subject_type} {subject_id}");
+            Ok(())
+        }
+        Some(Command::Psk(PskCommand::List { data_dir })) => {
+            for e in Store::open(&data_dir)?.list_psks()? {
+                println!(
+                    "{} {} {}",
+                    e.kpm_id,
+                    e.identity.subject_type(),
+                    e.identity.subject_id()
+                );
+            }
+            Ok(())
+        }
+        Some(Command::Psk(PskCommand::Remove { data_dir, kpm_id })) => {
+            if Store::open(&data_dir)?.remove_psk(&kpm_id)? {
+                println!("removed {kpm_id}");
+                Ok(())
+            } else {
+                Err(onem2m_mef::MefError::Config(format!(
+                    "no PSK registered for KpmID {kpm_id}"
+                )))
+            }
+        }
         None => serve(cli.serve),
     }
 }
@@ -256,10 +356,14 @@ fn serve(a: ServeArgs) -> Result<(), onem2m_mef::MefError> {
     config.max_body = a.max_body;
     config.max_connections = a.max_connections.max(1);
     config.io_timeout = Duration::from_secs(a.io_timeout_secs.max(1));
+    config.psk_listen = a.psk_listen;
     let mef = Mef::start(config)?;
     let mut out = std::io::stdout().lock();
-    // Tests parse this line.
+    // Tests parse these lines.
     let _ = writeln!(out, "listening on {}", mef.local_addr());
+    if let Some(addr) = mef.psk_addr() {
+        let _ = writeln!(out, "psk listening on {addr}");
+    }
     let _ = writeln!(out, "CA certificate: {}", mef.ca_cert_pem_path().display());
     let _ = out.flush();
     drop(out);

@@ -1,4 +1,9 @@
-//! Listener, TLS (rustls 0.23, ring, TLS 1.2 and 1.3) and connection threads.
+//! Listeners, TLS and connection threads.
+//!
+//! The main listener is rustls 0.23 (ring, TLS 1.2 and 1.3, certificate-based RSPF); the optional
+//! PSK listener is OpenSSL (PPSK-based RSPF, [`crate::psk`]). Both run the same accept loop and
+//! HTTP/EST code through [`TlsAcceptor`] and [`ServerStream`]; what differs is the authenticated
+//! [`Principal`] of a connection: its client certificate chain or its KpmID.
 
 use crate::ca::MefCa;
 use crate::challenge::Challenges;
@@ -11,6 +16,7 @@ use rustls::server::WebPkiClientVerifier;
 use rustls::{RootCertStore, ServerConfig, ServerConnection, StreamOwned};
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, UnixTime};
 use std::collections::HashMap;
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -46,18 +52,109 @@ pub(crate) enum Peer {
     },
     /// Passed the TLS check (it chains to the MEF CA) but the MEF has no record of it.
     Unknown,
+    /// Authenticated by a PSK (PPSK-based RSPF); `identity` while the KpmID is registered.
+    Psk {
+        kpm_id: String,
+        identity: Option<Identity>,
+    },
+}
+
+/// Who a connection authenticated as at the TLS layer.
+#[derive(Debug, Clone)]
+pub(crate) enum Principal {
+    /// The rustls listener: the client certificate chain (empty without one).
+    Certificates(Vec<CertificateDer<'static>>),
+    /// The PSK listener: the KpmID whose Kpm the handshake proved (TS-0003 8.3.2.1).
+    Psk(String),
 }
 
 /// Connection facts the handlers need.
 pub(crate) struct ConnInfo {
-    pub certs: Vec<CertificateDer<'static>>,
+    pub principal: Principal,
+}
+
+impl ConnInfo {
+    /// The client certificate chain (empty for PSK connections and anonymous clients).
+    pub(crate) fn certs(&self) -> &[CertificateDer<'static>] {
+        match &self.principal {
+            Principal::Certificates(c) => c,
+            Principal::Psk(_) => &[],
+        }
+    }
+}
+
+/// Key of a PSK principal in tables shared with certificate fingerprints (challengePasswords):
+/// fingerprints are hex, so the prefix keeps the two apart.
+pub(crate) fn psk_principal_key(kpm_id: &str) -> String {
+    format!("psk:{kpm_id}")
+}
+
+/// A TLS server stream the HTTP layer runs over (rustls or OpenSSL).
+pub(crate) trait ServerStream: Read + Write + Send + 'static {
+    /// Sends close_notify (best effort).
+    fn send_close(&mut self);
+    /// The TCP socket under the TLS layer.
+    fn tcp(&mut self) -> &mut TcpStream;
+}
+
+/// A TLS server handshake: an accepted TCP connection in, an authenticated stream out.
+pub(crate) trait TlsAcceptor: Send + Sync + 'static {
+    type Stream: ServerStream;
+    /// Runs the handshake (within the socket timeouts already set).
+    fn accept(&self, sock: TcpStream) -> std::io::Result<(Self::Stream, ConnInfo)>;
+}
+
+/// The rustls acceptor of the main listener.
+struct RustlsAcceptor(Arc<ServerConfig>);
+
+impl ServerStream for StreamOwned<ServerConnection, TcpStream> {
+    fn send_close(&mut self) {
+        self.conn.send_close_notify();
+        let _ = self.conn.complete_io(&mut self.sock);
+    }
+
+    fn tcp(&mut self) -> &mut TcpStream {
+        &mut self.sock
+    }
+}
+
+impl TlsAcceptor for RustlsAcceptor {
+    type Stream = StreamOwned<ServerConnection, TcpStream>;
+
+    fn accept(&self, sock: TcpStream) -> std::io::Result<(Self::Stream, ConnInfo)> {
+        let conn = ServerConnection::new(self.0.clone()).map_err(std::io::Error::other)?;
+        let mut stream = StreamOwned::new(conn, sock);
+        while stream.conn.is_handshaking() {
+            stream.conn.complete_io(&mut stream.sock)?;
+        }
+        let certs = stream
+            .conn
+            .peer_certificates()
+            .map(|c| c.iter().map(|c| c.clone().into_owned()).collect())
+            .unwrap_or_default();
+        Ok((
+            stream,
+            ConnInfo {
+                principal: Principal::Certificates(certs),
+            },
+        ))
+    }
 }
 
 impl Shared {
     /// Classifies the client certificate. Done per request, so registry edits and revocations
     /// made while a connection is open take effect at once.
     pub(crate) fn classify(&self, conn: &ConnInfo) -> Result<Peer, MefError> {
-        let Some(ee) = conn.certs.first() else {
+        let certs = match &conn.principal {
+            Principal::Psk(kpm_id) => {
+                return Ok(Peer::Psk {
+                    kpm_id: kpm_id.clone(),
+                    identity: self.store.psk_identity(kpm_id)?,
+                })
+            }
+            Principal::Certificates(certs) => certs,
+        };
+        let Some(ee) = certs.first() else {
             return Ok(Peer::Anonymous);
         };
         let fp = fingerprint(ee);
@@ -68,7 +165,7 @@ impl Shared {
             });
         }
         if let Some(v) = &self.third_party {
-            if v.verify_client_cert(ee, &conn.certs[1..], UnixTime::now())
+            if v.verify_client_cert(ee, &certs[1..], UnixTime::now())
                 .is_ok()
             {
                 let identity = self.store.lookup_identity(&fp)?;
@@ -86,14 +183,46 @@ impl Shared {
 pub struct RunningMef {
     shared: Arc<Shared>,
     local_addr: SocketAddr,
+    psk_addr: Option<SocketAddr>,
     stop: Arc<AtomicBool>,
     accept_thread: Option<JoinHandle<()>>,
+    psk_thread: Option<JoinHandle<()>>,
 }
 
 impl RunningMef {
     /// The bound address (with the real port when the configuration said 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The bound address of the TLS-PSK listener, when [`MefConfig::psk_listen`] was set.
+    pub fn psk_addr(&self) -> Option<SocketAddr> {
+        self.psk_addr
+    }
+
+    /// The base URI of the TLS-PSK listener (`https://localhost:PSKPORT/.well-known/est`, with
+    /// `/label` when given), when it runs.
+    pub fn psk_base_uri(&self, label: Option<&str>) -> Option<String> {
+        let addr = self.psk_addr?;
+        let mut uri = format!("https://localhost:{}/.well-known/est", addr.port());
+        if let Some(l) = label {
+            uri.push('/');
+            uri.push_str(l);
+        }
+        Some(uri)
+    }
+
+    /// Registers a PSK of PPSK-based RSPF: `kpm_id` (the TLS psk_identity), its key `kpm`
+    /// (16 to 64 bytes) and the identity certificates are issued for. Replaces an entry with
+    /// the same KpmID. Takes effect for new handshakes at once.
+    pub fn add_psk(
+        &self,
+        kpm_id: &str,
+        kpm: &[u8],
+        subject_type: SubjectType,
+        subject_id: &str,
+    ) -> Result<(), MefError> {
+        crate::psk::add_psk(&self.shared.store, kpm_id, kpm, subject_type, subject_id)
     }
 
     /// The MEF CA certificate DER (the explicit trust anchor clients are given).
@@ -164,7 +293,13 @@ impl RunningMef {
             &wake_addr(self.local_addr),
             std::time::Duration::from_secs(1),
         );
+        if let Some(addr) = self.psk_addr {
+            let _ = TcpStream::connect_timeout(&wake_addr(addr), std::time::Duration::from_secs(1));
+        }
         if let Some(t) = self.accept_thread.take() {
+            let _ = t.join();
+        }
+        if let Some(t) = self.psk_thread.take() {
             let _ = t.join();
         }
     }
@@ -270,6 +405,21 @@ pub(crate) fn start(config: MefConfig) -> Result<RunningMef, MefError> {
         context: "reading the bound address".into(),
         source: e,
     })?;
+    let psk = match config.psk_listen {
+        Some(addr) => {
+            let acceptor = crate::psk::PskAcceptor::new(store.clone())?;
+            let l = TcpListener::bind(addr).map_err(|e| MefError::Io {
+                context: format!("binding the PSK listener {addr}"),
+                source: e,
+            })?;
+            let bound = l.local_addr().map_err(|e| MefError::Io {
+                context: "reading the bound PSK address".into(),
+                source: e,
+            })?;
+            Some((l, bound, acceptor))
+        }
+        None => None,
+    };
     let shared = Arc::new(Shared {
         config,
         ca,
@@ -279,24 +429,46 @@ pub(crate) fn start(config: MefConfig) -> Result<RunningMef, MefError> {
         third_party,
     });
     let stop = Arc::new(AtomicBool::new(false));
-    let accept_thread = {
-        let shared = shared.clone();
-        let stop = stop.clone();
-        std::thread::Builder::new()
-            .name("mef-accept".into())
-            .spawn(move || accept_loop(listener, shared, tls, stop))
-            .map_err(|e| MefError::Io {
-                context: "spawning the accept thread".into(),
-                source: e,
-            })?
-    };
+    let accept_thread = spawn_listener(
+        "mef-accept",
+        listener,
+        shared.clone(),
+        RustlsAcceptor(tls),
+        stop.clone(),
+    )?;
     log::info!("MEF listening on {local_addr}");
-    Ok(RunningMef {
-        shared,
+    let mut running = RunningMef {
+        shared: shared.clone(),
         local_addr,
-        stop,
+        psk_addr: None,
+        stop: stop.clone(),
         accept_thread: Some(accept_thread),
-    })
+        psk_thread: None,
+    };
+    if let Some((l, bound, acceptor)) = psk {
+        // On failure `running` is dropped, which stops the main listener again.
+        running.psk_thread = Some(spawn_listener("mef-psk-accept", l, shared, acceptor, stop)?);
+        running.psk_addr = Some(bound);
+        log::info!("MEF TLS-PSK listener on {bound}");
+    }
+    Ok(running)
+}
+
+fn spawn_listener<A: TlsAcceptor>(
+    name: &str,
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    acceptor: A,
+    stop: Arc<AtomicBool>,
+) -> Result<JoinHandle<()>, MefError> {
+    let acceptor = Arc::new(acceptor);
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn(move || accept_loop(listener, shared, acceptor, stop))
+        .map_err(|e| MefError::Io {
+            context: format!("spawning the {name} thread"),
+            source: e,
+        })
 }
 
 /// Open connections, so shutdown can end idle keep-alive connections at once.
@@ -319,10 +491,10 @@ impl Drop for ConnGuard {
     }
 }
 
-fn accept_loop(
+fn accept_loop<A: TlsAcceptor>(
     listener: TcpListener,
     shared: Arc<Shared>,
-    tls: Arc<ServerConfig>,
+    tls: Arc<A>,
     stop: Arc<AtomicBool>,
 ) {
     let conns = Arc::new(Mutex::new(Connections::default()));
@@ -358,7 +530,7 @@ fn accept_loop(
             .spawn(move || {
                 let _guard = guard;
                 let peer = stream.peer_addr().ok();
-                if let Err(e) = serve_connection(stream, &shared, tls, &stop) {
+                if let Err(e) = serve_connection(stream, &shared, tls.as_ref(), &stop) {
                     log::debug!("connection {peer:?}: {e}");
                 }
             });
@@ -380,28 +552,17 @@ fn accept_loop(
     }
 }
 
-fn serve_connection(
+fn serve_connection<A: TlsAcceptor>(
     sock: TcpStream,
     shared: &Shared,
-    tls: Arc<ServerConfig>,
+    tls: &A,
     stop: &AtomicBool,
 ) -> std::io::Result<()> {
     let timeout = Some(shared.config.io_timeout);
     sock.set_read_timeout(timeout)?;
     sock.set_write_timeout(timeout)?;
     let _ = sock.set_nodelay(true);
-    let conn = ServerConnection::new(tls).map_err(std::io::Error::other)?;
-    let mut stream = StreamOwned::new(conn, sock);
-    while stream.conn.is_handshaking() {
-        stream.conn.complete_io(&mut stream.sock)?;
-    }
-    let info = ConnInfo {
-        certs: stream
-            .conn
-            .peer_certificates()
-            .map(|c| c.iter().map(|c| c.clone().into_owned()).collect())
-            .unwrap_or_default(),
-    };
+    let (mut stream, info) = tls.accept(sock)?;
     let mut buf = Vec::new();
     loop {
         if stop.load(Ordering::SeqCst) {
@@ -426,26 +587,22 @@ fn serve_connection(
             break;
         }
     }
-    stream.conn.send_close_notify();
-    let _ = stream.conn.complete_io(&mut stream.sock);
+    stream.send_close();
     Ok(())
 }
 
 /// Lingering close after refusing a request that was not fully read: closing a socket with
 /// unread input makes TCP send a reset, which can destroy the error response before the client
 /// reads it. So: close_notify, half-close, then discard input for a short while.
-fn linger(stream: &mut StreamOwned<ServerConnection, TcpStream>) {
-    use std::io::Read;
-    stream.conn.send_close_notify();
-    let _ = stream.conn.complete_io(&mut stream.sock);
-    let _ = stream.sock.shutdown(std::net::Shutdown::Write);
-    let _ = stream
-        .sock
-        .set_read_timeout(Some(std::time::Duration::from_millis(500)));
+fn linger<S: ServerStream>(stream: &mut S) {
+    stream.send_close();
+    let sock = stream.tcp();
+    let _ = sock.shutdown(std::net::Shutdown::Write);
+    let _ = sock.set_read_timeout(Some(std::time::Duration::from_millis(500)));
     let mut sink = [0u8; 4096];
     let mut total = 0usize;
     while total < 256 * 1024 {
-        match stream.sock.read(&mut sink) {
+        match sock.read(&mut sink) {
             Ok(0) | Err(_) => break,
             Ok(n) => total += n,
         }

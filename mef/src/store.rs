@@ -1,7 +1,11 @@
 //! Persistent state in SQLite (DIR/mef.sqlite): issued certificates, the identity registry of
-//! third-party client certificates, and the schema version. Every write is one transaction, so a
-//! crash never leaves a half-written record. A PSK registry (KpmID -> Kpm, identity) will be a
-//! further table in a later schema version.
+//! third-party client certificates, the PSK registry of PPSK-based RSPF (KpmID -> Kpm and the
+//! associated identity, TS-0003 8.3.2.1), and the schema version. Every write is one
+//! transaction, so a crash never leaves a half-written record.
+//!
+//! Schema versions: 1 (issued certificates, identities), 2 (adds `psk_keys`). Opening a version 1
+//! database migrates it to 2 in one transaction. The database holds the Kpm keys in the clear
+//! (a reference MEF), so on Unix the file is made readable by its owner only.
 
 use crate::identity::{Identity, SubjectType};
 use crate::MefError;
@@ -9,9 +13,19 @@ use rusqlite::{params, Connection, OptionalExtension};
 use std::path::Path;
 use std::sync::Mutex;
 use std::time::Duration;
+use zeroize::Zeroizing;
 
 /// The schema version this build writes.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
+
+/// The table added by schema version 2: the PSK registry.
+const PSK_TABLE: &str = "CREATE TABLE psk_keys (
+    kpm_id TEXT PRIMARY KEY,
+    kpm BLOB NOT NULL,
+    subject_type TEXT NOT NULL,
+    subject_id TEXT NOT NULL,
+    added_at INTEGER NOT NULL
+);";
 
 /// The file name of the database inside the data directory.
 pub const DB_FILE: &str = "mef.sqlite";
@@ -39,6 +53,17 @@ pub struct IssuedCert {
 pub struct RegistryEntry {
     /// SHA-256 of the client certificate DER, lower-case hex.
     pub fingerprint: String,
+    pub identity: Identity,
+    /// When it was added, seconds since the Unix epoch.
+    pub added_at: i64,
+}
+
+/// One entry of the PSK registry, without its key (listings never show keys).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PskEntry {
+    /// The KpmID (TLS `psk_identity`).
+    pub kpm_id: String,
+    /// The identity certificates for this KpmID are issued for.
     pub identity: Identity,
     /// When it was added, seconds since the Unix epoch.
     pub added_at: i64,
@@ -117,11 +142,23 @@ impl Store {
                     );",
                 )
                 .map_err(db_err("creating tables"))?;
+                tx.execute_batch(PSK_TABLE)
+                    .map_err(db_err("creating the PSK table"))?;
                 tx.execute(
                     "INSERT INTO meta (key, value) VALUES ('schema_version', ?1)",
                     [SCHEMA_VERSION],
                 )
                 .map_err(db_err("writing schema version"))?;
+            }
+            Some(1) => {
+                // Migration 1 -> 2: the PSK registry.
+                tx.execute_batch(PSK_TABLE)
+                    .map_err(db_err("migrating: creating the PSK table"))?;
+                tx.execute(
+                    "UPDATE meta SET value = ?1 WHERE key = 'schema_version'",
+                    [SCHEMA_VERSION],
+                )
+                .map_err(db_err("migrating: writing schema version"))?;
             }
             Some(v) if v == SCHEMA_VERSION => {}
             Some(v) => {
@@ -131,6 +168,17 @@ impl Store {
             }
         }
         tx.commit().map_err(db_err("committing migration"))?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let path = data_dir.join(DB_FILE);
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).map_err(
+                |e| MefError::Io {
+                    context: format!("restricting permissions of {}", path.display()),
+                    source: e,
+                },
+            )?;
+        }
         Ok(Store {
             conn: Mutex::new(conn),
         })
@@ -217,6 +265,88 @@ impl Store {
             .map_err(db_err("listing identities"))?;
         rows.collect::<Result<Vec<_>, _>>()
             .map_err(db_err("listing identities"))
+    }
+
+    /// Adds (or replaces) a PSK: KpmID, Kpm and the associated identity (TS-0003 8.3.2.1).
+    /// Validate first with [`crate::psk::validate`] (done by [`crate::add_psk`]).
+    pub fn add_psk(&self, kpm_id: &str, kpm: &[u8], identity: &Identity) -> Result<(), MefError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction().map_err(db_err("starting transaction"))?;
+        tx.execute(
+            "INSERT OR REPLACE INTO psk_keys (kpm_id, kpm, subject_type, subject_id, added_at)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![
+                kpm_id,
+                kpm,
+                identity.subject_type().as_str(),
+                identity.subject_id(),
+                now_secs()
+            ],
+        )
+        .map_err(db_err("adding PSK"))?;
+        tx.commit().map_err(db_err("committing PSK"))
+    }
+
+    /// Removes a PSK; returns whether it existed.
+    pub fn remove_psk(&self, kpm_id: &str) -> Result<bool, MefError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction().map_err(db_err("starting transaction"))?;
+        let n = tx
+            .execute("DELETE FROM psk_keys WHERE kpm_id = ?1", [kpm_id])
+            .map_err(db_err("removing PSK"))?;
+        tx.commit().map_err(db_err("committing PSK removal"))?;
+        Ok(n > 0)
+    }
+
+    /// The Kpm and identity registered for a KpmID.
+    pub fn lookup_psk(
+        &self,
+        kpm_id: &str,
+    ) -> Result<Option<(Zeroizing<Vec<u8>>, Identity)>, MefError> {
+        self.conn()
+            .query_row(
+                "SELECT kpm, subject_type, subject_id FROM psk_keys WHERE kpm_id = ?1",
+                [kpm_id],
+                |r| {
+                    let key = Zeroizing::new(r.get::<_, Vec<u8>>(0)?);
+                    Ok((key, identity_from_row(r.get(1)?, r.get(2)?)?))
+                },
+            )
+            .optional()
+            .map_err(db_err("looking up PSK"))
+    }
+
+    /// The identity registered for a KpmID (without reading its key).
+    pub fn psk_identity(&self, kpm_id: &str) -> Result<Option<Identity>, MefError> {
+        self.conn()
+            .query_row(
+                "SELECT subject_type, subject_id FROM psk_keys WHERE kpm_id = ?1",
+                [kpm_id],
+                |r| identity_from_row(r.get(0)?, r.get(1)?),
+            )
+            .optional()
+            .map_err(db_err("looking up PSK identity"))
+    }
+
+    /// Every PSK entry, ordered by KpmID, without keys.
+    pub fn list_psks(&self) -> Result<Vec<PskEntry>, MefError> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare(
+                "SELECT kpm_id, subject_type, subject_id, added_at FROM psk_keys ORDER BY kpm_id",
+            )
+            .map_err(db_err("listing PSKs"))?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok(PskEntry {
+                    kpm_id: r.get(0)?,
+                    identity: identity_from_row(r.get(1)?, r.get(2)?)?,
+                    added_at: r.get(3)?,
+                })
+            })
+            .map_err(db_err("listing PSKs"))?;
+        rows.collect::<Result<Vec<_>, _>>()
+            .map_err(db_err("listing PSKs"))
     }
 
     /// Records an issued certificate (one transaction).
@@ -349,6 +479,54 @@ mod tests {
             .unwrap();
         drop(s);
         assert!(Store::open(&dir).is_err());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn migrates_version_1_and_keeps_psks() {
+        let dir = std::env::temp_dir().join(format!("onem2m-mef-store-v1-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        {
+            // A version 1 database as the previous build wrote it.
+            let c = Connection::open(dir.join(DB_FILE)).unwrap();
+            c.execute_batch(
+                "CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+                 INSERT INTO meta VALUES ('schema_version', 1);
+                 CREATE TABLE issued_certs (serial TEXT PRIMARY KEY, subject_type TEXT NOT NULL,
+                     subject_id TEXT NOT NULL, fingerprint TEXT NOT NULL UNIQUE,
+                     not_before INTEGER NOT NULL, not_after INTEGER NOT NULL,
+                     revoked INTEGER NOT NULL DEFAULT 0, issued_at INTEGER NOT NULL,
+                     cert_der BLOB NOT NULL);
+                 CREATE TABLE identities (fingerprint TEXT PRIMARY KEY, subject_type TEXT NOT NULL,
+                     subject_id TEXT NOT NULL, added_at INTEGER NOT NULL);
+                 INSERT INTO identities VALUES ('ab', 'cse', 'cse01.sp.example.com', 1);",
+            )
+            .unwrap();
+        }
+        let s = Store::open(&dir).unwrap();
+        assert_eq!(s.schema_version().unwrap(), 2);
+        let id = Identity::new(SubjectType::Cse, "cse01.sp.example.com").unwrap();
+        assert_eq!(s.lookup_identity("ab").unwrap(), Some(id.clone()));
+        s.add_psk("kpm-01", &[9u8; 16], &id).unwrap();
+        drop(s);
+        let s = Store::open(&dir).unwrap();
+        let (key, found) = s.lookup_psk("kpm-01").unwrap().unwrap();
+        assert_eq!((&key[..], &found), (&[9u8; 16][..], &id));
+        assert_eq!(s.psk_identity("kpm-01").unwrap(), Some(id));
+        assert_eq!(s.list_psks().unwrap()[0].kpm_id, "kpm-01");
+        assert!(s.lookup_psk("kpm-02").unwrap().is_none());
+        assert!(s.remove_psk("kpm-01").unwrap());
+        assert!(!s.remove_psk("kpm-01").unwrap());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(dir.join(DB_FILE))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -1,0 +1,211 @@
+//! The TLS-PSK listener of PPSK-based RSPF (TS-0003 8.3.2.1; CR 8.3.Z.2.1: EST certificate-less
+//! TLS mutual authentication, RFC 7030 3.3.3), on OpenSSL (rustls has no PSK support).
+//!
+//! The client's `psk_identity` is a KpmID looked up in the PSK registry ([`crate::Store`]); the
+//! connection's principal is that KpmID and the identity registered with it. Unknown KpmIDs and
+//! wrong keys fail the handshake: the listener has no certificate, so without the PSK there is
+//! nothing to authenticate with (TLS 1.2 answers `unknown_psk_identity` or `decrypt_error` /
+//! `bad_record_mac`; TLS 1.3 rejects the binder or finds no certificate to fall back to).
+//!
+//! Suites: TLS 1.2 PSK-authenticated suites only (ECDHE-PSK and DHE-PSK first, the mandatory
+//! TLS_PSK_WITH_AES_128_CBC_SHA256 of TS-0003 10.2.2 included), and TLS 1.3 external PSKs with
+//! the SHA-256 suites (OpenSSL binds a `psk_server_callback` key to SHA-256). No session tickets
+//! and no session cache: every connection proves the PSK again.
+
+use crate::identity::{Identity, SubjectType};
+use crate::server::{ConnInfo, Principal, ServerStream, TlsAcceptor};
+use crate::store::Store;
+use crate::MefError;
+use openssl::ex_data::Index;
+use openssl::ssl::{
+    Ssl, SslAcceptor, SslMethod, SslOptions, SslSessionCacheMode, SslStream, SslVersion,
+};
+use std::io;
+use std::net::TcpStream;
+use std::sync::Arc;
+
+/// Shortest Kpm accepted, in bytes (128 bits; RFC 4279 7.2: low-entropy PSKs fall to
+/// brute-force and dictionary attacks). The client library applies the same rule.
+pub const MIN_KEY_LEN: usize = 16;
+/// Longest Kpm accepted, in bytes (RFC 4279 5.3: support for 64 octets is required).
+pub const MAX_KEY_LEN: usize = 64;
+/// Longest KpmID accepted, in bytes (RFC 4279 5.3: support for 128 octets is required).
+pub const MAX_IDENTITY_LEN: usize = 128;
+
+const TLS12_CIPHERS: &str = "ECDHE-PSK-CHACHA20-POLY1305:\
+    DHE-PSK-AES256-GCM-SHA384:DHE-PSK-CHACHA20-POLY1305:DHE-PSK-AES128-GCM-SHA256:\
+    ECDHE-PSK-AES256-CBC-SHA384:ECDHE-PSK-AES128-CBC-SHA256:\
+    PSK-AES256-GCM-SHA384:PSK-CHACHA20-POLY1305:PSK-AES128-GCM-SHA256:\
+    PSK-AES128-CBC-SHA256";
+const TLS13_SUITES: &str = "TLS_AES_128_GCM_SHA256:TLS_CHACHA20_POLY1305_SHA256";
+
+/// Checks a KpmID and Kpm before they are registered. Errors never show the key.
+pub fn validate(kpm_id: &str, kpm: &[u8]) -> Result<(), MefError> {
+    if kpm_id.is_empty() {
+        return Err(MefError::InvalidIdentity("the KpmID is empty".into()));
+    }
+    if kpm_id.len() > MAX_IDENTITY_LEN {
+        return Err(MefError::InvalidIdentity(format!(
+            "the KpmID is longer than {MAX_IDENTITY_LEN} bytes (RFC 4279 5.3)"
+        )));
+    }
+    if kpm_id.chars().any(char::is_control) {
+        return Err(MefError::InvalidIdentity(
+            "the KpmID contains control characters".into(),
+        ));
+    }
+    if kpm.len() < MIN_KEY_LEN || kpm.len() > MAX_KEY_LEN {
+        return Err(MefError::Config(format!(
+            "the Kpm must be {MIN_KEY_LEN} to {MAX_KEY_LEN} bytes long (it is {} bytes)",
+            kpm.len()
+        )));
+    }
+    Ok(())
+}
+
+/// Registers a PSK in `store` (see [`crate::RunningMef::add_psk`]); validates it first.
+pub fn add_psk(
+    store: &Store,
+    kpm_id: &str,
+    kpm: &[u8],
+    subject_type: SubjectType,
+    subject_id: &str,
+) -> Result<(), MefError> {
+    validate(kpm_id, kpm)?;
+    let identity = Identity::new(subject_type, subject_id)?;
+    store.add_psk(kpm_id, kpm, &identity)
+}
+
+/// Decodes a hexadecimal Kpm (white space and ':' allowed); errors never echo the text.
+pub fn decode_hex(text: &str) -> Result<zeroize::Zeroizing<Vec<u8>>, MefError> {
+    let digits: zeroize::Zeroizing<Vec<u8>> = zeroize::Zeroizing::new(
+        text.bytes()
+            .filter(|b| !b.is_ascii_whitespace() && *b != b':')
+            .collect(),
+    );
+    let bad = || MefError::Config("the Kpm is not hexadecimal text (0-9, a-f, ':')".into());
+    if digits.is_empty() || digits.len() % 2 != 0 {
+        return Err(bad());
+    }
+    let mut out = zeroize::Zeroizing::new(Vec::with_capacity(digits.len() / 2));
+    for pair in digits.chunks(2) {
+        let hi = (pair[0] as char).to_digit(16).ok_or_else(bad)?;
+        let lo = (pair[1] as char).to_digit(16).ok_or_else(bad)?;
+        out.push((hi * 16 + lo) as u8);
+    }
+    Ok(out)
+}
+
+/// The OpenSSL acceptor of the PSK listener.
+pub(crate) struct PskAcceptor {
+    acceptor: SslAcceptor,
+    /// Where the PSK callback leaves the KpmID it accepted, per connection.
+    kpm_id: Index<Ssl, String>,
+}
+
+fn tls_err(e: impl std::fmt::Display) -> MefError {
+    MefError::Tls(format!("TLS-PSK listener: {e}"))
+}
+
+impl PskAcceptor {
+    pub(crate) fn new(store: Arc<Store>) -> Result<PskAcceptor, MefError> {
+        let kpm_id_index = Ssl::new_ex_index::<String>().map_err(tls_err)?;
+        // mozilla_intermediate_v5 brings ffdhe2048 for the DHE-PSK suites; its certificate
+        // suites are replaced below (and there is no certificate anyway).
+        let mut b =
+            SslAcceptor::mozilla_intermediate_v5(SslMethod::tls_server()).map_err(tls_err)?;
+        b.set_min_proto_version(Some(SslVersion::TLS1_2))
+            .map_err(tls_err)?;
+        b.set_max_proto_version(Some(SslVersion::TLS1_3))
+            .map_err(tls_err)?;
+        b.set_cipher_list(TLS12_CIPHERS).map_err(tls_err)?;
+        b.set_ciphersuites(TLS13_SUITES).map_err(tls_err)?;
+        b.set_options(SslOptions::NO_TICKET | SslOptions::NO_RENEGOTIATION);
+        b.set_session_cache_mode(SslSessionCacheMode::OFF);
+        b.set_num_tickets(0).map_err(tls_err)?;
+        let index = kpm_id_index;
+        b.set_psk_server_callback(move |ssl, identity, psk_out| {
+            let Some(kpm_id) = identity.and_then(|i| std::str::from_utf8(i).ok()) else {
+                log::info!("TLS-PSK: a client offered a non-UTF-8 psk_identity");
+                return Ok(0);
+            };
+            match store.lookup_psk(kpm_id) {
+                Ok(Some((key, _))) if key.len() <= psk_out.len() => {
+                    psk_out[..key.len()].copy_from_slice(&key);
+                    ssl.set_ex_data(index, kpm_id.to_owned());
+                    Ok(key.len())
+                }
+                Ok(_) => {
+                    log::info!("TLS-PSK: unknown KpmID {kpm_id:?}");
+                    Ok(0)
+                }
+                Err(e) => {
+                    log::error!("TLS-PSK: looking up KpmID {kpm_id:?}: {e}");
+                    Ok(0)
+                }
+            }
+        });
+        Ok(PskAcceptor {
+            acceptor: b.build(),
+            kpm_id: kpm_id_index,
+        })
+    }
+}
+
+impl ServerStream for SslStream<TcpStream> {
+    fn send_close(&mut self) {
+        let _ = self.shutdown();
+    }
+
+    fn tcp(&mut self) -> &mut TcpStream {
+        self.get_mut()
+    }
+}
+
+impl TlsAcceptor for PskAcceptor {
+    type Stream = SslStream<TcpStream>;
+
+    fn accept(&self, sock: TcpStream) -> io::Result<(Self::Stream, ConnInfo)> {
+        let stream = self
+            .acceptor
+            .accept(sock)
+            .map_err(|e| io::Error::other(format!("TLS-PSK handshake failed: {e}")))?;
+        // The listener has no certificate, so a completed handshake used a PSK the callback
+        // accepted, and the callback recorded its KpmID.
+        let kpm_id = stream.ssl().ex_data(self.kpm_id).cloned().ok_or_else(|| {
+            io::Error::other("TLS-PSK handshake completed without an accepted KpmID")
+        })?;
+        log::debug!(
+            "TLS-PSK client {kpm_id:?}: {} {}",
+            stream.ssl().version_str(),
+            stream
+                .ssl()
+                .current_cipher()
+                .map(|c| c.name())
+                .unwrap_or("?")
+        );
+        Ok((
+            stream,
+            ConnInfo {
+                principal: Principal::Psk(kpm_id),
+            },
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validates_and_decodes() {
+        assert!(validate("kpm", &[0u8; 16]).is_ok());
+        assert!(validate("", &[0u8; 16]).is_err());
+        assert!(validate("kpm", &[0u8; 15]).is_err());
+        assert!(validate("kpm", &[0u8; 65]).is_err());
+        assert!(validate("k\npm", &[0u8; 16]).is_err());
+        assert_eq!(&decode_hex("0a:0B\n").unwrap()[..], &[10, 11]);
+        assert!(decode_hex("0g").is_err());
+        assert!(decode_hex("abc").is_err());
+    }
+}
