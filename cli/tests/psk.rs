@@ -1,0 +1,270 @@
+//! The `onem2m-est` binary with PPSK-based RSPF flags (--psk-identity, --psk-key-hex,
+//! --psk-key-file) against the reference MEF's TLS-PSK listener on 127.0.0.1.
+//!
+//! Built without the library's `psk` feature, the flags are accepted by the parser and refused
+//! as unacceptable arguments (exit 2); both builds are tested.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use onem2m_mef::{Mef, MefConfig, RunningMef, SubjectType};
+use tempfile::TempDir;
+
+const CSE_ID: &str = "cse01.sp.example.com";
+const KPM_ID: &str = "kpm-cli-0001";
+const KPM_HEX: &str = "a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f90";
+
+struct Fixture {
+    dir: TempDir,
+    mef: RunningMef,
+}
+
+impl Fixture {
+    fn new() -> Fixture {
+        let dir = TempDir::new().unwrap();
+        let mut config = MefConfig::new(dir.path().join("mef"));
+        config.psk_listen = Some("127.0.0.1:0".parse().unwrap());
+        let mef = Mef::start(config).unwrap();
+        let kpm: Vec<u8> = (0..KPM_HEX.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&KPM_HEX[i..i + 2], 16).unwrap())
+            .collect();
+        mef.add_psk(KPM_ID, &kpm, SubjectType::Cse, CSE_ID).unwrap();
+        // The key file format: hexadecimal text, line breaks and ':' allowed.
+        let wrapped = format!("{}\n{}\n", &KPM_HEX[..32], &KPM_HEX[32..]);
+        std::fs::write(dir.path().join("kpm.hex"), wrapped).unwrap();
+        Fixture { dir, mef }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn psk_server(&self) -> String {
+        self.mef.psk_base_uri(None).unwrap()
+    }
+
+    fn psk_args(&self, command: &str) -> Vec<String> {
+        vec![
+            command.into(),
+            "--server".into(),
+            self.psk_server(),
+            "--psk-identity".into(),
+            KPM_ID.into(),
+            "--psk-key-file".into(),
+            self.path("kpm.hex").display().to_string(),
+        ]
+    }
+}
+
+fn run<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_onem2m-est"))
+        .args(args)
+        .output()
+        .expect("the onem2m-est binary runs")
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "status {:?}\nstdout:\n{}\nstderr:\n{}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// Without the `psk` feature every PSK command is an unacceptable argument.
+fn assert_unsupported(o: &Output) {
+    assert_eq!(o.status.code(), Some(2), "{}", text(o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("no TLS-PSK support"),
+        "{}",
+        text(o)
+    );
+}
+
+fn out_files_exist(out: &Path) {
+    for name in ["cert.pem", "key.pem", "trust-anchors.pem"] {
+        assert!(out.join(name).exists(), "{name} written");
+    }
+}
+
+#[test]
+fn psk_provision_then_certificate_reprovision() {
+    let f = Fixture::new();
+    let out = f.path("cred");
+    let mut args = f.psk_args("provision");
+    args.extend(["--out".into(), out.display().to_string()]);
+    let o = run(&args);
+    if !onem2m_est::psk::SUPPORTED {
+        assert_unsupported(&o);
+        assert!(!out.join("cert.pem").exists());
+        return;
+    }
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    out_files_exist(&out);
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(stdout.contains(CSE_ID), "{}", text(&o));
+    assert!(
+        stdout.contains("trust anchors installed: 1"),
+        "{}",
+        text(&o)
+    );
+    let tas = std::fs::read_to_string(out.join("trust-anchors.pem")).unwrap();
+    let mef_ca = std::fs::read_to_string(f.mef.ca_cert_pem_path()).unwrap();
+    assert_eq!(
+        tas.trim(),
+        mef_ca.trim(),
+        "the MEF CA became the trust anchor"
+    );
+
+    // Re-provisioning is certificate-based, on the MEF's certificate listener.
+    let cert_before = std::fs::read(out.join("cert.pem")).unwrap();
+    let o = run(&[
+        "reprovision",
+        "--server",
+        &f.mef.base_uri(None),
+        "--out",
+        &out.display().to_string(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_ne!(std::fs::read(out.join("cert.pem")).unwrap(), cert_before);
+}
+
+#[test]
+fn psk_serverkeygen_cacerts_and_csrattrs() {
+    let f = Fixture::new();
+    let out = f.path("skg");
+    let mut args = f.psk_args("serverkeygen");
+    args.extend(["--out".into(), out.display().to_string()]);
+    let o = run(&args);
+    if !onem2m_est::psk::SUPPORTED {
+        assert_unsupported(&o);
+        return;
+    }
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    out_files_exist(&out);
+
+    let o = run(&[
+        "cacerts",
+        "--server",
+        &f.psk_server(),
+        "--psk-identity",
+        KPM_ID,
+        "--psk-key-hex",
+        KPM_HEX,
+        "--pem",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("BEGIN CERTIFICATE"));
+
+    let o = run(&f.psk_args("csrattrs"));
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(stdout.contains(CSE_ID), "{}", text(&o));
+    assert!(stdout.contains("not shown"), "{}", text(&o));
+}
+
+#[test]
+fn a_wrong_key_is_a_server_side_failure() {
+    let f = Fixture::new();
+    let out = f.path("wrong");
+    let o = run(&[
+        "provision",
+        "--server",
+        &f.psk_server(),
+        "--psk-identity",
+        KPM_ID,
+        "--psk-key-hex",
+        &"00".repeat(32),
+        "--out",
+        &out.display().to_string(),
+    ]);
+    if !onem2m_est::psk::SUPPORTED {
+        assert_unsupported(&o);
+        return;
+    }
+    // TS-0003 8.3.9.7: the handshake failed while communicating with the MEF.
+    assert_eq!(o.status.code(), Some(4), "{}", text(&o));
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        stderr.contains("MEF_CLIENT_CMD_CERT_PROV_SERVER_ERROR"),
+        "{}",
+        text(&o)
+    );
+    assert!(stderr.contains("PSK"), "{}", text(&o));
+    assert!(!out.join("cert.pem").exists());
+}
+
+#[test]
+fn bad_psk_arguments_exit_2_without_showing_the_key() {
+    let f = Fixture::new();
+    let server = f.psk_server();
+    let out = f.path("bad").display().to_string();
+    let short = "00112233445566778899aabbccddee"; // 15 bytes
+    let not_hex = "zz112233445566778899aabbccddeeff";
+    std::fs::write(f.path("raw.bin"), [0xffu8, 0xfe, 0x00, 0x01]).unwrap();
+    let raw = f.path("raw.bin").display().to_string();
+    let missing = f.path("missing.hex").display().to_string();
+    let cases: Vec<Vec<&str>> = vec![
+        // Too short (RFC 4279 7.2), not hexadecimal, a raw binary file, a missing file.
+        vec!["--psk-identity", KPM_ID, "--psk-key-hex", short],
+        vec!["--psk-identity", KPM_ID, "--psk-key-hex", not_hex],
+        vec!["--psk-identity", KPM_ID, "--psk-key-file", &raw],
+        vec!["--psk-identity", KPM_ID, "--psk-key-file", &missing],
+        // An empty KpmID.
+        vec!["--psk-identity", "", "--psk-key-hex", KPM_HEX],
+    ];
+    for extra in cases {
+        let mut args = vec!["provision", "--server", &server, "--out", &out];
+        args.extend(&extra);
+        let o = run(&args);
+        assert_eq!(o.status.code(), Some(2), "{extra:?}: {}", text(&o));
+        let all = text(&o);
+        for secret in [short, not_hex] {
+            assert!(!all.contains(secret), "{extra:?} shows the key: {all}");
+        }
+    }
+    // Usage errors (clap, exit 2): PSK with certificate flags, a key without an identity, an
+    // identity without a key, both key forms.
+    let ta = f.mef.ca_cert_pem_path().display().to_string();
+    let usage: Vec<Vec<&str>> = vec![
+        vec![
+            "--psk-identity",
+            KPM_ID,
+            "--psk-key-hex",
+            KPM_HEX,
+            "--trust-anchors",
+            &ta,
+        ],
+        vec!["--psk-key-hex", KPM_HEX],
+        vec!["--psk-identity", KPM_ID],
+        vec![
+            "--psk-identity",
+            KPM_ID,
+            "--psk-key-hex",
+            KPM_HEX,
+            "--psk-key-file",
+            &missing,
+        ],
+    ];
+    for extra in usage {
+        let mut args = vec!["provision", "--server", &server, "--out", &out];
+        args.extend(&extra);
+        let o = run(&args);
+        assert_eq!(o.status.code(), Some(2), "{extra:?}: {}", text(&o));
+        assert!(
+            String::from_utf8_lossy(&o.stderr).contains("--"),
+            "{extra:?}: {}",
+            text(&o)
+        );
+    }
+    // Neither certificate flags nor a PSK: still a usage error naming what is missing.
+    let o = run(&["provision", "--server", &server, "--out", &out]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("--trust-anchors"),
+        "{}",
+        text(&o)
+    );
+}
