@@ -265,60 +265,12 @@ fn check_csr(
     identity: &Identity,
     renewed: Option<&crate::IssuedCert>,
 ) -> Result<CheckedCsr, Response> {
-    // Content-Type: application/pkcs10, parameters tolerated (RFC 7030 4.2.1).
-    let ct = req
-        .header("content-type")
-        .ok_or_else(|| Response::text(415, "missing Content-Type: expected application/pkcs10"))?;
-    match MediaType::parse(ct) {
-        Ok(m) if m.is(media::PKCS10) => {}
-        _ => {
-            return Err(Response::text(
-                415,
-                format!("unsupported Content-Type {ct:?}: expected application/pkcs10"),
-            ))
-        }
-    }
-    let der =
-        base64body::decode(&req.body).map_err(|e| bad(format!("malformed base64 body: {e}")))?;
-    let (rest, csr) = X509CertificationRequest::from_der(&der)
-        .map_err(|e| bad(format!("malformed CSR DER (PKCS #10): {e}")))?;
-    if !rest.is_empty() {
-        return Err(bad(
-            "malformed CSR DER (PKCS #10): trailing data after the CSR",
-        ));
-    }
-    // Proof of possession (RFC 7030 3.4 / RFC 2986): the CSR is signed with its own key.
-    csr.verify_signature()
-        .map_err(|_| bad("CSR signature does not verify (proof of possession failed)"))?;
-    // TS-0003 10.1.1.1: ECDSA P-256 keys, ecdsa-with-SHA256 signatures.
+    let der = decode_csr_body(req.header("content-type"), &req.body)?;
+    let csr = parse_csr(&der)?;
     let info = &csr.certification_request_info;
     let spki = &info.subject_pki;
-    let curve = spki
-        .algorithm
-        .parameters
-        .as_ref()
-        .and_then(|p| p.as_oid().ok())
-        .map(|o| o.to_id_string());
-    if spki.algorithm.algorithm.to_id_string() != oids::EC_PUBLIC_KEY
-        || curve.as_deref() != Some(oids::SECP256R1)
-    {
-        return Err(bad(
-            "CSR key type is not allowed: the key must be ECDSA P-256 (secp256r1)",
-        ));
-    }
-    if csr.signature_algorithm.algorithm.to_id_string() != oids::ECDSA_WITH_SHA256 {
-        return Err(bad(
-            "CSR signature algorithm is not allowed: it must be ecdsa-with-SHA256",
-        ));
-    }
     // challengePassword (CR 8.3.Z.2.2 step 3: "the MEF shall validate the challengePassword").
-    let presented = info
-        .iter_attributes()
-        .find_map(|a| match a.parsed_attribute() {
-            ParsedCriAttribute::ChallengePassword(p) => Some(Zeroizing::new(p.0.clone())),
-            _ => None,
-        });
-    let Some(password) = presented else {
+    let Some(password) = csr_challenge_password(&csr) else {
         return Err(forbidden(
             "the CSR has no challengePassword attribute: fetch /csrattrs and echo its challengePassword",
         ));
@@ -351,17 +303,7 @@ fn check_csr(
     };
     // Identity (CR 8.3.Z.2.2 step 3: "validate the identity attribute against the authenticated
     // identity"): exactly one subjectAltName entry, equal to the associated identity.
-    let mut sans: Option<Vec<GeneralName>> = None;
-    if let Some(exts) = csr.requested_extensions() {
-        for ext in exts {
-            if let ParsedExtension::SubjectAlternativeName(s) = ext {
-                let names = s.general_names.iter().map(to_general_name).collect();
-                if sans.replace(names).is_some() {
-                    return Err(consume_and(bad("the CSR requests subjectAltName twice")));
-                }
-            }
-        }
-    }
+    let sans = csr_subject_alt_names(&csr).map_err(|e| consume_and(bad(e)))?;
     let Some(sans) = sans else {
         return Err(consume_and(bad(format!(
             "the CSR has no subjectAltName: it must carry exactly the identity {identity}"
@@ -404,6 +346,97 @@ fn check_csr(
         }
     }
     Ok(checked)
+}
+
+// The stateless part of `check_csr`: what a hostile request body reaches before any MEF state
+// is consulted. Public but hidden (re-exported by lib.rs) so the fuzz target `mef_csr` drives
+// this exact code.
+
+/// The CSR DER of an enrollment request: Content-Type application/pkcs10 (parameters
+/// tolerated, RFC 7030 4.2.1) and a base64 body (RFC 8951 3.1). Errors are the 415/400 answers.
+#[doc(hidden)]
+pub fn decode_csr_body(content_type: Option<&str>, body: &[u8]) -> Result<Vec<u8>, Response> {
+    let ct = content_type
+        .ok_or_else(|| Response::text(415, "missing Content-Type: expected application/pkcs10"))?;
+    match MediaType::parse(ct) {
+        Ok(m) if m.is(media::PKCS10) => {}
+        _ => {
+            return Err(Response::text(
+                415,
+                format!("unsupported Content-Type {ct:?}: expected application/pkcs10"),
+            ))
+        }
+    }
+    base64body::decode(body).map_err(|e| bad(format!("malformed base64 body: {e}")))
+}
+
+/// Parses a PKCS #10 CSR (RFC 2986) and checks what needs no MEF state: no trailing data, proof
+/// of possession, an ECDSA P-256 key and an ecdsa-with-SHA256 signature (TS-0003 10.1.1.1).
+/// Errors are the 400 answers.
+#[doc(hidden)]
+pub fn parse_csr(der: &[u8]) -> Result<X509CertificationRequest<'_>, Response> {
+    let (rest, csr) = X509CertificationRequest::from_der(der)
+        .map_err(|e| bad(format!("malformed CSR DER (PKCS #10): {e}")))?;
+    if !rest.is_empty() {
+        return Err(bad(
+            "malformed CSR DER (PKCS #10): trailing data after the CSR",
+        ));
+    }
+    // Proof of possession (RFC 7030 3.4 / RFC 2986): the CSR is signed with its own key.
+    csr.verify_signature()
+        .map_err(|_| bad("CSR signature does not verify (proof of possession failed)"))?;
+    // TS-0003 10.1.1.1: ECDSA P-256 keys, ecdsa-with-SHA256 signatures.
+    let spki = &csr.certification_request_info.subject_pki;
+    let curve = spki
+        .algorithm
+        .parameters
+        .as_ref()
+        .and_then(|p| p.as_oid().ok())
+        .map(|o| o.to_id_string());
+    if spki.algorithm.algorithm.to_id_string() != oids::EC_PUBLIC_KEY
+        || curve.as_deref() != Some(oids::SECP256R1)
+    {
+        return Err(bad(
+            "CSR key type is not allowed: the key must be ECDSA P-256 (secp256r1)",
+        ));
+    }
+    if csr.signature_algorithm.algorithm.to_id_string() != oids::ECDSA_WITH_SHA256 {
+        return Err(bad(
+            "CSR signature algorithm is not allowed: it must be ecdsa-with-SHA256",
+        ));
+    }
+    Ok(csr)
+}
+
+/// The challengePassword attribute of a CSR (PKCS #9, RFC 2985 5.4.1), if any.
+#[doc(hidden)]
+pub fn csr_challenge_password(csr: &X509CertificationRequest<'_>) -> Option<Zeroizing<String>> {
+    csr.certification_request_info
+        .iter_attributes()
+        .find_map(|a| match a.parsed_attribute() {
+            ParsedCriAttribute::ChallengePassword(p) => Some(Zeroizing::new(p.0.clone())),
+            _ => None,
+        })
+}
+
+/// The names of the CSR's requested subjectAltName, `None` without one. Requesting it twice is
+/// an error (the text of the 400 answer).
+#[doc(hidden)]
+pub fn csr_subject_alt_names(
+    csr: &X509CertificationRequest<'_>,
+) -> Result<Option<Vec<GeneralName>>, &'static str> {
+    let mut sans: Option<Vec<GeneralName>> = None;
+    if let Some(exts) = csr.requested_extensions() {
+        for ext in exts {
+            if let ParsedExtension::SubjectAlternativeName(s) = ext {
+                let names = s.general_names.iter().map(to_general_name).collect();
+                if sans.replace(names).is_some() {
+                    return Err("the CSR requests subjectAltName twice");
+                }
+            }
+        }
+    }
+    Ok(sans)
 }
 
 fn to_general_name(g: &x509_parser::extensions::GeneralName<'_>) -> GeneralName {

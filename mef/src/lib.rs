@@ -30,6 +30,9 @@ pub mod psk;
 mod server;
 pub mod store;
 
+// The stateless CSR checks of the enrollment operations, for the fuzz target `mef_csr`.
+#[doc(hidden)]
+pub use est::{csr_challenge_password, csr_subject_alt_names, decode_csr_body, parse_csr};
 pub use identity::{fingerprint, Identity, SubjectType};
 pub use psk::add_psk;
 pub use server::{add_identity, RunningMef};
