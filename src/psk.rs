@@ -27,6 +27,18 @@
 //!   must have been PSK-authenticated with no peer certificate.
 //! - SNI is sent for DNS host names (TS-0003 10.2.1, RFC 6066 3), as on the rustls path.
 //!
+//! Errors (TS-0003 8.3.9.7): a failed PSK handshake, wrong Kpm included, is
+//! [`Error::Tls`], class [`crate::ErrorClass::Server`] (MEF_CLIENT_CMD_CERT_PROV_SERVER_ERROR:
+//! "an error regarding communicating with the Certificate Provisioning server"). The client
+//! cannot tell a wrong local Kpm from an unknown KpmID, a MEF holding another key, or a server
+//! without TLS-PSK: all it sees is an alert (`bad_record_mac`, `decrypt_error`,
+//! `unknown_psk_identity`, `handshake_failure`) or a closed connection while communicating with
+//! the server, so it reports what it observed rather than guessing a local fault; the message
+//! names the possible causes. This is the same rule as every other TLS failure. A server that
+//! authenticates with a certificate instead of the PSK is [`Error::ServerNotAuthorized`] (also
+//! Server). Only what is checked locally before any I/O is [`crate::ErrorClass::BadArguments`]:
+//! malformed KpmIDs and keys ([`PskCredential::new`]) and a build without the `psk` feature.
+//!
 //! Secrets: Kpm lives in `Zeroizing`; the copy captured by the OpenSSL callback is a
 //! `Zeroizing` that is wiped when the stack (and with it the OpenSSL context) is dropped; the
 //! buffer OpenSSL hands to the callback is OPENSSL_cleanse'd by OpenSSL after deriving the keys.
@@ -150,7 +162,7 @@ pub fn decode_hex(text: &str) -> Result<Zeroizing<Vec<u8>>> {
     if digits.is_empty() {
         return Err(Error::invalid("psk key", "the hexadecimal Kpm is empty"));
     }
-    if digits.len() % 2 != 0 {
+    if !digits.len().is_multiple_of(2) {
         return Err(Error::invalid(
             "psk key",
             "the hexadecimal Kpm has an odd number of digits",

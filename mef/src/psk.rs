@@ -84,7 +84,7 @@ pub fn decode_hex(text: &str) -> Result<zeroize::Zeroizing<Vec<u8>>, MefError> {
             .collect(),
     );
     let bad = || MefError::Config("the Kpm is not hexadecimal text (0-9, a-f, ':')".into());
-    if digits.is_empty() || digits.len() % 2 != 0 {
+    if digits.is_empty() || !digits.len().is_multiple_of(2) {
         return Err(bad());
     }
     let mut out = zeroize::Zeroizing::new(Vec::with_capacity(digits.len() / 2));

@@ -69,6 +69,9 @@ pub struct PskEntry {
     pub added_at: i64,
 }
 
+/// A PSK registry entry with its key: the Kpm (zeroized on drop) and the identity.
+pub type PskRecord = (Zeroizing<Vec<u8>>, Identity);
+
 /// The database. Cheap to share behind an `Arc`; a mutex serialises access (SQLite connections
 /// are not `Sync`), and a busy timeout lets the CLI edit the registry while the server runs.
 pub struct Store {
@@ -299,10 +302,7 @@ impl Store {
     }
 
     /// The Kpm and identity registered for a KpmID.
-    pub fn lookup_psk(
-        &self,
-        kpm_id: &str,
-    ) -> Result<Option<(Zeroizing<Vec<u8>>, Identity)>, MefError> {
+    pub fn lookup_psk(&self, kpm_id: &str) -> Result<Option<PskRecord>, MefError> {
         self.conn()
             .query_row(
                 "SELECT kpm, subject_type, subject_id FROM psk_keys WHERE kpm_id = ?1",
