@@ -1,0 +1,125 @@
+/*
+ * The C quick start against a running MEF, with the built-in file store: provision, read
+ * /cacerts and /csrattrs into library buffers, renew, rekey and server-side keygen; checks
+ * the files the store installed.
+ *
+ * usage: file_store MEF_URL MEF_CA.pem DEVICE_CERT.pem DEVICE_KEY.pem SUBJECT_ID STORE_DIR
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "onem2m_est.h"
+
+static int failures = 0;
+
+#define TRUE(cond)                                                                             \
+  do {                                                                                         \
+    if (!(cond)) {                                                                             \
+      fprintf(stderr, "%s:%d: not true: %s\n", __FILE__, __LINE__, #cond);                    \
+      failures++;                                                                              \
+    }                                                                                          \
+  } while (0)
+
+static char *read_file(const char *path, size_t *len) {
+  FILE *f = fopen(path, "rb");
+  if (!f) {
+    perror(path);
+    exit(2);
+  }
+  fseek(f, 0, SEEK_END);
+  long n = ftell(f);
+  fseek(f, 0, SEEK_SET);
+  char *buf = malloc((size_t)n + 1);
+  if (!buf || fread(buf, 1, (size_t)n, f) != (size_t)n) exit(2);
+  fclose(f);
+  buf[n] = '\0';
+  *len = (size_t)n;
+  return buf;
+}
+
+static void step(mef_client *client, const char *what, mef_result r) {
+  if (r != MEF_OK) {
+    fprintf(stderr, "%s: %s [%s]: %s\n", what, mef_result_text(r),
+            mef_cmd_status_name(mef_result_cmd_status(r)), mef_client_last_error(client));
+    failures++;
+  } else {
+    printf("ok: %s (%u handshake(s))\n", what, mef_client_last_handshakes(client));
+  }
+}
+
+static char *file_in(const char *dir, const char *name, size_t *len) {
+  char path[4096];
+  snprintf(path, sizeof path, "%s/%s", dir, name);
+  return read_file(path, len);
+}
+
+int main(int argc, char **argv) {
+  if (argc != 7) {
+    fprintf(stderr, "usage: %s MEF_URL MEF_CA.pem DEVICE_CERT.pem DEVICE_KEY.pem SUBJECT_ID STORE_DIR\n", argv[0]);
+    return 2;
+  }
+  size_t ta_len, cert_len, key_len;
+  char *ta = read_file(argv[2], &ta_len);
+  char *cert = read_file(argv[3], &cert_len);
+  char *key = read_file(argv[4], &key_len);
+  const char *dir = argv[6];
+
+  mef_config *cfg = NULL;
+  mef_client *client = NULL;
+  TRUE(mef_config_new(&cfg) == MEF_OK);
+  TRUE(mef_config_set_base_uri(cfg, argv[1]) == MEF_OK);
+  TRUE(mef_config_set_trust_anchors_pem(cfg, (const uint8_t *)ta, ta_len) == MEF_OK);
+  TRUE(mef_config_set_client_cert_pem(cfg, (const uint8_t *)cert, cert_len, (const uint8_t *)key, key_len) == MEF_OK);
+  TRUE(mef_config_set_subject(cfg, MEF_SUBJECT_CSE, argv[5]) == MEF_OK);
+  TRUE(mef_config_set_store_dir(cfg, dir) == MEF_OK);
+  TRUE(mef_client_new(cfg, &client) == MEF_OK);
+  mef_config_free(cfg);
+  if (!client) return 1;
+
+  mef_buffer *pem = NULL, *der = NULL;
+  step(client, "cacerts", mef_client_cacerts(client, &pem));
+  TRUE(pem && mef_buffer_len(pem) > 0 && memcmp(mef_buffer_data(pem), "-----BEGIN CERTIFICATE-----", 27) == 0);
+  mef_buffer_free(pem);
+  step(client, "csrattrs", mef_client_csrattrs(client, &der));
+  TRUE(der && mef_buffer_len(der) > 2 && mef_buffer_data(der)[0] == 0x30); /* DER SEQUENCE */
+  mef_buffer_free(der);
+
+  step(client, "provision", mef_client_provision(client, MEF_KEY_GENERATE));
+  size_t n;
+  char *installed = file_in(dir, "cert.pem", &n);
+  TRUE(strstr(installed, "-----BEGIN CERTIFICATE-----") == installed);
+  free(installed);
+  char *installed_key = file_in(dir, "key.pem", &n);
+  TRUE(strstr(installed_key, "-----BEGIN PRIVATE KEY-----") == installed_key);
+  struct stat st;
+  char path[4096];
+  snprintf(path, sizeof path, "%s/key.pem", dir);
+  TRUE(stat(path, &st) == 0 && (st.st_mode & 077) == 0);
+  char *installed_ta = file_in(dir, "trust-anchors.pem", &n);
+  TRUE(strstr(installed_ta, "-----BEGIN CERTIFICATE-----") == installed_ta);
+  free(installed_ta);
+
+  step(client, "reprovision (renew)", mef_client_reprovision(client, MEF_REPROVISION_RENEW));
+  char *renewed_key = file_in(dir, "key.pem", &n);
+  TRUE(strcmp(renewed_key, installed_key) == 0);
+  step(client, "reprovision (rekey)", mef_client_reprovision(client, MEF_REPROVISION_REKEY));
+  char *rekeyed = file_in(dir, "key.pem", &n);
+  TRUE(strcmp(rekeyed, installed_key) != 0);
+  step(client, "reprovision (server keygen)", mef_client_reprovision(client, MEF_REPROVISION_SERVER_KEYGEN));
+  char *server_key = file_in(dir, "key.pem", &n);
+  TRUE(strcmp(server_key, rekeyed) != 0);
+  step(client, "provision (server keygen)", mef_client_provision(client, MEF_KEY_SERVER_GENERATED));
+
+  free(installed_key);
+  free(renewed_key);
+  free(rekeyed);
+  free(server_key);
+  mef_client_free(client);
+  free(ta);
+  free(cert);
+  free(key);
+  printf("file_store: %d failure(s)\n", failures);
+  return failures == 0 ? 0 : 1;
+}

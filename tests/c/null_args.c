@@ -1,0 +1,330 @@
+/*
+ * Every exported function of onem2m_est.h called with NULL and bad arguments: each must return
+ * its documented result (never crash, never write an out-parameter on failure); then a full
+ * configuration/client lifecycle with every object freed (run under valgrind by run.sh).
+ *
+ * usage: null_args TRUST_ANCHORS.pem DEVICE_CERT.pem DEVICE_KEY.pem STORE_DIR
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "onem2m_est.h"
+
+static int failures = 0;
+static int checks = 0;
+
+#define EXPECT(expr, expected)                                                                 \
+  do {                                                                                         \
+    mef_result got_ = (expr);                                                                  \
+    checks++;                                                                                  \
+    if (got_ != (mef_result)(expected)) {                                                      \
+      fprintf(stderr, "%s:%d: %s: got %u (%s), expected %s\n", __FILE__, __LINE__, #expr,     \
+              (unsigned)got_, mef_result_text(got_), #expected);                              \
+      failures++;                                                                              \
+    }                                                                                          \
+  } while (0)
+
+#define TRUE(cond)                                                                             \
+  do {                                                                                         \
+    checks++;                                                                                  \
+    if (!(cond)) {                                                                             \
+      fprintf(stderr, "%s:%d: not true: %s\n", __FILE__, __LINE__, #cond);                    \
+      failures++;                                                                              \
+    }                                                                                          \
+  } while (0)
+
+static char *read_file(const char *path, size_t *len) {
+  FILE *f = fopen(path, "rb");
+  if (!f) {
+    perror(path);
+    exit(2);
+  }
+  char *buf = NULL;
+  size_t cap = 0, n = 0, r;
+  do {
+    if (n == cap) {
+      cap = cap ? cap * 2 : 4096;
+      buf = realloc(buf, cap + 1);
+      if (!buf) exit(2);
+    }
+    r = fread(buf + n, 1, cap - n, f);
+    n += r;
+  } while (r > 0);
+  fclose(f);
+  buf[n] = '\0';
+  *len = n;
+  return buf;
+}
+
+/* Callbacks that are never reached in this test (no procedure runs against a MEF). */
+static int cb_generate(void *u, mef_key_type t, uint64_t *h) { (void)u; (void)t; (void)h; return 99; }
+static int cb_current(void *u, uint64_t *h, mef_key_type *t) { (void)u; (void)h; (void)t; return MEF_CB_NOT_FOUND; }
+static int cb_public_key(void *u, uint64_t h, uint8_t *o, size_t c, size_t *l) { (void)u; (void)h; (void)o; (void)c; (void)l; return 99; }
+static int cb_sign(void *u, uint64_t h, const uint8_t *m, size_t ml, uint8_t *o, size_t c, size_t *l) {
+  (void)u; (void)h; (void)m; (void)ml; (void)o; (void)c; (void)l; return 99;
+}
+static int cb_commit(void *u, uint64_t h) { (void)u; (void)h; return MEF_CB_OK; }
+static int cb_discard(void *u, uint64_t h) { (void)u; (void)h; return MEF_CB_OK; }
+static int cb_store(void *u, const uint8_t *c, size_t cl, const uint8_t *t, size_t tl, uint64_t h,
+                    const uint8_t *k, size_t kl) {
+  (void)u; (void)c; (void)cl; (void)t; (void)tl; (void)h; (void)k; (void)kl; return 99;
+}
+static int cb_load(void *u, mef_credentials_sink *s) { (void)u; (void)s; return MEF_CB_NOT_FOUND; }
+static int cb_identity(void *u, mef_identity_sink *s) { (void)u; (void)s; return MEF_CB_OK; }
+static int log_lines = 0;
+static void cb_log(void *u, mef_log_level l, const char *m) {
+  (void)l;
+  TRUE(u == (void *)&log_lines);
+  TRUE(m != NULL && strlen(m) > 0);
+  log_lines++;
+}
+
+static const mef_key_callbacks key_cbs = {cb_generate, cb_current, cb_public_key, cb_sign, cb_commit, cb_discard};
+static const mef_credential_callbacks cred_cbs = {cb_store, cb_load};
+
+static void free_functions_accept_null(void) {
+  mef_config_free(NULL);
+  mef_client_free(NULL);
+  mef_buffer_free(NULL);
+}
+
+static void static_functions(void) {
+  TRUE(strcmp(mef_version(), MEF_VERSION_STRING) == 0);
+  TRUE(strcmp(mef_result_text(MEF_OK), "success") == 0);
+  TRUE(strcmp(mef_result_text(MEF_ERR_NULL_ARGUMENT), "unknown result") != 0);
+  TRUE(strcmp(mef_result_text(MEF_ERR_NOT_PROVISIONED), "unknown result") != 0);
+  TRUE(strcmp(mef_result_text(5), "unknown result") == 0);
+  TRUE(strcmp(mef_result_text(22), "unknown result") == 0);
+  TRUE(strcmp(mef_result_text(36), "unknown result") == 0);
+  TRUE(strcmp(mef_result_text(0xFFFFFFFFu), "unknown result") == 0);
+  TRUE(mef_result_cmd_status(MEF_OK) == MEF_CMD_OK);
+  TRUE(mef_result_cmd_status(MEF_ERR_NULL_ARGUMENT) == MEF_CMD_UNACCEPTABLE_ARGUMENTS);
+  TRUE(mef_result_cmd_status(MEF_ERR_INVALID_ARGUMENT) == MEF_CMD_UNACCEPTABLE_ARGUMENTS);
+  TRUE(mef_result_cmd_status(MEF_ERR_PANIC) == MEF_CMD_CERT_PROV_CLIENT_ERROR);
+  TRUE(mef_result_cmd_status(MEF_ERR_CALLBACK) == MEF_CMD_CERT_PROV_CLIENT_ERROR);
+  TRUE(mef_result_cmd_status(MEF_ERR_CONNECT) == MEF_CMD_CERT_PROV_SERVER_ERROR);
+  TRUE(mef_result_cmd_status(MEF_ERR_CERTIFICATE_REJECTED) == MEF_CMD_CERT_PROV_SERVER_ERROR);
+  TRUE(mef_result_cmd_status(MEF_ERR_DECODE) == MEF_CMD_CERT_PROV_SERVER_ERROR);
+  TRUE(mef_result_cmd_status(MEF_ERR_STORE) == MEF_CMD_CERT_PROV_CLIENT_ERROR);
+  TRUE(mef_result_cmd_status(12345) == MEF_CMD_CERT_PROV_CLIENT_ERROR);
+  TRUE(strcmp(mef_cmd_status_name(MEF_CMD_OK), "MEF_CLIENT_CMD_OK") == 0);
+  TRUE(strcmp(mef_cmd_status_name(MEF_CMD_UNACCEPTABLE_ARGUMENTS), "MEF_CLIENT_CMD_UNACCEPTABLE_ARGUMENTS") == 0);
+  TRUE(strcmp(mef_cmd_status_name(MEF_CMD_CERT_PROV_SERVER_ERROR), "MEF_CLIENT_CMD_CERT_PROV_SERVER_ERROR") == 0);
+  TRUE(strcmp(mef_cmd_status_name(MEF_CMD_CERT_PROV_CLIENT_ERROR), "MEF_CLIENT_CMD_CERT_PROV_CLIENT_ERROR") == 0);
+  TRUE(strcmp(mef_cmd_status_name(4), "unknown status") == 0);
+}
+
+static void null_handles(const char *pem, size_t pem_len) {
+  const uint8_t *p = (const uint8_t *)pem;
+  EXPECT(mef_config_new(NULL), MEF_ERR_NULL_ARGUMENT);
+  EXPECT(mef_config_set_base_uri(NULL, "https://localhost/.well-known/est"), MEF_ERR_NULL_ARGUMENT);
+  EXPECT(mef_config_set_trust_anchors_pem(NULL, p, pem_len), MEF_ERR_NULL_ARGUMENT);
+  EXPECT(mef_config_set_client_cert_pem(NULL, p, pem_len, p, pem_len), MEF_ERR_NULL_ARGUMENT);
+  EXPECT(mef_config_set_client_cert_key_handle(NULL, p, pem_len, 7, MEF_KEY_ECDSA_P256_SHA256), MEF_ERR_NULL_ARGUMENT);
+  EXPECT(mef_config_set_subject(NULL, MEF_SUBJECT_CSE, "cse01.example.com"), MEF_ERR_NULL_ARGUMENT);
+  EXPECT(mef_config_set_key_type(NULL, MEF_KEY_ED25519), MEF_ERR_NULL_ARGUMENT);
+  EXPECT(mef_config_set_timeouts(NULL, 1, 1, 1), MEF_ERR_NULL_ARGUMENT);
+  EXPECT(mef_config_set_polling(NULL, 1, 1), MEF_ERR_NULL_ARGUMENT);
+  EXPECT(mef_config_set_store_dir(NULL, "/tmp/x"), MEF_ERR_NULL_ARGUMENT);
+  EXPECT(mef_config_set_key_callbacks(NULL, &key_cbs, NULL), MEF_ERR_NULL_ARGUMENT);
+  EXPECT(mef_config_set_credential_callbacks(NULL, &cred_cbs, NULL), MEF_ERR_NULL_ARGUMENT);
+  EXPECT(mef_config_set_identity_callback(NULL, cb_identity, NULL), MEF_ERR_NULL_ARGUMENT);
+  EXPECT(mef_config_set_log_callback(NULL, cb_log, NULL, MEF_LOG_INFO), MEF_ERR_NULL_ARGUMENT);
+
+  mef_client *client = (mef_client *)0x1; /* must stay untouched */
+  EXPECT(mef_client_new(NULL, &client), MEF_ERR_NULL_ARGUMENT);
+  TRUE(client == (mef_client *)0x1);
+  EXPECT(mef_client_provision(NULL, MEF_KEY_GENERATE), MEF_ERR_NULL_ARGUMENT);
+  EXPECT(mef_client_reprovision(NULL, MEF_REPROVISION_RENEW), MEF_ERR_NULL_ARGUMENT);
+  mef_buffer *buf = (mef_buffer *)0x1;
+  EXPECT(mef_client_cacerts(NULL, &buf), MEF_ERR_NULL_ARGUMENT);
+  EXPECT(mef_client_csrattrs(NULL, &buf), MEF_ERR_NULL_ARGUMENT);
+  TRUE(buf == (mef_buffer *)0x1);
+  TRUE(mef_client_last_error(NULL) != NULL && mef_client_last_error(NULL)[0] == '\0');
+  TRUE(mef_client_last_handshakes(NULL) == 0);
+  TRUE(mef_buffer_data(NULL) == NULL);
+  TRUE(mef_buffer_len(NULL) == 0);
+  EXPECT(mef_credentials_set(NULL, p, pem_len, p, pem_len), MEF_ERR_NULL_ARGUMENT);
+  EXPECT(mef_identity_set_subject(NULL, MEF_SUBJECT_CSE, "cse01.example.com"), MEF_ERR_NULL_ARGUMENT);
+}
+
+static void bad_config_arguments(const char *ta, size_t ta_len, const char *cert, size_t cert_len,
+                                 const char *key, size_t key_len) {
+  const uint8_t *t = (const uint8_t *)ta, *c = (const uint8_t *)cert, *k = (const uint8_t *)key;
+  static const char garbage[] = "-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydGlmaWNhdGU=\n-----END CERTIFICATE-----\n";
+  static const char not_pem[] = "hello";
+  static const char bad_utf8[] = {'h', (char)0xC3, (char)0x28, 'x', '\0'};
+  static const uint8_t bad_utf8_pem[] = {0xFF, 0xFE, 0x2D, 0x2D};
+  mef_config *cfg = NULL;
+  EXPECT(mef_config_new(&cfg), MEF_OK);
+  TRUE(cfg != NULL);
+  if (!cfg) return;
+
+  /* NULL arguments beside a valid handle. */
+  EXPECT(mef_config_set_base_uri(cfg, NULL), MEF_ERR_NULL_ARGUMENT);
+  EXPECT(mef_config_set_trust_anchors_pem(cfg, NULL, ta_len), MEF_ERR_NULL_ARGUMENT);
+  EXPECT(mef_config_set_client_cert_pem(cfg, NULL, cert_len, k, key_len), MEF_ERR_NULL_ARGUMENT);
+  EXPECT(mef_config_set_client_cert_pem(cfg, c, cert_len, NULL, key_len), MEF_ERR_NULL_ARGUMENT);
+  EXPECT(mef_config_set_client_cert_key_handle(cfg, NULL, cert_len, 7, MEF_KEY_ECDSA_P256_SHA256), MEF_ERR_NULL_ARGUMENT);
+  EXPECT(mef_config_set_subject(cfg, MEF_SUBJECT_CSE, NULL), MEF_ERR_NULL_ARGUMENT);
+  EXPECT(mef_config_set_store_dir(cfg, NULL), MEF_ERR_NULL_ARGUMENT);
+  EXPECT(mef_config_set_key_callbacks(cfg, NULL, NULL), MEF_ERR_NULL_ARGUMENT);
+  EXPECT(mef_config_set_credential_callbacks(cfg, NULL, NULL), MEF_ERR_NULL_ARGUMENT);
+  EXPECT(mef_config_set_identity_callback(cfg, NULL, NULL), MEF_ERR_NULL_ARGUMENT);
+  EXPECT(mef_config_set_log_callback(cfg, NULL, NULL, MEF_LOG_INFO), MEF_ERR_NULL_ARGUMENT);
+
+  /* Callback structs with a NULL member, each member in turn. */
+  for (int i = 0; i < 6; i++) {
+    mef_key_callbacks kc = key_cbs;
+    switch (i) {
+      case 0: kc.generate = NULL; break;
+      case 1: kc.current = NULL; break;
+      case 2: kc.public_key = NULL; break;
+      case 3: kc.sign = NULL; break;
+      case 4: kc.commit = NULL; break;
+      default: kc.discard = NULL; break;
+    }
+    EXPECT(mef_config_set_key_callbacks(cfg, &kc, NULL), MEF_ERR_NULL_ARGUMENT);
+  }
+  for (int i = 0; i < 2; i++) {
+    mef_credential_callbacks cc = cred_cbs;
+    if (i == 0) cc.store = NULL; else cc.load = NULL;
+    EXPECT(mef_config_set_credential_callbacks(cfg, &cc, NULL), MEF_ERR_NULL_ARGUMENT);
+  }
+
+  /* Invalid values. */
+  EXPECT(mef_config_set_base_uri(cfg, "not a uri"), MEF_ERR_INVALID_ARGUMENT);
+  EXPECT(mef_config_set_base_uri(cfg, "http://localhost/.well-known/est"), MEF_ERR_INVALID_ARGUMENT);
+  EXPECT(mef_config_set_base_uri(cfg, ""), MEF_ERR_INVALID_ARGUMENT);
+  EXPECT(mef_config_set_base_uri(cfg, bad_utf8), MEF_ERR_INVALID_ARGUMENT);
+  EXPECT(mef_config_set_trust_anchors_pem(cfg, t, 0), MEF_ERR_INVALID_ARGUMENT);
+  EXPECT(mef_config_set_trust_anchors_pem(cfg, (const uint8_t *)garbage, sizeof garbage - 1), MEF_ERR_INVALID_ARGUMENT);
+  EXPECT(mef_config_set_trust_anchors_pem(cfg, (const uint8_t *)not_pem, sizeof not_pem - 1), MEF_ERR_INVALID_ARGUMENT);
+  EXPECT(mef_config_set_trust_anchors_pem(cfg, bad_utf8_pem, sizeof bad_utf8_pem), MEF_ERR_INVALID_ARGUMENT);
+  EXPECT(mef_config_set_trust_anchors_pem(cfg, t, ta_len / 2), MEF_ERR_INVALID_ARGUMENT); /* truncated */
+  EXPECT(mef_config_set_client_cert_pem(cfg, c, cert_len, k, 0), MEF_ERR_INVALID_ARGUMENT);
+  EXPECT(mef_config_set_client_cert_pem(cfg, c, 0, k, key_len), MEF_ERR_INVALID_ARGUMENT);
+  EXPECT(mef_config_set_client_cert_pem(cfg, c, cert_len, (const uint8_t *)garbage, sizeof garbage - 1), MEF_ERR_INVALID_ARGUMENT);
+  EXPECT(mef_config_set_client_cert_pem(cfg, c, cert_len, bad_utf8_pem, sizeof bad_utf8_pem), MEF_ERR_INVALID_ARGUMENT);
+  /* A key that is not the certificate's: the trust anchor's certificate with the device key. */
+  EXPECT(mef_config_set_client_cert_pem(cfg, t, ta_len, k, key_len), MEF_ERR_INVALID_ARGUMENT);
+  EXPECT(mef_config_set_client_cert_key_handle(cfg, c, cert_len, 7, 0), MEF_ERR_INVALID_ARGUMENT);
+  EXPECT(mef_config_set_client_cert_key_handle(cfg, c, cert_len, 7, 4), MEF_ERR_INVALID_ARGUMENT);
+  EXPECT(mef_config_set_client_cert_key_handle(cfg, c, 0, 7, MEF_KEY_ECDSA_P256_SHA256), MEF_ERR_INVALID_ARGUMENT);
+  EXPECT(mef_config_set_subject(cfg, 0, "cse01.example.com"), MEF_ERR_INVALID_ARGUMENT);
+  EXPECT(mef_config_set_subject(cfg, 4, "cse01.example.com"), MEF_ERR_INVALID_ARGUMENT);
+  EXPECT(mef_config_set_subject(cfg, MEF_SUBJECT_CSE, "not a dns name!"), MEF_ERR_INVALID_ARGUMENT);
+  EXPECT(mef_config_set_subject(cfg, MEF_SUBJECT_CSE, "*.example.com"), MEF_ERR_INVALID_ARGUMENT);
+  EXPECT(mef_config_set_subject(cfg, MEF_SUBJECT_AE, "no scheme"), MEF_ERR_INVALID_ARGUMENT);
+  EXPECT(mef_config_set_subject(cfg, MEF_SUBJECT_CSE, bad_utf8), MEF_ERR_INVALID_ARGUMENT);
+  EXPECT(mef_config_set_subject(cfg, MEF_SUBJECT_CSE, ""), MEF_ERR_INVALID_ARGUMENT);
+  EXPECT(mef_config_set_key_type(cfg, 0), MEF_ERR_INVALID_ARGUMENT);
+  EXPECT(mef_config_set_key_type(cfg, 0xFFFFFFFFu), MEF_ERR_INVALID_ARGUMENT);
+  EXPECT(mef_config_set_timeouts(cfg, 0, 1000, 1000), MEF_ERR_INVALID_ARGUMENT);
+  EXPECT(mef_config_set_timeouts(cfg, 1000, 0, 1000), MEF_ERR_INVALID_ARGUMENT);
+  EXPECT(mef_config_set_timeouts(cfg, 1000, 1000, 0), MEF_ERR_INVALID_ARGUMENT);
+  EXPECT(mef_config_set_polling(cfg, 0, 1000), MEF_ERR_INVALID_ARGUMENT);
+  EXPECT(mef_config_set_store_dir(cfg, ""), MEF_ERR_INVALID_ARGUMENT);
+  EXPECT(mef_config_set_store_dir(cfg, bad_utf8), MEF_ERR_INVALID_ARGUMENT);
+  EXPECT(mef_config_set_log_callback(cfg, cb_log, NULL, 0), MEF_ERR_INVALID_ARGUMENT);
+  EXPECT(mef_config_set_log_callback(cfg, cb_log, NULL, 6), MEF_ERR_INVALID_ARGUMENT);
+
+  /* Valid values are accepted. */
+  EXPECT(mef_config_set_key_type(cfg, MEF_KEY_ED25519), MEF_OK);
+  EXPECT(mef_config_set_polling(cfg, 1, 0), MEF_OK);
+  EXPECT(mef_config_set_subject(cfg, MEF_SUBJECT_AE, "https://sp.example.com/cse01/CAE01"), MEF_OK);
+  EXPECT(mef_config_set_subject(cfg, MEF_SUBJECT_NODE, "urn:oid:1.3.6.1.4.1.99999.1.2.3"), MEF_OK);
+  EXPECT(mef_config_set_client_cert_key_handle(cfg, c, cert_len, 7, MEF_KEY_ECDSA_P256_SHA256), MEF_OK);
+
+  /* mef_client_new: inconsistent configurations, out untouched. */
+  mef_client *client = NULL;
+  EXPECT(mef_client_new(cfg, NULL), MEF_ERR_NULL_ARGUMENT);
+  EXPECT(mef_client_new(cfg, &client), MEF_ERR_INVALID_ARGUMENT); /* no base URI */
+  EXPECT(mef_config_set_base_uri(cfg, "https://127.0.0.1:1/.well-known/est"), MEF_OK);
+  EXPECT(mef_client_new(cfg, &client), MEF_ERR_INVALID_ARGUMENT); /* no storage */
+  EXPECT(mef_config_set_credential_callbacks(cfg, &cred_cbs, NULL), MEF_OK);
+  EXPECT(mef_client_new(cfg, &client), MEF_ERR_INVALID_ARGUMENT); /* no key callbacks */
+  EXPECT(mef_config_set_store_dir(cfg, "/tmp/onem2m-est-null-args-unused"), MEF_OK);
+  EXPECT(mef_client_new(cfg, &client), MEF_ERR_INVALID_ARGUMENT); /* two storages */
+  TRUE(client == NULL);
+  mef_config_free(cfg);
+}
+
+static void sinks_outside_callbacks(const char *ta, size_t ta_len) {
+  /* The sinks only exist inside callbacks; with NULL sinks the calls fail cleanly. */
+  EXPECT(mef_credentials_set(NULL, (const uint8_t *)ta, ta_len, (const uint8_t *)ta, ta_len), MEF_ERR_NULL_ARGUMENT);
+  EXPECT(mef_identity_set_subject(NULL, 9, NULL), MEF_ERR_NULL_ARGUMENT);
+}
+
+static void lifecycle(const char *ta, size_t ta_len, const char *cert, size_t cert_len,
+                      const char *key, size_t key_len, const char *store_dir) {
+  mef_config *cfg = NULL;
+  EXPECT(mef_config_new(&cfg), MEF_OK);
+  if (!cfg) return;
+  /* Port 1 on 127.0.0.1: nothing listens, so every network call fails fast with CONNECT. */
+  EXPECT(mef_config_set_base_uri(cfg, "https://127.0.0.1:1/.well-known/est"), MEF_OK);
+  EXPECT(mef_config_set_trust_anchors_pem(cfg, (const uint8_t *)ta, ta_len), MEF_OK);
+  EXPECT(mef_config_set_client_cert_pem(cfg, (const uint8_t *)cert, cert_len, (const uint8_t *)key, key_len), MEF_OK);
+  EXPECT(mef_config_set_subject(cfg, MEF_SUBJECT_CSE, "cse01.sp.example.com"), MEF_OK);
+  EXPECT(mef_config_set_key_type(cfg, MEF_KEY_ECDSA_P256_SHA256), MEF_OK);
+  EXPECT(mef_config_set_timeouts(cfg, 2000, 2000, 2000), MEF_OK);
+  EXPECT(mef_config_set_polling(cfg, 3, 1000), MEF_OK);
+  EXPECT(mef_config_set_store_dir(cfg, store_dir), MEF_OK);
+  EXPECT(mef_config_set_identity_callback(cfg, cb_identity, NULL), MEF_OK);
+  EXPECT(mef_config_set_log_callback(cfg, cb_log, &log_lines, MEF_LOG_DEBUG), MEF_OK);
+
+  mef_client *client = NULL;
+  EXPECT(mef_client_new(cfg, &client), MEF_OK);
+  mef_config_free(cfg); /* the client copied what it needs */
+  TRUE(client != NULL);
+  if (!client) return;
+  TRUE(strcmp(mef_client_last_error(client), "") == 0);
+  TRUE(mef_client_last_handshakes(client) == 0);
+
+  EXPECT(mef_client_provision(client, 2), MEF_ERR_INVALID_ARGUMENT);
+  TRUE(strlen(mef_client_last_error(client)) > 0);
+  EXPECT(mef_client_reprovision(client, 3), MEF_ERR_INVALID_ARGUMENT);
+  EXPECT(mef_client_reprovision(client, MEF_REPROVISION_RENEW), MEF_ERR_NOT_PROVISIONED);
+  TRUE(strstr(mef_client_last_error(client), "no provisioned credentials") != NULL);
+  EXPECT(mef_client_cacerts(client, NULL), MEF_ERR_NULL_ARGUMENT);
+  EXPECT(mef_client_csrattrs(client, NULL), MEF_ERR_NULL_ARGUMENT);
+
+  int before = log_lines;
+  mef_buffer *buf = (mef_buffer *)0x1;
+  EXPECT(mef_client_cacerts(client, &buf), MEF_ERR_CONNECT);
+  TRUE(buf == (mef_buffer *)0x1);
+  TRUE(strstr(mef_client_last_error(client), "127.0.0.1") != NULL);
+  TRUE(log_lines > before); /* the failure was logged through this handle's callback */
+  EXPECT(mef_client_csrattrs(client, &buf), MEF_ERR_CONNECT);
+  TRUE(buf == (mef_buffer *)0x1);
+  EXPECT(mef_client_provision(client, MEF_KEY_GENERATE), MEF_ERR_CONNECT);
+  TRUE(mef_result_cmd_status(MEF_ERR_CONNECT) == MEF_CMD_CERT_PROV_SERVER_ERROR);
+  TRUE(mef_client_last_handshakes(client) == 0);
+  EXPECT(mef_client_provision(client, MEF_KEY_SERVER_GENERATED), MEF_ERR_CONNECT);
+  mef_client_free(client);
+}
+
+int main(int argc, char **argv) {
+  if (argc != 5) {
+    fprintf(stderr, "usage: %s TRUST_ANCHORS.pem DEVICE_CERT.pem DEVICE_KEY.pem STORE_DIR\n", argv[0]);
+    return 2;
+  }
+  size_t ta_len, cert_len, key_len;
+  char *ta = read_file(argv[1], &ta_len);
+  char *cert = read_file(argv[2], &cert_len);
+  char *key = read_file(argv[3], &key_len);
+
+  free_functions_accept_null();
+  static_functions();
+  null_handles(ta, ta_len);
+  bad_config_arguments(ta, ta_len, cert, cert_len, key, key_len);
+  sinks_outside_callbacks(ta, ta_len);
+  lifecycle(ta, ta_len, cert, cert_len, key, key_len, argv[4]);
+
+  free(ta);
+  free(cert);
+  free(key);
+  printf("null_args: %d checks, %d failures\n", checks, failures);
+  return failures == 0 ? 0 : 1;
+}
