@@ -43,8 +43,10 @@ cc "${cflags[@]}" examples/c/hsm_callbacks.c $(pkg-config --cflags --libs onem2m
 export LD_LIBRARY_PATH=$prefix/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 # Linked dynamically, to the installed library.
 for exe in provision hsm_callbacks; do
-  ldd "$bin/$exe" | grep -q "libonem2m_est\.so.* => $prefix/lib/" ||
-    { echo "FAIL: $exe is not linked to $prefix/lib/libonem2m_est.so" >&2; ldd "$bin/$exe" >&2; exit 1; }
+  # (not `ldd | grep -q`: grep's early exit would fail the pipeline under pipefail)
+  libs=$(ldd "$bin/$exe")
+  grep -q "libonem2m_est\.so\.0 => $prefix/lib/" <<<"$libs" ||
+    { echo "FAIL: $exe is not linked to $prefix/lib/libonem2m_est.so.0" >&2; echo "$libs" >&2; exit 1; }
 done
 
 mef_fixture_start
@@ -66,8 +68,9 @@ check_cert() {
     fail "$what: cert.pem does not verify against trust-anchors.pem"
   cmp -s <(openssl x509 -in "$dir/trust-anchors.pem" -outform DER) <(openssl x509 -in "$MEF_CA" -outform DER) ||
     fail "$what: trust-anchors.pem is not the MEF CA"
-  openssl x509 -in "$dir/cert.pem" -noout -ext subjectAltName | grep -q "DNS:$MEF_SUBJECT_ID\$" ||
-    fail "$what: subjectAltName lacks DNS:$MEF_SUBJECT_ID"
+  local san
+  san=$(openssl x509 -in "$dir/cert.pem" -noout -ext subjectAltName)
+  grep -q "DNS:$MEF_SUBJECT_ID\$" <<<"$san" || fail "$what: subjectAltName lacks DNS:$MEF_SUBJECT_ID"
   [ "$(openssl x509 -in "$dir/cert.pem" -noout -pubkey)" = "$pubkey_pem" ] ||
     fail "$what: the certificate is not for the installed key"
 }
