@@ -55,7 +55,7 @@ cc "${cflags[@]}" tests/c/null_args.c "${mef_dyn[@]}" -o "$work/null_args"
 cc "${cflags[@]}" tests/c/callbacks.c "${mef_dyn[@]}" "${crypto[@]}" -o "$work/callbacks"
 cc "${cflags[@]}" tests/c/file_store.c "${mef_dyn[@]}" -o "$work/file_store"
 # Really linked to the library under test.
-ldd "$work/null_args" | grep -q "libonem2m_est.so.0 => ${prefix:-$work/lib}" ||
+ldd "$work/null_args" | grep "libonem2m_est.so.0 => ${prefix:-$work/lib}" >/dev/null ||
   { echo "FAIL: null_args is not linked to the library under test" >&2; ldd "$work/null_args" >&2; exit 1; }
 
 mef_fixture_start

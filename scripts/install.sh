@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Installs the C library of onem2m-est under PREFIX:
+#   PREFIX/lib/libonem2m_est.so.X.Y.Z, .so.X (the soname) and .so (symlinks)
+#   PREFIX/lib/libonem2m_est.a
+#   PREFIX/include/onem2m_est.h
+#   PREFIX/lib/pkgconfig/onem2m_est.pc
+# usage: scripts/install.sh PREFIX      (e.g. /usr/local, or a staging directory)
+# Then: cc app.c $(pkg-config --cflags --libs onem2m_est)            (shared)
+#       cc app.c $(pkg-config --cflags --libs --static onem2m_est)   (static: add -Wl,-Bstatic
+#       around -lonem2m_est, or link PREFIX/lib/libonem2m_est.a directly, to prefer the archive)
+# Builds with `cargo build --release -p onem2m-est` (set CARGO_BUILD_FLAGS, e.g. --locked).
+# cargo-c users can run `cargo cinstall --release --prefix PREFIX` instead ([package.metadata.capi]).
+set -euo pipefail
+
+if [ $# -ne 1 ] || [ -z "$1" ]; then
+  echo "usage: $0 PREFIX" >&2
+  exit 2
+fi
+mkdir -p "$1"
+prefix=$(cd "$1" && pwd)
+cd "$(dirname "$0")/.."
+
+# shellcheck disable=SC2086 # CARGO_BUILD_FLAGS is a list of flags
+cargo build --release -p onem2m-est ${CARGO_BUILD_FLAGS:-}
+
+version=$(sed -n 's/^version = "\([0-9][0-9.]*\)".*/\1/p' Cargo.toml | head -n 1)
+[ -n "$version" ] || { echo "$0: no version in Cargo.toml" >&2; exit 1; }
+major=${version%%.*}
+libdir=$prefix/lib
+includedir=$prefix/include
+so=libonem2m_est.so
+
+case "$(uname -s)" in
+  Linux) ;;
+  *) echo "$0: only Linux (ELF, soname) is supported by this script; see README (C API, packaging)" >&2; exit 1 ;;
+esac
+
+install -d "$libdir" "$includedir" "$libdir/pkgconfig"
+install -m 0755 "target/release/$so" "$libdir/$so.$version"
+ln -sfn "$so.$version" "$libdir/$so.$major"
+ln -sfn "$so.$major" "$libdir/$so"
+install -m 0644 target/release/libonem2m_est.a "$libdir/libonem2m_est.a"
+install -m 0644 include/onem2m_est.h "$includedir/onem2m_est.h"
+
+cat >"$libdir/pkgconfig/onem2m_est.pc" <<PC
+prefix=$prefix
+exec_prefix=\${prefix}
+libdir=\${exec_prefix}/lib
+includedir=\${prefix}/include
+
+Name: onem2m_est
+Description: oneM2M Certificate Provisioning (TS-0003 8.3.6) over EST (RFC 7030)
+Version: $version
+Cflags: -I\${includedir}
+Libs: -L\${libdir} -lonem2m_est
+Libs.private: -lpthread -ldl -lm
+PC
+
+echo "installed onem2m_est $version in $prefix"
