@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Tests of the Python binding (python/): builds the shared library and the reference MEF
-# (debug), installs pytest if missing, runs python/tests against target/debug/libonem2m_est.so,
-# then runs the README's Python quick start (python/examples/quickstart.py) against the MEF
-# fixture of scripts/lib/mef-fixture.sh.
+# (debug), installs pytest if missing, runs python/tests against target/debug/libonem2m_est.so
+# (in CARGO_TARGET_DIR if set), then runs the README's Python quick start
+# (python/examples/quickstart.py) against the MEF fixture of scripts/lib/mef-fixture.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=lib/mef-fixture.sh
@@ -27,7 +27,7 @@ if ! python3 -m pytest --version >/dev/null 2>&1; then
 fi
 
 cargo build --locked -p onem2m-est -p onem2m-mef
-export ONEM2M_EST_LIB=$PWD/target/debug/libonem2m_est.so
+export ONEM2M_EST_LIB=$FIXTURE_TARGET_DIR/debug/libonem2m_est.so
 export ONEM2M_MEF_BIN=$MEF_BIN
 [ -f "$ONEM2M_EST_LIB" ] || { echo "error: $ONEM2M_EST_LIB was not built" >&2; exit 1; }
 

@@ -81,7 +81,9 @@ def pki(tmp_path_factory) -> SimpleNamespace:
 
 
 def mef_binary() -> Path:
-    path = Path(os.environ.get("ONEM2M_MEF_BIN", REPO / "target" / "debug" / "onem2m-mef"))
+    """$ONEM2M_MEF_BIN, else onem2m-mef in Cargo's debug target directory."""
+    target = REPO / os.environ.get("CARGO_TARGET_DIR", "target")  # an absolute value wins
+    path = Path(os.environ.get("ONEM2M_MEF_BIN", target / "debug" / "onem2m-mef"))
     if not path.exists():
         raise AssertionError(f"{path} does not exist: cargo build -p onem2m-mef")
     return path

@@ -14,7 +14,14 @@
 # Set KEEP_FIXTURE=1 to keep FIXTURE_DIR after exit (for debugging).
 
 FIXTURE_REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-MEF_BIN=${MEF_BIN:-$FIXTURE_REPO/target/debug/onem2m-mef}
+# Cargo's target directory (CARGO_TARGET_DIR, relative to the repository root, as the scripts
+# run cargo from there).
+FIXTURE_TARGET_DIR=${CARGO_TARGET_DIR:-target}
+case $FIXTURE_TARGET_DIR in
+  /*) ;;
+  *) FIXTURE_TARGET_DIR=$FIXTURE_REPO/$FIXTURE_TARGET_DIR ;;
+esac
+MEF_BIN=${MEF_BIN:-$FIXTURE_TARGET_DIR/debug/onem2m-mef}
 MEF_SUBJECT_ID=${MEF_SUBJECT_ID:-cse01.sp.example.com}
 export MEF_SUBJECT_ID
 
