@@ -68,9 +68,7 @@ fn declared_name(line: &str) -> Option<&str> {
     }
     if line.starts_with(char::is_alphabetic) && line.contains('(') && line.ends_with(");") {
         let head = &line[..line.find('(')?];
-        return head
-            .split(|c: char| c == ' ' || c == '*')
-            .rfind(|s| !s.is_empty());
+        return head.split([' ', '*']).rfind(|s| !s.is_empty());
     }
     if let Some(rest) = line.strip_prefix("} ") {
         return rest.strip_suffix(';');

@@ -224,8 +224,15 @@ pub(crate) struct KeyCallbacks {
     generate: unsafe extern "C" fn(*mut c_void, mef_key_type, *mut u64) -> c_int,
     current: unsafe extern "C" fn(*mut c_void, *mut u64, *mut mef_key_type) -> c_int,
     public_key: unsafe extern "C" fn(*mut c_void, u64, *mut u8, usize, *mut usize) -> c_int,
-    sign:
-        unsafe extern "C" fn(*mut c_void, u64, *const u8, usize, *mut u8, usize, *mut usize) -> c_int,
+    sign: unsafe extern "C" fn(
+        *mut c_void,
+        u64,
+        *const u8,
+        usize,
+        *mut u8,
+        usize,
+        *mut usize,
+    ) -> c_int,
     commit: unsafe extern "C" fn(*mut c_void, u64) -> c_int,
     discard: unsafe extern "C" fn(*mut c_void, u64) -> c_int,
     user_data: UserData,
@@ -661,11 +668,5 @@ impl CallbackStore {
         if rc != MEF_CB_OK {
             log::warn!("discard callback returned {rc} for key {handle}");
         }
-    }
-
-    /// Keys generated and neither committed nor discarded (tests: must be none after a call).
-    #[cfg(test)]
-    pub(crate) fn provisional_count(&self) -> usize {
-        self.provisional.len()
     }
 }

@@ -167,5 +167,7 @@ fn key_type_of(alg: KeyAlgorithm) -> mef_key_type {
 /// `MEF_VERSION_STRING` is the version it was generated for). Static, never NULL.
 #[no_mangle]
 pub extern "C" fn mef_version() -> *const c_char {
-    concat!(env!("CARGO_PKG_VERSION"), "\0").as_ptr().cast()
+    guard_value(c"".as_ptr(), || {
+        concat!(env!("CARGO_PKG_VERSION"), "\0").as_ptr().cast()
+    })
 }

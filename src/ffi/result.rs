@@ -192,7 +192,6 @@ pub extern "C" fn mef_cmd_status_name(status: mef_cmd_status) -> *const c_char {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::error::ErrorClass;
     use std::ffi::CStr;
 
     fn text(r: mef_result) -> String {
@@ -205,7 +204,7 @@ mod tests {
 
     #[test]
     fn every_code_has_text_and_unknown_codes_do_not() {
-        for r in (0..=3).chain(4..=4).chain(10..=21).chain(30..=35) {
+        for r in (0..=4).chain(10..=21).chain(30..=35) {
             assert!(text_of(r).is_some(), "{r}");
             assert_ne!(text(r), "unknown result");
         }
@@ -240,6 +239,5 @@ mod tests {
             MEF_CMD_UNACCEPTABLE_ARGUMENTS
         );
         assert_eq!(mef_result_cmd_status(77), MEF_CMD_CERT_PROV_CLIENT_ERROR);
-        let _ = ErrorClass::Server;
     }
 }
