@@ -58,7 +58,7 @@ pub struct Identity {
 
 impl Identity {
     /// Validates `subject_id` for `subject_type`: AE-IDs are absolute URIs with a scheme and a
-    /// host ("https://sp.example.com/cse01/CAE01"), CSE-IDs are DNS names
+    /// host (`https://sp.example.com/cse01/CAE01`), CSE-IDs are DNS names
     /// ("cse01.sp.example.com"), Node-IDs are URIs with a scheme ("urn:oid:1.3.6.1.4.1.99999.1.2.3").
     /// Wildcards ("*") are rejected everywhere (TS-0003 10.1.1.1: no wildcard certificates).
     pub fn new(subject_type: SubjectType, subject_id: &str) -> Result<Identity, MefError> {

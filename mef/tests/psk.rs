@@ -282,3 +282,125 @@ fn wrong_keys_and_unknown_identities_fail_the_handshake() {
     drop(m);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// One HTTP request over TLS-PSK with the `openssl` crate; returns (status, body).
+fn psk_request(port: u16, kpm_id: &str, kpm_hex: &str, request: &[u8]) -> (u16, Vec<u8>) {
+    use openssl::ssl::{SslConnector, SslMethod, SslVerifyMode};
+    let key = onem2m_mef::psk::decode_hex(kpm_hex).unwrap();
+    let id = kpm_id.to_owned();
+    let mut b = SslConnector::builder(SslMethod::tls_client()).unwrap();
+    b.set_cipher_list("PSK").unwrap();
+    b.set_verify(SslVerifyMode::NONE);
+    b.set_psk_client_callback(move |_, _, id_out, psk_out| {
+        id_out[..id.len()].copy_from_slice(id.as_bytes());
+        id_out[id.len()] = 0;
+        psk_out[..key.len()].copy_from_slice(&key);
+        Ok(key.len())
+    });
+    let tcp = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let mut tls = b
+        .build()
+        .configure()
+        .unwrap()
+        .verify_hostname(false)
+        .connect("localhost", tcp)
+        .unwrap();
+    tls.write_all(request).unwrap();
+    let mut raw = Vec::new();
+    let _ = tls.read_to_end(&mut raw);
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a response head");
+    let head = String::from_utf8_lossy(&raw[..split]).to_string();
+    let status = head[9..12].parse().unwrap();
+    (status, raw[split + 4..].to_vec())
+}
+
+fn enroll_request(csr_der: &[u8]) -> Vec<u8> {
+    let body = common::csr_b64(csr_der);
+    format!(
+        "POST /.well-known/est/simpleenroll HTTP/1.1\r\nHost: localhost\r\n\
+         Content-Type: application/pkcs10\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+#[test]
+fn the_challenge_password_is_bound_to_the_kpm_id() {
+    let dir = temp_dir("psk-binding");
+    add_psk(&dir);
+    // A second KpmID for the same identity: the binding is to the KpmID, not the identity.
+    let other_hex = "00".repeat(8) + &"11".repeat(8);
+    let d = dir.display().to_string();
+    let o = mef(&[
+        "psk",
+        "add",
+        "--data-dir",
+        &d,
+        "--kpm-id",
+        "kpm-other",
+        "--kpm-hex",
+        &other_hex,
+        "--subject-type",
+        "cse",
+        "--subject-id",
+        CSE_ID,
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let m = PskMef::start(&dir);
+    let port = m.psk.port();
+
+    let get =
+        b"GET /.well-known/est/csrattrs HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
+    let (status, body) = psk_request(port, KPM_ID, KPM_HEX, get);
+    assert_eq!(status, 200);
+    let der = onem2m_est_proto::base64body::decode(&body).unwrap();
+    let items = onem2m_est_proto::csrattrs::decode(&der).unwrap();
+    let reqs = onem2m_est_proto::csrattrs::CsrRequirements::from_items(&items).unwrap();
+    let password = match &reqs.challenge_password {
+        onem2m_est_proto::csrattrs::ChallengePassword::Value(v) => v.to_string(),
+        other => panic!("{other:?}"),
+    };
+    assert!(reqs.subject_alt_name().is_some());
+
+    let key = rcgen::KeyPair::generate().unwrap();
+    let csr = common::make_csr(&key, &[common::dns(CSE_ID)], Some(&password), None);
+    // Another KpmID cannot use it.
+    let (status, body) = psk_request(port, "kpm-other", &other_hex, &enroll_request(&csr));
+    assert_eq!(status, 403, "{}", String::from_utf8_lossy(&body));
+    // A CSR for another identity is refused (and consumes the password, as on the main port).
+    let wrong = common::make_csr(
+        &key,
+        &[common::dns("other.example.com")],
+        Some(&password),
+        None,
+    );
+    let (status, _) = psk_request(port, KPM_ID, KPM_HEX, &enroll_request(&wrong));
+    assert_eq!(status, 400);
+    let (status, _) = psk_request(port, KPM_ID, KPM_HEX, &enroll_request(&csr));
+    assert_eq!(status, 403, "the password was consumed by the refused CSR");
+    // A fresh password, the right identity, the right KpmID: issued.
+    let (_, body) = psk_request(port, KPM_ID, KPM_HEX, get);
+    let der = onem2m_est_proto::base64body::decode(&body).unwrap();
+    let reqs = onem2m_est_proto::csrattrs::CsrRequirements::from_items(
+        &onem2m_est_proto::csrattrs::decode(&der).unwrap(),
+    )
+    .unwrap();
+    let onem2m_est_proto::csrattrs::ChallengePassword::Value(pw) = &reqs.challenge_password else {
+        panic!("no password")
+    };
+    let csr = common::make_csr(&key, &[common::dns(CSE_ID)], Some(pw), None);
+    let (status, body) = psk_request(port, KPM_ID, KPM_HEX, &enroll_request(&csr));
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    drop(m);
+    let o = mef(&["cert", "list", "--data-dir", &d]);
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains(CSE_ID),
+        "{}",
+        text(&o)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
