@@ -51,9 +51,10 @@ pub fn parse(boundary: &str, body: &[u8]) -> Result<Vec<Part>, ProtoError> {
     };
     let mut parts = Vec::with_capacity(close_idx);
     for pair in delimiters[..=close_idx].windows(2) {
-        parts.push(parse_part(
-            &body[pair[0].content_start..pair[1].line_start],
-        )?);
+        // Back-to-back delimiter lines ("--b\n--b--"): the line break before the second is
+        // also the end of the first, so the part between them is empty (found by fuzzing).
+        let end = pair[1].line_start.max(pair[0].content_start);
+        parts.push(parse_part(&body[pair[0].content_start..end])?);
     }
     Ok(parts)
 }
