@@ -171,3 +171,6 @@ pub extern "C" fn mef_version() -> *const c_char {
         concat!(env!("CARGO_PKG_VERSION"), "\0").as_ptr().cast()
     })
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,127 @@
+//! The C API driven from Rust: per-handle log routing and level filtering, last errors.
+
+use std::ffi::{c_char, c_void, CStr, CString};
+use std::sync::Mutex;
+
+use super::*;
+
+/// Messages received by [`record`], tagged with the user_data they came with.
+static RECEIVED: Mutex<Vec<(usize, mef_log_level, String)>> = Mutex::new(Vec::new());
+
+unsafe extern "C" fn record(user_data: *mut c_void, level: mef_log_level, message: *const c_char) {
+    // SAFETY: the library passes a NUL-terminated string valid during the call.
+    let text = unsafe { CStr::from_ptr(message) }
+        .to_string_lossy()
+        .into_owned();
+    RECEIVED
+        .lock()
+        .unwrap()
+        .push((user_data as usize, level, text));
+}
+
+fn received(tag: usize) -> Vec<(mef_log_level, String)> {
+    RECEIVED
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(t, _, _)| *t == tag)
+        .map(|(_, l, m)| (*l, m.clone()))
+        .collect()
+}
+
+fn ca_pem() -> String {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    params.self_signed(&key).unwrap().pem()
+}
+
+/// A client of a MEF that is not there (127.0.0.1:1 refuses), logging to `record` with `tag`.
+fn client(tag: usize, max_level: mef_log_level, dir: &std::path::Path) -> *mut mef_client {
+    let ta = ca_pem();
+    let uri = CString::new("https://127.0.0.1:1/.well-known/est").unwrap();
+    let dir = CString::new(dir.to_str().unwrap()).unwrap();
+    let mut config = std::ptr::null_mut();
+    let mut client = std::ptr::null_mut();
+    // SAFETY: valid pointers and lengths throughout; the config is freed once.
+    unsafe {
+        assert_eq!(mef_config_new(&mut config), MEF_OK);
+        assert_eq!(mef_config_set_base_uri(config, uri.as_ptr()), MEF_OK);
+        assert_eq!(
+            mef_config_set_trust_anchors_pem(config, ta.as_ptr(), ta.len()),
+            MEF_OK
+        );
+        assert_eq!(mef_config_set_store_dir(config, dir.as_ptr()), MEF_OK);
+        assert_eq!(
+            mef_config_set_log_callback(config, Some(record), tag as *mut c_void, max_level),
+            MEF_OK
+        );
+        assert_eq!(mef_client_new(config, &mut client), MEF_OK);
+        mef_config_free(config);
+    }
+    client
+}
+
+fn last_error(client: *const mef_client) -> String {
+    // SAFETY: a live client; the string is valid until the next call on it.
+    unsafe { CStr::from_ptr(mef_client_last_error(client)) }
+        .to_str()
+        .unwrap()
+        .to_owned()
+}
+
+#[test]
+fn each_handle_logs_to_its_own_callback_within_its_level() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (0xA11CE, 0xB0B);
+    let client_a = client(a, MEF_LOG_WARN, &dir.path().join("a"));
+    let client_b = client(b, MEF_LOG_ERROR, &dir.path().join("b"));
+    let mut buffer = std::ptr::null_mut();
+    // SAFETY: live clients, a valid out-pointer.
+    unsafe {
+        assert_eq!(mef_client_cacerts(client_a, &mut buffer), MEF_ERR_CONNECT);
+        assert!(buffer.is_null());
+        assert_eq!(mef_client_cacerts(client_b, &mut buffer), MEF_ERR_CONNECT);
+    }
+    // The failure is logged as a warning: A (up to WARN) gets it, B (ERROR only) does not.
+    let got_a = received(a);
+    assert!(
+        got_a
+            .iter()
+            .any(|(l, m)| *l == MEF_LOG_WARN && m.contains("127.0.0.1")),
+        "{got_a:?}"
+    );
+    assert!(got_a.iter().all(|(l, _)| *l <= MEF_LOG_WARN), "{got_a:?}");
+    assert!(received(b).is_empty(), "{:?}", received(b));
+    // The detailed message stays on the handle, with its cause.
+    let error = last_error(client_a);
+    assert!(
+        error.starts_with("cannot connect to 127.0.0.1:1"),
+        "{error}"
+    );
+    assert_eq!(
+        mef_result_cmd_status(MEF_ERR_CONNECT),
+        MEF_CMD_CERT_PROV_SERVER_ERROR
+    );
+    // Outside a client call nothing is forwarded (no current sink on this thread).
+    log::warn!("not inside a mef_client call");
+    assert!(!received(a).iter().any(|(_, m)| m.contains("not inside")));
+    // SAFETY: live clients, freed once.
+    unsafe {
+        // A failed argument check also leaves its message; a success clears it.
+        assert_eq!(
+            mef_client_reprovision(client_b, 99),
+            MEF_ERR_INVALID_ARGUMENT
+        );
+        assert!(last_error(client_b).contains("99"));
+        mef_client_free(client_a);
+        mef_client_free(client_b);
+    }
+}
+
+#[test]
+fn version_is_the_crate_version() {
+    // SAFETY: a static NUL-terminated string.
+    let v = unsafe { CStr::from_ptr(mef_version()) };
+    assert_eq!(v.to_str().unwrap(), env!("CARGO_PKG_VERSION"));
+}
