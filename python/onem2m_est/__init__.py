@@ -336,19 +336,26 @@ def _pem_bytes(what: str, value: PemInput) -> bytes:
     raise TypeError(f"{what}: PEM text (str or bytes) or a path (os.PathLike) expected")
 
 
-def _ms(what: str, seconds: float) -> int:
-    ms = round(seconds * 1000)
-    if not 0 < ms <= 0xFFFFFFFF:
-        raise ValueError(f"{what}: {seconds!r} s is out of range")
-    return ms
+def _u32(lib: ctypes.CDLL, what: str, value: int) -> int:
+    """A uint32_t argument; outside the range it is a bad argument (the library never sees
+    it: ctypes would truncate it silently)."""
+    if not 0 <= value <= 0xFFFFFFFF:
+        raise _error(lib, Result.ERR_INVALID_ARGUMENT, f"{what}: {value!r} is out of range")
+    return value
+
+
+def _ms(lib: ctypes.CDLL, what: str, seconds: float) -> int:
+    """Seconds as uint32_t milliseconds (0 is refused by the library)."""
+    return _u32(lib, what, round(seconds * 1000))
 
 
 # ---------------------------------------------------------------------------- the API
 
 
 class Config:
-    """What a :class:`Client` needs. Nothing is checked here: the library checks every value
-    when the client is created and raises :class:`BadArgumentsError` for a bad one.
+    """What a :class:`Client` needs. Nothing is checked here: every value is checked when the
+    client is created, a bad one raising :class:`BadArgumentsError` (a value of the wrong
+    Python type raises :class:`TypeError`).
 
     Args:
         base_uri: EST base URI of the MEF, e.g. ``https://mef.example.com/.well-known/est``
@@ -357,8 +364,8 @@ class Config:
             Certificate Provisioning (RFC 7030 3.6.1): PEM text or a path.
         client_cert_pem: third-party client certificate chain (leaf first) for Initial
             Certificate Provisioning with a certificate-based RSPF: PEM text or a path.
-        client_key_pem: its private key (PKCS #8 or SEC1 PEM): text or a path. Kept only as long
-            as needed to configure the client.
+        client_key_pem: its private key (PKCS #8 or SEC1 PEM): text or a path. The Config keeps
+            what it is given; a Client hands it to the library and wipes its own working copy.
         subject: ``(SubjectType, identifier)``: the certSubjectType and certSubjectID.
         store_dir: directory of the built-in credential store (``cert.pem``, ``key.pem`` (0600),
             ``trust-anchors.pem``, installed atomically).
@@ -492,7 +499,7 @@ class Client:
             if any(t is not None for t in timeouts):
                 names = ("connect_timeout", "tls_timeout", "response_timeout")
                 ms = [
-                    _ms(n, t if t is not None else d)
+                    _ms(lib, n, t if t is not None else d)
                     for n, t, d in zip(names, timeouts, Config._DEFAULT_TIMEOUTS)
                 ]
                 self._check(lib.mef_config_set_timeouts(c, *ms), "timeouts")
@@ -507,10 +514,12 @@ class Client:
                     if cfg.max_poll_time is not None
                     else Config._DEFAULT_POLLING[1]
                 )
-                if not 0 <= attempts <= 0xFFFFFFFF:
-                    raise ValueError(f"max_poll_attempts: {attempts!r} is out of range")
                 self._check(
-                    lib.mef_config_set_polling(c, attempts, _ms("max_poll_time", total)),
+                    lib.mef_config_set_polling(
+                        c,
+                        _u32(lib, "max_poll_attempts", attempts),
+                        _ms(lib, "max_poll_time", total),
+                    ),
                     "polling",
                 )
             if cfg.store_dir is not None:

@@ -154,6 +154,12 @@ def test_bad_arguments(mef, pki, tmp_path):
         Client(Config("not a uri", store_dir=tmp_path / "b"))
     with pytest.raises(BadArgumentsError):
         Client(config(mef, pki, tmp_path / "c", subject=(99, CSE_ID)))
+    with pytest.raises(BadArgumentsError):
+        Client(config(mef, pki, tmp_path / "c", connect_timeout=0))
+    with pytest.raises(BadArgumentsError):
+        Client(config(mef, pki, tmp_path / "c", max_poll_attempts=-1))
+    with pytest.raises(BadArgumentsError):
+        Client(config(mef, pki, tmp_path / "c", client_key_pem=None))
     with Client(config(mef, pki, tmp_path / "d")) as client:
         with pytest.raises(BadArgumentsError):
             client.reprovision("sideways")
