@@ -394,7 +394,14 @@ mod stack {
                             .join(", ")
                     })
                     .filter(|s| !s.is_empty())
-                    .unwrap_or_else(|| format!("OpenSSL error code {code:?}"));
+                    .unwrap_or_else(|| {
+                        if code == ErrorCode::SYSCALL || code == ErrorCode::ZERO_RETURN {
+                            // No alert, no OS error: the peer just closed the connection.
+                            "the server closed the connection during the handshake".to_string()
+                        } else {
+                            format!("OpenSSL error code {}", code.as_raw())
+                        }
+                    });
                 Error::Tls {
                     reason: format!(
                         "TLS-PSK handshake failed ({detail}): the server did not accept the PSK \
