@@ -276,13 +276,13 @@ impl mef_client {
                     result_of(&e)
                 };
                 log::warn!("{}", describe(&e));
-                self.set_error(code, &describe(&e));
+                self.set_error(&describe(&e));
                 Err(code)
             }
         }
     }
 
-    fn set_error(&mut self, _code: mef_result, message: &str) {
+    fn set_error(&mut self, message: &str) {
         self.last_error = CString::new(message.replace('\0', "\u{FFFD}")).unwrap_or_default();
     }
 }
@@ -317,7 +317,7 @@ unsafe fn with_client(
         // SAFETY: non-NULL and live (caller's contract); the borrow inside `guard` ended with
         // the unwind.
         let c = unsafe { &mut *client };
-        c.set_error(MEF_ERR_PANIC, &format!("internal error: {what} panicked"));
+        c.set_error(&format!("internal error: {what} panicked"));
     }
     code
 }
@@ -389,10 +389,7 @@ pub unsafe extern "C" fn mef_client_provision(
                 MEF_KEY_GENERATE => KeySource::Generate,
                 MEF_KEY_SERVER_GENERATED => KeySource::ServerGenerated,
                 _ => {
-                    c.set_error(
-                        MEF_ERR_INVALID_ARGUMENT,
-                        &format!("invalid key source {key_source}"),
-                    );
+                    c.set_error(&format!("invalid key source {key_source}"));
                     return MEF_ERR_INVALID_ARGUMENT;
                 }
             };
@@ -422,10 +419,7 @@ pub unsafe extern "C" fn mef_client_reprovision(
                 MEF_REPROVISION_REKEY => Reprovision::Rekey,
                 MEF_REPROVISION_SERVER_KEYGEN => Reprovision::ServerKeygen,
                 _ => {
-                    c.set_error(
-                        MEF_ERR_INVALID_ARGUMENT,
-                        &format!("invalid re-provisioning mode {mode}"),
-                    );
+                    c.set_error(&format!("invalid re-provisioning mode {mode}"));
                     return MEF_ERR_INVALID_ARGUMENT;
                 }
             };
