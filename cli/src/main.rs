@@ -157,7 +157,8 @@ struct ThirdPartyArgs {
 
 /// PPSK-based RSPF (TS-0003 8.3.2.1): certificate-less TLS-PSK (RFC 7030 3.3.3). The PSK alone
 /// authenticates both ends, so it replaces the trust anchors and the client certificate.
-#[derive(Args, Debug)]
+/// `Debug` is written by hand so the key never shows.
+#[derive(Args)]
 struct PskArgs {
     /// The KpmID, sent as the TLS psk_identity.
     #[arg(
@@ -179,6 +180,19 @@ struct PskArgs {
         requires = "psk_identity"
     )]
     psk_key_file: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for PskArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PskArgs")
+            .field("psk_identity", &self.psk_identity)
+            .field(
+                "psk_key_hex",
+                &self.psk_key_hex.as_ref().map(|_| "<redacted>"),
+            )
+            .field("psk_key_file", &self.psk_key_file)
+            .finish()
+    }
 }
 
 impl PskArgs {
@@ -547,5 +561,28 @@ fn describe_requirements(reqs: &onem2m_est::proto::csrattrs::CsrRequirements) {
     }
     for oid in &reqs.unrecognized {
         println!("unrecognised (ignored): {oid}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_never_shows_the_psk() {
+        let cli = Cli::try_parse_from([
+            "onem2m-est",
+            "cacerts",
+            "--server",
+            "https://localhost:1/.well-known/est",
+            "--psk-identity",
+            "kpm-01",
+            "--psk-key-hex",
+            "00112233445566778899aabbccddeeff",
+        ])
+        .unwrap();
+        let shown = format!("{cli:?}");
+        assert!(shown.contains("kpm-01"), "{shown}");
+        assert!(!shown.contains("0011223344"), "{shown}");
     }
 }
