@@ -12,6 +12,9 @@ fn main() {
         let map = std::path::Path::new(&std::env::var("CARGO_MANIFEST_DIR").unwrap_or_default())
             .join("src/ffi/exports.map");
         println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,libonem2m_est.so.{major}");
-        println!("cargo:rustc-cdylib-link-arg=-Wl,--version-script={}", map.display());
+        println!(
+            "cargo:rustc-cdylib-link-arg=-Wl,--version-script={}",
+            map.display()
+        );
     }
 }
