@@ -29,7 +29,8 @@ cargo build --locked -p onem2m-est -p onem2m-mef
 
 fixture_init
 prefix=$FIXTURE_DIR/prefix
-scripts/install.sh "$prefix"
+# install.sh builds the release library; --locked as everywhere else in the tests.
+CARGO_BUILD_FLAGS=${CARGO_BUILD_FLAGS:---locked} scripts/install.sh "$prefix"
 
 export PKG_CONFIG_PATH=$prefix/lib/pkgconfig
 bin=$FIXTURE_DIR/bin
