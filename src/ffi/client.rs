@@ -142,14 +142,15 @@ impl mef_client {
         })
     }
 
-    /// The core client for one call, with the identity the identity callback gives.
-    fn core(&self) -> Result<MefClient> {
+    /// The core client for one call; for a procedure (`ask_identity`), with the identity the
+    /// identity callback gives.
+    fn core(&self, ask_identity: bool) -> Result<MefClient> {
         let mut config = Config::new(self.base_uri.clone())
             .key_algorithm(self.settings.key_algorithm)
             .transport(self.settings.transport.clone());
         config.identity = self.settings.identity.clone();
         let callback: Option<IdentityCallback> = self.settings.identity_callback;
-        if let Some((cb, user_data)) = callback {
+        if let Some((cb, user_data)) = callback.filter(|_| ask_identity) {
             if let Some(identity) = call_identity(cb, user_data, &self.failed)? {
                 config.identity = Some(identity);
             }
@@ -197,7 +198,7 @@ impl mef_client {
     }
 
     fn provision(&mut self, key_source: KeySource) -> Result<Provisioned> {
-        let core = self.core()?;
+        let core = self.core(true)?;
         let trust_anchors = self.trust_anchors_for_initial()?;
         let client = self.third_party()?.ok_or_else(|| {
             Error::invalid(
@@ -214,7 +215,7 @@ impl mef_client {
     }
 
     fn reprovision(&mut self, mode: Reprovision) -> Result<Provisioned> {
-        let core = self.core()?;
+        let core = self.core(true)?;
         core.reprovision(self.storage.as_dyn(), mode)
     }
 
@@ -236,14 +237,14 @@ impl mef_client {
     }
 
     fn cacerts(&mut self) -> Result<Vec<u8>> {
-        let core = self.core()?;
+        let core = self.core(false)?;
         let trust_anchors = self.trust_anchors_any()?;
         let certs = core.cacerts(&trust_anchors, self.third_party()?)?;
         Ok(certs_to_pem(&certs).into_bytes())
     }
 
     fn csrattrs(&mut self) -> Result<Vec<u8>> {
-        let core = self.core()?;
+        let core = self.core(false)?;
         let trust_anchors = self.trust_anchors_any()?;
         match core.csrattrs_items(&trust_anchors, self.third_party()?)? {
             None => Ok(Vec::new()),
