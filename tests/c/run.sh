@@ -20,7 +20,7 @@ repo=$(pwd)
 source scripts/lib/mef-fixture.sh
 
 prefix=${1:-}
-for tool in cc valgrind openssl pkg-config; do
+for tool in cc valgrind openssl pkg-config nm readelf; do
   command -v "$tool" >/dev/null || { echo "tests/c/run.sh: $tool is required" >&2; exit 1; }
 done
 pkg-config --exists libcrypto || { echo "tests/c/run.sh: libcrypto (libssl-dev) is required" >&2; exit 1; }
@@ -57,6 +57,20 @@ cc "${cflags[@]}" tests/c/file_store.c "${mef_dyn[@]}" -o "$work/file_store"
 # Really linked to the library under test.
 ldd "$work/null_args" | grep "libonem2m_est.so.0 => ${prefix:-$work/lib}" >/dev/null ||
   { echo "FAIL: null_args is not linked to the library under test" >&2; ldd "$work/null_args" >&2; exit 1; }
+
+# The shared library exports the C API only (build.rs: linker version script src/ffi/exports.map)
+# and carries the soname.
+so=${prefix:+$prefix/lib/libonem2m_est.so.0}
+so=${so:-$repo/target/debug/libonem2m_est.so}
+exports=$(nm -D --defined-only "$so" | awk '{print $3}')
+if [ -z "$exports" ] || echo "$exports" | grep -v '^mef_' >/dev/null; then
+  echo "FAIL: $so exports symbols other than mef_*:" >&2
+  echo "$exports" | grep -v '^mef_' | head -20 >&2
+  exit 1
+fi
+readelf -d "$so" | grep -F '[libonem2m_est.so.0]' >/dev/null ||
+  { echo "FAIL: $so has no soname libonem2m_est.so.0" >&2; exit 1; }
+echo "== $(echo "$exports" | wc -l) exported symbols, all mef_*; soname libonem2m_est.so.0"
 
 mef_fixture_start
 store=$work/store
