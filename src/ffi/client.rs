@@ -383,23 +383,22 @@ pub unsafe extern "C" fn mef_client_provision(
     client: *mut mef_client,
     key_source: mef_key_source,
 ) -> mef_result {
+    let body = |c: &mut mef_client| {
+        let source = match key_source {
+            MEF_KEY_GENERATE => KeySource::Generate,
+            MEF_KEY_SERVER_GENERATED => KeySource::ServerGenerated,
+            _ => {
+                c.set_error(&format!("invalid key source {key_source}"));
+                return MEF_ERR_INVALID_ARGUMENT;
+            }
+        };
+        c.last_handshakes = 0;
+        let p = check!(c.call(|c| c.provision(source)));
+        c.last_handshakes = p.handshakes;
+        MEF_OK
+    };
     // SAFETY: caller's contract above.
-    unsafe {
-        with_client(client, "mef_client_provision", |c| {
-            let source = match key_source {
-                MEF_KEY_GENERATE => KeySource::Generate,
-                MEF_KEY_SERVER_GENERATED => KeySource::ServerGenerated,
-                _ => {
-                    c.set_error(&format!("invalid key source {key_source}"));
-                    return MEF_ERR_INVALID_ARGUMENT;
-                }
-            };
-            c.last_handshakes = 0;
-            let p = check!(c.call(|c| c.provision(source)));
-            c.last_handshakes = p.handshakes;
-            MEF_OK
-        })
-    }
+    unsafe { with_client(client, "mef_client_provision", body) }
 }
 
 /// Certificate Re-Provisioning (TS-0003 8.3.6.2.3): authenticates with the installed
@@ -412,24 +411,23 @@ pub unsafe extern "C" fn mef_client_reprovision(
     client: *mut mef_client,
     mode: mef_reprovision,
 ) -> mef_result {
+    let body = |c: &mut mef_client| {
+        let mode = match mode {
+            MEF_REPROVISION_RENEW => Reprovision::Renew,
+            MEF_REPROVISION_REKEY => Reprovision::Rekey,
+            MEF_REPROVISION_SERVER_KEYGEN => Reprovision::ServerKeygen,
+            _ => {
+                c.set_error(&format!("invalid re-provisioning mode {mode}"));
+                return MEF_ERR_INVALID_ARGUMENT;
+            }
+        };
+        c.last_handshakes = 0;
+        let p = check!(c.call(|c| c.reprovision(mode)));
+        c.last_handshakes = p.handshakes;
+        MEF_OK
+    };
     // SAFETY: caller's contract above.
-    unsafe {
-        with_client(client, "mef_client_reprovision", |c| {
-            let mode = match mode {
-                MEF_REPROVISION_RENEW => Reprovision::Renew,
-                MEF_REPROVISION_REKEY => Reprovision::Rekey,
-                MEF_REPROVISION_SERVER_KEYGEN => Reprovision::ServerKeygen,
-                _ => {
-                    c.set_error(&format!("invalid re-provisioning mode {mode}"));
-                    return MEF_ERR_INVALID_ARGUMENT;
-                }
-            };
-            c.last_handshakes = 0;
-            let p = check!(c.call(|c| c.reprovision(mode)));
-            c.last_handshakes = p.handshakes;
-            MEF_OK
-        })
-    }
+    unsafe { with_client(client, "mef_client_reprovision", body) }
 }
 
 /// `/cacerts` (RFC 7030 4.1): writes the validated MEF CA certificates as PEM to `*out_pem`
