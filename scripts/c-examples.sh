@@ -6,7 +6,7 @@
 # installs the Debian packages when run as root.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-# shellcheck source=lib/mef-fixture.sh
+# shellcheck source=scripts/lib/mef-fixture.sh
 source scripts/lib/mef-fixture.sh
 
 packages=()
@@ -100,7 +100,7 @@ cat "$FIXTURE_DIR/wrong-ta.err" >&2
 [ "$rc" = 1 ] || fail "wrong trust anchor: exit code $rc, not 1"
 grep -q "MEF_CLIENT_CMD_CERT_PROV_SERVER_ERROR" "$FIXTURE_DIR/wrong-ta.err" ||
   fail "wrong trust anchor: not reported as MEF_CLIENT_CMD_CERT_PROV_SERVER_ERROR"
-[ ! -e "$out/cert.pem" ] && [ ! -e "$out/key.pem" ] || fail "wrong trust anchor: something was installed"
+if [ -e "$out/cert.pem" ] || [ -e "$out/key.pem" ]; then fail "wrong trust anchor: something was installed"; fi
 
 echo "== hsm_callbacks (host-owned keys and credentials)"
 out=$FIXTURE_DIR/out-hsm

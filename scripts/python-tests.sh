@@ -5,7 +5,7 @@
 # (python/examples/quickstart.py) against the MEF fixture of scripts/lib/mef-fixture.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-# shellcheck source=lib/mef-fixture.sh
+# shellcheck source=scripts/lib/mef-fixture.sh
 source scripts/lib/mef-fixture.sh
 
 command -v openssl >/dev/null 2>&1 || {

@@ -119,8 +119,8 @@ mef_fixture_start() {
   MEF_PID=$!
   export MEF_PID
 
-  local addr="" i
-  for i in $(seq 1 600); do
+  local addr="" _
+  for _ in $(seq 1 600); do
     addr=$(sed -n 's/^listening on //p' "$out")
     [ -n "$addr" ] && break
     if ! kill -0 "$MEF_PID" 2>/dev/null; then
