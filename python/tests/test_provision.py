@@ -4,6 +4,7 @@ Re-Provisioning (TS-0003 8.3.6.2), /cacerts, /csrattrs, and the error classes (8
 import re
 import stat
 import subprocess
+import threading
 from pathlib import Path
 
 import pytest
@@ -180,3 +181,45 @@ def test_closed_client(mef, pki, tmp_path):
     client.close()
     with pytest.raises(ValueError):
         client.provision()
+
+
+def test_log_exceptions_are_ignored(mef, pki, tmp_path):
+    calls = []
+
+    def log(level, message):
+        calls.append(message)
+        raise RuntimeError("a broken log handler")
+
+    store = tmp_path / "cred"
+    with Client(config(mef, pki, store, log=log, log_level=LogLevel.DEBUG)) as client:
+        client.provision()
+    assert calls
+    check_installed(store, mef.ca)
+
+
+def test_clients_in_parallel_threads(mef, pki, tmp_path):
+    """Two handles used at the same time from two threads (the GIL is released during a call);
+    each handle's log callable gets the messages of its own calls only (the library routes
+    them by the calling thread)."""
+    results, logs = {}, {0: [], 1: []}
+
+    def run(i):
+        cfg = config(mef, pki, tmp_path / f"cred{i}",
+                     log=lambda level, msg: logs[i].append((threading.get_ident(), msg)))
+        try:
+            with Client(cfg) as client:
+                client.provision()
+                client.reprovision("rekey")
+            results[i] = threading.get_ident()
+        except Exception as e:  # reported below with the thread's index
+            results[i] = e
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in (0, 1)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for i in (0, 1):
+        assert isinstance(results[i], int), results[i]
+        check_installed(tmp_path / f"cred{i}", mef.ca)
+        assert logs[i] and all(ident == results[i] for ident, _ in logs[i])
