@@ -149,9 +149,7 @@ class EstError(Exception):
 
     def __str__(self) -> str:
         name = self.result.name if isinstance(self.result, Result) else str(self.result)
-        status = (
-            self.cmd_status.name if isinstance(self.cmd_status, CmdStatus) else self.cmd_status
-        )
+        status = self.cmd_status.name if isinstance(self.cmd_status, CmdStatus) else self.cmd_status
         return f"{self.message} [{name}, {status}]"
 
 
@@ -416,9 +414,10 @@ class Config:
 
     def __repr__(self) -> str:
         # Never the key (common rules: no secrets in debug output).
+        key = "<set>" if self.client_key_pem is not None else None
         return (
             f"Config({self.base_uri!r}, subject={self.subject!r}, "
-            f"store_dir={self.store_dir!r}, client_key_pem={'<set>' if self.client_key_pem else None})"
+            f"store_dir={self.store_dir!r}, client_key_pem={key})"
         )
 
 
@@ -499,8 +498,8 @@ class Client:
             if any(t is not None for t in timeouts):
                 names = ("connect_timeout", "tls_timeout", "response_timeout")
                 ms = [
-                    _ms(lib, n, t if t is not None else d)
-                    for n, t, d in zip(names, timeouts, Config._DEFAULT_TIMEOUTS)
+                    _ms(lib, names[i], t if t is not None else Config._DEFAULT_TIMEOUTS[i])
+                    for i, t in enumerate(timeouts)
                 ]
                 self._check(lib.mef_config_set_timeouts(c, *ms), "timeouts")
             if cfg.max_poll_attempts is not None or cfg.max_poll_time is not None:

@@ -36,9 +36,7 @@ authorityKeyIdentifier = keyid
 
 def openssl(*args, cwd=None) -> str:
     """Runs the openssl CLI; fails the test with its stderr if it fails."""
-    p = subprocess.run(
-        ["openssl", *args], cwd=cwd, capture_output=True, text=True, check=False
-    )
+    p = subprocess.run(["openssl", *args], cwd=cwd, capture_output=True, text=True, check=False)
     if p.returncode != 0:
         raise AssertionError(f"openssl {' '.join(args)} failed:\n{p.stdout}{p.stderr}")
     return p.stdout
@@ -51,9 +49,22 @@ def make_ca(directory: Path, name: str) -> SimpleNamespace:
     key, cert = directory / f"{name}.key", directory / f"{name}.pem"
     openssl("genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", str(key))
     openssl(
-        "req", "-x509", "-new", "-key", str(key), "-sha256", "-days", "30",
-        "-config", str(directory / "ca.cnf"), "-extensions", "v3_ca",
-        "-subj", f"/O=Example Manufacturer/CN={name}", "-out", str(cert),
+        "req",
+        "-x509",
+        "-new",
+        "-key",
+        str(key),
+        "-sha256",
+        "-days",
+        "30",
+        "-config",
+        str(directory / "ca.cnf"),
+        "-extensions",
+        "v3_ca",
+        "-subj",
+        f"/O=Example Manufacturer/CN={name}",
+        "-out",
+        str(cert),
     )
     return SimpleNamespace(cert=cert, key=key)
 
@@ -65,13 +76,44 @@ def pki(tmp_path_factory) -> SimpleNamespace:
     d = tmp_path_factory.mktemp("pki")
     ca = make_ca(d, "manufacturer-ca")
     device_key, device_csr, device_cert = d / "device.key", d / "device.csr", d / "device.pem"
-    openssl("genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", str(device_key))
-    openssl("req", "-new", "-key", str(device_key), "-subj", "/O=Example Manufacturer/CN=device-0001",
-            "-out", str(device_csr))
     openssl(
-        "x509", "-req", "-in", str(device_csr), "-CA", str(ca.cert), "-CAkey", str(ca.key),
-        "-CAcreateserial", "-sha256", "-days", "30", "-extfile", str(d / "ca.cnf"),
-        "-extensions", "v3_device", "-out", str(device_cert),
+        "genpkey",
+        "-algorithm",
+        "EC",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-out",
+        str(device_key),
+    )
+    openssl(
+        "req",
+        "-new",
+        "-key",
+        str(device_key),
+        "-subj",
+        "/O=Example Manufacturer/CN=device-0001",
+        "-out",
+        str(device_csr),
+    )
+    openssl(
+        "x509",
+        "-req",
+        "-in",
+        str(device_csr),
+        "-CA",
+        str(ca.cert),
+        "-CAkey",
+        str(ca.key),
+        "-CAcreateserial",
+        "-sha256",
+        "-days",
+        "30",
+        "-extfile",
+        str(d / "ca.cnf"),
+        "-extensions",
+        "v3_device",
+        "-out",
+        str(device_cert),
     )
     # Another CA, unrelated to the MEF: a wrong trust anchor.
     other = make_ca(d / "other", "other-ca")
@@ -96,24 +138,45 @@ def mef(pki, tmp_path_factory):
     binary = mef_binary()
     data = tmp_path_factory.mktemp("mef")
     subprocess.run(
-        [str(binary), "identity", "add", "--data-dir", str(data), "--client-cert",
-         str(pki.device_cert), "--subject-type", "cse", "--subject-id", CSE_ID],
-        check=True, capture_output=True,
+        [
+            str(binary),
+            "identity",
+            "add",
+            "--data-dir",
+            str(data),
+            "--client-cert",
+            str(pki.device_cert),
+            "--subject-type",
+            "cse",
+            "--subject-id",
+            CSE_ID,
+        ],
+        check=True,
+        capture_output=True,
     )
     stderr = open(data / "mef.err", "wb")
     proc = subprocess.Popen(
-        [str(binary), "--listen", "127.0.0.1:0", "--data-dir", str(data),
-         "--client-trust", str(pki.manufacturer_ca)],
-        stdout=subprocess.PIPE, stderr=stderr, text=True,
+        [
+            str(binary),
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            str(data),
+            "--client-trust",
+            str(pki.manufacturer_ca),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=stderr,
+        text=True,
     )
     try:
         addr = ca = None
         # The MEF prints "listening on ADDR" then "CA certificate: PATH" when ready.
         for line in proc.stdout:
             if line.startswith("listening on "):
-                addr = line[len("listening on "):].strip()
+                addr = line[len("listening on ") :].strip()
             elif line.startswith("CA certificate: "):
-                ca = Path(line[len("CA certificate: "):].strip())
+                ca = Path(line[len("CA certificate: ") :].strip())
                 break
         if addr is None or ca is None:
             proc.wait(timeout=10)

@@ -122,9 +122,9 @@ def test_cacerts_and_csrattrs(mef, pki, tmp_path):
         certs = client.cacerts()
         assert len(certs) == 1
         (tmp_path / "cacert.pem").write_text(certs[0])
-        assert openssl("x509", "-in", str(tmp_path / "cacert.pem"), "-noout", "-fingerprint",
-                       "-sha256") == openssl("x509", "-in", str(mef.ca), "-noout",
-                                             "-fingerprint", "-sha256")
+        assert openssl(
+            "x509", "-in", str(tmp_path / "cacert.pem"), "-noout", "-fingerprint", "-sha256"
+        ) == openssl("x509", "-in", str(mef.ca), "-noout", "-fingerprint", "-sha256")
         attrs = client.csrattrs()
         assert attrs[0] == 0x30  # CsrAttrs ::= SEQUENCE (RFC 7030 4.5.2)
         assert CHALLENGE_PASSWORD_OID in attrs
@@ -204,8 +204,12 @@ def test_clients_in_parallel_threads(mef, pki, tmp_path):
     results, logs = {}, {0: [], 1: []}
 
     def run(i):
-        cfg = config(mef, pki, tmp_path / f"cred{i}",
-                     log=lambda level, msg: logs[i].append((threading.get_ident(), msg)))
+        cfg = config(
+            mef,
+            pki,
+            tmp_path / f"cred{i}",
+            log=lambda level, msg: logs[i].append((threading.get_ident(), msg)),
+        )
         try:
             with Client(cfg) as client:
                 client.provision()
