@@ -134,6 +134,10 @@ pub struct Provisioned {
     pub not_after: UnixTime,
     /// TLS handshakes the procedure made (one when the server keeps the connection alive).
     pub handshakes: u32,
+    /// Bytes the procedure sent on the wire (TLS records included), for sizing and benchmarks.
+    pub bytes_written: u64,
+    /// Bytes the procedure received on the wire (TLS records included).
+    pub bytes_read: u64,
 }
 
 /// A MEF Client: runs the certificate provisioning procedures against one MEF.
@@ -428,6 +432,8 @@ impl MefClient {
             trust_anchors,
             not_after: issued.not_after,
             handshakes: conn.handshakes(),
+            bytes_written: conn.bytes_written(),
+            bytes_read: conn.bytes_read(),
         })
     }
 }
