@@ -65,7 +65,10 @@ impl std::fmt::Display for Operation {
 pub enum Error {
     /// An argument is malformed or inconsistent (checked before any I/O).
     #[error("invalid argument {argument}: {reason}")]
-    InvalidArgument { argument: &'static str, reason: String },
+    InvalidArgument {
+        argument: &'static str,
+        reason: String,
+    },
 
     /// The TCP connection could not be made.
     #[error("cannot connect to {address}: {source}")]
@@ -92,7 +95,10 @@ pub enum Error {
 
     /// The connection broke (reset, closed early, truncated body).
     #[error("connection to the server failed during {operation}: {reason}")]
-    Transport { operation: Operation, reason: String },
+    Transport {
+        operation: Operation,
+        reason: String,
+    },
 
     /// The server asked for HTTP authentication (401). oneM2M certificate provisioning never uses
     /// HTTP-based client authentication (TS-0003 8.3.6.2.1, CR 8.3.Z.2.1), so nothing was sent.
@@ -101,7 +107,10 @@ pub enum Error {
          authentication is not used by oneM2M certificate provisioning (TS-0003 8.3.6.2.1), so no \
          credentials were sent"
     )]
-    HttpAuthenticationRequested { operation: Operation, challenge: String },
+    HttpAuthenticationRequested {
+        operation: Operation,
+        challenge: String,
+    },
 
     /// The server refused the request (4xx) or failed (5xx); `message` is its text body.
     #[error("{operation}: the server answered {status}: {message}")]
@@ -113,11 +122,17 @@ pub enum Error {
 
     /// The server redirected to another authority (or redirected at all where EST allows none).
     #[error("{operation}: redirect to {location} refused (only the same authority is followed)")]
-    Redirect { operation: Operation, location: String },
+    Redirect {
+        operation: Operation,
+        location: String,
+    },
 
     /// The response is malformed or not what the operation returns.
     #[error("{operation}: malformed response: {reason}")]
-    BadResponse { operation: Operation, reason: String },
+    BadResponse {
+        operation: Operation,
+        reason: String,
+    },
 
     /// A response body could not be decoded.
     #[error("{operation}: cannot decode response: {source}")]
@@ -145,7 +160,10 @@ pub enum Error {
 
     /// The identity the client was configured with conflicts with what the server asks for.
     #[error("identity conflict: configured {configured}, the server's CSR attributes ask for {requested}")]
-    IdentityConflict { configured: String, requested: String },
+    IdentityConflict {
+        configured: String,
+        requested: String,
+    },
 
     /// Key generation, loading or signing failed on this device.
     #[error("key operation failed: {reason}")]
@@ -157,7 +175,10 @@ pub enum Error {
 
     /// The credential store failed; nothing was installed.
     #[error("credential store: {operation}: {reason}")]
-    Store { operation: &'static str, reason: String },
+    Store {
+        operation: &'static str,
+        reason: String,
+    },
 
     /// Re-provisioning needs installed credentials and there are none (TS-0003 8.3.6.2.3
     /// pre-condition B).
