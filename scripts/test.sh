@@ -1,25 +1,55 @@
 #!/usr/bin/env bash
-# The test command of the README: installs the third-party peers the tests use (when it can),
-# then runs the formatting and lint checks and every test of the workspace.
+# The test command of the README: installs what the tests need (when it can), then runs the
+# format and lint checks and every test: Rust (with and without the TLS-PSK feature), the C ABI
+# under valgrind and sanitizers, the C examples against an installed library, the Python
+# binding, the fuzz targets (short smoke pass) and the benchmarks (quick mode).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# strongSwan's `pki --est/--estca` (with its curl fetcher plugin) is the independent EST client
-# the MEF is tested against; openssl is used by fixture and interop tests.
+# Debian packages:
+# - strongswan-pki + libstrongswan-extra-plugins: strongSwan's `pki --est/--estca` (curl
+#   fetcher), the independent EST client the MEF is tested against;
+# - openssl: fixtures and the TLS-PSK interop tests (s_client/s_server);
+# - libssl-dev + pkg-config: the `openssl` crate (TLS-PSK in the client's `psk` feature, the
+#   MEF's PSK listener) and the C examples;
+# - gcc + libc6-dev: the C tests and examples; valgrind: the C ABI memory checks;
+# - python3-pip: pytest for the Python binding.
 packages=()
-dpkg -s strongswan-pki >/dev/null 2>&1 || packages+=(strongswan-pki)
-dpkg -s libstrongswan-extra-plugins >/dev/null 2>&1 || packages+=(libstrongswan-extra-plugins)
-command -v openssl >/dev/null 2>&1 || packages+=(openssl)
+for p in strongswan-pki libstrongswan-extra-plugins openssl libssl-dev pkg-config gcc libc6-dev \
+  valgrind python3-pip; do
+  dpkg -s "$p" >/dev/null 2>&1 || packages+=("$p")
+done
 if [ ${#packages[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    echo "installing ${packages[*]}"
+    echo "== installing ${packages[*]}"
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
   else
-    echo "warning: not installing ${packages[*]} (needs root and apt-get); the interop tests will skip" >&2
+    echo "warning: not installing ${packages[*]} (needs root and apt-get)" >&2
   fi
 fi
 
+step() { echo; echo "== $*"; }
+
+step "format"
 cargo fmt --all -- --check
+
+step "clippy (default features, then with TLS-PSK)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+cargo clippy --workspace --all-targets --locked --features onem2m-est/psk -- -D warnings
+
+step "Rust tests without the psk feature"
 cargo test --workspace --locked
+
+step "C ABI tests (valgrind, ASan/UBSan)"
+tests/c/run.sh
+
+step "C examples against the installed library"
+scripts/c-examples.sh
+
+step "Python binding"
+scripts/python-tests.sh
+
+# Last, so the closing summary of this script is the full Rust test run.
+step "Rust tests with the psk feature (TLS-PSK)"
+cargo test --workspace --locked --features onem2m-est/psk
