@@ -74,7 +74,9 @@ typedef struct mef_config mef_config;
 typedef struct mef_credentials_sink mef_credentials_sink;
 
 /**
- * Where the identity callback puts the subject identity (valid only during the callback).
+ * Where the identity callback puts the subject identity and, for Initial Certificate
+ * Provisioning with the PPSK-based RSPF, the (KpmID, Kpm) pair (valid only during the
+ * callback).
  */
 typedef struct mef_identity_sink mef_identity_sink;
 
@@ -171,7 +173,9 @@ typedef struct mef_credential_callbacks {
 /**
  * The identity callback, called at the start of each procedure: it may call
  * `mef_identity_set_subject(sink, ...)` to fix the subject identity of this procedure
- * (otherwise the configured one, or the one the MEF asks for, is used). Return `MEF_CB_OK`;
+ * (otherwise the configured one, or the one the MEF asks for, is used), and
+ * `mef_identity_set_psk(sink, ...)` to supply the (KpmID, Kpm) of a PPSK-based Initial
+ * Certificate Provisioning. Return `MEF_CB_OK`;
  * any other value fails the procedure with `MEF_ERR_CALLBACK`.
  */
 typedef int (*mef_identity_cb)(void *user_data, struct mef_identity_sink *sink);
@@ -449,9 +453,28 @@ mef_result mef_credentials_set(struct mef_credentials_sink *sink, const uint8_t 
 mef_result mef_identity_set_subject(struct mef_identity_sink *sink, mef_subject_type type, const char *id);
 
 /**
+ * Supplies the pre-provisioned symmetric key of the PPSK-based RSPF (TS-0003 8.3.2.1) from
+ * inside the identity callback, for a host that keeps (KpmID, Kpm) in its own secure storage
+ * rather than in the configuration: the KpmID (TLS `psk_identity`, UTF-8) and the Kpm
+ * (`kpm_len` bytes, 16 to 64), copied into memory that is wiped after the procedure and never
+ * logged. Used by `mef_client_provision` (it takes precedence over `mef_config_set_psk`; with
+ * a third-party client certificate configured the provisioning fails with
+ * `MEF_ERR_INVALID_ARGUMENT`: ambiguous RSPF); ignored by `mef_client_reprovision`, which
+ * authenticates with the installed certificate. The host may wipe its buffer once this
+ * returns. `MEF_ERR_INVALID_ARGUMENT` as for `mef_config_set_psk` (the sink is then
+ * unchanged).
+ *
+ * # Safety
+ * `sink` must be the pointer given to the identity callback; `kpm_id` a NUL-terminated
+ * string; `kpm` readable for `kpm_len` bytes.
+ */
+mef_result mef_identity_set_psk(struct mef_identity_sink *sink, const char *kpm_id, const uint8_t *kpm, size_t kpm_len);
+
+/**
  * Creates a client from `config` (copied: the configuration may be freed afterwards).
  * Needs a base URI and exactly one credential storage (store directory, or credential
- * callbacks plus key callbacks); `MEF_ERR_INVALID_ARGUMENT` otherwise.
+ * callbacks plus key callbacks), and at most one of a PSK and a third-party client
+ * certificate; `MEF_ERR_INVALID_ARGUMENT` otherwise.
  *
  * # Safety
  * `config` must be NULL or a live configuration; `out` NULL or writable.
@@ -468,8 +491,13 @@ void mef_client_free(struct mef_client *client);
 
 /**
  * Initial Certificate Provisioning (TS-0003 8.3.6.2.2): authenticates with the configured
- * third-party client certificate against the configured trust anchors; on success the new
- * certificate, its key and the MEF CA trust anchors are installed together.
+ * third-party client certificate against the configured trust anchors (certificate-based
+ * RSPF), or, when a PSK is configured (`mef_config_set_psk`) or supplied by the identity
+ * callback (`mef_identity_set_psk`), over TLS-PSK with (KpmID, Kpm) alone (PPSK-based RSPF,
+ * TS-0003 8.3.2.1; no trust anchors needed). On success the new certificate, its key and the
+ * MEF CA trust anchors are installed together. A failed PSK handshake (wrong Kpm, unknown
+ * KpmID, a server without TLS-PSK) is `MEF_ERR_TLS`; a build without the `psk` feature gives
+ * `MEF_ERR_INVALID_ARGUMENT`.
  *
  * # Safety
  * `client` as for `mef_client_free` (non-NULL), used by one thread at a time.
@@ -489,7 +517,8 @@ mef_result mef_client_reprovision(struct mef_client *client, mef_reprovision mod
  * `/cacerts` (RFC 7030 4.1): writes the validated MEF CA certificates as PEM to `*out_pem`
  * (free with `mef_buffer_free`); nothing is installed. The MEF is authenticated with the
  * configured trust anchors, else the installed ones; the client with the configured
- * third-party certificate if any, else anonymously.
+ * third-party certificate if any, else anonymously. With a PSK configured
+ * (`mef_config_set_psk`), over TLS-PSK instead (the PSK authenticates both ends).
  *
  * # Safety
  * `client` as for `mef_client_free` (non-NULL); `out_pem` writable.
@@ -500,7 +529,7 @@ mef_result mef_client_cacerts(struct mef_client *client, struct mef_buffer **out
  * `/csrattrs` (RFC 7030 4.5): writes the CSR attributes as DER (the server's CsrAttrs,
  * re-encoded after decoding) to `*out_der`; an empty buffer when the server has none (204 or
  * 404). Authentication as for `mef_client_cacerts` (a oneM2M MEF requires a client
- * certificate here).
+ * certificate or the PSK here).
  *
  * # Safety
  * `client` as for `mef_client_free` (non-NULL); `out_der` writable.
@@ -606,6 +635,28 @@ mef_result mef_config_set_client_cert_pem(struct mef_config *config, const uint8
  * `config` as for `mef_config_free` (non-NULL); `chain_pem` readable for `chain_len` bytes.
  */
 mef_result mef_config_set_client_cert_key_handle(struct mef_config *config, const uint8_t *chain_pem, size_t chain_len, uint64_t key_handle, mef_key_type key_type);
+
+/**
+ * Sets the pre-provisioned symmetric key of the PPSK-based RSPF (TS-0003 8.3.2.1): the KpmID
+ * (sent as the TLS `psk_identity`, UTF-8) and the key Kpm (`kpm_len` bytes, 16 to 64). Initial
+ * Certificate Provisioning then runs over TLS-PSK (RFC 7030 3.3.3): the PSK authenticates both
+ * ends, so no trust anchors are needed, and the MEF CA certificates fetched on that channel
+ * become the installed trust anchors. `mef_client_cacerts` and `mef_client_csrattrs` use it
+ * too. Exclusive with a third-party client certificate (`mef_client_new` refuses both:
+ * the RSPF would be ambiguous). The key is copied into memory wiped when the configuration
+ * (and any client made from it) is freed, and never logged.
+ *
+ * `MEF_ERR_INVALID_ARGUMENT`: an empty KpmID, one longer than 128 bytes or holding control
+ * characters, a Kpm shorter than 16 or longer than 64 bytes (RFC 4279 5.3, 7.2). A library
+ * built without the cargo feature `psk` accepts the credential here and fails the TLS-PSK
+ * operations with `MEF_ERR_INVALID_ARGUMENT` ("no TLS-PSK support"); the scripts/install.sh
+ * build has it.
+ *
+ * # Safety
+ * `config` as for `mef_config_free` (non-NULL); `kpm_id` a NUL-terminated string; `kpm`
+ * readable for `kpm_len` bytes.
+ */
+mef_result mef_config_set_psk(struct mef_config *config, const char *kpm_id, const uint8_t *kpm, size_t kpm_len);
 
 /**
  * Fixes the subject identity (certSubjectType and certSubjectID of TS-0003 8.3.9.7): an

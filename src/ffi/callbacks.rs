@@ -24,6 +24,7 @@ use super::{
 use crate::error::{Error, Result};
 use crate::identity::SubjectIdentity;
 use crate::keys::{KeyAlgorithm, PrivateKey};
+use crate::psk::PskCredential;
 use crate::store::{certs_to_pem, parse_certs_pem, CredentialStore, Credentials};
 
 /// Capacity of the buffers given to `public_key` and `sign`.
@@ -134,7 +135,9 @@ pub struct mef_credential_callbacks {
 
 /// The identity callback, called at the start of each procedure: it may call
 /// `mef_identity_set_subject(sink, ...)` to fix the subject identity of this procedure
-/// (otherwise the configured one, or the one the MEF asks for, is used). Return `MEF_CB_OK`;
+/// (otherwise the configured one, or the one the MEF asks for, is used), and
+/// `mef_identity_set_psk(sink, ...)` to supply the (KpmID, Kpm) of a PPSK-based Initial
+/// Certificate Provisioning. Return `MEF_CB_OK`;
 /// any other value fails the procedure with `MEF_ERR_CALLBACK`.
 pub type mef_identity_cb =
     Option<unsafe extern "C" fn(user_data: *mut c_void, sink: *mut mef_identity_sink) -> c_int>;
@@ -145,10 +148,21 @@ pub struct mef_credentials_sink {
     loaded: Option<(Vec<CertificateDer<'static>>, Vec<CertificateDer<'static>>)>,
 }
 
-/// Where the identity callback puts the subject identity (valid only during the callback).
+/// Where the identity callback puts the subject identity and, for Initial Certificate
+/// Provisioning with the PPSK-based RSPF, the (KpmID, Kpm) pair (valid only during the
+/// callback).
 #[derive(Debug, Default)]
 pub struct mef_identity_sink {
     identity: Option<SubjectIdentity>,
+    /// `Debug` redacts the key; dropped (and wiped) after the procedure.
+    psk: Option<PskCredential>,
+}
+
+/// What the identity callback supplied for one procedure.
+#[derive(Debug, Default)]
+pub(crate) struct IdentityAnswer {
+    pub(crate) identity: Option<SubjectIdentity>,
+    pub(crate) psk: Option<PskCredential>,
 }
 
 /// Hands the current credentials to the library from inside the `load` callback: the chain
@@ -206,6 +220,39 @@ pub unsafe extern "C" fn mef_identity_set_subject(
             check!(SubjectIdentity::new(subject_type, id).map_err(|_| MEF_ERR_INVALID_ARGUMENT));
         // SAFETY: non-NULL; the sink is the library's, alive during the callback (contract).
         unsafe { &mut *sink }.identity = Some(identity);
+        MEF_OK
+    })
+}
+
+/// Supplies the pre-provisioned symmetric key of the PPSK-based RSPF (TS-0003 8.3.2.1) from
+/// inside the identity callback, for a host that keeps (KpmID, Kpm) in its own secure storage
+/// rather than in the configuration: the KpmID (TLS `psk_identity`, UTF-8) and the Kpm
+/// (`kpm_len` bytes, 16 to 64), copied into memory that is wiped after the procedure and never
+/// logged. Used by `mef_client_provision` (it takes precedence over `mef_config_set_psk`; with
+/// a third-party client certificate configured the provisioning fails with
+/// `MEF_ERR_INVALID_ARGUMENT`: ambiguous RSPF); ignored by `mef_client_reprovision`, which
+/// authenticates with the installed certificate. The host may wipe its buffer once this
+/// returns. `MEF_ERR_INVALID_ARGUMENT` as for `mef_config_set_psk` (the sink is then
+/// unchanged).
+///
+/// # Safety
+/// `sink` must be the pointer given to the identity callback; `kpm_id` a NUL-terminated
+/// string; `kpm` readable for `kpm_len` bytes.
+#[no_mangle]
+pub unsafe extern "C" fn mef_identity_set_psk(
+    sink: *mut mef_identity_sink,
+    kpm_id: *const c_char,
+    kpm: *const u8,
+    kpm_len: usize,
+) -> mef_result {
+    guard(|| {
+        if sink.is_null() {
+            return MEF_ERR_NULL_ARGUMENT;
+        }
+        // SAFETY: the caller's contract above.
+        let psk = check!(unsafe { super::config::psk_arg(kpm_id, kpm, kpm_len) });
+        // SAFETY: non-NULL; the sink is the library's, alive during the callback (contract).
+        unsafe { &mut *sink }.psk = Some(psk);
         MEF_OK
     })
 }
@@ -289,14 +336,17 @@ pub(crate) fn call_identity(
     cb: unsafe extern "C" fn(*mut c_void, *mut mef_identity_sink) -> c_int,
     user_data: UserData,
     failed: &CallbackFailure,
-) -> Result<Option<SubjectIdentity>> {
+) -> Result<IdentityAnswer> {
     let mut sink = mef_identity_sink::default();
     // SAFETY: the host registered `cb` and `user_data` together; the sink outlives the call.
     let rc = unsafe { cb(user_data.0, &mut sink) };
     if rc != MEF_CB_OK {
         return Err(failed.raise(format!("the identity callback returned {rc}")));
     }
-    Ok(sink.identity)
+    Ok(IdentityAnswer {
+        identity: sink.identity,
+        psk: sink.psk,
+    })
 }
 
 /// Set when a key or identity callback failed during the current call, so the call reports

@@ -18,6 +18,7 @@ use super::{
 use crate::client::{Config, InitialAuth, KeySource, MefClient, Provisioned, Reprovision};
 use crate::error::{Error, Result};
 use crate::keys::PrivateKey;
+use crate::psk::PskCredential;
 use crate::store::{certs_to_pem, CredentialStore, FileStore};
 use crate::tls::ClientIdentity;
 use crate::uri::EstUri;
@@ -125,6 +126,12 @@ impl mef_client {
                     Storage::Callbacks(CallbackStore::new(keys, *creds, failed.clone()))
                 }
             };
+        if config.psk.is_some() && config.third_party.is_some() {
+            return Err(Failure::invalid(
+                "both a PSK (mef_config_set_psk) and a third-party client certificate are \
+                 configured: the RSPF of Initial Certificate Provisioning is ambiguous; choose one",
+            ));
+        }
         if matches!(config.third_party, Some(ThirdParty::Handle { .. }))
             && config.key_callbacks.is_none()
         {
@@ -143,19 +150,22 @@ impl mef_client {
     }
 
     /// The core client for one call; for a procedure (`ask_identity`), with the identity the
-    /// identity callback gives.
-    fn core(&self, ask_identity: bool) -> Result<MefClient> {
+    /// identity callback gives, and the PSK it supplies, if any.
+    fn core(&self, ask_identity: bool) -> Result<(MefClient, Option<PskCredential>)> {
         let mut config = Config::new(self.base_uri.clone())
             .key_algorithm(self.settings.key_algorithm)
             .transport(self.settings.transport.clone());
         config.identity = self.settings.identity.clone();
+        let mut psk = None;
         let callback: Option<IdentityCallback> = self.settings.identity_callback;
         if let Some((cb, user_data)) = callback.filter(|_| ask_identity) {
-            if let Some(identity) = call_identity(cb, user_data, &self.failed)? {
+            let answer = call_identity(cb, user_data, &self.failed)?;
+            if let Some(identity) = answer.identity {
                 config.identity = Some(identity);
             }
+            psk = answer.psk;
         }
-        Ok(MefClient::new(config))
+        Ok((MefClient::new(config), psk))
     }
 
     fn key_callbacks(&self) -> Result<KeyCallbacks> {
@@ -198,24 +208,43 @@ impl mef_client {
     }
 
     fn provision(&mut self, key_source: KeySource) -> Result<Provisioned> {
-        let core = self.core(true)?;
-        let trust_anchors = self.trust_anchors_for_initial()?;
-        let client = self.third_party()?.ok_or_else(|| {
-            Error::invalid(
-                "client certificate",
-                "Initial Certificate Provisioning needs a third-party client certificate \
-                 (mef_config_set_client_cert_pem or mef_config_set_client_cert_key_handle)",
-            )
-        })?;
-        let auth = InitialAuth::Certificate {
-            trust_anchors,
-            client,
+        let (core, supplied_psk) = self.core(true)?;
+        // The identity callback's PSK takes precedence over the configured one (the host may
+        // keep Kpm in its own secure storage).
+        let psk = supplied_psk.or_else(|| self.settings.psk.clone());
+        let auth = match psk {
+            // mef_client_new refuses a configured PSK with a certificate; a PSK from the
+            // identity callback is only known now.
+            Some(_) if self.settings.third_party.is_some() => {
+                return Err(Error::invalid(
+                    "psk",
+                    "both a PSK (from the identity callback) and a third-party client                      certificate are configured: the RSPF is ambiguous",
+                ))
+            }
+            // PPSK-based RSPF (TS-0003 8.3.2.1): the PSK authenticates both ends; the MEF CA
+            // certificates fetched on this channel become the trust anchors (RFC 7030 4.1.1).
+            Some(psk) => InitialAuth::Psk(psk),
+            None => {
+                let trust_anchors = self.trust_anchors_for_initial()?;
+                let client = self.third_party()?.ok_or_else(|| {
+                    Error::invalid(
+                        "client certificate",
+                        "Initial Certificate Provisioning needs a third-party client                          certificate (mef_config_set_client_cert_pem or                          mef_config_set_client_cert_key_handle) or a PSK (mef_config_set_psk                          or mef_identity_set_psk)",
+                    )
+                })?;
+                InitialAuth::Certificate {
+                    trust_anchors,
+                    client,
+                }
+            }
         };
         core.provision(&auth, self.storage.as_dyn(), key_source)
     }
 
     fn reprovision(&mut self, mode: Reprovision) -> Result<Provisioned> {
-        let core = self.core(true)?;
+        // Re-provisioning authenticates with the installed certificate (TS-0003 8.3.6.2.3
+        // pre-condition B); a PSK from the identity callback is not used.
+        let (core, _) = self.core(true)?;
         core.reprovision(self.storage.as_dyn(), mode)
     }
 
@@ -237,22 +266,60 @@ impl mef_client {
     }
 
     fn cacerts(&mut self) -> Result<Vec<u8>> {
-        let core = self.core(false)?;
-        let trust_anchors = self.trust_anchors_any()?;
-        let certs = core.cacerts(&trust_anchors, self.third_party()?)?;
+        let (core, _) = self.core(false)?;
+        let certs = match &self.settings.psk {
+            Some(psk) => core.cacerts_psk(psk)?,
+            None => {
+                let trust_anchors = self.trust_anchors_any()?;
+                core.cacerts(&trust_anchors, self.third_party()?)?
+            }
+        };
         Ok(certs_to_pem(&certs).into_bytes())
     }
 
     fn csrattrs(&mut self) -> Result<Vec<u8>> {
-        let core = self.core(false)?;
-        let trust_anchors = self.trust_anchors_any()?;
-        match core.csrattrs_items(&trust_anchors, self.third_party()?)? {
+        let (core, _) = self.core(false)?;
+        let items = match &self.settings.psk {
+            Some(psk) => self.csrattrs_items_psk(&core, psk)?,
+            None => {
+                let trust_anchors = self.trust_anchors_any()?;
+                core.csrattrs_items(&trust_anchors, self.third_party()?)?
+            }
+        };
+        match items {
             None => Ok(Vec::new()),
             Some(items) => crate::proto::csrattrs::encode(&items).map_err(|source| Error::Decode {
                 operation: crate::Operation::CsrAttrs,
                 source,
             }),
         }
+    }
+
+    /// `/csrattrs` over TLS-PSK, decoded but not interpreted (the core only has the
+    /// interpreted form for PSK), on the same OpenSSL stack the core uses.
+    #[cfg(feature = "psk")]
+    fn csrattrs_items_psk(
+        &self,
+        core: &MefClient,
+        psk: &PskCredential,
+    ) -> Result<Option<Vec<crate::proto::csrattrs::AttrOrOid>>> {
+        let stack = crate::psk::OpenSslPskStack::new(psk)?;
+        let conn = crate::transport::EstConnection::with_stack(
+            &self.base_uri,
+            Arc::new(stack),
+            &core.config().transport,
+        )?;
+        conn.csrattrs()
+    }
+
+    /// Without the `psk` feature: the core's "no TLS-PSK support" error.
+    #[cfg(not(feature = "psk"))]
+    fn csrattrs_items_psk(
+        &self,
+        core: &MefClient,
+        psk: &PskCredential,
+    ) -> Result<Option<Vec<crate::proto::csrattrs::AttrOrOid>>> {
+        core.csrattrs_psk(psk).map(|_| None)
     }
 
     /// Runs one call with the handle's log sink current and the failure flag reset, and
@@ -325,7 +392,8 @@ unsafe fn with_client(
 
 /// Creates a client from `config` (copied: the configuration may be freed afterwards).
 /// Needs a base URI and exactly one credential storage (store directory, or credential
-/// callbacks plus key callbacks); `MEF_ERR_INVALID_ARGUMENT` otherwise.
+/// callbacks plus key callbacks), and at most one of a PSK and a third-party client
+/// certificate; `MEF_ERR_INVALID_ARGUMENT` otherwise.
 ///
 /// # Safety
 /// `config` must be NULL or a live configuration; `out` NULL or writable.
@@ -373,8 +441,13 @@ pub unsafe extern "C" fn mef_client_free(client: *mut mef_client) {
 }
 
 /// Initial Certificate Provisioning (TS-0003 8.3.6.2.2): authenticates with the configured
-/// third-party client certificate against the configured trust anchors; on success the new
-/// certificate, its key and the MEF CA trust anchors are installed together.
+/// third-party client certificate against the configured trust anchors (certificate-based
+/// RSPF), or, when a PSK is configured (`mef_config_set_psk`) or supplied by the identity
+/// callback (`mef_identity_set_psk`), over TLS-PSK with (KpmID, Kpm) alone (PPSK-based RSPF,
+/// TS-0003 8.3.2.1; no trust anchors needed). On success the new certificate, its key and the
+/// MEF CA trust anchors are installed together. A failed PSK handshake (wrong Kpm, unknown
+/// KpmID, a server without TLS-PSK) is `MEF_ERR_TLS`; a build without the `psk` feature gives
+/// `MEF_ERR_INVALID_ARGUMENT`.
 ///
 /// # Safety
 /// `client` as for `mef_client_free` (non-NULL), used by one thread at a time.
@@ -433,7 +506,8 @@ pub unsafe extern "C" fn mef_client_reprovision(
 /// `/cacerts` (RFC 7030 4.1): writes the validated MEF CA certificates as PEM to `*out_pem`
 /// (free with `mef_buffer_free`); nothing is installed. The MEF is authenticated with the
 /// configured trust anchors, else the installed ones; the client with the configured
-/// third-party certificate if any, else anonymously.
+/// third-party certificate if any, else anonymously. With a PSK configured
+/// (`mef_config_set_psk`), over TLS-PSK instead (the PSK authenticates both ends).
 ///
 /// # Safety
 /// `client` as for `mef_client_free` (non-NULL); `out_pem` writable.
@@ -458,7 +532,7 @@ pub unsafe extern "C" fn mef_client_cacerts(
 /// `/csrattrs` (RFC 7030 4.5): writes the CSR attributes as DER (the server's CsrAttrs,
 /// re-encoded after decoding) to `*out_der`; an empty buffer when the server has none (204 or
 /// 404). Authentication as for `mef_client_cacerts` (a oneM2M MEF requires a client
-/// certificate here).
+/// certificate or the PSK here).
 ///
 /// # Safety
 /// `client` as for `mef_client_free` (non-NULL); `out_der` writable.

@@ -17,6 +17,7 @@ use super::{
 };
 use crate::identity::SubjectIdentity;
 use crate::keys::{KeyAlgorithm, SoftwareKey};
+use crate::psk::PskCredential;
 use crate::transport::TransportConfig;
 use crate::uri::EstUri;
 
@@ -45,6 +46,8 @@ pub struct mef_config {
     pub(crate) base_uri: Option<EstUri>,
     pub(crate) trust_anchors: Option<Vec<CertificateDer<'static>>>,
     pub(crate) third_party: Option<ThirdParty>,
+    /// The PPSK-based RSPF credential (KpmID, Kpm); `Debug` redacts the key.
+    pub(crate) psk: Option<PskCredential>,
     pub(crate) identity: Option<SubjectIdentity>,
     pub(crate) key_algorithm: KeyAlgorithm,
     pub(crate) transport: TransportConfig,
@@ -217,6 +220,62 @@ pub unsafe extern "C" fn mef_config_set_client_cert_key_handle(
             handle: key_handle,
             algorithm,
         });
+        MEF_OK
+    })
+}
+
+/// A (KpmID, Kpm) argument pair, validated by [`PskCredential::new`] (non-empty KpmID of at
+/// most 128 bytes without control characters, a Kpm of 16 to 64 bytes). The key is copied into
+/// `Zeroizing` memory at once.
+///
+/// # Safety
+/// `kpm_id` must be NULL or a NUL-terminated string; `kpm` NULL or readable for `kpm_len`
+/// bytes.
+pub(crate) unsafe fn psk_arg(
+    kpm_id: *const c_char,
+    kpm: *const u8,
+    kpm_len: usize,
+) -> Result<PskCredential, mef_result> {
+    // SAFETY: caller's contract above.
+    let kpm_id = unsafe { str_arg(kpm_id) }?;
+    // SAFETY: caller's contract above.
+    let kpm = unsafe { bytes_arg(kpm, kpm_len) }?;
+    let key = Zeroizing::new(kpm.to_vec());
+    // The error text names the rule broken, never the key; it is not kept (no handle).
+    PskCredential::new(kpm_id, key).map_err(|_| MEF_ERR_INVALID_ARGUMENT)
+}
+
+/// Sets the pre-provisioned symmetric key of the PPSK-based RSPF (TS-0003 8.3.2.1): the KpmID
+/// (sent as the TLS `psk_identity`, UTF-8) and the key Kpm (`kpm_len` bytes, 16 to 64). Initial
+/// Certificate Provisioning then runs over TLS-PSK (RFC 7030 3.3.3): the PSK authenticates both
+/// ends, so no trust anchors are needed, and the MEF CA certificates fetched on that channel
+/// become the installed trust anchors. `mef_client_cacerts` and `mef_client_csrattrs` use it
+/// too. Exclusive with a third-party client certificate (`mef_client_new` refuses both:
+/// the RSPF would be ambiguous). The key is copied into memory wiped when the configuration
+/// (and any client made from it) is freed, and never logged.
+///
+/// `MEF_ERR_INVALID_ARGUMENT`: an empty KpmID, one longer than 128 bytes or holding control
+/// characters, a Kpm shorter than 16 or longer than 64 bytes (RFC 4279 5.3, 7.2). A library
+/// built without the cargo feature `psk` accepts the credential here and fails the TLS-PSK
+/// operations with `MEF_ERR_INVALID_ARGUMENT` ("no TLS-PSK support"); the scripts/install.sh
+/// build has it.
+///
+/// # Safety
+/// `config` as for `mef_config_free` (non-NULL); `kpm_id` a NUL-terminated string; `kpm`
+/// readable for `kpm_len` bytes.
+#[no_mangle]
+pub unsafe extern "C" fn mef_config_set_psk(
+    config: *mut mef_config,
+    kpm_id: *const c_char,
+    kpm: *const u8,
+    kpm_len: usize,
+) -> mef_result {
+    guard(|| {
+        // SAFETY: caller's contract above.
+        let config = check!(unsafe { config_mut(config) });
+        // SAFETY: caller's contract above.
+        let psk = check!(unsafe { psk_arg(kpm_id, kpm, kpm_len) });
+        config.psk = Some(psk);
         MEF_OK
     })
 }

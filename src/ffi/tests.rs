@@ -125,3 +125,129 @@ fn version_is_the_crate_version() {
     let v = unsafe { CStr::from_ptr(mef_version()) };
     assert_eq!(v.to_str().unwrap(), env!("CARGO_PKG_VERSION"));
 }
+
+/// A Kpm whose bytes are recognisable in any text that would leak it.
+const KPM: [u8; 32] = [0x5A; 32];
+
+#[test]
+fn psk_arguments_are_validated_and_exclusive_with_a_client_certificate() {
+    let id = CString::new("kpm-0001").unwrap();
+    let empty = CString::new("").unwrap();
+    let mut config = std::ptr::null_mut();
+    // SAFETY: valid pointers and lengths (or NULL on purpose); the config is freed once.
+    unsafe {
+        assert_eq!(mef_config_new(&mut config), MEF_OK);
+        assert_eq!(
+            mef_config_set_psk(std::ptr::null_mut(), id.as_ptr(), KPM.as_ptr(), 32),
+            MEF_ERR_NULL_ARGUMENT
+        );
+        assert_eq!(
+            mef_config_set_psk(config, std::ptr::null(), KPM.as_ptr(), 32),
+            MEF_ERR_NULL_ARGUMENT
+        );
+        assert_eq!(
+            mef_config_set_psk(config, id.as_ptr(), std::ptr::null(), 32),
+            MEF_ERR_NULL_ARGUMENT
+        );
+        // RFC 4279 7.2 / 5.3: 16 to 64 bytes; a non-empty KpmID.
+        for (kpm_id, len) in [(id.as_ptr(), 15), (id.as_ptr(), 0), (empty.as_ptr(), 32)] {
+            assert_eq!(
+                mef_config_set_psk(config, kpm_id, KPM.as_ptr(), len),
+                MEF_ERR_INVALID_ARGUMENT
+            );
+        }
+        let long = [0x5Au8; 65];
+        assert_eq!(
+            mef_config_set_psk(config, id.as_ptr(), long.as_ptr(), 65),
+            MEF_ERR_INVALID_ARGUMENT
+        );
+        assert!((*config).psk.is_none(), "a refused PSK is not kept");
+        assert_eq!(
+            mef_config_set_psk(config, id.as_ptr(), KPM.as_ptr(), 16),
+            MEF_OK
+        );
+        // Debug output never shows the key.
+        let debug = format!("{:?}", *config);
+        assert!(
+            debug.contains("kpm-0001") && !debug.contains("90, 90"),
+            "{debug}"
+        );
+
+        // A PSK and a client certificate: ambiguous RSPF.
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["device".to_owned()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap()
+            .pem();
+        let key = key.serialize_pem();
+        let uri = CString::new("https://127.0.0.1:1/.well-known/est").unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let dir = CString::new(dir.path().to_str().unwrap()).unwrap();
+        assert_eq!(mef_config_set_base_uri(config, uri.as_ptr()), MEF_OK);
+        assert_eq!(mef_config_set_store_dir(config, dir.as_ptr()), MEF_OK);
+        assert_eq!(
+            mef_config_set_client_cert_pem(
+                config,
+                cert.as_ptr(),
+                cert.len(),
+                key.as_ptr(),
+                key.len()
+            ),
+            MEF_OK
+        );
+        let mut client = std::ptr::null_mut();
+        assert_eq!(
+            mef_client_new(config, &mut client),
+            MEF_ERR_INVALID_ARGUMENT
+        );
+        assert!(client.is_null());
+        mef_config_free(config);
+    }
+}
+
+#[test]
+fn psk_provisioning_needs_no_trust_anchors_and_reports_the_build() {
+    let dir = tempfile::tempdir().unwrap();
+    let id = CString::new("kpm-0001").unwrap();
+    let uri = CString::new("https://127.0.0.1:1/.well-known/est").unwrap();
+    let store = CString::new(dir.path().join("s").to_str().unwrap()).unwrap();
+    let mut config = std::ptr::null_mut();
+    let mut client = std::ptr::null_mut();
+    // SAFETY: valid pointers and lengths; config and client are freed once.
+    unsafe {
+        assert_eq!(mef_config_new(&mut config), MEF_OK);
+        assert_eq!(mef_config_set_base_uri(config, uri.as_ptr()), MEF_OK);
+        assert_eq!(mef_config_set_store_dir(config, store.as_ptr()), MEF_OK);
+        assert_eq!(
+            mef_config_set_psk(config, id.as_ptr(), KPM.as_ptr(), KPM.len()),
+            MEF_OK
+        );
+        assert_eq!(mef_client_new(config, &mut client), MEF_OK);
+        mef_config_free(config);
+        let r = mef_client_provision(client, MEF_KEY_GENERATE);
+        let error = last_error(client);
+        if crate::psk::SUPPORTED {
+            // It got as far as connecting (127.0.0.1:1 refuses): no trust anchor was asked for.
+            assert_eq!(r, MEF_ERR_CONNECT, "{error}");
+        } else {
+            // The core's refusal is an InvalidArgument (class BadArguments).
+            assert_eq!(r, MEF_ERR_INVALID_ARGUMENT, "{error}");
+            assert!(error.contains("TLS-PSK"), "{error}");
+        }
+        assert!(
+            !error.contains("5a5a") && !error.contains("5A5A"),
+            "{error}"
+        );
+        let mut buffer = std::ptr::null_mut();
+        let expected = if crate::psk::SUPPORTED {
+            MEF_ERR_CONNECT
+        } else {
+            MEF_ERR_INVALID_ARGUMENT
+        };
+        assert_eq!(mef_client_cacerts(client, &mut buffer), expected);
+        assert_eq!(mef_client_csrattrs(client, &mut buffer), expected);
+        assert!(buffer.is_null());
+        mef_client_free(client);
+    }
+}
