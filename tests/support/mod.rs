@@ -316,6 +316,19 @@ pub enum Action {
     Respond(Response),
     /// Send these bytes as they are, then close the connection.
     RawThenClose(Vec<u8>),
+    /// Send this response, then close the connection cleanly (close_notify), so the client's
+    /// next request needs a new connection (and a new handshake).
+    RespondThenClose(Response),
+    /// Never answer: hold the connection open, silent, until the server is dropped.
+    Stall,
+    /// Slowloris: send these bytes, then one more byte (`b'A'`) every 100 ms, forever (until
+    /// the client gives up or the server is dropped).
+    Trickle(Vec<u8>),
+    /// Send these bytes, then reset the connection (TCP RST through SO_LINGER 0).
+    ResetAfter(Vec<u8>),
+    /// Send these bytes, then a fatal TLS alert record (handshake_failure) in the clear, then
+    /// close: what a broken middlebox or TLS stack gives mid-response.
+    AlertAfter(Vec<u8>),
 }
 
 impl From<Response> for Action {
@@ -346,6 +359,12 @@ pub struct ServerOptions {
     pub client_auth: ClientAuth,
     /// Only TLS 1.2 when set (otherwise 1.2 and 1.3, rustls preferring 1.3).
     pub tls12_only: bool,
+    /// From connection index `n` on (0 is the first), present this identity instead: a server
+    /// that switches certificates between the requests of one procedure.
+    pub switch_identity: Option<(usize, ServerIdentity)>,
+    /// Reset (TCP RST) the connections with these indexes once the ClientHello arrived,
+    /// before any TLS answer.
+    pub reset_handshakes: Vec<usize>,
 }
 
 impl ServerOptions {
@@ -355,6 +374,8 @@ impl ServerOptions {
             identity,
             client_auth: ClientAuth::None,
             tls12_only: false,
+            switch_identity: None,
+            reset_handshakes: Vec::new(),
         }
     }
 }
@@ -363,11 +384,14 @@ type Handler = dyn Fn(&Request) -> Action + Send + Sync;
 
 #[derive(Default)]
 struct State {
+    /// Set when the server is dropped: stalling and trickling connections end.
+    stopping: AtomicBool,
     handshakes: AtomicU32,
     handshake_failures: Mutex<Vec<String>>,
     requests: Mutex<Vec<Request>>,
     connections: AtomicUsize,
-    sockets: Mutex<Vec<TcpStream>>,
+    /// A clone of each connection's socket (by connection index), to close them on drop.
+    sockets: Mutex<Vec<(usize, TcpStream)>>,
     threads: Mutex<Vec<JoinHandle<()>>>,
 }
 
@@ -410,14 +434,20 @@ impl TestServer {
                 builder.with_client_cert_verifier(b.build().expect("client verifier"))
             }
         };
-        let config = Arc::new(
-            builder
-                .with_single_cert(
-                    options.identity.chain.clone(),
-                    options.identity.key.clone_key(),
-                )
-                .expect("server certificate"),
-        );
+        let config_for = |identity: &ServerIdentity| {
+            Arc::new(
+                builder
+                    .clone()
+                    .with_single_cert(identity.chain.clone(), identity.key.clone_key())
+                    .expect("server certificate"),
+            )
+        };
+        let config = config_for(&options.identity);
+        let switched = options
+            .switch_identity
+            .as_ref()
+            .map(|(from, id)| (*from, config_for(id)));
+        let reset_handshakes = options.reset_handshakes.clone();
 
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1");
         let addr = listener.local_addr().expect("local address");
@@ -432,12 +462,19 @@ impl TestServer {
                         break;
                     }
                     let Ok(stream) = stream else { continue };
-                    if let Ok(clone) = stream.try_clone() {
-                        state.sockets.lock().unwrap().push(clone);
-                    }
                     let index = state.connections.fetch_add(1, Ordering::SeqCst);
-                    let (config, state2, handler) =
-                        (config.clone(), state.clone(), handler.clone());
+                    if reset_handshakes.contains(&index) {
+                        reset_after_client_hello(stream);
+                        continue;
+                    }
+                    if let Ok(clone) = stream.try_clone() {
+                        state.sockets.lock().unwrap().push((index, clone));
+                    }
+                    let config = match &switched {
+                        Some((from, other)) if index >= *from => other.clone(),
+                        _ => config.clone(),
+                    };
+                    let (state2, handler) = (state.clone(), handler.clone());
                     let t = std::thread::spawn(move || {
                         serve_connection(config, stream, index, &state2, &*handler)
                     });
@@ -487,12 +524,13 @@ impl TestServer {
 impl Drop for TestServer {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::SeqCst);
+        self.state.stopping.store(true, Ordering::SeqCst);
         // Wake the accept loop, then close every connection so its thread ends.
         let _ = TcpStream::connect(self.addr);
         if let Some(t) = self.accept.take() {
             let _ = t.join();
         }
-        for s in self.state.sockets.lock().unwrap().drain(..) {
+        for (_, s) in self.state.sockets.lock().unwrap().drain(..) {
             let _ = s.shutdown(Shutdown::Both);
         }
         let threads: Vec<_> = self.state.threads.lock().unwrap().drain(..).collect();
@@ -560,8 +598,66 @@ fn serve_connection(
                 let _ = tls.sock.shutdown(Shutdown::Both);
                 return;
             }
+            Action::RespondThenClose(resp) => {
+                let _ = tls.write_all(&resp.to_bytes());
+                tls.conn.send_close_notify();
+                let _ = tls.flush();
+                let _ = tls.sock.shutdown(Shutdown::Write);
+                return;
+            }
+            Action::Stall => {
+                while !state.stopping.load(Ordering::SeqCst) {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                return;
+            }
+            Action::Trickle(head) => {
+                if tls.write_all(&head).and_then(|_| tls.flush()).is_err() {
+                    return;
+                }
+                while !state.stopping.load(Ordering::SeqCst) {
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                    if tls.write_all(b"A").and_then(|_| tls.flush()).is_err() {
+                        return;
+                    }
+                }
+                return;
+            }
+            Action::ResetAfter(bytes) => {
+                let _ = tls.write_all(&bytes);
+                let _ = tls.flush();
+                // The clone kept for Drop must go too: the RST is sent when the last
+                // descriptor of the socket closes.
+                state.sockets.lock().unwrap().retain(|(i, _)| *i != index);
+                reset(&tls.sock);
+                return;
+            }
+            Action::AlertAfter(bytes) => {
+                let _ = tls.write_all(&bytes);
+                let _ = tls.flush();
+                // A TLSPlaintext alert record: level fatal (2), handshake_failure (40).
+                let _ = tls
+                    .sock
+                    .write_all(&[0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x28]);
+                let _ = tls.sock.shutdown(Shutdown::Both);
+                return;
+            }
         }
     }
+}
+
+/// Sets SO_LINGER 0 on `tcp`: when its last descriptor closes (the caller then drops it), the
+/// kernel sends a RST instead of a FIN.
+fn reset(tcp: &TcpStream) {
+    let _ = socket2::SockRef::from(tcp).set_linger(Some(std::time::Duration::ZERO));
+}
+
+/// Waits for the ClientHello (up to 2 s), then resets the connection without answering.
+fn reset_after_client_hello(mut tcp: TcpStream) {
+    let _ = tcp.set_read_timeout(Some(std::time::Duration::from_secs(2)));
+    let mut buf = [0u8; 512];
+    let _ = tcp.read(&mut buf);
+    reset(&tcp);
 }
 
 /// Reads one request (head with httparse, body by Content-Length); `None` at end of stream.
@@ -636,4 +732,195 @@ pub fn certs_only_response(certs: &[CertificateDer<'static>]) -> Response {
             onem2m_est::proto::media::CERTS_ONLY_CONTENT_TYPE,
         )
         .body(onem2m_est::proto::base64body::encode(&der))
+}
+
+// ---------------------------------------------------------------------------------------------
+// A procedure server: a small MEF (EST server + CA) that can misbehave on purpose
+// ---------------------------------------------------------------------------------------------
+
+/// The CSE-ID the procedure server associates with its device (a dNSName, TS-0003 10.1.1.7).
+pub const MEF_CSE_ID: &str = "cse01.sp.example.com";
+
+/// The MEF side of the procedure server: its CA, the challengePassword it hands out in
+/// /csrattrs and checks in the CSR, and the identity it associates with the device.
+pub struct MefPki {
+    pub ca: TestCa,
+    pub challenge: String,
+    pub identity: String,
+}
+
+impl MefPki {
+    /// A MEF CA named `cn`, a fresh challengePassword, the identity [`MEF_CSE_ID`].
+    pub fn new(cn: &str) -> MefPki {
+        MefPki {
+            ca: TestCa::new(cn),
+            challenge: format!("challenge-{}", std::process::id()),
+            identity: MEF_CSE_ID.into(),
+        }
+    }
+
+    /// The MEF's TLS server identity (localhost, 127.0.0.1; serverAuth), issued by its CA.
+    pub fn server_identity(&self) -> ServerIdentity {
+        self.ca
+            .server_identity(&["localhost", "127.0.0.1"], Eku::ServerAuth)
+    }
+
+    /// Credentials as a previous, successful provisioning would have installed them: a P-256
+    /// key, a certificate for [`Self::identity`] issued by the CA, the CA as trust anchor.
+    pub fn device_credentials(&self) -> onem2m_est::store::Credentials {
+        let key = onem2m_est::keys::SoftwareKey::generate(KeyAlgorithm::EcdsaP256Sha256)
+            .expect("device key");
+        let spki = rcgen::SubjectPublicKeyInfo::from_der(key.public_key_info()).expect("SPKI");
+        let leaf = self
+            .ca
+            .issue("device", &[&self.identity], Eku::ClientAuth, &spki, |_| {});
+        onem2m_est::store::Credentials {
+            trust_anchors: vec![self.ca.cert.clone()],
+            chain: vec![leaf],
+            key: Arc::new(key),
+        }
+    }
+
+    /// 200 /cacerts: the CA certificate.
+    pub fn cacerts(&self) -> Response {
+        certs_only_response(std::slice::from_ref(&self.ca.cert))
+    }
+
+    /// The CSR attributes a oneM2M MEF sends: the challengePassword to echo and the identity's
+    /// subjectAltName.
+    pub fn requirements(&self) -> onem2m_est::proto::csrattrs::CsrRequirements {
+        use onem2m_est::proto::csrattrs::{ChallengePassword, CsrRequirements, RequestedExtension};
+        use onem2m_est::proto::san::{self, GeneralName};
+        CsrRequirements {
+            challenge_password: ChallengePassword::Value(self.challenge.clone().into()),
+            extensions: vec![RequestedExtension {
+                oid: "2.5.29.17".into(),
+                critical: false,
+                value: san::encode(&[GeneralName::Dns(self.identity.clone())]).expect("SAN"),
+            }],
+            key: None,
+            hash: None,
+            unrecognized: Vec::new(),
+        }
+    }
+
+    /// 200 /csrattrs with `requirements` (base64 DER).
+    pub fn csrattrs_response(
+        requirements: &onem2m_est::proto::csrattrs::CsrRequirements,
+    ) -> Response {
+        use onem2m_est::proto::{base64body, csrattrs, media};
+        let der = csrattrs::encode(&requirements.to_items().expect("items")).expect("CsrAttrs");
+        Response::new(200)
+            .header("Content-Type", media::CSRATTRS)
+            .body(base64body::encode(&der))
+    }
+
+    /// Checks the CSR of an enrolment request like a MEF would (signature, echoed
+    /// challengePassword) and returns its SubjectPublicKeyInfo DER; `Err` is the 400 answer.
+    pub fn check_csr(&self, req: &Request) -> Result<Vec<u8>, Response> {
+        use x509_parser::certification_request::X509CertificationRequest;
+        use x509_parser::cri_attributes::ParsedCriAttribute;
+        use x509_parser::prelude::FromDer;
+        let refuse = |why: &str| Err(Response::new(400).body(why.to_string()));
+        let Ok(der) = onem2m_est::proto::base64body::decode(&req.body) else {
+            return refuse("the CSR is not base64");
+        };
+        let Ok((_, csr)) = X509CertificationRequest::from_der(&der) else {
+            return refuse("the CSR does not parse");
+        };
+        if csr.verify_signature().is_err() {
+            return refuse("the CSR signature does not verify");
+        }
+        let echoed = csr.certification_request_info.iter_attributes().any(|a| {
+            matches!(a.parsed_attribute(), ParsedCriAttribute::ChallengePassword(p)
+                if p.0 == self.challenge)
+        });
+        if !echoed {
+            return refuse("the challengePassword is missing or wrong");
+        }
+        Ok(csr.certification_request_info.subject_pki.raw.to_vec())
+    }
+
+    /// Issues a client certificate for `spki` with `names` (dNSNames); `customize` may change
+    /// the parameters (validity, ...).
+    pub fn issue_for(
+        &self,
+        spki: &[u8],
+        names: &[&str],
+        customize: impl FnOnce(&mut CertificateParams),
+    ) -> CertificateDer<'static> {
+        let public = rcgen::SubjectPublicKeyInfo::from_der(spki).expect("SPKI");
+        self.ca
+            .issue("device", names, Eku::ClientAuth, &public, customize)
+    }
+
+    /// The answer of a well-behaved MEF to `req`.
+    pub fn answer(&self, req: &Request) -> Response {
+        let op = req.path.rsplit('/').next().unwrap_or_default();
+        match (req.method.as_str(), op) {
+            ("GET", "cacerts") => self.cacerts(),
+            ("GET", "csrattrs") => Self::csrattrs_response(&self.requirements()),
+            ("POST", "simpleenroll" | "simplereenroll") => match self.check_csr(req) {
+                Ok(spki) => {
+                    certs_only_response(&[self.issue_for(&spki, &[&self.identity], |_| {})])
+                }
+                Err(refusal) => refusal,
+            },
+            _ => Response::new(404),
+        }
+    }
+}
+
+/// A misbehaviour: given the MEF, the request and what a well-behaved MEF would answer, what
+/// the server does instead.
+pub type Misbehaviour = dyn Fn(&MefPki, &Request, Response) -> Action + Send + Sync;
+
+/// A [`TestServer`] acting as a MEF ([`MefPki::answer`]) for whole procedures, with a
+/// [`Misbehaviour`] hook on every request; [`ProcedureServer::behave`] removes the hook.
+/// It requires a client certificate issued by the MEF CA (or by `extra_client_roots`).
+pub struct ProcedureServer {
+    pub server: TestServer,
+    pub pki: Arc<MefPki>,
+    hook: Arc<Mutex<Option<Box<Misbehaviour>>>>,
+}
+
+impl ProcedureServer {
+    /// Starts the server; `options` may change the TLS setup (certificate switches, resets).
+    pub fn start(
+        pki: Arc<MefPki>,
+        options: impl FnOnce(&mut ServerOptions),
+        hook: impl Fn(&MefPki, &Request, Response) -> Action + Send + Sync + 'static,
+    ) -> ProcedureServer {
+        let mut opts = ServerOptions::new(pki.server_identity());
+        opts.client_auth = ClientAuth::Required(vec![pki.ca.cert.clone()]);
+        options(&mut opts);
+        let hook: Arc<Mutex<Option<Box<Misbehaviour>>>> =
+            Arc::new(Mutex::new(Some(Box::new(hook))));
+        let (p, h) = (pki.clone(), hook.clone());
+        let server = TestServer::start(opts, move |req| {
+            let good = p.answer(req);
+            match &*h.lock().unwrap() {
+                Some(misbehave) => misbehave(&p, req, good),
+                None => Action::Respond(good),
+            }
+        });
+        ProcedureServer { server, pki, hook }
+    }
+
+    /// From now on, answer like a well-behaved MEF.
+    pub fn behave(&self) {
+        *self.hook.lock().unwrap() = None;
+    }
+
+    /// `https://localhost:PORT/.well-known/est`.
+    pub fn base(&self) -> String {
+        self.server.base_localhost()
+    }
+}
+
+/// The bytes of a response head and the first `n` bytes of its body (for truncation).
+pub fn head_and_part(resp: &Response, n: usize) -> Vec<u8> {
+    let bytes = resp.to_bytes();
+    let head = bytes.len() - resp.body.len();
+    bytes[..head + n.min(resp.body.len())].to_vec()
 }
