@@ -41,6 +41,9 @@ use ureq::Body;
 /// At most this many same-authority redirects are followed per request.
 pub const MAX_REDIRECTS: u32 = 3;
 
+/// Size of each ureq I/O buffer (input and output, per layer); also the largest response head.
+const IO_BUFFER_SIZE: usize = 16 * 1024;
+
 /// How much of an error body is kept in [`Error::ServerStatus`].
 const MAX_ERROR_TEXT: usize = 1024;
 
@@ -51,7 +54,8 @@ pub struct PollPolicy {
     pub max_attempts: u32,
     /// Total time spent waiting between attempts; a wait that would exceed it is not started.
     pub max_total: Duration,
-    /// The wait when a 202 carries no (or an unparsable) Retry-After.
+    /// The wait when a 202 carries no Retry-After (a malformed one is
+    /// [`Error::BadResponse`]).
     pub default_delay: Duration,
     /// Upper bound of one wait, whatever Retry-After asks.
     pub max_delay: Duration,
@@ -448,6 +452,12 @@ impl EstConnection {
             .timeout_recv_response(Some(cfg.response_timeout))
             .timeout_recv_body(Some(cfg.response_timeout))
             .max_idle_connections_per_host(1)
+            // ureq's default buffers are 128 KiB each, and this connector stack holds four (TCP
+            // and TLS layers, in and out), allocated and zeroed per connection: 512 KiB of page
+            // faults and memset per procedure (BENCHMARKS.md). EST messages are a few KiB; the
+            // input buffer also bounds a response head, for which 16 KiB is ample.
+            .input_buffer_size(IO_BUFFER_SIZE)
+            .output_buffer_size(IO_BUFFER_SIZE)
             .build();
         let agent = ureq::Agent::with_parts(config, connector, DefaultResolver::default());
         Ok(EstConnection {
@@ -591,14 +601,25 @@ impl EstConnection {
             }
             // Drain the (normally empty) body so the connection can be reused.
             let _ = self.read_body(op, &mut resp);
-            let delay = resp
-                .headers()
-                .get("retry-after")
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| RetryAfter::parse(v.trim()).ok())
-                .map(|ra| ra.delay_from(SystemTime::now()))
-                .unwrap_or(policy.default_delay)
-                .min(policy.max_delay);
+            // Retry-After is delay-seconds or an HTTP-date (RFC 7231 7.1.3, RFC 7030 4.2.3).
+            // A value that is neither (a negative number, garbage) is a malformed response:
+            // guessing a delay would let a broken or hostile server steer the polling.
+            let delay = match resp.headers().get("retry-after") {
+                None => policy.default_delay,
+                Some(value) => match value.to_str().map(|v| RetryAfter::parse(v.trim())) {
+                    Ok(Ok(ra)) => ra.delay_from(SystemTime::now()),
+                    _ => {
+                        return Err(bad(
+                            op,
+                            format!(
+                                "202 Accepted with a malformed Retry-After {:?} (RFC 7231 7.1.3)",
+                                sanitize(&String::from_utf8_lossy(value.as_bytes()))
+                            ),
+                        ))
+                    }
+                },
+            }
+            .min(policy.max_delay);
             if attempts >= policy.max_attempts || waited + delay > policy.max_total {
                 return Err(Error::StillPending {
                     operation: op,
