@@ -297,6 +297,8 @@ fn inproc(quick: bool, args: &mut Vec<String>) {
         .map(|v| v.parse().expect("--iters N"))
         .unwrap_or(if quick { 20 } else { 300 });
     let warmup = if quick { 3 } else { 20 };
+    // For profilers (perf, callgrind): only the first section.
+    let only_initial = take_flag(args, "--only-initial");
     // The MEF database on tmpfs, so that these figures are CPU and network; the cost of its
     // fsyncs (durability) is measured on its own at the end, with the database on disk.
     let data = mef_data_dir(false);
@@ -342,6 +344,9 @@ fn inproc(quick: bool, args: &mut Vec<String>) {
         }
     }
     s.print("Initial Certificate Provisioning, Rust API, memory store");
+    if only_initial {
+        return;
+    }
 
     // The same with the FileStore (fsync of the key, certificate, trust anchors and directory).
     let out = tempfile::TempDir::new_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
