@@ -304,6 +304,7 @@ impl MefClient {
         // Step 1: the MEF CA certificates become the explicit TA database (RFC 7030 4.1.3),
         // but only once everything else succeeded.
         let trust_anchors = validate_ca_certs(&conn.cacerts()?)?;
+        self.check_anchors_authorise_server(conn, &trust_anchors)?;
         log::info!(
             "{}: /cacerts gave {} CA certificate(s)",
             self.config.base_uri,
@@ -416,6 +417,8 @@ impl MefClient {
                 .unwrap_or_default(),
         );
         let issued = validate_issued(certs, key.as_ref(), expected_san, &trust_anchors, now)?;
+        // Again, for servers met on later connections of this procedure.
+        self.check_anchors_authorise_server(conn, &trust_anchors)?;
         let credentials = Credentials {
             trust_anchors: trust_anchors.clone(),
             chain: issued.chain.clone(),
@@ -435,6 +438,46 @@ impl MefClient {
             bytes_written: conn.bytes_written(),
             bytes_read: conn.bytes_read(),
         })
+    }
+}
+
+impl MefClient {
+    /// RFC 7030 4.1.3 and 3.6.1: the /cacerts answer becomes the explicit TA database that
+    /// authenticates the MEF from now on, so it must authorise the server that sent it: every
+    /// server certificate this procedure's connections saw, under the same rules as the TLS
+    /// verifier (chain, then host name or id-kp-cmcRA). Otherwise the device would install
+    /// anchors under which it can never reach its MEF again, or that hand it over to whoever
+    /// holds the other CA. Over TLS-PSK no certificate is presented: the PSK authenticated the
+    /// answer (RFC 7030 4.1.1), so there is nothing to check.
+    fn check_anchors_authorise_server(
+        &self,
+        conn: &EstConnection,
+        trust_anchors: &[CertificateDer<'static>],
+    ) -> Result<()> {
+        use rustls::client::danger::ServerCertVerifier;
+        let refused = |reason: String| Error::BadResponse {
+            operation: crate::Operation::CaCerts,
+            reason: format!(
+                "the CA certificates do not authorise the EST server that sent them \
+                 (RFC 7030 4.1.3, 3.6.1): {reason}"
+            ),
+        };
+        let chains = conn.server_certificates();
+        if chains.is_empty() {
+            return Ok(());
+        }
+        let verifier = crate::tls::EstServerVerifier::new(trust_anchors, &self.config.base_uri)
+            .map_err(|e| refused(e.to_string()))?;
+        let name = self.config.base_uri.server_name();
+        for chain in &chains {
+            let Some((end_entity, intermediates)) = chain.split_first() else {
+                continue;
+            };
+            verifier
+                .verify_server_cert(end_entity, intermediates, &name, &[], UnixTime::now())
+                .map_err(|e| refused(crate::tls::map_rustls_error(&e).to_string()))?;
+        }
+        Ok(())
     }
 }
 

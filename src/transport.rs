@@ -148,6 +148,13 @@ impl Write for WireSocket {
 pub trait TlsSession: Read + Write + Send + Sync + fmt::Debug {
     /// The socket under the session (for timeouts and liveness).
     fn wire(&mut self) -> &mut WireSocket;
+
+    /// The certificate chain the server presented (end entity first), if it presented one
+    /// (none over TLS-PSK). Kept so a procedure can check that the trust anchors it is about
+    /// to install authorise the server it talked to (RFC 7030 4.1.3).
+    fn peer_certificates(&self) -> Option<Vec<CertificateDer<'static>>> {
+        None
+    }
 }
 
 /// A TLS implementation: performs the client handshake over `wire` with the server `name`.
@@ -198,6 +205,13 @@ impl Write for RustlsSession {
 impl TlsSession for RustlsSession {
     fn wire(&mut self) -> &mut WireSocket {
         &mut self.0.sock
+    }
+
+    fn peer_certificates(&self) -> Option<Vec<CertificateDer<'static>>> {
+        self.0
+            .conn
+            .peer_certificates()
+            .map(|chain| chain.iter().map(|c| c.clone().into_owned()).collect())
     }
 }
 
@@ -255,6 +269,8 @@ pub fn handshake_io_error(e: io::Error) -> Error {
 #[derive(Debug, Default)]
 struct Stats {
     handshakes: AtomicU32,
+    /// Each distinct certificate chain a server presented on this connection's handshakes.
+    server_chains: std::sync::Mutex<Vec<Vec<CertificateDer<'static>>>>,
     bytes_written: AtomicU64,
     bytes_read: AtomicU64,
 }
@@ -330,6 +346,16 @@ impl<In: Transport> Connector<In> for TlsStep {
         });
         self.stats.handshakes.fetch_add(1, Ordering::Relaxed);
         let session = self.stack.handshake(&self.name, wire).map_err(carry)?;
+        if let Some(chain) = session.peer_certificates() {
+            let mut seen = self
+                .stats
+                .server_chains
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            if !seen.contains(&chain) {
+                seen.push(chain);
+            }
+        }
         Ok(Some(TlsTransport {
             buffers: LazyBuffers::new(
                 details.config.input_buffer_size(),
@@ -486,6 +512,16 @@ impl EstConnection {
     /// TLS record bytes read from the network so far.
     pub fn bytes_read(&self) -> u64 {
         self.stats.bytes_read.load(Ordering::Relaxed)
+    }
+
+    /// Every distinct certificate chain the server presented so far (end entity first), one
+    /// per handshake that presented a new one; empty over TLS-PSK.
+    pub fn server_certificates(&self) -> Vec<Vec<CertificateDer<'static>>> {
+        self.stats
+            .server_chains
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// `/cacerts` (RFC 7030 4.1): the current CA certificates, DER, in the order received
