@@ -1,0 +1,1149 @@
+//! The hostile-MEF matrix: whole procedures (`MefClient::reprovision`, and `provision` where the
+//! case is about bootstrapping) against the procedure server of tests/support, which behaves
+//! like a MEF except for one deliberate misbehaviour per case.
+//!
+//! Every case asserts the exact [`Error`] variant and its [`ErrorClass`], that nothing was
+//! installed (the store directory is byte-identical: files, symlink targets, generations),
+//! that no key was created when the failure comes before key generation, and that the previous
+//! credentials still load, still match, and still authenticate: a final re-provisioning
+//! against a well-behaved server with the same CA succeeds.
+//!
+//! Timeouts are small (1 s per response), so the slow cases finish in about a second each.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use onem2m_est::client::{Config, InitialAuth, KeySource, MefClient, Reprovision};
+use onem2m_est::error::Operation;
+use onem2m_est::identity::{SubjectIdentity, SubjectType};
+use onem2m_est::keys::{KeyAlgorithm, PrivateKey};
+use onem2m_est::proto::csrattrs::{Curve, KeyRequirement};
+use onem2m_est::proto::{base64body, certs_only, media};
+use onem2m_est::store::{CredentialStore, Credentials, FileStore};
+use onem2m_est::tls::ClientIdentity;
+use onem2m_est::transport::{PollPolicy, TransportConfig};
+use onem2m_est::uri::EstUri;
+use onem2m_est::{Error, ErrorClass};
+use rustls::pki_types::CertificateDer;
+use support::*;
+use tempfile::TempDir;
+
+// ---------------------------------------------------------------------------------------------
+// The harness
+// ---------------------------------------------------------------------------------------------
+
+fn quick_transport() -> TransportConfig {
+    TransportConfig {
+        connect_timeout: Duration::from_secs(2),
+        tls_timeout: Duration::from_secs(2),
+        response_timeout: Duration::from_secs(1),
+        max_body_bytes: 64 * 1024,
+        poll: PollPolicy {
+            max_attempts: 3,
+            max_total: Duration::from_secs(1),
+            default_delay: Duration::from_millis(10),
+            max_delay: Duration::from_millis(50),
+        },
+    }
+}
+
+fn client_for(base: &str) -> MefClient {
+    MefClient::new(
+        Config::new(EstUri::parse(base).unwrap())
+            .identity(SubjectIdentity::new(SubjectType::Cse, MEF_CSE_ID).unwrap())
+            .transport(quick_transport()),
+    )
+}
+
+/// A [`FileStore`] that counts what the procedure asked of it.
+struct Watched {
+    inner: FileStore,
+    created: Arc<AtomicU32>,
+    installed: Arc<AtomicU32>,
+}
+
+impl Watched {
+    fn new(dir: &Path) -> Watched {
+        Watched {
+            inner: FileStore::new(dir).unwrap(),
+            created: Arc::default(),
+            installed: Arc::default(),
+        }
+    }
+}
+
+impl CredentialStore for Watched {
+    fn load(&self) -> onem2m_est::Result<Option<Credentials>> {
+        self.inner.load()
+    }
+    fn create_key(&mut self, algorithm: KeyAlgorithm) -> onem2m_est::Result<Arc<dyn PrivateKey>> {
+        self.created.fetch_add(1, Ordering::SeqCst);
+        self.inner.create_key(algorithm)
+    }
+    fn install(&mut self, credentials: &Credentials) -> onem2m_est::Result<()> {
+        self.installed.fetch_add(1, Ordering::SeqCst);
+        self.inner.install(credentials)
+    }
+    fn discard_key(&mut self, key: &Arc<dyn PrivateKey>) {
+        self.inner.discard_key(key)
+    }
+}
+
+/// What a directory holds: every file's bytes and every symlink's target, recursively.
+#[derive(Debug, PartialEq, Eq)]
+enum Entry {
+    Dir,
+    File(Vec<u8>),
+    Link(PathBuf),
+}
+
+fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Entry> {
+    fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<PathBuf, Entry>) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for entry in entries {
+            let path = entry.unwrap().path();
+            let rel = path.strip_prefix(root).unwrap().to_path_buf();
+            let meta = std::fs::symlink_metadata(&path).unwrap();
+            if meta.file_type().is_symlink() {
+                out.insert(rel, Entry::Link(std::fs::read_link(&path).unwrap()));
+            } else if meta.is_dir() {
+                out.insert(rel, Entry::Dir);
+                walk(root, &path, out);
+            } else {
+                out.insert(rel, Entry::File(std::fs::read(&path).unwrap()));
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    walk(dir, dir, &mut out);
+    out
+}
+
+/// A device provisioned by `pki`: a store directory holding valid previous credentials.
+struct Device {
+    dir: TempDir,
+    before: Credentials,
+}
+
+impl Device {
+    fn new(pki: &MefPki) -> Device {
+        let dir = TempDir::new().unwrap();
+        let before = pki.device_credentials();
+        FileStore::new(dir.path())
+            .unwrap()
+            .install(&before)
+            .unwrap();
+        Device { dir, before }
+    }
+
+    /// The previous credentials are current, complete, matching, and still authenticate: a
+    /// re-provisioning (renew) against a well-behaved server with the same CA succeeds.
+    fn assert_intact_and_usable(&self, pki: &Arc<MefPki>) {
+        let loaded = FileStore::new(self.dir.path())
+            .unwrap()
+            .load()
+            .unwrap()
+            .expect("previous credentials still load");
+        assert_eq!(loaded.chain, self.before.chain);
+        assert_eq!(loaded.trust_anchors, self.before.trust_anchors);
+        assert_eq!(
+            loaded.key.public_key_info(),
+            self.before.key.public_key_info()
+        );
+        let good = ProcedureServer::start(pki.clone(), |_| {}, |_, _, good| good.into());
+        let mut store = FileStore::new(self.dir.path()).unwrap();
+        let renewed = client_for(&good.base())
+            .reprovision(&mut store, Reprovision::Renew)
+            .expect("the previous credentials still authenticate");
+        assert_ne!(renewed.chain[0], self.before.chain[0]);
+        let after = store.load().unwrap().unwrap();
+        assert_eq!(
+            after.key.public_key_info(),
+            self.before.key.public_key_info()
+        );
+    }
+}
+
+/// How a case runs.
+#[derive(Clone, Copy)]
+enum Proc {
+    Reprovision(Reprovision),
+    /// Initial provisioning with a generated key, into an empty store.
+    Provision,
+}
+
+/// One case of the matrix: a fresh MEF CA, a device provisioned by it, a procedure server
+/// misbehaving with `hook` (TLS options tweaked by `options`), `proc` run against it. Returns
+/// the error after asserting its class, that nothing changed in the store, that no key was
+/// created unless `may_create_key`, and that the previous credentials are intact and usable.
+fn case_with(
+    options: impl FnOnce(&mut ServerOptions, &MefPki),
+    hook: impl Fn(&MefPki, &Request, Response) -> Action + Send + Sync + 'static,
+    proc: Proc,
+    class: ErrorClass,
+    may_create_key: bool,
+) -> Error {
+    let pki = Arc::new(MefPki::new("Hostile MEF CA"));
+    let device = Device::new(&pki);
+    let server = ProcedureServer::start(pki.clone(), |o| options(o, &pki), hook);
+    let client = client_for(&server.base());
+    let empty = TempDir::new().unwrap();
+    let dir = match proc {
+        Proc::Reprovision(_) => device.dir.path(),
+        Proc::Provision => empty.path(),
+    };
+    let before = snapshot(dir);
+    let mut store = Watched::new(dir);
+    let result = match proc {
+        Proc::Reprovision(mode) => client.reprovision(&mut store, mode),
+        Proc::Provision => {
+            let (cert, key) = pki.ca.client_identity("manufacturer device");
+            let auth = InitialAuth::Certificate {
+                trust_anchors: vec![pki.ca.cert.clone()],
+                client: ClientIdentity {
+                    chain: vec![cert],
+                    key,
+                },
+            };
+            client.provision(&auth, &mut store, KeySource::Generate)
+        }
+    };
+    let err = match result {
+        Ok(done) => panic!("the hostile server's answer was accepted: {done:?}"),
+        Err(e) => e,
+    };
+    assert_eq!(err.class(), class, "{err}");
+    assert_eq!(
+        store.installed.load(Ordering::SeqCst),
+        0,
+        "install was called"
+    );
+    if !may_create_key {
+        assert_eq!(store.created.load(Ordering::SeqCst), 0, "a key was created");
+    }
+    assert_eq!(snapshot(dir), before, "the store changed: {err}");
+    drop(server);
+    device.assert_intact_and_usable(&pki);
+    err
+}
+
+/// A re-provisioning (rekey) case with default TLS options, class Server.
+fn case(hook: impl Fn(&MefPki, &Request, Response) -> Action + Send + Sync + 'static) -> Error {
+    case_with(
+        |_, _| {},
+        hook,
+        Proc::Reprovision(Reprovision::Rekey),
+        ErrorClass::Server,
+        true,
+    )
+}
+
+/// Applies `f` to requests for operation `op` (last path segment); the rest are answered well.
+fn on(
+    op: &'static str,
+    f: impl Fn(&MefPki, &Request, Response) -> Action + Send + Sync + 'static,
+) -> impl Fn(&MefPki, &Request, Response) -> Action + Send + Sync + 'static {
+    move |pki, req, good| {
+        if req.path.rsplit('/').next() == Some(op) {
+            f(pki, req, good)
+        } else {
+            Action::Respond(good)
+        }
+    }
+}
+
+/// The enrolment answer with the certificate `issue` makes for the CSR's key (the CSR is
+/// checked like a MEF does first).
+fn enroll_with(
+    issue: impl Fn(&MefPki, &[u8]) -> Vec<CertificateDer<'static>> + Send + Sync + 'static,
+) -> impl Fn(&MefPki, &Request, Response) -> Action + Send + Sync + 'static {
+    on("simplereenroll", move |pki, req, _| {
+        let spki = pki.check_csr(req).expect("the client's CSR is valid");
+        certs_only_response(&issue(pki, &spki)).into()
+    })
+}
+
+fn with_body(resp: Response, body: impl Into<Vec<u8>>) -> Action {
+    Response {
+        body: body.into(),
+        ..resp
+    }
+    .into()
+}
+
+fn with_content_type(resp: Response, ct: Option<&str>) -> Action {
+    let mut headers: Vec<(String, String)> = resp
+        .headers
+        .iter()
+        .filter(|(n, _)| !n.eq_ignore_ascii_case("content-type"))
+        .cloned()
+        .collect();
+    if let Some(ct) = ct {
+        headers.push(("Content-Type".into(), ct.into()));
+    }
+    Response { headers, ..resp }.into()
+}
+
+fn accepted(retry_after: &'static str) -> impl Fn(&MefPki, &Request, Response) -> Action {
+    move |_, _, _| Response::new(202).header("Retry-After", retry_after).into()
+}
+
+fn reason_of(err: &Error) -> String {
+    err.to_string()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Bodies: truncated, oversized, never ending; servers that never answer
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn truncated_cacerts_body() {
+    let err = case(on("cacerts", |_, _, good| {
+        Action::RawThenClose(head_and_part(&good, good.body.len() / 2))
+    }));
+    assert!(
+        matches!(
+            err,
+            Error::Transport {
+                operation: Operation::CaCerts,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn truncated_enrolment_body() {
+    let err = case(on("simplereenroll", |_, _, good| {
+        Action::RawThenClose(head_and_part(&good, 40))
+    }));
+    assert!(
+        matches!(
+            err,
+            Error::Transport {
+                operation: Operation::SimpleReenroll,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn oversized_cacerts_body() {
+    let err = case(on("cacerts", |_, _, good| {
+        with_body(good, vec![b'A'; 100 * 1024])
+    }));
+    assert!(
+        matches!(&err, Error::BadResponse { operation: Operation::CaCerts, reason }
+            if reason.contains("exceeds the limit")),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn slowloris_body_that_never_ends() {
+    let err = case(on("cacerts", |_, _, good| {
+        let mut head = head_and_part(&good, 0);
+        // Announce far more than will ever come, then trickle.
+        let text = String::from_utf8(head.clone()).unwrap().replace(
+            &format!("Content-Length: {}", good.body.len()),
+            "Content-Length: 100000",
+        );
+        head = text.into_bytes();
+        Action::Trickle(head)
+    }));
+    assert!(matches!(err, Error::Timeout { .. }), "{err:?}");
+}
+
+#[test]
+fn slowloris_response_head_that_never_ends() {
+    let err = case(on("csrattrs", |_, _, _| {
+        Action::Trickle(b"HTTP/1.1 200 OK\r\nX-Slow: ".to_vec())
+    }));
+    assert!(matches!(err, Error::Timeout { .. }), "{err:?}");
+}
+
+#[test]
+fn server_never_answers_the_enrolment() {
+    let err = case(on("simplereenroll", |_, _, _| Action::Stall));
+    assert!(matches!(err, Error::Timeout { .. }), "{err:?}");
+}
+
+#[test]
+fn server_never_answers_cacerts() {
+    let err = case(on("cacerts", |_, _, _| Action::Stall));
+    assert!(matches!(err, Error::Timeout { .. }), "{err:?}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Content types
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn cacerts_with_a_wrong_content_type() {
+    let err = case(on("cacerts", |_, _, good| {
+        with_content_type(good, Some("text/html"))
+    }));
+    assert!(
+        matches!(&err, Error::BadResponse { operation: Operation::CaCerts, reason }
+            if reason.contains("Content-Type")),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn cacerts_without_a_content_type() {
+    let err = case(on("cacerts", |_, _, good| with_content_type(good, None)));
+    assert!(
+        matches!(&err, Error::BadResponse { operation: Operation::CaCerts, reason }
+            if reason.contains("no Content-Type")),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn csrattrs_with_a_wrong_content_type() {
+    let err = case(on("csrattrs", |_, _, good| {
+        with_content_type(good, Some(media::CERTS_ONLY_CONTENT_TYPE))
+    }));
+    assert!(
+        matches!(
+            err,
+            Error::BadResponse {
+                operation: Operation::CsrAttrs,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn enrolment_with_a_wrong_content_type() {
+    let err = case(on("simplereenroll", |_, _, good| {
+        with_content_type(good, Some(media::PKCS10))
+    }));
+    assert!(
+        matches!(
+            err,
+            Error::BadResponse {
+                operation: Operation::SimpleReenroll,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn enrolment_with_certs_only_smime_type_mismatch() {
+    let err = case(on("simplereenroll", |_, _, good| {
+        with_content_type(
+            good,
+            Some("application/pkcs7-mime; smime-type=enveloped-data"),
+        )
+    }));
+    assert!(
+        matches!(&err, Error::BadResponse { operation: Operation::SimpleReenroll, reason }
+            if reason.contains("smime-type")),
+        "{err:?}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// base64
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn garbage_base64() {
+    let err = case(on("cacerts", |_, _, good| {
+        with_body(good, "!!! this is not base64 !!!")
+    }));
+    assert!(
+        matches!(
+            err,
+            Error::Decode {
+                operation: Operation::CaCerts,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn nul_padded_base64() {
+    let err = case(on("simplereenroll", |_, _, good| {
+        let mut body = good.body.clone();
+        body.extend_from_slice(&[0; 16]);
+        with_body(good, body)
+    }));
+    assert!(
+        matches!(
+            err,
+            Error::Decode {
+                operation: Operation::SimpleReenroll,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn nul_inside_base64() {
+    let err = case(on("cacerts", |_, _, good| {
+        let mut body = good.body.clone();
+        body.insert(8, 0);
+        with_body(good, body)
+    }));
+    assert!(
+        matches!(
+            err,
+            Error::Decode {
+                operation: Operation::CaCerts,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn base64_with_foreign_white_space() {
+    // Vertical tab and form feed are not the white space RFC 8951 lets a server add.
+    let err = case(on("csrattrs", |_, _, good| {
+        let text = String::from_utf8(good.body.clone()).unwrap();
+        let (a, b) = text.split_at(10);
+        with_body(good, format!("{a}\x0b\x0c{b}"))
+    }));
+    assert!(
+        matches!(
+            err,
+            Error::Decode {
+                operation: Operation::CsrAttrs,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn pem_armoured_instead_of_base64() {
+    let err = case(on("simplereenroll", |_, _, good| {
+        let text = String::from_utf8(good.body.clone()).unwrap();
+        with_body(
+            good,
+            format!(
+                "-----BEGIN PKCS7-----\n{}-----END PKCS7-----\n",
+                text.trim_end()
+            ),
+        )
+    }));
+    assert!(
+        matches!(
+            err,
+            Error::Decode {
+                operation: Operation::SimpleReenroll,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn base64_of_something_that_is_not_cms() {
+    let err = case(on("simplereenroll", |_, _, good| {
+        with_body(good, base64body::encode(b"\x30\x03\x02\x01\x00"))
+    }));
+    assert!(
+        matches!(
+            err,
+            Error::Decode {
+                operation: Operation::SimpleReenroll,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+}
+
+/// Not a failure case: wrapped and white-space-laden base64 is what RFC 8951 says real servers
+/// send, so the procedure must succeed (and install the new set).
+#[test]
+fn wrapped_and_white_space_laden_base64_is_tolerated() {
+    let pki = Arc::new(MefPki::new("Wrapping MEF CA"));
+    let device = Device::new(&pki);
+    let server = ProcedureServer::start(
+        pki.clone(),
+        |_| {},
+        |_, _, good| {
+            let text = String::from_utf8(good.body.clone()).unwrap();
+            let compact = text.trim_end();
+            let mut wrapped = String::from(" \t\r\n");
+            for (i, c) in compact.chars().enumerate() {
+                if i > 0 && i % 64 == 0 {
+                    wrapped.push_str("\r\n\t ");
+                }
+                wrapped.push(c);
+            }
+            wrapped.push_str("\n\n  ");
+            with_body(good, wrapped)
+        },
+    );
+    let done = client_for(&server.base())
+        .reprovision(
+            &mut FileStore::new(device.dir.path()).unwrap(),
+            Reprovision::Rekey,
+        )
+        .unwrap();
+    let now = FileStore::new(device.dir.path())
+        .unwrap()
+        .load()
+        .unwrap()
+        .unwrap();
+    assert_eq!(now.chain, done.chain);
+}
+
+// ---------------------------------------------------------------------------------------------
+// CMS contents and the issued certificate
+// ---------------------------------------------------------------------------------------------
+
+fn zero_certs_response() -> Response {
+    let der = certs_only::encode(&[]).expect("an empty certs-only SignedData");
+    Response::new(200)
+        .header("Content-Type", media::CERTS_ONLY_CONTENT_TYPE)
+        .body(base64body::encode(&der))
+}
+
+#[test]
+fn cms_with_zero_certificates_from_the_enrolment() {
+    let err = case(on("simplereenroll", |_, _, _| zero_certs_response().into()));
+    assert!(
+        matches!(&err, Error::BadResponse { operation: Operation::SimpleReenroll, reason }
+            if reason.contains("no certificate")),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn cms_with_zero_certificates_from_cacerts() {
+    let err = case(on("cacerts", |_, _, _| zero_certs_response().into()));
+    assert!(
+        matches!(
+            err,
+            Error::BadResponse {
+                operation: Operation::CaCerts,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn cacerts_with_an_end_entity_certificate() {
+    let err = case(on("cacerts", |pki, _, _| {
+        let ee = pki.server_identity().chain[0].clone();
+        certs_only_response(&[pki.ca.cert.clone(), ee]).into()
+    }));
+    assert!(
+        matches!(&err, Error::BadResponse { operation: Operation::CaCerts, reason }
+            if reason.contains("not a CA certificate")),
+        "{err:?}"
+    );
+}
+
+fn rejected_because(err: &Error, why: &str) -> bool {
+    matches!(err, Error::CertificateRejected { reason } if reason.contains(why))
+}
+
+#[test]
+fn cms_with_unrelated_certificates() {
+    let stranger = Arc::new(MefPki::new("Unrelated CA"));
+    let err = case(enroll_with(move |_, _| {
+        let creds = stranger.device_credentials();
+        vec![creds.chain[0].clone(), stranger.ca.cert.clone()]
+    }));
+    assert!(rejected_because(&err, "wrong key"), "{err:?}");
+}
+
+#[test]
+fn certificate_for_another_key() {
+    let err = case(enroll_with(|pki, _| {
+        vec![pki.device_credentials().chain[0].clone()]
+    }));
+    assert!(rejected_because(&err, "wrong key"), "{err:?}");
+}
+
+#[test]
+fn certificate_for_another_identity() {
+    let err = case(enroll_with(|pki, spki| {
+        vec![pki.issue_for(spki, &["cse02.sp.example.com"], |_| {})]
+    }));
+    assert!(rejected_because(&err, "wrong identity"), "{err:?}");
+}
+
+#[test]
+fn expired_certificate() {
+    let err = case(enroll_with(|pki, spki| {
+        vec![pki.issue_for(spki, &[&pki.identity], |p| {
+            p.not_before = rcgen::date_time_ymd(2020, 1, 1);
+            p.not_after = rcgen::date_time_ymd(2021, 1, 1);
+        })]
+    }));
+    assert!(rejected_because(&err, "has expired"), "{err:?}");
+}
+
+#[test]
+fn not_yet_valid_certificate() {
+    let err = case(enroll_with(|pki, spki| {
+        vec![pki.issue_for(spki, &[&pki.identity], |p| {
+            p.not_before = rcgen::date_time_ymd(2100, 1, 1);
+            p.not_after = rcgen::date_time_ymd(2101, 1, 1);
+        })]
+    }));
+    assert!(rejected_because(&err, "not yet valid"), "{err:?}");
+}
+
+#[test]
+fn certificate_not_chaining_to_the_trust_anchors() {
+    let stranger = Arc::new(MefPki::new("Unrelated CA"));
+    let err = case(enroll_with(move |pki, spki| {
+        vec![stranger.issue_for(spki, &[&pki.identity], |_| {})]
+    }));
+    assert!(rejected_because(&err, "untrusted issuer"), "{err:?}");
+}
+
+/// Serves `stranger`'s CA from /cacerts and issues the enrolment from it too: everything in
+/// the response is consistent, but the new trust anchors would not authenticate the MEF this
+/// device talked to (RFC 7030 4.1.3, 3.6.1): a device that installed them could never reach
+/// its MEF again, and whoever holds the stranger CA would own it.
+fn cacerts_from_another_ca(
+    stranger: Arc<MefPki>,
+) -> impl Fn(&MefPki, &Request, Response) -> Action + Send + Sync + 'static {
+    move |pki, req, good| match req.path.rsplit('/').next() {
+        Some("cacerts") => stranger.cacerts().into(),
+        Some("simpleenroll" | "simplereenroll") => {
+            let spki = pki.check_csr(req).expect("the client's CSR is valid");
+            certs_only_response(&[stranger.issue_for(&spki, &[&pki.identity], |_| {})]).into()
+        }
+        _ => good.into(),
+    }
+}
+
+fn refused_cacerts_not_authenticating_the_server(err: &Error) -> bool {
+    matches!(err, Error::BadResponse { operation: Operation::CaCerts, reason }
+        if reason.contains("RFC 7030 4.1.3"))
+}
+
+#[test]
+fn cacerts_from_a_different_ca_than_the_one_that_authenticated_the_server() {
+    let stranger = Arc::new(MefPki::new("Stranger CA"));
+    let err = case(cacerts_from_another_ca(stranger));
+    assert!(
+        refused_cacerts_not_authenticating_the_server(&err),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn initial_provisioning_cacerts_from_a_different_ca() {
+    let stranger = Arc::new(MefPki::new("Stranger CA"));
+    let err = case_with(
+        |_, _| {},
+        cacerts_from_another_ca(stranger),
+        Proc::Provision,
+        ErrorClass::Server,
+        true,
+    );
+    assert!(
+        refused_cacerts_not_authenticating_the_server(&err),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn initial_provisioning_certificate_for_another_identity() {
+    let err = case_with(
+        |_, _| {},
+        on("simpleenroll", |pki, req, _| {
+            let spki = pki.check_csr(req).expect("valid CSR");
+            certs_only_response(&[pki.issue_for(&spki, &["cse99.sp.example.com"], |_| {})]).into()
+        }),
+        Proc::Provision,
+        ErrorClass::Server,
+        true,
+    );
+    assert!(rejected_because(&err, "wrong identity"), "{err:?}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// CSR attributes the client cannot satisfy
+// ---------------------------------------------------------------------------------------------
+
+fn demanding(
+    key: KeyRequirement,
+) -> impl Fn(&MefPki, &Request, Response) -> Action + Send + Sync + 'static {
+    on("csrattrs", move |pki, _, _| {
+        let mut reqs = pki.requirements();
+        reqs.key = Some(key);
+        MefPki::csrattrs_response(&reqs).into()
+    })
+}
+
+#[test]
+fn csrattrs_demanding_an_unsupported_key_type() {
+    let err = case_with(
+        |_, _| {},
+        demanding(KeyRequirement::Ec(Curve::P521)),
+        Proc::Reprovision(Reprovision::Rekey),
+        ErrorClass::Client,
+        false,
+    );
+    assert!(
+        matches!(&err, Error::Unsupported { what } if what.contains("P-521")),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn csrattrs_demanding_an_absurd_rsa_size_refused_before_key_generation() {
+    let err = case_with(
+        |_, _| {},
+        demanding(KeyRequirement::Rsa {
+            bits: Some(1 << 30),
+        }),
+        Proc::Reprovision(Reprovision::Rekey),
+        ErrorClass::Client,
+        false,
+    );
+    assert!(matches!(err, Error::Unsupported { .. }), "{err:?}");
+}
+
+#[test]
+fn csrattrs_demanding_rsa_when_renewing_an_ec_key() {
+    let err = case_with(
+        |_, _| {},
+        demanding(KeyRequirement::Rsa { bits: Some(2048) }),
+        Proc::Reprovision(Reprovision::Renew),
+        ErrorClass::Client,
+        false,
+    );
+    assert!(matches!(err, Error::Unsupported { .. }), "{err:?}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// 202 loops
+// ---------------------------------------------------------------------------------------------
+
+fn still_pending(err: &Error) -> bool {
+    matches!(
+        err,
+        Error::StillPending {
+            operation: Operation::SimpleReenroll,
+            attempts: 3,
+            ..
+        }
+    )
+}
+
+#[test]
+fn accepted_forever_with_retry_after_zero() {
+    let err = case(on("simplereenroll", accepted("0")));
+    assert!(still_pending(&err), "{err:?}");
+}
+
+#[test]
+fn accepted_with_a_huge_retry_after() {
+    // Bounded by PollPolicy::max_delay: the client does not sleep for 584 billion years.
+    let err = case(on("simplereenroll", accepted("18446744073709551615")));
+    assert!(still_pending(&err), "{err:?}");
+}
+
+#[test]
+fn accepted_with_retry_after_in_the_past() {
+    let err = case(on(
+        "simplereenroll",
+        accepted("Sun, 06 Nov 1994 08:49:37 GMT"),
+    ));
+    assert!(still_pending(&err), "{err:?}");
+}
+
+#[test]
+fn accepted_with_a_negative_retry_after() {
+    let err = case(on("simplereenroll", accepted("-5")));
+    assert!(
+        matches!(&err, Error::BadResponse { operation: Operation::SimpleReenroll, reason }
+            if reason.contains("Retry-After")),
+        "{err:?}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// HTTP: redirects, authentication, errors
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn redirect_to_another_host() {
+    let err = case(on("cacerts", |_, _, _| {
+        Response::new(302)
+            .header(
+                "Location",
+                "https://evil.example.net/.well-known/est/cacerts",
+            )
+            .into()
+    }));
+    assert!(
+        matches!(&err, Error::Redirect { operation: Operation::CaCerts, location }
+            if location.contains("evil.example.net")),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn redirect_to_another_port_of_the_same_host() {
+    let err = case(on("simplereenroll", |_, _, _| {
+        Response::new(307)
+            .header(
+                "Location",
+                "https://localhost:1/.well-known/est/simplereenroll",
+            )
+            .into()
+    }));
+    assert!(
+        matches!(
+            err,
+            Error::Redirect {
+                operation: Operation::SimpleReenroll,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn unauthorized_with_www_authenticate() {
+    let err = case(on("simplereenroll", |_, _, _| {
+        Response::new(401)
+            .header("WWW-Authenticate", "Basic realm=\"est\"")
+            .into()
+    }));
+    assert!(
+        matches!(&err, Error::HttpAuthenticationRequested { operation: Operation::SimpleReenroll, challenge }
+            if challenge.contains("Basic")),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn internal_server_error() {
+    let err = case(on("simplereenroll", |_, _, _| {
+        Response::new(500).body("database on fire").into()
+    }));
+    assert!(
+        matches!(&err, Error::ServerStatus { operation: Operation::SimpleReenroll, status: 500, message }
+            if message.contains("database on fire")),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn server_keygen_not_offered() {
+    let err = case_with(
+        |_, _| {},
+        |_, _, good| good.into(),
+        Proc::Reprovision(Reprovision::ServerKeygen),
+        ErrorClass::Server,
+        false,
+    );
+    assert!(
+        matches!(
+            err,
+            Error::ServerStatus {
+                operation: Operation::ServerKeygen,
+                status: 404,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// TLS alerts and connection resets at every phase
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn tls_alert_mid_response() {
+    let err = case(on("cacerts", |_, _, good| {
+        Action::AlertAfter(head_and_part(&good, 20))
+    }));
+    assert!(
+        matches!(
+            err,
+            Error::Tls { .. }
+                | Error::Transport {
+                    operation: Operation::CaCerts,
+                    ..
+                }
+        ),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn reset_during_the_tls_handshake() {
+    let err = case_with(
+        |o, _| o.reset_handshakes = vec![0],
+        |_, _, good| good.into(),
+        Proc::Reprovision(Reprovision::Rekey),
+        ErrorClass::Server,
+        false,
+    );
+    assert!(matches!(err, Error::Tls { .. }), "{err:?}");
+}
+
+fn reset_at(op: &'static str, body_bytes: Option<usize>) -> Error {
+    case(on(op, move |_, _, good| {
+        Action::ResetAfter(match body_bytes {
+            None => Vec::new(),
+            Some(n) => head_and_part(&good, n),
+        })
+    }))
+}
+
+fn transport_error_in(err: &Error, op: Operation) -> bool {
+    matches!(err, Error::Transport { operation, .. } if *operation == op)
+}
+
+#[test]
+fn reset_before_the_cacerts_response() {
+    let err = reset_at("cacerts", None);
+    assert!(transport_error_in(&err, Operation::CaCerts), "{err:?}");
+}
+
+#[test]
+fn reset_mid_cacerts_body() {
+    let err = reset_at("cacerts", Some(30));
+    assert!(transport_error_in(&err, Operation::CaCerts), "{err:?}");
+}
+
+#[test]
+fn reset_before_the_csrattrs_response() {
+    let err = reset_at("csrattrs", None);
+    assert!(transport_error_in(&err, Operation::CsrAttrs), "{err:?}");
+}
+
+#[test]
+fn reset_before_the_enrolment_response() {
+    let err = reset_at("simplereenroll", None);
+    assert!(
+        transport_error_in(&err, Operation::SimpleReenroll),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn reset_mid_enrolment_body() {
+    let err = reset_at("simplereenroll", Some(50));
+    assert!(
+        transport_error_in(&err, Operation::SimpleReenroll),
+        "{err:?}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// A server that switches certificates between the requests of one procedure
+// ---------------------------------------------------------------------------------------------
+
+/// Closes the connection after /cacerts, so /csrattrs needs a second handshake, on which the
+/// server presents the identity `switch` gives.
+fn switching(
+    switch: impl FnOnce(&MefPki) -> ServerIdentity,
+) -> impl FnOnce(&mut ServerOptions, &MefPki) {
+    move |o, pki| o.switch_identity = Some((1, switch(pki)))
+}
+
+fn close_after_cacerts(_: &MefPki, req: &Request, good: Response) -> Action {
+    if req.path.ends_with("/cacerts") {
+        // Announced, so the client does not race the close by reusing the connection.
+        Action::RespondThenClose(good.header("Connection", "close"))
+    } else {
+        good.into()
+    }
+}
+
+#[test]
+fn switch_to_a_certificate_from_an_untrusted_ca() {
+    let err = case_with(
+        switching(|_| TestCa::new("Impostor CA").server_identity(&["localhost"], Eku::ServerAuth)),
+        close_after_cacerts,
+        Proc::Reprovision(Reprovision::Rekey),
+        ErrorClass::Server,
+        false,
+    );
+    assert!(matches!(err, Error::ServerNotAuthorized { .. }), "{err:?}");
+}
+
+#[test]
+fn switch_to_a_certificate_for_another_host() {
+    let err = case_with(
+        switching(|pki| {
+            pki.ca
+                .server_identity(&["other.example.net"], Eku::ServerAuth)
+        }),
+        close_after_cacerts,
+        Proc::Reprovision(Reprovision::Rekey),
+        ErrorClass::Server,
+        false,
+    );
+    assert!(matches!(err, Error::ServerNotAuthorized { .. }), "{err:?}");
+}
+
+/// A switch to a second certificate that the explicit trust anchors authorise (two front ends
+/// of one MEF behind a load balancer) is accepted: every connection is verified on its own.
+#[test]
+fn switch_to_another_authorised_certificate_is_accepted() {
+    let pki = Arc::new(MefPki::new("Two-front-end MEF CA"));
+    let device = Device::new(&pki);
+    let server = ProcedureServer::start(
+        pki.clone(),
+        |o| o.switch_identity = Some((1, pki.server_identity())),
+        close_after_cacerts,
+    );
+    let done = client_for(&server.base())
+        .reprovision(
+            &mut FileStore::new(device.dir.path()).unwrap(),
+            Reprovision::Rekey,
+        )
+        .unwrap();
+    assert_eq!(done.handshakes, 2);
+    assert_eq!(server.server.handshakes(), 2);
+}
+
+/// A 400 refusal is a ServerStatus, and no error text repeats the challengePassword.
+#[test]
+fn error_texts_never_carry_the_challenge_password() {
+    let err = case(on("simplereenroll", |_, _, _| {
+        Response::new(400).body("bad CSR").into()
+    }));
+    let pki_challenge = format!("challenge-{}", std::process::id());
+    assert!(!reason_of(&err).contains(&pki_challenge), "{err}");
+    assert!(
+        matches!(err, Error::ServerStatus { status: 400, .. }),
+        "{err:?}"
+    );
+}
