@@ -60,21 +60,54 @@ const CURRENT: &str = "current";
 const GEN_PREFIX: &str = ".gen-";
 const FILES: [&str; 3] = [CERT_FILE, KEY_FILE, TRUST_ANCHORS_FILE];
 
-/// Test-only crash injection: the install stops at this point as if the process died (no
-/// clean-up), so tests can check what a crash leaves.
-#[cfg(test)]
+/// Fault injection for tests (not part of the API): a step of [`FileStore`]'s install at
+/// which [`FileStore::inject_fault`] makes it fail.
+#[doc(hidden)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum FailPoint {
+pub enum FailPoint {
+    /// Creating the new generation directory.
+    CreateGeneration,
     /// After the key file of the new generation is written.
     AfterKey,
+    /// After the certificate file of the new generation is written.
+    AfterCert,
     /// After every file of the new generation is written and synced.
     AfterFiles,
     /// After the temporary `current` link is created, before it replaces `current`.
     BeforeSwap,
+    /// After the new generation became `current`, before the store directory is synced.
+    AfterSwap,
     /// Non-Unix fallback: after the old `current` is moved aside, before the new generation
     /// takes its name.
     #[cfg(not(unix))]
     BetweenRenames,
+}
+
+impl FailPoint {
+    /// Every point of the install, in order.
+    #[doc(hidden)]
+    pub const ALL: &'static [FailPoint] = &[
+        FailPoint::CreateGeneration,
+        FailPoint::AfterKey,
+        FailPoint::AfterCert,
+        FailPoint::AfterFiles,
+        FailPoint::BeforeSwap,
+        #[cfg(not(unix))]
+        FailPoint::BetweenRenames,
+        FailPoint::AfterSwap,
+    ];
+}
+
+/// Fault injection for tests (not part of the API): how the step fails.
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// The process dies here: the install stops without any clean-up.
+    Crash,
+    /// The step's system call fails with ENOSPC (disk full); the install cleans up as usual.
+    DiskFull,
+    /// The step's system call fails with EACCES (permission denied); the install cleans up.
+    PermissionDenied,
 }
 
 /// The default credential store: a directory of PEM files.
@@ -111,8 +144,7 @@ pub(crate) enum FailPoint {
 #[derive(Debug)]
 pub struct FileStore {
     dir: PathBuf,
-    #[cfg(test)]
-    fail_at: Option<FailPoint>,
+    fail_at: Option<(FailPoint, Fault)>,
 }
 
 fn store_error(operation: &'static str, reason: impl Into<String>) -> Error {
@@ -137,11 +169,7 @@ impl FileStore {
                 format!("{}: not a directory", dir.display()),
             ));
         }
-        Ok(FileStore {
-            dir,
-            #[cfg(test)]
-            fail_at: None,
-        })
+        Ok(FileStore { dir, fail_at: None })
     }
 
     /// The store's directory.
@@ -149,12 +177,38 @@ impl FileStore {
         &self.dir
     }
 
-    #[cfg(test)]
-    fn check_fail_point(&self, at: FailPoint) -> Result<()> {
-        if self.fail_at == Some(at) {
-            return Err(store_error("install", format!("injected crash at {at:?}")));
+    /// Fault injection for tests (not part of the API): the next installs fail at `at` the
+    /// way `fault` says; `None` stops injecting.
+    #[doc(hidden)]
+    pub fn inject_fault(&mut self, fault: Option<(FailPoint, Fault)>) {
+        self.fail_at = fault;
+    }
+
+    fn check_fail_point(&self, at: FailPoint, path: &Path) -> Result<()> {
+        use std::io::{Error as IoError, ErrorKind};
+        match self.fail_at {
+            Some((point, fault)) if point == at => Err(match fault {
+                Fault::Crash => store_error("install", format!("injected crash at {at:?}")),
+                Fault::DiskFull => io_error(
+                    "install",
+                    path,
+                    "cannot write",
+                    IoError::new(ErrorKind::StorageFull, "no space left on device (injected)"),
+                ),
+                Fault::PermissionDenied => io_error(
+                    "install",
+                    path,
+                    "cannot write",
+                    IoError::new(ErrorKind::PermissionDenied, "permission denied (injected)"),
+                ),
+            }),
+            _ => Ok(()),
         }
-        Ok(())
+    }
+
+    /// Whether an injected crash is in effect (a crash leaves its debris: no clean-up).
+    fn crash_injected(&self) -> bool {
+        matches!(self.fail_at, Some((_, Fault::Crash)))
     }
 
     /// The directory holding the set to load, if any.
@@ -223,23 +277,23 @@ impl FileStore {
             .map_or(1, |(n, _)| n + 1);
         let name = format!("{GEN_PREFIX}{next}");
         let gen_dir = self.dir.join(&name);
+        self.check_fail_point(FailPoint::CreateGeneration, &gen_dir)?;
         create_private_dir(&gen_dir)?;
         write_file(&gen_dir.join(KEY_FILE), key_pem.as_bytes(), true)?;
-        #[cfg(test)]
-        self.check_fail_point(FailPoint::AfterKey)?;
+        self.check_fail_point(FailPoint::AfterKey, &gen_dir.join(CERT_FILE))?;
         write_file(
             &gen_dir.join(CERT_FILE),
             certs_to_pem(&credentials.chain).as_bytes(),
             false,
         )?;
+        self.check_fail_point(FailPoint::AfterCert, &gen_dir.join(TRUST_ANCHORS_FILE))?;
         write_file(
             &gen_dir.join(TRUST_ANCHORS_FILE),
             certs_to_pem(&credentials.trust_anchors).as_bytes(),
             false,
         )?;
         sync_dir(&gen_dir)?;
-        #[cfg(test)]
-        self.check_fail_point(FailPoint::AfterFiles)?;
+        self.check_fail_point(FailPoint::AfterFiles, &self.dir.join(".current.tmp"))?;
         Ok(name)
     }
 
@@ -250,31 +304,47 @@ impl FileStore {
         remove_if_exists(&tmp)?;
         std::os::unix::fs::symlink(name, &tmp)
             .map_err(|e| io_error("install", &tmp, "cannot create link", e))?;
-        #[cfg(test)]
-        self.check_fail_point(FailPoint::BeforeSwap)?;
+        self.check_fail_point(FailPoint::BeforeSwap, &self.dir.join(CURRENT))?;
         let current = self.dir.join(CURRENT);
         fs::rename(&tmp, &current)
             .map_err(|e| io_error("install", &current, "cannot replace", e))?;
-        sync_dir(&self.dir)
+        self.sync_after_swap()
+    }
+
+    /// Syncs the store directory after the swap. The rename already made the new set current
+    /// for every reader, and after a power loss the directory holds the old or the new
+    /// `current`, both complete: a failure here is logged, not returned. Returning it would
+    /// report a failed install that took effect, and the procedure would discard the key
+    /// that is now current (CR 8.3.Z.2.2 step 3f: the key must stay with its certificate).
+    fn sync_after_swap(&self) -> Result<()> {
+        let synced = self
+            .check_fail_point(FailPoint::AfterSwap, &self.dir)
+            .and_then(|()| sync_dir(&self.dir));
+        match synced {
+            Err(e) if self.crash_injected() => Err(e),
+            Err(e) => {
+                log::warn!("credential store: installed, but not yet durable: {e}");
+                Ok(())
+            }
+            Ok(()) => Ok(()),
+        }
     }
 
     /// Makes generation `name` current (other platforms: two directory renames).
     #[cfg(not(unix))]
     fn swap_current(&self, name: &str) -> Result<()> {
-        #[cfg(test)]
-        self.check_fail_point(FailPoint::BeforeSwap)?;
+        self.check_fail_point(FailPoint::BeforeSwap, &self.dir.join(CURRENT))?;
         let current = self.dir.join(CURRENT);
         if current.exists() {
             let next_old = self.generations(".old-")?.last().map_or(1, |(n, _)| n + 1);
             let old = self.dir.join(format!(".old-{next_old}"));
             fs::rename(&current, &old)
                 .map_err(|e| io_error("install", &current, "cannot move aside", e))?;
-            #[cfg(test)]
-            self.check_fail_point(FailPoint::BetweenRenames)?;
+            self.check_fail_point(FailPoint::BetweenRenames, &current)?;
         }
         fs::rename(self.dir.join(name), &current)
             .map_err(|e| io_error("install", &current, "cannot install", e))?;
-        sync_dir(&self.dir)
+        self.sync_after_swap()
     }
 
     /// After a successful swap: top-level links and removal of older generations. Failures
@@ -428,18 +498,14 @@ impl CredentialStore for FileStore {
         let name = self
             .write_generation(credentials, &key_pem)
             .inspect_err(|_| {
-                #[cfg(test)]
-                if self.fail_at.is_some() {
-                    return; // a simulated crash leaves its debris
+                if !self.crash_injected() {
+                    self.remove_uncommitted(); // a simulated crash leaves its debris
                 }
-                self.remove_uncommitted();
             })?;
         if let Err(e) = self.swap_current(&name) {
-            #[cfg(test)]
-            if self.fail_at.is_some() {
-                return Err(e);
+            if !self.crash_injected() {
+                self.remove_uncommitted();
             }
-            self.remove_uncommitted();
             return Err(e);
         }
         self.tidy(&name);
@@ -726,7 +792,7 @@ mod tests {
             let mut store = FileStore::new(&dir).unwrap();
             store.install(&old).unwrap();
 
-            store.fail_at = Some(at);
+            store.fail_at = Some((at, Fault::Crash));
             let err = store.install(&new).unwrap_err();
             assert!(matches!(err, Error::Store { .. }), "{at:?}: {err}");
             // Whatever the crash left, the old set is what loads, intact.
@@ -751,7 +817,7 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("creds");
         let mut store = FileStore::new(&dir).unwrap();
-        store.fail_at = Some(FailPoint::BeforeSwap);
+        store.fail_at = Some((FailPoint::BeforeSwap, Fault::Crash));
         store
             .install(&credentials(&TestPki::new("first")))
             .unwrap_err();
