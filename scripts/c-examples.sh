@@ -2,8 +2,10 @@
 # Builds and runs the C examples (examples/c) against the installed library, the way a C user
 # would: scripts/install.sh into a temporary prefix, plain `cc` with pkg-config, dynamic
 # linking; then runs them against the reference MEF on 127.0.0.1 and checks what they installed.
-# Needs a C compiler, pkg-config, libssl-dev (OpenSSL 3 for hsm_callbacks.c) and the openssl CLI;
-# installs the Debian packages when run as root.
+# Then the PPSK-based RSPF through the installed library (built with `psk` by install.sh):
+# tests/c/psk.c linked dynamically, and statically with `pkg-config --static` (which must name
+# OpenSSL). Needs a C compiler, pkg-config, libssl-dev (OpenSSL 3 for hsm_callbacks.c and the
+# library's TLS-PSK) and the openssl CLI; installs the Debian packages when run as root.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/lib/mef-fixture.sh
@@ -41,9 +43,15 @@ cc "${cflags[@]}" examples/c/provision.c $(pkg-config --cflags --libs onem2m_est
 # shellcheck disable=SC2046
 cc "${cflags[@]}" examples/c/hsm_callbacks.c $(pkg-config --cflags --libs onem2m_est libcrypto) \
   -o "$bin/hsm_callbacks"
+# PSK: tests/c/psk.c against the installed header and library, dynamic and static.
+# shellcheck disable=SC2046
+cc "${cflags[@]}" tests/c/psk.c $(pkg-config --cflags --libs onem2m_est) -o "$bin/psk"
+# shellcheck disable=SC2046
+cc "${cflags[@]}" tests/c/psk.c $(pkg-config --cflags onem2m_est) "$prefix/lib/libonem2m_est.a" \
+  $(pkg-config --libs-only-l --static onem2m_est | sed 's/-lonem2m_est//') -o "$bin/psk_static"
 export LD_LIBRARY_PATH=$prefix/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 # Linked dynamically, to the installed library.
-for exe in provision hsm_callbacks; do
+for exe in provision hsm_callbacks psk; do
   # (not `ldd | grep -q`: grep's early exit would fail the pipeline under pipefail)
   libs=$(ldd "$bin/$exe")
   grep -q "libonem2m_est\.so\.0 => $prefix/lib/" <<<"$libs" ||
@@ -111,6 +119,20 @@ if "$bin/hsm_callbacks" "$MEF_URL" "$MEF_CA" "$DEVICE_CERT" "$DEVICE_KEY" "$out"
 else
   fail "hsm_callbacks exited with $?"
 fi
+
+# PPSK-based RSPF (TS-0003 8.3.2.1): only (KpmID, Kpm) and the TLS-PSK URI, then renewal on
+# the certificate port; a wrong Kpm; the PSK from the identity callback (see tests/c/psk.c).
+for exe in psk psk_static; do
+  echo "== $exe (PPSK-based RSPF through the installed library)"
+  if "$bin/$exe" "$MEF_PSK_URL" "$MEF_URL" "$KPM_ID" "$KPM_HEX" "$MEF_PSK_SUBJECT_ID" \
+    "$DEVICE_CERT" "$DEVICE_KEY" "$FIXTURE_DIR/out-$exe"; then
+    out=$FIXTURE_DIR/out-$exe/psk
+    # check_cert with the KpmID's CSE-ID (a prefix assignment holds for the function call).
+    MEF_SUBJECT_ID=$MEF_PSK_SUBJECT_ID check_cert "$out" "$(openssl pkey -in "$out/key.pem" -pubout)" "$exe"
+  else
+    fail "$exe exited with $?"
+  fi
+done
 
 if [ "$failures" -gt 0 ]; then
   echo "c-examples: $failures failure(s)" >&2

@@ -8,7 +8,13 @@
 # Then: cc app.c $(pkg-config --cflags --libs onem2m_est)            (shared)
 #       cc app.c $(pkg-config --cflags --libs --static onem2m_est)   (static: add -Wl,-Bstatic
 #       around -lonem2m_est, or link PREFIX/lib/libonem2m_est.a directly, to prefer the archive)
-# Builds with `cargo build --release -p onem2m-est` (set CARGO_BUILD_FLAGS, e.g. --locked).
+# Builds with `cargo build --release -p onem2m-est --features psk` (set CARGO_BUILD_FLAGS, e.g.
+# --locked): the installed library supports the PPSK-based RSPF (TLS-PSK, mef_config_set_psk)
+# through the system OpenSSL (libssl.so.3 at run time; libssl-dev and pkg-config to build).
+# ONEM2M_EST_FEATURES overrides the feature list: `psk-vendored` compiles OpenSSL from source
+# and links it into the library (self-contained .so/.dll/.a; needs a C compiler and perl),
+# `""` builds without TLS-PSK (no OpenSSL; the PSK functions then fail with
+# MEF_ERR_INVALID_ARGUMENT, "no TLS-PSK support").
 # cargo-c users can run `cargo cinstall --release --prefix PREFIX` instead ([package.metadata.capi]).
 set -euo pipefail
 
@@ -20,8 +26,16 @@ mkdir -p "$1"
 prefix=$(cd "$1" && pwd)
 cd "$(dirname "$0")/.."
 
+features=${ONEM2M_EST_FEATURES-psk}
 # shellcheck disable=SC2086 # CARGO_BUILD_FLAGS is a list of flags
-cargo build --release -p onem2m-est ${CARGO_BUILD_FLAGS:-}
+cargo build --release -p onem2m-est --features "$features" ${CARGO_BUILD_FLAGS:-}
+# A static link of a build with the system OpenSSL needs libssl and libcrypto too; the vendored
+# OpenSSL is inside libonem2m_est.a already.
+openssl_private=
+case ",${features// /,}," in
+  *,psk-vendored,*) ;;
+  *,psk,*) openssl_private="-lssl -lcrypto " ;;
+esac
 
 version=$(sed -n 's/^version = "\([0-9][0-9.]*\)".*/\1/p' Cargo.toml | head -n 1)
 [ -n "$version" ] || { echo "$0: no version in Cargo.toml" >&2; exit 1; }
@@ -53,7 +67,7 @@ Description: oneM2M Certificate Provisioning (TS-0003 8.3.6) over EST (RFC 7030)
 Version: $version
 Cflags: -I\${includedir}
 Libs: -L\${libdir} -lonem2m_est
-Libs.private: -lpthread -ldl -lm
+Libs.private: ${openssl_private}-lpthread -ldl -lm
 PC
 
-echo "installed onem2m_est $version in $prefix"
+echo "installed onem2m_est $version (features: ${features:-none}) in $prefix"

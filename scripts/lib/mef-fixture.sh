@@ -10,7 +10,10 @@
 # Exports: MEF_URL (https://localhost:PORT/.well-known/est), MEF_CA (the MEF CA certificate the
 # MEF wrote into its data dir: the client's explicit trust anchor), DEVICE_CERT, DEVICE_KEY
 # (third-party client certificate and key, PEM), MANUFACTURER_CA, MEF_DATA_DIR, MEF_PID,
-# MEF_SUBJECT_ID (the CSE-ID registered for the device).
+# MEF_SUBJECT_ID (the CSE-ID registered for the device); for the PPSK-based RSPF (TS-0003
+# 8.3.2.1): MEF_PSK_URL (https://localhost:PORT/.well-known/est on the MEF's TLS-PSK listener),
+# KPM_ID and KPM_HEX (the KpmID and its Kpm as hexadecimal text, 32 random bytes, registered with
+# `onem2m-mef psk add`), MEF_PSK_SUBJECT_ID (the CSE-ID registered for that KpmID).
 # Set KEEP_FIXTURE=1 to keep FIXTURE_DIR after exit (for debugging).
 
 FIXTURE_REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -23,7 +26,9 @@ case $FIXTURE_TARGET_DIR in
 esac
 MEF_BIN=${MEF_BIN:-$FIXTURE_TARGET_DIR/debug/onem2m-mef}
 MEF_SUBJECT_ID=${MEF_SUBJECT_ID:-cse01.sp.example.com}
-export MEF_SUBJECT_ID
+MEF_PSK_SUBJECT_ID=${MEF_PSK_SUBJECT_ID:-cse02.sp.example.com}
+KPM_ID=${KPM_ID:-kpm-0001}
+export MEF_SUBJECT_ID MEF_PSK_SUBJECT_ID KPM_ID
 
 fixture_fail() {
   echo "mef-fixture: $*" >&2
@@ -97,8 +102,9 @@ CNF
   export MANUFACTURER_CA DEVICE_CERT DEVICE_KEY
 }
 
-# Makes the PKI, registers the device's CSE-ID and starts the MEF on 127.0.0.1:0; returns once
-# it listens (it prints "listening on ADDR" when ready, mef/src/main.rs).
+# Makes the PKI, registers the device's CSE-ID and a KpmID/Kpm, and starts the MEF on
+# 127.0.0.1:0 with a TLS-PSK listener on 127.0.0.1:0 too; returns once both listen (it prints
+# "listening on ADDR" then "psk listening on ADDR" when ready, mef/src/main.rs).
 mef_fixture_start() {
   [ -n "${FIXTURE_DIR:-}" ] || fixture_init
   [ -x "$MEF_BIN" ] || fixture_fail "$MEF_BIN not built (cargo build -p onem2m-mef)" || return 1
@@ -112,17 +118,25 @@ mef_fixture_start() {
   "$MEF_BIN" identity add --data-dir "$MEF_DATA_DIR" --client-cert "$DEVICE_CERT" \
     --subject-type cse --subject-id "$MEF_SUBJECT_ID" >"$FIXTURE_DIR/identity.out" ||
     fixture_fail "identity add failed" || return 1
+  # The Kpm: 256 random bits as hex, handed to the MEF in a file (not on its command line).
+  KPM_HEX=$(openssl rand -hex 32) || fixture_fail "openssl rand failed" || return 1
+  export KPM_HEX
+  (umask 077 && printf '%s\n' "$KPM_HEX" >"$FIXTURE_DIR/kpm.hex")
+  "$MEF_BIN" psk add --data-dir "$MEF_DATA_DIR" --kpm-id "$KPM_ID" --kpm-file "$FIXTURE_DIR/kpm.hex" \
+    --subject-type cse --subject-id "$MEF_PSK_SUBJECT_ID" >"$FIXTURE_DIR/psk.out" ||
+    fixture_fail "psk add failed" || return 1
 
   local out=$FIXTURE_DIR/mef.out
-  "$MEF_BIN" --listen 127.0.0.1:0 --data-dir "$MEF_DATA_DIR" --client-trust "$MANUFACTURER_CA" \
-    >"$out" 2>"$FIXTURE_DIR/mef.err" &
+  "$MEF_BIN" --listen 127.0.0.1:0 --psk-listen 127.0.0.1:0 --data-dir "$MEF_DATA_DIR" \
+    --client-trust "$MANUFACTURER_CA" >"$out" 2>"$FIXTURE_DIR/mef.err" &
   MEF_PID=$!
   export MEF_PID
 
-  local addr="" _
+  local addr="" psk_addr="" _
   for _ in $(seq 1 600); do
     addr=$(sed -n 's/^listening on //p' "$out")
-    [ -n "$addr" ] && break
+    psk_addr=$(sed -n 's/^psk listening on //p' "$out")
+    [ -n "$addr" ] && [ -n "$psk_addr" ] && break
     if ! kill -0 "$MEF_PID" 2>/dev/null; then
       MEF_PID=
       cat "$FIXTURE_DIR/mef.err" >&2
@@ -130,7 +144,9 @@ mef_fixture_start() {
     fi
     sleep 0.1
   done
-  [ -n "$addr" ] || fixture_fail "the MEF did not print its address" || return 1
+  if [ -z "$addr" ] || [ -z "$psk_addr" ]; then
+    fixture_fail "the MEF did not print its addresses" || return 1
+  fi
   # Wait for the second line too: the CA file path (written before "listening on").
   MEF_CA=$(sed -n 's/^CA certificate: //p' "$out")
   [ -n "$MEF_CA" ] || MEF_CA=$MEF_DATA_DIR/mef-ca.pem
@@ -138,6 +154,8 @@ mef_fixture_start() {
   # "localhost": the MEF's server certificate names localhost, 127.0.0.1 and ::1; the host
   # name is what the client matches (RFC 7030 3.6.1 / RFC 6125).
   MEF_URL="https://localhost:${addr##*:}/.well-known/est"
-  export MEF_CA MEF_URL
-  echo "mef-fixture: MEF at $MEF_URL (pid $MEF_PID), data in $MEF_DATA_DIR" >&2
+  # TLS-PSK: no certificate, so the host name only goes into SNI.
+  MEF_PSK_URL="https://localhost:${psk_addr##*:}/.well-known/est"
+  export MEF_CA MEF_URL MEF_PSK_URL
+  echo "mef-fixture: MEF at $MEF_URL, TLS-PSK at $MEF_PSK_URL (pid $MEF_PID), data in $MEF_DATA_DIR" >&2
 }

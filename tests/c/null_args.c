@@ -147,6 +147,9 @@ static void null_handles(const char *pem, size_t pem_len) {
   TRUE(mef_buffer_len(NULL) == 0);
   EXPECT(mef_credentials_set(NULL, p, pem_len, p, pem_len), MEF_ERR_NULL_ARGUMENT);
   EXPECT(mef_identity_set_subject(NULL, MEF_SUBJECT_CSE, "cse01.example.com"), MEF_ERR_NULL_ARGUMENT);
+  static const uint8_t kpm[32] = {1};
+  EXPECT(mef_config_set_psk(NULL, "kpm-0001", kpm, sizeof kpm), MEF_ERR_NULL_ARGUMENT);
+  EXPECT(mef_identity_set_psk(NULL, "kpm-0001", kpm, sizeof kpm), MEF_ERR_NULL_ARGUMENT);
 }
 
 static void bad_config_arguments(const char *ta, size_t ta_len, const char *cert, size_t cert_len,
@@ -173,6 +176,17 @@ static void bad_config_arguments(const char *ta, size_t ta_len, const char *cert
   EXPECT(mef_config_set_credential_callbacks(cfg, NULL, NULL), MEF_ERR_NULL_ARGUMENT);
   EXPECT(mef_config_set_identity_callback(cfg, NULL, NULL), MEF_ERR_NULL_ARGUMENT);
   EXPECT(mef_config_set_log_callback(cfg, NULL, NULL, MEF_LOG_INFO), MEF_ERR_NULL_ARGUMENT);
+  static const uint8_t kpm[65] = {1};
+  EXPECT(mef_config_set_psk(cfg, NULL, kpm, 32), MEF_ERR_NULL_ARGUMENT);
+  EXPECT(mef_config_set_psk(cfg, "kpm-0001", NULL, 32), MEF_ERR_NULL_ARGUMENT);
+  /* A KpmID that is empty, not UTF-8 or holds control characters; a Kpm outside 16..64 bytes
+     (RFC 4279 5.3, 7.2). */
+  EXPECT(mef_config_set_psk(cfg, "", kpm, 32), MEF_ERR_INVALID_ARGUMENT);
+  EXPECT(mef_config_set_psk(cfg, bad_utf8, kpm, 32), MEF_ERR_INVALID_ARGUMENT);
+  EXPECT(mef_config_set_psk(cfg, "kpm\n0001", kpm, 32), MEF_ERR_INVALID_ARGUMENT);
+  EXPECT(mef_config_set_psk(cfg, "kpm-0001", kpm, 15), MEF_ERR_INVALID_ARGUMENT);
+  EXPECT(mef_config_set_psk(cfg, "kpm-0001", kpm, 65), MEF_ERR_INVALID_ARGUMENT);
+  EXPECT(mef_config_set_psk(cfg, "kpm-0001", kpm, 0), MEF_ERR_INVALID_ARGUMENT);
 
   /* Callback structs with a NULL member, each member in turn. */
   for (int i = 0; i < 6; i++) {
@@ -255,6 +269,7 @@ static void sinks_outside_callbacks(const char *ta, size_t ta_len) {
   /* The sinks only exist inside callbacks; with NULL sinks the calls fail cleanly. */
   EXPECT(mef_credentials_set(NULL, (const uint8_t *)ta, ta_len, (const uint8_t *)ta, ta_len), MEF_ERR_NULL_ARGUMENT);
   EXPECT(mef_identity_set_subject(NULL, 9, NULL), MEF_ERR_NULL_ARGUMENT);
+  EXPECT(mef_identity_set_psk(NULL, NULL, NULL, 0), MEF_ERR_NULL_ARGUMENT);
 }
 
 static void lifecycle(const char *ta, size_t ta_len, const char *cert, size_t cert_len,

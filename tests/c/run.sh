@@ -4,15 +4,20 @@
 #   file_store.c the quick start: provisioning with the built-in file store against the reference
 #                MEF, /cacerts and /csrattrs buffers, renew, rekey, server-side key generation;
 #   callbacks.c  provisioning through key and credential callbacks against the reference MEF,
-#                with each callback failing in turn (no half install).
-# Both run under valgrind (definite and indirect leaks and memory errors fail; Rust runtime
+#                with each callback failing in turn (no half install);
+#   psk.c        the PPSK-based RSPF: provisioning with only (KpmID, Kpm) and the MEF's TLS-PSK
+#                URI, renewal over the certificate port, a wrong Kpm, the PSK from the identity
+#                callback.
+# All run under valgrind (definite and indirect leaks and memory errors fail; Rust runtime
 # "possibly lost" blocks are tolerated), then again built with -fsanitize=address,undefined
 # against the static library.
 #
 # usage: tests/c/run.sh [PREFIX]
-#   without PREFIX: against include/ and target/debug (run `cargo build --workspace` first; built
-#   here if missing); with PREFIX: against an installation by scripts/install.sh (pkg-config).
-# Needs cc, valgrind, the openssl CLI and libcrypto (libssl-dev). Exits non-zero on any failure.
+#   without PREFIX: against include/ and target/debug, built here with the `psk` feature (cargo
+#   rebuilds onem2m-est when its features change); with PREFIX: against an installation by
+#   scripts/install.sh (pkg-config; built with `psk` too).
+# Needs cc, valgrind, the openssl CLI and libssl/libcrypto (libssl-dev). Exits non-zero on any
+# failure.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 repo=$(pwd)
@@ -24,15 +29,17 @@ for tool in cc valgrind openssl pkg-config nm readelf; do
   command -v "$tool" >/dev/null || { echo "tests/c/run.sh: $tool is required" >&2; exit 1; }
 done
 pkg-config --exists libcrypto || { echo "tests/c/run.sh: libcrypto (libssl-dev) is required" >&2; exit 1; }
-if [ ! -f target/debug/libonem2m_est.so ] || [ ! -x target/debug/onem2m-mef ]; then
-  cargo build -p onem2m-est -p onem2m-mef
-fi
+pkg-config --exists libssl || { echo "tests/c/run.sh: libssl (libssl-dev) is required" >&2; exit 1; }
+# The library under test supports TLS-PSK (psk.c), like the installed one (scripts/install.sh).
+cargo build -p onem2m-est -p onem2m-mef --features onem2m-est/psk
 
 fixture_init
 work=$FIXTURE_DIR/c-tests
 mkdir -p "$work/lib"
 cflags=(-std=c11 -D_GNU_SOURCE -Wall -Wextra -Wpedantic -Werror -g -O1)
 read -r -a crypto <<<"$(pkg-config --cflags --libs libcrypto)"
+# What a static link of a `psk` build needs besides the archive (OpenSSL's libssl and libcrypto).
+read -r -a openssl_libs <<<"$(pkg-config --libs libssl libcrypto)"
 
 if [ -n "$prefix" ]; then
   export PKG_CONFIG_PATH=$prefix/lib/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}
@@ -48,12 +55,13 @@ else
   ln -s "$repo/target/debug/libonem2m_est.so" "$work/lib/libonem2m_est.so.0"
   mef_dyn=(-I"$repo/include" -L"$work/lib" -lonem2m_est "-Wl,-rpath,$work/lib")
   static_lib=$repo/target/debug/libonem2m_est.a
-  mef_static=(-I"$repo/include" "$static_lib" -lpthread -ldl -lm)
+  mef_static=(-I"$repo/include" "$static_lib" "${openssl_libs[@]}" -lpthread -ldl -lm)
 fi
 
 cc "${cflags[@]}" tests/c/null_args.c "${mef_dyn[@]}" -o "$work/null_args"
 cc "${cflags[@]}" tests/c/callbacks.c "${mef_dyn[@]}" "${crypto[@]}" -o "$work/callbacks"
 cc "${cflags[@]}" tests/c/file_store.c "${mef_dyn[@]}" -o "$work/file_store"
+cc "${cflags[@]}" tests/c/psk.c "${mef_dyn[@]}" -o "$work/psk"
 # Really linked to the library under test.
 ldd "$work/null_args" | grep "libonem2m_est.so.0 => ${prefix:-$work/lib}" >/dev/null ||
   { echo "FAIL: null_args is not linked to the library under test" >&2; ldd "$work/null_args" >&2; exit 1; }
@@ -95,6 +103,17 @@ run "file_store (valgrind)" "${vg[@]}" "$work/file_store" "$MEF_URL" "$MEF_CA" "
   "$MEF_SUBJECT_ID" "$work/file-store"
 run "callbacks (valgrind)" "${vg[@]}" "$work/callbacks" "$MEF_URL" "$MEF_CA" "$DEVICE_CERT" "$DEVICE_KEY" \
   "$MEF_SUBJECT_ID"
+run "psk (valgrind)" "${vg[@]}" "$work/psk" "$MEF_PSK_URL" "$MEF_URL" "$KPM_ID" "$KPM_HEX" \
+  "$MEF_PSK_SUBJECT_ID" "$DEVICE_CERT" "$DEVICE_KEY" "$work/psk-store"
+# What psk.c installed over TLS-PSK (and renewed): the trust anchors are the MEF CA, the
+# certificate chains to them and names the KpmID's CSE-ID (TS-0003 10.1.1.7).
+psk_installed_ok() {
+  local d=$work/psk-store/psk
+  cmp -s <(openssl x509 -in "$d/trust-anchors.pem" -outform DER) <(openssl x509 -in "$MEF_CA" -outform DER) &&
+    openssl verify -CAfile "$d/trust-anchors.pem" "$d/cert.pem" &&
+    openssl x509 -in "$d/cert.pem" -noout -ext subjectAltName | grep -q "DNS:$MEF_PSK_SUBJECT_ID\$"
+}
+run "psk: installed trust anchors are the MEF CA, the certificate verifies" psk_installed_ok
 
 # AddressSanitizer + UBSan, statically linked (the Rust code is not instrumented; the C side and
 # every buffer the library hands over are).
@@ -103,6 +122,8 @@ if cc "${cflags[@]}" "${san[@]}" tests/c/null_args.c "${mef_static[@]}" -o "$wor
   cc "${cflags[@]}" "${san[@]}" tests/c/callbacks.c "${mef_static[@]}" "${crypto[@]}" -o "$work/callbacks_asan" \
     2>>"$work/asan-link.log" &&
   cc "${cflags[@]}" "${san[@]}" tests/c/file_store.c "${mef_static[@]}" -o "$work/file_store_asan" \
+    2>>"$work/asan-link.log" &&
+  cc "${cflags[@]}" "${san[@]}" tests/c/psk.c "${mef_static[@]}" -o "$work/psk_asan" \
     2>>"$work/asan-link.log"; then
   export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1
   run "null_args (ASan+UBSan, static)" "$work/null_args_asan" "$MEF_CA" "$DEVICE_CERT" "$DEVICE_KEY" "$store-asan"
@@ -110,6 +131,8 @@ if cc "${cflags[@]}" "${san[@]}" tests/c/null_args.c "${mef_static[@]}" -o "$wor
     "$DEVICE_KEY" "$MEF_SUBJECT_ID" "$work/file-store-asan"
   run "callbacks (ASan+UBSan, static)" "$work/callbacks_asan" "$MEF_URL" "$MEF_CA" "$DEVICE_CERT" \
     "$DEVICE_KEY" "$MEF_SUBJECT_ID"
+  run "psk (ASan+UBSan, static)" "$work/psk_asan" "$MEF_PSK_URL" "$MEF_URL" "$KPM_ID" "$KPM_HEX" \
+    "$MEF_PSK_SUBJECT_ID" "$DEVICE_CERT" "$DEVICE_KEY" "$work/psk-store-asan"
 else
   echo "SKIP: ASan build against $static_lib does not link:" >&2
   cat "$work/asan-link.log" >&2
