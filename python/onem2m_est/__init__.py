@@ -23,6 +23,18 @@ Quick start::
         client.provision()                  # Initial Certificate Provisioning (8.3.6.2.2)
         client.reprovision("rekey")         # Certificate Re-Provisioning (8.3.6.2.3)
 
+With the PPSK-based RSPF (TS-0003 8.3.2.1) a device holding only a KpmID, its key Kpm and the
+MEF URI provisions over TLS-PSK (the library must be built with the cargo feature ``psk``, as
+``scripts/install.sh`` does); no trust anchors, no client certificate::
+
+    config = Config("https://mef.example.com:8444/.well-known/est",
+                    psk=("kpm-0001", kpm_bytes), store_dir="/var/lib/mycse/cred")
+    with Client(config) as client:
+        client.provision()                  # installs certificate, key and the MEF CA
+    # later, on the MEF's certificate port, with what was installed:
+    with Client(Config("https://mef.example.com/.well-known/est", store_dir=...)) as client:
+        client.reprovision("renew")
+
 Failures raise :class:`EstError`, or rather one of its subclasses named after the CERT_PROV
 cmdStatusCode of TS-0003 8.3.9.7: :class:`BadArgumentsError`, :class:`ClientSideError`,
 :class:`ServerSideError`.
@@ -213,6 +225,11 @@ _PROTOTYPES = [
         ctypes.c_uint32,
         [ctypes.c_void_p, ctypes.c_uint32, ctypes.c_uint32],
     ),
+    (
+        "mef_config_set_psk",
+        ctypes.c_uint32,
+        [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_void_p, ctypes.c_size_t],
+    ),
     ("mef_config_set_store_dir", ctypes.c_uint32, [ctypes.c_void_p, ctypes.c_char_p]),
     (
         "mef_config_set_log_callback",
@@ -364,6 +381,16 @@ class Config:
             Certificate Provisioning with a certificate-based RSPF: PEM text or a path.
         client_key_pem: its private key (PKCS #8 or SEC1 PEM): text or a path. The Config keeps
             what it is given; a Client hands it to the library and wipes its own working copy.
+        psk: ``(kpm_id: str, kpm: bytes)``: the pre-provisioned symmetric key of the PPSK-based
+            RSPF (TS-0003 8.3.2.1) for Initial Certificate Provisioning over TLS-PSK (RFC 7030
+            3.3.3), instead of ``client_cert_pem``/``client_key_pem`` (giving both raises
+            :class:`BadArgumentsError`) and without ``trust_anchors_pem``: the PSK authenticates
+            both ends and the MEF CA certificates fetched over it become the installed trust
+            anchors. ``cacerts()`` and ``csrattrs()`` use it too. Kpm is 16 to 64 bytes
+            (``bytes``, ``bytearray`` or ``memoryview``); the Config keeps what it is given, a
+            Client copies it into a buffer it wipes once the library has its own (wiped) copy.
+            Needs a library built with the ``psk`` feature (else :class:`BadArgumentsError`
+            when provisioning: "no TLS-PSK support").
         subject: ``(SubjectType, identifier)``: the certSubjectType and certSubjectID.
         store_dir: directory of the built-in credential store (``cert.pem``, ``key.pem`` (0600),
             ``trust-anchors.pem``, installed atomically).
@@ -386,6 +413,7 @@ class Config:
         trust_anchors_pem: Optional[PemInput] = None,
         client_cert_pem: Optional[PemInput] = None,
         client_key_pem: Optional[PemInput] = None,
+        psk: Optional[Tuple[str, Union[bytes, bytearray, memoryview]]] = None,
         subject: Optional[Tuple[SubjectType, str]] = None,
         store_dir: Optional[Union[str, os.PathLike]] = None,
         key_type: Optional[KeyType] = None,
@@ -401,6 +429,7 @@ class Config:
         self.trust_anchors_pem = trust_anchors_pem
         self.client_cert_pem = client_cert_pem
         self.client_key_pem = client_key_pem
+        self.psk = psk
         self.subject = subject
         self.store_dir = store_dir
         self.key_type = key_type
@@ -415,9 +444,13 @@ class Config:
     def __repr__(self) -> str:
         # Never the key (common rules: no secrets in debug output).
         key = "<set>" if self.client_key_pem is not None else None
+        psk = ""
+        if self.psk is not None:
+            kpm_id = self.psk[0] if isinstance(self.psk, tuple) and self.psk else None
+            psk = f", psk=({kpm_id!r}, <redacted>)"
         return (
             f"Config({self.base_uri!r}, subject={self.subject!r}, "
-            f"store_dir={self.store_dir!r}, client_key_pem={key})"
+            f"store_dir={self.store_dir!r}, client_key_pem={key}{psk})"
         )
 
 
@@ -486,6 +519,15 @@ class Client:
                 finally:
                     ctypes.memset(ctypes.addressof(key_buf), 0, len(key))
                     del key_buf
+            if cfg.psk is not None:
+                if cfg.client_cert_pem is not None or cfg.client_key_pem is not None:
+                    raise _error(
+                        lib,
+                        Result.ERR_INVALID_ARGUMENT,
+                        "psk and client_cert_pem/client_key_pem exclude each other: the RSPF "
+                        "of Initial Certificate Provisioning would be ambiguous",
+                    )
+                self._set_psk(c, cfg.psk)
             if cfg.subject is not None:
                 subject_type, subject_id = cfg.subject
                 self._check(
@@ -535,6 +577,41 @@ class Client:
             lib.mef_config_free(c)
             raise
         return c
+
+    def _set_psk(self, c: ctypes.c_void_p, psk) -> None:
+        """mef_config_set_psk with a working copy of Kpm that is wiped afterwards (the caller's
+        bytes object cannot be: Python bytes are immutable)."""
+        if not isinstance(psk, tuple) or len(psk) != 2:
+            raise TypeError("psk: a (kpm_id: str, kpm: bytes) tuple expected")
+        kpm_id, kpm = psk
+        if not isinstance(kpm_id, str):
+            raise TypeError("psk: the KpmID must be a str")
+        if not isinstance(kpm, (bytes, bytearray, memoryview)):
+            raise TypeError("psk: the Kpm must be bytes, bytearray or memoryview")
+        try:
+            kpm_id_bytes = kpm_id.encode()
+        except UnicodeEncodeError:
+            raise _error(
+                self._lib, Result.ERR_INVALID_ARGUMENT, "psk: the KpmID is not valid UTF-8 text"
+            ) from None
+        if b"\0" in kpm_id_bytes:
+            # A C string would end early: a different KpmID than the one given.
+            raise _error(self._lib, Result.ERR_INVALID_ARGUMENT, "psk: the KpmID contains NUL")
+        key = bytearray(kpm)
+        key_len = len(key)
+        if not key:
+            key.append(0)  # from_buffer needs one byte; the library is told 0
+        key_buf = (ctypes.c_ubyte * len(key)).from_buffer(key)
+        try:
+            # The message names the rule, never the key (16 to 64 bytes, a non-empty KpmID of
+            # at most 128 bytes without control characters: RFC 4279 5.3, 7.2).
+            self._check(
+                self._lib.mef_config_set_psk(c, kpm_id_bytes, ctypes.addressof(key_buf), key_len),
+                f"psk for KpmID {kpm_id!r} (a Kpm of {key_len} bytes; 16 to 64 are accepted)",
+            )
+        finally:
+            ctypes.memset(ctypes.addressof(key_buf), 0, len(key))
+            del key_buf
 
     # -- lifetime
 

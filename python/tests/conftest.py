@@ -1,5 +1,6 @@
 """Fixtures: a manufacturer PKI made with the openssl CLI and the reference MEF
-(target/debug/onem2m-mef, or $ONEM2M_MEF_BIN) on 127.0.0.1 with the device identity registered."""
+(target/debug/onem2m-mef, or $ONEM2M_MEF_BIN) on 127.0.0.1 with the device identity registered,
+and a KpmID/Kpm registered for its TLS-PSK listener (PPSK-based RSPF)."""
 
 import os
 import subprocess
@@ -13,6 +14,9 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "python"))
 
 CSE_ID = "cse01.sp.example.com"
+# The identity the MEF provisions for the KpmID (TS-0003 8.3.2.1).
+PSK_CSE_ID = "cse02.sp.example.com"
+KPM_ID = "kpm-0001"
 
 CA_CNF = """\
 [req]
@@ -134,9 +138,33 @@ def mef_binary() -> Path:
 @pytest.fixture(scope="session")
 def mef(pki, tmp_path_factory):
     """The reference MEF on 127.0.0.1:0 trusting the manufacturer CA, with the device's
-    CSE-ID registered."""
+    CSE-ID registered, and a TLS-PSK listener on 127.0.0.1:0 knowing KPM_ID (its Kpm is
+    ``kpm``, 32 random bytes, registered for PSK_CSE_ID)."""
     binary = mef_binary()
     data = tmp_path_factory.mktemp("mef")
+    kpm = os.urandom(32)
+    kpm_file = data / "kpm.hex"
+    kpm_file.touch(mode=0o600)
+    kpm_file.write_text(kpm.hex())
+    subprocess.run(
+        [
+            str(binary),
+            "psk",
+            "add",
+            "--data-dir",
+            str(data),
+            "--kpm-id",
+            KPM_ID,
+            "--kpm-file",
+            str(kpm_file),
+            "--subject-type",
+            "cse",
+            "--subject-id",
+            PSK_CSE_ID,
+        ],
+        check=True,
+        capture_output=True,
+    )
     subprocess.run(
         [
             str(binary),
@@ -160,6 +188,8 @@ def mef(pki, tmp_path_factory):
             str(binary),
             "--listen",
             "127.0.0.1:0",
+            "--psk-listen",
+            "127.0.0.1:0",
             "--data-dir",
             str(data),
             "--client-trust",
@@ -170,15 +200,18 @@ def mef(pki, tmp_path_factory):
         text=True,
     )
     try:
-        addr = ca = None
-        # The MEF prints "listening on ADDR" then "CA certificate: PATH" when ready.
+        addr = psk_addr = ca = None
+        # The MEF prints "listening on ADDR", "psk listening on ADDR" then
+        # "CA certificate: PATH" when ready.
         for line in proc.stdout:
             if line.startswith("listening on "):
                 addr = line[len("listening on ") :].strip()
+            elif line.startswith("psk listening on "):
+                psk_addr = line[len("psk listening on ") :].strip()
             elif line.startswith("CA certificate: "):
                 ca = Path(line[len("CA certificate: ") :].strip())
                 break
-        if addr is None or ca is None:
+        if addr is None or psk_addr is None or ca is None:
             proc.wait(timeout=10)
             raise AssertionError(
                 f"the MEF did not start: {(data / 'mef.err').read_text(errors='replace')}"
@@ -189,6 +222,10 @@ def mef(pki, tmp_path_factory):
             url=f"https://localhost:{port}/.well-known/est",
             ca=ca,
             data_dir=data,
+            # TLS-PSK: no server certificate; the host name only goes into SNI.
+            psk_url=f"https://localhost:{psk_addr.rsplit(':', 1)[1]}/.well-known/est",
+            kpm_id=KPM_ID,
+            kpm=kpm,
         )
     finally:
         proc.terminate()
