@@ -229,6 +229,15 @@ fn case_with(
         assert_eq!(store.created.load(Ordering::SeqCst), 0, "a key was created");
     }
     assert_eq!(snapshot(dir), before, "the store changed: {err}");
+    // TS-0003 8.3.6.2.1: no HTTP authentication, whatever the server asks.
+    assert!(
+        server
+            .server
+            .requests()
+            .iter()
+            .all(|r| r.header("authorization").is_none()),
+        "an Authorization header was sent"
+    );
     drop(server);
     device.assert_intact_and_usable(&pki);
     err
@@ -986,20 +995,49 @@ fn server_keygen_not_offered() {
 // TLS alerts and connection resets at every phase
 // ---------------------------------------------------------------------------------------------
 
+/// A fatal alert record injected mid-body (in the clear, as a middlebox or a broken stack sends
+/// it): the record does not authenticate, the TLS session fails.
 #[test]
 fn tls_alert_mid_response() {
     let err = case(on("cacerts", |_, _, good| {
         Action::AlertAfter(head_and_part(&good, 20))
     }));
+    assert!(matches!(err, Error::Tls { .. }), "{err:?}");
+}
+
+/// A genuine close_notify alert in the middle of a body announced longer: a truncation, not
+/// an end of message.
+#[test]
+fn close_notify_alert_mid_response() {
+    let err = case(on("simplereenroll", |_, _, good| {
+        let mut part = good.clone();
+        part.body.truncate(good.body.len() / 2);
+        Action::RespondThenClose(part.header("Content-Length", &good.body.len().to_string()))
+    }));
     assert!(
         matches!(
             err,
-            Error::Tls { .. }
-                | Error::Transport {
-                    operation: Operation::CaCerts,
-                    ..
-                }
+            Error::Transport {
+                operation: Operation::SimpleReenroll,
+                ..
+            }
         ),
+        "{err:?}"
+    );
+}
+
+/// A server that accepts the connection and never answers the ClientHello.
+#[test]
+fn server_never_answers_the_tls_handshake() {
+    let err = case_with(
+        |o, _| o.stall_handshakes = vec![0],
+        |_, _, good| good.into(),
+        Proc::Reprovision(Reprovision::Renew),
+        ErrorClass::Server,
+        false,
+    );
+    assert!(
+        matches!(&err, Error::Timeout { phase } if phase.contains("handshake")),
         "{err:?}"
     );
 }
@@ -1044,6 +1082,12 @@ fn reset_mid_cacerts_body() {
 #[test]
 fn reset_before_the_csrattrs_response() {
     let err = reset_at("csrattrs", None);
+    assert!(transport_error_in(&err, Operation::CsrAttrs), "{err:?}");
+}
+
+#[test]
+fn reset_mid_csrattrs_body() {
+    let err = reset_at("csrattrs", Some(12));
     assert!(transport_error_in(&err, Operation::CsrAttrs), "{err:?}");
 }
 

@@ -365,6 +365,9 @@ pub struct ServerOptions {
     /// Reset (TCP RST) the connections with these indexes once the ClientHello arrived,
     /// before any TLS answer.
     pub reset_handshakes: Vec<usize>,
+    /// Accept the connections with these indexes and never answer the ClientHello (held open
+    /// until the server is dropped).
+    pub stall_handshakes: Vec<usize>,
 }
 
 impl ServerOptions {
@@ -376,6 +379,7 @@ impl ServerOptions {
             tls12_only: false,
             switch_identity: None,
             reset_handshakes: Vec::new(),
+            stall_handshakes: Vec::new(),
         }
     }
 }
@@ -448,6 +452,7 @@ impl TestServer {
             .as_ref()
             .map(|(from, id)| (*from, config_for(id)));
         let reset_handshakes = options.reset_handshakes.clone();
+        let stall_handshakes = options.stall_handshakes.clone();
 
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1");
         let addr = listener.local_addr().expect("local address");
@@ -469,6 +474,10 @@ impl TestServer {
                     }
                     if let Ok(clone) = stream.try_clone() {
                         state.sockets.lock().unwrap().push((index, clone));
+                    }
+                    if stall_handshakes.contains(&index) {
+                        // Dropping this handle leaves the clone above open until Drop.
+                        continue;
                     }
                     let config = match &switched {
                         Some((from, other)) if index >= *from => other.clone(),
