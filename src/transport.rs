@@ -44,6 +44,12 @@ pub const MAX_REDIRECTS: u32 = 3;
 /// Size of each ureq I/O buffer (input and output, per layer); also the largest response head.
 const IO_BUFFER_SIZE: usize = 16 * 1024;
 
+/// Largest response head accepted. It must stay below [`IO_BUFFER_SIZE`]: ureq checks this
+/// limit only while the head still fits the input buffer, and a head that fills the buffer
+/// would otherwise surface as "no progress", i.e. a bogus "server closed the connection"
+/// [`Error::Transport`], instead of [`Error::BadResponse`] ("the response header is too large").
+const MAX_RESPONSE_HEAD: usize = 8 * 1024;
+
 /// How much of an error body is kept in [`Error::ServerStatus`].
 const MAX_ERROR_TEXT: usize = 1024;
 
@@ -484,6 +490,7 @@ impl EstConnection {
             // input buffer also bounds a response head, for which 16 KiB is ample.
             .input_buffer_size(IO_BUFFER_SIZE)
             .output_buffer_size(IO_BUFFER_SIZE)
+            .max_response_header_size(MAX_RESPONSE_HEAD)
             .build();
         let agent = ureq::Agent::with_parts(config, connector, DefaultResolver::default());
         Ok(EstConnection {
