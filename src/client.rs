@@ -344,6 +344,10 @@ impl MefClient {
             reqs.unrecognized.len()
         );
 
+        // What the CSR needs that does not depend on the key (identity, extensions,
+        // challengePassword) is checked before any key is made or generated.
+        crate::csr::check_requirements(identity, &reqs, None)?;
+
         // Step 3.
         match key_source {
             KeySource::ServerGenerated => {

@@ -93,27 +93,7 @@ pub fn build_csr(
 ) -> Result<BuiltCsr> {
     check_key_satisfies(key, reqs)?;
 
-    let requested_san = requested_san(reqs)?;
-    let (san_names, requested_critical) = match (identity, requested_san) {
-        (Some(id), Some((names, critical))) => {
-            if !id.is_in(&names) {
-                return Err(Error::IdentityConflict {
-                    configured: id.to_string(),
-                    requested: format!("subjectAltName {}", describe_general_names(&names)),
-                });
-            }
-            (names, critical)
-        }
-        (Some(id), None) => (vec![id.general_name()], false),
-        (None, Some((names, critical))) => (names, critical),
-        (None, None) => {
-            return Err(Error::invalid(
-                "certSubjectID",
-                "no subject identity is configured and the server's CSR attributes request no \
-                 subjectAltName: the CSR has no identity to carry (TS-0003 10.1.4)",
-            ))
-        }
-    };
+    let (san_names, requested_critical) = san_names_for(identity, reqs)?;
 
     // The subject CN repeats the identity when it fits; otherwise the subject is empty and the
     // SAN must be critical (RFC 5280 4.2.1.6).
@@ -168,6 +148,50 @@ pub fn build_csr(
     Ok(BuiltCsr {
         der: csr.der().to_vec(),
         san: san_names,
+    })
+}
+
+/// The checks of [`build_csr`] that do not depend on the key: the identity against the
+/// requested subjectAltName, the requested extensions, the challengePassword (channel binding
+/// included). The procedure runs them before it creates a key, so a request this client
+/// cannot satisfy costs no key generation (slow, and possibly persistent, in an HSM or a
+/// secure element).
+pub fn check_requirements(
+    identity: Option<&SubjectIdentity>,
+    reqs: &CsrRequirements,
+    channel_binding: Option<&[u8]>,
+) -> Result<()> {
+    san_names_for(identity, reqs)?;
+    other_extensions(&reqs.extensions)?;
+    challenge_password(&reqs.challenge_password, channel_binding)?;
+    Ok(())
+}
+
+/// The names the CSR's subjectAltName carries and whether the server asked for it critical
+/// (the identity rules of [`build_csr`]).
+fn san_names_for(
+    identity: Option<&SubjectIdentity>,
+    reqs: &CsrRequirements,
+) -> Result<(Vec<GeneralName>, bool)> {
+    Ok(match (identity, requested_san(reqs)?) {
+        (Some(id), Some((names, critical))) => {
+            if !id.is_in(&names) {
+                return Err(Error::IdentityConflict {
+                    configured: id.to_string(),
+                    requested: format!("subjectAltName {}", describe_general_names(&names)),
+                });
+            }
+            (names, critical)
+        }
+        (Some(id), None) => (vec![id.general_name()], false),
+        (None, Some((names, critical))) => (names, critical),
+        (None, None) => {
+            return Err(Error::invalid(
+                "certSubjectID",
+                "no subject identity is configured and the server's CSR attributes request no \
+                 subjectAltName: the CSR has no identity to carry (TS-0003 10.1.4)",
+            ))
+        }
     })
 }
 
