@@ -853,6 +853,43 @@ fn csrattrs_demanding_rsa_when_renewing_an_ec_key() {
     assert!(matches!(err, Error::Unsupported { .. }), "{err:?}");
 }
 
+#[test]
+fn csrattrs_asking_for_another_identity_than_configured() {
+    let err = case_with(
+        |_, _| {},
+        on("csrattrs", |pki, _, _| {
+            let mut other = MefPki::new("unused");
+            other.challenge = pki.challenge.clone();
+            other.identity = "cse02.sp.example.com".into();
+            MefPki::csrattrs_response(&other.requirements()).into()
+        }),
+        Proc::Reprovision(Reprovision::Rekey),
+        ErrorClass::Client,
+        false,
+    );
+    assert!(matches!(err, Error::IdentityConflict { .. }), "{err:?}");
+}
+
+#[test]
+fn csrattrs_asking_for_channel_binding() {
+    let err = case_with(
+        |_, _| {},
+        on("csrattrs", |pki, _, _| {
+            let mut reqs = pki.requirements();
+            reqs.challenge_password =
+                onem2m_est::proto::csrattrs::ChallengePassword::ChannelBinding;
+            MefPki::csrattrs_response(&reqs).into()
+        }),
+        Proc::Reprovision(Reprovision::Rekey),
+        ErrorClass::Client,
+        false,
+    );
+    assert!(
+        matches!(&err, Error::Unsupported { what } if what.contains("channel binding")),
+        "{err:?}"
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // 202 loops
 // ---------------------------------------------------------------------------------------------
@@ -903,6 +940,31 @@ fn accepted_with_a_negative_retry_after() {
 // ---------------------------------------------------------------------------------------------
 // HTTP: redirects, authentication, errors
 // ---------------------------------------------------------------------------------------------
+
+#[test]
+fn oversized_response_head() {
+    let err = case(on("cacerts", |_, _, good| {
+        good.header("X-Padding", &"p".repeat(128 * 1024)).into()
+    }));
+    assert!(
+        matches!(&err, Error::BadResponse { operation: Operation::CaCerts, reason }
+            if reason.contains("header is too large")),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn accepted_for_cacerts() {
+    // 202 belongs to enrolment (RFC 7030 4.2.3); /cacerts answers 200 or fails.
+    let err = case(on("cacerts", |_, _, _| {
+        Response::new(202).header("Retry-After", "0").into()
+    }));
+    assert!(
+        matches!(&err, Error::BadResponse { operation: Operation::CaCerts, reason }
+            if reason.contains("202")),
+        "{err:?}"
+    );
+}
 
 #[test]
 fn redirect_to_another_host() {
