@@ -184,12 +184,7 @@ impl TlsAcceptor for PskAcceptor {
                 .map(|c| c.name())
                 .unwrap_or("?")
         );
-        Ok((
-            stream,
-            ConnInfo {
-                principal: Principal::Psk(kpm_id),
-            },
-        ))
+        Ok((stream, ConnInfo::new(Principal::Psk(kpm_id))))
     }
 }
 
