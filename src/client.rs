@@ -304,12 +304,16 @@ impl MefClient {
         // Step 1: the MEF CA certificates become the explicit TA database (RFC 7030 4.1.3),
         // but only once everything else succeeded.
         let trust_anchors = validate_ca_certs(&conn.cacerts()?)?;
-        self.check_anchors_authorise_server(conn, &trust_anchors)?;
+        let chains_checked = self.check_anchors_authorise_server(conn, &trust_anchors, 0)?;
         log::info!(
             "{}: /cacerts gave {} CA certificate(s)",
             self.config.base_uri,
             trust_anchors.len()
         );
+        let trust_anchors = NewAnchors {
+            certs: trust_anchors,
+            chains_checked,
+        };
 
         // Step 2: CSR attributes. 204/404 means the server has none (RFC 7030 4.5.2); a oneM2M
         // MEF always sends them, and will refuse a CSR without its challengePassword.
@@ -413,16 +417,18 @@ impl MefClient {
         certs: &[CertificateDer<'static>],
         key: Arc<dyn PrivateKey>,
         expected_san: &[crate::proto::san::GeneralName],
-        trust_anchors: Vec<CertificateDer<'static>>,
+        anchors: NewAnchors,
     ) -> Result<Provisioned> {
+        let trust_anchors = anchors.certs;
         let now = UnixTime::since_unix_epoch(
             SystemTime::now()
                 .duration_since(SystemTime::UNIX_EPOCH)
                 .unwrap_or_default(),
         );
         let issued = validate_issued(certs, key.as_ref(), expected_san, &trust_anchors, now)?;
-        // Again, for servers met on later connections of this procedure.
-        self.check_anchors_authorise_server(conn, &trust_anchors)?;
+        // Again, for servers met on later connections of this procedure (the chains checked in
+        // step 1 against these same anchors are not verified twice).
+        self.check_anchors_authorise_server(conn, &trust_anchors, anchors.chains_checked)?;
         let credentials = Credentials {
             trust_anchors: trust_anchors.clone(),
             chain: issued.chain.clone(),
@@ -453,11 +459,15 @@ impl MefClient {
     /// anchors under which it can never reach its MEF again, or that hand it over to whoever
     /// holds the other CA. Over TLS-PSK no certificate is presented: the PSK authenticated the
     /// answer (RFC 7030 4.1.1), so there is nothing to check.
+    ///
+    /// The first `from` chains (of [`EstConnection::server_certificates`], which only grows)
+    /// were already checked against these anchors. Returns how many chains are now checked.
     fn check_anchors_authorise_server(
         &self,
         conn: &EstConnection,
         trust_anchors: &[CertificateDer<'static>],
-    ) -> Result<()> {
+        from: usize,
+    ) -> Result<usize> {
         use rustls::client::danger::ServerCertVerifier;
         let refused = |reason: String| Error::BadResponse {
             operation: crate::Operation::CaCerts,
@@ -467,13 +477,13 @@ impl MefClient {
             ),
         };
         let chains = conn.server_certificates();
-        if chains.is_empty() {
-            return Ok(());
+        if chains.len() <= from {
+            return Ok(chains.len());
         }
         let verifier = crate::tls::EstServerVerifier::new(trust_anchors, &self.config.base_uri)
             .map_err(|e| refused(e.to_string()))?;
         let name = self.config.base_uri.server_name();
-        for chain in &chains {
+        for chain in &chains[from..] {
             let Some((end_entity, intermediates)) = chain.split_first() else {
                 continue;
             };
@@ -481,8 +491,15 @@ impl MefClient {
                 .verify_server_cert(end_entity, intermediates, &name, &[], UnixTime::now())
                 .map_err(|e| refused(crate::tls::map_rustls_error(&e).to_string()))?;
         }
-        Ok(())
+        Ok(chains.len())
     }
+}
+
+/// The trust anchors from `/cacerts` (step 1), and how many of the connection's server chains
+/// were already checked against them.
+struct NewAnchors {
+    certs: Vec<CertificateDer<'static>>,
+    chains_checked: usize,
 }
 
 #[derive(Debug, Clone, Copy)]
