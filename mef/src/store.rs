@@ -251,13 +251,15 @@ impl Store {
 
     /// The identity registered for a third-party client certificate fingerprint.
     pub fn lookup_identity(&self, fingerprint: &str) -> Result<Option<Identity>, MefError> {
+        // Per request: prepared once per connection (statement cache), not parsed every time.
         self.conn()
-            .query_row(
+            .prepare_cached(
                 "SELECT subject_type, subject_id FROM identities WHERE fingerprint = ?1",
-                [fingerprint],
-                |r| identity_from_row(r.get(0)?, r.get(1)?),
             )
-            .optional()
+            .and_then(|mut stmt| {
+                stmt.query_row([fingerprint], |r| identity_from_row(r.get(0)?, r.get(1)?))
+                    .optional()
+            })
             .map_err(db_err("looking up identity"))
     }
 
@@ -332,12 +334,11 @@ impl Store {
     /// The identity registered for a KpmID (without reading its key).
     pub fn psk_identity(&self, kpm_id: &str) -> Result<Option<Identity>, MefError> {
         self.conn()
-            .query_row(
-                "SELECT subject_type, subject_id FROM psk_keys WHERE kpm_id = ?1",
-                [kpm_id],
-                |r| identity_from_row(r.get(0)?, r.get(1)?),
-            )
-            .optional()
+            .prepare_cached("SELECT subject_type, subject_id FROM psk_keys WHERE kpm_id = ?1")
+            .and_then(|mut stmt| {
+                stmt.query_row([kpm_id], |r| identity_from_row(r.get(0)?, r.get(1)?))
+                    .optional()
+            })
             .map_err(db_err("looking up PSK identity"))
     }
 
@@ -366,11 +367,13 @@ impl Store {
     pub(crate) fn insert_issued(&self, cert: &IssuedCert, der: &[u8]) -> Result<(), MefError> {
         let mut conn = self.conn();
         let tx = conn.transaction().map_err(db_err("starting transaction"))?;
-        tx.execute(
+        tx.prepare_cached(
             "INSERT INTO issued_certs (serial, subject_type, subject_id, fingerprint, not_before,
                  not_after, revoked, issued_at, cert_der)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-            params![
+        )
+        .and_then(|mut stmt| {
+            stmt.execute(params![
                 cert.serial,
                 cert.identity.subject_type().as_str(),
                 cert.identity.subject_id(),
@@ -380,8 +383,8 @@ impl Store {
                 cert.revoked,
                 cert.issued_at,
                 der
-            ],
-        )
+            ])
+        })
         .map_err(db_err("recording issued certificate"))?;
         tx.commit().map_err(db_err("committing issued certificate"))
     }
@@ -392,8 +395,8 @@ impl Store {
                     issued_at FROM issued_certs WHERE {clause} = ?1"
         );
         self.conn()
-            .query_row(&sql, [value], row_to_issued)
-            .optional()
+            .prepare_cached(&sql)
+            .and_then(|mut stmt| stmt.query_row([value], row_to_issued).optional())
             .map_err(db_err("looking up issued certificate"))
     }
 
