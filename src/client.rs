@@ -175,7 +175,11 @@ impl MefClient {
             } => self.connect(trust_anchors, Some(client.clone()))?,
             InitialAuth::Psk(credential) => self.connect_psk(credential)?,
         };
-        self.run(&conn, store, key, Enrol::Initial, None)
+        let tls_anchors = match auth {
+            InitialAuth::Certificate { trust_anchors, .. } => Some(trust_anchors.as_slice()),
+            InitialAuth::Psk(_) => None,
+        };
+        self.run(&conn, store, key, Enrol::Initial, None, tls_anchors)
     }
 
     /// Certificate Re-Provisioning (TS-0003 8.3.6.2.3): authenticates with the credentials in
@@ -204,7 +208,14 @@ impl MefClient {
             Reprovision::Rekey => KeySource::Generate,
             Reprovision::ServerKeygen => KeySource::ServerGenerated,
         };
-        self.run(&conn, store, key, Enrol::Re, Some(&current))
+        self.run(
+            &conn,
+            store,
+            key,
+            Enrol::Re,
+            Some(&current),
+            Some(&current.trust_anchors),
+        )
     }
 
     /// `/cacerts` on its own (RFC 7030 4.1), validated as CA certificates, not installed.
@@ -292,7 +303,9 @@ impl MefClient {
         ))
     }
 
-    /// Steps 1 to 3 of 8.3.6.2.2 / 8.3.6.2.3 on an established connection.
+    /// Steps 1 to 3 of 8.3.6.2.2 / 8.3.6.2.3 on an established connection. `tls_anchors`: the
+    /// explicit trust anchors the connection's TLS server verifier was built with (`None` over
+    /// TLS-PSK).
     fn run(
         &self,
         conn: &EstConnection,
@@ -300,11 +313,20 @@ impl MefClient {
         key_source: KeySource,
         enrol: Enrol,
         current: Option<&Credentials>,
+        tls_anchors: Option<&[CertificateDer<'static>]>,
     ) -> Result<Provisioned> {
         // Step 1: the MEF CA certificates become the explicit TA database (RFC 7030 4.1.3),
         // but only once everything else succeeded.
         let trust_anchors = validate_ca_certs(&conn.cacerts()?)?;
-        let chains_checked = self.check_anchors_authorise_server(conn, &trust_anchors, 0)?;
+        // The TLS verifier of this connection is the same check (EstServerVerifier: chain, then
+        // host name or id-kp-cmcRA); over the same anchors it has accepted every chain seen so
+        // far, and verifying them again would change nothing.
+        let verified_by_tls = tls_anchors.is_some_and(|tls| same_certificates(tls, &trust_anchors));
+        let chains_checked = if verified_by_tls {
+            conn.server_certificates().len()
+        } else {
+            self.check_anchors_authorise_server(conn, &trust_anchors, 0)?
+        };
         log::info!(
             "{}: /cacerts gave {} CA certificate(s)",
             self.config.base_uri,
@@ -525,6 +547,11 @@ fn empty_requirements() -> CsrRequirements {
         hash: None,
         unrecognized: Vec::new(),
     }
+}
+
+/// Whether two certificate lists hold the same certificates (DER), in any order.
+fn same_certificates(a: &[CertificateDer<'_>], b: &[CertificateDer<'_>]) -> bool {
+    a.iter().all(|c| b.contains(c)) && b.iter().all(|c| a.contains(c))
 }
 
 /// The subjectAltName extension value (GeneralNames DER) of the first certificate.
