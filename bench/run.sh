@@ -45,7 +45,9 @@ two=0
 
 work=$(mktemp -d /dev/shm/onem2m-bench.XXXXXX 2>/dev/null || mktemp -d)
 mef_pid=
+disk=
 cleanup() {
+  [ -n "$disk" ] && rm -rf "$disk"
   if [ -n "$mef_pid" ]; then
     kill "$mef_pid" 2>/dev/null || true
     wait "$mef_pid" 2>/dev/null || true
@@ -56,19 +58,20 @@ trap cleanup EXIT
 
 # --- build -----------------------------------------------------------------------------------
 echo "# building (release profile: lto, codegen-units = 1)" >&2
-# The PSK build links the library against OpenSSL; cdylibs of both feature sets share one file
-# name in a target directory, so the psk-enabled bench gets a target directory of its own and
-# target/release/libonem2m_est.so stays the default (ring-only) library measured below.
-bench_target=$target
+# Target directories of their own: cdylibs of every feature set share one file name in a target
+# directory, so a psk-enabled build (this bench's, or anyone's sharing target/) would replace
+# the default (ring-only) library measured below.
+lib_target=$target/bench-default
+bench_target=$lib_target
 [ ${#features[@]} -gt 0 ] && bench_target=$target/bench-psk
 bench=$(CARGO_TARGET_DIR=$bench_target cargo bench --bench provision "${features[@]}" --no-run --message-format=json 2>/dev/null |
   sed -n 's/.*"executable":"\([^"]*provision-[^"]*\)".*/\1/p' | tail -n 1)
 [ -x "$bench" ] || { echo "$0: the bench did not build" >&2; exit 1; }
-# Last, so that target/release/libonem2m_est.so is the default (ring-only) library.
-cargo build --release -p onem2m-est -p onem2m-mef -p onem2m-est-cli 2>&1 | tail -n 1 >&2
-mef="$target/release/onem2m-mef"
-cli="$target/release/onem2m-est"
-lib="$target/release/libonem2m_est.so"
+CARGO_TARGET_DIR=$lib_target cargo build --release -p onem2m-est -p onem2m-mef -p onem2m-est-cli \
+  2>&1 | tail -n 1 >&2
+mef="$lib_target/release/onem2m-mef"
+cli="$lib_target/release/onem2m-est"
+lib="$lib_target/release/libonem2m_est.so"
 
 echo "# onem2m-est benchmarks, $(date -u +%Y-%m-%dT%H:%MZ), $ncpu CPU(s): $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //')"
 echo "# load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -93,13 +96,14 @@ start_mef() { # CPUS DATA_DIR
     --client-trust "$work/pki/manufacturer-ca.pem" >"$work/mef.out" 2>"$work/mef.err" &
   mef_pid=$!
   local i
-  for i in $(seq 1 100); do
-    grep -q '^CA certificate: ' "$work/mef.out" && break
+  for i in $(seq 1 300); do
+    grep -q '^CA certificate: .*pem$' "$work/mef.out" && break
     sleep 0.1
   done
   addr=$(sed -n 's/^listening on //p' "$work/mef.out")
   [ -n "$addr" ] || { echo "$0: the MEF did not start:" >&2; cat "$work/mef.out" >&2; exit 1; }
-  mef_ca=$(sed -n 's/^CA certificate: //p' "$work/mef.out")
+  mef_ca="$2/mef-ca.pem"
+  [ -s "$mef_ca" ] || { echo "$0: no MEF CA certificate at $mef_ca" >&2; exit 1; }
   uri="https://localhost:${addr##*:}/.well-known/est"
   "$mef" identity add --data-dir "$2" --client-cert "$work/pki/device.pem" \
     --subject-type cse --subject-id cse01.sp.example.com >/dev/null
@@ -115,10 +119,13 @@ want c && {
 # --- (1), (2) through the C ABI ---------------------------------------------------------------
 echo
 echo "## 1-2. Procedures through the C ABI (C program -> libonem2m_est.so; MEF process on loopback)"
-# The library as shipped: scripts/install.sh (versioned .so with its soname link, header, .pc).
-scripts/install.sh "$work/prefix" >/dev/null 2>&1
+# The library laid out as scripts/install.sh installs it (the .so under its soname, the header);
+# install.sh itself copies from target/release, which other builds may have replaced.
+mkdir -p "$work/prefix/lib"
+cp "$lib" "$work/prefix/lib/libonem2m_est.so.0"
+ln -sfn libonem2m_est.so.0 "$work/prefix/lib/libonem2m_est.so"
 cbench="$work/bench_provision"
-cc -O2 -Wall bench/c/bench_provision.c -I "$work/prefix/include" -L "$work/prefix/lib" \
+cc -O2 -Wall bench/c/bench_provision.c -I include -L "$work/prefix/lib" \
   -lonem2m_est -Wl,-rpath,"$work/prefix/lib" -o "$cbench"
 taskset -c "$two" "$cbench" "$uri" "$mef_ca" "$work/pki/device.pem" "$work/pki/device.key" \
   "$work/c-out" "$c_iters"
@@ -188,7 +195,7 @@ for cpus in 0 "$two"; do
 done
 if [ "$quick" = 0 ]; then
   # Durability: the same load with the MEF database on disk (fsync per issued certificate).
-  disk=$(mktemp -d "$target/mef-disk.XXXXXX")
+  disk=$(mktemp -d "$(cd "$target" && pwd)/mef-disk.XXXXXX")
   start_mef "$two" "$disk"
   taskset -c "$two" "$bench" load --uri "$uri" --ta "$mef_ca" --dir "$work/pki" --threads 4 \
     --seconds "$load_secs" --mef-pid "$mef_pid" --label "MEF database on disk"
