@@ -27,6 +27,9 @@ prefix=$(cd "$1" && pwd)
 cd "$(dirname "$0")/.."
 
 features=${ONEM2M_EST_FEATURES-psk}
+# Where cargo puts what it builds (CARGO_TARGET_DIR when set); the build below and the copies
+# from it run back to back, so the installed files are the ones this build made.
+target_dir=${CARGO_TARGET_DIR:-target}
 # shellcheck disable=SC2086 # CARGO_BUILD_FLAGS is a list of flags
 cargo build --release -p onem2m-est --features "$features" ${CARGO_BUILD_FLAGS:-}
 # A static link of a build with the system OpenSSL needs libssl and libcrypto too; the vendored
@@ -50,10 +53,10 @@ case "$(uname -s)" in
 esac
 
 install -d "$libdir" "$includedir" "$libdir/pkgconfig"
-install -m 0755 "target/release/$so" "$libdir/$so.$version"
+install -m 0755 "$target_dir/release/$so" "$libdir/$so.$version"
 ln -sfn "$so.$version" "$libdir/$so.$major"
 ln -sfn "$so.$major" "$libdir/$so"
-install -m 0644 target/release/libonem2m_est.a "$libdir/libonem2m_est.a"
+install -m 0644 "$target_dir/release/libonem2m_est.a" "$libdir/libonem2m_est.a"
 install -m 0644 include/onem2m_est.h "$includedir/onem2m_est.h"
 
 cat >"$libdir/pkgconfig/onem2m_est.pc" <<PC
