@@ -26,6 +26,7 @@ pub mod challenge;
 mod est;
 pub mod http;
 pub mod identity;
+mod pool;
 pub mod psk;
 mod server;
 pub mod store;
@@ -140,6 +141,10 @@ pub struct MefConfig {
     pub max_body: usize,
     /// Most connections served at once; further ones are closed immediately.
     pub max_connections: usize,
+    /// Connection threads kept running (reused from one connection to the next). When all are
+    /// busy, more are started up to `max_connections` (so idle keep-alive clients never starve
+    /// others) and those retire after a few idle seconds.
+    pub workers: usize,
     /// Socket read/write (and keep-alive idle) timeout.
     pub io_timeout: Duration,
     /// Address of the TLS-PSK listener (PPSK-based RSPF, [`psk`]); `None` runs none. Port 0
@@ -150,7 +155,8 @@ pub struct MefConfig {
 impl MefConfig {
     /// Defaults: 127.0.0.1:0, host names localhost/127.0.0.1/::1, serverAuth EKU, no third-party
     /// trust anchors, 365-day certificates, 300 s challenge TTL, no approval delay, 64 KiB
-    /// bodies, 64 connections, 30 s timeouts, no PSK listener.
+    /// bodies, 64 connections, one resident worker per available CPU, 30 s timeouts, no PSK
+    /// listener.
     pub fn new(data_dir: impl AsRef<Path>) -> MefConfig {
         MefConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
@@ -164,6 +170,7 @@ impl MefConfig {
             retry_after_secs: 1,
             max_body: 64 * 1024,
             max_connections: 64,
+            workers: default_workers(),
             io_timeout: Duration::from_secs(30),
             psk_listen: None,
         }
@@ -173,6 +180,11 @@ impl MefConfig {
 /// The default host names of the server certificate.
 pub fn default_hostnames() -> Vec<String> {
     vec!["localhost".into(), "127.0.0.1".into(), "::1".into()]
+}
+
+/// The default number of resident connection threads: the available parallelism.
+pub fn default_workers() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 /// Entry point: starts a MEF.

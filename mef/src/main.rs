@@ -57,6 +57,10 @@ struct ServeArgs {
     /// Most connections served at once.
     #[arg(long, default_value_t = 64)]
     max_connections: usize,
+    /// Connection threads kept running and reused (default: the available parallelism); more
+    /// are started while all are busy, up to --max-connections.
+    #[arg(long)]
+    workers: Option<usize>,
     /// Socket read/write and keep-alive idle timeout, in seconds.
     #[arg(long, default_value_t = 30)]
     io_timeout_secs: u64,
@@ -355,6 +359,9 @@ fn serve(a: ServeArgs) -> Result<(), onem2m_mef::MefError> {
     config.retry_after_secs = a.retry_after;
     config.max_body = a.max_body;
     config.max_connections = a.max_connections.max(1);
+    if let Some(w) = a.workers {
+        config.workers = w.max(1);
+    }
     config.io_timeout = Duration::from_secs(a.io_timeout_secs.max(1));
     config.psk_listen = a.psk_listen;
     let mef = Mef::start(config)?;

@@ -1,4 +1,4 @@
-//! Listeners, TLS and connection threads.
+//! Listeners, TLS and the connection thread pool ([`crate::pool`]).
 //!
 //! The main listener is rustls 0.23 (ring, TLS 1.2 and 1.3, certificate-based RSPF); the optional
 //! PSK listener is OpenSSL (PPSK-based RSPF, [`crate::psk`]). Both run the same accept loop and
@@ -9,6 +9,7 @@ use crate::ca::MefCa;
 use crate::challenge::Challenges;
 use crate::http::{self, ReadError, Response};
 use crate::identity::{fingerprint, Identity, SubjectType};
+use crate::pool::{Pool, IDLE_RETIRE};
 use crate::store::{IssuedCert, Store};
 use crate::{MefConfig, MefError};
 use rustls::server::danger::ClientCertVerifier;
@@ -291,7 +292,7 @@ impl RunningMef {
     }
 
     /// Graceful shutdown: stops accepting connections, lets requests being handled finish,
-    /// closes idle keep-alive connections and waits for every connection thread.
+    /// closes idle keep-alive connections and joins every connection thread of the pool.
     pub fn shutdown(mut self) {
         self.stop_now();
     }
@@ -472,9 +473,17 @@ fn spawn_listener<A: TlsAcceptor>(
     stop: Arc<AtomicBool>,
 ) -> Result<JoinHandle<()>, MefError> {
     let acceptor = Arc::new(acceptor);
+    // Resident workers as configured; the ceiling is the connection bound, so that idle or slow
+    // keep-alive clients cannot hold every thread (see `crate::pool`).
+    let pool = Pool::new(
+        &format!("{name}-conn"),
+        shared.config.workers,
+        shared.config.max_connections,
+        IDLE_RETIRE,
+    )?;
     std::thread::Builder::new()
         .name(name.into())
-        .spawn(move || accept_loop(listener, shared, acceptor, stop))
+        .spawn(move || accept_loop(listener, shared, acceptor, stop, pool))
         .map_err(|e| MefError::Io {
             context: format!("spawning the {name} thread"),
             source: e,
@@ -488,7 +497,7 @@ struct Connections {
     open: HashMap<u64, TcpStream>,
 }
 
-/// Forgets a connection when its thread ends (even by panic).
+/// Forgets a connection when its job ends (even by panic).
 struct ConnGuard {
     id: u64,
     conns: Arc<Mutex<Connections>>,
@@ -506,15 +515,14 @@ fn accept_loop<A: TlsAcceptor>(
     shared: Arc<Shared>,
     tls: Arc<A>,
     stop: Arc<AtomicBool>,
+    pool: Pool,
 ) {
     let conns = Arc::new(Mutex::new(Connections::default()));
-    let mut threads: Vec<JoinHandle<()>> = Vec::new();
     for stream in listener.incoming() {
         if stop.load(Ordering::SeqCst) {
             break;
         }
         let Ok(stream) = stream else { continue };
-        threads.retain(|t| !t.is_finished());
         let guard = {
             let mut c = conns.lock().unwrap_or_else(|p| p.into_inner());
             if c.open.len() >= shared.config.max_connections {
@@ -535,31 +543,24 @@ fn accept_loop<A: TlsAcceptor>(
         let shared = shared.clone();
         let tls = tls.clone();
         let stop = stop.clone();
-        let spawned = std::thread::Builder::new()
-            .name("mef-conn".into())
-            .spawn(move || {
-                let _guard = guard;
-                let peer = stream.peer_addr().ok();
-                if let Err(e) = serve_connection(stream, &shared, tls.as_ref(), &stop) {
-                    log::debug!("connection {peer:?}: {e}");
-                }
-            });
-        match spawned {
-            Ok(t) => threads.push(t),
-            Err(e) => log::error!("cannot spawn a connection thread: {e}"),
-        }
+        pool.execute(Box::new(move || {
+            let _guard = guard;
+            let peer = stream.peer_addr().ok();
+            if let Err(e) = serve_connection(stream, &shared, tls.as_ref(), &stop) {
+                log::debug!("connection {peer:?}: {e}");
+            }
+        }));
     }
     // Graceful shutdown: no new requests are read (a request being handled still gets its
-    // response, as only the read side is shut), then wait for every connection thread.
+    // response, as only the read side is shut), then wait for every connection (queued ones
+    // find their socket shut and end at once).
     {
         let c = conns.lock().unwrap_or_else(|p| p.into_inner());
         for s in c.open.values() {
             let _ = s.shutdown(std::net::Shutdown::Read);
         }
     }
-    for t in threads {
-        let _ = t.join();
-    }
+    pool.shutdown();
 }
 
 fn serve_connection<A: TlsAcceptor>(
