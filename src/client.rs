@@ -557,9 +557,10 @@ fn same_certificates(a: &[CertificateDer<'_>], b: &[CertificateDer<'_>]) -> bool
 /// The subjectAltName extension value (GeneralNames DER) of the first certificate.
 fn leaf_san(chain: &[CertificateDer<'static>]) -> Option<Vec<u8>> {
     let leaf = chain.first()?;
-    let (_, cert) = x509_parser::parse_x509_certificate(leaf.as_ref()).ok()?;
-    cert.extensions()
+    let cert = crate::x509::parse_certificate(leaf.as_ref()).ok()?;
+    cert.tbs_certificate()
+        .extensions()?
         .iter()
-        .find(|e| e.oid.to_id_string() == oids::SUBJECT_ALT_NAME)
-        .map(|e| e.value.to_vec())
+        .find(|e| e.extn_id == const_oid::db::rfc5280::ID_CE_SUBJECT_ALT_NAME)
+        .map(|e| e.extn_value.as_bytes().to_vec())
 }

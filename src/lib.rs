@@ -16,6 +16,7 @@ pub mod tls;
 pub mod transport;
 pub mod uri;
 pub mod validate;
+mod x509;
 
 pub use onem2m_est_proto as proto;
 

@@ -13,7 +13,6 @@ use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use x509_parser::prelude::FromDer;
 
 /// A complete credential set.
 #[derive(Debug, Clone)]
@@ -533,8 +532,8 @@ impl FileStore {
 
 /// Whether `key` is the key of certificate `cert` (same SubjectPublicKeyInfo).
 fn key_matches_certificate(key: &dyn PrivateKey, cert: &CertificateDer<'_>) -> bool {
-    match x509_parser::certificate::X509Certificate::from_der(cert) {
-        Ok((_, c)) => c.public_key().raw == key.public_key_info(),
+    match crate::x509::parse_certificate(cert) {
+        Ok(c) => crate::x509::has_spki(&c, key.public_key_info()),
         Err(_) => false,
     }
 }
@@ -611,7 +610,7 @@ fn parse_pem_certs(text: &str) -> Result<Vec<CertificateDer<'static>>, String> {
         return Err("no CERTIFICATE block".into());
     }
     for (i, cert) in certs.iter().enumerate() {
-        x509_parser::certificate::X509Certificate::from_der(cert)
+        crate::x509::parse_certificate(cert)
             .map_err(|e| format!("certificate #{} does not parse: {e}", i + 1))?;
     }
     Ok(certs)

@@ -385,13 +385,13 @@ impl ClientCertResolver {
             .chain
             .first()
             .ok_or_else(|| Error::invalid("client identity", "the certificate chain is empty"))?;
-        let (_, cert) = x509_parser::parse_x509_certificate(ee).map_err(|e| {
+        let cert = crate::x509::parse_certificate(ee).map_err(|e| {
             Error::invalid(
                 "client identity",
                 format!("the client certificate cannot be parsed: {e}"),
             )
         })?;
-        if cert.tbs_certificate.subject_pki.raw != identity.key.public_key_info() {
+        if !crate::x509::has_spki(&cert, identity.key.public_key_info()) {
             return Err(Error::invalid(
                 "client identity",
                 "the client certificate's public key is not the key's public key",

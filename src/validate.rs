@@ -11,9 +11,10 @@ use crate::keys::PrivateKey;
 use crate::proto::san::{self, GeneralName};
 use rustls_pki_types::{CertificateDer, UnixTime};
 use std::time::Duration;
-use x509_parser::certificate::X509Certificate;
-use x509_parser::oid_registry::OID_X509_EXT_SUBJECT_ALT_NAME;
-use x509_parser::prelude::FromDer;
+use x509_cert::der::Decode;
+use x509_cert::ext::pkix::{BasicConstraints, KeyUsage};
+use x509_cert::spki::SubjectPublicKeyInfoOwned;
+use x509_cert::Certificate;
 
 /// A validated issued certificate with its chain.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,10 +36,12 @@ fn rejected(reason: impl Into<String>) -> Error {
     }
 }
 
-fn parse_cert<'a>(der: &'a [u8], what: &str) -> Result<X509Certificate<'a>, String> {
-    match X509Certificate::from_der(der) {
-        Ok(([], cert)) => Ok(cert),
-        Ok(_) => Err(format!("{what} has trailing data after the certificate")),
+fn parse_cert(der: &[u8], what: &str) -> Result<Certificate, String> {
+    match crate::x509::parse_certificate(der) {
+        Ok(cert) => Ok(cert),
+        Err(e) if matches!(e.kind(), der::ErrorKind::TrailingData { .. }) => {
+            Err(format!("{what} has trailing data after the certificate"))
+        }
         Err(e) => Err(format!(
             "{what} does not parse as an X.509 certificate: {e}"
         )),
@@ -46,40 +49,43 @@ fn parse_cert<'a>(der: &'a [u8], what: &str) -> Result<X509Certificate<'a>, Stri
 }
 
 /// Whether `cert` carries the public key of `spki_der` (same algorithm identifier and key).
-fn has_public_key(cert: &X509Certificate<'_>, spki_der: &[u8]) -> bool {
-    let pki = cert.public_key();
-    if pki.raw == spki_der {
+fn has_public_key(cert: &Certificate, spki_der: &[u8]) -> bool {
+    if crate::x509::has_spki(cert, spki_der) {
         return true;
     }
     // Tolerate a different but equivalent encoding of the same SubjectPublicKeyInfo.
-    match x509_parser::x509::SubjectPublicKeyInfo::from_der(spki_der) {
-        Ok((_, ours)) => {
-            ours.algorithm == pki.algorithm
-                && ours.subject_public_key.data == pki.subject_public_key.data
+    match SubjectPublicKeyInfoOwned::from_der(spki_der) {
+        Ok(ours) => {
+            let pki = cert.tbs_certificate().subject_public_key_info();
+            ours.algorithm == pki.algorithm && ours.subject_public_key == pki.subject_public_key
         }
         Err(_) => false,
     }
 }
 
-fn format_time(ts: i64) -> String {
-    x509_parser::time::ASN1Time::from_timestamp(ts)
-        .map(|t| t.to_string())
-        .unwrap_or_else(|_| format!("{ts} s since 1970"))
-}
-
 /// The subjectAltName names of a certificate (empty when it has none).
-pub fn certificate_san(cert: &X509Certificate<'_>) -> Result<Vec<GeneralName>, String> {
+pub fn certificate_san(cert: &Certificate) -> Result<Vec<GeneralName>, String> {
     let mut found = None;
-    for ext in cert.extensions() {
-        if ext.oid == OID_X509_EXT_SUBJECT_ALT_NAME {
+    for ext in cert.tbs_certificate().extensions().into_iter().flatten() {
+        if ext.extn_id == const_oid::db::rfc5280::ID_CE_SUBJECT_ALT_NAME {
             if found.is_some() {
                 return Err("two subjectAltName extensions (RFC 5280 4.2)".into());
             }
-            found =
-                Some(san::decode(ext.value).map_err(|e| format!("malformed subjectAltName: {e}"))?);
+            found = Some(
+                san::decode(ext.extn_value.as_bytes())
+                    .map_err(|e| format!("malformed subjectAltName: {e}"))?,
+            );
         }
     }
     Ok(found.unwrap_or_default())
+}
+
+/// Whether basicConstraints says cA TRUE (absent: not a CA).
+fn basic_constraints_ca(cert: &Certificate) -> Result<bool, der::Error> {
+    Ok(cert
+        .tbs_certificate()
+        .get_extension::<BasicConstraints>()?
+        .is_some_and(|(_, bc)| bc.ca))
 }
 
 /// Validates the certificate(s) an enrolment returned (RFC 7030 4.2.3; CR 8.3.Z.2.2 step 3f)
@@ -115,8 +121,7 @@ pub fn validate_issued(
     // The leaf: our public key. A CA certificate for the same key would be odd; prefer a
     // non-CA one.
     let spki = key.public_key_info();
-    let is_ca =
-        |c: &X509Certificate<'_>| matches!(c.basic_constraints(), Ok(Some(bc)) if bc.value.ca);
+    let is_ca = |c: &Certificate| matches!(basic_constraints_ca(c), Ok(true));
     let leaf_index = parsed
         .iter()
         .position(|c| has_public_key(c, spki) && !is_ca(c))
@@ -129,30 +134,31 @@ pub fn validate_issued(
             ))
         })?;
     let leaf = &parsed[leaf_index];
-    let subject = leaf.subject().to_string();
+    let subject = crate::x509::describe_name(leaf.tbs_certificate().subject());
 
     // Validity period (RFC 5280 4.1.2.5), checked here for a precise reason.
-    let now_secs = now.as_secs() as i64;
-    let not_before = leaf.validity().not_before.timestamp();
-    let not_after = leaf.validity().not_after.timestamp();
+    let now_secs = now.as_secs();
+    let validity = leaf.tbs_certificate().validity();
+    let not_before = validity.not_before.to_unix_duration().as_secs();
+    let not_after = validity.not_after.to_unix_duration().as_secs();
     if now_secs < not_before {
         return Err(rejected(format!(
             "the issued certificate ({subject}) is not yet valid: notBefore {}, now {}",
-            format_time(not_before),
-            format_time(now_secs)
+            crate::x509::format_unix_time(not_before),
+            crate::x509::format_unix_time(now_secs)
         )));
     }
     if now_secs > not_after {
         return Err(rejected(format!(
             "the issued certificate ({subject}) has expired: notAfter {}, now {}",
-            format_time(not_after),
-            format_time(now_secs)
+            crate::x509::format_unix_time(not_after),
+            crate::x509::format_unix_time(now_secs)
         )));
     }
 
     // keyUsage (TS-0003 10.1.1.1: "shall indicate at least digitalSignature").
-    match leaf.key_usage() {
-        Ok(Some(ku)) if !ku.value.digital_signature() => {
+    match leaf.tbs_certificate().get_extension::<KeyUsage>() {
+        Ok(Some((_, ku))) if !ku.digital_signature() => {
             return Err(rejected(format!(
                 "the issued certificate ({subject}) has keyUsage without digitalSignature \
                  (TS-0003 10.1.1.1)"
@@ -190,7 +196,7 @@ pub fn validate_issued(
     let mut subordinates = Vec::new();
     for (i, ta) in trust_anchors.iter().enumerate() {
         let cert = parse_cert(ta, &format!("trust anchor #{}", i + 1)).map_err(rejected)?;
-        if cert.subject().as_raw() == cert.issuer().as_raw() {
+        if cert.tbs_certificate().subject() == cert.tbs_certificate().issuer() {
             roots.push(ta);
         } else {
             subordinates.push(ta);
@@ -234,7 +240,7 @@ pub fn validate_issued(
     Ok(IssuedChain {
         leaf: chain[0].clone(),
         chain,
-        not_after: UnixTime::since_unix_epoch(Duration::from_secs(not_after.max(0) as u64)),
+        not_after: UnixTime::since_unix_epoch(Duration::from_secs(not_after)),
     })
 }
 
@@ -308,10 +314,10 @@ pub fn validate_ca_certs(certs: &[CertificateDer<'_>]) -> Result<Vec<Certificate
     for (i, der) in certs.iter().enumerate() {
         let what = format!("certificate #{}", i + 1);
         let cert = parse_cert(der, &what).map_err(bad)?;
-        let subject = cert.subject().to_string();
-        match cert.basic_constraints() {
-            Ok(Some(bc)) if bc.value.ca => {}
-            Ok(_) => {
+        let subject = crate::x509::describe_name(cert.tbs_certificate().subject());
+        match basic_constraints_ca(&cert) {
+            Ok(true) => {}
+            Ok(false) => {
                 return Err(bad(format!(
                     "{what} ({subject}) is not a CA certificate (basicConstraints cA is not TRUE)"
                 )))

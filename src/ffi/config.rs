@@ -188,9 +188,9 @@ pub unsafe extern "C" fn mef_config_set_client_cert_pem(
 
 /// Whether the certificate's SubjectPublicKeyInfo is `spki`.
 fn leaf_spki_is(cert: &CertificateDer<'_>, spki: &[u8]) -> Result<bool, mef_result> {
-    let (_, parsed) =
-        x509_parser::parse_x509_certificate(cert.as_ref()).map_err(|_| MEF_ERR_INVALID_ARGUMENT)?;
-    Ok(parsed.tbs_certificate.subject_pki.raw == spki)
+    let parsed =
+        crate::x509::parse_certificate(cert.as_ref()).map_err(|_| MEF_ERR_INVALID_ARGUMENT)?;
+    Ok(crate::x509::has_spki(&parsed, spki))
 }
 
 /// Sets the third-party EST client certificate (PEM chain, leaf first) whose key is the
