@@ -194,7 +194,10 @@ impl log::Log for StderrLogger {
     }
     fn log(&self, r: &log::Record<'_>) {
         if self.enabled(r.metadata()) && r.target().starts_with("onem2m_mef") {
-            eprintln!("[{}] {}", r.level(), r.args());
+            // One write per line: stderr is unbuffered, and eprintln! issues a write per
+            // formatted piece (about ten system calls per issued certificate).
+            let line = format!("[{}] {}\n", r.level(), r.args());
+            let _ = std::io::stderr().lock().write_all(line.as_bytes());
         }
     }
     fn flush(&self) {}

@@ -406,6 +406,12 @@ pub(crate) fn start(config: MefConfig) -> Result<RunningMef, MefError> {
         .with_single_cert(vec![server_cert, ca.cert_der().clone()], key)
         .map_err(tls_err)?;
     tls.alpn_protocols = vec![b"http/1.1".to_vec()];
+    // No session resumption: every enrolment comes from a new device, so tickets would never be
+    // used, yet each connection paid for two (six random draws, a session encoding with the
+    // client chain, a cache insert under a lock) and every client had to process them. Without
+    // them every connection proves its client certificate afresh.
+    tls.send_tls13_tickets = 0;
+    tls.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
     let tls = Arc::new(tls);
 
     let listener = TcpListener::bind(config.listen).map_err(|e| MefError::Io {
@@ -545,7 +551,10 @@ fn accept_loop<A: TlsAcceptor>(
         let stop = stop.clone();
         pool.execute(Box::new(move || {
             let _guard = guard;
-            let peer = stream.peer_addr().ok();
+            // The peer address only feeds a debug line: no getpeername() per connection otherwise.
+            let peer = log::log_enabled!(log::Level::Debug)
+                .then(|| stream.peer_addr().ok())
+                .flatten();
             if let Err(e) = serve_connection(stream, &shared, tls.as_ref(), &stop) {
                 log::debug!("connection {peer:?}: {e}");
             }
