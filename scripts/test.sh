@@ -50,6 +50,12 @@ scripts/c-examples.sh
 step "Python binding"
 scripts/python-tests.sh
 
+step "fuzz targets: build and a short smoke run of each (FUZZING.md has the long runs)"
+scripts/fuzz.sh 5
+
+step "benchmarks, quick mode (figures only, no assertions; BENCHMARKS.md)"
+bench/run.sh --quick --no-psk
+
 # Last, so the closing summary of this script is the full Rust test run.
 step "Rust tests with the psk feature (TLS-PSK)"
 cargo test --workspace --locked --features onem2m-est/psk
