@@ -188,7 +188,14 @@ pub fn normalize_fingerprint(text: &str) -> Result<String, MefError> {
 }
 
 pub(crate) fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    // Per request (fingerprints): one allocation instead of a formatted String per byte.
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(DIGITS[usize::from(b >> 4)] as char);
+        out.push(DIGITS[usize::from(b & 0x0f)] as char);
+    }
+    out
 }
 
 #[cfg(test)]
@@ -212,7 +219,11 @@ mod tests {
     #[test]
     fn fingerprints() {
         let fp = fingerprint(b"x");
-        assert_eq!(fp.len(), 64);
+        assert_eq!(
+            fp,
+            "2d711642b726b04401627ca9fbac32f5c8530fb1903cc4db02258717921a4881"
+        );
+        assert_eq!(hex(&[0x00, 0x0f, 0xa5, 0xff]), "000fa5ff");
         assert_eq!(normalize_fingerprint(&fp.to_uppercase()).unwrap(), fp);
         assert!(normalize_fingerprint("abcd").is_err());
     }
