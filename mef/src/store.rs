@@ -72,10 +72,14 @@ pub struct PskEntry {
 /// A PSK registry entry with its key: the Kpm (zeroized on drop) and the identity.
 pub type PskRecord = (Zeroizing<Vec<u8>>, Identity);
 
-/// The database. Cheap to share behind an `Arc`; a mutex serialises access (SQLite connections
+/// The database. Cheap to share behind an `Arc`; mutexes serialise access (SQLite connections
 /// are not `Sync`), and a busy timeout lets the CLI edit the registry while the server runs.
 pub struct Store {
     conn: Mutex<Connection>,
+    /// A second connection for the per-request lookups: in WAL mode readers do not wait for
+    /// the writer, so they no longer queue behind another connection's commit and its fsync.
+    /// Each lookup is its own read transaction and sees every commit made before it began.
+    reader: Mutex<Connection>,
 }
 
 fn db_err(context: &'static str) -> impl FnOnce(rusqlite::Error) -> MefError {
@@ -195,9 +199,21 @@ impl Store {
         }
         conn.execute_batch("PRAGMA synchronous = FULL;")
             .map_err(db_err("setting synchronous = FULL"))?;
+        // Opened after the migration and the switch to WAL (both persistent in the file).
+        let reader = Connection::open(data_dir.join(DB_FILE))
+            .map_err(db_err("opening the database for lookups"))?;
+        reader
+            .busy_timeout(Duration::from_secs(10))
+            .map_err(db_err("setting busy timeout"))?;
         Ok(Store {
             conn: Mutex::new(conn),
+            reader: Mutex::new(reader),
         })
+    }
+
+    fn reader(&self) -> std::sync::MutexGuard<'_, Connection> {
+        // Read-only use: a poisoned lock is safe to reuse.
+        self.reader.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
@@ -252,7 +268,7 @@ impl Store {
     /// The identity registered for a third-party client certificate fingerprint.
     pub fn lookup_identity(&self, fingerprint: &str) -> Result<Option<Identity>, MefError> {
         // Per request: prepared once per connection (statement cache), not parsed every time.
-        self.conn()
+        self.reader()
             .prepare_cached(
                 "SELECT subject_type, subject_id FROM identities WHERE fingerprint = ?1",
             )
@@ -318,7 +334,7 @@ impl Store {
 
     /// The Kpm and identity registered for a KpmID.
     pub fn lookup_psk(&self, kpm_id: &str) -> Result<Option<PskRecord>, MefError> {
-        self.conn()
+        self.reader()
             .query_row(
                 "SELECT kpm, subject_type, subject_id FROM psk_keys WHERE kpm_id = ?1",
                 [kpm_id],
@@ -333,7 +349,7 @@ impl Store {
 
     /// The identity registered for a KpmID (without reading its key).
     pub fn psk_identity(&self, kpm_id: &str) -> Result<Option<Identity>, MefError> {
-        self.conn()
+        self.reader()
             .prepare_cached("SELECT subject_type, subject_id FROM psk_keys WHERE kpm_id = ?1")
             .and_then(|mut stmt| {
                 stmt.query_row([kpm_id], |r| identity_from_row(r.get(0)?, r.get(1)?))
@@ -394,7 +410,7 @@ impl Store {
             "SELECT serial, subject_type, subject_id, fingerprint, not_before, not_after, revoked,
                     issued_at FROM issued_certs WHERE {clause} = ?1"
         );
-        self.conn()
+        self.reader()
             .prepare_cached(&sql)
             .and_then(|mut stmt| stmt.query_row([value], row_to_issued).optional())
             .map_err(db_err("looking up issued certificate"))
