@@ -54,6 +54,11 @@ esac
 
 install -d "$libdir" "$includedir" "$libdir/pkgconfig"
 install -m 0755 "$target_dir/release/$so" "$libdir/$so.$version"
+# Ship it stripped (BENCHMARKS.md, section 4): the symbol table and debug sections are not needed
+# to link or run; the dynamic symbols (the mef_* API) stay. ONEM2M_EST_NO_STRIP=1 keeps them.
+if [ -z "${ONEM2M_EST_NO_STRIP:-}" ] && command -v strip >/dev/null 2>&1; then
+  strip --strip-unneeded "$libdir/$so.$version"
+fi
 ln -sfn "$so.$version" "$libdir/$so.$major"
 ln -sfn "$so.$major" "$libdir/$so"
 install -m 0644 "$target_dir/release/libonem2m_est.a" "$libdir/libonem2m_est.a"
