@@ -274,6 +274,15 @@ impl MefClient {
         self.connect(trust_anchors, client)?.csrattrs()
     }
 
+    /// `/csrattrs` on its own over TLS-PSK, decoded but not interpreted (see
+    /// [`MefClient::csrattrs_items`]).
+    pub fn csrattrs_items_psk(
+        &self,
+        credential: &PskCredential,
+    ) -> Result<Option<Vec<crate::proto::csrattrs::AttrOrOid>>> {
+        self.connect_psk(credential)?.csrattrs()
+    }
+
     fn connect(
         &self,
         trust_anchors: &[CertificateDer<'static>],

@@ -280,7 +280,7 @@ impl mef_client {
     fn csrattrs(&mut self) -> Result<Vec<u8>> {
         let (core, _) = self.core(false)?;
         let items = match &self.settings.psk {
-            Some(psk) => self.csrattrs_items_psk(&core, psk)?,
+            Some(psk) => core.csrattrs_items_psk(psk)?,
             None => {
                 let trust_anchors = self.trust_anchors_any()?;
                 core.csrattrs_items(&trust_anchors, self.third_party()?)?
@@ -293,33 +293,6 @@ impl mef_client {
                 source,
             }),
         }
-    }
-
-    /// `/csrattrs` over TLS-PSK, decoded but not interpreted (the core only has the
-    /// interpreted form for PSK), on the same OpenSSL stack the core uses.
-    #[cfg(feature = "psk")]
-    fn csrattrs_items_psk(
-        &self,
-        core: &MefClient,
-        psk: &PskCredential,
-    ) -> Result<Option<Vec<crate::proto::csrattrs::AttrOrOid>>> {
-        let stack = crate::psk::OpenSslPskStack::new(psk)?;
-        let conn = crate::transport::EstConnection::with_stack(
-            &self.base_uri,
-            Arc::new(stack),
-            &core.config().transport,
-        )?;
-        conn.csrattrs()
-    }
-
-    /// Without the `psk` feature: the core's "no TLS-PSK support" error.
-    #[cfg(not(feature = "psk"))]
-    fn csrattrs_items_psk(
-        &self,
-        core: &MefClient,
-        psk: &PskCredential,
-    ) -> Result<Option<Vec<crate::proto::csrattrs::AttrOrOid>>> {
-        core.csrattrs_psk(psk).map(|_| None)
     }
 
     /// Runs one call with the handle's log sink current and the failure flag reset, and
