@@ -161,6 +161,12 @@ pub trait TlsSession: Read + Write + Send + Sync + fmt::Debug {
     fn peer_certificates(&self) -> Option<Vec<CertificateDer<'static>>> {
         None
     }
+
+    /// The negotiated cipher suite's IANA name (e.g. `TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA256`),
+    /// when the stack reports it.
+    fn cipher_suite(&self) -> Option<&'static str> {
+        None
+    }
 }
 
 /// A TLS implementation: performs the client handshake over `wire` with the server `name`.
@@ -218,6 +224,13 @@ impl TlsSession for RustlsSession {
             .conn
             .peer_certificates()
             .map(|chain| chain.iter().map(|c| c.clone().into_owned()).collect())
+    }
+
+    fn cipher_suite(&self) -> Option<&'static str> {
+        self.0
+            .conn
+            .negotiated_cipher_suite()
+            .and_then(|s| s.suite().as_str())
     }
 }
 
@@ -277,6 +290,8 @@ struct Stats {
     handshakes: AtomicU32,
     /// Each distinct certificate chain a server presented on this connection's handshakes.
     server_chains: std::sync::Mutex<Vec<Vec<CertificateDer<'static>>>>,
+    /// The cipher suite of the latest handshake, when the stack reports it.
+    cipher_suite: std::sync::Mutex<Option<&'static str>>,
     bytes_written: AtomicU64,
     bytes_read: AtomicU64,
 }
@@ -352,6 +367,11 @@ impl<In: Transport> Connector<In> for TlsStep {
         });
         self.stats.handshakes.fetch_add(1, Ordering::Relaxed);
         let session = self.stack.handshake(&self.name, wire).map_err(carry)?;
+        *self
+            .stats
+            .cipher_suite
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = session.cipher_suite();
         if let Some(chain) = session.peer_certificates() {
             let mut seen = self
                 .stats
@@ -509,6 +529,15 @@ impl EstConnection {
     /// TLS handshakes started so far (one per new connection).
     pub fn handshakes(&self) -> u32 {
         self.stats.handshakes.load(Ordering::Relaxed)
+    }
+
+    /// The cipher suite (IANA name) of the latest TLS handshake, if the stack reported one.
+    pub fn cipher_suite(&self) -> Option<&'static str> {
+        *self
+            .stats
+            .cipher_suite
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
     }
 
     /// TLS record bytes written to the network so far.
