@@ -379,6 +379,67 @@ mod with_openssl {
         assert_answered_after_handshake(&modern.unwrap_err());
     }
 
+    /// Both procedures, end to end, through the reference MEF's ts0003 listener (TLS 1.2 and
+    /// the mandatory suite only): initial provisioning with the third-party certificate, then
+    /// renew, rekey and server-side keygen authenticated with the MEF-issued certificate.
+    #[test]
+    fn both_procedures_through_the_mef_ts0003_listener() {
+        use onem2m_est::client::{InitialAuth, KeySource, Reprovision};
+        use onem2m_est::store::{CredentialStore, FileStore};
+        use onem2m_mef::{Mef, MefConfig, SubjectType};
+        const CSE_ID: &str = "cse01.sp.example.com";
+
+        let dir = TempDir::new().unwrap();
+        let maker = TestCa::new("manufacturer CA");
+        let device = software_identity(&maker);
+        let mut config = MefConfig::new(dir.path().join("mef"));
+        config.client_trust = vec![maker.cert.clone()];
+        config.ts0003_listen = Some("127.0.0.1:0".parse().unwrap());
+        let mef = Mef::start(config).unwrap();
+        mef.add_identity(device.chain[0].as_ref(), SubjectType::Cse, CSE_ID)
+            .unwrap();
+        let uri = EstUri::parse(&mef.ts0003_base_uri(None).unwrap()).unwrap();
+        let client = MefClient::new(
+            Config::new(uri.clone())
+                .transport(quick_transport())
+                .tls_profile(TlsProfile::Ts0003),
+        );
+        let out = TempDir::new().unwrap();
+        let mut store = FileStore::new(out.path()).unwrap();
+        let auth = InitialAuth::Certificate {
+            trust_anchors: vec![mef.ca_cert_der()],
+            client: device,
+        };
+        let first = client
+            .provision(&auth, &mut store, KeySource::Generate)
+            .unwrap();
+        assert_eq!(first.cipher_suite, Some(MANDATORY_IANA));
+        assert_eq!(first.handshakes, 1);
+        assert_eq!(first.trust_anchors, vec![mef.ca_cert_der()]);
+        assert_eq!(store.load().unwrap().unwrap().chain, first.chain);
+
+        let mut previous = first.chain[0].clone();
+        for mode in [
+            Reprovision::Renew,
+            Reprovision::Rekey,
+            Reprovision::ServerKeygen,
+        ] {
+            let again = client.reprovision(&mut store, mode).unwrap();
+            assert_eq!(again.cipher_suite, Some(MANDATORY_IANA), "{mode:?}");
+            assert_ne!(again.chain[0], previous, "{mode:?}");
+            assert_eq!(store.load().unwrap().unwrap().chain, again.chain);
+            previous = again.chain[0].clone();
+        }
+
+        // The modern profile has no suite in common with this listener.
+        let modern = MefClient::new(Config::new(uri).transport(quick_transport()));
+        let e = modern
+            .reprovision(&mut store, Reprovision::Renew)
+            .unwrap_err();
+        assert!(matches!(e, Error::Tls { .. }), "{e:?}");
+        assert_eq!(store.load().unwrap().unwrap().chain[0], previous);
+    }
+
     #[test]
     fn a_refused_server_never_sees_the_client_certificate() {
         // The check runs while the server's Certificate message is processed, before the
