@@ -50,7 +50,7 @@ fn a_callback_key_is_refused_before_any_io() {
         key,
     };
     let e = client(&uri, TlsProfile::Ts0003)
-        .cacerts(&[ca.cert.clone()], Some(identity))
+        .cacerts(std::slice::from_ref(&ca.cert), Some(identity))
         .unwrap_err();
     assert_eq!(e.class(), ErrorClass::BadArguments, "{e:?}");
     let text = e.to_string();
@@ -81,7 +81,7 @@ fn without_openssl_the_profile_is_refused_before_any_io() {
         listener.local_addr().unwrap().port()
     );
     let e = client(&uri, TlsProfile::Ts0003)
-        .cacerts(&[ca.cert.clone()], None)
+        .cacerts(std::slice::from_ref(&ca.cert), None)
         .unwrap_err();
     assert!(matches!(e, Error::InvalidArgument { .. }), "{e:?}");
     assert_eq!(e.class(), ErrorClass::BadArguments);
@@ -241,8 +241,12 @@ mod with_openssl {
         let s = SServer::start(&server, &pki.third_party, MANDATORY);
         let base = EstUri::parse(&s.uri()).unwrap();
         let identity = software_identity(&pki.third_party);
-        let stack =
-            OpenSslCertStack::new(&[pki.mef_ca.cert.clone()], Some(&identity), &base).unwrap();
+        let stack = OpenSslCertStack::new(
+            std::slice::from_ref(&pki.mef_ca.cert),
+            Some(&identity),
+            &base,
+        )
+        .unwrap();
         let conn = EstConnection::with_stack(&base, Arc::new(stack), &quick_transport()).unwrap();
         assert_answered_after_handshake(&conn.cacerts().unwrap_err());
         assert_eq!(conn.handshakes(), 1);
@@ -253,7 +257,7 @@ mod with_openssl {
         // The same through MefClient with the profile selected.
         let e = client(&s.uri(), TlsProfile::Ts0003)
             .cacerts(
-                &[pki.mef_ca.cert.clone()],
+                std::slice::from_ref(&pki.mef_ca.cert),
                 Some(software_identity(&pki.third_party)),
             )
             .unwrap_err();
@@ -270,7 +274,7 @@ mod with_openssl {
         let server = pki.mef_ca.server_identity(&["localhost"], Eku::ServerAuth);
         let s = SServer::start(&server, &pki.third_party, MANDATORY);
         let e = client(&s.uri(), TlsProfile::Ts0003)
-            .cacerts(&[pki.mef_ca.cert.clone()], None)
+            .cacerts(std::slice::from_ref(&pki.mef_ca.cert), None)
             .unwrap_err();
         assert!(matches!(e, Error::Tls { .. }), "{e:?}");
         assert_eq!(e.class(), ErrorClass::Server);
@@ -283,14 +287,17 @@ mod with_openssl {
         let s = SServer::start(&server, &pki.third_party, MANDATORY);
         let e = client(&s.uri(), TlsProfile::Modern)
             .cacerts(
-                &[pki.mef_ca.cert.clone()],
+                std::slice::from_ref(&pki.mef_ca.cert),
                 Some(software_identity(&pki.third_party)),
             )
             .unwrap_err();
         match &e {
             Error::Tls { reason } => {
                 assert!(reason.contains("HandshakeFailure"), "{reason}");
-                assert!(reason.contains("no TLS version or cipher suite in common"), "{reason}");
+                assert!(
+                    reason.contains("no TLS version or cipher suite in common"),
+                    "{reason}"
+                );
                 assert!(reason.contains("ts0003 TLS profile"), "{reason}");
             }
             other => panic!("{other:?}"),
@@ -344,7 +351,11 @@ mod with_openssl {
         let pki = pki();
         let stranger = TestCa::new("someone else's CA");
         let server = stranger.server_identity(&["localhost"], Eku::ServerAuth);
-        let (ts, modern) = both_profiles(&server, &[pki.mef_ca.cert.clone()], &pki.third_party);
+        let (ts, modern) = both_profiles(
+            &server,
+            std::slice::from_ref(&pki.mef_ca.cert),
+            &pki.third_party,
+        );
         assert_refused_alike(ts, modern, "does not chain to any configured trust anchor");
     }
 
@@ -354,7 +365,11 @@ mod with_openssl {
         let server = pki
             .mef_ca
             .server_identity(&["other.example.com"], Eku::ServerAuth);
-        let (ts, modern) = both_profiles(&server, &[pki.mef_ca.cert.clone()], &pki.third_party);
+        let (ts, modern) = both_profiles(
+            &server,
+            std::slice::from_ref(&pki.mef_ca.cert),
+            &pki.third_party,
+        );
         assert_refused_alike(ts, modern, "is not valid for localhost");
     }
 
@@ -362,7 +377,11 @@ mod with_openssl {
     fn a_client_eku_server_certificate_is_refused() {
         let pki = pki();
         let server = pki.mef_ca.server_identity(&["localhost"], Eku::ClientAuth);
-        let (ts, modern) = both_profiles(&server, &[pki.mef_ca.cert.clone()], &pki.third_party);
+        let (ts, modern) = both_profiles(
+            &server,
+            std::slice::from_ref(&pki.mef_ca.cert),
+            &pki.third_party,
+        );
         assert_refused_alike(ts, modern, "allows neither serverAuth nor id-kp-cmcRA");
     }
 
@@ -374,7 +393,11 @@ mod with_openssl {
         let server = pki
             .mef_ca
             .server_identity(&["ra.example.com"], Eku::CmcRaOnly);
-        let (ts, modern) = both_profiles(&server, &[pki.mef_ca.cert.clone()], &pki.third_party);
+        let (ts, modern) = both_profiles(
+            &server,
+            std::slice::from_ref(&pki.mef_ca.cert),
+            &pki.third_party,
+        );
         assert_answered_after_handshake(&ts.unwrap_err());
         assert_answered_after_handshake(&modern.unwrap_err());
     }
@@ -450,13 +473,16 @@ mod with_openssl {
         let s = SServer::start(&server, &pki.third_party, MANDATORY);
         let e = client(&s.uri(), TlsProfile::Ts0003)
             .cacerts(
-                &[pki.mef_ca.cert.clone()],
+                std::slice::from_ref(&pki.mef_ca.cert),
                 Some(software_identity(&pki.third_party)),
             )
             .unwrap_err();
         assert!(matches!(e, Error::ServerNotAuthorized { .. }), "{e:?}");
         std::thread::sleep(std::time::Duration::from_millis(200));
         let log = s.log();
-        assert!(!log.contains("CN = device"), "s_server saw a client cert: {log}");
+        assert!(
+            !log.contains("CN = device"),
+            "s_server saw a client cert: {log}"
+        );
     }
 }

@@ -521,7 +521,10 @@ pub(crate) fn start(config: MefConfig) -> Result<RunningMef, MefError> {
             stop.clone(),
         )?);
         running.ts0003_addr = Some(bound);
-        log::info!("MEF ts0003 listener (TLS 1.2, {}) on {bound}", crate::ts0003::CIPHERS);
+        log::info!(
+            "MEF ts0003 listener (TLS 1.2, {}) on {bound}",
+            crate::ts0003::CIPHERS
+        );
     }
     if let Some((l, bound, acceptor)) = psk {
         // On failure `running` is dropped, which stops the main listener again.

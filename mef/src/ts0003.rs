@@ -39,7 +39,8 @@ impl Ts0003Acceptor {
         key: &[u8],
         client_roots: &[CertificateDer<'static>],
     ) -> Result<Ts0003Acceptor, MefError> {
-        let mut b = SslAcceptor::mozilla_intermediate_v5(SslMethod::tls_server()).map_err(tls_err)?;
+        let mut b =
+            SslAcceptor::mozilla_intermediate_v5(SslMethod::tls_server()).map_err(tls_err)?;
         b.set_min_proto_version(Some(SslVersion::TLS1_2))
             .map_err(tls_err)?;
         b.set_max_proto_version(Some(SslVersion::TLS1_2))
@@ -83,7 +84,9 @@ impl TlsAcceptor for Ts0003Acceptor {
         let ssl = stream.ssl();
         let mut certs = Vec::new();
         if let Some(leaf) = ssl.peer_certificate() {
-            certs.push(CertificateDer::from(leaf.to_der().map_err(io::Error::other)?));
+            certs.push(CertificateDer::from(
+                leaf.to_der().map_err(io::Error::other)?,
+            ));
             // On the server side the peer chain does not include the leaf.
             if let Some(chain) = ssl.peer_cert_chain() {
                 for c in chain {

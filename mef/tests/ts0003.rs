@@ -91,7 +91,9 @@ fn refuses_tls13_other_suites_and_untrusted_client_certificates() {
     let dir = temp_dir("ts0003-refused");
     let tp = ThirdPartyCa::new(&dir, "tp");
     let stranger = ThirdPartyCa::new(&dir, "stranger");
-    let (cert, key) = stranger.issue_client("intruder").write_pem(&dir, "intruder");
+    let (cert, key) = stranger
+        .issue_client("intruder")
+        .write_pem(&dir, "intruder");
     let mef = start(&dir, &tp);
     for extra in [
         vec!["-tls1_3"],

@@ -12,8 +12,9 @@ use super::callbacks::{pem_certs_arg, CredentialCallbacks, KeyCallbacks};
 use super::logging::{level_filter, mef_log_cb, LogSink};
 use super::{
     bytes_arg, check, guard, key_type_arg, mef_credential_callbacks, mef_identity_cb,
-    mef_key_callbacks, mef_key_type, mef_log_level, mef_result, mef_subject_type,
-    mef_tls_profile, str_arg, subject_type_arg, tls_profile_arg, UserData, MEF_ERR_INVALID_ARGUMENT, MEF_ERR_NULL_ARGUMENT, MEF_OK,
+    mef_key_callbacks, mef_key_type, mef_log_level, mef_result, mef_subject_type, mef_tls_profile,
+    str_arg, subject_type_arg, tls_profile_arg, UserData, MEF_ERR_INVALID_ARGUMENT,
+    MEF_ERR_NULL_ARGUMENT, MEF_OK,
 };
 use crate::identity::SubjectIdentity;
 use crate::keys::{KeyAlgorithm, SoftwareKey};

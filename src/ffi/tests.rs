@@ -273,7 +273,10 @@ fn the_ts0003_profile_is_handed_to_the_core() {
             mef_config_set_tls_profile(config, MEF_TLS_PROFILE_TS0003),
             MEF_OK
         );
-        assert_eq!(mef_config_set_tls_profile(config, 7), MEF_ERR_INVALID_ARGUMENT);
+        assert_eq!(
+            mef_config_set_tls_profile(config, 7),
+            MEF_ERR_INVALID_ARGUMENT
+        );
         assert_eq!(mef_client_new(config, &mut client), MEF_OK);
         mef_config_free(config);
         let mut buffer = std::ptr::null_mut();
