@@ -148,7 +148,8 @@ pub struct Provisioned {
     pub bytes_written: u64,
     /// Bytes the procedure received on the wire (TLS records included).
     pub bytes_read: u64,
-    /// The cipher suite (IANA name) of the procedure's latest TLS handshake.
+    /// The cipher suite of the procedure's latest TLS handshake (see
+    /// [`crate::transport::TlsSession::cipher_suite`] for the naming).
     pub cipher_suite: Option<&'static str>,
 }
 

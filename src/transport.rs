@@ -162,8 +162,9 @@ pub trait TlsSession: Read + Write + Send + Sync + fmt::Debug {
         None
     }
 
-    /// The negotiated cipher suite's IANA name (e.g. `TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA256`),
-    /// when the stack reports it.
+    /// The negotiated cipher suite's name, when the stack reports it: the IANA name (e.g.
+    /// `TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA256`), except that rustls spells TLS 1.3 suites with
+    /// a `TLS13_` prefix (`TLS13_AES_256_GCM_SHA384`).
     fn cipher_suite(&self) -> Option<&'static str> {
         None
     }
@@ -531,7 +532,8 @@ impl EstConnection {
         self.stats.handshakes.load(Ordering::Relaxed)
     }
 
-    /// The cipher suite (IANA name) of the latest TLS handshake, if the stack reported one.
+    /// The cipher suite of the latest TLS handshake, if the stack reported one (named as by
+    /// [`TlsSession::cipher_suite`]).
     pub fn cipher_suite(&self) -> Option<&'static str> {
         *self
             .stats
