@@ -108,6 +108,12 @@ typedef uint32_t mef_reprovision;
 typedef uint32_t mef_key_type;
 
 /**
+ * The TLS profile of certificate-authenticated connections: one of the `MEF_TLS_PROFILE_*`
+ * values.
+ */
+typedef uint32_t mef_tls_profile;
+
+/**
  * Callbacks through which the library uses keys held by the host. All members are required.
  * Keys are named by host-chosen 64-bit handles (0 is never used for a host key: it means
  * "software key" in `mef_credential_callbacks.store`).
@@ -230,6 +236,19 @@ typedef uint32_t mef_cmd_status;
  * Ed25519 (RFC 8410).
  */
 #define MEF_KEY_ED25519 3
+
+/**
+ * rustls, TLS 1.3 and TLS 1.2 with AEAD suites (the default).
+ */
+#define MEF_TLS_PROFILE_MODERN 0
+
+/**
+ * TS-0003 10.2.1/10.2.3 through OpenSSL: TLS 1.2 only, ECDHE-ECDSA suites including the
+ * mandatory TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA256. Needs a library built with the `psk`
+ * feature and a software client key (not key callbacks); otherwise procedures fail with
+ * `MEF_ERR_INVALID_ARGUMENT` before any I/O.
+ */
+#define MEF_TLS_PROFILE_TS0003 1
 
 /**
  * The device generates the key pair (in software with a store directory, through the
@@ -676,6 +695,16 @@ mef_result mef_config_set_subject(struct mef_config *config, mef_subject_type ty
  * `config` as for `mef_config_free` (non-NULL).
  */
 mef_result mef_config_set_key_type(struct mef_config *config, mef_key_type type);
+
+/**
+ * Sets the TLS profile of certificate-authenticated connections (default
+ * `MEF_TLS_PROFILE_MODERN`; `MEF_TLS_PROFILE_TS0003` for TS-0003 10.2.1/10.2.3). An unknown
+ * value is `MEF_ERR_INVALID_ARGUMENT`. The PSK path (`mef_config_set_psk`) is not affected.
+ *
+ * # Safety
+ * `config` as for `mef_config_free` (non-NULL).
+ */
+mef_result mef_config_set_tls_profile(struct mef_config *config, mef_tls_profile profile);
 
 /**
  * Sets the timeouts in milliseconds: TCP connect, TLS handshake, and each request's response.

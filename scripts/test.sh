@@ -9,9 +9,9 @@ cd "$(dirname "$0")/.."
 # Debian packages:
 # - strongswan-pki + libstrongswan-extra-plugins: strongSwan's `pki --est/--estca` (curl
 #   fetcher), the independent EST client the MEF is tested against;
-# - openssl: fixtures and the TLS-PSK interop tests (s_client/s_server);
-# - libssl-dev + pkg-config: the `openssl` crate (TLS-PSK in the client's `psk` feature, the
-#   MEF's PSK listener) and the C examples;
+# - openssl: fixtures, the TLS-PSK and ts0003 TLS profile interop tests (s_client/s_server);
+# - libssl-dev + pkg-config: the `openssl` crate (TLS-PSK and the ts0003 TLS profile in the
+#   client's `psk` feature, the MEF's PSK and ts0003 listeners) and the C examples;
 # - gcc + libc6-dev: the C tests and examples; valgrind: the C ABI memory checks;
 # - python3-pip: pytest for the Python binding.
 packages=()

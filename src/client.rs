@@ -28,7 +28,7 @@ use crate::proto::csrattrs::{CsrRequirements, RequestedExtension};
 use crate::proto::oids;
 use crate::psk::PskCredential;
 use crate::store::{CredentialStore, Credentials};
-use crate::tls::{client_config, ClientIdentity};
+use crate::tls::{client_config, ClientIdentity, TlsProfile};
 use crate::transport::{EstConnection, TransportConfig};
 use crate::uri::EstUri;
 use crate::validate::{validate_ca_certs, validate_issued};
@@ -46,6 +46,9 @@ pub struct Config {
     pub key_algorithm: KeyAlgorithm,
     /// Timeouts, body limits and polling bounds.
     pub transport: TransportConfig,
+    /// The TLS profile of certificate-authenticated connections (default
+    /// [`TlsProfile::Modern`]; [`TlsProfile::Ts0003`] for TS-0003 10.2.1/10.2.3).
+    pub tls_profile: TlsProfile,
 }
 
 impl Config {
@@ -56,7 +59,14 @@ impl Config {
             identity: None,
             key_algorithm: KeyAlgorithm::default(),
             transport: TransportConfig::default(),
+            tls_profile: TlsProfile::default(),
         }
+    }
+
+    /// Sets the TLS profile.
+    pub fn tls_profile(mut self, profile: TlsProfile) -> Config {
+        self.tls_profile = profile;
+        self
     }
 
     /// Sets the subject identity.
@@ -138,6 +148,9 @@ pub struct Provisioned {
     pub bytes_written: u64,
     /// Bytes the procedure received on the wire (TLS records included).
     pub bytes_read: u64,
+    /// The cipher suite of the procedure's latest TLS handshake (see
+    /// [`crate::transport::TlsSession::cipher_suite`] for the naming).
+    pub cipher_suite: Option<&'static str>,
 }
 
 /// A MEF Client: runs the certificate provisioning procedures against one MEF.
@@ -283,13 +296,49 @@ impl MefClient {
         self.connect_psk(credential)?.csrattrs()
     }
 
+    /// A certificate-authenticated connection in the configured TLS profile. Everything the
+    /// stacks can refuse without I/O (anchors, identity, a build without OpenSSL) is refused
+    /// here, before any connection is made.
     fn connect(
         &self,
         trust_anchors: &[CertificateDer<'static>],
         client: Option<ClientIdentity>,
     ) -> Result<EstConnection> {
-        let tls = client_config(trust_anchors, client, &self.config.base_uri)?;
-        EstConnection::new(&self.config.base_uri, tls, &self.config.transport)
+        match self.config.tls_profile {
+            TlsProfile::Modern => {
+                let tls = client_config(trust_anchors, client, &self.config.base_uri)?;
+                EstConnection::new(&self.config.base_uri, tls, &self.config.transport)
+            }
+            TlsProfile::Ts0003 => self.connect_ts0003(trust_anchors, client.as_ref()),
+        }
+    }
+
+    /// The ts0003 profile (TS-0003 10.2.1/10.2.3) over OpenSSL, same server verifier.
+    #[cfg(feature = "psk")]
+    fn connect_ts0003(
+        &self,
+        trust_anchors: &[CertificateDer<'static>],
+        client: Option<&ClientIdentity>,
+    ) -> Result<EstConnection> {
+        let stack =
+            crate::ts0003::OpenSslCertStack::new(trust_anchors, client, &self.config.base_uri)?;
+        EstConnection::with_stack(
+            &self.config.base_uri,
+            std::sync::Arc::new(stack),
+            &self.config.transport,
+        )
+    }
+
+    #[cfg(not(feature = "psk"))]
+    fn connect_ts0003(
+        &self,
+        _trust_anchors: &[CertificateDer<'static>],
+        _client: Option<&ClientIdentity>,
+    ) -> Result<EstConnection> {
+        Err(Error::invalid(
+            "tls profile",
+            crate::ts0003::OPENSSL_MISSING,
+        ))
     }
 
     /// A connection authenticated by the PSK (TS-0003 8.3.2.1) over the OpenSSL stack.
@@ -478,6 +527,7 @@ impl MefClient {
             handshakes: conn.handshakes(),
             bytes_written: conn.bytes_written(),
             bytes_read: conn.bytes_read(),
+            cipher_suite: conn.cipher_suite(),
         })
     }
 }

@@ -14,6 +14,8 @@ pub mod psk;
 pub mod store;
 pub mod tls;
 pub mod transport;
+// The TS-0003 TLS profile on OpenSSL (with the `psk` feature; refused without it).
+pub mod ts0003;
 pub mod uri;
 pub mod validate;
 mod x509;

@@ -10,7 +10,8 @@
 //! cargo feature `psk` (`psk-vendored` builds OpenSSL from source). It plugs into the same
 //! transport ([`crate::transport::TlsStack`]) and the same procedure code
 //! ([`crate::client::MefClient::provision`] with [`crate::client::InitialAuth::Psk`]); the
-//! certificate paths stay on rustls. [`PskCredential`] itself needs no OpenSSL, so it exists in
+//! certificate paths stay on rustls unless the ts0003 TLS profile is chosen
+//! ([`crate::ts0003`]). [`PskCredential`] itself needs no OpenSSL, so it exists in
 //! every build; without the feature a PSK provisioning is refused before any I/O.
 //!
 //! What is offered (`OpenSslPskStack`):

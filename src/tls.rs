@@ -60,6 +60,74 @@ impl fmt::Debug for ClientIdentity {
     }
 }
 
+/// Which TLS stack and parameters the certificate-authenticated connections use.
+///
+/// - [`TlsProfile::Modern`] (the default): rustls, TLS 1.3 preferred and TLS 1.2 allowed, AEAD
+///   suites only. This deviates from TS-0003 10.2.1 ("TLS v1.2 shall be used") and 10.2.3 (the
+///   mandatory TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA256, a CBC suite rustls does not implement):
+///   TLS 1.3 and AEAD suites avoid the CBC padding-oracle and MAC-then-encrypt weaknesses
+///   (RFC 7457 2.1, RFC 9325 4.2), and every TLS 1.2 server with an ECDHE-ECDSA AEAD suite
+///   still interoperates.
+/// - [`TlsProfile::Ts0003`]: the profile of TS-0003 10.2.1 / 10.2.3, through OpenSSL (cargo
+///   feature `psk`): TLS 1.2 only, ECDHE_ECDSA key exchange only, the mandatory
+///   TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA256 included. For a MEF that offers nothing else.
+///   Server authentication is the same [`EstServerVerifier`]. See `crate::ts0003`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum TlsProfile {
+    /// rustls, TLS 1.3 and 1.2, AEAD suites (the default).
+    #[default]
+    Modern,
+    /// TS-0003 10.2.1 / 10.2.3: TLS 1.2 only, ECDHE-ECDSA suites, OpenSSL.
+    Ts0003,
+}
+
+impl TlsProfile {
+    /// The profile's name as the CLI and the Python binding spell it.
+    pub fn name(self) -> &'static str {
+        match self {
+            TlsProfile::Modern => "modern",
+            TlsProfile::Ts0003 => "ts0003",
+        }
+    }
+}
+
+impl std::str::FromStr for TlsProfile {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "modern" => Ok(TlsProfile::Modern),
+            "ts0003" => Ok(TlsProfile::Ts0003),
+            other => Err(Error::invalid(
+                "tls profile",
+                format!("unknown TLS profile {other:?} (expected \"modern\" or \"ts0003\")"),
+            )),
+        }
+    }
+}
+
+/// Checks that a client identity can be used: a parsable first certificate holding the key's
+/// public key. Both TLS stacks call it before any I/O.
+pub(crate) fn check_client_identity(identity: &ClientIdentity) -> Result<()> {
+    let ee = identity
+        .chain
+        .first()
+        .ok_or_else(|| Error::invalid("client identity", "the certificate chain is empty"))?;
+    let cert = crate::x509::parse_certificate(ee).map_err(|e| {
+        Error::invalid(
+            "client identity",
+            format!("the client certificate cannot be parsed: {e}"),
+        )
+    })?;
+    if !crate::x509::has_spki(&cert, identity.key.public_key_info()) {
+        return Err(Error::invalid(
+            "client identity",
+            "the client certificate's public key is not the key's public key",
+        ));
+    }
+    Ok(())
+}
+
 /// Builds the rustls client configuration for talking EST to `base`.
 ///
 /// `trust_anchors` is the explicit TA database (RFC 7030 3.6.1); it must not be empty. With an
@@ -381,22 +449,7 @@ struct ClientCertResolver {
 
 impl ClientCertResolver {
     fn new(identity: ClientIdentity) -> Result<Self> {
-        let ee = identity
-            .chain
-            .first()
-            .ok_or_else(|| Error::invalid("client identity", "the certificate chain is empty"))?;
-        let cert = crate::x509::parse_certificate(ee).map_err(|e| {
-            Error::invalid(
-                "client identity",
-                format!("the client certificate cannot be parsed: {e}"),
-            )
-        })?;
-        if !crate::x509::has_spki(&cert, identity.key.public_key_info()) {
-            return Err(Error::invalid(
-                "client identity",
-                "the client certificate's public key is not the key's public key",
-            ));
-        }
+        check_client_identity(&identity)?;
         let key = Arc::new(KeyAdapter {
             key: identity.key.clone(),
         });
@@ -543,6 +596,14 @@ pub fn map_rustls_error(e: &rustls::Error) -> Error {
                 | A::AccessDenied
                 | A::UnsupportedCertificate => {
                     " (the server may have refused the client certificate, or none was sent)"
+                }
+                // What a TS-0003 10.2.3 server that only offers CBC suites (or only TLS 1.2
+                // with them) answers the modern profile, which has no CBC suite.
+                A::HandshakeFailure | A::InsufficientSecurity | A::ProtocolVersion => {
+                    " (no TLS version or cipher suite in common: the modern TLS profile offers \
+                     TLS 1.3 and TLS 1.2 AEAD suites only; a server restricted to TS-0003 10.2.3 \
+                     suites such as TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA256 needs the ts0003 \
+                     TLS profile)"
                 }
                 _ => "",
             };

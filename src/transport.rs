@@ -161,6 +161,13 @@ pub trait TlsSession: Read + Write + Send + Sync + fmt::Debug {
     fn peer_certificates(&self) -> Option<Vec<CertificateDer<'static>>> {
         None
     }
+
+    /// The negotiated cipher suite's name, when the stack reports it: the IANA name (e.g.
+    /// `TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA256`), except that rustls spells TLS 1.3 suites with
+    /// a `TLS13_` prefix (`TLS13_AES_256_GCM_SHA384`).
+    fn cipher_suite(&self) -> Option<&'static str> {
+        None
+    }
 }
 
 /// A TLS implementation: performs the client handshake over `wire` with the server `name`.
@@ -218,6 +225,13 @@ impl TlsSession for RustlsSession {
             .conn
             .peer_certificates()
             .map(|chain| chain.iter().map(|c| c.clone().into_owned()).collect())
+    }
+
+    fn cipher_suite(&self) -> Option<&'static str> {
+        self.0
+            .conn
+            .negotiated_cipher_suite()
+            .and_then(|s| s.suite().as_str())
     }
 }
 
@@ -277,6 +291,8 @@ struct Stats {
     handshakes: AtomicU32,
     /// Each distinct certificate chain a server presented on this connection's handshakes.
     server_chains: std::sync::Mutex<Vec<Vec<CertificateDer<'static>>>>,
+    /// The cipher suite of the latest handshake, when the stack reports it.
+    cipher_suite: std::sync::Mutex<Option<&'static str>>,
     bytes_written: AtomicU64,
     bytes_read: AtomicU64,
 }
@@ -352,6 +368,11 @@ impl<In: Transport> Connector<In> for TlsStep {
         });
         self.stats.handshakes.fetch_add(1, Ordering::Relaxed);
         let session = self.stack.handshake(&self.name, wire).map_err(carry)?;
+        *self
+            .stats
+            .cipher_suite
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = session.cipher_suite();
         if let Some(chain) = session.peer_certificates() {
             let mut seen = self
                 .stats
@@ -509,6 +530,16 @@ impl EstConnection {
     /// TLS handshakes started so far (one per new connection).
     pub fn handshakes(&self) -> u32 {
         self.stats.handshakes.load(Ordering::Relaxed)
+    }
+
+    /// The cipher suite of the latest TLS handshake, if the stack reported one (named as by
+    /// [`TlsSession::cipher_suite`]).
+    pub fn cipher_suite(&self) -> Option<&'static str> {
+        *self
+            .stats
+            .cipher_suite
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
     }
 
     /// TLS record bytes written to the network so far.

@@ -140,6 +140,13 @@ struct ServerArgs {
     /// At most this long in total waiting on 202 Accepted, in seconds.
     #[arg(long, value_name = "SECS", default_value_t = 600)]
     max_poll_time: u64,
+    /// TLS profile of certificate-authenticated connections: `modern` (rustls, TLS 1.3/1.2
+    /// AEAD suites) or `ts0003` (TS-0003 10.2.1/10.2.3: TLS 1.2 only, ECDHE-ECDSA suites with
+    /// the mandatory TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA256, through OpenSSL; needs a build
+    /// with the `psk` feature).
+    #[arg(long, value_name = "PROFILE", default_value = "modern",
+          value_parser = ["modern", "ts0003"])]
+    tls_profile: String,
 }
 
 #[derive(Args, Debug)]
@@ -432,7 +439,9 @@ fn client(server: &ServerArgs, subject: &SubjectArgs) -> Result<MefClient, Error
     };
     transport.poll.max_attempts = server.max_polls.max(1);
     transport.poll.max_total = Duration::from_secs(server.max_poll_time);
-    let mut config = Config::new(base).transport(transport);
+    let mut config = Config::new(base)
+        .transport(transport)
+        .tls_profile(server.tls_profile.parse()?);
     if let (Some(t), Some(id)) = (&subject.subject_type, &subject.subject_id) {
         let subject_type: SubjectType = t.parse()?;
         config = config.identity(SubjectIdentity::new(subject_type, id.clone())?);
@@ -483,6 +492,9 @@ fn report(done: &Provisioned, out: &Path) {
     }
     println!("trust anchors installed: {}", done.trust_anchors.len());
     println!("TLS handshakes: {}", done.handshakes);
+    if let Some(suite) = done.cipher_suite {
+        println!("TLS cipher suite: {suite}");
+    }
     println!(
         "written: {} {} {}",
         out.join("cert.pem").display(),

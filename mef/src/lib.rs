@@ -30,6 +30,7 @@ mod pool;
 pub mod psk;
 mod server;
 pub mod store;
+pub mod ts0003;
 
 // The stateless CSR checks of the enrollment operations, for the fuzz target `mef_csr`.
 #[doc(hidden)]
@@ -150,6 +151,10 @@ pub struct MefConfig {
     /// Address of the TLS-PSK listener (PPSK-based RSPF, [`psk`]); `None` runs none. Port 0
     /// picks a free port (see [`RunningMef::psk_addr`]).
     pub psk_listen: Option<SocketAddr>,
+    /// Address of a second certificate listener restricted to TS-0003 10.2.1/10.2.3 (TLS 1.2,
+    /// TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA256 only, on OpenSSL, see [`ts0003`]); `None` runs
+    /// none. Port 0 picks a free port (see [`RunningMef::ts0003_addr`]).
+    pub ts0003_listen: Option<SocketAddr>,
 }
 
 impl MefConfig {
@@ -173,6 +178,7 @@ impl MefConfig {
             workers: default_workers(),
             io_timeout: Duration::from_secs(30),
             psk_listen: None,
+            ts0003_listen: None,
         }
     }
 }

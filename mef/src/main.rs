@@ -69,6 +69,11 @@ struct ServeArgs {
     /// "psk listening on ADDR".
     #[arg(long, value_name = "ADDR")]
     psk_listen: Option<SocketAddr>,
+    /// Also run a certificate listener restricted to TS-0003 10.2.1/10.2.3 (TLS 1.2 and
+    /// TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA256 only, OpenSSL) on this address, for clients in
+    /// the ts0003 TLS profile. Its address is printed as "ts0003 listening on ADDR".
+    #[arg(long, value_name = "ADDR")]
+    ts0003_listen: Option<SocketAddr>,
 }
 
 #[derive(Subcommand)]
@@ -367,12 +372,16 @@ fn serve(a: ServeArgs) -> Result<(), onem2m_mef::MefError> {
     }
     config.io_timeout = Duration::from_secs(a.io_timeout_secs.max(1));
     config.psk_listen = a.psk_listen;
+    config.ts0003_listen = a.ts0003_listen;
     let mef = Mef::start(config)?;
     let mut out = std::io::stdout().lock();
     // Tests parse these lines.
     let _ = writeln!(out, "listening on {}", mef.local_addr());
     if let Some(addr) = mef.psk_addr() {
         let _ = writeln!(out, "psk listening on {addr}");
+    }
+    if let Some(addr) = mef.ts0003_addr() {
+        let _ = writeln!(out, "ts0003 listening on {addr}");
     }
     let _ = writeln!(out, "CA certificate: {}", mef.ca_cert_pem_path().display());
     let _ = out.flush();

@@ -195,9 +195,11 @@ pub struct RunningMef {
     shared: Arc<Shared>,
     local_addr: SocketAddr,
     psk_addr: Option<SocketAddr>,
+    ts0003_addr: Option<SocketAddr>,
     stop: Arc<AtomicBool>,
     accept_thread: Option<JoinHandle<()>>,
     psk_thread: Option<JoinHandle<()>>,
+    ts0003_thread: Option<JoinHandle<()>>,
 }
 
 impl RunningMef {
@@ -209,6 +211,23 @@ impl RunningMef {
     /// The bound address of the TLS-PSK listener, when [`MefConfig::psk_listen`] was set.
     pub fn psk_addr(&self) -> Option<SocketAddr> {
         self.psk_addr
+    }
+
+    /// The bound address of the ts0003 listener, when [`MefConfig::ts0003_listen`] was set.
+    pub fn ts0003_addr(&self) -> Option<SocketAddr> {
+        self.ts0003_addr
+    }
+
+    /// The base URI of the ts0003 listener (`https://localhost:PORT/.well-known/est`, with
+    /// `/label` when given), when it runs.
+    pub fn ts0003_base_uri(&self, label: Option<&str>) -> Option<String> {
+        let addr = self.ts0003_addr?;
+        let mut uri = format!("https://localhost:{}/.well-known/est", addr.port());
+        if let Some(l) = label {
+            uri.push('/');
+            uri.push_str(l);
+        }
+        Some(uri)
     }
 
     /// The base URI of the TLS-PSK listener (`https://localhost:PSKPORT/.well-known/est`, with
@@ -304,13 +323,16 @@ impl RunningMef {
             &wake_addr(self.local_addr),
             std::time::Duration::from_secs(1),
         );
-        if let Some(addr) = self.psk_addr {
+        for addr in [self.psk_addr, self.ts0003_addr].into_iter().flatten() {
             let _ = TcpStream::connect_timeout(&wake_addr(addr), std::time::Duration::from_secs(1));
         }
         if let Some(t) = self.accept_thread.take() {
             let _ = t.join();
         }
         if let Some(t) = self.psk_thread.take() {
+            let _ = t.join();
+        }
+        if let Some(t) = self.ts0003_thread.take() {
             let _ = t.join();
         }
     }
@@ -398,6 +420,31 @@ pub(crate) fn start(config: MefConfig) -> Result<RunningMef, MefError> {
                 .map_err(tls_err)?,
         )
     };
+    let ts0003 = match config.ts0003_listen {
+        Some(addr) => {
+            let client_roots: Vec<_> = config
+                .client_trust
+                .iter()
+                .chain(std::iter::once(ca.cert_der()))
+                .cloned()
+                .collect();
+            let acceptor = crate::ts0003::Ts0003Acceptor::new(
+                &[server_cert.clone(), ca.cert_der().clone()],
+                &server_key,
+                &client_roots,
+            )?;
+            let l = TcpListener::bind(addr).map_err(|e| MefError::Io {
+                context: format!("binding the ts0003 listener {addr}"),
+                source: e,
+            })?;
+            let bound = l.local_addr().map_err(|e| MefError::Io {
+                context: "reading the bound ts0003 address".into(),
+                source: e,
+            })?;
+            Some((l, bound, acceptor))
+        }
+        None => None,
+    };
     let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(server_key.to_vec()));
     let mut tls = ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
@@ -458,10 +505,27 @@ pub(crate) fn start(config: MefConfig) -> Result<RunningMef, MefError> {
         shared: shared.clone(),
         local_addr,
         psk_addr: None,
+        ts0003_addr: None,
         stop: stop.clone(),
         accept_thread: Some(accept_thread),
         psk_thread: None,
+        ts0003_thread: None,
     };
+    if let Some((l, bound, acceptor)) = ts0003 {
+        // On failure `running` is dropped, which stops the other listeners again.
+        running.ts0003_thread = Some(spawn_listener(
+            "mef-ts0003-accept",
+            l,
+            shared.clone(),
+            acceptor,
+            stop.clone(),
+        )?);
+        running.ts0003_addr = Some(bound);
+        log::info!(
+            "MEF ts0003 listener (TLS 1.2, {}) on {bound}",
+            crate::ts0003::CIPHERS
+        );
+    }
     if let Some((l, bound, acceptor)) = psk {
         // On failure `running` is dropped, which stops the main listener again.
         running.psk_thread = Some(spawn_listener("mef-psk-accept", l, shared, acceptor, stop)?);

@@ -215,6 +215,7 @@ _PROTOTYPES = [
         [ctypes.c_void_p, ctypes.c_uint32, ctypes.c_char_p],
     ),
     ("mef_config_set_key_type", ctypes.c_uint32, [ctypes.c_void_p, ctypes.c_uint32]),
+    ("mef_config_set_tls_profile", ctypes.c_uint32, [ctypes.c_void_p, ctypes.c_uint32]),
     (
         "mef_config_set_timeouts",
         ctypes.c_uint32,
@@ -367,6 +368,10 @@ def _ms(lib: ctypes.CDLL, what: str, seconds: float) -> int:
 # ---------------------------------------------------------------------------- the API
 
 
+# tls_profile names (as the CLI spells them) and their MEF_TLS_PROFILE_* values.
+_TLS_PROFILES = {"modern": 0, "ts0003": 1}
+
+
 class Config:
     """What a :class:`Client` needs. Nothing is checked here: every value is checked when the
     client is created, a bad one raising :class:`BadArgumentsError` (a value of the wrong
@@ -395,6 +400,12 @@ class Config:
         store_dir: directory of the built-in credential store (``cert.pem``, ``key.pem`` (0600),
             ``trust-anchors.pem``, installed atomically).
         key_type: type of newly generated keys (default ECDSA P-256).
+        tls_profile: ``"modern"`` (the default: rustls, TLS 1.3 and TLS 1.2 AEAD suites) or
+            ``"ts0003"`` (TS-0003 10.2.1/10.2.3: TLS 1.2 only, ECDHE-ECDSA suites including
+            the mandatory TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA256, through OpenSSL) for the
+            certificate-authenticated connections. ``"ts0003"`` needs a library built with the
+            ``psk`` feature (else :class:`BadArgumentsError` when connecting: "needs OpenSSL");
+            another value raises :class:`BadArgumentsError`.
         connect_timeout, tls_timeout, response_timeout: seconds (library defaults 10, 15, 60).
         max_poll_attempts, max_poll_time: bounds of waiting on ``202 Accepted`` (RFC 7030
             4.2.3; library defaults 10 attempts, 600 s).
@@ -417,6 +428,7 @@ class Config:
         subject: Optional[Tuple[SubjectType, str]] = None,
         store_dir: Optional[Union[str, os.PathLike]] = None,
         key_type: Optional[KeyType] = None,
+        tls_profile: Optional[str] = None,
         connect_timeout: Optional[float] = None,
         tls_timeout: Optional[float] = None,
         response_timeout: Optional[float] = None,
@@ -433,6 +445,7 @@ class Config:
         self.subject = subject
         self.store_dir = store_dir
         self.key_type = key_type
+        self.tls_profile = tls_profile
         self.connect_timeout = connect_timeout
         self.tls_timeout = tls_timeout
         self.response_timeout = response_timeout
@@ -536,6 +549,16 @@ class Client:
                 )
             if cfg.key_type is not None:
                 self._check(lib.mef_config_set_key_type(c, int(cfg.key_type)), "key_type")
+            if cfg.tls_profile is not None:
+                profile = _TLS_PROFILES.get(cfg.tls_profile)
+                if profile is None:
+                    raise _error(
+                        lib,
+                        Result.ERR_INVALID_ARGUMENT,
+                        f"unknown tls_profile {cfg.tls_profile!r} (expected one of "
+                        f"{', '.join(repr(k) for k in _TLS_PROFILES)})",
+                    )
+                self._check(lib.mef_config_set_tls_profile(c, profile), "tls_profile")
             timeouts = (cfg.connect_timeout, cfg.tls_timeout, cfg.response_timeout)
             if any(t is not None for t in timeouts):
                 names = ("connect_timeout", "tls_timeout", "response_timeout")

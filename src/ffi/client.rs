@@ -154,7 +154,8 @@ impl mef_client {
     fn core(&self, ask_identity: bool) -> Result<(MefClient, Option<PskCredential>)> {
         let mut config = Config::new(self.base_uri.clone())
             .key_algorithm(self.settings.key_algorithm)
-            .transport(self.settings.transport.clone());
+            .transport(self.settings.transport.clone())
+            .tls_profile(self.settings.tls_profile);
         config.identity = self.settings.identity.clone();
         let mut psk = None;
         let callback: Option<IdentityCallback> = self.settings.identity_callback;

@@ -12,8 +12,9 @@ use super::callbacks::{pem_certs_arg, CredentialCallbacks, KeyCallbacks};
 use super::logging::{level_filter, mef_log_cb, LogSink};
 use super::{
     bytes_arg, check, guard, key_type_arg, mef_credential_callbacks, mef_identity_cb,
-    mef_key_callbacks, mef_key_type, mef_log_level, mef_result, mef_subject_type, str_arg,
-    subject_type_arg, UserData, MEF_ERR_INVALID_ARGUMENT, MEF_ERR_NULL_ARGUMENT, MEF_OK,
+    mef_key_callbacks, mef_key_type, mef_log_level, mef_result, mef_subject_type, mef_tls_profile,
+    str_arg, subject_type_arg, tls_profile_arg, UserData, MEF_ERR_INVALID_ARGUMENT,
+    MEF_ERR_NULL_ARGUMENT, MEF_OK,
 };
 use crate::identity::SubjectIdentity;
 use crate::keys::{KeyAlgorithm, SoftwareKey};
@@ -51,6 +52,7 @@ pub struct mef_config {
     pub(crate) identity: Option<SubjectIdentity>,
     pub(crate) key_algorithm: KeyAlgorithm,
     pub(crate) transport: TransportConfig,
+    pub(crate) tls_profile: crate::tls::TlsProfile,
     pub(crate) store_dir: Option<PathBuf>,
     pub(crate) key_callbacks: Option<KeyCallbacks>,
     pub(crate) credential_callbacks: Option<CredentialCallbacks>,
@@ -319,6 +321,25 @@ pub unsafe extern "C" fn mef_config_set_key_type(
         // SAFETY: caller's contract above.
         let config = check!(unsafe { config_mut(config) });
         config.key_algorithm = check!(key_type_arg(r#type));
+        MEF_OK
+    })
+}
+
+/// Sets the TLS profile of certificate-authenticated connections (default
+/// `MEF_TLS_PROFILE_MODERN`; `MEF_TLS_PROFILE_TS0003` for TS-0003 10.2.1/10.2.3). An unknown
+/// value is `MEF_ERR_INVALID_ARGUMENT`. The PSK path (`mef_config_set_psk`) is not affected.
+///
+/// # Safety
+/// `config` as for `mef_config_free` (non-NULL).
+#[no_mangle]
+pub unsafe extern "C" fn mef_config_set_tls_profile(
+    config: *mut mef_config,
+    profile: mef_tls_profile,
+) -> mef_result {
+    guard(|| {
+        // SAFETY: caller's contract above.
+        let config = check!(unsafe { config_mut(config) });
+        config.tls_profile = check!(tls_profile_arg(profile));
         MEF_OK
     })
 }

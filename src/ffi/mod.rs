@@ -50,6 +50,17 @@ pub const MEF_KEY_ECDSA_P384_SHA384: mef_key_type = 2;
 /// Ed25519 (RFC 8410).
 pub const MEF_KEY_ED25519: mef_key_type = 3;
 
+/// The TLS profile of certificate-authenticated connections: one of the `MEF_TLS_PROFILE_*`
+/// values.
+pub type mef_tls_profile = u32;
+/// rustls, TLS 1.3 and TLS 1.2 with AEAD suites (the default).
+pub const MEF_TLS_PROFILE_MODERN: mef_tls_profile = 0;
+/// TS-0003 10.2.1/10.2.3 through OpenSSL: TLS 1.2 only, ECDHE-ECDSA suites including the
+/// mandatory TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA256. Needs a library built with the `psk`
+/// feature and a software client key (not key callbacks); otherwise procedures fail with
+/// `MEF_ERR_INVALID_ARGUMENT` before any I/O.
+pub const MEF_TLS_PROFILE_TS0003: mef_tls_profile = 1;
+
 /// Where the key pair of Initial Certificate Provisioning comes from: one of the
 /// `MEF_KEY_GENERATE` / `MEF_KEY_SERVER_GENERATED` values.
 pub type mef_key_source = u32;
@@ -151,6 +162,14 @@ fn key_type_arg(t: mef_key_type) -> Result<KeyAlgorithm, mef_result> {
         MEF_KEY_ECDSA_P256_SHA256 => Ok(KeyAlgorithm::EcdsaP256Sha256),
         MEF_KEY_ECDSA_P384_SHA384 => Ok(KeyAlgorithm::EcdsaP384Sha384),
         MEF_KEY_ED25519 => Ok(KeyAlgorithm::Ed25519),
+        _ => Err(MEF_ERR_INVALID_ARGUMENT),
+    }
+}
+
+fn tls_profile_arg(p: mef_tls_profile) -> Result<crate::tls::TlsProfile, mef_result> {
+    match p {
+        MEF_TLS_PROFILE_MODERN => Ok(crate::tls::TlsProfile::Modern),
+        MEF_TLS_PROFILE_TS0003 => Ok(crate::tls::TlsProfile::Ts0003),
         _ => Err(MEF_ERR_INVALID_ARGUMENT),
     }
 }

@@ -251,3 +251,46 @@ fn psk_provisioning_needs_no_trust_anchors_and_reports_the_build() {
         mef_client_free(client);
     }
 }
+
+#[test]
+fn the_ts0003_profile_is_handed_to_the_core() {
+    let dir = tempfile::tempdir().unwrap();
+    let ta = ca_pem();
+    let uri = CString::new("https://127.0.0.1:1/.well-known/est").unwrap();
+    let store = CString::new(dir.path().to_str().unwrap()).unwrap();
+    let mut config = std::ptr::null_mut();
+    let mut client = std::ptr::null_mut();
+    // SAFETY: valid pointers and lengths throughout; config and client are freed once.
+    unsafe {
+        assert_eq!(mef_config_new(&mut config), MEF_OK);
+        assert_eq!(mef_config_set_base_uri(config, uri.as_ptr()), MEF_OK);
+        assert_eq!(
+            mef_config_set_trust_anchors_pem(config, ta.as_ptr(), ta.len()),
+            MEF_OK
+        );
+        assert_eq!(mef_config_set_store_dir(config, store.as_ptr()), MEF_OK);
+        assert_eq!(
+            mef_config_set_tls_profile(config, MEF_TLS_PROFILE_TS0003),
+            MEF_OK
+        );
+        assert_eq!(
+            mef_config_set_tls_profile(config, 7),
+            MEF_ERR_INVALID_ARGUMENT
+        );
+        assert_eq!(mef_client_new(config, &mut client), MEF_OK);
+        mef_config_free(config);
+        let mut buffer = std::ptr::null_mut();
+        let r = mef_client_cacerts(client, &mut buffer);
+        let error = last_error(client);
+        if crate::ts0003::SUPPORTED {
+            // The OpenSSL stack was built and tried to connect (127.0.0.1:1 refuses).
+            assert_eq!(r, MEF_ERR_CONNECT, "{error}");
+        } else {
+            // Refused before any I/O by the core.
+            assert_eq!(r, MEF_ERR_INVALID_ARGUMENT, "{error}");
+            assert!(error.contains("needs OpenSSL"), "{error}");
+        }
+        assert!(buffer.is_null());
+        mef_client_free(client);
+    }
+}

@@ -124,6 +124,7 @@ static void null_handles(const char *pem, size_t pem_len) {
   EXPECT(mef_config_set_client_cert_key_handle(NULL, p, pem_len, 7, MEF_KEY_ECDSA_P256_SHA256), MEF_ERR_NULL_ARGUMENT);
   EXPECT(mef_config_set_subject(NULL, MEF_SUBJECT_CSE, "cse01.example.com"), MEF_ERR_NULL_ARGUMENT);
   EXPECT(mef_config_set_key_type(NULL, MEF_KEY_ED25519), MEF_ERR_NULL_ARGUMENT);
+  EXPECT(mef_config_set_tls_profile(NULL, MEF_TLS_PROFILE_TS0003), MEF_ERR_NULL_ARGUMENT);
   EXPECT(mef_config_set_timeouts(NULL, 1, 1, 1), MEF_ERR_NULL_ARGUMENT);
   EXPECT(mef_config_set_polling(NULL, 1, 1), MEF_ERR_NULL_ARGUMENT);
   EXPECT(mef_config_set_store_dir(NULL, "/tmp/x"), MEF_ERR_NULL_ARGUMENT);
@@ -235,6 +236,8 @@ static void bad_config_arguments(const char *ta, size_t ta_len, const char *cert
   EXPECT(mef_config_set_subject(cfg, MEF_SUBJECT_CSE, ""), MEF_ERR_INVALID_ARGUMENT);
   EXPECT(mef_config_set_key_type(cfg, 0), MEF_ERR_INVALID_ARGUMENT);
   EXPECT(mef_config_set_key_type(cfg, 0xFFFFFFFFu), MEF_ERR_INVALID_ARGUMENT);
+  EXPECT(mef_config_set_tls_profile(cfg, 2), MEF_ERR_INVALID_ARGUMENT);
+  EXPECT(mef_config_set_tls_profile(cfg, 0xFFFFFFFFu), MEF_ERR_INVALID_ARGUMENT);
   EXPECT(mef_config_set_timeouts(cfg, 0, 1000, 1000), MEF_ERR_INVALID_ARGUMENT);
   EXPECT(mef_config_set_timeouts(cfg, 1000, 0, 1000), MEF_ERR_INVALID_ARGUMENT);
   EXPECT(mef_config_set_timeouts(cfg, 1000, 1000, 0), MEF_ERR_INVALID_ARGUMENT);
@@ -246,6 +249,8 @@ static void bad_config_arguments(const char *ta, size_t ta_len, const char *cert
 
   /* Valid values are accepted. */
   EXPECT(mef_config_set_key_type(cfg, MEF_KEY_ED25519), MEF_OK);
+  EXPECT(mef_config_set_tls_profile(cfg, MEF_TLS_PROFILE_TS0003), MEF_OK);
+  EXPECT(mef_config_set_tls_profile(cfg, MEF_TLS_PROFILE_MODERN), MEF_OK);
   EXPECT(mef_config_set_polling(cfg, 1, 0), MEF_OK);
   EXPECT(mef_config_set_subject(cfg, MEF_SUBJECT_AE, "https://sp.example.com/cse01/CAE01"), MEF_OK);
   EXPECT(mef_config_set_subject(cfg, MEF_SUBJECT_NODE, "urn:oid:1.3.6.1.4.1.99999.1.2.3"), MEF_OK);
