@@ -230,3 +230,39 @@ fn server_side_failures_exit_4_and_leave_the_credentials() {
     assert_eq!(std::fs::read(out.join("cert.pem")).unwrap(), cert_before);
     drop(dir);
 }
+
+/// `onem2m-est cacerts ... | head -1`: standard output closed before the command prints. The
+/// command ends quietly (no panic, no backtrace) with 141, what a shell reports for a C tool
+/// killed by SIGPIPE.
+#[test]
+fn closed_stdout_ends_quietly_on_broken_pipe() {
+    let f = Fixture::new();
+    for pem in [true, false] {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_onem2m-est"));
+        cmd.args([
+            "cacerts",
+            "--server",
+            &f.server(),
+            "--trust-anchors",
+            f.mef.ca_cert_pem_path().to_str().unwrap(),
+        ]);
+        if pem {
+            cmd.arg("--pem");
+        }
+        let mut child = cmd
+            .env("RUST_BACKTRACE", "1")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("the onem2m-est binary runs");
+        // Close the reading end before the command has fetched anything to print (it needs a
+        // TLS handshake and a request first), as `head` does once it has its line.
+        drop(child.stdout.take());
+        let o = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert!(!stderr.contains("panicked"), "pem={pem}: {}", text(&o));
+        assert!(!stderr.contains("backtrace"), "pem={pem}: {}", text(&o));
+        assert_eq!(stderr, "", "pem={pem}: nothing on stderr");
+        assert_eq!(o.status.code(), Some(141), "pem={pem}: {}", text(&o));
+    }
+}
