@@ -14,6 +14,8 @@ cd "$(dirname "$0")/.."
 #   MEF's PSK listener) and the C examples;
 # - gcc + libc6-dev: the C tests and examples; valgrind: the C ABI memory checks;
 # - python3-pip: pytest for the Python binding.
+# (scripts/libest.sh installs libest's build tools itself: build-essential autoconf automake
+#  libtool pkg-config libssl-dev.)
 packages=()
 for p in strongswan-pki libstrongswan-extra-plugins openssl libssl-dev pkg-config gcc libc6-dev \
   valgrind python3-pip; do
@@ -37,6 +39,11 @@ cargo fmt --all -- --check
 step "clippy (default features, then with TLS-PSK)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo clippy --workspace --all-targets --locked --features onem2m-est/psk -- -D warnings
+
+step "Cisco libest (the third-party EST server of cli/tests/libest.rs): build, or reuse the cache"
+# Source: ../shared/third-party/libest beside the repository, or $LIBEST_SRC. The test runs the
+# script again itself (a cache hit); building here shows a build failure on its own.
+scripts/libest.sh >/dev/null
 
 step "Rust tests without the psk feature"
 cargo test --workspace --locked
