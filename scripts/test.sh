@@ -7,8 +7,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Debian packages:
-# - strongswan-pki + libstrongswan-extra-plugins: strongSwan's `pki --est/--estca` (curl
-#   fetcher), the independent EST client the MEF is tested against;
+# - strongswan-pki + libstrongswan-extra-plugins + libstrongswan-standard-plugins: strongSwan's
+#   `pki --est/--estca` (curl fetcher; the openssl plugin, only a Recommends that
+#   --no-install-recommends leaves out, parses the MEF's EC keys and certificates), the
+#   independent EST client the MEF is tested against;
 # - openssl: fixtures and the TLS-PSK interop tests (s_client/s_server);
 # - libssl-dev + pkg-config: the `openssl` crate (TLS-PSK in the client's `psk` feature, the
 #   MEF's PSK listener) and the C examples;
@@ -17,7 +19,7 @@ cd "$(dirname "$0")/.."
 # (scripts/libest.sh installs libest's build tools itself: build-essential autoconf automake
 #  libtool pkg-config libssl-dev.)
 packages=()
-for p in strongswan-pki libstrongswan-extra-plugins openssl libssl-dev pkg-config gcc libc6-dev \
+for p in strongswan-pki libstrongswan-extra-plugins libstrongswan-standard-plugins openssl libssl-dev pkg-config gcc libc6-dev \
   valgrind python3-pip; do
   dpkg -s "$p" >/dev/null 2>&1 || packages+=("$p")
 done
