@@ -57,6 +57,14 @@
 //!    after its last response; harmless, nothing changed.
 //! 10. After a 4xx answer libest closes the connection (`Connection: close`). The client opens a
 //!     new one when it needs to; nothing changed.
+//! 11. With `-n`, an enrolment over TLS without a client certificate gets `401 Unauthorized`
+//!     with no `WWW-Authenticate` header (there is no HTTP scheme to offer). The client already
+//!     reports it as HTTP authentication requested (class Server) and never sends credentials
+//!     (TS-0003 8.3.6.2.1); the test checks it, nothing changed.
+//!
+//! Not exercised here: estserver's `-m SECONDS` (simulated manual enrolment, 202 with
+//! `Retry-After: SECONDS`) and `-t` (PoP through tls-unique, which needs TLS 1.2 and a
+//! challengePassword carrying the tls-unique value).
 
 use std::io::Write;
 use std::net::{TcpListener, TcpStream};
@@ -495,6 +503,22 @@ fn library_against_libest() {
     )
     .unwrap();
     let generated = conn.server_keygen(&csr.der).unwrap();
+
+    // TLS client certificates are required (quirk 11): without one, libest answers the
+    // enrolment with a 401 that names no HTTP authentication scheme; the client sends no
+    // credentials and reports it, class Server.
+    let anonymous = EstConnection::new(
+        &base,
+        client_config(&current.trust_anchors, None, &base).unwrap(),
+        &TransportConfig::default(),
+    )
+    .unwrap();
+    let err = anonymous.simple_enroll(&csr.der).unwrap_err();
+    assert!(
+        matches!(err, Error::HttpAuthenticationRequested { .. }),
+        "{err:?}"
+    );
+    assert_eq!(err.class(), ErrorClass::Server);
     assert_eq!(generated.certificates.len(), 1);
     std::fs::write(
         dir.join("skg.key.der"),
