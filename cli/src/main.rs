@@ -51,6 +51,15 @@ macro_rules! outln {
     ($($arg:tt)*) => { write_stdout(format_args!($($arg)*), true) };
 }
 
+/// `eprintln!` that ignores a closed standard error (`2>&1 | head -1`) instead of panicking:
+/// the exit status still says what happened.
+macro_rules! errln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr().lock(), $($arg)*);
+    }};
+}
+
 fn write_stdout(args: std::fmt::Arguments<'_>, newline: bool) {
     use std::io::Write;
     let mut stdout = std::io::stdout().lock();
@@ -67,7 +76,7 @@ fn write_stdout(args: std::fmt::Arguments<'_>, newline: bool) {
         }
         // Any other failure to print (a full disk behind a redirect, ...) is reported, not a
         // panic; the exit status is the client-side one.
-        eprintln!("onem2m-est: error: cannot write to standard output: {e}");
+        errln!("onem2m-est: error: cannot write to standard output: {e}");
         std::process::exit(3);
     }
 }
@@ -303,13 +312,13 @@ fn main() -> ExitCode {
                 ErrorClass::Client => (3, "MEF_CLIENT_CMD_CERT_PROV_CLIENT_ERROR"),
                 ErrorClass::Server => (4, "MEF_CLIENT_CMD_CERT_PROV_SERVER_ERROR"),
             };
-            eprintln!("onem2m-est: error: {e}");
+            errln!("onem2m-est: error: {e}");
             let mut source = std::error::Error::source(&e);
             while let Some(s) = source {
-                eprintln!("  caused by: {s}");
+                errln!("  caused by: {s}");
                 source = s.source();
             }
-            eprintln!("onem2m-est: status: {status}");
+            errln!("onem2m-est: status: {status}");
             ExitCode::from(code)
         }
     }

@@ -266,3 +266,39 @@ fn closed_stdout_ends_quietly_on_broken_pipe() {
         assert_eq!(o.status.code(), Some(141), "pem={pem}: {}", text(&o));
     }
 }
+
+/// `onem2m-est ... 2>&1 | head -1` when the command fails: its error text meets a closed pipe
+/// too. It still ends with its own status (4: the server is unreachable), not a panic (101).
+#[test]
+fn closed_stderr_keeps_the_exit_status() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir = TempDir::new().unwrap();
+    let ta = dir.path().join("ta.pem");
+    let ca_key = KeyPair::generate().unwrap();
+    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params
+        .distinguished_name
+        .push(DnType::CommonName, "unused CA");
+    std::fs::write(&ta, params.self_signed(&ca_key).unwrap().pem()).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_onem2m-est"))
+        .args([
+            "cacerts",
+            "--server",
+            &format!("https://localhost:{port}/.well-known/est"),
+            "--trust-anchors",
+            ta.to_str().unwrap(),
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("the onem2m-est binary runs");
+    drop(child.stdout.take());
+    drop(child.stderr.take());
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(4), "{status:?}");
+}
