@@ -7,15 +7,19 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Debian packages:
-# - strongswan-pki + libstrongswan-extra-plugins: strongSwan's `pki --est/--estca` (curl
-#   fetcher), the independent EST client the MEF is tested against;
+# - strongswan-pki + libstrongswan-extra-plugins + libstrongswan-standard-plugins: strongSwan's
+#   `pki --est/--estca` (curl fetcher; the openssl plugin, only a Recommends that
+#   --no-install-recommends leaves out, parses the MEF's EC keys and certificates), the
+#   independent EST client the MEF is tested against;
 # - openssl: fixtures, the TLS-PSK and ts0003 TLS profile interop tests (s_client/s_server);
 # - libssl-dev + pkg-config: the `openssl` crate (TLS-PSK and the ts0003 TLS profile in the
 #   client's `psk` feature, the MEF's PSK and ts0003 listeners) and the C examples;
 # - gcc + libc6-dev: the C tests and examples; valgrind: the C ABI memory checks;
 # - python3-pip: pytest for the Python binding.
+# (scripts/libest.sh installs libest's build tools itself: build-essential autoconf automake
+#  libtool pkg-config libssl-dev.)
 packages=()
-for p in strongswan-pki libstrongswan-extra-plugins openssl libssl-dev pkg-config gcc libc6-dev \
+for p in strongswan-pki libstrongswan-extra-plugins libstrongswan-standard-plugins openssl libssl-dev pkg-config gcc libc6-dev \
   valgrind python3-pip; do
   dpkg -s "$p" >/dev/null 2>&1 || packages+=("$p")
 done
@@ -37,6 +41,11 @@ cargo fmt --all -- --check
 step "clippy (default features, then with TLS-PSK)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo clippy --workspace --all-targets --locked --features onem2m-est/psk -- -D warnings
+
+step "Cisco libest (the third-party EST server of cli/tests/libest.rs): build, or reuse the cache"
+# Source: ../shared/third-party/libest beside the repository, or $LIBEST_SRC. The test runs the
+# script again itself (a cache hit); building here shows a build failure on its own.
+scripts/libest.sh >/dev/null
 
 step "Rust tests without the psk feature"
 cargo test --workspace --locked

@@ -442,7 +442,7 @@ impl MefClient {
                 let csr = build_csr(&ephemeral, identity, &reqs, None)?;
                 let response = conn.server_keygen(&csr.der)?;
                 let key: Arc<dyn PrivateKey> = Arc::new(
-                    SoftwareKey::from_pkcs8_der(&response.private_key_pkcs8).map_err(|e| {
+                    SoftwareKey::from_server_key_der(&response.private_key_pkcs8).map_err(|e| {
                         Error::BadResponse {
                             operation: crate::Operation::ServerKeygen,
                             reason: format!("server-generated key unusable: {e}"),

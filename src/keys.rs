@@ -165,14 +165,41 @@ fn pkcs8_algorithm(der: &[u8]) -> Result<KeyAlgorithm> {
         Ok(KeyAlgorithm::Ed25519)
     } else if oid == OID_RSA_ENCRYPTION {
         Err(Error::Unsupported {
-            what: "RSA keys are not supported with the ring provider (use P-256, P-384 or Ed25519)"
-                .into(),
+            what: RSA_UNSUPPORTED.into(),
         })
     } else {
         Err(Error::Unsupported {
             what: format!("private keys of algorithm {oid}"),
         })
     }
+}
+
+/// Why an RSA private key is refused, wherever it comes from.
+const RSA_UNSUPPORTED: &str = "RSA keys are not supported: TS-0003 10.1.1.1 requires \
+    id-ecPublicKey on secp256r1, and the ring provider has no RSA (use P-256, P-384 or Ed25519)";
+
+/// Whether `der` is a PKCS #1 RSAPrivateKey (RFC 8017 A.1.2): a SEQUENCE of a version and eight
+/// INTEGERs, then optionally otherPrimeInfos. Only recognised, to say why it is refused.
+fn is_pkcs1_rsa_private_key(der_bytes: &[u8]) -> bool {
+    use der::{Reader as _, Tagged as _};
+    let Ok(seq) = der::asn1::AnyRef::from_der(der_bytes) else {
+        return false;
+    };
+    if seq.tag() != der::Tag::Sequence {
+        return false;
+    }
+    let Ok(mut reader) = der::SliceReader::new(seq.value()) else {
+        return false;
+    };
+    let mut integers = 0;
+    while !reader.is_finished() {
+        match der::asn1::AnyRef::decode(&mut reader) {
+            Ok(a) if a.tag() == der::Tag::Integer && integers < 9 => integers += 1,
+            Ok(a) if a.tag() == der::Tag::Sequence && integers == 9 => {} // otherPrimeInfos
+            _ => return false,
+        }
+    }
+    integers == 9
 }
 
 /// Wraps a SEC1 ECPrivateKey (RFC 5915) in a PKCS #8 PrivateKeyInfo (RFC 5958), which is the
@@ -242,6 +269,26 @@ impl SoftwareKey {
         SoftwareKey::from_checked_pkcs8(algorithm, Zeroizing::new(der.to_vec()))
     }
 
+    /// Loads the private key of a /serverkeygen response. RFC 7030 4.4.2 puts a PKCS #8
+    /// PrivateKeyInfo in its application/pkcs8 part, but servers built on OpenSSL's
+    /// `i2d_PrivateKey` (Cisco libest) send the "traditional" form there: a SEC1 ECPrivateKey
+    /// (RFC 5915) is accepted and wrapped into PKCS #8; a PKCS #1 RSAPrivateKey is recognised
+    /// and refused like any RSA key. Anything else fails as PKCS #8 does.
+    pub fn from_server_key_der(der: &[u8]) -> Result<SoftwareKey> {
+        if pkcs8::PrivateKeyInfoRef::try_from(der).is_ok() {
+            return SoftwareKey::from_pkcs8_der(der);
+        }
+        if sec1::EcPrivateKey::try_from(der).is_ok() {
+            return SoftwareKey::from_pkcs8_der(&sec1_to_pkcs8(der)?);
+        }
+        if is_pkcs1_rsa_private_key(der) {
+            return Err(Error::Unsupported {
+                what: RSA_UNSUPPORTED.into(),
+            });
+        }
+        SoftwareKey::from_pkcs8_der(der)
+    }
+
     /// Loads a PEM private key: PKCS #8 ("PRIVATE KEY") or SEC1 ("EC PRIVATE KEY", RFC 5915).
     /// Other blocks (such as "EC PARAMETERS" written by `openssl ecparam -genkey`) are skipped.
     pub fn from_pem(pem_text: &str) -> Result<SoftwareKey> {
@@ -265,7 +312,7 @@ impl SoftwareKey {
                 }
                 "RSA PRIVATE KEY" => {
                     return Err(Error::Unsupported {
-                        what: "RSA keys are not supported with the ring provider".into(),
+                        what: RSA_UNSUPPORTED.into(),
                     })
                 }
                 _ => continue,
@@ -619,6 +666,72 @@ mod tests {
             .unwrap();
             assert_eq!(spki, key.public_key_info(), "{alg}");
         }
+    }
+
+    /// The key forms a /serverkeygen response carries in the field: PKCS #8 (RFC 7030 4.4.2),
+    /// and OpenSSL's traditional DER as libest sends it (SEC1 EC, PKCS #1 RSA).
+    #[test]
+    fn server_generated_keys_in_pkcs8_sec1_and_pkcs1() {
+        let dir = tempfile::tempdir().unwrap();
+        let sec1_pem = dir.path().join("sec1.pem");
+        let Some(_) = openssl(&[
+            "ecparam",
+            "-name",
+            "prime256v1",
+            "-genkey",
+            "-noout",
+            "-out",
+            sec1_pem.to_str().unwrap(),
+        ]) else {
+            panic!("the openssl CLI is required for this test");
+        };
+        let der_of = |args: &[&str]| openssl(args).expect("openssl runs");
+        let sec1 = der_of(&["ec", "-in", sec1_pem.to_str().unwrap(), "-outform", "DER"]);
+        let pkcs8 = der_of(&[
+            "pkcs8",
+            "-topk8",
+            "-nocrypt",
+            "-in",
+            sec1_pem.to_str().unwrap(),
+            "-outform",
+            "DER",
+        ]);
+        assert!(
+            SoftwareKey::from_pkcs8_der(&sec1).is_err(),
+            "SEC1 is not PKCS #8"
+        );
+        let from_sec1 = SoftwareKey::from_server_key_der(&sec1).unwrap();
+        let from_pkcs8 = SoftwareKey::from_server_key_der(&pkcs8).unwrap();
+        assert_eq!(from_sec1.algorithm(), KeyAlgorithm::EcdsaP256Sha256);
+        assert_eq!(from_sec1.public_key_info(), from_pkcs8.public_key_info());
+
+        let rsa_pem = dir.path().join("rsa.pem");
+        der_of(&[
+            "genpkey",
+            "-algorithm",
+            "RSA",
+            "-pkeyopt",
+            "rsa_keygen_bits:1024",
+            "-out",
+            rsa_pem.to_str().unwrap(),
+        ]);
+        let pkcs1 = der_of(&[
+            "rsa",
+            "-in",
+            rsa_pem.to_str().unwrap(),
+            "-traditional",
+            "-outform",
+            "DER",
+        ]);
+        assert!(is_pkcs1_rsa_private_key(&pkcs1));
+        let err = SoftwareKey::from_server_key_der(&pkcs1).unwrap_err();
+        assert!(matches!(err, Error::Unsupported { .. }), "{err}");
+        assert!(err.to_string().contains("10.1.1.1"), "{err}");
+        // A key inside is not leaked into the error text, and garbage is a key error.
+        let err = SoftwareKey::from_server_key_der(b"\x30\x03\x02\x01\x00").unwrap_err();
+        assert!(matches!(err, Error::Key { .. }), "{err}");
+        assert!(!is_pkcs1_rsa_private_key(&sec1));
+        assert!(!is_pkcs1_rsa_private_key(&pkcs8));
     }
 
     #[test]

@@ -244,6 +244,83 @@ fn cacerts_garbage_body_is_a_decode_error() {
     ));
 }
 
+/// Cisco libest's framing: the base64 text, a line break, and the C string's NUL terminator,
+/// counted in Content-Length (RFC 8951 section 3: receivers are liberal about it).
+fn nul_terminated(der: &[u8]) -> Vec<u8> {
+    let mut body = base64body::encode(der).trim_end().as_bytes().to_vec();
+    body.extend_from_slice(b"\n\0");
+    body
+}
+
+#[test]
+fn every_body_with_a_trailing_nul_is_decoded() {
+    let items = vec![
+        csrattrs::AttrOrOid::Oid("1.2.840.113549.1.9.7".into()),
+        csrattrs::AttrOrOid::Oid("1.2.840.10045.4.3.2".into()),
+    ];
+    let attrs_der = csrattrs::encode(&items).unwrap();
+    let ca0 = TestCa::new("payload CA");
+    let payload = some_certs(&ca0);
+    let certs_der = certs_only_der(&payload);
+    let ee_der = certs_only_der(&payload[..1]);
+    let pkcs8 = TestKey::generate().rcgen_public().serialize_der();
+    let refs: Vec<&[u8]> = payload[..1].iter().map(|c| c.as_ref()).collect();
+    let (keygen_type, keygen_body) =
+        onem2m_est::proto::multipart::encode_serverkeygen(&pkcs8, &refs).unwrap();
+    // Each part's base64 text followed by a NUL, inside the part, before the delimiter.
+    let keygen_body = String::from_utf8(keygen_body)
+        .unwrap()
+        .replace("\r\n--", "\n\0\r\n--")
+        .into_bytes();
+    assert_eq!(keygen_body.iter().filter(|b| **b == 0).count(), 2);
+    let (ca, server) = setup(move |req| {
+        let (ct, body) = match req.path.as_str() {
+            "/.well-known/est/cacerts" => {
+                (media::CERTS_ONLY_CONTENT_TYPE, nul_terminated(&certs_der))
+            }
+            "/.well-known/est/csrattrs" => ("application/csrattrs", nul_terminated(&attrs_der)),
+            "/.well-known/est/simpleenroll" | "/.well-known/est/simplereenroll" => {
+                (media::CERTS_ONLY_CONTENT_TYPE, nul_terminated(&ee_der))
+            }
+            "/.well-known/est/serverkeygen" => (keygen_type.as_str(), keygen_body.clone()),
+            other => panic!("unexpected {other}"),
+        };
+        Response::new(200)
+            .header("Content-Type", ct)
+            .body(body)
+            .into()
+    });
+    let conn = connect(&server, &ca);
+    assert_eq!(conn.csrattrs().unwrap(), Some(items));
+    assert_eq!(sorted(conn.cacerts().unwrap()), sorted(payload.clone()));
+    assert_eq!(conn.simple_enroll(CSR).unwrap(), payload[..1].to_vec());
+    assert_eq!(conn.simple_reenroll(CSR).unwrap(), payload[..1].to_vec());
+    let got = conn.server_keygen(CSR).unwrap();
+    assert_eq!(got.private_key_pkcs8.as_slice(), pkcs8.as_slice());
+    assert_eq!(got.certificates, vec![payload[0].to_vec()]);
+}
+
+#[test]
+fn a_nul_inside_the_base64_text_stays_a_decode_error() {
+    let attrs_der =
+        csrattrs::encode(&[csrattrs::AttrOrOid::Oid("1.2.840.10045.4.3.2".into())]).unwrap();
+    let (ca, server) = setup(move |_| {
+        let mut body = base64body::encode(&attrs_der).into_bytes();
+        body.insert(4, 0);
+        Response::new(200)
+            .header("Content-Type", "application/csrattrs")
+            .body(body)
+            .into()
+    });
+    assert!(matches!(
+        connect(&server, &ca).csrattrs(),
+        Err(Error::Decode {
+            operation: Operation::CsrAttrs,
+            ..
+        })
+    ));
+}
+
 // --- /csrattrs --------------------------------------------------------------------------------
 
 #[test]

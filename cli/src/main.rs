@@ -32,7 +32,54 @@ Exit codes:
   2  bad arguments (MEF_CLIENT_CMD_UNACCEPTABLE_ARGUMENTS)
   3  client-side failure (MEF_CLIENT_CMD_CERT_PROV_CLIENT_ERROR): key, CSR, credential store
   4  server-side failure (MEF_CLIENT_CMD_CERT_PROV_SERVER_ERROR): connection, TLS, server
-     authorisation, rejection by the MEF, invalid response";
+     authorisation, rejection by the MEF, invalid response
+  141  standard output closed early (e.g. `| head -1`): nothing more is printed, the
+     command's work (files written) is complete, as 128 + SIGPIPE in a C tool";
+
+/// Exit status when standard output is a closed pipe: what a shell reports for a C tool killed
+/// by SIGPIPE (128 + 13), so `set -o pipefail` scripts see the same as with any other tool.
+const EXIT_BROKEN_PIPE: u8 = 141;
+
+/// `print!` to standard output that ends the process quietly on a closed pipe (EPIPE) instead of
+/// panicking like `print!`. Rust ignores SIGPIPE, so the write itself reports the broken pipe.
+macro_rules! out {
+    ($($arg:tt)*) => { write_stdout(format_args!($($arg)*), false) };
+}
+
+/// `println!` counterpart of [`out!`].
+macro_rules! outln {
+    ($($arg:tt)*) => { write_stdout(format_args!($($arg)*), true) };
+}
+
+/// `eprintln!` that ignores a closed standard error (`2>&1 | head -1`) instead of panicking:
+/// the exit status still says what happened.
+macro_rules! errln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr().lock(), $($arg)*);
+    }};
+}
+
+fn write_stdout(args: std::fmt::Arguments<'_>, newline: bool) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    let written = stdout.write_fmt(args).and_then(|()| {
+        if newline {
+            stdout.write_all(b"\n")
+        } else {
+            Ok(())
+        }
+    });
+    if let Err(e) = written {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(EXIT_BROKEN_PIPE.into());
+        }
+        // Any other failure to print (a full disk behind a redirect, ...) is reported, not a
+        // panic; the exit status is the client-side one.
+        errln!("onem2m-est: error: cannot write to standard output: {e}");
+        std::process::exit(3);
+    }
+}
 
 /// MEF Client for oneM2M Certificate Provisioning over EST (TS-0003 8.3.6, RFC 7030).
 #[derive(Parser, Debug)]
@@ -272,13 +319,13 @@ fn main() -> ExitCode {
                 ErrorClass::Client => (3, "MEF_CLIENT_CMD_CERT_PROV_CLIENT_ERROR"),
                 ErrorClass::Server => (4, "MEF_CLIENT_CMD_CERT_PROV_SERVER_ERROR"),
             };
-            eprintln!("onem2m-est: error: {e}");
+            errln!("onem2m-est: error: {e}");
             let mut source = std::error::Error::source(&e);
             while let Some(s) = source {
-                eprintln!("  caused by: {s}");
+                errln!("  caused by: {s}");
                 source = s.source();
             }
-            eprintln!("onem2m-est: status: {status}");
+            errln!("onem2m-est: status: {status}");
             ExitCode::from(code)
         }
     }
@@ -392,10 +439,10 @@ fn run(command: Command) -> Result<(), Error> {
                 }
             };
             if pem {
-                print!("{}", onem2m_est::store::certs_to_pem(&certs));
+                out!("{}", onem2m_est::store::certs_to_pem(&certs));
             } else {
                 for (i, cert) in certs.iter().enumerate() {
-                    println!("certificate {}:", i + 1);
+                    outln!("certificate {}:", i + 1);
                     describe_cert(cert);
                 }
             }
@@ -411,7 +458,7 @@ fn run(command: Command) -> Result<(), Error> {
                 }
             };
             match reqs {
-                None => println!("the server has no CSR attributes (204/404)"),
+                None => outln!("the server has no CSR attributes (204/404)"),
                 Some(reqs) => describe_requirements(&reqs),
             }
             Ok(())
@@ -487,15 +534,15 @@ fn optional_auth(
 
 fn report(done: &Provisioned, out: &Path) {
     if let Some(leaf) = done.chain.first() {
-        println!("provisioned certificate:");
+        outln!("provisioned certificate:");
         describe_cert(leaf);
     }
-    println!("trust anchors installed: {}", done.trust_anchors.len());
-    println!("TLS handshakes: {}", done.handshakes);
+    outln!("trust anchors installed: {}", done.trust_anchors.len());
+    outln!("TLS handshakes: {}", done.handshakes);
     if let Some(suite) = done.cipher_suite {
-        println!("TLS cipher suite: {suite}");
+        outln!("TLS cipher suite: {suite}");
     }
-    println!(
+    outln!(
         "written: {} {} {}",
         out.join("cert.pem").display(),
         out.join("key.pem").display(),
@@ -512,33 +559,33 @@ fn describe_cert(der: &CertificateDer<'_>) {
         .collect();
     match x509_parser::parse_x509_certificate(der.as_ref()) {
         Ok((_, cert)) => {
-            println!("  subject:     {}", cert.subject());
-            println!("  issuer:      {}", cert.issuer());
-            println!("  serial:      {}", cert.raw_serial_as_string());
-            println!("  not before:  {}", cert.validity().not_before);
-            println!("  not after:   {}", cert.validity().not_after);
+            outln!("  subject:     {}", cert.subject());
+            outln!("  issuer:      {}", cert.issuer());
+            outln!("  serial:      {}", cert.raw_serial_as_string());
+            outln!("  not before:  {}", cert.validity().not_before);
+            outln!("  not after:   {}", cert.validity().not_after);
             if let Ok(Some(san)) = cert.subject_alternative_name() {
                 for name in &san.value.general_names {
-                    println!("  subjectAltName: {name}");
+                    outln!("  subjectAltName: {name}");
                 }
             }
-            println!("  CA:          {}", cert.is_ca());
+            outln!("  CA:          {}", cert.is_ca());
         }
-        Err(e) => println!("  (unparseable certificate: {e})"),
+        Err(e) => outln!("  (unparseable certificate: {e})"),
     }
-    println!("  SHA-256:     {hex}");
+    outln!("  SHA-256:     {hex}");
 }
 
 fn describe_requirements(reqs: &onem2m_est::proto::csrattrs::CsrRequirements) {
     use onem2m_est::proto::csrattrs::ChallengePassword;
     // The password itself is a one-time secret bound to this client: never printed.
     match &reqs.challenge_password {
-        ChallengePassword::NotRequested => println!("challengePassword: not requested"),
+        ChallengePassword::NotRequested => outln!("challengePassword: not requested"),
         ChallengePassword::ChannelBinding => {
-            println!("challengePassword: requested without a value (RFC 7030 3.5 channel binding)")
+            outln!("challengePassword: requested without a value (RFC 7030 3.5 channel binding)")
         }
         ChallengePassword::Value(v) => {
-            println!(
+            outln!(
                 "challengePassword: supplied by the server ({} characters, not shown)",
                 v.len()
             )
@@ -546,16 +593,16 @@ fn describe_requirements(reqs: &onem2m_est::proto::csrattrs::CsrRequirements) {
     }
     if let Some(san) = reqs.subject_alt_name() {
         match onem2m_est::proto::san::decode(san) {
-            Ok(names) => println!(
+            Ok(names) => outln!(
                 "subjectAltName (identity): {}",
                 onem2m_est::identity::describe_general_names(&names)
             ),
-            Err(e) => println!("subjectAltName: undecodable ({e})"),
+            Err(e) => outln!("subjectAltName: undecodable ({e})"),
         }
     }
     for ext in &reqs.extensions {
         if ext.oid != onem2m_est::proto::oids::SUBJECT_ALT_NAME {
-            println!(
+            outln!(
                 "extension {}{}: {} bytes",
                 ext.oid,
                 if ext.critical { " (critical)" } else { "" },
@@ -564,15 +611,15 @@ fn describe_requirements(reqs: &onem2m_est::proto::csrattrs::CsrRequirements) {
         }
     }
     match reqs.key {
-        Some(k) => println!("key type: {k:?}"),
-        None => println!("key type: not specified"),
+        Some(k) => outln!("key type: {k:?}"),
+        None => outln!("key type: not specified"),
     }
     match reqs.hash {
-        Some(h) => println!("signature hash: {h:?}"),
-        None => println!("signature hash: not specified"),
+        Some(h) => outln!("signature hash: {h:?}"),
+        None => outln!("signature hash: not specified"),
     }
     for oid in &reqs.unrecognized {
-        println!("unrecognised (ignored): {oid}");
+        outln!("unrecognised (ignored): {oid}");
     }
 }
 

@@ -230,3 +230,75 @@ fn server_side_failures_exit_4_and_leave_the_credentials() {
     assert_eq!(std::fs::read(out.join("cert.pem")).unwrap(), cert_before);
     drop(dir);
 }
+
+/// `onem2m-est cacerts ... | head -1`: standard output closed before the command prints. The
+/// command ends quietly (no panic, no backtrace) with 141, what a shell reports for a C tool
+/// killed by SIGPIPE.
+#[test]
+fn closed_stdout_ends_quietly_on_broken_pipe() {
+    let f = Fixture::new();
+    for pem in [true, false] {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_onem2m-est"));
+        cmd.args([
+            "cacerts",
+            "--server",
+            &f.server(),
+            "--trust-anchors",
+            f.mef.ca_cert_pem_path().to_str().unwrap(),
+        ]);
+        if pem {
+            cmd.arg("--pem");
+        }
+        let mut child = cmd
+            .env("RUST_BACKTRACE", "1")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("the onem2m-est binary runs");
+        // Close the reading end before the command has fetched anything to print (it needs a
+        // TLS handshake and a request first), as `head` does once it has its line.
+        drop(child.stdout.take());
+        let o = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert!(!stderr.contains("panicked"), "pem={pem}: {}", text(&o));
+        assert!(!stderr.contains("backtrace"), "pem={pem}: {}", text(&o));
+        assert_eq!(stderr, "", "pem={pem}: nothing on stderr");
+        assert_eq!(o.status.code(), Some(141), "pem={pem}: {}", text(&o));
+    }
+}
+
+/// `onem2m-est ... 2>&1 | head -1` when the command fails: its error text meets a closed pipe
+/// too. It still ends with its own status (4: the server is unreachable), not a panic (101).
+#[test]
+fn closed_stderr_keeps_the_exit_status() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir = TempDir::new().unwrap();
+    let ta = dir.path().join("ta.pem");
+    let ca_key = KeyPair::generate().unwrap();
+    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params
+        .distinguished_name
+        .push(DnType::CommonName, "unused CA");
+    std::fs::write(&ta, params.self_signed(&ca_key).unwrap().pem()).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_onem2m-est"))
+        .args([
+            "cacerts",
+            "--server",
+            &format!("https://localhost:{port}/.well-known/est"),
+            "--trust-anchors",
+            ta.to_str().unwrap(),
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("the onem2m-est binary runs");
+    drop(child.stdout.take());
+    drop(child.stderr.take());
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(4), "{status:?}");
+}

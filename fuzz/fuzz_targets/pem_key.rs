@@ -1,6 +1,7 @@
-//! Private key files (`store::read_pem_key` → `SoftwareKey::from_pem`) and PKCS #8 DER
-//! (`SoftwareKey::from_pkcs8_der`, also what /serverkeygen's key part becomes): never panic;
-//! a key that loads re-exports (`to_pkcs8_pem`) to PEM that loads to the same public key.
+//! Private key files (`store::read_pem_key` → `SoftwareKey::from_pem`), PKCS #8 DER
+//! (`SoftwareKey::from_pkcs8_der`) and /serverkeygen's key part (`from_server_key_der`: PKCS #8,
+//! SEC1, PKCS #1 recognised): never panic; a key that loads re-exports (`to_pkcs8_pem`) to PEM
+//! that loads to the same public key.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -17,6 +18,9 @@ fn check_roundtrip(key: &SoftwareKey) {
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(key) = SoftwareKey::from_pkcs8_der(data) {
+        check_roundtrip(&key);
+    }
+    if let Ok(key) = SoftwareKey::from_server_key_der(data) {
         check_roundtrip(&key);
     }
     if let Ok(text) = std::str::from_utf8(data) {

@@ -10,13 +10,22 @@ use base64::engine::general_purpose::{STANDARD, STANDARD_PAD_INDIFFERENT};
 use base64::Engine;
 use zeroize::Zeroizing;
 
-/// Decodes an EST body: ASCII white space (SP, HT, CR, LF) anywhere is skipped; padding must be
-/// correct when present and may be absent; any other byte outside the standard alphabet
-/// (a NUL, URL-safe characters, ...) is an error.
+/// Decodes an EST body: ASCII white space (SP, HT, CR, LF) anywhere is skipped, and so are NUL
+/// bytes after the base64 text (Cisco libest counts a C string's terminating NUL in
+/// Content-Length); padding must be correct when present and may be absent; any other byte
+/// outside the standard alphabet (a NUL inside the text, URL-safe characters, ...) is an error.
 pub fn decode(body: &[u8]) -> Result<Vec<u8>, ProtoError> {
+    // RFC 8951 section 3 asks receivers to be liberal about what surrounds the base64 text: only
+    // the tail is trimmed of NULs (mixed with white space, in any order), so a NUL followed by
+    // more base64 is still refused as garbage.
+    let end = body
+        .iter()
+        .rposition(|b| !matches!(b, 0 | b' ' | b'\t' | b'\r' | b'\n'))
+        .map_or(0, |i| i + 1);
     // Zeroized: the body may be a private key (RFC 7030 4.4.2).
     let compact: Zeroizing<Vec<u8>> = Zeroizing::new(
-        body.iter()
+        body[..end]
+            .iter()
             .copied()
             .filter(|b| !matches!(b, b' ' | b'\t' | b'\r' | b'\n'))
             .collect(),
@@ -83,6 +92,50 @@ mod tests {
         assert!(decode(b"Zg===").is_err());
         assert!(decode(b"Zg==Zm8=").is_err());
         assert!(decode(b"=").is_err());
+    }
+
+    #[test]
+    fn field_framing_around_the_text_is_tolerated() {
+        // What servers in the field send around the base64 text: libest's NUL terminator
+        // (counted in Content-Length), CRLF or LF line breaks, leading white space, no final
+        // newline, and combinations of these.
+        let cases: [&[u8]; 11] = [
+            b"Zm9vYmFy\0",
+            b"Zm9vYmFy\0\0\0",
+            b"Zm9vYmFy\n\0",
+            b"Zm9vYmFy\r\n\0",
+            b"Zm9vYmFy\0\r\n",
+            b"\r\n  Zm9vYmFy\r\n\r\n",
+            b"\nZm9v\nYmFy",
+            b"Zm9v\r\nYmFy\r\n",
+            b"Zm9v\nYmFy\n",
+            b"\t Zm9vYmFy \t",
+            b"Zm9vYmFy",
+        ];
+        for body in cases {
+            assert_eq!(decode(body).unwrap(), b"foobar", "{body:?}");
+        }
+        // Padded text (the case seen in the field: 56 characters + NUL).
+        assert_eq!(decode(b"Zm8=\n\0").unwrap(), b"fo");
+        assert_eq!(decode(b"Zg==\0").unwrap(), b"f");
+        assert_eq!(decode(b"\0").unwrap(), b"");
+        assert_eq!(decode(b"\r\n\0\r\n").unwrap(), b"");
+    }
+
+    #[test]
+    fn nul_or_junk_inside_the_text_stays_an_error() {
+        for body in [
+            &b"Zm9v\0YmFy\0"[..],
+            b"\0Zm9vYmFy",
+            b"Zm9v\0\nYmFy",
+            b"Zm8=\0Zm8=",
+            b"Zm9vYmFy\0!",
+            b"Zm9vYmFy\x01",
+            b"Zm9vYmFy\n.\n",
+            b"Zm8\0=",
+        ] {
+            assert!(decode(body).is_err(), "{body:?}");
+        }
     }
 
     #[test]

@@ -165,7 +165,10 @@ fn parse_part(raw: &[u8]) -> Result<Part, ProtoError> {
 /// A decoded serverkeygen response.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServerKeygenResponse {
-    /// PKCS #8 PrivateKeyInfo (OneAsymmetricKey) DER. Zeroized on drop.
+    /// The DER of the application/pkcs8 part: a PKCS #8 PrivateKeyInfo (OneAsymmetricKey) per
+    /// RFC 7030 4.4.2, or, from servers on OpenSSL's `i2d_PrivateKey` (libest), the
+    /// traditional form; the client's `SoftwareKey::from_server_key_der` reads both. Only
+    /// checked to be a SEQUENCE here. Zeroized on drop.
     pub private_key_pkcs8: Zeroizing<Vec<u8>>,
     /// The certificates of the certs-only part, each DER.
     pub certificates: Vec<Vec<u8>>,
