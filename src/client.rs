@@ -46,6 +46,12 @@ pub struct Config {
     pub key_algorithm: KeyAlgorithm,
     /// Timeouts, body limits and polling bounds.
     pub transport: TransportConfig,
+    /// The FQDN of the MEF that issued the CERT_PROV command (TS-0003 8.3.9.7). When set, the
+    /// base URI and the identity are that command's arguments and are verified before any I/O
+    /// ([`crate::certprov::verify_config`]); a failure is
+    /// MEF_CLIENT_CMD_UNACCEPTABLE_ARGUMENTS. `None` skips the check (no command: the caller
+    /// chose the MEF itself).
+    pub mef_fqdn: Option<String>,
 }
 
 impl Config {
@@ -56,7 +62,14 @@ impl Config {
             identity: None,
             key_algorithm: KeyAlgorithm::default(),
             transport: TransportConfig::default(),
+            mef_fqdn: None,
         }
+    }
+
+    /// Sets the FQDN of the MEF issuing the CERT_PROV command (see [`Config::mef_fqdn`]).
+    pub fn mef_fqdn(mut self, fqdn: impl Into<String>) -> Config {
+        self.mef_fqdn = Some(fqdn.into());
+        self
     }
 
     /// Sets the subject identity.
@@ -168,6 +181,7 @@ impl MefClient {
         store: &mut dyn CredentialStore,
         key: KeySource,
     ) -> Result<Provisioned> {
+        crate::certprov::verify_config(&self.config)?;
         let conn = match auth {
             InitialAuth::Certificate {
                 trust_anchors,
@@ -190,6 +204,7 @@ impl MefClient {
         store: &mut dyn CredentialStore,
         mode: Reprovision,
     ) -> Result<Provisioned> {
+        crate::certprov::verify_config(&self.config)?;
         let current = store.load()?.ok_or_else(|| Error::NotProvisioned {
             reason: "the credential store holds no certificate".into(),
         })?;

@@ -88,6 +88,7 @@ pub struct SubjectIdentity {
     subject_type: SubjectType,
     id: String,
     parsed: M2mId,
+    sp_id: Option<SpId>,
 }
 
 impl SubjectIdentity {
@@ -120,7 +121,13 @@ impl SubjectIdentity {
             subject_type,
             id,
             parsed,
+            sp_id: sp.cloned(),
         })
+    }
+
+    /// The SP-ID relative forms were resolved against, when one was given.
+    pub fn sp_id(&self) -> Option<&SpId> {
+        self.sp_id.as_ref()
     }
 
     /// The subject type.
@@ -151,6 +158,7 @@ impl SubjectIdentity {
             subject_type: SubjectType::from_proto(parsed.subject_type()),
             id: parsed.san_value().to_owned(),
             parsed,
+            sp_id: None,
         })
     }
 
