@@ -304,8 +304,20 @@ mod tests {
         verify_config(&config).unwrap();
         verify_config(&config.clone().mef_fqdn("MEF.example.com")).unwrap();
         let err = verify_config(&config.clone().mef_fqdn("other.example.com")).unwrap_err();
-        assert!(matches!(err, Error::InvalidArgument { argument: "URI", .. }), "{err}");
-        assert_eq!(CmdStatus::from(err.class()), CmdStatus::UnacceptableArguments);
+        assert!(
+            matches!(
+                err,
+                Error::InvalidArgument {
+                    argument: "URI",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert_eq!(
+            CmdStatus::from(err.class()),
+            CmdStatus::UnacceptableArguments
+        );
         let mut no_subject = config.mef_fqdn("mef.example.com");
         no_subject.identity = None;
         let err = verify_config(&no_subject).unwrap_err();

@@ -319,7 +319,7 @@ mod tests {
         bad(SubjectType::Node, "urn:oid:");
         bad(SubjectType::Node, "urn:x:abc"); // NID too short
         bad(SubjectType::Node, "1"); // one arc is not an OID
-        // A dotted OID (TS-0001 Annex H) is carried as urn:oid (RFC 3061).
+                                     // A dotted OID (TS-0001 Annex H) is carried as urn:oid (RFC 3061).
         assert_eq!(
             ok(SubjectType::Node, "1.3.6.1.4.1").general_name(),
             GeneralName::Uri("urn:oid:1.3.6.1.4.1".into())

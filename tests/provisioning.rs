@@ -5,6 +5,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use onem2m_est::certprov::CmdStatus;
 use onem2m_est::client::{Config, InitialAuth, KeySource, MefClient, Reprovision};
 use onem2m_est::csr::build_csr;
 use onem2m_est::identity::{SubjectIdentity, SubjectType};
@@ -14,7 +15,6 @@ use onem2m_est::store::{CredentialStore, FileStore};
 use onem2m_est::tls::{client_config, ClientIdentity};
 use onem2m_est::transport::{EstConnection, TransportConfig};
 use onem2m_est::uri::EstUri;
-use onem2m_est::certprov::CmdStatus;
 use onem2m_est::{Error, ErrorClass};
 use onem2m_mef::{Mef, MefConfig, RunningMef, ServerEku};
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
@@ -437,7 +437,13 @@ fn a_cert_prov_command_for_another_mef_is_refused_before_any_io() {
         .provision(&s.auth(), &mut s.store(), KeySource::Generate)
         .unwrap_err();
     assert!(
-        matches!(err, Error::InvalidArgument { argument: "URI", .. }),
+        matches!(
+            err,
+            Error::InvalidArgument {
+                argument: "URI",
+                ..
+            }
+        ),
         "{err}"
     );
     assert_eq!(

@@ -189,7 +189,10 @@ mod tests {
         assert!(Identity::new(SubjectType::Cse, "cse01").is_err());
         let sp = SpId::parse("//example.net").unwrap();
         let cse = Identity::with_sp_id(SubjectType::Cse, "cse01", &sp).unwrap();
-        assert_eq!(cse.general_name(), GeneralName::Dns("cse01.example.net".into()));
+        assert_eq!(
+            cse.general_name(),
+            GeneralName::Dns("cse01.example.net".into())
+        );
         assert!(Identity::new(SubjectType::Node, "").is_err());
     }
 

@@ -61,9 +61,22 @@ fn refusals_say_why() {
 
 #[test]
 fn sp_id_forms() {
-    assert_eq!(SpId::parse("//example.net").unwrap().domain(), "example.net");
-    assert_eq!(SpId::parse("example.net").unwrap().to_string(), "//example.net");
-    for bad in ["", "//", "example", "//*.example.net", "//example.net/x", "exa mple.net"] {
+    assert_eq!(
+        SpId::parse("//example.net").unwrap().domain(),
+        "example.net"
+    );
+    assert_eq!(
+        SpId::parse("example.net").unwrap().to_string(),
+        "//example.net"
+    );
+    for bad in [
+        "",
+        "//",
+        "example",
+        "//*.example.net",
+        "//example.net/x",
+        "exa mple.net",
+    ] {
         assert!(SpId::parse(bad).is_err(), "{bad:?}");
     }
 }
