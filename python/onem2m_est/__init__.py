@@ -76,9 +76,9 @@ PemInput = Union[str, bytes, os.PathLike]
 class SubjectType(enum.IntEnum):
     """certSubjectType (TS-0003 8.3.9.7) and the subjectAltName it maps to (10.1.1)."""
 
-    AE = 1  #: AE-ID as a full URI: uniformResourceIdentifier
-    CSE = 2  #: CSE-ID public domain name: dNSName
-    NODE = 3  #: Node-ID URI: uniformResourceIdentifier
+    AE = 1  #: AE-ID, ``//SP-ID/CSE-ID/AE-ID`` or its full URI: uniformResourceIdentifier
+    CSE = 2  #: CSE-ID, ``//SP-ID/CSE-ID`` or its public domain name: dNSName
+    NODE = 3  #: Node-ID, a URI or a dotted OID: uniformResourceIdentifier
 
 
 class KeyType(enum.IntEnum):
@@ -214,6 +214,7 @@ _PROTOTYPES = [
         ctypes.c_uint32,
         [ctypes.c_void_p, ctypes.c_uint32, ctypes.c_char_p],
     ),
+    ("mef_config_set_mef_fqdn", ctypes.c_uint32, [ctypes.c_void_p, ctypes.c_char_p]),
     ("mef_config_set_key_type", ctypes.c_uint32, [ctypes.c_void_p, ctypes.c_uint32]),
     (
         "mef_config_set_timeouts",
@@ -391,7 +392,13 @@ class Config:
             Client copies it into a buffer it wipes once the library has its own (wiped) copy.
             Needs a library built with the ``psk`` feature (else :class:`BadArgumentsError`
             when provisioning: "no TLS-PSK support").
-        subject: ``(SubjectType, identifier)``: the certSubjectType and certSubjectID.
+        subject: ``(SubjectType, identifier)``: the certSubjectType and certSubjectID, in the
+            forms of TS-0001 7.2 the library accepts (e.g. ``//example.net/mn-cse/CAE-device1``;
+            see docs/PYTHON.md).
+        mef_fqdn: the FQDN of the MEF that issued the CERT_PROV command (TS-0003 8.3.9.7).
+            ``provision()`` and ``reprovision()`` then first verify the command's arguments,
+            before any I/O: ``base_uri``'s host must be this FQDN and ``subject`` must be
+            given; otherwise :class:`BadArgumentsError` (``UNACCEPTABLE_ARGUMENTS``).
         store_dir: directory of the built-in credential store (``cert.pem``, ``key.pem`` (0600),
             ``trust-anchors.pem``, installed atomically).
         key_type: type of newly generated keys (default ECDSA P-256).
@@ -415,6 +422,7 @@ class Config:
         client_key_pem: Optional[PemInput] = None,
         psk: Optional[Tuple[str, Union[bytes, bytearray, memoryview]]] = None,
         subject: Optional[Tuple[SubjectType, str]] = None,
+        mef_fqdn: Optional[str] = None,
         store_dir: Optional[Union[str, os.PathLike]] = None,
         key_type: Optional[KeyType] = None,
         connect_timeout: Optional[float] = None,
@@ -431,6 +439,7 @@ class Config:
         self.client_key_pem = client_key_pem
         self.psk = psk
         self.subject = subject
+        self.mef_fqdn = mef_fqdn
         self.store_dir = store_dir
         self.key_type = key_type
         self.connect_timeout = connect_timeout
@@ -449,7 +458,7 @@ class Config:
             kpm_id = self.psk[0] if isinstance(self.psk, tuple) and self.psk else None
             psk = f", psk=({kpm_id!r}, <redacted>)"
         return (
-            f"Config({self.base_uri!r}, subject={self.subject!r}, "
+            f"Config({self.base_uri!r}, subject={self.subject!r}, mef_fqdn={self.mef_fqdn!r}, "
             f"store_dir={self.store_dir!r}, client_key_pem={key}{psk})"
         )
 
@@ -533,6 +542,11 @@ class Client:
                 self._check(
                     lib.mef_config_set_subject(c, int(subject_type), str(subject_id).encode()),
                     f"subject {subject_id!r}",
+                )
+            if cfg.mef_fqdn is not None:
+                self._check(
+                    lib.mef_config_set_mef_fqdn(c, str(cfg.mef_fqdn).encode()),
+                    f"mef_fqdn {cfg.mef_fqdn!r}",
                 )
             if cfg.key_type is not None:
                 self._check(lib.mef_config_set_key_type(c, int(cfg.key_type)), "key_type")

@@ -49,6 +49,8 @@ pub struct mef_config {
     /// The PPSK-based RSPF credential (KpmID, Kpm); `Debug` redacts the key.
     pub(crate) psk: Option<PskCredential>,
     pub(crate) identity: Option<SubjectIdentity>,
+    /// The FQDN of the MEF issuing the CERT_PROV command (TS-0003 8.3.9.7).
+    pub(crate) mef_fqdn: Option<String>,
     pub(crate) key_algorithm: KeyAlgorithm,
     pub(crate) transport: TransportConfig,
     pub(crate) store_dir: Option<PathBuf>,
@@ -280,9 +282,11 @@ pub unsafe extern "C" fn mef_config_set_psk(
     })
 }
 
-/// Fixes the subject identity (certSubjectType and certSubjectID of TS-0003 8.3.9.7): an
-/// AE-ID URI, a CSE-ID DNS name or a Node-ID URI (TS-0003 10.1.1). Without it the identity
-/// the MEF asks for in its CSR attributes is used.
+/// Fixes the subject identity (certSubjectType and certSubjectID of TS-0003 8.3.9.7): an AE-ID
+/// as its full URI or absolute (`//SP-ID/CSE-ID/AE-ID`), a CSE-ID as its public domain name or
+/// absolute (`//SP-ID/CSE-ID`), a Node-ID as a URI or a dotted OID (TS-0001 7.2; the
+/// subjectAltName each maps to is in docs/C-API.md). Without it the identity the MEF asks for
+/// in its CSR attributes is used.
 ///
 /// # Safety
 /// `config` as for `mef_config_free` (non-NULL); `id` a NUL-terminated string.
@@ -301,6 +305,36 @@ pub unsafe extern "C" fn mef_config_set_subject(
         let identity =
             check!(SubjectIdentity::new(subject_type, id).map_err(|_| MEF_ERR_INVALID_ARGUMENT));
         config.identity = Some(identity);
+        MEF_OK
+    })
+}
+
+/// Sets the FQDN of the MEF that issued the CERT_PROV command (TS-0003 8.3.9.7). Each
+/// procedure (`mef_client_provision`, `mef_client_reprovision`) then starts by verifying the
+/// command's arguments, before any I/O: the base URI's host must be this FQDN (ASCII case and
+/// one trailing dot ignored) and a subject identity must be set (`mef_config_set_subject` or
+/// the identity callback). A failure is `MEF_ERR_INVALID_ARGUMENT`, i.e.
+/// `MEF_CLIENT_CMD_UNACCEPTABLE_ARGUMENTS`, with the reason in `mef_client_last_error`. A
+/// server certificate carrying id-kp-cmcRA may still be named otherwise (RFC 7030 3.6.1).
+/// An empty string, or one with white space or non-ASCII characters, is
+/// `MEF_ERR_INVALID_ARGUMENT`.
+///
+/// # Safety
+/// `config` as for `mef_config_free` (non-NULL); `fqdn` a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn mef_config_set_mef_fqdn(
+    config: *mut mef_config,
+    fqdn: *const c_char,
+) -> mef_result {
+    guard(|| {
+        // SAFETY: caller's contract above.
+        let config = check!(unsafe { config_mut(config) });
+        // SAFETY: caller's contract above.
+        let fqdn = check!(unsafe { str_arg(fqdn) });
+        if fqdn.is_empty() || !fqdn.bytes().all(|b| b.is_ascii_graphic()) {
+            return MEF_ERR_INVALID_ARGUMENT;
+        }
+        config.mef_fqdn = Some(fqdn.to_owned());
         MEF_OK
     })
 }
