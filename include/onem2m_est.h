@@ -445,7 +445,7 @@ mef_result mef_credentials_set(struct mef_credentials_sink *sink, const uint8_t 
 /**
  * Fixes the subject identity of the procedure from inside the identity callback.
  * `MEF_ERR_INVALID_ARGUMENT` for an unknown type or an identifier that is not valid for it
- * (an AE-ID or Node-ID URI, a CSE-ID DNS name; TS-0003 10.1.1).
+ * (the forms of `mef_config_set_subject`, SP-relative ones with `mef_config_set_sp_id`).
  *
  * # Safety
  * `sink` must be the pointer given to the identity callback; `id` a NUL-terminated string.
@@ -662,13 +662,25 @@ mef_result mef_config_set_psk(struct mef_config *config, const char *kpm_id, con
  * Fixes the subject identity (certSubjectType and certSubjectID of TS-0003 8.3.9.7): an AE-ID
  * as its full URI or absolute (`//SP-ID/CSE-ID/AE-ID`), a CSE-ID as its public domain name or
  * absolute (`//SP-ID/CSE-ID`), a Node-ID as a URI or a dotted OID (TS-0001 7.2; the
- * subjectAltName each maps to is in docs/C-API.md). Without it the identity the MEF asks for
- * in its CSR attributes is used.
+ * subjectAltName each maps to is in docs/C-API.md). After `mef_config_set_sp_id`, also the
+ * SP-relative forms (`/CSE-ID/AE-ID`, `/CSE-ID`, a bare CSE-ID). Without it the identity the
+ * MEF asks for in its CSR attributes is used.
  *
  * # Safety
  * `config` as for `mef_config_free` (non-NULL); `id` a NUL-terminated string.
  */
 mef_result mef_config_set_subject(struct mef_config *config, mef_subject_type type, const char *id);
+
+/**
+ * Sets the M2M-SP-ID (`//example.net` or `example.net`, TS-0001 7.2) that SP-relative
+ * subject IDs belong to: those given to `mef_config_set_subject` after this call and to
+ * `mef_identity_set_subject` in the identity callback. `MEF_ERR_INVALID_ARGUMENT` unless the
+ * domain is a DNS name of at least two labels.
+ *
+ * # Safety
+ * `config` as for `mef_config_free` (non-NULL); `sp_id` a NUL-terminated string.
+ */
+mef_result mef_config_set_sp_id(struct mef_config *config, const char *sp_id);
 
 /**
  * Sets the FQDN of the MEF that issued the CERT_PROV command (TS-0003 8.3.9.7). Each

@@ -215,6 +215,7 @@ _PROTOTYPES = [
         [ctypes.c_void_p, ctypes.c_uint32, ctypes.c_char_p],
     ),
     ("mef_config_set_mef_fqdn", ctypes.c_uint32, [ctypes.c_void_p, ctypes.c_char_p]),
+    ("mef_config_set_sp_id", ctypes.c_uint32, [ctypes.c_void_p, ctypes.c_char_p]),
     ("mef_config_set_key_type", ctypes.c_uint32, [ctypes.c_void_p, ctypes.c_uint32]),
     (
         "mef_config_set_timeouts",
@@ -395,6 +396,8 @@ class Config:
         subject: ``(SubjectType, identifier)``: the certSubjectType and certSubjectID, in the
             forms of TS-0001 7.2 the library accepts (e.g. ``//example.net/mn-cse/CAE-device1``;
             see docs/PYTHON.md).
+        sp_id: the M2M-SP-ID (``//example.net``, TS-0001 7.2) SP-relative subject IDs
+            (``/mn-cse/CAE-device1``, ``/mn-cse``, ``mn-cse``) resolve against.
         mef_fqdn: the FQDN of the MEF that issued the CERT_PROV command (TS-0003 8.3.9.7).
             ``provision()`` and ``reprovision()`` then first verify the command's arguments,
             before any I/O: ``base_uri``'s host must be this FQDN and ``subject`` must be
@@ -422,6 +425,7 @@ class Config:
         client_key_pem: Optional[PemInput] = None,
         psk: Optional[Tuple[str, Union[bytes, bytearray, memoryview]]] = None,
         subject: Optional[Tuple[SubjectType, str]] = None,
+        sp_id: Optional[str] = None,
         mef_fqdn: Optional[str] = None,
         store_dir: Optional[Union[str, os.PathLike]] = None,
         key_type: Optional[KeyType] = None,
@@ -439,6 +443,7 @@ class Config:
         self.client_key_pem = client_key_pem
         self.psk = psk
         self.subject = subject
+        self.sp_id = sp_id
         self.mef_fqdn = mef_fqdn
         self.store_dir = store_dir
         self.key_type = key_type
@@ -537,6 +542,9 @@ class Client:
                         "of Initial Certificate Provisioning would be ambiguous",
                     )
                 self._set_psk(c, cfg.psk)
+            if cfg.sp_id is not None:
+                # Before the subject: SP-relative subject IDs resolve against it.
+                self._check(lib.mef_config_set_sp_id(c, str(cfg.sp_id).encode()), "sp_id")
             if cfg.subject is not None:
                 subject_type, subject_id = cfg.subject
                 self._check(

@@ -182,6 +182,11 @@ def test_onem2m_identity_forms_are_accepted(mef, pki, tmp_path):
         with pytest.raises(BadArgumentsError) as info:
             Client(config(mef, pki, tmp_path / "b", subject=subject))
         assert info.value.cmd_status == CmdStatus.UNACCEPTABLE_ARGUMENTS
+        # With the SP-ID they resolve against it.
+        with Client(config(mef, pki, tmp_path / "c", subject=subject, sp_id="//example.net")):
+            pass
+    with pytest.raises(BadArgumentsError):
+        Client(config(mef, pki, tmp_path / "d", sp_id="example"))
 
 
 def test_cert_prov_from_another_mef_is_unacceptable(mef, pki, tmp_path):

@@ -160,7 +160,7 @@ impl mef_client {
         let mut psk = None;
         let callback: Option<IdentityCallback> = self.settings.identity_callback;
         if let Some((cb, user_data)) = callback.filter(|_| ask_identity) {
-            let answer = call_identity(cb, user_data, &self.failed)?;
+            let answer = call_identity(cb, user_data, &self.failed, self.settings.sp_id.as_ref())?;
             if let Some(identity) = answer.identity {
                 config.identity = Some(identity);
             }

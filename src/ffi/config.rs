@@ -15,7 +15,7 @@ use super::{
     mef_key_callbacks, mef_key_type, mef_log_level, mef_result, mef_subject_type, str_arg,
     subject_type_arg, UserData, MEF_ERR_INVALID_ARGUMENT, MEF_ERR_NULL_ARGUMENT, MEF_OK,
 };
-use crate::identity::SubjectIdentity;
+use crate::identity::{SpId, SubjectIdentity};
 use crate::keys::{KeyAlgorithm, SoftwareKey};
 use crate::psk::PskCredential;
 use crate::transport::TransportConfig;
@@ -51,6 +51,8 @@ pub struct mef_config {
     pub(crate) identity: Option<SubjectIdentity>,
     /// The FQDN of the MEF issuing the CERT_PROV command (TS-0003 8.3.9.7).
     pub(crate) mef_fqdn: Option<String>,
+    /// The M2M-SP-ID SP-relative subject IDs resolve against (TS-0001 7.2).
+    pub(crate) sp_id: Option<SpId>,
     pub(crate) key_algorithm: KeyAlgorithm,
     pub(crate) transport: TransportConfig,
     pub(crate) store_dir: Option<PathBuf>,
@@ -285,8 +287,9 @@ pub unsafe extern "C" fn mef_config_set_psk(
 /// Fixes the subject identity (certSubjectType and certSubjectID of TS-0003 8.3.9.7): an AE-ID
 /// as its full URI or absolute (`//SP-ID/CSE-ID/AE-ID`), a CSE-ID as its public domain name or
 /// absolute (`//SP-ID/CSE-ID`), a Node-ID as a URI or a dotted OID (TS-0001 7.2; the
-/// subjectAltName each maps to is in docs/C-API.md). Without it the identity the MEF asks for
-/// in its CSR attributes is used.
+/// subjectAltName each maps to is in docs/C-API.md). After `mef_config_set_sp_id`, also the
+/// SP-relative forms (`/CSE-ID/AE-ID`, `/CSE-ID`, a bare CSE-ID). Without it the identity the
+/// MEF asks for in its CSR attributes is used.
 ///
 /// # Safety
 /// `config` as for `mef_config_free` (non-NULL); `id` a NUL-terminated string.
@@ -302,9 +305,35 @@ pub unsafe extern "C" fn mef_config_set_subject(
         // SAFETY: caller's contract above.
         let id = check!(unsafe { str_arg(id) });
         let subject_type = check!(subject_type_arg(r#type));
-        let identity =
-            check!(SubjectIdentity::new(subject_type, id).map_err(|_| MEF_ERR_INVALID_ARGUMENT));
-        config.identity = Some(identity);
+        let identity = match &config.sp_id {
+            None => SubjectIdentity::new(subject_type, id),
+            Some(sp) => SubjectIdentity::with_sp_id(subject_type, id, sp),
+        };
+        config.identity = Some(check!(identity.map_err(|_| MEF_ERR_INVALID_ARGUMENT)));
+        MEF_OK
+    })
+}
+
+/// Sets the M2M-SP-ID (`//example.net` or `example.net`, TS-0001 7.2) that SP-relative
+/// subject IDs belong to: those given to `mef_config_set_subject` after this call and to
+/// `mef_identity_set_subject` in the identity callback. `MEF_ERR_INVALID_ARGUMENT` unless the
+/// domain is a DNS name of at least two labels.
+///
+/// # Safety
+/// `config` as for `mef_config_free` (non-NULL); `sp_id` a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn mef_config_set_sp_id(
+    config: *mut mef_config,
+    sp_id: *const c_char,
+) -> mef_result {
+    guard(|| {
+        // SAFETY: caller's contract above.
+        let config = check!(unsafe { config_mut(config) });
+        // SAFETY: caller's contract above.
+        let sp_id = check!(unsafe { str_arg(sp_id) });
+        config.sp_id = Some(check!(
+            SpId::parse(sp_id).map_err(|_| MEF_ERR_INVALID_ARGUMENT)
+        ));
         MEF_OK
     })
 }
