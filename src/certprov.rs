@@ -119,8 +119,8 @@ pub fn verify_cert_prov_args_in(
     Ok(CertProvCommand { base_uri, identity })
 }
 
-/// The CERT_PROV argument check for a configured client (TS-0003 8.3.9.7 step 4, the check
-/// behind pre-condition A.ii "the FQDN of the estBaseURI is the MEF's"): with
+/// The CERT_PROV argument check for a configured client (TS-0003 8.3.9.7 step 4; CR 8.3.Z.2.2
+/// pre-condition A.ii: "the estBaseURI whose FQDN shall match the FQDN of the MEF"): with
 /// [`Config::mef_fqdn`] set, the configured base URI, subject type and subject ID are the
 /// command's certProvArgs (certProvProtocol is EST, the only one this client runs) and are
 /// verified here, before any I/O, by every procedure and every binding. A command always names
