@@ -464,7 +464,7 @@ mef_result mef_credentials_set(struct mef_credentials_sink *sink, const uint8_t 
 /**
  * Fixes the subject identity of the procedure from inside the identity callback.
  * `MEF_ERR_INVALID_ARGUMENT` for an unknown type or an identifier that is not valid for it
- * (an AE-ID or Node-ID URI, a CSE-ID DNS name; TS-0003 10.1.1).
+ * (the forms of `mef_config_set_subject`, SP-relative ones with `mef_config_set_sp_id`).
  *
  * # Safety
  * `sink` must be the pointer given to the identity callback; `id` a NUL-terminated string.
@@ -678,14 +678,44 @@ mef_result mef_config_set_client_cert_key_handle(struct mef_config *config, cons
 mef_result mef_config_set_psk(struct mef_config *config, const char *kpm_id, const uint8_t *kpm, size_t kpm_len);
 
 /**
- * Fixes the subject identity (certSubjectType and certSubjectID of TS-0003 8.3.9.7): an
- * AE-ID URI, a CSE-ID DNS name or a Node-ID URI (TS-0003 10.1.1). Without it the identity
- * the MEF asks for in its CSR attributes is used.
+ * Fixes the subject identity (certSubjectType and certSubjectID of TS-0003 8.3.9.7): an AE-ID
+ * as its full URI or absolute (`//SP-ID/CSE-ID/AE-ID`), a CSE-ID as its public domain name or
+ * absolute (`//SP-ID/CSE-ID`), a Node-ID as a URI or a dotted OID (TS-0001 7.2; the
+ * subjectAltName each maps to is in docs/C-API.md). After `mef_config_set_sp_id`, also the
+ * SP-relative forms (`/CSE-ID/AE-ID`, `/CSE-ID`, a bare CSE-ID). Without it the identity the
+ * MEF asks for in its CSR attributes is used.
  *
  * # Safety
  * `config` as for `mef_config_free` (non-NULL); `id` a NUL-terminated string.
  */
 mef_result mef_config_set_subject(struct mef_config *config, mef_subject_type type, const char *id);
+
+/**
+ * Sets the M2M-SP-ID (`//example.net` or `example.net`, TS-0001 7.2) that SP-relative
+ * subject IDs belong to: those given to `mef_config_set_subject` after this call and to
+ * `mef_identity_set_subject` in the identity callback. `MEF_ERR_INVALID_ARGUMENT` unless the
+ * domain is a DNS name of at least two labels.
+ *
+ * # Safety
+ * `config` as for `mef_config_free` (non-NULL); `sp_id` a NUL-terminated string.
+ */
+mef_result mef_config_set_sp_id(struct mef_config *config, const char *sp_id);
+
+/**
+ * Sets the FQDN of the MEF that issued the CERT_PROV command (TS-0003 8.3.9.7). Each
+ * procedure (`mef_client_provision`, `mef_client_reprovision`) then starts by verifying the
+ * command's arguments, before any I/O: the base URI's host must be this FQDN (ASCII case and
+ * one trailing dot ignored) and a subject identity must be set (`mef_config_set_subject` or
+ * the identity callback). A failure is `MEF_ERR_INVALID_ARGUMENT`, i.e.
+ * `MEF_CLIENT_CMD_UNACCEPTABLE_ARGUMENTS`, with the reason in `mef_client_last_error`. A
+ * server certificate carrying id-kp-cmcRA may still be named otherwise (RFC 7030 3.6.1).
+ * An empty string, or one with white space or non-ASCII characters, is
+ * `MEF_ERR_INVALID_ARGUMENT`.
+ *
+ * # Safety
+ * `config` as for `mef_config_free` (non-NULL); `fqdn` a NUL-terminated string.
+ */
+mef_result mef_config_set_mef_fqdn(struct mef_config *config, const char *fqdn);
 
 /**
  * Sets the key type generated when the MEF does not ask for one (default

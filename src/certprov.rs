@@ -10,8 +10,9 @@
 //! certSubjectType indicates a CSE, then verification of this element succeeds only if the value
 //! is a AE-ID"); we implement the evident intent: the ID must be of the indicated type.
 
+use crate::client::Config;
 use crate::error::{Error, ErrorClass, Result};
-use crate::identity::{SubjectIdentity, SubjectType};
+use crate::identity::{SpId, SubjectIdentity, SubjectType};
 use crate::uri::{fqdn_matches, EstUri};
 
 /// What the MEF Client is, which bounds the subject types it accepts (8.3.9.7 step 4,
@@ -67,6 +68,17 @@ pub fn verify_cert_prov_args(
     mef_fqdn: &str,
     role: MefClientRole,
 ) -> Result<CertProvCommand> {
+    verify_cert_prov_args_in(args, mef_fqdn, role, None)
+}
+
+/// As [`verify_cert_prov_args`], with SP-relative certSubjectIDs resolved against `sp_id`
+/// (TS-0001 7.2).
+pub fn verify_cert_prov_args_in(
+    args: &CertProvArgs,
+    mef_fqdn: &str,
+    role: MefClientRole,
+    sp_id: Option<&SpId>,
+) -> Result<CertProvCommand> {
     // certProvProtocol: only EST is supported by this client.
     if !args.protocol.trim().eq_ignore_ascii_case("EST") {
         return Err(Error::invalid(
@@ -100,8 +112,44 @@ pub fn verify_cert_prov_args(
         ));
     }
     // certSubjectID: must be an identifier of that type.
-    let identity = SubjectIdentity::new(subject_type, args.subject_id.clone())?;
+    let identity = match sp_id {
+        None => SubjectIdentity::new(subject_type, args.subject_id.clone())?,
+        Some(sp) => SubjectIdentity::with_sp_id(subject_type, args.subject_id.clone(), sp)?,
+    };
     Ok(CertProvCommand { base_uri, identity })
+}
+
+/// The CERT_PROV argument check for a configured client (TS-0003 8.3.9.7 step 4; CR 8.3.Z.2.2
+/// pre-condition A.ii: "the estBaseURI whose FQDN shall match the FQDN of the MEF"): with
+/// [`Config::mef_fqdn`] set, the configured base URI, subject type and subject ID are the
+/// command's certProvArgs (certProvProtocol is EST, the only one this client runs) and are
+/// verified here, before any I/O, by every procedure and every binding. A command always names
+/// its subject, so a missing identity is refused too. The client is taken to run on a Node,
+/// which may be provisioned for a Node, CSE or AE subject ([`MefClientRole::Node`]).
+///
+/// This checks the command's arguments only. Whom the TLS server may be is RFC 7030 3.6.1:
+/// its certificate must chain to the explicit trust anchors and either match the base URI's
+/// host (now known to be the mefFQDN) or carry id-kp-cmcRA, in which case its names may
+/// differ from the mefFQDN. An RA certified by the MEF's own CA for that purpose is how a MEF
+/// delegates EST service, so the client accepts it rather than insist on the MEF's name.
+pub fn verify_config(config: &Config) -> Result<()> {
+    let Some(mef_fqdn) = &config.mef_fqdn else {
+        return Ok(());
+    };
+    let identity = config.identity.as_ref().ok_or_else(|| {
+        Error::invalid(
+            "certSubjectID",
+            "a CERT_PROV command names its subject (TS-0003 8.3.9.7): give the subject type \
+             and ID with the MEF's FQDN",
+        )
+    })?;
+    let args = CertProvArgs {
+        protocol: "EST".into(),
+        uri: config.base_uri.to_string(),
+        subject_type: identity.subject_type().to_string(),
+        subject_id: identity.id().to_owned(),
+    };
+    verify_cert_prov_args_in(&args, mef_fqdn, MefClientRole::Node, identity.sp_id()).map(|_| ())
 }
 
 /// The cmdStatusCode a MEF Client reports after a CERT_PROV command (TS-0003 8.3.9.7).
@@ -246,6 +294,39 @@ mod tests {
             matches!(r, Err(ref e) if e.class() == ErrorClass::BadArguments),
             "{r:?}"
         );
+    }
+
+    #[test]
+    fn a_configured_client_is_checked_only_with_a_mef_fqdn() {
+        let uri = EstUri::parse("https://mef.example.com/.well-known/est").unwrap();
+        let ae = SubjectIdentity::new(SubjectType::Ae, "//example.net/mn-cse/CAE-device1").unwrap();
+        let config = Config::new(uri).identity(ae);
+        verify_config(&config).unwrap();
+        verify_config(&config.clone().mef_fqdn("MEF.example.com")).unwrap();
+        let err = verify_config(&config.clone().mef_fqdn("other.example.com")).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::InvalidArgument {
+                    argument: "URI",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert_eq!(
+            CmdStatus::from(err.class()),
+            CmdStatus::UnacceptableArguments
+        );
+        let mut no_subject = config.mef_fqdn("mef.example.com");
+        no_subject.identity = None;
+        let err = verify_config(&no_subject).unwrap_err();
+        assert_eq!(err.class(), ErrorClass::BadArguments);
+        // An identity resolved against an SP-ID verifies against the same SP-ID.
+        let sp = SpId::parse("example.net").unwrap();
+        let cse = SubjectIdentity::with_sp_id(SubjectType::Cse, "/mn-cse", &sp).unwrap();
+        let uri = EstUri::parse("https://mef.example.com/").unwrap();
+        verify_config(&Config::new(uri).identity(cse).mef_fqdn("mef.example.com")).unwrap();
     }
 
     #[test]

@@ -49,6 +49,12 @@ pub struct Config {
     /// The TLS profile of certificate-authenticated connections (default
     /// [`TlsProfile::Modern`]; [`TlsProfile::Ts0003`] for TS-0003 10.2.1/10.2.3).
     pub tls_profile: TlsProfile,
+    /// The FQDN of the MEF that issued the CERT_PROV command (TS-0003 8.3.9.7). When set, the
+    /// base URI and the identity are that command's arguments and are verified before any I/O
+    /// ([`crate::certprov::verify_config`]); a failure is
+    /// MEF_CLIENT_CMD_UNACCEPTABLE_ARGUMENTS. `None` skips the check (no command: the caller
+    /// chose the MEF itself).
+    pub mef_fqdn: Option<String>,
 }
 
 impl Config {
@@ -60,12 +66,19 @@ impl Config {
             key_algorithm: KeyAlgorithm::default(),
             transport: TransportConfig::default(),
             tls_profile: TlsProfile::default(),
+            mef_fqdn: None,
         }
     }
 
     /// Sets the TLS profile.
     pub fn tls_profile(mut self, profile: TlsProfile) -> Config {
         self.tls_profile = profile;
+        self
+    }
+
+    /// Sets the FQDN of the MEF issuing the CERT_PROV command (see [`Config::mef_fqdn`]).
+    pub fn mef_fqdn(mut self, fqdn: impl Into<String>) -> Config {
+        self.mef_fqdn = Some(fqdn.into());
         self
     }
 
@@ -181,6 +194,7 @@ impl MefClient {
         store: &mut dyn CredentialStore,
         key: KeySource,
     ) -> Result<Provisioned> {
+        crate::certprov::verify_config(&self.config)?;
         let conn = match auth {
             InitialAuth::Certificate {
                 trust_anchors,
@@ -203,6 +217,7 @@ impl MefClient {
         store: &mut dyn CredentialStore,
         mode: Reprovision,
     ) -> Result<Provisioned> {
+        crate::certprov::verify_config(&self.config)?;
         let current = store.load()?.ok_or_else(|| Error::NotProvisioned {
             reason: "the credential store holds no certificate".into(),
         })?;

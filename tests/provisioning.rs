@@ -5,6 +5,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use onem2m_est::certprov::CmdStatus;
 use onem2m_est::client::{Config, InitialAuth, KeySource, MefClient, Reprovision};
 use onem2m_est::csr::build_csr;
 use onem2m_est::identity::{SubjectIdentity, SubjectType};
@@ -420,6 +421,73 @@ fn a_cmc_ra_server_certificate_is_accepted_for_the_configured_uri() {
         c.server_eku = ServerEku::CmcRa;
     });
     s.client(None)
+        .provision(&s.auth(), &mut s.store(), KeySource::Generate)
+        .unwrap();
+    assert_installed(s.out.path());
+}
+
+#[test]
+fn a_cert_prov_command_for_another_mef_is_refused_before_any_io() {
+    // TS-0003 8.3.9.7: the URI's FQDN must be the FQDN of the MEF issuing the command. The MEF
+    // is running and would enrol us: the refusal is the argument check, not the server.
+    let s = setup();
+    let mut config = s.client(None).config().clone();
+    config.mef_fqdn = Some("mef.example.org".into());
+    let err = MefClient::new(config)
+        .provision(&s.auth(), &mut s.store(), KeySource::Generate)
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::InvalidArgument {
+                argument: "URI",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert_eq!(
+        CmdStatus::from(err.class()),
+        CmdStatus::UnacceptableArguments
+    );
+    assert!(s.mef.store().list_issued().unwrap().is_empty());
+    assert!(FileStore::new(s.out.path())
+        .unwrap()
+        .load()
+        .unwrap()
+        .is_none());
+}
+
+#[test]
+fn a_cert_prov_command_from_this_mef_runs_and_so_does_re_provisioning() {
+    let s = setup();
+    let client = MefClient::new(s.client(None).config().clone().mef_fqdn("LOCALHOST."));
+    client
+        .provision(&s.auth(), &mut s.store(), KeySource::Generate)
+        .unwrap();
+    assert_installed(s.out.path());
+    client
+        .reprovision(&mut s.store(), Reprovision::Renew)
+        .unwrap();
+    let mut other = client.config().clone();
+    other.mef_fqdn = Some("mef.example.org".into());
+    let err = MefClient::new(other)
+        .reprovision(&mut s.store(), Reprovision::Renew)
+        .unwrap_err();
+    assert_eq!(err.class(), ErrorClass::BadArguments, "{err}");
+}
+
+#[test]
+fn a_cmc_ra_server_certificate_named_otherwise_than_the_mef_fqdn_is_accepted() {
+    // The mefFQDN check is of the command's URI (TS-0003 8.3.9.7); who may answer at that URI
+    // is RFC 7030 3.6.1, which lets an RA certificate (id-kp-cmcRA) chaining to the explicit
+    // TAs stand in for a name match. A MEF delegating EST to an RA keeps working.
+    let s = setup_with(|c| {
+        c.hostnames = vec!["ra.example.org".into()];
+        c.server_eku = ServerEku::CmcRa;
+    });
+    let client = MefClient::new(s.client(None).config().clone().mef_fqdn("localhost"));
+    client
         .provision(&s.auth(), &mut s.store(), KeySource::Generate)
         .unwrap();
     assert_installed(s.out.path());

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use onem2m_est::client::{Config, InitialAuth, KeySource, MefClient, Provisioned, Reprovision};
-use onem2m_est::identity::{SubjectIdentity, SubjectType};
+use onem2m_est::identity::{SpId, SubjectIdentity, SubjectType};
 use onem2m_est::keys::PrivateKey;
 use onem2m_est::psk::PskCredential;
 use onem2m_est::store::{read_pem_certs, read_pem_key, FileStore};
@@ -298,9 +298,19 @@ struct SubjectArgs {
     /// certSubjectType: ae, cse or node (TS-0003 8.3.9.7).
     #[arg(long, value_name = "TYPE", requires = "subject_id")]
     subject_type: Option<String>,
-    /// certSubjectID: the AE-ID (full URI), CSE-ID (domain name) or Node-ID (URI).
+    /// certSubjectID: an AE-ID (`//SP-ID/CSE-ID/AE-ID` or its full URI), a CSE-ID
+    /// (`//SP-ID/CSE-ID` or its public domain name) or a Node-ID (a URI or a dotted OID). With
+    /// --sp-id also the SP-relative forms (`/CSE-ID/AE-ID`, `/CSE-ID`, a bare CSE-ID).
     #[arg(long, value_name = "ID", requires = "subject_type")]
     subject_id: Option<String>,
+    /// The M2M-SP-ID (`//example.net`) that SP-relative subject IDs belong to (TS-0001 7.2).
+    #[arg(long, value_name = "SP-ID", requires = "subject_id")]
+    sp_id: Option<String>,
+    /// The FQDN of the MEF that issued the CERT_PROV command: the command's arguments
+    /// (--server, --subject-type, --subject-id) are verified against it before anything else
+    /// (TS-0003 8.3.9.7); a mismatch exits 2.
+    #[arg(long, value_name = "FQDN")]
+    mef_fqdn: Option<String>,
 }
 
 fn main() -> ExitCode {
@@ -471,6 +481,8 @@ impl SubjectArgs {
         SubjectArgs {
             subject_type: None,
             subject_id: None,
+            sp_id: None,
+            mef_fqdn: None,
         }
     }
 }
@@ -491,8 +503,24 @@ fn client(server: &ServerArgs, subject: &SubjectArgs) -> Result<MefClient, Error
         .tls_profile(server.tls_profile.parse()?);
     if let (Some(t), Some(id)) = (&subject.subject_type, &subject.subject_id) {
         let subject_type: SubjectType = t.parse()?;
-        config = config.identity(SubjectIdentity::new(subject_type, id.clone())?);
+        let identity = match &subject.sp_id {
+            None => SubjectIdentity::new(subject_type, id.clone())?,
+            Some(sp) => {
+                let sp = SpId::parse(sp).map_err(|e| Error::InvalidArgument {
+                    argument: "--sp-id",
+                    reason: e.to_string(),
+                })?;
+                SubjectIdentity::with_sp_id(subject_type, id.clone(), &sp)?
+            }
+        };
+        config = config.identity(identity);
     }
+    if let Some(fqdn) = &subject.mef_fqdn {
+        config = config.mef_fqdn(fqdn.clone());
+    }
+    // The CERT_PROV arguments are checked before any file is read or connection made; the
+    // library checks again when the procedure starts (the same function).
+    onem2m_est::certprov::verify_config(&config)?;
     Ok(MefClient::new(config))
 }
 

@@ -194,6 +194,149 @@ fn bad_arguments_exit_2() {
     assert_eq!(o.status.code(), Some(2), "usage error: {}", text(&o));
 }
 
+/// A MEF that associates the device certificate with `identity` (type, ID as the MEF operator
+/// writes it).
+fn fixture_for(subject_type: onem2m_mef::SubjectType, id: &str) -> Fixture {
+    let f = Fixture::new();
+    let device = std::fs::read_to_string(f.path("device.pem")).unwrap();
+    let der = rustls_pki_types::pem::PemObject::from_pem_slice(device.as_bytes())
+        .map(|c: rustls_pki_types::CertificateDer<'static>| c)
+        .unwrap();
+    f.mef.add_identity(der.as_ref(), subject_type, id).unwrap();
+    f
+}
+
+#[test]
+fn provision_with_an_absolute_ae_id() {
+    // TS-0001 7.2 absolute AE-ID: SP-ID + SP-relative AE-ID. It used to be refused as "not a
+    // URI"; it maps to the subjectAltName URI https://example.net/mn-cse/CAE-device1.
+    let f = fixture_for(
+        onem2m_mef::SubjectType::Ae,
+        "//example.net/mn-cse/CAE-device1",
+    );
+    let out = f.path("cred");
+    let mut args = vec!["provision".to_string(), "--server".into(), f.server()];
+    args.extend(f.third_party_args());
+    args.extend([
+        "--subject-type".into(),
+        "ae".into(),
+        "--subject-id".into(),
+        "//example.net/mn-cse/CAE-device1".into(),
+        "--mef-fqdn".into(),
+        "localhost".into(),
+        "--out".into(),
+        out.display().to_string(),
+    ]);
+    let o = run(&args);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        stdout.contains("https://example.net/mn-cse/CAE-device1"),
+        "{}",
+        text(&o)
+    );
+
+    // The SP-relative form with the SP-ID names the same AE.
+    let out = f.path("cred2");
+    let mut args = vec!["provision".to_string(), "--server".into(), f.server()];
+    args.extend(f.third_party_args());
+    args.extend([
+        "--subject-type".into(),
+        "ae".into(),
+        "--subject-id".into(),
+        "/mn-cse/CAE-device1".into(),
+        "--sp-id".into(),
+        "//example.net".into(),
+        "--out".into(),
+        out.display().to_string(),
+    ]);
+    let o = run(&args);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    // Without the SP-ID it is a bad argument, and says what to give.
+    let out = f.path("cred3");
+    let mut args = vec!["provision".to_string(), "--server".into(), f.server()];
+    args.extend(f.third_party_args());
+    args.extend([
+        "--subject-type".into(),
+        "ae".into(),
+        "--subject-id".into(),
+        "/mn-cse/CAE-device1".into(),
+        "--out".into(),
+        out.display().to_string(),
+    ]);
+    let o = run(&args);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("//SP-ID/CSE-ID/AE-ID"),
+        "{}",
+        text(&o)
+    );
+}
+
+#[test]
+fn a_cert_prov_command_for_another_mef_exits_2_before_any_io() {
+    // TS-0003 8.3.9.7: the URI's FQDN must be the issuing MEF's. Checked before the PEM files
+    // are read: they do not exist here, and the output directory is not created.
+    let f = Fixture::new();
+    let out = f.path("cred");
+    let o = run(&[
+        "provision",
+        "--server",
+        &f.server(),
+        "--trust-anchors",
+        "/nonexistent/ta.pem",
+        "--tls-cert",
+        "/nonexistent/cert.pem",
+        "--tls-key",
+        "/nonexistent/key.pem",
+        "--subject-type",
+        "cse",
+        "--subject-id",
+        CSE_ID,
+        "--mef-fqdn",
+        "mef.example.org",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        stderr.contains("MEF_CLIENT_CMD_UNACCEPTABLE_ARGUMENTS"),
+        "{}",
+        text(&o)
+    );
+    assert!(stderr.contains("mef.example.org"), "{}", text(&o));
+    assert!(!out.exists());
+
+    // The same command from this MEF runs.
+    let mut args = vec!["provision".to_string(), "--server".into(), f.server()];
+    args.extend(f.third_party_args());
+    args.extend([
+        "--subject-type".into(),
+        "cse".into(),
+        "--subject-id".into(),
+        CSE_ID.into(),
+        "--mef-fqdn".into(),
+        "localhost".into(),
+        "--out".into(),
+        out.display().to_string(),
+    ]);
+    let o = run(&args);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+
+    // A command always names its subject.
+    let o = run(&[
+        "reprovision",
+        "--server",
+        &f.server(),
+        "--mef-fqdn",
+        "localhost",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+}
+
 #[test]
 fn reprovision_without_credentials_exits_3() {
     let f = Fixture::new();

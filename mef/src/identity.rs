@@ -1,11 +1,14 @@
 //! oneM2M identities the MEF associates with authenticated clients, and how they map to the
-//! subjectAltName of a certificate (TS-0003 10.1.1.5, 10.1.1.7, 10.1.1.8). The mapping is shared
-//! with the client library; do not deviate from it.
+//! subjectAltName of a certificate (TS-0003 10.1.1.5, 10.1.1.7, 10.1.1.8). The grammar and the
+//! mapping are `onem2m_est_proto::identity`, the same code the client library uses.
 
 use crate::MefError;
+use onem2m_est_proto::identity::{self as m2m, M2mId};
 use onem2m_est_proto::san::GeneralName;
 use std::fmt;
 use std::str::FromStr;
+
+pub use onem2m_est_proto::identity::SpId;
 
 /// The kind of oneM2M identifier a certificate is issued for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -25,6 +28,16 @@ impl SubjectType {
             SubjectType::Ae => "ae",
             SubjectType::Cse => "cse",
             SubjectType::Node => "node",
+        }
+    }
+}
+
+impl SubjectType {
+    fn proto(self) -> m2m::SubjectType {
+        match self {
+            SubjectType::Ae => m2m::SubjectType::Ae,
+            SubjectType::Cse => m2m::SubjectType::Cse,
+            SubjectType::Node => m2m::SubjectType::Node,
         }
     }
 }
@@ -49,65 +62,46 @@ impl FromStr for SubjectType {
     }
 }
 
-/// A validated identity: its type and identifier.
+/// A validated identity: its type, and its identifier as the subjectAltName value it maps to.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Identity {
     subject_type: SubjectType,
-    subject_id: String,
+    parsed: M2mId,
 }
 
 impl Identity {
-    /// Validates `subject_id` for `subject_type`: AE-IDs are absolute URIs with a scheme and a
-    /// host (`https://sp.example.com/cse01/CAE01`), CSE-IDs are DNS names
-    /// ("cse01.sp.example.com"), Node-IDs are URIs with a scheme ("urn:oid:1.3.6.1.4.1.99999.1.2.3").
-    /// Wildcards ("*") are rejected everywhere (TS-0003 10.1.1.1: no wildcard certificates).
+    /// Validates `subject_id` for `subject_type` with the grammar and mapping shared with the
+    /// client ([`onem2m_est_proto::identity`]): AE-IDs as their full URI
+    /// (`https://sp.example.com/cse01/CAE01`) or absolute (`//sp.example.com/cse01/CAE01`),
+    /// CSE-IDs as their public domain name (`cse01.sp.example.com`) or absolute
+    /// (`//sp.example.com/cse01`), Node-IDs as URIs (`urn:oid:1.3.6.1.4.1.99999.1.2.3`) or
+    /// dotted OIDs. Wildcards are refused (TS-0003 10.1.1.5/7/8). SP-relative forms need
+    /// [`Identity::with_sp_id`].
     pub fn new(subject_type: SubjectType, subject_id: &str) -> Result<Identity, MefError> {
-        let bad = |why: &str| {
-            Err(MefError::InvalidIdentity(format!(
-                "{subject_type} identifier {subject_id:?}: {why}"
-            )))
-        };
-        if subject_id.is_empty() {
-            return bad("empty");
-        }
-        if subject_id.contains('*') {
-            return bad("wildcards are not allowed");
-        }
-        // IA5String (RFC 5280 4.2.1.6) and no white space or control characters in URIs/names.
-        if !subject_id.bytes().all(|b| b.is_ascii_graphic()) {
-            return bad("only printable ASCII without spaces is allowed");
-        }
-        match subject_type {
-            SubjectType::Ae => {
-                let Some((scheme, rest)) = subject_id.split_once("://") else {
-                    return bad("an AE-ID must be an absolute URI with a host (scheme://host/...)");
-                };
-                if !valid_scheme(scheme) {
-                    return bad("invalid URI scheme");
-                }
-                let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
-                let host = authority.rsplit('@').next().unwrap_or("");
-                if host.is_empty() || host.starts_with(':') {
-                    return bad("the URI has no host");
-                }
-            }
-            SubjectType::Cse => {
-                if !valid_dns_name(subject_id) {
-                    return bad("a CSE-ID must be a DNS name (letters, digits, hyphens, dots)");
-                }
-            }
-            SubjectType::Node => {
-                let Some((scheme, rest)) = subject_id.split_once(':') else {
-                    return bad("a Node-ID must be a URI (e.g. urn:oid:...)");
-                };
-                if !valid_scheme(scheme) || rest.is_empty() {
-                    return bad("a Node-ID must be a URI with a scheme (e.g. urn:oid:...)");
-                }
-            }
-        }
+        Identity::parse(subject_type, subject_id, None)
+    }
+
+    /// As [`Identity::new`], and SP-relative forms (`/CSE-ID/AE-ID`, `/CSE-ID`, a bare
+    /// CSE-ID) resolve against `sp_id` (TS-0001 7.2).
+    pub fn with_sp_id(
+        subject_type: SubjectType,
+        subject_id: &str,
+        sp_id: &SpId,
+    ) -> Result<Identity, MefError> {
+        Identity::parse(subject_type, subject_id, Some(sp_id))
+    }
+
+    fn parse(
+        subject_type: SubjectType,
+        subject_id: &str,
+        sp_id: Option<&SpId>,
+    ) -> Result<Identity, MefError> {
+        let parsed = M2mId::parse(subject_type.proto(), subject_id, sp_id).map_err(|e| {
+            MefError::InvalidIdentity(format!("{subject_type} identifier {subject_id:?}: {e}"))
+        })?;
         Ok(Identity {
             subject_type,
-            subject_id: subject_id.to_owned(),
+            parsed,
         })
     }
 
@@ -116,53 +110,29 @@ impl Identity {
         self.subject_type
     }
 
-    /// The identifier text.
+    /// The identifier as its subjectAltName value (what the registry stores: it parses back
+    /// without an SP-ID).
     pub fn subject_id(&self) -> &str {
-        &self.subject_id
+        self.parsed.san_value()
     }
 
     /// The single subjectAltName entry that carries this identity.
     pub fn general_name(&self) -> GeneralName {
-        match self.subject_type {
-            SubjectType::Cse => GeneralName::Dns(self.subject_id.clone()),
-            SubjectType::Ae | SubjectType::Node => GeneralName::Uri(self.subject_id.clone()),
-        }
+        self.parsed.general_name().clone()
     }
 
-    /// Whether a subjectAltName entry is exactly this identity. DNS names compare
-    /// case-insensitively (RFC 5280 7.2), URIs exactly.
+    /// Whether a subjectAltName entry is this identity: DNS names without regard to case
+    /// (RFC 5280 7.2), URIs with scheme and host case-insensitive (RFC 5280 7.4), as the
+    /// client compares them.
     pub fn matches(&self, name: &GeneralName) -> bool {
-        match (self.subject_type, name) {
-            (SubjectType::Cse, GeneralName::Dns(d)) => d.eq_ignore_ascii_case(&self.subject_id),
-            (SubjectType::Ae | SubjectType::Node, GeneralName::Uri(u)) => *u == self.subject_id,
-            _ => false,
-        }
+        self.parsed.matches(name)
     }
 }
 
 impl fmt::Display for Identity {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {}", self.subject_type, self.subject_id)
+        write!(f, "{} {}", self.subject_type, self.subject_id())
     }
-}
-
-fn valid_scheme(s: &str) -> bool {
-    let mut bytes = s.bytes();
-    matches!(bytes.next(), Some(b) if b.is_ascii_alphabetic())
-        && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'-' || b == b'.')
-}
-
-fn valid_dns_name(s: &str) -> bool {
-    s.len() <= 253
-        && s.split('.').all(|label| {
-            !label.is_empty()
-                && label.len() <= 63
-                && !label.starts_with('-')
-                && !label.ends_with('-')
-                && label
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
-        })
 }
 
 /// SHA-256 fingerprint (lower-case hex) of a certificate's DER, the key of the identity registry.
@@ -212,7 +182,17 @@ mod tests {
         assert!(Identity::new(SubjectType::Cse, "*.sp.example.com").is_err());
         assert!(Identity::new(SubjectType::Cse, "a b.com").is_err());
         assert!(Identity::new(SubjectType::Node, "urn:oid:1.3.6.1.4.1.99999.1.2.3").is_ok());
-        assert!(Identity::new(SubjectType::Node, "1.3.6.1").is_err());
+        assert!(Identity::new(SubjectType::Node, "1").is_err());
+        // Forms of TS-0001 7.2, mapped as the client maps them (proto::identity).
+        let ae = Identity::new(SubjectType::Ae, "//example.net/mn-cse/CAE-device1").unwrap();
+        assert_eq!(ae.subject_id(), "https://example.net/mn-cse/CAE-device1");
+        assert!(Identity::new(SubjectType::Cse, "cse01").is_err());
+        let sp = SpId::parse("//example.net").unwrap();
+        let cse = Identity::with_sp_id(SubjectType::Cse, "cse01", &sp).unwrap();
+        assert_eq!(
+            cse.general_name(),
+            GeneralName::Dns("cse01.example.net".into())
+        );
         assert!(Identity::new(SubjectType::Node, "").is_err());
     }
 

@@ -680,7 +680,11 @@ fn identity_cli_validates_and_lists() {
         ("ae", "CAE01"),
         ("ae", "https://*.example.com/x"),
         ("cse", "*.sp.example.com"),
-        ("node", "1.2.3"),
+        // A single-label CSE-ID needs an SP-ID the MEF is not given (the client agrees).
+        ("cse", "cse01"),
+        ("ae", "/cse01/CAE01"),
+        // "1.2.3" is a dotted OID now (urn:oid:1.2.3); this is not one.
+        ("node", "1..3"),
         ("robot", "x"),
     ] {
         let (ok, _, err) = run_cli(&[
@@ -714,6 +718,25 @@ fn identity_cli_validates_and_lists() {
     let (ok, out, _) = run_cli(&["identity", "list", "--data-dir", d]);
     assert!(ok);
     assert_eq!(out.trim(), format!("{fp} cse cse01.sp.example.com"));
+    // The absolute AE-ID of TS-0001 7.2 is registered as the subjectAltName it maps to.
+    let (ok, _, err) = run_cli(&[
+        "identity",
+        "add",
+        "--data-dir",
+        d,
+        "--fingerprint",
+        &fp,
+        "--subject-type",
+        "ae",
+        "--subject-id",
+        "//example.net/mn-cse/CAE-device1",
+    ]);
+    assert!(ok, "{err}");
+    let (_, out, _) = run_cli(&["identity", "list", "--data-dir", d]);
+    assert_eq!(
+        out.trim(),
+        format!("{fp} ae https://example.net/mn-cse/CAE-device1")
+    );
     assert!(run_cli(&["identity", "remove", "--data-dir", d, "--fingerprint", &fp]).0);
     assert!(!run_cli(&["identity", "remove", "--data-dir", d, "--fingerprint", &fp]).0);
     assert_eq!(run_cli(&["identity", "list", "--data-dir", d]).1.trim(), "");

@@ -12,11 +12,14 @@
 //! - [`multipart`]: the multipart/mixed response of server-side key generation (RFC 7030 4.4.2).
 //! - [`retry_after`]: the Retry-After header of a 202 response (RFC 7030 4.2.3).
 //! - [`san`]: subjectAltName values (RFC 5280 4.2.1.6) as oneM2M identities use them.
+//! - [`identity`]: AE-ID / CSE-ID / Node-ID forms (TS-0001 7.2) and their subjectAltName
+//!   (TS-0003 10.1.1.5/7/8), for the client and the MEF alike.
 //! - [`oids`]: the object identifiers used above.
 
 pub mod base64body;
 pub mod certs_only;
 pub mod csrattrs;
+pub mod identity;
 pub mod media;
 pub mod multipart;
 pub mod oids;

@@ -207,3 +207,35 @@ fn retry_after_parse() {
         let _ = RetryAfter::parse(&String::from_utf8_lossy(b));
     });
 }
+
+#[test]
+fn identity_parse_and_from_general_name() {
+    use onem2m_est_proto::identity::{M2mId, SpId, SubjectType};
+    let seeds: Vec<Vec<u8>> = [
+        "//example.net/mn-cse/CAE-device1",
+        "https://sp.example.com:8443/cse01/Sae-1",
+        "/mn-cse",
+        "cse01.sp.example.com",
+        "urn:oid:1.3.6.1.4.1.99999.1",
+        "1.3.6.1.4.1",
+    ]
+    .iter()
+    .map(|s| s.as_bytes().to_vec())
+    .collect();
+    let sp = SpId::parse("example.net").unwrap();
+    check("M2mId::parse", &inputs(&seeds, 4000, 9), |b| {
+        let text = String::from_utf8_lossy(b);
+        for t in SubjectType::ALL {
+            for sp in [None, Some(&sp)] {
+                // Whatever is accepted maps to a SAN value that stands on its own.
+                if let Ok(id) = M2mId::parse(t, &text, sp) {
+                    let again = M2mId::parse(t, id.san_value(), None).expect("SAN value reparses");
+                    assert_eq!(again.general_name(), id.general_name());
+                }
+            }
+            let _ = M2mId::from_general_name(Some(t), &san::GeneralName::Uri(text.to_string()));
+        }
+        let _ = M2mId::from_general_name(None, &san::GeneralName::Dns(text.to_string()));
+        let _ = SpId::parse(&text);
+    });
+}

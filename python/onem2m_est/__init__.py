@@ -76,9 +76,9 @@ PemInput = Union[str, bytes, os.PathLike]
 class SubjectType(enum.IntEnum):
     """certSubjectType (TS-0003 8.3.9.7) and the subjectAltName it maps to (10.1.1)."""
 
-    AE = 1  #: AE-ID as a full URI: uniformResourceIdentifier
-    CSE = 2  #: CSE-ID public domain name: dNSName
-    NODE = 3  #: Node-ID URI: uniformResourceIdentifier
+    AE = 1  #: AE-ID, ``//SP-ID/CSE-ID/AE-ID`` or its full URI: uniformResourceIdentifier
+    CSE = 2  #: CSE-ID, ``//SP-ID/CSE-ID`` or its public domain name: dNSName
+    NODE = 3  #: Node-ID, a URI or a dotted OID: uniformResourceIdentifier
 
 
 class KeyType(enum.IntEnum):
@@ -214,6 +214,8 @@ _PROTOTYPES = [
         ctypes.c_uint32,
         [ctypes.c_void_p, ctypes.c_uint32, ctypes.c_char_p],
     ),
+    ("mef_config_set_mef_fqdn", ctypes.c_uint32, [ctypes.c_void_p, ctypes.c_char_p]),
+    ("mef_config_set_sp_id", ctypes.c_uint32, [ctypes.c_void_p, ctypes.c_char_p]),
     ("mef_config_set_key_type", ctypes.c_uint32, [ctypes.c_void_p, ctypes.c_uint32]),
     ("mef_config_set_tls_profile", ctypes.c_uint32, [ctypes.c_void_p, ctypes.c_uint32]),
     (
@@ -396,7 +398,15 @@ class Config:
             Client copies it into a buffer it wipes once the library has its own (wiped) copy.
             Needs a library built with the ``psk`` feature (else :class:`BadArgumentsError`
             when provisioning: "no TLS-PSK support").
-        subject: ``(SubjectType, identifier)``: the certSubjectType and certSubjectID.
+        subject: ``(SubjectType, identifier)``: the certSubjectType and certSubjectID, in the
+            forms of TS-0001 7.2 the library accepts (e.g. ``//example.net/mn-cse/CAE-device1``;
+            see docs/PYTHON.md).
+        sp_id: the M2M-SP-ID (``//example.net``, TS-0001 7.2) SP-relative subject IDs
+            (``/mn-cse/CAE-device1``, ``/mn-cse``, ``mn-cse``) resolve against.
+        mef_fqdn: the FQDN of the MEF that issued the CERT_PROV command (TS-0003 8.3.9.7).
+            ``provision()`` and ``reprovision()`` then first verify the command's arguments,
+            before any I/O: ``base_uri``'s host must be this FQDN and ``subject`` must be
+            given; otherwise :class:`BadArgumentsError` (``UNACCEPTABLE_ARGUMENTS``).
         store_dir: directory of the built-in credential store (``cert.pem``, ``key.pem`` (0600),
             ``trust-anchors.pem``, installed atomically).
         key_type: type of newly generated keys (default ECDSA P-256).
@@ -426,6 +436,8 @@ class Config:
         client_key_pem: Optional[PemInput] = None,
         psk: Optional[Tuple[str, Union[bytes, bytearray, memoryview]]] = None,
         subject: Optional[Tuple[SubjectType, str]] = None,
+        sp_id: Optional[str] = None,
+        mef_fqdn: Optional[str] = None,
         store_dir: Optional[Union[str, os.PathLike]] = None,
         key_type: Optional[KeyType] = None,
         tls_profile: Optional[str] = None,
@@ -443,6 +455,8 @@ class Config:
         self.client_key_pem = client_key_pem
         self.psk = psk
         self.subject = subject
+        self.sp_id = sp_id
+        self.mef_fqdn = mef_fqdn
         self.store_dir = store_dir
         self.key_type = key_type
         self.tls_profile = tls_profile
@@ -462,7 +476,7 @@ class Config:
             kpm_id = self.psk[0] if isinstance(self.psk, tuple) and self.psk else None
             psk = f", psk=({kpm_id!r}, <redacted>)"
         return (
-            f"Config({self.base_uri!r}, subject={self.subject!r}, "
+            f"Config({self.base_uri!r}, subject={self.subject!r}, mef_fqdn={self.mef_fqdn!r}, "
             f"store_dir={self.store_dir!r}, client_key_pem={key}{psk})"
         )
 
@@ -541,11 +555,19 @@ class Client:
                         "of Initial Certificate Provisioning would be ambiguous",
                     )
                 self._set_psk(c, cfg.psk)
+            if cfg.sp_id is not None:
+                # Before the subject: SP-relative subject IDs resolve against it.
+                self._check(lib.mef_config_set_sp_id(c, str(cfg.sp_id).encode()), "sp_id")
             if cfg.subject is not None:
                 subject_type, subject_id = cfg.subject
                 self._check(
                     lib.mef_config_set_subject(c, int(subject_type), str(subject_id).encode()),
                     f"subject {subject_id!r}",
+                )
+            if cfg.mef_fqdn is not None:
+                self._check(
+                    lib.mef_config_set_mef_fqdn(c, str(cfg.mef_fqdn).encode()),
+                    f"mef_fqdn {cfg.mef_fqdn!r}",
                 )
             if cfg.key_type is not None:
                 self._check(lib.mef_config_set_key_type(c, int(cfg.key_type)), "key_type")

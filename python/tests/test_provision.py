@@ -167,6 +167,47 @@ def test_bad_arguments(mef, pki, tmp_path):
     assert not (tmp_path / "d").exists() or not any((tmp_path / "d").iterdir())
 
 
+def test_onem2m_identity_forms_are_accepted(mef, pki, tmp_path):
+    # TS-0001 7.2 absolute forms, mapped to one subjectAltName by the library (proto::identity).
+    for subject in (
+        (SubjectType.AE, "//example.net/mn-cse/CAE-device1"),
+        (SubjectType.CSE, "//example.net/mn-cse"),
+        (SubjectType.NODE, "1.3.6.1.4.1.99999.1"),
+    ):
+        with Client(config(mef, pki, tmp_path / "a", subject=subject)):
+            pass
+    # SP-relative forms need the SP-ID; a single label is not a public domain name. (A
+    # configuration setter has no handle for a detailed message: the result code is all.)
+    for subject in ((SubjectType.AE, "/mn-cse/CAE-device1"), (SubjectType.CSE, "mn-cse")):
+        with pytest.raises(BadArgumentsError) as info:
+            Client(config(mef, pki, tmp_path / "b", subject=subject))
+        assert info.value.cmd_status == CmdStatus.UNACCEPTABLE_ARGUMENTS
+        # With the SP-ID they resolve against it.
+        with Client(config(mef, pki, tmp_path / "c", subject=subject, sp_id="//example.net")):
+            pass
+    with pytest.raises(BadArgumentsError):
+        Client(config(mef, pki, tmp_path / "d", sp_id="example"))
+
+
+def test_cert_prov_from_another_mef_is_unacceptable(mef, pki, tmp_path):
+    # TS-0003 8.3.9.7: the base URI's FQDN must be that of the MEF issuing the command. The
+    # MEF at mef.url (localhost) is up and would enrol us: the refusal is the argument check.
+    store = tmp_path / "cred"
+    with Client(config(mef, pki, store, mef_fqdn="mef.example.org")) as client:
+        with pytest.raises(BadArgumentsError) as info:
+            client.provision()
+        assert info.value.cmd_status == CmdStatus.UNACCEPTABLE_ARGUMENTS
+        assert info.value.result == Result.ERR_INVALID_ARGUMENT
+        assert "mef.example.org" in info.value.message
+    assert not (store / "cert.pem").exists()
+    with Client(config(mef, pki, store, mef_fqdn="localhost")) as client:
+        client.provision()
+        client.reprovision("renew")
+    check_installed(store, mef.ca)
+    with pytest.raises(BadArgumentsError):
+        Client(config(mef, pki, store, mef_fqdn=""))
+
+
 def test_reprovision_before_provision_is_client_side(mef, pki, tmp_path):
     with Client(config(mef, pki, tmp_path / "cred")) as client:
         with pytest.raises(ClientSideError) as info:

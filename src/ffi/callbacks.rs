@@ -22,7 +22,7 @@ use super::{
     MEF_ERR_NULL_ARGUMENT, MEF_OK,
 };
 use crate::error::{Error, Result};
-use crate::identity::SubjectIdentity;
+use crate::identity::{SpId, SubjectIdentity};
 use crate::keys::{KeyAlgorithm, PrivateKey};
 use crate::psk::PskCredential;
 use crate::store::{certs_to_pem, parse_certs_pem, CredentialStore, Credentials};
@@ -154,6 +154,8 @@ pub struct mef_credentials_sink {
 #[derive(Debug, Default)]
 pub struct mef_identity_sink {
     identity: Option<SubjectIdentity>,
+    /// The configured SP-ID, for SP-relative subject IDs.
+    sp_id: Option<SpId>,
     /// `Debug` redacts the key; dropped (and wiped) after the procedure.
     psk: Option<PskCredential>,
 }
@@ -199,7 +201,7 @@ pub unsafe extern "C" fn mef_credentials_set(
 
 /// Fixes the subject identity of the procedure from inside the identity callback.
 /// `MEF_ERR_INVALID_ARGUMENT` for an unknown type or an identifier that is not valid for it
-/// (an AE-ID or Node-ID URI, a CSE-ID DNS name; TS-0003 10.1.1).
+/// (the forms of `mef_config_set_subject`, SP-relative ones with `mef_config_set_sp_id`).
 ///
 /// # Safety
 /// `sink` must be the pointer given to the identity callback; `id` a NUL-terminated string.
@@ -216,10 +218,13 @@ pub unsafe extern "C" fn mef_identity_set_subject(
         // SAFETY: NUL-terminated string valid for this call (contract above).
         let id = check!(unsafe { str_arg(id) });
         let subject_type = check!(subject_type_arg(r#type));
-        let identity =
-            check!(SubjectIdentity::new(subject_type, id).map_err(|_| MEF_ERR_INVALID_ARGUMENT));
         // SAFETY: non-NULL; the sink is the library's, alive during the callback (contract).
-        unsafe { &mut *sink }.identity = Some(identity);
+        let sink = unsafe { &mut *sink };
+        let identity = match &sink.sp_id {
+            None => SubjectIdentity::new(subject_type, id),
+            Some(sp) => SubjectIdentity::with_sp_id(subject_type, id, sp),
+        };
+        sink.identity = Some(check!(identity.map_err(|_| MEF_ERR_INVALID_ARGUMENT)));
         MEF_OK
     })
 }
@@ -336,8 +341,12 @@ pub(crate) fn call_identity(
     cb: unsafe extern "C" fn(*mut c_void, *mut mef_identity_sink) -> c_int,
     user_data: UserData,
     failed: &CallbackFailure,
+    sp_id: Option<&SpId>,
 ) -> Result<IdentityAnswer> {
-    let mut sink = mef_identity_sink::default();
+    let mut sink = mef_identity_sink {
+        sp_id: sp_id.cloned(),
+        ..mef_identity_sink::default()
+    };
     // SAFETY: the host registered `cb` and `user_data` together; the sink outlives the call.
     let rc = unsafe { cb(user_data.0, &mut sink) };
     if rc != MEF_CB_OK {

@@ -157,10 +157,11 @@ impl mef_client {
             .transport(self.settings.transport.clone())
             .tls_profile(self.settings.tls_profile);
         config.identity = self.settings.identity.clone();
+        config.mef_fqdn = self.settings.mef_fqdn.clone();
         let mut psk = None;
         let callback: Option<IdentityCallback> = self.settings.identity_callback;
         if let Some((cb, user_data)) = callback.filter(|_| ask_identity) {
-            let answer = call_identity(cb, user_data, &self.failed)?;
+            let answer = call_identity(cb, user_data, &self.failed, self.settings.sp_id.as_ref())?;
             if let Some(identity) = answer.identity {
                 config.identity = Some(identity);
             }
@@ -210,6 +211,9 @@ impl mef_client {
 
     fn provision(&mut self, key_source: KeySource) -> Result<Provisioned> {
         let (core, supplied_psk) = self.core(true)?;
+        // The CERT_PROV arguments first (TS-0003 8.3.9.7), before the key callbacks are asked
+        // for anything; the procedure checks them again, with the same function.
+        crate::certprov::verify_config(core.config())?;
         // The identity callback's PSK takes precedence over the configured one (the host may
         // keep Kpm in its own secure storage).
         let psk = supplied_psk.or_else(|| self.settings.psk.clone());

@@ -16,7 +16,7 @@ use super::{
     str_arg, subject_type_arg, tls_profile_arg, UserData, MEF_ERR_INVALID_ARGUMENT,
     MEF_ERR_NULL_ARGUMENT, MEF_OK,
 };
-use crate::identity::SubjectIdentity;
+use crate::identity::{SpId, SubjectIdentity};
 use crate::keys::{KeyAlgorithm, SoftwareKey};
 use crate::psk::PskCredential;
 use crate::transport::TransportConfig;
@@ -50,6 +50,10 @@ pub struct mef_config {
     /// The PPSK-based RSPF credential (KpmID, Kpm); `Debug` redacts the key.
     pub(crate) psk: Option<PskCredential>,
     pub(crate) identity: Option<SubjectIdentity>,
+    /// The FQDN of the MEF issuing the CERT_PROV command (TS-0003 8.3.9.7).
+    pub(crate) mef_fqdn: Option<String>,
+    /// The M2M-SP-ID SP-relative subject IDs resolve against (TS-0001 7.2).
+    pub(crate) sp_id: Option<SpId>,
     pub(crate) key_algorithm: KeyAlgorithm,
     pub(crate) transport: TransportConfig,
     pub(crate) tls_profile: crate::tls::TlsProfile,
@@ -282,9 +286,12 @@ pub unsafe extern "C" fn mef_config_set_psk(
     })
 }
 
-/// Fixes the subject identity (certSubjectType and certSubjectID of TS-0003 8.3.9.7): an
-/// AE-ID URI, a CSE-ID DNS name or a Node-ID URI (TS-0003 10.1.1). Without it the identity
-/// the MEF asks for in its CSR attributes is used.
+/// Fixes the subject identity (certSubjectType and certSubjectID of TS-0003 8.3.9.7): an AE-ID
+/// as its full URI or absolute (`//SP-ID/CSE-ID/AE-ID`), a CSE-ID as its public domain name or
+/// absolute (`//SP-ID/CSE-ID`), a Node-ID as a URI or a dotted OID (TS-0001 7.2; the
+/// subjectAltName each maps to is in docs/C-API.md). After `mef_config_set_sp_id`, also the
+/// SP-relative forms (`/CSE-ID/AE-ID`, `/CSE-ID`, a bare CSE-ID). Without it the identity the
+/// MEF asks for in its CSR attributes is used.
 ///
 /// # Safety
 /// `config` as for `mef_config_free` (non-NULL); `id` a NUL-terminated string.
@@ -300,9 +307,65 @@ pub unsafe extern "C" fn mef_config_set_subject(
         // SAFETY: caller's contract above.
         let id = check!(unsafe { str_arg(id) });
         let subject_type = check!(subject_type_arg(r#type));
-        let identity =
-            check!(SubjectIdentity::new(subject_type, id).map_err(|_| MEF_ERR_INVALID_ARGUMENT));
-        config.identity = Some(identity);
+        let identity = match &config.sp_id {
+            None => SubjectIdentity::new(subject_type, id),
+            Some(sp) => SubjectIdentity::with_sp_id(subject_type, id, sp),
+        };
+        config.identity = Some(check!(identity.map_err(|_| MEF_ERR_INVALID_ARGUMENT)));
+        MEF_OK
+    })
+}
+
+/// Sets the M2M-SP-ID (`//example.net` or `example.net`, TS-0001 7.2) that SP-relative
+/// subject IDs belong to: those given to `mef_config_set_subject` after this call and to
+/// `mef_identity_set_subject` in the identity callback. `MEF_ERR_INVALID_ARGUMENT` unless the
+/// domain is a DNS name of at least two labels.
+///
+/// # Safety
+/// `config` as for `mef_config_free` (non-NULL); `sp_id` a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn mef_config_set_sp_id(
+    config: *mut mef_config,
+    sp_id: *const c_char,
+) -> mef_result {
+    guard(|| {
+        // SAFETY: caller's contract above.
+        let config = check!(unsafe { config_mut(config) });
+        // SAFETY: caller's contract above.
+        let sp_id = check!(unsafe { str_arg(sp_id) });
+        config.sp_id = Some(check!(
+            SpId::parse(sp_id).map_err(|_| MEF_ERR_INVALID_ARGUMENT)
+        ));
+        MEF_OK
+    })
+}
+
+/// Sets the FQDN of the MEF that issued the CERT_PROV command (TS-0003 8.3.9.7). Each
+/// procedure (`mef_client_provision`, `mef_client_reprovision`) then starts by verifying the
+/// command's arguments, before any I/O: the base URI's host must be this FQDN (ASCII case and
+/// one trailing dot ignored) and a subject identity must be set (`mef_config_set_subject` or
+/// the identity callback). A failure is `MEF_ERR_INVALID_ARGUMENT`, i.e.
+/// `MEF_CLIENT_CMD_UNACCEPTABLE_ARGUMENTS`, with the reason in `mef_client_last_error`. A
+/// server certificate carrying id-kp-cmcRA may still be named otherwise (RFC 7030 3.6.1).
+/// An empty string, or one with white space or non-ASCII characters, is
+/// `MEF_ERR_INVALID_ARGUMENT`.
+///
+/// # Safety
+/// `config` as for `mef_config_free` (non-NULL); `fqdn` a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn mef_config_set_mef_fqdn(
+    config: *mut mef_config,
+    fqdn: *const c_char,
+) -> mef_result {
+    guard(|| {
+        // SAFETY: caller's contract above.
+        let config = check!(unsafe { config_mut(config) });
+        // SAFETY: caller's contract above.
+        let fqdn = check!(unsafe { str_arg(fqdn) });
+        if fqdn.is_empty() || !fqdn.bytes().all(|b| b.is_ascii_graphic()) {
+            return MEF_ERR_INVALID_ARGUMENT;
+        }
+        config.mef_fqdn = Some(fqdn.to_owned());
         MEF_OK
     })
 }

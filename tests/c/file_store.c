@@ -112,6 +112,44 @@ int main(int argc, char **argv) {
   TRUE(strcmp(server_key, rekeyed) != 0);
   step(client, "provision (server keygen)", mef_client_provision(client, MEF_KEY_SERVER_GENERATED));
 
+  /* CERT_PROV (TS-0003 8.3.9.7): with the FQDN of the MEF that issued the command set, a
+     procedure first checks that the base URI is that MEF's. Another MEF's command is refused
+     before any I/O as MEF_CLIENT_CMD_UNACCEPTABLE_ARGUMENTS; nothing is installed. */
+  {
+    char cp_dir[2048], cp_cert[2100];
+    snprintf(cp_dir, sizeof cp_dir, "%s-certprov", dir);
+    snprintf(cp_cert, sizeof cp_cert, "%s/cert.pem", cp_dir);
+    mef_config *c2 = NULL;
+    mef_client *cp = NULL;
+    TRUE(mef_config_new(&c2) == MEF_OK);
+    TRUE(mef_config_set_base_uri(c2, argv[1]) == MEF_OK);
+    TRUE(mef_config_set_trust_anchors_pem(c2, (const uint8_t *)ta, ta_len) == MEF_OK);
+    TRUE(mef_config_set_client_cert_pem(c2, (const uint8_t *)cert, cert_len, (const uint8_t *)key, key_len) == MEF_OK);
+    TRUE(mef_config_set_subject(c2, MEF_SUBJECT_CSE, argv[5]) == MEF_OK);
+    TRUE(mef_config_set_store_dir(c2, cp_dir) == MEF_OK);
+    TRUE(mef_config_set_mef_fqdn(c2, "mef.example.org") == MEF_OK);
+    TRUE(mef_client_new(c2, &cp) == MEF_OK);
+    if (cp) {
+      mef_result r = mef_client_provision(cp, MEF_KEY_GENERATE);
+      TRUE(r == MEF_ERR_INVALID_ARGUMENT);
+      TRUE(mef_result_cmd_status(r) == MEF_CMD_UNACCEPTABLE_ARGUMENTS);
+      TRUE(strstr(mef_client_last_error(cp), "mef.example.org") != NULL);
+      TRUE(mef_client_last_handshakes(cp) == 0);
+      TRUE(stat(cp_cert, &st) != 0);
+      mef_client_free(cp);
+      cp = NULL;
+    }
+    /* The MEF_URL host is localhost: the same command from that MEF runs. */
+    TRUE(mef_config_set_mef_fqdn(c2, "LOCALHOST") == MEF_OK);
+    TRUE(mef_client_new(c2, &cp) == MEF_OK);
+    if (cp) {
+      step(cp, "provision (CERT_PROV from this MEF)", mef_client_provision(cp, MEF_KEY_GENERATE));
+      TRUE(stat(cp_cert, &st) == 0);
+      mef_client_free(cp);
+    }
+    mef_config_free(c2);
+  }
+
   free(installed_key);
   free(renewed_key);
   free(rekeyed);

@@ -123,6 +123,8 @@ static void null_handles(const char *pem, size_t pem_len) {
   EXPECT(mef_config_set_client_cert_pem(NULL, p, pem_len, p, pem_len), MEF_ERR_NULL_ARGUMENT);
   EXPECT(mef_config_set_client_cert_key_handle(NULL, p, pem_len, 7, MEF_KEY_ECDSA_P256_SHA256), MEF_ERR_NULL_ARGUMENT);
   EXPECT(mef_config_set_subject(NULL, MEF_SUBJECT_CSE, "cse01.example.com"), MEF_ERR_NULL_ARGUMENT);
+  EXPECT(mef_config_set_mef_fqdn(NULL, "mef.example.com"), MEF_ERR_NULL_ARGUMENT);
+  EXPECT(mef_config_set_sp_id(NULL, "//example.net"), MEF_ERR_NULL_ARGUMENT);
   EXPECT(mef_config_set_key_type(NULL, MEF_KEY_ED25519), MEF_ERR_NULL_ARGUMENT);
   EXPECT(mef_config_set_tls_profile(NULL, MEF_TLS_PROFILE_TS0003), MEF_ERR_NULL_ARGUMENT);
   EXPECT(mef_config_set_timeouts(NULL, 1, 1, 1), MEF_ERR_NULL_ARGUMENT);
@@ -172,6 +174,8 @@ static void bad_config_arguments(const char *ta, size_t ta_len, const char *cert
   EXPECT(mef_config_set_client_cert_pem(cfg, c, cert_len, NULL, key_len), MEF_ERR_NULL_ARGUMENT);
   EXPECT(mef_config_set_client_cert_key_handle(cfg, NULL, cert_len, 7, MEF_KEY_ECDSA_P256_SHA256), MEF_ERR_NULL_ARGUMENT);
   EXPECT(mef_config_set_subject(cfg, MEF_SUBJECT_CSE, NULL), MEF_ERR_NULL_ARGUMENT);
+  EXPECT(mef_config_set_mef_fqdn(cfg, NULL), MEF_ERR_NULL_ARGUMENT);
+  EXPECT(mef_config_set_sp_id(cfg, NULL), MEF_ERR_NULL_ARGUMENT);
   EXPECT(mef_config_set_store_dir(cfg, NULL), MEF_ERR_NULL_ARGUMENT);
   EXPECT(mef_config_set_key_callbacks(cfg, NULL, NULL), MEF_ERR_NULL_ARGUMENT);
   EXPECT(mef_config_set_credential_callbacks(cfg, NULL, NULL), MEF_ERR_NULL_ARGUMENT);
@@ -234,6 +238,24 @@ static void bad_config_arguments(const char *ta, size_t ta_len, const char *cert
   EXPECT(mef_config_set_subject(cfg, MEF_SUBJECT_AE, "no scheme"), MEF_ERR_INVALID_ARGUMENT);
   EXPECT(mef_config_set_subject(cfg, MEF_SUBJECT_CSE, bad_utf8), MEF_ERR_INVALID_ARGUMENT);
   EXPECT(mef_config_set_subject(cfg, MEF_SUBJECT_CSE, ""), MEF_ERR_INVALID_ARGUMENT);
+  /* oneM2M forms (TS-0001 7.2): absolute ones are accepted, SP-relative ones need the SP-ID,
+     a single-label CSE-ID is not a public domain name. */
+  EXPECT(mef_config_set_subject(cfg, MEF_SUBJECT_AE, "//example.net/mn-cse/CAE-device1"), MEF_OK);
+  EXPECT(mef_config_set_subject(cfg, MEF_SUBJECT_CSE, "//example.net/mn-cse"), MEF_OK);
+  EXPECT(mef_config_set_subject(cfg, MEF_SUBJECT_NODE, "1.3.6.1.4.1.99999.1"), MEF_OK);
+  EXPECT(mef_config_set_subject(cfg, MEF_SUBJECT_AE, "/mn-cse/CAE-device1"), MEF_ERR_INVALID_ARGUMENT);
+  EXPECT(mef_config_set_subject(cfg, MEF_SUBJECT_CSE, "mn-cse"), MEF_ERR_INVALID_ARGUMENT);
+  EXPECT(mef_config_set_sp_id(cfg, "example"), MEF_ERR_INVALID_ARGUMENT);
+  EXPECT(mef_config_set_sp_id(cfg, "//*.example.net"), MEF_ERR_INVALID_ARGUMENT);
+  EXPECT(mef_config_set_sp_id(cfg, bad_utf8), MEF_ERR_INVALID_ARGUMENT);
+  /* With the SP-ID known, the SP-relative forms resolve against it. */
+  EXPECT(mef_config_set_sp_id(cfg, "//example.net"), MEF_OK);
+  EXPECT(mef_config_set_subject(cfg, MEF_SUBJECT_AE, "/mn-cse/CAE-device1"), MEF_OK);
+  EXPECT(mef_config_set_subject(cfg, MEF_SUBJECT_CSE, "mn-cse"), MEF_OK);
+  EXPECT(mef_config_set_subject(cfg, MEF_SUBJECT_AE, "CAE-device1"), MEF_ERR_INVALID_ARGUMENT);
+  EXPECT(mef_config_set_mef_fqdn(cfg, ""), MEF_ERR_INVALID_ARGUMENT);
+  EXPECT(mef_config_set_mef_fqdn(cfg, "mef .example.com"), MEF_ERR_INVALID_ARGUMENT);
+  EXPECT(mef_config_set_mef_fqdn(cfg, bad_utf8), MEF_ERR_INVALID_ARGUMENT);
   EXPECT(mef_config_set_key_type(cfg, 0), MEF_ERR_INVALID_ARGUMENT);
   EXPECT(mef_config_set_key_type(cfg, 0xFFFFFFFFu), MEF_ERR_INVALID_ARGUMENT);
   EXPECT(mef_config_set_tls_profile(cfg, 2), MEF_ERR_INVALID_ARGUMENT);
