@@ -371,6 +371,13 @@ typedef uint32_t mef_cmd_status;
 #define MEF_ERR_DECODE 21
 
 /**
+ * The server answered 202 Accepted with a Retry-After longer than the polling bounds allow
+ * (RFC 7030 4.2.3): nothing was resent early; the message says how long the server asked for,
+ * run the procedure again after that time.
+ */
+#define MEF_ERR_RETRY_LATER 22
+
+/**
  * The server requires something this client cannot do (a key type, a hash).
  */
 #define MEF_ERR_UNSUPPORTED 30

@@ -48,6 +48,7 @@ fn quick_transport() -> TransportConfig {
             max_total: Duration::from_secs(1),
             default_delay: Duration::from_millis(10),
             max_delay: Duration::from_millis(50),
+            ..PollPolicy::default()
         },
     }
 }
@@ -917,9 +918,33 @@ fn accepted_forever_with_retry_after_zero() {
 
 #[test]
 fn accepted_with_a_huge_retry_after() {
-    // Bounded by PollPolicy::max_delay: the client does not sleep for 584 billion years.
+    // RFC 7030 4.2.3: the client must wait at least Retry-After, so it neither sleeps for 584
+    // billion years nor resends early: it stops and says what the server asked for.
     let err = case(on("simplereenroll", accepted("18446744073709551615")));
-    assert!(still_pending(&err), "{err:?}");
+    assert!(
+        matches!(&err, Error::RetryAfterTooLong { operation: Operation::SimpleReenroll,
+            retry_after, attempts: 1, .. } if retry_after.as_secs() == u64::MAX),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("18446744073709551615 s"), "{err}");
+}
+
+#[test]
+fn accepted_with_a_retry_after_beyond_max_delay() {
+    // One second is more than this harness's max_delay (50 ms): not resent after 50 ms.
+    let calls = Arc::new(AtomicU32::new(0));
+    let seen = calls.clone();
+    let err = case(on("simplereenroll", move |_, _, _| {
+        seen.fetch_add(1, Ordering::SeqCst);
+        Response::new(202).header("Retry-After", "1").into()
+    }));
+    assert!(
+        matches!(&err, Error::RetryAfterTooLong { operation: Operation::SimpleReenroll,
+            retry_after, limit, .. }
+            if *retry_after == Duration::from_secs(1) && *limit == Duration::from_millis(50)),
+        "{err:?}"
+    );
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
 }
 
 #[test]
@@ -1452,6 +1477,12 @@ mod c_abi {
     #[test]
     fn c_accepted_forever() {
         c_case(on("simplereenroll", accepted("0")), MEF_ERR_STILL_PENDING);
+    }
+
+    #[test]
+    fn c_accepted_with_a_retry_after_beyond_the_polling_time() {
+        // mef_config_set_polling(cfg, 3, 1000): a 5 s Retry-After is not cut to 1 s.
+        c_case(on("simplereenroll", accepted("5")), MEF_ERR_RETRY_LATER);
     }
 
     #[test]

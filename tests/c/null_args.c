@@ -106,6 +106,7 @@ static void static_functions(void) {
   TRUE(mef_result_cmd_status(MEF_ERR_CONNECT) == MEF_CMD_CERT_PROV_SERVER_ERROR);
   TRUE(mef_result_cmd_status(MEF_ERR_CERTIFICATE_REJECTED) == MEF_CMD_CERT_PROV_SERVER_ERROR);
   TRUE(mef_result_cmd_status(MEF_ERR_DECODE) == MEF_CMD_CERT_PROV_SERVER_ERROR);
+  TRUE(mef_result_cmd_status(MEF_ERR_RETRY_LATER) == MEF_CMD_CERT_PROV_SERVER_ERROR);
   TRUE(mef_result_cmd_status(MEF_ERR_STORE) == MEF_CMD_CERT_PROV_CLIENT_ERROR);
   TRUE(mef_result_cmd_status(12345) == MEF_CMD_CERT_PROV_CLIENT_ERROR);
   TRUE(strcmp(mef_cmd_status_name(MEF_CMD_OK), "MEF_CLIENT_CMD_OK") == 0);
