@@ -31,7 +31,7 @@ use crate::store::{CredentialStore, Credentials};
 use crate::tls::{client_config, ClientIdentity};
 use crate::transport::{EstConnection, TransportConfig};
 use crate::uri::EstUri;
-use crate::validate::{validate_ca_certs, validate_issued};
+use crate::validate::{check_chain_algorithms, validate_ca_certs, validate_issued};
 
 /// What a MEF Client needs to know before it runs a procedure.
 #[derive(Debug, Clone)]
@@ -457,6 +457,9 @@ impl MefClient {
                 .unwrap_or_default(),
         );
         let issued = validate_issued(certs, key.as_ref(), expected_san, &trust_anchors, now)?;
+        // The certificate profile this client claims (TS-0003 10.1.1.3), before anything is
+        // installed.
+        check_chain_algorithms(&issued.chain, self.config.key_algorithm)?;
         // Again, for servers met on later connections of this procedure (the chains checked in
         // step 1 against these same anchors are not verified twice).
         self.check_anchors_authorise_server(conn, &trust_anchors, anchors.chains_checked)?;

@@ -7,7 +7,7 @@
 
 use crate::error::{Error, Operation, Result};
 use crate::identity::{describe_general_name, describe_general_names, general_name_eq};
-use crate::keys::PrivateKey;
+use crate::keys::{KeyAlgorithm, PrivateKey};
 use crate::proto::san::{self, GeneralName};
 use rustls_pki_types::{CertificateDer, UnixTime};
 use std::time::Duration;
@@ -93,8 +93,9 @@ fn basic_constraints_ca(cert: &Certificate) -> Result<bool, der::Error> {
 ///
 /// - the leaf is the certificate whose SubjectPublicKeyInfo is our key's (not the first one);
 /// - the leaf is within its validity period at `now`;
-/// - if it has keyUsage, digitalSignature is set (TS-0003 10.1.1.1; TLS client
-///   authentication signs with it);
+/// - it has keyUsage with digitalSignature (TS-0003 10.1.1.1; TLS client authentication
+///   signs with it);
+/// - no name holds a wildcard (TS-0003 10.1.1.5-10.1.1.8): dNSNames, URI hosts, commonName;
 /// - its subjectAltName holds every name of `expected_san` (the names the CSR asked for, or
 ///   the subject identity's name alone; DNS names and URI hosts compare case-insensitively);
 /// - it chains to `trust_anchors` (rustls-webpki path building, the other returned
@@ -156,7 +157,8 @@ pub fn validate_issued(
         )));
     }
 
-    // keyUsage (TS-0003 10.1.1.1: "shall indicate at least digitalSignature").
+    // keyUsage (TS-0003 10.1.1.1: "The key usage extension shall be included and shall
+    // indicate at least digitalSignature").
     match leaf.tbs_certificate().get_extension::<KeyUsage>() {
         Ok(Some((_, ku))) if !ku.digital_signature() => {
             return Err(rejected(format!(
@@ -164,7 +166,13 @@ pub fn validate_issued(
                  (TS-0003 10.1.1.1)"
             )))
         }
-        Ok(_) => {}
+        Ok(None) => {
+            return Err(rejected(format!(
+                "the issued certificate ({subject}) has no keyUsage extension; TS-0003 10.1.1.1 \
+                 requires one with digitalSignature"
+            )))
+        }
+        Ok(Some(_)) => {}
         Err(e) => {
             return Err(rejected(format!(
                 "the issued certificate ({subject}) has a malformed keyUsage: {e}"
@@ -183,6 +191,15 @@ pub fn validate_issued(
                 describe_general_name(expected)
             )));
         }
+    }
+
+    // TS-0003 10.1.1.5-10.1.1.8: AE-ID, FQDN, CSE-ID and Node-ID certificates "shall not
+    // include wildcards".
+    if let Some(name) = wildcard_name(leaf, &names) {
+        return Err(rejected(format!(
+            "the issued certificate ({subject}) names {name} with a wildcard; a MEF-issued \
+             certificate shall not include wildcards (TS-0003 10.1.1.5-10.1.1.8)"
+        )));
     }
 
     // Chain to the explicit trust anchors (RFC 7030 4.2.3: the client verifies the issued
@@ -242,6 +259,118 @@ pub fn validate_issued(
         chain,
         not_after: UnixTime::since_unix_epoch(Duration::from_secs(not_after)),
     })
+}
+
+/// The first name of the certificate that holds a wildcard (`*`): a dNSName, the host of a
+/// URI, or a subject commonName.
+fn wildcard_name(cert: &Certificate, names: &[GeneralName]) -> Option<String> {
+    for name in names {
+        let wild = match name {
+            GeneralName::Dns(dns) => dns.contains('*'),
+            GeneralName::Uri(uri) => match fluent_uri::Uri::parse(uri.as_str()) {
+                Ok(parsed) => parsed.authority().is_some_and(|a| a.host().contains('*')),
+                // Not a URI we can split: any `*` counts.
+                Err(_) => uri.contains('*'),
+            },
+            GeneralName::Other(_) => false,
+        };
+        if wild {
+            return Some(describe_general_name(name));
+        }
+    }
+    cert.tbs_certificate()
+        .subject()
+        .iter_rdn()
+        .flat_map(|rdn| rdn.iter())
+        .filter(|atv| atv.oid == const_oid::db::rfc4519::CN)
+        .find(|atv| atv.value.value().contains(&b'*'))
+        .map(|atv| {
+            format!(
+                "commonName {:?}",
+                String::from_utf8_lossy(atv.value.value())
+            )
+        })
+}
+
+/// TS-0003 10.1.1.3: "Certificates shall be signed with ECDSA using secp256r1, and the
+/// signature shall use SHA-256" (for the certificate and every certificate of its chain,
+/// 10.1.1.5-10.1.1.8). Checked on an issued chain ([`IssuedChain::chain`]: the leaf and the CA
+/// certificates below the root) when the configured key algorithm is the TS-0003 one
+/// ([`KeyAlgorithm::EcdsaP256Sha256`], the default): every signature is ecdsa-with-SHA256, and
+/// every CA certificate of the chain carries a P-256 key. The self-signed root is a trust
+/// anchor and its own signature is not part of path validation (RFC 5280 6.1). With another
+/// configured key algorithm the caller has left the TS-0003 profile; the signatures must still
+/// be of an algorithm this client offers (ECDSA with SHA-256 or SHA-384, Ed25519).
+///
+/// A failure is [`Error::CertificateRejected`].
+pub fn check_chain_algorithms(
+    chain: &[CertificateDer<'_>],
+    configured: KeyAlgorithm,
+) -> Result<()> {
+    use crate::proto::oids;
+    const ED25519: &str = "1.3.101.112";
+    const EC_PUBLIC_KEY: &str = "1.2.840.10045.2.1";
+    const SECP256R1: &str = "1.2.840.10045.3.1.7";
+    let ts0003 = configured == KeyAlgorithm::EcdsaP256Sha256;
+    let allowed: &[&str] = if ts0003 {
+        &[oids::ECDSA_WITH_SHA256]
+    } else {
+        &[oids::ECDSA_WITH_SHA256, oids::ECDSA_WITH_SHA384, ED25519]
+    };
+    let profile = if ts0003 {
+        "TS-0003 10.1.1.3: ECDSA with secp256r1 and SHA-256"
+    } else {
+        "the signature algorithms this client offers: ECDSA with SHA-256 or SHA-384, Ed25519"
+    };
+    for (i, der) in chain.iter().enumerate() {
+        let what = if i == 0 {
+            "the issued certificate".to_string()
+        } else {
+            format!("CA certificate #{i} of its chain")
+        };
+        let cert = parse_cert(der, &what).map_err(rejected)?;
+        let subject = crate::x509::describe_name(cert.tbs_certificate().subject());
+        let signature = cert.signature_algorithm().oid.to_string();
+        if !allowed.contains(&signature.as_str()) {
+            return Err(rejected(format!(
+                "{what} ({subject}) is signed with {}, outside the configured certificate \
+                 profile ({profile})",
+                signature_name(&signature)
+            )));
+        }
+        if ts0003 && i > 0 {
+            let spki = cert.tbs_certificate().subject_public_key_info();
+            let curve = spki
+                .algorithm
+                .parameters
+                .as_ref()
+                .and_then(|p| p.decode_as::<const_oid::ObjectIdentifier>().ok())
+                .map(|o| o.to_string());
+            if spki.algorithm.oid.to_string() != EC_PUBLIC_KEY
+                || curve.as_deref() != Some(SECP256R1)
+            {
+                return Err(rejected(format!(
+                    "{what} ({subject}) does not carry a secp256r1 key, outside the configured \
+                     certificate profile ({profile})"
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A signature algorithm OID for messages.
+fn signature_name(oid: &str) -> String {
+    use crate::proto::oids;
+    match oid {
+        oids::ECDSA_WITH_SHA256 => "ecdsa-with-SHA256".into(),
+        oids::ECDSA_WITH_SHA384 => "ecdsa-with-SHA384".into(),
+        oids::ECDSA_WITH_SHA512 => "ecdsa-with-SHA512".into(),
+        "1.3.101.112" => "Ed25519".into(),
+        "1.2.840.113549.1.1.11" => "sha256WithRSAEncryption".into(),
+        "1.2.840.113549.1.1.5" => "sha1WithRSAEncryption".into(),
+        other => other.into(),
+    }
 }
 
 /// Path building with rustls-webpki; returns the path's intermediate certificates in order
@@ -622,9 +751,8 @@ mod tests {
         ));
         assert!(r.contains("clientAuth"), "{r}");
 
-        // No keyUsage and no EKU at all: accepted.
+        // No EKU at all: accepted.
         let mut spec = LeafSpec::uri(AE);
-        spec.key_usages.clear();
         spec.ekus.clear();
         let leaf = pki.leaf(&key, &spec);
         validate_issued(
@@ -635,6 +763,129 @@ mod tests {
             now(),
         )
         .unwrap();
+
+        // No keyUsage: TS-0003 10.1.1.1 says it "shall be included".
+        let mut spec = LeafSpec::uri(AE);
+        spec.key_usages.clear();
+        let leaf = pki.leaf(&key, &spec);
+        let r = reason(validate_issued(
+            &[leaf, pki.intermediate_der()],
+            &key,
+            &expected(),
+            &[pki.root_der()],
+            now(),
+        ));
+        assert!(r.contains("no keyUsage") && r.contains("10.1.1.1"), "{r}");
+    }
+
+    #[test]
+    fn wildcards_are_refused() {
+        let pki = TestPki::new("wild");
+        let key = SoftwareKey::generate(KeyAlgorithm::EcdsaP256Sha256).unwrap();
+        let refuse = |sans: Vec<rcgen::SanType>, expected_san: &[GeneralName]| {
+            let mut spec = LeafSpec::uri(AE);
+            spec.sans = sans;
+            let leaf = pki.leaf(&key, &spec);
+            reason(validate_issued(
+                &[leaf, pki.intermediate_der()],
+                &key,
+                expected_san,
+                &[pki.root_der()],
+                now(),
+            ))
+        };
+        let r = refuse(
+            vec![
+                rcgen::SanType::URI(AE.try_into().unwrap()),
+                rcgen::SanType::DnsName("*.sp.example.com".try_into().unwrap()),
+            ],
+            &expected(),
+        );
+        assert!(
+            r.contains("wildcard") && r.contains("*.sp.example.com"),
+            "{r}"
+        );
+        let wild_uri = "https://*.example.com/cse01/CAE01";
+        let r = refuse(
+            vec![rcgen::SanType::URI(wild_uri.try_into().unwrap())],
+            &[GeneralName::Uri(wild_uri.into())],
+        );
+        assert!(r.contains("wildcard"), "{r}");
+        // A `*` in a URI path is no wildcard (RFC 3986 sub-delims).
+        let starred = "https://sp.example.com/cse01/CAE*01";
+        let mut spec = LeafSpec::uri(starred);
+        spec.sans = vec![rcgen::SanType::URI(starred.try_into().unwrap())];
+        let leaf = pki.leaf(&key, &spec);
+        validate_issued(
+            &[leaf, pki.intermediate_der()],
+            &key,
+            &[GeneralName::Uri(starred.into())],
+            &[pki.root_der()],
+            now(),
+        )
+        .unwrap();
+    }
+
+    /// A leaf for `key` issued by an intermediate CA with a key of `alg`, under a P-256 root.
+    fn chain_with_intermediate(
+        key: &dyn PrivateKey,
+        alg: &'static rcgen::SignatureAlgorithm,
+    ) -> Vec<CertificateDer<'static>> {
+        use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+        let ca = |cn: &str| {
+            let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+            p.distinguished_name.push(rcgen::DnType::CommonName, cn);
+            p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+            p
+        };
+        let root =
+            CertifiedIssuer::self_signed(ca("alg root"), KeyPair::generate().unwrap()).unwrap();
+        let issuing = CertifiedIssuer::signed_by(
+            ca("alg issuing"),
+            KeyPair::generate_for(alg).unwrap(),
+            &root,
+        )
+        .unwrap();
+        let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+        p.key_usages = vec![rcgen::KeyUsagePurpose::DigitalSignature];
+        let public = crate::csr::KeySigner::new(key).unwrap();
+        let leaf = p.signed_by(&public, &issuing).unwrap().der().clone();
+        vec![leaf, issuing.der().clone()]
+    }
+
+    #[test]
+    fn chain_algorithms_follow_the_configured_profile() {
+        let key = SoftwareKey::generate(KeyAlgorithm::EcdsaP256Sha256).unwrap();
+        // All P-256 / SHA-256: the TS-0003 profile.
+        let good = chain_with_intermediate(&key, &rcgen::PKCS_ECDSA_P256_SHA256);
+        check_chain_algorithms(&good, KeyAlgorithm::EcdsaP256Sha256).unwrap();
+
+        // A P-384 issuing CA signs the leaf with ecdsa-with-SHA384: outside TS-0003 10.1.1.3.
+        let p384 = chain_with_intermediate(&key, &rcgen::PKCS_ECDSA_P384_SHA384);
+        let r = match check_chain_algorithms(&p384, KeyAlgorithm::EcdsaP256Sha256) {
+            Err(Error::CertificateRejected { reason }) => reason,
+            other => panic!("{other:?}"),
+        };
+        assert!(
+            r.contains("the issued certificate") && r.contains("ecdsa-with-SHA384"),
+            "{r}"
+        );
+        assert!(r.contains("TS-0003 10.1.1.3"), "{r}");
+        // A device configured for P-384 has left the TS-0003 profile: accepted.
+        check_chain_algorithms(&p384, KeyAlgorithm::EcdsaP384Sha384).unwrap();
+
+        // The issuing CA's own certificate is signed with SHA-256 by the root, but its key is
+        // P-384: checked too, whatever the leaf's signature says.
+        let mut shifted = vec![good[0].clone()];
+        shifted.push(p384[1].clone());
+        let r = match check_chain_algorithms(&shifted, KeyAlgorithm::EcdsaP256Sha256) {
+            Err(Error::CertificateRejected { reason }) => reason,
+            other => panic!("{other:?}"),
+        };
+        assert!(
+            r.contains("CA certificate #1") && r.contains("secp256r1"),
+            "{r}"
+        );
     }
 
     #[test]

@@ -740,6 +740,56 @@ fn certificate_not_chaining_to_the_trust_anchors() {
     assert!(rejected_because(&err, "untrusted issuer"), "{err:?}");
 }
 
+// TS-0003 10.1.1.1 / 10.1.1.3 / 10.1.1.5-10.1.1.8: what is installed meets the certificate
+// profile the client claims.
+
+#[test]
+fn certificate_without_key_usage() {
+    let err = case(enroll_with(|pki, spki| {
+        vec![pki.issue_for(spki, &[&pki.identity], |p| p.key_usages.clear())]
+    }));
+    assert!(rejected_because(&err, "no keyUsage"), "{err:?}");
+}
+
+#[test]
+fn certificate_with_a_wildcard_name() {
+    let err = case(enroll_with(|pki, spki| {
+        vec![pki.issue_for(spki, &[&pki.identity, "*.sp.example.com"], |_| {})]
+    }));
+    assert!(rejected_because(&err, "wildcard"), "{err:?}");
+}
+
+#[test]
+fn certificate_with_a_wildcard_common_name() {
+    let err = case(enroll_with(|pki, spki| {
+        vec![pki.issue_for(spki, &[&pki.identity], |p| {
+            p.distinguished_name = rcgen::DistinguishedName::new();
+            p.distinguished_name
+                .push(rcgen::DnType::CommonName, "*.sp.example.com");
+        })]
+    }));
+    assert!(rejected_because(&err, "wildcard"), "{err:?}");
+}
+
+#[test]
+fn certificate_signed_outside_the_ts0003_algorithms() {
+    // The MEF CA delegates to a P-384 issuing CA: the leaf is signed with ecdsa-with-SHA384,
+    // which TS-0003 10.1.1.3 (ECDSA P-256, SHA-256) does not allow. The chain is otherwise
+    // valid (it reaches the MEF CA, which authorises the server).
+    let err = case(enroll_with(|pki, spki| {
+        let issuing = pki
+            .ca
+            .subordinate("P-384 issuing CA", &rcgen::PKCS_ECDSA_P384_SHA384);
+        let public = rcgen::SubjectPublicKeyInfo::from_der(spki).expect("SPKI");
+        let leaf = issuing.issue("device", &[&pki.identity], Eku::ClientAuth, &public, |_| {});
+        vec![leaf, issuing.cert.clone()]
+    }));
+    assert!(
+        rejected_because(&err, "ecdsa-with-SHA384") && rejected_because(&err, "10.1.1.3"),
+        "{err:?}"
+    );
+}
+
 /// Serves `stranger`'s CA from /cacerts and issues the enrolment from it too: everything in
 /// the response is consistent, but the new trust anchors would not authenticate the MEF this
 /// device talked to (RFC 7030 4.1.3, 3.6.1): a device that installed them could never reach
