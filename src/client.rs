@@ -30,7 +30,9 @@ use crate::store::{CredentialStore, Credentials};
 use crate::tls::{client_config, ClientIdentity};
 use crate::transport::{EstConnection, TransportConfig};
 use crate::uri::EstUri;
-use crate::validate::{check_chain_algorithms, validate_ca_certs, validate_issued};
+use crate::validate::{
+    check_chain_algorithms, validate_ca_certs, validate_ca_certs_for, validate_issued,
+};
 
 /// What a MEF Client needs to know before it runs a procedure.
 #[derive(Debug, Clone)]
@@ -225,7 +227,13 @@ impl MefClient {
         client: Option<ClientIdentity>,
     ) -> Result<Vec<CertificateDer<'static>>> {
         let conn = self.connect(trust_anchors, client)?;
-        validate_ca_certs(&conn.cacerts()?)
+        let certs = conn.cacerts()?;
+        validate_ca_certs_for(
+            &certs,
+            trust_anchors,
+            &conn.server_certificates(),
+            UnixTime::now(),
+        )
     }
 
     /// `/cacerts` on its own over TLS-PSK (PPSK-based RSPF; RFC 7030 4.1.1: the PSK-authenticated
@@ -325,7 +333,15 @@ impl MefClient {
     ) -> Result<Provisioned> {
         // Step 1: the MEF CA certificates become the explicit TA database (RFC 7030 4.1.3),
         // but only once everything else succeeded.
-        let trust_anchors = validate_ca_certs(&conn.cacerts()?)?;
+        // Root key rollover (RFC 7030 4.1.3): link certificates are checked against the
+        // newest root, or a NewWithOld against the anchors the device holds now.
+        let certs = conn.cacerts()?;
+        let trust_anchors = validate_ca_certs_for(
+            &certs,
+            tls_anchors.unwrap_or_default(),
+            &conn.server_certificates(),
+            UnixTime::now(),
+        )?;
         // The TLS verifier of this connection is the same check (EstServerVerifier: chain, then
         // host name or id-kp-cmcRA); over the same anchors it has accepted every chain seen so
         // far, and verifying them again would change nothing.

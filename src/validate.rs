@@ -426,12 +426,57 @@ fn chain_error_reason(e: &webpki::Error, subject: &str) -> String {
 }
 
 /// Checks a /cacerts response (RFC 7030 4.1.3) before it becomes the explicit trust anchor
-/// database (RFC 7030 3.6.1; CR 8.3.Z.2.2 step 1c): at least one certificate, each parses,
-/// each is a CA certificate (basicConstraints cA TRUE, RFC 5280 4.2.1.9) usable as a trust
-/// anchor. Duplicates are dropped; the order of first appearance is kept.
+/// database (RFC 7030 3.6.1; CR 8.3.Z.2.2 step 1c), with no trust anchors of the device to
+/// compare with (see [`validate_ca_certs_for`]).
+pub fn validate_ca_certs(certs: &[CertificateDer<'_>]) -> Result<Vec<CertificateDer<'static>>> {
+    validate_ca_certs_for(certs, &[], &[], UnixTime::now())
+}
+
+/// Checks a /cacerts response (RFC 7030 4.1.3) before it becomes the explicit trust anchor
+/// database (RFC 7030 3.6.1; CR 8.3.Z.2.2 step 1c). `current` are the trust anchors the device
+/// holds now (those that authenticated this connection; empty when there are none, e.g. over
+/// TLS-PSK); `server_chains` the certificate chains the server presented in this procedure.
+///
+/// Each certificate must parse and be a CA certificate (basicConstraints cA TRUE, RFC 5280
+/// 4.2.1.9) usable as a trust anchor. Then the root key rollover rules of RFC 7030 4.1.3 (the
+/// "Root CA Key Update" certificates of RFC 4210 4.4):
+///
+/// 1. The self-signed certificates (subject = issuer, and the signature verifies with the
+///    certificate's own key) are the roots; there must be one ("the EST server MUST include
+///    the current root CA certificate"). The newest root is the one with the latest notAfter
+///    ("the EST CA's most recent self-signed certificate (e.g., NewWithNew) ... has the latest
+///    NotAfter date").
+/// 2. Every other certificate (subordinate CAs and the link certificates OldWithNew and
+///    NewWithOld) must pass RFC 5280 path validation with the newest root as the trust anchor
+///    and the other non-self-signed certificates of the response as intermediates: names
+///    chain, signatures verify, every certificate on the path is within its validity period,
+///    and each issuer is a CA allowed to sign certificates (keyUsage keyCertSign when
+///    present). A NewWithOld (the newest root's name and key, signed by the old key) that
+///    comes without its OldWithNew may instead verify directly under one of `current`.
+/// 3. Every older root (OldWithOld) must be linked to the newest one: a validated
+///    certificate in the response carries its name and key (OldWithNew). A self-signed CA
+///    certificate that is not linked could be anybody's.
+/// 4. When the device holds trust anchors (`current` not empty), the newest root must be one
+///    of them (same name and key), or be vouched for by one of them: a certificate with the
+///    newest root's name and key (a NewWithOld), in the response or in a chain the server
+///    presented, issued by a current anchor. Otherwise an authorised server could hand the
+///    device to another CA by certifying the device's old root under it (a forged
+///    OldWithNew): only the old key can introduce the new one (RFC 4210 4.4).
+///
+/// A forged or unrelated certificate anywhere fails the whole response: nothing of it is
+/// installed. The result is every certificate of the response (duplicates dropped, order of
+/// first appearance kept): the roots, and the validated subordinate and link certificates.
+/// A link certificate as a trust anchor is its subject and key, i.e. the root it links, so a
+/// server whose TLS chain is still under the old root (rollover in progress) or already under
+/// the new one is authenticated after the install as before it.
 ///
 /// Failures are [`Error::BadResponse`] for [`Operation::CaCerts`].
-pub fn validate_ca_certs(certs: &[CertificateDer<'_>]) -> Result<Vec<CertificateDer<'static>>> {
+pub fn validate_ca_certs_for(
+    certs: &[CertificateDer<'_>],
+    current: &[CertificateDer<'_>],
+    server_chains: &[Vec<CertificateDer<'static>>],
+    now: UnixTime,
+) -> Result<Vec<CertificateDer<'static>>> {
     let bad = |reason: String| Error::BadResponse {
         operation: Operation::CaCerts,
         reason,
@@ -440,6 +485,7 @@ pub fn validate_ca_certs(certs: &[CertificateDer<'_>]) -> Result<Vec<Certificate
         return Err(bad("the response holds no CA certificate".into()));
     }
     let mut out: Vec<CertificateDer<'static>> = Vec::with_capacity(certs.len());
+    let mut parsed: Vec<CaCert> = Vec::with_capacity(certs.len());
     for (i, der) in certs.iter().enumerate() {
         let what = format!("certificate #{}", i + 1);
         let cert = parse_cert(der, &what).map_err(bad)?;
@@ -461,9 +507,240 @@ pub fn validate_ca_certs(certs: &[CertificateDer<'_>]) -> Result<Vec<Certificate
             .map_err(|e| bad(format!("{what} ({subject}) cannot be a trust anchor: {e}")))?;
         if !out.iter().any(|c| c.as_ref() == der.as_ref()) {
             out.push(CertificateDer::from(der.as_ref().to_vec()));
+            parsed.push(CaCert::new(cert, what, subject));
+        }
+    }
+
+    // 1. The roots, and the newest of them.
+    let roots: Vec<usize> = (0..parsed.len())
+        .filter(|&i| parsed[i].is_self_signed())
+        .collect();
+    let Some(&newest) = roots.iter().max_by_key(|&&i| parsed[i].not_after) else {
+        return Err(bad(
+            "the response holds no self-signed root CA certificate (RFC 7030 4.1.3: the \
+             server MUST include the current root CA certificate)"
+                .into(),
+        ));
+    };
+    let others: Vec<usize> = (0..parsed.len()).filter(|i| !roots.contains(i)).collect();
+
+    // 2. Everything else is validated against the newest root.
+    let current_parsed: Vec<CaCert> = current
+        .iter()
+        .enumerate()
+        .filter_map(|(i, der)| {
+            let cert = crate::x509::parse_certificate(der).ok()?;
+            let subject = crate::x509::describe_name(cert.tbs_certificate().subject());
+            Some(CaCert::new(
+                cert,
+                format!("trust anchor #{}", i + 1),
+                subject,
+            ))
+        })
+        .collect();
+    let now_secs = now.as_secs();
+    for &i in &others {
+        let cert = &parsed[i];
+        let validated = chains_to(&parsed, i, newest, &others, now_secs, &mut vec![i])
+            || (cert.same_key_and_name(&parsed[newest])
+                && cert.within(now_secs)
+                && current_parsed.iter().any(|ta| cert.issued_by(ta)));
+        if !validated {
+            return Err(bad(format!(
+                "{} ({}) does not validate against the newest root CA certificate ({}): it is \
+                 neither a subordinate CA of it nor a root key rollover certificate linked to \
+                 it (RFC 7030 4.1.3)",
+                cert.what, cert.subject, parsed[newest].subject
+            )));
+        }
+    }
+
+    // 3. Older roots are linked to the newest one.
+    for &r in roots.iter().filter(|&&r| r != newest) {
+        if !others
+            .iter()
+            .any(|&o| parsed[o].same_key_and_name(&parsed[r]))
+        {
+            return Err(bad(format!(
+                "{} ({}) is a second self-signed root, not linked to the newest root ({}) by an \
+                 OldWithNew certificate (RFC 7030 4.1.3)",
+                parsed[r].what, parsed[r].subject, parsed[newest].subject
+            )));
+        }
+    }
+
+    // 4. The newest root is the device's, or introduced by the device's (NewWithOld).
+    if !current_parsed.is_empty() {
+        let root = &parsed[newest];
+        let presented: Vec<CaCert> = server_chains
+            .iter()
+            .flatten()
+            .filter_map(|der| {
+                let cert = crate::x509::parse_certificate(der).ok()?;
+                Some(CaCert::new(cert, String::new(), String::new()))
+            })
+            .collect();
+        let known = current_parsed.iter().any(|ta| ta.same_key_and_name(root));
+        let introduced = parsed
+            .iter()
+            .chain(presented.iter())
+            .filter(|c| c.same_key_and_name(root) && c.within(now_secs))
+            .any(|c| current_parsed.iter().any(|ta| c.issued_by(ta)));
+        if !known && !introduced {
+            return Err(bad(format!(
+                "the newest root CA certificate ({}) is not one of the device's trust anchors \
+                 and no NewWithOld certificate signed by one of them introduces it (RFC 7030 \
+                 4.1.3, RFC 4210 4.4)",
+                root.subject
+            )));
         }
     }
     Ok(out)
+}
+
+/// A parsed CA certificate of a /cacerts response, with what path validation needs.
+struct CaCert {
+    cert: Certificate,
+    what: String,
+    subject: String,
+    not_before: u64,
+    not_after: u64,
+}
+
+impl CaCert {
+    fn new(cert: Certificate, what: String, subject: String) -> CaCert {
+        let validity = cert.tbs_certificate().validity();
+        let not_before = validity.not_before.to_unix_duration().as_secs();
+        let not_after = validity.not_after.to_unix_duration().as_secs();
+        CaCert {
+            cert,
+            what,
+            subject,
+            not_before,
+            not_after,
+        }
+    }
+
+    fn within(&self, now: u64) -> bool {
+        self.not_before <= now && now <= self.not_after
+    }
+
+    fn is_self_signed(&self) -> bool {
+        self.issued_by(self)
+    }
+
+    /// Whether `self` carries the subject and the key of `other`.
+    fn same_key_and_name(&self, other: &CaCert) -> bool {
+        let (a, b) = (self.cert.tbs_certificate(), other.cert.tbs_certificate());
+        a.subject() == b.subject() && a.subject_public_key_info() == b.subject_public_key_info()
+    }
+
+    /// RFC 5280 6.1.3 for one step: `issuer`'s subject is our issuer, `issuer` may sign
+    /// certificates (basicConstraints cA, keyUsage keyCertSign when present), and our
+    /// signature verifies with its key.
+    fn issued_by(&self, issuer: &CaCert) -> bool {
+        let tbs = self.cert.tbs_certificate();
+        if tbs.issuer() != issuer.cert.tbs_certificate().subject() {
+            return false;
+        }
+        if !matches!(basic_constraints_ca(&issuer.cert), Ok(true)) {
+            return false;
+        }
+        match issuer.cert.tbs_certificate().get_extension::<KeyUsage>() {
+            Ok(Some((_, ku))) if !ku.key_cert_sign() => return false,
+            Ok(_) => {}
+            Err(_) => return false,
+        }
+        verify_certificate_signature(&self.cert, &issuer.cert)
+    }
+}
+
+/// Whether `target` has a path to the anchor `root` through the certificates `others` (each
+/// used once), every certificate on it within its validity period (RFC 5280 6.1; the trust
+/// anchor's own validity and signature are not part of path validation).
+fn chains_to(
+    parsed: &[CaCert],
+    target: usize,
+    root: usize,
+    others: &[usize],
+    now: u64,
+    path: &mut Vec<usize>,
+) -> bool {
+    /// Far more than a rollover set needs; bounds the search on a hostile response.
+    const MAX_DEPTH: usize = 8;
+    if !parsed[target].within(now) {
+        return false;
+    }
+    if parsed[target].issued_by(&parsed[root]) {
+        return true;
+    }
+    if path.len() >= MAX_DEPTH {
+        return false;
+    }
+    for &o in others {
+        if path.contains(&o) || !parsed[target].issued_by(&parsed[o]) {
+            continue;
+        }
+        path.push(o);
+        let found = chains_to(parsed, o, root, others, now, path);
+        path.pop();
+        if found {
+            return true;
+        }
+    }
+    false
+}
+
+/// Verifies `cert`'s signature with `issuer`'s public key (ring). The algorithms: ECDSA
+/// (P-256, P-384) with SHA-256 or SHA-384, Ed25519, RSA PKCS #1 v1.5 with SHA-256/384/512.
+fn verify_certificate_signature(cert: &Certificate, issuer: &Certificate) -> bool {
+    use der::Encode;
+    use ring::signature as sig;
+    const EC_PUBLIC_KEY: &str = "1.2.840.10045.2.1";
+    const SECP256R1: &str = "1.2.840.10045.3.1.7";
+    const SECP384R1: &str = "1.3.132.0.34";
+    const RSA_ENCRYPTION: &str = "1.2.840.113549.1.1.1";
+    let spki = issuer.tbs_certificate().subject_public_key_info();
+    let key_alg = spki.algorithm.oid.to_string();
+    let curve = spki
+        .algorithm
+        .parameters
+        .as_ref()
+        .and_then(|p| p.decode_as::<const_oid::ObjectIdentifier>().ok())
+        .map(|o| o.to_string());
+    let signature_alg = cert.signature_algorithm().oid.to_string();
+    let algorithm: &dyn sig::VerificationAlgorithm =
+        match (key_alg.as_str(), curve.as_deref(), signature_alg.as_str()) {
+            (EC_PUBLIC_KEY, Some(SECP256R1), crate::proto::oids::ECDSA_WITH_SHA256) => {
+                &sig::ECDSA_P256_SHA256_ASN1
+            }
+            (EC_PUBLIC_KEY, Some(SECP256R1), crate::proto::oids::ECDSA_WITH_SHA384) => {
+                &sig::ECDSA_P256_SHA384_ASN1
+            }
+            (EC_PUBLIC_KEY, Some(SECP384R1), crate::proto::oids::ECDSA_WITH_SHA256) => {
+                &sig::ECDSA_P384_SHA256_ASN1
+            }
+            (EC_PUBLIC_KEY, Some(SECP384R1), crate::proto::oids::ECDSA_WITH_SHA384) => {
+                &sig::ECDSA_P384_SHA384_ASN1
+            }
+            ("1.3.101.112", _, "1.3.101.112") => &sig::ED25519,
+            (RSA_ENCRYPTION, _, "1.2.840.113549.1.1.11") => &sig::RSA_PKCS1_2048_8192_SHA256,
+            (RSA_ENCRYPTION, _, "1.2.840.113549.1.1.12") => &sig::RSA_PKCS1_2048_8192_SHA384,
+            (RSA_ENCRYPTION, _, "1.2.840.113549.1.1.13") => &sig::RSA_PKCS1_2048_8192_SHA512,
+            _ => return false,
+        };
+    let (Some(public), Some(signature)) = (
+        spki.subject_public_key.as_bytes(),
+        cert.signature().as_bytes(),
+    ) else {
+        return false;
+    };
+    let Ok(tbs) = cert.tbs_certificate().to_der() else {
+        return false;
+    };
+    sig::UnparsedPublicKey::new(algorithm, public)
+        .verify(&tbs, signature)
+        .is_ok()
 }
 
 /// A small PKI for tests: a root CA, an intermediate CA, and leaves issued for any

@@ -87,6 +87,20 @@ impl TestCa {
         }
     }
 
+    /// A new root CA named `cn` whose notAfter is later than any [`TestCa::new`] root's (rcgen's
+    /// default, 4096-01-01): the newest root of a key rollover (RFC 7030 4.1.3).
+    pub fn successor(cn: &str) -> TestCa {
+        let key = KeyPair::generate().expect("CA key");
+        let mut params = Self::ca_params(cn);
+        params.not_after = rcgen::date_time_ymd(4097, 1, 1);
+        let cert = params.self_signed(&key).expect("CA certificate");
+        TestCa {
+            cert: cert.der().clone(),
+            issuer: Issuer::new(params, key),
+            cn: cn.into(),
+        }
+    }
+
     fn ca_params(cn: &str) -> CertificateParams {
         let mut params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
         params.distinguished_name.push(DnType::CommonName, cn);
