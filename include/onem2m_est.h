@@ -695,7 +695,10 @@ mef_result mef_config_set_timeouts(struct mef_config *config, uint32_t connect_m
 
 /**
  * Bounds the polling of 202 Accepted answers (RFC 7030 4.2.3): at most `max_attempts`
- * requests in all (at least 1) and `max_total_ms` of waiting between them.
+ * requests in all (at least 1) and `max_total_ms` of waiting between them. Each wait is at
+ * least the server's Retry-After; a Retry-After longer than what is left of `max_total_ms` is
+ * not shortened: the call ends with `MEF_ERR_RETRY_LATER` and a message saying how long the
+ * MEF asked for.
  *
  * # Safety
  * `config` as for `mef_config_free` (non-NULL).

@@ -720,10 +720,13 @@ impl EstConnection {
             // resent, and the caller learns how long the server asked for.
             if let Some(asked) = asked {
                 let left = policy.max_total.saturating_sub(waited);
-                let bound = if asked > policy.max_delay {
-                    Some(("the longest single wait (max_delay)", policy.max_delay))
-                } else if asked > left {
-                    Some(("the polling time left (max_total)", left))
+                let bound = if asked > left {
+                    Some(("the polling time left", left))
+                } else if asked > policy.max_delay {
+                    Some((
+                        "the longest single wait (PollPolicy::max_delay)",
+                        policy.max_delay,
+                    ))
                 } else {
                     None
                 };

@@ -349,7 +349,10 @@ pub unsafe extern "C" fn mef_config_set_timeouts(
 }
 
 /// Bounds the polling of 202 Accepted answers (RFC 7030 4.2.3): at most `max_attempts`
-/// requests in all (at least 1) and `max_total_ms` of waiting between them.
+/// requests in all (at least 1) and `max_total_ms` of waiting between them. Each wait is at
+/// least the server's Retry-After; a Retry-After longer than what is left of `max_total_ms` is
+/// not shortened: the call ends with `MEF_ERR_RETRY_LATER` and a message saying how long the
+/// MEF asked for.
 ///
 /// # Safety
 /// `config` as for `mef_config_free` (non-NULL).
@@ -367,6 +370,8 @@ pub unsafe extern "C" fn mef_config_set_polling(
         }
         config.transport.poll.max_attempts = max_attempts;
         config.transport.poll.max_total = Duration::from_millis(max_total_ms.into());
+        // The caller's bound is the total: a single wait may use all of it.
+        config.transport.poll.max_delay = config.transport.poll.max_total;
         MEF_OK
     })
 }

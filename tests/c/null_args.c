@@ -95,7 +95,8 @@ static void static_functions(void) {
   TRUE(strcmp(mef_result_text(MEF_ERR_NULL_ARGUMENT), "unknown result") != 0);
   TRUE(strcmp(mef_result_text(MEF_ERR_NOT_PROVISIONED), "unknown result") != 0);
   TRUE(strcmp(mef_result_text(5), "unknown result") == 0);
-  TRUE(strcmp(mef_result_text(22), "unknown result") == 0);
+  TRUE(strcmp(mef_result_text(MEF_ERR_RETRY_LATER), "unknown result") != 0);
+  TRUE(strcmp(mef_result_text(23), "unknown result") == 0);
   TRUE(strcmp(mef_result_text(36), "unknown result") == 0);
   TRUE(strcmp(mef_result_text(0xFFFFFFFFu), "unknown result") == 0);
   TRUE(mef_result_cmd_status(MEF_OK) == MEF_CMD_OK);
