@@ -457,7 +457,9 @@ pub fn validate_ca_certs(certs: &[CertificateDer<'_>]) -> Result<Vec<Certificate
 ///    certificate in the response carries its name and key (OldWithNew). A self-signed CA
 ///    certificate that is not linked could be anybody's.
 /// 4. When the device holds trust anchors (`current` not empty), the newest root must be one
-///    of them (same name and key), or be vouched for by one of them: a certificate with the
+///    of them (same name and key), or the issuer of one of them (the device trusts a
+///    subordinate CA whose certificate, as the device holds it, the root signed), or be
+///    vouched for by one of them: a certificate with the
 ///    newest root's name and key (a NewWithOld), in the response or in a chain the server
 ///    presented, issued by a current anchor. Otherwise an authorised server could hand the
 ///    device to another CA by certifying the device's old root under it (a forged
@@ -580,7 +582,11 @@ pub fn validate_ca_certs_for(
                 Some(CaCert::new(cert, String::new(), String::new()))
             })
             .collect();
-        let known = current_parsed.iter().any(|ta| ta.same_key_and_name(root));
+        // Known: the root itself, or the issuer of an anchor the device holds (a device that
+        // trusts a subordinate CA gets its root, which signed the device's own copy).
+        let known = current_parsed
+            .iter()
+            .any(|ta| ta.same_key_and_name(root) || (ta.issued_by(root) && !ta.is_self_signed()));
         let introduced = parsed
             .iter()
             .chain(presented.iter())
@@ -1199,5 +1205,45 @@ mod tests {
         }
         let junk = CertificateDer::from(vec![0x30, 0x00]);
         assert!(validate_ca_certs(&[junk]).is_err());
+    }
+
+    #[test]
+    fn ca_certs_against_the_devices_anchors() {
+        let pki = TestPki::new("dev");
+        let set = [pki.root_der(), pki.intermediate_der()];
+        // The device trusts the root, or only the issuing CA below it: both accept the set.
+        validate_ca_certs_for(&set, &[pki.root_der()], &[], now()).unwrap();
+        validate_ca_certs_for(&set, &[pki.intermediate_der()], &[], now()).unwrap();
+        // A device that trusts another PKI does not take this root from an authorised server.
+        let other = TestPki::new("other");
+        match validate_ca_certs_for(&set, &[other.root_der()], &[], now()) {
+            Err(Error::BadResponse { reason, .. }) => {
+                assert!(
+                    reason.contains("not one of the device's trust anchors"),
+                    "{reason}"
+                )
+            }
+            r => panic!("{r:?}"),
+        }
+        // The subordinate must chain to the root it comes with.
+        match validate_ca_certs_for(
+            &[pki.root_der(), other.intermediate_der()],
+            &[pki.root_der()],
+            &[],
+            now(),
+        ) {
+            Err(Error::BadResponse { reason, .. }) => {
+                assert!(
+                    reason.contains("does not validate against the newest root"),
+                    "{reason}"
+                )
+            }
+            r => panic!("{r:?}"),
+        }
+        // An expired subordinate does not validate either (2045: after the test PKI's notAfter;
+        // the root is a trust anchor, its own validity is not checked).
+        let later = UnixTime::since_unix_epoch(Duration::from_secs(2_366_841_600));
+        assert!(validate_ca_certs_for(&set, &[pki.root_der()], &[], later).is_err());
+        validate_ca_certs_for(&[pki.root_der()], &[pki.root_der()], &[], later).unwrap();
     }
 }
