@@ -677,7 +677,9 @@ mef_result mef_config_set_subject(struct mef_config *config, mef_subject_type ty
 
 /**
  * Sets the key type generated when the MEF does not ask for one (default
- * `MEF_KEY_ECDSA_P256_SHA256`, TS-0003 10.1.1.1).
+ * `MEF_KEY_ECDSA_P256_SHA256`, TS-0003 10.1.1.1). With the default, the issued chain must
+ * also meet TS-0003 10.1.1.3 (every signature ecdsa-with-SHA256, P-256 CA keys); with another
+ * type, any signature algorithm the library offers is accepted.
  *
  * # Safety
  * `config` as for `mef_config_free` (non-NULL).

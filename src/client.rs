@@ -44,6 +44,8 @@ pub struct Config {
     /// re-provisioning, the identity of the current certificate).
     pub identity: Option<SubjectIdentity>,
     /// The key type generated when the server does not ask for one (TS-0003 10.1.1.1: P-256).
+    /// It also names the certificate profile the issued chain is checked against
+    /// ([`crate::validate::check_chain_algorithms`]).
     pub key_algorithm: KeyAlgorithm,
     /// Timeouts, body limits and polling bounds.
     pub transport: TransportConfig,
