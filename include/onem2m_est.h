@@ -390,6 +390,13 @@ typedef uint32_t mef_cmd_status;
 #define MEF_ERR_DECODE 21
 
 /**
+ * The server answered 202 Accepted with a Retry-After longer than the polling bounds allow
+ * (RFC 7030 4.2.3): nothing was resent early; the message says how long the server asked for,
+ * run the procedure again after that time.
+ */
+#define MEF_ERR_RETRY_LATER 22
+
+/**
  * The server requires something this client cannot do (a key type, a hash).
  */
 #define MEF_ERR_UNSUPPORTED 30
@@ -719,7 +726,9 @@ mef_result mef_config_set_mef_fqdn(struct mef_config *config, const char *fqdn);
 
 /**
  * Sets the key type generated when the MEF does not ask for one (default
- * `MEF_KEY_ECDSA_P256_SHA256`, TS-0003 10.1.1.1).
+ * `MEF_KEY_ECDSA_P256_SHA256`, TS-0003 10.1.1.1). With the default, the issued chain must
+ * also meet TS-0003 10.1.1.3 (every signature ecdsa-with-SHA256, P-256 CA keys); with another
+ * type, any signature algorithm the library offers is accepted.
  *
  * # Safety
  * `config` as for `mef_config_free` (non-NULL).
@@ -747,7 +756,10 @@ mef_result mef_config_set_timeouts(struct mef_config *config, uint32_t connect_m
 
 /**
  * Bounds the polling of 202 Accepted answers (RFC 7030 4.2.3): at most `max_attempts`
- * requests in all (at least 1) and `max_total_ms` of waiting between them.
+ * requests in all (at least 1) and `max_total_ms` of waiting between them. Each wait is at
+ * least the server's Retry-After; a Retry-After longer than what is left of `max_total_ms` is
+ * not shortened: the call ends with `MEF_ERR_RETRY_LATER` and a message saying how long the
+ * MEF asked for.
  *
  * # Safety
  * `config` as for `mef_config_free` (non-NULL).

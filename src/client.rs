@@ -20,18 +20,19 @@ use std::time::SystemTime;
 
 use rustls_pki_types::{CertificateDer, UnixTime};
 
-use crate::csr::build_csr;
+use crate::csr::{build_csr, build_reenrol_csr, CurrentCertificate};
 use crate::error::{Error, Result};
 use crate::identity::SubjectIdentity;
 use crate::keys::{check_key_satisfies, key_algorithm_for, KeyAlgorithm, PrivateKey, SoftwareKey};
-use crate::proto::csrattrs::{CsrRequirements, RequestedExtension};
-use crate::proto::oids;
+use crate::proto::csrattrs::CsrRequirements;
 use crate::psk::PskCredential;
 use crate::store::{CredentialStore, Credentials};
 use crate::tls::{client_config, ClientIdentity, TlsProfile};
 use crate::transport::{EstConnection, TransportConfig};
 use crate::uri::EstUri;
-use crate::validate::{validate_ca_certs, validate_issued};
+use crate::validate::{
+    check_chain_algorithms, validate_ca_certs, validate_ca_certs_for, validate_issued,
+};
 
 /// What a MEF Client needs to know before it runs a procedure.
 #[derive(Debug, Clone)]
@@ -43,6 +44,8 @@ pub struct Config {
     /// re-provisioning, the identity of the current certificate).
     pub identity: Option<SubjectIdentity>,
     /// The key type generated when the server does not ask for one (TS-0003 10.1.1.1: P-256).
+    /// It also names the certificate profile the issued chain is checked against
+    /// ([`crate::validate::check_chain_algorithms`]).
     pub key_algorithm: KeyAlgorithm,
     /// Timeouts, body limits and polling bounds.
     pub transport: TransportConfig,
@@ -254,7 +257,13 @@ impl MefClient {
         client: Option<ClientIdentity>,
     ) -> Result<Vec<CertificateDer<'static>>> {
         let conn = self.connect(trust_anchors, client)?;
-        validate_ca_certs(&conn.cacerts()?)
+        let certs = conn.cacerts()?;
+        validate_ca_certs_for(
+            &certs,
+            trust_anchors,
+            &conn.server_certificates(),
+            UnixTime::now(),
+        )
     }
 
     /// `/cacerts` on its own over TLS-PSK (PPSK-based RSPF; RFC 7030 4.1.1: the PSK-authenticated
@@ -390,7 +399,15 @@ impl MefClient {
     ) -> Result<Provisioned> {
         // Step 1: the MEF CA certificates become the explicit TA database (RFC 7030 4.1.3),
         // but only once everything else succeeded.
-        let trust_anchors = validate_ca_certs(&conn.cacerts()?)?;
+        // Root key rollover (RFC 7030 4.1.3): link certificates are checked against the
+        // newest root, or a NewWithOld against the anchors the device holds now.
+        let certs = conn.cacerts()?;
+        let trust_anchors = validate_ca_certs_for(
+            &certs,
+            tls_anchors.unwrap_or_default(),
+            &conn.server_certificates(),
+            UnixTime::now(),
+        )?;
         // The TLS verifier of this connection is the same check (EstServerVerifier: chain, then
         // host name or id-kp-cmcRA); over the same anchors it has accepted every chain seen so
         // far, and verifying them again would change nothing.
@@ -412,23 +429,20 @@ impl MefClient {
 
         // Step 2: CSR attributes. 204/404 means the server has none (RFC 7030 4.5.2); a oneM2M
         // MEF always sends them, and will refuse a CSR without its challengePassword.
-        let mut reqs = match conn.csrattrs()? {
+        let reqs = match conn.csrattrs()? {
             Some(items) => CsrRequirements::from_items(&items).map_err(|source| Error::Decode {
                 operation: crate::Operation::CsrAttrs,
                 source,
             })?,
             None => empty_requirements(),
         };
-        if reqs.subject_alt_name().is_none() && self.config.identity.is_none() {
-            // Re-enrolment keeps the identity of the certificate being renewed (RFC 7030 4.2.2).
-            if let Some(san) = current.and_then(|c| leaf_san(&c.chain)) {
-                reqs.extensions.push(RequestedExtension {
-                    oid: oids::SUBJECT_ALT_NAME.into(),
-                    critical: false,
-                    value: san,
-                });
-            }
-        }
+        // Re-enrolment keeps the subject, subjectAltName and extendedKeyUsage of the certificate
+        // being renewed or rekeyed (RFC 7030 4.2.2; csr::build_reenrol_csr).
+        let renewed = match (enrol, current.and_then(|c| c.chain.first())) {
+            (Enrol::Re, Some(leaf)) => Some(CurrentCertificate::from_der(leaf.as_ref())?),
+            _ => None,
+        };
+        let renewed = renewed.as_ref();
         let identity = self.config.identity.as_ref();
         log::info!(
             "/csrattrs: challengePassword {}, key {:?}, hash {:?}, {} extension(s), {} unrecognised",
@@ -445,7 +459,11 @@ impl MefClient {
 
         // What the CSR needs that does not depend on the key (identity, extensions,
         // challengePassword) is checked before any key is made or generated.
-        crate::csr::check_requirements(identity, &reqs, None)?;
+        crate::csr::check_reenrol_requirements(identity, &reqs, None, renewed)?;
+        let build_csr = |key: &dyn PrivateKey| match renewed {
+            Some(current) => build_reenrol_csr(key, identity, &reqs, None, current),
+            None => build_csr(key, identity, &reqs, None),
+        };
 
         // Step 3.
         match key_source {
@@ -454,7 +472,7 @@ impl MefClient {
                 // proves nothing we keep, so it is an ephemeral software key, never stored.
                 let alg = key_algorithm_for(reqs.key, reqs.hash, self.config.key_algorithm)?;
                 let ephemeral = SoftwareKey::generate(alg)?;
-                let csr = build_csr(&ephemeral, identity, &reqs, None)?;
+                let csr = build_csr(&ephemeral)?;
                 let response = conn.server_keygen(&csr.der)?;
                 let key: Arc<dyn PrivateKey> = Arc::new(
                     SoftwareKey::from_server_key_der(&response.private_key_pkcs8).map_err(|e| {
@@ -480,14 +498,14 @@ impl MefClient {
             }
             KeySource::Existing(key) => {
                 check_key_satisfies(key.as_ref(), &reqs)?;
-                let csr = build_csr(key.as_ref(), identity, &reqs, None)?;
+                let csr = build_csr(key.as_ref())?;
                 let certs = enrol.send(conn, &csr.der)?;
                 self.finish(conn, store, &certs, key, &csr.san, trust_anchors)
             }
             KeySource::Generate => {
                 let alg = key_algorithm_for(reqs.key, reqs.hash, self.config.key_algorithm)?;
                 let key = store.create_key(alg)?;
-                let result = build_csr(key.as_ref(), identity, &reqs, None)
+                let result = build_csr(key.as_ref())
                     .and_then(|csr| {
                         let certs = enrol.send(conn, &csr.der)?;
                         Ok((csr, certs))
@@ -521,6 +539,9 @@ impl MefClient {
                 .unwrap_or_default(),
         );
         let issued = validate_issued(certs, key.as_ref(), expected_san, &trust_anchors, now)?;
+        // The certificate profile this client claims (TS-0003 10.1.1.3), before anything is
+        // installed.
+        check_chain_algorithms(&issued.chain, self.config.key_algorithm)?;
         // Again, for servers met on later connections of this procedure (the chains checked in
         // step 1 against these same anchors are not verified twice).
         self.check_anchors_authorise_server(conn, &trust_anchors, anchors.chains_checked)?;
@@ -626,15 +647,4 @@ fn empty_requirements() -> CsrRequirements {
 /// Whether two certificate lists hold the same certificates (DER), in any order.
 fn same_certificates(a: &[CertificateDer<'_>], b: &[CertificateDer<'_>]) -> bool {
     a.iter().all(|c| b.contains(c)) && b.iter().all(|c| a.contains(c))
-}
-
-/// The subjectAltName extension value (GeneralNames DER) of the first certificate.
-fn leaf_san(chain: &[CertificateDer<'static>]) -> Option<Vec<u8>> {
-    let leaf = chain.first()?;
-    let cert = crate::x509::parse_certificate(leaf.as_ref()).ok()?;
-    cert.tbs_certificate()
-        .extensions()?
-        .iter()
-        .find(|e| e.extn_id == const_oid::db::rfc5280::ID_CE_SUBJECT_ALT_NAME)
-        .map(|e| e.extn_value.as_bytes().to_vec())
 }

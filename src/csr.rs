@@ -10,6 +10,9 @@
 //!   10.1.4), then every other extension the server asked for, verbatim with its criticality;
 //! - challengePassword (PKCS #9, RFC 2985 5.4.1), when the server asked for one.
 //!
+//! A re-enrolment CSR ([`build_reenrol_csr`]) instead repeats the subject and subjectAltName of
+//! the certificate being renewed or rekeyed (RFC 7030 4.2.2) and carries its extendedKeyUsage.
+//!
 //! Signing goes through [`PrivateKey::sign`] only, so the key may live outside the process.
 
 use crate::error::{Error, Operation, Result};
@@ -91,41 +94,300 @@ pub fn build_csr(
     reqs: &CsrRequirements,
     channel_binding: Option<&[u8]>,
 ) -> Result<BuiltCsr> {
+    build_request(key, identity, reqs, channel_binding, None)
+}
+
+/// Builds and signs the CSR of a re-enrolment (`/simplereenroll`, or `/serverkeygen` when
+/// re-provisioning) of `current`, the certificate being renewed or rekeyed.
+///
+/// RFC 7030 4.2.2: "the Subject field and SubjectAltName extension MUST be identical to the
+/// corresponding fields in the certificate being renewed or rekeyed". So the CSR carries the
+/// current certificate's subject and subjectAltName as they are encoded there (the SAN with
+/// its criticality), and its extendedKeyUsage purposes, together with any the server asks
+/// for. Exceptions and errors:
+///
+/// - the server's CSR attributes request a subjectAltName with other names: the MEF asks for
+///   a change, which this client honours (it is the source of truth for the identity, CR
+///   8.3.Z.2.3 step 2b): the CSR is then built as [`build_csr`] builds it. The
+///   ChangeSubjectName attribute (RFC 6402 2.1) that RFC 7030 4.2.2 mentions is not sent;
+///   a MEF that renames a device says so in its CSR attributes;
+/// - a configured `identity` that the current certificate does not carry (and the server
+///   does not request) is [`Error::InvalidArgument`]: re-provisioning keeps the identity;
+/// - a subject this client cannot reproduce byte for byte (multi-valued RDNs, repeated
+///   attribute types, string types other than UTF8String, PrintableString, IA5String and
+///   BMPString) is [`Error::Csr`], rather than a CSR the RFC forbids.
+pub fn build_reenrol_csr(
+    key: &dyn PrivateKey,
+    identity: Option<&SubjectIdentity>,
+    reqs: &CsrRequirements,
+    channel_binding: Option<&[u8]>,
+    current: &CurrentCertificate,
+) -> Result<BuiltCsr> {
+    build_request(key, identity, reqs, channel_binding, Some(current))
+}
+
+/// What RFC 7030 4.2.2 keeps from the certificate being renewed or rekeyed: its subject, its
+/// subjectAltName and its extendedKeyUsage.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CurrentCertificate {
+    /// The subject Name, DER, as encoded in the certificate.
+    subject: Vec<u8>,
+    /// The subject's attributes as rcgen can write them, in order; `Err` says why it cannot.
+    subject_attributes: std::result::Result<Vec<(rcgen::DnType, rcgen::DnValue)>, String>,
+    /// The subjectAltName: names, the extension value as encoded, criticality.
+    san: Option<(Vec<GeneralName>, Vec<u8>, bool)>,
+    /// The extendedKeyUsage purposes and criticality.
+    eku: Option<(Vec<ObjectIdentifier>, bool)>,
+}
+
+impl CurrentCertificate {
+    /// Reads the fields of a DER certificate (the first of the installed chain).
+    pub fn from_der(der: &[u8]) -> Result<CurrentCertificate> {
+        let fail = |e: String| csr_error(format!("the certificate being re-provisioned: {e}"));
+        let cert = crate::x509::parse_certificate(der)
+            .map_err(|e| fail(format!("does not parse: {e}")))?;
+        let tbs = cert.tbs_certificate();
+        let subject = tbs
+            .subject()
+            .to_der()
+            .map_err(|e| fail(format!("subject: {e}")))?;
+        let mut san = None;
+        let mut eku = None;
+        for ext in tbs.extensions().into_iter().flatten() {
+            if ext.extn_id == const_oid::db::rfc5280::ID_CE_SUBJECT_ALT_NAME {
+                let value = ext.extn_value.as_bytes().to_vec();
+                let names = san::decode(&value)
+                    .map_err(|e| fail(format!("malformed subjectAltName: {e}")))?;
+                san = Some((names, value, ext.critical));
+            } else if ext.extn_id == const_oid::db::rfc5280::ID_CE_EXT_KEY_USAGE {
+                let purposes = decode_eku(ext.extn_value.as_bytes())
+                    .map_err(|e| fail(format!("malformed extendedKeyUsage: {e}")))?;
+                eku = Some((purposes, ext.critical));
+            }
+        }
+        Ok(CurrentCertificate {
+            subject,
+            subject_attributes: subject_attributes(tbs.subject()),
+            san,
+            eku,
+        })
+    }
+
+    /// The names of its subjectAltName (empty when it has none).
+    pub fn san_names(&self) -> &[GeneralName] {
+        self.san.as_ref().map_or(&[], |(names, _, _)| names)
+    }
+}
+
+/// The attributes of `name` as rcgen writes them, when that reproduces `name` exactly.
+fn subject_attributes(
+    name: &x509_cert::name::Name,
+) -> std::result::Result<Vec<(rcgen::DnType, rcgen::DnValue)>, String> {
+    use der::{Tag, Tagged};
+    let mut out: Vec<(rcgen::DnType, rcgen::DnValue)> = Vec::new();
+    for rdn in name.iter_rdn() {
+        let mut atvs = rdn.iter();
+        let (Some(atv), None) = (atvs.next(), atvs.next()) else {
+            return Err("it has a multi-valued RDN".into());
+        };
+        let arcs: Vec<u64> = atv.oid.arcs().map(u64::from).collect();
+        let ty = rcgen::DnType::from_oid(&arcs);
+        if out.iter().any(|(t, _)| *t == ty) {
+            return Err(format!("attribute {} appears twice", atv.oid));
+        }
+        let bytes = atv.value.value().to_vec();
+        let text = || String::from_utf8(bytes.clone()).map_err(|e| e.to_string());
+        let unrepresentable = |e: String| format!("attribute {}: {e}", atv.oid);
+        let value = match atv.value.tag() {
+            Tag::Utf8String => rcgen::DnValue::Utf8String(text().map_err(unrepresentable)?),
+            Tag::PrintableString => rcgen::DnValue::PrintableString(
+                text()
+                    .and_then(|t| {
+                        rcgen::string::PrintableString::try_from(t).map_err(|e| e.to_string())
+                    })
+                    .map_err(unrepresentable)?,
+            ),
+            Tag::Ia5String => rcgen::DnValue::Ia5String(
+                text()
+                    .and_then(|t| rcgen::string::Ia5String::try_from(t).map_err(|e| e.to_string()))
+                    .map_err(unrepresentable)?,
+            ),
+            Tag::BmpString => rcgen::DnValue::BmpString(
+                rcgen::string::BmpString::from_utf16be(bytes.clone())
+                    .map_err(|e| unrepresentable(e.to_string()))?,
+            ),
+            other => return Err(format!("attribute {} is a {other}", atv.oid)),
+        };
+        out.push((ty, value));
+    }
+    Ok(out)
+}
+
+/// ExtKeyUsageSyntax (RFC 5280 4.2.1.12): SEQUENCE SIZE (1..MAX) OF KeyPurposeId.
+fn decode_eku(value: &[u8]) -> std::result::Result<Vec<ObjectIdentifier>, der::Error> {
+    use der::Decode;
+    Ok(x509_cert::ext::pkix::ExtendedKeyUsage::from_der(value)?.0)
+}
+
+/// How the CSR's names are made.
+enum Names {
+    /// From the identity or the requested subjectAltName ([`build_csr`]'s rules).
+    Fresh {
+        san: Vec<GeneralName>,
+        requested_critical: bool,
+    },
+    /// Copied from the certificate being renewed or rekeyed (RFC 7030 4.2.2).
+    Kept(Vec<GeneralName>),
+}
+
+/// The subjectAltName a CSR carries: [`san_names_for`] for a first enrolment; for a
+/// re-enrolment the current certificate's, unless the server requests other names.
+fn names_for(
+    identity: Option<&SubjectIdentity>,
+    reqs: &CsrRequirements,
+    current: Option<&CurrentCertificate>,
+) -> Result<Names> {
+    let fresh = || {
+        san_names_for(identity, reqs).map(|(san, requested_critical)| Names::Fresh {
+            san,
+            requested_critical,
+        })
+    };
+    let Some(current) = current.filter(|c| c.san.is_some()) else {
+        return fresh();
+    };
+    let kept = current.san_names();
+    if let Some((requested, _)) = requested_san(reqs)? {
+        if !same_names(&requested, kept) {
+            // The MEF asks for another identity: it is the source of truth (CR 8.3.Z.2.3).
+            log::info!(
+                "re-enrolment: the CSR attributes request subjectAltName {} where the current \
+                 certificate has {}; following the MEF",
+                describe_general_names(&requested),
+                describe_general_names(kept)
+            );
+            return fresh();
+        }
+    }
+    if let Some(id) = identity {
+        if !id.is_in(kept) {
+            return Err(Error::invalid(
+                "certSubjectID",
+                format!(
+                    "{id} is not the identity of the certificate being re-provisioned ({}); \
+                     RFC 7030 4.2.2 keeps the subject and subjectAltName unless the MEF's CSR \
+                     attributes ask for a change",
+                    describe_general_names(kept)
+                ),
+            ));
+        }
+    }
+    Ok(Names::Kept(kept.to_vec()))
+}
+
+/// The same names, in any order.
+fn same_names(a: &[GeneralName], b: &[GeneralName]) -> bool {
+    use crate::identity::general_name_eq;
+    a.iter().all(|x| b.iter().any(|y| general_name_eq(x, y)))
+        && b.iter().all(|y| a.iter().any(|x| general_name_eq(x, y)))
+}
+
+fn build_request(
+    key: &dyn PrivateKey,
+    identity: Option<&SubjectIdentity>,
+    reqs: &CsrRequirements,
+    channel_binding: Option<&[u8]>,
+    current: Option<&CurrentCertificate>,
+) -> Result<BuiltCsr> {
     check_key_satisfies(key, reqs)?;
 
-    let (san_names, requested_critical) = san_names_for(identity, reqs)?;
-
-    // The subject CN repeats the identity when it fits; otherwise the subject is empty and the
-    // SAN must be critical (RFC 5280 4.2.1.6).
-    let subject_text = match identity {
-        Some(id) => Some(id.id().to_string()),
-        None => san_names.iter().find_map(|n| match n {
-            GeneralName::Dns(s) | GeneralName::Uri(s) => Some(s.clone()),
-            GeneralName::Other(_) => None,
-        }),
-    };
     let mut params = rcgen::CertificateParams::default();
     params.distinguished_name = rcgen::DistinguishedName::new();
-    let subject_empty = match subject_text {
-        Some(cn) if cn.len() <= UB_COMMON_NAME => {
-            params
-                .distinguished_name
-                .push(rcgen::DnType::CommonName, rcgen::DnValue::Utf8String(cn));
-            false
+    let (san_names, kept) = match names_for(identity, reqs, current)? {
+        Names::Fresh {
+            san: san_names,
+            requested_critical,
+        } => {
+            // The subject CN repeats the identity when it fits; otherwise the subject is empty
+            // and the SAN must be critical (RFC 5280 4.2.1.6).
+            let subject_text = match identity {
+                Some(id) => Some(id.id().to_string()),
+                None => san_names.iter().find_map(|n| match n {
+                    GeneralName::Dns(s) | GeneralName::Uri(s) => Some(s.clone()),
+                    GeneralName::Other(_) => None,
+                }),
+            };
+            let subject_empty = match subject_text {
+                Some(cn) if cn.len() <= UB_COMMON_NAME => {
+                    params
+                        .distinguished_name
+                        .push(rcgen::DnType::CommonName, rcgen::DnValue::Utf8String(cn));
+                    false
+                }
+                _ => true,
+            };
+            let san_der = san::encode(&san_names)
+                .map_err(|e| csr_error(format!("cannot encode the subjectAltName: {e}")))?;
+            let mut san_ext = rcgen::CustomExtension::from_oid_content(
+                &oid_arcs(oids::SUBJECT_ALT_NAME)?,
+                san_der,
+            );
+            san_ext.set_criticality(subject_empty || requested_critical);
+            params.custom_extensions.push(san_ext);
+            (san_names, None)
         }
-        _ => true,
+        Names::Kept(san_names) => {
+            // RFC 7030 4.2.2: subject and subjectAltName identical to the current certificate.
+            let current = current.expect("Names::Kept comes from a current certificate");
+            let attributes = current.subject_attributes.as_ref().map_err(|why| {
+                csr_error(format!(
+                    "the subject of the certificate being re-provisioned cannot be repeated \
+                     exactly in the CSR ({why}); RFC 7030 4.2.2 requires it identical"
+                ))
+            })?;
+            for (ty, value) in attributes {
+                params.distinguished_name.push(ty.clone(), value.clone());
+            }
+            let (_, san_der, critical) = current.san.as_ref().expect("filtered on Some");
+            let mut san_ext = rcgen::CustomExtension::from_oid_content(
+                &oid_arcs(oids::SUBJECT_ALT_NAME)?,
+                san_der.clone(),
+            );
+            san_ext.set_criticality(*critical);
+            params.custom_extensions.push(san_ext);
+            (san_names, Some(current))
+        }
     };
-
-    let san_der = san::encode(&san_names)
-        .map_err(|e| csr_error(format!("cannot encode the subjectAltName: {e}")))?;
-    let mut san_ext =
-        rcgen::CustomExtension::from_oid_content(&oid_arcs(oids::SUBJECT_ALT_NAME)?, san_der);
-    san_ext.set_criticality(subject_empty || requested_critical);
-    params.custom_extensions.push(san_ext);
+    let current_eku = current.and_then(|c| c.eku.as_ref());
+    let mut eku_written = false;
     for ext in other_extensions(&reqs.extensions)? {
-        let mut custom =
-            rcgen::CustomExtension::from_oid_content(&oid_arcs(&ext.oid)?, ext.value.clone());
-        custom.set_criticality(ext.critical);
+        let (value, critical) = match current_eku {
+            // The requested purposes, then those of the current certificate (issue #11).
+            Some((purposes, current_critical)) if ext.oid == oids::EXT_KEY_USAGE => {
+                eku_written = true;
+                let mut merged = decode_eku(&ext.value).map_err(|e| {
+                    bad_csrattrs(format!("the requested extendedKeyUsage is malformed: {e}"))
+                })?;
+                for p in purposes {
+                    if !merged.contains(p) {
+                        merged.push(*p);
+                    }
+                }
+                (encode_eku(merged)?, ext.critical || *current_critical)
+            }
+            _ => (ext.value.clone(), ext.critical),
+        };
+        let mut custom = rcgen::CustomExtension::from_oid_content(&oid_arcs(&ext.oid)?, value);
+        custom.set_criticality(critical);
+        params.custom_extensions.push(custom);
+    }
+    if let (Some((purposes, critical)), false) = (current_eku, eku_written) {
+        // Re-enrolment keeps the purposes of the certificate being renewed (issue #11).
+        let mut custom = rcgen::CustomExtension::from_oid_content(
+            &oid_arcs(oids::EXT_KEY_USAGE)?,
+            encode_eku(purposes.clone())?,
+        );
+        custom.set_criticality(*critical);
         params.custom_extensions.push(custom);
     }
 
@@ -145,6 +407,22 @@ pub fn build_csr(
         return Err(key_error);
     }
     let csr = csr.map_err(|e| csr_error(format!("cannot serialise the request: {e}")))?;
+    if let Some(current) = kept {
+        // The subject went through rcgen's model of a name: check it came out identical.
+        use der::Decode;
+        let written = x509_cert::request::CertReq::from_der(csr.der())
+            .map_err(|e| csr_error(format!("the CSR just built does not parse: {e}")))?
+            .info
+            .subject
+            .to_der()
+            .map_err(|e| csr_error(format!("the CSR's subject: {e}")))?;
+        if written != current.subject {
+            return Err(csr_error(
+                "the subject of the certificate being re-provisioned cannot be repeated \
+                 exactly in the CSR; RFC 7030 4.2.2 requires it identical",
+            ));
+        }
+    }
     Ok(BuiltCsr {
         der: csr.der().to_vec(),
         san: san_names,
@@ -161,7 +439,18 @@ pub fn check_requirements(
     reqs: &CsrRequirements,
     channel_binding: Option<&[u8]>,
 ) -> Result<()> {
-    san_names_for(identity, reqs)?;
+    check_reenrol_requirements(identity, reqs, channel_binding, None)
+}
+
+/// [`check_requirements`] for a re-enrolment of `current` (the identity rules of
+/// [`build_reenrol_csr`]).
+pub fn check_reenrol_requirements(
+    identity: Option<&SubjectIdentity>,
+    reqs: &CsrRequirements,
+    channel_binding: Option<&[u8]>,
+    current: Option<&CurrentCertificate>,
+) -> Result<()> {
+    names_for(identity, reqs, current)?;
     other_extensions(&reqs.extensions)?;
     challenge_password(&reqs.challenge_password, channel_binding)?;
     Ok(())
@@ -230,6 +519,12 @@ fn other_extensions(requested: &[RequestedExtension]) -> Result<Vec<&RequestedEx
         }
     }
     Ok(out)
+}
+
+fn encode_eku(purposes: Vec<ObjectIdentifier>) -> Result<Vec<u8>> {
+    x509_cert::ext::pkix::ExtendedKeyUsage(purposes)
+        .to_der()
+        .map_err(|e| csr_error(format!("cannot encode the extendedKeyUsage: {e}")))
 }
 
 fn oid_arcs(dotted: &str) -> Result<Vec<u64>> {
@@ -656,5 +951,114 @@ mod tests {
             Err(Error::Key { reason }) => assert_eq!(reason, "token removed"),
             other => panic!("expected the key's error, got {other:?}"),
         }
+    }
+
+    /// A certificate (self-signed, a test stand-in for the installed one) with `subject`,
+    /// subjectAltName `AE` (critical when `critical_san`) and EKUs `ekus`.
+    fn current_cert(
+        subject: rcgen::DistinguishedName,
+        critical_san: bool,
+        ekus: Vec<rcgen::ExtendedKeyUsagePurpose>,
+    ) -> CurrentCertificate {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut p = rcgen::CertificateParams::default();
+        p.distinguished_name = subject;
+        p.extended_key_usages = ekus;
+        let mut san = rcgen::CustomExtension::from_oid_content(
+            &[2, 5, 29, 17],
+            san::encode(&[GeneralName::Uri(AE.into())]).unwrap(),
+        );
+        san.set_criticality(critical_san);
+        p.custom_extensions.push(san);
+        let cert = p.self_signed(&key).unwrap();
+        CurrentCertificate::from_der(cert.der()).unwrap()
+    }
+
+    #[test]
+    fn reenrolment_repeats_subject_and_san_exactly_and_merges_ekus() {
+        use rcgen::{DnType, DnValue, ExtendedKeyUsagePurpose as Eku};
+        let key = SoftwareKey::generate(KeyAlgorithm::EcdsaP256Sha256).unwrap();
+        let mut dn = rcgen::DistinguishedName::new();
+        dn.push(
+            DnType::CountryName,
+            DnValue::PrintableString("FR".try_into().unwrap()),
+        );
+        dn.push(DnType::CommonName, "device 0001");
+        let current = current_cert(dn, true, vec![Eku::ServerAuth, Eku::ClientAuth]);
+        // The server requests clientAuth only: the CSR asks for it and keeps serverAuth.
+        let mut r = reqs();
+        r.extensions.push(eku_client_auth());
+        let csr = build_reenrol_csr(&key, Some(&ae()), &r, None, &current).unwrap();
+        let parsed = parse_and_verify(&csr.der, &key);
+        let info = &parsed.certification_request_info;
+        assert_eq!(info.subject.as_raw(), current.subject.as_slice());
+        let mut san_seen = false;
+        let mut eku_seen = false;
+        for attr in info.iter_attributes() {
+            if let ParsedCriAttribute::ExtensionRequest(er) = attr.parsed_attribute() {
+                for ext in &er.extensions {
+                    match ext.oid.to_id_string().as_str() {
+                        "2.5.29.17" => {
+                            san_seen = true;
+                            assert!(ext.critical, "the current SAN's criticality is kept");
+                        }
+                        "2.5.29.37" => {
+                            eku_seen = true;
+                            let purposes = decode_eku(ext.value).unwrap();
+                            assert_eq!(
+                                purposes.iter().map(|o| o.to_string()).collect::<Vec<_>>(),
+                                ["1.3.6.1.5.5.7.3.2", "1.3.6.1.5.5.7.3.1"],
+                                "requested first, then the current certificate's, once each"
+                            );
+                        }
+                        _ => {}
+                    }
+                }
+            }
+        }
+        assert!(san_seen && eku_seen);
+        assert_eq!(csr.san, [GeneralName::Uri(AE.into())]);
+    }
+
+    #[test]
+    fn reenrolment_refuses_a_subject_it_cannot_repeat() {
+        use rcgen::{DnType, DnValue};
+        let key = SoftwareKey::generate(KeyAlgorithm::EcdsaP256Sha256).unwrap();
+        let mut dn = rcgen::DistinguishedName::new();
+        dn.push(
+            DnType::CommonName,
+            DnValue::TeletexString("device".try_into().unwrap()),
+        );
+        let current = current_cert(dn, false, vec![]);
+        match build_reenrol_csr(&key, Some(&ae()), &reqs(), None, &current) {
+            Err(Error::Csr { reason }) => assert!(reason.contains("4.2.2"), "{reason}"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn reenrolment_refuses_a_configured_identity_the_certificate_lacks() {
+        let key = SoftwareKey::generate(KeyAlgorithm::EcdsaP256Sha256).unwrap();
+        let current = current_cert(rcgen::DistinguishedName::new(), false, vec![]);
+        let other =
+            SubjectIdentity::new(SubjectType::Ae, "https://sp.example.com/cse01/CAE02").unwrap();
+        let err = build_reenrol_csr(&key, Some(&other), &reqs(), None, &current).unwrap_err();
+        assert!(
+            matches!(
+                &err,
+                Error::InvalidArgument {
+                    argument: "certSubjectID",
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        // Empty subject kept as it is.
+        let csr = build_reenrol_csr(&key, Some(&ae()), &reqs(), None, &current).unwrap();
+        let parsed = parse_and_verify(&csr.der, &key);
+        assert_eq!(
+            parsed.certification_request_info.subject.as_raw(),
+            current.subject.as_slice()
+        );
     }
 }

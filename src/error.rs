@@ -150,6 +150,29 @@ pub enum Error {
         waited_secs: u64,
     },
 
+    /// The server answered 202 Accepted with a Retry-After longer than this client may wait
+    /// (`bound`, of [`crate::transport::PollPolicy`]). RFC 7030 4.2.3: "the client MUST wait at
+    /// least the specified retry-after time", so the request was not resent early; run the
+    /// procedure again once `retry_after` has passed.
+    #[error(
+        "{operation}: the server asked to be asked again in {} s (202 Accepted, Retry-After), \
+         longer than {bound} of {limit:?}; not resent early (RFC 7030 4.2.3: the client must \
+         wait at least the Retry-After time): run the procedure again after that time \
+         ({attempts} attempt(s) made)",
+        retry_after_secs(retry_after)
+    )]
+    RetryAfterTooLong {
+        operation: Operation,
+        /// What the server asked for (an HTTP-date converted to the time left until it).
+        retry_after: std::time::Duration,
+        /// Which bound it exceeds.
+        bound: &'static str,
+        /// The value of that bound.
+        limit: std::time::Duration,
+        /// Requests sent so far.
+        attempts: u32,
+    },
+
     /// A certificate the server returned failed validation (key, chain, identity, validity).
     #[error("returned certificate rejected: {reason}")]
     CertificateRejected { reason: String },
@@ -202,6 +225,7 @@ impl Error {
             | Error::BadResponse { .. }
             | Error::Decode { .. }
             | Error::StillPending { .. }
+            | Error::RetryAfterTooLong { .. }
             | Error::CertificateRejected { .. } => ErrorClass::Server,
             Error::Unsupported { .. }
             | Error::IdentityConflict { .. }
@@ -218,6 +242,11 @@ impl Error {
             reason: reason.into(),
         }
     }
+}
+
+/// Whole seconds of a Retry-After, rounded up (what the server asked for is never understated).
+fn retry_after_secs(d: &std::time::Duration) -> u64 {
+    d.as_secs() + u64::from(d.subsec_nanos() > 0)
 }
 
 /// Result with this crate's [`Error`].

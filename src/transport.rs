@@ -54,6 +54,12 @@ const MAX_RESPONSE_HEAD: usize = 8 * 1024;
 const MAX_ERROR_TEXT: usize = 1024;
 
 /// How long to wait for 202 Accepted answers (RFC 7030 4.2.3) before giving up.
+///
+/// RFC 7030 4.2.3: "the client MUST wait at least the specified retry-after time before
+/// repeating the same request". So a Retry-After is never shortened: when it asks for more than
+/// [`PollPolicy::max_delay`] (or more than what is left of [`PollPolicy::max_total`]) the
+/// request is not resent, and the procedure ends with [`Error::RetryAfterTooLong`], which says
+/// what the server asked for, so the caller can run it again after that time.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PollPolicy {
     /// Requests sent in all, the first included; more 202s than this → [`Error::StillPending`].
@@ -63,8 +69,11 @@ pub struct PollPolicy {
     /// The wait when a 202 carries no Retry-After (a malformed one is
     /// [`Error::BadResponse`]).
     pub default_delay: Duration,
-    /// Upper bound of one wait, whatever Retry-After asks.
+    /// The longest single wait this client accepts. A Retry-After asking for longer is not
+    /// waited for, nor shortened: it is [`Error::RetryAfterTooLong`].
     pub max_delay: Duration,
+    /// Where the time comes from and how a wait is made (the seam for tests).
+    pub clock: PollClock,
 }
 
 impl Default for PollPolicy {
@@ -74,9 +83,52 @@ impl Default for PollPolicy {
             max_total: Duration::from_secs(600),
             default_delay: Duration::from_secs(10),
             max_delay: Duration::from_secs(120),
+            clock: PollClock::default(),
         }
     }
 }
+
+/// The time source of [`PollPolicy`]: the current time (an HTTP-date Retry-After is relative to
+/// it) and the wait between two attempts.
+pub trait Clock: Send + Sync + fmt::Debug {
+    /// The current time.
+    fn now(&self) -> SystemTime;
+    /// Blocks the caller for `delay`.
+    fn sleep(&self, delay: Duration);
+}
+
+/// The system clock and `std::thread::sleep`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> SystemTime {
+        SystemTime::now()
+    }
+
+    fn sleep(&self, delay: Duration) {
+        std::thread::sleep(delay);
+    }
+}
+
+/// A shared [`Clock`]; [`SystemClock`] by default. Two values are equal when they share the
+/// same clock.
+#[derive(Debug, Clone)]
+pub struct PollClock(pub Arc<dyn Clock>);
+
+impl Default for PollClock {
+    fn default() -> Self {
+        PollClock(Arc::new(SystemClock))
+    }
+}
+
+impl PartialEq for PollClock {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for PollClock {}
 
 /// Timeouts, limits and polling of EST connections.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -678,10 +730,11 @@ impl EstConnection {
             // Retry-After is delay-seconds or an HTTP-date (RFC 7231 7.1.3, RFC 7030 4.2.3).
             // A value that is neither (a negative number, garbage) is a malformed response:
             // guessing a delay would let a broken or hostile server steer the polling.
-            let delay = match resp.headers().get("retry-after") {
-                None => policy.default_delay,
+            let clock = &policy.clock.0;
+            let asked = match resp.headers().get("retry-after") {
+                None => None,
                 Some(value) => match value.to_str().map(|v| RetryAfter::parse(v.trim())) {
-                    Ok(Ok(ra)) => ra.delay_from(SystemTime::now()),
+                    Ok(Ok(ra)) => Some(ra.delay_from(clock.now())),
                     _ => {
                         return Err(bad(
                             op,
@@ -692,8 +745,33 @@ impl EstConnection {
                         ))
                     }
                 },
+            };
+            // RFC 7030 4.2.3: "the client MUST wait at least the specified retry-after time".
+            // A wait longer than this client's bounds is not shortened: the request is not
+            // resent, and the caller learns how long the server asked for.
+            if let Some(asked) = asked {
+                let left = policy.max_total.saturating_sub(waited);
+                let bound = if asked > left {
+                    Some(("the polling time left", left))
+                } else if asked > policy.max_delay {
+                    Some((
+                        "the longest single wait (PollPolicy::max_delay)",
+                        policy.max_delay,
+                    ))
+                } else {
+                    None
+                };
+                if let Some((bound, limit)) = bound {
+                    return Err(Error::RetryAfterTooLong {
+                        operation: op,
+                        retry_after: asked,
+                        bound,
+                        limit,
+                        attempts,
+                    });
+                }
             }
-            .min(policy.max_delay);
+            let delay = asked.unwrap_or(policy.default_delay);
             if attempts >= policy.max_attempts || waited + delay > policy.max_total {
                 return Err(Error::StillPending {
                     operation: op,
@@ -702,7 +780,7 @@ impl EstConnection {
                 });
             }
             log::debug!("{op}: 202 Accepted, retrying in {delay:?}");
-            std::thread::sleep(delay);
+            clock.sleep(delay);
             waited += delay;
         }
     }

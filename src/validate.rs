@@ -7,7 +7,7 @@
 
 use crate::error::{Error, Operation, Result};
 use crate::identity::{describe_general_name, describe_general_names, general_name_eq};
-use crate::keys::PrivateKey;
+use crate::keys::{KeyAlgorithm, PrivateKey};
 use crate::proto::san::{self, GeneralName};
 use rustls_pki_types::{CertificateDer, UnixTime};
 use std::time::Duration;
@@ -93,8 +93,9 @@ fn basic_constraints_ca(cert: &Certificate) -> Result<bool, der::Error> {
 ///
 /// - the leaf is the certificate whose SubjectPublicKeyInfo is our key's (not the first one);
 /// - the leaf is within its validity period at `now`;
-/// - if it has keyUsage, digitalSignature is set (TS-0003 10.1.1.1; TLS client
-///   authentication signs with it);
+/// - it has keyUsage with digitalSignature (TS-0003 10.1.1.1; TLS client authentication
+///   signs with it);
+/// - no name holds a wildcard (TS-0003 10.1.1.5-10.1.1.8): dNSNames, URI hosts, commonName;
 /// - its subjectAltName holds every name of `expected_san` (the names the CSR asked for, or
 ///   the subject identity's name alone; DNS names and URI hosts compare case-insensitively);
 /// - it chains to `trust_anchors` (rustls-webpki path building, the other returned
@@ -156,7 +157,8 @@ pub fn validate_issued(
         )));
     }
 
-    // keyUsage (TS-0003 10.1.1.1: "shall indicate at least digitalSignature").
+    // keyUsage (TS-0003 10.1.1.1: "The key usage extension shall be included and shall
+    // indicate at least digitalSignature").
     match leaf.tbs_certificate().get_extension::<KeyUsage>() {
         Ok(Some((_, ku))) if !ku.digital_signature() => {
             return Err(rejected(format!(
@@ -164,7 +166,13 @@ pub fn validate_issued(
                  (TS-0003 10.1.1.1)"
             )))
         }
-        Ok(_) => {}
+        Ok(None) => {
+            return Err(rejected(format!(
+                "the issued certificate ({subject}) has no keyUsage extension; TS-0003 10.1.1.1 \
+                 requires one with digitalSignature"
+            )))
+        }
+        Ok(Some(_)) => {}
         Err(e) => {
             return Err(rejected(format!(
                 "the issued certificate ({subject}) has a malformed keyUsage: {e}"
@@ -183,6 +191,15 @@ pub fn validate_issued(
                 describe_general_name(expected)
             )));
         }
+    }
+
+    // TS-0003 10.1.1.5-10.1.1.8: AE-ID, FQDN, CSE-ID and Node-ID certificates "shall not
+    // include wildcards".
+    if let Some(name) = wildcard_name(leaf, &names) {
+        return Err(rejected(format!(
+            "the issued certificate ({subject}) names {name} with a wildcard; a MEF-issued \
+             certificate shall not include wildcards (TS-0003 10.1.1.5-10.1.1.8)"
+        )));
     }
 
     // Chain to the explicit trust anchors (RFC 7030 4.2.3: the client verifies the issued
@@ -244,6 +261,118 @@ pub fn validate_issued(
     })
 }
 
+/// The first name of the certificate that holds a wildcard (`*`): a dNSName, the host of a
+/// URI, or a subject commonName.
+fn wildcard_name(cert: &Certificate, names: &[GeneralName]) -> Option<String> {
+    for name in names {
+        let wild = match name {
+            GeneralName::Dns(dns) => dns.contains('*'),
+            GeneralName::Uri(uri) => match fluent_uri::Uri::parse(uri.as_str()) {
+                Ok(parsed) => parsed.authority().is_some_and(|a| a.host().contains('*')),
+                // Not a URI we can split: any `*` counts.
+                Err(_) => uri.contains('*'),
+            },
+            GeneralName::Other(_) => false,
+        };
+        if wild {
+            return Some(describe_general_name(name));
+        }
+    }
+    cert.tbs_certificate()
+        .subject()
+        .iter_rdn()
+        .flat_map(|rdn| rdn.iter())
+        .filter(|atv| atv.oid == const_oid::db::rfc4519::CN)
+        .find(|atv| atv.value.value().contains(&b'*'))
+        .map(|atv| {
+            format!(
+                "commonName {:?}",
+                String::from_utf8_lossy(atv.value.value())
+            )
+        })
+}
+
+/// TS-0003 10.1.1.3: "Certificates shall be signed with ECDSA using secp256r1, and the
+/// signature shall use SHA-256" (for the certificate and every certificate of its chain,
+/// 10.1.1.5-10.1.1.8). Checked on an issued chain ([`IssuedChain::chain`]: the leaf and the CA
+/// certificates below the root) when the configured key algorithm is the TS-0003 one
+/// ([`KeyAlgorithm::EcdsaP256Sha256`], the default): every signature is ecdsa-with-SHA256, and
+/// every CA certificate of the chain carries a P-256 key. The self-signed root is a trust
+/// anchor and its own signature is not part of path validation (RFC 5280 6.1). With another
+/// configured key algorithm the caller has left the TS-0003 profile; the signatures must still
+/// be of an algorithm this client offers (ECDSA with SHA-256 or SHA-384, Ed25519).
+///
+/// A failure is [`Error::CertificateRejected`].
+pub fn check_chain_algorithms(
+    chain: &[CertificateDer<'_>],
+    configured: KeyAlgorithm,
+) -> Result<()> {
+    use crate::proto::oids;
+    const ED25519: &str = "1.3.101.112";
+    const EC_PUBLIC_KEY: &str = "1.2.840.10045.2.1";
+    const SECP256R1: &str = "1.2.840.10045.3.1.7";
+    let ts0003 = configured == KeyAlgorithm::EcdsaP256Sha256;
+    let allowed: &[&str] = if ts0003 {
+        &[oids::ECDSA_WITH_SHA256]
+    } else {
+        &[oids::ECDSA_WITH_SHA256, oids::ECDSA_WITH_SHA384, ED25519]
+    };
+    let profile = if ts0003 {
+        "TS-0003 10.1.1.3: ECDSA with secp256r1 and SHA-256"
+    } else {
+        "the signature algorithms this client offers: ECDSA with SHA-256 or SHA-384, Ed25519"
+    };
+    for (i, der) in chain.iter().enumerate() {
+        let what = if i == 0 {
+            "the issued certificate".to_string()
+        } else {
+            format!("CA certificate #{i} of its chain")
+        };
+        let cert = parse_cert(der, &what).map_err(rejected)?;
+        let subject = crate::x509::describe_name(cert.tbs_certificate().subject());
+        let signature = cert.signature_algorithm().oid.to_string();
+        if !allowed.contains(&signature.as_str()) {
+            return Err(rejected(format!(
+                "{what} ({subject}) is signed with {}, outside the configured certificate \
+                 profile ({profile})",
+                signature_name(&signature)
+            )));
+        }
+        if ts0003 && i > 0 {
+            let spki = cert.tbs_certificate().subject_public_key_info();
+            let curve = spki
+                .algorithm
+                .parameters
+                .as_ref()
+                .and_then(|p| p.decode_as::<const_oid::ObjectIdentifier>().ok())
+                .map(|o| o.to_string());
+            if spki.algorithm.oid.to_string() != EC_PUBLIC_KEY
+                || curve.as_deref() != Some(SECP256R1)
+            {
+                return Err(rejected(format!(
+                    "{what} ({subject}) does not carry a secp256r1 key, outside the configured \
+                     certificate profile ({profile})"
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A signature algorithm OID for messages.
+fn signature_name(oid: &str) -> String {
+    use crate::proto::oids;
+    match oid {
+        oids::ECDSA_WITH_SHA256 => "ecdsa-with-SHA256".into(),
+        oids::ECDSA_WITH_SHA384 => "ecdsa-with-SHA384".into(),
+        oids::ECDSA_WITH_SHA512 => "ecdsa-with-SHA512".into(),
+        "1.3.101.112" => "Ed25519".into(),
+        "1.2.840.113549.1.1.11" => "sha256WithRSAEncryption".into(),
+        "1.2.840.113549.1.1.5" => "sha1WithRSAEncryption".into(),
+        other => other.into(),
+    }
+}
+
 /// Path building with rustls-webpki; returns the path's intermediate certificates in order
 /// (the leaf's issuer first). The leaf must be usable for TLS client authentication: if it
 /// has extendedKeyUsage, id-kp-clientAuth must be among them.
@@ -297,12 +426,59 @@ fn chain_error_reason(e: &webpki::Error, subject: &str) -> String {
 }
 
 /// Checks a /cacerts response (RFC 7030 4.1.3) before it becomes the explicit trust anchor
-/// database (RFC 7030 3.6.1; CR 8.3.Z.2.2 step 1c): at least one certificate, each parses,
-/// each is a CA certificate (basicConstraints cA TRUE, RFC 5280 4.2.1.9) usable as a trust
-/// anchor. Duplicates are dropped; the order of first appearance is kept.
+/// database (RFC 7030 3.6.1; CR 8.3.Z.2.2 step 1c), with no trust anchors of the device to
+/// compare with (see [`validate_ca_certs_for`]).
+pub fn validate_ca_certs(certs: &[CertificateDer<'_>]) -> Result<Vec<CertificateDer<'static>>> {
+    validate_ca_certs_for(certs, &[], &[], UnixTime::now())
+}
+
+/// Checks a /cacerts response (RFC 7030 4.1.3) before it becomes the explicit trust anchor
+/// database (RFC 7030 3.6.1; CR 8.3.Z.2.2 step 1c). `current` are the trust anchors the device
+/// holds now (those that authenticated this connection; empty when there are none, e.g. over
+/// TLS-PSK); `server_chains` the certificate chains the server presented in this procedure.
+///
+/// Each certificate must parse and be a CA certificate (basicConstraints cA TRUE, RFC 5280
+/// 4.2.1.9) usable as a trust anchor. Then the root key rollover rules of RFC 7030 4.1.3 (the
+/// "Root CA Key Update" certificates of RFC 4210 4.4):
+///
+/// 1. The self-signed certificates (subject = issuer, and the signature verifies with the
+///    certificate's own key) are the roots; there must be one ("the EST server MUST include
+///    the current root CA certificate"). The newest root is the one with the latest notAfter
+///    ("the EST CA's most recent self-signed certificate (e.g., NewWithNew) ... has the latest
+///    NotAfter date").
+/// 2. Every other certificate (subordinate CAs and the link certificates OldWithNew and
+///    NewWithOld) must pass RFC 5280 path validation with the newest root as the trust anchor
+///    and the other non-self-signed certificates of the response as intermediates: names
+///    chain, signatures verify, every certificate on the path is within its validity period,
+///    and each issuer is a CA allowed to sign certificates (keyUsage keyCertSign when
+///    present). A NewWithOld (the newest root's name and key, signed by the old key) that
+///    comes without its OldWithNew may instead verify directly under one of `current`.
+/// 3. Every older root (OldWithOld) must be linked to the newest one: a validated
+///    certificate in the response carries its name and key (OldWithNew). A self-signed CA
+///    certificate that is not linked could be anybody's.
+/// 4. When the device holds trust anchors (`current` not empty), the newest root must be one
+///    of them (same name and key), or the issuer of one of them (the device trusts a
+///    subordinate CA whose certificate, as the device holds it, the root signed), or be
+///    vouched for by one of them: a certificate with the
+///    newest root's name and key (a NewWithOld), in the response or in a chain the server
+///    presented, issued by a current anchor. Otherwise an authorised server could hand the
+///    device to another CA by certifying the device's old root under it (a forged
+///    OldWithNew): only the old key can introduce the new one (RFC 4210 4.4).
+///
+/// A forged or unrelated certificate anywhere fails the whole response: nothing of it is
+/// installed. The result is every certificate of the response (duplicates dropped, order of
+/// first appearance kept): the roots, and the validated subordinate and link certificates.
+/// A link certificate as a trust anchor is its subject and key, i.e. the root it links, so a
+/// server whose TLS chain is still under the old root (rollover in progress) or already under
+/// the new one is authenticated after the install as before it.
 ///
 /// Failures are [`Error::BadResponse`] for [`Operation::CaCerts`].
-pub fn validate_ca_certs(certs: &[CertificateDer<'_>]) -> Result<Vec<CertificateDer<'static>>> {
+pub fn validate_ca_certs_for(
+    certs: &[CertificateDer<'_>],
+    current: &[CertificateDer<'_>],
+    server_chains: &[Vec<CertificateDer<'static>>],
+    now: UnixTime,
+) -> Result<Vec<CertificateDer<'static>>> {
     let bad = |reason: String| Error::BadResponse {
         operation: Operation::CaCerts,
         reason,
@@ -311,6 +487,7 @@ pub fn validate_ca_certs(certs: &[CertificateDer<'_>]) -> Result<Vec<Certificate
         return Err(bad("the response holds no CA certificate".into()));
     }
     let mut out: Vec<CertificateDer<'static>> = Vec::with_capacity(certs.len());
+    let mut parsed: Vec<CaCert> = Vec::with_capacity(certs.len());
     for (i, der) in certs.iter().enumerate() {
         let what = format!("certificate #{}", i + 1);
         let cert = parse_cert(der, &what).map_err(bad)?;
@@ -332,9 +509,244 @@ pub fn validate_ca_certs(certs: &[CertificateDer<'_>]) -> Result<Vec<Certificate
             .map_err(|e| bad(format!("{what} ({subject}) cannot be a trust anchor: {e}")))?;
         if !out.iter().any(|c| c.as_ref() == der.as_ref()) {
             out.push(CertificateDer::from(der.as_ref().to_vec()));
+            parsed.push(CaCert::new(cert, what, subject));
+        }
+    }
+
+    // 1. The roots, and the newest of them.
+    let roots: Vec<usize> = (0..parsed.len())
+        .filter(|&i| parsed[i].is_self_signed())
+        .collect();
+    let Some(&newest) = roots.iter().max_by_key(|&&i| parsed[i].not_after) else {
+        return Err(bad(
+            "the response holds no self-signed root CA certificate (RFC 7030 4.1.3: the \
+             server MUST include the current root CA certificate)"
+                .into(),
+        ));
+    };
+    let others: Vec<usize> = (0..parsed.len()).filter(|i| !roots.contains(i)).collect();
+
+    // 2. Everything else is validated against the newest root.
+    let current_parsed: Vec<CaCert> = current
+        .iter()
+        .enumerate()
+        .filter_map(|(i, der)| {
+            let cert = crate::x509::parse_certificate(der).ok()?;
+            let subject = crate::x509::describe_name(cert.tbs_certificate().subject());
+            Some(CaCert::new(
+                cert,
+                format!("trust anchor #{}", i + 1),
+                subject,
+            ))
+        })
+        .collect();
+    let now_secs = now.as_secs();
+    for &i in &others {
+        let cert = &parsed[i];
+        let validated = chains_to(&parsed, i, newest, &others, now_secs, &mut vec![i])
+            || (cert.same_key_and_name(&parsed[newest])
+                && cert.within(now_secs)
+                && current_parsed.iter().any(|ta| cert.issued_by(ta)));
+        if !validated {
+            return Err(bad(format!(
+                "{} ({}) does not validate against the newest root CA certificate ({}): it is \
+                 neither a subordinate CA of it nor a root key rollover certificate linked to \
+                 it (RFC 7030 4.1.3)",
+                cert.what, cert.subject, parsed[newest].subject
+            )));
+        }
+    }
+
+    // 3. Older roots are linked to the newest one.
+    for &r in roots.iter().filter(|&&r| r != newest) {
+        if !others
+            .iter()
+            .any(|&o| parsed[o].same_key_and_name(&parsed[r]))
+        {
+            return Err(bad(format!(
+                "{} ({}) is a second self-signed root, not linked to the newest root ({}) by an \
+                 OldWithNew certificate (RFC 7030 4.1.3)",
+                parsed[r].what, parsed[r].subject, parsed[newest].subject
+            )));
+        }
+    }
+
+    // 4. The newest root is the device's, or introduced by the device's (NewWithOld).
+    if !current_parsed.is_empty() {
+        let root = &parsed[newest];
+        let presented: Vec<CaCert> = server_chains
+            .iter()
+            .flatten()
+            .filter_map(|der| {
+                let cert = crate::x509::parse_certificate(der).ok()?;
+                Some(CaCert::new(cert, String::new(), String::new()))
+            })
+            .collect();
+        // Known: the root itself, or the issuer of an anchor the device holds (a device that
+        // trusts a subordinate CA gets its root, which signed the device's own copy).
+        let known = current_parsed
+            .iter()
+            .any(|ta| ta.same_key_and_name(root) || (ta.issued_by(root) && !ta.is_self_signed()));
+        let introduced = parsed
+            .iter()
+            .chain(presented.iter())
+            .filter(|c| c.same_key_and_name(root) && c.within(now_secs))
+            .any(|c| current_parsed.iter().any(|ta| c.issued_by(ta)));
+        if !known && !introduced {
+            return Err(bad(format!(
+                "the newest root CA certificate ({}) is not one of the device's trust anchors \
+                 and no NewWithOld certificate signed by one of them introduces it (RFC 7030 \
+                 4.1.3, RFC 4210 4.4)",
+                root.subject
+            )));
         }
     }
     Ok(out)
+}
+
+/// A parsed CA certificate of a /cacerts response, with what path validation needs.
+struct CaCert {
+    cert: Certificate,
+    what: String,
+    subject: String,
+    not_before: u64,
+    not_after: u64,
+}
+
+impl CaCert {
+    fn new(cert: Certificate, what: String, subject: String) -> CaCert {
+        let validity = cert.tbs_certificate().validity();
+        let not_before = validity.not_before.to_unix_duration().as_secs();
+        let not_after = validity.not_after.to_unix_duration().as_secs();
+        CaCert {
+            cert,
+            what,
+            subject,
+            not_before,
+            not_after,
+        }
+    }
+
+    fn within(&self, now: u64) -> bool {
+        self.not_before <= now && now <= self.not_after
+    }
+
+    fn is_self_signed(&self) -> bool {
+        self.issued_by(self)
+    }
+
+    /// Whether `self` carries the subject and the key of `other`.
+    fn same_key_and_name(&self, other: &CaCert) -> bool {
+        let (a, b) = (self.cert.tbs_certificate(), other.cert.tbs_certificate());
+        a.subject() == b.subject() && a.subject_public_key_info() == b.subject_public_key_info()
+    }
+
+    /// RFC 5280 6.1.3 for one step: `issuer`'s subject is our issuer, `issuer` may sign
+    /// certificates (basicConstraints cA, keyUsage keyCertSign when present), and our
+    /// signature verifies with its key.
+    fn issued_by(&self, issuer: &CaCert) -> bool {
+        let tbs = self.cert.tbs_certificate();
+        if tbs.issuer() != issuer.cert.tbs_certificate().subject() {
+            return false;
+        }
+        if !matches!(basic_constraints_ca(&issuer.cert), Ok(true)) {
+            return false;
+        }
+        match issuer.cert.tbs_certificate().get_extension::<KeyUsage>() {
+            Ok(Some((_, ku))) if !ku.key_cert_sign() => return false,
+            Ok(_) => {}
+            Err(_) => return false,
+        }
+        verify_certificate_signature(&self.cert, &issuer.cert)
+    }
+}
+
+/// Whether `target` has a path to the anchor `root` through the certificates `others` (each
+/// used once), every certificate on it within its validity period (RFC 5280 6.1; the trust
+/// anchor's own validity and signature are not part of path validation).
+fn chains_to(
+    parsed: &[CaCert],
+    target: usize,
+    root: usize,
+    others: &[usize],
+    now: u64,
+    path: &mut Vec<usize>,
+) -> bool {
+    /// Far more than a rollover set needs; bounds the search on a hostile response.
+    const MAX_DEPTH: usize = 8;
+    if !parsed[target].within(now) {
+        return false;
+    }
+    if parsed[target].issued_by(&parsed[root]) {
+        return true;
+    }
+    if path.len() >= MAX_DEPTH {
+        return false;
+    }
+    for &o in others {
+        if path.contains(&o) || !parsed[target].issued_by(&parsed[o]) {
+            continue;
+        }
+        path.push(o);
+        let found = chains_to(parsed, o, root, others, now, path);
+        path.pop();
+        if found {
+            return true;
+        }
+    }
+    false
+}
+
+/// Verifies `cert`'s signature with `issuer`'s public key (ring). The algorithms: ECDSA
+/// (P-256, P-384) with SHA-256 or SHA-384, Ed25519, RSA PKCS #1 v1.5 with SHA-256/384/512.
+fn verify_certificate_signature(cert: &Certificate, issuer: &Certificate) -> bool {
+    use der::Encode;
+    use ring::signature as sig;
+    const EC_PUBLIC_KEY: &str = "1.2.840.10045.2.1";
+    const SECP256R1: &str = "1.2.840.10045.3.1.7";
+    const SECP384R1: &str = "1.3.132.0.34";
+    const RSA_ENCRYPTION: &str = "1.2.840.113549.1.1.1";
+    let spki = issuer.tbs_certificate().subject_public_key_info();
+    let key_alg = spki.algorithm.oid.to_string();
+    let curve = spki
+        .algorithm
+        .parameters
+        .as_ref()
+        .and_then(|p| p.decode_as::<const_oid::ObjectIdentifier>().ok())
+        .map(|o| o.to_string());
+    let signature_alg = cert.signature_algorithm().oid.to_string();
+    let algorithm: &dyn sig::VerificationAlgorithm =
+        match (key_alg.as_str(), curve.as_deref(), signature_alg.as_str()) {
+            (EC_PUBLIC_KEY, Some(SECP256R1), crate::proto::oids::ECDSA_WITH_SHA256) => {
+                &sig::ECDSA_P256_SHA256_ASN1
+            }
+            (EC_PUBLIC_KEY, Some(SECP256R1), crate::proto::oids::ECDSA_WITH_SHA384) => {
+                &sig::ECDSA_P256_SHA384_ASN1
+            }
+            (EC_PUBLIC_KEY, Some(SECP384R1), crate::proto::oids::ECDSA_WITH_SHA256) => {
+                &sig::ECDSA_P384_SHA256_ASN1
+            }
+            (EC_PUBLIC_KEY, Some(SECP384R1), crate::proto::oids::ECDSA_WITH_SHA384) => {
+                &sig::ECDSA_P384_SHA384_ASN1
+            }
+            ("1.3.101.112", _, "1.3.101.112") => &sig::ED25519,
+            (RSA_ENCRYPTION, _, "1.2.840.113549.1.1.11") => &sig::RSA_PKCS1_2048_8192_SHA256,
+            (RSA_ENCRYPTION, _, "1.2.840.113549.1.1.12") => &sig::RSA_PKCS1_2048_8192_SHA384,
+            (RSA_ENCRYPTION, _, "1.2.840.113549.1.1.13") => &sig::RSA_PKCS1_2048_8192_SHA512,
+            _ => return false,
+        };
+    let (Some(public), Some(signature)) = (
+        spki.subject_public_key.as_bytes(),
+        cert.signature().as_bytes(),
+    ) else {
+        return false;
+    };
+    let Ok(tbs) = cert.tbs_certificate().to_der() else {
+        return false;
+    };
+    sig::UnparsedPublicKey::new(algorithm, public)
+        .verify(&tbs, signature)
+        .is_ok()
 }
 
 /// A small PKI for tests: a root CA, an intermediate CA, and leaves issued for any
@@ -622,9 +1034,8 @@ mod tests {
         ));
         assert!(r.contains("clientAuth"), "{r}");
 
-        // No keyUsage and no EKU at all: accepted.
+        // No EKU at all: accepted.
         let mut spec = LeafSpec::uri(AE);
-        spec.key_usages.clear();
         spec.ekus.clear();
         let leaf = pki.leaf(&key, &spec);
         validate_issued(
@@ -635,6 +1046,129 @@ mod tests {
             now(),
         )
         .unwrap();
+
+        // No keyUsage: TS-0003 10.1.1.1 says it "shall be included".
+        let mut spec = LeafSpec::uri(AE);
+        spec.key_usages.clear();
+        let leaf = pki.leaf(&key, &spec);
+        let r = reason(validate_issued(
+            &[leaf, pki.intermediate_der()],
+            &key,
+            &expected(),
+            &[pki.root_der()],
+            now(),
+        ));
+        assert!(r.contains("no keyUsage") && r.contains("10.1.1.1"), "{r}");
+    }
+
+    #[test]
+    fn wildcards_are_refused() {
+        let pki = TestPki::new("wild");
+        let key = SoftwareKey::generate(KeyAlgorithm::EcdsaP256Sha256).unwrap();
+        let refuse = |sans: Vec<rcgen::SanType>, expected_san: &[GeneralName]| {
+            let mut spec = LeafSpec::uri(AE);
+            spec.sans = sans;
+            let leaf = pki.leaf(&key, &spec);
+            reason(validate_issued(
+                &[leaf, pki.intermediate_der()],
+                &key,
+                expected_san,
+                &[pki.root_der()],
+                now(),
+            ))
+        };
+        let r = refuse(
+            vec![
+                rcgen::SanType::URI(AE.try_into().unwrap()),
+                rcgen::SanType::DnsName("*.sp.example.com".try_into().unwrap()),
+            ],
+            &expected(),
+        );
+        assert!(
+            r.contains("wildcard") && r.contains("*.sp.example.com"),
+            "{r}"
+        );
+        let wild_uri = "https://*.example.com/cse01/CAE01";
+        let r = refuse(
+            vec![rcgen::SanType::URI(wild_uri.try_into().unwrap())],
+            &[GeneralName::Uri(wild_uri.into())],
+        );
+        assert!(r.contains("wildcard"), "{r}");
+        // A `*` in a URI path is no wildcard (RFC 3986 sub-delims).
+        let starred = "https://sp.example.com/cse01/CAE*01";
+        let mut spec = LeafSpec::uri(starred);
+        spec.sans = vec![rcgen::SanType::URI(starred.try_into().unwrap())];
+        let leaf = pki.leaf(&key, &spec);
+        validate_issued(
+            &[leaf, pki.intermediate_der()],
+            &key,
+            &[GeneralName::Uri(starred.into())],
+            &[pki.root_der()],
+            now(),
+        )
+        .unwrap();
+    }
+
+    /// A leaf for `key` issued by an intermediate CA with a key of `alg`, under a P-256 root.
+    fn chain_with_intermediate(
+        key: &dyn PrivateKey,
+        alg: &'static rcgen::SignatureAlgorithm,
+    ) -> Vec<CertificateDer<'static>> {
+        use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+        let ca = |cn: &str| {
+            let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+            p.distinguished_name.push(rcgen::DnType::CommonName, cn);
+            p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+            p
+        };
+        let root =
+            CertifiedIssuer::self_signed(ca("alg root"), KeyPair::generate().unwrap()).unwrap();
+        let issuing = CertifiedIssuer::signed_by(
+            ca("alg issuing"),
+            KeyPair::generate_for(alg).unwrap(),
+            &root,
+        )
+        .unwrap();
+        let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+        p.key_usages = vec![rcgen::KeyUsagePurpose::DigitalSignature];
+        let public = crate::csr::KeySigner::new(key).unwrap();
+        let leaf = p.signed_by(&public, &issuing).unwrap().der().clone();
+        vec![leaf, issuing.der().clone()]
+    }
+
+    #[test]
+    fn chain_algorithms_follow_the_configured_profile() {
+        let key = SoftwareKey::generate(KeyAlgorithm::EcdsaP256Sha256).unwrap();
+        // All P-256 / SHA-256: the TS-0003 profile.
+        let good = chain_with_intermediate(&key, &rcgen::PKCS_ECDSA_P256_SHA256);
+        check_chain_algorithms(&good, KeyAlgorithm::EcdsaP256Sha256).unwrap();
+
+        // A P-384 issuing CA signs the leaf with ecdsa-with-SHA384: outside TS-0003 10.1.1.3.
+        let p384 = chain_with_intermediate(&key, &rcgen::PKCS_ECDSA_P384_SHA384);
+        let r = match check_chain_algorithms(&p384, KeyAlgorithm::EcdsaP256Sha256) {
+            Err(Error::CertificateRejected { reason }) => reason,
+            other => panic!("{other:?}"),
+        };
+        assert!(
+            r.contains("the issued certificate") && r.contains("ecdsa-with-SHA384"),
+            "{r}"
+        );
+        assert!(r.contains("TS-0003 10.1.1.3"), "{r}");
+        // A device configured for P-384 has left the TS-0003 profile: accepted.
+        check_chain_algorithms(&p384, KeyAlgorithm::EcdsaP384Sha384).unwrap();
+
+        // The issuing CA's own certificate is signed with SHA-256 by the root, but its key is
+        // P-384: checked too, whatever the leaf's signature says.
+        let mut shifted = vec![good[0].clone()];
+        shifted.push(p384[1].clone());
+        let r = match check_chain_algorithms(&shifted, KeyAlgorithm::EcdsaP256Sha256) {
+            Err(Error::CertificateRejected { reason }) => reason,
+            other => panic!("{other:?}"),
+        };
+        assert!(
+            r.contains("CA certificate #1") && r.contains("secp256r1"),
+            "{r}"
+        );
     }
 
     #[test]
@@ -671,5 +1205,45 @@ mod tests {
         }
         let junk = CertificateDer::from(vec![0x30, 0x00]);
         assert!(validate_ca_certs(&[junk]).is_err());
+    }
+
+    #[test]
+    fn ca_certs_against_the_devices_anchors() {
+        let pki = TestPki::new("dev");
+        let set = [pki.root_der(), pki.intermediate_der()];
+        // The device trusts the root, or only the issuing CA below it: both accept the set.
+        validate_ca_certs_for(&set, &[pki.root_der()], &[], now()).unwrap();
+        validate_ca_certs_for(&set, &[pki.intermediate_der()], &[], now()).unwrap();
+        // A device that trusts another PKI does not take this root from an authorised server.
+        let other = TestPki::new("other");
+        match validate_ca_certs_for(&set, &[other.root_der()], &[], now()) {
+            Err(Error::BadResponse { reason, .. }) => {
+                assert!(
+                    reason.contains("not one of the device's trust anchors"),
+                    "{reason}"
+                )
+            }
+            r => panic!("{r:?}"),
+        }
+        // The subordinate must chain to the root it comes with.
+        match validate_ca_certs_for(
+            &[pki.root_der(), other.intermediate_der()],
+            &[pki.root_der()],
+            &[],
+            now(),
+        ) {
+            Err(Error::BadResponse { reason, .. }) => {
+                assert!(
+                    reason.contains("does not validate against the newest root"),
+                    "{reason}"
+                )
+            }
+            r => panic!("{r:?}"),
+        }
+        // An expired subordinate does not validate either (2045: after the test PKI's notAfter;
+        // the root is a trust anchor, its own validity is not checked).
+        let later = UnixTime::since_unix_epoch(Duration::from_secs(2_366_841_600));
+        assert!(validate_ca_certs_for(&set, &[pki.root_der()], &[], later).is_err());
+        validate_ca_certs_for(&[pki.root_der()], &[pki.root_der()], &[], later).unwrap();
     }
 }

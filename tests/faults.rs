@@ -53,6 +53,7 @@ fn client_for(base: &str) -> MefClient {
                     max_total: Duration::from_secs(1),
                     default_delay: Duration::from_millis(10),
                     max_delay: Duration::from_millis(10),
+                    ..PollPolicy::default()
                 },
                 ..TransportConfig::default()
             }),

@@ -49,6 +49,7 @@ fn quick_transport() -> TransportConfig {
             max_total: Duration::from_secs(1),
             default_delay: Duration::from_millis(10),
             max_delay: Duration::from_millis(50),
+            ..PollPolicy::default()
         },
     }
 }
@@ -743,6 +744,56 @@ fn certificate_not_chaining_to_the_trust_anchors() {
     assert!(rejected_because(&err, "untrusted issuer"), "{err:?}");
 }
 
+// TS-0003 10.1.1.1 / 10.1.1.3 / 10.1.1.5-10.1.1.8: what is installed meets the certificate
+// profile the client claims.
+
+#[test]
+fn certificate_without_key_usage() {
+    let err = case(enroll_with(|pki, spki| {
+        vec![pki.issue_for(spki, &[&pki.identity], |p| p.key_usages.clear())]
+    }));
+    assert!(rejected_because(&err, "no keyUsage"), "{err:?}");
+}
+
+#[test]
+fn certificate_with_a_wildcard_name() {
+    let err = case(enroll_with(|pki, spki| {
+        vec![pki.issue_for(spki, &[&pki.identity, "*.sp.example.com"], |_| {})]
+    }));
+    assert!(rejected_because(&err, "wildcard"), "{err:?}");
+}
+
+#[test]
+fn certificate_with_a_wildcard_common_name() {
+    let err = case(enroll_with(|pki, spki| {
+        vec![pki.issue_for(spki, &[&pki.identity], |p| {
+            p.distinguished_name = rcgen::DistinguishedName::new();
+            p.distinguished_name
+                .push(rcgen::DnType::CommonName, "*.sp.example.com");
+        })]
+    }));
+    assert!(rejected_because(&err, "wildcard"), "{err:?}");
+}
+
+#[test]
+fn certificate_signed_outside_the_ts0003_algorithms() {
+    // The MEF CA delegates to a P-384 issuing CA: the leaf is signed with ecdsa-with-SHA384,
+    // which TS-0003 10.1.1.3 (ECDSA P-256, SHA-256) does not allow. The chain is otherwise
+    // valid (it reaches the MEF CA, which authorises the server).
+    let err = case(enroll_with(|pki, spki| {
+        let issuing = pki
+            .ca
+            .subordinate("P-384 issuing CA", &rcgen::PKCS_ECDSA_P384_SHA384);
+        let public = rcgen::SubjectPublicKeyInfo::from_der(spki).expect("SPKI");
+        let leaf = issuing.issue("device", &[&pki.identity], Eku::ClientAuth, &public, |_| {});
+        vec![leaf, issuing.cert.clone()]
+    }));
+    assert!(
+        rejected_because(&err, "ecdsa-with-SHA384") && rejected_because(&err, "10.1.1.3"),
+        "{err:?}"
+    );
+}
+
 /// Serves `stranger`'s CA from /cacerts and issues the enrolment from it too: everything in
 /// the response is consistent, but the new trust anchors would not authenticate the MEF this
 /// device talked to (RFC 7030 4.1.3, 3.6.1): a device that installed them could never reach
@@ -899,6 +950,591 @@ fn csrattrs_asking_for_channel_binding() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Root key rollover (RFC 7030 4.1.3): OldWithOld, OldWithNew, NewWithOld, NewWithNew
+// ---------------------------------------------------------------------------------------------
+
+/// A MEF rolling its root over: `pki.ca` is the old root (the device's), `new` the new one
+/// (NewWithNew, a later notAfter), with both link certificates.
+struct Rollover {
+    pki: Arc<MefPki>,
+    new: Arc<TestCa>,
+    old_with_new: CertificateDer<'static>,
+    new_with_old: CertificateDer<'static>,
+}
+
+impl Rollover {
+    fn new(same_name: bool) -> Rollover {
+        let pki = Arc::new(MefPki::new("Rollover MEF CA"));
+        let new = Arc::new(TestCa::successor(if same_name {
+            "Rollover MEF CA"
+        } else {
+            "Rollover MEF CA G2"
+        }));
+        Rollover {
+            old_with_new: new.certify(&pki.ca),
+            new_with_old: pki.ca.certify(&new),
+            pki,
+            new,
+        }
+    }
+
+    /// A TLS identity under the new root, with NewWithOld in the chain so that a device that
+    /// still trusts only the old root authenticates it.
+    fn new_server_identity(&self) -> ServerIdentity {
+        let mut id = self
+            .new
+            .server_identity(&["localhost", "127.0.0.1"], Eku::ServerAuth);
+        id.chain = vec![id.chain[0].clone(), self.new_with_old.clone()];
+        id
+    }
+
+    /// A MEF serving `cacerts` and issuing from `issuer`, with TLS identity `identity`,
+    /// accepting client certificates from both roots.
+    fn server(
+        &self,
+        identity: Option<ServerIdentity>,
+        cacerts: Vec<CertificateDer<'static>>,
+        issue_from_new: bool,
+    ) -> ProcedureServer {
+        let new = self.new.clone();
+        let roots = vec![self.pki.ca.cert.clone(), self.new.cert.clone()];
+        ProcedureServer::start(
+            self.pki.clone(),
+            move |o| {
+                if let Some(identity) = identity {
+                    o.identity = identity;
+                }
+                o.client_auth = ClientAuth::Required(roots);
+            },
+            move |pki, req, good| match req.path.rsplit('/').next() {
+                Some("cacerts") => certs_only_response(&cacerts).into(),
+                Some("simplereenroll") if issue_from_new => {
+                    let spki = pki.check_csr(req).expect("valid CSR");
+                    let public = rcgen::SubjectPublicKeyInfo::from_der(&spki).unwrap();
+                    certs_only_response(&[new.issue(
+                        "device",
+                        &[&pki.identity],
+                        Eku::ClientAuth,
+                        &public,
+                        |_| {},
+                    )])
+                    .into()
+                }
+                _ => good.into(),
+            },
+        )
+    }
+}
+
+/// The installed trust anchors, sorted (certs-only is a SET OF: order carries no meaning).
+fn installed_anchors(dir: &Path) -> Vec<CertificateDer<'static>> {
+    sorted(
+        FileStore::new(dir)
+            .unwrap()
+            .load()
+            .unwrap()
+            .unwrap()
+            .trust_anchors,
+    )
+}
+
+fn sorted(mut certs: Vec<CertificateDer<'static>>) -> Vec<CertificateDer<'static>> {
+    certs.sort_by(|a, b| a.as_ref().cmp(b.as_ref()));
+    certs
+}
+
+fn rollover_in_progress_then_done(same_name: bool) {
+    let r = Rollover::new(same_name);
+    let device = Device::new(&r.pki);
+    // In progress: the TLS chain is still under the old root; /cacerts has the new root and
+    // both link certificates (no OldWithOld), the old CA still issues.
+    let set = vec![
+        r.new.cert.clone(),
+        r.old_with_new.clone(),
+        r.new_with_old.clone(),
+    ];
+    let during = r.server(None, set.clone(), false);
+    client_for(&during.base())
+        .reprovision(
+            &mut FileStore::new(device.dir.path()).unwrap(),
+            Reprovision::Rekey,
+        )
+        .unwrap();
+    assert_eq!(installed_anchors(device.dir.path()), sorted(set));
+    // The same server again, under the old root: not locked out.
+    client_for(&during.base())
+        .reprovision(
+            &mut FileStore::new(device.dir.path()).unwrap(),
+            Reprovision::Renew,
+        )
+        .unwrap();
+    drop(during);
+
+    // Done: the TLS chain is under the new root, /cacerts has the new root only, the new CA
+    // issues.
+    let mut id = r
+        .new
+        .server_identity(&["localhost", "127.0.0.1"], Eku::ServerAuth);
+    id.chain.truncate(1);
+    let after = r.server(Some(id), vec![r.new.cert.clone()], true);
+    client_for(&after.base())
+        .reprovision(
+            &mut FileStore::new(device.dir.path()).unwrap(),
+            Reprovision::Rekey,
+        )
+        .unwrap();
+    assert_eq!(
+        installed_anchors(device.dir.path()),
+        std::slice::from_ref(&r.new.cert)
+    );
+}
+
+#[test]
+fn root_key_rollover_in_progress_then_done() {
+    rollover_in_progress_then_done(false);
+}
+
+#[test]
+fn root_key_rollover_with_the_same_root_name() {
+    // The usual rollover keeps the root's name: OldWithNew is then self-issued but not
+    // self-signed, and must not be taken for a root.
+    rollover_in_progress_then_done(true);
+}
+
+#[test]
+fn root_key_rollover_done_for_a_device_that_missed_it() {
+    // The device still trusts the old root only; the MEF has finished rolling over: TLS under
+    // the new root with NewWithOld in its chain, /cacerts has NewWithNew only.
+    let r = Rollover::new(false);
+    let device = Device::new(&r.pki);
+    let server = r.server(
+        Some(r.new_server_identity()),
+        vec![r.new.cert.clone()],
+        true,
+    );
+    client_for(&server.base())
+        .reprovision(
+            &mut FileStore::new(device.dir.path()).unwrap(),
+            Reprovision::Rekey,
+        )
+        .unwrap();
+    assert_eq!(
+        installed_anchors(device.dir.path()),
+        std::slice::from_ref(&r.new.cert)
+    );
+    // And again, now with the new root installed.
+    client_for(&server.base())
+        .reprovision(
+            &mut FileStore::new(device.dir.path()).unwrap(),
+            Reprovision::Renew,
+        )
+        .unwrap();
+}
+
+#[test]
+fn root_key_rollover_with_all_four_certificates() {
+    // OldWithOld, OldWithNew, NewWithOld, NewWithNew, in a scrambled order.
+    let r = Rollover::new(false);
+    let device = Device::new(&r.pki);
+    let set = vec![
+        r.new_with_old.clone(),
+        r.pki.ca.cert.clone(),
+        r.new.cert.clone(),
+        r.old_with_new.clone(),
+    ];
+    let server = r.server(None, set.clone(), false);
+    client_for(&server.base())
+        .reprovision(
+            &mut FileStore::new(device.dir.path()).unwrap(),
+            Reprovision::Rekey,
+        )
+        .unwrap();
+    assert_eq!(installed_anchors(device.dir.path()), sorted(set));
+}
+
+#[test]
+fn forged_old_with_new_is_refused() {
+    // An authorised server tries to hand the device to its own root: it certifies the
+    // device's root under that root (an "OldWithNew" link no old key vouches for). Every
+    // certificate validates against the attacker's root and the server chain is authorised
+    // through the link, so only the NewWithOld rule stops it.
+    let err = case(|pki, req, good| match req.path.rsplit('/').next() {
+        Some("cacerts") => {
+            let attacker = TestCa::successor("Attacker root");
+            let forged = attacker.certify(&pki.ca);
+            certs_only_response(&[attacker.cert.clone(), forged]).into()
+        }
+        _ => good.into(),
+    });
+    assert!(
+        matches!(&err, Error::BadResponse { operation: Operation::CaCerts, reason }
+            if reason.contains("NewWithOld") && reason.contains("Attacker root")),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn forged_new_with_old_is_refused() {
+    // The new root and a "NewWithOld" signed by an impostor key under the old root's name.
+    let err = case(|_, req, good| {
+        // The impostor only borrows the name of the MEF root (the harness's "Hostile MEF CA").
+        let impostor = TestCa::new("Hostile MEF CA");
+        let new = TestCa::successor("Hostile MEF CA G2");
+        let forged = impostor.certify(&new);
+        match req.path.rsplit('/').next() {
+            Some("cacerts") => certs_only_response(&[new.cert.clone(), forged]).into(),
+            _ => good.into(),
+        }
+    });
+    assert!(
+        matches!(&err, Error::BadResponse { operation: Operation::CaCerts, reason }
+            if reason.contains("does not validate against the newest root")),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn a_second_root_not_linked_to_the_newest_is_refused() {
+    let err = case(|pki, req, good| match req.path.rsplit('/').next() {
+        Some("cacerts") => {
+            let stranger = TestCa::new("Stranger root");
+            certs_only_response(&[pki.ca.cert.clone(), stranger.cert.clone()]).into()
+        }
+        _ => good.into(),
+    });
+    assert!(
+        matches!(&err, Error::BadResponse { operation: Operation::CaCerts, reason }
+            if reason.contains("not linked")),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn cacerts_without_a_root_is_refused() {
+    let err = case(|pki, req, good| match req.path.rsplit('/').next() {
+        Some("cacerts") => {
+            let sub = pki
+                .ca
+                .subordinate("Issuing CA", &rcgen::PKCS_ECDSA_P256_SHA256);
+            certs_only_response(std::slice::from_ref(&sub.cert)).into()
+        }
+        _ => good.into(),
+    });
+    assert!(
+        matches!(&err, Error::BadResponse { operation: Operation::CaCerts, reason }
+            if reason.contains("no self-signed root")),
+        "{err:?}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Re-enrolment identity (RFC 7030 4.2.2): a server that inspects the CSR
+// ---------------------------------------------------------------------------------------------
+
+/// What a CSR carried: the subject (DER), the subjectAltName (value DER, critical) and the
+/// extendedKeyUsage purposes (dotted).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct CsrNames {
+    subject: Vec<u8>,
+    san: Option<(Vec<u8>, bool)>,
+    ekus: Vec<String>,
+}
+
+fn csr_names(req: &Request) -> CsrNames {
+    use x509_parser::certification_request::X509CertificationRequest;
+    use x509_parser::cri_attributes::ParsedCriAttribute;
+    use x509_parser::prelude::FromDer;
+    let der = base64body::decode(&req.body).unwrap();
+    let (_, csr) = X509CertificationRequest::from_der(&der).unwrap();
+    let info = &csr.certification_request_info;
+    let mut names = CsrNames {
+        subject: info.subject.as_raw().to_vec(),
+        san: None,
+        ekus: Vec::new(),
+    };
+    for attr in info.iter_attributes() {
+        if let ParsedCriAttribute::ExtensionRequest(er) = attr.parsed_attribute() {
+            for ext in &er.extensions {
+                match ext.oid.to_id_string().as_str() {
+                    "2.5.29.17" => names.san = Some((ext.value.to_vec(), ext.critical)),
+                    "2.5.29.37" => {
+                        let x509_parser::extensions::ParsedExtension::ExtendedKeyUsage(eku) =
+                            ext.parsed_extension()
+                        else {
+                            panic!("malformed EKU in the CSR")
+                        };
+                        names.ekus = eku.other.iter().map(|o| o.to_id_string()).collect();
+                        if eku.client_auth {
+                            names.ekus.push("1.3.6.1.5.5.7.3.2".into());
+                        }
+                        if eku.server_auth {
+                            names.ekus.push("1.3.6.1.5.5.7.3.1".into());
+                        }
+                        names.ekus.sort();
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+    names
+}
+
+/// The same fields of a certificate.
+fn cert_names(der: &[u8]) -> CsrNames {
+    let (_, cert) = x509_parser::parse_x509_certificate(der).unwrap();
+    let mut names = CsrNames {
+        subject: cert.subject().as_raw().to_vec(),
+        san: None,
+        ekus: Vec::new(),
+    };
+    for ext in cert.extensions() {
+        if ext.oid.to_id_string() == "2.5.29.17" {
+            names.san = Some((ext.value.to_vec(), ext.critical));
+        }
+    }
+    if let Ok(Some(eku)) = cert.extended_key_usage() {
+        names.ekus = eku.value.other.iter().map(|o| o.to_id_string()).collect();
+        if eku.value.client_auth {
+            names.ekus.push("1.3.6.1.5.5.7.3.2".into());
+        }
+        if eku.value.server_auth {
+            names.ekus.push("1.3.6.1.5.5.7.3.1".into());
+        }
+        names.ekus.sort();
+    }
+    names
+}
+
+/// A device whose certificate has a subject the client would not write itself
+/// (C=FR as PrintableString, O, CN "device 0001"), a critical subjectAltName with the MEF
+/// identity, and extendedKeyUsage clientAuth + serverAuth (a CSE that also serves).
+fn distinctive_device(pki: &MefPki) -> Device {
+    let key = onem2m_est::keys::SoftwareKey::generate(KeyAlgorithm::EcdsaP256Sha256).unwrap();
+    let leaf = pki.issue_for(key.public_key_info(), &[&pki.identity], |p| {
+        p.distinguished_name = rcgen::DistinguishedName::new();
+        p.distinguished_name.push(
+            rcgen::DnType::CountryName,
+            rcgen::DnValue::PrintableString("FR".try_into().unwrap()),
+        );
+        p.distinguished_name
+            .push(rcgen::DnType::OrganizationName, "Acme Devices");
+        p.distinguished_name
+            .push(rcgen::DnType::CommonName, "device 0001");
+        p.extended_key_usages = vec![
+            rcgen::ExtendedKeyUsagePurpose::ClientAuth,
+            rcgen::ExtendedKeyUsagePurpose::ServerAuth,
+        ];
+        // Critical SAN: with rcgen, only through a custom extension.
+        let san = p.subject_alt_names.clone();
+        p.subject_alt_names.clear();
+        let value = onem2m_est::proto::san::encode(
+            &san.iter()
+                .map(|n| match n {
+                    rcgen::SanType::DnsName(d) => {
+                        onem2m_est::proto::san::GeneralName::Dns(d.as_str().into())
+                    }
+                    other => panic!("{other:?}"),
+                })
+                .collect::<Vec<_>>(),
+        )
+        .unwrap();
+        let mut ext = rcgen::CustomExtension::from_oid_content(&[2, 5, 29, 17], value);
+        ext.set_criticality(true);
+        p.custom_extensions.push(ext);
+    });
+    let creds = Credentials {
+        trust_anchors: vec![pki.ca.cert.clone()],
+        chain: vec![leaf],
+        key: Arc::new(key),
+    };
+    let dir = TempDir::new().unwrap();
+    FileStore::new(dir.path()).unwrap().install(&creds).unwrap();
+    Device { dir, before: creds }
+}
+
+/// A MEF that records the names of every enrolment CSR and answers /serverkeygen too.
+fn recording_mef(
+    seen: Arc<std::sync::Mutex<Vec<CsrNames>>>,
+    requirements: impl Fn(&MefPki) -> onem2m_est::proto::csrattrs::CsrRequirements
+        + Send
+        + Sync
+        + 'static,
+) -> impl Fn(&MefPki, &Request, Response) -> Action + Send + Sync + 'static {
+    move |pki, req, good| match req.path.rsplit('/').next() {
+        Some("csrattrs") => MefPki::csrattrs_response(&requirements(pki)).into(),
+        Some("simplereenroll") => {
+            seen.lock().unwrap().push(csr_names(req));
+            good.into()
+        }
+        Some("serverkeygen") => {
+            seen.lock().unwrap().push(csr_names(req));
+            pki.check_csr(req).expect("the client's CSR is valid");
+            let key = rcgen::KeyPair::generate().unwrap();
+            let cert = pki.issue_for(
+                &rcgen::PublicKeyData::subject_public_key_info(&key),
+                &[&pki.identity],
+                |_| {},
+            );
+            let (content_type, body) = onem2m_est::proto::multipart::encode_serverkeygen(
+                &key.serialize_der(),
+                &[cert.as_ref()],
+            )
+            .unwrap();
+            Response::new(200)
+                .header("Content-Type", &content_type)
+                .body(body)
+                .into()
+        }
+        _ => good.into(),
+    }
+}
+
+fn reenrolment_keeps_the_current_names(mode: Reprovision, request_eku: bool) {
+    let pki = Arc::new(MefPki::new("Inspecting MEF CA"));
+    let device = distinctive_device(&pki);
+    let current = cert_names(device.before.chain[0].as_ref());
+    assert_eq!(current.ekus, ["1.3.6.1.5.5.7.3.1", "1.3.6.1.5.5.7.3.2"]);
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let server = ProcedureServer::start(
+        pki.clone(),
+        |_| {},
+        recording_mef(seen.clone(), move |pki| {
+            let mut reqs = pki.requirements();
+            if request_eku {
+                // SEQUENCE { id-kp-clientAuth }, as a MEF asks for it.
+                reqs.extensions
+                    .push(onem2m_est::proto::csrattrs::RequestedExtension {
+                        oid: "2.5.29.37".into(),
+                        critical: false,
+                        value: vec![
+                            0x30, 0x0a, 0x06, 0x08, 0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x02,
+                        ],
+                    });
+            }
+            reqs
+        }),
+    );
+    client_for(&server.base())
+        .reprovision(&mut FileStore::new(device.dir.path()).unwrap(), mode)
+        .unwrap();
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    // RFC 7030 4.2.2: Subject and SubjectAltName identical (the SAN's criticality too); the
+    // current certificate's EKUs carried, with the requested one (issue #11).
+    assert_eq!(seen[0], current);
+}
+
+#[test]
+fn renew_csr_keeps_subject_san_and_ekus() {
+    reenrolment_keeps_the_current_names(Reprovision::Renew, false);
+}
+
+#[test]
+fn rekey_csr_keeps_subject_san_and_ekus_with_requested_ekus() {
+    reenrolment_keeps_the_current_names(Reprovision::Rekey, true);
+}
+
+#[test]
+fn serverkeygen_reprovisioning_csr_keeps_subject_san_and_ekus() {
+    reenrolment_keeps_the_current_names(Reprovision::ServerKeygen, false);
+}
+
+#[test]
+fn reenrolment_follows_a_mef_that_requests_another_identity() {
+    // The MEF asks for a new name (its CSR attributes are the source of truth): the CSR
+    // carries what it asks, not the current certificate's names.
+    let pki = Arc::new(MefPki::new("Renaming MEF CA"));
+    let device = distinctive_device(&pki);
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let renamed = "cse02.sp.example.com";
+    let recorder = seen.clone();
+    let server = ProcedureServer::start(
+        pki.clone(),
+        |_| {},
+        move |pki: &MefPki, req: &Request, good: Response| -> Action {
+            let mut reqs = pki.requirements();
+            reqs.extensions[0].value =
+                onem2m_est::proto::san::encode(&[onem2m_est::proto::san::GeneralName::Dns(
+                    renamed.into(),
+                )])
+                .unwrap();
+            match req.path.rsplit('/').next() {
+                Some("csrattrs") => MefPki::csrattrs_response(&reqs).into(),
+                Some("simplereenroll") => {
+                    recorder.lock().unwrap().push(csr_names(req));
+                    let spki = pki.check_csr(req).expect("valid CSR");
+                    certs_only_response(&[pki.issue_for(&spki, &[renamed], |_| {})]).into()
+                }
+                _ => good.into(),
+            }
+        },
+    );
+    let client = MefClient::new(
+        Config::new(EstUri::parse(&server.base()).unwrap()).transport(quick_transport()),
+    );
+    client
+        .reprovision(
+            &mut FileStore::new(device.dir.path()).unwrap(),
+            Reprovision::Rekey,
+        )
+        .unwrap();
+    let seen = seen.lock().unwrap().clone();
+    let (san, _) = seen[0].san.clone().unwrap();
+    assert_eq!(
+        onem2m_est::proto::san::decode(&san).unwrap(),
+        [onem2m_est::proto::san::GeneralName::Dns(renamed.into())]
+    );
+    assert_ne!(
+        seen[0].subject,
+        cert_names(device.before.chain[0].as_ref()).subject
+    );
+}
+
+#[test]
+fn reenrolment_with_a_configured_identity_the_certificate_does_not_carry() {
+    // No subjectAltName requested, and the configured identity is not the current
+    // certificate's: RFC 7030 4.2.2 keeps the identity, so this is the caller's mistake.
+    let pki = Arc::new(MefPki::new("Quiet MEF CA"));
+    let device = Device::new(&pki);
+    let server = ProcedureServer::start(
+        pki.clone(),
+        |_| {},
+        |pki, req, good| match req.path.rsplit('/').next() {
+            Some("csrattrs") => {
+                let mut reqs = pki.requirements();
+                reqs.extensions.clear();
+                MefPki::csrattrs_response(&reqs).into()
+            }
+            _ => good.into(),
+        },
+    );
+    let before = snapshot(device.dir.path());
+    let client = MefClient::new(
+        Config::new(EstUri::parse(&server.base()).unwrap())
+            .identity(SubjectIdentity::new(SubjectType::Cse, "cse09.sp.example.com").unwrap())
+            .transport(quick_transport()),
+    );
+    let err = client
+        .reprovision(
+            &mut FileStore::new(device.dir.path()).unwrap(),
+            Reprovision::Rekey,
+        )
+        .unwrap_err();
+    assert_eq!(err.class(), ErrorClass::BadArguments, "{err:?}");
+    assert!(err.to_string().contains("RFC 7030 4.2.2"), "{err}");
+    assert_eq!(snapshot(device.dir.path()), before);
+    assert!(
+        !server
+            .server
+            .requests()
+            .iter()
+            .any(|r| r.path.ends_with("/simplereenroll")),
+        "refused before enrolment"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
 // 202 loops
 // ---------------------------------------------------------------------------------------------
 
@@ -921,9 +1557,33 @@ fn accepted_forever_with_retry_after_zero() {
 
 #[test]
 fn accepted_with_a_huge_retry_after() {
-    // Bounded by PollPolicy::max_delay: the client does not sleep for 584 billion years.
+    // RFC 7030 4.2.3: the client must wait at least Retry-After, so it neither sleeps for 584
+    // billion years nor resends early: it stops and says what the server asked for.
     let err = case(on("simplereenroll", accepted("18446744073709551615")));
-    assert!(still_pending(&err), "{err:?}");
+    assert!(
+        matches!(&err, Error::RetryAfterTooLong { operation: Operation::SimpleReenroll,
+            retry_after, attempts: 1, .. } if retry_after.as_secs() == u64::MAX),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("18446744073709551615 s"), "{err}");
+}
+
+#[test]
+fn accepted_with_a_retry_after_beyond_max_delay() {
+    // One second is more than this harness's max_delay (50 ms): not resent after 50 ms.
+    let calls = Arc::new(AtomicU32::new(0));
+    let seen = calls.clone();
+    let err = case(on("simplereenroll", move |_, _, _| {
+        seen.fetch_add(1, Ordering::SeqCst);
+        Response::new(202).header("Retry-After", "1").into()
+    }));
+    assert!(
+        matches!(&err, Error::RetryAfterTooLong { operation: Operation::SimpleReenroll,
+            retry_after, limit, .. }
+            if *retry_after == Duration::from_secs(1) && *limit == Duration::from_millis(50)),
+        "{err:?}"
+    );
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
 }
 
 #[test]
@@ -1458,6 +2118,12 @@ mod c_abi {
     #[test]
     fn c_accepted_forever() {
         c_case(on("simplereenroll", accepted("0")), MEF_ERR_STILL_PENDING);
+    }
+
+    #[test]
+    fn c_accepted_with_a_retry_after_beyond_the_polling_time() {
+        // mef_config_set_polling(cfg, 3, 1000): a 5 s Retry-After is not cut to 1 s.
+        c_case(on("simplereenroll", accepted("5")), MEF_ERR_RETRY_LATER);
     }
 
     #[test]

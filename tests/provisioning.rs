@@ -637,6 +637,81 @@ fn pending_enrolment_beyond_the_polling_bound_fails_and_installs_nothing() {
 }
 
 #[test]
+fn a_retry_after_beyond_the_polling_bounds_is_not_cut_short() {
+    // RFC 7030 4.2.3: the MEF asks to be polled again in an hour; the client does not resend
+    // early (the old behaviour: a 120 s wait, then StillPending), it stops and says so.
+    let s = setup_with(|c| {
+        c.approval_polls = 1;
+        c.retry_after_secs = 3600;
+    });
+    let started = std::time::Instant::now();
+    let err = s
+        .client(None)
+        .provision(&s.auth(), &mut s.store(), KeySource::Generate)
+        .unwrap_err();
+    assert!(started.elapsed() < Duration::from_secs(10));
+    match &err {
+        Error::RetryAfterTooLong {
+            operation: onem2m_est::Operation::SimpleEnroll,
+            retry_after,
+            attempts: 1,
+            ..
+        } => assert_eq!(*retry_after, Duration::from_secs(3600)),
+        other => panic!("expected RetryAfterTooLong, got {other:?}"),
+    }
+    assert_eq!(err.class(), ErrorClass::Server);
+    assert!(err.to_string().contains("3600 s"), "{err}");
+    assert!(FileStore::new(s.out.path())
+        .unwrap()
+        .load()
+        .unwrap()
+        .is_none());
+}
+
+/// Subject, subjectAltName and extendedKeyUsage of a certificate (DER), as x509-parser reads
+/// them.
+fn names_of(der: &[u8]) -> (Vec<u8>, Vec<u8>, Vec<String>) {
+    let (_, cert) = x509_parser::parse_x509_certificate(der).unwrap();
+    let san = cert
+        .extensions()
+        .iter()
+        .find(|e| e.oid.to_id_string() == "2.5.29.17")
+        .map(|e| e.value.to_vec())
+        .unwrap_or_default();
+    let eku = cert
+        .extended_key_usage()
+        .unwrap()
+        .map(|e| format!("{:?}", e.value))
+        .into_iter()
+        .collect();
+    (cert.subject().as_raw().to_vec(), san, eku)
+}
+
+#[test]
+fn reprovisioning_keeps_subject_and_subject_alt_name() {
+    // RFC 7030 4.2.2 against the reference MEF, which refuses a re-enrolment CSR whose
+    // subject differs from the certificate being renewed: renew, rekey and server-side key
+    // generation each keep the names, with the identity taken from the current certificate
+    // (no identity configured).
+    let s = setup();
+    let uri = EstUri::parse(&s.mef.base_uri(None)).unwrap();
+    let client = MefClient::new(Config::new(uri).transport(quick_transport()));
+    let first = s
+        .client(None)
+        .provision(&s.auth(), &mut s.store(), KeySource::Generate)
+        .unwrap();
+    let names = names_of(first.chain[0].as_ref());
+    for mode in [
+        Reprovision::Renew,
+        Reprovision::Rekey,
+        Reprovision::ServerKeygen,
+    ] {
+        let done = client.reprovision(&mut s.store(), mode).unwrap();
+        assert_eq!(names_of(done.chain[0].as_ref()), names, "{mode:?}");
+    }
+}
+
+#[test]
 fn cacerts_and_csrattrs_on_their_own() {
     let s = setup();
     let client = s.client(None);

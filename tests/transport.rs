@@ -5,7 +5,7 @@ mod support;
 use onem2m_est::error::{Error, Operation};
 use onem2m_est::proto::{base64body, csrattrs, media};
 use onem2m_est::tls::{client_config, ClientIdentity};
-use onem2m_est::transport::{EstConnection, PollPolicy, TransportConfig};
+use onem2m_est::transport::{Clock, EstConnection, PollClock, PollPolicy, TransportConfig};
 use onem2m_est::uri::EstUri;
 use rustls::pki_types::CertificateDer;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -34,6 +34,7 @@ fn quick_config() -> TransportConfig {
             max_total: Duration::from_secs(5),
             default_delay: Duration::from_millis(10),
             max_delay: Duration::from_millis(50),
+            ..PollPolicy::default()
         },
         ..TransportConfig::default()
     }
@@ -421,6 +422,190 @@ fn enroll_202_forever_is_still_pending_within_bounds() {
         .requests()
         .iter()
         .all(|r| r.path == "/.well-known/est/simplereenroll"));
+}
+
+// RFC 7030 4.2.3: "the client MUST wait at least the specified retry-after time". A clock that
+// records the waits and advances by them, so nothing sleeps for real.
+#[derive(Debug)]
+struct FakeClock {
+    now: std::sync::Mutex<std::time::SystemTime>,
+    slept: std::sync::Mutex<Vec<Duration>>,
+}
+
+impl FakeClock {
+    fn at(now: std::time::SystemTime) -> Arc<FakeClock> {
+        Arc::new(FakeClock {
+            now: std::sync::Mutex::new(now),
+            slept: std::sync::Mutex::new(Vec::new()),
+        })
+    }
+
+    fn slept(&self) -> Vec<Duration> {
+        self.slept.lock().unwrap().clone()
+    }
+}
+
+impl Clock for FakeClock {
+    fn now(&self) -> std::time::SystemTime {
+        *self.now.lock().unwrap()
+    }
+
+    fn sleep(&self, delay: Duration) {
+        *self.now.lock().unwrap() += delay;
+        self.slept.lock().unwrap().push(delay);
+    }
+}
+
+/// A server that answers `op` with 202 and `retry_after` the first `pending` times, then 200.
+fn pending_then_issued(
+    pending: u32,
+    retry_after: impl Fn() -> String + Send + Sync + 'static,
+) -> (TestCa, TestServer) {
+    let ca0 = TestCa::new("payload CA");
+    let payload = some_certs(&ca0);
+    let calls = Arc::new(AtomicU32::new(0));
+    setup(move |req| {
+        if calls.fetch_add(1, Ordering::SeqCst) < pending {
+            Response::new(202)
+                .header("Retry-After", &retry_after())
+                .into()
+        } else if req.path.ends_with("/serverkeygen") {
+            let pkcs8 = TestKey::generate().rcgen_public().serialize_der();
+            let refs: Vec<&[u8]> = payload[..1].iter().map(|c| c.as_ref()).collect();
+            let (content_type, body) =
+                onem2m_est::proto::multipart::encode_serverkeygen(&pkcs8, &refs).unwrap();
+            Response::new(200)
+                .header("Content-Type", &content_type)
+                .body(body)
+                .into()
+        } else {
+            certs_only_response(&payload[..1]).into()
+        }
+    })
+}
+
+fn config_with_clock(clock: Arc<FakeClock>, max_delay: u64, max_total: u64) -> TransportConfig {
+    let mut cfg = quick_config();
+    cfg.poll.clock = PollClock(clock);
+    cfg.poll.max_delay = Duration::from_secs(max_delay);
+    cfg.poll.max_total = Duration::from_secs(max_total);
+    cfg.poll.max_attempts = 5;
+    cfg
+}
+
+#[test]
+fn enroll_202_waits_the_whole_retry_after() {
+    let clock = FakeClock::at(std::time::SystemTime::now());
+    let (ca, server) = pending_then_issued(2, || "7".into());
+    let conn = connect_with(
+        &server.base_localhost(),
+        std::slice::from_ref(&ca.cert),
+        None,
+        &config_with_clock(clock.clone(), 10, 60),
+    );
+    assert_eq!(conn.simple_enroll(CSR).unwrap().len(), 1);
+    assert_eq!(clock.slept(), [Duration::from_secs(7); 2]);
+    assert_eq!(server.requests().len(), 3);
+}
+
+#[test]
+fn enroll_202_waits_until_a_retry_after_date() {
+    // An HTTP-date is relative to the clock: 30 s after "now", whatever the real time is.
+    let now = std::time::UNIX_EPOCH + Duration::from_secs(1_900_000_000 - 30);
+    let clock = FakeClock::at(now);
+    // 1 900 000 000 s after the epoch.
+    let (ca, server) = pending_then_issued(1, || "Sun, 17 Mar 2030 17:46:40 GMT".into());
+    let conn = connect_with(
+        &server.base_localhost(),
+        std::slice::from_ref(&ca.cert),
+        None,
+        &config_with_clock(clock.clone(), 60, 600),
+    );
+    assert_eq!(conn.simple_reenroll(CSR).unwrap().len(), 1);
+    assert_eq!(clock.slept(), [Duration::from_secs(30)]);
+}
+
+/// A Retry-After beyond `max_delay` (50 ms in [`quick_config`]) is neither shortened nor
+/// waited for: one request, then [`Error::RetryAfterTooLong`] naming what the server asked.
+fn retry_after_beyond_max_delay(op: Operation) {
+    let (ca, server) = pending_then_issued(u32::MAX, || "1".into());
+    let conn = connect(&server, &ca);
+    let started = std::time::Instant::now();
+    let err = match op {
+        Operation::SimpleEnroll => conn.simple_enroll(CSR).map(|_| ()),
+        Operation::SimpleReenroll => conn.simple_reenroll(CSR).map(|_| ()),
+        Operation::ServerKeygen => conn.server_keygen(CSR).map(|_| ()),
+        other => unreachable!("{other}"),
+    }
+    .unwrap_err();
+    match &err {
+        Error::RetryAfterTooLong {
+            operation,
+            retry_after,
+            limit,
+            attempts: 1,
+            ..
+        } => {
+            assert_eq!(*operation, op);
+            assert_eq!(*retry_after, Duration::from_secs(1));
+            assert_eq!(*limit, Duration::from_millis(50));
+        }
+        other => panic!("expected RetryAfterTooLong, got {other:?}"),
+    }
+    assert_eq!(err.class(), onem2m_est::ErrorClass::Server);
+    let text = err.to_string();
+    assert!(
+        text.contains("in 1 s") && text.contains("RFC 7030 4.2.3"),
+        "{text}"
+    );
+    assert_eq!(
+        server.requests().len(),
+        1,
+        "nothing is resent before Retry-After"
+    );
+    assert!(started.elapsed() < Duration::from_secs(1));
+}
+
+#[test]
+fn simpleenroll_retry_after_beyond_max_delay_is_not_resent_early() {
+    retry_after_beyond_max_delay(Operation::SimpleEnroll);
+}
+
+#[test]
+fn simplereenroll_retry_after_beyond_max_delay_is_not_resent_early() {
+    retry_after_beyond_max_delay(Operation::SimpleReenroll);
+}
+
+#[test]
+fn serverkeygen_retry_after_beyond_max_delay_is_not_resent_early() {
+    retry_after_beyond_max_delay(Operation::ServerKeygen);
+}
+
+#[test]
+fn retry_after_beyond_the_polling_time_left_is_not_resent_early() {
+    // max_total 10 s: after waiting 7 s, a second "7" would overrun it.
+    let clock = FakeClock::at(std::time::SystemTime::now());
+    let (ca, server) = pending_then_issued(u32::MAX, || "7".into());
+    let conn = connect_with(
+        &server.base_localhost(),
+        std::slice::from_ref(&ca.cert),
+        None,
+        &config_with_clock(clock.clone(), 60, 10),
+    );
+    match conn.simple_enroll(CSR) {
+        Err(Error::RetryAfterTooLong {
+            retry_after,
+            limit,
+            attempts: 2,
+            ..
+        }) => {
+            assert_eq!(retry_after, Duration::from_secs(7));
+            assert_eq!(limit, Duration::from_secs(3));
+        }
+        other => panic!("expected RetryAfterTooLong, got {other:?}"),
+    }
+    assert_eq!(clock.slept(), [Duration::from_secs(7)]);
+    assert_eq!(server.requests().len(), 2);
 }
 
 #[test]

@@ -184,7 +184,9 @@ struct ServerArgs {
     /// At most this many requests when the MEF answers 202 Accepted (RFC 7030 4.2.3).
     #[arg(long, value_name = "N", default_value_t = 10)]
     max_polls: u32,
-    /// At most this long in total waiting on 202 Accepted, in seconds.
+    /// At most this long in total waiting on 202 Accepted, in seconds. Each wait is at least
+    /// the MEF's Retry-After; a longer Retry-After ends the command (exit 4) with how long the
+    /// MEF asked for, instead of asking again early.
     #[arg(long, value_name = "SECS", default_value_t = 600)]
     max_poll_time: u64,
     /// TLS profile of certificate-authenticated connections: `modern` (rustls, TLS 1.3/1.2
@@ -498,6 +500,8 @@ fn client(server: &ServerArgs, subject: &SubjectArgs) -> Result<MefClient, Error
     };
     transport.poll.max_attempts = server.max_polls.max(1);
     transport.poll.max_total = Duration::from_secs(server.max_poll_time);
+    // The user's bound is the total: a single wait may use all of it (RFC 7030 4.2.3).
+    transport.poll.max_delay = transport.poll.max_total;
     let mut config = Config::new(base)
         .transport(transport)
         .tls_profile(server.tls_profile.parse()?);

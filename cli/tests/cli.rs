@@ -17,6 +17,11 @@ struct Fixture {
 impl Fixture {
     /// A MEF trusting a manufacturer CA, and the device's PEM files in `dir`.
     fn new() -> Fixture {
+        Fixture::with(|_| {})
+    }
+
+    /// Like [`Fixture::new`], with `tweak` applied to the MEF's configuration.
+    fn with(tweak: impl FnOnce(&mut MefConfig)) -> Fixture {
         let dir = TempDir::new().unwrap();
         let ca_key = KeyPair::generate().unwrap();
         let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
@@ -37,6 +42,7 @@ impl Fixture {
 
         let mut config = MefConfig::new(dir.path().join("mef"));
         config.client_trust = vec![ca.der().clone()];
+        tweak(&mut config);
         let mef = Mef::start(config).unwrap();
         mef.add_identity(device.der().as_ref(), onem2m_mef::SubjectType::Cse, CSE_ID)
             .unwrap();
@@ -444,4 +450,38 @@ fn closed_stderr_keeps_the_exit_status() {
     drop(child.stderr.take());
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(4), "{status:?}");
+}
+
+#[test]
+fn a_retry_after_beyond_the_poll_time_exits_4_saying_when_to_retry() {
+    // RFC 7030 4.2.3: the MEF asks to be asked again in 15 minutes, more than --max-poll-time:
+    // the CLI does not resend early, it says how long the MEF asked for.
+    let f = Fixture::with(|c| {
+        c.approval_polls = 1;
+        c.retry_after_secs = 900;
+    });
+    let out = f.path("out");
+    let mut args = vec!["provision".to_string(), "--server".into(), f.server()];
+    args.extend(f.third_party_args());
+    args.extend([
+        "--subject-type".into(),
+        "cse".into(),
+        "--subject-id".into(),
+        CSE_ID.into(),
+        "--max-poll-time".into(),
+        "60".into(),
+        "--out".into(),
+        out.display().to_string(),
+    ]);
+    let started = std::time::Instant::now();
+    let o = run(&args);
+    assert_eq!(o.status.code(), Some(4), "{}", text(&o));
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        stderr.contains("900 s") && stderr.contains("RFC 7030 4.2.3"),
+        "{}",
+        text(&o)
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(30));
+    assert!(!out.join("cert.pem").exists());
 }

@@ -371,7 +371,9 @@ pub unsafe extern "C" fn mef_config_set_mef_fqdn(
 }
 
 /// Sets the key type generated when the MEF does not ask for one (default
-/// `MEF_KEY_ECDSA_P256_SHA256`, TS-0003 10.1.1.1).
+/// `MEF_KEY_ECDSA_P256_SHA256`, TS-0003 10.1.1.1). With the default, the issued chain must
+/// also meet TS-0003 10.1.1.3 (every signature ecdsa-with-SHA256, P-256 CA keys); with another
+/// type, any signature algorithm the library offers is accepted.
 ///
 /// # Safety
 /// `config` as for `mef_config_free` (non-NULL).
@@ -433,7 +435,10 @@ pub unsafe extern "C" fn mef_config_set_timeouts(
 }
 
 /// Bounds the polling of 202 Accepted answers (RFC 7030 4.2.3): at most `max_attempts`
-/// requests in all (at least 1) and `max_total_ms` of waiting between them.
+/// requests in all (at least 1) and `max_total_ms` of waiting between them. Each wait is at
+/// least the server's Retry-After; a Retry-After longer than what is left of `max_total_ms` is
+/// not shortened: the call ends with `MEF_ERR_RETRY_LATER` and a message saying how long the
+/// MEF asked for.
 ///
 /// # Safety
 /// `config` as for `mef_config_free` (non-NULL).
@@ -451,6 +456,8 @@ pub unsafe extern "C" fn mef_config_set_polling(
         }
         config.transport.poll.max_attempts = max_attempts;
         config.transport.poll.max_total = Duration::from_millis(max_total_ms.into());
+        // The caller's bound is the total: a single wait may use all of it.
+        config.transport.poll.max_delay = config.transport.poll.max_total;
         MEF_OK
     })
 }

@@ -45,6 +45,10 @@ pub const MEF_ERR_STILL_PENDING: mef_result = 19;
 pub const MEF_ERR_CERTIFICATE_REJECTED: mef_result = 20;
 /// A response body could not be decoded (base64, CMS, CsrAttrs, multipart).
 pub const MEF_ERR_DECODE: mef_result = 21;
+/// The server answered 202 Accepted with a Retry-After longer than the polling bounds allow
+/// (RFC 7030 4.2.3): nothing was resent early; the message says how long the server asked for,
+/// run the procedure again after that time.
+pub const MEF_ERR_RETRY_LATER: mef_result = 22;
 /// The server requires something this client cannot do (a key type, a hash).
 pub const MEF_ERR_UNSUPPORTED: mef_result = 30;
 /// The configured identity conflicts with the one the server asks for.
@@ -87,6 +91,7 @@ pub(crate) fn result_of(e: &Error) -> mef_result {
         Error::BadResponse { .. } => MEF_ERR_BAD_RESPONSE,
         Error::Decode { .. } => MEF_ERR_DECODE,
         Error::StillPending { .. } => MEF_ERR_STILL_PENDING,
+        Error::RetryAfterTooLong { .. } => MEF_ERR_RETRY_LATER,
         Error::CertificateRejected { .. } => MEF_ERR_CERTIFICATE_REJECTED,
         Error::Unsupported { .. } => MEF_ERR_UNSUPPORTED,
         Error::IdentityConflict { .. } => MEF_ERR_IDENTITY_CONFLICT,
@@ -116,6 +121,9 @@ fn text_of(r: mef_result) -> Option<&'static str> {
         MEF_ERR_STILL_PENDING => "the request is still pending at the MEF\0",
         MEF_ERR_CERTIFICATE_REJECTED => "the returned certificate was rejected\0",
         MEF_ERR_DECODE => "cannot decode the response\0",
+        MEF_ERR_RETRY_LATER => {
+            "the MEF asked to be asked again later than the polling bounds allow\0"
+        }
         MEF_ERR_UNSUPPORTED => "cannot satisfy the server's requirement\0",
         MEF_ERR_IDENTITY_CONFLICT => "identity conflict\0",
         MEF_ERR_KEY => "key operation failed\0",
@@ -131,7 +139,7 @@ fn cmd_status_of(r: mef_result) -> Option<CmdStatus> {
     Some(match r {
         MEF_OK => CmdStatus::Ok,
         MEF_ERR_NULL_ARGUMENT | MEF_ERR_INVALID_ARGUMENT => CmdStatus::UnacceptableArguments,
-        MEF_ERR_CONNECT..=MEF_ERR_DECODE => CmdStatus::CertProvServerError,
+        MEF_ERR_CONNECT..=MEF_ERR_RETRY_LATER => CmdStatus::CertProvServerError,
         MEF_ERR_PANIC | MEF_ERR_CALLBACK | MEF_ERR_UNSUPPORTED..=MEF_ERR_NOT_PROVISIONED => {
             CmdStatus::CertProvClientError
         }
@@ -204,11 +212,11 @@ mod tests {
 
     #[test]
     fn every_code_has_text_and_unknown_codes_do_not() {
-        for r in (0..=4).chain(10..=21).chain(30..=35) {
+        for r in (0..=4).chain(10..=22).chain(30..=35) {
             assert!(text_of(r).is_some(), "{r}");
             assert_ne!(text(r), "unknown result");
         }
-        for r in [5, 9, 22, 29, 36, 1000, u32::MAX] {
+        for r in [5, 9, 23, 29, 36, 1000, u32::MAX] {
             assert_eq!(text(r), "unknown result");
         }
     }
@@ -225,6 +233,13 @@ mod tests {
                 reason: "s".into(),
             },
             Error::NotProvisioned { reason: "n".into() },
+            Error::RetryAfterTooLong {
+                operation: crate::Operation::SimpleEnroll,
+                retry_after: std::time::Duration::from_secs(3600),
+                bound: "b",
+                limit: std::time::Duration::from_secs(120),
+                attempts: 1,
+            },
         ];
         for e in errors {
             let expected = cmd_status_code(CmdStatus::from(e.class()));

@@ -95,7 +95,8 @@ static void static_functions(void) {
   TRUE(strcmp(mef_result_text(MEF_ERR_NULL_ARGUMENT), "unknown result") != 0);
   TRUE(strcmp(mef_result_text(MEF_ERR_NOT_PROVISIONED), "unknown result") != 0);
   TRUE(strcmp(mef_result_text(5), "unknown result") == 0);
-  TRUE(strcmp(mef_result_text(22), "unknown result") == 0);
+  TRUE(strcmp(mef_result_text(MEF_ERR_RETRY_LATER), "unknown result") != 0);
+  TRUE(strcmp(mef_result_text(23), "unknown result") == 0);
   TRUE(strcmp(mef_result_text(36), "unknown result") == 0);
   TRUE(strcmp(mef_result_text(0xFFFFFFFFu), "unknown result") == 0);
   TRUE(mef_result_cmd_status(MEF_OK) == MEF_CMD_OK);
@@ -106,6 +107,7 @@ static void static_functions(void) {
   TRUE(mef_result_cmd_status(MEF_ERR_CONNECT) == MEF_CMD_CERT_PROV_SERVER_ERROR);
   TRUE(mef_result_cmd_status(MEF_ERR_CERTIFICATE_REJECTED) == MEF_CMD_CERT_PROV_SERVER_ERROR);
   TRUE(mef_result_cmd_status(MEF_ERR_DECODE) == MEF_CMD_CERT_PROV_SERVER_ERROR);
+  TRUE(mef_result_cmd_status(MEF_ERR_RETRY_LATER) == MEF_CMD_CERT_PROV_SERVER_ERROR);
   TRUE(mef_result_cmd_status(MEF_ERR_STORE) == MEF_CMD_CERT_PROV_CLIENT_ERROR);
   TRUE(mef_result_cmd_status(12345) == MEF_CMD_CERT_PROV_CLIENT_ERROR);
   TRUE(strcmp(mef_cmd_status_name(MEF_CMD_OK), "MEF_CLIENT_CMD_OK") == 0);

@@ -50,6 +50,7 @@ pub enum Eku {
 pub struct TestCa {
     pub cert: CertificateDer<'static>,
     issuer: Issuer<'static, KeyPair>,
+    cn: String,
 }
 
 /// A server's certificate chain and key, for [`TestServer`].
@@ -71,7 +72,36 @@ impl Clone for ServerIdentity {
 impl TestCa {
     /// A new root CA named `cn`.
     pub fn new(cn: &str) -> TestCa {
+        Self::with_algorithm(cn, &rcgen::PKCS_ECDSA_P256_SHA256)
+    }
+
+    /// A new root CA named `cn` with a key of `alg` (it signs with that algorithm).
+    pub fn with_algorithm(cn: &str, alg: &'static rcgen::SignatureAlgorithm) -> TestCa {
+        let key = KeyPair::generate_for(alg).expect("CA key");
+        let params = Self::ca_params(cn);
+        let cert = params.self_signed(&key).expect("CA certificate");
+        TestCa {
+            cert: cert.der().clone(),
+            issuer: Issuer::new(params, key),
+            cn: cn.into(),
+        }
+    }
+
+    /// A new root CA named `cn` whose notAfter is later than any [`TestCa::new`] root's (rcgen's
+    /// default, 4096-01-01): the newest root of a key rollover (RFC 7030 4.1.3).
+    pub fn successor(cn: &str) -> TestCa {
         let key = KeyPair::generate().expect("CA key");
+        let mut params = Self::ca_params(cn);
+        params.not_after = rcgen::date_time_ymd(4097, 1, 1);
+        let cert = params.self_signed(&key).expect("CA certificate");
+        TestCa {
+            cert: cert.der().clone(),
+            issuer: Issuer::new(params, key),
+            cn: cn.into(),
+        }
+    }
+
+    fn ca_params(cn: &str) -> CertificateParams {
         let mut params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
         params.distinguished_name.push(DnType::CommonName, cn);
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
@@ -80,11 +110,33 @@ impl TestCa {
             KeyUsagePurpose::CrlSign,
             KeyUsagePurpose::DigitalSignature,
         ];
-        let cert = params.self_signed(&key).expect("CA certificate");
+        params
+    }
+
+    /// A subordinate CA named `cn` with a key of `alg`, certified by this CA: leaves it issues
+    /// chain through its `cert` to this CA.
+    pub fn subordinate(&self, cn: &str, alg: &'static rcgen::SignatureAlgorithm) -> TestCa {
+        let key = KeyPair::generate_for(alg).expect("CA key");
+        let params = Self::ca_params(cn);
+        let cert = params
+            .signed_by(&key, &self.issuer)
+            .expect("subordinate CA certificate");
         TestCa {
             cert: cert.der().clone(),
             issuer: Issuer::new(params, key),
+            cn: cn.into(),
         }
+    }
+
+    /// A CA certificate for `subject`'s name and public key, signed by this CA's key: a link
+    /// certificate of a root key rollover (RFC 7030 4.1.3). `new.certify(&old)` is OldWithNew
+    /// (the old public key signed with the new private key), `old.certify(&new)` NewWithOld.
+    pub fn certify(&self, subject: &TestCa) -> CertificateDer<'static> {
+        Self::ca_params(&subject.cn)
+            .signed_by(subject.issuer.key(), &self.issuer)
+            .expect("link certificate")
+            .der()
+            .clone()
     }
 
     /// Issues a leaf certificate for `public_key` with subjectAltNames `names` (DNS names or IP
