@@ -16,7 +16,7 @@
 //! Signing goes through [`PrivateKey::sign`] only, so the key may live outside the process.
 
 use crate::error::{Error, Operation, Result};
-use crate::identity::{describe_general_names, SubjectIdentity};
+use crate::identity::{describe_general_names, wildcard_general_name, SubjectIdentity};
 use crate::keys::{check_key_satisfies, spki_public_key_bytes, KeyAlgorithm, PrivateKey};
 use crate::proto::csrattrs::{ChallengePassword, CsrRequirements, RequestedExtension};
 use crate::proto::oids;
@@ -498,6 +498,14 @@ fn requested_san(reqs: &CsrRequirements) -> Result<Option<(Vec<GeneralName>, boo
     if names.is_empty() {
         return Err(bad_csrattrs("the requested subjectAltName holds no names"));
     }
+    // TS-0003 10.1.1.5/7/8: no wildcards, whichever side names the identity. Refused here,
+    // before a key is made, rather than after issuance.
+    if let Some(name) = wildcard_general_name(&names) {
+        return Err(bad_csrattrs(format!(
+            "the requested subjectAltName names {name} with a wildcard; a MEF-issued certificate \
+             shall not include wildcards (TS-0003 10.1.1.5-10.1.1.8)"
+        )));
+    }
     Ok(Some((names, ext.critical)))
 }
 
@@ -662,6 +670,33 @@ mod tests {
             critical,
             value: san::encode(names).unwrap(),
         }
+    }
+
+    /// TS-0003 10.1.1.5/7/8: a wildcard the MEF's CSR attributes ask for (no identity
+    /// configured, so the MEF's request is the identity) is refused before any CSR is built.
+    #[test]
+    fn a_requested_wildcard_subject_alt_name_is_refused() {
+        for names in [
+            vec![GeneralName::Dns("*.sp.example.com".into())],
+            vec![GeneralName::Uri("https://*.example.com/cse01/CAE01".into())],
+        ] {
+            let mut r = reqs();
+            r.extensions.push(san_ext(&names, false));
+            let err = san_names_for(None, &r).unwrap_err();
+            assert!(
+                matches!(&err, Error::BadResponse { operation: Operation::CsrAttrs, reason }
+                    if reason.contains("wildcard")),
+                "{err:?}"
+            );
+            assert_eq!(err.class(), crate::error::ErrorClass::Server);
+        }
+        // A `*` in a URI path is no wildcard (RFC 3986 sub-delims).
+        let mut r = reqs();
+        let path_star = vec![GeneralName::Uri(
+            "https://sp.example.com/cse01/CAE*1".into(),
+        )];
+        r.extensions.push(san_ext(&path_star, false));
+        assert!(san_names_for(None, &r).is_ok());
     }
 
     /// EKU clientAuth, as a MEF would request it: SEQUENCE { id-kp-clientAuth }.

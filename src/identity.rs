@@ -181,6 +181,25 @@ impl fmt::Display for SubjectIdentity {
     }
 }
 
+/// The first name that holds a wildcard (`*`), described for an error: a dNSName, or the host
+/// of a URI (a `*` in a URI path is no wildcard, RFC 3986 sub-delims). TS-0003 10.1.1.5,
+/// 10.1.1.7, 10.1.1.8: certificates "shall not include wildcards"; the CSR (from the MEF's
+/// CSR attributes) and the issued certificate are both held to it.
+pub fn wildcard_general_name(names: &[GeneralName]) -> Option<String> {
+    names
+        .iter()
+        .find(|name| match name {
+            GeneralName::Dns(dns) => dns.contains('*'),
+            GeneralName::Uri(uri) => match fluent_uri::Uri::parse(uri.as_str()) {
+                Ok(parsed) => parsed.authority().is_some_and(|a| a.host().contains('*')),
+                // Not a URI we can split: any `*` counts.
+                Err(_) => uri.contains('*'),
+            },
+            GeneralName::Other(_) => false,
+        })
+        .map(describe_general_name)
+}
+
 /// A list of GeneralNames for messages.
 pub fn describe_general_names(names: &[GeneralName]) -> String {
     if names.is_empty() {

@@ -6,7 +6,9 @@
 //! leaf is found by its public key and the chain is rebuilt by path building.
 
 use crate::error::{Error, Operation, Result};
-use crate::identity::{describe_general_name, describe_general_names, general_name_eq};
+use crate::identity::{
+    describe_general_name, describe_general_names, general_name_eq, wildcard_general_name,
+};
 use crate::keys::{KeyAlgorithm, PrivateKey};
 use crate::proto::san::{self, GeneralName};
 use rustls_pki_types::{CertificateDer, UnixTime};
@@ -264,19 +266,8 @@ pub fn validate_issued(
 /// The first name of the certificate that holds a wildcard (`*`): a dNSName, the host of a
 /// URI, or a subject commonName.
 fn wildcard_name(cert: &Certificate, names: &[GeneralName]) -> Option<String> {
-    for name in names {
-        let wild = match name {
-            GeneralName::Dns(dns) => dns.contains('*'),
-            GeneralName::Uri(uri) => match fluent_uri::Uri::parse(uri.as_str()) {
-                Ok(parsed) => parsed.authority().is_some_and(|a| a.host().contains('*')),
-                // Not a URI we can split: any `*` counts.
-                Err(_) => uri.contains('*'),
-            },
-            GeneralName::Other(_) => false,
-        };
-        if wild {
-            return Some(describe_general_name(name));
-        }
+    if let Some(name) = wildcard_general_name(names) {
+        return Some(name);
     }
     cert.tbs_certificate()
         .subject()
