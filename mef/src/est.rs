@@ -649,22 +649,19 @@ fn enroll(
     let checked = check_csr(shared, conn, req, op, fp, identity, renewed.as_ref())?;
     // Manual-approval simulation (RFC 7030 4.2.3): 202 + Retry-After for the first N attempts
     // of this CSR. The password stays pending: the client repeats the same CSR.
-    if shared.config.approval_polls > 0 {
-        let mut approvals = shared.approvals.lock().unwrap_or_else(|p| p.into_inner());
-        // Only authenticated clients reach this point, but keep the table bounded anyway.
-        if approvals.len() >= 10_000 {
-            approvals.clear();
-        }
-        let count = approvals.entry(checked.digest.clone()).or_insert(0);
-        if *count < shared.config.approval_polls {
-            *count += 1;
-            return Ok(Response::text(
-                202,
-                "the request is pending manual approval: retry later with the same CSR",
-            )
-            .with_header("Retry-After", shared.config.retry_after_secs.to_string()));
-        }
-        approvals.remove(&checked.digest);
+    // The entry is the client's own (keyed by its principal, then the CSR), bounded per client
+    // and expiring with the challengePassword it waits with.
+    if shared.approvals.must_wait(
+        fp,
+        &checked.digest,
+        shared.config.approval_polls,
+        shared.config.challenge_ttl,
+    ) {
+        return Ok(Response::text(
+            202,
+            "the request is pending manual approval: retry later with the same CSR",
+        )
+        .with_header("Retry-After", shared.config.retry_after_secs.to_string()));
     }
     // Single use: exactly one request wins a password, even under concurrency.
     if !shared.challenges.consume(fp, &checked.password) {

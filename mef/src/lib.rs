@@ -21,6 +21,7 @@
 //! # Ok(()) }
 //! ```
 
+mod approval;
 pub mod ca;
 pub mod challenge;
 mod est;

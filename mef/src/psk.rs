@@ -99,8 +99,10 @@ pub fn decode_hex(text: &str) -> Result<zeroize::Zeroizing<Vec<u8>>, MefError> {
 /// The OpenSSL acceptor of the PSK listener.
 pub(crate) struct PskAcceptor {
     acceptor: SslAcceptor,
-    /// Where the PSK callback leaves the KpmID it accepted, per connection.
+    /// Where the PSK callback leaves the KpmID it handed a key out for, per connection. That is
+    /// only an offer: the principal is taken from the completed session (see `accept`).
     kpm_id: Index<Ssl, String>,
+    store: Arc<Store>,
 }
 
 fn tls_err(e: impl std::fmt::Display) -> MefError {
@@ -109,6 +111,7 @@ fn tls_err(e: impl std::fmt::Display) -> MefError {
 
 impl PskAcceptor {
     pub(crate) fn new(store: Arc<Store>) -> Result<PskAcceptor, MefError> {
+        let lookups = store.clone();
         let kpm_id_index = Ssl::new_ex_index::<String>().map_err(tls_err)?;
         // mozilla_intermediate_v5 brings ffdhe2048 for the DHE-PSK suites; its certificate
         // suites are replaced below (and there is no certificate anyway).
@@ -129,7 +132,7 @@ impl PskAcceptor {
                 log::info!("TLS-PSK: a client offered a non-UTF-8 psk_identity");
                 return Ok(0);
             };
-            match store.lookup_psk(kpm_id) {
+            match lookups.lookup_psk(kpm_id) {
                 Ok(Some((key, _))) if key.len() <= psk_out.len() => {
                     psk_out[..key.len()].copy_from_slice(&key);
                     ssl.set_ex_data(index, kpm_id.to_owned());
@@ -148,7 +151,45 @@ impl PskAcceptor {
         Ok(PskAcceptor {
             acceptor: b.build(),
             kpm_id: kpm_id_index,
+            store,
         })
+    }
+
+    /// The KpmID the completed handshake proved (TS-0003 8.3.2.1: the PSK authenticates the
+    /// client). The callback may have been asked about several identities (a TLS 1.3 client
+    /// can offer a list, a HelloRetryRequest brings a second ClientHello), so what it last saw
+    /// is not taken on trust:
+    /// - TLS 1.2: OpenSSL records in the session the psk_identity whose key made the premaster
+    ///   secret (RFC 4279 2); it must be the one the callback answered for.
+    /// - TLS 1.3: the session OpenSSL built from the callback's answer holds the external PSK
+    ///   the binder and the key schedule used (RFC 8446 4.2.11); it must be the registered Kpm
+    ///   of that KpmID (compared in constant time).
+    fn proven_kpm_id(&self, ssl: &openssl::ssl::SslRef) -> Result<String, String> {
+        let offered = ssl
+            .ex_data(self.kpm_id)
+            .cloned()
+            .ok_or("the handshake completed without an accepted KpmID")?;
+        if let Some(id) = ssl.psk_identity() {
+            return if id == offered.as_bytes() {
+                Ok(offered)
+            } else {
+                Err("the session's psk_identity is not the KpmID the key was given for".into())
+            };
+        }
+        let session = ssl.session().ok_or("the handshake left no session")?;
+        let mut key = zeroize::Zeroizing::new(vec![0u8; session.master_key_len()]);
+        let n = session.master_key(&mut key);
+        let registered = self
+            .store
+            .lookup_psk(&offered)
+            .map_err(|e| format!("looking up the KpmID: {e}"))?
+            .ok_or("the KpmID was removed during the handshake")?
+            .0;
+        if n > 0 && bool::from(subtle::ConstantTimeEq::ct_eq(&key[..n], &registered[..])) {
+            Ok(offered)
+        } else {
+            Err("the session key is not the Kpm of the KpmID the key was given for".into())
+        }
     }
 }
 
@@ -171,10 +212,19 @@ impl TlsAcceptor for PskAcceptor {
             .accept(sock)
             .map_err(|e| io::Error::other(format!("TLS-PSK handshake failed: {e}")))?;
         // The listener has no certificate, so a completed handshake used a PSK the callback
-        // accepted, and the callback recorded its KpmID.
-        let kpm_id = stream.ssl().ex_data(self.kpm_id).cloned().ok_or_else(|| {
-            io::Error::other("TLS-PSK handshake completed without an accepted KpmID")
+        // handed out; which one is read from the session.
+        let kpm_id = self.proven_kpm_id(stream.ssl()).map_err(|reason| {
+            log::warn!("TLS-PSK: connection refused after the handshake: {reason}");
+            io::Error::other(format!("TLS-PSK: {reason}"))
         })?;
+        log::debug!(
+            "TLS-PSK: KpmID {kpm_id:?} proven by the session's {}",
+            if stream.ssl().psk_identity().is_some() {
+                "psk_identity"
+            } else {
+                "key"
+            }
+        );
         log::debug!(
             "TLS-PSK client {kpm_id:?}: {} {}",
             stream.ssl().version_str(),

@@ -30,8 +30,8 @@ pub(crate) struct Shared {
     pub ca: MefCa,
     pub store: Arc<Store>,
     pub challenges: Challenges,
-    /// Approval-mode attempt counters keyed by the CSR's SHA-256 (RFC 7030 4.2.3 simulation).
-    pub approvals: Mutex<HashMap<String, u32>>,
+    /// Approval-mode attempt counters per client and CSR (RFC 7030 4.2.3 simulation).
+    pub approvals: crate::approval::Approvals,
     /// Verifier against `--client-trust` only: tells third-party certificates apart.
     pub third_party: Option<Arc<dyn ClientCertVerifier>>,
 }
@@ -557,7 +557,7 @@ pub(crate) fn start(config: MefConfig) -> Result<RunningMef, MefError> {
         ca,
         store,
         challenges: Challenges::default(),
-        approvals: Mutex::new(HashMap::new()),
+        approvals: Default::default(),
         third_party,
     });
     let stop = Arc::new(AtomicBool::new(false));
