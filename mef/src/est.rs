@@ -637,6 +637,28 @@ fn requested_extensions(value_der: &[u8]) -> Result<Option<Vec<GeneralName>>, Re
     Ok(sans)
 }
 
+/// Records an issued certificate with the principal that authenticated its request
+/// (`Store::insert_issued`): refused if that principal was revoked or removed meanwhile.
+fn record_issued(
+    shared: &Shared,
+    record: &crate::IssuedCert,
+    cert: &[u8],
+    principal: &str,
+) -> Result<(), Response> {
+    if shared
+        .store
+        .insert_issued(record, cert, principal)
+        .map_err(internal)?
+    {
+        Ok(())
+    } else {
+        Err(forbidden(
+            "the client's authorisation was withdrawn while the request was handled (its \
+             certificate was revoked or its registration removed)",
+        ))
+    }
+}
+
 fn enroll(
     shared: &Shared,
     conn: &ConnInfo,
@@ -676,10 +698,7 @@ fn enroll(
             .ca
             .issue(identity, &key, lifetime)
             .map_err(internal)?;
-        shared
-            .store
-            .insert_issued(&record, &cert)
-            .map_err(internal)?;
+        record_issued(shared, &record, &cert, fp)?;
         (cert, Some(Zeroizing::new(key.serialize_der())))
     } else {
         let spki = rcgen::SubjectPublicKeyInfo::from_der(&checked.spki_der)
@@ -688,10 +707,7 @@ fn enroll(
             .ca
             .issue(identity, &spki, lifetime)
             .map_err(internal)?;
-        shared
-            .store
-            .insert_issued(&record, &cert)
-            .map_err(internal)?;
+        record_issued(shared, &record, &cert, fp)?;
         (cert, None)
     };
     log::info!(

@@ -399,9 +399,20 @@ impl RunningMef {
         )
     }
 
-    /// Marks an issued certificate revoked, by serial or fingerprint (hex).
+    /// Marks an issued certificate revoked, by serial or fingerprint (hex), with its renewals
+    /// ([`Store::revoke`]).
     pub fn revoke(&self, serial_or_fingerprint: &str) -> Result<bool, MefError> {
         self.shared.store.revoke(serial_or_fingerprint)
+    }
+
+    /// Revokes every certificate issued for an identity, with their renewals; returns how many.
+    pub fn revoke_identity(
+        &self,
+        subject_type: SubjectType,
+        subject_id: &str,
+    ) -> Result<usize, MefError> {
+        let identity = Identity::new(subject_type, subject_id)?;
+        self.shared.store.revoke_identity(&identity)
     }
 
     /// Graceful shutdown: stops accepting connections, lets requests being handled finish,
