@@ -130,8 +130,7 @@ fn valid_label(label: &str) -> bool {
     let b = label.as_bytes();
     (1..=64).contains(&b.len())
         && b[0].is_ascii_alphanumeric()
-        && b
-            .iter()
+        && b.iter()
             .all(|c| c.is_ascii_alphanumeric() || b"-_.".contains(c))
 }
 
@@ -572,8 +571,8 @@ fn requested_extensions(value_der: &[u8]) -> Result<Option<Vec<GeneralName>>, Re
         if !(2..=3).contains(&parts.len()) {
             return Err(malformed());
         }
-        let (rest, ext) = x509_parser::extensions::X509Extension::from_der(ext_der)
-            .map_err(|_| malformed())?;
+        let (rest, ext) =
+            x509_parser::extensions::X509Extension::from_der(ext_der).map_err(|_| malformed())?;
         if !rest.is_empty() {
             return Err(malformed());
         }
@@ -617,8 +616,13 @@ fn requested_extensions(value_der: &[u8]) -> Result<Option<Vec<GeneralName>>, Re
                 }
             }
             ParsedExtension::ExtendedKeyUsage(eku) => {
-                if eku.any || !eku.other.is_empty() || eku.server_auth || eku.code_signing
-                    || eku.email_protection || eku.time_stamping || eku.ocsp_signing
+                if eku.any
+                    || !eku.other.is_empty()
+                    || eku.server_auth
+                    || eku.code_signing
+                    || eku.email_protection
+                    || eku.time_stamping
+                    || eku.ocsp_signing
                 {
                     return Err(bad(
                         "the CSR requests an extendedKeyUsage other than clientAuth, which this \

@@ -213,31 +213,30 @@ pub fn read_request<S: Read + Write>(
             .closing(),
         ));
     }
-    let content_length = match lengths.as_slice() {
-        [] => 0,
-        [v] => match parse_content_length(v) {
-            Some(n) => n,
-            None => {
-                return Err(ReadError::Reject(
+    let content_length =
+        match lengths.as_slice() {
+            [] => 0,
+            [v] => match parse_content_length(v) {
+                Some(n) => n,
+                None => return Err(ReadError::Reject(
                     Response::text(
                         400,
                         "malformed Content-Length: only ASCII digits are allowed (RFC 9110 8.6)",
                     )
                     .closing(),
+                )),
+            },
+            // Even identical repeated values are refused: any doubt about the framing is a 400.
+            _ => {
+                return Err(ReadError::Reject(
+                    Response::text(
+                        400,
+                        "ambiguous message framing: several Content-Length headers",
+                    )
+                    .closing(),
                 ))
             }
-        },
-        // Even identical repeated values are refused: any doubt about the framing is a 400.
-        _ => {
-            return Err(ReadError::Reject(
-                Response::text(
-                    400,
-                    "ambiguous message framing: several Content-Length headers",
-                )
-                .closing(),
-            ))
-        }
-    };
+        };
     if content_length > max_body {
         // Read and discard a moderately oversized body first, so that a client still sending it
         // sees the 413 instead of a connection reset; beyond DRAIN_LIMIT just close.
@@ -396,8 +395,14 @@ mod tests {
 
     #[test]
     fn content_length_is_digits_only() {
-        assert_eq!(status_of(b"POST / HTTP/1.1\r\nContent-Length: 2\r\n\r\nok"), 200);
-        assert_eq!(status_of(b"POST / HTTP/1.1\r\nContent-Length: 002\r\n\r\nok"), 200);
+        assert_eq!(
+            status_of(b"POST / HTTP/1.1\r\nContent-Length: 2\r\n\r\nok"),
+            200
+        );
+        assert_eq!(
+            status_of(b"POST / HTTP/1.1\r\nContent-Length: 002\r\n\r\nok"),
+            200
+        );
         for bad in ["+2", "-2", "2 2", "0x2", "2,2", "", "18446744073709551617"] {
             let raw = format!("POST / HTTP/1.1\r\nContent-Length: {bad}\r\n\r\nok");
             assert_eq!(status_of(raw.as_bytes()), 400, "Content-Length: {bad}");

@@ -268,9 +268,9 @@ impl ClientCertVerifier for KeyUsageChecked {
         let verified = self.0.verify_client_cert(end_entity, intermediates, now)?;
         check_intermediate_key_usage(intermediates).map_err(|reason| {
             log::info!("refused a client certificate chain: {reason}");
-            rustls::Error::InvalidCertificate(rustls::CertificateError::Other(
-                rustls::OtherError(Arc::new(ChainRefused(reason))),
-            ))
+            rustls::Error::InvalidCertificate(rustls::CertificateError::Other(rustls::OtherError(
+                Arc::new(ChainRefused(reason)),
+            )))
         })?;
         Ok(verified)
     }
