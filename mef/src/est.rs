@@ -470,7 +470,7 @@ fn der_only(der: &[u8], tag: x509_parser::asn1_rs::Tag) -> Option<&[u8]> {
 fn oid_text(der: &[u8]) -> Option<String> {
     use x509_parser::asn1_rs::FromDer as _;
     match x509_parser::asn1_rs::Oid::from_der(der) {
-        Ok((rest, oid)) if rest.is_empty() => Some(oid.to_id_string()),
+        Ok(([], oid)) => Some(oid.to_id_string()),
         _ => None,
     }
 }
