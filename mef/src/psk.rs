@@ -164,10 +164,16 @@ impl PskAcceptor {
     /// - TLS 1.3: the session OpenSSL built from the callback's answer holds the external PSK
     ///   the binder and the key schedule used (RFC 8446 4.2.11); it must be the registered Kpm
     ///   of that KpmID (compared in constant time).
-    fn proven_kpm_id(&self, ssl: &openssl::ssl::SslRef) -> Result<String, String> {
-        let offered = ssl
-            .ex_data(self.kpm_id)
-            .cloned()
+    ///
+    /// `offered` is the KpmID the callback recorded (a parameter so tests can disagree with
+    /// the session).
+    fn proven_kpm_id(
+        &self,
+        ssl: &openssl::ssl::SslRef,
+        offered: Option<&str>,
+    ) -> Result<String, String> {
+        let offered = offered
+            .map(str::to_owned)
             .ok_or("the handshake completed without an accepted KpmID")?;
         if let Some(id) = ssl.psk_identity() {
             return if id == offered.as_bytes() {
@@ -213,10 +219,13 @@ impl TlsAcceptor for PskAcceptor {
             .map_err(|e| io::Error::other(format!("TLS-PSK handshake failed: {e}")))?;
         // The listener has no certificate, so a completed handshake used a PSK the callback
         // handed out; which one is read from the session.
-        let kpm_id = self.proven_kpm_id(stream.ssl()).map_err(|reason| {
-            log::warn!("TLS-PSK: connection refused after the handshake: {reason}");
-            io::Error::other(format!("TLS-PSK: {reason}"))
-        })?;
+        let offered = stream.ssl().ex_data(self.kpm_id).cloned();
+        let kpm_id = self
+            .proven_kpm_id(stream.ssl(), offered.as_deref())
+            .map_err(|reason| {
+                log::warn!("TLS-PSK: connection refused after the handshake: {reason}");
+                io::Error::other(format!("TLS-PSK: {reason}"))
+            })?;
         log::debug!(
             "TLS-PSK: KpmID {kpm_id:?} proven by the session's {}",
             if stream.ssl().psk_identity().is_some() {
@@ -241,6 +250,84 @@ impl TlsAcceptor for PskAcceptor {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A handshake with `kpm_id`/`kpm` at protocol `version` against the acceptor; then
+    /// `check` on the server side of the completed session.
+    fn with_session(
+        acceptor: &PskAcceptor,
+        version: SslVersion,
+        kpm_id: &'static str,
+        kpm: &'static [u8],
+        check: impl FnOnce(&openssl::ssl::SslRef),
+    ) {
+        use openssl::ssl::{SslConnector, SslVerifyMode};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let client = std::thread::spawn(move || {
+            let mut b = SslConnector::builder(SslMethod::tls_client()).unwrap();
+            b.set_cipher_list("PSK").unwrap();
+            b.set_min_proto_version(Some(version)).unwrap();
+            b.set_max_proto_version(Some(version)).unwrap();
+            b.set_verify(SslVerifyMode::NONE);
+            b.set_psk_client_callback(move |_, _, id_out, psk_out| {
+                id_out[..kpm_id.len()].copy_from_slice(kpm_id.as_bytes());
+                id_out[kpm_id.len()] = 0;
+                psk_out[..kpm.len()].copy_from_slice(kpm);
+                Ok(kpm.len())
+            });
+            let tcp = TcpStream::connect(addr).unwrap();
+            let mut tls = b
+                .build()
+                .configure()
+                .unwrap()
+                .verify_hostname(false)
+                .connect("localhost", tcp)
+                .unwrap();
+            // Wait for the server to close.
+            let _ = std::io::Read::read(&mut tls, &mut [0u8; 1]);
+        });
+        let (sock, _) = listener.accept().unwrap();
+        let mut stream = acceptor.acceptor.accept(sock).unwrap();
+        assert_eq!(stream.ssl().version2(), Some(version));
+        check(stream.ssl());
+        let _ = stream.shutdown();
+        drop(stream);
+        client.join().unwrap();
+    }
+
+    #[test]
+    fn the_principal_is_what_the_completed_session_proves() {
+        let dir = std::env::temp_dir().join(format!("onem2m-mef-psk-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let store = Arc::new(Store::open(&dir).unwrap());
+        const KEY_A: &[u8] = &[0xa1; 16];
+        const KEY_B: &[u8] = &[0xb2; 32];
+        add_psk(&store, "kpm-a", KEY_A, SubjectType::Cse, "a.example.com").unwrap();
+        add_psk(&store, "kpm-b", KEY_B, SubjectType::Cse, "b.example.com").unwrap();
+        let acceptor = PskAcceptor::new(store).unwrap();
+        for version in [SslVersion::TLS1_2, SslVersion::TLS1_3] {
+            with_session(&acceptor, version, "kpm-a", KEY_A, |ssl| {
+                // What the callback recorded, and the session agrees.
+                assert_eq!(
+                    ssl.ex_data(acceptor.kpm_id).map(String::as_str),
+                    Some("kpm-a")
+                );
+                assert_eq!(acceptor.proven_kpm_id(ssl, Some("kpm-a")).unwrap(), "kpm-a");
+                // Had the callback last seen another (registered) KpmID, the session would
+                // not vouch for it: the identity is not taken from the callback's word.
+                // TLS 1.2 proves it by the session's psk_identity, TLS 1.3 by its key.
+                let err = acceptor.proven_kpm_id(ssl, Some("kpm-b")).unwrap_err();
+                let by = if version == SslVersion::TLS1_2 {
+                    "psk_identity"
+                } else {
+                    "session key"
+                };
+                assert!(err.contains(by), "{version:?}: {err}");
+                assert!(acceptor.proven_kpm_id(ssl, None).is_err());
+            });
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     #[test]
     fn validates_and_decodes() {
