@@ -215,9 +215,7 @@ fn validity_window(certs: &[CertificateDer<'_>]) -> Option<(i64, i64)> {
 /// assert keyCertSign. rustls-webpki does not check keyUsage (it checks basicConstraints), so
 /// this runs after it, on every certificate the client presented after its own: a
 /// certificate that may not sign certificates cannot vouch for the client.
-pub(crate) fn check_intermediate_key_usage(
-    intermediates: &[CertificateDer<'_>],
-) -> Result<(), String> {
+fn check_intermediate_key_usage(intermediates: &[CertificateDer<'_>]) -> Result<(), String> {
     for (i, der) in intermediates.iter().enumerate() {
         let (_, cert) = x509_parser::parse_x509_certificate(der)
             .map_err(|e| format!("intermediate certificate #{} does not parse: {e}", i + 1))?;
