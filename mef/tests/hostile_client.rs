@@ -677,7 +677,6 @@ fn revoked_certificates_and_their_renewals_are_refused_on_every_operation() {
         "--id",
         &first.fingerprint(),
     ]);
-    assert!(out.contains("4 certificate(s)"), "{out}");
     for (case, c) in [
         ("revoked certificate", &first),
         ("renewal of a revoked certificate", &renewed),
@@ -686,6 +685,7 @@ fn revoked_certificates_and_their_renewals_are_refused_on_every_operation() {
     ] {
         refused_everywhere(&t, case, c, 403, "revoked");
     }
+    assert!(out.contains("4 certificate(s)"), "{out}");
     // Removing the registration: the device's certificate and what it enrolled stop working.
     let later = enroll_with(&t, &t.device, "simpleenroll");
     let out = cli_ok(&[
@@ -696,7 +696,6 @@ fn revoked_certificates_and_their_renewals_are_refused_on_every_operation() {
         "--fingerprint",
         &t.device.fingerprint(),
     ]);
-    assert!(out.contains("revoked 1 certificate(s)"), "{out}");
     refused_everywhere(
         &t,
         "enrolled through a removed registration",
@@ -704,6 +703,7 @@ fn revoked_certificates_and_their_renewals_are_refused_on_every_operation() {
         403,
         "revoked",
     );
+    assert!(out.contains("revoked 1 certificate(s)"), "{out}");
     let n = t.issued();
     let r = get(&t.agent(&t.device), &t.mef.url("csrattrs")).unwrap();
     t.refused("removed registration", &r, 403, "not registered", n);
@@ -1398,7 +1398,6 @@ fn psk_identity_swaps_are_refused() {
     .unwrap();
     let cert = r.certs()[0].clone();
     let out = cli_ok(&["psk", "remove", "--data-dir", &d, "--kpm-id", KPM_A]);
-    assert!(out.contains("revoked 1 certificate(s)"), "{out}");
     let enrolled = Creds {
         cert_der: cert,
         key,
@@ -1407,6 +1406,7 @@ fn psk_identity_swaps_are_refused() {
     let r = get(&agent(&mef.ca_der, Some(&enrolled)), &mef.url("csrattrs")).unwrap();
     r.assert_error(403, "revoked");
     assert_eq!(issued_count(&mef_dir), n);
+    assert!(out.contains("revoked 1 certificate(s)"), "{out}");
     // And the removed KpmID has no handshake any more.
     assert!(psk_request(port, KPM_A, KPM_A_HEX, &cacerts).is_err());
     drop(mef);
