@@ -21,6 +21,7 @@
 //! # Ok(()) }
 //! ```
 
+mod approval;
 pub mod ca;
 pub mod challenge;
 mod est;
@@ -34,7 +35,7 @@ pub mod ts0003;
 
 // The stateless CSR checks of the enrollment operations, for the fuzz target `mef_csr`.
 #[doc(hidden)]
-pub use est::{csr_challenge_password, csr_subject_alt_names, decode_csr_body, parse_csr};
+pub use est::{csr_request, decode_csr_body, parse_csr, CsrRequest};
 pub use identity::{fingerprint, Identity, SubjectType};
 pub use psk::add_psk;
 pub use server::{add_identity, RunningMef};

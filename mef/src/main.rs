@@ -121,7 +121,8 @@ enum PskCommand {
         #[arg(long)]
         data_dir: PathBuf,
     },
-    /// Remove a registered KpmID.
+    /// Remove a registered KpmID, revoking every certificate enrolled with it (and their
+    /// renewals).
     Remove {
         #[arg(long)]
         data_dir: PathBuf,
@@ -158,7 +159,8 @@ enum IdentityCommand {
         #[arg(long)]
         data_dir: PathBuf,
     },
-    /// Remove a registered identity.
+    /// Remove a registered identity, revoking every certificate enrolled with that client
+    /// certificate (and their renewals).
     Remove {
         #[arg(long)]
         data_dir: PathBuf,
@@ -180,13 +182,25 @@ enum CertCommand {
         #[arg(long)]
         data_dir: PathBuf,
     },
-    /// Revoke an issued certificate (refused for re-enrollment from then on).
+    /// Revoke an issued certificate and its renewals (refused by every operation from then
+    /// on), or every certificate issued for an identity.
     Revoke {
         #[arg(long)]
         data_dir: PathBuf,
         /// Serial number or SHA-256 fingerprint (hex).
-        #[arg(long)]
-        id: String,
+        #[arg(
+            long,
+            conflicts_with = "subject_id",
+            required_unless_present = "subject_id"
+        )]
+        id: Option<String>,
+        /// With --subject-id: revoke every certificate issued for this identity (ae, cse or
+        /// node).
+        #[arg(long, requires = "subject_id")]
+        subject_type: Option<SubjectType>,
+        /// AE-ID URI, CSE-ID domain name or Node-ID URI.
+        #[arg(long, requires = "subject_type")]
+        subject_id: Option<String>,
     },
 }
 
@@ -260,13 +274,14 @@ fn run(cli: Cli) -> Result<(), onem2m_mef::MefError> {
             fingerprint,
         })) => {
             let fp = fingerprint_arg(client_cert, fingerprint)?;
-            if Store::open(&data_dir)?.remove_identity(&fp)? {
-                println!("removed {fp}");
-                Ok(())
-            } else {
-                Err(onem2m_mef::MefError::Config(format!(
+            match Store::open(&data_dir)?.remove_identity(&fp)? {
+                Some(revoked) => {
+                    println!("removed {fp}; revoked {revoked} certificate(s) enrolled with it");
+                    Ok(())
+                }
+                None => Err(onem2m_mef::MefError::Config(format!(
                     "no identity registered for {fp}"
-                )))
+                ))),
             }
         }
         Some(Command::Cert(CertCommand::List { data_dir })) => {
@@ -283,14 +298,32 @@ fn run(cli: Cli) -> Result<(), onem2m_mef::MefError> {
             }
             Ok(())
         }
-        Some(Command::Cert(CertCommand::Revoke { data_dir, id })) => {
-            if Store::open(&data_dir)?.revoke(&id)? {
-                println!("revoked {id}");
-                Ok(())
-            } else {
-                Err(onem2m_mef::MefError::Config(format!(
-                    "no issued certificate {id}"
-                )))
+        Some(Command::Cert(CertCommand::Revoke {
+            data_dir,
+            id,
+            subject_type,
+            subject_id,
+        })) => {
+            let store = Store::open(&data_dir)?;
+            match (id, subject_type, subject_id) {
+                (Some(id), _, _) => match store.revoke_counted(&id)? {
+                    Some(n) => {
+                        println!("revoked {id}: {n} certificate(s) with its renewals");
+                        Ok(())
+                    }
+                    None => Err(onem2m_mef::MefError::Config(format!(
+                        "no issued certificate {id}"
+                    ))),
+                },
+                (None, Some(ty), Some(subject)) => {
+                    let identity = onem2m_mef::Identity::new(ty, &subject)?;
+                    let n = store.revoke_identity(&identity)?;
+                    println!("revoked {n} certificate(s) issued for {identity}");
+                    Ok(())
+                }
+                _ => Err(onem2m_mef::MefError::Config(
+                    "give --id, or --subject-type and --subject-id".into(),
+                )),
             }
         }
         Some(Command::Psk(PskCommand::Add {
@@ -335,13 +368,14 @@ fn run(cli: Cli) -> Result<(), onem2m_mef::MefError> {
             Ok(())
         }
         Some(Command::Psk(PskCommand::Remove { data_dir, kpm_id })) => {
-            if Store::open(&data_dir)?.remove_psk(&kpm_id)? {
-                println!("removed {kpm_id}");
-                Ok(())
-            } else {
-                Err(onem2m_mef::MefError::Config(format!(
+            match Store::open(&data_dir)?.remove_psk(&kpm_id)? {
+                Some(revoked) => {
+                    println!("removed {kpm_id}; revoked {revoked} certificate(s) enrolled with it");
+                    Ok(())
+                }
+                None => Err(onem2m_mef::MefError::Config(format!(
                     "no PSK registered for KpmID {kpm_id}"
-                )))
+                ))),
             }
         }
         None => serve(cli.serve),

@@ -571,14 +571,19 @@ fn reenrollment_renew_rekey_and_refusals() {
         &make_csr(&issued.key, &[uri(AE_ID)], Some("x"), None),
     )
     .assert_error(403, "revoked");
+    // Revocation follows what the revoked certificate obtained: `again` was enrolled with it.
+    get(&agent(&s.mef.ca_der, Some(&again)), &s.mef.url("csrattrs"))
+        .unwrap()
+        .assert_error(403, "revoked");
     // Other certificates of the same identity are unaffected.
-    let b = agent(&s.mef.ca_der, Some(&again));
+    let other = enroll(&tp_agent, &s.mef, uri(AE_ID));
+    let b = agent(&s.mef.ca_der, Some(&other));
     let pw = fetch_attrs(&b, &s.mef).password;
     assert_eq!(
         post_csr(
             &b,
             &url,
-            &make_csr(&again.key, &[uri(AE_ID)], Some(&pw), None)
+            &make_csr(&other.key, &[uri(AE_ID)], Some(&pw), None)
         )
         .status,
         200
