@@ -118,7 +118,8 @@ impl RenewalPolicy {
         self.retry.validate()
     }
 
-    /// The renewal time of a certificate with `validity` and jitter seed `seed`.
+    /// The renewal time of a certificate with `validity` and jitter seed `seed`, in whole
+    /// seconds.
     pub fn renewal_time(&self, validity: &Validity, seed: u64) -> SystemTime {
         let lifetime = validity.lifetime();
         let trigger = match self.renew_at {
@@ -132,10 +133,13 @@ impl RenewalPolicy {
         let earlier = lifetime
             .mul_f64(self.jitter.clamp(0.0, 1.0))
             .mul_f64(unit(seed));
-        trigger
+        let at = trigger
             .checked_sub(earlier)
             .unwrap_or(validity.not_before)
-            .max(validity.not_before)
+            .max(validity.not_before);
+        // Whole seconds (certificate times have no finer grain), rounded down: the same value
+        // in every language, and `renewal_due(next_renewal_at())` holds.
+        SystemTime::UNIX_EPOCH + Duration::from_secs(unix_secs(at))
     }
 }
 

@@ -52,6 +52,10 @@ pub struct mef_client {
     failed: CallbackFailure,
     last_error: CString,
     last_handshakes: u32,
+    /// When renewal is due (`mef_client_set_renewal_*`; default two thirds, jitter 0.1).
+    pub(super) renewal: crate::renewal::RenewalPolicy,
+    /// Whether the last failed call is worth retrying (`crate::renewal::classify`).
+    pub(super) last_failure: Option<crate::renewal::FailureKind>,
 }
 
 type IdentityCallback = (
@@ -146,6 +150,8 @@ impl mef_client {
             failed,
             last_error: CString::default(),
             last_handshakes: 0,
+            renewal: crate::renewal::RenewalPolicy::default(),
+            last_failure: None,
         })
     }
 
@@ -210,6 +216,13 @@ impl mef_client {
 
     fn provision(&mut self, key_source: KeySource) -> Result<Provisioned> {
         let (core, supplied_psk) = self.core(true)?;
+        let auth = self.initial_auth(supplied_psk)?;
+        core.provision(&auth, self.storage.as_dyn(), key_source)
+    }
+
+    /// The RSPF of Initial Certificate Provisioning: the PSK (from the identity callback, else
+    /// the configured one), else the configured third-party certificate.
+    fn initial_auth(&self, supplied_psk: Option<PskCredential>) -> Result<InitialAuth> {
         // The identity callback's PSK takes precedence over the configured one (the host may
         // keep Kpm in its own secure storage).
         let psk = supplied_psk.or_else(|| self.settings.psk.clone());
@@ -239,7 +252,31 @@ impl mef_client {
                 }
             }
         };
-        core.provision(&auth, self.storage.as_dyn(), key_source)
+        Ok(auth)
+    }
+
+    /// The installed credentials, if any.
+    pub(super) fn installed(&mut self) -> Result<Option<crate::store::Credentials>> {
+        self.storage.as_dyn().load()
+    }
+
+    /// Renewal with re-bootstrap (`crate::renewal`): the bootstrap credential is the
+    /// configured third-party certificate or PSK, when there is one.
+    pub(super) fn renew(
+        &mut self,
+        mode: Reprovision,
+        now: std::time::SystemTime,
+    ) -> Result<crate::renewal::Renewal> {
+        let (core, supplied_psk) = self.core(true)?;
+        let has_bootstrap = supplied_psk.is_some()
+            || self.settings.psk.is_some()
+            || self.settings.third_party.is_some();
+        let bootstrap = if has_bootstrap {
+            Some(self.initial_auth(supplied_psk)?)
+        } else {
+            None
+        };
+        core.renew(self.storage.as_dyn(), mode, bootstrap.as_ref(), now)
     }
 
     fn reprovision(&mut self, mode: Reprovision) -> Result<Provisioned> {
@@ -298,7 +335,7 @@ impl mef_client {
 
     /// Runs one call with the handle's log sink current and the failure flag reset, and
     /// records its outcome.
-    fn call<T>(
+    pub(super) fn call<T>(
         &mut self,
         f: impl FnOnce(&mut mef_client) -> Result<T>,
     ) -> std::result::Result<T, mef_result> {
@@ -306,6 +343,7 @@ impl mef_client {
         let sink: Option<LogSink> = self.settings.log;
         let _scope = SinkScope::enter(sink);
         let outcome = f(self);
+        self.last_failure = outcome.as_ref().err().map(crate::renewal::classify);
         match outcome {
             Ok(v) => {
                 self.last_error = CString::default();
@@ -324,7 +362,7 @@ impl mef_client {
         }
     }
 
-    fn set_error(&mut self, message: &str) {
+    pub(super) fn set_error(&mut self, message: &str) {
         self.last_error = CString::new(message.replace('\0', "\u{FFFD}")).unwrap_or_default();
     }
 }
@@ -345,7 +383,7 @@ unsafe fn client_mut<'a>(
 ///
 /// # Safety
 /// As for [`client_mut`].
-unsafe fn with_client(
+pub(super) unsafe fn with_client(
     client: *mut mef_client,
     what: &str,
     f: impl FnOnce(&mut mef_client) -> mef_result,
