@@ -88,6 +88,11 @@ pub struct RenewArgs {
     /// spreads out, in [0, 1).
     #[arg(long, value_name = "F", default_value_t = 0.1)]
     pub jitter: f64,
+    /// Run this shell command (sh -c) after each successful install, e.g. to make the CSE
+    /// reload its TLS credentials. Environment: ONEM2M_EST_DIR, ONEM2M_EST_RENEWAL
+    /// (reprovisioned or rebootstrapped), ONEM2M_EST_NOT_AFTER (seconds since the epoch).
+    #[arg(long, value_name = "CMD")]
+    pub post_renew_hook: Option<String>,
 }
 
 impl RenewArgs {
@@ -134,11 +139,6 @@ impl RenewArgs {
 pub struct AgentArgs {
     #[command(flatten)]
     pub renew: RenewArgs,
-    /// Run this shell command (sh -c) after each successful install, e.g. to make the CSE
-    /// reload its TLS credentials. Environment: ONEM2M_EST_DIR, ONEM2M_EST_RENEWAL
-    /// (reprovisioned or rebootstrapped), ONEM2M_EST_NOT_AFTER (seconds since the epoch).
-    #[arg(long, value_name = "CMD")]
-    pub post_renew_hook: Option<String>,
     /// The first retry delay after a failed attempt (doubling, with jitter).
     #[arg(long, value_name = "DURATION", default_value = "60s",
           value_parser = humantime::parse_duration)]
@@ -175,6 +175,7 @@ pub fn renew(args: &RenewArgs, if_due: bool) -> Result<ExitCode, Error> {
         }
     }
     super::report(&renewal.provisioned, &args.out);
+    run_hook(args, &store, &renewal);
     if let Some(current) = store.load()? {
         println!(
             "next renewal at: {}",
@@ -220,7 +221,7 @@ fn signals() -> Result<mpsc::Receiver<Signal>, Error> {
 
 /// A decision log line: UTC timestamp, then the message (stderr, one line each).
 fn log(message: &str) {
-    eprintln!("{} onem2m-est agent: {message}", stamp(SystemTime::now()));
+    eprintln!("{} onem2m-est: {message}", stamp(SystemTime::now()));
 }
 
 fn stamp(t: SystemTime) -> String {
@@ -291,7 +292,7 @@ pub fn agent(args: &AgentArgs) -> Result<ExitCode, Error> {
                 match client.renew(&mut store, args.renew.mode(), bootstrap.as_ref(), now) {
                     Ok(renewal) => {
                         scheduler.succeeded();
-                        installed_ok(args, &store, &renewal)?;
+                        installed_ok(args, &store, &renewal);
                     }
                     Err(e) => {
                         let text = describe(&e);
@@ -327,23 +328,23 @@ fn describe(e: &Error) -> String {
     text
 }
 
-fn installed_ok(
-    args: &AgentArgs,
-    store: &FileStore,
-    renewal: &onem2m_est::renewal::Renewal,
-) -> Result<(), Error> {
-    let how = match &renewal.path {
-        RenewalPath::Reprovisioned => {
-            log("renewed: re-provisioned, new credentials installed");
-            "reprovisioned"
-        }
-        RenewalPath::Rebootstrapped { reason } => {
-            log(&format!(
-                "renewed: re-bootstrapped with Initial Certificate Provisioning ({reason}), new \
-                 credentials installed"
-            ));
-            "rebootstrapped"
-        }
+fn installed_ok(args: &AgentArgs, store: &FileStore, renewal: &onem2m_est::renewal::Renewal) {
+    match &renewal.path {
+        RenewalPath::Reprovisioned => log("renewed: re-provisioned, new credentials installed"),
+        RenewalPath::Rebootstrapped { reason } => log(&format!(
+            "renewed: re-bootstrapped with Initial Certificate Provisioning ({reason}), new \
+             credentials installed"
+        )),
+    }
+    run_hook(&args.renew, store, renewal);
+}
+
+/// Runs --post-renew-hook, once, after an install; its failure is logged, not fatal (the
+/// credentials are installed either way).
+fn run_hook(args: &RenewArgs, store: &FileStore, renewal: &onem2m_est::renewal::Renewal) {
+    let how = match renewal.path {
+        RenewalPath::Reprovisioned => "reprovisioned",
+        RenewalPath::Rebootstrapped { .. } => "rebootstrapped",
     };
     let not_after = renewal.provisioned.not_after.as_secs();
     if let Some(hook) = &args.post_renew_hook {
@@ -361,7 +362,6 @@ fn installed_ok(
             Err(e) => log(&format!("post-renew hook could not run: {e}")),
         }
     }
-    Ok(())
 }
 
 /// Acts on a signal; `Some(exit code)` to stop.

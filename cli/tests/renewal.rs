@@ -267,8 +267,12 @@ fn renew_exit_codes() {
     f.provision(&out);
     let before = files(&out);
 
-    // Not due: exit 10, nothing touched.
-    let o = f.renew(&out, &["--if-due"], false);
+    let hook = format!(
+        "echo \"$ONEM2M_EST_RENEWAL\" >> '{}'",
+        f.path("hook.log").display()
+    );
+    // Not due: exit 10, nothing touched, no hook.
+    let o = f.renew(&out, &["--if-due", "--post-renew-hook", &hook], false);
     assert_eq!(o.status.code(), Some(10), "{}", text(&o));
     assert!(
         String::from_utf8_lossy(&o.stdout).contains("not due"),
@@ -280,10 +284,19 @@ fn renew_exit_codes() {
     // Due (a tiny fraction of the lifetime has passed): renewed by re-provisioning, exit 0.
     let o = f.renew(
         &out,
-        &["--if-due", "--renew-at-fraction", "0.0001", "--jitter", "0"],
+        &[
+            "--if-due",
+            "--renew-at-fraction",
+            "0.0001",
+            "--jitter",
+            "0",
+            "--post-renew-hook",
+            &hook,
+        ],
         false,
     );
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_eq!(f.hook_lines(), vec!["reprovisioned".to_string()]);
     assert!(
         String::from_utf8_lossy(&o.stdout).contains("renewed: re-provisioned"),
         "{}",
