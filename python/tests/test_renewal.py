@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from conftest import CSE_ID, openssl
+from conftest import CSE_ID, REPO, openssl
 
 from onem2m_est import (
     BadArgumentsError,
@@ -106,3 +106,31 @@ def test_unreachable_mef_is_retryable_with_bounded_backoff(mef, pki, tmp_path):
         assert not_after - 100 < c.next_retry(20, not_after - 100) <= not_after - 50
         with pytest.raises(BadArgumentsError):
             c.next_retry(0)
+
+
+def test_the_scheduler_snippet_of_docs_python_md(mef, pki, tmp_path):
+    """The "Renewal" snippet of docs/PYTHON.md, run as written."""
+    doc = (REPO / "docs" / "PYTHON.md").read_text()
+    section = doc[doc.index("## Renewal") :]
+    code = section[section.index("```python\n") + len("```python\n") :]
+    code = code[: code.index("```")]
+    reloads = []
+    namespace = {"reload_tls_credentials": lambda rebootstrapped: reloads.append(rebootstrapped)}
+    exec(compile(code, "docs/PYTHON.md", "exec"), namespace)
+    tick = namespace["renewal_tick"]
+
+    store = tmp_path / "store"
+    with Client(config(mef, pki, store)) as c:
+        c.provision()
+        state = {"failures": 0, "retry_at": 0}
+        tick(c, state)  # not due: nothing happens
+        assert reloads == [] and state == {"failures": 0, "retry_at": 0}
+        c.set_renewal_policy(margin=400 * 86400, jitter=0.0)
+        tick(c, state)  # due: renewed, the CSE reloads
+        assert reloads == [False] and state == {"failures": 0, "retry_at": 0}
+    with Client(config(mef, pki, store, url="https://localhost:1/.well-known/est")) as c:
+        c.set_renewal_policy(margin=400 * 86400, jitter=0.0)
+        tick(c, state)  # unreachable MEF: a retry is scheduled
+        assert state["failures"] == 1 and state["retry_at"] > time.time()
+        tick(c, state)  # before the retry time: nothing
+        assert state["failures"] == 1 and reloads == [False]
