@@ -147,9 +147,15 @@ impl Fixture {
     /// The agent, its decision log in agent.log, the hook appending ONEM2M_EST_RENEWAL to
     /// hook.log.
     fn agent(&self, out: &Path, extra: &[&str]) -> Child {
+        self.agent_with(out, true, extra)
+    }
+
+    fn agent_with(&self, out: &Path, bootstrap: bool, extra: &[&str]) -> Child {
         let mut args = vec!["agent".to_string()];
         args.extend(self.common(out));
-        args.extend(self.bootstrap());
+        if bootstrap {
+            args.extend(self.bootstrap());
+        }
         args.extend([
             "--retry-initial".into(),
             "1s".into(),
@@ -580,5 +586,27 @@ fn agent_reloads_on_sighup_and_decides_the_same_after_a_restart() {
     );
     assert_eq!(next_attempts(&f.agent_log())[0], times[0]);
     assert_eq!(files(&out), before, "nothing was due");
+    assert!(f.hook_lines().is_empty());
+}
+
+#[test]
+fn agent_without_bootstrap_credential_gives_up_on_an_expired_certificate() {
+    let f = Fixture::new(Duration::from_secs(2), |_| {});
+    let out = f.path("cred");
+    f.provision(&out);
+    let (_, not_after) = installed(&out);
+    while SystemTime::now() <= not_after + Duration::from_secs(1) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let before = files(&out);
+    let mut agent = f.agent_with(&out, false, &[]);
+    let status = wait_exit(&mut agent, Duration::from_secs(20));
+    let log = f.agent_log();
+    // A client-side failure retrying cannot fix: exit 3 at once, nothing touched, no hook.
+    assert_eq!(status.code(), Some(3), "{log}");
+    assert!(log.contains("giving up"), "{log}");
+    assert!(log.contains("no bootstrap credential"), "{log}");
+    assert!(!log.contains("failed (retryable)"), "{log}");
+    assert_eq!(files(&out), before);
     assert!(f.hook_lines().is_empty());
 }

@@ -780,7 +780,9 @@ class Client:
         the lifetime (0 <= jitter < 1), by an amount fixed per certificate."""
         margin_secs = 0 if margin is None else int(margin)
         if margin is not None and margin_secs <= 0:
-            raise _error(self._lib, Result.ERR_INVALID_ARGUMENT, "margin: positive seconds expected")
+            raise _error(
+                self._lib, Result.ERR_INVALID_ARGUMENT, "margin: positive seconds expected"
+            )
         self._call(
             "set_renewal_policy",
             self._lib.mef_client_set_renewal_policy,
@@ -828,7 +830,9 @@ class Client:
                 )
             mode = modes[mode]
         out = ctypes.c_uint32()
-        self._call("renew", self._lib.mef_client_renew, int(mode), self._now(now), ctypes.byref(out))
+        self._call(
+            "renew", self._lib.mef_client_renew, int(mode), self._now(now), ctypes.byref(out)
+        )
         return RenewalPath(out.value)
 
     @property
