@@ -610,3 +610,55 @@ fn agent_without_bootstrap_credential_gives_up_on_an_expired_certificate() {
     assert_eq!(files(&out), before);
     assert!(f.hook_lines().is_empty());
 }
+
+#[test]
+fn sigkill_during_a_renewal_leaves_the_old_set_and_a_restarted_agent_renews() {
+    // 202 twice per CSR (Retry-After 1 s): the agent is killed while it polls.
+    let f = Fixture::new(Duration::from_secs(3600), |c| {
+        c.approval_polls = 2;
+        c.retry_after_secs = 1;
+    });
+    let out = f.path("cred");
+    f.provision(&out);
+    let (serial, _) = installed(&out);
+    let before = files(&out);
+    let args = ["--renew-at-fraction", "0.0001", "--jitter", "0"];
+    let mut agent = f.agent(&out, &args);
+    assert!(
+        wait_for(Duration::from_secs(10), || f
+            .agent_log()
+            .contains("renewing:")),
+        "{}",
+        f.agent_log()
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    signal(&agent, "KILL");
+    let _ = wait_exit(&mut agent, Duration::from_secs(10));
+    // The previous set, complete and byte for byte; no hook ran.
+    assert_eq!(files(&out), before, "{}", f.agent_log());
+    assert_eq!(installed(&out).0, serial);
+    assert!(f.hook_lines().is_empty());
+
+    // Started again on the same store, the agent renews (nothing was lost, nothing is half).
+    let mut again = f.agent(&out, &args);
+    assert!(
+        wait_for(Duration::from_secs(20), || !f.hook_lines().is_empty()),
+        "{}",
+        f.agent_log()
+    );
+    sigterm(&again);
+    assert_eq!(
+        wait_exit(&mut again, Duration::from_secs(30)).code(),
+        Some(0)
+    );
+    assert_ne!(installed(&out).0, serial);
+    // Due again at once (a ten-thousandth of the lifetime): it may have renewed more than
+    // once before SIGTERM, but the hook ran exactly once per install.
+    let log = f.agent_log();
+    let hooks = f.hook_lines();
+    assert!(
+        !hooks.is_empty() && hooks.iter().all(|h| h == "reprovisioned"),
+        "{log}"
+    );
+    assert_eq!(hooks.len(), log.matches("renewed: ").count(), "{log}");
+}
