@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
-use onem2m_est::renewal::RenewalPolicy;
+use onem2m_est::renewal::{RenewAt, RenewalPolicy};
 use onem2m_est::store::{CredentialStore, FileStore};
 use onem2m_mef::{Mef, MefConfig, RunningMef};
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
@@ -351,16 +351,16 @@ fn renew_after_expiry_needs_the_bootstrap_credential() {
     assert_ne!(installed(&out).0, serial);
 }
 
-/// The long test: 15-second certificates, an agent retrying at least every second, and the MEF
-/// stopped twice for 2.5 to 3.5 s just before a renewal falls due. Every sample of the
-/// installed set must be complete and valid. (Renewal is due 6.5 to 8 s before notAfter; an
-/// outage plus one retry delay is at most 4.5 s.)
+/// The long test: 15-second certificates renewed at half their lifetime, an agent retrying at
+/// least every second, and the MEF stopped twice for 2.5 to 3.5 s just before a renewal falls
+/// due. Every sample of the installed set must be complete and valid. (Renewal is due 7.5 to
+/// 9 s before notAfter; an outage plus one retry delay is at most 4.5 s.)
 #[test]
 fn agent_keeps_the_device_valid_across_mef_outages() {
     let mut f = Fixture::new(Duration::from_secs(15), |_| {});
     let out = f.path("cred");
     f.provision(&out);
-    let mut agent = f.agent(&out, &[]);
+    let mut agent = f.agent(&out, &["--renew-at-fraction", "0.5"]);
 
     // Two outages, each starting shortly before a renewal falls due (so an attempt fails for
     // certain) at a point that varies from run to run (printed, to reproduce a failure): before
@@ -382,7 +382,11 @@ fn agent_keeps_the_device_valid_across_mef_outages() {
         ),
     ];
     eprintln!("outages (before renewal n, lead, length): {outages:?}");
-    let policy = RenewalPolicy::default(); // the agent's
+    // The agent's policy.
+    let policy = RenewalPolicy {
+        renew_at: RenewAt::Fraction(0.5),
+        ..RenewalPolicy::default()
+    };
     let start = Instant::now();
     let limit = Duration::from_secs(45);
     let mut serials = vec![installed(&out).0];
