@@ -616,9 +616,7 @@ pub fn map_rustls_error(e: &rustls::Error) -> Error {
                 | A::CertificateExpired
                 | A::CertificateRevoked
                 | A::AccessDenied
-                | A::UnsupportedCertificate => {
-                    " (the server may have refused the client certificate, or none was sent)"
-                }
+                | A::UnsupportedCertificate => CLIENT_CERT_REFUSED_HINT,
                 // What a TS-0003 10.2.3 server that only offers CBC suites (or only TLS 1.2
                 // with them) answers the modern profile, which has no CBC suite.
                 A::HandshakeFailure | A::InsufficientSecurity | A::ProtocolVersion => {
@@ -638,6 +636,11 @@ pub fn map_rustls_error(e: &rustls::Error) -> Error {
         },
     }
 }
+
+/// Appended to [`Error::Tls`] when the server's alert is about the client certificate; the
+/// renewal module reads it to tell a refused identity from a broken path.
+pub(crate) const CLIENT_CERT_REFUSED_HINT: &str =
+    " (the server may have refused the client certificate, or none was sent)";
 
 #[cfg(test)]
 mod tests {

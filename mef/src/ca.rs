@@ -256,10 +256,12 @@ impl MefCa {
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
         params.use_authority_key_identifier_extension = true;
         params.serial_number = Some(SerialNumber::from_slice(&serial));
-        // Backdated a minute against small clock differences between MEF and client.
-        let nb = now() - time::Duration::minutes(1);
+        // Backdated against small clock differences between MEF and client: a minute, or a
+        // tenth of a short lifetime (seconds-long test certificates must not be born half-used).
         let lifetime = time::Duration::try_from(lifetime)
             .map_err(|_| MefError::Config("certificate lifetime out of range".into()))?;
+        let backdate: time::Duration = lifetime / 10;
+        let nb = now() - backdate.min(time::Duration::minutes(1));
         params.not_before = nb;
         params.not_after = nb + lifetime;
         let cert = params

@@ -42,6 +42,11 @@ struct ServeArgs {
     /// Lifetime of issued certificates, in days.
     #[arg(long, default_value_t = 365)]
     cert_lifetime_days: u64,
+    /// Lifetime of issued certificates as a duration (`90s`, `10min`, `30d`, `1y 2d`); replaces
+    /// --cert-lifetime-days. Short lifetimes are for renewal tests.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration,
+          conflicts_with = "cert_lifetime_days")]
+    cert_lifetime: Option<Duration>,
     /// Lifetime of a challengePassword handed out by /csrattrs, in seconds.
     #[arg(long, default_value_t = 300)]
     challenge_ttl_secs: u64,
@@ -395,7 +400,15 @@ fn serve(a: ServeArgs) -> Result<(), onem2m_mef::MefError> {
     for p in &a.client_trust {
         config.client_trust.extend(onem2m_mef::read_pem_certs(p)?);
     }
-    config.cert_lifetime = Duration::from_secs(a.cert_lifetime_days.max(1) * 24 * 3600);
+    config.cert_lifetime = match a.cert_lifetime {
+        Some(d) if d < Duration::from_secs(1) => {
+            return Err(onem2m_mef::MefError::Config(
+                "--cert-lifetime must be at least 1s".into(),
+            ))
+        }
+        Some(d) => d,
+        None => Duration::from_secs(a.cert_lifetime_days.max(1) * 24 * 3600),
+    };
     config.challenge_ttl = Duration::from_secs(a.challenge_ttl_secs);
     config.approval_polls = a.approval_polls;
     config.retry_after_secs = a.retry_after;
