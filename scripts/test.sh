@@ -9,13 +9,14 @@ cd "$(dirname "$0")/.."
 # Debian packages:
 # - strongswan-pki + libstrongswan-extra-plugins: strongSwan's `pki --est/--estca` (curl
 #   fetcher), the independent EST client the MEF is tested against;
-# - openssl: fixtures and the TLS-PSK interop tests (s_client/s_server);
+# - openssl: fixtures, the TLS-PSK interop tests and the issued certificates in TLS
+#   (s_client/s_server); curl: a CSE certificate from the MEF serving HTTPS to it;
 # - libssl-dev + pkg-config: the `openssl` crate (TLS-PSK in the client's `psk` feature, the
 #   MEF's PSK listener) and the C examples;
 # - gcc + libc6-dev: the C tests and examples; valgrind: the C ABI memory checks;
 # - python3-pip: pytest for the Python binding.
 packages=()
-for p in strongswan-pki libstrongswan-extra-plugins openssl libssl-dev pkg-config gcc libc6-dev \
+for p in strongswan-pki libstrongswan-extra-plugins openssl curl libssl-dev pkg-config gcc libc6-dev \
   valgrind python3-pip; do
   dpkg -s "$p" >/dev/null 2>&1 || packages+=("$p")
 done

@@ -227,7 +227,8 @@ impl MefCa {
 
     /// Issues an end-entity certificate for `identity` over `public_key` (TS-0003 10.1.1.1,
     /// 10.1.1.3 and the subject type profiles 10.1.1.5/7/8): keyUsage digitalSignature
-    /// (critical), extKeyUsage clientAuth, the identity as the only subjectAltName, CN = the
+    /// (critical), extKeyUsage `purposes` (the issuance policy for the identity's subject type,
+    /// CR 8.3.Z.2.3 step 3d), the identity as the only subjectAltName, CN = the
     /// identity when it fits (ub-common-name 64), a random positive serial, an
     /// authorityKeyIdentifier. Returns the DER and the record to store.
     pub fn issue(
@@ -235,6 +236,7 @@ impl MefCa {
         identity: &Identity,
         public_key: &impl PublicKeyData,
         lifetime: Duration,
+        purposes: &[crate::KeyPurpose],
     ) -> Result<(CertificateDer<'static>, IssuedCert), MefError> {
         let serial = random_serial()?;
         let mut params = CertificateParams::default();
@@ -253,7 +255,13 @@ impl MefCa {
         }];
         params.is_ca = IsCa::NoCa;
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        params.extended_key_usages = purposes
+            .iter()
+            .map(|p| match p {
+                crate::KeyPurpose::ServerAuth => ExtendedKeyUsagePurpose::ServerAuth,
+                crate::KeyPurpose::ClientAuth => ExtendedKeyUsagePurpose::ClientAuth,
+            })
+            .collect();
         params.use_authority_key_identifier_extension = true;
         params.serial_number = Some(SerialNumber::from_slice(&serial));
         // Backdated a minute against small clock differences between MEF and client.

@@ -246,7 +246,9 @@ fn cacerts(shared: &Shared) -> Outcome {
 }
 
 /// RFC 7030 4.5 and CR 8.3.Z.2.2 step 2: a fresh challengePassword, the subjectAltName of the
-/// client's identity, P-256 and ecdsa-with-SHA256 (TS-0003 10.1.1.1).
+/// client's identity, the extendedKeyUsage of the issuance policy for its subject type (CR
+/// 8.3.Z.2.3 step 3d validates the CSR against it), P-256 and ecdsa-with-SHA256 (TS-0003
+/// 10.1.1.1).
 fn csr_attrs(shared: &Shared, fp: &str, identity: &Identity) -> Outcome {
     let password = shared
         .challenges
@@ -255,11 +257,18 @@ fn csr_attrs(shared: &Shared, fp: &str, identity: &Identity) -> Outcome {
     let san = onem2m_est_proto::san::encode(&[identity.general_name()]).map_err(internal)?;
     let reqs = CsrRequirements {
         challenge_password: ChallengePassword::Value(password),
-        extensions: vec![RequestedExtension {
-            oid: oids::SUBJECT_ALT_NAME.into(),
-            critical: false,
-            value: san,
-        }],
+        extensions: vec![
+            RequestedExtension {
+                oid: oids::SUBJECT_ALT_NAME.into(),
+                critical: false,
+                value: san,
+            },
+            RequestedExtension {
+                oid: oids::EXT_KEY_USAGE.into(),
+                critical: false,
+                value: eku_value(shared, identity).map_err(internal)?,
+            },
+        ],
         key: Some(KeyRequirement::Ec(Curve::P256)),
         hash: Some(HashAlg::Sha256),
         unrecognized: Vec::new(),
@@ -270,6 +279,21 @@ fn csr_attrs(shared: &Shared, fp: &str, identity: &Identity) -> Outcome {
         Response::new(200, media::CSRATTRS, base64body::encode(&der).into_bytes())
             .with_header("Content-Transfer-Encoding", "base64"),
     )
+}
+
+/// The extendedKeyUsage extnValue of the issuance policy for the identity's subject type.
+fn eku_value(
+    shared: &Shared,
+    identity: &Identity,
+) -> Result<Vec<u8>, onem2m_est_proto::ProtoError> {
+    let oids: Vec<&str> = shared
+        .config
+        .eku_policy
+        .for_type(identity.subject_type())
+        .iter()
+        .map(|p| p.oid())
+        .collect();
+    onem2m_est_proto::eku::encode(&oids)
 }
 
 /// The CSR checks common to /simpleenroll, /simplereenroll and /serverkeygen, up to the
@@ -346,6 +370,28 @@ fn check_csr(
                 "the CSR subjectAltName must hold exactly one name, the identity {identity} \
                  (no extra names)"
             ))))
+        }
+    }
+    // CR 8.3.Z.2.3 step 3d: "The MEF shall validate the ... EKU(s) against those provided in
+    // step 2": the CSR's purposes are exactly those /csrattrs requested for this subject type.
+    // A CSR without extendedKeyUsage is accepted (peers such as strongSwan pki --req cannot
+    // add one) and the certificate carries the policy's purposes all the same.
+    if let Some(ekus) = &requested.ekus {
+        let policy = shared.config.eku_policy.for_type(identity.subject_type());
+        let same =
+            ekus.len() == policy.len() && policy.iter().all(|p| ekus.iter().any(|e| e == p.oid()));
+        if !same {
+            return Err(consume_and(bad(format!(
+                "the CSR extendedKeyUsage ({}) is not the one /csrattrs requested for a {} \
+                 ({}): EKU check of CR 8.3.Z.2.3 step 3d",
+                ekus.join(", "),
+                identity.subject_type(),
+                policy
+                    .iter()
+                    .map(|p| p.oid())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))));
         }
     }
     if op == Op::SimpleReenroll {
@@ -441,6 +487,8 @@ pub struct CsrRequest {
     pub password: Option<Zeroizing<String>>,
     /// The names of the requested subjectAltName, if one is requested.
     pub subject_alt_names: Option<Vec<GeneralName>>,
+    /// The requested extendedKeyUsage purposes (dotted OIDs, each once), if requested.
+    pub ekus: Option<Vec<String>>,
 }
 
 /// One DER element: its parsed header and content, and its full encoding.
@@ -479,8 +527,8 @@ fn oid_text(der: &[u8]) -> Option<String> {
 /// that nothing a CSR carries goes unexamined: an attribute given twice, a second value of a
 /// single-valued attribute, an attribute this MEF does not know, an extension that does not
 /// parse or comes twice, bytes after a value, and extensions the MEF would never grant
-/// (CA:TRUE, keyUsage beyond digitalSignature, an EKU other than clientAuth, unknown
-/// extensions) are all refused. The issued certificate is built from the registered identity
+/// (CA:TRUE, keyUsage beyond digitalSignature, unknown extensions) are all refused; the
+/// requested EKUs are returned for `check_csr` to hold against the issuance policy. The issued certificate is built from the registered identity
 /// alone (`ca::MefCa::issue`); refusing what it would not grant keeps a CSR from ever meaning
 /// more than what is issued. Errors are the 400 answers.
 #[doc(hidden)]
@@ -540,7 +588,7 @@ pub fn csr_request(csr: &X509CertificationRequest<'_>) -> Result<CsrRequest, Res
                 out.password = Some(Zeroizing::new(text.to_owned()));
             }
             oids::EXTENSION_REQUEST => {
-                out.subject_alt_names = requested_extensions(value_der)?;
+                (out.subject_alt_names, out.ekus) = requested_extensions(value_der)?;
             }
             other => {
                 return Err(bad(format!(
@@ -554,8 +602,10 @@ pub fn csr_request(csr: &X509CertificationRequest<'_>) -> Result<CsrRequest, Res
 }
 
 /// The extensionRequest value (`Extensions`, RFC 5280 4.1): every extension parsed, none
-/// twice, only what the MEF's certificate profile grants. Returns the subjectAltName names.
-fn requested_extensions(value_der: &[u8]) -> Result<Option<Vec<GeneralName>>, Response> {
+/// twice, only what the MEF's certificate profile grants. Returns the subjectAltName names and
+/// the extendedKeyUsage purposes (checked against the issuance policy by `check_csr`).
+type Requested = (Option<Vec<GeneralName>>, Option<Vec<String>>);
+fn requested_extensions(value_der: &[u8]) -> Result<Requested, Response> {
     use x509_parser::asn1_rs::Tag;
     let malformed = || bad("malformed extensionRequest (RFC 5280 4.1 Extensions)");
     let exts = der_only(value_der, Tag::Sequence)
@@ -563,6 +613,7 @@ fn requested_extensions(value_der: &[u8]) -> Result<Option<Vec<GeneralName>>, Re
         .ok_or_else(malformed)?;
     let mut seen: Vec<String> = Vec::new();
     let mut sans = None;
+    let mut ekus = None;
     for (_, ext_der) in exts {
         // Extension ::= SEQUENCE { extnID, critical BOOLEAN DEFAULT FALSE, extnValue OCTET STRING }
         let parts = der_only(ext_der, Tag::Sequence)
@@ -615,20 +666,22 @@ fn requested_extensions(value_der: &[u8]) -> Result<Option<Vec<GeneralName>>, Re
                     ));
                 }
             }
-            ParsedExtension::ExtendedKeyUsage(eku) => {
-                if eku.any
-                    || !eku.other.is_empty()
-                    || eku.server_auth
-                    || eku.code_signing
-                    || eku.email_protection
-                    || eku.time_stamping
-                    || eku.ocsp_signing
+            // Strict ExtKeyUsageSyntax; whether the purposes are the policy's is checked with
+            // the identity (`check_csr`, CR 8.3.Z.2.3 step 3d).
+            _ if oid == oids::EXT_KEY_USAGE => {
+                let purposes = onem2m_est_proto::eku::decode(ext.value).map_err(|e| {
+                    bad(format!(
+                        "the requested extendedKeyUsage does not parse: {e}"
+                    ))
+                })?;
+                if purposes
+                    .iter()
+                    .enumerate()
+                    .any(|(i, p)| purposes[..i].contains(p))
                 {
-                    return Err(bad(
-                        "the CSR requests an extendedKeyUsage other than clientAuth, which this \
-                         MEF does not grant",
-                    ));
+                    return Err(bad("the requested extendedKeyUsage names a purpose twice"));
                 }
+                ekus = Some(purposes);
             }
             ParsedExtension::SubjectKeyIdentifier(_) => {}
             _ => {
@@ -638,7 +691,7 @@ fn requested_extensions(value_der: &[u8]) -> Result<Option<Vec<GeneralName>>, Re
             }
         }
     }
-    Ok(sans)
+    Ok((sans, ekus))
 }
 
 /// Records an issued certificate with the principal that authenticated its request
@@ -694,13 +747,14 @@ fn enroll(
         return Err(forbidden("the challengePassword has already been used"));
     }
     let lifetime = shared.config.cert_lifetime;
+    let purposes = shared.config.eku_policy.for_type(identity.subject_type());
     let (cert, key_pkcs8) = if op == Op::ServerKeygen {
         // RFC 7030 4.4: the certificate is for a key the MEF generates; the CSR's key only
         // proved possession of the requesting key.
         let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(internal)?;
         let (cert, record) = shared
             .ca
-            .issue(identity, &key, lifetime)
+            .issue(identity, &key, lifetime, purposes)
             .map_err(internal)?;
         record_issued(shared, &record, &cert, fp)?;
         (cert, Some(Zeroizing::new(key.serialize_der())))
@@ -709,7 +763,7 @@ fn enroll(
             .map_err(|e| bad(format!("unusable CSR public key: {e}")))?;
         let (cert, record) = shared
             .ca
-            .issue(identity, &spki, lifetime)
+            .issue(identity, &spki, lifetime, purposes)
             .map_err(internal)?;
         record_issued(shared, &record, &cert, fp)?;
         (cert, None)

@@ -2,7 +2,7 @@
 //! issued certificates.
 
 use clap::{Args, Parser, Subcommand};
-use onem2m_mef::{Mef, MefConfig, ServerEku, Store, SubjectType};
+use onem2m_mef::{EkuPolicy, KeyPurpose, Mef, MefConfig, ServerEku, Store, SubjectType};
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -69,6 +69,16 @@ struct ServeArgs {
     /// "psk listening on ADDR".
     #[arg(long, value_name = "ADDR")]
     psk_listen: Option<SocketAddr>,
+    /// extendedKeyUsage of certificates issued to AEs: comma-separated server-auth,
+    /// client-auth (CR 8.3.Z.2.3 step 3d; /csrattrs requests it, the CSR must match it).
+    #[arg(long, value_delimiter = ',', default_value = "server-auth,client-auth")]
+    ae_eku: Vec<KeyPurpose>,
+    /// extendedKeyUsage of certificates issued to CSEs (as --ae-eku).
+    #[arg(long, value_delimiter = ',', default_value = "server-auth,client-auth")]
+    cse_eku: Vec<KeyPurpose>,
+    /// extendedKeyUsage of certificates issued to Nodes (as --ae-eku).
+    #[arg(long, value_delimiter = ',', default_value = "server-auth,client-auth")]
+    node_eku: Vec<KeyPurpose>,
 }
 
 #[derive(Subcommand)]
@@ -401,6 +411,11 @@ fn serve(a: ServeArgs) -> Result<(), onem2m_mef::MefError> {
     }
     config.io_timeout = Duration::from_secs(a.io_timeout_secs.max(1));
     config.psk_listen = a.psk_listen;
+    config.eku_policy = EkuPolicy {
+        ae: a.ae_eku,
+        cse: a.cse_eku,
+        node: a.node_eku,
+    };
     let mef = Mef::start(config)?;
     let mut out = std::io::stdout().lock();
     // Tests parse these lines.

@@ -487,6 +487,7 @@ fn tls_err(e: impl std::fmt::Display) -> MefError {
 }
 
 pub(crate) fn start(config: MefConfig) -> Result<RunningMef, MefError> {
+    config.eku_policy.validate()?;
     let ca = MefCa::load_or_create(&config.data_dir)?;
     let store = Arc::new(Store::open(&config.data_dir)?);
     let (server_cert, server_key) =

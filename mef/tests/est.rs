@@ -78,6 +78,17 @@ fn initial_enrollment_issues_the_profiled_certificate() {
         attrs.requirements.hash,
         Some(onem2m_est_proto::csrattrs::HashAlg::Sha256)
     );
+    // The EKUs of the default issuance policy (CR 8.3.Z.2.3 step 3d).
+    let eku = onem2m_est_proto::eku::encode(&[
+        onem2m_est_proto::oids::KP_SERVER_AUTH,
+        onem2m_est_proto::oids::KP_CLIENT_AUTH,
+    ])
+    .unwrap();
+    assert!(attrs
+        .requirements
+        .extensions
+        .iter()
+        .any(|e| e.oid == onem2m_est_proto::oids::EXT_KEY_USAGE && e.value == eku));
     // A second fetch gives a different password.
     assert_ne!(fetch_attrs(&a, &s.mef).password, attrs.password);
 
@@ -122,7 +133,8 @@ fn initial_enrollment_issues_the_profiled_certificate() {
                 seen += 1;
             }
             ParsedExtension::ExtendedKeyUsage(eku) => {
-                assert!(eku.client_auth && !eku.server_auth);
+                // The default policy (CR 8.3.Z.2.3 step 3d, TS-0003 8.2).
+                assert!(eku.client_auth && eku.server_auth && eku.other.is_empty());
                 seen += 1;
             }
             ParsedExtension::AuthorityKeyIdentifier(_) => seen += 1,
@@ -761,4 +773,67 @@ fn cmc_ra_server_certificate() {
             .status,
         200
     );
+}
+
+/// CR 8.3.Z.2.3 step 3d with a per-subject-type policy from the command line: /csrattrs asks an
+/// AE for clientAuth only, a CSR asking for more is refused naming the EKU check, and the
+/// certificate carries exactly the policy's purposes.
+#[test]
+fn the_eku_policy_is_requested_checked_and_issued_per_subject_type() {
+    let s = setup("eku-policy", &["--ae-eku", "client-auth"]);
+    let a = agent(&s.mef.ca_der, Some(&s.client));
+    let attrs = fetch_attrs(&a, &s.mef);
+    let client_only =
+        onem2m_est_proto::eku::encode(&[onem2m_est_proto::oids::KP_CLIENT_AUTH]).unwrap();
+    let requested: Vec<_> = attrs
+        .requirements
+        .extensions
+        .iter()
+        .filter(|e| e.oid == onem2m_est_proto::oids::EXT_KEY_USAGE)
+        .collect();
+    assert_eq!(requested.len(), 1);
+    assert_eq!(requested[0].value, client_only);
+
+    let csr_with_ekus = |pw: &str, ekus: Vec<rcgen::ExtendedKeyUsagePurpose>| {
+        let key = KeyPair::generate().unwrap();
+        let mut p = rcgen::CertificateParams::default();
+        p.subject_alt_names = vec![uri(AE_ID)];
+        p.extended_key_usages = ekus;
+        let attrs = vec![rcgen::Attribute {
+            oid: &[1, 2, 840, 113549, 1, 9, 7],
+            values: common::set_of_utf8(pw),
+        }];
+        p.serialize_request_with_attributes(&key, attrs)
+            .unwrap()
+            .der()
+            .to_vec()
+    };
+    use rcgen::ExtendedKeyUsagePurpose as P;
+    let r = post_csr(
+        &a,
+        &s.mef.url("simpleenroll"),
+        &csr_with_ekus(&attrs.password, vec![P::ServerAuth, P::ClientAuth]),
+    );
+    r.assert_error(400, "EKU check");
+    // The refusal consumed the password; a CSR echoing the request is issued.
+    let attrs = fetch_attrs(&a, &s.mef);
+    let r = post_csr(
+        &a,
+        &s.mef.url("simpleenroll"),
+        &csr_with_ekus(&attrs.password, vec![P::ClientAuth]),
+    );
+    let certs = r.certs();
+    let (_, c) = parse_x509_certificate(&certs[0]).unwrap();
+    let eku = c.extended_key_usage().unwrap().unwrap().value;
+    assert!(eku.client_auth && !eku.server_auth && eku.other.is_empty());
+    // A purpose the MEF does not grant is refused at start-up.
+    let (ok, _, err) = run_cli(&[
+        "--data-dir",
+        s.mef.dir.to_str().unwrap(),
+        "--listen",
+        "127.0.0.1:0",
+        "--node-eku",
+        "code-signing",
+    ]);
+    assert!(!ok && err.contains("key purpose"), "{err}");
 }

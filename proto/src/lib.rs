@@ -17,6 +17,7 @@
 pub mod base64body;
 pub mod certs_only;
 pub mod csrattrs;
+pub mod eku;
 pub mod media;
 pub mod multipart;
 pub mod oids;

@@ -333,7 +333,7 @@ pub fn fetch_attrs(agent: &ureq::Agent, mef: &MefProc) -> Attrs {
 }
 
 /// DER of `SET { UTF8String pw }`, the value of a challengePassword attribute.
-fn set_of_utf8(pw: &str) -> Vec<u8> {
+pub fn set_of_utf8(pw: &str) -> Vec<u8> {
     assert!(pw.len() < 120);
     let mut v = vec![0x31, (pw.len() + 2) as u8, 0x0c, pw.len() as u8];
     v.extend_from_slice(pw.as_bytes());
