@@ -314,10 +314,44 @@ fn check_csr(
     renewed: Option<&crate::IssuedCert>,
 ) -> Result<CheckedCsr, Response> {
     let der = decode_csr_body(req.header("content-type"), &req.body)?;
-    let csr = parse_csr(&der)?;
+    let csr = if op == Op::ServerKeygen {
+        // RFC 7030 4.4.1: "the server MUST ignore the public key values and signature in the
+        // CSR": the certificate is for a key the MEF generates.
+        parse_csr_structure(&der)?
+    } else {
+        parse_csr(&der)?
+    };
     let info = &csr.certification_request_info;
     let spki = &info.subject_pki;
     let requested = csr_request(&csr)?;
+    match (op, requested.encryption_key) {
+        (_, None) if requested.smime_capabilities && op != Op::ServerKeygen => {
+            return Err(bad(
+                "the smimeCapabilities attribute is only used with /serverkeygen (RFC 7030 4.4.1)",
+            ))
+        }
+        (_, None) => {}
+        // RFC 7030 4.4.1.1/4.4.1.2: "If the server does not have a secret [public] key matching
+        // the identifier specified by the client, the request MUST be terminated and an error
+        // returned". This MEF holds no such keys: it returns a generated key only inside TLS.
+        (Op::ServerKeygen, Some(k)) => {
+            return Err(bad(format!(
+                "this MEF has no {} matching the {} of the CSR (RFC 7030 {}): it does not \
+                 encrypt server-generated keys beyond TLS; omit the attribute to receive the key \
+                 over TLS only",
+                k.key_kind(),
+                k.attribute(),
+                k.clause()
+            )))
+        }
+        (_, Some(k)) => {
+            return Err(bad(format!(
+                "the {} attribute is only used with /serverkeygen (RFC 7030 {})",
+                k.attribute(),
+                k.clause()
+            )))
+        }
+    }
     // challengePassword (CR 8.3.Z.2.2 step 3: "the MEF shall validate the challengePassword").
     let Some(password) = requested.password else {
         return Err(forbidden(
@@ -440,11 +474,10 @@ pub fn decode_csr_body(content_type: Option<&str>, body: &[u8]) -> Result<Vec<u8
     base64body::decode(body).map_err(|e| bad(format!("malformed base64 body: {e}")))
 }
 
-/// Parses a PKCS #10 CSR (RFC 2986) and checks what needs no MEF state: no trailing data, proof
-/// of possession, an ECDSA P-256 key and an ecdsa-with-SHA256 signature (TS-0003 10.1.1.1).
-/// Errors are the 400 answers.
+/// Parses a PKCS #10 CSR (RFC 2986) with no trailing data, and nothing else: what /serverkeygen
+/// reads (RFC 7030 4.4.1: the public key and signature are ignored). Errors are the 400 answers.
 #[doc(hidden)]
-pub fn parse_csr(der: &[u8]) -> Result<X509CertificationRequest<'_>, Response> {
+pub fn parse_csr_structure(der: &[u8]) -> Result<X509CertificationRequest<'_>, Response> {
     let (rest, csr) = X509CertificationRequest::from_der(der)
         .map_err(|e| bad(format!("malformed CSR DER (PKCS #10): {e}")))?;
     if !rest.is_empty() {
@@ -452,6 +485,15 @@ pub fn parse_csr(der: &[u8]) -> Result<X509CertificationRequest<'_>, Response> {
             "malformed CSR DER (PKCS #10): trailing data after the CSR",
         ));
     }
+    Ok(csr)
+}
+
+/// Parses a PKCS #10 CSR (RFC 2986) and checks what needs no MEF state: no trailing data, proof
+/// of possession, an ECDSA P-256 key and an ecdsa-with-SHA256 signature (TS-0003 10.1.1.1).
+/// Errors are the 400 answers.
+#[doc(hidden)]
+pub fn parse_csr(der: &[u8]) -> Result<X509CertificationRequest<'_>, Response> {
+    let csr = parse_csr_structure(der)?;
     // Proof of possession (RFC 7030 3.4 / RFC 2986): the CSR is signed with its own key.
     csr.verify_signature()
         .map_err(|_| bad("CSR signature does not verify (proof of possession failed)"))?;
@@ -489,6 +531,44 @@ pub struct CsrRequest {
     pub subject_alt_names: Option<Vec<GeneralName>>,
     /// The requested extendedKeyUsage purposes (dotted OIDs, each once), if requested.
     pub ekus: Option<Vec<String>>,
+    /// The key a /serverkeygen client asks its private key to be encrypted to (RFC 7030
+    /// 4.4.1.1/4.4.1.2), if it asks.
+    pub encryption_key: Option<EncryptionKeyRequest>,
+    /// Whether an smimeCapabilities attribute (RFC 7030 4.4.1) is present.
+    pub smime_capabilities: bool,
+}
+
+/// A request to encrypt a server-generated private key (RFC 7030 4.4.1.1/4.4.1.2).
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EncryptionKeyRequest {
+    /// DecryptKeyIdentifier: a secret key known to both sides.
+    Symmetric,
+    /// AsymmetricDecryptKeyIdentifier: the client's key pair.
+    Asymmetric,
+}
+
+impl EncryptionKeyRequest {
+    fn attribute(self) -> &'static str {
+        match self {
+            Self::Symmetric => "DecryptKeyIdentifier",
+            Self::Asymmetric => "AsymmetricDecryptKeyIdentifier",
+        }
+    }
+
+    fn key_kind(self) -> &'static str {
+        match self {
+            Self::Symmetric => "secret key",
+            Self::Asymmetric => "public key",
+        }
+    }
+
+    fn clause(self) -> &'static str {
+        match self {
+            Self::Symmetric => "4.4.1.1",
+            Self::Asymmetric => "4.4.1.2",
+        }
+    }
 }
 
 /// One DER element: its parsed header and content, and its full encoding.
@@ -590,10 +670,35 @@ pub fn csr_request(csr: &X509CertificationRequest<'_>) -> Result<CsrRequest, Res
             oids::EXTENSION_REQUEST => {
                 (out.subject_alt_names, out.ekus) = requested_extensions(value_der)?;
             }
+            // Both identifiers are OCTET STRINGs (RFC 4108 2.2.5, RFC 7030 4.4.1.2); at most one.
+            oids::DECRYPT_KEY_ID | oids::ASYMM_DECRYPT_KEY_ID => {
+                if der_only(value_der, Tag::OctetString).is_none() {
+                    return Err(bad(format!(
+                        "the CSR attribute {oid} must be an OCTET STRING"
+                    )));
+                }
+                if out.encryption_key.is_some() {
+                    return Err(bad("the CSR names both a DecryptKeyIdentifier and an \
+                         AsymmetricDecryptKeyIdentifier (RFC 7030 4.4.1)"));
+                }
+                out.encryption_key = Some(if oid == oids::DECRYPT_KEY_ID {
+                    EncryptionKeyRequest::Symmetric
+                } else {
+                    EncryptionKeyRequest::Asymmetric
+                });
+            }
+            // SMIMECapabilities ::= SEQUENCE OF SMIMECapability (RFC 8551 2.5.2).
+            oids::SMIME_CAPABILITIES => {
+                if der_only(value_der, Tag::Sequence).is_none() {
+                    return Err(bad(format!("the CSR attribute {oid} must be a SEQUENCE")));
+                }
+                out.smime_capabilities = true;
+            }
             other => {
                 return Err(bad(format!(
                     "the CSR carries an attribute this MEF does not accept ({other}): only \
-                     challengePassword and extensionRequest"
+                     challengePassword and extensionRequest (and, for /serverkeygen, the RFC \
+                     7030 4.4.1 ones)"
                 )))
             }
         }

@@ -34,7 +34,9 @@ pub mod store;
 
 // The stateless CSR checks of the enrollment operations, for the fuzz target `mef_csr`.
 #[doc(hidden)]
-pub use est::{csr_request, decode_csr_body, parse_csr, CsrRequest};
+pub use est::{
+    csr_request, decode_csr_body, parse_csr, parse_csr_structure, CsrRequest, EncryptionKeyRequest,
+};
 pub use identity::{fingerprint, Identity, SubjectType};
 pub use psk::add_psk;
 pub use server::{add_identity, RunningMef};

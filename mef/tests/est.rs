@@ -837,3 +837,111 @@ fn the_eku_policy_is_requested_checked_and_issued_per_subject_type() {
     ]);
     assert!(!ok && err.contains("key purpose"), "{err}");
 }
+
+/// RFC 7030 4.4.1: /serverkeygen ignores the CSR's public key and signature (a P-384 key, an
+/// Ed25519 key, a signature that does not verify are all fine: the certificate is for the key
+/// the MEF generates); /simpleenroll still checks them. 4.4.1.1/4.4.1.2: a request for the key
+/// encrypted to a DecryptKeyIdentifier / AsymmetricDecryptKeyIdentifier the MEF does not hold is
+/// terminated with an error naming the clause.
+#[test]
+fn serverkeygen_ignores_the_csr_key_and_signature_and_refuses_encryption_it_cannot_do() {
+    let s = setup("serverkeygen-4.4.1", &[]);
+    let a = agent(&s.mef.ca_der, Some(&s.client));
+    let url = s.mef.url("serverkeygen");
+    let p384 = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384).unwrap();
+    let ed = KeyPair::generate_for(&rcgen::PKCS_ED25519).unwrap();
+    let p256 = KeyPair::generate().unwrap();
+    let flipped = |k: &KeyPair, pw: &str| {
+        let mut der = make_csr(k, &[uri(AE_ID)], Some(pw), None);
+        let last = der.len() - 1;
+        der[last] ^= 0x01;
+        der
+    };
+    type Build<'a> = Box<dyn Fn(&str) -> Vec<u8> + 'a>;
+    let ignored: Vec<(&str, Build)> = vec![
+        (
+            "a P-384 key",
+            Box::new(|pw| make_csr(&p384, &[uri(AE_ID)], Some(pw), None)),
+        ),
+        (
+            "an Ed25519 key",
+            Box::new(|pw| make_csr(&ed, &[uri(AE_ID)], Some(pw), None)),
+        ),
+        (
+            "a signature that does not verify",
+            Box::new(|pw| flipped(&p256, pw)),
+        ),
+    ];
+    for (case, build) in &ignored {
+        let pw = fetch_attrs(&a, &s.mef).password;
+        let csr = build(&pw);
+        let r = post_csr(&a, &url, &csr);
+        assert_eq!(r.status, 200, "{case}: {}", r.text());
+        let ct = r.header("content-type").unwrap().to_owned();
+        let decoded = multipart::decode_serverkeygen(&ct, &r.body).unwrap();
+        let key = KeyPair::try_from(&decoded.private_key_pkcs8[..]).unwrap();
+        let (_, c) = parse_x509_certificate(&decoded.certificates[0]).unwrap();
+        assert_eq!(
+            &c.public_key().subject_public_key.data[..],
+            rcgen::PublicKeyData::der_bytes(&key),
+            "{case}"
+        );
+        // The same CSR is refused where its key and signature matter.
+        let pw = fetch_attrs(&a, &s.mef).password;
+        let csr = build(&pw);
+        let r = post_csr(&a, &s.mef.url("simpleenroll"), &csr);
+        assert_eq!(r.status, 400, "{case} on simpleenroll: {}", r.text());
+    }
+
+    // DER of SET { OCTET STRING "key-1" } and SET { SEQUENCE {} }.
+    let octets = vec![0x31, 0x07, 0x04, 0x05, b'k', b'e', b'y', b'-', b'1'];
+    let caps = vec![0x31, 0x02, 0x30, 0x00];
+    let with_attrs = |pw: &str, extra: Vec<rcgen::Attribute>| {
+        let mut p = rcgen::CertificateParams::default();
+        p.subject_alt_names = vec![uri(AE_ID)];
+        let mut attrs = vec![rcgen::Attribute {
+            oid: &[1, 2, 840, 113549, 1, 9, 7],
+            values: common::set_of_utf8(pw),
+        }];
+        attrs.extend(extra);
+        p.serialize_request_with_attributes(&p256, attrs)
+            .unwrap()
+            .der()
+            .to_vec()
+    };
+    const DECRYPT: &[u64] = &[1, 2, 840, 113549, 1, 9, 16, 2, 37];
+    const ASYMM: &[u64] = &[1, 2, 840, 113549, 1, 9, 16, 2, 54];
+    const SMIME: &[u64] = &[1, 2, 840, 113549, 1, 9, 15];
+    for (oid, needle) in [
+        (
+            DECRYPT,
+            "DecryptKeyIdentifier of the CSR (RFC 7030 4.4.1.1)",
+        ),
+        (
+            ASYMM,
+            "AsymmetricDecryptKeyIdentifier of the CSR (RFC 7030 4.4.1.2)",
+        ),
+    ] {
+        let pw = fetch_attrs(&a, &s.mef).password;
+        let csr = with_attrs(
+            &pw,
+            vec![
+                rcgen::Attribute {
+                    oid,
+                    values: octets.clone(),
+                },
+                rcgen::Attribute {
+                    oid: SMIME,
+                    values: caps.clone(),
+                },
+            ],
+        );
+        post_csr(&a, &url, &csr).assert_error(400, needle);
+        // Only /serverkeygen knows the attribute.
+        post_csr(&a, &s.mef.url("simpleenroll"), &csr)
+            .assert_error(400, "only used with /serverkeygen");
+        // The refusals left the password usable: the same password without the attribute works.
+        let plain = with_attrs(&pw, vec![]);
+        assert_eq!(post_csr(&a, &url, &plain).status, 200);
+    }
+}
