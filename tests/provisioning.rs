@@ -797,3 +797,64 @@ fn an_ae_certificate_from_the_mef_is_a_tls_client_certificate_for_openssl() {
         "openssl s_server -Verify must refuse a client without a certificate:\n{text}"
     );
 }
+
+/// TS-0003 10.1.1.5 end to end: a MEF configured with SP domains has a CA with permitted
+/// dNSName nameConstraints; this library provisions a CSE inside them (its validation applies
+/// the anchor's constraints, `validate::tests::name_constraints_of_the_anchor_are_honoured`),
+/// and the MEF refuses a CSE-ID outside them before enrolment.
+#[test]
+fn provisioning_under_a_name_constrained_mef_ca() {
+    let s = setup_with(|c| {
+        c.sp_domains = vec!["sp.example.com".into()];
+        // localhost is outside the SP domains; the server certificate names 127.0.0.1 only.
+        c.hostnames = vec!["127.0.0.1".into()];
+    });
+    let ca_der = s.mef.ca_cert_der();
+    let (_, ca) = x509_parser::parse_x509_certificate(ca_der.as_ref()).unwrap();
+    assert!(ca.name_constraints().unwrap().is_some());
+    let port = s.mef.local_addr().port();
+    let client = |id: &str| {
+        MefClient::new(
+            Config::new(
+                EstUri::parse(&format!("https://127.0.0.1:{port}/.well-known/est")).unwrap(),
+            )
+            .identity(SubjectIdentity::new(SubjectType::Cse, id).unwrap())
+            .transport(quick_transport()),
+        )
+    };
+    let done = client(CSE_ID)
+        .provision(&s.auth(), &mut s.store(), KeySource::Generate)
+        .unwrap();
+    assert_eq!(done.trust_anchors, vec![s.mef.ca_cert_der()]);
+
+    // A device registered for a CSE-ID outside the SP domains.
+    let outsider = Manufacturer::new("outsider");
+    let dir = TempDir::new().unwrap();
+    let mut config = MefConfig::new(dir.path());
+    config.client_trust = vec![outsider.ca_der.clone()];
+    config.sp_domains = vec!["sp.example.com".into()];
+    config.hostnames = vec!["127.0.0.1".into()];
+    let mef = Mef::start(config).unwrap();
+    mef.add_identity(
+        outsider.device_cert.as_ref(),
+        onem2m_mef::SubjectType::Cse,
+        "cse01.elsewhere.example",
+    )
+    .unwrap();
+    let port = mef.local_addr().port();
+    let err = MefClient::new(
+        Config::new(EstUri::parse(&format!("https://127.0.0.1:{port}/.well-known/est")).unwrap())
+            .transport(quick_transport()),
+    )
+    .provision(
+        &InitialAuth::Certificate {
+            trust_anchors: vec![mef.ca_cert_der()],
+            client: outsider.identity(),
+        },
+        &mut FileStore::new(TempDir::new().unwrap().path()).unwrap(),
+        KeySource::Generate,
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("outside the SP domains"), "{err}");
+    assert_eq!(err.class(), ErrorClass::Server);
+}

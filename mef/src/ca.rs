@@ -6,8 +6,9 @@ use crate::identity::{fingerprint, hex, Identity};
 use crate::store::IssuedCert;
 use crate::{MefError, ServerEku};
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
-    Issuer, KeyPair, KeyUsagePurpose, PublicKeyData, SanType, SerialNumber,
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose,
+    GeneralSubtree, IsCa, Issuer, KeyPair, KeyUsagePurpose, NameConstraints, PublicKeyData,
+    SanType, SerialNumber,
 };
 use rustls_pki_types::CertificateDer;
 use std::io::Write;
@@ -97,8 +98,11 @@ pub struct MefCa {
 }
 
 impl MefCa {
-    /// Loads the CA from `data_dir`, creating it on first start.
-    pub fn load_or_create(data_dir: &Path) -> Result<MefCa, MefError> {
+    /// Loads the CA from `data_dir`, creating it on first start. A CA created with SP domains
+    /// carries a critical nameConstraints extension with one permitted dNSName subtree per
+    /// domain (TS-0003 10.1.1.5, RFC 5280 4.2.1.10); one created without carries none. An
+    /// existing CA is kept as it is.
+    pub fn load_or_create(data_dir: &Path, sp_domains: &[String]) -> Result<MefCa, MefError> {
         std::fs::create_dir_all(data_dir).map_err(io_err(format!(
             "creating data directory {}",
             data_dir.display()
@@ -120,6 +124,20 @@ impl MefCa {
                 KeyUsagePurpose::DigitalSignature,
             ];
             params.serial_number = Some(SerialNumber::from_slice(&random_serial()?));
+            // dNSName subtrees only: they constrain CSE-IDs. A uniformResourceIdentifier subtree
+            // (what 10.1.1.5 literally asks for AE-IDs) would make rustls-webpki, which fails
+            // closed on URI constraints, refuse every AE certificate, and RFC 5280 4.2.1.10
+            // would refuse every Node-ID URN (no host); the MEF enforces the AE-ID host itself
+            // (`Identity::within_domains`). A documented deviation.
+            if !sp_domains.is_empty() {
+                params.name_constraints = Some(NameConstraints {
+                    permitted_subtrees: sp_domains
+                        .iter()
+                        .map(|d| GeneralSubtree::DnsName(d.clone()))
+                        .collect(),
+                    excluded_subtrees: Vec::new(),
+                });
+            }
             let nb = now() - time::Duration::minutes(5);
             params.not_before = nb;
             params.not_after = nb + time::Duration::days(CA_LIFETIME_DAYS);

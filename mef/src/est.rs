@@ -156,6 +156,24 @@ fn authorize(
     conn: &ConnInfo,
     op: Op,
 ) -> Result<(String, Identity, Option<crate::IssuedCert>), Response> {
+    let (fp, identity, renewed) = authorize_principal(shared, conn, op)?;
+    // TS-0003 10.1.1.5: the MEF CA's nameConstraints are the SP domains; identities outside
+    // them are never served, whatever the registry says.
+    if !identity.within_domains(&shared.config.sp_domains) {
+        return Err(forbidden(format!(
+            "the identity {identity} lies outside the SP domains of this MEF ({}): \
+             nameConstraints of TS-0003 10.1.1.5",
+            shared.config.sp_domains.join(", ")
+        )));
+    }
+    Ok((fp, identity, renewed))
+}
+
+fn authorize_principal(
+    shared: &Shared,
+    conn: &ConnInfo,
+    op: Op,
+) -> Result<(String, Identity, Option<crate::IssuedCert>), Response> {
     match shared.classify(conn).map_err(internal)? {
         Peer::Anonymous => Err(forbidden(
             "this operation requires a TLS client certificate (certificate-based RSPF)",

@@ -252,13 +252,18 @@ pub struct MefConfig {
     pub psk_listen: Option<SocketAddr>,
     /// The extendedKeyUsage of issued certificates, per subject type.
     pub eku_policy: EkuPolicy,
+    /// The SP domains (TS-0003 10.1.1.5): a CA created with some carries them as permitted
+    /// dNSName nameConstraints, and the MEF refuses AE-IDs and CSE-IDs whose host lies outside
+    /// them. Empty: no constraint.
+    pub sp_domains: Vec<String>,
 }
 
 impl MefConfig {
     /// Defaults: 127.0.0.1:0, host names localhost/127.0.0.1/::1, serverAuth EKU, no third-party
     /// trust anchors, 365-day certificates, 300 s challenge TTL, no approval delay, 64 KiB
     /// bodies, 64 connections, one resident worker per available CPU, 30 s timeouts, no PSK
-    /// listener, serverAuth + clientAuth in issued certificates ([`EkuPolicy::default`]).
+    /// listener, serverAuth + clientAuth in issued certificates ([`EkuPolicy::default`]), no SP
+    /// domains.
     pub fn new(data_dir: impl AsRef<Path>) -> MefConfig {
         MefConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
@@ -276,6 +281,7 @@ impl MefConfig {
             io_timeout: Duration::from_secs(30),
             psk_listen: None,
             eku_policy: EkuPolicy::default(),
+            sp_domains: Vec::new(),
         }
     }
 }

@@ -79,6 +79,10 @@ struct ServeArgs {
     /// extendedKeyUsage of certificates issued to Nodes (as --ae-eku).
     #[arg(long, value_delimiter = ',', default_value = "server-auth,client-auth")]
     node_eku: Vec<KeyPurpose>,
+    /// SP domain (repeatable; TS-0003 10.1.1.5): a CA created on this start carries them as
+    /// permitted dNSName nameConstraints, and AE-IDs/CSE-IDs outside them are refused.
+    #[arg(long = "sp-domain")]
+    sp_domains: Vec<String>,
 }
 
 #[derive(Subcommand)]
@@ -416,6 +420,7 @@ fn serve(a: ServeArgs) -> Result<(), onem2m_mef::MefError> {
         cse: a.cse_eku,
         node: a.node_eku,
     };
+    config.sp_domains = a.sp_domains;
     let mef = Mef::start(config)?;
     let mut out = std::io::stdout().lock();
     // Tests parse these lines.

@@ -488,7 +488,28 @@ fn tls_err(e: impl std::fmt::Display) -> MefError {
 
 pub(crate) fn start(config: MefConfig) -> Result<RunningMef, MefError> {
     config.eku_policy.validate()?;
-    let ca = MefCa::load_or_create(&config.data_dir)?;
+    for d in &config.sp_domains {
+        crate::Identity::new(crate::SubjectType::Cse, d)
+            .map_err(|e| MefError::Config(format!("--sp-domain {d:?}: {e}")))?;
+    }
+    // The MEF's own server certificate is issued by the CA: with nameConstraints (RFC 5280
+    // 4.2.1.10) its DNS names must lie within the SP domains or no client would accept it.
+    if !config.sp_domains.is_empty() {
+        for h in &config.hostnames {
+            if h.parse::<std::net::IpAddr>().is_err()
+                && !crate::Identity::new(crate::SubjectType::Cse, h)
+                    .map(|id| id.within_domains(&config.sp_domains))
+                    .unwrap_or(false)
+            {
+                return Err(MefError::Config(format!(
+                    "--hostname {h:?} lies outside the SP domains ({}): the MEF CA's \
+                     nameConstraints would invalidate the MEF's own server certificate",
+                    config.sp_domains.join(", ")
+                )));
+            }
+        }
+    }
+    let ca = MefCa::load_or_create(&config.data_dir, &config.sp_domains)?;
     let store = Arc::new(Store::open(&config.data_dir)?);
     let (server_cert, server_key) =
         ca.server_cert(&config.data_dir, &config.hostnames, config.server_eku)?;

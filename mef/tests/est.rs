@@ -945,3 +945,83 @@ fn serverkeygen_ignores_the_csr_key_and_signature_and_refuses_encryption_it_cann
         assert_eq!(post_csr(&a, &url, &plain).status, 200);
     }
 }
+
+/// TS-0003 10.1.1.5: a MEF CA created with `--sp-domain` carries them as critical permitted
+/// dNSName nameConstraints, and the MEF refuses identities outside them on every operation that
+/// needs one; a CA created without SP domains carries no nameConstraints.
+#[test]
+fn sp_domains_become_name_constraints_and_identities_outside_are_refused() {
+    let s = setup(
+        "sp-domains",
+        &[
+            "--hostname",
+            "127.0.0.1",
+            "--sp-domain",
+            "sp.example.com",
+            "--sp-domain",
+            "m2m.example.org",
+        ],
+    );
+    let (_, ca) = parse_x509_certificate(&s.mef.ca_der).unwrap();
+    let ext = ca
+        .extensions()
+        .iter()
+        .find(|e| e.oid.to_id_string() == "2.5.29.30")
+        .expect("the CA carries nameConstraints");
+    assert!(
+        ext.critical,
+        "RFC 5280 4.2.1.10: conforming CAs mark it critical"
+    );
+    let ParsedExtension::NameConstraints(nc) = ext.parsed_extension() else {
+        panic!("nameConstraints do not parse");
+    };
+    let permitted: Vec<String> = nc
+        .permitted_subtrees
+        .as_ref()
+        .unwrap()
+        .iter()
+        .map(|t| t.base.to_string())
+        .collect();
+    assert_eq!(
+        permitted,
+        vec!["DNSName(sp.example.com)", "DNSName(m2m.example.org)"]
+    );
+    assert!(nc.excluded_subtrees.is_none());
+    // The AE-ID's host is inside: enrolment works.
+    let a = agent(&s.mef.ca_der, Some(&s.client));
+    enroll(&a, &s.mef, uri(AE_ID));
+    // Identities outside: refused, /csrattrs already.
+    for (t, id) in [
+        ("ae", "https://sp.example.net/cse01/CAE02"),
+        ("cse", "cse01.example.com"),
+        ("cse", "cse01.evilsp.example.com"),
+    ] {
+        let other = s.tp.issue_client(&format!("device-{id}"));
+        register(&s.mef.dir, &other, t, id);
+        let b = agent(&s.mef.ca_der, Some(&other));
+        get(&b, &s.mef.url("csrattrs"))
+            .unwrap()
+            .assert_error(403, "outside the SP domains");
+    }
+    // A CSE inside the second domain is served.
+    let cse = s.tp.issue_client("device-cse");
+    register(&s.mef.dir, &cse, "cse", "cse01.m2m.example.org");
+    let c = agent(&s.mef.ca_der, Some(&cse));
+    enroll(&c, &s.mef, dns("cse01.m2m.example.org"));
+
+    // A server host name outside the SP domains would make the MEF's own certificate invalid.
+    let (ok, _, err) = run_cli(&[
+        "--data-dir",
+        temp_dir("sp-domains-host").to_str().unwrap(),
+        "--listen",
+        "127.0.0.1:0",
+        "--sp-domain",
+        "sp.example.com",
+    ]);
+    assert!(!ok && err.contains("outside the SP domains"), "{err}");
+
+    // Without --sp-domain: no nameConstraints.
+    let plain = setup("sp-domains-none", &[]);
+    let (_, ca) = parse_x509_certificate(&plain.mef.ca_der).unwrap();
+    assert!(ca.name_constraints().unwrap().is_none());
+}
