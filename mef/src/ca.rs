@@ -25,6 +25,14 @@ pub const CA_KEY_FILE: &str = "mef-ca.key";
 pub const SERVER_CERT_FILE: &str = "mef-server.pem";
 /// TLS server private key (PKCS #8 PEM, mode 0600).
 pub const SERVER_KEY_FILE: &str = "mef-server.key";
+/// The current CRL (DER), rewritten on each regeneration (RFC 5280 5).
+pub const CRL_FILE: &str = "mef-ca.crl";
+/// The HTTP path the MEF serves its CRL at, anonymously (RFC 5280 4.2.1.13).
+pub const CRL_PATH: &str = "/crl/mef-ca.crl";
+/// How long a CRL is valid (nextUpdate - thisUpdate).
+pub const CRL_VALIDITY: Duration = Duration::from_secs(7 * 24 * 3600);
+/// A CRL is regenerated when less than this is left before its nextUpdate.
+pub const CRL_REFRESH_BEFORE: Duration = Duration::from_secs(24 * 3600);
 /// What the server certificate was made for (host names and EKU), to re-issue it on change.
 pub const SERVER_PROFILE_FILE: &str = "mef-server.profile";
 
@@ -90,11 +98,23 @@ fn now() -> OffsetDateTime {
         .unwrap_or_else(|_| OffsetDateTime::now_utc())
 }
 
+/// A signed CRL and what it was made from.
+#[derive(Debug, Clone)]
+pub struct Crl {
+    /// The DER.
+    pub der: Vec<u8>,
+    /// Its nextUpdate, Unix seconds.
+    pub next_update: i64,
+    /// The (serial hex, revocation time) pairs it lists.
+    pub revoked: Vec<(String, i64)>,
+}
+
 /// The MEF CA: its certificate and signing key.
 pub struct MefCa {
     cert_der: CertificateDer<'static>,
     issuer: Issuer<'static, KeyPair>,
     cert_path: PathBuf,
+    crl_url: Option<String>,
 }
 
 impl MefCa {
@@ -162,6 +182,68 @@ impl MefCa {
             cert_der,
             issuer,
             cert_path,
+            crl_url: None,
+        })
+    }
+
+    /// The URL issued certificates name in their cRLDistributionPoints (RFC 5280 4.2.1.13).
+    pub fn set_crl_url(&mut self, url: Option<String>) {
+        self.crl_url = url;
+    }
+
+    /// The URL issued certificates name in their cRLDistributionPoints, if set.
+    pub fn crl_url(&self) -> Option<&str> {
+        self.crl_url.as_deref()
+    }
+
+    /// Signs a CRL (RFC 5280 5) listing `revoked` (serial hex, revocation Unix time): thisUpdate
+    /// now, nextUpdate [`CRL_VALIDITY`] later, a cRLNumber that grows with time (milliseconds
+    /// since the epoch: monotonic across processes, 5.2.3), an authorityKeyIdentifier.
+    /// Returns the DER and the nextUpdate (Unix seconds).
+    pub fn crl(&self, revoked: &[(String, i64)]) -> Result<(Vec<u8>, i64), MefError> {
+        let this_update = now();
+        let next_update = this_update
+            + time::Duration::try_from(CRL_VALIDITY)
+                .map_err(|_| MefError::Config("CRL validity out of range".into()))?;
+        let millis = OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000;
+        let number = u64::try_from(millis).unwrap_or(0).to_be_bytes();
+        let mut revoked_certs = Vec::with_capacity(revoked.len());
+        for (serial, at) in revoked {
+            let bytes = unhex(serial).ok_or_else(|| {
+                MefError::Crypto(format!("stored serial {serial:?} is not hexadecimal"))
+            })?;
+            revoked_certs.push(rcgen::RevokedCertParams {
+                serial_number: SerialNumber::from_slice(&bytes),
+                revocation_time: OffsetDateTime::from_unix_timestamp(*at)
+                    .map_err(|_| MefError::Crypto("revocation time out of range".into()))?,
+                reason_code: None,
+                invalidity_date: None,
+            });
+        }
+        let params = rcgen::CertificateRevocationListParams {
+            this_update,
+            next_update,
+            crl_number: SerialNumber::from_slice(&number),
+            issuing_distribution_point: None,
+            revoked_certs,
+            key_identifier_method: rcgen::KeyIdMethod::Sha256,
+        };
+        let crl = params
+            .signed_by(&self.issuer)
+            .map_err(rcgen_err("signing the CRL"))?;
+        Ok((crl.der().to_vec(), next_update.unix_timestamp()))
+    }
+
+    /// Regenerates the CRL from the store and writes it to [`CRL_FILE`] in `data_dir`
+    /// (what `cert revoke` does after each revocation).
+    pub fn write_crl(&self, store: &crate::Store, data_dir: &Path) -> Result<Crl, MefError> {
+        let revoked = store.revoked_for_crl(crate::store::now_secs())?;
+        let (der, next_update) = self.crl(&revoked)?;
+        write_file(&data_dir.join(CRL_FILE), &der, 0o644)?;
+        Ok(Crl {
+            der,
+            next_update,
+            revoked,
         })
     }
 
@@ -281,6 +363,12 @@ impl MefCa {
             })
             .collect();
         params.use_authority_key_identifier_extension = true;
+        // RFC 5280 4.2.1.13: where relying parties fetch the CRL covering this certificate.
+        if let Some(url) = &self.crl_url {
+            params.crl_distribution_points = vec![rcgen::CrlDistributionPoint {
+                uris: vec![url.clone()],
+            }];
+        }
         params.serial_number = Some(SerialNumber::from_slice(&serial));
         // Backdated a minute against small clock differences between MEF and client.
         let nb = now() - time::Duration::minutes(1);
@@ -303,6 +391,28 @@ impl MefCa {
         };
         Ok((der, record))
     }
+}
+
+/// After a revocation by the command line: rewrites [`CRL_FILE`] of the MEF in `data_dir`, if
+/// it has a CA (a running MEF also regenerates its served CRL when the revoked set changes).
+pub fn refresh_crl_file(data_dir: &Path) -> Result<(), MefError> {
+    if !data_dir.join(CA_CERT_FILE).exists() || !data_dir.join(CA_KEY_FILE).exists() {
+        return Ok(());
+    }
+    let ca = MefCa::load_or_create(data_dir, &[])?;
+    let store = crate::Store::open(data_dir)?;
+    ca.write_crl(&store, data_dir).map(|_| ())
+}
+
+/// Lower-case or upper-case hex text to bytes.
+fn unhex(text: &str) -> Option<Vec<u8>> {
+    if !text.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
+        .collect()
 }
 
 /// id-kp-cmcRA (RFC 6402 2.10).

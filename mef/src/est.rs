@@ -59,6 +59,17 @@ fn handle_inner(shared: &Shared, conn: &ConnInfo, req: &Request) -> Outcome {
             path.push(c);
         }
     }
+    // RFC 5280 4.2.1.13 / RFC 2585 3: the CRL, to anyone (relying parties fetch it without
+    // credentials).
+    if path == crate::ca::CRL_PATH {
+        if req.method != "GET" {
+            return Err(
+                Response::text(405, "the CRL is fetched with GET").with_header("Allow", "GET")
+            );
+        }
+        let der = shared.current_crl().map_err(internal)?;
+        return Ok(Response::new(200, "application/pkix-crl", der));
+    }
     let Some(rest) = path.strip_prefix(PREFIX) else {
         return Err(Response::text(
             404,

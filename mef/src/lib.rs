@@ -256,6 +256,10 @@ pub struct MefConfig {
     /// dNSName nameConstraints, and the MEF refuses AE-IDs and CSE-IDs whose host lies outside
     /// them. Empty: no constraint.
     pub sp_domains: Vec<String>,
+    /// The URL issued certificates name as their CRL distribution point (RFC 5280 4.2.1.13).
+    /// `None`: `https://<first host name>:<bound port>/crl/mef-ca.crl`, served by the main
+    /// listener.
+    pub crl_url: Option<String>,
 }
 
 impl MefConfig {
@@ -282,6 +286,7 @@ impl MefConfig {
             psk_listen: None,
             eku_policy: EkuPolicy::default(),
             sp_domains: Vec::new(),
+            crl_url: None,
         }
     }
 }

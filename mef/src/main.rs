@@ -29,6 +29,10 @@ struct ServeArgs {
     /// Data directory (CA, server certificate, database).
     #[arg(long)]
     data_dir: Option<PathBuf>,
+    /// URL issued certificates name as their CRL distribution point (default
+    /// https://FIRST-HOSTNAME:PORT/crl/mef-ca.crl, served by this listener).
+    #[arg(long)]
+    crl_url: Option<String>,
     /// Host name or IP address of the TLS server certificate (repeatable;
     /// default localhost, 127.0.0.1 and ::1).
     #[arg(long = "hostname")]
@@ -286,7 +290,7 @@ fn run(cli: Cli) -> Result<(), onem2m_mef::MefError> {
             match Store::open(&data_dir)?.remove_identity(&fp)? {
                 Some(revoked) => {
                     println!("removed {fp}; revoked {revoked} certificate(s) enrolled with it");
-                    Ok(())
+                    onem2m_mef::ca::refresh_crl_file(&data_dir)
                 }
                 None => Err(onem2m_mef::MefError::Config(format!(
                     "no identity registered for {fp}"
@@ -318,7 +322,7 @@ fn run(cli: Cli) -> Result<(), onem2m_mef::MefError> {
                 (Some(id), _, _) => match store.revoke_counted(&id)? {
                     Some(n) => {
                         println!("revoked {id}: {n} certificate(s) with its renewals");
-                        Ok(())
+                        onem2m_mef::ca::refresh_crl_file(&data_dir)
                     }
                     None => Err(onem2m_mef::MefError::Config(format!(
                         "no issued certificate {id}"
@@ -328,7 +332,7 @@ fn run(cli: Cli) -> Result<(), onem2m_mef::MefError> {
                     let identity = onem2m_mef::Identity::new(ty, &subject)?;
                     let n = store.revoke_identity(&identity)?;
                     println!("revoked {n} certificate(s) issued for {identity}");
-                    Ok(())
+                    onem2m_mef::ca::refresh_crl_file(&data_dir)
                 }
                 _ => Err(onem2m_mef::MefError::Config(
                     "give --id, or --subject-type and --subject-id".into(),
@@ -380,7 +384,7 @@ fn run(cli: Cli) -> Result<(), onem2m_mef::MefError> {
             match Store::open(&data_dir)?.remove_psk(&kpm_id)? {
                 Some(revoked) => {
                     println!("removed {kpm_id}; revoked {revoked} certificate(s) enrolled with it");
-                    Ok(())
+                    onem2m_mef::ca::refresh_crl_file(&data_dir)
                 }
                 None => Err(onem2m_mef::MefError::Config(format!(
                     "no PSK registered for KpmID {kpm_id}"
@@ -421,6 +425,7 @@ fn serve(a: ServeArgs) -> Result<(), onem2m_mef::MefError> {
         node: a.node_eku,
     };
     config.sp_domains = a.sp_domains;
+    config.crl_url = a.crl_url;
     let mef = Mef::start(config)?;
     let mut out = std::io::stdout().lock();
     // Tests parse these lines.

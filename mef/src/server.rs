@@ -34,6 +34,31 @@ pub(crate) struct Shared {
     pub approvals: crate::approval::Approvals,
     /// Verifier against `--client-trust` only: tells third-party certificates apart.
     pub third_party: Option<Arc<dyn ClientCertVerifier>>,
+    /// The CRL served at [`crate::ca::CRL_PATH`]: its DER, nextUpdate and the revoked set it
+    /// lists, regenerated when the set changes or nextUpdate nears.
+    pub crl: std::sync::Mutex<Option<crate::ca::Crl>>,
+}
+
+impl Shared {
+    /// The current CRL DER (RFC 5280 5): regenerated on each revocation (the revoked set in the
+    /// store differs from the one listed, whichever process revoked) and before nextUpdate.
+    pub(crate) fn current_crl(&self) -> Result<Vec<u8>, MefError> {
+        let now = crate::store::now_secs();
+        let revoked = self.store.revoked_for_crl(now)?;
+        let mut cached = self.crl.lock().unwrap_or_else(|p| p.into_inner());
+        let refresh_at = |next: i64| next - crate::ca::CRL_REFRESH_BEFORE.as_secs() as i64;
+        match cached.as_ref() {
+            Some(crl) if crl.revoked == revoked && now < refresh_at(crl.next_update) => {
+                Ok(crl.der.clone())
+            }
+            _ => {
+                let crl = self.ca.write_crl(&self.store, &self.config.data_dir)?;
+                let der = crl.der.clone();
+                *cached = Some(crl);
+                Ok(der)
+            }
+        }
+    }
 }
 
 /// Who is on the other end of a connection, as far as the MEF can tell.
@@ -583,6 +608,20 @@ pub(crate) fn start(config: MefConfig) -> Result<RunningMef, MefError> {
         }
         None => None,
     };
+    // RFC 5280 4.2.1.13: issued certificates point at the CRL this listener serves.
+    let mut ca = ca;
+    ca.set_crl_url(Some(config.crl_url.clone().unwrap_or_else(|| {
+        let host = config.hostnames.first().map_or("localhost", String::as_str);
+        let host = match host.parse::<std::net::IpAddr>() {
+            Ok(std::net::IpAddr::V6(_)) => format!("[{host}]"),
+            _ => host.to_string(),
+        };
+        format!(
+            "https://{host}:{}{}",
+            local_addr.port(),
+            crate::ca::CRL_PATH
+        )
+    })));
     let shared = Arc::new(Shared {
         config,
         ca,
@@ -590,6 +629,7 @@ pub(crate) fn start(config: MefConfig) -> Result<RunningMef, MefError> {
         challenges: Challenges::default(),
         approvals: Default::default(),
         third_party,
+        crl: Default::default(),
     });
     let stop = Arc::new(AtomicBool::new(false));
     let accept_thread = spawn_listener(

@@ -1025,3 +1025,123 @@ fn sp_domains_become_name_constraints_and_identities_outside_are_refused() {
     let (_, ca) = parse_x509_certificate(&plain.mef.ca_der).unwrap();
     assert!(ca.name_constraints().unwrap().is_none());
 }
+
+fn write_pem(path: &std::path::Path, tag: &str, der: &[u8]) {
+    std::fs::write(path, ::pem::encode(&::pem::Pem::new(tag, der.to_vec()))).unwrap();
+}
+
+/// `openssl verify -crl_check` of `cert` against the MEF CA and `crl`: (ok, output).
+fn openssl_verify_crl(dir: &std::path::Path, ca: &[u8], crl: &[u8], cert: &[u8]) -> (bool, String) {
+    write_pem(&dir.join("ca.pem"), "CERTIFICATE", ca);
+    write_pem(&dir.join("crl.pem"), "X509 CRL", crl);
+    write_pem(&dir.join("leaf.pem"), "CERTIFICATE", cert);
+    let out = std::process::Command::new("openssl")
+        .args(["verify", "-crl_check", "-CAfile"])
+        .arg(dir.join("ca.pem"))
+        .arg("-CRLfile")
+        .arg(dir.join("crl.pem"))
+        .arg(dir.join("leaf.pem"))
+        .output()
+        .expect("the openssl CLI runs (scripts/test.sh installs it)");
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+/// RFC 5280 revocation: issued certificates name the MEF's CRL URL in cRLDistributionPoints;
+/// the CRL served there (anonymously, application/pkix-crl) is regenerated after each
+/// revocation (also written to mef-ca.crl by `cert revoke`); `openssl verify -crl_check` sees
+/// the revoked certificate as revoked and the other as good; /simplereenroll from the revoked
+/// one is refused saying why.
+#[test]
+fn revocation_is_published_in_a_crl_at_the_distribution_point() {
+    let s = setup("crl", &[]);
+    let a = agent(&s.mef.ca_der, Some(&s.client));
+    let good = enroll(&a, &s.mef, uri(AE_ID));
+    let doomed = enroll(&a, &s.mef, uri(AE_ID));
+    let (_, cert) = parse_x509_certificate(&doomed.cert_der).unwrap();
+    let dp_url = cert
+        .extensions()
+        .iter()
+        .find_map(|e| match e.parsed_extension() {
+            ParsedExtension::CRLDistributionPoints(dps) => dps.points.first().and_then(|p| match p
+                .distribution_point
+                .as_ref()?
+            {
+                x509_parser::extensions::DistributionPointName::FullName(names) => {
+                    names.iter().find_map(|n| match n {
+                        GeneralName::URI(u) => Some(u.to_string()),
+                        _ => None,
+                    })
+                }
+                _ => None,
+            }),
+            _ => None,
+        })
+        .expect("the certificate names a CRL distribution point");
+    assert_eq!(
+        dp_url,
+        format!("https://localhost:{}/crl/mef-ca.crl", s.mef.addr.port())
+    );
+    let fetch_crl = || {
+        let anon = agent(&s.mef.ca_der, None);
+        let r = get(&anon, &dp_url).unwrap();
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert_eq!(r.header("content-type"), Some("application/pkix-crl"));
+        r.body
+    };
+    let dir = temp_dir("crl-openssl");
+    let before = fetch_crl();
+    let (ok, out) = openssl_verify_crl(&dir, &s.mef.ca_der, &before, &doomed.cert_der);
+    assert!(ok, "not yet revoked: {out}");
+
+    let serial = cert.raw_serial_as_string().replace(':', "");
+    let (ok, out, err) = run_cli(&[
+        "cert",
+        "revoke",
+        "--data-dir",
+        s.mef.dir.to_str().unwrap(),
+        "--id",
+        &serial,
+    ]);
+    assert!(ok, "{out}{err}");
+    // `cert revoke` rewrote the CRL file, and the served CRL follows.
+    let file = std::fs::read(s.mef.dir.join("mef-ca.crl")).unwrap();
+    let after = fetch_crl();
+    assert_ne!(after, before, "the CRL is regenerated on revocation");
+    for crl in [&file, &after] {
+        let (ok, out) = openssl_verify_crl(&dir, &s.mef.ca_der, crl, &doomed.cert_der);
+        assert!(!ok && out.contains("certificate revoked"), "{out}");
+        let (ok, out) = openssl_verify_crl(&dir, &s.mef.ca_der, crl, &good.cert_der);
+        assert!(ok, "the good certificate: {out}");
+    }
+    // curl fetches it from the distribution point too (HTTPS, the MEF CA as anchor).
+    write_pem(&dir.join("ca.pem"), "CERTIFICATE", &s.mef.ca_der);
+    let curl = std::process::Command::new("curl")
+        .args(["--silent", "--show-error", "--fail", "--cacert"])
+        .arg(dir.join("ca.pem"))
+        .arg(&dp_url)
+        .output()
+        .expect("curl runs (scripts/test.sh installs it)");
+    assert!(
+        curl.status.success(),
+        "{}",
+        String::from_utf8_lossy(&curl.stderr)
+    );
+    assert_eq!(curl.stdout, after);
+
+    // /simplereenroll from the revoked certificate is refused, saying why.
+    let b = agent(&s.mef.ca_der, Some(&doomed));
+    let r = get(&b, &s.mef.url("csrattrs")).unwrap();
+    r.assert_error(403, "revoked");
+    let csr = make_csr(&doomed.key, &[uri(AE_ID)], Some("x"), None);
+    post_csr(&b, &s.mef.url("simplereenroll"), &csr).assert_error(403, "revoked");
+    // Only GET.
+    let r = post(&agent(&s.mef.ca_der, None), &dp_url, None, b"").unwrap();
+    assert_eq!(r.status, 405);
+}
