@@ -858,3 +858,137 @@ fn provisioning_under_a_name_constrained_mef_ca() {
     assert!(err.to_string().contains("outside the SP domains"), "{err}");
     assert_eq!(err.class(), ErrorClass::Server);
 }
+
+fn issuer_of(cert: &CertificateDer<'_>) -> String {
+    let (_, c) = x509_parser::parse_x509_certificate(cert.as_ref()).unwrap();
+    c.issuer().to_string()
+}
+
+/// RFC 7030 4.1.3 CA rollover end to end with this library: a device provisioned under the old
+/// MEF CA re-provisions during the overlap (reaching the MEF through NewWithOld, installing the
+/// new anchors, getting a certificate under the new CA), and again after the old CA is retired;
+/// a device that missed the overlap gets an error naming the untrusted server certificate, and
+/// is re-bootstrapped with its third-party credential and the new CA as anchor.
+#[test]
+fn ca_rollover_with_link_certificates_end_to_end() {
+    let dir = TempDir::new().unwrap();
+    let maker = Manufacturer::new("acme");
+    let start = || {
+        let mut config = MefConfig::new(dir.path());
+        config.client_trust = vec![maker.ca_der.clone()];
+        Mef::start(config).unwrap()
+    };
+    let client = |mef: &RunningMef| {
+        MefClient::new(
+            Config::new(EstUri::parse(&mef.base_uri(None)).unwrap()).transport(quick_transport()),
+        )
+    };
+    let (a_out, b_out) = (TempDir::new().unwrap(), TempDir::new().unwrap());
+    let store = |d: &TempDir| FileStore::new(d.path()).unwrap();
+
+    // Both devices provisioned under the old CA.
+    let mef = start();
+    mef.add_identity(
+        maker.device_cert.as_ref(),
+        onem2m_mef::SubjectType::Cse,
+        CSE_ID,
+    )
+    .unwrap();
+    let old_ca = mef.ca_cert_der();
+    for out in [&a_out, &b_out] {
+        client(&mef)
+            .provision(
+                &InitialAuth::Certificate {
+                    trust_anchors: vec![old_ca.clone()],
+                    client: maker.identity(),
+                },
+                &mut store(out),
+                KeySource::Generate,
+            )
+            .unwrap();
+    }
+    mef.shutdown();
+
+    // Overlap: /cacerts serves NewWithNew, OldWithOld, OldWithNew, NewWithOld.
+    onem2m_mef::ca::rollover(dir.path()).unwrap();
+    let mef = start();
+    let new_ca = mef.ca_cert_der();
+    assert_ne!(new_ca, old_ca);
+    let conn = EstConnection::new(
+        &EstUri::parse(&mef.base_uri(None)).unwrap(),
+        client_config(
+            std::slice::from_ref(&old_ca),
+            None,
+            &EstUri::parse(&mef.base_uri(None)).unwrap(),
+        )
+        .unwrap(),
+        &quick_transport(),
+    )
+    .unwrap();
+    let served = conn.cacerts().unwrap();
+    assert_eq!(served.len(), 4, "NewWithNew, OldWithOld and the two links");
+    // (certs-only is a SET OF: DER order, not the server's.)
+    assert!(served.contains(&new_ca) && served.contains(&old_ca));
+
+    // Device A re-provisions with its old-CA certificate and old anchor only.
+    let renewed = client(&mef)
+        .reprovision(&mut store(&a_out), Reprovision::Rekey)
+        .unwrap();
+    assert_eq!(issuer_of(&renewed.chain[0]), issuer_of(&new_ca));
+    let creds = assert_installed(a_out.path());
+    assert!(
+        creds.trust_anchors.contains(&new_ca),
+        "the new anchor is installed"
+    );
+    mef.shutdown();
+
+    // Old CA retired: /cacerts serves the new CA alone; A re-provisions again.
+    onem2m_mef::ca::retire_old(dir.path()).unwrap();
+    let mef = start();
+    let conn = EstConnection::new(
+        &EstUri::parse(&mef.base_uri(None)).unwrap(),
+        client_config(
+            std::slice::from_ref(&new_ca),
+            None,
+            &EstUri::parse(&mef.base_uri(None)).unwrap(),
+        )
+        .unwrap(),
+        &quick_transport(),
+    )
+    .unwrap();
+    assert_eq!(conn.cacerts().unwrap(), vec![new_ca.clone()]);
+    client(&mef)
+        .reprovision(&mut store(&a_out), Reprovision::Renew)
+        .unwrap();
+    assert_eq!(
+        assert_installed(a_out.path()).trust_anchors,
+        vec![new_ca.clone()]
+    );
+
+    // Device B missed the overlap: it trusts only the old CA, which the MEF no longer uses.
+    let before = assert_installed(b_out.path());
+    let err = client(&mef)
+        .reprovision(&mut store(&b_out), Reprovision::Renew)
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains("certificate") && (text.contains("trust") || text.contains("issuer")),
+        "{text}"
+    );
+    assert_eq!(assert_installed(b_out.path()).chain, before.chain);
+    // Re-bootstrap with the third-party credential and the new CA.
+    client(&mef)
+        .provision(
+            &InitialAuth::Certificate {
+                trust_anchors: vec![new_ca.clone()],
+                client: maker.identity(),
+            },
+            &mut store(&b_out),
+            KeySource::Generate,
+        )
+        .unwrap();
+    assert_eq!(
+        issuer_of(&assert_installed(b_out.path()).chain[0]),
+        issuer_of(&new_ca)
+    );
+}

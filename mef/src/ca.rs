@@ -21,6 +21,14 @@ use zeroize::Zeroizing;
 pub const CA_CERT_FILE: &str = "mef-ca.pem";
 /// CA private key (PKCS #8 PEM, mode 0600).
 pub const CA_KEY_FILE: &str = "mef-ca.key";
+/// The previous CA certificate during a rollover overlap (RFC 7030 4.1.3 OldWithOld).
+pub const OLD_CA_CERT_FILE: &str = "mef-ca-old.pem";
+/// The previous CA key during a rollover overlap (mode 0600).
+pub const OLD_CA_KEY_FILE: &str = "mef-ca-old.key";
+/// The link certificate OldWithNew: the old CA's key and name, signed by the new CA.
+pub const OLD_WITH_NEW_FILE: &str = "mef-ca-oldwithnew.pem";
+/// The link certificate NewWithOld: the new CA's key and name, signed by the old CA.
+pub const NEW_WITH_OLD_FILE: &str = "mef-ca-newwithold.pem";
 /// TLS server certificate (PEM).
 pub const SERVER_CERT_FILE: &str = "mef-server.pem";
 /// TLS server private key (PKCS #8 PEM, mode 0600).
@@ -115,6 +123,19 @@ pub struct MefCa {
     issuer: Issuer<'static, KeyPair>,
     cert_path: PathBuf,
     crl_url: Option<String>,
+    /// During a rollover overlap: OldWithOld, OldWithNew, NewWithOld.
+    overlap: Option<Overlap>,
+}
+
+/// The certificates of a rollover overlap (RFC 7030 4.1.3).
+#[derive(Debug, Clone)]
+pub struct Overlap {
+    /// The previous CA's self-signed certificate (OldWithOld).
+    pub old: CertificateDer<'static>,
+    /// The old CA's key and name signed by the new CA.
+    pub old_with_new: CertificateDer<'static>,
+    /// The new CA's key and name signed by the old CA.
+    pub new_with_old: CertificateDer<'static>,
 }
 
 impl MefCa {
@@ -178,11 +199,25 @@ impl MefCa {
         let cert_der = pem_cert_der(&cert_pem, &cert_path)?;
         let issuer = Issuer::from_ca_cert_der(&cert_der, key)
             .map_err(rcgen_err("loading CA certificate"))?;
+        let overlap = if data_dir.join(OLD_CA_CERT_FILE).exists() {
+            let read = |f: &str| {
+                let path = data_dir.join(f);
+                pem_cert_der(&read_text(&path)?, &path)
+            };
+            Some(Overlap {
+                old: read(OLD_CA_CERT_FILE)?,
+                old_with_new: read(OLD_WITH_NEW_FILE)?,
+                new_with_old: read(NEW_WITH_OLD_FILE)?,
+            })
+        } else {
+            None
+        };
         Ok(MefCa {
             cert_der,
             issuer,
             cert_path,
             crl_url: None,
+            overlap,
         })
     }
 
@@ -247,6 +282,25 @@ impl MefCa {
         })
     }
 
+    /// The rollover overlap in progress, if any.
+    pub fn overlap(&self) -> Option<&Overlap> {
+        self.overlap.as_ref()
+    }
+
+    /// What `/cacerts` serves (RFC 7030 4.1.3): the CA certificate, and during a rollover
+    /// overlap also OldWithOld, OldWithNew and NewWithOld.
+    pub fn cacerts(&self) -> Vec<CertificateDer<'static>> {
+        let mut out = vec![self.cert_der.clone()];
+        if let Some(o) = &self.overlap {
+            out.extend([
+                o.old.clone(),
+                o.old_with_new.clone(),
+                o.new_with_old.clone(),
+            ]);
+        }
+        out
+    }
+
     /// The CA certificate DER.
     pub fn cert_der(&self) -> &CertificateDer<'static> {
         &self.cert_der
@@ -268,7 +322,13 @@ impl MefCa {
         let cert_path = data_dir.join(SERVER_CERT_FILE);
         let key_path = data_dir.join(SERVER_KEY_FILE);
         let profile_path = data_dir.join(SERVER_PROFILE_FILE);
-        let profile = format!("eku={}\nhosts={}\n", eku.as_str(), hostnames.join(","));
+        // The issuing CA is part of the profile: a rollover re-issues the server certificate.
+        let profile = format!(
+            "eku={}\nhosts={}\nca={}\n",
+            eku.as_str(),
+            hostnames.join(","),
+            fingerprint(&self.cert_der)
+        );
         let current = std::fs::read_to_string(&profile_path).unwrap_or_default();
         if current != profile || !cert_path.exists() || !key_path.exists() {
             let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)
@@ -391,6 +451,183 @@ impl MefCa {
         };
         Ok((der, record))
     }
+}
+
+/// The profile of a MEF CA certificate as rcgen parameters (to sign OldWithNew with the same
+/// subject bytes, and to base the new CA on): the name (CN, O, OU as this module writes them),
+/// basicConstraints, keyUsage, dNSName nameConstraints, validity.
+fn ca_params_of(der: &CertificateDer<'_>) -> Result<CertificateParams, MefError> {
+    use x509_parser::extensions::GeneralName as Gn;
+    let bad = |why: &str| MefError::Config(format!("the MEF CA certificate: {why}"));
+    let (_, cert) = x509_parser::parse_x509_certificate(der)
+        .map_err(|e| bad(&format!("does not parse: {e}")))?;
+    let mut dn = DistinguishedName::new();
+    for attr in cert.subject().iter_attributes() {
+        let value = attr
+            .as_str()
+            .map_err(|_| bad("a subject attribute is not a string"))?;
+        let ty = match attr.attr_type().to_id_string().as_str() {
+            "2.5.4.3" => DnType::CommonName,
+            "2.5.4.10" => DnType::OrganizationName,
+            "2.5.4.11" => DnType::OrganizationalUnitName,
+            other => return Err(bad(&format!("unexpected subject attribute {other}"))),
+        };
+        dn.push(ty, value);
+    }
+    let mut params = CertificateParams::default();
+    params.distinguished_name = dn;
+    params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    if let Some(nc) = cert
+        .name_constraints()
+        .map_err(|_| bad("nameConstraints do not parse"))?
+    {
+        let mut permitted = Vec::new();
+        for t in nc.value.permitted_subtrees.iter().flatten() {
+            match &t.base {
+                Gn::DNSName(d) => permitted.push(GeneralSubtree::DnsName(d.to_string())),
+                _ => return Err(bad("a nameConstraints subtree is not a dNSName")),
+            }
+        }
+        params.name_constraints = Some(NameConstraints {
+            permitted_subtrees: permitted,
+            excluded_subtrees: Vec::new(),
+        });
+    }
+    let time = |t: x509_parser::time::ASN1Time| {
+        OffsetDateTime::from_unix_timestamp(t.timestamp()).map_err(|_| bad("validity out of range"))
+    };
+    params.not_before = time(cert.validity().not_before)?;
+    params.not_after = time(cert.validity().not_after)?;
+    Ok(params)
+}
+
+/// RFC 7030 4.1.3 CA key update, step one (`onem2m-mef ca rollover`): a new CA key and
+/// self-signed certificate (NewWithNew) with the old CA's profile (keyUsage, basicConstraints,
+/// nameConstraints) and a distinct name, and the two link certificates: OldWithNew (the old
+/// CA's name and key, signed by the new key) and NewWithOld (the new CA's name and key, signed
+/// by the old key, valid no longer than the old CA). The new CA becomes `mef-ca.pem`/`.key`
+/// and issues from the next start on; the old one is kept for the overlap, during which
+/// `/cacerts` serves all four, the TLS server sends NewWithOld to clients that still trust
+/// only the old CA, and client certificates issued under the old CA are still accepted.
+/// Refused while an overlap is in progress. The MEF must be restarted to use the new CA.
+pub fn rollover(data_dir: &Path) -> Result<(), MefError> {
+    if data_dir.join(OLD_CA_CERT_FILE).exists() {
+        return Err(MefError::Config(
+            "a CA rollover is already in progress: run `ca retire-old` first".into(),
+        ));
+    }
+    let cert_path = data_dir.join(CA_CERT_FILE);
+    let key_path = data_dir.join(CA_KEY_FILE);
+    if !cert_path.exists() || !key_path.exists() {
+        return Err(MefError::Config(format!(
+            "{}: no MEF CA to roll over",
+            data_dir.display()
+        )));
+    }
+    let old_key_pem = read_text(&key_path)?;
+    let old_cert_pem = read_text(&cert_path)?;
+    let old_der = pem_cert_der(&old_cert_pem, &cert_path)?;
+    let old_params = ca_params_of(&old_der)?;
+    let old_key = KeyPair::from_pem(&old_key_pem).map_err(rcgen_err("loading CA key"))?;
+    let old_issuer = Issuer::new(old_params.clone(), old_key);
+
+    let new_key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)
+        .map_err(rcgen_err("generating CA key"))?;
+    let mut new_params = old_params.clone();
+    // A distinct name, so that paths and anchors are never ambiguous between the generations.
+    let generation = now();
+    new_params.distinguished_name.push(
+        DnType::OrganizationalUnitName,
+        format!("generation {}", generation.unix_timestamp()),
+    );
+    new_params.serial_number = Some(SerialNumber::from_slice(&random_serial()?));
+    let nb = generation - time::Duration::minutes(5);
+    new_params.not_before = nb;
+    new_params.not_after = nb + time::Duration::days(CA_LIFETIME_DAYS);
+    new_params.use_authority_key_identifier_extension = false;
+    let new_cert = new_params
+        .self_signed(&new_key)
+        .map_err(rcgen_err("signing the new CA certificate"))?;
+
+    // NewWithOld: the new name and key, issued by the old CA, within the old CA's validity.
+    let mut nwo = new_params.clone();
+    nwo.serial_number = Some(SerialNumber::from_slice(&random_serial()?));
+    nwo.not_after = new_params.not_after.min(old_params.not_after);
+    nwo.use_authority_key_identifier_extension = true;
+    let new_with_old = nwo
+        .signed_by(&new_key, &old_issuer)
+        .map_err(rcgen_err("signing NewWithOld"))?;
+
+    // OldWithNew: the old name and key, issued by the new CA, with the old CA's validity.
+    let new_issuer = Issuer::new(new_params.clone(), new_key);
+    let mut own = old_params.clone();
+    own.serial_number = Some(SerialNumber::from_slice(&random_serial()?));
+    own.use_authority_key_identifier_extension = true;
+    let old_with_new = own
+        .signed_by(old_issuer.key(), &new_issuer)
+        .map_err(rcgen_err("signing OldWithNew"))?;
+
+    // The old CA first (a crash leaves at worst an overlap with the old CA still current).
+    write_file(
+        &data_dir.join(OLD_CA_KEY_FILE),
+        old_key_pem.as_bytes(),
+        0o600,
+    )?;
+    write_file(
+        &data_dir.join(OLD_CA_CERT_FILE),
+        old_cert_pem.as_bytes(),
+        0o644,
+    )?;
+    write_file(
+        &data_dir.join(OLD_WITH_NEW_FILE),
+        old_with_new.pem().as_bytes(),
+        0o644,
+    )?;
+    write_file(
+        &data_dir.join(NEW_WITH_OLD_FILE),
+        new_with_old.pem().as_bytes(),
+        0o644,
+    )?;
+    write_file(
+        &key_path,
+        Zeroizing::new(new_issuer.key().serialize_pem()).as_bytes(),
+        0o600,
+    )?;
+    write_file(&cert_path, new_cert.pem().as_bytes(), 0o644)?;
+    Ok(())
+}
+
+/// RFC 7030 4.1.3 CA key update, step two (`onem2m-mef ca retire-old`): ends the overlap. The
+/// old CA's key, certificate and the link certificates are removed; from the next start
+/// `/cacerts` serves the new CA alone and certificates issued under the old CA no longer
+/// authenticate (a device that missed the overlap is re-bootstrapped with its third-party
+/// credential and the new CA as trust anchor). Refused when no overlap is in progress.
+pub fn retire_old(data_dir: &Path) -> Result<(), MefError> {
+    if !data_dir.join(OLD_CA_CERT_FILE).exists() {
+        return Err(MefError::Config(
+            "no CA rollover in progress: nothing to retire".into(),
+        ));
+    }
+    // The key first: once it is gone nothing can be signed with the old CA.
+    for f in [
+        OLD_CA_KEY_FILE,
+        NEW_WITH_OLD_FILE,
+        OLD_WITH_NEW_FILE,
+        OLD_CA_CERT_FILE,
+    ] {
+        let path = data_dir.join(f);
+        match std::fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io_err(format!("removing {}", path.display()))(e)),
+        }
+    }
+    Ok(())
 }
 
 /// After a revocation by the command line: rewrites [`CRL_FILE`] of the MEF in `data_dir`, if

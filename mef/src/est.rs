@@ -269,9 +269,12 @@ fn certs_only_response(certs: &[&[u8]]) -> Outcome {
     .with_header("Content-Transfer-Encoding", "base64"))
 }
 
-/// RFC 7030 4.1: the MEF CA certificate, to anyone (no client certificate needed).
+/// RFC 7030 4.1: the MEF CA certificate, to anyone (no client certificate needed); during a
+/// CA rollover overlap also OldWithOld, OldWithNew and NewWithOld (4.1.3).
 fn cacerts(shared: &Shared) -> Outcome {
-    certs_only_response(&[shared.ca.cert_der().as_ref()])
+    let certs = shared.ca.cacerts();
+    let refs: Vec<&[u8]> = certs.iter().map(|c| c.as_ref()).collect();
+    certs_only_response(&refs)
 }
 
 /// RFC 7030 4.5 and CR 8.3.Z.2.2 step 2: a fresh challengePassword, the subjectAltName of the

@@ -100,6 +100,25 @@ enum Command {
     /// Manage the PSK registry of PPSK-based RSPF: KpmID -> (Kpm, identity).
     #[command(subcommand)]
     Psk(PskCommand),
+    /// Roll the MEF CA over (RFC 7030 4.1.3). Restart the MEF after each step.
+    #[command(subcommand)]
+    Ca(CaCommand),
+}
+
+#[derive(Subcommand)]
+enum CaCommand {
+    /// Make a new CA key and certificate and the OldWithNew/NewWithOld link certificates; the
+    /// new CA issues from the next start on, and the old one stays trusted and served in
+    /// /cacerts until `ca retire-old`.
+    Rollover {
+        #[arg(long)]
+        data_dir: PathBuf,
+    },
+    /// End the overlap: remove the old CA and the link certificates.
+    RetireOld {
+        #[arg(long)]
+        data_dir: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -338,6 +357,20 @@ fn run(cli: Cli) -> Result<(), onem2m_mef::MefError> {
                     "give --id, or --subject-type and --subject-id".into(),
                 )),
             }
+        }
+        Some(Command::Ca(CaCommand::Rollover { data_dir })) => {
+            onem2m_mef::ca::rollover(&data_dir)?;
+            println!(
+                "new MEF CA in {}; the old CA and the link certificates are served until \
+                 `ca retire-old` (restart the MEF)",
+                data_dir.join(onem2m_mef::ca::CA_CERT_FILE).display()
+            );
+            Ok(())
+        }
+        Some(Command::Ca(CaCommand::RetireOld { data_dir })) => {
+            onem2m_mef::ca::retire_old(&data_dir)?;
+            println!("old MEF CA retired (restart the MEF)");
+            Ok(())
         }
         Some(Command::Psk(PskCommand::Add {
             data_dir,

@@ -543,10 +543,13 @@ pub(crate) fn start(config: MefConfig) -> Result<RunningMef, MefError> {
     // TLS-layer client verification against (client trust) ∪ (MEF CA); a missing certificate is
     // allowed at this layer (pki --estca fetches /cacerts without one) and refused per operation.
     let mut roots = RootCertStore::empty();
+    // During a CA rollover overlap (RFC 7030 4.1.3) certificates issued under the old CA still
+    // authenticate: it stays an anchor until `ca retire-old`.
     for c in config
         .client_trust
         .iter()
         .chain(std::iter::once(ca.cert_der()))
+        .chain(ca.overlap().map(|o| &o.old))
     {
         roots.add(c.clone()).map_err(tls_err)?;
     }
@@ -574,7 +577,15 @@ pub(crate) fn start(config: MefConfig) -> Result<RunningMef, MefError> {
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
         .map_err(tls_err)?
         .with_client_cert_verifier(verifier)
-        .with_single_cert(vec![server_cert, ca.cert_der().clone()], key)
+        .with_single_cert(
+            // During an overlap NewWithOld lets a client that trusts only the old CA reach the
+            // MEF (and fetch the new anchors, RFC 7030 4.1.3).
+            std::iter::once(server_cert)
+                .chain(std::iter::once(ca.cert_der().clone()))
+                .chain(ca.overlap().map(|o| o.new_with_old.clone()))
+                .collect(),
+            key,
+        )
         .map_err(tls_err)?;
     tls.alpn_protocols = vec![b"http/1.1".to_vec()];
     // No session resumption: every enrolment comes from a new device, so tickets would never be

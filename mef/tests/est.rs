@@ -1145,3 +1145,102 @@ fn revocation_is_published_in_a_crl_at_the_distribution_point() {
     let r = post(&agent(&s.mef.ca_der, None), &dp_url, None, b"").unwrap();
     assert_eq!(r.status, 405);
 }
+
+/// RFC 7030 4.1.3 on the command line: `ca rollover` writes the new CA and the two link
+/// certificates (each verifies with `openssl verify` under the CA that signed it, and carries
+/// the other generation's name and key); a restarted MEF serves all four in /cacerts and issues
+/// under the new CA; a second rollover is refused during the overlap; `ca retire-old` ends it
+/// and is refused when there is none.
+#[test]
+fn ca_rollover_and_retire_old_on_the_command_line() {
+    let s = setup("rollover", &[]);
+    let dir = s.mef.dir.clone();
+    let old_ca = s.mef.ca_der.clone();
+    let tp_pem = s.tp.pem_path.clone();
+    let client = s.client;
+    s.mef.stop();
+    let d = dir.to_str().unwrap();
+    let (ok, out, err) = run_cli(&["ca", "rollover", "--data-dir", d]);
+    assert!(ok, "{out}{err}");
+    let (ok, _, err) = run_cli(&["ca", "rollover", "--data-dir", d]);
+    assert!(!ok && err.contains("already in progress"), "{err}");
+    let read = |f: &str| {
+        ::pem::parse(std::fs::read(dir.join(f)).unwrap())
+            .unwrap()
+            .into_contents()
+    };
+    let new_ca = read("mef-ca.pem");
+    assert_eq!(read("mef-ca-old.pem"), old_ca);
+    let (nwo, own) = (read("mef-ca-newwithold.pem"), read("mef-ca-oldwithnew.pem"));
+    let verify = |anchor: &str, cert: &str| {
+        let o = std::process::Command::new("openssl")
+            .args(["verify", "-CAfile"])
+            .arg(dir.join(anchor))
+            .arg(dir.join(cert))
+            .output()
+            .expect("the openssl CLI runs (scripts/test.sh installs it)");
+        (
+            o.status.success(),
+            String::from_utf8_lossy(&o.stdout).to_string(),
+        )
+    };
+    for (anchor, link) in [
+        ("mef-ca-old.pem", "mef-ca-newwithold.pem"),
+        ("mef-ca.pem", "mef-ca-oldwithnew.pem"),
+    ] {
+        let (ok, out) = verify(anchor, link);
+        assert!(ok, "{link} under {anchor}: {out}");
+        // And not under the other generation.
+        let other = if anchor == "mef-ca.pem" {
+            "mef-ca-old.pem"
+        } else {
+            "mef-ca.pem"
+        };
+        assert!(
+            !verify(other, link).0,
+            "{link} must not verify under {other}"
+        );
+    }
+    let (_, n) = parse_x509_certificate(&new_ca).unwrap();
+    let (_, o) = parse_x509_certificate(&old_ca).unwrap();
+    let (_, l) = parse_x509_certificate(&nwo).unwrap();
+    assert_eq!(l.subject(), n.subject());
+    assert_eq!(l.issuer(), o.subject());
+    assert_eq!(l.public_key().raw, n.public_key().raw);
+    let (_, l) = parse_x509_certificate(&own).unwrap();
+    assert_eq!(l.subject(), o.subject());
+    assert_eq!(l.issuer(), n.subject());
+    assert_eq!(l.public_key().raw, o.public_key().raw);
+    assert_ne!(n.subject(), o.subject());
+
+    // Restarted: all four in /cacerts; a client that trusts only the old CA still connects
+    // (NewWithOld in the TLS chain), its certificate is under the new CA.
+    let mef = MefProc::start(&dir, &["--client-trust", tp_pem.to_str().unwrap()]);
+    let a = agent(&old_ca, Some(&client));
+    let r = get(&a, &mef.url("cacerts")).unwrap();
+    let mut served = r.certs();
+    served.sort();
+    let mut expected = vec![new_ca.clone(), old_ca.clone(), nwo.clone(), own.clone()];
+    expected.sort();
+    assert_eq!(served, expected);
+    let issued = enroll(&a, &mef, uri(AE_ID));
+    let (_, c) = parse_x509_certificate(&issued.cert_der).unwrap();
+    assert_eq!(c.issuer(), n.subject());
+    mef.stop();
+
+    let (ok, out, err) = run_cli(&["ca", "retire-old", "--data-dir", d]);
+    assert!(ok, "{out}{err}");
+    for f in [
+        "mef-ca-old.pem",
+        "mef-ca-old.key",
+        "mef-ca-newwithold.pem",
+        "mef-ca-oldwithnew.pem",
+    ] {
+        assert!(!dir.join(f).exists(), "{f} removed");
+    }
+    let (ok, _, err) = run_cli(&["ca", "retire-old", "--data-dir", d]);
+    assert!(!ok && err.contains("no CA rollover in progress"), "{err}");
+    let mef = MefProc::start(&dir, &["--client-trust", tp_pem.to_str().unwrap()]);
+    let a = agent(&new_ca, Some(&client));
+    assert_eq!(get(&a, &mef.url("cacerts")).unwrap().certs(), vec![new_ca]);
+}
