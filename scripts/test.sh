@@ -11,7 +11,9 @@ cd "$(dirname "$0")/.."
 #   `pki --est/--estca` (curl fetcher; the openssl plugin, only a Recommends that
 #   --no-install-recommends leaves out, parses the MEF's EC keys and certificates), the
 #   independent EST client the MEF is tested against;
-# - openssl: fixtures, the TLS-PSK and ts0003 TLS profile interop tests (s_client/s_server);
+# - openssl: fixtures, the TLS-PSK and ts0003 TLS profile interop tests and the issued
+#   certificates in TLS (s_client/s_server); curl: a CSE certificate from the MEF serving
+#   HTTPS to it;
 # - libssl-dev + pkg-config: the `openssl` crate (TLS-PSK and the ts0003 TLS profile in the
 #   client's `psk` feature, the MEF's PSK and ts0003 listeners) and the C examples;
 # - gcc + libc6-dev: the C tests and examples; valgrind: the C ABI memory checks;
@@ -19,7 +21,7 @@ cd "$(dirname "$0")/.."
 # (scripts/libest.sh installs libest's build tools itself: build-essential autoconf automake
 #  libtool pkg-config libssl-dev.)
 packages=()
-for p in strongswan-pki libstrongswan-extra-plugins libstrongswan-standard-plugins openssl libssl-dev pkg-config gcc libc6-dev \
+for p in strongswan-pki libstrongswan-extra-plugins libstrongswan-standard-plugins openssl curl libssl-dev pkg-config gcc libc6-dev \
   valgrind python3-pip; do
   dpkg -s "$p" >/dev/null 2>&1 || packages+=("$p")
 done

@@ -59,6 +59,17 @@ fn handle_inner(shared: &Shared, conn: &ConnInfo, req: &Request) -> Outcome {
             path.push(c);
         }
     }
+    // RFC 5280 4.2.1.13 / RFC 2585 3: the CRL, to anyone (relying parties fetch it without
+    // credentials).
+    if path == crate::ca::CRL_PATH {
+        if req.method != "GET" {
+            return Err(
+                Response::text(405, "the CRL is fetched with GET").with_header("Allow", "GET")
+            );
+        }
+        let der = shared.current_crl().map_err(internal)?;
+        return Ok(Response::new(200, "application/pkix-crl", der));
+    }
     let Some(rest) = path.strip_prefix(PREFIX) else {
         return Err(Response::text(
             404,
@@ -156,6 +167,24 @@ fn authorize(
     conn: &ConnInfo,
     op: Op,
 ) -> Result<(String, Identity, Option<crate::IssuedCert>), Response> {
+    let (fp, identity, renewed) = authorize_principal(shared, conn, op)?;
+    // TS-0003 10.1.1.5: the MEF CA's nameConstraints are the SP domains; identities outside
+    // them are never served, whatever the registry says.
+    if !identity.within_domains(&shared.config.sp_domains) {
+        return Err(forbidden(format!(
+            "the identity {identity} lies outside the SP domains of this MEF ({}): \
+             nameConstraints of TS-0003 10.1.1.5",
+            shared.config.sp_domains.join(", ")
+        )));
+    }
+    Ok((fp, identity, renewed))
+}
+
+fn authorize_principal(
+    shared: &Shared,
+    conn: &ConnInfo,
+    op: Op,
+) -> Result<(String, Identity, Option<crate::IssuedCert>), Response> {
     match shared.classify(conn).map_err(internal)? {
         Peer::Anonymous => Err(forbidden(
             "this operation requires a TLS client certificate (certificate-based RSPF)",
@@ -240,13 +269,18 @@ fn certs_only_response(certs: &[&[u8]]) -> Outcome {
     .with_header("Content-Transfer-Encoding", "base64"))
 }
 
-/// RFC 7030 4.1: the MEF CA certificate, to anyone (no client certificate needed).
+/// RFC 7030 4.1: the MEF CA certificate, to anyone (no client certificate needed); during a
+/// CA rollover overlap also OldWithOld, OldWithNew and NewWithOld (4.1.3).
 fn cacerts(shared: &Shared) -> Outcome {
-    certs_only_response(&[shared.ca.cert_der().as_ref()])
+    let certs = shared.ca.cacerts();
+    let refs: Vec<&[u8]> = certs.iter().map(|c| c.as_ref()).collect();
+    certs_only_response(&refs)
 }
 
 /// RFC 7030 4.5 and CR 8.3.Z.2.2 step 2: a fresh challengePassword, the subjectAltName of the
-/// client's identity, P-256 and ecdsa-with-SHA256 (TS-0003 10.1.1.1).
+/// client's identity, the extendedKeyUsage of the issuance policy for its subject type (CR
+/// 8.3.Z.2.3 step 3d validates the CSR against it), P-256 and ecdsa-with-SHA256 (TS-0003
+/// 10.1.1.1).
 fn csr_attrs(shared: &Shared, fp: &str, identity: &Identity) -> Outcome {
     let password = shared
         .challenges
@@ -255,11 +289,18 @@ fn csr_attrs(shared: &Shared, fp: &str, identity: &Identity) -> Outcome {
     let san = onem2m_est_proto::san::encode(&[identity.general_name()]).map_err(internal)?;
     let reqs = CsrRequirements {
         challenge_password: ChallengePassword::Value(password),
-        extensions: vec![RequestedExtension {
-            oid: oids::SUBJECT_ALT_NAME.into(),
-            critical: false,
-            value: san,
-        }],
+        extensions: vec![
+            RequestedExtension {
+                oid: oids::SUBJECT_ALT_NAME.into(),
+                critical: false,
+                value: san,
+            },
+            RequestedExtension {
+                oid: oids::EXT_KEY_USAGE.into(),
+                critical: false,
+                value: eku_value(shared, identity).map_err(internal)?,
+            },
+        ],
         key: Some(KeyRequirement::Ec(Curve::P256)),
         hash: Some(HashAlg::Sha256),
         unrecognized: Vec::new(),
@@ -270,6 +311,21 @@ fn csr_attrs(shared: &Shared, fp: &str, identity: &Identity) -> Outcome {
         Response::new(200, media::CSRATTRS, base64body::encode(&der).into_bytes())
             .with_header("Content-Transfer-Encoding", "base64"),
     )
+}
+
+/// The extendedKeyUsage extnValue of the issuance policy for the identity's subject type.
+fn eku_value(
+    shared: &Shared,
+    identity: &Identity,
+) -> Result<Vec<u8>, onem2m_est_proto::ProtoError> {
+    let oids: Vec<&str> = shared
+        .config
+        .eku_policy
+        .for_type(identity.subject_type())
+        .iter()
+        .map(|p| p.oid())
+        .collect();
+    onem2m_est_proto::eku::encode(&oids)
 }
 
 /// The CSR checks common to /simpleenroll, /simplereenroll and /serverkeygen, up to the
@@ -290,10 +346,44 @@ fn check_csr(
     renewed: Option<&crate::IssuedCert>,
 ) -> Result<CheckedCsr, Response> {
     let der = decode_csr_body(req.header("content-type"), &req.body)?;
-    let csr = parse_csr(&der)?;
+    let csr = if op == Op::ServerKeygen {
+        // RFC 7030 4.4.1: "the server MUST ignore the public key values and signature in the
+        // CSR": the certificate is for a key the MEF generates.
+        parse_csr_structure(&der)?
+    } else {
+        parse_csr(&der)?
+    };
     let info = &csr.certification_request_info;
     let spki = &info.subject_pki;
     let requested = csr_request(&csr)?;
+    match (op, requested.encryption_key) {
+        (_, None) if requested.smime_capabilities && op != Op::ServerKeygen => {
+            return Err(bad(
+                "the smimeCapabilities attribute is only used with /serverkeygen (RFC 7030 4.4.1)",
+            ))
+        }
+        (_, None) => {}
+        // RFC 7030 4.4.1.1/4.4.1.2: "If the server does not have a secret [public] key matching
+        // the identifier specified by the client, the request MUST be terminated and an error
+        // returned". This MEF holds no such keys: it returns a generated key only inside TLS.
+        (Op::ServerKeygen, Some(k)) => {
+            return Err(bad(format!(
+                "this MEF has no {} matching the {} of the CSR (RFC 7030 {}): it does not \
+                 encrypt server-generated keys beyond TLS; omit the attribute to receive the key \
+                 over TLS only",
+                k.key_kind(),
+                k.attribute(),
+                k.clause()
+            )))
+        }
+        (_, Some(k)) => {
+            return Err(bad(format!(
+                "the {} attribute is only used with /serverkeygen (RFC 7030 {})",
+                k.attribute(),
+                k.clause()
+            )))
+        }
+    }
     // challengePassword (CR 8.3.Z.2.2 step 3: "the MEF shall validate the challengePassword").
     let Some(password) = requested.password else {
         return Err(forbidden(
@@ -348,6 +438,28 @@ fn check_csr(
             ))))
         }
     }
+    // CR 8.3.Z.2.3 step 3d: "The MEF shall validate the ... EKU(s) against those provided in
+    // step 2": the CSR's purposes are exactly those /csrattrs requested for this subject type.
+    // A CSR without extendedKeyUsage is accepted (peers such as strongSwan pki --req cannot
+    // add one) and the certificate carries the policy's purposes all the same.
+    if let Some(ekus) = &requested.ekus {
+        let policy = shared.config.eku_policy.for_type(identity.subject_type());
+        let same =
+            ekus.len() == policy.len() && policy.iter().all(|p| ekus.iter().any(|e| e == p.oid()));
+        if !same {
+            return Err(consume_and(bad(format!(
+                "the CSR extendedKeyUsage ({}) is not the one /csrattrs requested for a {} \
+                 ({}): EKU check of CR 8.3.Z.2.3 step 3d",
+                ekus.join(", "),
+                identity.subject_type(),
+                policy
+                    .iter()
+                    .map(|p| p.oid())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))));
+        }
+    }
     if op == Op::SimpleReenroll {
         // RFC 7030 4.2.2: Subject and subjectAltName unchanged from the certificate being renewed.
         // The identity associated with a MEF-issued certificate is the one recorded when it
@@ -394,11 +506,10 @@ pub fn decode_csr_body(content_type: Option<&str>, body: &[u8]) -> Result<Vec<u8
     base64body::decode(body).map_err(|e| bad(format!("malformed base64 body: {e}")))
 }
 
-/// Parses a PKCS #10 CSR (RFC 2986) and checks what needs no MEF state: no trailing data, proof
-/// of possession, an ECDSA P-256 key and an ecdsa-with-SHA256 signature (TS-0003 10.1.1.1).
-/// Errors are the 400 answers.
+/// Parses a PKCS #10 CSR (RFC 2986) with no trailing data, and nothing else: what /serverkeygen
+/// reads (RFC 7030 4.4.1: the public key and signature are ignored). Errors are the 400 answers.
 #[doc(hidden)]
-pub fn parse_csr(der: &[u8]) -> Result<X509CertificationRequest<'_>, Response> {
+pub fn parse_csr_structure(der: &[u8]) -> Result<X509CertificationRequest<'_>, Response> {
     let (rest, csr) = X509CertificationRequest::from_der(der)
         .map_err(|e| bad(format!("malformed CSR DER (PKCS #10): {e}")))?;
     if !rest.is_empty() {
@@ -406,6 +517,15 @@ pub fn parse_csr(der: &[u8]) -> Result<X509CertificationRequest<'_>, Response> {
             "malformed CSR DER (PKCS #10): trailing data after the CSR",
         ));
     }
+    Ok(csr)
+}
+
+/// Parses a PKCS #10 CSR (RFC 2986) and checks what needs no MEF state: no trailing data, proof
+/// of possession, an ECDSA P-256 key and an ecdsa-with-SHA256 signature (TS-0003 10.1.1.1).
+/// Errors are the 400 answers.
+#[doc(hidden)]
+pub fn parse_csr(der: &[u8]) -> Result<X509CertificationRequest<'_>, Response> {
+    let csr = parse_csr_structure(der)?;
     // Proof of possession (RFC 7030 3.4 / RFC 2986): the CSR is signed with its own key.
     csr.verify_signature()
         .map_err(|_| bad("CSR signature does not verify (proof of possession failed)"))?;
@@ -441,6 +561,46 @@ pub struct CsrRequest {
     pub password: Option<Zeroizing<String>>,
     /// The names of the requested subjectAltName, if one is requested.
     pub subject_alt_names: Option<Vec<GeneralName>>,
+    /// The requested extendedKeyUsage purposes (dotted OIDs, each once), if requested.
+    pub ekus: Option<Vec<String>>,
+    /// The key a /serverkeygen client asks its private key to be encrypted to (RFC 7030
+    /// 4.4.1.1/4.4.1.2), if it asks.
+    pub encryption_key: Option<EncryptionKeyRequest>,
+    /// Whether an smimeCapabilities attribute (RFC 7030 4.4.1) is present.
+    pub smime_capabilities: bool,
+}
+
+/// A request to encrypt a server-generated private key (RFC 7030 4.4.1.1/4.4.1.2).
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EncryptionKeyRequest {
+    /// DecryptKeyIdentifier: a secret key known to both sides.
+    Symmetric,
+    /// AsymmetricDecryptKeyIdentifier: the client's key pair.
+    Asymmetric,
+}
+
+impl EncryptionKeyRequest {
+    fn attribute(self) -> &'static str {
+        match self {
+            Self::Symmetric => "DecryptKeyIdentifier",
+            Self::Asymmetric => "AsymmetricDecryptKeyIdentifier",
+        }
+    }
+
+    fn key_kind(self) -> &'static str {
+        match self {
+            Self::Symmetric => "secret key",
+            Self::Asymmetric => "public key",
+        }
+    }
+
+    fn clause(self) -> &'static str {
+        match self {
+            Self::Symmetric => "4.4.1.1",
+            Self::Asymmetric => "4.4.1.2",
+        }
+    }
 }
 
 /// One DER element: its parsed header and content, and its full encoding.
@@ -479,8 +639,8 @@ fn oid_text(der: &[u8]) -> Option<String> {
 /// that nothing a CSR carries goes unexamined: an attribute given twice, a second value of a
 /// single-valued attribute, an attribute this MEF does not know, an extension that does not
 /// parse or comes twice, bytes after a value, and extensions the MEF would never grant
-/// (CA:TRUE, keyUsage beyond digitalSignature, an EKU other than clientAuth, unknown
-/// extensions) are all refused. The issued certificate is built from the registered identity
+/// (CA:TRUE, keyUsage beyond digitalSignature, unknown extensions) are all refused; the
+/// requested EKUs are returned for `check_csr` to hold against the issuance policy. The issued certificate is built from the registered identity
 /// alone (`ca::MefCa::issue`); refusing what it would not grant keeps a CSR from ever meaning
 /// more than what is issued. Errors are the 400 answers.
 #[doc(hidden)]
@@ -540,12 +700,37 @@ pub fn csr_request(csr: &X509CertificationRequest<'_>) -> Result<CsrRequest, Res
                 out.password = Some(Zeroizing::new(text.to_owned()));
             }
             oids::EXTENSION_REQUEST => {
-                out.subject_alt_names = requested_extensions(value_der)?;
+                (out.subject_alt_names, out.ekus) = requested_extensions(value_der)?;
+            }
+            // Both identifiers are OCTET STRINGs (RFC 4108 2.2.5, RFC 7030 4.4.1.2); at most one.
+            oids::DECRYPT_KEY_ID | oids::ASYMM_DECRYPT_KEY_ID => {
+                if der_only(value_der, Tag::OctetString).is_none() {
+                    return Err(bad(format!(
+                        "the CSR attribute {oid} must be an OCTET STRING"
+                    )));
+                }
+                if out.encryption_key.is_some() {
+                    return Err(bad("the CSR names both a DecryptKeyIdentifier and an \
+                         AsymmetricDecryptKeyIdentifier (RFC 7030 4.4.1)"));
+                }
+                out.encryption_key = Some(if oid == oids::DECRYPT_KEY_ID {
+                    EncryptionKeyRequest::Symmetric
+                } else {
+                    EncryptionKeyRequest::Asymmetric
+                });
+            }
+            // SMIMECapabilities ::= SEQUENCE OF SMIMECapability (RFC 8551 2.5.2).
+            oids::SMIME_CAPABILITIES => {
+                if der_only(value_der, Tag::Sequence).is_none() {
+                    return Err(bad(format!("the CSR attribute {oid} must be a SEQUENCE")));
+                }
+                out.smime_capabilities = true;
             }
             other => {
                 return Err(bad(format!(
                     "the CSR carries an attribute this MEF does not accept ({other}): only \
-                     challengePassword and extensionRequest"
+                     challengePassword and extensionRequest (and, for /serverkeygen, the RFC \
+                     7030 4.4.1 ones)"
                 )))
             }
         }
@@ -554,8 +739,10 @@ pub fn csr_request(csr: &X509CertificationRequest<'_>) -> Result<CsrRequest, Res
 }
 
 /// The extensionRequest value (`Extensions`, RFC 5280 4.1): every extension parsed, none
-/// twice, only what the MEF's certificate profile grants. Returns the subjectAltName names.
-fn requested_extensions(value_der: &[u8]) -> Result<Option<Vec<GeneralName>>, Response> {
+/// twice, only what the MEF's certificate profile grants. Returns the subjectAltName names and
+/// the extendedKeyUsage purposes (checked against the issuance policy by `check_csr`).
+type Requested = (Option<Vec<GeneralName>>, Option<Vec<String>>);
+fn requested_extensions(value_der: &[u8]) -> Result<Requested, Response> {
     use x509_parser::asn1_rs::Tag;
     let malformed = || bad("malformed extensionRequest (RFC 5280 4.1 Extensions)");
     let exts = der_only(value_der, Tag::Sequence)
@@ -563,6 +750,7 @@ fn requested_extensions(value_der: &[u8]) -> Result<Option<Vec<GeneralName>>, Re
         .ok_or_else(malformed)?;
     let mut seen: Vec<String> = Vec::new();
     let mut sans = None;
+    let mut ekus = None;
     for (_, ext_der) in exts {
         // Extension ::= SEQUENCE { extnID, critical BOOLEAN DEFAULT FALSE, extnValue OCTET STRING }
         let parts = der_only(ext_der, Tag::Sequence)
@@ -615,20 +803,22 @@ fn requested_extensions(value_der: &[u8]) -> Result<Option<Vec<GeneralName>>, Re
                     ));
                 }
             }
-            ParsedExtension::ExtendedKeyUsage(eku) => {
-                if eku.any
-                    || !eku.other.is_empty()
-                    || eku.server_auth
-                    || eku.code_signing
-                    || eku.email_protection
-                    || eku.time_stamping
-                    || eku.ocsp_signing
+            // Strict ExtKeyUsageSyntax; whether the purposes are the policy's is checked with
+            // the identity (`check_csr`, CR 8.3.Z.2.3 step 3d).
+            _ if oid == oids::EXT_KEY_USAGE => {
+                let purposes = onem2m_est_proto::eku::decode(ext.value).map_err(|e| {
+                    bad(format!(
+                        "the requested extendedKeyUsage does not parse: {e}"
+                    ))
+                })?;
+                if purposes
+                    .iter()
+                    .enumerate()
+                    .any(|(i, p)| purposes[..i].contains(p))
                 {
-                    return Err(bad(
-                        "the CSR requests an extendedKeyUsage other than clientAuth, which this \
-                         MEF does not grant",
-                    ));
+                    return Err(bad("the requested extendedKeyUsage names a purpose twice"));
                 }
+                ekus = Some(purposes);
             }
             ParsedExtension::SubjectKeyIdentifier(_) => {}
             _ => {
@@ -638,7 +828,7 @@ fn requested_extensions(value_der: &[u8]) -> Result<Option<Vec<GeneralName>>, Re
             }
         }
     }
-    Ok(sans)
+    Ok((sans, ekus))
 }
 
 /// Records an issued certificate with the principal that authenticated its request
@@ -694,13 +884,14 @@ fn enroll(
         return Err(forbidden("the challengePassword has already been used"));
     }
     let lifetime = shared.config.cert_lifetime;
+    let purposes = shared.config.eku_policy.for_type(identity.subject_type());
     let (cert, key_pkcs8) = if op == Op::ServerKeygen {
         // RFC 7030 4.4: the certificate is for a key the MEF generates; the CSR's key only
         // proved possession of the requesting key.
         let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(internal)?;
         let (cert, record) = shared
             .ca
-            .issue(identity, &key, lifetime)
+            .issue(identity, &key, lifetime, purposes)
             .map_err(internal)?;
         record_issued(shared, &record, &cert, fp)?;
         (cert, Some(Zeroizing::new(key.serialize_der())))
@@ -709,7 +900,7 @@ fn enroll(
             .map_err(|e| bad(format!("unusable CSR public key: {e}")))?;
         let (cert, record) = shared
             .ca
-            .issue(identity, &spki, lifetime)
+            .issue(identity, &spki, lifetime, purposes)
             .map_err(internal)?;
         record_issued(shared, &record, &cert, fp)?;
         (cert, None)

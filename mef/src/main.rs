@@ -2,7 +2,7 @@
 //! issued certificates.
 
 use clap::{Args, Parser, Subcommand};
-use onem2m_mef::{Mef, MefConfig, ServerEku, Store, SubjectType};
+use onem2m_mef::{EkuPolicy, KeyPurpose, Mef, MefConfig, ServerEku, Store, SubjectType};
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -29,6 +29,10 @@ struct ServeArgs {
     /// Data directory (CA, server certificate, database).
     #[arg(long)]
     data_dir: Option<PathBuf>,
+    /// URL issued certificates name as their CRL distribution point (default
+    /// https://FIRST-HOSTNAME:PORT/crl/mef-ca.crl, served by this listener).
+    #[arg(long)]
+    crl_url: Option<String>,
     /// Host name or IP address of the TLS server certificate (repeatable;
     /// default localhost, 127.0.0.1 and ::1).
     #[arg(long = "hostname")]
@@ -79,6 +83,20 @@ struct ServeArgs {
     /// the ts0003 TLS profile. Its address is printed as "ts0003 listening on ADDR".
     #[arg(long, value_name = "ADDR")]
     ts0003_listen: Option<SocketAddr>,
+    /// extendedKeyUsage of certificates issued to AEs: comma-separated server-auth,
+    /// client-auth (CR 8.3.Z.2.3 step 3d; /csrattrs requests it, the CSR must match it).
+    #[arg(long, value_delimiter = ',', default_value = "server-auth,client-auth")]
+    ae_eku: Vec<KeyPurpose>,
+    /// extendedKeyUsage of certificates issued to CSEs (as --ae-eku).
+    #[arg(long, value_delimiter = ',', default_value = "server-auth,client-auth")]
+    cse_eku: Vec<KeyPurpose>,
+    /// extendedKeyUsage of certificates issued to Nodes (as --ae-eku).
+    #[arg(long, value_delimiter = ',', default_value = "server-auth,client-auth")]
+    node_eku: Vec<KeyPurpose>,
+    /// SP domain (repeatable; TS-0003 10.1.1.5): a CA created on this start carries them as
+    /// permitted dNSName nameConstraints, and AE-IDs/CSE-IDs outside them are refused.
+    #[arg(long = "sp-domain")]
+    sp_domains: Vec<String>,
 }
 
 #[derive(Subcommand)]
@@ -92,6 +110,25 @@ enum Command {
     /// Manage the PSK registry of PPSK-based RSPF: KpmID -> (Kpm, identity).
     #[command(subcommand)]
     Psk(PskCommand),
+    /// Roll the MEF CA over (RFC 7030 4.1.3). Restart the MEF after each step.
+    #[command(subcommand)]
+    Ca(CaCommand),
+}
+
+#[derive(Subcommand)]
+enum CaCommand {
+    /// Make a new CA key and certificate and the OldWithNew/NewWithOld link certificates; the
+    /// new CA issues from the next start on, and the old one stays trusted and served in
+    /// /cacerts until `ca retire-old`.
+    Rollover {
+        #[arg(long)]
+        data_dir: PathBuf,
+    },
+    /// End the overlap: remove the old CA and the link certificates.
+    RetireOld {
+        #[arg(long)]
+        data_dir: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -282,7 +319,7 @@ fn run(cli: Cli) -> Result<(), onem2m_mef::MefError> {
             match Store::open(&data_dir)?.remove_identity(&fp)? {
                 Some(revoked) => {
                     println!("removed {fp}; revoked {revoked} certificate(s) enrolled with it");
-                    Ok(())
+                    onem2m_mef::ca::refresh_crl_file(&data_dir)
                 }
                 None => Err(onem2m_mef::MefError::Config(format!(
                     "no identity registered for {fp}"
@@ -314,7 +351,7 @@ fn run(cli: Cli) -> Result<(), onem2m_mef::MefError> {
                 (Some(id), _, _) => match store.revoke_counted(&id)? {
                     Some(n) => {
                         println!("revoked {id}: {n} certificate(s) with its renewals");
-                        Ok(())
+                        onem2m_mef::ca::refresh_crl_file(&data_dir)
                     }
                     None => Err(onem2m_mef::MefError::Config(format!(
                         "no issued certificate {id}"
@@ -324,12 +361,26 @@ fn run(cli: Cli) -> Result<(), onem2m_mef::MefError> {
                     let identity = onem2m_mef::Identity::new(ty, &subject)?;
                     let n = store.revoke_identity(&identity)?;
                     println!("revoked {n} certificate(s) issued for {identity}");
-                    Ok(())
+                    onem2m_mef::ca::refresh_crl_file(&data_dir)
                 }
                 _ => Err(onem2m_mef::MefError::Config(
                     "give --id, or --subject-type and --subject-id".into(),
                 )),
             }
+        }
+        Some(Command::Ca(CaCommand::Rollover { data_dir })) => {
+            onem2m_mef::ca::rollover(&data_dir)?;
+            println!(
+                "new MEF CA in {}; the old CA and the link certificates are served until \
+                 `ca retire-old` (restart the MEF)",
+                data_dir.join(onem2m_mef::ca::CA_CERT_FILE).display()
+            );
+            Ok(())
+        }
+        Some(Command::Ca(CaCommand::RetireOld { data_dir })) => {
+            onem2m_mef::ca::retire_old(&data_dir)?;
+            println!("old MEF CA retired (restart the MEF)");
+            Ok(())
         }
         Some(Command::Psk(PskCommand::Add {
             data_dir,
@@ -376,7 +427,7 @@ fn run(cli: Cli) -> Result<(), onem2m_mef::MefError> {
             match Store::open(&data_dir)?.remove_psk(&kpm_id)? {
                 Some(revoked) => {
                     println!("removed {kpm_id}; revoked {revoked} certificate(s) enrolled with it");
-                    Ok(())
+                    onem2m_mef::ca::refresh_crl_file(&data_dir)
                 }
                 None => Err(onem2m_mef::MefError::Config(format!(
                     "no PSK registered for KpmID {kpm_id}"
@@ -420,6 +471,13 @@ fn serve(a: ServeArgs) -> Result<(), onem2m_mef::MefError> {
     config.io_timeout = Duration::from_secs(a.io_timeout_secs.max(1));
     config.psk_listen = a.psk_listen;
     config.ts0003_listen = a.ts0003_listen;
+    config.eku_policy = EkuPolicy {
+        ae: a.ae_eku,
+        cse: a.cse_eku,
+        node: a.node_eku,
+    };
+    config.sp_domains = a.sp_domains;
+    config.crl_url = a.crl_url;
     let mef = Mef::start(config)?;
     let mut out = std::io::stdout().lock();
     // Tests parse these lines.

@@ -34,6 +34,31 @@ pub(crate) struct Shared {
     pub approvals: crate::approval::Approvals,
     /// Verifier against `--client-trust` only: tells third-party certificates apart.
     pub third_party: Option<Arc<dyn ClientCertVerifier>>,
+    /// The CRL served at [`crate::ca::CRL_PATH`]: its DER, nextUpdate and the revoked set it
+    /// lists, regenerated when the set changes or nextUpdate nears.
+    pub crl: std::sync::Mutex<Option<crate::ca::Crl>>,
+}
+
+impl Shared {
+    /// The current CRL DER (RFC 5280 5): regenerated on each revocation (the revoked set in the
+    /// store differs from the one listed, whichever process revoked) and before nextUpdate.
+    pub(crate) fn current_crl(&self) -> Result<Vec<u8>, MefError> {
+        let now = crate::store::now_secs();
+        let revoked = self.store.revoked_for_crl(now)?;
+        let mut cached = self.crl.lock().unwrap_or_else(|p| p.into_inner());
+        let refresh_at = |next: i64| next - crate::ca::CRL_REFRESH_BEFORE.as_secs() as i64;
+        match cached.as_ref() {
+            Some(crl) if crl.revoked == revoked && now < refresh_at(crl.next_update) => {
+                Ok(crl.der.clone())
+            }
+            _ => {
+                let crl = self.ca.write_crl(&self.store, &self.config.data_dir)?;
+                let der = crl.der.clone();
+                *cached = Some(crl);
+                Ok(der)
+            }
+        }
+    }
 }
 
 /// Who is on the other end of a connection, as far as the MEF can tell.
@@ -509,7 +534,29 @@ fn tls_err(e: impl std::fmt::Display) -> MefError {
 }
 
 pub(crate) fn start(config: MefConfig) -> Result<RunningMef, MefError> {
-    let ca = MefCa::load_or_create(&config.data_dir)?;
+    config.eku_policy.validate()?;
+    for d in &config.sp_domains {
+        crate::Identity::new(crate::SubjectType::Cse, d)
+            .map_err(|e| MefError::Config(format!("--sp-domain {d:?}: {e}")))?;
+    }
+    // The MEF's own server certificate is issued by the CA: with nameConstraints (RFC 5280
+    // 4.2.1.10) its DNS names must lie within the SP domains or no client would accept it.
+    if !config.sp_domains.is_empty() {
+        for h in &config.hostnames {
+            if h.parse::<std::net::IpAddr>().is_err()
+                && !crate::Identity::new(crate::SubjectType::Cse, h)
+                    .map(|id| id.within_domains(&config.sp_domains))
+                    .unwrap_or(false)
+            {
+                return Err(MefError::Config(format!(
+                    "--hostname {h:?} lies outside the SP domains ({}): the MEF CA's \
+                     nameConstraints would invalidate the MEF's own server certificate",
+                    config.sp_domains.join(", ")
+                )));
+            }
+        }
+    }
+    let ca = MefCa::load_or_create(&config.data_dir, &config.sp_domains)?;
     let store = Arc::new(Store::open(&config.data_dir)?);
     let (server_cert, server_key) =
         ca.server_cert(&config.data_dir, &config.hostnames, config.server_eku)?;
@@ -518,10 +565,13 @@ pub(crate) fn start(config: MefConfig) -> Result<RunningMef, MefError> {
     // TLS-layer client verification against (client trust) ∪ (MEF CA); a missing certificate is
     // allowed at this layer (pki --estca fetches /cacerts without one) and refused per operation.
     let mut roots = RootCertStore::empty();
+    // During a CA rollover overlap (RFC 7030 4.1.3) certificates issued under the old CA still
+    // authenticate: it stays an anchor until `ca retire-old`.
     for c in config
         .client_trust
         .iter()
         .chain(std::iter::once(ca.cert_der()))
+        .chain(ca.overlap().map(|o| &o.old))
     {
         roots.add(c.clone()).map_err(tls_err)?;
     }
@@ -574,7 +624,15 @@ pub(crate) fn start(config: MefConfig) -> Result<RunningMef, MefError> {
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
         .map_err(tls_err)?
         .with_client_cert_verifier(verifier)
-        .with_single_cert(vec![server_cert, ca.cert_der().clone()], key)
+        .with_single_cert(
+            // During an overlap NewWithOld lets a client that trusts only the old CA reach the
+            // MEF (and fetch the new anchors, RFC 7030 4.1.3).
+            std::iter::once(server_cert)
+                .chain(std::iter::once(ca.cert_der().clone()))
+                .chain(ca.overlap().map(|o| o.new_with_old.clone()))
+                .collect(),
+            key,
+        )
         .map_err(tls_err)?;
     tls.alpn_protocols = vec![b"http/1.1".to_vec()];
     // No session resumption: every enrolment comes from a new device, so tickets would never be
@@ -608,6 +666,20 @@ pub(crate) fn start(config: MefConfig) -> Result<RunningMef, MefError> {
         }
         None => None,
     };
+    // RFC 5280 4.2.1.13: issued certificates point at the CRL this listener serves.
+    let mut ca = ca;
+    ca.set_crl_url(Some(config.crl_url.clone().unwrap_or_else(|| {
+        let host = config.hostnames.first().map_or("localhost", String::as_str);
+        let host = match host.parse::<std::net::IpAddr>() {
+            Ok(std::net::IpAddr::V6(_)) => format!("[{host}]"),
+            _ => host.to_string(),
+        };
+        format!(
+            "https://{host}:{}{}",
+            local_addr.port(),
+            crate::ca::CRL_PATH
+        )
+    })));
     let shared = Arc::new(Shared {
         config,
         ca,
@@ -615,6 +687,7 @@ pub(crate) fn start(config: MefConfig) -> Result<RunningMef, MefError> {
         challenges: Challenges::default(),
         approvals: Default::default(),
         third_party,
+        crl: Default::default(),
     });
     let stop = Arc::new(AtomicBool::new(false));
     let accept_thread = spawn_listener(

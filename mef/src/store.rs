@@ -29,7 +29,7 @@ use std::time::Duration;
 use zeroize::Zeroizing;
 
 /// The schema version this build writes.
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 /// Schema version 3: the principal each certificate was issued to (see the module
 /// documentation), indexed for the revocation walk.
@@ -42,9 +42,14 @@ fn with_successors(roots: &str) -> String {
     format!(
         "WITH RECURSIVE tree(fp) AS ({roots}
              UNION SELECT c.fingerprint FROM issued_certs c JOIN tree t ON c.authenticated_by = t.fp)
-         UPDATE issued_certs SET revoked = 1 WHERE revoked = 0 AND fingerprint IN tree"
+         UPDATE issued_certs SET revoked = 1, revoked_at = CAST(strftime('%s', 'now') AS INTEGER)
+         WHERE revoked = 0 AND fingerprint IN tree"
     )
 }
+
+/// The column added by schema version 4: when a certificate was revoked (the CRL's
+/// revocationDate, RFC 5280 5.3). NULL for revocations recorded before it existed.
+const REVOKED_AT_COLUMN: &str = "ALTER TABLE issued_certs ADD COLUMN revoked_at INTEGER;";
 
 /// The table added by schema version 2: the PSK registry.
 const PSK_TABLE: &str = "CREATE TABLE psk_keys (
@@ -201,6 +206,11 @@ impl Store {
             tx.execute_batch(PRINCIPAL_COLUMN)
                 .map_err(db_err("migrating to 3: recording certificate principals"))?;
             version = 3;
+        }
+        if version < 4 {
+            tx.execute_batch(REVOKED_AT_COLUMN)
+                .map_err(db_err("migrating to 4: recording revocation times"))?;
+            version = 4;
         }
         tx.execute(
             "UPDATE meta SET value = ?1 WHERE key = 'schema_version'",
@@ -567,6 +577,24 @@ impl Store {
             .map_err(db_err("revoking certificate"))?;
         tx.commit().map_err(db_err("committing revocation"))?;
         Ok(Some(n))
+    }
+
+    /// The revoked certificates a CRL must list at `now` (RFC 5280 5.1.2.6: those not yet
+    /// expired): serial (lower-case hex) and revocation time (Unix seconds; the issue time for
+    /// revocations recorded before schema version 4), ordered by serial.
+    pub fn revoked_for_crl(&self, now: i64) -> Result<Vec<(String, i64)>, MefError> {
+        let conn = self.reader();
+        let mut stmt = conn
+            .prepare(
+                "SELECT serial, COALESCE(revoked_at, issued_at) FROM issued_certs
+                 WHERE revoked = 1 AND not_after >= ?1 ORDER BY serial",
+            )
+            .map_err(db_err("listing revoked certificates"))?;
+        let rows = stmt
+            .query_map([now], |r| Ok((r.get(0)?, r.get(1)?)))
+            .map_err(db_err("listing revoked certificates"))?;
+        rows.collect::<Result<_, _>>()
+            .map_err(db_err("listing revoked certificates"))
     }
 
     /// Revokes every certificate issued for `identity`, and their successors. Returns how many

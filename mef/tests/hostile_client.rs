@@ -557,14 +557,25 @@ fn extensions_the_policy_does_not_grant_are_refused() {
             "other than digitalSignature",
         ),
         (
-            "extendedKeyUsage serverAuth",
-            eku(&[KP_CLIENT_AUTH, KP_SERVER_AUTH]),
-            "extendedKeyUsage",
+            // The default policy wants serverAuth and clientAuth (CR 8.3.Z.2.3 step 3d).
+            "extendedKeyUsage clientAuth alone",
+            eku(&[KP_CLIENT_AUTH]),
+            "EKU check",
+        ),
+        (
+            "extendedKeyUsage with an extra purpose",
+            eku(&[KP_SERVER_AUTH, KP_CLIENT_AUTH, KP_CODE_SIGNING]),
+            "EKU check",
+        ),
+        (
+            "extendedKeyUsage naming a purpose twice",
+            eku(&[KP_SERVER_AUTH, KP_CLIENT_AUTH, KP_CLIENT_AUTH]),
+            "twice",
         ),
         (
             "extendedKeyUsage codeSigning",
             eku(&[KP_CODE_SIGNING]),
-            "extendedKeyUsage",
+            "EKU check",
         ),
         (
             "an unknown critical extension",
@@ -593,7 +604,7 @@ fn extensions_the_policy_does_not_grant_are_refused() {
         assert!(failed.is_empty(), "{failed:#?}");
     }
     // Control: what the profile grants may be requested (CA:FALSE, digitalSignature,
-    // clientAuth), and the certificate is the MEF's profile whatever was asked.
+    // the policy's serverAuth + clientAuth), and the certificate is the MEF's profile.
     let pw = t.password(&t.device);
     let csr = csr_with(
         &key,
@@ -602,7 +613,7 @@ fn extensions_the_policy_does_not_grant_are_refused() {
             san_ext(&[AE_ID]),
             ext(OID_BC, false, &tlv(0x30, &[])),
             ext(OID_KU, true, &[0x03, 0x02, 0x07, 0x80]),
-            eku(&[KP_CLIENT_AUTH]),
+            eku(&[KP_CLIENT_AUTH, KP_SERVER_AUTH]),
         ],
     );
     let certs = t.post(&t.device, "simpleenroll", &csr).certs();
@@ -611,7 +622,7 @@ fn extensions_the_policy_does_not_grant_are_refused() {
     let ku = c.key_usage().unwrap().unwrap().value;
     assert!(ku.digital_signature() && !ku.key_cert_sign() && !ku.crl_sign());
     let eku = c.extended_key_usage().unwrap().unwrap().value;
-    assert!(eku.client_auth && !eku.server_auth && eku.other.is_empty());
+    assert!(eku.client_auth && eku.server_auth && eku.other.is_empty());
 }
 
 // --- revoked and forged certificates, on every operation ------------------------------------

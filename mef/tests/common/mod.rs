@@ -32,6 +32,7 @@ pub fn temp_dir(name: &str) -> PathBuf {
 
 /// The `onem2m-mef` binary running on 127.0.0.1:0.
 pub struct MefProc {
+    pub host: String,
     child: Child,
     pub addr: SocketAddr,
     /// The TLS-PSK listener's address, when started with `--psk-listen`.
@@ -75,8 +76,15 @@ impl MefProc {
         });
         let ca_pem = std::fs::read(dir.join("mef-ca.pem")).unwrap();
         let ca_der = pem::parse(ca_pem).unwrap().into_contents();
+        // The host name of the server certificate clients connect to: the first --hostname.
+        let host = extra
+            .iter()
+            .position(|a| *a == "--hostname")
+            .map_or("localhost", |i| extra[i + 1])
+            .to_string();
         MefProc {
             child,
+            host,
             addr,
             psk_addr,
             dir: dir.to_path_buf(),
@@ -86,7 +94,8 @@ impl MefProc {
 
     pub fn url(&self, op: &str) -> String {
         format!(
-            "https://localhost:{}/.well-known/est/{op}",
+            "https://{}:{}/.well-known/est/{op}",
+            self.host,
             self.addr.port()
         )
     }
@@ -333,7 +342,7 @@ pub fn fetch_attrs(agent: &ureq::Agent, mef: &MefProc) -> Attrs {
 }
 
 /// DER of `SET { UTF8String pw }`, the value of a challengePassword attribute.
-fn set_of_utf8(pw: &str) -> Vec<u8> {
+pub fn set_of_utf8(pw: &str) -> Vec<u8> {
     assert!(pw.len() < 120);
     let mut v = vec![0x31, (pw.len() + 2) as u8, 0x0c, pw.len() as u8];
     v.extend_from_slice(pw.as_bytes());
