@@ -238,7 +238,11 @@ mod tests {
     #[test]
     fn sp_domains() {
         let d = vec!["sp.example.com".to_string()];
-        let ok = |t, id| Identity::new(t, id).unwrap().within_domains(&d);
+        let ok = |t, id| {
+            Identity::new(t, id)
+                .unwrap_or_else(|e| panic!("{id}: {e}"))
+                .within_domains(&d)
+        };
         assert!(ok(SubjectType::Cse, "sp.example.com"));
         assert!(ok(SubjectType::Cse, "cse01.SP.example.com"));
         assert!(!ok(SubjectType::Cse, "cse01.evilsp.example.com"));
@@ -247,12 +251,15 @@ mod tests {
             SubjectType::Ae,
             "https://sp.example.com:8443/cse01/CAE01"
         ));
-        assert!(ok(SubjectType::Ae, "https://u@m2m.sp.example.com/x"));
+        // userinfo is refused by the grammar itself (proto::identity), before any domain check.
+        assert!(Identity::new(SubjectType::Ae, "https://u@m2m.sp.example.com/x").is_err());
+        assert!(ok(SubjectType::Ae, "https://m2m.sp.example.com/x"));
         assert!(!ok(
             SubjectType::Ae,
             "https://other.example.com/sp.example.com"
         ));
-        assert!(!ok(SubjectType::Ae, "https://[::1]/cse01/CAE01"));
+        // An IP literal is no public domain name: refused by the grammar.
+        assert!(Identity::new(SubjectType::Ae, "https://[::1]/cse01/CAE01").is_err());
         assert!(ok(SubjectType::Node, "urn:oid:1.3.6.1.4.1.99999.1"));
         assert!(Identity::new(SubjectType::Cse, "x.other.net")
             .unwrap()
