@@ -52,9 +52,6 @@ cross_env() {
   export "CC_${CROSS_TARGET//-/_}=$CROSS_GCC"
   export "AR_${CROSS_TARGET//-/_}=${CROSS_TOOL_PREFIX}ar"
   export "CARGO_TARGET_${triple_var}_RUNNER=${CROSS_RUNNER[*]}"
-  export RUSTC=/usr/bin/rustc CARGO=/usr/bin/cargo RUSTDOC=/usr/bin/rustdoc
-  # -Zbuild-std is unstable: Debian's stable compiler accepts it with RUSTC_BOOTSTRAP.
-  export RUSTC_BOOTSTRAP=1
   # Wine: a scratch prefix of our own, quiet.
   export WINEDEBUG=-all
   export WINEPREFIX=${WINEPREFIX:-$CROSS_REPO/target/cross/wine-prefix}
@@ -76,11 +73,14 @@ cross_install_packages() {
   fi
 }
 
-# Debian's cargo for CROSS_TARGET, with its own target folder. PATH puts /usr/bin first for
-# this process only (build scripts and -Zbuild-std call `rustc`/`cargo` by name).
+# Debian's cargo for CROSS_TARGET, with its own target folder. RUSTC, CARGO, PATH (/usr/bin
+# first: build scripts and -Zbuild-std call `rustc`/`cargo` by name) and RUSTC_BOOTSTRAP (for
+# the unstable -Zbuild-std on a stable compiler) are set for this command only, so native cargo
+# runs in the same script keep the rustup toolchain and their warm target/.
 cross_cargo() {
   local sub=$1
   shift
-  PATH=/usr/bin:$PATH nice -n "${CROSS_NICE:-15}" /usr/bin/cargo "$sub" --locked \
+  PATH=/usr/bin:$PATH RUSTC=/usr/bin/rustc CARGO=/usr/bin/cargo RUSTDOC=/usr/bin/rustdoc \
+    RUSTC_BOOTSTRAP=1 nice -n "${CROSS_NICE:-15}" /usr/bin/cargo "$sub" --locked \
     -Zbuild-std=std,panic_abort --target "$CROSS_TARGET" --target-dir "$CROSS_TARGET_DIR" "$@"
 }

@@ -1,0 +1,149 @@
+#!/usr/bin/env bash
+# Tests a cross-built package the way a vendor would use it: the C ABI tests (tests/c) and
+# examples/c/provision.c, cross-compiled against the package of scripts/cross.sh and run under
+# Wine (Windows) or QEMU user mode (ARM) against the reference MEF running natively on
+# 127.0.0.1 (Wine's and QEMU's programs use the host's loopback).
+#
+# usage: scripts/cross-test.sh TARGET
+#
+# Every target: null_args.c (NULL and bad arguments), file_store.c (provisioning with the
+# built-in file store, /cacerts, /csrattrs, renew, rekey, server keygen) and provision.c
+# (Initial Certificate Provisioning, then a rekeying re-provisioning; what it installed is
+# checked with the host's openssl).
+# Windows also (README, "Platforms"): the package built with `psk-vendored` (OpenSSL compiled
+# from source for mingw) and, against it, psk.c (PPSK-based RSPF over the MEF's TLS-PSK
+# listener) and callbacks.c (key and credential callbacks, each failing in turn; its keys are
+# OpenSSL EVP_PKEYs, linked with that build's libcrypto); then `cargo test` of the core crate
+# for the target under Wine: the lib tests and tests/faults.rs (with the psk feature, on the
+# same OpenSSL).
+#
+# Wine 8.0 (Debian bookworm) lacks ProcessPrng (bcryptprimitives.dll, Windows 10 and later),
+# which Rust's standard library imports: a test-only stand-in (tests/cross/bcryptprimitives.c)
+# goes into the scratch Wine prefix. It is never part of a package.
+# Exits non-zero on any failure.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+repo=$(pwd)
+[ $# -eq 1 ] || { echo "usage: $0 TARGET" >&2; exit 2; }
+target=$1
+
+# The native MEF (rustup's toolchain, target/debug), before anything cross is set up.
+cargo build --locked -p onem2m-mef
+
+# shellcheck source=lib/cross-env.sh
+source scripts/lib/cross-env.sh
+# shellcheck source=lib/mef-fixture.sh
+source scripts/lib/mef-fixture.sh
+cross_env "$target"
+cross_install_packages
+for tool in openssl "$CROSS_GCC" "${CROSS_RUNNER[0]}"; do
+  command -v "$tool" >/dev/null || { echo "$0: $tool is required" >&2; exit 1; }
+done
+
+pkg=$CROSS_TARGET_DIR/../pkg/$target
+scripts/cross.sh "$target" "$pkg"
+windows=false
+case $target in *-windows-*) windows=true ;; esac
+if $windows; then
+  psk_target_dir=$repo/target/cross/$target-psk
+  psk_pkg=$repo/target/cross/pkg/$target-psk
+  CROSS_TARGET_DIR=$psk_target_dir ONEM2M_EST_FEATURES=psk-vendored scripts/cross.sh "$target" "$psk_pkg"
+  # The OpenSSL that build compiled (openssl-src), for callbacks.c and the cargo tests.
+  openssl_dir=$(ls -td "$psk_target_dir/$target"/release/build/openssl-sys-*/out/openssl-build/install \
+    2>/dev/null | head -n 1)
+  [ -f "$openssl_dir/lib/libcrypto.a" ] || [ -f "$openssl_dir/lib64/libcrypto.a" ] ||
+    { echo "$0: no vendored OpenSSL under $psk_target_dir" >&2; exit 1; }
+  openssl_lib=$openssl_dir/lib
+  [ -f "$openssl_lib/libcrypto.a" ] || openssl_lib=$openssl_dir/lib64
+fi
+
+fixture_init
+work=$FIXTURE_DIR/cross
+mkdir -p "$work"
+cflags=(-std=c11 -Wall -Wextra -Wpedantic -Werror -O1)
+exe=
+$windows && exe=.exe
+build() { # NAME SOURCE PACKAGE [EXTRA...]
+  local name=$1 src=$2 p=$3
+  shift 3
+  local link=(-I"$p/include" -L"$p/lib" -lonem2m_est)
+  $windows || link+=("-Wl,-rpath,$p/lib")
+  "$CROSS_GCC" "${cflags[@]}" "$src" "${link[@]}" "$@" -o "$work/$name$exe"
+}
+build null_args tests/c/null_args.c "$pkg"
+build file_store tests/c/file_store.c "$pkg"
+build provision examples/c/provision.c "$pkg"
+if $windows; then
+  # The DLL is found next to the program (the first place Windows looks).
+  cp "$pkg/bin/onem2m_est.dll" "$work/"
+  mkdir -p "$work/psk"
+  cp "$psk_pkg/bin/onem2m_est.dll" "$work/psk/"
+  build psk/psk tests/c/psk.c "$psk_pkg"
+  build psk/callbacks tests/c/callbacks.c "$psk_pkg" -I"$openssl_dir/include" "$openssl_lib/libcrypto.a" \
+    -lws2_32 -lcrypt32 -luser32 -ladvapi32
+  # A scratch prefix (target/cross/wine-prefix, kept between runs) with the ProcessPrng stand-in.
+  if [ ! -d "$WINEPREFIX/drive_c/windows/system32" ]; then
+    echo "== creating the Wine prefix $WINEPREFIX"
+    "${CROSS_RUNNER[@]}" wineboot -i >/dev/null 2>&1 || true
+  fi
+  "$CROSS_GCC" -shared -O2 -Wall -Wextra -Werror tests/cross/bcryptprimitives.c tests/cross/bcryptprimitives.def \
+    -ladvapi32 -o "$WINEPREFIX/drive_c/windows/system32/bcryptprimitives.dll"
+fi
+
+mef_fixture_start
+
+failures=0
+run() {
+  local name=$1
+  shift
+  echo "== $name"
+  local start=$SECONDS
+  if "$@"; then
+    echo "== $name: passed ($((SECONDS - start)) s)"
+  else
+    echo "FAIL: $name" >&2
+    failures=$((failures + 1))
+  fi
+}
+on_target() { # PROGRAM ARGS...: the cross-built program under Wine or QEMU
+  local prog=$1
+  shift
+  "${CROSS_RUNNER[@]}" "$work/$prog$exe" "$@"
+}
+# What provision.c installed in DIR: the trust anchors are the MEF CA, the certificate chains
+# to them, names the CSE-ID (TS-0003 10.1.1.7) and holds the installed key.
+installed_ok() {
+  local d=$1 subject=$2
+  cmp -s <(openssl x509 -in "$d/trust-anchors.pem" -outform DER) <(openssl x509 -in "$MEF_CA" -outform DER) &&
+    openssl verify -CAfile "$d/trust-anchors.pem" "$d/cert.pem" >/dev/null &&
+    openssl x509 -in "$d/cert.pem" -noout -ext subjectAltName | grep -q "DNS:$subject\$" &&
+    cmp -s <(openssl x509 -in "$d/cert.pem" -noout -pubkey) <(openssl pkey -in "$d/key.pem" -pubout)
+}
+
+run "null_args ($target)" on_target null_args "$MEF_CA" "$DEVICE_CERT" "$DEVICE_KEY" "$work/store"
+run "file_store ($target)" on_target file_store "$MEF_URL" "$MEF_CA" "$DEVICE_CERT" "$DEVICE_KEY" \
+  "$MEF_SUBJECT_ID" "$work/file-store"
+run "provision.c: provisioning + re-provisioning ($target)" on_target provision "$MEF_URL" "$MEF_CA" \
+  "$DEVICE_CERT" "$DEVICE_KEY" "$work/provisioned" "$MEF_SUBJECT_ID"
+run "provision.c: installed set verifies" installed_ok "$work/provisioned" "$MEF_SUBJECT_ID"
+if $windows; then
+  run "callbacks ($target, psk-vendored DLL)" on_target psk/callbacks "$MEF_URL" "$MEF_CA" "$DEVICE_CERT" \
+    "$DEVICE_KEY" "$MEF_SUBJECT_ID"
+  run "psk ($target, psk-vendored DLL)" on_target psk/psk "$MEF_PSK_URL" "$MEF_URL" "$KPM_ID" "$KPM_HEX" \
+    "$MEF_PSK_SUBJECT_ID" "$DEVICE_CERT" "$DEVICE_KEY" "$work/psk-store"
+  run "psk: installed set verifies" installed_ok "$work/psk-store/psk" "$MEF_PSK_SUBJECT_ID"
+  # The core crate's tests on Windows, under Wine (debug profile, its own std build). The MEF
+  # (a dev-dependency) and the psk feature need OpenSSL: the one built above, linked statically.
+  triple=$(echo "$target" | tr 'a-z-' 'A-Z_')
+  run "cargo test -p onem2m-est --features psk --lib --test faults ($target, Wine)" \
+    env "${triple}_OPENSSL_DIR=$openssl_dir" "${triple}_OPENSSL_LIB_DIR=$openssl_lib" \
+    "${triple}_OPENSSL_STATIC=1" CROSS_TARGET_DIR="$psk_target_dir" \
+    bash -c 'source scripts/lib/cross-env.sh && cross_env "$1" && cross_cargo test -p onem2m-est --features psk --lib --test faults' \
+    _ "$target"
+fi
+
+if [ "$failures" -ne 0 ]; then
+  echo "$0: $failures failure(s) on $target" >&2
+  exit 1
+fi
+echo "$0: all passed on $target"
