@@ -73,6 +73,14 @@ build() { # NAME SOURCE PACKAGE [EXTRA...]
 build null_args tests/c/null_args.c "$pkg"
 build file_store tests/c/file_store.c "$pkg"
 build provision examples/c/provision.c "$pkg"
+# Linked dynamically to the package's library (not a static copy).
+if $windows; then
+  "${CROSS_TOOL_PREFIX}objdump" -p "$work/provision.exe" | grep -q 'DLL Name: onem2m_est.dll' ||
+    { echo "FAIL: provision.exe does not import onem2m_est.dll" >&2; exit 1; }
+else
+  "${CROSS_TOOL_PREFIX}readelf" -d "$work/provision" | grep -qF '[libonem2m_est.so.0]' ||
+    { echo "FAIL: provision does not need libonem2m_est.so.0" >&2; exit 1; }
+fi
 if $windows; then
   # The DLL is found next to the program (the first place Windows looks).
   cp "$pkg/bin/onem2m_est.dll" "$work/"
