@@ -135,6 +135,12 @@ run "provision.c: provisioning + re-provisioning ($target)" on_target provision 
   "$DEVICE_CERT" "$DEVICE_KEY" "$work/provisioned" "$MEF_SUBJECT_ID"
 run "provision.c: installed set verifies" installed_ok "$work/provisioned" "$MEF_SUBJECT_ID"
 if $windows; then
+  # The Windows store layout (src/store.rs): `current` is a pointer file naming a generation.
+  pointer_ok() { [ -f "$1/current" ] && [ ! -L "$1/current" ] && grep -qx '\.gen-[0-9]*' "$1/current" &&
+    [ -d "$1/$(cat "$1/current")" ]; }
+  run "provision.c: Windows store, current is a pointer file" pointer_ok "$work/provisioned"
+fi
+if $windows; then
   run "callbacks ($target, psk-vendored DLL)" on_target psk/callbacks "$MEF_URL" "$MEF_CA" "$DEVICE_CERT" \
     "$DEVICE_KEY" "$MEF_SUBJECT_ID"
   run "psk ($target, psk-vendored DLL)" on_target psk/psk "$MEF_PSK_URL" "$MEF_URL" "$KPM_ID" "$KPM_HEX" \

@@ -13,6 +13,11 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#ifdef _WIN32
+/* Windows directories have no mode: _mkdir takes the path only. */
+#include <direct.h>
+#define mkdir(path, mode) _mkdir(path)
+#endif
 
 #include "onem2m_est.h"
 
