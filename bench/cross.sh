@@ -50,6 +50,7 @@ for target in "${targets[@]}"; do
     deps=$(readelf -d "$lib" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p' | tr '\n' ' ')
     name="x86_64 Linux (native, psk)"
   else
+    unset CROSS_TARGET_DIR # each target its own folder (cross_env keeps a set one)
     cross_env "$target"
     pkg=$CROSS_TARGET_DIR/../pkg/$target
     cc=$CROSS_GCC
