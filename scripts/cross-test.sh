@@ -86,6 +86,10 @@ if $windows; then
   cp "$pkg/bin/onem2m_est.dll" "$work/"
   mkdir -p "$work/psk"
   cp "$psk_pkg/bin/onem2m_est.dll" "$work/psk/"
+  # Through the MSVC import library instead of the MinGW one (GNU ld reads dlltool's format
+  # too; no MSVC linker here): its entries must name the DLL's exports.
+  "$CROSS_GCC" "${cflags[@]}" examples/c/provision.c -I"$pkg/include" "$pkg/lib/onem2m_est.lib" \
+    -o "$work/provision_lib.exe"
   build psk/psk tests/c/psk.c "$psk_pkg"
   build psk/callbacks tests/c/callbacks.c "$psk_pkg" -I"$openssl_dir/include" "$openssl_lib/libcrypto.a" \
     -lws2_32 -lcrypt32 -luser32 -ladvapi32
@@ -139,6 +143,9 @@ if $windows; then
   pointer_ok() { [ -f "$1/current" ] && [ ! -L "$1/current" ] && grep -qx '\.gen-[0-9]*' "$1/current" &&
     [ -d "$1/$(cat "$1/current")" ]; }
   run "provision.c: Windows store, current is a pointer file" pointer_ok "$work/provisioned"
+  run "provision.c linked through onem2m_est.lib ($target)" on_target provision_lib "$MEF_URL" "$MEF_CA" \
+    "$DEVICE_CERT" "$DEVICE_KEY" "$work/provisioned-lib" "$MEF_SUBJECT_ID"
+  run "provision.c (.lib): installed set verifies" installed_ok "$work/provisioned-lib" "$MEF_SUBJECT_ID"
 fi
 if $windows; then
   run "callbacks ($target, psk-vendored DLL)" on_target psk/callbacks "$MEF_URL" "$MEF_CA" "$DEVICE_CERT" \
