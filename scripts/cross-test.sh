@@ -10,12 +10,14 @@
 # built-in file store, /cacerts, /csrattrs, renew, rekey, server keygen) and provision.c
 # (Initial Certificate Provisioning, then a rekeying re-provisioning; what it installed is
 # checked with the host's openssl).
-# Windows also (README, "Platforms"): the package built with `psk-vendored` (OpenSSL compiled
-# from source for mingw) and, against it, psk.c (PPSK-based RSPF over the MEF's TLS-PSK
-# listener) and callbacks.c (key and credential callbacks, each failing in turn; its keys are
-# OpenSSL EVP_PKEYs, linked with that build's libcrypto); then `cargo test` of the core crate
-# for the target under Wine (with the psk feature, on the same OpenSSL): the lib tests,
-# faults, provisioning, hostile, transport and psk, less the tests named below.
+# Windows and aarch64 also (README, "Platforms"): the package built with `psk-vendored`
+# (OpenSSL compiled from source for the target) and, against it, psk.c (PPSK-based RSPF over
+# the MEF's TLS-PSK listener) and callbacks.c (key and credential callbacks, each failing in
+# turn; its keys are OpenSSL EVP_PKEYs, linked with that build's libcrypto). armv7 runs the
+# lighter set: one more OpenSSL build would cost CI about 4 CPU-minutes for the same C code.
+# Windows then runs `cargo test` of the core crate under Wine (with the psk feature, on the
+# same OpenSSL): the lib tests, faults, provisioning, hostile, transport and psk, less the
+# tests named below.
 #
 # Wine 8.0 (Debian bookworm) lacks ProcessPrng (bcryptprimitives.dll, Windows 10 and later),
 # which Rust's standard library imports: a test-only stand-in (tests/cross/bcryptprimitives.c)
@@ -44,7 +46,9 @@ pkg=$CROSS_TARGET_DIR/../pkg/$target
 scripts/cross.sh "$target" "$pkg"
 windows=false
 case $target in *-windows-*) windows=true ;; esac
-if $windows; then
+with_psk=false
+case $target in *-windows-* | aarch64-*) with_psk=true ;; esac
+if $with_psk; then
   psk_target_dir=$repo/target/cross/$target-psk
   psk_pkg=$repo/target/cross/pkg/$target-psk
   CROSS_TARGET_DIR=$psk_target_dir ONEM2M_EST_FEATURES=psk-vendored scripts/cross.sh "$target" "$psk_pkg"
@@ -60,7 +64,8 @@ fi
 fixture_init
 work=$FIXTURE_DIR/cross
 mkdir -p "$work"
-cflags=(-std=c11 -Wall -Wextra -Wpedantic -Werror -O1)
+# As tests/c/run.sh (callbacks.c uses strdup).
+cflags=(-std=c11 -D_GNU_SOURCE -Wall -Wextra -Wpedantic -Werror -O1)
 exe=
 $windows && exe=.exe
 build() { # NAME SOURCE PACKAGE [EXTRA...]
@@ -86,13 +91,11 @@ if $windows; then
   cp "$pkg/bin/onem2m_est.dll" "$work/"
   mkdir -p "$work/psk"
   cp "$psk_pkg/bin/onem2m_est.dll" "$work/psk/"
+  crypto_libs=(-lws2_32 -lcrypt32 -luser32 -ladvapi32)
   # Through the MSVC import library instead of the MinGW one (GNU ld reads dlltool's format
   # too; no MSVC linker here): its entries must name the DLL's exports.
   "$CROSS_GCC" "${cflags[@]}" examples/c/provision.c -I"$pkg/include" "$pkg/lib/onem2m_est.lib" \
     -o "$work/provision_lib.exe"
-  build psk/psk tests/c/psk.c "$psk_pkg"
-  build psk/callbacks tests/c/callbacks.c "$psk_pkg" -I"$openssl_dir/include" "$openssl_lib/libcrypto.a" \
-    -lws2_32 -lcrypt32 -luser32 -ladvapi32
   # A scratch prefix (target/cross/wine-prefix, kept between runs) with the ProcessPrng stand-in.
   if [ ! -d "$WINEPREFIX/drive_c/windows/system32" ]; then
     echo "== creating the Wine prefix $WINEPREFIX"
@@ -100,6 +103,14 @@ if $windows; then
   fi
   "$CROSS_GCC" -shared -O2 -Wall -Wextra -Werror tests/cross/bcryptprimitives.c tests/cross/bcryptprimitives.def \
     -ladvapi32 -o "$WINEPREFIX/drive_c/windows/system32/bcryptprimitives.dll"
+else
+  crypto_libs=(-ldl -pthread)
+fi
+if $with_psk; then
+  mkdir -p "$work/psk"
+  build psk/psk tests/c/psk.c "$psk_pkg"
+  build psk/callbacks tests/c/callbacks.c "$psk_pkg" -I"$openssl_dir/include" "$openssl_lib/libcrypto.a" \
+    "${crypto_libs[@]}"
 fi
 
 mef_fixture_start
@@ -147,12 +158,14 @@ if $windows; then
     "$DEVICE_CERT" "$DEVICE_KEY" "$work/provisioned-lib" "$MEF_SUBJECT_ID"
   run "provision.c (.lib): installed set verifies" installed_ok "$work/provisioned-lib" "$MEF_SUBJECT_ID"
 fi
-if $windows; then
-  run "callbacks ($target, psk-vendored DLL)" on_target psk/callbacks "$MEF_URL" "$MEF_CA" "$DEVICE_CERT" \
+if $with_psk; then
+  run "callbacks ($target, psk-vendored library)" on_target psk/callbacks "$MEF_URL" "$MEF_CA" "$DEVICE_CERT" \
     "$DEVICE_KEY" "$MEF_SUBJECT_ID"
-  run "psk ($target, psk-vendored DLL)" on_target psk/psk "$MEF_PSK_URL" "$MEF_URL" "$KPM_ID" "$KPM_HEX" \
+  run "psk ($target, psk-vendored library)" on_target psk/psk "$MEF_PSK_URL" "$MEF_URL" "$KPM_ID" "$KPM_HEX" \
     "$MEF_PSK_SUBJECT_ID" "$DEVICE_CERT" "$DEVICE_KEY" "$work/psk-store"
   run "psk: installed set verifies" installed_ok "$work/psk-store/psk" "$MEF_PSK_SUBJECT_ID"
+fi
+if $windows; then
   # The core crate's tests on Windows, under Wine (debug profile, its own std build). The MEF
   # (a dev-dependency) and the psk feature need OpenSSL: the one built above, linked statically.
   # Run: the lib tests, tests/faults.rs, provisioning.rs, hostile.rs, transport.rs and psk.rs.

@@ -64,9 +64,9 @@ step "benchmarks, quick mode (figures only, no assertions; BENCHMARKS.md)"
 bench/run.sh --quick --no-psk
 
 step "cross builds: vendor packages for Windows, aarch64 and armv7 Linux, tested under Wine and QEMU"
-# The standard library is built per target (target/cross/TARGET, kept between runs); the
-# Windows step also builds the TLS-PSK DLL (OpenSSL from source) and runs the core crate's lib
-# and fault tests under Wine (scripts/cross-test.sh says what runs where).
+# The standard library is built per target (target/cross/TARGET, kept between runs); Windows
+# and aarch64 also build the TLS-PSK library (OpenSSL from source), and Windows runs the core
+# crate's Rust tests under Wine (scripts/cross-test.sh says what runs where).
 for target in x86_64-pc-windows-gnu aarch64-unknown-linux-gnu armv7-unknown-linux-gnueabihf; do
   scripts/cross-test.sh "$target"
 done
