@@ -25,11 +25,18 @@ targets=("$@")
 fixture_init
 mef_fixture_start 2>/dev/null
 median() { sort -n | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}'; }
-# Wall time of a command in ms (its output discarded).
+# Wall time of a command in ms (its output discarded); ms_ok: the command must succeed.
 ms() {
   local t0 t1
   t0=$(date +%s%N)
   "$@" >/dev/null 2>&1 || true
+  t1=$(date +%s%N)
+  echo $(((t1 - t0) / 1000000))
+}
+ms_ok() {
+  local t0 t1
+  t0=$(date +%s%N)
+  "$@" >/dev/null 2>&1 || { echo "bench/cross.sh: failed: $*" >&2; echo FAILED; return; }
   t1=$(date +%s%N)
   echo $(((t1 - t0) / 1000000))
 }
@@ -79,12 +86,15 @@ for target in "${targets[@]}"; do
   run=("${runner[@]}")
   start=$(for _ in $(seq 20); do ms "${run[@]}" "$work/provision$exe"; done | median)
   checks=$(for _ in $(seq 5); do
-    ms "${run[@]}" "$work/null_args$exe" "$MEF_CA" "$DEVICE_CERT" "$DEVICE_KEY" "$work/na-store"
+    ms_ok "${run[@]}" "$work/null_args$exe" "$MEF_CA" "$DEVICE_CERT" "$DEVICE_KEY" "$work/na-store"
   done | median)
   prov=$(for i in $(seq 5); do
-    ms "${run[@]}" "$work/provision$exe" "$MEF_URL" "$MEF_CA" "$DEVICE_CERT" "$DEVICE_KEY" "$work/out-$i" "$MEF_SUBJECT_ID"
+    ms_ok "${run[@]}" "$work/provision$exe" "$MEF_URL" "$MEF_CA" "$DEVICE_CERT" "$DEVICE_KEY" "$work/out-$i" "$MEF_SUBJECT_ID"
   done | median)
-  [ -s "$work/out-1/cert.pem" ] || { echo "bench/cross.sh: provision failed on $target" >&2; exit 1; }
+  case "$checks $prov" in *FAILED*) echo "bench/cross.sh: a run failed on $target" >&2; exit 1 ;; esac
+  for i in $(seq 5); do
+    [ -s "$work/out-$i/cert.pem" ] || { echo "bench/cross.sh: provision run $i failed on $target" >&2; exit 1; }
+  done
   printf '| %s | %s | %s B | %s B | %s | %s ms | %s ms | %s ms |\n' "$name" "$(basename "$lib")" \
     "$(stat -L -c %s "$lib")" "$(stat -L -c %s "$built")" "${deps% }" "$start" "$checks" "$prov"
 done
