@@ -79,11 +79,14 @@ build null_args tests/c/null_args.c "$pkg"
 build file_store tests/c/file_store.c "$pkg"
 build provision examples/c/provision.c "$pkg"
 # Linked dynamically to the package's library (not a static copy).
+# (not `objdump | grep -q`: grep's early exit would fail the pipeline under pipefail)
 if $windows; then
-  "${CROSS_TOOL_PREFIX}objdump" -p "$work/provision.exe" | grep -q 'DLL Name: onem2m_est.dll' ||
+  heads=$("${CROSS_TOOL_PREFIX}objdump" -p "$work/provision.exe")
+  grep -q 'DLL Name: onem2m_est.dll' <<<"$heads" ||
     { echo "FAIL: provision.exe does not import onem2m_est.dll" >&2; exit 1; }
 else
-  "${CROSS_TOOL_PREFIX}readelf" -d "$work/provision" | grep -qF '[libonem2m_est.so.0]' ||
+  heads=$("${CROSS_TOOL_PREFIX}readelf" -d "$work/provision")
+  grep -qF '[libonem2m_est.so.0]' <<<"$heads" ||
     { echo "FAIL: provision does not need libonem2m_est.so.0" >&2; exit 1; }
 fi
 if $windows; then
@@ -139,7 +142,7 @@ installed_ok() {
   local d=$1 subject=$2
   cmp -s <(openssl x509 -in "$d/trust-anchors.pem" -outform DER) <(openssl x509 -in "$MEF_CA" -outform DER) &&
     openssl verify -CAfile "$d/trust-anchors.pem" "$d/cert.pem" >/dev/null &&
-    openssl x509 -in "$d/cert.pem" -noout -ext subjectAltName | grep -q "DNS:$subject\$" &&
+    grep -q "DNS:$subject\$" <<<"$(openssl x509 -in "$d/cert.pem" -noout -ext subjectAltName)" &&
     cmp -s <(openssl x509 -in "$d/cert.pem" -noout -pubkey) <(openssl pkey -in "$d/key.pem" -pubout)
 }
 
