@@ -17,12 +17,19 @@ cd "$(dirname "$0")/.."
 # - libssl-dev + pkg-config: the `openssl` crate (TLS-PSK and the ts0003 TLS profile in the
 #   client's `psk` feature, the MEF's PSK and ts0003 listeners) and the C examples;
 # - gcc + libc6-dev: the C tests and examples; valgrind: the C ABI memory checks;
-# - python3-pip: pytest for the Python binding.
+# - python3-pip: pytest for the Python binding;
+# - the cross builds (scripts/lib/cross-env.sh, README "Platforms"): Debian's rustc-web,
+#   cargo-web, rust-web-src and libstd-rust-web-dev (Rust 1.96 and its standard library's
+#   source for -Zbuild-std; /usr/bin, never the default toolchain), mingw-w64 and wine64
+#   (Windows), the aarch64 and armhf cross gcc and libc, qemu-user (ARM), perl and make
+#   (OpenSSL from source for the Windows TLS-PSK build).
 # (scripts/libest.sh installs libest's build tools itself: build-essential autoconf automake
 #  libtool pkg-config libssl-dev.)
 packages=()
-for p in strongswan-pki libstrongswan-extra-plugins libstrongswan-standard-plugins openssl curl libssl-dev pkg-config gcc libc6-dev \
-  valgrind python3-pip; do
+for p in strongswan-pki libstrongswan-extra-plugins libstrongswan-standard-plugins openssl curl \
+  libssl-dev pkg-config gcc libc6-dev valgrind python3-pip rustc-web cargo-web rust-web-src \
+  libstd-rust-web-dev gcc-mingw-w64-x86-64 binutils-mingw-w64-x86-64 wine64 gcc-aarch64-linux-gnu \
+  libc6-dev-arm64-cross gcc-arm-linux-gnueabihf libc6-dev-armhf-cross qemu-user perl make; do
   dpkg -s "$p" >/dev/null 2>&1 || packages+=("$p")
 done
 if [ ${#packages[@]} -gt 0 ]; then
@@ -66,6 +73,14 @@ scripts/fuzz.sh 5
 
 step "benchmarks, quick mode (figures only, no assertions; BENCHMARKS.md)"
 bench/run.sh --quick --no-psk
+
+step "cross builds: vendor packages for Windows, aarch64 and armv7 Linux, tested under Wine and QEMU"
+# The standard library is built per target (target/cross/TARGET, kept between runs); Windows
+# and aarch64 also build the TLS-PSK library (OpenSSL from source), and Windows runs the core
+# crate's Rust tests under Wine (scripts/cross-test.sh says what runs where).
+for target in x86_64-pc-windows-gnu aarch64-unknown-linux-gnu armv7-unknown-linux-gnueabihf; do
+  scripts/cross-test.sh "$target"
+done
 
 # Last, so the closing summary of this script is the full Rust test run.
 step "Rust tests with the psk feature (TLS-PSK)"

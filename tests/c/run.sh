@@ -69,7 +69,7 @@ cc "${cflags[@]}" tests/c/renewal.c "${mef_dyn[@]}" -o "$work/renewal"
 ldd "$work/null_args" | grep "libonem2m_est.so.0 => ${prefix:-$work/lib}" >/dev/null ||
   { echo "FAIL: null_args is not linked to the library under test" >&2; ldd "$work/null_args" >&2; exit 1; }
 
-# The shared library exports the C API only (build.rs: linker version script src/ffi/exports.map)
+# The shared library exports the C API only (rustc's own version script for a cdylib, build.rs)
 # and carries the soname.
 so=${prefix:+$prefix/lib/libonem2m_est.so.0}
 so=${so:-$repo/target/debug/libonem2m_est.so}
