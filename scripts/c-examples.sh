@@ -134,6 +134,13 @@ for exe in psk psk_static; do
   fi
 done
 
+# The C snippets of README.md and docs/*.md, compiled with the same flags against the installed
+# library and run against the MEF (issue #14: documentation that cannot rot).
+echo "== C snippets of the documentation"
+# shellcheck disable=SC2046
+python3 scripts/doc_snippets.py c "${cflags[@]}" $(pkg-config --cflags --libs onem2m_est) ||
+  fail "documentation C snippets"
+
 if [ "$failures" -gt 0 ]; then
   echo "c-examples: $failures failure(s)" >&2
   exit 1

@@ -2,7 +2,8 @@
 # Tests of the Python binding (python/): builds the shared library (with TLS-PSK) and the reference MEF
 # (debug), installs pytest if missing, runs python/tests against target/debug/libonem2m_est.so
 # (in CARGO_TARGET_DIR if set), then runs the README's Python quick start
-# (python/examples/quickstart.py) against the MEF fixture of scripts/lib/mef-fixture.sh.
+# (python/examples/quickstart.py) and the documentation's Python snippets against the MEF fixture
+# of scripts/lib/mef-fixture.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/lib/mef-fixture.sh
@@ -40,4 +41,6 @@ mef_fixture_start
 PYTHONPATH=$PWD/python${PYTHONPATH:+:$PYTHONPATH} python3 python/examples/quickstart.py \
   "$MEF_URL" "$MEF_CA" "$DEVICE_CERT" "$DEVICE_KEY" "$FIXTURE_DIR/cred"
 openssl verify -CAfile "$FIXTURE_DIR/cred/trust-anchors.pem" "$FIXTURE_DIR/cred/cert.pem"
+echo "== Python snippets of README.md and docs/*.md (scripts/doc_snippets.py)"
+PYTHONPATH=$PWD/python${PYTHONPATH:+:$PYTHONPATH} python3 scripts/doc_snippets.py python
 echo "python-tests: all passed"
