@@ -600,6 +600,18 @@ size_t mef_buffer_len(const struct mef_buffer *buffer);
 void mef_buffer_free(struct mef_buffer *buffer);
 
 /**
+ * Returns why the most recent failed call on `config` failed (the setters, and
+ * `mef_client_new` with this configuration), e.g. `invalid argument EST base URI: "ftp://x":
+ * ...`, or "" if none failed. A successful call does not clear it. The text never holds a
+ * key or a PSK. The pointer is owned by the configuration and valid until its next failing
+ * call or `mef_config_free`; NULL `config` gives "".
+ *
+ * # Safety
+ * `config` must be NULL or a live pointer from `mef_config_new`.
+ */
+const char *mef_config_last_error(const struct mef_config *config);
+
+/**
  * Creates an empty configuration (P-256 keys, default timeouts: connect 10 s, TLS 15 s,
  * response 60 s; polling: 10 attempts, 600 s) and writes it to `*out`.
  *

@@ -329,10 +329,16 @@ fn main() -> ExitCode {
                 ErrorClass::Client => (3, "MEF_CLIENT_CMD_CERT_PROV_CLIENT_ERROR"),
                 ErrorClass::Server => (4, "MEF_CLIENT_CMD_CERT_PROV_SERVER_ERROR"),
             };
-            errln!("onem2m-est: error: {e}");
+            let mut shown = e.to_string();
+            errln!("onem2m-est: error: {shown}");
             let mut source = std::error::Error::source(&e);
             while let Some(s) = source {
-                errln!("  caused by: {s}");
+                // A cause the message above already quotes is not repeated.
+                let text = s.to_string();
+                if !shown.contains(&text) {
+                    errln!("  caused by: {text}");
+                    shown.push_str(&text);
+                }
                 source = s.source();
             }
             errln!("onem2m-est: status: {status}");

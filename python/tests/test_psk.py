@@ -144,9 +144,9 @@ def test_bad_psk_arguments(mef, pki, tmp_path):
             )
         )
     assert "ambiguous" in info.value.message
-    # Wrong Python types.
+    # Wrong Python types: bad arguments too (every failure is a documented class).
     for psk in ((mef.kpm_id, mef.kpm.hex()), (b"kpm-0001", mef.kpm), (mef.kpm_id,), mef.kpm):
-        with pytest.raises(TypeError):
+        with pytest.raises(BadArgumentsError):
             Client(psk_config(mef, store, psk=psk))
     assert not store.exists() or not any(store.iterdir())
 

@@ -397,6 +397,7 @@ pub unsafe extern "C" fn mef_client_new(
             }
             Err(f) => {
                 log::warn!("mef_client_new: {}", f.message);
+                config.last_error.set(&f.message);
                 f.code
             }
         }

@@ -116,7 +116,7 @@ fn text_of(r: mef_result) -> Option<&'static str> {
         MEF_ERR_STILL_PENDING => "the request is still pending at the MEF\0",
         MEF_ERR_CERTIFICATE_REJECTED => "the returned certificate was rejected\0",
         MEF_ERR_DECODE => "cannot decode the response\0",
-        MEF_ERR_UNSUPPORTED => "cannot satisfy the server's requirement\0",
+        MEF_ERR_UNSUPPORTED => "not supported (a key type, hash or feature this client lacks)\0",
         MEF_ERR_IDENTITY_CONFLICT => "identity conflict\0",
         MEF_ERR_KEY => "key operation failed\0",
         MEF_ERR_CSR => "cannot build the CSR\0",
