@@ -690,3 +690,82 @@ fn help_texts_offer_no_default_that_does_not_exist() {
         assert!(help.contains(flag), "{flag}: {help}");
     }
 }
+
+/// A version 1 device certificate (what `openssl x509 -req` makes without -extfile): the MEF's
+/// TLS refuses it, and the client's error says which properties servers commonly refuse.
+#[test]
+fn a_refused_client_certificate_is_explained() {
+    let dir = TempDir::new().unwrap();
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    std::fs::write(dir.path().join("ca.pem"), ca.pem()).unwrap();
+    std::fs::write(dir.path().join("ca.key"), ca_key.serialize_pem()).unwrap();
+    let openssl = |args: &[&str]| {
+        let o = Command::new("openssl")
+            .args(args)
+            .current_dir(dir.path())
+            .output()
+            .expect("the openssl CLI is needed (scripts/test.sh installs it)");
+        assert!(o.status.success(), "openssl {args:?}: {}", text(&o));
+    };
+    openssl(&[
+        "genpkey",
+        "-algorithm",
+        "EC",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-out",
+        "device.key",
+    ]);
+    openssl(&[
+        "req",
+        "-new",
+        "-key",
+        "device.key",
+        "-subj",
+        "/CN=device-v1",
+        "-out",
+        "device.csr",
+    ]);
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "device.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "30",
+        "-out",
+        "device.pem",
+    ]);
+    let mut config = MefConfig::new(dir.path().join("mef"));
+    config.client_trust = vec![ca.der().clone()];
+    let mef = Mef::start(config).unwrap();
+    let p = |n: &str| dir.path().join(n).display().to_string();
+    let o = run(&[
+        "provision",
+        "--server",
+        &mef.base_uri(None),
+        "--trust-anchors",
+        &mef.ca_cert_pem_path().display().to_string(),
+        "--tls-cert",
+        &p("device.pem"),
+        "--tls-key",
+        &p("device.key"),
+        "--out",
+        &p("cred"),
+    ]);
+    assert_eq!(o.status.code(), Some(4), "{}", text(&o));
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        stderr.contains("version 1") && stderr.contains("clientAuth"),
+        "{}",
+        text(&o)
+    );
+}

@@ -26,6 +26,7 @@ pub mod challenge;
 mod est;
 pub mod http;
 pub mod identity;
+mod logging;
 mod pool;
 pub mod psk;
 mod server;
