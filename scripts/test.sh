@@ -15,12 +15,13 @@ cd "$(dirname "$0")/.."
 # - libssl-dev + pkg-config: the `openssl` crate (TLS-PSK and the ts0003 TLS profile in the
 #   client's `psk` feature, the MEF's PSK and ts0003 listeners) and the C examples;
 # - gcc + libc6-dev: the C tests and examples; valgrind: the C ABI memory checks;
-# - python3-pip: pytest for the Python binding.
+# - python3-pip + python3-venv: pytest for the Python binding; building its wheel and
+#   installing it into a fresh virtual environment.
 # (scripts/libest.sh installs libest's build tools itself: build-essential autoconf automake
 #  libtool pkg-config libssl-dev.)
 packages=()
 for p in strongswan-pki libstrongswan-extra-plugins libstrongswan-standard-plugins openssl libssl-dev pkg-config gcc libc6-dev \
-  valgrind python3-pip; do
+  valgrind python3-pip python3-venv; do
   dpkg -s "$p" >/dev/null 2>&1 || packages+=("$p")
 done
 if [ ${#packages[@]} -gt 0 ]; then

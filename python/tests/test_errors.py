@@ -157,3 +157,14 @@ def test_a_library_of_another_version_is_refused():
     result = run_python(code)
     assert result.returncode == 0, result.stderr
     assert "this package is 9.9.9" in result.stdout, result.stdout
+
+
+@pytest.mark.skipif(
+    not os.environ.get("ONEM2M_EST_INSTALLED"), reason="checks an installed wheel only"
+)
+def test_an_installed_wheel_uses_its_bundled_library():
+    # scripts/python-tests.sh runs the suite a second time from the wheel, without
+    # ONEM2M_EST_LIB: the library must be the one inside the package.
+    assert "ONEM2M_EST_LIB" not in os.environ
+    package = Path(onem2m_est.__file__).resolve().parent
+    assert Path(onem2m_est.library_path()).resolve().parent == package
