@@ -56,7 +56,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     std::fs::create_dir_all(&out)?;
     std::fs::write(out.join("manufacturer-ca.pem"), ca_cert.pem())?;
     std::fs::write(out.join("device.pem"), device_cert.pem())?;
-    write_private(&out.join("device.key"), device_key.serialize_pem().as_bytes())?;
+    write_private(
+        &out.join("device.key"),
+        device_key.serialize_pem().as_bytes(),
+    )?;
 
     // 2. The reference MEF.
     let mut config = MefConfig::new(&mef_dir);

@@ -5,6 +5,7 @@
 pub mod certprov;
 pub mod client;
 pub mod csr;
+pub mod describe;
 pub mod error;
 pub mod ffi;
 pub mod identity;

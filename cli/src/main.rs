@@ -920,18 +920,15 @@ fn describe_requirements(reqs: &onem2m_est::proto::csrattrs::CsrRequirements) ->
             "supplied"
         }
     };
-    let mut identity = serde_json::Value::Null;
     if let Some(san) = reqs.subject_alt_name() {
         match onem2m_est::proto::san::decode(san) {
-            Ok(names) => {
-                let text = onem2m_est::identity::describe_general_names(&names);
-                sayln!("subjectAltName (identity): {text}");
-                identity = text.into();
-            }
+            Ok(names) => sayln!(
+                "subjectAltName (identity): {}",
+                onem2m_est::identity::describe_general_names(&names)
+            ),
             Err(e) => sayln!("subjectAltName: undecodable ({e})"),
         }
     }
-    let mut extensions = Vec::new();
     for ext in &reqs.extensions {
         if ext.oid != onem2m_est::proto::oids::SUBJECT_ALT_NAME {
             sayln!(
@@ -940,11 +937,6 @@ fn describe_requirements(reqs: &onem2m_est::proto::csrattrs::CsrRequirements) ->
                 if ext.critical { " (critical)" } else { "" },
                 ext.value.len()
             );
-            extensions.push(serde_json::json!({
-                "oid": ext.oid.to_string(),
-                "critical": ext.critical,
-                "bytes": ext.value.len(),
-            }));
         }
     }
     match reqs.key {
@@ -958,14 +950,31 @@ fn describe_requirements(reqs: &onem2m_est::proto::csrattrs::CsrRequirements) ->
     for oid in &reqs.unrecognized {
         sayln!("unrecognised (ignored): {oid}");
     }
-    serde_json::json!({
+    // The JSON fields are the library's description, the one C and Python give too.
+    let mut object = serde_json::json!({
         "challenge_password": challenge,
-        "subject_alt_name": identity,
-        "extensions": extensions,
-        "key_type": reqs.key.map(|k| k.to_string()),
-        "signature_hash": reqs.hash.map(|h| h.to_string()),
-        "unrecognised": reqs.unrecognized.iter().map(|o| o.to_string()).collect::<Vec<_>>(),
-    })
+        "subject_alt_name": null,
+        "extensions": [],
+        "key_type": null,
+        "signature_hash": null,
+        "unrecognised": [],
+    });
+    for (field, value) in onem2m_est::describe::csr_attributes(reqs) {
+        match field {
+            "extension" | "unrecognised" => {
+                let list = if field == "extension" {
+                    "extensions"
+                } else {
+                    "unrecognised"
+                };
+                if let Some(items) = object[list].as_array_mut() {
+                    items.push(value.into());
+                }
+            }
+            _ => object[field] = value.into(),
+        }
+    }
+    object
 }
 
 #[cfg(test)]

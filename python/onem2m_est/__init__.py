@@ -63,6 +63,7 @@ __all__ = [
     "ClientSideError",
     "CmdStatus",
     "Config",
+    "CsrAttributes",
     "EstError",
     "KeyType",
     "LibraryError",
@@ -296,6 +297,11 @@ _PROTOTYPES = [
     ("mef_client_last_error", ctypes.c_char_p, [ctypes.c_void_p]),
     ("mef_config_last_error", ctypes.c_char_p, [ctypes.c_void_p]),
     ("mef_client_last_handshakes", ctypes.c_uint32, [ctypes.c_void_p]),
+    (
+        "mef_csrattrs_describe",
+        ctypes.c_uint32,
+        [ctypes.c_void_p, ctypes.c_size_t, ctypes.POINTER(ctypes.c_void_p)],
+    ),
     ("mef_buffer_data", ctypes.c_void_p, [ctypes.c_void_p]),
     ("mef_buffer_len", ctypes.c_size_t, [ctypes.c_void_p]),
     ("mef_buffer_free", None, [ctypes.c_void_p]),
@@ -435,6 +441,49 @@ def _ms(lib: ctypes.CDLL, what: str, seconds: float) -> int:
 
 
 # ---------------------------------------------------------------------------- the API
+
+
+class CsrAttributes:
+    """What the MEF's CSR attributes ask for (RFC 7030 4.5.2), decoded by the library as the CLI
+    shows it (``mef_csrattrs_describe``); the challengePassword's value is never included.
+
+    Attributes:
+        challenge_password: ``"not requested"``, ``"channel binding"`` or ``"supplied"``.
+        subject_alt_name: the identity asked for, e.g. ``"DNS:cse01.sp.example.com"``, or None.
+        key_type: e.g. ``"EC P-256"``, or None when not asked for.
+        signature_hash: e.g. ``"SHA-256"``, or None.
+        extensions: other requested extensions, ``"OID[ critical] N bytes"`` each.
+        unrecognised: attribute OIDs the client ignores (RFC 7030 4.5.2).
+        der: the CsrAttrs DER (empty when the MEF has none: 204/404).
+    """
+
+    def __init__(self, der: bytes, text: str):
+        self.der = der
+        self.challenge_password: Optional[str] = None
+        self.subject_alt_name: Optional[str] = None
+        self.key_type: Optional[str] = None
+        self.signature_hash: Optional[str] = None
+        self.extensions: List[str] = []
+        self.unrecognised: List[str] = []
+        for line in text.splitlines():
+            field, _, value = line.partition(": ")
+            if field == "extension":
+                self.extensions.append(value)
+            elif field == "unrecognised":
+                self.unrecognised.append(value)
+            elif field in ("challenge_password", "subject_alt_name", "key_type", "signature_hash"):
+                setattr(self, field, value)
+
+    def __bool__(self) -> bool:
+        return bool(self.der)
+
+    def __repr__(self) -> str:
+        return (
+            f"CsrAttributes(challenge_password={self.challenge_password!r}, "
+            f"subject_alt_name={self.subject_alt_name!r}, key_type={self.key_type!r}, "
+            f"signature_hash={self.signature_hash!r}, extensions={self.extensions!r}, "
+            f"unrecognised={self.unrecognised!r})"
+        )
 
 
 # tls_profile names (as the CLI spells them) and their MEF_TLS_PROFILE_* values.
@@ -799,9 +848,21 @@ class Client:
             if begin in block
         ]
 
-    def csrattrs(self) -> bytes:
-        """The raw CsrAttrs DER of /csrattrs (empty when the MEF has none: 204/404)."""
-        return self._buffer_call("csrattrs", self._lib.mef_client_csrattrs)
+    def csrattrs(self) -> CsrAttributes:
+        """The CSR attributes of /csrattrs, decoded (:class:`CsrAttributes`; false when the
+        MEF has none: 204/404). The DER is ``.der``."""
+        der = self._buffer_call("csrattrs", self._lib.mef_client_csrattrs)
+        out = ctypes.c_void_p()
+        result = self._lib.mef_csrattrs_describe(der, len(der), ctypes.byref(out))
+        if result != Result.OK:
+            raise _error(self._lib, result, "/csrattrs: the CSR attributes do not decode")
+        try:
+            length = self._lib.mef_buffer_len(out)
+            data = self._lib.mef_buffer_data(out)
+            text = ctypes.string_at(data, length).decode() if length else ""
+        finally:
+            self._lib.mef_buffer_free(out)
+        return CsrAttributes(der, text)
 
     @property
     def last_handshakes(self) -> int:

@@ -68,7 +68,7 @@ def test_psk_provisioning_then_certificate_reprovisioning(mef, tmp_path):
         # /cacerts and /csrattrs over TLS-PSK install nothing.
         certs = client.cacerts()
         assert len(certs) == 1
-        assert client.csrattrs()[0] == 0x30  # CsrAttrs ::= SEQUENCE (RFC 7030 4.5.2)
+        assert client.csrattrs().der[0] == 0x30  # CsrAttrs ::= SEQUENCE (RFC 7030 4.5.2)
         assert not store.exists() or not any(store.iterdir())
         client.provision()
     check_installed(store, mef.ca)

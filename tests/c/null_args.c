@@ -205,6 +205,18 @@ static void bad_config_arguments(const char *ta, size_t ta_len, const char *cert
   TRUE(strcmp(mef_config_last_error(cfg), "sp_id is NULL") == 0);
   TRUE(mef_config_last_error(NULL) != NULL && mef_config_last_error(NULL)[0] == '\0');
 
+  /* mef_csrattrs_describe: NULL out, malformed DER, no attributes. */
+  {
+    static const uint8_t junk[] = {0x30, 0x05, 0x01};
+    mef_buffer *text = NULL;
+    EXPECT(mef_csrattrs_describe(junk, sizeof junk, NULL), MEF_ERR_NULL_ARGUMENT);
+    EXPECT(mef_csrattrs_describe(junk, sizeof junk, &text), MEF_ERR_DECODE);
+    TRUE(text == NULL);
+    EXPECT(mef_csrattrs_describe(junk, 0, &text), MEF_OK);
+    TRUE(text != NULL && mef_buffer_len(text) == 0);
+    mef_buffer_free(text);
+  }
+
   /* Callback structs with a NULL member, each member in turn. */
   for (int i = 0; i < 6; i++) {
     mef_key_callbacks kc = key_cbs;
