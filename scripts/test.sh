@@ -17,7 +17,8 @@ cd "$(dirname "$0")/.."
 # - libssl-dev + pkg-config: the `openssl` crate (TLS-PSK and the ts0003 TLS profile in the
 #   client's `psk` feature, the MEF's PSK and ts0003 listeners) and the C examples;
 # - gcc + libc6-dev: the C tests and examples; valgrind: the C ABI memory checks;
-# - python3-pip: pytest for the Python binding;
+# - python3-pip + python3-venv: pytest for the Python binding; building its wheel and
+#   installing it into a fresh virtual environment;
 # - the cross builds (scripts/lib/cross-env.sh, README "Platforms"): Debian's rustc-web,
 #   cargo-web, rust-web-src and libstd-rust-web-dev (Rust 1.96 and its standard library's
 #   source for -Zbuild-std; /usr/bin, never the default toolchain), mingw-w64 and wine64
@@ -29,7 +30,7 @@ packages=()
 for p in strongswan-pki libstrongswan-extra-plugins libstrongswan-standard-plugins openssl curl \
   libssl-dev pkg-config gcc libc6-dev valgrind python3-pip rustc-web cargo-web rust-web-src \
   libstd-rust-web-dev gcc-mingw-w64-x86-64 binutils-mingw-w64-x86-64 wine64 gcc-aarch64-linux-gnu \
-  libc6-dev-arm64-cross gcc-arm-linux-gnueabihf libc6-dev-armhf-cross qemu-user perl make; do
+  libc6-dev-arm64-cross gcc-arm-linux-gnueabihf libc6-dev-armhf-cross qemu-user perl make python3-venv; do
   dpkg -s "$p" >/dev/null 2>&1 || packages+=("$p")
 done
 if [ ${#packages[@]} -gt 0 ]; then
