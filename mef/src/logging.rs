@@ -57,14 +57,47 @@ pub(crate) fn refused(conn: &ConnInfo, req: &Request, resp: &Response) {
     );
 }
 
+/// A handshake an OpenSSL listener (TLS-PSK, ts0003) failed at the TLS level (a wrong Kpm, an
+/// unknown KpmID, no common suite, an untrusted certificate), as opposed to a connection that
+/// closed: logged at warn like a rustls refusal.
+#[derive(Debug)]
+pub(crate) struct OpenSslRefusal(pub String);
+
+impl std::fmt::Display for OpenSslRefusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for OpenSslRefusal {}
+
+/// The `io::Error` of a failed OpenSSL handshake: an [`OpenSslRefusal`] when OpenSSL reported a
+/// TLS error, a plain error when the peer only went away.
+pub(crate) fn openssl_handshake_error<S: std::fmt::Debug>(
+    what: &str,
+    e: openssl::ssl::HandshakeError<S>,
+) -> std::io::Error {
+    let tls_error = match &e {
+        openssl::ssl::HandshakeError::Failure(mid) => mid.error().ssl_error().is_some(),
+        _ => false,
+    };
+    let text = format!("{what} handshake failed: {e}");
+    if tls_error {
+        std::io::Error::other(OpenSslRefusal(text))
+    } else {
+        std::io::Error::other(text)
+    }
+}
+
 /// A TLS handshake that failed: what TLS refused, and the peer. Connections closed or timed
 /// out without a TLS error (port scans, health checks) stay at debug.
 pub(crate) fn handshake(e: &std::io::Error) {
-    match e
-        .get_ref()
-        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
-    {
-        Some(tls) => log::warn!("TLS handshake with {} refused: {tls}", peer_text()),
-        None => log::debug!("TLS handshake with {} failed: {e}", peer_text()),
+    let inner = e.get_ref();
+    if let Some(tls) = inner.and_then(|i| i.downcast_ref::<rustls::Error>()) {
+        log::warn!("TLS handshake with {} refused: {tls}", peer_text());
+    } else if let Some(refusal) = inner.and_then(|i| i.downcast_ref::<OpenSslRefusal>()) {
+        log::warn!("TLS handshake with {} refused: {refusal}", peer_text());
+    } else {
+        log::debug!("TLS handshake with {} failed: {e}", peer_text());
     }
 }
