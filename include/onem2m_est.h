@@ -704,6 +704,20 @@ void mef_config_free(struct mef_config *config);
 mef_result mef_config_set_base_uri(struct mef_config *config, const char *uri);
 
 /**
+ * Sets the estBaseURI of the MEF's TLS-PSK listener, for a MEF that serves TLS-PSK on another
+ * authority than its certificate listener (the reference MEF's `--psk-listen`): Initial
+ * Certificate Provisioning with a PSK (`mef_config_set_psk`, `mef_identity_set_psk`) goes
+ * there, everything certificate-authenticated to `mef_config_set_base_uri`'s. So one client
+ * can re-provision and, with `mef_client_renew`, re-bootstrap with its Kpm. When
+ * `mef_config_set_mef_fqdn` is set, this URI's host is held to it too. A URI that does not
+ * parse is `MEF_ERR_INVALID_ARGUMENT`.
+ *
+ * # Safety
+ * `config` as for `mef_config_free` (non-NULL); `uri` a NUL-terminated string.
+ */
+mef_result mef_config_set_psk_base_uri(struct mef_config *config, const char *uri);
+
+/**
  * Sets the EST client explicit trust anchor database that authenticates the MEF during
  * Initial Certificate Provisioning (RFC 7030 3.6.1): PEM CERTIFICATE blocks.
  *

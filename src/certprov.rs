@@ -149,7 +149,17 @@ pub fn verify_config(config: &Config) -> Result<()> {
         subject_type: identity.subject_type().to_string(),
         subject_id: identity.id().to_owned(),
     };
-    verify_cert_prov_args_in(&args, mef_fqdn, MefClientRole::Node, identity.sp_id()).map(|_| ())
+    verify_cert_prov_args_in(&args, mef_fqdn, MefClientRole::Node, identity.sp_id())?;
+    // A separate TLS-PSK estBaseURI names the same MEF (pre-condition A.ii), so it is held to
+    // the same FQDN.
+    if let Some(psk_uri) = &config.psk_base_uri {
+        let args = CertProvArgs {
+            uri: psk_uri.to_string(),
+            ..args
+        };
+        verify_cert_prov_args_in(&args, mef_fqdn, MefClientRole::Node, identity.sp_id())?;
+    }
+    Ok(())
 }
 
 /// The cmdStatusCode a MEF Client reports after a CERT_PROV command (TS-0003 8.3.9.7).
@@ -213,6 +223,28 @@ mod tests {
             Err(Error::InvalidArgument { argument, .. }) => argument,
             other => panic!("expected an unacceptable argument, got {other:?}"),
         }
+    }
+
+    /// A separate TLS-PSK estBaseURI is a command argument too: held to the same mefFQDN.
+    #[test]
+    fn a_psk_base_uri_of_another_host_is_unacceptable() {
+        use crate::client::Config;
+        use crate::identity::{SubjectIdentity, SubjectType};
+        use crate::uri::EstUri;
+        let config = || {
+            Config::new(EstUri::parse("https://mef.sp.example.com/.well-known/est").unwrap())
+                .identity(SubjectIdentity::new(SubjectType::Cse, "cse01.sp.example.com").unwrap())
+                .mef_fqdn("mef.sp.example.com")
+        };
+        assert!(verify_config(&config()).is_ok());
+        let same = config().psk_base_uri(
+            EstUri::parse("https://mef.sp.example.com:8444/.well-known/est").unwrap(),
+        );
+        assert!(verify_config(&same).is_ok());
+        let other = config()
+            .psk_base_uri(EstUri::parse("https://evil.example.net/.well-known/est").unwrap());
+        let err = verify_config(&other).unwrap_err();
+        assert_eq!(err.class(), crate::error::ErrorClass::BadArguments, "{err}");
     }
 
     #[test]

@@ -58,6 +58,12 @@ pub struct Config {
     /// MEF_CLIENT_CMD_UNACCEPTABLE_ARGUMENTS. `None` skips the check (no command: the caller
     /// chose the MEF itself).
     pub mef_fqdn: Option<String>,
+    /// The estBaseURI of Initial Certificate Provisioning over TLS-PSK, where the MEF serves
+    /// TLS-PSK on another authority than its certificate listener (the reference MEF's
+    /// `--psk-listen`). `None`: [`Config::base_uri`] for both. With it, a device whose
+    /// bootstrap credential is a Kpm can re-bootstrap ([`MefClient::renew`]) with the same
+    /// client that re-provisions.
+    pub psk_base_uri: Option<EstUri>,
 }
 
 impl Config {
@@ -70,7 +76,14 @@ impl Config {
             transport: TransportConfig::default(),
             tls_profile: TlsProfile::default(),
             mef_fqdn: None,
+            psk_base_uri: None,
         }
+    }
+
+    /// Sets the estBaseURI used over TLS-PSK (see [`Config::psk_base_uri`]).
+    pub fn psk_base_uri(mut self, uri: EstUri) -> Config {
+        self.psk_base_uri = Some(uri);
+        self
     }
 
     /// Sets the TLS profile.
@@ -370,7 +383,10 @@ impl MefClient {
     fn connect_psk(&self, credential: &PskCredential) -> Result<EstConnection> {
         let stack = crate::psk::OpenSslPskStack::new(credential)?;
         EstConnection::with_stack(
-            &self.config.base_uri,
+            self.config
+                .psk_base_uri
+                .as_ref()
+                .unwrap_or(&self.config.base_uri),
             std::sync::Arc::new(stack),
             &self.config.transport,
         )

@@ -275,3 +275,69 @@ fn unreachable_mef_is_retryable_and_changes_nothing() {
         assert_eq!(snapshot_of(out.path()), snapshot);
     }
 }
+
+/// A device whose only bootstrap credential is a Kpm (PPSK-based RSPF, TS-0003 8.3.2.1) and a
+/// MEF that serves TLS-PSK on its own listener: one client, with the PSK estBaseURI configured
+/// beside the certificate one, provisions over TLS-PSK, re-provisions with its certificate, and
+/// re-bootstraps over TLS-PSK once the certificate has expired.
+#[cfg(feature = "psk")]
+#[test]
+fn expired_certificate_rebootstraps_with_the_kpm_on_the_psk_listener() {
+    use onem2m_est::psk::PskCredential;
+    const KPM_ID: &str = "kpm-renewal-0001";
+    let kpm = || Zeroizing::new((0u8..32).collect::<Vec<u8>>());
+    let dir = TempDir::new().unwrap();
+    let mut config = MefConfig::new(dir.path());
+    config.cert_lifetime = Duration::from_secs(3600);
+    config.psk_listen = Some("127.0.0.1:0".parse().unwrap());
+    let mef = Mef::start(config).unwrap();
+    mef.add_psk(KPM_ID, &kpm(), onem2m_mef::SubjectType::Cse, CSE_ID)
+        .unwrap();
+    let client = MefClient::new(
+        Config::new(EstUri::parse(&mef.base_uri(None)).unwrap())
+            .psk_base_uri(EstUri::parse(&mef.psk_base_uri(None).unwrap()).unwrap())
+            .identity(SubjectIdentity::new(SubjectType::Cse, CSE_ID).unwrap()),
+    );
+    let bootstrap = InitialAuth::Psk(PskCredential::new(KPM_ID, kpm()).unwrap());
+    let out = TempDir::new().unwrap();
+    let mut store = FileStore::new(out.path()).unwrap();
+    client
+        .provision(&bootstrap, &mut store, KeySource::Generate)
+        .unwrap();
+    let first = store.load().unwrap().unwrap();
+
+    // Valid: re-provisioning with the certificate, on the certificate listener.
+    let renewal = client
+        .renew(
+            &mut store,
+            Reprovision::Renew,
+            Some(&bootstrap),
+            SystemTime::now(),
+        )
+        .unwrap();
+    assert!(
+        matches!(renewal.path, RenewalPath::Reprovisioned),
+        "{renewal:?}"
+    );
+    let second = store.load().unwrap().unwrap();
+
+    // Expired: Initial Certificate Provisioning again, over TLS-PSK.
+    let expired = second.validity().unwrap().not_after + Duration::from_secs(1);
+    let renewal = client
+        .renew(&mut store, Reprovision::Renew, Some(&bootstrap), expired)
+        .unwrap();
+    match &renewal.path {
+        RenewalPath::Rebootstrapped { reason } => assert!(reason.contains("expired"), "{reason}"),
+        other => panic!("expected a re-bootstrap, got {other:?}"),
+    }
+    let third = store.load().unwrap().unwrap();
+    let serials: Vec<String> = [&first, &second, &third]
+        .iter()
+        .map(|c| serial(&c.chain[0]))
+        .collect();
+    assert!(
+        serials[0] != serials[1] && serials[1] != serials[2],
+        "{serials:?}"
+    );
+    mef.shutdown();
+}

@@ -266,6 +266,12 @@ struct ServerArgs {
     /// The EST base URI, e.g. https://mef.example.com/.well-known/est/LABEL
     #[arg(long, value_name = "URL")]
     server: String,
+    /// The EST base URI of the MEF's TLS-PSK listener, when it is not --server (the reference
+    /// MEF's --psk-listen): Initial Certificate Provisioning with --psk-identity goes there,
+    /// certificate-authenticated requests to --server. Lets `renew` and `agent` re-bootstrap
+    /// with the Kpm.
+    #[arg(long, value_name = "URL")]
+    psk_server: Option<String>,
     /// Connect, TLS and response timeout, in seconds.
     #[arg(long, value_name = "SECS", default_value_t = 30)]
     timeout: u64,
@@ -791,6 +797,9 @@ fn client(server: &ServerArgs, subject: &SubjectArgs) -> Result<MefClient, Error
     let mut config = Config::new(base)
         .transport(transport)
         .tls_profile(server.tls_profile.parse()?);
+    if let Some(psk_server) = &server.psk_server {
+        config = config.psk_base_uri(EstUri::parse(psk_server)?);
+    }
     if let (Some(t), Some(id)) = (&subject.subject_type, &subject.subject_id) {
         let subject_type: SubjectType = t.parse()?;
         let identity = match &subject.sp_id {

@@ -268,3 +268,53 @@ fn bad_psk_arguments_exit_2_without_showing_the_key() {
         text(&o)
     );
 }
+
+/// `renew` with a Kpm as the bootstrap credential and the MEF's TLS-PSK listener named by
+/// `--psk-server`: re-provisions on `--server` while the certificate is valid, re-bootstraps
+/// over TLS-PSK once the MEF refuses the certificate (here: revoked) (issue #12).
+#[test]
+fn renew_rebootstraps_with_the_kpm_on_the_psk_server() {
+    let f = Fixture::new();
+    let out = f.path("cred");
+    let mut args = f.psk_args("provision");
+    args.extend(["--out".into(), out.display().to_string()]);
+    let o = run(&args);
+    if !onem2m_est::psk::SUPPORTED {
+        assert_unsupported(&o);
+        return;
+    }
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let renew = |f: &Fixture| {
+        run(&[
+            "renew",
+            "--server",
+            &f.mef.base_uri(None),
+            "--psk-server",
+            &f.psk_server(),
+            "--psk-identity",
+            KPM_ID,
+            "--psk-key-file",
+            &f.path("kpm.hex").display().to_string(),
+            "--out",
+            &out.display().to_string(),
+        ])
+    };
+    let o = renew(&f);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("re-provisioned"),
+        "{}",
+        text(&o)
+    );
+    // The MEF revokes the certificate: re-provisioning is refused, the Kpm re-bootstraps.
+    let pem = std::fs::read_to_string(out.join("cert.pem")).unwrap();
+    f.mef.revoke_identity(SubjectType::Cse, CSE_ID).unwrap();
+    let o = renew(&f);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("re-bootstrapped"),
+        "{}",
+        text(&o)
+    );
+    assert_ne!(std::fs::read_to_string(out.join("cert.pem")).unwrap(), pem);
+}

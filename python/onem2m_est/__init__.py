@@ -276,6 +276,7 @@ _PROTOTYPES = [
         [ctypes.c_void_p, ctypes.c_uint32, ctypes.c_char_p],
     ),
     ("mef_config_set_mef_fqdn", ctypes.c_uint32, [ctypes.c_void_p, ctypes.c_char_p]),
+    ("mef_config_set_psk_base_uri", ctypes.c_uint32, [ctypes.c_void_p, ctypes.c_char_p]),
     ("mef_config_set_sp_id", ctypes.c_uint32, [ctypes.c_void_p, ctypes.c_char_p]),
     ("mef_config_set_key_type", ctypes.c_uint32, [ctypes.c_void_p, ctypes.c_uint32]),
     ("mef_config_set_tls_profile", ctypes.c_uint32, [ctypes.c_void_p, ctypes.c_uint32]),
@@ -565,6 +566,9 @@ class Config:
             ``provision()`` and ``reprovision()`` then first verify the command's arguments,
             before any I/O: ``base_uri``'s host must be this FQDN and ``subject`` must be
             given; otherwise :class:`BadArgumentsError` (``UNACCEPTABLE_ARGUMENTS``).
+        psk_base_uri: the EST base URI of the MEF's TLS-PSK listener, when it is not
+            ``base_uri`` (the reference MEF's ``--psk-listen``): provisioning with ``psk`` goes
+            there, so ``renew()`` can re-bootstrap with the Kpm.
         store_dir: directory of the built-in credential store (``cert.pem``, ``key.pem`` (0600),
             ``trust-anchors.pem``, installed atomically).
         key_type: type of newly generated keys (default ECDSA P-256).
@@ -596,6 +600,7 @@ class Config:
         subject: Optional[Tuple[SubjectType, str]] = None,
         sp_id: Optional[str] = None,
         mef_fqdn: Optional[str] = None,
+        psk_base_uri: Optional[str] = None,
         store_dir: Optional[Union[str, os.PathLike]] = None,
         key_type: Optional[KeyType] = None,
         tls_profile: Optional[str] = None,
@@ -615,6 +620,7 @@ class Config:
         self.subject = subject
         self.sp_id = sp_id
         self.mef_fqdn = mef_fqdn
+        self.psk_base_uri = psk_base_uri
         self.store_dir = store_dir
         self.key_type = key_type
         self.tls_profile = tls_profile
@@ -735,6 +741,10 @@ class Client:
                 self._check(
                     lib.mef_config_set_mef_fqdn(c, str(cfg.mef_fqdn).encode()),
                     f"mef_fqdn {cfg.mef_fqdn!r}", c)
+            if cfg.psk_base_uri is not None:
+                self._check(
+                    lib.mef_config_set_psk_base_uri(c, str(cfg.psk_base_uri).encode()),
+                    f"psk_base_uri {cfg.psk_base_uri!r}", c)
             if cfg.key_type is not None:
                 key_type = _enum_arg(KeyType, cfg.key_type, "key_type")
                 self._check(lib.mef_config_set_key_type(c, int(key_type)), "key_type", c)

@@ -16,6 +16,7 @@ from onem2m_est import (
     Client,
     CmdStatus,
     Config,
+    RenewalPath,
     Result,
     ServerSideError,
 )
@@ -155,3 +156,22 @@ def test_repr_never_shows_the_kpm(mef, tmp_path):
     text = repr(psk_config(mef, tmp_path))
     assert mef.kpm_id in text and "<redacted>" in text
     assert mef.kpm.hex() not in text and repr(mef.kpm) not in text
+
+
+def test_renew_rebootstraps_with_the_kpm_on_the_psk_listener(mef, tmp_path):
+    # One client: certificate requests to the MEF's certificate port, TLS-PSK to its PSK port
+    # (psk_base_uri). While valid, renew() re-provisions; once expired, it re-bootstraps with
+    # the Kpm (issue #12).
+    store = tmp_path / "cred"
+    config = psk_config(mef, store, psk_base_uri=mef.psk_url)
+    config.base_uri = mef.url
+    with Client(config) as client:
+        client.provision()
+        first = openssl("x509", "-in", str(store / "cert.pem"), "-noout", "-serial")
+        assert client.renew() == RenewalPath.REPROVISIONED
+        second = openssl("x509", "-in", str(store / "cert.pem"), "-noout", "-serial")
+        expired = client.next_renewal() + 400 * 24 * 3600
+        assert client.renew(now=expired) == RenewalPath.REBOOTSTRAPPED
+        third = openssl("x509", "-in", str(store / "cert.pem"), "-noout", "-serial")
+    assert len({first, second, third}) == 3
+    check_installed(store, mef.ca)

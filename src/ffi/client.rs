@@ -164,6 +164,7 @@ impl mef_client {
             .tls_profile(self.settings.tls_profile);
         config.identity = self.settings.identity.clone();
         config.mef_fqdn = self.settings.mef_fqdn.clone();
+        config.psk_base_uri = self.settings.psk_base_uri.clone();
         let mut psk = None;
         let callback: Option<IdentityCallback> = self.settings.identity_callback;
         if let Some((cb, user_data)) = callback.filter(|_| ask_identity) {

@@ -45,6 +45,8 @@ pub(crate) enum ThirdParty {
 #[derive(Debug, Clone, Default)]
 pub struct mef_config {
     pub(crate) base_uri: Option<EstUri>,
+    /// The estBaseURI of the MEF's TLS-PSK listener, when not `base_uri`.
+    pub(crate) psk_base_uri: Option<EstUri>,
     pub(crate) trust_anchors: Option<Vec<CertificateDer<'static>>>,
     pub(crate) third_party: Option<ThirdParty>,
     /// The PPSK-based RSPF credential (KpmID, Kpm); `Debug` redacts the key.
@@ -209,6 +211,32 @@ pub unsafe extern "C" fn mef_config_set_base_uri(
         let uri = arg!(config, "uri", unsafe { str_arg(uri) });
         let uri = reason!(config, EstUri::parse(uri));
         config.base_uri = Some(uri);
+        MEF_OK
+    })
+}
+
+/// Sets the estBaseURI of the MEF's TLS-PSK listener, for a MEF that serves TLS-PSK on another
+/// authority than its certificate listener (the reference MEF's `--psk-listen`): Initial
+/// Certificate Provisioning with a PSK (`mef_config_set_psk`, `mef_identity_set_psk`) goes
+/// there, everything certificate-authenticated to `mef_config_set_base_uri`'s. So one client
+/// can re-provision and, with `mef_client_renew`, re-bootstrap with its Kpm. When
+/// `mef_config_set_mef_fqdn` is set, this URI's host is held to it too. A URI that does not
+/// parse is `MEF_ERR_INVALID_ARGUMENT`.
+///
+/// # Safety
+/// `config` as for `mef_config_free` (non-NULL); `uri` a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn mef_config_set_psk_base_uri(
+    config: *mut mef_config,
+    uri: *const c_char,
+) -> mef_result {
+    guard(|| {
+        // SAFETY: caller's contract above.
+        let config = check!(unsafe { config_mut(config) });
+        // SAFETY: caller's contract above.
+        let uri = arg!(config, "uri", unsafe { str_arg(uri) });
+        let uri = reason!(config, EstUri::parse(uri));
+        config.psk_base_uri = Some(uri);
         MEF_OK
     })
 }

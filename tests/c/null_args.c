@@ -126,6 +126,8 @@ static void null_handles(const char *pem, size_t pem_len) {
   EXPECT(mef_config_set_client_cert_key_handle(NULL, p, pem_len, 7, MEF_KEY_ECDSA_P256_SHA256), MEF_ERR_NULL_ARGUMENT);
   EXPECT(mef_config_set_subject(NULL, MEF_SUBJECT_CSE, "cse01.example.com"), MEF_ERR_NULL_ARGUMENT);
   EXPECT(mef_config_set_mef_fqdn(NULL, "mef.example.com"), MEF_ERR_NULL_ARGUMENT);
+  EXPECT(mef_config_set_psk_base_uri(NULL, "https://mef.example.com:8444/.well-known/est"),
+         MEF_ERR_NULL_ARGUMENT);
   EXPECT(mef_config_set_sp_id(NULL, "//example.net"), MEF_ERR_NULL_ARGUMENT);
   EXPECT(mef_config_set_key_type(NULL, MEF_KEY_ED25519), MEF_ERR_NULL_ARGUMENT);
   EXPECT(mef_config_set_tls_profile(NULL, MEF_TLS_PROFILE_TS0003), MEF_ERR_NULL_ARGUMENT);
@@ -177,6 +179,7 @@ static void bad_config_arguments(const char *ta, size_t ta_len, const char *cert
   EXPECT(mef_config_set_client_cert_key_handle(cfg, NULL, cert_len, 7, MEF_KEY_ECDSA_P256_SHA256), MEF_ERR_NULL_ARGUMENT);
   EXPECT(mef_config_set_subject(cfg, MEF_SUBJECT_CSE, NULL), MEF_ERR_NULL_ARGUMENT);
   EXPECT(mef_config_set_mef_fqdn(cfg, NULL), MEF_ERR_NULL_ARGUMENT);
+  EXPECT(mef_config_set_psk_base_uri(cfg, NULL), MEF_ERR_NULL_ARGUMENT);
   EXPECT(mef_config_set_sp_id(cfg, NULL), MEF_ERR_NULL_ARGUMENT);
   EXPECT(mef_config_set_store_dir(cfg, NULL), MEF_ERR_NULL_ARGUMENT);
   EXPECT(mef_config_set_key_callbacks(cfg, NULL, NULL), MEF_ERR_NULL_ARGUMENT);
@@ -280,6 +283,10 @@ static void bad_config_arguments(const char *ta, size_t ta_len, const char *cert
   EXPECT(mef_config_set_subject(cfg, MEF_SUBJECT_CSE, "mn-cse"), MEF_OK);
   EXPECT(mef_config_set_subject(cfg, MEF_SUBJECT_AE, "CAE-device1"), MEF_ERR_INVALID_ARGUMENT);
   EXPECT(mef_config_set_mef_fqdn(cfg, ""), MEF_ERR_INVALID_ARGUMENT);
+  EXPECT(mef_config_set_psk_base_uri(cfg, "not a uri"), MEF_ERR_INVALID_ARGUMENT);
+  EXPECT(mef_config_set_psk_base_uri(cfg, bad_utf8), MEF_ERR_INVALID_ARGUMENT);
+  EXPECT(mef_config_set_psk_base_uri(cfg, "https://mef.example.com:8444/.well-known/est"),
+         MEF_OK);
   EXPECT(mef_config_set_mef_fqdn(cfg, "mef .example.com"), MEF_ERR_INVALID_ARGUMENT);
   EXPECT(mef_config_set_mef_fqdn(cfg, bad_utf8), MEF_ERR_INVALID_ARGUMENT);
   EXPECT(mef_config_set_key_type(cfg, 0), MEF_ERR_INVALID_ARGUMENT);
