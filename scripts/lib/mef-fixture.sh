@@ -127,6 +127,9 @@ mef_fixture_start() {
     fixture_fail "psk add failed" || return 1
 
   local out=$FIXTURE_DIR/mef.out
+  # Created here, not by the background job's redirection (which runs in the child, possibly
+  # after the first poll below): a poll must never find the file missing.
+  : >"$out"
   "$MEF_BIN" --listen 127.0.0.1:0 --psk-listen 127.0.0.1:0 --data-dir "$MEF_DATA_DIR" \
     --client-trust "$MANUFACTURER_CA" >"$out" 2>"$FIXTURE_DIR/mef.err" &
   MEF_PID=$!
