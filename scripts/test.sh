@@ -15,12 +15,14 @@ cd "$(dirname "$0")/.."
 # - libssl-dev + pkg-config: the `openssl` crate (TLS-PSK and the ts0003 TLS profile in the
 #   client's `psk` feature, the MEF's PSK and ts0003 listeners) and the C examples;
 # - gcc + libc6-dev: the C tests and examples; valgrind: the C ABI memory checks;
-# - python3-pip: pytest for the Python binding.
+# - python3-pip: pytest for the Python binding;
+# - softhsm2 + opensc: the PKCS #11 token (SoftHSM2) and `pkcs11-tool` of tests/pkcs11.rs and
+#   cli/tests/pkcs11.rs (the `pkcs11` feature).
 # (scripts/libest.sh installs libest's build tools itself: build-essential autoconf automake
 #  libtool pkg-config libssl-dev.)
 packages=()
 for p in strongswan-pki libstrongswan-extra-plugins libstrongswan-standard-plugins openssl libssl-dev pkg-config gcc libc6-dev \
-  valgrind python3-pip; do
+  valgrind python3-pip softhsm2 opensc; do
   dpkg -s "$p" >/dev/null 2>&1 || packages+=("$p")
 done
 if [ ${#packages[@]} -gt 0 ]; then
@@ -38,9 +40,9 @@ step() { echo; echo "== $*"; }
 step "format"
 cargo fmt --all -- --check
 
-step "clippy (default features, then with TLS-PSK)"
+step "clippy (default features, then with TLS-PSK and PKCS #11)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
-cargo clippy --workspace --all-targets --locked --features onem2m-est/psk -- -D warnings
+cargo clippy --workspace --all-targets --locked --features onem2m-est/psk,onem2m-est/pkcs11 -- -D warnings
 
 step "Cisco libest (the third-party EST server of cli/tests/libest.rs): build, or reuse the cache"
 # Source: ../shared/third-party/libest beside the repository, or $LIBEST_SRC. The test runs the
@@ -66,5 +68,7 @@ step "benchmarks, quick mode (figures only, no assertions; BENCHMARKS.md)"
 bench/run.sh --quick --no-psk
 
 # Last, so the closing summary of this script is the full Rust test run.
-step "Rust tests with the psk feature (TLS-PSK)"
-cargo test --workspace --locked --features onem2m-est/psk
+# The pkcs11 feature joins this run (one more build of the graph would cost minutes): it adds
+# tests/pkcs11.rs and cli/tests/pkcs11.rs (SoftHSM2).
+step "Rust tests with the psk and pkcs11 features (TLS-PSK, PKCS #11 keys in SoftHSM2)"
+cargo test --workspace --locked --features onem2m-est/psk,onem2m-est/pkcs11
