@@ -9,8 +9,8 @@ pub mod error;
 pub mod ffi;
 pub mod identity;
 pub mod keys;
-// Keys in a PKCS #11 token (RFC 7512 URIs), with the `pkcs11` feature.
-#[cfg(feature = "pkcs11")]
+// Keys in a PKCS #11 token (RFC 7512 URIs): URIs and PIN sources in every build, the token
+// only with the `pkcs11` feature.
 pub mod pkcs11;
 // PskCredential exists in every build; the OpenSSL TLS-PSK stack only with the `psk` feature.
 pub mod psk;

@@ -15,6 +15,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
+
+mod token;
 use onem2m_est::client::{Config, InitialAuth, KeySource, MefClient, Provisioned, Reprovision};
 use onem2m_est::identity::{SpId, SubjectIdentity, SubjectType};
 use onem2m_est::keys::PrivateKey;
@@ -106,9 +108,13 @@ enum Command {
         /// Directory receiving cert.pem, key.pem (0600) and trust-anchors.pem.
         #[arg(long, value_name = "DIR")]
         out: PathBuf,
-        /// Use this existing private key (PEM) instead of generating one.
-        #[arg(long, value_name = "PEM", conflicts_with = "server_keygen")]
+        /// Use this existing private key (PEM) instead of generating one; or pkcs11:URI: generate
+        /// the key pair in that PKCS #11 token under the URI's object label (DIR records the URI
+        /// in key.uri, no key.pem).
+        #[arg(long, value_name = "PEM|pkcs11:URI", conflicts_with = "server_keygen")]
         key: Option<PathBuf>,
+        #[command(flatten)]
+        token: token::TokenArgs,
         /// Let the MEF generate the key pair (/serverkeygen, RFC 7030 4.4).
         #[arg(long)]
         server_keygen: bool,
@@ -127,6 +133,11 @@ enum Command {
         /// Generate a new key pair (rekey) instead of renewing with the current key.
         #[arg(long, conflicts_with = "server_keygen")]
         rekey: bool,
+        /// pkcs11:URI: the token and label of the key (default: the URI DIR records).
+        #[arg(long, value_name = "pkcs11:URI", requires = "pkcs11_module")]
+        key: Option<PathBuf>,
+        #[command(flatten)]
+        token: token::TokenArgs,
         /// Let the MEF generate the new key pair (/serverkeygen).
         #[arg(long)]
         server_keygen: bool,
@@ -352,9 +363,11 @@ fn run(command: Command) -> Result<(), Error> {
             subject,
             out,
             key,
+            token,
             server_keygen,
         } => {
             let client = client(&server, &subject)?;
+            let token_uri = token::key_uri(key.as_deref())?;
             let auth = match (psk.credential()?, &auth) {
                 (Some(credential), _) => InitialAuth::Psk(credential),
                 (
@@ -375,12 +388,14 @@ fn run(command: Command) -> Result<(), Error> {
                 }
             };
             let key = match (key, server_keygen) {
+                // A token key is generated in the token (Pkcs11Store::create_key).
+                (Some(_), _) if token_uri.is_some() => KeySource::Generate,
                 (Some(path), _) => KeySource::Existing(Arc::new(read_pem_key(&path)?)),
                 (None, true) => KeySource::ServerGenerated,
                 (None, false) => KeySource::Generate,
             };
-            let mut store = FileStore::new(&out)?;
-            let done = client.provision(&auth, &mut store, key)?;
+            let mut store = token::store(&out, token_uri.as_ref(), &token, true)?;
+            let done = client.provision(&auth, store.as_mut(), key)?;
             report(&done, &out);
             Ok(())
         }
@@ -389,9 +404,20 @@ fn run(command: Command) -> Result<(), Error> {
             subject,
             out,
             rekey,
+            key,
+            token,
             server_keygen,
         } => {
             let client = client(&server, &subject)?;
+            let token_uri = match token::key_uri(key.as_deref())? {
+                None if key.is_some() => {
+                    return Err(Error::InvalidArgument {
+                        argument: "--key",
+                        reason: "on reprovision --key is a pkcs11: URI".into(),
+                    })
+                }
+                uri => uri,
+            };
             let mode = if server_keygen {
                 Reprovision::ServerKeygen
             } else if rekey {
@@ -399,8 +425,8 @@ fn run(command: Command) -> Result<(), Error> {
             } else {
                 Reprovision::Renew
             };
-            let mut store = FileStore::new(&out)?;
-            let done = client.reprovision(&mut store, mode)?;
+            let mut store = token::store(&out, token_uri.as_ref(), &token, false)?;
+            let done = client.reprovision(store.as_mut(), mode)?;
             report(&done, &out);
             Ok(())
         }
@@ -577,7 +603,7 @@ fn report(done: &Provisioned, out: &Path) {
     outln!(
         "written: {} {} {}",
         out.join("cert.pem").display(),
-        out.join("key.pem").display(),
+        token::key_file(out).display(),
         out.join("trust-anchors.pem").display()
     );
 }
