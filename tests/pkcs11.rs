@@ -32,7 +32,15 @@ const CSE_ID: &str = "cse01.sp.example.com";
 const PIN: &str = "246810";
 /// One token per test: login state is per process and token, so a test's wrong PIN must meet a
 /// token no other test of this process logged in to.
-const TOKENS: [&str; 5] = ["provision", "wrongpin", "missing", "faults", "firstfail"];
+const TOKENS: [&str; 7] = [
+    "provision",
+    "wrongpin",
+    "missing",
+    "faults",
+    "firstfail",
+    "ffi",
+    "c-abi-wrong-pin",
+];
 
 /// The SoftHSM2 module (Debian's path).
 fn module_path() -> PathBuf {
@@ -136,6 +144,7 @@ struct Setup {
     _mef_dir: TempDir,
     mef: RunningMef,
     device: ClientIdentity,
+    device_key_pem: String,
     out: TempDir,
 }
 
@@ -155,6 +164,7 @@ fn setup() -> Setup {
         .push(DnType::CommonName, "token test device");
     let device = params.signed_by(&device_key, &issuer).unwrap();
     let key = SoftwareKey::from_pkcs8_der(&Zeroizing::new(device_key.serialize_der())).unwrap();
+    let device_key_pem = key.to_pkcs8_pem().to_string();
 
     let mef_dir = TempDir::new().unwrap();
     let mut config = MefConfig::new(mef_dir.path());
@@ -169,6 +179,7 @@ fn setup() -> Setup {
             chain: vec![device.der().clone()],
             key: Arc::new(key),
         },
+        device_key_pem,
         out: TempDir::new().unwrap(),
     }
 }
@@ -411,4 +422,114 @@ fn a_failed_first_provisioning_leaves_no_key_in_the_token() {
         .unwrap_err();
     assert!(private_keys(token).is_empty());
     assert!(store.load().unwrap().is_none());
+}
+
+/// The C ABI: `mef_config_set_pkcs11_key` with the store directory; provision, rekey, and a wrong
+/// PIN refused by `mef_client_new` with MEF_ERR_KEY.
+#[test]
+fn the_c_abi_keeps_the_key_in_the_token() {
+    use onem2m_est::ffi::*;
+    use std::ffi::{CStr, CString};
+    let s = setup();
+    softhsm();
+    let module = CString::new(module_path().to_str().unwrap()).unwrap();
+    let base = CString::new(s.mef.base_uri(None)).unwrap();
+    let id = CString::new(CSE_ID).unwrap();
+    let dir = CString::new(s.creds().to_str().unwrap()).unwrap();
+    let tas = onem2m_est::store::certs_to_pem(&[s.mef.ca_cert_der()]);
+    let chain = onem2m_est::store::certs_to_pem(&s.device.chain);
+    let pin = pin_file(s.out.path(), PIN);
+    let PinSource::File(pin_path) = &pin else {
+        unreachable!()
+    };
+    let pin_path = CString::new(pin_path.to_str().unwrap()).unwrap();
+    let wrong = s.out.path().join("wrong");
+    std::fs::write(&wrong, "111111").unwrap();
+    let wrong = CString::new(wrong.to_str().unwrap()).unwrap();
+
+    // SAFETY: every pointer is a live CString or buffer of this test; handles are freed once.
+    unsafe {
+        let config = |token: &str, pin: &CString| {
+            let mut cfg = std::ptr::null_mut();
+            assert_eq!(mef_config_new(&mut cfg), MEF_OK);
+            assert_eq!(mef_config_set_base_uri(cfg, base.as_ptr()), MEF_OK);
+            assert_eq!(
+                mef_config_set_subject(cfg, MEF_SUBJECT_CSE, id.as_ptr()),
+                MEF_OK
+            );
+            assert_eq!(
+                mef_config_set_trust_anchors_pem(cfg, tas.as_ptr(), tas.len()),
+                MEF_OK
+            );
+            assert_eq!(
+                mef_config_set_client_cert_pem(
+                    cfg,
+                    chain.as_ptr(),
+                    chain.len(),
+                    s.device_key_pem.as_ptr(),
+                    s.device_key_pem.len()
+                ),
+                MEF_OK
+            );
+            assert_eq!(mef_config_set_store_dir(cfg, dir.as_ptr()), MEF_OK);
+            let uri = CString::new(format!("pkcs11:token={token};object=device")).unwrap();
+            assert_eq!(
+                mef_config_set_pkcs11_key(
+                    cfg,
+                    module.as_ptr(),
+                    uri.as_ptr(),
+                    pin.as_ptr(),
+                    std::ptr::null()
+                ),
+                MEF_OK
+            );
+            cfg
+        };
+
+        // Exactly one PIN source; a pin-value URI is refused.
+        let cfg = config("ffi", &pin_path);
+        assert_eq!(
+            mef_config_set_pkcs11_key(
+                cfg,
+                module.as_ptr(),
+                std::ptr::null(),
+                pin_path.as_ptr(),
+                pin_path.as_ptr()
+            ),
+            MEF_ERR_INVALID_ARGUMENT
+        );
+        let pin_uri = CString::new("pkcs11:token=ffi;object=d?pin-value=1").unwrap();
+        assert_eq!(
+            mef_config_set_pkcs11_key(
+                cfg,
+                module.as_ptr(),
+                pin_uri.as_ptr(),
+                pin_path.as_ptr(),
+                std::ptr::null()
+            ),
+            MEF_ERR_INVALID_ARGUMENT
+        );
+
+        let mut client = std::ptr::null_mut();
+        assert_eq!(mef_client_new(cfg, &mut client), MEF_OK);
+        let code = mef_client_provision(client, MEF_KEY_GENERATE);
+        let text = CStr::from_ptr(mef_client_last_error(client)).to_string_lossy();
+        assert_eq!(code, MEF_OK, "{text}");
+        let first = s.key_uri();
+        assert_eq!(
+            mef_client_reprovision(client, MEF_REPROVISION_REKEY),
+            MEF_OK
+        );
+        assert_ne!(s.key_uri(), first);
+        assert_eq!(private_keys("ffi").len(), 1);
+        s.assert_no_key_pem();
+        mef_client_free(client);
+        mef_config_free(cfg);
+
+        let cfg = config("c-abi-wrong-pin", &wrong);
+        let mut client = std::ptr::null_mut();
+        assert_eq!(mef_client_new(cfg, &mut client), MEF_ERR_KEY);
+        assert!(client.is_null());
+        mef_config_free(cfg);
+    }
 }

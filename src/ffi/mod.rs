@@ -18,12 +18,14 @@ mod callbacks;
 mod client;
 mod config;
 mod logging;
+mod pkcs11;
 mod result;
 
 pub use callbacks::*;
 pub use client::*;
 pub use config::*;
 pub use logging::*;
+pub use pkcs11::*;
 pub use result::*;
 
 use std::ffi::{c_char, c_int, CStr};
