@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Tests of the Python binding (python/): builds the shared library (with TLS-PSK) and the reference MEF
+# Tests of the Python binding (python/): builds the shared library (with TLS-PSK and PKCS #11) and the reference MEF
 # (debug), installs pytest if missing, runs python/tests against target/debug/libonem2m_est.so
 # (in CARGO_TARGET_DIR if set), then runs the README's Python quick start
 # (python/examples/quickstart.py) against the MEF fixture of scripts/lib/mef-fixture.sh.
@@ -26,8 +26,9 @@ if ! python3 -m pytest --version >/dev/null 2>&1; then
   fi
 fi
 
-# The library with the `psk` feature: the PPSK-based RSPF tests (python/tests/test_psk.py).
-cargo build --locked -p onem2m-est -p onem2m-mef --features onem2m-est/psk
+# The library with the `psk` and `pkcs11` features: the PPSK-based RSPF tests
+# (python/tests/test_psk.py) and the PKCS #11 token tests (python/tests/test_pkcs11.py, SoftHSM2).
+cargo build --locked -p onem2m-est -p onem2m-mef --features onem2m-est/psk,onem2m-est/pkcs11
 export ONEM2M_EST_LIB=$FIXTURE_TARGET_DIR/debug/libonem2m_est.so
 export ONEM2M_MEF_BIN=$MEF_BIN
 [ -f "$ONEM2M_EST_LIB" ] || { echo "error: $ONEM2M_EST_LIB was not built" >&2; exit 1; }

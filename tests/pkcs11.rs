@@ -31,7 +31,8 @@ use zeroize::Zeroizing;
 const CSE_ID: &str = "cse01.sp.example.com";
 const PIN: &str = "246810";
 /// One token per test: login state is per process and token, so a test's wrong PIN must meet a
-/// token no other test of this process logged in to.
+/// token no other test of this process logged in to. No label is a prefix of another:
+/// `pkcs11-tool --token-label` matches prefixes.
 const TOKENS: [&str; 7] = [
     "provision",
     "wrongpin",
