@@ -33,7 +33,7 @@ const PIN: &str = "246810";
 /// One token per test: login state is per process and token, so a test's wrong PIN must meet a
 /// token no other test of this process logged in to. No label is a prefix of another:
 /// `pkcs11-tool --token-label` matches prefixes.
-const TOKENS: [&str; 7] = [
+const TOKENS: [&str; 9] = [
     "provision",
     "wrongpin",
     "missing",
@@ -41,6 +41,8 @@ const TOKENS: [&str; 7] = [
     "firstfail",
     "ffi",
     "c-abi-wrong-pin",
+    "mef-ca",
+    "device-of-mef-ca",
 ];
 
 /// The SoftHSM2 module (Debian's path).
@@ -150,6 +152,10 @@ struct Setup {
 }
 
 fn setup() -> Setup {
+    setup_with(|_| {})
+}
+
+fn setup_with(tweak: impl FnOnce(&mut MefConfig)) -> Setup {
     let ca_key = KeyPair::generate().unwrap();
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
@@ -170,6 +176,7 @@ fn setup() -> Setup {
     let mef_dir = TempDir::new().unwrap();
     let mut config = MefConfig::new(mef_dir.path());
     config.client_trust = vec![ca.der().clone()];
+    tweak(&mut config);
     let mef = Mef::start(config).unwrap();
     mef.add_identity(device.der().as_ref(), onem2m_mef::SubjectType::Cse, CSE_ID)
         .unwrap();
@@ -533,4 +540,59 @@ fn the_c_abi_keeps_the_key_in_the_token() {
         assert!(client.is_null());
         mef_config_free(cfg);
     }
+}
+
+/// The MEF with its CA key in a token (`MefConfig::ca_key`, `onem2m-mef --ca-key pkcs11:...`):
+/// the CA certificate holds the token's public key, no mef-ca.key is written, and the client
+/// (its own key in a token too) provisions and rekeys against it, validating the chain the
+/// token signed.
+#[test]
+fn the_mef_issues_with_its_ca_key_in_the_token() {
+    softhsm();
+    let scratch = TempDir::new().unwrap();
+    // An existing P-256 key pair in the token, as an operator makes it.
+    pkcs11_tool(
+        "mef-ca",
+        &[
+            "--keypairgen",
+            "--key-type",
+            "EC:prime256v1",
+            "--label",
+            "ca",
+            "--id",
+            "01",
+        ],
+    );
+    let PinSource::File(pin) = pin_file(scratch.path(), PIN) else {
+        unreachable!()
+    };
+    let s = setup_with(|config| {
+        config.ca_key = Some(onem2m_mef::CaKeyInToken {
+            module: module_path(),
+            uri: "pkcs11:token=mef-ca;object=ca".into(),
+            pin_file: Some(pin.clone()),
+            pin_env: None,
+        })
+    });
+    let ca = s.mef.ca_cert_der();
+    assert_eq!(
+        spki_of(&ca),
+        token_public_key("mef-ca", &[1], scratch.path())
+    );
+    let data_dir = s.mef.ca_cert_pem_path().parent().unwrap().to_path_buf();
+    assert!(!data_dir.join("mef-ca.key").exists(), "no CA key on disk");
+
+    let token = "device-of-mef-ca";
+    let done = s
+        .client()
+        .provision(&s.auth(), &mut s.store(token), KeySource::Generate)
+        .unwrap();
+    assert_eq!(done.trust_anchors, vec![ca.clone()]);
+    // The issued certificate verifies under the token's CA key (checked independently).
+    let (_, leaf) = x509_parser::parse_x509_certificate(done.chain[0].as_ref()).unwrap();
+    let (_, ca_cert) = x509_parser::parse_x509_certificate(ca.as_ref()).unwrap();
+    leaf.verify_signature(Some(ca_cert.public_key())).unwrap();
+    s.client()
+        .reprovision(&mut s.store(token), Reprovision::Rekey)
+        .unwrap();
 }

@@ -92,38 +92,112 @@ fn now() -> OffsetDateTime {
 /// The MEF CA: its certificate and signing key.
 pub struct MefCa {
     cert_der: CertificateDer<'static>,
-    issuer: Issuer<'static, KeyPair>,
+    issuer: Issuer<'static, CaKey>,
     cert_path: PathBuf,
 }
 
+/// The CA's signing key: the software key of `mef-ca.key`, or a key in a PKCS #11 token signing
+/// through the client library's `PrivateKey` (CKM_ECDSA, DER signatures).
+pub(crate) enum CaKey {
+    Software(Box<KeyPair>),
+    Token {
+        key: std::sync::Arc<dyn onem2m_est::keys::PrivateKey>,
+        /// The subjectPublicKey bits (the uncompressed point), what rcgen's `der_bytes` is.
+        point: Vec<u8>,
+    },
+}
+
+impl PublicKeyData for CaKey {
+    fn der_bytes(&self) -> &[u8] {
+        match self {
+            CaKey::Software(k) => k.der_bytes(),
+            CaKey::Token { point, .. } => point,
+        }
+    }
+
+    fn algorithm(&self) -> &'static rcgen::SignatureAlgorithm {
+        match self {
+            CaKey::Software(k) => k.algorithm(),
+            // Token keys are P-256 only (the library refuses others): TS-0003 10.1.1.1.
+            CaKey::Token { .. } => &rcgen::PKCS_ECDSA_P256_SHA256,
+        }
+    }
+}
+
+impl rcgen::SigningKey for CaKey {
+    fn sign(&self, msg: &[u8]) -> Result<Vec<u8>, rcgen::Error> {
+        match self {
+            CaKey::Software(k) => k.sign(msg),
+            CaKey::Token { key, .. } => key.sign(msg).map_err(|e| {
+                log::error!("CA key in the token: {e}");
+                rcgen::Error::RemoteKeyError
+            }),
+        }
+    }
+}
+
+/// Opens the CA key a [`CaKeyInToken`] names.
+fn token_ca_key(spec: &crate::CaKeyInToken) -> Result<CaKey, MefError> {
+    use onem2m_est::pkcs11::{open_key, PinSource, Pkcs11Uri};
+    use x509_parser::prelude::FromDer;
+    let config = |what: String| MefError::Config(format!("CA key {}: {what}", spec.uri));
+    let uri = Pkcs11Uri::parse(&spec.uri).map_err(|e| config(e.to_string()))?;
+    let pin = match (&spec.pin_file, &spec.pin_env) {
+        (Some(f), _) => PinSource::File(f.clone()),
+        (None, Some(v)) => PinSource::Env(v.clone()),
+        (None, None) => return Err(config("no PIN file or PIN variable".into())),
+    };
+    let key = open_key(&spec.module, &uri, &pin).map_err(|e| config(e.to_string()))?;
+    let (_, spki) = x509_parser::x509::SubjectPublicKeyInfo::from_der(key.public_key_info())
+        .map_err(|e| config(format!("public key: {e}")))?;
+    let point = spki.subject_public_key.data.to_vec();
+    Ok(CaKey::Token { key, point })
+}
+
 impl MefCa {
-    /// Loads the CA from `data_dir`, creating it on first start.
-    pub fn load_or_create(data_dir: &Path) -> Result<MefCa, MefError> {
+    /// Loads the CA from `data_dir`, creating it on first start. With `in_token`, the CA key is
+    /// that token key: no `mef-ca.key` is read or written, and an existing `mef-ca.pem` must
+    /// hold the token key's public key.
+    pub fn load_or_create(
+        data_dir: &Path,
+        in_token: Option<&crate::CaKeyInToken>,
+    ) -> Result<MefCa, MefError> {
         std::fs::create_dir_all(data_dir).map_err(io_err(format!(
             "creating data directory {}",
             data_dir.display()
         )))?;
         let cert_path = data_dir.join(CA_CERT_FILE);
         let key_path = data_dir.join(CA_KEY_FILE);
+        if let Some(spec) = in_token {
+            let key = token_ca_key(spec)?;
+            if !cert_path.exists() {
+                let cert = ca_params()?
+                    .self_signed(&key)
+                    .map_err(rcgen_err("signing CA certificate"))?;
+                write_file(&cert_path, cert.pem().as_bytes(), 0o644)?;
+            }
+            let cert_der = pem_cert_der(&read_text(&cert_path)?, &cert_path)?;
+            let (_, cert) = x509_parser::parse_x509_certificate(&cert_der)
+                .map_err(|e| MefError::Config(format!("{}: {e}", cert_path.display())))?;
+            if cert.public_key().subject_public_key.data.as_ref() != key.der_bytes() {
+                return Err(MefError::Config(format!(
+                    "{}: made with another key than {} (move it away to make a new CA)",
+                    cert_path.display(),
+                    spec.uri
+                )));
+            }
+            let issuer = Issuer::from_ca_cert_der(&cert_der, key)
+                .map_err(rcgen_err("loading CA certificate"))?;
+            return Ok(MefCa {
+                cert_der,
+                issuer,
+                cert_path,
+            });
+        }
         if !cert_path.exists() || !key_path.exists() {
             let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)
                 .map_err(rcgen_err("generating CA key"))?;
-            let mut params = CertificateParams::default();
-            let mut dn = DistinguishedName::new();
-            dn.push(DnType::CommonName, "oneM2M MEF CA");
-            dn.push(DnType::OrganizationName, "onem2m-mef");
-            params.distinguished_name = dn;
-            params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
-            params.key_usages = vec![
-                KeyUsagePurpose::KeyCertSign,
-                KeyUsagePurpose::CrlSign,
-                KeyUsagePurpose::DigitalSignature,
-            ];
-            params.serial_number = Some(SerialNumber::from_slice(&random_serial()?));
-            let nb = now() - time::Duration::minutes(5);
-            params.not_before = nb;
-            params.not_after = nb + time::Duration::days(CA_LIFETIME_DAYS);
-            let cert = params
+            let cert = ca_params()?
                 .self_signed(&key)
                 .map_err(rcgen_err("signing CA certificate"))?;
             // Key first: a certificate without its key would be useless on the next start.
@@ -138,7 +212,7 @@ impl MefCa {
         let key = KeyPair::from_pem(&key_pem).map_err(rcgen_err("loading CA key"))?;
         let cert_pem = read_text(&cert_path)?;
         let cert_der = pem_cert_der(&cert_pem, &cert_path)?;
-        let issuer = Issuer::from_ca_cert_der(&cert_der, key)
+        let issuer = Issuer::from_ca_cert_der(&cert_der, CaKey::Software(Box::new(key)))
             .map_err(rcgen_err("loading CA certificate"))?;
         Ok(MefCa {
             cert_der,
@@ -277,6 +351,26 @@ impl MefCa {
         };
         Ok((der, record))
     }
+}
+
+/// The self-signed MEF CA certificate's parameters (TS-0003 10.1.1.1: P-256, ecdsa-with-SHA256).
+fn ca_params() -> Result<CertificateParams, MefError> {
+    let mut params = CertificateParams::default();
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::CommonName, "oneM2M MEF CA");
+    dn.push(DnType::OrganizationName, "onem2m-mef");
+    params.distinguished_name = dn;
+    params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    params.serial_number = Some(SerialNumber::from_slice(&random_serial()?));
+    let nb = now() - time::Duration::minutes(5);
+    params.not_before = nb;
+    params.not_after = nb + time::Duration::days(CA_LIFETIME_DAYS);
+    Ok(params)
 }
 
 /// id-kp-cmcRA (RFC 6402 2.10).

@@ -387,7 +387,7 @@ fn tls_err(e: impl std::fmt::Display) -> MefError {
 }
 
 pub(crate) fn start(config: MefConfig) -> Result<RunningMef, MefError> {
-    let ca = MefCa::load_or_create(&config.data_dir)?;
+    let ca = MefCa::load_or_create(&config.data_dir, config.ca_key.as_ref())?;
     let store = Arc::new(Store::open(&config.data_dir)?);
     let (server_cert, server_key) =
         ca.server_cert(&config.data_dir, &config.hostnames, config.server_eku)?;
