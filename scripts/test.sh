@@ -16,13 +16,17 @@ cd "$(dirname "$0")/.."
 #   client's `psk` feature, the MEF's PSK and ts0003 listeners) and the C examples;
 # - gcc + libc6-dev: the C tests and examples; valgrind: the C ABI memory checks;
 # - python3-pip: pytest for the Python binding;
-# - softhsm2 + opensc: the PKCS #11 token (SoftHSM2) and `pkcs11-tool` of tests/pkcs11.rs and
-#   cli/tests/pkcs11.rs (the `pkcs11` feature).
+# - softhsm2 + opensc: the PKCS #11 token (SoftHSM2) and `pkcs11-tool` of tests/pkcs11.rs,
+#   cli/tests/pkcs11.rs, mef/tests/pkcs11.rs and python/tests/test_pkcs11.py (the `pkcs11`
+#   feature);
+# - swtpm + tpm2-tools + tpm2-abrmd + dbus + libtpm2-pkcs11-1 + libtpm2-pkcs11-tools (+ the swtpm and tabrmd
+#   TCTIs): a software TPM 2.0 behind tpm2-pkcs11 for scripts/tpm-tests.sh.
 # (scripts/libest.sh installs libest's build tools itself: build-essential autoconf automake
 #  libtool pkg-config libssl-dev.)
 packages=()
 for p in strongswan-pki libstrongswan-extra-plugins libstrongswan-standard-plugins openssl libssl-dev pkg-config gcc libc6-dev \
-  valgrind python3-pip softhsm2 opensc; do
+  valgrind python3-pip softhsm2 opensc swtpm tpm2-tools tpm2-abrmd dbus libtpm2-pkcs11-1 libtpm2-pkcs11-tools \
+  libtss2-tcti-swtpm0 libtss2-tcti-tabrmd0; do
   dpkg -s "$p" >/dev/null 2>&1 || packages+=("$p")
 done
 if [ ${#packages[@]} -gt 0 ]; then
@@ -60,6 +64,9 @@ scripts/c-examples.sh
 
 step "Python binding"
 scripts/python-tests.sh
+
+step "PKCS #11 keys in a software TPM 2.0 (swtpm, tpm2-abrmd, tpm2-pkcs11) through the CLI"
+scripts/tpm-tests.sh
 
 step "fuzz targets: build and a short smoke run of each (FUZZING.md has the long runs)"
 scripts/fuzz.sh 5
