@@ -201,6 +201,16 @@ typedef uint32_t mef_log_level;
 typedef void (*mef_log_cb)(void *user_data, mef_log_level level, const char *message);
 
 /**
+ * How `mef_client_renew` obtained the new credentials: one of the `MEF_RENEWED_*` values.
+ */
+typedef uint32_t mef_renewal_path;
+
+/**
+ * Whether a failure is worth retrying: one of the `MEF_FAILURE_*` values.
+ */
+typedef uint32_t mef_failure_kind;
+
+/**
  * A MEF Client command status (TS-0003 8.3.9.7 cmdStatusCode): one of the `MEF_CMD_*`
  * values. The numbers are this library's; TS-0003 names the statuses, see
  * `mef_cmd_status_name`.
@@ -300,6 +310,42 @@ typedef uint32_t mef_cmd_status;
  * Everything.
  */
 #define MEF_LOG_TRACE 5
+
+/**
+ * Certificate Re-Provisioning (TS-0003 8.3.6.2.3) with the installed credentials.
+ */
+#define MEF_RENEWED_REPROVISIONED 0
+
+/**
+ * Initial Certificate Provisioning (8.3.6.2.2) with the configured third-party certificate or
+ * PSK, because the installed certificate had expired, was refused by the MEF (revoked), or
+ * none was installed. The reason is logged at warning level.
+ */
+#define MEF_RENEWED_REBOOTSTRAPPED 1
+
+/**
+ * The last call succeeded (or none was made).
+ */
+#define MEF_FAILURE_NONE 0
+
+/**
+ * The server or the path to it failed (connection, timeout, interrupted TLS, 5xx, 408, 429,
+ * 202 beyond the polling bounds, an answer that does not validate): retry later, at
+ * `mef_client_next_retry`.
+ */
+#define MEF_FAILURE_RETRYABLE 1
+
+/**
+ * The MEF refused the MEF-provisioned certificate (401/403, or a TLS alert about the client
+ * certificate): re-provisioning cannot succeed; `mef_client_renew` re-bootstraps when a
+ * bootstrap credential is configured.
+ */
+#define MEF_FAILURE_IDENTITY_REFUSED 2
+
+/**
+ * Retrying cannot fix it (arguments, the store, keys, an untrusted server, another 4xx).
+ */
+#define MEF_FAILURE_FATAL 3
 
 /**
  * Success.
@@ -835,6 +881,74 @@ mef_result mef_config_set_log_callback(struct mef_config *config, mef_log_cb cb,
  * `pin_file` and `pin_env` NULL or NUL-terminated strings.
  */
 mef_result mef_config_set_pkcs11_key(struct mef_config *config, const char *module_path, const char *uri, const char *pin_file, const char *pin_env);
+
+/**
+ * Whether the installed certificate is due for renewal at `now` (seconds since the epoch):
+ * writes 1 (due) or 0 to `*out_due`. `MEF_ERR_NOT_PROVISIONED` when nothing is installed.
+ * `*out_due` is written only on success.
+ *
+ * # Safety
+ * `client` as for `mef_client_free` (non-NULL); `out_due` writable.
+ */
+mef_result mef_client_renewal_due(struct mef_client *client, int64_t now, int *out_due);
+
+/**
+ * When the installed certificate becomes due for renewal, in seconds since the epoch, to
+ * `*out_secs` (written only on success). Stable for one certificate across restarts (the
+ * jitter is derived from the certificate). `MEF_ERR_NOT_PROVISIONED` when nothing is
+ * installed.
+ *
+ * # Safety
+ * `client` as for `mef_client_free` (non-NULL); `out_secs` writable.
+ */
+mef_result mef_client_next_renewal(struct mef_client *client, int64_t *out_secs);
+
+/**
+ * Sets the renewal policy: due when `fraction` of the lifetime has passed (0 < fraction <= 1;
+ * default 2/3) if `margin_secs` is 0, else `margin_secs` before notAfter; moved earlier by up
+ * to `jitter` times the lifetime (0 <= jitter < 1; default 0.1). `MEF_ERR_INVALID_ARGUMENT` (policy
+ * unchanged) for values out of range.
+ *
+ * # Safety
+ * `client` as for `mef_client_free` (non-NULL).
+ */
+mef_result mef_client_set_renewal_policy(struct mef_client *client, double fraction, uint64_t margin_secs, double jitter);
+
+/**
+ * Renews at `now` (seconds since the epoch): Certificate Re-Provisioning in `mode` while the
+ * installed certificate is valid; Initial Certificate Provisioning with the configured
+ * third-party certificate or PSK when it has expired, the MEF refuses it (401/403 or a TLS
+ * alert about the client certificate: revoked), or nothing is installed, and a bootstrap
+ * credential is configured. Writes the path taken to `*out_path` (may be NULL; written only
+ * on success). Without a bootstrap credential an expired certificate gives
+ * `MEF_ERR_NOT_PROVISIONED`. On failure the installed set is unchanged. Call it when
+ * `mef_client_renewal_due` says so; retrying is the caller's (see docs/C-API.md).
+ *
+ * # Safety
+ * `client` as for `mef_client_free` (non-NULL); `out_path` NULL or writable.
+ */
+mef_result mef_client_renew(struct mef_client *client, mef_reprovision mode, int64_t now, mef_renewal_path *out_path);
+
+/**
+ * The `MEF_FAILURE_*` kind of the last call on this client (`MEF_FAILURE_NONE` after a
+ * success, before any call, or for NULL). The same rule as the Rust `renewal::classify`.
+ *
+ * # Safety
+ * `client` must be NULL or a live client.
+ */
+mef_failure_kind mef_client_last_failure_kind(const struct mef_client *client);
+
+/**
+ * When to retry after the `failures`-th consecutive retryable failure (1 for the first) at
+ * `failed_at` (seconds since the epoch), to `*out_secs` (written only on success):
+ * exponential backoff from 60 s up to 6 h with jitter, at most half the time left before the
+ * installed certificate's notAfter (at least 1 s). Without installed credentials, the backoff
+ * alone. `MEF_ERR_INVALID_ARGUMENT` for `failures` 0.
+ *
+ * # Safety
+ * `client` as for `mef_client_free` (non-NULL); `out_secs` writable.
+ */
+mef_result mef_client_next_retry(struct mef_client *client, uint32_t failures, int64_t failed_at, int64_t *out_secs);
 
 /**
  * A short English text for a result code: a static string, never NULL ("unknown result"

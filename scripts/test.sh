@@ -11,7 +11,9 @@ cd "$(dirname "$0")/.."
 #   `pki --est/--estca` (curl fetcher; the openssl plugin, only a Recommends that
 #   --no-install-recommends leaves out, parses the MEF's EC keys and certificates), the
 #   independent EST client the MEF is tested against;
-# - openssl: fixtures, the TLS-PSK and ts0003 TLS profile interop tests (s_client/s_server);
+# - openssl: fixtures, the TLS-PSK and ts0003 TLS profile interop tests and the issued
+#   certificates in TLS (s_client/s_server); curl: a CSE certificate from the MEF serving
+#   HTTPS to it;
 # - libssl-dev + pkg-config: the `openssl` crate (TLS-PSK and the ts0003 TLS profile in the
 #   client's `psk` feature, the MEF's PSK and ts0003 listeners) and the C examples;
 # - gcc + libc6-dev: the C tests and examples; valgrind: the C ABI memory checks;
@@ -24,7 +26,7 @@ cd "$(dirname "$0")/.."
 # (scripts/libest.sh installs libest's build tools itself: build-essential autoconf automake
 #  libtool pkg-config libssl-dev.)
 packages=()
-for p in strongswan-pki libstrongswan-extra-plugins libstrongswan-standard-plugins openssl libssl-dev pkg-config gcc libc6-dev \
+for p in strongswan-pki libstrongswan-extra-plugins libstrongswan-standard-plugins openssl curl libssl-dev pkg-config gcc libc6-dev \
   valgrind python3-pip softhsm2 opensc swtpm tpm2-tools tpm2-abrmd dbus libtpm2-pkcs11-1 libtpm2-pkcs11-tools \
   libtss2-tcti-swtpm0 libtss2-tcti-tabrmd0; do
   dpkg -s "$p" >/dev/null 2>&1 || packages+=("$p")
@@ -46,7 +48,7 @@ cargo fmt --all -- --check
 
 step "clippy (default features, then with TLS-PSK and PKCS #11)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
-cargo clippy --workspace --all-targets --locked --features onem2m-est/psk,onem2m-est/pkcs11 -- -D warnings
+cargo clippy --workspace --all-targets --locked --features onem2m-est/psk,onem2m-est/pkcs11,onem2m-mef/pkcs11 -- -D warnings
 
 step "Cisco libest (the third-party EST server of cli/tests/libest.rs): build, or reuse the cache"
 # Source: ../shared/third-party/libest beside the repository, or $LIBEST_SRC. The test runs the
@@ -78,4 +80,4 @@ bench/run.sh --quick --no-psk
 # The pkcs11 feature joins this run (one more build of the graph would cost minutes): it adds
 # tests/pkcs11.rs and cli/tests/pkcs11.rs (SoftHSM2).
 step "Rust tests with the psk and pkcs11 features (TLS-PSK, PKCS #11 keys in SoftHSM2)"
-cargo test --workspace --locked --features onem2m-est/psk,onem2m-est/pkcs11
+cargo test --workspace --locked --features onem2m-est/psk,onem2m-est/pkcs11,onem2m-mef/pkcs11

@@ -22,7 +22,7 @@ module=$(ls /usr/lib/*/pkcs11/libtpm2_pkcs11.so 2>/dev/null | head -1 || true)
 [ -n "$module" ] || { echo "tpm-tests: the tpm2-pkcs11 module is required (libtpm2-pkcs11-1)" >&2; exit 1; }
 
 # The CLI and the MEF with PKCS #11 support (the feature set of scripts/python-tests.sh).
-cargo build --locked -p onem2m-est-cli -p onem2m-mef --features onem2m-est/psk,onem2m-est/pkcs11
+cargo build --locked -p onem2m-est-cli -p onem2m-mef --features onem2m-est/psk,onem2m-est/pkcs11,onem2m-mef/pkcs11
 cli=$FIXTURE_TARGET_DIR/debug/onem2m-est
 
 fixture_init

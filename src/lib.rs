@@ -14,6 +14,8 @@ pub mod keys;
 pub mod pkcs11;
 // PskCredential exists in every build; the OpenSSL TLS-PSK stack only with the `psk` feature.
 pub mod psk;
+// Renewal policy, retry schedule, re-bootstrap and the agent's decisions (issue #12).
+pub mod renewal;
 pub mod store;
 pub mod tls;
 pub mod transport;

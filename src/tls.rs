@@ -184,7 +184,8 @@ pub struct SigningFailure {
 /// 1. The chain must verify to one of the explicit trust anchors (webpki path building,
 ///    validity period, signatures, basic constraints, name constraints).
 /// 2. The end-entity certificate's EKU, when present, must include id-kp-serverAuth or
-///    id-kp-cmcRA.
+///    id-kp-cmcRA. Every intermediate CA certificate of the verified path whose keyUsage is
+///    present asserts keyCertSign (RFC 5280 6.1.4 (n); webpki does not check keyUsage).
 /// 3. Authorisation: the certificate matches the base URI's host (RFC 6125 6.4, via webpki's
 ///    subjectAltName matching) OR carries id-kp-cmcRA (RFC 7030 3.6.1).
 ///
@@ -254,16 +255,21 @@ impl EstServerVerifier {
         let ee = EndEntityCert::try_from(end_entity)
             .map_err(|e| format!("the server certificate cannot be parsed: {e}"))?;
         let eku = EstEku::default();
-        ee.verify_for_usage(
-            self.algorithms.all,
-            &self.roots,
-            intermediates,
-            now,
-            &eku,
-            None,
-            None,
-        )
-        .map_err(|e| chain_error_text(&e, &eku))?;
+        let path = ee
+            .verify_for_usage(
+                self.algorithms.all,
+                &self.roots,
+                intermediates,
+                now,
+                &eku,
+                None,
+                None,
+            )
+            .map_err(|e| chain_error_text(&e, &eku))?;
+        for (i, ca) in path.intermediate_certificates().enumerate() {
+            check_key_cert_sign(&ca.der())
+                .map_err(|e| format!("intermediate CA certificate #{} {e}", i + 1))?;
+        }
 
         match ee.verify_is_valid_for_subject_name(&self.expected) {
             Ok(()) => Ok(()),
@@ -312,6 +318,22 @@ impl ServerCertVerifier for EstServerVerifier {
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.algorithms.supported_schemes()
+    }
+}
+
+/// RFC 5280 6.1.4 (n): a CA certificate that signed the next one in the path must, if it has a
+/// keyUsage extension, assert keyCertSign. The error completes "intermediate CA certificate #N".
+fn check_key_cert_sign(der: &[u8]) -> std::result::Result<(), String> {
+    use der::Decode;
+    let cert = x509_cert::Certificate::from_der(der).map_err(|e| format!("does not parse: {e}"))?;
+    match cert
+        .tbs_certificate()
+        .get_extension::<x509_cert::ext::pkix::KeyUsage>()
+    {
+        Ok(None) => Ok(()),
+        Ok(Some((_, ku))) if ku.key_cert_sign() => Ok(()),
+        Ok(Some(_)) => Err("has a keyUsage without keyCertSign (RFC 5280 6.1.4 (n))".into()),
+        Err(e) => Err(format!("has a malformed keyUsage: {e}")),
     }
 }
 
@@ -594,9 +616,7 @@ pub fn map_rustls_error(e: &rustls::Error) -> Error {
                 | A::CertificateExpired
                 | A::CertificateRevoked
                 | A::AccessDenied
-                | A::UnsupportedCertificate => {
-                    " (the server may have refused the client certificate, or none was sent)"
-                }
+                | A::UnsupportedCertificate => CLIENT_CERT_REFUSED_HINT,
                 // What a TS-0003 10.2.3 server that only offers CBC suites (or only TLS 1.2
                 // with them) answers the modern profile, which has no CBC suite.
                 A::HandshakeFailure | A::InsufficientSecurity | A::ProtocolVersion => {
@@ -616,6 +636,11 @@ pub fn map_rustls_error(e: &rustls::Error) -> Error {
         },
     }
 }
+
+/// Appended to [`Error::Tls`] when the server's alert is about the client certificate; the
+/// renewal module reads it to tell a refused identity from a broken path.
+pub(crate) const CLIENT_CERT_REFUSED_HINT: &str =
+    " (the server may have refused the client certificate, or none was sent)";
 
 #[cfg(test)]
 mod tests {

@@ -411,6 +411,12 @@ fn chain_error_reason(e: &webpki::Error, subject: &str) -> String {
                 .to_string()
         }
         E::CaUsedAsEndEntity => "it is a CA certificate, not an end-entity certificate".to_string(),
+        E::NameConstraintViolation => {
+            "its names are outside the nameConstraints of a CA on its path (RFC 5280 4.2.1.10, \
+             TS-0003 10.1.1.5; rustls-webpki also refuses every uniformResourceIdentifier name \
+             under a URI constraint, which it does not implement)"
+                .to_string()
+        }
         other => format!("path validation failed: {other}"),
     };
     format!("the issued certificate ({subject}): {what}")
@@ -1160,6 +1166,76 @@ mod tests {
             r.contains("CA certificate #1") && r.contains("secp256r1"),
             "{r}"
         );
+    }
+
+    /// The trust anchor's nameConstraints (TS-0003 10.1.1.5, RFC 5280 4.2.1.10) are honoured:
+    /// rustls-webpki applies dNSName subtrees to dNSName SANs (inside accepted, outside
+    /// refused), leaves URI SANs alone under dNSName-only constraints, and fails closed on a
+    /// uniformResourceIdentifier subtree (it does not implement URI constraints: every URI name
+    /// under one is refused, inside or not).
+    #[test]
+    fn name_constraints_of_the_anchor_are_honoured() {
+        use rcgen::{
+            BasicConstraints, CertificateParams, CertifiedIssuer, CustomExtension, GeneralSubtree,
+            IsCa, KeyPair, NameConstraints, SanType,
+        };
+        let constrained_root = |uri_subtree: bool| {
+            let mut p = CertificateParams::default();
+            p.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+            p.key_usages = vec![KeyUsagePurpose::KeyCertSign];
+            p.not_before = rcgen::date_time_ymd(2020, 1, 1);
+            p.not_after = rcgen::date_time_ymd(2040, 1, 1);
+            if uri_subtree {
+                // NameConstraints { permittedSubtrees [0] { GeneralSubtree { [6] "sp.example.com" } } }
+                // (rcgen has no URI subtree form).
+                let host = b"sp.example.com";
+                let mut der = vec![0x30, (host.len() + 6) as u8, 0xa0, (host.len() + 4) as u8];
+                der.extend([0x30, (host.len() + 2) as u8, 0x86, host.len() as u8]);
+                der.extend(host);
+                let mut ext = CustomExtension::from_oid_content(&[2, 5, 29, 30], der);
+                ext.set_criticality(true);
+                p.custom_extensions = vec![ext];
+            } else {
+                p.name_constraints = Some(NameConstraints {
+                    permitted_subtrees: vec![GeneralSubtree::DnsName("sp.example.com".into())],
+                    excluded_subtrees: vec![],
+                });
+            }
+            CertifiedIssuer::self_signed(p, KeyPair::generate().unwrap()).unwrap()
+        };
+        let leaf = |ca: &CertifiedIssuer<'static, KeyPair>, key: &SoftwareKey, san: SanType| {
+            let mut p = CertificateParams::default();
+            p.subject_alt_names = vec![san];
+            p.not_before = rcgen::date_time_ymd(2021, 1, 1);
+            p.not_after = rcgen::date_time_ymd(2039, 1, 1);
+            p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+            p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+            let public = crate::csr::KeySigner::new(key).unwrap();
+            p.signed_by(&public, ca).unwrap().der().clone()
+        };
+        let key = SoftwareKey::generate(KeyAlgorithm::EcdsaP256Sha256).unwrap();
+        let dns_ca = constrained_root(false);
+        let check = |ca: &CertifiedIssuer<'static, KeyPair>, name: GeneralName| {
+            let san = match &name {
+                GeneralName::Dns(d) => SanType::DnsName(d.as_str().try_into().unwrap()),
+                GeneralName::Uri(u) => SanType::URI(u.as_str().try_into().unwrap()),
+                GeneralName::Other(_) => unreachable!(),
+            };
+            let cert = leaf(ca, &key, san);
+            validate_issued(&[cert], &key, &[name], &[ca.der().clone()], now())
+        };
+        check(&dns_ca, GeneralName::Dns("cse01.sp.example.com".into())).unwrap();
+        let r = reason(check(
+            &dns_ca,
+            GeneralName::Dns("cse01.other.example".into()),
+        ));
+        assert!(r.contains("nameConstraints"), "{r}");
+        // dNSName subtrees do not apply to URI names.
+        check(&dns_ca, GeneralName::Uri(AE.into())).unwrap();
+        // A URI subtree: refused even for a name inside it.
+        let uri_ca = constrained_root(true);
+        let r = reason(check(&uri_ca, GeneralName::Uri(AE.into())));
+        assert!(r.contains("nameConstraints"), "{r}");
     }
 
     #[test]

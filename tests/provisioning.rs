@@ -727,3 +727,411 @@ fn cacerts_and_csrattrs_on_their_own() {
     ));
     assert!(reqs.subject_alt_name().is_some());
 }
+
+// --- the issued certificates in other security protocols (CR 8.3.Z.2.2 step 3f) ------------
+
+/// `openssl s_server` on 127.0.0.1 answering HTTP (`-www`), killed on drop.
+struct OpensslServer {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl OpensslServer {
+    fn start(args: &[&std::ffi::OsStr]) -> OpensslServer {
+        use std::io::BufRead;
+        let mut child = std::process::Command::new("openssl")
+            .arg("s_server")
+            .args(["-accept", "127.0.0.1:0", "-www", "-naccept", "1"])
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("the openssl CLI runs (scripts/test.sh installs it)");
+        let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        let mut port = None;
+        while out.read_line(&mut line).unwrap_or(0) > 0 {
+            if let Some(addr) = line.trim().strip_prefix("ACCEPT ") {
+                port = addr.rsplit(':').next().and_then(|p| p.parse().ok());
+                break;
+            }
+            line.clear();
+        }
+        // Keep draining its output so it never blocks on a full pipe.
+        std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
+        OpensslServer {
+            child,
+            port: port.expect("openssl s_server printed its ACCEPT address"),
+        }
+    }
+}
+
+impl Drop for OpensslServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs `openssl s_client` against 127.0.0.1:port with an HTTP request on stdin; returns
+/// (success, stdout + stderr).
+fn s_client(port: u16, args: &[&std::ffi::OsStr]) -> (bool, String) {
+    use std::io::Write;
+    let mut child = std::process::Command::new("openssl")
+        .arg("s_client")
+        .args(["-connect", &format!("127.0.0.1:{port}"), "-ign_eof"])
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("the openssl CLI runs (scripts/test.sh installs it)");
+    let _ = child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"GET / HTTP/1.0\r\n\r\n");
+    let out = child.wait_with_output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success() && text.contains("200 ok"), text)
+}
+
+/// A certificate the MEF issued to a CSE, provisioned through this library, serves HTTPS to
+/// standard TLS clients verifying against the MEF CA and the CSE-ID host name (TS-0003 8.2: a
+/// CSE is a TLS server; CR 8.3.Z.2.3 step 3d: the policy's serverAuth is requested, checked and
+/// issued). The control: a CSE certificate issued with clientAuth only (what this MEF used to
+/// issue) is refused by the same client.
+#[test]
+fn a_cse_certificate_from_the_mef_serves_https_to_openssl_and_curl() {
+    let serve = |s: &Setup| {
+        s.client(None)
+            .provision(&s.auth(), &mut s.store(), KeySource::Generate)
+            .unwrap();
+        OpensslServer::start(&[
+            "-cert".as_ref(),
+            s.out.path().join("cert.pem").as_os_str(),
+            "-key".as_ref(),
+            s.out.path().join("key.pem").as_os_str(),
+        ])
+    };
+    let verify = |s: &Setup, port: u16| {
+        s_client(
+            port,
+            &[
+                "-verify_return_error".as_ref(),
+                "-CAfile".as_ref(),
+                s.mef.ca_cert_pem_path().as_os_str(),
+                "-verify_hostname".as_ref(),
+                CSE_ID.as_ref(),
+                "-servername".as_ref(),
+                CSE_ID.as_ref(),
+            ],
+        )
+    };
+
+    let s = setup();
+    let server = serve(&s);
+    let (ok, out) = verify(&s, server.port);
+    assert!(ok, "openssl s_client refused the CSE certificate:\n{out}");
+    assert!(out.contains("Verify return code: 0 (ok)"), "{out}");
+    drop(server);
+
+    // curl, resolving the CSE-ID to 127.0.0.1.
+    let server = serve(&s);
+    let out = std::process::Command::new("curl")
+        .args(["--silent", "--show-error", "--fail", "--cacert"])
+        .arg(s.mef.ca_cert_pem_path())
+        .arg("--resolve")
+        .arg(format!("{CSE_ID}:{}:127.0.0.1", server.port))
+        .arg(format!("https://{CSE_ID}:{}/", server.port))
+        .output()
+        .expect("curl runs (scripts/test.sh installs it)");
+    assert!(
+        out.status.success(),
+        "curl refused the CSE certificate: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    drop(server);
+
+    // Control: clientAuth alone is not a server certificate to openssl.
+    let s = setup_with(|c| c.eku_policy.cse = vec![onem2m_mef::KeyPurpose::ClientAuth]);
+    let server = serve(&s);
+    let (ok, out) = verify(&s, server.port);
+    assert!(
+        !ok,
+        "a clientAuth-only certificate must not serve TLS:\n{out}"
+    );
+    assert!(out.contains("unsuitable certificate purpose"), "{out}");
+}
+
+/// A certificate the MEF issued to an AE, provisioned through this library, is accepted as a
+/// TLS client certificate by `openssl s_server -Verify` trusting the MEF CA (TS-0003 8.2); the
+/// control: without a certificate the same server refuses the client.
+#[test]
+fn an_ae_certificate_from_the_mef_is_a_tls_client_certificate_for_openssl() {
+    const AE_ID: &str = "https://sp.example.com/cse01/CAE01";
+    let dir = TempDir::new().unwrap();
+    let maker = Manufacturer::new("acme");
+    let mut config = MefConfig::new(dir.path());
+    config.client_trust = vec![maker.ca_der.clone()];
+    let mef = Mef::start(config).unwrap();
+    mef.add_identity(
+        maker.device_cert.as_ref(),
+        onem2m_mef::SubjectType::Ae,
+        AE_ID,
+    )
+    .unwrap();
+    let out = TempDir::new().unwrap();
+    let uri = EstUri::parse(&mef.base_uri(None)).unwrap();
+    MefClient::new(
+        Config::new(uri)
+            .identity(SubjectIdentity::new(SubjectType::Ae, AE_ID).unwrap())
+            .transport(quick_transport()),
+    )
+    .provision(
+        &InitialAuth::Certificate {
+            trust_anchors: vec![mef.ca_cert_der()],
+            client: maker.identity(),
+        },
+        &mut FileStore::new(out.path()).unwrap(),
+        KeySource::Generate,
+    )
+    .unwrap();
+
+    // The TLS server's own certificate: the MEF's server certificate will do.
+    let data = dir.path();
+    let server_args = |data: &Path| -> Vec<std::ffi::OsString> {
+        vec![
+            "-cert".into(),
+            data.join(onem2m_mef::ca::SERVER_CERT_FILE).into(),
+            "-key".into(),
+            data.join(onem2m_mef::ca::SERVER_KEY_FILE).into(),
+            "-Verify".into(),
+            "1".into(),
+            "-verify_return_error".into(),
+            "-CAfile".into(),
+            mef.ca_cert_pem_path().into(),
+        ]
+    };
+    let args = server_args(data);
+    let args: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_os_str()).collect();
+    let server = OpensslServer::start(&args);
+    let (ok, text) = s_client(
+        server.port,
+        &[
+            "-cert".as_ref(),
+            out.path().join("cert.pem").as_os_str(),
+            "-key".as_ref(),
+            out.path().join("key.pem").as_os_str(),
+        ],
+    );
+    assert!(ok, "openssl s_server refused the AE certificate:\n{text}");
+    drop(server);
+
+    let server = OpensslServer::start(&args);
+    let (ok, text) = s_client(server.port, &[]);
+    assert!(
+        !ok,
+        "openssl s_server -Verify must refuse a client without a certificate:\n{text}"
+    );
+}
+
+/// TS-0003 10.1.1.5 end to end: a MEF configured with SP domains has a CA with permitted
+/// dNSName nameConstraints; this library provisions a CSE inside them (its validation applies
+/// the anchor's constraints, `validate::tests::name_constraints_of_the_anchor_are_honoured`),
+/// and the MEF refuses a CSE-ID outside them before enrolment.
+#[test]
+fn provisioning_under_a_name_constrained_mef_ca() {
+    let s = setup_with(|c| {
+        c.sp_domains = vec!["sp.example.com".into()];
+        // localhost is outside the SP domains; the server certificate names 127.0.0.1 only.
+        c.hostnames = vec!["127.0.0.1".into()];
+    });
+    let ca_der = s.mef.ca_cert_der();
+    let (_, ca) = x509_parser::parse_x509_certificate(ca_der.as_ref()).unwrap();
+    assert!(ca.name_constraints().unwrap().is_some());
+    let port = s.mef.local_addr().port();
+    let client = |id: &str| {
+        MefClient::new(
+            Config::new(
+                EstUri::parse(&format!("https://127.0.0.1:{port}/.well-known/est")).unwrap(),
+            )
+            .identity(SubjectIdentity::new(SubjectType::Cse, id).unwrap())
+            .transport(quick_transport()),
+        )
+    };
+    let done = client(CSE_ID)
+        .provision(&s.auth(), &mut s.store(), KeySource::Generate)
+        .unwrap();
+    assert_eq!(done.trust_anchors, vec![s.mef.ca_cert_der()]);
+
+    // A device registered for a CSE-ID outside the SP domains.
+    let outsider = Manufacturer::new("outsider");
+    let dir = TempDir::new().unwrap();
+    let mut config = MefConfig::new(dir.path());
+    config.client_trust = vec![outsider.ca_der.clone()];
+    config.sp_domains = vec!["sp.example.com".into()];
+    config.hostnames = vec!["127.0.0.1".into()];
+    let mef = Mef::start(config).unwrap();
+    mef.add_identity(
+        outsider.device_cert.as_ref(),
+        onem2m_mef::SubjectType::Cse,
+        "cse01.elsewhere.example",
+    )
+    .unwrap();
+    let port = mef.local_addr().port();
+    let err = MefClient::new(
+        Config::new(EstUri::parse(&format!("https://127.0.0.1:{port}/.well-known/est")).unwrap())
+            .transport(quick_transport()),
+    )
+    .provision(
+        &InitialAuth::Certificate {
+            trust_anchors: vec![mef.ca_cert_der()],
+            client: outsider.identity(),
+        },
+        &mut FileStore::new(TempDir::new().unwrap().path()).unwrap(),
+        KeySource::Generate,
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("outside the SP domains"), "{err}");
+    assert_eq!(err.class(), ErrorClass::Server);
+}
+
+fn issuer_of(cert: &CertificateDer<'_>) -> String {
+    let (_, c) = x509_parser::parse_x509_certificate(cert.as_ref()).unwrap();
+    c.issuer().to_string()
+}
+
+/// RFC 7030 4.1.3 CA rollover end to end with this library: a device provisioned under the old
+/// MEF CA re-provisions during the overlap (reaching the MEF through NewWithOld, installing the
+/// new anchors, getting a certificate under the new CA), and again after the old CA is retired;
+/// a device that missed the overlap gets an error naming the untrusted server certificate, and
+/// is re-bootstrapped with its third-party credential and the new CA as anchor.
+#[test]
+fn ca_rollover_with_link_certificates_end_to_end() {
+    let dir = TempDir::new().unwrap();
+    let maker = Manufacturer::new("acme");
+    let start = || {
+        let mut config = MefConfig::new(dir.path());
+        config.client_trust = vec![maker.ca_der.clone()];
+        Mef::start(config).unwrap()
+    };
+    let client = |mef: &RunningMef| {
+        MefClient::new(
+            Config::new(EstUri::parse(&mef.base_uri(None)).unwrap()).transport(quick_transport()),
+        )
+    };
+    let (a_out, b_out) = (TempDir::new().unwrap(), TempDir::new().unwrap());
+    let store = |d: &TempDir| FileStore::new(d.path()).unwrap();
+
+    // Both devices provisioned under the old CA.
+    let mef = start();
+    mef.add_identity(
+        maker.device_cert.as_ref(),
+        onem2m_mef::SubjectType::Cse,
+        CSE_ID,
+    )
+    .unwrap();
+    let old_ca = mef.ca_cert_der();
+    for out in [&a_out, &b_out] {
+        client(&mef)
+            .provision(
+                &InitialAuth::Certificate {
+                    trust_anchors: vec![old_ca.clone()],
+                    client: maker.identity(),
+                },
+                &mut store(out),
+                KeySource::Generate,
+            )
+            .unwrap();
+    }
+    mef.shutdown();
+
+    // Overlap: /cacerts serves NewWithNew, OldWithOld, OldWithNew, NewWithOld.
+    onem2m_mef::ca::rollover(dir.path()).unwrap();
+    let mef = start();
+    let new_ca = mef.ca_cert_der();
+    assert_ne!(new_ca, old_ca);
+    let conn = EstConnection::new(
+        &EstUri::parse(&mef.base_uri(None)).unwrap(),
+        client_config(
+            std::slice::from_ref(&old_ca),
+            None,
+            &EstUri::parse(&mef.base_uri(None)).unwrap(),
+        )
+        .unwrap(),
+        &quick_transport(),
+    )
+    .unwrap();
+    let served = conn.cacerts().unwrap();
+    assert_eq!(served.len(), 4, "NewWithNew, OldWithOld and the two links");
+    // (certs-only is a SET OF: DER order, not the server's.)
+    assert!(served.contains(&new_ca) && served.contains(&old_ca));
+
+    // Device A re-provisions with its old-CA certificate and old anchor only.
+    let renewed = client(&mef)
+        .reprovision(&mut store(&a_out), Reprovision::Rekey)
+        .unwrap();
+    assert_eq!(issuer_of(&renewed.chain[0]), issuer_of(&new_ca));
+    let creds = assert_installed(a_out.path());
+    assert!(
+        creds.trust_anchors.contains(&new_ca),
+        "the new anchor is installed"
+    );
+    mef.shutdown();
+
+    // Old CA retired: /cacerts serves the new CA alone; A re-provisions again.
+    onem2m_mef::ca::retire_old(dir.path()).unwrap();
+    let mef = start();
+    let conn = EstConnection::new(
+        &EstUri::parse(&mef.base_uri(None)).unwrap(),
+        client_config(
+            std::slice::from_ref(&new_ca),
+            None,
+            &EstUri::parse(&mef.base_uri(None)).unwrap(),
+        )
+        .unwrap(),
+        &quick_transport(),
+    )
+    .unwrap();
+    assert_eq!(conn.cacerts().unwrap(), vec![new_ca.clone()]);
+    client(&mef)
+        .reprovision(&mut store(&a_out), Reprovision::Renew)
+        .unwrap();
+    assert_eq!(
+        assert_installed(a_out.path()).trust_anchors,
+        vec![new_ca.clone()]
+    );
+
+    // Device B missed the overlap: it trusts only the old CA, which the MEF no longer uses.
+    let before = assert_installed(b_out.path());
+    let err = client(&mef)
+        .reprovision(&mut store(&b_out), Reprovision::Renew)
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains("certificate") && (text.contains("trust") || text.contains("issuer")),
+        "{text}"
+    );
+    assert_eq!(assert_installed(b_out.path()).chain, before.chain);
+    // Re-bootstrap with the third-party credential and the new CA.
+    client(&mef)
+        .provision(
+            &InitialAuth::Certificate {
+                trust_anchors: vec![new_ca.clone()],
+                client: maker.identity(),
+            },
+            &mut store(&b_out),
+            KeySource::Generate,
+        )
+        .unwrap();
+    assert_eq!(
+        issuer_of(&assert_installed(b_out.path()).chain[0]),
+        issuer_of(&new_ca)
+    );
+}

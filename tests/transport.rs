@@ -872,6 +872,72 @@ fn expired_server_cert_refused() {
     );
 }
 
+/// `openssl verify` of `chain` (leaf first, then intermediates) against `root`: the reference
+/// verdict. Fails (does not skip) when openssl is missing; scripts/test.sh installs it.
+fn openssl_verifies(root: &CertificateDer<'_>, chain: &[CertificateDer<'static>]) -> bool {
+    let dir = std::env::temp_dir().join(format!(
+        "onem2m-est-ku-{}-{}",
+        std::process::id(),
+        onem2m_est::proto::base64body::encode(&chain[0][chain[0].len() - 9..])
+            .replace(['/', '+', '='], "_")
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let write = |name: &str, certs: &[CertificateDer<'_>]| {
+        let text: String = certs
+            .iter()
+            .map(|c| pem::encode(&pem::Pem::new("CERTIFICATE", c.to_vec())))
+            .collect();
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    };
+    let root_pem = write("root.pem", std::slice::from_ref(root));
+    let untrusted = write("untrusted.pem", &chain[1..]);
+    let leaf = write("leaf.pem", &chain[..1]);
+    let out = std::process::Command::new("openssl")
+        .arg("verify")
+        .arg("-CAfile")
+        .arg(&root_pem)
+        .arg("-untrusted")
+        .arg(&untrusted)
+        .arg(&leaf)
+        .output()
+        .expect("openssl must be installed (scripts/test.sh installs it)");
+    let _ = std::fs::remove_dir_all(&dir);
+    out.status.success()
+}
+
+#[test]
+fn intermediate_ca_without_key_cert_sign_refused_as_openssl_does() {
+    // RFC 5280 6.1.4 (n): an intermediate CA whose keyUsage lacks keyCertSign cannot issue the
+    // server certificate. webpki checks basicConstraints only; openssl refuses such a chain.
+    let root = TestCa::new("Test root CA");
+    let good = root.intermediate(
+        "Intermediate with keyCertSign",
+        vec![
+            rcgen::KeyUsagePurpose::KeyCertSign,
+            rcgen::KeyUsagePurpose::DigitalSignature,
+        ],
+    );
+    let bad = root.intermediate(
+        "Intermediate without keyCertSign",
+        vec![rcgen::KeyUsagePurpose::DigitalSignature],
+    );
+    let unrestricted = root.intermediate("Intermediate without keyUsage", vec![]);
+    for (ca, accepted) in [(&good, true), (&unrestricted, true), (&bad, false)] {
+        let id = ca.server_identity(&["localhost"], Eku::ServerAuth);
+        assert_eq!(openssl_verifies(&root.cert, &id.chain), accepted);
+        let server = server_with(id);
+        let result = connect(&server, &root).cacerts();
+        if accepted {
+            result.unwrap();
+        } else {
+            let reason = not_authorized_reason(result);
+            assert!(reason.contains("keyCertSign"), "{reason}");
+        }
+    }
+}
+
 // --- client authentication --------------------------------------------------------------------
 
 fn client_auth_server(ca: &TestCa, required: bool, tls12_only: bool) -> TestServer {

@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
+mod renewal;
 mod token;
 use onem2m_est::client::{Config, InitialAuth, KeySource, MefClient, Provisioned, Reprovision};
 use onem2m_est::identity::{SpId, SubjectIdentity, SubjectType};
@@ -159,6 +160,22 @@ enum Command {
         #[arg(long, value_name = "DIR")]
         out: PathBuf,
     },
+    /// Renews the credentials in --out (re-provisioning; re-bootstrapping with the bootstrap
+    /// credential when the certificate expired or the MEF refuses it). With --if-due only
+    /// when due: for cron and systemd timers.
+    #[command(after_help = renewal::RENEW_EXIT_CODES)]
+    Renew {
+        #[command(flatten)]
+        args: renewal::RenewArgs,
+        /// Renew only if the renewal policy says the certificate is due (or it expired);
+        /// otherwise exit 10.
+        #[arg(long)]
+        if_due: bool,
+    },
+    /// A renewal agent: sleeps until the next renewal, renews, retries with backoff, runs
+    /// --post-renew-hook after each install; SIGTERM stops it between steps, SIGHUP reloads.
+    #[command(after_help = renewal::AGENT_EXIT_CODES)]
+    Agent(renewal::AgentArgs),
     /// Fetch and print the MEF CA certificates (/cacerts, RFC 7030 4.1).
     #[command(after_help = EXIT_CODES)]
     Cacerts {
@@ -334,8 +351,13 @@ fn main() -> ExitCode {
             e.exit();
         }
     };
-    match run(cli.command) {
-        Ok(()) => ExitCode::SUCCESS,
+    let outcome = match cli.command {
+        Command::Renew { args, if_due } => renewal::renew(&args, if_due),
+        Command::Agent(args) => renewal::agent(&args),
+        other => run(other).map(|()| ExitCode::SUCCESS),
+    };
+    match outcome {
+        Ok(code) => code,
         Err(e) => {
             let (code, status) = match e.class() {
                 ErrorClass::BadArguments => (2, "MEF_CLIENT_CMD_UNACCEPTABLE_ARGUMENTS"),
@@ -486,6 +508,7 @@ fn run(command: Command) -> Result<(), Error> {
             }
             Ok(())
         }
+        Command::Renew { .. } | Command::Agent(_) => unreachable!("dispatched in main"),
         Command::Csrattrs { server, auth, psk } => {
             let client = client(&server, &SubjectArgs::none())?;
             let reqs = match psk.credential()? {

@@ -1,8 +1,9 @@
 //! The reference MEF's enrollment CSR checks (`mef/src/est.rs`, CR 8.3.Z.2.2 step 3.d) on
 //! hostile requests: Content-Type and base64 body (`decode_csr_body`), PKCS #10 parsing, proof
-//! of possession and the key/signature profile (`parse_csr`), then the challengePassword and
-//! subjectAltName extraction and the identity comparison the MEF makes next. Never panics; an
-//! accepted CSR is P-256 and its signature verifies.
+//! of possession and the key/signature profile (`parse_csr`), then the walk over every CSR
+//! attribute and value (`csr_request`: challengePassword, extensionRequest, the extension
+//! policy) and the identity comparison the MEF makes next. Never panics; an accepted CSR is
+//! P-256 and its signature verifies.
 //!
 //! Input: the Content-Type line, then the request body (`est_fuzz::header_and_body`); a first
 //! line of `-` means no Content-Type header.
@@ -10,10 +11,7 @@
 
 use est_fuzz::header_and_body;
 use libfuzzer_sys::fuzz_target;
-use onem2m_mef::{
-    csr_challenge_password, csr_subject_alt_names, decode_csr_body, parse_csr, Identity,
-    SubjectType,
-};
+use onem2m_mef::{csr_request, decode_csr_body, parse_csr, Identity, SubjectType};
 use std::sync::OnceLock;
 
 fn identity() -> &'static Identity {
@@ -42,10 +40,13 @@ fuzz_target!(|data: &[u8]| {
     };
     csr.verify_signature()
         .expect("parse_csr accepted a CSR that does not verify");
-    let _ = csr_challenge_password(&csr).map(|p| p.len());
-    if let Ok(Some(names)) = csr_subject_alt_names(&csr) {
-        for n in &names {
-            let _ = identity().matches(n);
+    match csr_request(&csr) {
+        Ok(request) => {
+            let _ = request.password.map(|p| p.len());
+            for n in request.subject_alt_names.iter().flatten() {
+                let _ = identity().matches(n);
+            }
         }
+        Err(resp) => assert_eq!(resp.status, 400),
     }
 });

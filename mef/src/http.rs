@@ -117,6 +117,14 @@ pub fn read_request<S: Read + Write>(
         let mut hdrs = [httparse::EMPTY_HEADER; MAX_HEADERS];
         let mut req = httparse::Request::new(&mut hdrs);
         match req.parse(buf) {
+            // The limit is on the head itself (through its final CRLF CRLF), however the bytes
+            // arrived: a read may bring more than the head, so the length is checked here and
+            // not only while the head is incomplete.
+            Ok(httparse::Status::Complete(n)) if n > MAX_HEAD => {
+                return Err(ReadError::Reject(
+                    Response::text(431, "request head too large").closing(),
+                ));
+            }
             Ok(httparse::Status::Complete(n)) => {
                 let method = req.method.unwrap_or("").to_owned();
                 let path = req.path.unwrap_or("").to_owned();
@@ -134,7 +142,8 @@ pub fn read_request<S: Read + Write>(
                 break (n, method, path, headers, minor);
             }
             Ok(httparse::Status::Partial) => {
-                if buf.len() > MAX_HEAD {
+                // MAX_HEAD bytes without the end of the head: the head is longer than MAX_HEAD.
+                if buf.len() >= MAX_HEAD {
                     return Err(ReadError::Reject(
                         Response::text(431, "request head too large").closing(),
                     ));
@@ -179,6 +188,22 @@ pub fn read_request<S: Read + Write>(
             .find(|(n, _)| n == name)
             .map(|(_, v)| v.as_str())
     };
+    let lengths: Vec<&str> = headers
+        .iter()
+        .filter(|(n, _)| n == "content-length")
+        .map(|(_, v)| v.as_str())
+        .collect();
+    // RFC 9112 6.3 (request smuggling): a message with both Transfer-Encoding and
+    // Content-Length is ambiguous; refuse it rather than pick one framing.
+    if header("transfer-encoding").is_some() && !lengths.is_empty() {
+        return Err(ReadError::Reject(
+            Response::text(
+                400,
+                "ambiguous message framing: both Transfer-Encoding and Content-Length",
+            )
+            .closing(),
+        ));
+    }
     if header("transfer-encoding").is_some() {
         return Err(ReadError::Reject(
             Response::text(
@@ -188,27 +213,30 @@ pub fn read_request<S: Read + Write>(
             .closing(),
         ));
     }
-    let lengths: Vec<&str> = headers
-        .iter()
-        .filter(|(n, _)| n == "content-length")
-        .map(|(_, v)| v.as_str())
-        .collect();
-    let content_length = match lengths.as_slice() {
-        [] => 0,
-        [v] => match v.parse::<usize>() {
-            Ok(n) => n,
-            Err(_) => {
+    let content_length =
+        match lengths.as_slice() {
+            [] => 0,
+            [v] => match parse_content_length(v) {
+                Some(n) => n,
+                None => return Err(ReadError::Reject(
+                    Response::text(
+                        400,
+                        "malformed Content-Length: only ASCII digits are allowed (RFC 9110 8.6)",
+                    )
+                    .closing(),
+                )),
+            },
+            // Even identical repeated values are refused: any doubt about the framing is a 400.
+            _ => {
                 return Err(ReadError::Reject(
-                    Response::text(400, "malformed Content-Length").closing(),
+                    Response::text(
+                        400,
+                        "ambiguous message framing: several Content-Length headers",
+                    )
+                    .closing(),
                 ))
             }
-        },
-        _ => {
-            return Err(ReadError::Reject(
-                Response::text(400, "several Content-Length headers").closing(),
-            ))
-        }
-    };
+        };
     if content_length > max_body {
         // Read and discard a moderately oversized body first, so that a client still sending it
         // sees the 413 instead of a connection reset; beyond DRAIN_LIMIT just close.
@@ -265,6 +293,16 @@ pub fn read_request<S: Read + Write>(
         body,
         keep_alive,
     })
+}
+
+/// A Content-Length value: `1*DIGIT` (RFC 9110 8.6), nothing else. Rust's integer parser also
+/// takes a leading `+`, which a front end may read differently (request smuggling), so the
+/// digits are checked here first. A value that does not fit `usize` is refused too.
+fn parse_content_length(value: &str) -> Option<usize> {
+    if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    value.parse().ok()
 }
 
 /// Writes a response; `keep_alive` decides the Connection header.
@@ -345,6 +383,56 @@ mod tests {
             read_request(&mut s, &mut buf, 10),
             Err(ReadError::Closed)
         ));
+    }
+
+    fn status_of(raw: &[u8]) -> u16 {
+        match read_request(&mut Duplex(raw, Vec::new()), &mut Vec::new(), 100) {
+            Ok(_) => 200,
+            Err(ReadError::Reject(r)) => r.status,
+            Err(other) => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn content_length_is_digits_only() {
+        assert_eq!(
+            status_of(b"POST / HTTP/1.1\r\nContent-Length: 2\r\n\r\nok"),
+            200
+        );
+        assert_eq!(
+            status_of(b"POST / HTTP/1.1\r\nContent-Length: 002\r\n\r\nok"),
+            200
+        );
+        for bad in ["+2", "-2", "2 2", "0x2", "2,2", "", "18446744073709551617"] {
+            let raw = format!("POST / HTTP/1.1\r\nContent-Length: {bad}\r\n\r\nok");
+            assert_eq!(status_of(raw.as_bytes()), 400, "Content-Length: {bad}");
+        }
+        // Repeated (identical or not), and together with Transfer-Encoding: ambiguous.
+        for raw in [
+            &b"POST / HTTP/1.1\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\nok"[..],
+            b"POST / HTTP/1.1\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nok",
+            b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 2\r\n\r\nok",
+        ] {
+            assert_eq!(status_of(raw), 400);
+        }
+    }
+
+    #[test]
+    fn head_limit_is_exact() {
+        // A head of exactly MAX_HEAD bytes is read; one byte more is refused, even when the
+        // whole request arrives in reads that overshoot the limit.
+        let head = |len: usize| {
+            let start = b"GET / HTTP/1.1\r\nX: ";
+            let end = b"\r\n\r\n";
+            let mut v = start.to_vec();
+            v.resize(len - end.len(), b'a');
+            v.extend_from_slice(end);
+            assert_eq!(v.len(), len);
+            v
+        };
+        assert_eq!(status_of(&head(MAX_HEAD)), 200);
+        assert_eq!(status_of(&head(MAX_HEAD + 1)), 431);
+        assert_eq!(status_of(&head(MAX_HEAD + 100)), 431);
     }
 
     #[test]

@@ -121,6 +121,45 @@ impl Identity {
         self.parsed.general_name().clone()
     }
 
+    /// The host name the identity names: a CSE-ID itself, the host of an AE-ID URI (TS-0003
+    /// 10.1.1.5: "the hostname part of the full URI representation of the AE-ID"); none for a
+    /// Node-ID (a URN, 10.1.1.8) or an AE-ID whose host is an IP literal.
+    pub fn host(&self) -> Option<&str> {
+        match self.subject_type {
+            SubjectType::Cse => Some(self.subject_id()),
+            SubjectType::Node => None,
+            SubjectType::Ae => {
+                let rest = self.subject_id().split_once("://")?.1;
+                let authority = rest.split(['/', '?', '#']).next()?;
+                let host_port = authority.rsplit('@').next()?;
+                if host_port.starts_with('[') {
+                    return None;
+                }
+                let host = host_port.split(':').next()?;
+                // The SAN value is validated already (proto::identity): only IP literals
+                // name no host a dNSName constraint can cover.
+                (!host.is_empty() && host.parse::<std::net::Ipv4Addr>().is_err()).then_some(host)
+            }
+        }
+    }
+
+    /// Whether the identity lies within one of the SP domains (RFC 5280 4.2.1.10 dNSName
+    /// subtree semantics: the domain itself or any name below it, case-insensitive). Node-IDs
+    /// name no host and are not constrained; an empty list constrains nothing.
+    pub fn within_domains(&self, domains: &[String]) -> bool {
+        if domains.is_empty() || self.subject_type == SubjectType::Node {
+            return true;
+        }
+        let Some(host) = self.host() else {
+            return false;
+        };
+        let host = host.trim_end_matches('.').to_ascii_lowercase();
+        domains.iter().any(|d| {
+            let d = d.trim_start_matches('.').to_ascii_lowercase();
+            host == d || host.ends_with(&format!(".{d}"))
+        })
+    }
+
     /// Whether a subjectAltName entry is this identity: DNS names without regard to case
     /// (RFC 5280 7.2), URIs with scheme and host case-insensitive (RFC 5280 7.4), as the
     /// client compares them.
@@ -194,6 +233,37 @@ mod tests {
             GeneralName::Dns("cse01.example.net".into())
         );
         assert!(Identity::new(SubjectType::Node, "").is_err());
+    }
+
+    #[test]
+    fn sp_domains() {
+        let d = vec!["sp.example.com".to_string()];
+        let ok = |t, id| {
+            Identity::new(t, id)
+                .unwrap_or_else(|e| panic!("{id}: {e}"))
+                .within_domains(&d)
+        };
+        assert!(ok(SubjectType::Cse, "sp.example.com"));
+        assert!(ok(SubjectType::Cse, "cse01.SP.example.com"));
+        assert!(!ok(SubjectType::Cse, "cse01.evilsp.example.com"));
+        assert!(!ok(SubjectType::Cse, "sp.example.com.evil.net"));
+        assert!(ok(
+            SubjectType::Ae,
+            "https://sp.example.com:8443/cse01/CAE01"
+        ));
+        // userinfo is refused by the grammar itself (proto::identity), before any domain check.
+        assert!(Identity::new(SubjectType::Ae, "https://u@m2m.sp.example.com/x").is_err());
+        assert!(ok(SubjectType::Ae, "https://m2m.sp.example.com/x"));
+        assert!(!ok(
+            SubjectType::Ae,
+            "https://other.example.com/sp.example.com"
+        ));
+        // An IP literal is no public domain name: refused by the grammar.
+        assert!(Identity::new(SubjectType::Ae, "https://[::1]/cse01/CAE01").is_err());
+        assert!(ok(SubjectType::Node, "urn:oid:1.3.6.1.4.1.99999.1"));
+        assert!(Identity::new(SubjectType::Cse, "x.other.net")
+            .unwrap()
+            .within_domains(&[]));
     }
 
     #[test]

@@ -21,6 +21,7 @@
 //! # Ok(()) }
 //! ```
 
+mod approval;
 pub mod ca;
 pub mod challenge;
 mod est;
@@ -34,7 +35,9 @@ pub mod ts0003;
 
 // The stateless CSR checks of the enrollment operations, for the fuzz target `mef_csr`.
 #[doc(hidden)]
-pub use est::{csr_challenge_password, csr_subject_alt_names, decode_csr_body, parse_csr};
+pub use est::{
+    csr_request, decode_csr_body, parse_csr, parse_csr_structure, CsrRequest, EncryptionKeyRequest,
+};
 pub use identity::{fingerprint, Identity, SubjectType};
 pub use psk::add_psk;
 pub use server::{add_identity, RunningMef};
@@ -117,6 +120,103 @@ impl std::str::FromStr for ServerEku {
     }
 }
 
+/// A key purpose the MEF grants in the certificates it issues (RFC 5280 4.2.1.12).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum KeyPurpose {
+    /// id-kp-serverAuth: the holder may serve TLS (a CSE serving AEs and other CSEs, an AE
+    /// receiving notifications, TS-0003 8.2).
+    ServerAuth,
+    /// id-kp-clientAuth: the holder may authenticate as a TLS client (and to this MEF).
+    ClientAuth,
+}
+
+impl KeyPurpose {
+    /// The command-line spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyPurpose::ServerAuth => "server-auth",
+            KeyPurpose::ClientAuth => "client-auth",
+        }
+    }
+
+    /// The dotted OID.
+    pub fn oid(self) -> &'static str {
+        match self {
+            KeyPurpose::ServerAuth => onem2m_est_proto::oids::KP_SERVER_AUTH,
+            KeyPurpose::ClientAuth => onem2m_est_proto::oids::KP_CLIENT_AUTH,
+        }
+    }
+}
+
+impl std::str::FromStr for KeyPurpose {
+    type Err = MefError;
+    fn from_str(s: &str) -> Result<Self, MefError> {
+        match s {
+            "server-auth" => Ok(KeyPurpose::ServerAuth),
+            "client-auth" => Ok(KeyPurpose::ClientAuth),
+            other => Err(MefError::Config(format!(
+                "unknown key purpose {other:?} (expected server-auth or client-auth)"
+            ))),
+        }
+    }
+}
+
+/// The extendedKeyUsage issuance policy, per subject type: what /csrattrs requests (CR
+/// 8.3.Z.2.2 step 2), what the CSR must carry (CR 8.3.Z.2.3 step 3d) and what the issued
+/// certificate holds. Each list must be non-empty.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EkuPolicy {
+    /// AE-ID certificates.
+    pub ae: Vec<KeyPurpose>,
+    /// CSE-ID certificates.
+    pub cse: Vec<KeyPurpose>,
+    /// Node-ID certificates.
+    pub node: Vec<KeyPurpose>,
+}
+
+impl Default for EkuPolicy {
+    /// serverAuth and clientAuth for every subject type: TS-0003 8.2 makes a CSE a TLS server
+    /// for AEs and other CSEs and an AE a receiver of notifications, and CR 8.3.Z.2.2 step 3f
+    /// lets the EST client certificate serve in other security protocols.
+    fn default() -> Self {
+        let both = vec![KeyPurpose::ServerAuth, KeyPurpose::ClientAuth];
+        EkuPolicy {
+            ae: both.clone(),
+            cse: both.clone(),
+            node: both,
+        }
+    }
+}
+
+impl EkuPolicy {
+    /// The key purposes for a subject type.
+    pub fn for_type(&self, t: SubjectType) -> &[KeyPurpose] {
+        match t {
+            SubjectType::Ae => &self.ae,
+            SubjectType::Cse => &self.cse,
+            SubjectType::Node => &self.node,
+        }
+    }
+
+    /// Refuses an empty list or one naming a purpose twice.
+    pub fn validate(&self) -> Result<(), MefError> {
+        for t in [SubjectType::Ae, SubjectType::Cse, SubjectType::Node] {
+            let p = self.for_type(t);
+            if p.is_empty() {
+                return Err(MefError::Config(format!(
+                    "the EKU policy for {t} is empty (RFC 5280 4.2.1.12: at least one purpose)"
+                )));
+            }
+            if p.iter().enumerate().any(|(i, a)| p[..i].contains(a)) {
+                return Err(MefError::Config(format!(
+                    "the EKU policy for {t} names a purpose twice"
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Configuration of a MEF instance.
 #[derive(Debug, Clone)]
 pub struct MefConfig {
@@ -155,6 +255,16 @@ pub struct MefConfig {
     /// TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA256 only, on OpenSSL, see [`ts0003`]); `None` runs
     /// none. Port 0 picks a free port (see [`RunningMef::ts0003_addr`]).
     pub ts0003_listen: Option<SocketAddr>,
+    /// The extendedKeyUsage of issued certificates, per subject type.
+    pub eku_policy: EkuPolicy,
+    /// The SP domains (TS-0003 10.1.1.5): a CA created with some carries them as permitted
+    /// dNSName nameConstraints, and the MEF refuses AE-IDs and CSE-IDs whose host lies outside
+    /// them. Empty: no constraint.
+    pub sp_domains: Vec<String>,
+    /// The URL issued certificates name as their CRL distribution point (RFC 5280 4.2.1.13).
+    /// `None`: `https://<first host name>:<bound port>/crl/mef-ca.crl`, served by the main
+    /// listener.
+    pub crl_url: Option<String>,
     /// The CA key in a PKCS #11 token instead of `mef-ca.key` ([`CaKeyInToken`]); `None` keeps
     /// the software key in the data directory.
     pub ca_key: Option<CaKeyInToken>,
@@ -163,7 +273,7 @@ pub struct MefConfig {
 /// Where the MEF CA key is when it lives in a PKCS #11 token: an existing EC P-256 key pair
 /// (e.g. made with `pkcs11-tool --keypairgen --key-type EC:prime256v1`), addressed by an RFC
 /// 7512 URI, the module path and the user PIN source given separately (a file or an environment
-/// variable, never the PIN itself). Needs the `pkcs11` feature of `onem2m-est`.
+/// variable, never the PIN itself). Needs the MEF's `pkcs11` feature.
 #[derive(Debug, Clone)]
 pub struct CaKeyInToken {
     /// The token's PKCS #11 module (shared library).
@@ -180,7 +290,8 @@ impl MefConfig {
     /// Defaults: 127.0.0.1:0, host names localhost/127.0.0.1/::1, serverAuth EKU, no third-party
     /// trust anchors, 365-day certificates, 300 s challenge TTL, no approval delay, 64 KiB
     /// bodies, 64 connections, one resident worker per available CPU, 30 s timeouts, no PSK
-    /// listener.
+    /// listener, serverAuth + clientAuth in issued certificates ([`EkuPolicy::default`]), no SP
+    /// domains.
     pub fn new(data_dir: impl AsRef<Path>) -> MefConfig {
         MefConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
@@ -199,6 +310,9 @@ impl MefConfig {
             psk_listen: None,
             ts0003_listen: None,
             ca_key: None,
+            eku_policy: EkuPolicy::default(),
+            sp_domains: Vec::new(),
+            crl_url: None,
         }
     }
 }

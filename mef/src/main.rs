@@ -2,7 +2,7 @@
 //! issued certificates.
 
 use clap::{Args, Parser, Subcommand};
-use onem2m_mef::{Mef, MefConfig, ServerEku, Store, SubjectType};
+use onem2m_mef::{EkuPolicy, KeyPurpose, Mef, MefConfig, ServerEku, Store, SubjectType};
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -29,6 +29,10 @@ struct ServeArgs {
     /// Data directory (CA, server certificate, database).
     #[arg(long)]
     data_dir: Option<PathBuf>,
+    /// URL issued certificates name as their CRL distribution point (default
+    /// https://FIRST-HOSTNAME:PORT/crl/mef-ca.crl, served by this listener).
+    #[arg(long)]
+    crl_url: Option<String>,
     /// Host name or IP address of the TLS server certificate (repeatable;
     /// default localhost, 127.0.0.1 and ::1).
     #[arg(long = "hostname")]
@@ -42,6 +46,11 @@ struct ServeArgs {
     /// Lifetime of issued certificates, in days.
     #[arg(long, default_value_t = 365)]
     cert_lifetime_days: u64,
+    /// Lifetime of issued certificates as a duration (`90s`, `10min`, `30d`, `1y 2d`); replaces
+    /// --cert-lifetime-days. Short lifetimes are for renewal tests.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration,
+          conflicts_with = "cert_lifetime_days")]
+    cert_lifetime: Option<Duration>,
     /// Lifetime of a challengePassword handed out by /csrattrs, in seconds.
     #[arg(long, default_value_t = 300)]
     challenge_ttl_secs: u64,
@@ -76,7 +85,7 @@ struct ServeArgs {
     ts0003_listen: Option<SocketAddr>,
     /// The CA key in a PKCS #11 token: pkcs11:URI (RFC 7512) of an existing EC P-256 key pair,
     /// instead of DIR/mef-ca.key; with --pkcs11-module and --pin-file or --pin-env. Needs a
-    /// build with the `pkcs11` feature of onem2m-est.
+    /// build with the MEF's `pkcs11` feature.
     #[arg(long, value_name = "pkcs11:URI", requires = "pkcs11_module")]
     ca_key: Option<String>,
     /// PKCS #11 module (shared library) of the token holding --ca-key.
@@ -93,6 +102,20 @@ struct ServeArgs {
     /// Environment variable holding the token's user PIN.
     #[arg(long, value_name = "VAR", requires = "ca_key")]
     pin_env: Option<String>,
+    /// extendedKeyUsage of certificates issued to AEs: comma-separated server-auth,
+    /// client-auth (CR 8.3.Z.2.3 step 3d; /csrattrs requests it, the CSR must match it).
+    #[arg(long, value_delimiter = ',', default_value = "server-auth,client-auth")]
+    ae_eku: Vec<KeyPurpose>,
+    /// extendedKeyUsage of certificates issued to CSEs (as --ae-eku).
+    #[arg(long, value_delimiter = ',', default_value = "server-auth,client-auth")]
+    cse_eku: Vec<KeyPurpose>,
+    /// extendedKeyUsage of certificates issued to Nodes (as --ae-eku).
+    #[arg(long, value_delimiter = ',', default_value = "server-auth,client-auth")]
+    node_eku: Vec<KeyPurpose>,
+    /// SP domain (repeatable; TS-0003 10.1.1.5): a CA created on this start carries them as
+    /// permitted dNSName nameConstraints, and AE-IDs/CSE-IDs outside them are refused.
+    #[arg(long = "sp-domain")]
+    sp_domains: Vec<String>,
 }
 
 #[derive(Subcommand)]
@@ -106,6 +129,25 @@ enum Command {
     /// Manage the PSK registry of PPSK-based RSPF: KpmID -> (Kpm, identity).
     #[command(subcommand)]
     Psk(PskCommand),
+    /// Roll the MEF CA over (RFC 7030 4.1.3). Restart the MEF after each step.
+    #[command(subcommand)]
+    Ca(CaCommand),
+}
+
+#[derive(Subcommand)]
+enum CaCommand {
+    /// Make a new CA key and certificate and the OldWithNew/NewWithOld link certificates; the
+    /// new CA issues from the next start on, and the old one stays trusted and served in
+    /// /cacerts until `ca retire-old`.
+    Rollover {
+        #[arg(long)]
+        data_dir: PathBuf,
+    },
+    /// End the overlap: remove the old CA and the link certificates.
+    RetireOld {
+        #[arg(long)]
+        data_dir: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -140,7 +182,8 @@ enum PskCommand {
         #[arg(long)]
         data_dir: PathBuf,
     },
-    /// Remove a registered KpmID.
+    /// Remove a registered KpmID, revoking every certificate enrolled with it (and their
+    /// renewals).
     Remove {
         #[arg(long)]
         data_dir: PathBuf,
@@ -177,7 +220,8 @@ enum IdentityCommand {
         #[arg(long)]
         data_dir: PathBuf,
     },
-    /// Remove a registered identity.
+    /// Remove a registered identity, revoking every certificate enrolled with that client
+    /// certificate (and their renewals).
     Remove {
         #[arg(long)]
         data_dir: PathBuf,
@@ -199,13 +243,25 @@ enum CertCommand {
         #[arg(long)]
         data_dir: PathBuf,
     },
-    /// Revoke an issued certificate (refused for re-enrollment from then on).
+    /// Revoke an issued certificate and its renewals (refused by every operation from then
+    /// on), or every certificate issued for an identity.
     Revoke {
         #[arg(long)]
         data_dir: PathBuf,
         /// Serial number or SHA-256 fingerprint (hex).
-        #[arg(long)]
-        id: String,
+        #[arg(
+            long,
+            conflicts_with = "subject_id",
+            required_unless_present = "subject_id"
+        )]
+        id: Option<String>,
+        /// With --subject-id: revoke every certificate issued for this identity (ae, cse or
+        /// node).
+        #[arg(long, requires = "subject_id")]
+        subject_type: Option<SubjectType>,
+        /// AE-ID URI, CSE-ID domain name or Node-ID URI.
+        #[arg(long, requires = "subject_type")]
+        subject_id: Option<String>,
     },
 }
 
@@ -279,13 +335,14 @@ fn run(cli: Cli) -> Result<(), onem2m_mef::MefError> {
             fingerprint,
         })) => {
             let fp = fingerprint_arg(client_cert, fingerprint)?;
-            if Store::open(&data_dir)?.remove_identity(&fp)? {
-                println!("removed {fp}");
-                Ok(())
-            } else {
-                Err(onem2m_mef::MefError::Config(format!(
+            match Store::open(&data_dir)?.remove_identity(&fp)? {
+                Some(revoked) => {
+                    println!("removed {fp}; revoked {revoked} certificate(s) enrolled with it");
+                    onem2m_mef::ca::refresh_crl_file(&data_dir)
+                }
+                None => Err(onem2m_mef::MefError::Config(format!(
                     "no identity registered for {fp}"
-                )))
+                ))),
             }
         }
         Some(Command::Cert(CertCommand::List { data_dir })) => {
@@ -302,15 +359,47 @@ fn run(cli: Cli) -> Result<(), onem2m_mef::MefError> {
             }
             Ok(())
         }
-        Some(Command::Cert(CertCommand::Revoke { data_dir, id })) => {
-            if Store::open(&data_dir)?.revoke(&id)? {
-                println!("revoked {id}");
-                Ok(())
-            } else {
-                Err(onem2m_mef::MefError::Config(format!(
-                    "no issued certificate {id}"
-                )))
+        Some(Command::Cert(CertCommand::Revoke {
+            data_dir,
+            id,
+            subject_type,
+            subject_id,
+        })) => {
+            let store = Store::open(&data_dir)?;
+            match (id, subject_type, subject_id) {
+                (Some(id), _, _) => match store.revoke_counted(&id)? {
+                    Some(n) => {
+                        println!("revoked {id}: {n} certificate(s) with its renewals");
+                        onem2m_mef::ca::refresh_crl_file(&data_dir)
+                    }
+                    None => Err(onem2m_mef::MefError::Config(format!(
+                        "no issued certificate {id}"
+                    ))),
+                },
+                (None, Some(ty), Some(subject)) => {
+                    let identity = onem2m_mef::Identity::new(ty, &subject)?;
+                    let n = store.revoke_identity(&identity)?;
+                    println!("revoked {n} certificate(s) issued for {identity}");
+                    onem2m_mef::ca::refresh_crl_file(&data_dir)
+                }
+                _ => Err(onem2m_mef::MefError::Config(
+                    "give --id, or --subject-type and --subject-id".into(),
+                )),
             }
+        }
+        Some(Command::Ca(CaCommand::Rollover { data_dir })) => {
+            onem2m_mef::ca::rollover(&data_dir)?;
+            println!(
+                "new MEF CA in {}; the old CA and the link certificates are served until \
+                 `ca retire-old` (restart the MEF)",
+                data_dir.join(onem2m_mef::ca::CA_CERT_FILE).display()
+            );
+            Ok(())
+        }
+        Some(Command::Ca(CaCommand::RetireOld { data_dir })) => {
+            onem2m_mef::ca::retire_old(&data_dir)?;
+            println!("old MEF CA retired (restart the MEF)");
+            Ok(())
         }
         Some(Command::Psk(PskCommand::Add {
             data_dir,
@@ -354,13 +443,14 @@ fn run(cli: Cli) -> Result<(), onem2m_mef::MefError> {
             Ok(())
         }
         Some(Command::Psk(PskCommand::Remove { data_dir, kpm_id })) => {
-            if Store::open(&data_dir)?.remove_psk(&kpm_id)? {
-                println!("removed {kpm_id}");
-                Ok(())
-            } else {
-                Err(onem2m_mef::MefError::Config(format!(
+            match Store::open(&data_dir)?.remove_psk(&kpm_id)? {
+                Some(revoked) => {
+                    println!("removed {kpm_id}; revoked {revoked} certificate(s) enrolled with it");
+                    onem2m_mef::ca::refresh_crl_file(&data_dir)
+                }
+                None => Err(onem2m_mef::MefError::Config(format!(
                     "no PSK registered for KpmID {kpm_id}"
-                )))
+                ))),
             }
         }
         None => serve(cli.serve),
@@ -380,7 +470,15 @@ fn serve(a: ServeArgs) -> Result<(), onem2m_mef::MefError> {
     for p in &a.client_trust {
         config.client_trust.extend(onem2m_mef::read_pem_certs(p)?);
     }
-    config.cert_lifetime = Duration::from_secs(a.cert_lifetime_days.max(1) * 24 * 3600);
+    config.cert_lifetime = match a.cert_lifetime {
+        Some(d) if d < Duration::from_secs(1) => {
+            return Err(onem2m_mef::MefError::Config(
+                "--cert-lifetime must be at least 1s".into(),
+            ))
+        }
+        Some(d) => d,
+        None => Duration::from_secs(a.cert_lifetime_days.max(1) * 24 * 3600),
+    };
     config.challenge_ttl = Duration::from_secs(a.challenge_ttl_secs);
     config.approval_polls = a.approval_polls;
     config.retry_after_secs = a.retry_after;
@@ -400,6 +498,13 @@ fn serve(a: ServeArgs) -> Result<(), onem2m_mef::MefError> {
             pin_env: a.pin_env,
         });
     }
+    config.eku_policy = EkuPolicy {
+        ae: a.ae_eku,
+        cse: a.cse_eku,
+        node: a.node_eku,
+    };
+    config.sp_domains = a.sp_domains;
+    config.crl_url = a.crl_url;
     let mef = Mef::start(config)?;
     let mut out = std::io::stdout().lock();
     // Tests parse these lines.

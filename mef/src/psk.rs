@@ -99,8 +99,10 @@ pub fn decode_hex(text: &str) -> Result<zeroize::Zeroizing<Vec<u8>>, MefError> {
 /// The OpenSSL acceptor of the PSK listener.
 pub(crate) struct PskAcceptor {
     acceptor: SslAcceptor,
-    /// Where the PSK callback leaves the KpmID it accepted, per connection.
+    /// Where the PSK callback leaves the KpmID it handed a key out for, per connection. That is
+    /// only an offer: the principal is taken from the completed session (see `accept`).
     kpm_id: Index<Ssl, String>,
+    store: Arc<Store>,
 }
 
 fn tls_err(e: impl std::fmt::Display) -> MefError {
@@ -109,6 +111,7 @@ fn tls_err(e: impl std::fmt::Display) -> MefError {
 
 impl PskAcceptor {
     pub(crate) fn new(store: Arc<Store>) -> Result<PskAcceptor, MefError> {
+        let lookups = store.clone();
         let kpm_id_index = Ssl::new_ex_index::<String>().map_err(tls_err)?;
         // mozilla_intermediate_v5 brings ffdhe2048 for the DHE-PSK suites; its certificate
         // suites are replaced below (and there is no certificate anyway).
@@ -129,7 +132,7 @@ impl PskAcceptor {
                 log::info!("TLS-PSK: a client offered a non-UTF-8 psk_identity");
                 return Ok(0);
             };
-            match store.lookup_psk(kpm_id) {
+            match lookups.lookup_psk(kpm_id) {
                 Ok(Some((key, _))) if key.len() <= psk_out.len() => {
                     psk_out[..key.len()].copy_from_slice(&key);
                     ssl.set_ex_data(index, kpm_id.to_owned());
@@ -148,7 +151,51 @@ impl PskAcceptor {
         Ok(PskAcceptor {
             acceptor: b.build(),
             kpm_id: kpm_id_index,
+            store,
         })
+    }
+
+    /// The KpmID the completed handshake proved (TS-0003 8.3.2.1: the PSK authenticates the
+    /// client). The callback may have been asked about several identities (a TLS 1.3 client
+    /// can offer a list, a HelloRetryRequest brings a second ClientHello), so what it last saw
+    /// is not taken on trust:
+    /// - TLS 1.2: OpenSSL records in the session the psk_identity whose key made the premaster
+    ///   secret (RFC 4279 2); it must be the one the callback answered for.
+    /// - TLS 1.3: the session OpenSSL built from the callback's answer holds the external PSK
+    ///   the binder and the key schedule used (RFC 8446 4.2.11); it must be the registered Kpm
+    ///   of that KpmID (compared in constant time).
+    ///
+    /// `offered` is the KpmID the callback recorded (a parameter so tests can disagree with
+    /// the session).
+    fn proven_kpm_id(
+        &self,
+        ssl: &openssl::ssl::SslRef,
+        offered: Option<&str>,
+    ) -> Result<String, String> {
+        let offered = offered
+            .map(str::to_owned)
+            .ok_or("the handshake completed without an accepted KpmID")?;
+        if let Some(id) = ssl.psk_identity() {
+            return if id == offered.as_bytes() {
+                Ok(offered)
+            } else {
+                Err("the session's psk_identity is not the KpmID the key was given for".into())
+            };
+        }
+        let session = ssl.session().ok_or("the handshake left no session")?;
+        let mut key = zeroize::Zeroizing::new(vec![0u8; session.master_key_len()]);
+        let n = session.master_key(&mut key);
+        let registered = self
+            .store
+            .lookup_psk(&offered)
+            .map_err(|e| format!("looking up the KpmID: {e}"))?
+            .ok_or("the KpmID was removed during the handshake")?
+            .0;
+        if n > 0 && bool::from(subtle::ConstantTimeEq::ct_eq(&key[..n], &registered[..])) {
+            Ok(offered)
+        } else {
+            Err("the session key is not the Kpm of the KpmID the key was given for".into())
+        }
     }
 }
 
@@ -171,10 +218,22 @@ impl TlsAcceptor for PskAcceptor {
             .accept(sock)
             .map_err(|e| io::Error::other(format!("TLS-PSK handshake failed: {e}")))?;
         // The listener has no certificate, so a completed handshake used a PSK the callback
-        // accepted, and the callback recorded its KpmID.
-        let kpm_id = stream.ssl().ex_data(self.kpm_id).cloned().ok_or_else(|| {
-            io::Error::other("TLS-PSK handshake completed without an accepted KpmID")
-        })?;
+        // handed out; which one is read from the session.
+        let offered = stream.ssl().ex_data(self.kpm_id).cloned();
+        let kpm_id = self
+            .proven_kpm_id(stream.ssl(), offered.as_deref())
+            .map_err(|reason| {
+                log::warn!("TLS-PSK: connection refused after the handshake: {reason}");
+                io::Error::other(format!("TLS-PSK: {reason}"))
+            })?;
+        log::debug!(
+            "TLS-PSK: KpmID {kpm_id:?} proven by the session's {}",
+            if stream.ssl().psk_identity().is_some() {
+                "psk_identity"
+            } else {
+                "key"
+            }
+        );
         log::debug!(
             "TLS-PSK client {kpm_id:?}: {} {}",
             stream.ssl().version_str(),
@@ -191,6 +250,84 @@ impl TlsAcceptor for PskAcceptor {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A handshake with `kpm_id`/`kpm` at protocol `version` against the acceptor; then
+    /// `check` on the server side of the completed session.
+    fn with_session(
+        acceptor: &PskAcceptor,
+        version: SslVersion,
+        kpm_id: &'static str,
+        kpm: &'static [u8],
+        check: impl FnOnce(&openssl::ssl::SslRef),
+    ) {
+        use openssl::ssl::{SslConnector, SslVerifyMode};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let client = std::thread::spawn(move || {
+            let mut b = SslConnector::builder(SslMethod::tls_client()).unwrap();
+            b.set_cipher_list("PSK").unwrap();
+            b.set_min_proto_version(Some(version)).unwrap();
+            b.set_max_proto_version(Some(version)).unwrap();
+            b.set_verify(SslVerifyMode::NONE);
+            b.set_psk_client_callback(move |_, _, id_out, psk_out| {
+                id_out[..kpm_id.len()].copy_from_slice(kpm_id.as_bytes());
+                id_out[kpm_id.len()] = 0;
+                psk_out[..kpm.len()].copy_from_slice(kpm);
+                Ok(kpm.len())
+            });
+            let tcp = TcpStream::connect(addr).unwrap();
+            let mut tls = b
+                .build()
+                .configure()
+                .unwrap()
+                .verify_hostname(false)
+                .connect("localhost", tcp)
+                .unwrap();
+            // Wait for the server to close.
+            let _ = std::io::Read::read(&mut tls, &mut [0u8; 1]);
+        });
+        let (sock, _) = listener.accept().unwrap();
+        let mut stream = acceptor.acceptor.accept(sock).unwrap();
+        assert_eq!(stream.ssl().version2(), Some(version));
+        check(stream.ssl());
+        let _ = stream.shutdown();
+        drop(stream);
+        client.join().unwrap();
+    }
+
+    #[test]
+    fn the_principal_is_what_the_completed_session_proves() {
+        let dir = std::env::temp_dir().join(format!("onem2m-mef-psk-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let store = Arc::new(Store::open(&dir).unwrap());
+        const KEY_A: &[u8] = &[0xa1; 16];
+        const KEY_B: &[u8] = &[0xb2; 32];
+        add_psk(&store, "kpm-a", KEY_A, SubjectType::Cse, "a.example.com").unwrap();
+        add_psk(&store, "kpm-b", KEY_B, SubjectType::Cse, "b.example.com").unwrap();
+        let acceptor = PskAcceptor::new(store).unwrap();
+        for version in [SslVersion::TLS1_2, SslVersion::TLS1_3] {
+            with_session(&acceptor, version, "kpm-a", KEY_A, |ssl| {
+                // What the callback recorded, and the session agrees.
+                assert_eq!(
+                    ssl.ex_data(acceptor.kpm_id).map(String::as_str),
+                    Some("kpm-a")
+                );
+                assert_eq!(acceptor.proven_kpm_id(ssl, Some("kpm-a")).unwrap(), "kpm-a");
+                // Had the callback last seen another (registered) KpmID, the session would
+                // not vouch for it: the identity is not taken from the callback's word.
+                // TLS 1.2 proves it by the session's psk_identity, TLS 1.3 by its key.
+                let err = acceptor.proven_kpm_id(ssl, Some("kpm-b")).unwrap_err();
+                let by = if version == SslVersion::TLS1_2 {
+                    "psk_identity"
+                } else {
+                    "session key"
+                };
+                assert!(err.contains(by), "{version:?}: {err}");
+                assert!(acceptor.proven_kpm_id(ssl, None).is_err());
+            });
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     #[test]
     fn validates_and_decodes() {

@@ -30,10 +30,35 @@ pub(crate) struct Shared {
     pub ca: MefCa,
     pub store: Arc<Store>,
     pub challenges: Challenges,
-    /// Approval-mode attempt counters keyed by the CSR's SHA-256 (RFC 7030 4.2.3 simulation).
-    pub approvals: Mutex<HashMap<String, u32>>,
+    /// Approval-mode attempt counters per client and CSR (RFC 7030 4.2.3 simulation).
+    pub approvals: crate::approval::Approvals,
     /// Verifier against `--client-trust` only: tells third-party certificates apart.
     pub third_party: Option<Arc<dyn ClientCertVerifier>>,
+    /// The CRL served at [`crate::ca::CRL_PATH`]: its DER, nextUpdate and the revoked set it
+    /// lists, regenerated when the set changes or nextUpdate nears.
+    pub crl: std::sync::Mutex<Option<crate::ca::Crl>>,
+}
+
+impl Shared {
+    /// The current CRL DER (RFC 5280 5): regenerated on each revocation (the revoked set in the
+    /// store differs from the one listed, whichever process revoked) and before nextUpdate.
+    pub(crate) fn current_crl(&self) -> Result<Vec<u8>, MefError> {
+        let now = crate::store::now_secs();
+        let revoked = self.store.revoked_for_crl(now)?;
+        let mut cached = self.crl.lock().unwrap_or_else(|p| p.into_inner());
+        let refresh_at = |next: i64| next - crate::ca::CRL_REFRESH_BEFORE.as_secs() as i64;
+        match cached.as_ref() {
+            Some(crl) if crl.revoked == revoked && now < refresh_at(crl.next_update) => {
+                Ok(crl.der.clone())
+            }
+            _ => {
+                let crl = self.ca.write_crl(&self.store, &self.config.data_dir)?;
+                let der = crl.der.clone();
+                *cached = Some(crl);
+                Ok(der)
+            }
+        }
+    }
 }
 
 /// Who is on the other end of a connection, as far as the MEF can tell.
@@ -46,10 +71,13 @@ pub(crate) enum Peer {
         fingerprint: String,
         record: IssuedCert,
     },
-    /// A certificate chaining to `--client-trust`; `identity` when it is registered.
+    /// A certificate chaining to `--client-trust`; `identity` when it is registered;
+    /// `within_validity` whether every presented certificate is within its validity period now
+    /// (checked per request: a keep-alive connection outlives the handshake's check).
     ThirdParty {
         fingerprint: String,
         identity: Option<Identity>,
+        within_validity: bool,
     },
     /// Passed the TLS check (it chains to the MEF CA) but the MEF has no record of it.
     Unknown,
@@ -74,9 +102,11 @@ pub(crate) struct ConnInfo {
     pub principal: Principal,
     /// Whether the client chain verifies against `--client-trust`, decided at the first request
     /// that asks: a chain is verified once per connection, as the TLS handshake itself is
-    /// (an ECDSA verification per request was a third of the MEF's CPU per enrolment).
-    /// Registry and revocation lookups stay per request.
-    third_party_chain: std::sync::OnceLock<bool>,
+    /// (an ECDSA verification per request was a third of the MEF's CPU per enrolment). When it
+    /// does, the validity window common to the presented certificates (latest notBefore,
+    /// earliest notAfter, seconds since the epoch), which every request checks against the
+    /// clock. Registry and revocation lookups stay per request.
+    third_party_chain: std::sync::OnceLock<Option<(i64, i64)>>,
 }
 
 impl ConnInfo {
@@ -174,21 +204,127 @@ impl Shared {
             });
         }
         if let Some(v) = &self.third_party {
-            let chains = *conn.third_party_chain.get_or_init(|| {
+            let window = *conn.third_party_chain.get_or_init(|| {
                 v.verify_client_cert(ee, &certs[1..], UnixTime::now())
-                    .is_ok()
+                    .ok()
+                    .and_then(|_| validity_window(certs))
             });
-            if chains {
+            if let Some((not_before, not_after)) = window {
+                let now = crate::store::now_secs();
                 let identity = self.store.lookup_identity(&fp)?;
                 return Ok(Peer::ThirdParty {
                     fingerprint: fp,
                     identity,
+                    within_validity: not_before <= now && now <= not_after,
                 });
             }
         }
         Ok(Peer::Unknown)
     }
 }
+
+/// The validity window every presented certificate shares: (latest notBefore, earliest
+/// notAfter), seconds since the epoch. `None` if one does not parse.
+fn validity_window(certs: &[CertificateDer<'_>]) -> Option<(i64, i64)> {
+    let mut window = (i64::MIN, i64::MAX);
+    for c in certs {
+        let (_, cert) = x509_parser::parse_x509_certificate(c).ok()?;
+        let v = cert.validity();
+        window.0 = window.0.max(v.not_before.timestamp());
+        window.1 = window.1.min(v.not_after.timestamp());
+    }
+    Some(window)
+}
+
+/// RFC 5280 6.1.4 (n): an intermediate CA certificate whose keyUsage extension is present must
+/// assert keyCertSign. rustls-webpki does not check keyUsage (it checks basicConstraints), so
+/// this runs after it, on every certificate the client presented after its own: a
+/// certificate that may not sign certificates cannot vouch for the client.
+fn check_intermediate_key_usage(intermediates: &[CertificateDer<'_>]) -> Result<(), String> {
+    for (i, der) in intermediates.iter().enumerate() {
+        let (_, cert) = x509_parser::parse_x509_certificate(der)
+            .map_err(|e| format!("intermediate certificate #{} does not parse: {e}", i + 1))?;
+        let ku = cert.key_usage().map_err(|e| {
+            format!(
+                "intermediate certificate #{} has a malformed keyUsage: {e}",
+                i + 1
+            )
+        })?;
+        if let Some(ku) = ku {
+            if !ku.value.key_cert_sign() {
+                return Err(format!(
+                    "intermediate CA certificate #{} ({}) has a keyUsage without keyCertSign \
+                     (RFC 5280 6.1.4 (n))",
+                    i + 1,
+                    cert.subject()
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A client certificate verifier that adds the keyUsage check rustls-webpki leaves out
+/// ([`check_intermediate_key_usage`]) to another one.
+#[derive(Debug)]
+struct KeyUsageChecked(Arc<dyn ClientCertVerifier>);
+
+impl ClientCertVerifier for KeyUsageChecked {
+    fn offer_client_auth(&self) -> bool {
+        self.0.offer_client_auth()
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        self.0.client_auth_mandatory()
+    }
+
+    fn root_hint_subjects(&self) -> &[rustls::DistinguishedName] {
+        self.0.root_hint_subjects()
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<rustls::server::danger::ClientCertVerified, rustls::Error> {
+        let verified = self.0.verify_client_cert(end_entity, intermediates, now)?;
+        check_intermediate_key_usage(intermediates).map_err(|reason| {
+            log::info!("refused a client certificate chain: {reason}");
+            rustls::Error::InvalidCertificate(rustls::CertificateError::Other(rustls::OtherError(
+                Arc::new(ChainRefused(reason)),
+            )))
+        })?;
+        Ok(verified)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.supported_verify_schemes()
+    }
+}
+
+/// Why [`KeyUsageChecked`] refused a chain.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct ChainRefused(String);
 
 /// A running MEF. Dropping it shuts it down.
 pub struct RunningMef {
@@ -305,9 +441,20 @@ impl RunningMef {
         )
     }
 
-    /// Marks an issued certificate revoked, by serial or fingerprint (hex).
+    /// Marks an issued certificate revoked, by serial or fingerprint (hex), with its renewals
+    /// ([`Store::revoke`]).
     pub fn revoke(&self, serial_or_fingerprint: &str) -> Result<bool, MefError> {
         self.shared.store.revoke(serial_or_fingerprint)
+    }
+
+    /// Revokes every certificate issued for an identity, with their renewals; returns how many.
+    pub fn revoke_identity(
+        &self,
+        subject_type: SubjectType,
+        subject_id: &str,
+    ) -> Result<usize, MefError> {
+        let identity = Identity::new(subject_type, subject_id)?;
+        self.shared.store.revoke_identity(&identity)
     }
 
     /// Graceful shutdown: stops accepting connections, lets requests being handled finish,
@@ -387,7 +534,29 @@ fn tls_err(e: impl std::fmt::Display) -> MefError {
 }
 
 pub(crate) fn start(config: MefConfig) -> Result<RunningMef, MefError> {
-    let ca = MefCa::load_or_create(&config.data_dir, config.ca_key.as_ref())?;
+    config.eku_policy.validate()?;
+    for d in &config.sp_domains {
+        crate::Identity::new(crate::SubjectType::Cse, d)
+            .map_err(|e| MefError::Config(format!("--sp-domain {d:?}: {e}")))?;
+    }
+    // The MEF's own server certificate is issued by the CA: with nameConstraints (RFC 5280
+    // 4.2.1.10) its DNS names must lie within the SP domains or no client would accept it.
+    if !config.sp_domains.is_empty() {
+        for h in &config.hostnames {
+            if h.parse::<std::net::IpAddr>().is_err()
+                && !crate::Identity::new(crate::SubjectType::Cse, h)
+                    .map(|id| id.within_domains(&config.sp_domains))
+                    .unwrap_or(false)
+            {
+                return Err(MefError::Config(format!(
+                    "--hostname {h:?} lies outside the SP domains ({}): the MEF CA's \
+                     nameConstraints would invalidate the MEF's own server certificate",
+                    config.sp_domains.join(", ")
+                )));
+            }
+        }
+    }
+    let ca = MefCa::load_or_create(&config.data_dir, &config.sp_domains, config.ca_key.as_ref())?;
     let store = Arc::new(Store::open(&config.data_dir)?);
     let (server_cert, server_key) =
         ca.server_cert(&config.data_dir, &config.hostnames, config.server_eku)?;
@@ -396,17 +565,22 @@ pub(crate) fn start(config: MefConfig) -> Result<RunningMef, MefError> {
     // TLS-layer client verification against (client trust) ∪ (MEF CA); a missing certificate is
     // allowed at this layer (pki --estca fetches /cacerts without one) and refused per operation.
     let mut roots = RootCertStore::empty();
+    // During a CA rollover overlap (RFC 7030 4.1.3) certificates issued under the old CA still
+    // authenticate: it stays an anchor until `ca retire-old`.
     for c in config
         .client_trust
         .iter()
         .chain(std::iter::once(ca.cert_der()))
+        .chain(ca.overlap().map(|o| &o.old))
     {
         roots.add(c.clone()).map_err(tls_err)?;
     }
-    let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
-        .allow_unauthenticated()
-        .build()
-        .map_err(tls_err)?;
+    let verifier: Arc<dyn ClientCertVerifier> = Arc::new(KeyUsageChecked(
+        WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+            .allow_unauthenticated()
+            .build()
+            .map_err(tls_err)?,
+    ));
     let third_party = if config.client_trust.is_empty() {
         None
     } else {
@@ -414,11 +588,11 @@ pub(crate) fn start(config: MefConfig) -> Result<RunningMef, MefError> {
         for c in &config.client_trust {
             tp.add(c.clone()).map_err(tls_err)?;
         }
-        Some(
+        Some(Arc::new(KeyUsageChecked(
             WebPkiClientVerifier::builder_with_provider(Arc::new(tp), provider.clone())
                 .build()
                 .map_err(tls_err)?,
-        )
+        )) as Arc<dyn ClientCertVerifier>)
     };
     let ts0003 = match config.ts0003_listen {
         Some(addr) => {
@@ -450,7 +624,15 @@ pub(crate) fn start(config: MefConfig) -> Result<RunningMef, MefError> {
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
         .map_err(tls_err)?
         .with_client_cert_verifier(verifier)
-        .with_single_cert(vec![server_cert, ca.cert_der().clone()], key)
+        .with_single_cert(
+            // During an overlap NewWithOld lets a client that trusts only the old CA reach the
+            // MEF (and fetch the new anchors, RFC 7030 4.1.3).
+            std::iter::once(server_cert)
+                .chain(std::iter::once(ca.cert_der().clone()))
+                .chain(ca.overlap().map(|o| o.new_with_old.clone()))
+                .collect(),
+            key,
+        )
         .map_err(tls_err)?;
     tls.alpn_protocols = vec![b"http/1.1".to_vec()];
     // No session resumption: every enrolment comes from a new device, so tickets would never be
@@ -484,13 +666,28 @@ pub(crate) fn start(config: MefConfig) -> Result<RunningMef, MefError> {
         }
         None => None,
     };
+    // RFC 5280 4.2.1.13: issued certificates point at the CRL this listener serves.
+    let mut ca = ca;
+    ca.set_crl_url(Some(config.crl_url.clone().unwrap_or_else(|| {
+        let host = config.hostnames.first().map_or("localhost", String::as_str);
+        let host = match host.parse::<std::net::IpAddr>() {
+            Ok(std::net::IpAddr::V6(_)) => format!("[{host}]"),
+            _ => host.to_string(),
+        };
+        format!(
+            "https://{host}:{}{}",
+            local_addr.port(),
+            crate::ca::CRL_PATH
+        )
+    })));
     let shared = Arc::new(Shared {
         config,
         ca,
         store,
         challenges: Challenges::default(),
-        approvals: Mutex::new(HashMap::new()),
+        approvals: Default::default(),
         third_party,
+        crl: Default::default(),
     });
     let stop = Arc::new(AtomicBool::new(false));
     let accept_thread = spawn_listener(

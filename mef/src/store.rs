@@ -3,9 +3,22 @@
 //! associated identity, TS-0003 8.3.2.1), and the schema version. Every write is one
 //! transaction, so a crash never leaves a half-written record.
 //!
-//! Schema versions: 1 (issued certificates, identities), 2 (adds `psk_keys`). Opening a version 1
-//! database migrates it to 2 in one transaction. The database holds the Kpm keys in the clear
-//! (a reference MEF), so on Unix the file is made readable by its owner only.
+//! Schema versions: 1 (issued certificates, identities), 2 (adds `psk_keys`), 3 (adds
+//! `issued_certs.authenticated_by`: who authenticated the request a certificate was issued on,
+//! so that revocation follows renewals and removing a registration reaches what it enrolled).
+//! Opening an older database applies each migration in turn, in one transaction. The database
+//! holds the Kpm keys in the clear (a reference MEF), so on Unix the file is made readable by
+//! its owner only.
+//!
+//! Revocation: a certificate's successors are the certificates issued on requests it
+//! authenticated (renewals with `/simplereenroll`, or `/simpleenroll` with it), recorded in
+//! `authenticated_by`. Revoking a certificate revokes its successors, transitively, in the same
+//! transaction; removing a registry entry or a PSK revokes every certificate enrolled through it
+//! and their successors. A certificate is recorded only if its authenticating principal is
+//! still valid at that moment (same transaction), so a revocation or removal that commits while
+//! a request is being handled is not undone by that request. Certificates issued before schema
+//! version 3 have no recorded principal: revoke them by identity
+//! ([`Store::revoke_identity`]).
 
 use crate::identity::{Identity, SubjectType};
 use crate::MefError;
@@ -16,7 +29,27 @@ use std::time::Duration;
 use zeroize::Zeroizing;
 
 /// The schema version this build writes.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 4;
+
+/// Schema version 3: the principal each certificate was issued to (see the module
+/// documentation), indexed for the revocation walk.
+const PRINCIPAL_COLUMN: &str = "ALTER TABLE issued_certs ADD COLUMN authenticated_by TEXT;
+CREATE INDEX issued_certs_authenticated_by ON issued_certs (authenticated_by);";
+
+/// The fingerprints of the certificates in `roots` (a SELECT of fingerprints) and of all their
+/// successors.
+fn with_successors(roots: &str) -> String {
+    format!(
+        "WITH RECURSIVE tree(fp) AS ({roots}
+             UNION SELECT c.fingerprint FROM issued_certs c JOIN tree t ON c.authenticated_by = t.fp)
+         UPDATE issued_certs SET revoked = 1, revoked_at = CAST(strftime('%s', 'now') AS INTEGER)
+         WHERE revoked = 0 AND fingerprint IN tree"
+    )
+}
+
+/// The column added by schema version 4: when a certificate was revoked (the CRL's
+/// revocationDate, RFC 5280 5.3). NULL for revocations recorded before it existed.
+const REVOKED_AT_COLUMN: &str = "ALTER TABLE issued_certs ADD COLUMN revoked_at INTEGER;";
 
 /// The table added by schema version 2: the PSK registry.
 const PSK_TABLE: &str = "CREATE TABLE psk_keys (
@@ -127,7 +160,7 @@ impl Store {
             )
             .optional()
             .map_err(db_err("reading schema version"))?;
-        match version {
+        let mut version = match version {
             None => {
                 tx.execute_batch(
                     "CREATE TABLE issued_certs (
@@ -149,31 +182,41 @@ impl Store {
                     );",
                 )
                 .map_err(db_err("creating tables"))?;
-                tx.execute_batch(PSK_TABLE)
-                    .map_err(db_err("creating the PSK table"))?;
                 tx.execute(
-                    "INSERT INTO meta (key, value) VALUES ('schema_version', ?1)",
-                    [SCHEMA_VERSION],
+                    "INSERT INTO meta (key, value) VALUES ('schema_version', 1)",
+                    [],
                 )
                 .map_err(db_err("writing schema version"))?;
+                1
             }
-            Some(1) => {
-                // Migration 1 -> 2: the PSK registry.
-                tx.execute_batch(PSK_TABLE)
-                    .map_err(db_err("migrating: creating the PSK table"))?;
-                tx.execute(
-                    "UPDATE meta SET value = ?1 WHERE key = 'schema_version'",
-                    [SCHEMA_VERSION],
-                )
-                .map_err(db_err("migrating: writing schema version"))?;
-            }
-            Some(v) if v == SCHEMA_VERSION => {}
+            Some(v) if (1..=SCHEMA_VERSION).contains(&v) => v,
             Some(v) => {
                 return Err(MefError::Config(format!(
                     "database schema version {v} is not supported by this build (expects {SCHEMA_VERSION})"
                 )))
             }
+        };
+        // The migrations, in order; a new database goes through all of them.
+        if version < 2 {
+            tx.execute_batch(PSK_TABLE)
+                .map_err(db_err("migrating to 2: creating the PSK table"))?;
+            version = 2;
         }
+        if version < 3 {
+            tx.execute_batch(PRINCIPAL_COLUMN)
+                .map_err(db_err("migrating to 3: recording certificate principals"))?;
+            version = 3;
+        }
+        if version < 4 {
+            tx.execute_batch(REVOKED_AT_COLUMN)
+                .map_err(db_err("migrating to 4: recording revocation times"))?;
+            version = 4;
+        }
+        tx.execute(
+            "UPDATE meta SET value = ?1 WHERE key = 'schema_version'",
+            [version],
+        )
+        .map_err(db_err("writing schema version"))?;
         tx.commit().map_err(db_err("committing migration"))?;
         #[cfg(unix)]
         {
@@ -251,18 +294,41 @@ impl Store {
         tx.commit().map_err(db_err("committing identity"))
     }
 
-    /// Removes a registry entry; returns whether it existed.
-    pub fn remove_identity(&self, fingerprint: &str) -> Result<bool, MefError> {
+    /// Removes a registry entry and revokes every certificate enrolled with that third-party
+    /// certificate, and their successors, in one transaction. Returns `None` if there was no
+    /// such entry, else how many certificates it revoked.
+    pub fn remove_identity(&self, fingerprint: &str) -> Result<Option<usize>, MefError> {
+        self.remove_principal(
+            "DELETE FROM identities WHERE fingerprint = ?1",
+            fingerprint,
+            fingerprint,
+        )
+    }
+
+    fn remove_principal(
+        &self,
+        delete: &str,
+        key: &str,
+        principal: &str,
+    ) -> Result<Option<usize>, MefError> {
         let mut conn = self.conn();
         let tx = conn.transaction().map_err(db_err("starting transaction"))?;
         let n = tx
+            .execute(delete, [key])
+            .map_err(db_err("removing a registration"))?;
+        if n == 0 {
+            return Ok(None);
+        }
+        let revoked = tx
             .execute(
-                "DELETE FROM identities WHERE fingerprint = ?1",
-                [fingerprint],
+                &with_successors(
+                    "SELECT fingerprint FROM issued_certs WHERE authenticated_by = ?1",
+                ),
+                [principal],
             )
-            .map_err(db_err("removing identity"))?;
+            .map_err(db_err("revoking what the registration enrolled"))?;
         tx.commit().map_err(db_err("committing removal"))?;
-        Ok(n > 0)
+        Ok(Some(revoked))
     }
 
     /// The identity registered for a third-party client certificate fingerprint.
@@ -321,15 +387,15 @@ impl Store {
         tx.commit().map_err(db_err("committing PSK"))
     }
 
-    /// Removes a PSK; returns whether it existed.
-    pub fn remove_psk(&self, kpm_id: &str) -> Result<bool, MefError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction().map_err(db_err("starting transaction"))?;
-        let n = tx
-            .execute("DELETE FROM psk_keys WHERE kpm_id = ?1", [kpm_id])
-            .map_err(db_err("removing PSK"))?;
-        tx.commit().map_err(db_err("committing PSK removal"))?;
-        Ok(n > 0)
+    /// Removes a PSK and revokes every certificate enrolled with it, and their successors, in
+    /// one transaction. Returns `None` if there was no such KpmID, else how many certificates
+    /// it revoked.
+    pub fn remove_psk(&self, kpm_id: &str) -> Result<Option<usize>, MefError> {
+        self.remove_principal(
+            "DELETE FROM psk_keys WHERE kpm_id = ?1",
+            kpm_id,
+            &crate::server::psk_principal_key(kpm_id),
+        )
     }
 
     /// The Kpm and identity registered for a KpmID.
@@ -379,14 +445,34 @@ impl Store {
             .map_err(db_err("listing PSKs"))
     }
 
-    /// Records an issued certificate (one transaction).
-    pub(crate) fn insert_issued(&self, cert: &IssuedCert, der: &[u8]) -> Result<(), MefError> {
+    /// Records an issued certificate and the principal that authenticated its request (a
+    /// certificate fingerprint, or `psk:KpmID`), in one transaction, if that principal is still
+    /// valid: a MEF-issued certificate not revoked, a registered third-party certificate, a
+    /// registered KpmID. Returns `false`, recording nothing, if it no longer is.
+    pub(crate) fn insert_issued(
+        &self,
+        cert: &IssuedCert,
+        der: &[u8],
+        authenticated_by: &str,
+    ) -> Result<bool, MefError> {
         let mut conn = self.conn();
         let tx = conn.transaction().map_err(db_err("starting transaction"))?;
+        let valid: bool = tx
+            .prepare_cached(
+                "SELECT EXISTS (SELECT 1 FROM issued_certs WHERE fingerprint = ?1 AND revoked = 0)
+                     OR (NOT EXISTS (SELECT 1 FROM issued_certs WHERE fingerprint = ?1)
+                         AND EXISTS (SELECT 1 FROM identities WHERE fingerprint = ?1))
+                     OR EXISTS (SELECT 1 FROM psk_keys WHERE 'psk:' || kpm_id = ?1)",
+            )
+            .and_then(|mut stmt| stmt.query_row([authenticated_by], |r| r.get(0)))
+            .map_err(db_err("checking the principal"))?;
+        if !valid {
+            return Ok(false);
+        }
         tx.prepare_cached(
             "INSERT INTO issued_certs (serial, subject_type, subject_id, fingerprint, not_before,
-                 not_after, revoked, issued_at, cert_der)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                 not_after, revoked, issued_at, cert_der, authenticated_by)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
         )
         .and_then(|mut stmt| {
             stmt.execute(params![
@@ -398,11 +484,28 @@ impl Store {
                 cert.not_after,
                 cert.revoked,
                 cert.issued_at,
-                der
+                der,
+                authenticated_by
             ])
         })
         .map_err(db_err("recording issued certificate"))?;
-        tx.commit().map_err(db_err("committing issued certificate"))
+        tx.commit()
+            .map_err(db_err("committing issued certificate"))?;
+        Ok(true)
+    }
+
+    /// The principal that authenticated the request a certificate (by fingerprint) was issued
+    /// on, when recorded (schema version 3 on).
+    pub fn authenticated_by(&self, fingerprint: &str) -> Result<Option<String>, MefError> {
+        self.reader()
+            .query_row(
+                "SELECT authenticated_by FROM issued_certs WHERE fingerprint = ?1",
+                [fingerprint],
+                |r| r.get::<_, Option<String>>(0),
+            )
+            .optional()
+            .map(Option::flatten)
+            .map_err(db_err("looking up a certificate's principal"))
     }
 
     fn issued_where(&self, clause: &str, value: &str) -> Result<Option<IssuedCert>, MefError> {
@@ -442,20 +545,73 @@ impl Store {
             .map_err(db_err("listing issued certificates"))
     }
 
-    /// Marks an issued certificate revoked, by serial (hex) or fingerprint (hex).
-    /// Returns whether a certificate matched.
+    /// Marks an issued certificate revoked, by serial (hex) or fingerprint (hex), with all its
+    /// successors (module documentation). Returns whether a certificate matched.
     pub fn revoke(&self, serial_or_fingerprint: &str) -> Result<bool, MefError> {
+        Ok(self.revoke_counted(serial_or_fingerprint)?.is_some())
+    }
+
+    /// [`Store::revoke`], returning `None` if no certificate matched, else how many
+    /// certificates it revoked now (the one named and its successors not revoked before).
+    pub fn revoke_counted(&self, serial_or_fingerprint: &str) -> Result<Option<usize>, MefError> {
         let key = serial_or_fingerprint.to_ascii_lowercase().replace(':', "");
         let mut conn = self.conn();
         let tx = conn.transaction().map_err(db_err("starting transaction"))?;
+        let found: bool = tx
+            .query_row(
+                "SELECT EXISTS (SELECT 1 FROM issued_certs WHERE serial = ?1 OR fingerprint = ?1)",
+                [&key],
+                |r| r.get(0),
+            )
+            .map_err(db_err("looking up the certificate to revoke"))?;
+        if !found {
+            return Ok(None);
+        }
         let n = tx
             .execute(
-                "UPDATE issued_certs SET revoked = 1 WHERE serial = ?1 OR fingerprint = ?1",
+                &with_successors(
+                    "SELECT fingerprint FROM issued_certs WHERE serial = ?1 OR fingerprint = ?1",
+                ),
                 [&key],
             )
             .map_err(db_err("revoking certificate"))?;
         tx.commit().map_err(db_err("committing revocation"))?;
-        Ok(n > 0)
+        Ok(Some(n))
+    }
+
+    /// The revoked certificates a CRL must list at `now` (RFC 5280 5.1.2.6: those not yet
+    /// expired): serial (lower-case hex) and revocation time (Unix seconds; the issue time for
+    /// revocations recorded before schema version 4), ordered by serial.
+    pub fn revoked_for_crl(&self, now: i64) -> Result<Vec<(String, i64)>, MefError> {
+        let conn = self.reader();
+        let mut stmt = conn
+            .prepare(
+                "SELECT serial, COALESCE(revoked_at, issued_at) FROM issued_certs
+                 WHERE revoked = 1 AND not_after >= ?1 ORDER BY serial",
+            )
+            .map_err(db_err("listing revoked certificates"))?;
+        let rows = stmt
+            .query_map([now], |r| Ok((r.get(0)?, r.get(1)?)))
+            .map_err(db_err("listing revoked certificates"))?;
+        rows.collect::<Result<_, _>>()
+            .map_err(db_err("listing revoked certificates"))
+    }
+
+    /// Revokes every certificate issued for `identity`, and their successors. Returns how many
+    /// it revoked now.
+    pub fn revoke_identity(&self, identity: &Identity) -> Result<usize, MefError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction().map_err(db_err("starting transaction"))?;
+        let n = tx
+            .execute(
+                &with_successors(
+                    "SELECT fingerprint FROM issued_certs WHERE subject_type = ?1 AND subject_id = ?2",
+                ),
+                params![identity.subject_type().as_str(), identity.subject_id()],
+            )
+            .map_err(db_err("revoking by identity"))?;
+        tx.commit().map_err(db_err("committing revocation"))?;
+        Ok(n)
     }
 }
 
@@ -493,16 +649,16 @@ mod tests {
                 revoked: false,
                 issued_at: 1,
             };
-            s.insert_issued(&rec, b"der").unwrap();
+            assert!(s.insert_issued(&rec, b"der", &"ab".repeat(32)).unwrap());
             // A duplicate serial is refused as a whole: no half-written record.
-            assert!(s.insert_issued(&rec, b"der").is_err());
+            assert!(s.insert_issued(&rec, b"der", &"ab".repeat(32)).is_err());
         }
         let s = Store::open(&dir).unwrap();
         assert_eq!(s.lookup_identity(&"ab".repeat(32)).unwrap(), Some(id));
         assert_eq!(s.list_issued().unwrap().len(), 1);
         assert!(s.revoke(&"CD".repeat(32)).unwrap());
         assert!(s.issued_by_serial("41").unwrap().unwrap().revoked);
-        assert!(s.remove_identity(&"ab".repeat(32)).unwrap());
+        assert_eq!(s.remove_identity(&"ab".repeat(32)).unwrap(), Some(0));
         s.conn()
             .execute(
                 "UPDATE meta SET value = 99 WHERE key = 'schema_version'",
@@ -511,6 +667,54 @@ mod tests {
             .unwrap();
         drop(s);
         assert!(Store::open(&dir).is_err());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn revocation_follows_renewals_and_registrations() {
+        let dir = std::env::temp_dir().join(format!("onem2m-mef-store-rev-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let s = Store::open(&dir).unwrap();
+        let id = Identity::new(SubjectType::Cse, "cse01.sp.example.com").unwrap();
+        let third_party = "aa".repeat(32);
+        s.add_identity(&third_party, &id).unwrap();
+        let rec = |n: u8| IssuedCert {
+            serial: format!("{n:02x}"),
+            identity: id.clone(),
+            fingerprint: format!("{n:02x}").repeat(32),
+            not_before: 1,
+            not_after: 2,
+            revoked: false,
+            issued_at: 1,
+        };
+        let fp = |n: u8| rec(n).fingerprint;
+        // 01 enrolled with the third-party certificate, 02 renewed from 01, 03 from 02.
+        assert!(s.insert_issued(&rec(1), b"d", &third_party).unwrap());
+        assert!(s.insert_issued(&rec(2), b"d", &fp(1)).unwrap());
+        assert!(s.insert_issued(&rec(3), b"d", &fp(2)).unwrap());
+        assert_eq!(s.authenticated_by(&fp(2)).unwrap(), Some(fp(1)));
+        // Revoking 02 revokes its successor 03, not its predecessor 01.
+        assert_eq!(s.revoke_counted("02").unwrap(), Some(2));
+        assert!(s.issued_by_serial("03").unwrap().unwrap().revoked);
+        assert!(!s.issued_by_serial("01").unwrap().unwrap().revoked);
+        assert_eq!(s.revoke_counted("99").unwrap(), None);
+        // Nothing is recorded on the word of a revoked or unknown principal.
+        assert!(!s.insert_issued(&rec(4), b"d", &fp(3)).unwrap());
+        assert!(!s.insert_issued(&rec(4), b"d", &"ee".repeat(32)).unwrap());
+        assert!(!s.insert_issued(&rec(4), b"d", "psk:nobody").unwrap());
+        // Removing the registration revokes what it enrolled (01; 02 and 03 already were).
+        assert_eq!(s.remove_identity(&third_party).unwrap(), Some(1));
+        assert_eq!(s.remove_identity(&third_party).unwrap(), None);
+        assert!(!s.insert_issued(&rec(4), b"d", &third_party).unwrap());
+        // A PSK's enrolments, and revocation by identity.
+        s.add_psk("kpm", &[1u8; 16], &id).unwrap();
+        assert!(s.insert_issued(&rec(5), b"d", "psk:kpm").unwrap());
+        assert!(s.insert_issued(&rec(6), b"d", &fp(5)).unwrap());
+        assert_eq!(s.revoke_identity(&id).unwrap(), 2);
+        assert!(s.list_issued().unwrap().iter().all(|c| c.revoked));
+        assert!(s.insert_issued(&rec(7), b"d", "psk:kpm").unwrap());
+        assert_eq!(s.remove_psk("kpm").unwrap(), Some(1));
+        assert!(s.list_issued().unwrap().iter().all(|c| c.revoked));
         let _ = std::fs::remove_dir_all(&dir);
     }
 
@@ -532,12 +736,18 @@ mod tests {
                      cert_der BLOB NOT NULL);
                  CREATE TABLE identities (fingerprint TEXT PRIMARY KEY, subject_type TEXT NOT NULL,
                      subject_id TEXT NOT NULL, added_at INTEGER NOT NULL);
-                 INSERT INTO identities VALUES ('ab', 'cse', 'cse01.sp.example.com', 1);",
+                 INSERT INTO identities VALUES ('ab', 'cse', 'cse01.sp.example.com', 1);
+                 INSERT INTO issued_certs VALUES ('41', 'cse', 'cse01.sp.example.com', 'cd', 1, 2,
+                     0, 1, x'00');",
             )
             .unwrap();
         }
         let s = Store::open(&dir).unwrap();
-        assert_eq!(s.schema_version().unwrap(), 2);
+        assert_eq!(s.schema_version().unwrap(), SCHEMA_VERSION);
+        // Migrated through 2 and 3: the old certificate has no recorded principal and can
+        // still be revoked.
+        assert_eq!(s.authenticated_by("cd").unwrap(), None);
+        assert_eq!(s.revoke_counted("41").unwrap(), Some(1));
         let id = Identity::new(SubjectType::Cse, "cse01.sp.example.com").unwrap();
         assert_eq!(s.lookup_identity("ab").unwrap(), Some(id.clone()));
         s.add_psk("kpm-01", &[9u8; 16], &id).unwrap();
@@ -548,8 +758,8 @@ mod tests {
         assert_eq!(s.psk_identity("kpm-01").unwrap(), Some(id));
         assert_eq!(s.list_psks().unwrap()[0].kpm_id, "kpm-01");
         assert!(s.lookup_psk("kpm-02").unwrap().is_none());
-        assert!(s.remove_psk("kpm-01").unwrap());
-        assert!(!s.remove_psk("kpm-01").unwrap());
+        assert_eq!(s.remove_psk("kpm-01").unwrap(), Some(0));
+        assert_eq!(s.remove_psk("kpm-01").unwrap(), None);
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;

@@ -78,6 +78,17 @@ fn initial_enrollment_issues_the_profiled_certificate() {
         attrs.requirements.hash,
         Some(onem2m_est_proto::csrattrs::HashAlg::Sha256)
     );
+    // The EKUs of the default issuance policy (CR 8.3.Z.2.3 step 3d).
+    let eku = onem2m_est_proto::eku::encode(&[
+        onem2m_est_proto::oids::KP_SERVER_AUTH,
+        onem2m_est_proto::oids::KP_CLIENT_AUTH,
+    ])
+    .unwrap();
+    assert!(attrs
+        .requirements
+        .extensions
+        .iter()
+        .any(|e| e.oid == onem2m_est_proto::oids::EXT_KEY_USAGE && e.value == eku));
     // A second fetch gives a different password.
     assert_ne!(fetch_attrs(&a, &s.mef).password, attrs.password);
 
@@ -122,7 +133,8 @@ fn initial_enrollment_issues_the_profiled_certificate() {
                 seen += 1;
             }
             ParsedExtension::ExtendedKeyUsage(eku) => {
-                assert!(eku.client_auth && !eku.server_auth);
+                // The default policy (CR 8.3.Z.2.3 step 3d, TS-0003 8.2).
+                assert!(eku.client_auth && eku.server_auth && eku.other.is_empty());
                 seen += 1;
             }
             ParsedExtension::AuthorityKeyIdentifier(_) => seen += 1,
@@ -571,14 +583,19 @@ fn reenrollment_renew_rekey_and_refusals() {
         &make_csr(&issued.key, &[uri(AE_ID)], Some("x"), None),
     )
     .assert_error(403, "revoked");
+    // Revocation follows what the revoked certificate obtained: `again` was enrolled with it.
+    get(&agent(&s.mef.ca_der, Some(&again)), &s.mef.url("csrattrs"))
+        .unwrap()
+        .assert_error(403, "revoked");
     // Other certificates of the same identity are unaffected.
-    let b = agent(&s.mef.ca_der, Some(&again));
+    let other = enroll(&tp_agent, &s.mef, uri(AE_ID));
+    let b = agent(&s.mef.ca_der, Some(&other));
     let pw = fetch_attrs(&b, &s.mef).password;
     assert_eq!(
         post_csr(
             &b,
             &url,
-            &make_csr(&again.key, &[uri(AE_ID)], Some(&pw), None)
+            &make_csr(&other.key, &[uri(AE_ID)], Some(&pw), None)
         )
         .status,
         200
@@ -779,4 +796,495 @@ fn cmc_ra_server_certificate() {
             .status,
         200
     );
+}
+
+/// CR 8.3.Z.2.3 step 3d with a per-subject-type policy from the command line: /csrattrs asks an
+/// AE for clientAuth only, a CSR asking for more is refused naming the EKU check, and the
+/// certificate carries exactly the policy's purposes.
+#[test]
+fn the_eku_policy_is_requested_checked_and_issued_per_subject_type() {
+    let s = setup("eku-policy", &["--ae-eku", "client-auth"]);
+    let a = agent(&s.mef.ca_der, Some(&s.client));
+    let attrs = fetch_attrs(&a, &s.mef);
+    let client_only =
+        onem2m_est_proto::eku::encode(&[onem2m_est_proto::oids::KP_CLIENT_AUTH]).unwrap();
+    let requested: Vec<_> = attrs
+        .requirements
+        .extensions
+        .iter()
+        .filter(|e| e.oid == onem2m_est_proto::oids::EXT_KEY_USAGE)
+        .collect();
+    assert_eq!(requested.len(), 1);
+    assert_eq!(requested[0].value, client_only);
+
+    let csr_with_ekus = |pw: &str, ekus: Vec<rcgen::ExtendedKeyUsagePurpose>| {
+        let key = KeyPair::generate().unwrap();
+        let mut p = rcgen::CertificateParams::default();
+        p.subject_alt_names = vec![uri(AE_ID)];
+        p.extended_key_usages = ekus;
+        let attrs = vec![rcgen::Attribute {
+            oid: &[1, 2, 840, 113549, 1, 9, 7],
+            values: common::set_of_utf8(pw),
+        }];
+        p.serialize_request_with_attributes(&key, attrs)
+            .unwrap()
+            .der()
+            .to_vec()
+    };
+    use rcgen::ExtendedKeyUsagePurpose as P;
+    let r = post_csr(
+        &a,
+        &s.mef.url("simpleenroll"),
+        &csr_with_ekus(&attrs.password, vec![P::ServerAuth, P::ClientAuth]),
+    );
+    r.assert_error(400, "EKU check");
+    // The refusal consumed the password; a CSR echoing the request is issued.
+    let attrs = fetch_attrs(&a, &s.mef);
+    let r = post_csr(
+        &a,
+        &s.mef.url("simpleenroll"),
+        &csr_with_ekus(&attrs.password, vec![P::ClientAuth]),
+    );
+    let certs = r.certs();
+    let (_, c) = parse_x509_certificate(&certs[0]).unwrap();
+    let eku = c.extended_key_usage().unwrap().unwrap().value;
+    assert!(eku.client_auth && !eku.server_auth && eku.other.is_empty());
+    // A purpose the MEF does not grant is refused at start-up.
+    let (ok, _, err) = run_cli(&[
+        "--data-dir",
+        s.mef.dir.to_str().unwrap(),
+        "--listen",
+        "127.0.0.1:0",
+        "--node-eku",
+        "code-signing",
+    ]);
+    assert!(!ok && err.contains("key purpose"), "{err}");
+}
+
+/// RFC 7030 4.4.1: /serverkeygen ignores the CSR's public key and signature (a P-384 key, an
+/// Ed25519 key, a signature that does not verify are all fine: the certificate is for the key
+/// the MEF generates); /simpleenroll still checks them. 4.4.1.1/4.4.1.2: a request for the key
+/// encrypted to a DecryptKeyIdentifier / AsymmetricDecryptKeyIdentifier the MEF does not hold is
+/// terminated with an error naming the clause.
+#[test]
+fn serverkeygen_ignores_the_csr_key_and_signature_and_refuses_encryption_it_cannot_do() {
+    let s = setup("serverkeygen-4.4.1", &[]);
+    let a = agent(&s.mef.ca_der, Some(&s.client));
+    let url = s.mef.url("serverkeygen");
+    let p384 = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384).unwrap();
+    let ed = KeyPair::generate_for(&rcgen::PKCS_ED25519).unwrap();
+    let p256 = KeyPair::generate().unwrap();
+    let flipped = |k: &KeyPair, pw: &str| {
+        let mut der = make_csr(k, &[uri(AE_ID)], Some(pw), None);
+        let last = der.len() - 1;
+        der[last] ^= 0x01;
+        der
+    };
+    type Build<'a> = Box<dyn Fn(&str) -> Vec<u8> + 'a>;
+    let ignored: Vec<(&str, Build)> = vec![
+        (
+            "a P-384 key",
+            Box::new(|pw| make_csr(&p384, &[uri(AE_ID)], Some(pw), None)),
+        ),
+        (
+            "an Ed25519 key",
+            Box::new(|pw| make_csr(&ed, &[uri(AE_ID)], Some(pw), None)),
+        ),
+        (
+            "a signature that does not verify",
+            Box::new(|pw| flipped(&p256, pw)),
+        ),
+    ];
+    for (case, build) in &ignored {
+        let pw = fetch_attrs(&a, &s.mef).password;
+        let csr = build(&pw);
+        let r = post_csr(&a, &url, &csr);
+        assert_eq!(r.status, 200, "{case}: {}", r.text());
+        let ct = r.header("content-type").unwrap().to_owned();
+        let decoded = multipart::decode_serverkeygen(&ct, &r.body).unwrap();
+        let key = KeyPair::try_from(&decoded.private_key_pkcs8[..]).unwrap();
+        let (_, c) = parse_x509_certificate(&decoded.certificates[0]).unwrap();
+        assert_eq!(
+            &c.public_key().subject_public_key.data[..],
+            rcgen::PublicKeyData::der_bytes(&key),
+            "{case}"
+        );
+        // The same CSR is refused where its key and signature matter.
+        let pw = fetch_attrs(&a, &s.mef).password;
+        let csr = build(&pw);
+        let r = post_csr(&a, &s.mef.url("simpleenroll"), &csr);
+        assert_eq!(r.status, 400, "{case} on simpleenroll: {}", r.text());
+    }
+
+    // DER of SET { OCTET STRING "key-1" } and SET { SEQUENCE {} }.
+    let octets = vec![0x31, 0x07, 0x04, 0x05, b'k', b'e', b'y', b'-', b'1'];
+    let caps = vec![0x31, 0x02, 0x30, 0x00];
+    let with_attrs = |pw: &str, extra: Vec<rcgen::Attribute>| {
+        let mut p = rcgen::CertificateParams::default();
+        p.subject_alt_names = vec![uri(AE_ID)];
+        let mut attrs = vec![rcgen::Attribute {
+            oid: &[1, 2, 840, 113549, 1, 9, 7],
+            values: common::set_of_utf8(pw),
+        }];
+        attrs.extend(extra);
+        p.serialize_request_with_attributes(&p256, attrs)
+            .unwrap()
+            .der()
+            .to_vec()
+    };
+    const DECRYPT: &[u64] = &[1, 2, 840, 113549, 1, 9, 16, 2, 37];
+    const ASYMM: &[u64] = &[1, 2, 840, 113549, 1, 9, 16, 2, 54];
+    const SMIME: &[u64] = &[1, 2, 840, 113549, 1, 9, 15];
+    for (oid, needle) in [
+        (
+            DECRYPT,
+            "DecryptKeyIdentifier of the CSR (RFC 7030 4.4.1.1)",
+        ),
+        (
+            ASYMM,
+            "AsymmetricDecryptKeyIdentifier of the CSR (RFC 7030 4.4.1.2)",
+        ),
+    ] {
+        let pw = fetch_attrs(&a, &s.mef).password;
+        let csr = with_attrs(
+            &pw,
+            vec![
+                rcgen::Attribute {
+                    oid,
+                    values: octets.clone(),
+                },
+                rcgen::Attribute {
+                    oid: SMIME,
+                    values: caps.clone(),
+                },
+            ],
+        );
+        post_csr(&a, &url, &csr).assert_error(400, needle);
+        // Only /serverkeygen knows the attribute.
+        post_csr(&a, &s.mef.url("simpleenroll"), &csr)
+            .assert_error(400, "only used with /serverkeygen");
+        // The refusals left the password usable: the same password without the attribute works.
+        let plain = with_attrs(&pw, vec![]);
+        assert_eq!(post_csr(&a, &url, &plain).status, 200);
+    }
+}
+
+/// TS-0003 10.1.1.5: a MEF CA created with `--sp-domain` carries them as critical permitted
+/// dNSName nameConstraints, and the MEF refuses identities outside them on every operation that
+/// needs one; a CA created without SP domains carries no nameConstraints.
+#[test]
+fn sp_domains_become_name_constraints_and_identities_outside_are_refused() {
+    let s = setup(
+        "sp-domains",
+        &[
+            "--hostname",
+            "127.0.0.1",
+            "--sp-domain",
+            "sp.example.com",
+            "--sp-domain",
+            "m2m.example.org",
+        ],
+    );
+    let (_, ca) = parse_x509_certificate(&s.mef.ca_der).unwrap();
+    let ext = ca
+        .extensions()
+        .iter()
+        .find(|e| e.oid.to_id_string() == "2.5.29.30")
+        .expect("the CA carries nameConstraints");
+    assert!(
+        ext.critical,
+        "RFC 5280 4.2.1.10: conforming CAs mark it critical"
+    );
+    let ParsedExtension::NameConstraints(nc) = ext.parsed_extension() else {
+        panic!("nameConstraints do not parse");
+    };
+    let permitted: Vec<String> = nc
+        .permitted_subtrees
+        .as_ref()
+        .unwrap()
+        .iter()
+        .map(|t| t.base.to_string())
+        .collect();
+    assert_eq!(
+        permitted,
+        vec!["DNSName(sp.example.com)", "DNSName(m2m.example.org)"]
+    );
+    assert!(nc.excluded_subtrees.is_none());
+    // The AE-ID's host is inside: enrolment works.
+    let a = agent(&s.mef.ca_der, Some(&s.client));
+    enroll(&a, &s.mef, uri(AE_ID));
+    // Identities outside: refused, /csrattrs already.
+    for (t, id) in [
+        ("ae", "https://sp.example.net/cse01/CAE02"),
+        ("cse", "cse01.example.com"),
+        ("cse", "cse01.evilsp.example.com"),
+    ] {
+        let other = s.tp.issue_client(&format!("device-{id}"));
+        register(&s.mef.dir, &other, t, id);
+        let b = agent(&s.mef.ca_der, Some(&other));
+        get(&b, &s.mef.url("csrattrs"))
+            .unwrap()
+            .assert_error(403, "outside the SP domains");
+    }
+    // A CSE inside the second domain is served.
+    let cse = s.tp.issue_client("device-cse");
+    register(&s.mef.dir, &cse, "cse", "cse01.m2m.example.org");
+    let c = agent(&s.mef.ca_der, Some(&cse));
+    enroll(&c, &s.mef, dns("cse01.m2m.example.org"));
+
+    // A server host name outside the SP domains would make the MEF's own certificate invalid.
+    let (ok, _, err) = run_cli(&[
+        "--data-dir",
+        temp_dir("sp-domains-host").to_str().unwrap(),
+        "--listen",
+        "127.0.0.1:0",
+        "--sp-domain",
+        "sp.example.com",
+    ]);
+    assert!(!ok && err.contains("outside the SP domains"), "{err}");
+
+    // Without --sp-domain: no nameConstraints.
+    let plain = setup("sp-domains-none", &[]);
+    let (_, ca) = parse_x509_certificate(&plain.mef.ca_der).unwrap();
+    assert!(ca.name_constraints().unwrap().is_none());
+}
+
+fn write_pem(path: &std::path::Path, tag: &str, der: &[u8]) {
+    std::fs::write(path, ::pem::encode(&::pem::Pem::new(tag, der.to_vec()))).unwrap();
+}
+
+/// `openssl verify -crl_check` of `cert` against the MEF CA and `crl`: (ok, output).
+fn openssl_verify_crl(dir: &std::path::Path, ca: &[u8], crl: &[u8], cert: &[u8]) -> (bool, String) {
+    write_pem(&dir.join("ca.pem"), "CERTIFICATE", ca);
+    write_pem(&dir.join("crl.pem"), "X509 CRL", crl);
+    write_pem(&dir.join("leaf.pem"), "CERTIFICATE", cert);
+    let out = std::process::Command::new("openssl")
+        .args(["verify", "-crl_check", "-CAfile"])
+        .arg(dir.join("ca.pem"))
+        .arg("-CRLfile")
+        .arg(dir.join("crl.pem"))
+        .arg(dir.join("leaf.pem"))
+        .output()
+        .expect("the openssl CLI runs (scripts/test.sh installs it)");
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+/// RFC 5280 revocation: issued certificates name the MEF's CRL URL in cRLDistributionPoints;
+/// the CRL served there (anonymously, application/pkix-crl) is regenerated after each
+/// revocation (also written to mef-ca.crl by `cert revoke`); `openssl verify -crl_check` sees
+/// the revoked certificate as revoked and the other as good; /simplereenroll from the revoked
+/// one is refused saying why.
+#[test]
+fn revocation_is_published_in_a_crl_at_the_distribution_point() {
+    let s = setup("crl", &[]);
+    let a = agent(&s.mef.ca_der, Some(&s.client));
+    let good = enroll(&a, &s.mef, uri(AE_ID));
+    let doomed = enroll(&a, &s.mef, uri(AE_ID));
+    let (_, cert) = parse_x509_certificate(&doomed.cert_der).unwrap();
+    let dp_url = cert
+        .extensions()
+        .iter()
+        .find_map(|e| match e.parsed_extension() {
+            ParsedExtension::CRLDistributionPoints(dps) => dps.points.first().and_then(|p| match p
+                .distribution_point
+                .as_ref()?
+            {
+                x509_parser::extensions::DistributionPointName::FullName(names) => {
+                    names.iter().find_map(|n| match n {
+                        GeneralName::URI(u) => Some(u.to_string()),
+                        _ => None,
+                    })
+                }
+                _ => None,
+            }),
+            _ => None,
+        })
+        .expect("the certificate names a CRL distribution point");
+    assert_eq!(
+        dp_url,
+        format!("https://localhost:{}/crl/mef-ca.crl", s.mef.addr.port())
+    );
+    let fetch_crl = || {
+        let anon = agent(&s.mef.ca_der, None);
+        let r = get(&anon, &dp_url).unwrap();
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert_eq!(r.header("content-type"), Some("application/pkix-crl"));
+        r.body
+    };
+    let dir = temp_dir("crl-openssl");
+    let before = fetch_crl();
+    let (ok, out) = openssl_verify_crl(&dir, &s.mef.ca_der, &before, &doomed.cert_der);
+    assert!(ok, "not yet revoked: {out}");
+
+    let serial = cert.raw_serial_as_string().replace(':', "");
+    let (ok, out, err) = run_cli(&[
+        "cert",
+        "revoke",
+        "--data-dir",
+        s.mef.dir.to_str().unwrap(),
+        "--id",
+        &serial,
+    ]);
+    assert!(ok, "{out}{err}");
+    // `cert revoke` rewrote the CRL file, and the served CRL follows.
+    let file = std::fs::read(s.mef.dir.join("mef-ca.crl")).unwrap();
+    let after = fetch_crl();
+    assert_ne!(after, before, "the CRL is regenerated on revocation");
+    for crl in [&file, &after] {
+        let (ok, out) = openssl_verify_crl(&dir, &s.mef.ca_der, crl, &doomed.cert_der);
+        assert!(!ok && out.contains("certificate revoked"), "{out}");
+        let (ok, out) = openssl_verify_crl(&dir, &s.mef.ca_der, crl, &good.cert_der);
+        assert!(ok, "the good certificate: {out}");
+    }
+    // curl fetches it from the distribution point too (HTTPS, the MEF CA as anchor).
+    write_pem(&dir.join("ca.pem"), "CERTIFICATE", &s.mef.ca_der);
+    let curl = std::process::Command::new("curl")
+        .args(["--silent", "--show-error", "--fail", "--cacert"])
+        .arg(dir.join("ca.pem"))
+        .arg(&dp_url)
+        .output()
+        .expect("curl runs (scripts/test.sh installs it)");
+    assert!(
+        curl.status.success(),
+        "{}",
+        String::from_utf8_lossy(&curl.stderr)
+    );
+    assert_eq!(curl.stdout, after);
+
+    // /simplereenroll from the revoked certificate is refused, saying why.
+    let b = agent(&s.mef.ca_der, Some(&doomed));
+    let r = get(&b, &s.mef.url("csrattrs")).unwrap();
+    r.assert_error(403, "revoked");
+    let csr = make_csr(&doomed.key, &[uri(AE_ID)], Some("x"), None);
+    post_csr(&b, &s.mef.url("simplereenroll"), &csr).assert_error(403, "revoked");
+    // Only GET.
+    let r = post(&agent(&s.mef.ca_der, None), &dp_url, None, b"").unwrap();
+    assert_eq!(r.status, 405);
+}
+
+/// RFC 7030 4.1.3 on the command line: `ca rollover` writes the new CA and the two link
+/// certificates (each verifies with `openssl verify` under the CA that signed it, and carries
+/// the other generation's name and key); a restarted MEF serves all four in /cacerts and issues
+/// under the new CA; a second rollover is refused during the overlap; `ca retire-old` ends it
+/// and is refused when there is none.
+#[test]
+fn ca_rollover_and_retire_old_on_the_command_line() {
+    let s = setup("rollover", &[]);
+    let dir = s.mef.dir.clone();
+    let old_ca = s.mef.ca_der.clone();
+    let tp_pem = s.tp.pem_path.clone();
+    let client = s.client;
+    s.mef.stop();
+    let d = dir.to_str().unwrap();
+    let (ok, out, err) = run_cli(&["ca", "rollover", "--data-dir", d]);
+    assert!(ok, "{out}{err}");
+    let (ok, _, err) = run_cli(&["ca", "rollover", "--data-dir", d]);
+    assert!(!ok && err.contains("already in progress"), "{err}");
+    let read = |f: &str| {
+        ::pem::parse(std::fs::read(dir.join(f)).unwrap())
+            .unwrap()
+            .into_contents()
+    };
+    let new_ca = read("mef-ca.pem");
+    assert_eq!(read("mef-ca-old.pem"), old_ca);
+    let (nwo, own) = (read("mef-ca-newwithold.pem"), read("mef-ca-oldwithnew.pem"));
+    let verify = |anchor: &str, cert: &str| {
+        let o = std::process::Command::new("openssl")
+            .args(["verify", "-CAfile"])
+            .arg(dir.join(anchor))
+            .arg(dir.join(cert))
+            .output()
+            .expect("the openssl CLI runs (scripts/test.sh installs it)");
+        (
+            o.status.success(),
+            String::from_utf8_lossy(&o.stdout).to_string(),
+        )
+    };
+    for (anchor, link) in [
+        ("mef-ca-old.pem", "mef-ca-newwithold.pem"),
+        ("mef-ca.pem", "mef-ca-oldwithnew.pem"),
+    ] {
+        let (ok, out) = verify(anchor, link);
+        assert!(ok, "{link} under {anchor}: {out}");
+        // And not under the other generation.
+        let other = if anchor == "mef-ca.pem" {
+            "mef-ca-old.pem"
+        } else {
+            "mef-ca.pem"
+        };
+        assert!(
+            !verify(other, link).0,
+            "{link} must not verify under {other}"
+        );
+    }
+    let (_, n) = parse_x509_certificate(&new_ca).unwrap();
+    let (_, o) = parse_x509_certificate(&old_ca).unwrap();
+    let (_, l) = parse_x509_certificate(&nwo).unwrap();
+    assert_eq!(l.subject(), n.subject());
+    assert_eq!(l.issuer(), o.subject());
+    assert_eq!(l.public_key().raw, n.public_key().raw);
+    let (_, l) = parse_x509_certificate(&own).unwrap();
+    assert_eq!(l.subject(), o.subject());
+    assert_eq!(l.issuer(), n.subject());
+    assert_eq!(l.public_key().raw, o.public_key().raw);
+    assert_ne!(n.subject(), o.subject());
+
+    // Restarted: all four in /cacerts; a client that trusts only the old CA still connects
+    // (NewWithOld in the TLS chain), its certificate is under the new CA.
+    let mef = MefProc::start(&dir, &["--client-trust", tp_pem.to_str().unwrap()]);
+    let a = agent(&old_ca, Some(&client));
+    let r = get(&a, &mef.url("cacerts")).unwrap();
+    let mut served = r.certs();
+    served.sort();
+    let mut expected = vec![new_ca.clone(), old_ca.clone(), nwo.clone(), own.clone()];
+    expected.sort();
+    assert_eq!(served, expected);
+    let issued = enroll(&a, &mef, uri(AE_ID));
+    let (_, c) = parse_x509_certificate(&issued.cert_der).unwrap();
+    assert_eq!(c.issuer(), n.subject());
+    mef.stop();
+
+    let (ok, out, err) = run_cli(&["ca", "retire-old", "--data-dir", d]);
+    assert!(ok, "{out}{err}");
+    for f in [
+        "mef-ca-old.pem",
+        "mef-ca-old.key",
+        "mef-ca-newwithold.pem",
+        "mef-ca-oldwithnew.pem",
+    ] {
+        assert!(!dir.join(f).exists(), "{f} removed");
+    }
+    let (ok, _, err) = run_cli(&["ca", "retire-old", "--data-dir", d]);
+    assert!(!ok && err.contains("no CA rollover in progress"), "{err}");
+    let mef = MefProc::start(&dir, &["--client-trust", tp_pem.to_str().unwrap()]);
+    let a = agent(&new_ca, Some(&client));
+    assert_eq!(get(&a, &mef.url("cacerts")).unwrap().certs(), vec![new_ca]);
+}
+
+/// A CA whose key is not in `mef-ca.key` (a CA key in a PKCS #11 token: the MEF never writes
+/// one) is not rolled over: `ca rollover` refuses it with the reason and changes nothing. The
+/// same refusal with a real token CA key is in tests/pkcs11.rs.
+#[test]
+fn ca_rollover_refuses_a_ca_without_its_key_file() {
+    let dir = temp_dir("rollover-token");
+    let d = dir.to_str().unwrap();
+    onem2m_mef::ca::MefCa::load_or_create(&dir, &[], None).unwrap();
+    std::fs::remove_file(dir.join("mef-ca.key")).unwrap();
+    let before = std::fs::read(dir.join("mef-ca.pem")).unwrap();
+    let (ok, _, err) = run_cli(&["ca", "rollover", "--data-dir", d]);
+    assert!(!ok);
+    assert!(
+        err.contains("PKCS #11 token") && err.contains("not supported"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read(dir.join("mef-ca.pem")).unwrap(), before);
+    assert!(!dir.join("mef-ca-old.pem").exists());
+    assert!(!dir.join("mef-ca.key").exists());
 }

@@ -2,12 +2,12 @@
 //! SoftHSM2 token (a key pair made with OpenSC's `pkcs11-tool --keypairgen`), no mef-ca.key on
 //! disk, the CA certificate holding the token's public key and verifying, the same CA after a
 //! restart, and another token key refused for it (tests/pkcs11.rs enrols a client under it).
-//! Built without `onem2m-est/pkcs11` the binary refuses the flag (tested too); with it, SoftHSM2
-//! and pkcs11-tool are required: without them this test fails.
+//! Built without the MEF's `pkcs11` feature the binary refuses the flag (tested too); with it,
+//! SoftHSM2 and pkcs11-tool are required: without them this test fails.
 
 mod common;
 
-use common::{temp_dir, MefProc, BIN};
+use common::{agent, get, run_cli, temp_dir, MefProc, BIN};
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -43,7 +43,7 @@ fn the_ca_key_lives_in_the_token() {
     std::fs::write(scratch.join("pin"), PIN).unwrap();
     let pin = scratch.join("pin").display().to_string();
     let uri = "pkcs11:token=mef;object=mef-ca";
-    if !onem2m_est::pkcs11::SUPPORTED {
+    if !cfg!(feature = "pkcs11") {
         let out = Command::new(BIN)
             .args(["--listen", "127.0.0.1:0", "--data-dir"])
             .arg(&data)
@@ -118,7 +118,30 @@ fn the_ca_key_lives_in_the_token() {
     assert_eq!(ca.public_key().raw, std::fs::read(&token_public).unwrap());
     // The self-signed CA certificate verifies: the token signed it.
     ca.verify_signature(None).unwrap();
+    // The CRL (RFC 5280 5) is signed with the CA key too, so in the token.
+    let r = get(
+        &agent(&mef.ca_der, None),
+        &format!("https://localhost:{}/crl/mef-ca.crl", mef.addr.port()),
+    )
+    .unwrap();
+    assert_eq!(r.status, 200, "{}", r.text());
+    let (_, crl) = x509_parser::parse_x509_crl(&r.body).unwrap();
+    assert_eq!(crl.issuer(), ca.subject());
+    crl.verify_signature(ca.public_key()).unwrap();
     mef.stop();
+
+    // `ca rollover` does not support a CA key in a token: refused, the data directory unchanged.
+    let before = std::fs::read(data.join("mef-ca.pem")).unwrap();
+    let (ok, _, err) = run_cli(&["ca", "rollover", "--data-dir", data.to_str().unwrap()]);
+    assert!(!ok);
+    assert!(
+        err.contains("PKCS #11 token") && err.contains("not supported"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read(data.join("mef-ca.pem")).unwrap(), before);
+    for f in ["mef-ca-old.pem", "mef-ca.key", "mef-ca-newwithold.pem"] {
+        assert!(!data.join(f).exists(), "{f}");
+    }
 
     // A restart finds the same CA; another key in the token is refused for it.
     let again = MefProc::start(

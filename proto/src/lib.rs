@@ -19,6 +19,7 @@
 pub mod base64body;
 pub mod certs_only;
 pub mod csrattrs;
+pub mod eku;
 pub mod identity;
 pub mod media;
 pub mod multipart;

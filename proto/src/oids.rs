@@ -41,5 +41,14 @@ pub const ID_SIGNED_DATA: &str = "1.2.840.113549.1.7.2";
 /// id-aa-certificationRequestInfoTemplate (RFC 9908; IANA "SMI Security for S/MIME Attributes"
 /// value 61): a CSR template. Not interpreted yet: reported in `CsrRequirements::unrecognized`.
 pub const CSR_TEMPLATE: &str = "1.2.840.113549.1.9.16.2.61";
+/// id-aa-decryptKeyID (RFC 4108 2.2.5): the symmetric key a /serverkeygen client asks the
+/// private key to be encrypted to (RFC 7030 4.4.1.1).
+pub const DECRYPT_KEY_ID: &str = "1.2.840.113549.1.9.16.2.37";
+/// id-aa-asymmDecryptKeyID (RFC 7030 4.4.1.2, RFC 8951): the asymmetric key a /serverkeygen
+/// client asks the private key to be encrypted to.
+pub const ASYMM_DECRYPT_KEY_ID: &str = "1.2.840.113549.1.9.16.2.54";
+/// smimeCapabilities (RFC 8551 2.5.2): the key encipherment algorithms a /serverkeygen client
+/// accepts (RFC 7030 4.4.1).
+pub const SMIME_CAPABILITIES: &str = "1.2.840.113549.1.9.15";
 /// macAddress (RFC 2307), which the RFC 7030 4.5.2 example names inside an extensionRequest.
 pub const MAC_ADDRESS: &str = "1.3.6.1.1.1.1.22";

@@ -64,6 +64,10 @@ pub struct mef_client {
     failed: CallbackFailure,
     last_error: CString,
     last_handshakes: u32,
+    /// When renewal is due (`mef_client_set_renewal_*`; default two thirds, jitter 0.1).
+    pub(super) renewal: crate::renewal::RenewalPolicy,
+    /// Whether the last failed call is worth retrying (`crate::renewal::classify`).
+    pub(super) last_failure: Option<crate::renewal::FailureKind>,
 }
 
 type IdentityCallback = (
@@ -169,6 +173,8 @@ impl mef_client {
             failed,
             last_error: CString::default(),
             last_handshakes: 0,
+            renewal: crate::renewal::RenewalPolicy::default(),
+            last_failure: None,
         })
     }
 
@@ -237,18 +243,24 @@ impl mef_client {
         // The CERT_PROV arguments first (TS-0003 8.3.9.7), before the key callbacks are asked
         // for anything; the procedure checks them again, with the same function.
         crate::certprov::verify_config(core.config())?;
+        let auth = self.initial_auth(supplied_psk)?;
+        core.provision(&auth, self.storage.as_dyn(), key_source)
+    }
+
+    /// The RSPF of Initial Certificate Provisioning: the PSK (from the identity callback, else
+    /// the configured one), else the configured third-party certificate.
+    fn initial_auth(&self, supplied_psk: Option<PskCredential>) -> Result<InitialAuth> {
         // The identity callback's PSK takes precedence over the configured one (the host may
         // keep Kpm in its own secure storage).
         let psk = supplied_psk.or_else(|| self.settings.psk.clone());
         let auth = match psk {
             // mef_client_new refuses a configured PSK with a certificate; a PSK from the
             // identity callback is only known now.
-            Some(_) if self.settings.third_party.is_some() => {
-                return Err(Error::invalid(
-                    "psk",
-                    "both a PSK (from the identity callback) and a third-party client                      certificate are configured: the RSPF is ambiguous",
-                ))
-            }
+            Some(_) if self.settings.third_party.is_some() => return Err(Error::invalid(
+                "psk",
+                "both a PSK (from the identity callback) and a third-party client certificate are \
+                     configured: the RSPF is ambiguous",
+            )),
             // PPSK-based RSPF (TS-0003 8.3.2.1): the PSK authenticates both ends; the MEF CA
             // certificates fetched on this channel become the trust anchors (RFC 7030 4.1.1).
             Some(psk) => InitialAuth::Psk(psk),
@@ -257,7 +269,10 @@ impl mef_client {
                 let client = self.third_party()?.ok_or_else(|| {
                     Error::invalid(
                         "client certificate",
-                        "Initial Certificate Provisioning needs a third-party client                          certificate (mef_config_set_client_cert_pem or                          mef_config_set_client_cert_key_handle) or a PSK (mef_config_set_psk                          or mef_identity_set_psk)",
+                        "Initial Certificate Provisioning needs a third-party client certificate \
+                         (mef_config_set_client_cert_pem or \
+                         mef_config_set_client_cert_key_handle) or a PSK (mef_config_set_psk or \
+                         mef_identity_set_psk)",
                     )
                 })?;
                 InitialAuth::Certificate {
@@ -266,7 +281,31 @@ impl mef_client {
                 }
             }
         };
-        core.provision(&auth, self.storage.as_dyn(), key_source)
+        Ok(auth)
+    }
+
+    /// The installed credentials, if any.
+    pub(super) fn installed(&mut self) -> Result<Option<crate::store::Credentials>> {
+        self.storage.as_dyn().load()
+    }
+
+    /// Renewal with re-bootstrap (`crate::renewal`): the bootstrap credential is the
+    /// configured third-party certificate or PSK, when there is one.
+    pub(super) fn renew(
+        &mut self,
+        mode: Reprovision,
+        now: std::time::SystemTime,
+    ) -> Result<crate::renewal::Renewal> {
+        let (core, supplied_psk) = self.core(true)?;
+        let has_bootstrap = supplied_psk.is_some()
+            || self.settings.psk.is_some()
+            || self.settings.third_party.is_some();
+        let bootstrap = if has_bootstrap {
+            Some(self.initial_auth(supplied_psk)?)
+        } else {
+            None
+        };
+        core.renew(self.storage.as_dyn(), mode, bootstrap.as_ref(), now)
     }
 
     fn reprovision(&mut self, mode: Reprovision) -> Result<Provisioned> {
@@ -326,7 +365,7 @@ impl mef_client {
 
     /// Runs one call with the handle's log sink current and the failure flag reset, and
     /// records its outcome.
-    fn call<T>(
+    pub(super) fn call<T>(
         &mut self,
         f: impl FnOnce(&mut mef_client) -> Result<T>,
     ) -> std::result::Result<T, mef_result> {
@@ -334,6 +373,7 @@ impl mef_client {
         let sink: Option<LogSink> = self.settings.log;
         let _scope = SinkScope::enter(sink);
         let outcome = f(self);
+        self.last_failure = outcome.as_ref().err().map(crate::renewal::classify);
         match outcome {
             Ok(v) => {
                 self.last_error = CString::default();
@@ -352,7 +392,7 @@ impl mef_client {
         }
     }
 
-    fn set_error(&mut self, message: &str) {
+    pub(super) fn set_error(&mut self, message: &str) {
         self.last_error = CString::new(message.replace('\0', "\u{FFFD}")).unwrap_or_default();
     }
 }
@@ -373,7 +413,7 @@ unsafe fn client_mut<'a>(
 ///
 /// # Safety
 /// As for [`client_mut`].
-unsafe fn with_client(
+pub(super) unsafe fn with_client(
     client: *mut mef_client,
     what: &str,
     f: impl FnOnce(&mut mef_client) -> mef_result,

@@ -19,6 +19,7 @@ mod client;
 mod config;
 mod logging;
 mod pkcs11;
+mod renewal;
 mod result;
 
 pub use callbacks::*;
@@ -26,6 +27,7 @@ pub use client::*;
 pub use config::*;
 pub use logging::*;
 pub use pkcs11::*;
+pub use renewal::*;
 pub use result::*;
 
 use std::ffi::{c_char, c_int, CStr};

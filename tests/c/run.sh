@@ -8,6 +8,8 @@
 #   psk.c        the PPSK-based RSPF: provisioning with only (KpmID, Kpm) and the MEF's TLS-PSK
 #                URI, renewal over the certificate port, a wrong Kpm, the PSK from the identity
 #                callback.
+#   renewal.c    mef_client_next_renewal / mef_client_renewal_due / mef_client_renew (re-provision,
+#                re-bootstrap once expired), the failure kind and retry time, NULL arguments.
 # All run under valgrind (definite and indirect leaks and memory errors fail; Rust runtime
 # "possibly lost" blocks are tolerated), then again built with -fsanitize=address,undefined
 # against the static library.
@@ -62,6 +64,7 @@ cc "${cflags[@]}" tests/c/null_args.c "${mef_dyn[@]}" -o "$work/null_args"
 cc "${cflags[@]}" tests/c/callbacks.c "${mef_dyn[@]}" "${crypto[@]}" -o "$work/callbacks"
 cc "${cflags[@]}" tests/c/file_store.c "${mef_dyn[@]}" -o "$work/file_store"
 cc "${cflags[@]}" tests/c/psk.c "${mef_dyn[@]}" -o "$work/psk"
+cc "${cflags[@]}" tests/c/renewal.c "${mef_dyn[@]}" -o "$work/renewal"
 # Really linked to the library under test.
 ldd "$work/null_args" | grep "libonem2m_est.so.0 => ${prefix:-$work/lib}" >/dev/null ||
   { echo "FAIL: null_args is not linked to the library under test" >&2; ldd "$work/null_args" >&2; exit 1; }
@@ -105,6 +108,8 @@ run "callbacks (valgrind)" "${vg[@]}" "$work/callbacks" "$MEF_URL" "$MEF_CA" "$D
   "$MEF_SUBJECT_ID"
 run "psk (valgrind)" "${vg[@]}" "$work/psk" "$MEF_PSK_URL" "$MEF_URL" "$KPM_ID" "$KPM_HEX" \
   "$MEF_PSK_SUBJECT_ID" "$DEVICE_CERT" "$DEVICE_KEY" "$work/psk-store"
+run "renewal (valgrind)" "${vg[@]}" "$work/renewal" "$MEF_URL" "$MEF_CA" "$DEVICE_CERT" "$DEVICE_KEY" \
+  "$MEF_SUBJECT_ID" "$work/renewal-store"
 # What psk.c installed over TLS-PSK (and renewed): the trust anchors are the MEF CA, the
 # certificate chains to them and names the KpmID's CSE-ID (TS-0003 10.1.1.7).
 psk_installed_ok() {
@@ -124,6 +129,8 @@ if cc "${cflags[@]}" "${san[@]}" tests/c/null_args.c "${mef_static[@]}" -o "$wor
   cc "${cflags[@]}" "${san[@]}" tests/c/file_store.c "${mef_static[@]}" -o "$work/file_store_asan" \
     2>>"$work/asan-link.log" &&
   cc "${cflags[@]}" "${san[@]}" tests/c/psk.c "${mef_static[@]}" -o "$work/psk_asan" \
+    2>>"$work/asan-link.log" &&
+  cc "${cflags[@]}" "${san[@]}" tests/c/renewal.c "${mef_static[@]}" -o "$work/renewal_asan" \
     2>>"$work/asan-link.log"; then
   export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1
   run "null_args (ASan+UBSan, static)" "$work/null_args_asan" "$MEF_CA" "$DEVICE_CERT" "$DEVICE_KEY" "$store-asan"
@@ -133,6 +140,8 @@ if cc "${cflags[@]}" "${san[@]}" tests/c/null_args.c "${mef_static[@]}" -o "$wor
     "$DEVICE_KEY" "$MEF_SUBJECT_ID"
   run "psk (ASan+UBSan, static)" "$work/psk_asan" "$MEF_PSK_URL" "$MEF_URL" "$KPM_ID" "$KPM_HEX" \
     "$MEF_PSK_SUBJECT_ID" "$DEVICE_CERT" "$DEVICE_KEY" "$work/psk-store-asan"
+  run "renewal (ASan+UBSan, static)" "$work/renewal_asan" "$MEF_URL" "$MEF_CA" "$DEVICE_CERT" \
+    "$DEVICE_KEY" "$MEF_SUBJECT_ID" "$work/renewal-store-asan"
 else
   echo "SKIP: ASan build against $static_lib does not link:" >&2
   cat "$work/asan-link.log" >&2

@@ -139,6 +139,24 @@ impl TestCa {
             .clone()
     }
 
+    /// An intermediate CA (basicConstraints CA:TRUE) named `cn` issued by this CA, with these
+    /// keyUsage bits (none: no keyUsage extension).
+    pub fn intermediate(&self, cn: &str, key_usages: Vec<KeyUsagePurpose>) -> TestCa {
+        let key = KeyPair::generate().expect("intermediate key");
+        let mut params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+        params.distinguished_name.push(DnType::CommonName, cn);
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.key_usages = key_usages;
+        let cert = params
+            .signed_by(&key, &self.issuer)
+            .expect("intermediate certificate");
+        TestCa {
+            cert: cert.der().clone(),
+            issuer: Issuer::new(params, key),
+            cn: cn.into(),
+        }
+    }
+
     /// Issues a leaf certificate for `public_key` with subjectAltNames `names` (DNS names or IP
     /// addresses) and the given EKU; `customize` may change anything else (validity, ...).
     pub fn issue(

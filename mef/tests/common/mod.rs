@@ -14,6 +14,12 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_onem2m-mef");
+
+/// The MEF binary the tests drive: this build's, or `ONEM2M_MEF_BIN` when set (to run a suite
+/// against another build, e.g. to check that a test fails on the code before a fix).
+pub fn bin() -> String {
+    std::env::var("ONEM2M_MEF_BIN").unwrap_or_else(|_| BIN.to_owned())
+}
 pub const AE_ID: &str = "https://sp.example.com/cse01/CAE01";
 
 /// A fresh empty directory under the system temp dir.
@@ -26,15 +32,18 @@ pub fn temp_dir(name: &str) -> PathBuf {
 
 /// The `onem2m-mef` binary running on 127.0.0.1:0.
 pub struct MefProc {
+    pub host: String,
     child: Child,
     pub addr: SocketAddr,
+    /// The TLS-PSK listener's address, when started with `--psk-listen`.
+    pub psk_addr: Option<SocketAddr>,
     pub dir: PathBuf,
     pub ca_der: Vec<u8>,
 }
 
 impl MefProc {
     pub fn start(dir: &Path, extra: &[&str]) -> MefProc {
-        let mut child = Command::new(BIN)
+        let mut child = Command::new(bin())
             .args(["--listen", "127.0.0.1:0", "--data-dir"])
             .arg(dir)
             .args(extra)
@@ -51,6 +60,15 @@ impl MefProc {
             .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
             .parse()
             .unwrap();
+        let psk_addr = extra.contains(&"--psk-listen").then(|| {
+            let mut line = String::new();
+            out.read_line(&mut line).unwrap();
+            line.trim()
+                .strip_prefix("psk listening on ")
+                .unwrap_or_else(|| panic!("unexpected second line {line:?}"))
+                .parse()
+                .unwrap()
+        });
         // Keep draining stdout so the child never blocks on a full pipe.
         std::thread::spawn(move || {
             let mut sink = String::new();
@@ -58,9 +76,17 @@ impl MefProc {
         });
         let ca_pem = std::fs::read(dir.join("mef-ca.pem")).unwrap();
         let ca_der = pem::parse(ca_pem).unwrap().into_contents();
+        // The host name of the server certificate clients connect to: the first --hostname.
+        let host = extra
+            .iter()
+            .position(|a| *a == "--hostname")
+            .map_or("localhost", |i| extra[i + 1])
+            .to_string();
         MefProc {
             child,
+            host,
             addr,
+            psk_addr,
             dir: dir.to_path_buf(),
             ca_der,
         }
@@ -68,7 +94,8 @@ impl MefProc {
 
     pub fn url(&self, op: &str) -> String {
         format!(
-            "https://localhost:{}/.well-known/est/{op}",
+            "https://{}:{}/.well-known/est/{op}",
+            self.host,
             self.addr.port()
         )
     }
@@ -88,7 +115,7 @@ impl Drop for MefProc {
 
 /// Runs the binary with arguments (a subcommand); returns (success, stdout, stderr).
 pub fn run_cli(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(BIN).args(args).output().unwrap();
+    let out = Command::new(bin()).args(args).output().unwrap();
     (
         out.status.success(),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -147,6 +174,11 @@ impl ThirdPartyCa {
             cert_der: cert.der().to_vec(),
             pem_path,
         }
+    }
+
+    /// Signs a certificate with these parameters for `key`.
+    pub fn sign(&self, params: CertificateParams, key: &KeyPair) -> Vec<u8> {
+        params.signed_by(key, &self.issuer).unwrap().der().to_vec()
     }
 
     pub fn issue_client(&self, cn: &str) -> Creds {
@@ -310,7 +342,7 @@ pub fn fetch_attrs(agent: &ureq::Agent, mef: &MefProc) -> Attrs {
 }
 
 /// DER of `SET { UTF8String pw }`, the value of a challengePassword attribute.
-fn set_of_utf8(pw: &str) -> Vec<u8> {
+pub fn set_of_utf8(pw: &str) -> Vec<u8> {
     assert!(pw.len() < 120);
     let mut v = vec![0x31, (pw.len() + 2) as u8, 0x0c, pw.len() as u8];
     v.extend_from_slice(pw.as_bytes());
@@ -481,4 +513,111 @@ pub fn raw_exchange_versions(
         }
     }
     out
+}
+
+/// One TLS connection to the MEF kept open across requests (keep-alive), with an optional
+/// client certificate chain; errors (a refused handshake, a closed connection) are returned.
+pub struct RawConn {
+    tls: rustls::StreamOwned<rustls::ClientConnection, std::net::TcpStream>,
+    buf: Vec<u8>,
+}
+
+impl RawConn {
+    /// Connects and completes the handshake.
+    pub fn open(
+        ca_der: &[u8],
+        client: Option<(&[Vec<u8>], &KeyPair)>,
+        port: u16,
+    ) -> std::io::Result<RawConn> {
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(ca_der.to_vec().into()).unwrap();
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let builder = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots);
+        let config = match client {
+            Some((chain, key)) => builder
+                .with_client_auth_cert(
+                    chain.iter().map(|c| c.clone().into()).collect(),
+                    rustls_pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+                )
+                .unwrap(),
+            None => builder.with_no_client_auth(),
+        };
+        let conn = rustls::ClientConnection::new(Arc::new(config), "localhost".try_into().unwrap())
+            .unwrap();
+        let sock = std::net::TcpStream::connect(("127.0.0.1", port))?;
+        sock.set_read_timeout(Some(std::time::Duration::from_secs(20)))?;
+        let mut tls = rustls::StreamOwned::new(conn, sock);
+        while tls.conn.is_handshaking() {
+            tls.conn.complete_io(&mut tls.sock)?;
+        }
+        Ok(RawConn {
+            tls,
+            buf: Vec::new(),
+        })
+    }
+
+    /// Sends raw request bytes and reads one response.
+    pub fn request(&mut self, raw: &[u8]) -> std::io::Result<Resp> {
+        self.tls.write_all(raw)?;
+        self.tls.flush()?;
+        loop {
+            let mut hdrs = [httparse::EMPTY_HEADER; 32];
+            let mut resp = httparse::Response::new(&mut hdrs);
+            if let Ok(httparse::Status::Complete(n)) = resp.parse(&self.buf) {
+                let headers: Vec<(String, String)> = resp
+                    .headers
+                    .iter()
+                    .map(|h| {
+                        (
+                            h.name.to_ascii_lowercase(),
+                            String::from_utf8_lossy(h.value).into_owned(),
+                        )
+                    })
+                    .collect();
+                let len: usize = headers
+                    .iter()
+                    .find(|(k, _)| k == "content-length")
+                    .map(|(_, v)| v.parse().unwrap())
+                    .unwrap_or(0);
+                if self.buf.len() >= n + len {
+                    let body = self.buf[n..n + len].to_vec();
+                    let status = resp.code.unwrap();
+                    self.buf.drain(..n + len);
+                    return Ok(Resp {
+                        status,
+                        headers,
+                        body,
+                    });
+                }
+            }
+            let mut chunk = [0u8; 4096];
+            let k = self.tls.read(&mut chunk)?;
+            if k == 0 {
+                return Err(std::io::ErrorKind::UnexpectedEof.into());
+            }
+            self.buf.extend_from_slice(&chunk[..k]);
+        }
+    }
+}
+
+/// A GET request for an EST operation (keep-alive).
+pub fn get_request(path: &str) -> Vec<u8> {
+    format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n").into_bytes()
+}
+
+/// A POST of a CSR (application/pkcs10, base64) with extra header lines (each ending in CRLF);
+/// `length` replaces the Content-Length line when given.
+pub fn csr_request(path: &str, csr_der: &[u8], extra: &str, length: Option<&str>) -> Vec<u8> {
+    let body = csr_b64(csr_der);
+    let length = length
+        .map(str::to_owned)
+        .unwrap_or_else(|| format!("Content-Length: {}\r\n", body.len()));
+    format!(
+        "POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/pkcs10\r\n\
+         {length}{extra}\r\n{body}"
+    )
+    .into_bytes()
 }

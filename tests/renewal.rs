@@ -1,0 +1,277 @@
+//! Renewal against the reference MEF on 127.0.0.1 (issue #12): the policy on real
+//! certificates, re-provisioning when due, re-bootstrap to Initial Certificate Provisioning when
+//! the MEF-provisioned certificate expired or was revoked (CR 8.3.Z.2.2 purpose), and the
+//! classification of an unreachable MEF. `now` is passed in (the clock seam), so expiry is
+//! tested without waiting for it.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use onem2m_est::client::{Config, InitialAuth, KeySource, MefClient, Reprovision};
+use onem2m_est::identity::{SubjectIdentity, SubjectType};
+use onem2m_est::keys::{PrivateKey, SoftwareKey};
+use onem2m_est::renewal::{classify, FailureKind, RenewalPath, RenewalPolicy};
+use onem2m_est::store::{CredentialStore, FileStore};
+use onem2m_est::tls::ClientIdentity;
+use onem2m_est::transport::TransportConfig;
+use onem2m_est::uri::EstUri;
+use onem2m_est::{Error, ErrorClass};
+use onem2m_mef::{Mef, MefConfig, RunningMef};
+use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
+use rustls_pki_types::CertificateDer;
+use tempfile::TempDir;
+use zeroize::Zeroizing;
+
+const CSE_ID: &str = "cse01.sp.example.com";
+
+struct Setup {
+    _dir: TempDir,
+    mef: RunningMef,
+    device_cert: CertificateDer<'static>,
+    device_key: Arc<dyn PrivateKey>,
+    out: TempDir,
+}
+
+fn setup(lifetime: Duration) -> Setup {
+    let dir = TempDir::new().unwrap();
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "renewal manufacturer CA");
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = rcgen::Issuer::new(ca_params, ca_key);
+    let device_key = KeyPair::generate().unwrap();
+    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    params
+        .distinguished_name
+        .push(DnType::CommonName, "renewal device");
+    let device = params.signed_by(&device_key, &issuer).unwrap();
+    let key = SoftwareKey::from_pkcs8_der(&Zeroizing::new(device_key.serialize_der())).unwrap();
+
+    let mut config = MefConfig::new(dir.path());
+    config.client_trust = vec![ca.der().clone()];
+    config.cert_lifetime = lifetime;
+    let mef = Mef::start(config).unwrap();
+    mef.add_identity(device.der().as_ref(), onem2m_mef::SubjectType::Cse, CSE_ID)
+        .unwrap();
+    Setup {
+        _dir: dir,
+        mef,
+        device_cert: device.der().clone(),
+        device_key: Arc::new(key),
+        out: TempDir::new().unwrap(),
+    }
+}
+
+impl Setup {
+    fn bootstrap(&self) -> InitialAuth {
+        InitialAuth::Certificate {
+            trust_anchors: vec![self.mef.ca_cert_der()],
+            client: ClientIdentity {
+                chain: vec![self.device_cert.clone()],
+                key: self.device_key.clone(),
+            },
+        }
+    }
+
+    fn client(&self) -> MefClient {
+        let mut t = TransportConfig {
+            connect_timeout: Duration::from_secs(5),
+            tls_timeout: Duration::from_secs(5),
+            response_timeout: Duration::from_secs(10),
+            ..TransportConfig::default()
+        };
+        t.poll.max_total = Duration::from_secs(10);
+        MefClient::new(
+            Config::new(EstUri::parse(&self.mef.base_uri(None)).unwrap())
+                .identity(SubjectIdentity::new(SubjectType::Cse, CSE_ID).unwrap())
+                .transport(t),
+        )
+    }
+
+    fn store(&self) -> FileStore {
+        FileStore::new(self.out.path()).unwrap()
+    }
+
+    fn provision(&self) {
+        self.client()
+            .provision(&self.bootstrap(), &mut self.store(), KeySource::Generate)
+            .unwrap();
+    }
+
+    /// The installed files, byte for byte.
+    fn snapshot(&self) -> Vec<Vec<u8>> {
+        ["cert.pem", "key.pem", "trust-anchors.pem"]
+            .iter()
+            .map(|f| std::fs::read(self.out.path().join(f)).unwrap())
+            .collect()
+    }
+}
+
+fn serial(cert: &CertificateDer<'_>) -> String {
+    let (_, c) = x509_parser::parse_x509_certificate(cert.as_ref()).unwrap();
+    c.raw_serial_as_string()
+}
+
+#[test]
+fn policy_on_an_issued_certificate_then_renewal_by_reprovisioning() {
+    let s = setup(Duration::from_secs(3600));
+    s.provision();
+    let creds = s.store().load().unwrap().unwrap();
+    let policy = RenewalPolicy::default();
+    let v = creds.validity().unwrap();
+    assert_eq!(v.lifetime(), Duration::from_secs(3600));
+    let due = creds.next_renewal_at(&policy).unwrap();
+    // Two thirds of the lifetime, moved earlier by at most a tenth of it.
+    assert!(due <= v.not_before + Duration::from_secs(2400), "{due:?}");
+    assert!(due >= v.not_before + Duration::from_secs(2040), "{due:?}");
+    assert!(!creds.renewal_due(&policy, SystemTime::now()).unwrap());
+    assert!(creds.renewal_due(&policy, due).unwrap());
+    assert!(!creds
+        .renewal_due(&policy, due - Duration::from_secs(1))
+        .unwrap());
+    // Stable across restarts: a new store over the same directory gives the same time.
+    let again = s.store().load().unwrap().unwrap();
+    assert_eq!(again.next_renewal_at(&policy).unwrap(), due);
+
+    let renewal = s
+        .client()
+        .renew(
+            &mut s.store(),
+            Reprovision::Renew,
+            Some(&s.bootstrap()),
+            due,
+        )
+        .unwrap();
+    assert_eq!(renewal.path, RenewalPath::Reprovisioned);
+    let after = s.store().load().unwrap().unwrap();
+    assert_ne!(serial(&after.chain[0]), serial(&creds.chain[0]));
+    assert_eq!(
+        after.key.public_key_info(),
+        creds.key.public_key_info(),
+        "renew keeps the key"
+    );
+    assert_ne!(after.next_renewal_at(&policy).unwrap(), due);
+}
+
+#[test]
+fn expired_certificate_rebootstraps_with_the_third_party_certificate() {
+    let s = setup(Duration::from_secs(3600));
+    s.provision();
+    let before = s.store().load().unwrap().unwrap();
+    let expired = before.validity().unwrap().not_after + Duration::from_secs(1);
+    let renewal = s
+        .client()
+        .renew(
+            &mut s.store(),
+            Reprovision::Renew,
+            Some(&s.bootstrap()),
+            expired,
+        )
+        .unwrap();
+    match &renewal.path {
+        RenewalPath::Rebootstrapped { reason } => {
+            assert!(reason.contains("expired"), "{reason}")
+        }
+        other => panic!("expected a re-bootstrap, got {other:?}"),
+    }
+    let after = s.store().load().unwrap().unwrap();
+    assert_ne!(serial(&after.chain[0]), serial(&before.chain[0]));
+    assert_ne!(
+        after.key.public_key_info(),
+        before.key.public_key_info(),
+        "the key of an expired certificate is retired"
+    );
+}
+
+#[test]
+fn expired_certificate_without_bootstrap_credential_is_a_client_error_and_changes_nothing() {
+    let s = setup(Duration::from_secs(3600));
+    s.provision();
+    let snapshot = s.snapshot();
+    let not_after = s
+        .store()
+        .load()
+        .unwrap()
+        .unwrap()
+        .validity()
+        .unwrap()
+        .not_after;
+    let e = s
+        .client()
+        .renew(
+            &mut s.store(),
+            Reprovision::Renew,
+            None,
+            not_after + Duration::from_secs(1),
+        )
+        .unwrap_err();
+    assert!(matches!(e, Error::NotProvisioned { .. }), "{e}");
+    assert_eq!(e.class(), ErrorClass::Client);
+    assert!(e.to_string().contains("no bootstrap credential"), "{e}");
+    assert_eq!(classify(&e), FailureKind::Fatal);
+    assert_eq!(s.snapshot(), snapshot);
+}
+
+#[test]
+fn revoked_certificate_rebootstraps_and_without_bootstrap_is_refused() {
+    let s = setup(Duration::from_secs(3600));
+    s.provision();
+    let creds = s.store().load().unwrap().unwrap();
+    assert!(s.mef.revoke(&serial(&creds.chain[0])).unwrap());
+    let snapshot = s.snapshot();
+
+    let e = s
+        .client()
+        .renew(&mut s.store(), Reprovision::Renew, None, SystemTime::now())
+        .unwrap_err();
+    assert_eq!(classify(&e), FailureKind::IdentityRefused, "{e}");
+    assert_eq!(e.class(), ErrorClass::Server);
+    assert_eq!(s.snapshot(), snapshot, "nothing installed");
+
+    let renewal = s
+        .client()
+        .renew(
+            &mut s.store(),
+            Reprovision::Renew,
+            Some(&s.bootstrap()),
+            SystemTime::now(),
+        )
+        .unwrap();
+    match &renewal.path {
+        RenewalPath::Rebootstrapped { reason } => {
+            assert!(reason.contains("refused"), "{reason}")
+        }
+        other => panic!("expected a re-bootstrap, got {other:?}"),
+    }
+    let after = s.store().load().unwrap().unwrap();
+    assert_ne!(serial(&after.chain[0]), serial(&creds.chain[0]));
+}
+
+#[test]
+fn unreachable_mef_is_retryable_and_changes_nothing() {
+    let s = setup(Duration::from_secs(3600));
+    s.provision();
+    let snapshot = s.snapshot();
+    let client = s.client();
+    let bootstrap = s.bootstrap();
+    let Setup { mef, out, _dir, .. } = s;
+    mef.shutdown();
+    let snapshot_of = |dir: &std::path::Path| -> Vec<Vec<u8>> {
+        ["cert.pem", "key.pem", "trust-anchors.pem"]
+            .iter()
+            .map(|f| std::fs::read(dir.join(f)).unwrap())
+            .collect()
+    };
+    let mut store = FileStore::new(out.path()).unwrap();
+    for bootstrap in [None, Some(&bootstrap)] {
+        let e = client
+            .renew(&mut store, Reprovision::Renew, bootstrap, SystemTime::now())
+            .unwrap_err();
+        assert_eq!(classify(&e), FailureKind::Retryable, "{e}");
+        assert_eq!(e.class(), ErrorClass::Server);
+        assert_eq!(snapshot_of(out.path()), snapshot);
+    }
+}
