@@ -664,6 +664,8 @@ pub fn rollover(data_dir: &Path) -> Result<(), MefError> {
 
     let new_key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)
         .map_err(rcgen_err("generating CA key"))?;
+    let new_key_pem = Zeroizing::new(new_key.serialize_pem());
+    let new_key = CaKey::Software(Box::new(new_key));
     let mut new_params = old_params.clone();
     // A distinct name, so that paths and anchors are never ambiguous between the generations.
     let generation = now();
@@ -690,8 +692,7 @@ pub fn rollover(data_dir: &Path) -> Result<(), MefError> {
         .map_err(rcgen_err("signing NewWithOld"))?;
 
     // OldWithNew: the old name and key, issued by the new CA, with the old CA's validity.
-    let new_key_pem = Zeroizing::new(new_key.serialize_pem());
-    let new_issuer = Issuer::new(new_params.clone(), CaKey::Software(Box::new(new_key)));
+    let new_issuer = Issuer::new(new_params.clone(), new_key);
     let mut own = old_params.clone();
     own.serial_number = Some(SerialNumber::from_slice(&random_serial()?));
     own.use_authority_key_identifier_extension = true;
