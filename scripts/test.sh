@@ -23,11 +23,19 @@ cd "$(dirname "$0")/.."
 #   feature);
 # - swtpm + tpm2-tools + tpm2-abrmd + dbus + libtpm2-pkcs11-1 + libtpm2-pkcs11-tools (+ the
 #   swtpm and tabrmd TCTIs): a software TPM 2.0 behind tpm2-pkcs11 for scripts/tpm-tests.sh.
+# - the cross builds (scripts/lib/cross-env.sh, README "Platforms"): Debian's rustc-web,
+#   cargo-web, rust-web-src and libstd-rust-web-dev (Rust 1.96 and its standard library's
+#   source for -Zbuild-std; /usr/bin, never the default toolchain), mingw-w64 and wine64
+#   (Windows), the aarch64 and armhf cross gcc and libc, qemu-user (ARM), perl and make
+#   (OpenSSL from source for the Windows TLS-PSK build).
 # (scripts/libest.sh installs libest's build tools itself: build-essential autoconf automake
 #  libtool pkg-config libssl-dev.)
 packages=()
-for p in strongswan-pki libstrongswan-extra-plugins libstrongswan-standard-plugins openssl curl libssl-dev pkg-config gcc libc6-dev \
-  valgrind python3-pip softhsm2 opensc swtpm tpm2-tools tpm2-abrmd dbus libtpm2-pkcs11-1 libtpm2-pkcs11-tools \
+for p in strongswan-pki libstrongswan-extra-plugins libstrongswan-standard-plugins openssl curl \
+  libssl-dev pkg-config gcc libc6-dev valgrind python3-pip rustc-web cargo-web rust-web-src \
+  libstd-rust-web-dev gcc-mingw-w64-x86-64 binutils-mingw-w64-x86-64 wine64 gcc-aarch64-linux-gnu \
+  libc6-dev-arm64-cross gcc-arm-linux-gnueabihf libc6-dev-armhf-cross qemu-user perl make \
+  softhsm2 opensc swtpm tpm2-tools tpm2-abrmd dbus libtpm2-pkcs11-1 libtpm2-pkcs11-tools \
   libtss2-tcti-swtpm0 libtss2-tcti-tabrmd0; do
   dpkg -s "$p" >/dev/null 2>&1 || packages+=("$p")
 done
@@ -76,8 +84,17 @@ scripts/fuzz.sh 5
 step "benchmarks, quick mode (figures only, no assertions; BENCHMARKS.md)"
 bench/run.sh --quick --no-psk
 
+step "cross builds: vendor packages for Windows, aarch64 and armv7 Linux, tested under Wine and QEMU"
+# The standard library is built per target (target/cross/TARGET, kept between runs); Windows
+# and aarch64 also build the TLS-PSK library (OpenSSL from source), and Windows runs the core
+# crate's Rust tests under Wine (scripts/cross-test.sh says what runs where).
+for target in x86_64-pc-windows-gnu aarch64-unknown-linux-gnu armv7-unknown-linux-gnueabihf; do
+  scripts/cross-test.sh "$target"
+done
+
 # Last, so the closing summary of this script is the full Rust test run.
 # The pkcs11 feature joins this run (one more build of the graph would cost minutes): it adds
-# tests/pkcs11.rs and cli/tests/pkcs11.rs (SoftHSM2).
+# tests/pkcs11.rs, cli/tests/pkcs11.rs and, with the MEF's `pkcs11` feature, mef/tests/pkcs11.rs
+# (SoftHSM2).
 step "Rust tests with the psk and pkcs11 features (TLS-PSK, PKCS #11 keys in SoftHSM2)"
 cargo test --workspace --locked --features onem2m-est/psk,onem2m-est/pkcs11,onem2m-mef/pkcs11

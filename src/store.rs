@@ -57,7 +57,7 @@ pub const KEY_FILE: &str = "key.pem";
 pub const KEY_URI_FILE: &str = "key.uri";
 /// File name of the trust anchors, PEM.
 pub const TRUST_ANCHORS_FILE: &str = "trust-anchors.pem";
-/// The link (Unix) or directory (elsewhere) naming the current generation.
+/// The symlink (Unix) or pointer file (elsewhere) naming the current generation.
 const CURRENT: &str = "current";
 const GEN_PREFIX: &str = ".gen-";
 const FILES: [&str; 3] = [CERT_FILE, KEY_FILE, TRUST_ANCHORS_FILE];
@@ -75,14 +75,12 @@ pub enum FailPoint {
     AfterCert,
     /// After every file of the new generation is written and synced.
     AfterFiles,
-    /// After the temporary `current` link is created, before it replaces `current`.
+    /// After the temporary `current` link (pointer file off Unix) is created, before it
+    /// replaces `current`.
     BeforeSwap,
-    /// After the new generation became `current`, before the store directory is synced.
+    /// After the new generation became `current`, before the store directory (the pointer
+    /// file off Unix) is synced.
     AfterSwap,
-    /// Non-Unix fallback: after the old `current` is moved aside, before the new generation
-    /// takes its name.
-    #[cfg(not(unix))]
-    BetweenRenames,
 }
 
 impl FailPoint {
@@ -94,8 +92,6 @@ impl FailPoint {
         FailPoint::AfterCert,
         FailPoint::AfterFiles,
         FailPoint::BeforeSwap,
-        #[cfg(not(unix))]
-        FailPoint::BetweenRenames,
         FailPoint::AfterSwap,
     ];
 }
@@ -131,12 +127,15 @@ pub enum Fault {
 /// `DIR/key.pem`, `DIR/trust-anchors.pem` (a directory prepared by hand, e.g. third-party
 /// credentials for the initial provisioning), and checks the key matches the certificate.
 ///
-/// On other platforms (no unprivileged symlinks on Windows) `current` is a directory: the
-/// old one is renamed to `.old-<n>`, the new generation renamed to `current`, then the old
-/// one removed. A crash between the two renames leaves no `current`; loading then takes the
-/// newest `.old-<n>`, the previous complete set. The top-level files are copies of
-/// `current/`'s, refreshed after each install, and the key file's protection there comes
-/// from the directory's ACL (there is no mode 0600).
+/// On other platforms (Windows: no unprivileged symlinks, no directory fsync) `current` is a
+/// pointer file holding the generation's name (`.gen-<n>`). Installation writes the new
+/// generation as above, writes and flushes `.current.tmp` naming it, and replaces `current`
+/// with it in one `std::fs::rename` (`MoveFileExW(MOVEFILE_REPLACE_EXISTING)`, an atomic
+/// replace on NTFS), then flushes `current` (`FlushFileBuffers`) before older generations
+/// are removed: a crash leaves `current` naming the old or the new complete set. Loading
+/// reads the pointer once and then every file from that generation. The top-level files are
+/// copies of the current generation's, refreshed after each install, and the key file's
+/// protection comes from the directory's ACL (there is no mode 0600).
 ///
 /// One process installs into a directory at a time (a store is used through `&mut`); loads may
 /// run concurrently with an install.
@@ -222,6 +221,29 @@ impl FileStore {
     /// rather than mixing two sets).
     fn source_dir(&self) -> Result<Option<PathBuf>> {
         let current = self.dir.join(CURRENT);
+        #[cfg(not(unix))]
+        if fs::symlink_metadata(&current).is_ok() {
+            let name = self.current_target().ok_or_else(|| {
+                store_error(
+                    "load",
+                    format!("{}: not a generation pointer", current.display()),
+                )
+            })?;
+            let resolved = self.dir.join(name);
+            return if resolved.is_dir() {
+                Ok(Some(resolved))
+            } else {
+                Err(store_error(
+                    "load",
+                    format!(
+                        "{}: names {}, which is not a directory",
+                        current.display(),
+                        resolved.display()
+                    ),
+                ))
+            };
+        }
+        #[cfg(unix)]
         if fs::symlink_metadata(&current).is_ok() {
             return match fs::canonicalize(&current) {
                 Ok(resolved) if resolved.is_dir() => Ok(Some(resolved)),
@@ -238,11 +260,32 @@ impl FileStore {
         {
             return Ok(Some(self.dir.clone()));
         }
-        #[cfg(not(unix))]
-        if let Some(old) = self.newest_generation(".old-") {
-            return Ok(Some(old));
-        }
         Ok(None)
+    }
+
+    /// The name of the generation `current` names, if it names one: the symlink's target
+    /// (Unix) or the pointer file's `.gen-<n>` (elsewhere; anything else is not a pointer).
+    #[cfg(unix)]
+    fn current_target(&self) -> Option<PathBuf> {
+        fs::read_link(self.dir.join(CURRENT)).ok()
+    }
+
+    #[cfg(not(unix))]
+    fn current_target(&self) -> Option<PathBuf> {
+        let text = fs::read_to_string(self.dir.join(CURRENT)).ok()?;
+        let name = text.strip_suffix('\n').unwrap_or(&text);
+        let n = name.strip_prefix(GEN_PREFIX)?;
+        (!n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())).then(|| PathBuf::from(name))
+    }
+
+    /// The current generation's directory: through the `current` symlink (Unix) or the
+    /// generation the pointer file names (elsewhere; `DIR/current` itself when it names none).
+    pub(crate) fn current_dir(&self) -> PathBuf {
+        #[cfg(not(unix))]
+        if let Some(name) = self.current_target() {
+            return self.dir.join(name);
+        }
+        self.dir.join(CURRENT)
     }
 
     /// Generation numbers of the entries `DIR/<prefix><n>`.
@@ -266,11 +309,6 @@ impl FileStore {
         }
         out.sort();
         Ok(out)
-    }
-
-    #[cfg(not(unix))]
-    fn newest_generation(&self, prefix: &str) -> Option<PathBuf> {
-        self.generations(prefix).ok()?.pop().map(|(_, p)| p)
     }
 
     /// Writes the set into a new generation directory; returns its name.
@@ -323,7 +361,7 @@ impl FileStore {
     fn sync_after_swap(&self) -> Result<()> {
         let synced = self
             .check_fail_point(FailPoint::AfterSwap, &self.dir)
-            .and_then(|()| sync_dir(&self.dir));
+            .and_then(|()| self.sync_swap());
         match synced {
             Err(e) if self.crash_injected() => Err(e),
             Err(e) => {
@@ -334,21 +372,37 @@ impl FileStore {
         }
     }
 
-    /// Makes generation `name` current (other platforms: two directory renames).
+    /// Unix: the rename of `current` is durable once the store directory is synced.
+    #[cfg(unix)]
+    fn sync_swap(&self) -> Result<()> {
+        sync_dir(&self.dir)
+    }
+
+    /// Makes generation `name` current (other platforms: a pointer file replaced by one
+    /// rename, `MoveFileExW(MOVEFILE_REPLACE_EXISTING)` on Windows).
     #[cfg(not(unix))]
     fn swap_current(&self, name: &str) -> Result<()> {
+        let tmp = self.dir.join(".current.tmp");
+        remove_if_exists(&tmp)?;
+        // Written and flushed before it can become `current`: never an empty pointer.
+        write_file(&tmp, format!("{name}\n").as_bytes(), false)?;
         self.check_fail_point(FailPoint::BeforeSwap, &self.dir.join(CURRENT))?;
         let current = self.dir.join(CURRENT);
-        if current.exists() {
-            let next_old = self.generations(".old-")?.last().map_or(1, |(n, _)| n + 1);
-            let old = self.dir.join(format!(".old-{next_old}"));
-            fs::rename(&current, &old)
-                .map_err(|e| io_error("install", &current, "cannot move aside", e))?;
-            self.check_fail_point(FailPoint::BetweenRenames, &current)?;
-        }
-        fs::rename(self.dir.join(name), &current)
-            .map_err(|e| io_error("install", &current, "cannot install", e))?;
+        fs::rename(&tmp, &current)
+            .map_err(|e| io_error("install", &current, "cannot replace", e))?;
         self.sync_after_swap()
+    }
+
+    /// Windows cannot open a directory to flush it; FlushFileBuffers on the renamed pointer
+    /// file commits its metadata (NTFS journals the rename) before older generations go.
+    #[cfg(not(unix))]
+    fn sync_swap(&self) -> Result<()> {
+        let current = self.dir.join(CURRENT);
+        fs::OpenOptions::new()
+            .write(true)
+            .open(&current)
+            .and_then(|f| f.sync_all())
+            .map_err(|e| io_error("install", &current, "cannot sync", e))
     }
 
     /// After a successful swap: top-level links and removal of older generations. Failures
@@ -378,7 +432,7 @@ impl FileStore {
         // Without symlinks the top-level names are copies, each replaced by one rename.
         #[cfg(not(unix))]
         for file in self.installed_files() {
-            let source = self.dir.join(CURRENT).join(file);
+            let source = self.dir.join(current_name).join(file);
             let tmp = self.dir.join(format!(".{file}.tmp"));
             let result = remove_if_exists(&tmp)
                 .and_then(|()| {
@@ -395,24 +449,16 @@ impl FileStore {
                 log::warn!("credential store: {e}");
             }
         }
-        #[cfg(not(unix))]
-        let _ = current_name;
         let mut stale = Vec::new();
         if let Ok(gens) = self.generations(GEN_PREFIX) {
             stale.extend(gens);
         }
-        #[cfg(not(unix))]
-        if let Ok(olds) = self.generations(".old-") {
-            stale.extend(olds);
-        }
         // Keep what `current` names now (normally `current_name`).
-        #[cfg(unix)]
-        let keep = fs::read_link(self.dir.join(CURRENT))
-            .ok()
+        let keep = self
+            .current_target()
             .and_then(|t| t.file_name().map(|n| n.to_owned()))
             .unwrap_or_else(|| current_name.into());
         for (_, path) in stale {
-            #[cfg(unix)]
             if path.file_name().is_some_and(|n| n == keep) {
                 continue;
             }
@@ -460,7 +506,7 @@ impl FileStore {
     /// The files of the current generation, for the top-level links: the key file it has
     /// (`key.pem` or `key.uri`); a top-level link to the other one is removed.
     fn installed_files(&self) -> Vec<&'static str> {
-        let current = self.dir.join(CURRENT);
+        let current = self.current_dir();
         let (key, other) = if fs::symlink_metadata(current.join(KEY_URI_FILE)).is_ok() {
             (KEY_URI_FILE, KEY_FILE)
         } else {
@@ -475,7 +521,7 @@ impl FileStore {
     /// The URI recorded in the current generation (a key this store installed), if any.
     #[cfg(feature = "pkcs11")]
     pub(crate) fn installed_key_uri(&self) -> Option<String> {
-        let text = fs::read_to_string(self.dir.join(CURRENT).join(KEY_URI_FILE)).ok()?;
+        let text = fs::read_to_string(self.current_dir().join(KEY_URI_FILE)).ok()?;
         Some(text.trim().to_string())
     }
 
@@ -603,7 +649,7 @@ impl CredentialStore for FileStore {
 impl FileStore {
     /// Removes generation directories that are not current (after a failed install).
     fn remove_uncommitted(&self) {
-        let current = fs::read_link(self.dir.join(CURRENT)).ok();
+        let current = self.current_target();
         if let Ok(gens) = self.generations(GEN_PREFIX) {
             for (_, path) in gens {
                 let is_current = current
@@ -770,12 +816,12 @@ mod tests {
         assert_eq!(*a.key.pkcs8_der().unwrap(), *b.key.pkcs8_der().unwrap());
     }
 
-    /// Generation directories besides `current` (`.gen-<n>`, and `.old-<n>` off Unix).
+    /// Generation directories (`.gen-<n>`).
     fn generation_dirs(dir: &Path) -> Vec<String> {
         let mut names: Vec<String> = fs::read_dir(dir)
             .unwrap()
             .map(|e| e.unwrap().file_name().into_string().unwrap())
-            .filter(|n| n.starts_with(GEN_PREFIX) || n.starts_with(".old-"))
+            .filter(|n| n.starts_with(GEN_PREFIX))
             .collect();
         names.sort();
         names
@@ -841,14 +887,8 @@ mod tests {
         let first = credentials(&pki);
         let second = credentials(&pki);
         let mut store = FileStore::new(&dir).unwrap();
-        // Unix: `current` links to the one generation left; elsewhere it is the directory.
-        let expected = |n: &str| {
-            if cfg!(unix) {
-                vec![n.to_string()]
-            } else {
-                vec![]
-            }
-        };
+        // `current` names the one generation left (a symlink on Unix, a pointer elsewhere).
+        let expected = |n: &str| vec![n.to_string()];
         store.install(&first).unwrap();
         assert_eq!(generation_dirs(&dir), expected(".gen-1"));
         store.install(&second).unwrap();
@@ -867,8 +907,6 @@ mod tests {
             FailPoint::AfterKey,
             FailPoint::AfterFiles,
             FailPoint::BeforeSwap,
-            #[cfg(not(unix))]
-            FailPoint::BetweenRenames,
         ];
         for at in points {
             let tmp = tempfile::tempdir().unwrap();
@@ -890,11 +928,7 @@ mod tests {
             store.fail_at = None;
             store.install(&new).unwrap();
             assert_same(&new, &store.load().unwrap().unwrap());
-            assert_eq!(
-                generation_dirs(&dir).len(),
-                usize::from(cfg!(unix)),
-                "{at:?}"
-            );
+            assert_eq!(generation_dirs(&dir).len(), 1, "{at:?}");
             assert!(!dir.join(".current.tmp").exists());
         }
     }
@@ -958,7 +992,7 @@ mod tests {
 
         // A key that does not match the certificate is a Store error naming the file.
         let other = SoftwareKey::generate(KeyAlgorithm::EcdsaP256Sha256).unwrap();
-        let gen = dir.join(CURRENT);
+        let gen = dir.join(store.current_target().unwrap());
         fs::remove_file(gen.join(KEY_FILE)).unwrap();
         fs::write(gen.join(KEY_FILE), other.to_pkcs8_pem().as_bytes()).unwrap();
         match store.load() {
@@ -974,7 +1008,6 @@ mod tests {
         }
     }
 
-    #[cfg(unix)]
     #[test]
     fn dangling_current_is_an_error_not_an_empty_store() {
         let tmp = tempfile::tempdir().unwrap();
@@ -983,7 +1016,7 @@ mod tests {
         store
             .install(&credentials(&TestPki::new("dangling")))
             .unwrap();
-        let target = fs::read_link(dir.join(CURRENT)).unwrap();
+        let target = store.current_target().unwrap();
         fs::remove_dir_all(dir.join(target)).unwrap();
         match store.load() {
             Err(Error::Store { operation, reason }) => {

@@ -93,7 +93,14 @@ fn loads_one_of(dir: &Path, allowed: &[&Credentials], context: &str) -> usize {
 
 /// Entries of the store directory besides the current generation and the top-level names.
 fn debris(dir: &Path) -> Vec<String> {
-    let current = std::fs::read_link(dir.join("current")).ok();
+    // `current` is a symlink on Unix, a pointer file naming the generation elsewhere.
+    let current = if cfg!(unix) {
+        std::fs::read_link(dir.join("current")).ok()
+    } else {
+        std::fs::read_to_string(dir.join("current"))
+            .ok()
+            .map(|name| name.trim_end().into())
+    };
     let mut out: Vec<String> = std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())

@@ -951,11 +951,8 @@ mod tests {
         std::fs::remove_dir_all(&dir).ok();
         let out = match out {
             Ok(o) => o,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                eprintln!("openssl CLI not installed: skipped");
-                return;
-            }
-            Err(e) => panic!("running openssl: {e}"),
+            // A cross-check that needs a tool fails without it, rather than passing untested.
+            Err(e) => panic!("running the openssl CLI (the independent parser): {e}"),
         };
         assert!(
             out.status.success(),

@@ -285,7 +285,11 @@ fn unsupported() -> Error {
 /// The token and label of the key `dir` records, without its `id` (the next key gets its own).
 #[cfg(feature = "pkcs11")]
 fn recorded_uri(dir: &Path) -> Result<Pkcs11Uri> {
-    let path = dir.join("current").join(crate::store::KEY_URI_FILE);
+    // Through the store's own resolution of `current` (a symlink on Unix, a pointer file
+    // elsewhere).
+    let path = crate::store::FileStore::new(dir)?
+        .current_dir()
+        .join(crate::store::KEY_URI_FILE);
     let text = std::fs::read_to_string(&path).map_err(|e| Error::NotProvisioned {
         reason: format!(
             "{}: {e} (no key in a PKCS #11 token recorded)",

@@ -20,6 +20,14 @@
 
 #include "onem2m_est.h"
 
+/* Whether NEEDLE occurs in the LEN bytes at HAY (memmem is a GNU extension, not in mingw). */
+static int contains(const uint8_t *hay, size_t len, const char *needle) {
+  size_t n = strlen(needle);
+  for (size_t i = 0; n <= len && i <= len - n; i++)
+    if (memcmp(hay + i, needle, n) == 0) return 1;
+  return 0;
+}
+
 #define MAX_KEYS 32
 #define DEVICE_HANDLE 1u
 
@@ -217,7 +225,7 @@ static int cb_store(void *user_data, const uint8_t *chain, size_t chain_len, con
     /* Server-generated key: PKCS #8 PEM, imported as a new host key. */
     TRUE(key_pem != NULL && key_len > 0);
     if (!key_pem) return 20;
-    TRUE(memmem(key_pem, key_len, "-----BEGIN PRIVATE KEY-----", 27) != NULL);
+    TRUE(contains(key_pem, key_len, "-----BEGIN PRIVATE KEY-----"));
     BIO *bio = BIO_new_mem_buf(key_pem, (int)key_len);
     EVP_PKEY *pkey = bio ? PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL) : NULL;
     BIO_free(bio);

@@ -13,6 +13,11 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#ifdef _WIN32
+/* Windows directories have no mode: _mkdir takes the path only. */
+#include <direct.h>
+#define mkdir(path, mode) _mkdir(path)
+#endif
 
 #include "onem2m_est.h"
 
@@ -88,10 +93,13 @@ static void check_installed(const char *dir) {
   TRUE(cert && strstr(cert, "-----BEGIN CERTIFICATE-----") == cert);
   TRUE(key && strstr(key, "-----BEGIN PRIVATE KEY-----") == key);
   TRUE(ta && strstr(ta, "-----BEGIN CERTIFICATE-----") == ta);
+#ifndef _WIN32
+  /* Windows has no mode bits (the store directory's ACL protects the key; src/store.rs). */
   char path[4096];
   struct stat st;
   snprintf(path, sizeof path, "%s/key.pem", dir);
   TRUE(stat(path, &st) == 0 && (st.st_mode & 077) == 0);
+#endif
   free(cert);
   free(key);
   free(ta);
