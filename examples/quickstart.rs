@@ -7,7 +7,11 @@
 //! 2. Starts the reference MEF (`onem2m-mef`) on 127.0.0.1 trusting that manufacturer CA, and
 //!    associates the device certificate with a CSE-ID (the MEF's identity registry).
 //! 3. Runs Initial Certificate Provisioning, then Certificate Re-Provisioning (rekey), through
-//!    `onem2m_est::client::MefClient`, installing into DIR (default: a new temporary directory).
+//!    `onem2m_est::client::MefClient`, installing into DIR/device (DIR: default a new temporary
+//!    directory).
+//! 4. Leaves what it made in DIR (`manufacturer-ca.pem`, `device.pem`, `device.key`, the MEF's
+//!    data directory `mef/`) and prints the CLI commands that provision again with them and
+//!    inspect the result.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -48,6 +52,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .distinguished_name
         .push(DnType::CommonName, "Example device 0001");
     let device_cert = device_params.signed_by(&device_key, &manufacturer)?;
+    // Kept for the CLI commands printed at the end (the key owner-only, as a key file should be).
+    std::fs::create_dir_all(&out)?;
+    std::fs::write(out.join("manufacturer-ca.pem"), ca_cert.pem())?;
+    std::fs::write(out.join("device.pem"), device_cert.pem())?;
+    write_private(
+        &out.join("device.key"),
+        device_key.serialize_pem().as_bytes(),
+    )?;
 
     // 2. The reference MEF.
     let mut config = MefConfig::new(&mef_dir);
@@ -95,5 +107,34 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("installed {}", device_dir.join(name).display());
     }
     mef.shutdown();
+
+    // 4. Where to go from here: the same with the command-line tools.
+    let o = out.display();
+    println!(
+        "\nkept in {o}: manufacturer-ca.pem, device.pem, device.key (the third-party client \
+         credentials) and mef/ (the MEF's CA and registry, with the device registered as \
+         {CSE_ID}).\n\
+         Provision again with the command-line tools:\n\
+         \n  cargo build --release -p onem2m-est-cli -p onem2m-mef   # target/release/\
+         \n  target/release/onem2m-mef --data-dir {o}/mef --listen 127.0.0.1:8443 \\\
+         \n      --client-trust {o}/manufacturer-ca.pem &\
+         \n  target/release/onem2m-est provision --server https://localhost:8443/.well-known/est \\\
+         \n      --trust-anchors {o}/mef/mef-ca.pem --tls-cert {o}/device.pem \\\
+         \n      --tls-key {o}/device.key --out {o}/cli\
+         \n  target/release/onem2m-est status --out {o}/cli          # identity, serial, days left\
+         \n  target/release/onem2m-est reprovision --server https://localhost:8443/.well-known/est \\\
+         \n      --out {o}/cli --rekey\
+         \n  openssl x509 -in {o}/cli/cert.pem -noout -text         # the certificate itself"
+    );
     Ok(())
+}
+
+/// Writes a private key file readable by its owner only.
+fn write_private(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path)?.write_all(bytes)
 }

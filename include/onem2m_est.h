@@ -609,6 +609,19 @@ mef_result mef_client_cacerts(struct mef_client *client, struct mef_buffer **out
 mef_result mef_client_csrattrs(struct mef_client *client, struct mef_buffer **out_der);
 
 /**
+ * Decodes CSR attributes (the DER `mef_client_csrattrs` gives) into text, one `field: value`
+ * line each, as the CLI shows them: `challenge_password: supplied`, `subject_alt_name:
+ * DNS:cse01.sp.example.com`, `extension: OID[ critical] N bytes`, `key_type: EC P-256`,
+ * `signature_hash: SHA-256`, `unrecognised: OID` (the fields of `onem2m_est::describe`; never
+ * the challengePassword's value). An empty input (no CSR attributes) gives an empty buffer;
+ * malformed DER is `MEF_ERR_DECODE`.
+ *
+ * # Safety
+ * `der` readable for `len` bytes; `out_text` writable.
+ */
+mef_result mef_csrattrs_describe(const uint8_t *der, size_t len, struct mef_buffer **out_text);
+
+/**
  * The detailed message of the last failed call on this client (the error and its causes),
  * "" if the last call succeeded or none failed yet. Owned by the client, valid until the
  * next call on it; "" for NULL. Never contains secrets.
@@ -651,6 +664,18 @@ size_t mef_buffer_len(const struct mef_buffer *buffer);
  * `buffer` must be NULL or a buffer from this library not freed before.
  */
 void mef_buffer_free(struct mef_buffer *buffer);
+
+/**
+ * Returns why the most recent failed call on `config` failed (the setters, and
+ * `mef_client_new` with this configuration), e.g. `invalid argument EST base URI: "ftp://x":
+ * ...`, or "" if none failed. A successful call does not clear it. The text never holds a
+ * key or a PSK. The pointer is owned by the configuration and valid until its next failing
+ * call or `mef_config_free`; NULL `config` gives "".
+ *
+ * # Safety
+ * `config` must be NULL or a live pointer from `mef_config_new`.
+ */
+const char *mef_config_last_error(const struct mef_config *config);
 
 /**
  * Creates an empty configuration (P-256 keys, default timeouts: connect 10 s, TLS 15 s,

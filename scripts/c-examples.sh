@@ -47,10 +47,15 @@ cc "${cflags[@]}" examples/c/hsm_callbacks.c $(pkg-config --cflags --libs onem2m
 # shellcheck disable=SC2046
 cc "${cflags[@]}" tests/c/psk.c $(pkg-config --cflags --libs onem2m_est) -o "$bin/psk"
 # shellcheck disable=SC2046
-cc "${cflags[@]}" tests/c/psk.c $(pkg-config --cflags onem2m_est) "$prefix/lib/libonem2m_est.a" \
-  $(pkg-config --libs-only-l --static onem2m_est | sed 's/-lonem2m_est//') -o "$bin/psk_static"
+cc "${cflags[@]}" tests/c/psk.c $(pkg-config --cflags --libs --static onem2m_est-static) -o "$bin/psk_static"
 export LD_LIBRARY_PATH=$prefix/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 # Linked dynamically, to the installed library.
+# Linked statically (pkg-config --static onem2m_est-static): no libonem2m_est.so dependency.
+static_libs=$(ldd "$bin/psk_static")
+if grep -q libonem2m_est <<<"$static_libs"; then
+  echo "FAIL: psk_static is linked to the shared library" >&2
+  exit 1
+fi
 for exe in provision hsm_callbacks psk; do
   # (not `ldd | grep -q`: grep's early exit would fail the pipeline under pipefail)
   libs=$(ldd "$bin/$exe")
@@ -133,6 +138,13 @@ for exe in psk psk_static; do
     fail "$exe exited with $?"
   fi
 done
+
+# The C snippets of README.md and docs/*.md, compiled with the same flags against the installed
+# library and run against the MEF (issue #14: documentation that cannot rot).
+echo "== C snippets of the documentation"
+# shellcheck disable=SC2046
+python3 scripts/doc_snippets.py c "${cflags[@]}" $(pkg-config --cflags --libs onem2m_est) ||
+  fail "documentation C snippets"
 
 if [ "$failures" -gt 0 ]; then
   echo "c-examples: $failures failure(s)" >&2

@@ -3,11 +3,15 @@
 #   PREFIX/lib/libonem2m_est.so.X.Y.Z, .so.X (the soname) and .so (symlinks)
 #   PREFIX/lib/libonem2m_est.a
 #   PREFIX/include/onem2m_est.h
-#   PREFIX/lib/pkgconfig/onem2m_est.pc
+#   PREFIX/lib/pkgconfig/onem2m_est.pc         (the shared library)
+#   PREFIX/lib/pkgconfig/onem2m_est-static.pc  (the static library and what it needs)
 # usage: scripts/install.sh PREFIX      (e.g. /usr/local, or a staging directory)
-# Then: cc app.c $(pkg-config --cflags --libs onem2m_est)            (shared)
-#       cc app.c $(pkg-config --cflags --libs --static onem2m_est)   (static: add -Wl,-Bstatic
-#       around -lonem2m_est, or link PREFIX/lib/libonem2m_est.a directly, to prefer the archive)
+# Then: cc app.c $(pkg-config --cflags --libs onem2m_est)                    (shared)
+#       cc app.c $(pkg-config --cflags --libs --static onem2m_est-static)    (static)
+# Run time (shared): the dynamic loader must find libonem2m_est.so.0. As root with a PREFIX
+# the loader searches (/usr/local, /usr), this script runs ldconfig; otherwise it says what to
+# do: link with -Wl,-rpath,PREFIX/lib, or add PREFIX/lib to /etc/ld.so.conf.d/ and run
+# ldconfig, or set LD_LIBRARY_PATH=PREFIX/lib.
 # Builds with `cargo build --release -p onem2m-est --features psk` (set CARGO_BUILD_FLAGS, e.g.
 # --locked): the installed library supports the PPSK-based RSPF (TLS-PSK, mef_config_set_psk)
 # through the system OpenSSL (libssl.so.3 at run time; libssl-dev and pkg-config to build).
@@ -78,4 +82,37 @@ Libs: -L\${libdir} -lonem2m_est
 Libs.private: ${openssl_private}-lpthread -ldl -lm
 PC
 
+# pkg-config cannot make `-lonem2m_est` pick the archive (the linker prefers the .so beside
+# it), so static linking has its own module naming the archive itself.
+cat >"$libdir/pkgconfig/onem2m_est-static.pc" <<PC
+prefix=$prefix
+exec_prefix=\${prefix}
+libdir=\${exec_prefix}/lib
+includedir=\${prefix}/include
+
+Name: onem2m_est-static
+Description: oneM2M Certificate Provisioning over EST, static library
+Version: $version
+Cflags: -I\${includedir}
+Libs: \${libdir}/libonem2m_est.a
+Libs.private: ${openssl_private}-lpthread -ldl -lm
+PC
+
 echo "installed onem2m_est $version (features: ${features:-none}) in $prefix"
+
+# The run-time path of the shared library.
+case "$libdir" in
+  /usr/local/lib | /usr/lib | /usr/local/lib64 | /usr/lib64)
+    if [ "$(id -u)" = 0 ] && command -v ldconfig >/dev/null 2>&1; then
+      ldconfig
+      echo "ran ldconfig: programs find $so.$major in $libdir"
+    else
+      echo "run ldconfig as root so that programs find $so.$major in $libdir"
+    fi
+    ;;
+  *)
+    echo "$libdir is not on the dynamic loader's default path; to run programs linked with"
+    echo "it: link with -Wl,-rpath,$libdir, or add $libdir to /etc/ld.so.conf.d/ and run"
+    echo "ldconfig, or set LD_LIBRARY_PATH=$libdir"
+    ;;
+esac

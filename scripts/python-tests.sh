@@ -2,7 +2,8 @@
 # Tests of the Python binding (python/): builds the shared library (with TLS-PSK and PKCS #11) and the reference MEF
 # (debug), installs pytest if missing, runs python/tests against target/debug/libonem2m_est.so
 # (in CARGO_TARGET_DIR if set), then runs the README's Python quick start
-# (python/examples/quickstart.py) against the MEF fixture of scripts/lib/mef-fixture.sh.
+# (python/examples/quickstart.py) and the documentation's Python snippets against the MEF fixture
+# of scripts/lib/mef-fixture.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/lib/mef-fixture.sh
@@ -41,4 +42,34 @@ mef_fixture_start
 PYTHONPATH=$PWD/python${PYTHONPATH:+:$PYTHONPATH} python3 python/examples/quickstart.py \
   "$MEF_URL" "$MEF_CA" "$DEVICE_CERT" "$DEVICE_KEY" "$FIXTURE_DIR/cred"
 openssl verify -CAfile "$FIXTURE_DIR/cred/trust-anchors.pem" "$FIXTURE_DIR/cred/cert.pem"
+echo "== Python snippets of README.md and docs/*.md (scripts/doc_snippets.py)"
+PYTHONPATH=$PWD/python${PYTHONPATH:+:$PYTHONPATH} python3 scripts/doc_snippets.py python
+# The platform wheel (scripts/python-wheel.sh), installed into a fresh virtual environment and
+# used with no Rust toolchain on PATH and no ONEM2M_EST_LIB: the README's Python example (the
+# documentation snippets) and the tests, from that install (issue #14). pytest comes from the
+# system site packages (the venv sees them; nothing is fetched).
+echo "== the wheel, installed in a fresh venv without cargo on PATH"
+wheel_dir=$FIXTURE_DIR/wheel
+scripts/python-wheel.sh "$wheel_dir"
+python3 -m venv --system-site-packages "$FIXTURE_DIR/venv"
+venv_python=$FIXTURE_DIR/venv/bin/python
+"$venv_python" -m pip install --quiet --no-deps --no-index "$wheel_dir"/onem2m_est-*.whl
+# PATH holds only the tools the tests call (openssl): no cargo, rustc or cc.
+bare_path=$FIXTURE_DIR/tools
+mkdir -p "$bare_path"
+ln -s "$(command -v openssl)" "$bare_path/openssl"
+for tool in cargo rustc cc; do
+  if PATH=$bare_path command -v "$tool" >/dev/null 2>&1; then
+    echo "error: $tool is on the wheel test's PATH" >&2
+    exit 1
+  fi
+done
+(
+  cd "$FIXTURE_DIR"
+  unset ONEM2M_EST_LIB PYTHONPATH
+  export PATH=$bare_path ONEM2M_EST_INSTALLED=1
+  "$venv_python" -c 'import onem2m_est, sys; print("wheel: onem2m_est", onem2m_est.version(), "from", onem2m_est.library_path())'
+  "$venv_python" "$OLDPWD/scripts/doc_snippets.py" python
+  "$venv_python" -m pytest -q -p no:cacheprovider "$OLDPWD/python/tests"
+)
 echo "python-tests: all passed"

@@ -445,14 +445,15 @@ impl MefClient {
         let renewed = renewed.as_ref();
         let identity = self.config.identity.as_ref();
         log::info!(
-            "/csrattrs: challengePassword {}, key {:?}, hash {:?}, {} extension(s), {} unrecognised",
+            "/csrattrs: challengePassword {}, key {}, hash {}, {} extension(s), {} unrecognised",
             match reqs.challenge_password {
                 crate::proto::csrattrs::ChallengePassword::NotRequested => "not requested",
                 crate::proto::csrattrs::ChallengePassword::ChannelBinding => "as channel binding",
                 crate::proto::csrattrs::ChallengePassword::Value(_) => "supplied",
             },
-            reqs.key,
-            reqs.hash,
+            reqs.key
+                .map_or("not requested".into(), crate::keys::key_requirement_name),
+            reqs.hash.map_or("not requested", crate::keys::hash_name),
             reqs.extensions.len(),
             reqs.unrecognized.len()
         );

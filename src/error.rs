@@ -177,8 +177,9 @@ pub enum Error {
     #[error("returned certificate rejected: {reason}")]
     CertificateRejected { reason: String },
 
-    /// The server requires something this client cannot do (a key type, a hash, channel binding).
-    #[error("cannot satisfy the server's requirement: {what}")]
+    /// Something this client cannot do: a key type, hash or channel binding the server requires,
+    /// or a key it was given (RSA). `what` says which, and whose requirement it is.
+    #[error("not supported: {what}")]
     Unsupported { what: String },
 
     /// The identity the client was configured with conflicts with what the server asks for.

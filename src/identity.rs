@@ -395,7 +395,7 @@ mod tests {
         assert_eq!(ae.to_string(), "AE-ID https://sp.example.com/cse01/CAE01");
         assert_eq!(
             describe_general_names(&[ae.general_name()]),
-            "uniformResourceIdentifier \"https://sp.example.com/cse01/CAE01\""
+            "URI:https://sp.example.com/cse01/CAE01"
         );
     }
 }

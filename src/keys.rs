@@ -181,8 +181,10 @@ fn pkcs8_algorithm(der: &[u8]) -> Result<KeyAlgorithm> {
 }
 
 /// Why an RSA private key is refused, wherever it comes from.
-const RSA_UNSUPPORTED: &str = "RSA keys are not supported: TS-0003 10.1.1.1 requires \
-    id-ecPublicKey on secp256r1, and the ring provider has no RSA (use P-256, P-384 or Ed25519)";
+/// It blames the key, which is what the user has to change (issue #14).
+const RSA_UNSUPPORTED: &str = "the key is an RSA key, which this client cannot use: TS-0003 \
+    10.1.1.1 profiles ECDSA P-256 keys (id-ecPublicKey on secp256r1) and the ring provider has no \
+    RSA; make a P-256 key (openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256)";
 
 /// Whether `der` is a PKCS #1 RSAPrivateKey (RFC 8017 A.1.2): a SEQUENCE of a version and eight
 /// INTEGERs, then optionally otherPrimeInfos. Only recognised, to say why it is refused.
@@ -406,7 +408,7 @@ fn curve_name(curve: Curve) -> &'static str {
     }
 }
 
-fn hash_name(hash: HashAlg) -> &'static str {
+pub(crate) fn hash_name(hash: HashAlg) -> &'static str {
     match hash {
         HashAlg::Sha256 => "SHA-256",
         HashAlg::Sha384 => "SHA-384",
@@ -414,7 +416,7 @@ fn hash_name(hash: HashAlg) -> &'static str {
     }
 }
 
-fn key_requirement_name(key: KeyRequirement) -> String {
+pub(crate) fn key_requirement_name(key: KeyRequirement) -> String {
     match key {
         KeyRequirement::Ec(curve) => format!("an EC key on {}", curve_name(curve)),
         KeyRequirement::Rsa { bits: Some(bits) } => format!("a {bits}-bit RSA key"),
@@ -752,6 +754,13 @@ mod tests {
         .unwrap();
         let err = SoftwareKey::from_pem(std::str::from_utf8(&rsa).unwrap()).unwrap_err();
         assert!(matches!(err, Error::Unsupported { .. }), "{err}");
+        // The message blames the key, not a server requirement (issue #14).
+        let text = err.to_string();
+        assert!(
+            text.starts_with("not supported: the key is an RSA key"),
+            "{text}"
+        );
+        assert!(!text.contains("server"), "{text}");
         let err =
             SoftwareKey::from_pem("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n")
                 .unwrap_err();

@@ -5,6 +5,7 @@
 pub mod certprov;
 pub mod client;
 pub mod csr;
+pub mod describe;
 pub mod error;
 pub mod ffi;
 pub mod identity;
@@ -28,3 +29,9 @@ mod x509;
 pub use onem2m_est_proto as proto;
 
 pub use error::{Error, ErrorClass, Operation, Result};
+
+// Every Rust snippet of README.md compiles as a doctest, so the README cannot drift from the API
+// (issue #14). Only under `cargo test`; not part of the documented API.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -242,7 +242,7 @@ pub fn classify(error: &Error) -> FailureKind {
             408 | 429 | 500..=599 => FailureKind::Retryable,
             _ => FailureKind::Fatal,
         },
-        Error::Tls { reason } if reason.contains(crate::tls::CLIENT_CERT_REFUSED_HINT) => {
+        Error::Tls { reason } if reason.contains(crate::tls::CLIENT_CERT_HINT) => {
             FailureKind::IdentityRefused
         }
         Error::Tls { .. } => FailureKind::Retryable,
@@ -661,7 +661,7 @@ mod tests {
         let refused_cert = Error::Tls {
             reason: format!(
                 "the server sent the alert CertificateRevoked{}",
-                crate::tls::CLIENT_CERT_REFUSED_HINT
+                crate::tls::CLIENT_CERT_HINT
             ),
         };
         assert_eq!(classify(&refused_cert), FailureKind::IdentityRefused);

@@ -383,6 +383,39 @@ impl webpki::ExtendedKeyUsageValidator for EstEku {
     }
 }
 
+/// What a certificate-refusing alert adds: the properties of a client certificate that TLS
+/// servers commonly refuse (issue #14: a bare alert left newcomers guessing). RFC 5280 4.1.2.1
+/// (v3 for extensions), 4.2.1.12 (EKU), 4.2.1.3 (keyUsage); TS-0003 10.1.1.1 (P-256). The
+/// renewal module reads it to tell a refused identity from a broken path.
+pub(crate) const CLIENT_CERT_HINT: &str =
+    " (the server refused the client certificate, or none was sent; \
+    servers commonly refuse a certificate that is X.509 version 1 (openssl x509 -req without \
+    -extfile), has an extendedKeyUsage without clientAuth, a keyUsage without digitalSignature, \
+    a key other than ECDSA P-256, is expired or not yet valid, does not chain to the CA the \
+    server trusts for clients, or, on a MEF, is not registered for an identity)";
+
+/// The TLS name of an alert (RFC 8446 6 / RFC 5246 7.2: `bad_certificate`), not its Rust name.
+fn alert_name(alert: &rustls::AlertDescription) -> String {
+    let debug = format!("{alert:?}");
+    if debug.contains('(') {
+        return format!("number {}", u8::from(*alert));
+    }
+    // CamelCase to snake_case, a run of capitals being one word (UnknownCA -> unknown_ca).
+    let chars: Vec<char> = debug.chars().collect();
+    let mut out = String::new();
+    for (i, c) in chars.iter().enumerate() {
+        let starts_word = i > 0
+            && c.is_ascii_uppercase()
+            && (chars[i - 1].is_ascii_lowercase()
+                || chars.get(i + 1).is_some_and(|n| n.is_ascii_lowercase()));
+        if starts_word {
+            out.push('_');
+        }
+        out.push(c.to_ascii_lowercase());
+    }
+    out
+}
+
 fn name_text(name: &ServerName<'_>) -> String {
     match name {
         ServerName::DnsName(d) => d.as_ref().to_string(),
@@ -596,7 +629,7 @@ pub fn map_rustls_error(e: &rustls::Error) -> Error {
             }
         }
         rustls::Error::InvalidCertificate(other) => Error::ServerNotAuthorized {
-            reason: format!("invalid server certificate: {other:?}"),
+            reason: format!("invalid server certificate: {other}"),
         },
         rustls::Error::Other(OtherError(inner)) => match inner.downcast_ref::<SigningFailure>() {
             Some(f) => Error::Key {
@@ -616,7 +649,7 @@ pub fn map_rustls_error(e: &rustls::Error) -> Error {
                 | A::CertificateExpired
                 | A::CertificateRevoked
                 | A::AccessDenied
-                | A::UnsupportedCertificate => CLIENT_CERT_REFUSED_HINT,
+                | A::UnsupportedCertificate => CLIENT_CERT_HINT,
                 // What a TS-0003 10.2.3 server that only offers CBC suites (or only TLS 1.2
                 // with them) answers the modern profile, which has no CBC suite.
                 A::HandshakeFailure | A::InsufficientSecurity | A::ProtocolVersion => {
@@ -628,7 +661,7 @@ pub fn map_rustls_error(e: &rustls::Error) -> Error {
                 _ => "",
             };
             Error::Tls {
-                reason: format!("the server sent the alert {alert:?}{hint}"),
+                reason: format!("the server sent the TLS alert {}{hint}", alert_name(alert)),
             }
         }
         other => Error::Tls {
@@ -637,14 +670,23 @@ pub fn map_rustls_error(e: &rustls::Error) -> Error {
     }
 }
 
-/// Appended to [`Error::Tls`] when the server's alert is about the client certificate; the
-/// renewal module reads it to tell a refused identity from a broken path.
-pub(crate) const CLIENT_CERT_REFUSED_HINT: &str =
-    " (the server may have refused the client certificate, or none was sent)";
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn alerts_are_named_as_tls_names_them() {
+        use rustls::AlertDescription as A;
+        assert_eq!(alert_name(&A::BadCertificate), "bad_certificate");
+        assert_eq!(alert_name(&A::UnknownCA), "unknown_ca");
+        assert_eq!(alert_name(&A::CertificateRequired), "certificate_required");
+        assert_eq!(alert_name(&A::from(250)), "number 250");
+        let text = map_rustls_error(&rustls::Error::AlertReceived(A::BadCertificate)).to_string();
+        assert!(
+            text.contains("alert bad_certificate") && text.contains("version 1"),
+            "{text}"
+        );
+    }
 
     #[test]
     fn utc_rendering() {

@@ -366,7 +366,7 @@ mod stack {
                     " (no cipher suite in common: the ts0003 TLS profile offers TLS 1.2 \
                      ECDHE-ECDSA suites only, TS-0003 10.2.3)"
                 } else if detail.contains("certificate") || detail.contains("access denied") {
-                    " (the server may have refused the client certificate, or none was sent)"
+                    crate::tls::CLIENT_CERT_HINT
                 } else {
                     ""
                 };

@@ -88,8 +88,70 @@ fn write_stdout(args: std::fmt::Arguments<'_>, newline: bool) {
 #[derive(Parser, Debug)]
 #[command(name = "onem2m-est", version, after_help = EXIT_CODES)]
 struct Cli {
+    #[command(flatten)]
+    output: OutputArgs,
     #[command(subcommand)]
     command: Command,
+}
+
+/// How much is printed, and in which form (the conventions of command-line tools).
+#[derive(Args, Debug, Clone, Copy)]
+struct OutputArgs {
+    /// Show the library's progress log on stderr: -v steps (info), -vv details (debug), -vvv
+    /// everything (trace). Without it only warnings are shown. Never shows keys or passwords.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true, conflicts_with = "quiet")]
+    verbose: u8,
+    /// Print nothing but errors: no log, no summary on stdout (--json output is still printed).
+    #[arg(short, long, global = true)]
+    quiet: bool,
+    /// Print the result as one JSON object on stdout, also on failure (with the error, its
+    /// class and the CERT_PROV cmdStatusCode).
+    #[arg(long, global = true)]
+    json: bool,
+}
+
+/// The library logs through the `log` facade; this prints its records on stderr, one line
+/// each, prefixed with the level (the CLI's -v).
+struct StderrLog;
+
+impl log::Log for StderrLog {
+    fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
+        metadata.level() <= log::max_level()
+    }
+
+    fn log(&self, record: &log::Record<'_>) {
+        if self.enabled(record.metadata()) {
+            let level = record.level().as_str().to_ascii_lowercase();
+            errln!("onem2m-est: {level}: {}", record.args());
+        }
+    }
+
+    fn flush(&self) {}
+}
+
+fn init_log(output: OutputArgs) {
+    let level = match (output.quiet, output.verbose) {
+        (true, _) => log::LevelFilter::Off,
+        (false, 0) => log::LevelFilter::Warn,
+        (false, 1) => log::LevelFilter::Info,
+        (false, 2) => log::LevelFilter::Debug,
+        (false, _) => log::LevelFilter::Trace,
+    };
+    if log::set_logger(&StderrLog).is_ok() {
+        log::set_max_level(level);
+    }
+}
+
+/// Whether the human-readable summary goes to stdout.
+static SUMMARY: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
+
+/// `outln!` for the human-readable summary: silent with -q or --json.
+macro_rules! sayln {
+    ($($arg:tt)*) => {
+        if SUMMARY.load(std::sync::atomic::Ordering::Relaxed) {
+            outln!($($arg)*)
+        }
+    };
 }
 
 #[derive(Subcommand, Debug)]
@@ -198,6 +260,14 @@ enum Command {
         auth: OptionalThirdPartyArgs,
         #[command(flatten)]
         psk: PskArgs,
+    },
+    /// Show the credentials installed in DIR: identity, issuer, serial, validity (days left),
+    /// trust anchors. No network. Exit 3 when DIR holds no complete set.
+    #[command(after_help = EXIT_CODES)]
+    Status {
+        /// Directory the credentials were installed in (provision/reprovision --out).
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
     },
 }
 
@@ -312,7 +382,8 @@ impl PskArgs {
 #[derive(Args, Debug)]
 struct OptionalThirdPartyArgs {
     /// PEM file with the explicit trust anchors that authenticate the MEF (RFC 7030 3.6.1).
-    /// Defaults to DIR/trust-anchors.pem when --out is given.
+    /// Required unless --psk-identity is given; for serverkeygen only with --tls-cert (without
+    /// it the trust anchors installed in --out are used).
     #[arg(long, value_name = "PEM")]
     trust_anchors: Option<PathBuf>,
     /// PEM file with a client certificate (and its chain).
@@ -351,23 +422,62 @@ fn main() -> ExitCode {
             e.exit();
         }
     };
+    init_log(cli.output);
+    if cli.output.quiet || cli.output.json {
+        SUMMARY.store(false, std::sync::atomic::Ordering::Relaxed);
+    }
+    let json = cli.output.json;
+    let name = command_name(&cli.command);
+    // renew and agent choose their own exit codes (renewed, not due, ...) and print their own
+    // decision lines; every other subcommand returns a result object for --json.
     let outcome = match cli.command {
-        Command::Renew { args, if_due } => renewal::renew(&args, if_due),
-        Command::Agent(args) => renewal::agent(&args),
-        other => run(other).map(|()| ExitCode::SUCCESS),
+        Command::Renew { args, if_due } => renewal::renew(&args, if_due).map(|code| (code, None)),
+        Command::Agent(args) => renewal::agent(&args).map(|code| (code, None)),
+        other => run(other).map(|result| (ExitCode::SUCCESS, Some(result))),
     };
     match outcome {
-        Ok(code) => code,
+        Ok((code, result)) => {
+            if let (true, Some(result)) = (json, result) {
+                let mut object = serde_json::json!({ "ok": true, "command": name });
+                object
+                    .as_object_mut()
+                    .expect("an object")
+                    .extend(result.as_object().cloned().unwrap_or_default());
+                outln!("{object}");
+            }
+            code
+        }
         Err(e) => {
+            if json {
+                let status = onem2m_est::certprov::CmdStatus::from(e.class());
+                let object = serde_json::json!({
+                    "ok": false,
+                    "command": name,
+                    "error": error_text(&e),
+                    "class": match e.class() {
+                        ErrorClass::BadArguments => "bad-arguments",
+                        ErrorClass::Client => "client",
+                        ErrorClass::Server => "server",
+                    },
+                    "cmdStatusCode": status.name(),
+                });
+                outln!("{object}");
+            }
             let (code, status) = match e.class() {
                 ErrorClass::BadArguments => (2, "MEF_CLIENT_CMD_UNACCEPTABLE_ARGUMENTS"),
                 ErrorClass::Client => (3, "MEF_CLIENT_CMD_CERT_PROV_CLIENT_ERROR"),
                 ErrorClass::Server => (4, "MEF_CLIENT_CMD_CERT_PROV_SERVER_ERROR"),
             };
-            errln!("onem2m-est: error: {e}");
+            let mut shown = e.to_string();
+            errln!("onem2m-est: error: {shown}");
             let mut source = std::error::Error::source(&e);
             while let Some(s) = source {
-                errln!("  caused by: {s}");
+                // A cause the message above already quotes is not repeated.
+                let text = s.to_string();
+                if !shown.contains(&text) {
+                    errln!("  caused by: {text}");
+                    shown.push_str(&text);
+                }
                 source = s.source();
             }
             errln!("onem2m-est: status: {status}");
@@ -376,7 +486,60 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(command: Command) -> Result<(), Error> {
+/// The error and the causes it does not already quote, on one line.
+fn error_text(e: &Error) -> String {
+    let mut shown = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !shown.contains(&text) {
+            shown.push_str(": ");
+            shown.push_str(&text);
+        }
+        source = s.source();
+    }
+    shown
+}
+
+fn command_name(command: &Command) -> &'static str {
+    match command {
+        Command::Provision { .. } => "provision",
+        Command::Reprovision { .. } => "reprovision",
+        Command::Serverkeygen { .. } => "serverkeygen",
+        Command::Cacerts { .. } => "cacerts",
+        Command::Csrattrs { .. } => "csrattrs",
+        Command::Status { .. } => "status",
+        Command::Renew { .. } => "renew",
+        Command::Agent(_) => "agent",
+    }
+}
+
+/// `--out DIR`: DIR itself may be created, but not missing parent folders, which are more
+/// likely a mistyped path than an intention.
+fn out_dir(out: &Path) -> Result<(), Error> {
+    if out.exists() {
+        return Ok(());
+    }
+    let parent = match out.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => return Ok(()),
+    };
+    if parent.is_dir() {
+        Ok(())
+    } else {
+        Err(Error::InvalidArgument {
+            argument: "--out",
+            reason: format!(
+                "{}: the folder {} does not exist (only DIR itself is created; create its \
+                 parent first)",
+                out.display(),
+                parent.display()
+            ),
+        })
+    }
+}
+
+fn run(command: Command) -> Result<serde_json::Value, Error> {
     match command {
         Command::Provision {
             server,
@@ -416,10 +579,10 @@ fn run(command: Command) -> Result<(), Error> {
                 (None, true) => KeySource::ServerGenerated,
                 (None, false) => KeySource::Generate,
             };
+            out_dir(&out)?;
             let mut store = token::store(&out, token_uri.as_ref(), &token, true)?;
             let done = client.provision(&auth, store.as_mut(), key)?;
-            report(&done, &out);
-            Ok(())
+            Ok(report(&done, &out))
         }
         Command::Reprovision {
             server,
@@ -447,10 +610,10 @@ fn run(command: Command) -> Result<(), Error> {
             } else {
                 Reprovision::Renew
             };
+            out_dir(&out)?;
             let mut store = token::store(&out, token_uri.as_ref(), &token, false)?;
             let done = client.reprovision(store.as_mut(), mode)?;
-            report(&done, &out);
-            Ok(())
+            Ok(report(&done, &out))
         }
         Command::Serverkeygen {
             server,
@@ -461,6 +624,7 @@ fn run(command: Command) -> Result<(), Error> {
         } => {
             let client = client(&server, &subject)?;
             let credential = psk.credential()?;
+            out_dir(&out)?;
             let mut store = FileStore::new(&out)?;
             let done = if let Some(credential) = credential {
                 let auth = InitialAuth::Psk(credential);
@@ -481,8 +645,7 @@ fn run(command: Command) -> Result<(), Error> {
                     _ => client.reprovision(&mut store, Reprovision::ServerKeygen)?,
                 }
             };
-            report(&done, &out);
-            Ok(())
+            Ok(report(&done, &out))
         }
         Command::Cacerts {
             server,
@@ -498,15 +661,23 @@ fn run(command: Command) -> Result<(), Error> {
                     client.cacerts(&tas, identity)?
                 }
             };
-            if pem {
+            if pem && SUMMARY.load(std::sync::atomic::Ordering::Relaxed) {
                 out!("{}", onem2m_est::store::certs_to_pem(&certs));
             } else {
                 for (i, cert) in certs.iter().enumerate() {
-                    outln!("certificate {}:", i + 1);
+                    sayln!("certificate {}:", i + 1);
                     describe_cert(cert);
                 }
             }
-            Ok(())
+            let list: Vec<_> = certs
+                .iter()
+                .map(|c| {
+                    let mut v = cert_json(c);
+                    v["pem"] = onem2m_est::store::certs_to_pem(std::slice::from_ref(c)).into();
+                    v
+                })
+                .collect();
+            Ok(serde_json::json!({ "certificates": list }))
         }
         Command::Renew { .. } | Command::Agent(_) => unreachable!("dispatched in main"),
         Command::Csrattrs { server, auth, psk } => {
@@ -519,10 +690,101 @@ fn run(command: Command) -> Result<(), Error> {
                 }
             };
             match reqs {
-                None => outln!("the server has no CSR attributes (204/404)"),
-                Some(reqs) => describe_requirements(&reqs),
+                None => {
+                    sayln!("the server has no CSR attributes (204/404)");
+                    Ok(serde_json::json!({ "csr_attributes": null }))
+                }
+                Some(reqs) => Ok(serde_json::json!({
+                    "csr_attributes": describe_requirements(&reqs)
+                })),
             }
-            Ok(())
+        }
+        Command::Status { out } => status(&out),
+    }
+}
+
+/// `status --out DIR`: what is installed, read from the files (no network).
+fn status(dir: &Path) -> Result<serde_json::Value, Error> {
+    let missing = |what: &str, e: &dyn std::fmt::Display| Error::NotProvisioned {
+        reason: format!("{}: {what}: {e}", dir.display()),
+    };
+    let chain = read_pem_certs(dir.join("cert.pem")).map_err(|e| missing("no certificate", &e))?;
+    let tas = read_pem_certs(dir.join("trust-anchors.pem"))
+        .map_err(|e| missing("no trust anchors", &e))?;
+    if !dir.join("key.pem").exists() {
+        return Err(missing("no key.pem", &"not found"));
+    }
+    let leaf = &chain[0];
+    sayln!("credentials in {}:", dir.display());
+    describe_cert(leaf);
+    let mut cert = cert_json(leaf);
+    if let Ok((_, parsed)) = x509_parser::parse_x509_certificate(leaf.as_ref()) {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        let days_left = (parsed.validity().not_after.timestamp() - now).div_euclid(86_400);
+        sayln!(
+            "  days left:   {days_left}{}",
+            if days_left < 0 { " (expired)" } else { "" }
+        );
+        cert["days_left"] = days_left.into();
+    }
+    sayln!("trust anchors: {}", tas.len());
+    for ta in &tas {
+        if let Ok((_, parsed)) = x509_parser::parse_x509_certificate(ta.as_ref()) {
+            sayln!(
+                "  {} (not after {})",
+                parsed.subject(),
+                parsed.validity().not_after
+            );
+        }
+    }
+    let anchors: Vec<_> = tas.iter().map(cert_json).collect();
+    Ok(serde_json::json!({
+        "dir": dir.display().to_string(),
+        "certificate": cert,
+        "key": dir.join("key.pem").display().to_string(),
+        "trust_anchors": anchors,
+    }))
+}
+
+/// A certificate as JSON: the fields `describe_cert` prints. Times are RFC 3339 (UTC).
+fn cert_json(der: &CertificateDer<'_>) -> serde_json::Value {
+    let fingerprint = ring::digest::digest(&ring::digest::SHA256, der.as_ref());
+    let hex: String = fingerprint
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    match x509_parser::parse_x509_certificate(der.as_ref()) {
+        Ok((_, cert)) => {
+            let names: Vec<String> = match cert.subject_alternative_name() {
+                Ok(Some(san)) => san
+                    .value
+                    .general_names
+                    .iter()
+                    .map(general_name_text)
+                    .collect(),
+                _ => Vec::new(),
+            };
+            let time = |t: &x509_parser::time::ASN1Time| {
+                t.to_datetime()
+                    .format(&time::format_description::well_known::Rfc3339)
+                    .unwrap_or_else(|_| t.to_string())
+            };
+            serde_json::json!({
+                "subject": cert.subject().to_string(),
+                "issuer": cert.issuer().to_string(),
+                "serial": cert.raw_serial_as_string(),
+                "not_before": time(&cert.validity().not_before),
+                "not_after": time(&cert.validity().not_after),
+                "identity": names,
+                "ca": cert.is_ca(),
+                "sha256": hex,
+            })
+        }
+        Err(e) => {
+            serde_json::json!({ "error": format!("unparseable certificate: {e}"), "sha256": hex })
         }
     }
 }
@@ -613,22 +875,38 @@ fn optional_auth(
     Ok((read_pem_certs(tas)?, identity))
 }
 
-fn report(done: &Provisioned, out: &Path) {
+fn report(done: &Provisioned, out: &Path) -> serde_json::Value {
     if let Some(leaf) = done.chain.first() {
-        outln!("provisioned certificate:");
+        sayln!("provisioned certificate:");
         describe_cert(leaf);
     }
-    outln!("trust anchors installed: {}", done.trust_anchors.len());
-    outln!("TLS handshakes: {}", done.handshakes);
+    sayln!("trust anchors installed: {}", done.trust_anchors.len());
+    sayln!("TLS handshakes: {}", done.handshakes);
     if let Some(suite) = done.cipher_suite {
-        outln!("TLS cipher suite: {suite}");
+        sayln!("TLS cipher suite: {suite}");
     }
-    outln!(
+    let files = [
+        out.join("cert.pem"),
+        token::key_file(out),
+        out.join("trust-anchors.pem"),
+    ];
+    sayln!(
         "written: {} {} {}",
-        out.join("cert.pem").display(),
-        token::key_file(out).display(),
-        out.join("trust-anchors.pem").display()
+        files[0].display(),
+        files[1].display(),
+        files[2].display()
     );
+    serde_json::json!({
+        "installed": {
+            "cert": files[0].display().to_string(),
+            "key": files[1].display().to_string(),
+            "trust_anchors": files[2].display().to_string(),
+        },
+        "certificate": done.chain.first().map(cert_json),
+        "trust_anchors": done.trust_anchors.len(),
+        "tls_handshakes": done.handshakes,
+        "tls_cipher_suite": done.cipher_suite,
+    })
 }
 
 fn describe_cert(der: &CertificateDer<'_>) {
@@ -640,50 +918,77 @@ fn describe_cert(der: &CertificateDer<'_>) {
         .collect();
     match x509_parser::parse_x509_certificate(der.as_ref()) {
         Ok((_, cert)) => {
-            outln!("  subject:     {}", cert.subject());
-            outln!("  issuer:      {}", cert.issuer());
-            outln!("  serial:      {}", cert.raw_serial_as_string());
-            outln!("  not before:  {}", cert.validity().not_before);
-            outln!("  not after:   {}", cert.validity().not_after);
+            sayln!("  subject:     {}", cert.subject());
+            sayln!("  issuer:      {}", cert.issuer());
+            sayln!("  serial:      {}", cert.raw_serial_as_string());
+            sayln!("  not before:  {}", cert.validity().not_before);
+            sayln!("  not after:   {}", cert.validity().not_after);
             if let Ok(Some(san)) = cert.subject_alternative_name() {
                 for name in &san.value.general_names {
-                    outln!("  subjectAltName: {name}");
+                    sayln!("  subjectAltName: {}", general_name_text(name));
                 }
             }
-            outln!("  CA:          {}", cert.is_ca());
+            sayln!("  CA:          {}", cert.is_ca());
         }
-        Err(e) => outln!("  (unparseable certificate: {e})"),
+        Err(e) => sayln!("  (unparseable certificate: {e})"),
     }
-    outln!("  SHA-256:     {hex}");
+    sayln!("  SHA-256:     {hex}");
 }
 
-fn describe_requirements(reqs: &onem2m_est::proto::csrattrs::CsrRequirements) {
+/// A subjectAltName entry as OpenSSL prints it (`DNS:cse01.sp.example.com`), not x509-parser's
+/// Rust form.
+fn general_name_text(name: &x509_parser::extensions::GeneralName<'_>) -> String {
+    use x509_parser::extensions::GeneralName as G;
+    match name {
+        G::DNSName(d) => format!("DNS:{d}"),
+        G::URI(u) => format!("URI:{u}"),
+        G::RFC822Name(m) => format!("email:{m}"),
+        G::IPAddress(ip) => match ip.len() {
+            4 => format!("IP:{}", std::net::Ipv4Addr::new(ip[0], ip[1], ip[2], ip[3])),
+            16 => {
+                let bytes: [u8; 16] = (*ip).try_into().expect("16 bytes");
+                format!("IP:{}", std::net::Ipv6Addr::from(bytes))
+            }
+            _ => "IP:(malformed)".into(),
+        },
+        G::DirectoryName(n) => format!("DirName:{n}"),
+        G::RegisteredID(oid) => format!("RID:{oid}"),
+        _ => "othername:(not shown)".into(),
+    }
+}
+
+fn describe_requirements(reqs: &onem2m_est::proto::csrattrs::CsrRequirements) -> serde_json::Value {
     use onem2m_est::proto::csrattrs::ChallengePassword;
     // The password itself is a one-time secret bound to this client: never printed.
-    match &reqs.challenge_password {
-        ChallengePassword::NotRequested => outln!("challengePassword: not requested"),
+    let challenge = match &reqs.challenge_password {
+        ChallengePassword::NotRequested => {
+            sayln!("challengePassword: not requested");
+            "not requested"
+        }
         ChallengePassword::ChannelBinding => {
-            outln!("challengePassword: requested without a value (RFC 7030 3.5 channel binding)")
+            sayln!("challengePassword: requested without a value (RFC 7030 3.5 channel binding)");
+            "channel binding"
         }
         ChallengePassword::Value(v) => {
-            outln!(
+            sayln!(
                 "challengePassword: supplied by the server ({} characters, not shown)",
                 v.len()
-            )
+            );
+            "supplied"
         }
-    }
+    };
     if let Some(san) = reqs.subject_alt_name() {
         match onem2m_est::proto::san::decode(san) {
-            Ok(names) => outln!(
+            Ok(names) => sayln!(
                 "subjectAltName (identity): {}",
                 onem2m_est::identity::describe_general_names(&names)
             ),
-            Err(e) => outln!("subjectAltName: undecodable ({e})"),
+            Err(e) => sayln!("subjectAltName: undecodable ({e})"),
         }
     }
     for ext in &reqs.extensions {
         if ext.oid != onem2m_est::proto::oids::SUBJECT_ALT_NAME {
-            outln!(
+            sayln!(
                 "extension {}{}: {} bytes",
                 ext.oid,
                 if ext.critical { " (critical)" } else { "" },
@@ -692,16 +997,41 @@ fn describe_requirements(reqs: &onem2m_est::proto::csrattrs::CsrRequirements) {
         }
     }
     match reqs.key {
-        Some(k) => outln!("key type: {k:?}"),
-        None => outln!("key type: not specified"),
+        Some(k) => sayln!("key type: {k}"),
+        None => sayln!("key type: not specified"),
     }
     match reqs.hash {
-        Some(h) => outln!("signature hash: {h:?}"),
-        None => outln!("signature hash: not specified"),
+        Some(h) => sayln!("signature hash: {h}"),
+        None => sayln!("signature hash: not specified"),
     }
     for oid in &reqs.unrecognized {
-        outln!("unrecognised (ignored): {oid}");
+        sayln!("unrecognised (ignored): {oid}");
     }
+    // The JSON fields are the library's description, the one C and Python give too.
+    let mut object = serde_json::json!({
+        "challenge_password": challenge,
+        "subject_alt_name": null,
+        "extensions": [],
+        "key_type": null,
+        "signature_hash": null,
+        "unrecognised": [],
+    });
+    for (field, value) in onem2m_est::describe::csr_attributes(reqs) {
+        match field {
+            "extension" | "unrecognised" => {
+                let list = if field == "extension" {
+                    "extensions"
+                } else {
+                    "unrecognised"
+                };
+                if let Some(items) = object[list].as_array_mut() {
+                    items.push(value.into());
+                }
+            }
+            _ => object[field] = value.into(),
+        }
+    }
+    object
 }
 
 #[cfg(test)]

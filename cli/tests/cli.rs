@@ -485,3 +485,327 @@ fn a_retry_after_beyond_the_poll_time_exits_4_saying_when_to_retry() {
     assert!(started.elapsed() < std::time::Duration::from_secs(30));
     assert!(!out.join("cert.pem").exists());
 }
+
+/// The conventions of command-line tools (issue #14): -v/-q, --json on every subcommand,
+/// `status`, and `--out` that does not create a mistyped path.
+fn json(o: &Output) -> serde_json::Value {
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    let line = stdout
+        .lines()
+        .last()
+        .unwrap_or_else(|| panic!("no output: {}", text(o)));
+    serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {}", text(o)))
+}
+
+#[test]
+fn verbose_shows_the_library_log_and_quiet_silences_everything_but_errors() {
+    let f = Fixture::new();
+    let mut args = vec![
+        "-v".to_string(),
+        "provision".into(),
+        "--server".into(),
+        f.server(),
+    ];
+    args.extend(f.third_party_args());
+    args.extend(["--out".into(), f.path("v").display().to_string()]);
+    let o = run(&args);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        stderr.contains("onem2m-est: info: ") && stderr.contains("/cacerts"),
+        "{}",
+        text(&o)
+    );
+    // Readable forms, not Rust Debug output (Some(Ec(P256))).
+    assert!(
+        !stderr.contains("Some(") && !stderr.contains("Ec("),
+        "{}",
+        text(&o)
+    );
+
+    // Without -v: no progress log.
+    let o = run(&[
+        "reprovision",
+        "--server",
+        &f.server(),
+        "--out",
+        f.path("v").to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(
+        !String::from_utf8_lossy(&o.stderr).contains("info:"),
+        "{}",
+        text(&o)
+    );
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("written:"),
+        "{}",
+        text(&o)
+    );
+
+    // -q: nothing on stdout or stderr on success; the error on failure.
+    let o = run(&[
+        "reprovision",
+        "-q",
+        "--server",
+        &f.server(),
+        "--out",
+        f.path("v").to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(o.stdout.is_empty() && o.stderr.is_empty(), "{}", text(&o));
+    let o = run(&[
+        "-q",
+        "reprovision",
+        "--server",
+        &f.server(),
+        "--out",
+        f.path("nothing").to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("error:"),
+        "{}",
+        text(&o)
+    );
+}
+
+#[test]
+fn json_results_of_every_subcommand() {
+    let f = Fixture::new();
+    let out = f.path("j");
+    let mut args = vec![
+        "provision".to_string(),
+        "--json".into(),
+        "--server".into(),
+        f.server(),
+    ];
+    args.extend(f.third_party_args());
+    args.extend([
+        "--subject-type".into(),
+        "cse".into(),
+        "--subject-id".into(),
+        CSE_ID.into(),
+        "--out".into(),
+        out.display().to_string(),
+    ]);
+    let o = run(&args);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let v = json(&o);
+    assert_eq!(v["ok"], true);
+    assert_eq!(v["command"], "provision");
+    assert_eq!(
+        v["installed"]["cert"],
+        out.join("cert.pem").display().to_string()
+    );
+    assert_eq!(
+        v["certificate"]["identity"][0],
+        format!("DNS:{CSE_ID}"),
+        "{v}"
+    );
+    assert!(
+        v["certificate"]["serial"]
+            .as_str()
+            .is_some_and(|s| !s.is_empty()),
+        "{v}"
+    );
+    assert!(
+        v["certificate"]["not_after"]
+            .as_str()
+            .is_some_and(|s| s.ends_with('Z')),
+        "{v}"
+    );
+    assert_eq!(v["trust_anchors"], 1);
+
+    let o = run(&["status", "--json", "--out", out.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let s = json(&o);
+    assert_eq!(
+        s["certificate"]["serial"], v["certificate"]["serial"],
+        "{s}"
+    );
+    assert!(
+        s["certificate"]["days_left"]
+            .as_i64()
+            .is_some_and(|d| d > 0),
+        "{s}"
+    );
+    assert_eq!(s["trust_anchors"].as_array().map(Vec::len), Some(1), "{s}");
+    let o = run(&["status", "--out", out.to_str().unwrap()]);
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        stdout.contains("days left:") && stdout.contains(&format!("DNS:{CSE_ID}")),
+        "{}",
+        text(&o)
+    );
+    assert!(
+        stdout.contains("issuer:") && stdout.contains("trust anchors: 1"),
+        "{}",
+        text(&o)
+    );
+
+    let ta = f.mef.ca_cert_pem_path().display().to_string();
+    let o = run(&[
+        "cacerts",
+        "--json",
+        "--server",
+        &f.server(),
+        "--trust-anchors",
+        &ta,
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let c = json(&o);
+    assert!(c["certificates"][0]["pem"]
+        .as_str()
+        .unwrap()
+        .starts_with("-----BEGIN CERTIFICATE"));
+
+    let mut args = vec![
+        "csrattrs".to_string(),
+        "--json".into(),
+        "--server".into(),
+        f.server(),
+    ];
+    args.extend(f.third_party_args());
+    let o = run(&args);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let a = json(&o);
+    assert_eq!(a["csr_attributes"]["challenge_password"], "supplied", "{a}");
+    assert!(
+        !String::from_utf8_lossy(&o.stdout).contains("Some("),
+        "{}",
+        text(&o)
+    );
+
+    // A failure: the class and the CERT_PROV cmdStatusCode, still one JSON object.
+    let o = run(&[
+        "status",
+        "--json",
+        "--out",
+        f.path("none").to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    let e = json(&o);
+    assert_eq!(e["ok"], false);
+    assert_eq!(
+        e["cmdStatusCode"], "MEF_CLIENT_CMD_CERT_PROV_CLIENT_ERROR",
+        "{e}"
+    );
+    let o = run(&[
+        "reprovision",
+        "--json",
+        "--server",
+        "https://localhost:1/.well-known/est",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(4), "{}", text(&o));
+    assert_eq!(
+        json(&o)["cmdStatusCode"],
+        "MEF_CLIENT_CMD_CERT_PROV_SERVER_ERROR"
+    );
+}
+
+#[test]
+fn out_does_not_create_missing_parent_folders() {
+    let f = Fixture::new();
+    let out = f.path("no-such-folder").join("cred");
+    let o = f.provision(&out);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("does not exist"),
+        "{}",
+        text(&o)
+    );
+    assert!(!f.path("no-such-folder").exists());
+}
+
+#[test]
+fn help_texts_offer_no_default_that_does_not_exist() {
+    let o = run(&["cacerts", "--help"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let help = String::from_utf8_lossy(&o.stdout);
+    assert!(!help.contains("Defaults to DIR"), "{help}");
+    for flag in ["--verbose", "--quiet", "--json"] {
+        assert!(help.contains(flag), "{flag}: {help}");
+    }
+}
+
+/// A version 1 device certificate (what `openssl x509 -req` makes without -extfile): the MEF's
+/// TLS refuses it, and the client's error says which properties servers commonly refuse.
+#[test]
+fn a_refused_client_certificate_is_explained() {
+    let dir = TempDir::new().unwrap();
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    std::fs::write(dir.path().join("ca.pem"), ca.pem()).unwrap();
+    std::fs::write(dir.path().join("ca.key"), ca_key.serialize_pem()).unwrap();
+    let openssl = |args: &[&str]| {
+        let o = Command::new("openssl")
+            .args(args)
+            .current_dir(dir.path())
+            .output()
+            .expect("the openssl CLI is needed (scripts/test.sh installs it)");
+        assert!(o.status.success(), "openssl {args:?}: {}", text(&o));
+    };
+    openssl(&[
+        "genpkey",
+        "-algorithm",
+        "EC",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-out",
+        "device.key",
+    ]);
+    openssl(&[
+        "req",
+        "-new",
+        "-key",
+        "device.key",
+        "-subj",
+        "/CN=device-v1",
+        "-out",
+        "device.csr",
+    ]);
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "device.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "30",
+        "-out",
+        "device.pem",
+    ]);
+    let mut config = MefConfig::new(dir.path().join("mef"));
+    config.client_trust = vec![ca.der().clone()];
+    let mef = Mef::start(config).unwrap();
+    let p = |n: &str| dir.path().join(n).display().to_string();
+    let o = run(&[
+        "provision",
+        "--server",
+        &mef.base_uri(None),
+        "--trust-anchors",
+        &mef.ca_cert_pem_path().display().to_string(),
+        "--tls-cert",
+        &p("device.pem"),
+        "--tls-key",
+        &p("device.key"),
+        "--out",
+        &p("cred"),
+    ]);
+    assert_eq!(o.status.code(), Some(4), "{}", text(&o));
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        stderr.contains("version 1") && stderr.contains("clientAuth"),
+        "{}",
+        text(&o)
+    );
+}

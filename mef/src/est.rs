@@ -32,7 +32,12 @@ enum Op {
 /// Routes and answers one request.
 pub(crate) fn handle(shared: &Shared, conn: &ConnInfo, req: &Request) -> Response {
     match handle_inner(shared, conn, req) {
-        Ok(r) | Err(r) => r,
+        Ok(r) => r,
+        // Every refusal is returned through here: one warn line each (crate::logging).
+        Err(r) => {
+            crate::logging::refused(conn, req, &r);
+            r
+        }
     }
 }
 

@@ -27,6 +27,7 @@ pub mod challenge;
 mod est;
 pub mod http;
 pub mod identity;
+mod logging;
 mod pool;
 pub mod psk;
 mod server;
@@ -359,3 +360,8 @@ pub fn read_pem_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, MefEr
     }
     Ok(certs)
 }
+
+// Every Rust snippet of mef/README.md compiles as a doctest (issue #14: docs that cannot rot).
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

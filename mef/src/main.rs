@@ -8,17 +8,32 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+const EXIT_CODES: &str = "\
+Exit codes:
+  0  success
+  1  the operation failed (the message says what failed and why): an unreadable or invalid
+     file, no database in --data-dir, an identity already registered, nothing to remove
+  2  usage error (unknown option, missing or malformed argument)";
+
 #[derive(Parser)]
 #[command(
     name = "onem2m-mef",
     version,
-    about = "Reference oneM2M MEF: EST server, RA and CA (TS-0003 8.3.6)"
+    about = "Reference oneM2M MEF: EST server, RA and CA (TS-0003 8.3.6)",
+    after_help = EXIT_CODES,
+    // `--data-dir` is required to serve; management commands take their own.
+    subcommand_negates_reqs = true
 )]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
     #[command(flatten)]
     serve: ServeArgs,
+    /// Most detailed log level on stderr: error, warn, info or debug (every line is timestamped,
+    /// UTC). Refused requests and TLS handshakes are logged at warn.
+    #[arg(long, value_name = "LEVEL", default_value = "info", global = true,
+          value_parser = ["error", "warn", "info", "debug", "trace"])]
+    log_level: String,
 }
 
 #[derive(Args)]
@@ -26,8 +41,8 @@ struct ServeArgs {
     /// Address to listen on (port 0 picks a free port; the address is printed on stdout).
     #[arg(long, default_value = "127.0.0.1:8443")]
     listen: SocketAddr,
-    /// Data directory (CA, server certificate, database).
-    #[arg(long)]
+    /// Data directory (CA, server certificate, database); created on the first start.
+    #[arg(long, value_name = "DIR", required = true)]
     data_dir: Option<PathBuf>,
     /// URL issued certificates name as their CRL distribution point (default
     /// https://FIRST-HOSTNAME:PORT/crl/mef-ca.crl, served by this listener).
@@ -41,7 +56,7 @@ struct ServeArgs {
     #[arg(long, default_value = "server-auth")]
     server_eku: ServerEku,
     /// PEM file of trust anchors for third-party client certificates (repeatable).
-    #[arg(long)]
+    #[arg(long, value_name = "PEM")]
     client_trust: Vec<PathBuf>,
     /// Lifetime of issued certificates, in days.
     #[arg(long, default_value_t = 365)]
@@ -154,7 +169,8 @@ enum CaCommand {
 enum PskCommand {
     /// Register (or replace) a KpmID with its key Kpm and the identity it provisions.
     Add {
-        #[arg(long)]
+        /// The MEF's data directory (where its database is).
+        #[arg(long, value_name = "DIR")]
         data_dir: PathBuf,
         /// The KpmID (the TLS psk_identity).
         #[arg(long)]
@@ -179,14 +195,17 @@ enum PskCommand {
     },
     /// List registered KpmIDs and their identities (never the keys).
     List {
-        #[arg(long)]
+        /// The MEF's data directory (where its database is).
+        #[arg(long, value_name = "DIR")]
         data_dir: PathBuf,
     },
     /// Remove a registered KpmID, revoking every certificate enrolled with it (and their
     /// renewals).
     Remove {
-        #[arg(long)]
+        /// The MEF's data directory (where its database is).
+        #[arg(long, value_name = "DIR")]
         data_dir: PathBuf,
+        /// The KpmID to remove.
         #[arg(long)]
         kpm_id: String,
     },
@@ -196,7 +215,8 @@ enum PskCommand {
 enum IdentityCommand {
     /// Associate an identity with a third-party client certificate.
     Add {
-        #[arg(long)]
+        /// The MEF's data directory (where its database is).
+        #[arg(long, value_name = "DIR")]
         data_dir: PathBuf,
         /// The client certificate (PEM); its SHA-256 fingerprint is registered.
         #[arg(
@@ -214,23 +234,30 @@ enum IdentityCommand {
         /// AE-ID URI, CSE-ID domain name or Node-ID URI.
         #[arg(long)]
         subject_id: String,
+        /// Replace the identity already registered for this certificate (refused without it).
+        #[arg(long)]
+        replace: bool,
     },
     /// List registered identities.
     List {
-        #[arg(long)]
+        /// The MEF's data directory (where its database is).
+        #[arg(long, value_name = "DIR")]
         data_dir: PathBuf,
     },
     /// Remove a registered identity, revoking every certificate enrolled with that client
     /// certificate (and their renewals).
     Remove {
-        #[arg(long)]
+        /// The MEF's data directory (where its database is).
+        #[arg(long, value_name = "DIR")]
         data_dir: PathBuf,
         #[arg(
             long,
             conflicts_with = "fingerprint",
             required_unless_present = "fingerprint"
         )]
+        /// The client certificate (PEM) whose registration is removed.
         client_cert: Option<PathBuf>,
+        /// SHA-256 fingerprint of the client certificate DER (hex, ':' allowed).
         #[arg(long)]
         fingerprint: Option<String>,
     },
@@ -238,15 +265,20 @@ enum IdentityCommand {
 
 #[derive(Subcommand)]
 enum CertCommand {
-    /// List issued certificates.
+    /// List issued certificates: a header line, then one line each (dates in UTC).
     List {
-        #[arg(long)]
+        /// The MEF's data directory (where its database is).
+        #[arg(long, value_name = "DIR")]
         data_dir: PathBuf,
+        /// One JSON object per line instead (times as Unix seconds and RFC 3339).
+        #[arg(long)]
+        json: bool,
     },
     /// Revoke an issued certificate and its renewals (refused by every operation from then
     /// on), or every certificate issued for an identity.
     Revoke {
-        #[arg(long)]
+        /// The MEF's data directory (where its database is).
+        #[arg(long, value_name = "DIR")]
         data_dir: PathBuf,
         /// Serial number or SHA-256 fingerprint (hex).
         #[arg(
@@ -265,45 +297,179 @@ enum CertCommand {
     },
 }
 
-/// Minimal stderr logger (the MEF is a reference/test server; no logging framework needed).
+/// Minimal stderr logger (the MEF is a reference/test server; no logging framework needed):
+/// `2026-12-01T11:28:12.345Z WARN message`, UTC, one line per record (--log-level).
 struct StderrLogger;
 
 impl log::Log for StderrLogger {
     fn enabled(&self, m: &log::Metadata<'_>) -> bool {
-        m.level() <= log::Level::Info
+        m.level() <= log::max_level()
     }
     fn log(&self, r: &log::Record<'_>) {
         if self.enabled(r.metadata()) && r.target().starts_with("onem2m_mef") {
             // One write per line: stderr is unbuffered, and eprintln! issues a write per
             // formatted piece (about ten system calls per issued certificate).
-            let line = format!("[{}] {}\n", r.level(), r.args());
+            let line = format!("{} {:<5} {}\n", timestamp(), r.level(), r.args());
             let _ = std::io::stderr().lock().write_all(line.as_bytes());
         }
     }
     fn flush(&self) {}
 }
 
-static LOGGER: StderrLogger = StderrLogger;
-
-fn cert_fingerprint(path: &std::path::Path) -> Result<String, onem2m_mef::MefError> {
-    let certs = onem2m_mef::read_pem_certs(path)?;
-    Ok(onem2m_mef::fingerprint(&certs[0]))
+/// Now in UTC, RFC 3339 with milliseconds.
+fn timestamp() -> String {
+    let now = time::OffsetDateTime::now_utc();
+    format!("{}.{:03}Z", utc(now.unix_timestamp()), now.millisecond())
 }
 
-fn fingerprint_arg(
-    client_cert: Option<PathBuf>,
-    fingerprint: Option<String>,
-) -> Result<String, onem2m_mef::MefError> {
-    match (client_cert, fingerprint) {
-        (Some(p), _) => cert_fingerprint(&p),
-        (None, Some(f)) => onem2m_mef::identity::normalize_fingerprint(&f),
-        (None, None) => Err(onem2m_mef::MefError::Config(
-            "give --client-cert or --fingerprint".into(),
-        )),
+/// Unix seconds as `YYYY-MM-DDTHH:MM:SS` (UTC).
+fn utc(unix: i64) -> String {
+    match time::OffsetDateTime::from_unix_timestamp(unix) {
+        Ok(t) => format!(
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
+            t.year(),
+            u8::from(t.month()),
+            t.day(),
+            t.hour(),
+            t.minute(),
+            t.second()
+        ),
+        Err(_) => format!("@{unix}"),
     }
 }
 
-fn run(cli: Cli) -> Result<(), onem2m_mef::MefError> {
+/// A failure of a command: what failed, then why (the prefix says which step, not a category).
+struct Failure(String);
+
+impl Failure {
+    fn of(what: impl std::fmt::Display) -> impl FnOnce(onem2m_mef::MefError) -> Failure {
+        let what = what.to_string();
+        move |e| Failure(format!("{what}: {}", mef_text(&e)))
+    }
+}
+
+impl From<onem2m_mef::MefError> for Failure {
+    fn from(e: onem2m_mef::MefError) -> Failure {
+        Failure(mef_text(&e))
+    }
+}
+
+/// The error without the category word "configuration:" that says nothing to an operator.
+fn mef_text(e: &onem2m_mef::MefError) -> String {
+    match e {
+        onem2m_mef::MefError::Config(m) => m.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// The database of a management command: it must exist (a mistyped --data-dir would otherwise
+/// create an empty one and report "nothing registered").
+fn existing_store(data_dir: &std::path::Path) -> Result<Store, Failure> {
+    if !data_dir.join(DB_FILE).is_file() {
+        return Err(Failure(format!(
+            "--data-dir {}: no MEF database there ({DB_FILE} not found); check the path, or \
+             start the MEF or add an identity there first",
+            data_dir.display()
+        )));
+    }
+    Store::open(data_dir).map_err(Failure::of(format!(
+        "opening the database in {}",
+        data_dir.display()
+    )))
+}
+
+/// The database of an `add` command, which may be the first use of the data directory: then a
+/// new database is created, and said so.
+fn store_for_add(data_dir: &std::path::Path) -> Result<Store, Failure> {
+    let existed = data_dir.join(DB_FILE).is_file();
+    let store = Store::open(data_dir).map_err(Failure::of(format!(
+        "opening the database in {}",
+        data_dir.display()
+    )))?;
+    if !existed {
+        eprintln!(
+            "onem2m-mef: note: no database in {}: created a new one",
+            data_dir.display()
+        );
+    }
+    Ok(store)
+}
+
+use onem2m_mef::store::DB_FILE;
+
+/// What TLS will refuse in a client certificate, or what the onem2m-est client cannot use
+/// (issue #14: a v1 certificate from `openssl x509 -req` was refused with a bare alert).
+fn certificate_warnings(der: &[u8]) -> Vec<String> {
+    use x509_parser::prelude::*;
+    let mut warnings = Vec::new();
+    let Ok((_, cert)) = X509Certificate::from_der(der) else {
+        return vec!["the certificate does not parse as X.509".into()];
+    };
+    // RFC 5280 4.1.2.1: extensions need v3; rustls/webpki refuses other versions.
+    if cert.version() != X509Version::V3 {
+        warnings.push(format!(
+            "it is X.509 version {} (TLS refuses it: webpki accepts only v3; `openssl x509 -req` \
+             makes v1 unless given -extfile with extensions)",
+            cert.version().0 + 1
+        ));
+    }
+    // RFC 5280 4.2.1.12: with an EKU, the certificate is only for the purposes it lists.
+    if let Ok(Some(eku)) = cert.extended_key_usage() {
+        if !eku.value.client_auth && !eku.value.any {
+            warnings.push(
+                "its extendedKeyUsage lacks clientAuth (TLS refuses it as a client certificate)"
+                    .into(),
+            );
+        }
+    }
+    if let Ok(Some(ku)) = cert.key_usage() {
+        if !ku.value.digital_signature() {
+            warnings.push(
+                "its keyUsage lacks digitalSignature (TLS client authentication signs with it)"
+                    .into(),
+            );
+        }
+    }
+    let key_oid = cert.public_key().algorithm.algorithm.to_id_string();
+    if key_oid == "1.2.840.113549.1.1.1" {
+        warnings.push(
+            "its key is RSA: the onem2m-est client cannot use RSA keys (TS-0003 10.1.1.1 \
+             profiles ECDSA P-256)"
+                .into(),
+        );
+    }
+    let now = ASN1Time::now();
+    if cert.validity().not_after < now {
+        warnings.push(format!("it expired on {}", cert.validity().not_after));
+    } else if cert.validity().not_before > now {
+        warnings.push(format!(
+            "it is not valid before {}",
+            cert.validity().not_before
+        ));
+    }
+    warnings
+}
+
+static LOGGER: StderrLogger = StderrLogger;
+
+fn fingerprint_arg(
+    client_cert: Option<&std::path::Path>,
+    fingerprint: Option<String>,
+) -> Result<String, Failure> {
+    match (client_cert, fingerprint) {
+        (Some(p), _) => {
+            let certs = onem2m_mef::read_pem_certs(p)
+                .map_err(Failure::of(format!("--client-cert {}", p.display())))?;
+            Ok(onem2m_mef::fingerprint(&certs[0]))
+        }
+        (None, Some(f)) => {
+            onem2m_mef::identity::normalize_fingerprint(&f).map_err(Failure::of("--fingerprint"))
+        }
+        (None, None) => Err(Failure("give --client-cert or --fingerprint".into())),
+    }
+}
+
+fn run(cli: Cli) -> Result<(), Failure> {
     match cli.command {
         Some(Command::Identity(IdentityCommand::Add {
             data_dir,
@@ -311,15 +477,37 @@ fn run(cli: Cli) -> Result<(), onem2m_mef::MefError> {
             fingerprint,
             subject_type,
             subject_id,
+            replace,
         })) => {
-            let fp = fingerprint_arg(client_cert, fingerprint)?;
-            let store = Store::open(&data_dir)?;
-            onem2m_mef::add_identity(&store, fp.as_bytes(), subject_type, &subject_id)?;
+            let fp = fingerprint_arg(client_cert.as_deref(), fingerprint)?;
+            if let Some(path) = &client_cert {
+                let certs = onem2m_mef::read_pem_certs(path)
+                    .map_err(Failure::of(format!("--client-cert {}", path.display())))?;
+                for w in certificate_warnings(certs[0].as_ref()) {
+                    eprintln!("onem2m-mef: warning: {}: {w}", path.display());
+                }
+            }
+            let store = store_for_add(&data_dir)?;
+            let existing = store
+                .list_identities()
+                .map_err(Failure::of("reading the identity registry"))?
+                .into_iter()
+                .find(|e| e.fingerprint == fp);
+            if let (Some(e), false) = (&existing, replace) {
+                return Err(Failure(format!(
+                    "identity add: {fp} is already registered as {} {}; pass --replace to \
+                     replace it",
+                    e.identity.subject_type(),
+                    e.identity.subject_id()
+                )));
+            }
+            onem2m_mef::add_identity(&store, fp.as_bytes(), subject_type, &subject_id)
+                .map_err(Failure::of("identity add"))?;
             println!("{fp} {subject_type} {subject_id}");
             Ok(())
         }
         Some(Command::Identity(IdentityCommand::List { data_dir })) => {
-            for e in Store::open(&data_dir)?.list_identities()? {
+            for e in existing_store(&data_dir)?.list_identities()? {
                 println!(
                     "{} {} {}",
                     e.fingerprint,
@@ -334,28 +522,49 @@ fn run(cli: Cli) -> Result<(), onem2m_mef::MefError> {
             client_cert,
             fingerprint,
         })) => {
-            let fp = fingerprint_arg(client_cert, fingerprint)?;
-            match Store::open(&data_dir)?.remove_identity(&fp)? {
+            let fp = fingerprint_arg(client_cert.as_deref(), fingerprint)?;
+            match existing_store(&data_dir)?.remove_identity(&fp)? {
                 Some(revoked) => {
                     println!("removed {fp}; revoked {revoked} certificate(s) enrolled with it");
-                    onem2m_mef::ca::refresh_crl_file(&data_dir)
+                    Ok(onem2m_mef::ca::refresh_crl_file(&data_dir)?)
                 }
-                None => Err(onem2m_mef::MefError::Config(format!(
-                    "no identity registered for {fp}"
+                None => Err(Failure(format!(
+                    "identity remove: no identity registered for {fp}"
                 ))),
             }
         }
-        Some(Command::Cert(CertCommand::List { data_dir })) => {
-            for c in Store::open(&data_dir)?.list_issued()? {
-                println!(
-                    "{} {} {} {} not_after={} revoked={}",
-                    c.serial,
-                    c.fingerprint,
-                    c.identity.subject_type(),
-                    c.identity.subject_id(),
-                    c.not_after,
-                    c.revoked
-                );
+        Some(Command::Cert(CertCommand::List { data_dir, json })) => {
+            let issued = existing_store(&data_dir)?.list_issued()?;
+            if !json {
+                println!("SERIAL FINGERPRINT TYPE SUBJECT-ID NOT-BEFORE NOT-AFTER REVOKED");
+            }
+            for c in issued {
+                if json {
+                    println!(
+                        "{{\"serial\":{:?},\"fingerprint\":{:?},\"subject_type\":\"{}\",\
+                         \"subject_id\":{:?},\"not_before\":\"{}Z\",\"not_after\":\"{}Z\",\
+                         \"not_after_unix\":{},\"revoked\":{}}}",
+                        c.serial,
+                        c.fingerprint,
+                        c.identity.subject_type(),
+                        c.identity.subject_id(),
+                        utc(c.not_before),
+                        utc(c.not_after),
+                        c.not_after,
+                        c.revoked
+                    );
+                } else {
+                    println!(
+                        "{} {} {} {} {}Z {}Z {}",
+                        c.serial,
+                        c.fingerprint,
+                        c.identity.subject_type(),
+                        c.identity.subject_id(),
+                        utc(c.not_before),
+                        utc(c.not_after),
+                        if c.revoked { "yes" } else { "no" }
+                    );
+                }
             }
             Ok(())
         }
@@ -365,25 +574,23 @@ fn run(cli: Cli) -> Result<(), onem2m_mef::MefError> {
             subject_type,
             subject_id,
         })) => {
-            let store = Store::open(&data_dir)?;
+            let store = existing_store(&data_dir)?;
             match (id, subject_type, subject_id) {
                 (Some(id), _, _) => match store.revoke_counted(&id)? {
                     Some(n) => {
                         println!("revoked {id}: {n} certificate(s) with its renewals");
-                        onem2m_mef::ca::refresh_crl_file(&data_dir)
+                        Ok(onem2m_mef::ca::refresh_crl_file(&data_dir)?)
                     }
-                    None => Err(onem2m_mef::MefError::Config(format!(
-                        "no issued certificate {id}"
-                    ))),
+                    None => Err(Failure(format!("cert revoke: no issued certificate {id}"))),
                 },
                 (None, Some(ty), Some(subject)) => {
                     let identity = onem2m_mef::Identity::new(ty, &subject)?;
                     let n = store.revoke_identity(&identity)?;
                     println!("revoked {n} certificate(s) issued for {identity}");
-                    onem2m_mef::ca::refresh_crl_file(&data_dir)
+                    Ok(onem2m_mef::ca::refresh_crl_file(&data_dir)?)
                 }
-                _ => Err(onem2m_mef::MefError::Config(
-                    "give --id, or --subject-type and --subject-id".into(),
+                _ => Err(Failure(
+                    "cert revoke: give --id, or --subject-type and --subject-id".into(),
                 )),
             }
         }
@@ -411,28 +618,21 @@ fn run(cli: Cli) -> Result<(), onem2m_mef::MefError> {
         })) => {
             let hex = match (kpm_hex, kpm_file) {
                 (Some(h), _) => zeroize::Zeroizing::new(h),
-                (None, Some(p)) => {
-                    zeroize::Zeroizing::new(std::fs::read_to_string(&p).map_err(|e| {
-                        onem2m_mef::MefError::Io {
-                            context: format!("reading {}", p.display()),
-                            source: e,
-                        }
-                    })?)
-                }
-                (None, None) => {
-                    return Err(onem2m_mef::MefError::Config(
-                        "give --kpm-hex or --kpm-file".into(),
-                    ))
-                }
+                (None, Some(p)) => zeroize::Zeroizing::new(
+                    std::fs::read_to_string(&p)
+                        .map_err(|e| Failure(format!("--kpm-file {}: {e}", p.display())))?,
+                ),
+                (None, None) => return Err(Failure("give --kpm-hex or --kpm-file".into())),
             };
-            let kpm = onem2m_mef::psk::decode_hex(&hex)?;
-            let store = Store::open(&data_dir)?;
-            onem2m_mef::add_psk(&store, &kpm_id, &kpm, subject_type, &subject_id)?;
+            let kpm = onem2m_mef::psk::decode_hex(&hex).map_err(Failure::of("the Kpm"))?;
+            let store = store_for_add(&data_dir)?;
+            onem2m_mef::add_psk(&store, &kpm_id, &kpm, subject_type, &subject_id)
+                .map_err(Failure::of("psk add"))?;
             println!("{kpm_id} {subject_type} {subject_id}");
             Ok(())
         }
         Some(Command::Psk(PskCommand::List { data_dir })) => {
-            for e in Store::open(&data_dir)?.list_psks()? {
+            for e in existing_store(&data_dir)?.list_psks()? {
                 println!(
                     "{} {} {}",
                     e.kpm_id,
@@ -443,13 +643,13 @@ fn run(cli: Cli) -> Result<(), onem2m_mef::MefError> {
             Ok(())
         }
         Some(Command::Psk(PskCommand::Remove { data_dir, kpm_id })) => {
-            match Store::open(&data_dir)?.remove_psk(&kpm_id)? {
+            match existing_store(&data_dir)?.remove_psk(&kpm_id)? {
                 Some(revoked) => {
                     println!("removed {kpm_id}; revoked {revoked} certificate(s) enrolled with it");
-                    onem2m_mef::ca::refresh_crl_file(&data_dir)
+                    Ok(onem2m_mef::ca::refresh_crl_file(&data_dir)?)
                 }
-                None => Err(onem2m_mef::MefError::Config(format!(
-                    "no PSK registered for KpmID {kpm_id}"
+                None => Err(Failure(format!(
+                    "psk remove: no PSK registered for KpmID {kpm_id}"
                 ))),
             }
         }
@@ -457,10 +657,10 @@ fn run(cli: Cli) -> Result<(), onem2m_mef::MefError> {
     }
 }
 
-fn serve(a: ServeArgs) -> Result<(), onem2m_mef::MefError> {
+fn serve(a: ServeArgs) -> Result<(), Failure> {
     let data_dir = a
         .data_dir
-        .ok_or_else(|| onem2m_mef::MefError::Config("--data-dir is required".into()))?;
+        .ok_or_else(|| Failure("--data-dir is required".into()))?;
     let mut config = MefConfig::new(&data_dir);
     config.listen = a.listen;
     if !a.hostnames.is_empty() {
@@ -468,13 +668,14 @@ fn serve(a: ServeArgs) -> Result<(), onem2m_mef::MefError> {
     }
     config.server_eku = a.server_eku;
     for p in &a.client_trust {
-        config.client_trust.extend(onem2m_mef::read_pem_certs(p)?);
+        config.client_trust.extend(
+            onem2m_mef::read_pem_certs(p)
+                .map_err(Failure::of(format!("--client-trust {}", p.display())))?,
+        );
     }
     config.cert_lifetime = match a.cert_lifetime {
         Some(d) if d < Duration::from_secs(1) => {
-            return Err(onem2m_mef::MefError::Config(
-                "--cert-lifetime must be at least 1s".into(),
-            ))
+            return Err(Failure("--cert-lifetime: it must be at least 1s".into()))
         }
         Some(d) => d,
         None => Duration::from_secs(a.cert_lifetime_days.max(1) * 24 * 3600),
@@ -505,7 +706,10 @@ fn serve(a: ServeArgs) -> Result<(), onem2m_mef::MefError> {
     };
     config.sp_domains = a.sp_domains;
     config.crl_url = a.crl_url;
-    let mef = Mef::start(config)?;
+    let mef = Mef::start(config).map_err(Failure::of(format!(
+        "starting the MEF (data directory {})",
+        data_dir.display()
+    )))?;
     let mut out = std::io::stdout().lock();
     // Tests parse these lines.
     let _ = writeln!(out, "listening on {}", mef.local_addr());
@@ -525,10 +729,11 @@ fn serve(a: ServeArgs) -> Result<(), onem2m_mef::MefError> {
 }
 
 fn main() {
-    let _ = log::set_logger(&LOGGER).map(|_| log::set_max_level(log::LevelFilter::Info));
     let cli = Cli::parse();
-    if let Err(e) = run(cli) {
-        eprintln!("onem2m-mef: {e}");
+    let level = cli.log_level.parse().unwrap_or(log::LevelFilter::Info);
+    let _ = log::set_logger(&LOGGER).map(|_| log::set_max_level(level));
+    if let Err(Failure(e)) = run(cli) {
+        eprintln!("onem2m-mef: error: {e}");
         std::process::exit(1);
     }
 }

@@ -216,7 +216,7 @@ impl TlsAcceptor for PskAcceptor {
         let stream = self
             .acceptor
             .accept(sock)
-            .map_err(|e| io::Error::other(format!("TLS-PSK handshake failed: {e}")))?;
+            .map_err(|e| crate::logging::openssl_handshake_error("TLS-PSK", e))?;
         // The listener has no certificate, so a completed handshake used a PSK the callback
         // handed out; which one is read from the session.
         let offered = stream.ssl().ex_data(self.kpm_id).cloned();

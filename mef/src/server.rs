@@ -843,7 +843,9 @@ fn serve_connection<A: TlsAcceptor>(
     sock.set_read_timeout(timeout)?;
     sock.set_write_timeout(timeout)?;
     let _ = sock.set_nodelay(true);
-    let (mut stream, info) = tls.accept(sock)?;
+    // Refusals are logged with the peer (crate::logging): one getpeername per connection.
+    crate::logging::serving(sock.peer_addr().ok());
+    let (mut stream, info) = tls.accept(sock).inspect_err(crate::logging::handshake)?;
     let mut buf = Vec::new();
     loop {
         if stop.load(Ordering::SeqCst) {

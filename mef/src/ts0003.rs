@@ -80,7 +80,7 @@ impl TlsAcceptor for Ts0003Acceptor {
         let stream = self
             .0
             .accept(sock)
-            .map_err(|e| io::Error::other(format!("ts0003 handshake failed: {e}")))?;
+            .map_err(|e| crate::logging::openssl_handshake_error("ts0003", e))?;
         let ssl = stream.ssl();
         let mut certs = Vec::new();
         if let Some(leaf) = ssl.peer_certificate() {

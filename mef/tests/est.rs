@@ -146,6 +146,29 @@ fn initial_enrollment_issues_the_profiled_certificate() {
     let (ok, out, _) = run_cli(&["cert", "list", "--data-dir", s.mef.dir.to_str().unwrap()]);
     assert!(ok);
     assert!(out.contains(&onem2m_mef::fingerprint(&certs[0])) && out.contains(AE_ID));
+    // A header, and readable UTC dates (not Unix seconds) (issue #14).
+    assert!(
+        out.starts_with("SERIAL FINGERPRINT TYPE SUBJECT-ID NOT-BEFORE NOT-AFTER"),
+        "{out}"
+    );
+    let row = out.lines().nth(1).unwrap();
+    assert!(
+        row.split(' ')
+            .nth(5)
+            .is_some_and(|t| t.len() == 20 && t.ends_with('Z')),
+        "{row}"
+    );
+    let (ok, json, _) = run_cli(&[
+        "cert",
+        "list",
+        "--json",
+        "--data-dir",
+        s.mef.dir.to_str().unwrap(),
+    ]);
+    assert!(
+        ok && json.starts_with('{') && json.contains("\"not_after\":\""),
+        "{json}"
+    );
 }
 
 #[test]
@@ -414,7 +437,8 @@ fn csr_content_rules() {
     post_csr(&a, &url, &bad).assert_error(400, "signature");
     // No certificate was issued by any of these.
     let (_, out, _) = run_cli(&["cert", "list", "--data-dir", s.mef.dir.to_str().unwrap()]);
-    assert_eq!(out.trim(), "");
+    // Only the header line.
+    assert_eq!(out.lines().count(), 1, "{out}");
 }
 
 #[test]
@@ -735,19 +759,27 @@ fn identity_cli_validates_and_lists() {
     let (ok, out, _) = run_cli(&["identity", "list", "--data-dir", d]);
     assert!(ok);
     assert_eq!(out.trim(), format!("{fp} cse cse01.sp.example.com"));
-    // The absolute AE-ID of TS-0001 7.2 is registered as the subjectAltName it maps to.
-    let (ok, _, err) = run_cli(&[
-        "identity",
-        "add",
-        "--data-dir",
-        d,
-        "--fingerprint",
-        &fp,
-        "--subject-type",
-        "ae",
-        "--subject-id",
-        "//example.net/mn-cse/CAE-device1",
-    ]);
+    // The absolute AE-ID of TS-0001 7.2 is registered as the subjectAltName it maps to. It
+    // replaces the CSE registration: refused without --replace (issue #14).
+    let replace_with_ae = |extra: &[&str]| {
+        let mut args = vec![
+            "identity",
+            "add",
+            "--data-dir",
+            d,
+            "--fingerprint",
+            &fp,
+            "--subject-type",
+            "ae",
+            "--subject-id",
+            "//example.net/mn-cse/CAE-device1",
+        ];
+        args.extend_from_slice(extra);
+        run_cli(&args)
+    };
+    let (ok, _, err) = replace_with_ae(&[]);
+    assert!(!ok && err.contains("already registered"), "{err}");
+    let (ok, _, err) = replace_with_ae(&["--replace"]);
     assert!(ok, "{err}");
     let (_, out, _) = run_cli(&["identity", "list", "--data-dir", d]);
     assert_eq!(

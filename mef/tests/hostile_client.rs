@@ -146,9 +146,11 @@ fn target(name: &str, extra: &[&str]) -> Target {
 
 /// How many certificates the MEF's store holds (`cert list`).
 fn issued_count(mef_dir: &Path) -> usize {
-    let (ok, out, err) = run_cli(&["cert", "list", "--data-dir", mef_dir.to_str().unwrap()]);
+    // --json: one object per certificate, no header line.
+    let dir = mef_dir.to_str().unwrap();
+    let (ok, out, err) = run_cli(&["cert", "list", "--json", "--data-dir", dir]);
     assert!(ok, "cert list: {err}");
-    out.lines().count()
+    out.lines().filter(|l| l.starts_with('{')).count()
 }
 
 impl Target {

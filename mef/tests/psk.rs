@@ -68,7 +68,7 @@ impl PskMef {
             ])
             .arg(dir)
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(std::fs::File::create(dir.join("mef.log")).expect("mef.log"))
             .spawn()
             .expect("spawn onem2m-mef");
         let mut out = BufReader::new(child.stdout.take().unwrap());
@@ -278,6 +278,27 @@ fn wrong_keys_and_unknown_identities_fail_the_handshake() {
         !String::from_utf8_lossy(&o.stdout).contains("HTTP/1.1"),
         "{}",
         text(&o)
+    );
+    // The operator sees each refused handshake at warn, with the peer (issue #11/#14), like the
+    // rustls listener's; never the key.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let refusals = loop {
+        let log = std::fs::read_to_string(dir.join("mef.log")).unwrap_or_default();
+        let n = log
+            .lines()
+            .filter(|l| l.contains(" WARN ") && l.contains("TLS handshake with 127.0.0.1:"))
+            .count();
+        if n >= 5 || std::time::Instant::now() > deadline {
+            assert!(!log.contains(&wrong_key), "the key was logged: {log}");
+            break (n, log);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert!(
+        refusals.0 >= 5,
+        "{} warn lines:\n{}",
+        refusals.0,
+        refusals.1
     );
     drop(m);
     let _ = std::fs::remove_dir_all(&dir);

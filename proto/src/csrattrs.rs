@@ -217,6 +217,38 @@ pub enum HashAlg {
     Sha512,
 }
 
+// Names as people write them (P-256, SHA-256), for messages and the CLI: never the Rust form.
+impl core::fmt::Display for Curve {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            Curve::P256 => "P-256",
+            Curve::P384 => "P-384",
+            Curve::P521 => "P-521",
+        })
+    }
+}
+
+impl core::fmt::Display for KeyRequirement {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            KeyRequirement::Ec(curve) => write!(f, "EC {curve}"),
+            KeyRequirement::Rsa { bits: Some(bits) } => write!(f, "RSA {bits}-bit"),
+            KeyRequirement::Rsa { bits: None } => f.write_str("RSA"),
+            KeyRequirement::Ed25519 => f.write_str("Ed25519"),
+        }
+    }
+}
+
+impl core::fmt::Display for HashAlg {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            HashAlg::Sha256 => "SHA-256",
+            HashAlg::Sha384 => "SHA-384",
+            HashAlg::Sha512 => "SHA-512",
+        })
+    }
+}
+
 /// One extension the server asks the CSR to carry, from an extensionRequest attribute
 /// (PKCS #9 1.2.840.113549.1.9.14).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -337,7 +369,7 @@ impl CsrRequirements {
             }
             (Some(a), b) => {
                 return Err(ProtoError::Unsupported(format!(
-                    "CsrAttrs name two different key types ({a:?} and {b:?})"
+                    "CsrAttrs name two different key types ({a} and {b})"
                 )))
             }
         };
@@ -347,7 +379,7 @@ impl CsrRequirements {
     fn set_hash(&mut self, hash: HashAlg) -> Result<(), ProtoError> {
         match self.hash {
             Some(h) if h != hash => Err(ProtoError::Unsupported(format!(
-                "CsrAttrs name two different signature hashes ({h:?} and {hash:?})"
+                "CsrAttrs name two different signature hashes ({h} and {hash})"
             ))),
             _ => {
                 self.hash = Some(hash);

@@ -270,11 +270,13 @@ pub fn general_name_eq(a: &GeneralName, b: &GeneralName) -> bool {
     }
 }
 
-/// A GeneralName for messages: `dNSName "x"`, `uniformResourceIdentifier "y"`.
+/// A GeneralName for messages, as OpenSSL prints it: `DNS:x`, `URI:y` (issue #14: what
+/// operators know from `openssl x509 -text`). Values are IA5String, checked ASCII by the
+/// identity grammar; control characters are escaped.
 pub fn describe_general_name(name: &GeneralName) -> String {
     match name {
-        GeneralName::Dns(d) => format!("dNSName {d:?}"),
-        GeneralName::Uri(u) => format!("uniformResourceIdentifier {u:?}"),
+        GeneralName::Dns(d) => format!("DNS:{}", d.escape_default()),
+        GeneralName::Uri(u) => format!("URI:{}", u.escape_default()),
         GeneralName::Other(der) => format!(
             "GeneralName with tag 0x{:02x}",
             der.first().copied().unwrap_or(0)

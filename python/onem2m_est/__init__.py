@@ -3,12 +3,17 @@
 A thin :mod:`ctypes` layer over the library's C ABI (``include/onem2m_est.h``): nothing is
 compiled, the shared library ``libonem2m_est`` is loaded at first use from
 
-1. the path in the environment variable ``ONEM2M_EST_LIB``, else
-2. ``ctypes.util.find_library("onem2m_est")`` (an installed library), else
-3. ``target/release`` then ``target/debug`` of the source tree this package sits in.
+1. the environment variable ``ONEM2M_EST_LIB``: the library file, or the folder holding it
+   (an explicit choice: nothing else is tried), else
+2. the copy bundled in this package (the platform wheel carries it), else
+3. ``ctypes.util.find_library("onem2m_est")`` (an installed library), else
+4. ``target/release`` then ``target/debug`` of the source tree this package sits in.
+
+A library of another version than this package is refused (:class:`LibraryError`).
 
 Quick start::
 
+    from pathlib import Path
     from onem2m_est import Client, Config, SubjectType
 
     config = Config(
@@ -37,7 +42,8 @@ MEF URI provisions over TLS-PSK (the library must be built with the cargo featur
 
 Failures raise :class:`EstError`, or rather one of its subclasses named after the CERT_PROV
 cmdStatusCode of TS-0003 8.3.9.7: :class:`BadArgumentsError`, :class:`ClientSideError`,
-:class:`ServerSideError`.
+:class:`ServerSideError` (a library that cannot be loaded is :class:`LibraryError`, a
+ClientSideError). Enum-like arguments take the member or its name (``"cse"``, ``"rekey"``).
 """
 
 from __future__ import annotations
@@ -58,9 +64,11 @@ __all__ = [
     "ClientSideError",
     "CmdStatus",
     "Config",
+    "CsrAttributes",
     "EstError",
     "FailureKind",
     "KeyType",
+    "LibraryError",
     "LogLevel",
     "Pkcs11Key",
     "RenewalPath",
@@ -199,6 +207,39 @@ class ServerSideError(EstError):
     by the MEF, invalid response."""
 
 
+class LibraryError(ClientSideError, OSError):
+    """The shared library cannot be loaded, or is of another version than this package: a
+    failure of the provisioning client (MEF_CLIENT_CMD_CERT_PROV_CLIENT_ERROR). Also an
+    OSError, as ctypes raises for a library it cannot load."""
+
+    def __init__(self, message: str):
+        super().__init__(Result.ERR_PANIC, message, CmdStatus.CERT_PROV_CLIENT_ERROR)
+
+
+def _bad(message: str) -> BadArgumentsError:
+    """A bad argument found before the library is called (a wrong type, an unreadable file)."""
+    return BadArgumentsError(
+        Result.ERR_INVALID_ARGUMENT, message, CmdStatus.UNACCEPTABLE_ARGUMENTS
+    )
+
+
+def _enum_arg(cls, value, what: str):
+    """An enum-like argument: a member, its number, or its name in any case (``"cse"``)."""
+    if isinstance(value, cls):
+        return value
+    if isinstance(value, str):
+        member = cls.__members__.get(value.upper().replace("-", "_"))
+        if member is not None:
+            return member
+    elif isinstance(value, int) and not isinstance(value, bool):
+        try:
+            return cls(value)
+        except ValueError:
+            pass
+    names = ", ".join(repr(n.lower()) for n in cls.__members__)
+    raise _bad(f"{what}: {value!r} is not one of {names}")
+
+
 def _as_enum(cls, value):
     try:
         return cls(value)
@@ -280,6 +321,7 @@ _PROTOTYPES = [
         [ctypes.c_void_p, ctypes.POINTER(ctypes.c_void_p)],
     ),
     ("mef_client_last_error", ctypes.c_char_p, [ctypes.c_void_p]),
+    ("mef_config_last_error", ctypes.c_char_p, [ctypes.c_void_p]),
     ("mef_client_last_handshakes", ctypes.c_uint32, [ctypes.c_void_p]),
     (
         "mef_client_renewal_due",
@@ -303,6 +345,11 @@ _PROTOTYPES = [
         ctypes.c_uint32,
         [ctypes.c_void_p, ctypes.c_uint32, ctypes.c_int64, ctypes.POINTER(ctypes.c_int64)],
     ),
+    (
+        "mef_csrattrs_describe",
+        ctypes.c_uint32,
+        [ctypes.c_void_p, ctypes.c_size_t, ctypes.POINTER(ctypes.c_void_p)],
+    ),
     ("mef_buffer_data", ctypes.c_void_p, [ctypes.c_void_p]),
     ("mef_buffer_len", ctypes.c_size_t, [ctypes.c_void_p]),
     ("mef_buffer_free", None, [ctypes.c_void_p]),
@@ -321,12 +368,26 @@ def _library_file_names() -> List[str]:
     return ["libonem2m_est.so"]
 
 
+def _in_folder(folder: Path) -> List[str]:
+    """The library files in a folder (the soname first: it is what a wheel ships)."""
+    found = []
+    for file_name in _library_file_names():
+        for name in (file_name + ".0", file_name):
+            if (folder / name).is_file():
+                found.append(str(folder / name))
+    return found
+
+
 def _candidates() -> List[str]:
     env = os.environ.get("ONEM2M_EST_LIB")
     if env:
-        # An explicit choice: no fallback that could hide a wrong path.
+        # An explicit choice: no fallback that could hide a wrong path. A folder means the
+        # library in it.
+        if Path(env).is_dir():
+            return _in_folder(Path(env)) or [str(Path(env) / _library_file_names()[0])]
         return [env]
-    found = []
+    # The copy bundled in the package (the wheel) first: it is the one built for it.
+    found = _in_folder(Path(__file__).resolve().parent)
     name = ctypes.util.find_library("onem2m_est")
     if name:
         found.append(name)
@@ -351,16 +412,25 @@ def _load() -> ctypes.CDLL:
             except OSError as e:
                 errors.append(f"{candidate}: {e}")
                 continue
-            for name, restype, argtypes in _PROTOTYPES:
-                fn = getattr(lib, name)
-                fn.restype = restype
-                fn.argtypes = argtypes
+            try:
+                for name, restype, argtypes in _PROTOTYPES:
+                    fn = getattr(lib, name)
+                    fn.restype = restype
+                    fn.argtypes = argtypes
+            except AttributeError as e:
+                errors.append(f"{candidate}: not this library, or too old ({e})")
+                continue
+            found = lib.mef_version().decode()
+            if found != __version__:
+                # A mismatched library has other functions or other numbers behind them.
+                errors.append(f"{candidate}: version {found}, this package is {__version__}")
+                continue
             _lib, _lib_path = lib, candidate
             return lib
         detail = "; ".join(errors) if errors else "not found"
-        raise OSError(
-            "cannot load libonem2m_est (set ONEM2M_EST_LIB, install it, or build it with "
-            f"`cargo build -p onem2m-est`): {detail}"
+        raise LibraryError(
+            "cannot load libonem2m_est (set ONEM2M_EST_LIB to the file or its folder, install "
+            f"the wheel, or build it with `cargo build -p onem2m-est`): {detail}"
         )
 
 
@@ -398,8 +468,11 @@ def _pem_bytes(what: str, value: PemInput) -> bytes:
     if isinstance(value, str):
         return value.encode()
     if isinstance(value, os.PathLike):
-        return Path(value).read_bytes()
-    raise TypeError(f"{what}: PEM text (str or bytes) or a path (os.PathLike) expected")
+        try:
+            return Path(value).read_bytes()
+        except OSError as e:
+            raise _bad(f"{what}: cannot read {os.fspath(value)}: {e.strerror or e}") from e
+    raise _bad(f"{what}: PEM text (str or bytes) or a path (os.PathLike) expected")
 
 
 def _u32(lib: ctypes.CDLL, what: str, value: int) -> int:
@@ -416,6 +489,49 @@ def _ms(lib: ctypes.CDLL, what: str, seconds: float) -> int:
 
 
 # ---------------------------------------------------------------------------- the API
+
+
+class CsrAttributes:
+    """What the MEF's CSR attributes ask for (RFC 7030 4.5.2), decoded by the library as the CLI
+    shows it (``mef_csrattrs_describe``); the challengePassword's value is never included.
+
+    Attributes:
+        challenge_password: ``"not requested"``, ``"channel binding"`` or ``"supplied"``.
+        subject_alt_name: the identity asked for, e.g. ``"DNS:cse01.sp.example.com"``, or None.
+        key_type: e.g. ``"EC P-256"``, or None when not asked for.
+        signature_hash: e.g. ``"SHA-256"``, or None.
+        extensions: other requested extensions, ``"OID[ critical] N bytes"`` each.
+        unrecognised: attribute OIDs the client ignores (RFC 7030 4.5.2).
+        der: the CsrAttrs DER (empty when the MEF has none: 204/404).
+    """
+
+    def __init__(self, der: bytes, text: str):
+        self.der = der
+        self.challenge_password: Optional[str] = None
+        self.subject_alt_name: Optional[str] = None
+        self.key_type: Optional[str] = None
+        self.signature_hash: Optional[str] = None
+        self.extensions: List[str] = []
+        self.unrecognised: List[str] = []
+        for line in text.splitlines():
+            field, _, value = line.partition(": ")
+            if field == "extension":
+                self.extensions.append(value)
+            elif field == "unrecognised":
+                self.unrecognised.append(value)
+            elif field in ("challenge_password", "subject_alt_name", "key_type", "signature_hash"):
+                setattr(self, field, value)
+
+    def __bool__(self) -> bool:
+        return bool(self.der)
+
+    def __repr__(self) -> str:
+        return (
+            f"CsrAttributes(challenge_password={self.challenge_password!r}, "
+            f"subject_alt_name={self.subject_alt_name!r}, key_type={self.key_type!r}, "
+            f"signature_hash={self.signature_hash!r}, extensions={self.extensions!r}, "
+            f"unrecognised={self.unrecognised!r})"
+        )
 
 
 # tls_profile names (as the CLI spells them) and their MEF_TLS_PROFILE_* values.
@@ -456,8 +572,8 @@ class Pkcs11Key:
 
 class Config:
     """What a :class:`Client` needs. Nothing is checked here: every value is checked when the
-    client is created, a bad one raising :class:`BadArgumentsError` (a value of the wrong
-    Python type raises :class:`TypeError`).
+    client is created, a bad one (a value of the wrong Python type or an unreadable file
+    included) raising :class:`BadArgumentsError` with the library's reason.
 
     Args:
         base_uri: EST base URI of the MEF, e.g. ``https://mef.example.com/.well-known/est``
@@ -580,31 +696,39 @@ class Client:
         raw = ctypes.c_void_p()
         c = self._build_config(config)
         try:
-            self._check(self._lib.mef_client_new(c, ctypes.byref(raw)), "mef_client_new")
+            self._check(self._lib.mef_client_new(c, ctypes.byref(raw)), "", c)
         finally:
             self._lib.mef_config_free(c)
         self._handle = raw
 
-    def _check(self, result: int, what: str) -> None:
+    def _check(self, result: int, what: str, config: Optional[ctypes.c_void_p] = None) -> None:
+        """Raises for a failed call; with ``config``, the reason the library recorded on that
+        configuration (``mef_config_last_error``) follows ``what``."""
         if result != Result.OK:
-            raise _error(self._lib, result, what)
+            reason = b""
+            if config is not None:
+                reason = self._lib.mef_config_last_error(config) or b""
+            message = what
+            if reason:
+                message = f"{what}: {reason.decode(errors='replace')}" if what else reason.decode(
+                    errors="replace"
+                )
+            raise _error(self._lib, result, message)
 
     def _build_config(self, cfg: Config) -> ctypes.c_void_p:
         lib = self._lib
         c = ctypes.c_void_p()
-        self._check(lib.mef_config_new(ctypes.byref(c)), "mef_config_new")
+        self._check(lib.mef_config_new(ctypes.byref(c)), "mef_config_new", None)
         try:
             if not isinstance(cfg.base_uri, str):
-                raise TypeError("base_uri: str expected")
+                raise _bad("base_uri: str expected")
             self._check(
                 lib.mef_config_set_base_uri(c, cfg.base_uri.encode()),
-                f"base_uri {cfg.base_uri!r}",
-            )
+                f"base_uri {cfg.base_uri!r}", c)
             if cfg.trust_anchors_pem is not None:
                 pem = _pem_bytes("trust_anchors_pem", cfg.trust_anchors_pem)
                 self._check(
-                    lib.mef_config_set_trust_anchors_pem(c, pem, len(pem)), "trust_anchors_pem"
-                )
+                    lib.mef_config_set_trust_anchors_pem(c, pem, len(pem)), "trust_anchors_pem", c)
             if (cfg.client_cert_pem is None) != (cfg.client_key_pem is None):
                 raise _error(
                     lib,
@@ -625,8 +749,7 @@ class Client:
                         lib.mef_config_set_client_cert_pem(
                             c, chain, len(chain), ctypes.addressof(key_buf), key_len
                         ),
-                        "client certificate and key",
-                    )
+                        "client certificate and key", c)
                 finally:
                     ctypes.memset(ctypes.addressof(key_buf), 0, len(key))
                     del key_buf
@@ -641,20 +764,22 @@ class Client:
                 self._set_psk(c, cfg.psk)
             if cfg.sp_id is not None:
                 # Before the subject: SP-relative subject IDs resolve against it.
-                self._check(lib.mef_config_set_sp_id(c, str(cfg.sp_id).encode()), "sp_id")
+                self._check(lib.mef_config_set_sp_id(c, str(cfg.sp_id).encode()), "sp_id", c)
             if cfg.subject is not None:
-                subject_type, subject_id = cfg.subject
+                if not isinstance(cfg.subject, tuple) or len(cfg.subject) != 2:
+                    raise _bad("subject: a (subject type, subject ID) tuple expected")
+                subject_type = _enum_arg(SubjectType, cfg.subject[0], "subject type")
+                subject_id = cfg.subject[1]
                 self._check(
                     lib.mef_config_set_subject(c, int(subject_type), str(subject_id).encode()),
-                    f"subject {subject_id!r}",
-                )
+                    f"subject {subject_id!r}", c)
             if cfg.mef_fqdn is not None:
                 self._check(
                     lib.mef_config_set_mef_fqdn(c, str(cfg.mef_fqdn).encode()),
-                    f"mef_fqdn {cfg.mef_fqdn!r}",
-                )
+                    f"mef_fqdn {cfg.mef_fqdn!r}", c)
             if cfg.key_type is not None:
-                self._check(lib.mef_config_set_key_type(c, int(cfg.key_type)), "key_type")
+                key_type = _enum_arg(KeyType, cfg.key_type, "key_type")
+                self._check(lib.mef_config_set_key_type(c, int(key_type)), "key_type", c)
             if cfg.tls_profile is not None:
                 profile = _TLS_PROFILES.get(cfg.tls_profile)
                 if profile is None:
@@ -664,7 +789,7 @@ class Client:
                         f"unknown tls_profile {cfg.tls_profile!r} (expected one of "
                         f"{', '.join(repr(k) for k in _TLS_PROFILES)})",
                     )
-                self._check(lib.mef_config_set_tls_profile(c, profile), "tls_profile")
+                self._check(lib.mef_config_set_tls_profile(c, profile), "tls_profile", c)
             timeouts = (cfg.connect_timeout, cfg.tls_timeout, cfg.response_timeout)
             if any(t is not None for t in timeouts):
                 names = ("connect_timeout", "tls_timeout", "response_timeout")
@@ -672,7 +797,7 @@ class Client:
                     _ms(lib, names[i], t if t is not None else Config._DEFAULT_TIMEOUTS[i])
                     for i, t in enumerate(timeouts)
                 ]
-                self._check(lib.mef_config_set_timeouts(c, *ms), "timeouts")
+                self._check(lib.mef_config_set_timeouts(c, *ms), "timeouts", c)
             if cfg.max_poll_attempts is not None or cfg.max_poll_time is not None:
                 attempts = (
                     cfg.max_poll_attempts
@@ -690,12 +815,10 @@ class Client:
                         _u32(lib, "max_poll_attempts", attempts),
                         _ms(lib, "max_poll_time", total),
                     ),
-                    "polling",
-                )
+                    "polling", c)
             if cfg.store_dir is not None:
                 self._check(
-                    lib.mef_config_set_store_dir(c, os.fsencode(cfg.store_dir)), "store_dir"
-                )
+                    lib.mef_config_set_store_dir(c, os.fsencode(cfg.store_dir)), "store_dir", c)
             if cfg.pkcs11_key is not None:
                 k = cfg.pkcs11_key
                 if not isinstance(k, Pkcs11Key):
@@ -709,13 +832,15 @@ class Client:
                         None if k.pin_env is None else k.pin_env.encode(),
                     ),
                     "pkcs11_key",
+                    c,
                 )
             if cfg.log is not None:
                 self._log_cb = _LOG_CB(_log_trampoline(cfg.log))
                 self._check(
-                    lib.mef_config_set_log_callback(c, self._log_cb, None, int(cfg.log_level)),
-                    "log",
-                )
+                    lib.mef_config_set_log_callback(
+                        c, self._log_cb, None, int(_enum_arg(LogLevel, cfg.log_level, "log_level"))
+                    ),
+                    "log", c)
         except BaseException:
             lib.mef_config_free(c)
             raise
@@ -725,12 +850,12 @@ class Client:
         """mef_config_set_psk with a working copy of Kpm that is wiped afterwards (the caller's
         bytes object cannot be: Python bytes are immutable)."""
         if not isinstance(psk, tuple) or len(psk) != 2:
-            raise TypeError("psk: a (kpm_id: str, kpm: bytes) tuple expected")
+            raise _bad("psk: a (kpm_id: str, kpm: bytes) tuple expected")
         kpm_id, kpm = psk
         if not isinstance(kpm_id, str):
-            raise TypeError("psk: the KpmID must be a str")
+            raise _bad("psk: the KpmID must be a str")
         if not isinstance(kpm, (bytes, bytearray, memoryview)):
-            raise TypeError("psk: the Kpm must be bytes, bytearray or memoryview")
+            raise _bad("psk: the Kpm must be bytes, bytearray or memoryview")
         try:
             kpm_id_bytes = kpm_id.encode()
         except UnicodeEncodeError:
@@ -750,8 +875,7 @@ class Client:
             # at most 128 bytes without control characters: RFC 4279 5.3, 7.2).
             self._check(
                 self._lib.mef_config_set_psk(c, kpm_id_bytes, ctypes.addressof(key_buf), key_len),
-                f"psk for KpmID {kpm_id!r} (a Kpm of {key_len} bytes; 16 to 64 are accepted)",
-            )
+                f"psk for KpmID {kpm_id!r} (a Kpm of {key_len} bytes; 16 to 64 are accepted)", c)
         finally:
             ctypes.memset(ctypes.addressof(key_buf), 0, len(key))
             del key_buf
@@ -808,19 +932,9 @@ class Client:
         """Certificate Re-Provisioning (TS-0003 8.3.6.2.3) authenticated with the installed
         certificate: ``"renew"`` (same key), ``"rekey"`` (new key) or ``"serverkeygen"`` (new
         key from the MEF). The installed credentials are replaced only on success."""
-        if isinstance(mode, str):
-            modes = {
-                "renew": Reprovision.RENEW,
-                "rekey": Reprovision.REKEY,
-                "serverkeygen": Reprovision.SERVER_KEYGEN,
-            }
-            if mode not in modes:
-                raise _error(
-                    self._lib,
-                    Result.ERR_INVALID_ARGUMENT,
-                    f"reprovision mode {mode!r}: one of {', '.join(modes)}",
-                )
-            mode = modes[mode]
+        if mode == "serverkeygen":  # the CLI's spelling
+            mode = Reprovision.SERVER_KEYGEN
+        mode = _enum_arg(Reprovision, mode, "reprovision mode")
         self._call("reprovision", self._lib.mef_client_reprovision, int(mode))
 
     def cacerts(self) -> List[str]:
@@ -833,9 +947,21 @@ class Client:
             if begin in block
         ]
 
-    def csrattrs(self) -> bytes:
-        """The raw CsrAttrs DER of /csrattrs (empty when the MEF has none: 204/404)."""
-        return self._buffer_call("csrattrs", self._lib.mef_client_csrattrs)
+    def csrattrs(self) -> CsrAttributes:
+        """The CSR attributes of /csrattrs, decoded (:class:`CsrAttributes`; false when the
+        MEF has none: 204/404). The DER is ``.der``."""
+        der = self._buffer_call("csrattrs", self._lib.mef_client_csrattrs)
+        out = ctypes.c_void_p()
+        result = self._lib.mef_csrattrs_describe(der, len(der), ctypes.byref(out))
+        if result != Result.OK:
+            raise _error(self._lib, result, "/csrattrs: the CSR attributes do not decode")
+        try:
+            length = self._lib.mef_buffer_len(out)
+            data = self._lib.mef_buffer_data(out)
+            text = ctypes.string_at(data, length).decode() if length else ""
+        finally:
+            self._lib.mef_buffer_free(out)
+        return CsrAttributes(der, text)
 
     @property
     def last_handshakes(self) -> int:

@@ -126,8 +126,12 @@ def test_cacerts_and_csrattrs(mef, pki, tmp_path):
             "x509", "-in", str(tmp_path / "cacert.pem"), "-noout", "-fingerprint", "-sha256"
         ) == openssl("x509", "-in", str(mef.ca), "-noout", "-fingerprint", "-sha256")
         attrs = client.csrattrs()
-        assert attrs[0] == 0x30  # CsrAttrs ::= SEQUENCE (RFC 7030 4.5.2)
-        assert CHALLENGE_PASSWORD_OID in attrs
+        assert attrs.der[0] == 0x30  # CsrAttrs ::= SEQUENCE (RFC 7030 4.5.2)
+        assert CHALLENGE_PASSWORD_OID in attrs.der
+        # Decoded as the CLI shows it (issue #14).
+        assert attrs.challenge_password == "supplied", attrs
+        assert attrs.subject_alt_name == f"DNS:{CSE_ID}", attrs
+        assert "Some(" not in repr(attrs)
     # Nothing was installed by these two.
     assert not (tmp_path / "cred" / "cert.pem").exists()
 

@@ -461,6 +461,7 @@ pub unsafe extern "C" fn mef_client_new(
             }
             Err(f) => {
                 log::warn!("mef_client_new: {}", f.message);
+                config.last_error.set(&f.message);
                 f.code
             }
         }
@@ -594,6 +595,45 @@ pub unsafe extern "C" fn mef_client_csrattrs(
     };
     // SAFETY: caller's contract above.
     unsafe { with_client(client, "mef_client_csrattrs", body) }
+}
+
+/// Decodes CSR attributes (the DER `mef_client_csrattrs` gives) into text, one `field: value`
+/// line each, as the CLI shows them: `challenge_password: supplied`, `subject_alt_name:
+/// DNS:cse01.sp.example.com`, `extension: OID[ critical] N bytes`, `key_type: EC P-256`,
+/// `signature_hash: SHA-256`, `unrecognised: OID` (the fields of `onem2m_est::describe`; never
+/// the challengePassword's value). An empty input (no CSR attributes) gives an empty buffer;
+/// malformed DER is `MEF_ERR_DECODE`.
+///
+/// # Safety
+/// `der` readable for `len` bytes; `out_text` writable.
+#[no_mangle]
+pub unsafe extern "C" fn mef_csrattrs_describe(
+    der: *const u8,
+    len: usize,
+    out_text: *mut *mut mef_buffer,
+) -> mef_result {
+    super::guard(|| {
+        if out_text.is_null() {
+            return MEF_ERR_NULL_ARGUMENT;
+        }
+        // SAFETY: caller's contract above.
+        let der = check!(unsafe { super::bytes_arg(der, len) });
+        let mut data = Vec::new();
+        if !der.is_empty() {
+            let reqs = match crate::proto::csrattrs::decode(der)
+                .and_then(|items| crate::proto::csrattrs::CsrRequirements::from_items(&items))
+            {
+                Ok(r) => r,
+                Err(_) => return super::MEF_ERR_DECODE,
+            };
+            for (field, value) in crate::describe::csr_attributes(&reqs) {
+                data.extend_from_slice(format!("{field}: {value}\n").as_bytes());
+            }
+        }
+        // SAFETY: non-NULL (checked above) and writable (caller's contract).
+        unsafe { out_text.write(Box::into_raw(Box::new(mef_buffer { data }))) };
+        MEF_OK
+    })
 }
 
 /// The detailed message of the last failed call on this client (the error and its causes),

@@ -1,6 +1,6 @@
 //! `mef_config`: what a client is created from.
 
-use std::ffi::{c_char, c_int, c_void};
+use std::ffi::{c_char, c_int, c_void, CString};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,7 +8,7 @@ use std::time::Duration;
 use rustls_pki_types::CertificateDer;
 use zeroize::Zeroizing;
 
-use super::callbacks::{pem_certs_arg, CredentialCallbacks, KeyCallbacks};
+use super::callbacks::{CredentialCallbacks, KeyCallbacks};
 use super::logging::{level_filter, mef_log_cb, LogSink};
 use super::{
     bytes_arg, check, guard, key_type_arg, mef_credential_callbacks, mef_identity_cb,
@@ -67,6 +67,88 @@ pub struct mef_config {
         UserData,
     )>,
     pub(crate) log: Option<LogSink>,
+    /// Why the most recent failed call on this configuration failed (`mef_config_last_error`).
+    pub(crate) last_error: LastError,
+}
+
+/// The reason of the most recent failed call on a configuration, as the core gave it (issue
+/// #14: C callers get the same text as the CLI). Behind a mutex because `mef_client_new`
+/// reports into a `const` configuration; a clone starts empty (a client has its own).
+#[derive(Debug, Default)]
+pub(crate) struct LastError(std::sync::Mutex<CString>);
+
+impl Clone for LastError {
+    fn clone(&self) -> LastError {
+        LastError::default()
+    }
+}
+
+impl LastError {
+    pub(crate) fn set(&self, reason: &str) {
+        let text = CString::new(reason.replace('\0', "\u{FFFD}")).unwrap_or_default();
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = text;
+    }
+
+    fn as_ptr(&self) -> *const c_char {
+        // The CString's buffer outlives the guard: it is only replaced by the next `set`.
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).as_ptr()
+    }
+}
+
+impl mef_config {
+    /// Records why a setter failed and returns its code.
+    fn fail(&self, code: mef_result, reason: impl std::fmt::Display) -> mef_result {
+        self.last_error.set(&reason.to_string());
+        code
+    }
+}
+
+/// Like `check!` in a setter, keeping the reason for `mef_config_last_error`: `$e` is a
+/// `Result<T, E: Display>` whose error becomes `MEF_ERR_INVALID_ARGUMENT`.
+macro_rules! reason {
+    ($config:expr, $e:expr) => {
+        match $e {
+            Ok(v) => v,
+            Err(e) => return $config.fail(MEF_ERR_INVALID_ARGUMENT, e),
+        }
+    };
+}
+
+/// A string or byte argument of a setter: NULL or non-UTF-8 text is refused with a reason
+/// naming the argument.
+macro_rules! arg {
+    ($config:expr, $name:literal, $e:expr) => {
+        match $e {
+            Ok(v) => v,
+            Err(MEF_ERR_NULL_ARGUMENT) => {
+                return $config.fail(MEF_ERR_NULL_ARGUMENT, concat!($name, " is NULL"))
+            }
+            Err(code) => return $config.fail(code, concat!($name, " is not UTF-8 text")),
+        }
+    };
+}
+
+/// PEM CERTIFICATE blocks, with the parser's reason on failure.
+fn pem_certs(pem: &[u8], what: &str) -> Result<Vec<CertificateDer<'static>>, String> {
+    let text = std::str::from_utf8(pem).map_err(|_| format!("{what}: not PEM text (not UTF-8)"))?;
+    crate::store::parse_certs_pem(text).map_err(|e| format!("{what}: {e}"))
+}
+
+/// Returns why the most recent failed call on `config` failed (the setters, and
+/// `mef_client_new` with this configuration), e.g. `invalid argument EST base URI: "ftp://x":
+/// ...`, or "" if none failed. A successful call does not clear it. The text never holds a
+/// key or a PSK. The pointer is owned by the configuration and valid until its next failing
+/// call or `mef_config_free`; NULL `config` gives "".
+///
+/// # Safety
+/// `config` must be NULL or a live pointer from `mef_config_new`.
+#[no_mangle]
+pub unsafe extern "C" fn mef_config_last_error(config: *const mef_config) -> *const c_char {
+    // SAFETY: NULL or a live configuration (caller's contract).
+    match unsafe { config.as_ref() } {
+        Some(config) => config.last_error.as_ptr(),
+        None => c"".as_ptr(),
+    }
 }
 
 /// Borrows the configuration behind a non-NULL pointer.
@@ -128,8 +210,8 @@ pub unsafe extern "C" fn mef_config_set_base_uri(
         // SAFETY: caller's contract above.
         let config = check!(unsafe { config_mut(config) });
         // SAFETY: caller's contract above.
-        let uri = check!(unsafe { str_arg(uri) });
-        let uri = check!(EstUri::parse(uri).map_err(|_| MEF_ERR_INVALID_ARGUMENT));
+        let uri = arg!(config, "uri", unsafe { str_arg(uri) });
+        let uri = reason!(config, EstUri::parse(uri));
         config.base_uri = Some(uri);
         MEF_OK
     })
@@ -150,8 +232,8 @@ pub unsafe extern "C" fn mef_config_set_trust_anchors_pem(
         // SAFETY: caller's contract above.
         let config = check!(unsafe { config_mut(config) });
         // SAFETY: caller's contract above.
-        let pem = check!(unsafe { bytes_arg(pem, len) });
-        config.trust_anchors = Some(check!(pem_certs_arg(pem)));
+        let pem = arg!(config, "pem", unsafe { bytes_arg(pem, len) });
+        config.trust_anchors = Some(reason!(config, pem_certs(pem, "trust anchors")));
         MEF_OK
     })
 }
@@ -174,19 +256,33 @@ pub unsafe extern "C" fn mef_config_set_client_cert_pem(
         // SAFETY: caller's contract above.
         let config = check!(unsafe { config_mut(config) });
         // SAFETY: caller's contract above.
-        let chain = check!(unsafe { bytes_arg(chain_pem, chain_len) });
+        let chain = arg!(config, "chain_pem", unsafe {
+            bytes_arg(chain_pem, chain_len)
+        });
         // SAFETY: caller's contract above.
-        let key = check!(unsafe { bytes_arg(key_pem, key_len) });
-        let chain = check!(pem_certs_arg(chain));
+        let key = arg!(config, "key_pem", unsafe { bytes_arg(key_pem, key_len) });
+        let chain = reason!(config, pem_certs(chain, "client certificate"));
         let key_text = Zeroizing::new(
-            check!(std::str::from_utf8(key).map_err(|_| MEF_ERR_INVALID_ARGUMENT)).to_owned(),
+            reason!(
+                config,
+                std::str::from_utf8(key).map_err(|_| "client key: not PEM text")
+            )
+            .to_owned(),
         );
-        let key = check!(SoftwareKey::from_pem(&key_text).map_err(|_| MEF_ERR_INVALID_ARGUMENT));
+        // The key's error names the problem (RSA, encrypted, malformed), never key bytes.
+        let key = reason!(
+            config,
+            SoftwareKey::from_pem(&key_text).map_err(|e| format!("client key: {e}"))
+        );
         if !check!(leaf_spki_is(
             &chain[0],
             crate::keys::PrivateKey::public_key_info(&key)
         )) {
-            return MEF_ERR_INVALID_ARGUMENT;
+            return config.fail(
+                MEF_ERR_INVALID_ARGUMENT,
+                "client key: it is not the key of the client certificate (the first \
+                 certificate of the chain)",
+            );
         }
         config.third_party = Some(ThirdParty::Software {
             chain,
@@ -222,9 +318,14 @@ pub unsafe extern "C" fn mef_config_set_client_cert_key_handle(
         // SAFETY: caller's contract above.
         let config = check!(unsafe { config_mut(config) });
         // SAFETY: caller's contract above.
-        let chain = check!(unsafe { bytes_arg(chain_pem, chain_len) });
-        let chain = check!(pem_certs_arg(chain));
-        let algorithm = check!(key_type_arg(key_type));
+        let chain = arg!(config, "chain_pem", unsafe {
+            bytes_arg(chain_pem, chain_len)
+        });
+        let chain = reason!(config, pem_certs(chain, "client certificate"));
+        let algorithm = reason!(
+            config,
+            key_type_arg(key_type).map_err(|_| format!("unknown key type {key_type}"))
+        );
         config.third_party = Some(ThirdParty::Handle {
             chain,
             handle: key_handle,
@@ -284,7 +385,14 @@ pub unsafe extern "C" fn mef_config_set_psk(
         // SAFETY: caller's contract above.
         let config = check!(unsafe { config_mut(config) });
         // SAFETY: caller's contract above.
-        let psk = check!(unsafe { psk_arg(kpm_id, kpm, kpm_len) });
+        let kpm_id = arg!(config, "kpm_id", unsafe { str_arg(kpm_id) });
+        // SAFETY: caller's contract above.
+        let kpm = arg!(config, "kpm", unsafe { bytes_arg(kpm, kpm_len) });
+        // The error names the rule broken (length, characters), never the key.
+        let psk = reason!(
+            config,
+            PskCredential::new(kpm_id, Zeroizing::new(kpm.to_vec()))
+        );
         config.psk = Some(psk);
         MEF_OK
     })
@@ -309,13 +417,16 @@ pub unsafe extern "C" fn mef_config_set_subject(
         // SAFETY: caller's contract above.
         let config = check!(unsafe { config_mut(config) });
         // SAFETY: caller's contract above.
-        let id = check!(unsafe { str_arg(id) });
-        let subject_type = check!(subject_type_arg(r#type));
+        let id = arg!(config, "id", unsafe { str_arg(id) });
+        let subject_type = reason!(
+            config,
+            subject_type_arg(r#type).map_err(|_| format!("unknown subject type {}", r#type))
+        );
         let identity = match &config.sp_id {
             None => SubjectIdentity::new(subject_type, id),
             Some(sp) => SubjectIdentity::with_sp_id(subject_type, id, sp),
         };
-        config.identity = Some(check!(identity.map_err(|_| MEF_ERR_INVALID_ARGUMENT)));
+        config.identity = Some(reason!(config, identity));
         MEF_OK
     })
 }
@@ -336,10 +447,8 @@ pub unsafe extern "C" fn mef_config_set_sp_id(
         // SAFETY: caller's contract above.
         let config = check!(unsafe { config_mut(config) });
         // SAFETY: caller's contract above.
-        let sp_id = check!(unsafe { str_arg(sp_id) });
-        config.sp_id = Some(check!(
-            SpId::parse(sp_id).map_err(|_| MEF_ERR_INVALID_ARGUMENT)
-        ));
+        let sp_id = arg!(config, "sp_id", unsafe { str_arg(sp_id) });
+        config.sp_id = Some(reason!(config, SpId::parse(sp_id)));
         MEF_OK
     })
 }
@@ -365,9 +474,12 @@ pub unsafe extern "C" fn mef_config_set_mef_fqdn(
         // SAFETY: caller's contract above.
         let config = check!(unsafe { config_mut(config) });
         // SAFETY: caller's contract above.
-        let fqdn = check!(unsafe { str_arg(fqdn) });
+        let fqdn = arg!(config, "fqdn", unsafe { str_arg(fqdn) });
         if fqdn.is_empty() || !fqdn.bytes().all(|b| b.is_ascii_graphic()) {
-            return MEF_ERR_INVALID_ARGUMENT;
+            return config.fail(
+                MEF_ERR_INVALID_ARGUMENT,
+                format!("MEF FQDN {fqdn:?}: empty, or holds white space or non-ASCII characters"),
+            );
         }
         config.mef_fqdn = Some(fqdn.to_owned());
         MEF_OK
@@ -389,7 +501,10 @@ pub unsafe extern "C" fn mef_config_set_key_type(
     guard(|| {
         // SAFETY: caller's contract above.
         let config = check!(unsafe { config_mut(config) });
-        config.key_algorithm = check!(key_type_arg(r#type));
+        config.key_algorithm = reason!(
+            config,
+            key_type_arg(r#type).map_err(|_| format!("unknown key type {}", r#type))
+        );
         MEF_OK
     })
 }
@@ -408,7 +523,10 @@ pub unsafe extern "C" fn mef_config_set_tls_profile(
     guard(|| {
         // SAFETY: caller's contract above.
         let config = check!(unsafe { config_mut(config) });
-        config.tls_profile = check!(tls_profile_arg(profile));
+        config.tls_profile = reason!(
+            config,
+            tls_profile_arg(profile).map_err(|_| format!("unknown TLS profile {profile}"))
+        );
         MEF_OK
     })
 }
@@ -429,7 +547,7 @@ pub unsafe extern "C" fn mef_config_set_timeouts(
         // SAFETY: caller's contract above.
         let config = check!(unsafe { config_mut(config) });
         if connect_ms == 0 || tls_ms == 0 || response_ms == 0 {
-            return MEF_ERR_INVALID_ARGUMENT;
+            return config.fail(MEF_ERR_INVALID_ARGUMENT, "a timeout of 0 ms");
         }
         config.transport.connect_timeout = Duration::from_millis(connect_ms.into());
         config.transport.tls_timeout = Duration::from_millis(tls_ms.into());
@@ -456,7 +574,7 @@ pub unsafe extern "C" fn mef_config_set_polling(
         // SAFETY: caller's contract above.
         let config = check!(unsafe { config_mut(config) });
         if max_attempts == 0 {
-            return MEF_ERR_INVALID_ARGUMENT;
+            return config.fail(MEF_ERR_INVALID_ARGUMENT, "max_attempts is 0 (at least 1)");
         }
         config.transport.poll.max_attempts = max_attempts;
         config.transport.poll.max_total = Duration::from_millis(max_total_ms.into());
@@ -481,9 +599,9 @@ pub unsafe extern "C" fn mef_config_set_store_dir(
         // SAFETY: caller's contract above.
         let config = check!(unsafe { config_mut(config) });
         // SAFETY: caller's contract above.
-        let dir = check!(unsafe { str_arg(dir) });
+        let dir = arg!(config, "dir", unsafe { str_arg(dir) });
         if dir.is_empty() {
-            return MEF_ERR_INVALID_ARGUMENT;
+            return config.fail(MEF_ERR_INVALID_ARGUMENT, "the store directory is empty");
         }
         config.store_dir = Some(PathBuf::from(dir));
         MEF_OK

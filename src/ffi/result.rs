@@ -124,7 +124,7 @@ fn text_of(r: mef_result) -> Option<&'static str> {
         MEF_ERR_RETRY_LATER => {
             "the MEF asked to be asked again later than the polling bounds allow\0"
         }
-        MEF_ERR_UNSUPPORTED => "cannot satisfy the server's requirement\0",
+        MEF_ERR_UNSUPPORTED => "not supported (a key type, hash or feature this client lacks)\0",
         MEF_ERR_IDENTITY_CONFLICT => "identity conflict\0",
         MEF_ERR_KEY => "key operation failed\0",
         MEF_ERR_CSR => "cannot build the CSR\0",

@@ -294,3 +294,117 @@ fn the_ts0003_profile_is_handed_to_the_core() {
         mef_client_free(client);
     }
 }
+
+fn config_error(config: *const mef_config) -> String {
+    // SAFETY: a live configuration; the text is copied before the next call.
+    unsafe { CStr::from_ptr(mef_config_last_error(config)) }
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// The core's reason reaches the C caller of a setter and of `mef_client_new` (issue #14), in
+/// words, without Rust Debug forms, and never with key material.
+#[test]
+fn config_setters_say_why_they_failed() {
+    // ring cannot generate RSA keys: the openssl CLI makes one (the test fails without it).
+    let rsa = std::process::Command::new("openssl")
+        .args([
+            "genpkey",
+            "-algorithm",
+            "RSA",
+            "-pkeyopt",
+            "rsa_keygen_bits:1024",
+        ])
+        .output()
+        .expect("the openssl CLI is needed (scripts/test.sh installs it)");
+    assert!(rsa.status.success());
+    let rsa_key = String::from_utf8(rsa.stdout).unwrap();
+    let mut config = std::ptr::null_mut();
+    // SAFETY: valid pointers and lengths throughout; the config is freed once.
+    unsafe {
+        assert_eq!(mef_config_new(&mut config), MEF_OK);
+        assert_eq!(config_error(config), "");
+        assert_eq!(config_error(std::ptr::null()), "");
+
+        let uri = CString::new("ftp://mef.example.com/.well-known/est").unwrap();
+        assert_eq!(
+            mef_config_set_base_uri(config, uri.as_ptr()),
+            MEF_ERR_INVALID_ARGUMENT
+        );
+        let text = config_error(config);
+        assert!(
+            text.contains("EST base URI") && text.contains("ftp://"),
+            "{text}"
+        );
+
+        let id = CString::new("*.sp.example.com").unwrap();
+        assert_eq!(
+            mef_config_set_subject(config, MEF_SUBJECT_CSE, id.as_ptr()),
+            MEF_ERR_INVALID_ARGUMENT
+        );
+        let text = config_error(config);
+        assert!(
+            text.contains("*.sp.example.com") && text.contains("wildcard"),
+            "{text}"
+        );
+
+        assert_eq!(
+            mef_config_set_subject(config, 99, id.as_ptr()),
+            MEF_ERR_INVALID_ARGUMENT
+        );
+        assert_eq!(config_error(config), "unknown subject type 99");
+
+        let garbage = b"not PEM";
+        assert_eq!(
+            mef_config_set_trust_anchors_pem(config, garbage.as_ptr(), garbage.len()),
+            MEF_ERR_INVALID_ARGUMENT
+        );
+        assert!(
+            config_error(config).starts_with("trust anchors: "),
+            "{}",
+            config_error(config)
+        );
+
+        assert_eq!(
+            mef_config_set_store_dir(config, std::ptr::null()),
+            MEF_ERR_NULL_ARGUMENT
+        );
+        assert_eq!(config_error(config), "dir is NULL");
+
+        // An RSA key is refused with a message that blames the key, not the server.
+        let cert = ca_pem();
+        assert_eq!(
+            mef_config_set_client_cert_pem(
+                config,
+                cert.as_ptr(),
+                cert.len(),
+                rsa_key.as_ptr(),
+                rsa_key.len()
+            ),
+            MEF_ERR_INVALID_ARGUMENT
+        );
+        let text = config_error(config);
+        assert!(
+            text.contains("client key: ") && text.contains("RSA key"),
+            "{text}"
+        );
+        assert!(!text.contains("server"), "{text}");
+        assert!(!text.contains("PRIVATE KEY"), "{text}");
+
+        // mef_client_new reports into the (const) configuration too.
+        let mut client = std::ptr::null_mut();
+        assert_eq!(
+            mef_client_new(config, &mut client),
+            MEF_ERR_INVALID_ARGUMENT
+        );
+        assert!(client.is_null());
+        assert!(
+            config_error(config).contains("no base URI configured"),
+            "{}",
+            config_error(config)
+        );
+        let text = config_error(config);
+        assert!(!text.contains("Some(") && !text.contains("Ec(") && !text.contains("DNSName("));
+        mef_config_free(config);
+    }
+}

@@ -197,6 +197,30 @@ static void bad_config_arguments(const char *ta, size_t ta_len, const char *cert
   EXPECT(mef_config_set_psk(cfg, "kpm-0001", kpm, 65), MEF_ERR_INVALID_ARGUMENT);
   EXPECT(mef_config_set_psk(cfg, "kpm-0001", kpm, 0), MEF_ERR_INVALID_ARGUMENT);
 
+  /* The reason reaches the C caller (mef_config_last_error), in words (issue #14). */
+  TRUE(strstr(mef_config_last_error(cfg), "16") != NULL);
+  EXPECT(mef_config_set_base_uri(cfg, "http://mef.example.com/.well-known/est"), MEF_ERR_INVALID_ARGUMENT);
+  TRUE(strstr(mef_config_last_error(cfg), "EST base URI") != NULL);
+  EXPECT(mef_config_set_subject(cfg, MEF_SUBJECT_CSE, "*.sp.example.com"), MEF_ERR_INVALID_ARGUMENT);
+  TRUE(strstr(mef_config_last_error(cfg), "wildcard") != NULL);
+  EXPECT(mef_config_set_trust_anchors_pem(cfg, (const uint8_t *)not_pem, strlen(not_pem)), MEF_ERR_INVALID_ARGUMENT);
+  TRUE(strncmp(mef_config_last_error(cfg), "trust anchors: ", 15) == 0);
+  EXPECT(mef_config_set_sp_id(cfg, NULL), MEF_ERR_NULL_ARGUMENT);
+  TRUE(strcmp(mef_config_last_error(cfg), "sp_id is NULL") == 0);
+  TRUE(mef_config_last_error(NULL) != NULL && mef_config_last_error(NULL)[0] == '\0');
+
+  /* mef_csrattrs_describe: NULL out, malformed DER, no attributes. */
+  {
+    static const uint8_t junk[] = {0x30, 0x05, 0x01};
+    mef_buffer *text = NULL;
+    EXPECT(mef_csrattrs_describe(junk, sizeof junk, NULL), MEF_ERR_NULL_ARGUMENT);
+    EXPECT(mef_csrattrs_describe(junk, sizeof junk, &text), MEF_ERR_DECODE);
+    TRUE(text == NULL);
+    EXPECT(mef_csrattrs_describe(junk, 0, &text), MEF_OK);
+    TRUE(text != NULL && mef_buffer_len(text) == 0);
+    mef_buffer_free(text);
+  }
+
   /* Callback structs with a NULL member, each member in turn. */
   for (int i = 0; i < 6; i++) {
     mef_key_callbacks kc = key_cbs;
