@@ -70,6 +70,10 @@ done
   export PATH=$bare_path ONEM2M_EST_INSTALLED=1
   "$venv_python" -c 'import onem2m_est, sys; print("wheel: onem2m_est", onem2m_est.version(), "from", onem2m_est.library_path())'
   "$venv_python" "$OLDPWD/scripts/doc_snippets.py" python
-  "$venv_python" -m pytest -q -p no:cacheprovider "$OLDPWD/python/tests"
+  # The wheel's library is built without the `pkcs11` feature (scripts/python-wheel.sh), and
+  # SoftHSM2's tools are not on this PATH: the token tests ran above, against the debug library
+  # built with it; here they are left out by name, not skipped.
+  "$venv_python" -m pytest -q -p no:cacheprovider "$OLDPWD/python/tests" \
+    --ignore "$OLDPWD/python/tests/test_pkcs11.py"
 )
 echo "python-tests: all passed"
