@@ -903,6 +903,25 @@ mef_result mef_config_set_identity_callback(struct mef_config *config, mef_ident
 mef_result mef_config_set_log_callback(struct mef_config *config, mef_log_cb cb, void *user_data, mef_log_level max_level);
 
 /**
+ * Keeps the device key in a PKCS #11 token: key pairs are generated in the token of module
+ * `module_path` (a shared library) that `uri` names (RFC 7512, e.g.
+ * `pkcs11:token=device;object=cse01`), under its `object` label, and the store directory
+ * (`mef_config_set_store_dir`, required) records the key's URI in `key.uri` instead of writing
+ * `key.pem`. `uri` may be NULL to use the URI the store directory records (re-provisioning).
+ * The user PIN is read from the file `pin_file` or the environment variable `pin_env`: exactly
+ * one of them non-NULL; never pass the PIN itself. Token, mechanisms and PIN are checked by
+ * `mef_client_new` (`MEF_ERR_KEY` for a wrong PIN or a missing token,
+ * `MEF_ERR_UNSUPPORTED` for a token without P-256). A library built without the `pkcs11`
+ * feature makes `mef_client_new` fail with `MEF_ERR_INVALID_ARGUMENT`. Exclusive with key and
+ * credential callbacks.
+ *
+ * # Safety
+ * `config` as for `mef_config_free` (non-NULL); `module_path` a NUL-terminated string; `uri`,
+ * `pin_file` and `pin_env` NULL or NUL-terminated strings.
+ */
+mef_result mef_config_set_pkcs11_key(struct mef_config *config, const char *module_path, const char *uri, const char *pin_file, const char *pin_env);
+
+/**
  * Whether the installed certificate is due for renewal at `now` (seconds since the epoch):
  * writes 1 (due) or 0 to `*out_due`. `MEF_ERR_NOT_PROVISIONED` when nothing is installed.
  * `*out_due` is written only on success.

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Tests of the Python binding (python/): builds the shared library (with TLS-PSK) and the reference MEF
+# Tests of the Python binding (python/): builds the shared library (with TLS-PSK and PKCS #11) and the reference MEF
 # (debug), installs pytest if missing, runs python/tests against target/debug/libonem2m_est.so
 # (in CARGO_TARGET_DIR if set), then runs the README's Python quick start
 # (python/examples/quickstart.py) and the documentation's Python snippets against the MEF fixture
@@ -27,8 +27,9 @@ if ! python3 -m pytest --version >/dev/null 2>&1; then
   fi
 fi
 
-# The library with the `psk` feature: the PPSK-based RSPF tests (python/tests/test_psk.py).
-cargo build --locked -p onem2m-est -p onem2m-mef --features onem2m-est/psk
+# The library with the `psk` and `pkcs11` features: the PPSK-based RSPF tests
+# (python/tests/test_psk.py) and the PKCS #11 token tests (python/tests/test_pkcs11.py, SoftHSM2).
+cargo build --locked -p onem2m-est -p onem2m-mef --features onem2m-est/psk,onem2m-est/pkcs11,onem2m-mef/pkcs11
 export ONEM2M_EST_LIB=$FIXTURE_TARGET_DIR/debug/libonem2m_est.so
 export ONEM2M_MEF_BIN=$MEF_BIN
 [ -f "$ONEM2M_EST_LIB" ] || { echo "error: $ONEM2M_EST_LIB was not built" >&2; exit 1; }
@@ -69,6 +70,10 @@ done
   export PATH=$bare_path ONEM2M_EST_INSTALLED=1
   "$venv_python" -c 'import onem2m_est, sys; print("wheel: onem2m_est", onem2m_est.version(), "from", onem2m_est.library_path())'
   "$venv_python" "$OLDPWD/scripts/doc_snippets.py" python
-  "$venv_python" -m pytest -q -p no:cacheprovider "$OLDPWD/python/tests"
+  # The wheel's library is built without the `pkcs11` feature (scripts/python-wheel.sh), and
+  # SoftHSM2's tools are not on this PATH: the token tests ran above, against the debug library
+  # built with it; here they are left out by name, not skipped.
+  "$venv_python" -m pytest -q -p no:cacheprovider "$OLDPWD/python/tests" \
+    --ignore "$OLDPWD/python/tests/test_pkcs11.py"
 )
 echo "python-tests: all passed"

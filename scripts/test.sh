@@ -19,6 +19,11 @@ cd "$(dirname "$0")/.."
 # - gcc + libc6-dev: the C tests and examples; valgrind: the C ABI memory checks;
 # - python3-pip + python3-venv: pytest for the Python binding; building its wheel and
 #   installing it into a fresh virtual environment;
+# - softhsm2 + opensc: the PKCS #11 token (SoftHSM2) and `pkcs11-tool` of tests/pkcs11.rs,
+#   cli/tests/pkcs11.rs, mef/tests/pkcs11.rs and python/tests/test_pkcs11.py (the `pkcs11`
+#   feature);
+# - swtpm + tpm2-tools + tpm2-abrmd + dbus + libtpm2-pkcs11-1 + libtpm2-pkcs11-tools (+ the
+#   swtpm and tabrmd TCTIs): a software TPM 2.0 behind tpm2-pkcs11 for scripts/tpm-tests.sh.
 # - the cross builds (scripts/lib/cross-env.sh, README "Platforms"): Debian's rustc-web,
 #   cargo-web, rust-web-src and libstd-rust-web-dev (Rust 1.96 and its standard library's
 #   source for -Zbuild-std; /usr/bin, never the default toolchain), mingw-w64 and wine64
@@ -30,7 +35,9 @@ packages=()
 for p in strongswan-pki libstrongswan-extra-plugins libstrongswan-standard-plugins openssl curl \
   libssl-dev pkg-config gcc libc6-dev valgrind python3-pip rustc-web cargo-web rust-web-src \
   libstd-rust-web-dev gcc-mingw-w64-x86-64 binutils-mingw-w64-x86-64 wine64 gcc-aarch64-linux-gnu \
-  libc6-dev-arm64-cross gcc-arm-linux-gnueabihf libc6-dev-armhf-cross qemu-user perl make python3-venv; do
+  libc6-dev-arm64-cross gcc-arm-linux-gnueabihf libc6-dev-armhf-cross qemu-user perl make python3-venv \
+  softhsm2 opensc swtpm tpm2-tools tpm2-abrmd dbus libtpm2-pkcs11-1 libtpm2-pkcs11-tools \
+  libtss2-tcti-swtpm0 libtss2-tcti-tabrmd0; do
   dpkg -s "$p" >/dev/null 2>&1 || packages+=("$p")
 done
 if [ ${#packages[@]} -gt 0 ]; then
@@ -48,9 +55,9 @@ step() { echo; echo "== $*"; }
 step "format"
 cargo fmt --all -- --check
 
-step "clippy (default features, then with TLS-PSK)"
+step "clippy (default features, then with TLS-PSK and PKCS #11)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
-cargo clippy --workspace --all-targets --locked --features onem2m-est/psk -- -D warnings
+cargo clippy --workspace --all-targets --locked --features onem2m-est/psk,onem2m-est/pkcs11,onem2m-mef/pkcs11 -- -D warnings
 
 step "Cisco libest (the third-party EST server of cli/tests/libest.rs): build, or reuse the cache"
 # Source: ../shared/third-party/libest beside the repository, or $LIBEST_SRC. The test runs the
@@ -69,6 +76,9 @@ scripts/c-examples.sh
 step "Python binding"
 scripts/python-tests.sh
 
+step "PKCS #11 keys in a software TPM 2.0 (swtpm, tpm2-abrmd, tpm2-pkcs11) through the CLI"
+scripts/tpm-tests.sh
+
 step "fuzz targets: build and a short smoke run of each (FUZZING.md has the long runs)"
 scripts/fuzz.sh 5
 
@@ -84,5 +94,8 @@ for target in x86_64-pc-windows-gnu aarch64-unknown-linux-gnu armv7-unknown-linu
 done
 
 # Last, so the closing summary of this script is the full Rust test run.
-step "Rust tests with the psk feature (TLS-PSK)"
-cargo test --workspace --locked --features onem2m-est/psk
+# The pkcs11 feature joins this run (one more build of the graph would cost minutes): it adds
+# tests/pkcs11.rs, cli/tests/pkcs11.rs and, with the MEF's `pkcs11` feature, mef/tests/pkcs11.rs
+# (SoftHSM2).
+step "Rust tests with the psk and pkcs11 features (TLS-PSK, PKCS #11 keys in SoftHSM2)"
+cargo test --workspace --locked --features onem2m-est/psk,onem2m-est/pkcs11,onem2m-mef/pkcs11

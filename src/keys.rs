@@ -41,6 +41,12 @@ pub trait PrivateKey: Send + Sync + std::fmt::Debug {
     fn pkcs8_der(&self) -> Option<Zeroizing<Vec<u8>>> {
         None
     }
+
+    /// The RFC 7512 PKCS #11 URI of a key held in a token, for stores that record where the
+    /// key is (`key.uri`) instead of the key. Other keys return `None` (the default).
+    fn pkcs11_uri(&self) -> Option<String> {
+        None
+    }
 }
 
 use crate::error::Error;
@@ -116,7 +122,7 @@ fn ecdsa_signing_alg(algorithm: KeyAlgorithm) -> Option<&'static signature::Ecds
 }
 
 /// The DER SubjectPublicKeyInfo for a raw public key (RFC 5480 for EC, RFC 8410 for Ed25519).
-fn encode_spki(algorithm: KeyAlgorithm, public_key: &[u8]) -> Result<Vec<u8>> {
+pub(crate) fn encode_spki(algorithm: KeyAlgorithm, public_key: &[u8]) -> Result<Vec<u8>> {
     let (oid, parameters) = match algorithm {
         KeyAlgorithm::EcdsaP256Sha256 => (OID_EC_PUBLIC_KEY, Some(OID_SECP256R1)),
         KeyAlgorithm::EcdsaP384Sha384 => (OID_EC_PUBLIC_KEY, Some(OID_SECP384R1)),

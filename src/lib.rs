@@ -10,6 +10,9 @@ pub mod error;
 pub mod ffi;
 pub mod identity;
 pub mod keys;
+// Keys in a PKCS #11 token (RFC 7512 URIs): URIs and PIN sources in every build, the token
+// only with the `pkcs11` feature.
+pub mod pkcs11;
 // PskCredential exists in every build; the OpenSSL TLS-PSK stack only with the `psk` feature.
 pub mod psk;
 // Renewal policy, retry schedule, re-bootstrap and the agent's decisions (issue #12).

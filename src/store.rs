@@ -52,6 +52,9 @@ pub trait CredentialStore: Send {
 pub const CERT_FILE: &str = "cert.pem";
 /// File name of the private key, PKCS #8 PEM, mode 0600.
 pub const KEY_FILE: &str = "key.pem";
+/// File name recording, instead of [`KEY_FILE`], the RFC 7512 URI of a key held in a PKCS #11
+/// token ([`PrivateKey::pkcs11_uri`]): the key itself never reaches the disk.
+pub const KEY_URI_FILE: &str = "key.uri";
 /// File name of the trust anchors, PEM.
 pub const TRUST_ANCHORS_FILE: &str = "trust-anchors.pem";
 /// The symlink (Unix) or pointer file (elsewhere) naming the current generation.
@@ -137,7 +140,9 @@ pub enum Fault {
 /// One process installs into a directory at a time (a store is used through `&mut`); loads may
 /// run concurrently with an install.
 ///
-/// The store holds only keys with a PKCS #8 encoding ([`PrivateKey::pkcs8_der`]); keys held
+/// The store holds keys with a PKCS #8 encoding ([`PrivateKey::pkcs8_der`]) in `key.pem`; for
+/// a key in a PKCS #11 token ([`PrivateKey::pkcs11_uri`]) a generation holds `key.uri` instead,
+/// which only a store that can open the token loads (`pkcs11::Pkcs11Store`). Other keys held
 /// outside the process need a store of their own.
 #[derive(Debug)]
 pub struct FileStore {
@@ -273,6 +278,16 @@ impl FileStore {
         (!n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())).then(|| PathBuf::from(name))
     }
 
+    /// The current generation's directory: through the `current` symlink (Unix) or the
+    /// generation the pointer file names (elsewhere; `DIR/current` itself when it names none).
+    pub(crate) fn current_dir(&self) -> PathBuf {
+        #[cfg(not(unix))]
+        if let Some(name) = self.current_target() {
+            return self.dir.join(name);
+        }
+        self.dir.join(CURRENT)
+    }
+
     /// Generation numbers of the entries `DIR/<prefix><n>`.
     fn generations(&self, prefix: &str) -> Result<Vec<(u64, PathBuf)>> {
         let entries = match fs::read_dir(&self.dir) {
@@ -297,7 +312,7 @@ impl FileStore {
     }
 
     /// Writes the set into a new generation directory; returns its name.
-    fn write_generation(&self, credentials: &Credentials, key_pem: &str) -> Result<String> {
+    fn write_generation(&self, credentials: &Credentials, key: &KeyRecord) -> Result<String> {
         let next = self
             .generations(GEN_PREFIX)?
             .last()
@@ -306,7 +321,7 @@ impl FileStore {
         let gen_dir = self.dir.join(&name);
         self.check_fail_point(FailPoint::CreateGeneration, &gen_dir)?;
         create_private_dir(&gen_dir)?;
-        write_file(&gen_dir.join(KEY_FILE), key_pem.as_bytes(), true)?;
+        write_file(&gen_dir.join(key.file_name()), key.contents(), key.secret())?;
         self.check_fail_point(FailPoint::AfterKey, &gen_dir.join(CERT_FILE))?;
         write_file(
             &gen_dir.join(CERT_FILE),
@@ -394,7 +409,7 @@ impl FileStore {
     /// here do not undo the install, so they are logged, not returned.
     fn tidy(&self, current_name: &str) {
         #[cfg(unix)]
-        for file in FILES {
+        for file in self.installed_files() {
             let link = self.dir.join(file);
             let target = Path::new(CURRENT).join(file);
             if fs::read_link(&link).is_ok_and(|t| t == target) {
@@ -416,7 +431,7 @@ impl FileStore {
         }
         // Without symlinks the top-level names are copies, each replaced by one rename.
         #[cfg(not(unix))]
-        for file in FILES {
+        for file in self.installed_files() {
             let source = self.dir.join(current_name).join(file);
             let tmp = self.dir.join(format!(".{file}.tmp"));
             let result = remove_if_exists(&tmp)
@@ -460,8 +475,59 @@ impl FileStore {
     }
 }
 
-impl CredentialStore for FileStore {
-    fn load(&self) -> Result<Option<Credentials>> {
+/// What a generation holds for its key: the PKCS #8 PEM, or the URI of a key in a token.
+enum KeyRecord {
+    Pem(zeroize::Zeroizing<String>),
+    Uri(String),
+}
+
+impl KeyRecord {
+    fn file_name(&self) -> &'static str {
+        match self {
+            KeyRecord::Pem(_) => KEY_FILE,
+            KeyRecord::Uri(_) => KEY_URI_FILE,
+        }
+    }
+    fn contents(&self) -> &[u8] {
+        match self {
+            KeyRecord::Pem(pem) => pem.as_bytes(),
+            KeyRecord::Uri(uri) => uri.as_bytes(),
+        }
+    }
+    fn secret(&self) -> bool {
+        matches!(self, KeyRecord::Pem(_))
+    }
+}
+
+/// Opens the key a `key.uri` names (a PKCS #11 store passes one to [`FileStore::load_with`]).
+pub(crate) type KeyUriOpener<'a> = &'a dyn Fn(&str) -> Result<Arc<dyn PrivateKey>>;
+
+impl FileStore {
+    /// The files of the current generation, for the top-level links: the key file it has
+    /// (`key.pem` or `key.uri`); a top-level link to the other one is removed.
+    fn installed_files(&self) -> Vec<&'static str> {
+        let current = self.current_dir();
+        let (key, other) = if fs::symlink_metadata(current.join(KEY_URI_FILE)).is_ok() {
+            (KEY_URI_FILE, KEY_FILE)
+        } else {
+            (KEY_FILE, KEY_URI_FILE)
+        };
+        if let Err(e) = remove_if_exists(&self.dir.join(other)) {
+            log::warn!("credential store: {e}");
+        }
+        vec![CERT_FILE, key, TRUST_ANCHORS_FILE]
+    }
+
+    /// The URI recorded in the current generation (a key this store installed), if any.
+    #[cfg(feature = "pkcs11")]
+    pub(crate) fn installed_key_uri(&self) -> Option<String> {
+        let text = fs::read_to_string(self.current_dir().join(KEY_URI_FILE)).ok()?;
+        Some(text.trim().to_string())
+    }
+
+    /// [`CredentialStore::load`], opening a `key.uri` with `open_uri`; without one, a set whose
+    /// key is in a token is a [`Error::Store`] saying so.
+    pub(crate) fn load_with(&self, open_uri: Option<KeyUriOpener>) -> Result<Option<Credentials>> {
         let Some(dir) = self.source_dir()? else {
             return Ok(None);
         };
@@ -486,11 +552,32 @@ impl CredentialStore for FileStore {
         let (ta_path, ta_text) = read(TRUST_ANCHORS_FILE)?;
         let trust_anchors = parse_pem_certs(&ta_text)
             .map_err(|e| store_error("load", format!("{}: {e}", ta_path.display())))?;
-        let (key_path, key_text) = read(KEY_FILE)?;
-        let key_text = zeroize::Zeroizing::new(key_text);
-        let key = SoftwareKey::from_pem(&key_text)
-            .map_err(|e| store_error("load", format!("{}: {e}", key_path.display())))?;
-        if !key_matches_certificate(&key, &chain[0]) {
+        let uri_path = dir.join(KEY_URI_FILE);
+        let (key_path, key): (PathBuf, Arc<dyn PrivateKey>) =
+            if fs::symlink_metadata(&uri_path).is_ok() {
+                let uri = fs::read_to_string(&uri_path)
+                    .map_err(|e| io_error("load", &uri_path, "cannot read", e))?;
+                let open = open_uri.ok_or_else(|| {
+                    store_error(
+                        "load",
+                        format!(
+                            "{}: the key is held in a PKCS #11 token; open the store with its \
+                             module and PIN (Pkcs11Store, `pkcs11` feature)",
+                            uri_path.display()
+                        ),
+                    )
+                })?;
+                let key = open(uri.trim())
+                    .map_err(|e| store_error("load", format!("{}: {e}", uri_path.display())))?;
+                (uri_path, key)
+            } else {
+                let (key_path, key_text) = read(KEY_FILE)?;
+                let key_text = zeroize::Zeroizing::new(key_text);
+                let key = SoftwareKey::from_pem(&key_text)
+                    .map_err(|e| store_error("load", format!("{}: {e}", key_path.display())))?;
+                (key_path, Arc::new(key))
+            };
+        if !key_matches_certificate(key.as_ref(), &chain[0]) {
             return Err(store_error(
                 "load",
                 format!(
@@ -503,8 +590,14 @@ impl CredentialStore for FileStore {
         Ok(Some(Credentials {
             trust_anchors,
             chain,
-            key: Arc::new(key),
+            key,
         }))
+    }
+}
+
+impl CredentialStore for FileStore {
+    fn load(&self) -> Result<Option<Credentials>> {
+        self.load_with(None)
     }
 
     fn install(&mut self, credentials: &Credentials) -> Result<()> {
@@ -518,20 +611,25 @@ impl CredentialStore for FileStore {
                 "the private key does not match the certificate",
             ));
         }
-        let pkcs8 = credentials.key.pkcs8_der().ok_or_else(|| {
-            store_error(
-                "install",
-                "the key is held outside the process (no PKCS #8); a FileStore cannot store it",
-            )
-        })?;
-        let key_pem = zeroize::Zeroizing::new(
-            der::pem::encode_string("PRIVATE KEY", der::pem::LineEnding::LF, &pkcs8)
-                .map_err(|e| store_error("install", format!("cannot encode the key: {e}")))?,
-        );
+        let key_record = match (credentials.key.pkcs8_der(), credentials.key.pkcs11_uri()) {
+            (Some(pkcs8), _) => KeyRecord::Pem(zeroize::Zeroizing::new(
+                der::pem::encode_string("PRIVATE KEY", der::pem::LineEnding::LF, &pkcs8)
+                    .map_err(|e| store_error("install", format!("cannot encode the key: {e}")))?,
+            )),
+            // A key in a PKCS #11 token: the generation records where it is (key.uri).
+            (None, Some(uri)) => KeyRecord::Uri(uri),
+            (None, None) => {
+                return Err(store_error(
+                    "install",
+                    "the key is held outside the process (no PKCS #8, no PKCS #11 URI); a \
+                     FileStore cannot store it",
+                ))
+            }
+        };
         create_private_dir_all(&self.dir)?;
 
         let name = self
-            .write_generation(credentials, &key_pem)
+            .write_generation(credentials, &key_record)
             .inspect_err(|_| {
                 if !self.crash_injected() {
                     self.remove_uncommitted(); // a simulated crash leaves its debris

@@ -17,6 +17,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 
 mod renewal;
+mod token;
 use onem2m_est::client::{Config, InitialAuth, KeySource, MefClient, Provisioned, Reprovision};
 use onem2m_est::identity::{SpId, SubjectIdentity, SubjectType};
 use onem2m_est::keys::PrivateKey;
@@ -170,9 +171,13 @@ enum Command {
         /// Directory receiving cert.pem, key.pem (0600) and trust-anchors.pem.
         #[arg(long, value_name = "DIR")]
         out: PathBuf,
-        /// Use this existing private key (PEM) instead of generating one.
-        #[arg(long, value_name = "PEM", conflicts_with = "server_keygen")]
+        /// Use this existing private key (PEM) instead of generating one; or pkcs11:URI: generate
+        /// the key pair in that PKCS #11 token under the URI's object label (DIR records the URI
+        /// in key.uri, no key.pem).
+        #[arg(long, value_name = "PEM|pkcs11:URI", conflicts_with = "server_keygen")]
         key: Option<PathBuf>,
+        #[command(flatten)]
+        token: token::TokenArgs,
         /// Let the MEF generate the key pair (/serverkeygen, RFC 7030 4.4).
         #[arg(long)]
         server_keygen: bool,
@@ -191,6 +196,11 @@ enum Command {
         /// Generate a new key pair (rekey) instead of renewing with the current key.
         #[arg(long, conflicts_with = "server_keygen")]
         rekey: bool,
+        /// pkcs11:URI: the token and label of the key (default: the URI DIR records).
+        #[arg(long, value_name = "pkcs11:URI", requires = "pkcs11_module")]
+        key: Option<PathBuf>,
+        #[command(flatten)]
+        token: token::TokenArgs,
         /// Let the MEF generate the new key pair (/serverkeygen).
         #[arg(long)]
         server_keygen: bool,
@@ -544,9 +554,11 @@ fn run(command: Command) -> Result<serde_json::Value, Error> {
             subject,
             out,
             key,
+            token,
             server_keygen,
         } => {
             let client = client(&server, &subject)?;
+            let token_uri = token::key_uri(key.as_deref())?;
             let auth = match (psk.credential()?, &auth) {
                 (Some(credential), _) => InitialAuth::Psk(credential),
                 (
@@ -567,13 +579,15 @@ fn run(command: Command) -> Result<serde_json::Value, Error> {
                 }
             };
             let key = match (key, server_keygen) {
+                // A token key is generated in the token (Pkcs11Store::create_key).
+                (Some(_), _) if token_uri.is_some() => KeySource::Generate,
                 (Some(path), _) => KeySource::Existing(Arc::new(read_pem_key(&path)?)),
                 (None, true) => KeySource::ServerGenerated,
                 (None, false) => KeySource::Generate,
             };
             out_dir(&out)?;
-            let mut store = FileStore::new(&out)?;
-            let done = client.provision(&auth, &mut store, key)?;
+            let mut store = token::store(&out, token_uri.as_ref(), &token, true)?;
+            let done = client.provision(&auth, store.as_mut(), key)?;
             Ok(report(&done, &out))
         }
         Command::Reprovision {
@@ -581,9 +595,20 @@ fn run(command: Command) -> Result<serde_json::Value, Error> {
             subject,
             out,
             rekey,
+            key,
+            token,
             server_keygen,
         } => {
             let client = client(&server, &subject)?;
+            let token_uri = match token::key_uri(key.as_deref())? {
+                None if key.is_some() => {
+                    return Err(Error::InvalidArgument {
+                        argument: "--key",
+                        reason: "on reprovision --key is a pkcs11: URI".into(),
+                    })
+                }
+                uri => uri,
+            };
             let mode = if server_keygen {
                 Reprovision::ServerKeygen
             } else if rekey {
@@ -592,8 +617,8 @@ fn run(command: Command) -> Result<serde_json::Value, Error> {
                 Reprovision::Renew
             };
             out_dir(&out)?;
-            let mut store = FileStore::new(&out)?;
-            let done = client.reprovision(&mut store, mode)?;
+            let mut store = token::store(&out, token_uri.as_ref(), &token, false)?;
+            let done = client.reprovision(store.as_mut(), mode)?;
             Ok(report(&done, &out))
         }
         Command::Serverkeygen {
@@ -871,7 +896,7 @@ fn report(done: &Provisioned, out: &Path) -> serde_json::Value {
     }
     let files = [
         out.join("cert.pem"),
-        out.join("key.pem"),
+        token::key_file(out),
         out.join("trust-anchors.pem"),
     ];
     sayln!(

@@ -120,7 +120,7 @@ pub struct Crl {
 /// The MEF CA: its certificate and signing key.
 pub struct MefCa {
     cert_der: CertificateDer<'static>,
-    issuer: Issuer<'static, KeyPair>,
+    issuer: Issuer<'static, CaKey>,
     cert_path: PathBuf,
     crl_url: Option<String>,
     /// During a rollover overlap: OldWithOld, OldWithNew, NewWithOld.
@@ -138,51 +138,129 @@ pub struct Overlap {
     pub new_with_old: CertificateDer<'static>,
 }
 
+/// The CA's signing key: the software key of `mef-ca.key`, or a key in a PKCS #11 token signing
+/// through the client library's `PrivateKey` (CKM_ECDSA, DER signatures).
+pub(crate) enum CaKey {
+    Software(Box<KeyPair>),
+    #[cfg(feature = "pkcs11")]
+    Token {
+        key: std::sync::Arc<dyn onem2m_est::keys::PrivateKey>,
+        /// The subjectPublicKey bits (the uncompressed point), what rcgen's `der_bytes` is.
+        point: Vec<u8>,
+    },
+}
+
+impl PublicKeyData for CaKey {
+    fn der_bytes(&self) -> &[u8] {
+        match self {
+            CaKey::Software(k) => k.der_bytes(),
+            #[cfg(feature = "pkcs11")]
+            CaKey::Token { point, .. } => point,
+        }
+    }
+
+    fn algorithm(&self) -> &'static rcgen::SignatureAlgorithm {
+        match self {
+            CaKey::Software(k) => k.algorithm(),
+            // Token keys are P-256 only (the library refuses others): TS-0003 10.1.1.1.
+            #[cfg(feature = "pkcs11")]
+            CaKey::Token { .. } => &rcgen::PKCS_ECDSA_P256_SHA256,
+        }
+    }
+}
+
+impl rcgen::SigningKey for CaKey {
+    fn sign(&self, msg: &[u8]) -> Result<Vec<u8>, rcgen::Error> {
+        match self {
+            CaKey::Software(k) => k.sign(msg),
+            #[cfg(feature = "pkcs11")]
+            CaKey::Token { key, .. } => key.sign(msg).map_err(|e| {
+                log::error!("CA key in the token: {e}");
+                rcgen::Error::RemoteKeyError
+            }),
+        }
+    }
+}
+
+/// Opens the CA key a [`CaKeyInToken`] names.
+#[cfg(feature = "pkcs11")]
+fn token_ca_key(spec: &crate::CaKeyInToken) -> Result<CaKey, MefError> {
+    use onem2m_est::pkcs11::{open_key, PinSource, Pkcs11Uri};
+    use x509_parser::prelude::FromDer;
+    let config = |what: String| MefError::Config(format!("CA key {}: {what}", spec.uri));
+    let uri = Pkcs11Uri::parse(&spec.uri).map_err(|e| config(e.to_string()))?;
+    let pin = match (&spec.pin_file, &spec.pin_env) {
+        (Some(f), _) => PinSource::File(f.clone()),
+        (None, Some(v)) => PinSource::Env(v.clone()),
+        (None, None) => return Err(config("no PIN file or PIN variable".into())),
+    };
+    let key = open_key(&spec.module, &uri, &pin).map_err(|e| config(e.to_string()))?;
+    let (_, spki) = x509_parser::x509::SubjectPublicKeyInfo::from_der(key.public_key_info())
+        .map_err(|e| config(format!("public key: {e}")))?;
+    let point = spki.subject_public_key.data.to_vec();
+    Ok(CaKey::Token { key, point })
+}
+
+/// Without the MEF's `pkcs11` feature a token CA key is refused before any other work.
+#[cfg(not(feature = "pkcs11"))]
+fn token_ca_key(spec: &crate::CaKeyInToken) -> Result<CaKey, MefError> {
+    Err(MefError::Config(format!(
+        "CA key {}: this onem2m-mef has no PKCS #11 support (built without its `pkcs11` feature)",
+        spec.uri
+    )))
+}
+
 impl MefCa {
     /// Loads the CA from `data_dir`, creating it on first start. A CA created with SP domains
     /// carries a critical nameConstraints extension with one permitted dNSName subtree per
     /// domain (TS-0003 10.1.1.5, RFC 5280 4.2.1.10); one created without carries none. An
-    /// existing CA is kept as it is.
-    pub fn load_or_create(data_dir: &Path, sp_domains: &[String]) -> Result<MefCa, MefError> {
+    /// existing CA is kept as it is. With `in_token`, the CA key is that token key: no
+    /// `mef-ca.key` is read or written, and an existing `mef-ca.pem` must hold the token key's
+    /// public key.
+    pub fn load_or_create(
+        data_dir: &Path,
+        sp_domains: &[String],
+        in_token: Option<&crate::CaKeyInToken>,
+    ) -> Result<MefCa, MefError> {
         std::fs::create_dir_all(data_dir).map_err(io_err(format!(
             "creating data directory {}",
             data_dir.display()
         )))?;
         let cert_path = data_dir.join(CA_CERT_FILE);
         let key_path = data_dir.join(CA_KEY_FILE);
+        if let Some(spec) = in_token {
+            let key = token_ca_key(spec)?;
+            if !cert_path.exists() {
+                let cert = ca_params(sp_domains)?
+                    .self_signed(&key)
+                    .map_err(rcgen_err("signing CA certificate"))?;
+                write_file(&cert_path, cert.pem().as_bytes(), 0o644)?;
+            }
+            let cert_der = pem_cert_der(&read_text(&cert_path)?, &cert_path)?;
+            let (_, cert) = x509_parser::parse_x509_certificate(&cert_der)
+                .map_err(|e| MefError::Config(format!("{}: {e}", cert_path.display())))?;
+            if cert.public_key().subject_public_key.data.as_ref() != key.der_bytes() {
+                return Err(MefError::Config(format!(
+                    "{}: made with another key than {} (move it away to make a new CA)",
+                    cert_path.display(),
+                    spec.uri
+                )));
+            }
+            let issuer = Issuer::from_ca_cert_der(&cert_der, key)
+                .map_err(rcgen_err("loading CA certificate"))?;
+            // No rollover overlap: `ca rollover` refuses a token CA key (see [`rollover`]).
+            return Ok(MefCa {
+                cert_der,
+                issuer,
+                cert_path,
+                crl_url: None,
+                overlap: None,
+            });
+        }
         if !cert_path.exists() || !key_path.exists() {
             let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)
                 .map_err(rcgen_err("generating CA key"))?;
-            let mut params = CertificateParams::default();
-            let mut dn = DistinguishedName::new();
-            dn.push(DnType::CommonName, "oneM2M MEF CA");
-            dn.push(DnType::OrganizationName, "onem2m-mef");
-            params.distinguished_name = dn;
-            params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
-            params.key_usages = vec![
-                KeyUsagePurpose::KeyCertSign,
-                KeyUsagePurpose::CrlSign,
-                KeyUsagePurpose::DigitalSignature,
-            ];
-            params.serial_number = Some(SerialNumber::from_slice(&random_serial()?));
-            // dNSName subtrees only: they constrain CSE-IDs. A uniformResourceIdentifier subtree
-            // (what 10.1.1.5 literally asks for AE-IDs) would make rustls-webpki, which fails
-            // closed on URI constraints, refuse every AE certificate, and RFC 5280 4.2.1.10
-            // would refuse every Node-ID URN (no host); the MEF enforces the AE-ID host itself
-            // (`Identity::within_domains`). A documented deviation.
-            if !sp_domains.is_empty() {
-                params.name_constraints = Some(NameConstraints {
-                    permitted_subtrees: sp_domains
-                        .iter()
-                        .map(|d| GeneralSubtree::DnsName(d.clone()))
-                        .collect(),
-                    excluded_subtrees: Vec::new(),
-                });
-            }
-            let nb = now() - time::Duration::minutes(5);
-            params.not_before = nb;
-            params.not_after = nb + time::Duration::days(CA_LIFETIME_DAYS);
-            let cert = params
+            let cert = ca_params(sp_domains)?
                 .self_signed(&key)
                 .map_err(rcgen_err("signing CA certificate"))?;
             // Key first: a certificate without its key would be useless on the next start.
@@ -197,7 +275,7 @@ impl MefCa {
         let key = KeyPair::from_pem(&key_pem).map_err(rcgen_err("loading CA key"))?;
         let cert_pem = read_text(&cert_path)?;
         let cert_der = pem_cert_der(&cert_pem, &cert_path)?;
-        let issuer = Issuer::from_ca_cert_der(&cert_der, key)
+        let issuer = Issuer::from_ca_cert_der(&cert_der, CaKey::Software(Box::new(key)))
             .map_err(rcgen_err("loading CA certificate"))?;
         let overlap = if data_dir.join(OLD_CA_CERT_FILE).exists() {
             let read = |f: &str| {
@@ -455,6 +533,40 @@ impl MefCa {
     }
 }
 
+/// The self-signed MEF CA certificate's parameters (TS-0003 10.1.1.1: P-256, ecdsa-with-SHA256).
+fn ca_params(sp_domains: &[String]) -> Result<CertificateParams, MefError> {
+    let mut params = CertificateParams::default();
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::CommonName, "oneM2M MEF CA");
+    dn.push(DnType::OrganizationName, "onem2m-mef");
+    params.distinguished_name = dn;
+    params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    params.serial_number = Some(SerialNumber::from_slice(&random_serial()?));
+    // dNSName subtrees only: they constrain CSE-IDs. A uniformResourceIdentifier subtree
+    // (what 10.1.1.5 literally asks for AE-IDs) would make rustls-webpki, which fails
+    // closed on URI constraints, refuse every AE certificate, and RFC 5280 4.2.1.10
+    // would refuse every Node-ID URN (no host); the MEF enforces the AE-ID host itself
+    // (`Identity::within_domains`). A documented deviation.
+    if !sp_domains.is_empty() {
+        params.name_constraints = Some(NameConstraints {
+            permitted_subtrees: sp_domains
+                .iter()
+                .map(|d| GeneralSubtree::DnsName(d.clone()))
+                .collect(),
+            excluded_subtrees: Vec::new(),
+        });
+    }
+    let nb = now() - time::Duration::minutes(5);
+    params.not_before = nb;
+    params.not_after = nb + time::Duration::days(CA_LIFETIME_DAYS);
+    Ok(params)
+}
+
 /// The profile of a MEF CA certificate as rcgen parameters (to sign OldWithNew with the same
 /// subject bytes, and to base the new CA on): the name (CN, O, OU as this module writes them),
 /// basicConstraints, keyUsage, dNSName nameConstraints, validity.
@@ -525,6 +637,17 @@ pub fn rollover(data_dir: &Path) -> Result<(), MefError> {
     }
     let cert_path = data_dir.join(CA_CERT_FILE);
     let key_path = data_dir.join(CA_KEY_FILE);
+    // A CA whose key is in a PKCS #11 token has mef-ca.pem and no mef-ca.key (`load_or_create`
+    // never writes one). Rolling it over would need the new key generated in the token under a
+    // new URI and the MEF's configuration switched to it: not supported, refused before any
+    // change to the data directory.
+    if cert_path.exists() && !key_path.exists() {
+        return Err(MefError::Config(format!(
+            "{}: {CA_KEY_FILE} is missing: a CA whose key is in a PKCS #11 token (--ca-key) \
+             cannot be rolled over by `ca rollover` (not supported); nothing was changed",
+            data_dir.display()
+        )));
+    }
     if !cert_path.exists() || !key_path.exists() {
         return Err(MefError::Config(format!(
             "{}: no MEF CA to roll over",
@@ -536,10 +659,13 @@ pub fn rollover(data_dir: &Path) -> Result<(), MefError> {
     let old_der = pem_cert_der(&old_cert_pem, &cert_path)?;
     let old_params = ca_params_of(&old_der)?;
     let old_key = KeyPair::from_pem(&old_key_pem).map_err(rcgen_err("loading CA key"))?;
-    let old_issuer = Issuer::new(old_params.clone(), old_key);
+    // Every signature with a CA key goes through `CaKey`, as for issuing and the CRL.
+    let old_issuer = Issuer::new(old_params.clone(), CaKey::Software(Box::new(old_key)));
 
     let new_key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)
         .map_err(rcgen_err("generating CA key"))?;
+    let new_key_pem = Zeroizing::new(new_key.serialize_pem());
+    let new_key = CaKey::Software(Box::new(new_key));
     let mut new_params = old_params.clone();
     // A distinct name, so that paths and anchors are never ambiguous between the generations.
     let generation = now();
@@ -595,11 +721,7 @@ pub fn rollover(data_dir: &Path) -> Result<(), MefError> {
         new_with_old.pem().as_bytes(),
         0o644,
     )?;
-    write_file(
-        &key_path,
-        Zeroizing::new(new_issuer.key().serialize_pem()).as_bytes(),
-        0o600,
-    )?;
+    write_file(&key_path, new_key_pem.as_bytes(), 0o600)?;
     write_file(&cert_path, new_cert.pem().as_bytes(), 0o644)?;
     Ok(())
 }
@@ -638,7 +760,7 @@ pub fn refresh_crl_file(data_dir: &Path) -> Result<(), MefError> {
     if !data_dir.join(CA_CERT_FILE).exists() || !data_dir.join(CA_KEY_FILE).exists() {
         return Ok(());
     }
-    let ca = MefCa::load_or_create(data_dir, &[])?;
+    let ca = MefCa::load_or_create(data_dir, &[], None)?;
     let store = crate::Store::open(data_dir)?;
     ca.write_crl(&store, data_dir).map(|_| ())
 }

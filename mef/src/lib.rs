@@ -266,6 +266,25 @@ pub struct MefConfig {
     /// `None`: `https://<first host name>:<bound port>/crl/mef-ca.crl`, served by the main
     /// listener.
     pub crl_url: Option<String>,
+    /// The CA key in a PKCS #11 token instead of `mef-ca.key` ([`CaKeyInToken`]); `None` keeps
+    /// the software key in the data directory.
+    pub ca_key: Option<CaKeyInToken>,
+}
+
+/// Where the MEF CA key is when it lives in a PKCS #11 token: an existing EC P-256 key pair
+/// (e.g. made with `pkcs11-tool --keypairgen --key-type EC:prime256v1`), addressed by an RFC
+/// 7512 URI, the module path and the user PIN source given separately (a file or an environment
+/// variable, never the PIN itself). Needs the MEF's `pkcs11` feature.
+#[derive(Debug, Clone)]
+pub struct CaKeyInToken {
+    /// The token's PKCS #11 module (shared library).
+    pub module: PathBuf,
+    /// `pkcs11:token=...;object=...` (RFC 7512).
+    pub uri: String,
+    /// A file holding the user PIN.
+    pub pin_file: Option<PathBuf>,
+    /// An environment variable holding the user PIN (when `pin_file` is `None`).
+    pub pin_env: Option<String>,
 }
 
 impl MefConfig {
@@ -291,6 +310,7 @@ impl MefConfig {
             io_timeout: Duration::from_secs(30),
             psk_listen: None,
             ts0003_listen: None,
+            ca_key: None,
             eku_policy: EkuPolicy::default(),
             sp_domains: Vec::new(),
             crl_url: None,

@@ -98,6 +98,25 @@ struct ServeArgs {
     /// the ts0003 TLS profile. Its address is printed as "ts0003 listening on ADDR".
     #[arg(long, value_name = "ADDR")]
     ts0003_listen: Option<SocketAddr>,
+    /// The CA key in a PKCS #11 token: pkcs11:URI (RFC 7512) of an existing EC P-256 key pair,
+    /// instead of DIR/mef-ca.key; with --pkcs11-module and --pin-file or --pin-env. Needs a
+    /// build with the MEF's `pkcs11` feature.
+    #[arg(long, value_name = "pkcs11:URI", requires = "pkcs11_module")]
+    ca_key: Option<String>,
+    /// PKCS #11 module (shared library) of the token holding --ca-key.
+    #[arg(long, value_name = "PATH", requires = "ca_key")]
+    pkcs11_module: Option<PathBuf>,
+    /// File holding the token's user PIN (the PIN is never an argument).
+    #[arg(
+        long,
+        value_name = "PATH",
+        conflicts_with = "pin_env",
+        requires = "ca_key"
+    )]
+    pin_file: Option<PathBuf>,
+    /// Environment variable holding the token's user PIN.
+    #[arg(long, value_name = "VAR", requires = "ca_key")]
+    pin_env: Option<String>,
     /// extendedKeyUsage of certificates issued to AEs: comma-separated server-auth,
     /// client-auth (CR 8.3.Z.2.3 step 3d; /csrattrs requests it, the CSR must match it).
     #[arg(long, value_delimiter = ',', default_value = "server-auth,client-auth")]
@@ -672,6 +691,14 @@ fn serve(a: ServeArgs) -> Result<(), Failure> {
     config.io_timeout = Duration::from_secs(a.io_timeout_secs.max(1));
     config.psk_listen = a.psk_listen;
     config.ts0003_listen = a.ts0003_listen;
+    if let (Some(uri), Some(module)) = (a.ca_key, a.pkcs11_module) {
+        config.ca_key = Some(onem2m_mef::CaKeyInToken {
+            module,
+            uri,
+            pin_file: a.pin_file,
+            pin_env: a.pin_env,
+        });
+    }
     config.eku_policy = EkuPolicy {
         ae: a.ae_eku,
         cse: a.cse_eku,

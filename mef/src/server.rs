@@ -556,7 +556,7 @@ pub(crate) fn start(config: MefConfig) -> Result<RunningMef, MefError> {
             }
         }
     }
-    let ca = MefCa::load_or_create(&config.data_dir, &config.sp_domains)?;
+    let ca = MefCa::load_or_create(&config.data_dir, &config.sp_domains, config.ca_key.as_ref())?;
     let store = Arc::new(Store::open(&config.data_dir)?);
     let (server_cert, server_key) =
         ca.server_cert(&config.data_dir, &config.hostnames, config.server_eku)?;

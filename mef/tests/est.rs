@@ -1299,3 +1299,24 @@ fn ca_rollover_and_retire_old_on_the_command_line() {
     let a = agent(&new_ca, Some(&client));
     assert_eq!(get(&a, &mef.url("cacerts")).unwrap().certs(), vec![new_ca]);
 }
+
+/// A CA whose key is not in `mef-ca.key` (a CA key in a PKCS #11 token: the MEF never writes
+/// one) is not rolled over: `ca rollover` refuses it with the reason and changes nothing. The
+/// same refusal with a real token CA key is in tests/pkcs11.rs.
+#[test]
+fn ca_rollover_refuses_a_ca_without_its_key_file() {
+    let dir = temp_dir("rollover-token");
+    let d = dir.to_str().unwrap();
+    onem2m_mef::ca::MefCa::load_or_create(&dir, &[], None).unwrap();
+    std::fs::remove_file(dir.join("mef-ca.key")).unwrap();
+    let before = std::fs::read(dir.join("mef-ca.pem")).unwrap();
+    let (ok, _, err) = run_cli(&["ca", "rollover", "--data-dir", d]);
+    assert!(!ok);
+    assert!(
+        err.contains("PKCS #11 token") && err.contains("not supported"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read(dir.join("mef-ca.pem")).unwrap(), before);
+    assert!(!dir.join("mef-ca-old.pem").exists());
+    assert!(!dir.join("mef-ca.key").exists());
+}

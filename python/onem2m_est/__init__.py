@@ -70,6 +70,7 @@ __all__ = [
     "KeyType",
     "LibraryError",
     "LogLevel",
+    "Pkcs11Key",
     "RenewalPath",
     "Reprovision",
     "Result",
@@ -296,6 +297,11 @@ _PROTOTYPES = [
         [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_void_p, ctypes.c_size_t],
     ),
     ("mef_config_set_store_dir", ctypes.c_uint32, [ctypes.c_void_p, ctypes.c_char_p]),
+    (
+        "mef_config_set_pkcs11_key",
+        ctypes.c_uint32,
+        [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p],
+    ),
     (
         "mef_config_set_log_callback",
         ctypes.c_uint32,
@@ -533,6 +539,38 @@ class CsrAttributes:
 _TLS_PROFILES = {"modern": 0, "ts0003": 1}
 
 
+class Pkcs11Key:
+    """The device key in a PKCS #11 token (``mef_config_set_pkcs11_key``), for
+    ``Config(pkcs11_key=...)`` with ``store_dir``: key pairs are generated in the token of
+    ``module`` (the token's PKCS #11 shared library) that ``uri`` names (RFC 7512, e.g.
+    ``pkcs11:token=device;object=cse01``), under its ``object`` label; ``store_dir`` records the
+    key's URI in ``key.uri`` instead of writing ``key.pem``. ``uri=None`` uses the URI the store
+    records (re-provisioning). The user PIN is read by the library from ``pin_file`` or the
+    environment variable ``pin_env`` (exactly one); it is never passed. Needs a library built
+    with the ``pkcs11`` feature (else :class:`BadArgumentsError` when the Client is created); a
+    wrong PIN or a missing token or key raise :class:`ClientSideError` (``Result.ERR_KEY``) then.
+    """
+
+    def __init__(
+        self,
+        module: Union[str, os.PathLike],
+        uri: Optional[str] = None,
+        *,
+        pin_file: Optional[Union[str, os.PathLike]] = None,
+        pin_env: Optional[str] = None,
+    ):
+        self.module = module
+        self.uri = uri
+        self.pin_file = pin_file
+        self.pin_env = pin_env
+
+    def __repr__(self) -> str:
+        return (
+            f"Pkcs11Key({self.module!r}, {self.uri!r}, pin_file={self.pin_file!r}, "
+            f"pin_env={self.pin_env!r})"
+        )
+
+
 class Config:
     """What a :class:`Client` needs. Nothing is checked here: every value is checked when the
     client is created, a bad one (a value of the wrong Python type or an unreadable file
@@ -572,6 +610,8 @@ class Config:
         store_dir: directory of the built-in credential store (``cert.pem``, ``key.pem`` (0600),
             ``trust-anchors.pem``, installed atomically).
         key_type: type of newly generated keys (default ECDSA P-256).
+        pkcs11_key: a :class:`Pkcs11Key`: the device key in a PKCS #11 token (with
+            ``store_dir``).
         tls_profile: ``"modern"`` (the default: rustls, TLS 1.3 and TLS 1.2 AEAD suites) or
             ``"ts0003"`` (TS-0003 10.2.1/10.2.3: TLS 1.2 only, ECDHE-ECDSA suites including
             the mandatory TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA256, through OpenSSL) for the
@@ -602,6 +642,7 @@ class Config:
         mef_fqdn: Optional[str] = None,
         psk_base_uri: Optional[str] = None,
         store_dir: Optional[Union[str, os.PathLike]] = None,
+        pkcs11_key: Optional[Pkcs11Key] = None,
         key_type: Optional[KeyType] = None,
         tls_profile: Optional[str] = None,
         connect_timeout: Optional[float] = None,
@@ -622,6 +663,7 @@ class Config:
         self.mef_fqdn = mef_fqdn
         self.psk_base_uri = psk_base_uri
         self.store_dir = store_dir
+        self.pkcs11_key = pkcs11_key
         self.key_type = key_type
         self.tls_profile = tls_profile
         self.connect_timeout = connect_timeout
@@ -787,6 +829,21 @@ class Client:
             if cfg.store_dir is not None:
                 self._check(
                     lib.mef_config_set_store_dir(c, os.fsencode(cfg.store_dir)), "store_dir", c)
+            if cfg.pkcs11_key is not None:
+                k = cfg.pkcs11_key
+                if not isinstance(k, Pkcs11Key):
+                    raise TypeError("pkcs11_key: Pkcs11Key expected")
+                self._check(
+                    lib.mef_config_set_pkcs11_key(
+                        c,
+                        os.fsencode(k.module),
+                        None if k.uri is None else k.uri.encode(),
+                        None if k.pin_file is None else os.fsencode(k.pin_file),
+                        None if k.pin_env is None else k.pin_env.encode(),
+                    ),
+                    "pkcs11_key",
+                    c,
+                )
             if cfg.log is not None:
                 self._log_cb = _LOG_CB(_log_trampoline(cfg.log))
                 self._check(

@@ -28,6 +28,17 @@ use crate::uri::EstUri;
 enum Storage {
     Files(FileStore),
     Callbacks(CallbackStore),
+    /// A PKCS #11 token store (`mef_config_set_pkcs11_key`).
+    Token(TokenStore),
+}
+
+/// The token store behind `Storage::Token` (`Debug` names it only).
+struct TokenStore(Box<dyn CredentialStore>);
+
+impl std::fmt::Debug for TokenStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TokenStore")
+    }
 }
 
 impl Storage {
@@ -35,6 +46,7 @@ impl Storage {
         match self {
             Storage::Files(s) => s,
             Storage::Callbacks(s) => s,
+            Storage::Token(s) => s.0.as_mut(),
         }
     }
 }
@@ -100,36 +112,47 @@ impl mef_client {
             .clone()
             .ok_or_else(|| Failure::invalid("no base URI configured (mef_config_set_base_uri)"))?;
         let failed = CallbackFailure::default();
-        let storage =
-            match (&config.store_dir, &config.credential_callbacks) {
-                (Some(_), Some(_)) => return Err(Failure::invalid(
+        let storage = match (&config.store_dir, &config.credential_callbacks) {
+            (Some(_), Some(_)) => {
+                return Err(Failure::invalid(
                     "both a store directory and credential callbacks are configured; choose one",
-                )),
-                (None, None) => {
-                    return Err(Failure::invalid(
-                        "no credential storage configured (mef_config_set_store_dir or \
+                ))
+            }
+            (None, None) => {
+                return Err(Failure::invalid(
+                    "no credential storage configured (mef_config_set_store_dir or \
                      mef_config_set_credential_callbacks)",
-                    ))
-                }
-                (Some(dir), None) => {
-                    if config.key_callbacks.is_some() {
-                        return Err(Failure::invalid(
-                            "key callbacks need credential callbacks: a store directory holds \
+                ))
+            }
+            (Some(dir), None) => {
+                if config.key_callbacks.is_some() {
+                    return Err(Failure::invalid(
+                        "key callbacks need credential callbacks: a store directory holds \
                          software keys only",
-                        ));
-                    }
-                    Storage::Files(FileStore::new(dir).map_err(|e| Failure {
-                        code: result_of(&e),
-                        message: describe(&e),
-                    })?)
+                    ));
                 }
-                (None, Some(creds)) => {
-                    let keys = config.key_callbacks.ok_or_else(|| {
-                        Failure::invalid("credential callbacks need key callbacks too")
-                    })?;
-                    Storage::Callbacks(CallbackStore::new(keys, *creds, failed.clone()))
+                let failure = |e: Error| Failure {
+                    code: result_of(&e),
+                    message: describe(&e),
+                };
+                match &config.pkcs11_key {
+                    Some(token) => Storage::Token(TokenStore(token.open(dir).map_err(failure)?)),
+                    None => Storage::Files(FileStore::new(dir).map_err(failure)?),
                 }
-            };
+            }
+            (None, Some(_)) if config.pkcs11_key.is_some() => {
+                return Err(Failure::invalid(
+                    "a PKCS #11 key needs the store directory (mef_config_set_store_dir), not \
+                         credential callbacks",
+                ))
+            }
+            (None, Some(creds)) => {
+                let keys = config.key_callbacks.ok_or_else(|| {
+                    Failure::invalid("credential callbacks need key callbacks too")
+                })?;
+                Storage::Callbacks(CallbackStore::new(keys, *creds, failed.clone()))
+            }
+        };
         if config.psk.is_some() && config.third_party.is_some() {
             return Err(Failure::invalid(
                 "both a PSK (mef_config_set_psk) and a third-party client certificate are \
@@ -301,6 +324,7 @@ impl mef_client {
         let stored = match &self.storage {
             Storage::Files(s) => s.load()?,
             Storage::Callbacks(s) => s.load()?,
+            Storage::Token(s) => s.0.load()?,
         };
         stored.map(|c| c.trust_anchors).ok_or_else(|| {
             Error::invalid(

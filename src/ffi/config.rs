@@ -60,6 +60,8 @@ pub struct mef_config {
     pub(crate) transport: TransportConfig,
     pub(crate) tls_profile: crate::tls::TlsProfile,
     pub(crate) store_dir: Option<PathBuf>,
+    /// The device key in a PKCS #11 token (`mef_config_set_pkcs11_key`), with `store_dir`.
+    pub(crate) pkcs11_key: Option<super::pkcs11::Pkcs11KeyConfig>,
     pub(crate) key_callbacks: Option<KeyCallbacks>,
     pub(crate) credential_callbacks: Option<CredentialCallbacks>,
     pub(crate) identity_callback: Option<(
@@ -156,7 +158,9 @@ pub unsafe extern "C" fn mef_config_last_error(config: *const mef_config) -> *co
 /// # Safety
 /// `config` must be NULL or a live pointer from `mef_config_new`, not used elsewhere during
 /// the call.
-unsafe fn config_mut<'a>(config: *mut mef_config) -> Result<&'a mut mef_config, mef_result> {
+pub(crate) unsafe fn config_mut<'a>(
+    config: *mut mef_config,
+) -> Result<&'a mut mef_config, mef_result> {
     // SAFETY: NULL or a live, exclusively used Box pointer (caller's contract).
     unsafe { config.as_mut() }.ok_or(MEF_ERR_NULL_ARGUMENT)
 }

@@ -18,6 +18,7 @@ mod callbacks;
 mod client;
 mod config;
 mod logging;
+mod pkcs11;
 mod renewal;
 mod result;
 
@@ -25,6 +26,7 @@ pub use callbacks::*;
 pub use client::*;
 pub use config::*;
 pub use logging::*;
+pub use pkcs11::*;
 pub use renewal::*;
 pub use result::*;
 

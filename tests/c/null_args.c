@@ -134,6 +134,7 @@ static void null_handles(const char *pem, size_t pem_len) {
   EXPECT(mef_config_set_timeouts(NULL, 1, 1, 1), MEF_ERR_NULL_ARGUMENT);
   EXPECT(mef_config_set_polling(NULL, 1, 1), MEF_ERR_NULL_ARGUMENT);
   EXPECT(mef_config_set_store_dir(NULL, "/tmp/x"), MEF_ERR_NULL_ARGUMENT);
+  EXPECT(mef_config_set_pkcs11_key(NULL, "/m.so", NULL, "/pin", NULL), MEF_ERR_NULL_ARGUMENT);
   EXPECT(mef_config_set_key_callbacks(NULL, &key_cbs, NULL), MEF_ERR_NULL_ARGUMENT);
   EXPECT(mef_config_set_credential_callbacks(NULL, &cred_cbs, NULL), MEF_ERR_NULL_ARGUMENT);
   EXPECT(mef_config_set_identity_callback(NULL, cb_identity, NULL), MEF_ERR_NULL_ARGUMENT);
@@ -182,6 +183,7 @@ static void bad_config_arguments(const char *ta, size_t ta_len, const char *cert
   EXPECT(mef_config_set_psk_base_uri(cfg, NULL), MEF_ERR_NULL_ARGUMENT);
   EXPECT(mef_config_set_sp_id(cfg, NULL), MEF_ERR_NULL_ARGUMENT);
   EXPECT(mef_config_set_store_dir(cfg, NULL), MEF_ERR_NULL_ARGUMENT);
+  EXPECT(mef_config_set_pkcs11_key(cfg, NULL, NULL, "/pin", NULL), MEF_ERR_NULL_ARGUMENT);
   EXPECT(mef_config_set_key_callbacks(cfg, NULL, NULL), MEF_ERR_NULL_ARGUMENT);
   EXPECT(mef_config_set_credential_callbacks(cfg, NULL, NULL), MEF_ERR_NULL_ARGUMENT);
   EXPECT(mef_config_set_identity_callback(cfg, NULL, NULL), MEF_ERR_NULL_ARGUMENT);
@@ -277,6 +279,13 @@ static void bad_config_arguments(const char *ta, size_t ta_len, const char *cert
   EXPECT(mef_config_set_sp_id(cfg, "example"), MEF_ERR_INVALID_ARGUMENT);
   EXPECT(mef_config_set_sp_id(cfg, "//*.example.net"), MEF_ERR_INVALID_ARGUMENT);
   EXPECT(mef_config_set_sp_id(cfg, bad_utf8), MEF_ERR_INVALID_ARGUMENT);
+  /* A PKCS #11 key: exactly one PIN source, never a PIN in the URI. */
+  EXPECT(mef_config_set_pkcs11_key(cfg, "/m.so", NULL, NULL, NULL), MEF_ERR_INVALID_ARGUMENT);
+  EXPECT(mef_config_set_pkcs11_key(cfg, "/m.so", NULL, "/pin", "PIN_VAR"), MEF_ERR_INVALID_ARGUMENT);
+  EXPECT(mef_config_set_pkcs11_key(cfg, "/m.so", "pkcs11:token=t;object=o?pin-value=1", "/pin", NULL),
+         MEF_ERR_INVALID_ARGUMENT);
+  EXPECT(mef_config_set_pkcs11_key(cfg, "/m.so", "file:x", "/pin", NULL), MEF_ERR_INVALID_ARGUMENT);
+  EXPECT(mef_config_set_pkcs11_key(cfg, bad_utf8, NULL, "/pin", NULL), MEF_ERR_INVALID_ARGUMENT);
   /* With the SP-ID known, the SP-relative forms resolve against it. */
   EXPECT(mef_config_set_sp_id(cfg, "//example.net"), MEF_OK);
   EXPECT(mef_config_set_subject(cfg, MEF_SUBJECT_AE, "/mn-cse/CAE-device1"), MEF_OK);

@@ -1,0 +1,308 @@
+//! `onem2m-est provision --key pkcs11:URI --pkcs11-module PATH --pin-file PATH` and
+//! `reprovision` (renew, `--rekey`) with the device key in a SoftHSM2 token, against the reference
+//! MEF on 127.0.0.1; the token inspected with OpenSC's `pkcs11-tool`.
+//!
+//! Built without the library's `pkcs11` feature, the flags are accepted by the parser and refused
+//! as unacceptable arguments (exit 2); both builds are tested. With it, SoftHSM2 and pkcs11-tool
+//! are required: without them these tests fail (scripts/test.sh installs softhsm2 and opensc).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use onem2m_mef::{Mef, MefConfig, RunningMef};
+use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
+use tempfile::TempDir;
+
+const CSE_ID: &str = "cse01.sp.example.com";
+const PIN: &str = "135790";
+const TOKEN: &str = "cli-device";
+
+struct Fixture {
+    dir: TempDir,
+    mef: RunningMef,
+}
+
+fn module_path() -> PathBuf {
+    [
+        "/usr/lib/softhsm/libsofthsm2.so",
+        "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so",
+    ]
+    .iter()
+    .map(PathBuf::from)
+    .find(|p| p.exists())
+    .expect("SoftHSM2 is required (Debian package softhsm2; scripts/test.sh installs it)")
+}
+
+impl Fixture {
+    /// A MEF trusting a manufacturer CA, the device's PEM files, a PIN file, and (with the
+    /// feature) a SoftHSM2 token initialised in `dir/tokens`.
+    fn new() -> Fixture {
+        let dir = TempDir::new().unwrap();
+        let ca_key = KeyPair::generate().unwrap();
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca_params
+            .distinguished_name
+            .push(DnType::CommonName, "CLI token test manufacturer CA");
+        let ca = ca_params.self_signed(&ca_key).unwrap();
+        let issuer = rcgen::Issuer::new(ca_params, ca_key);
+        let device_key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "CLI token test device");
+        let device = params.signed_by(&device_key, &issuer).unwrap();
+        std::fs::write(dir.path().join("device.pem"), device.pem()).unwrap();
+        std::fs::write(dir.path().join("device.key"), device_key.serialize_pem()).unwrap();
+        std::fs::write(dir.path().join("pin"), format!("{PIN}\n")).unwrap();
+        std::fs::write(dir.path().join("wrong-pin"), "000000\n").unwrap();
+
+        let mut config = MefConfig::new(dir.path().join("mef"));
+        config.client_trust = vec![ca.der().clone()];
+        let mef = Mef::start(config).unwrap();
+        mef.add_identity(device.der().as_ref(), onem2m_mef::SubjectType::Cse, CSE_ID)
+            .unwrap();
+        let f = Fixture { dir, mef };
+        if onem2m_est::pkcs11::SUPPORTED {
+            std::fs::create_dir(f.path("tokens")).unwrap();
+            std::fs::write(
+                f.conf(),
+                format!(
+                    "directories.tokendir = {}\nobjectstore.backend = file\n",
+                    f.path("tokens").display()
+                ),
+            )
+            .unwrap();
+            let out = Command::new("softhsm2-util")
+                .env("SOFTHSM2_CONF", f.conf())
+                .args(["--init-token", "--free", "--label", TOKEN])
+                .args(["--so-pin", "24682468", "--pin", PIN])
+                .output()
+                .expect("softhsm2-util is required (Debian package softhsm2)");
+            assert!(out.status.success(), "softhsm2-util: {out:?}");
+        }
+        f
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn conf(&self) -> PathBuf {
+        self.path("softhsm2.conf")
+    }
+
+    fn run<S: AsRef<std::ffi::OsStr>>(&self, args: &[S]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_onem2m-est"))
+            .env("SOFTHSM2_CONF", self.conf())
+            .env("TEST_TOKEN_PIN", PIN)
+            .args(args)
+            .output()
+            .expect("the onem2m-est binary runs")
+    }
+
+    fn provision(&self, out: &Path, pin_file: &str) -> Output {
+        let uri = format!("pkcs11:token={TOKEN};object=device");
+        let module = module_path_or_dummy();
+        self.run(&[
+            "provision",
+            "--server",
+            &self.mef.base_uri(None),
+            "--trust-anchors",
+            &self.mef.ca_cert_pem_path().display().to_string(),
+            "--tls-cert",
+            &self.path("device.pem").display().to_string(),
+            "--tls-key",
+            &self.path("device.key").display().to_string(),
+            "--subject-type",
+            "cse",
+            "--subject-id",
+            CSE_ID,
+            "--out",
+            &out.display().to_string(),
+            "--key",
+            &uri,
+            "--pkcs11-module",
+            &module.display().to_string(),
+            "--pin-file",
+            &self.path(pin_file).display().to_string(),
+        ])
+    }
+
+    /// Private key objects in the token, as pkcs11-tool lists them.
+    fn private_keys(&self) -> Vec<String> {
+        let out = Command::new("pkcs11-tool")
+            .env("SOFTHSM2_CONF", self.conf())
+            .arg("--module")
+            .arg(module_path())
+            .args(["--token-label", TOKEN, "--login", "--pin", PIN])
+            .args(["--list-objects", "--type", "privkey"])
+            .output()
+            .expect("pkcs11-tool is required (Debian package opensc)");
+        assert!(out.status.success(), "pkcs11-tool: {out:?}");
+        String::from_utf8_lossy(&out.stdout)
+            .split("Private Key Object")
+            .skip(1)
+            .map(str::to_owned)
+            .collect()
+    }
+}
+
+/// The SoftHSM2 module, or (without the feature, where nothing is loaded) any path.
+fn module_path_or_dummy() -> PathBuf {
+    if onem2m_est::pkcs11::SUPPORTED {
+        module_path()
+    } else {
+        PathBuf::from("/usr/lib/softhsm/libsofthsm2.so")
+    }
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "status {:?}\nstdout:\n{}\nstderr:\n{}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+#[test]
+fn provision_renew_and_rekey_with_the_key_in_the_token() {
+    let f = Fixture::new();
+    let out = f.path("cred");
+    let o = f.provision(&out, "pin");
+    if !onem2m_est::pkcs11::SUPPORTED {
+        assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+        assert!(
+            String::from_utf8_lossy(&o.stderr).contains("no PKCS #11 support"),
+            "{}",
+            text(&o)
+        );
+        assert!(!out.join("cert.pem").exists());
+        return;
+    }
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(out.join("cert.pem").exists() && out.join("trust-anchors.pem").exists());
+    assert!(!out.join("key.pem").exists(), "no key on disk");
+    let first = std::fs::read_to_string(out.join("key.uri")).unwrap();
+    assert!(
+        first.starts_with(&format!("pkcs11:token={TOKEN};object=device;id=")),
+        "{first}"
+    );
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("key.uri"),
+        "{}",
+        text(&o)
+    );
+    let keys = f.private_keys();
+    assert_eq!(keys.len(), 1, "{keys:?}");
+    assert!(keys[0].contains("never extractable"), "{}", keys[0]);
+
+    // Renew: the URI comes from DIR, the PIN from an environment variable.
+    let cert = std::fs::read(out.join("cert.pem")).unwrap();
+    let module = module_path().display().to_string();
+    let reprovision = |extra: &[&str]| {
+        let mut args = vec![
+            "reprovision".to_string(),
+            "--server".into(),
+            f.mef.base_uri(None),
+            "--out".into(),
+            out.display().to_string(),
+            "--pkcs11-module".into(),
+            module.clone(),
+            "--pin-env".into(),
+            "TEST_TOKEN_PIN".into(),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        f.run(&args)
+    };
+    let o = reprovision(&[]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_ne!(std::fs::read(out.join("cert.pem")).unwrap(), cert);
+    assert_eq!(std::fs::read_to_string(out.join("key.uri")).unwrap(), first);
+
+    // Rekey: a new key in the token, the old one destroyed.
+    let o = reprovision(&["--rekey"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let second = std::fs::read_to_string(out.join("key.uri")).unwrap();
+    assert_ne!(second, first);
+    assert_eq!(f.private_keys().len(), 1);
+    assert!(!out.join("key.pem").exists());
+
+    // Without the module the recorded key cannot be opened: a client-side error saying why.
+    let o = f.run(&[
+        "reprovision",
+        "--server",
+        &f.mef.base_uri(None),
+        "--out",
+        &out.display().to_string(),
+    ]);
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("PKCS #11 token"),
+        "{}",
+        text(&o)
+    );
+}
+
+#[test]
+fn a_wrong_pin_exits_3_and_never_shows_the_pin() {
+    let f = Fixture::new();
+    let out = f.path("cred");
+    let o = f.provision(&out, "wrong-pin");
+    if !onem2m_est::pkcs11::SUPPORTED {
+        assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+        return;
+    }
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    let all = text(&o);
+    assert!(all.contains("PIN was refused"), "{all}");
+    assert!(!all.contains("000000") && !all.contains(PIN), "{all}");
+    assert!(!out.join("cert.pem").exists());
+    assert!(f.private_keys().is_empty());
+}
+
+#[test]
+fn token_flags_without_what_they_need_exit_2() {
+    let f = Fixture::new();
+    let out = f.path("cred").display().to_string();
+    let server = f.mef.base_uri(None);
+    let module = module_path_or_dummy().display().to_string();
+    for (args, says) in [
+        // No PIN source.
+        (
+            vec![
+                "--key",
+                "pkcs11:token=t;object=o",
+                "--pkcs11-module",
+                &module,
+            ],
+            "--pin-file",
+        ),
+        // No module.
+        (vec!["--key", "pkcs11:token=t;object=o"], "module"),
+        // A PIN in the URI.
+        (
+            vec![
+                "--key",
+                "pkcs11:token=t;object=o?pin-value=4711",
+                "--pkcs11-module",
+                &module,
+            ],
+            "pin-value",
+        ),
+    ] {
+        let mut all = vec!["provision", "--server", &server, "--out", &out];
+        all.extend([
+            "--psk-identity",
+            "x",
+            "--psk-key-hex",
+            "00112233445566778899aabbccddeeff",
+        ]);
+        all.extend(args.iter().copied());
+        let o = f.run(&all);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", text(&o));
+        assert!(text(&o).contains(says), "{args:?}: {}", text(&o));
+        assert!(!text(&o).contains("4711"), "{}", text(&o));
+    }
+}

@@ -1,0 +1,599 @@
+//! Device keys in a real PKCS #11 token (SoftHSM2, initialised with `softhsm2-util` in a scratch
+//! folder through SOFTHSM2_CONF) against the reference MEF on 127.0.0.1, and inspected with
+//! OpenSC's `pkcs11-tool`: provisioning with a key generated in the token, renew and rekey, no
+//! key.pem on disk, the key sensitive and never extractable, the certificate's public key the
+//! token's, a wrong PIN and a missing object refused as client-side errors, and the fault cases
+//! of the file store (a failure after the key was generated destroys it; the old key stays).
+//!
+//! SoftHSM2 and pkcs11-tool are required: without them these tests fail (scripts/test.sh
+//! installs `softhsm2` and `opensc`).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use onem2m_est::client::{Config, InitialAuth, KeySource, MefClient, Reprovision};
+use onem2m_est::identity::{SubjectIdentity, SubjectType};
+use onem2m_est::keys::SoftwareKey;
+use onem2m_est::pkcs11::{PinSource, Pkcs11Key, Pkcs11Store, Pkcs11Uri};
+use onem2m_est::store::{CredentialStore, FailPoint, Fault, FileStore};
+use onem2m_est::tls::ClientIdentity;
+use onem2m_est::transport::TransportConfig;
+use onem2m_est::uri::EstUri;
+use onem2m_est::{Error, ErrorClass};
+use onem2m_mef::{Mef, MefConfig, RunningMef};
+use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
+use rustls_pki_types::CertificateDer;
+use tempfile::TempDir;
+use zeroize::Zeroizing;
+
+const CSE_ID: &str = "cse01.sp.example.com";
+const PIN: &str = "246810";
+/// One token per test: login state is per process and token, so a test's wrong PIN must meet a
+/// token no other test of this process logged in to. No label is a prefix of another:
+/// `pkcs11-tool --token-label` matches prefixes.
+const TOKENS: [&str; 9] = [
+    "provision",
+    "wrongpin",
+    "missing",
+    "faults",
+    "firstfail",
+    "ffi",
+    "c-abi-wrong-pin",
+    "mef-ca",
+    "device-of-mef-ca",
+];
+
+/// The SoftHSM2 module (Debian's path).
+fn module_path() -> PathBuf {
+    [
+        "/usr/lib/softhsm/libsofthsm2.so",
+        "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so",
+    ]
+    .iter()
+    .map(PathBuf::from)
+    .find(|p| p.exists())
+    .expect("SoftHSM2 is required (Debian package softhsm2; scripts/test.sh installs it)")
+}
+
+/// The scratch SoftHSM2 configuration with every token of this file initialised, set in
+/// SOFTHSM2_CONF before the module is first loaded (SoftHSM2 reads it at C_Initialize).
+fn softhsm() -> &'static Path {
+    static DIR: OnceLock<TempDir> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = TempDir::new().unwrap();
+        let tokens = dir.path().join("tokens");
+        std::fs::create_dir(&tokens).unwrap();
+        let conf = dir.path().join("softhsm2.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n",
+                tokens.display()
+            ),
+        )
+        .unwrap();
+        for label in TOKENS {
+            let out = Command::new("softhsm2-util")
+                .env("SOFTHSM2_CONF", &conf)
+                .args(["--init-token", "--free", "--label", label])
+                .args(["--so-pin", "13579135", "--pin", PIN])
+                .output()
+                .expect("softhsm2-util is required (Debian package softhsm2)");
+            assert!(out.status.success(), "softhsm2-util: {out:?}");
+        }
+        std::env::set_var("SOFTHSM2_CONF", &conf);
+        dir
+    })
+    .path()
+}
+
+fn pin_file(dir: &Path, pin: &str) -> PinSource {
+    let path = dir.join("pin");
+    std::fs::write(&path, format!("{pin}\n")).unwrap();
+    PinSource::File(path)
+}
+
+/// `pkcs11-tool` on token `label`, logged in; its standard output.
+fn pkcs11_tool(label: &str, args: &[&str]) -> String {
+    softhsm();
+    let out = Command::new("pkcs11-tool")
+        .arg("--module")
+        .arg(module_path())
+        .args(["--token-label", label, "--login", "--pin", PIN])
+        .args(args)
+        .output()
+        .expect("pkcs11-tool is required (Debian package opensc)");
+    assert!(out.status.success(), "pkcs11-tool {args:?}: {out:?}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The private key objects of the token, as pkcs11-tool lists them (one block each).
+fn private_keys(label: &str) -> Vec<String> {
+    pkcs11_tool(label, &["--list-objects", "--type", "privkey"])
+        .split("Private Key Object")
+        .skip(1)
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The DER SubjectPublicKeyInfo of the token's public key with CKA_ID `id`, read by pkcs11-tool.
+fn token_public_key(label: &str, id: &[u8], scratch: &Path) -> Vec<u8> {
+    let hex: String = id.iter().map(|b| format!("{b:02x}")).collect();
+    let out = scratch.join("pub.der");
+    pkcs11_tool(
+        label,
+        &[
+            "--read-object",
+            "--type",
+            "pubkey",
+            "--id",
+            &hex,
+            "--output-file",
+            out.to_str().unwrap(),
+        ],
+    );
+    std::fs::read(out).unwrap()
+}
+
+fn spki_of(cert: &CertificateDer<'_>) -> Vec<u8> {
+    let (_, c) = x509_parser::parse_x509_certificate(cert.as_ref()).unwrap();
+    c.public_key().raw.to_vec()
+}
+
+/// The manufacturer CA and the device certificate of the initial provisioning.
+struct Setup {
+    _mef_dir: TempDir,
+    mef: RunningMef,
+    device: ClientIdentity,
+    device_key_pem: String,
+    out: TempDir,
+}
+
+fn setup() -> Setup {
+    setup_with(|_| {})
+}
+
+fn setup_with(tweak: impl FnOnce(&mut MefConfig)) -> Setup {
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "token test manufacturer CA");
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = rcgen::Issuer::new(ca_params, ca_key);
+    let device_key = KeyPair::generate().unwrap();
+    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    params
+        .distinguished_name
+        .push(DnType::CommonName, "token test device");
+    let device = params.signed_by(&device_key, &issuer).unwrap();
+    let key = SoftwareKey::from_pkcs8_der(&Zeroizing::new(device_key.serialize_der())).unwrap();
+    let device_key_pem = key.to_pkcs8_pem().to_string();
+
+    let mef_dir = TempDir::new().unwrap();
+    let mut config = MefConfig::new(mef_dir.path());
+    config.client_trust = vec![ca.der().clone()];
+    tweak(&mut config);
+    let mef = Mef::start(config).unwrap();
+    mef.add_identity(device.der().as_ref(), onem2m_mef::SubjectType::Cse, CSE_ID)
+        .unwrap();
+    Setup {
+        _mef_dir: mef_dir,
+        mef,
+        device: ClientIdentity {
+            chain: vec![device.der().clone()],
+            key: Arc::new(key),
+        },
+        device_key_pem,
+        out: TempDir::new().unwrap(),
+    }
+}
+
+impl Setup {
+    fn auth(&self) -> InitialAuth {
+        InitialAuth::Certificate {
+            trust_anchors: vec![self.mef.ca_cert_der()],
+            client: self.device.clone(),
+        }
+    }
+
+    fn client(&self) -> MefClient {
+        let mut t = TransportConfig {
+            connect_timeout: Duration::from_secs(5),
+            tls_timeout: Duration::from_secs(5),
+            response_timeout: Duration::from_secs(10),
+            ..TransportConfig::default()
+        };
+        t.poll.default_delay = Duration::from_millis(10);
+        MefClient::new(
+            Config::new(EstUri::parse(&self.mef.base_uri(None)).unwrap())
+                .identity(SubjectIdentity::new(SubjectType::Cse, CSE_ID).unwrap())
+                .transport(t),
+        )
+    }
+
+    fn creds(&self) -> PathBuf {
+        self.out.path().join("creds")
+    }
+
+    fn store(&self, token: &str) -> Pkcs11Store {
+        softhsm();
+        Pkcs11Store::open(
+            self.creds(),
+            module_path(),
+            Pkcs11Uri::parse(&format!("pkcs11:token={token};object=device")).unwrap(),
+            pin_file(self.out.path(), PIN),
+        )
+        .unwrap()
+    }
+
+    /// The URI the current generation records, parsed.
+    fn key_uri(&self) -> Pkcs11Uri {
+        let text = std::fs::read_to_string(self.creds().join("current/key.uri")).unwrap();
+        Pkcs11Uri::parse(text.trim()).unwrap()
+    }
+
+    /// No key.pem anywhere in the store directory.
+    fn assert_no_key_pem(&self) {
+        for entry in walk(&self.creds()) {
+            assert_ne!(
+                entry.file_name().unwrap(),
+                "key.pem",
+                "{} on disk",
+                entry.display()
+            );
+        }
+    }
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let path = e.unwrap().path();
+        if path.is_dir() && !path.is_symlink() {
+            out.extend(walk(&path));
+        }
+        out.push(path);
+    }
+    out
+}
+
+#[test]
+fn provision_renew_and_rekey_with_the_key_in_the_token() {
+    let s = setup();
+    let token = "provision";
+    let done = s
+        .client()
+        .provision(&s.auth(), &mut s.store(token), KeySource::Generate)
+        .unwrap();
+    s.assert_no_key_pem();
+    let first = s.key_uri();
+    assert_eq!(first.object.as_deref(), Some("device"));
+    let id = first
+        .id
+        .clone()
+        .expect("the recorded URI has the key's CKA_ID");
+    // The certificate holds the token's public key, as pkcs11-tool reads it.
+    assert_eq!(
+        spki_of(&done.chain[0]),
+        token_public_key(token, &id, s.out.path())
+    );
+    // One private key, sensitive and never extractable, in the token.
+    let keys = private_keys(token);
+    assert_eq!(keys.len(), 1, "{keys:?}");
+    assert!(keys[0].contains("sensitive"), "{}", keys[0]);
+    assert!(keys[0].contains("never extractable"), "{}", keys[0]);
+    assert!(keys[0].contains("label:      device"), "{}", keys[0]);
+
+    // A fresh store loads the set with the key from the token, and the key signs.
+    let loaded = s.store(token).load().unwrap().unwrap();
+    assert_eq!(loaded.chain, done.chain);
+    assert_eq!(loaded.key.public_key_info(), spki_of(&done.chain[0]));
+    assert_eq!(loaded.key.pkcs11_uri().unwrap(), first.to_string());
+    // A plain FileStore cannot open the token, and says so.
+    match FileStore::new(s.creds()).unwrap().load() {
+        Err(Error::Store { reason, .. }) => assert!(reason.contains("PKCS #11 token"), "{reason}"),
+        other => panic!("expected a Store error, got {other:?}"),
+    }
+
+    // Renew: the same key in the token, a new certificate (authenticated with the token key).
+    let renewed = s
+        .client()
+        .reprovision(&mut s.store(token), Reprovision::Renew)
+        .unwrap();
+    assert_ne!(renewed.chain[0], done.chain[0]);
+    assert_eq!(s.key_uri(), first);
+    assert_eq!(spki_of(&renewed.chain[0]), spki_of(&done.chain[0]));
+    assert_eq!(private_keys(token).len(), 1);
+    s.assert_no_key_pem();
+
+    // Rekey: a new key pair generated in the token; the old one destroyed once installed.
+    let rekeyed = s
+        .client()
+        .reprovision(&mut s.store(token), Reprovision::Rekey)
+        .unwrap();
+    let second = s.key_uri();
+    assert_ne!(second.id, first.id);
+    let new_id = second.id.clone().unwrap();
+    assert_eq!(
+        spki_of(&rekeyed.chain[0]),
+        token_public_key(token, &new_id, s.out.path())
+    );
+    assert_ne!(spki_of(&rekeyed.chain[0]), spki_of(&done.chain[0]));
+    let keys = private_keys(token);
+    assert_eq!(keys.len(), 1, "the old key is destroyed: {keys:?}");
+    s.assert_no_key_pem();
+    // And the rekeyed credentials authenticate a further renewal.
+    s.client()
+        .reprovision(&mut s.store(token), Reprovision::Renew)
+        .unwrap();
+
+    // A server-generated key would have to be written to disk: refused, nothing changes.
+    let before = s.key_uri();
+    let err = s
+        .client()
+        .reprovision(&mut s.store(token), Reprovision::ServerKeygen)
+        .unwrap_err();
+    assert!(matches!(err, Error::Store { .. }), "{err}");
+    assert_eq!(s.key_uri(), before);
+    assert_eq!(private_keys(token).len(), 1);
+    s.assert_no_key_pem();
+}
+
+#[test]
+fn a_wrong_pin_is_refused_as_a_client_error_without_the_pin() {
+    softhsm();
+    let tmp = TempDir::new().unwrap();
+    let uri = Pkcs11Uri::parse("pkcs11:token=wrongpin;object=device").unwrap();
+    let err = Pkcs11Store::open(
+        tmp.path().join("creds"),
+        module_path(),
+        uri,
+        pin_file(tmp.path(), "999999"),
+    )
+    .unwrap_err();
+    assert!(matches!(err, Error::Key { .. }), "{err}");
+    assert_eq!(err.class(), ErrorClass::Client);
+    let text = err.to_string();
+    assert!(text.contains("PIN was refused"), "{text}");
+    assert!(!text.contains("999999") && !text.contains(PIN), "{text}");
+    // Nothing was created in the store directory.
+    assert!(!tmp.path().join("creds").exists());
+}
+
+#[test]
+fn a_missing_object_or_token_is_refused_as_a_client_error() {
+    softhsm();
+    let tmp = TempDir::new().unwrap();
+    let pin = pin_file(tmp.path(), PIN);
+    let uri = Pkcs11Uri::parse("pkcs11:token=missing;object=absent").unwrap();
+    let err = Pkcs11Key::open(&module_path(), &uri, &pin).unwrap_err();
+    assert_eq!(err.class(), ErrorClass::Client, "{err}");
+    assert!(err.to_string().contains("no private key"), "{err}");
+    assert!(err.to_string().contains("object=absent"), "{err}");
+
+    let uri = Pkcs11Uri::parse("pkcs11:token=nosuchtoken;object=device").unwrap();
+    let err = Pkcs11Key::open(&module_path(), &uri, &pin).unwrap_err();
+    assert_eq!(err.class(), ErrorClass::Client, "{err}");
+    assert!(err.to_string().contains("no initialised token"), "{err}");
+
+    // A module that is not there is a bad argument, before any I/O.
+    let err = Pkcs11Key::open(Path::new("/nonexistent/libpkcs11.so"), &uri, &pin).unwrap_err();
+    assert_eq!(err.class(), ErrorClass::BadArguments, "{err}");
+}
+
+#[test]
+fn a_failure_after_the_key_is_generated_destroys_it_and_keeps_the_old_one() {
+    let s = setup();
+    let token = "faults";
+    s.client()
+        .provision(&s.auth(), &mut s.store(token), KeySource::Generate)
+        .unwrap();
+    let old_uri = s.key_uri();
+    let old_cert = std::fs::read(s.creds().join("cert.pem")).unwrap();
+    for (at, fault) in [
+        (FailPoint::AfterKey, Fault::DiskFull),
+        (FailPoint::BeforeSwap, Fault::PermissionDenied),
+    ] {
+        let mut store = s.store(token);
+        store.inject_fault(Some((at, fault)));
+        let err = s
+            .client()
+            .reprovision(&mut store, Reprovision::Rekey)
+            .unwrap_err();
+        assert!(matches!(err, Error::Store { .. }), "{at:?}: {err}");
+        // The new key pair is gone from the token; the old one is the only key.
+        let keys = private_keys(token);
+        assert_eq!(keys.len(), 1, "{at:?}: {keys:?}");
+        assert_eq!(s.key_uri(), old_uri);
+        assert_eq!(std::fs::read(s.creds().join("cert.pem")).unwrap(), old_cert);
+        s.assert_no_key_pem();
+    }
+    // The old credentials still work.
+    s.client()
+        .reprovision(&mut s.store(token), Reprovision::Renew)
+        .unwrap();
+    assert_eq!(s.key_uri(), old_uri);
+}
+
+#[test]
+fn a_failed_first_provisioning_leaves_no_key_in_the_token() {
+    let s = setup();
+    let token = "firstfail";
+    let mut store = s.store(token);
+    store.inject_fault(Some((FailPoint::AfterFiles, Fault::DiskFull)));
+    s.client()
+        .provision(&s.auth(), &mut store, KeySource::Generate)
+        .unwrap_err();
+    assert!(private_keys(token).is_empty());
+    assert!(store.load().unwrap().is_none());
+}
+
+/// The C ABI: `mef_config_set_pkcs11_key` with the store directory; provision, rekey, and a wrong
+/// PIN refused by `mef_client_new` with MEF_ERR_KEY.
+#[test]
+fn the_c_abi_keeps_the_key_in_the_token() {
+    use onem2m_est::ffi::*;
+    use std::ffi::{CStr, CString};
+    let s = setup();
+    softhsm();
+    let module = CString::new(module_path().to_str().unwrap()).unwrap();
+    let base = CString::new(s.mef.base_uri(None)).unwrap();
+    let id = CString::new(CSE_ID).unwrap();
+    let dir = CString::new(s.creds().to_str().unwrap()).unwrap();
+    let tas = onem2m_est::store::certs_to_pem(&[s.mef.ca_cert_der()]);
+    let chain = onem2m_est::store::certs_to_pem(&s.device.chain);
+    let pin = pin_file(s.out.path(), PIN);
+    let PinSource::File(pin_path) = &pin else {
+        unreachable!()
+    };
+    let pin_path = CString::new(pin_path.to_str().unwrap()).unwrap();
+    let wrong = s.out.path().join("wrong");
+    std::fs::write(&wrong, "111111").unwrap();
+    let wrong = CString::new(wrong.to_str().unwrap()).unwrap();
+
+    // SAFETY: every pointer is a live CString or buffer of this test; handles are freed once.
+    unsafe {
+        let config = |token: &str, pin: &CString| {
+            let mut cfg = std::ptr::null_mut();
+            assert_eq!(mef_config_new(&mut cfg), MEF_OK);
+            assert_eq!(mef_config_set_base_uri(cfg, base.as_ptr()), MEF_OK);
+            assert_eq!(
+                mef_config_set_subject(cfg, MEF_SUBJECT_CSE, id.as_ptr()),
+                MEF_OK
+            );
+            assert_eq!(
+                mef_config_set_trust_anchors_pem(cfg, tas.as_ptr(), tas.len()),
+                MEF_OK
+            );
+            assert_eq!(
+                mef_config_set_client_cert_pem(
+                    cfg,
+                    chain.as_ptr(),
+                    chain.len(),
+                    s.device_key_pem.as_ptr(),
+                    s.device_key_pem.len()
+                ),
+                MEF_OK
+            );
+            assert_eq!(mef_config_set_store_dir(cfg, dir.as_ptr()), MEF_OK);
+            let uri = CString::new(format!("pkcs11:token={token};object=device")).unwrap();
+            assert_eq!(
+                mef_config_set_pkcs11_key(
+                    cfg,
+                    module.as_ptr(),
+                    uri.as_ptr(),
+                    pin.as_ptr(),
+                    std::ptr::null()
+                ),
+                MEF_OK
+            );
+            cfg
+        };
+
+        // Exactly one PIN source; a pin-value URI is refused.
+        let cfg = config("ffi", &pin_path);
+        assert_eq!(
+            mef_config_set_pkcs11_key(
+                cfg,
+                module.as_ptr(),
+                std::ptr::null(),
+                pin_path.as_ptr(),
+                pin_path.as_ptr()
+            ),
+            MEF_ERR_INVALID_ARGUMENT
+        );
+        let pin_uri = CString::new("pkcs11:token=ffi;object=d?pin-value=1").unwrap();
+        assert_eq!(
+            mef_config_set_pkcs11_key(
+                cfg,
+                module.as_ptr(),
+                pin_uri.as_ptr(),
+                pin_path.as_ptr(),
+                std::ptr::null()
+            ),
+            MEF_ERR_INVALID_ARGUMENT
+        );
+
+        let mut client = std::ptr::null_mut();
+        assert_eq!(mef_client_new(cfg, &mut client), MEF_OK);
+        let code = mef_client_provision(client, MEF_KEY_GENERATE);
+        let text = CStr::from_ptr(mef_client_last_error(client)).to_string_lossy();
+        assert_eq!(code, MEF_OK, "{text}");
+        let first = s.key_uri();
+        assert_eq!(
+            mef_client_reprovision(client, MEF_REPROVISION_REKEY),
+            MEF_OK
+        );
+        assert_ne!(s.key_uri(), first);
+        assert_eq!(private_keys("ffi").len(), 1);
+        s.assert_no_key_pem();
+        mef_client_free(client);
+        mef_config_free(cfg);
+
+        let cfg = config("c-abi-wrong-pin", &wrong);
+        let mut client = std::ptr::null_mut();
+        assert_eq!(mef_client_new(cfg, &mut client), MEF_ERR_KEY);
+        assert!(client.is_null());
+        mef_config_free(cfg);
+    }
+}
+
+/// The MEF with its CA key in a token (`MefConfig::ca_key`, `onem2m-mef --ca-key pkcs11:...`):
+/// the CA certificate holds the token's public key, no mef-ca.key is written, and the client
+/// (its own key in a token too) provisions and rekeys against it, validating the chain the
+/// token signed. Needs the MEF built with its `pkcs11` feature too (scripts/test.sh passes
+/// `onem2m-mef/pkcs11`): without it the MEF refuses the token CA key and this test fails.
+#[test]
+fn the_mef_issues_with_its_ca_key_in_the_token() {
+    softhsm();
+    let scratch = TempDir::new().unwrap();
+    // An existing P-256 key pair in the token, as an operator makes it.
+    pkcs11_tool(
+        "mef-ca",
+        &[
+            "--keypairgen",
+            "--key-type",
+            "EC:prime256v1",
+            "--label",
+            "ca",
+            "--id",
+            "01",
+        ],
+    );
+    let PinSource::File(pin) = pin_file(scratch.path(), PIN) else {
+        unreachable!()
+    };
+    let s = setup_with(|config| {
+        config.ca_key = Some(onem2m_mef::CaKeyInToken {
+            module: module_path(),
+            uri: "pkcs11:token=mef-ca;object=ca".into(),
+            pin_file: Some(pin.clone()),
+            pin_env: None,
+        })
+    });
+    let ca = s.mef.ca_cert_der();
+    assert_eq!(
+        spki_of(&ca),
+        token_public_key("mef-ca", &[1], scratch.path())
+    );
+    let data_dir = s.mef.ca_cert_pem_path().parent().unwrap().to_path_buf();
+    assert!(!data_dir.join("mef-ca.key").exists(), "no CA key on disk");
+
+    let token = "device-of-mef-ca";
+    let done = s
+        .client()
+        .provision(&s.auth(), &mut s.store(token), KeySource::Generate)
+        .unwrap();
+    assert_eq!(done.trust_anchors, vec![ca.clone()]);
+    // The issued certificate verifies under the token's CA key (checked independently).
+    let (_, leaf) = x509_parser::parse_x509_certificate(done.chain[0].as_ref()).unwrap();
+    let (_, ca_cert) = x509_parser::parse_x509_certificate(ca.as_ref()).unwrap();
+    leaf.verify_signature(Some(ca_cert.public_key())).unwrap();
+    s.client()
+        .reprovision(&mut s.store(token), Reprovision::Rekey)
+        .unwrap();
+}
