@@ -13,7 +13,10 @@ replaced by the fixture's (the MEF URIs, the store directory); the file names `m
 `device.pem` and `device.key` exist in the snippet's working directory. Every snippet must
 succeed and install a certificate unless the line before its fence says
 `<!-- snippet: compile-only -->` (C: compiled with -Wall -Werror and linked, not run; Python:
-run, but it need not install anything) — an illustrative snippet must say so.
+run, but it need not install anything) — an illustrative snippet must say so. A C snippet
+that defines functions (code a host puts in its own file) is marked
+`<!-- snippet: file-scope -->`: it is compiled and linked as a file of its own, with an empty
+`main`, and not run.
 
 A C snippet is a fragment: `#include` lines go to file scope, the rest becomes the body of
 `main`, which provides `mef_ca_pem`, `device_cert_pem`, `device_key_pem` (file contents) and
@@ -33,6 +36,7 @@ REPO = Path(__file__).resolve().parent.parent
 DOCS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md")), REPO / "python" / "README.md"]
 FENCE = re.compile(r"^```(\w+)\s*$")
 MARK = "<!-- snippet: compile-only -->"
+FILE_SCOPE = "<!-- snippet: file-scope -->"
 STORE_DIRS = ("/var/lib/mycse/cred", "/var/lib/mydevice/credentials")
 
 
@@ -51,7 +55,10 @@ def snippets(lang):
                 while not lines[j].startswith("```"):
                     j += 1
                 if m.group(1) == lang:
-                    compile_only = i > 0 and lines[i - 1].strip() == MARK
+                    mark = lines[i - 1].strip() if i > 0 else ""
+                    compile_only = mark in (MARK, FILE_SCOPE)
+                    if mark == FILE_SCOPE:
+                        compile_only = "file-scope"
                     out.append((doc, i + 1, "\n".join(lines[i + 1 : j]) + "\n", compile_only))
                 i = j
             i += 1
@@ -123,13 +130,21 @@ def run_c(cflags):
         includes = [l for l in code.splitlines() if l.startswith("#include")]
         body = [l for l in code.splitlines() if not l.startswith("#include")]
         src = wd / "snippet.c"
-        src.write_text(
-            "\n".join(includes)
-            + C_PRELUDE
-            + f'#line {line + 1} "{doc.relative_to(REPO)}"\n'
-            + "\n".join("  " + l if l else l for l in body)
-            + '\n  return r == MEF_OK ? 0 : 1;\n}\n'
-        )
+        if compile_only == "file-scope":
+            src.write_text(
+                "#include <onem2m_est.h>\n"
+                + f'#line {line + 1} "{doc.relative_to(REPO)}"\n'
+                + code
+                + "\nint main(void) { return 0; }\n"
+            )
+        else:
+            src.write_text(
+                "\n".join(includes)
+                + C_PRELUDE
+                + f'#line {line + 1} "{doc.relative_to(REPO)}"\n'
+                + "\n".join("  " + l if l else l for l in body)
+                + "\n  return r == MEF_OK ? 0 : 1;\n}\n"
+            )
         exe = wd / "snippet"
         cc = subprocess.run(["cc", str(src), "-o", str(exe), *cflags])
         if cc.returncode != 0:
