@@ -13,8 +13,7 @@
 # Windows and aarch64 also (README, "Platforms"): the package built with `psk-vendored`
 # (OpenSSL compiled from source for the target) and, against it, psk.c (PPSK-based RSPF over
 # the MEF's TLS-PSK listener) and callbacks.c (key and credential callbacks, each failing in
-# turn; its keys are OpenSSL EVP_PKEYs, linked with that build's libcrypto). armv7 runs the
-# lighter set: one more OpenSSL build would cost CI about 4 CPU-minutes for the same C code.
+# turn; its keys are OpenSSL EVP_PKEYs, linked with that build's libcrypto), on every target.
 # Windows then runs `cargo test` of the core crate under Wine (with the psk feature, on the
 # same OpenSSL): the lib tests, faults, provisioning, hostile, transport and psk, less the
 # tests named below.
@@ -47,7 +46,7 @@ scripts/cross.sh "$target" "$pkg"
 windows=false
 case $target in *-windows-*) windows=true ;; esac
 with_psk=false
-case $target in *-windows-* | aarch64-*) with_psk=true ;; esac
+case $target in *-windows-* | aarch64-* | armv7-*) with_psk=true ;; esac
 if $with_psk; then
   psk_target_dir=$repo/target/cross/$target-psk
   psk_pkg=$repo/target/cross/pkg/$target-psk
