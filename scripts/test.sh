@@ -67,6 +67,9 @@ scripts/libest.sh >/dev/null
 step "Rust tests without the psk feature"
 cargo test --workspace --locked
 
+step "the README's main command (the quick start) and the CLI commands it prints"
+scripts/quickstart-check.sh
+
 step "C ABI tests (valgrind, ASan/UBSan)"
 tests/c/run.sh
 
