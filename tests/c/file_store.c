@@ -120,6 +120,7 @@ int main(int argc, char **argv) {
      before any I/O as MEF_CLIENT_CMD_UNACCEPTABLE_ARGUMENTS; nothing is installed. */
   {
     char cp_dir[2048], cp_cert[2100];
+    struct stat cp_st; /* (the mode-bit check's `st` above is Unix-only) */
     snprintf(cp_dir, sizeof cp_dir, "%s-certprov", dir);
     snprintf(cp_cert, sizeof cp_cert, "%s/cert.pem", cp_dir);
     mef_config *c2 = NULL;
@@ -138,7 +139,7 @@ int main(int argc, char **argv) {
       TRUE(mef_result_cmd_status(r) == MEF_CMD_UNACCEPTABLE_ARGUMENTS);
       TRUE(strstr(mef_client_last_error(cp), "mef.example.org") != NULL);
       TRUE(mef_client_last_handshakes(cp) == 0);
-      TRUE(stat(cp_cert, &st) != 0);
+      TRUE(stat(cp_cert, &cp_st) != 0);
       mef_client_free(cp);
       cp = NULL;
     }
@@ -147,7 +148,7 @@ int main(int argc, char **argv) {
     TRUE(mef_client_new(c2, &cp) == MEF_OK);
     if (cp) {
       step(cp, "provision (CERT_PROV from this MEF)", mef_client_provision(cp, MEF_KEY_GENERATE));
-      TRUE(stat(cp_cert, &st) == 0);
+      TRUE(stat(cp_cert, &cp_st) == 0);
       mef_client_free(cp);
     }
     mef_config_free(c2);
