@@ -173,8 +173,9 @@ if $windows; then
   # Run: the lib tests, tests/faults.rs, provisioning.rs, hostile.rs, transport.rs and psk.rs.
   # Left out here (they all run natively in scripts/test.sh):
   # - tests that start a host tool, which a Windows program under Wine cannot do
-  #   (Command::new("openssl") looks for openssl.exe; the vendored OpenSSL has no CLI): six lib
-  #   tests and psk.rs's four against `openssl s_server`; tests/csr.rs (openssl) and
+  #   (Command::new("openssl") looks for openssl.exe; the vendored OpenSSL has no CLI): eight lib
+  #   tests, psk.rs's four against `openssl s_server`, transport.rs's keyCertSign test (`openssl
+  #   verify`), provisioning.rs's two that serve or verify TLS with openssl and curl; tests/csr.rs (openssl) and
   #   tests/ffi_header.rs (cbindgen runs `cargo metadata`) as a whole;
   # - transport.rs's status_400_surfaces_the_text_body, which hangs under Wine 8.0 after its
   #   assertion passed: in the test server's drop (tests/support), joining a connection thread
@@ -185,6 +186,10 @@ if $windows; then
     keys::tests::openssl_reads_our_keys_and_agrees_on_the_public_key keys::tests::rejects_rsa_and_garbage
     a_wrong_key_fails_against_s_server a_certificate_only_s_server_fails_cleanly
     handshakes_with_s_server_on_the_mandatory_tls12_suite handshakes_with_s_server_over_tls13_external_psk
+    ffi::tests::config_setters_say_why_they_failed keys::tests::server_generated_keys_in_pkcs8_sec1_and_pkcs1
+    intermediate_ca_without_key_cert_sign_refused_as_openssl_does
+    a_cse_certificate_from_the_mef_serves_https_to_openssl_and_curl
+    an_ae_certificate_from_the_mef_is_a_tls_client_certificate_for_openssl
     status_400_surfaces_the_text_body)
   skips=()
   for t in "${no_host_tool[@]}"; do skips+=(--skip "$t"); done
