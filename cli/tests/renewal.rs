@@ -372,12 +372,14 @@ fn agent_keeps_the_device_valid_across_mef_outages() {
     let outages = [
         (
             1usize,
-            Duration::from_millis(seed % 800),
+            // The lead is at least three sampling intervals (100 ms): with a shorter one the
+            // loop below could miss the window before the agent renews, and no outage happened.
+            Duration::from_millis(300 + seed % 500),
             Duration::from_millis(2_500 + seed % 1_000),
         ),
         (
             3usize,
-            Duration::from_millis((seed * 7) % 800),
+            Duration::from_millis(300 + (seed * 7) % 500),
             Duration::from_millis(2_500 + (seed * 3) % 1_000),
         ),
     ];
