@@ -12,7 +12,11 @@ case $target in /*) ;; *) target=$PWD/$target ;; esac
 work=$(mktemp -d "${TMPDIR:-/tmp}/onem2m-est-quickstart.XXXXXX")
 mef_pid=
 cleanup() {
-  [ -n "$mef_pid" ] && kill "$mef_pid" 2>/dev/null && wait "$mef_pid" 2>/dev/null
+  # (Under set -e a failing `wait` here, the MEF's 143, would become the script's status.)
+  if [ -n "$mef_pid" ]; then
+    kill "$mef_pid" 2>/dev/null || true
+    wait "$mef_pid" 2>/dev/null || true
+  fi
   rm -rf "$work"
 }
 trap cleanup EXIT
