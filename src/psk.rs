@@ -192,6 +192,8 @@ fn hex_value(b: u8) -> Option<u8> {
 }
 
 #[cfg(feature = "psk")]
+pub(crate) use stack::handshake_failure_detail;
+#[cfg(feature = "psk")]
 pub use stack::OpenSslPskStack;
 
 #[cfg(feature = "psk")]
@@ -374,43 +376,52 @@ mod stack {
     /// server without (this) PSK look alike (an alert, or a closed connection), so the error
     /// names all of them; see `crate::error` for its class.
     fn map_handshake_error(e: openssl::ssl::Error) -> Error {
+        match handshake_failure_detail(e) {
+            Err(e) => e,
+            Ok(detail) => Error::Tls {
+                reason: format!(
+                    "TLS-PSK handshake failed ({detail}): the server did not accept the PSK \
+                         (unknown KpmID or a Kpm that does not match the MEF's) or offers no \
+                         TLS-PSK cipher suite"
+                ),
+            },
+        }
+    }
+
+    /// What a failed OpenSSL handshake says, for both OpenSSL stacks (TLS-PSK and the ts0003
+    /// profile): `Err` when it is a timeout or an I/O error (already mapped), else the reasons
+    /// OpenSSL gives, or what the absence of any means.
+    pub(crate) fn handshake_failure_detail(
+        e: openssl::ssl::Error,
+    ) -> std::result::Result<String, Error> {
         if e.code() == ErrorCode::WANT_READ || e.code() == ErrorCode::WANT_WRITE {
             // A blocking socket only "wants" more when its timeout expired.
-            return Error::Timeout {
+            return Err(Error::Timeout {
                 phase: "the TLS handshake".into(),
-            };
+            });
         }
         let code = e.code();
         match e.into_io_error() {
-            Ok(io) => handshake_io_error(io),
-            Err(e) => {
-                let detail = e
-                    .ssl_error()
-                    .map(|stack| {
-                        stack
-                            .errors()
-                            .iter()
-                            .filter_map(|x| x.reason())
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    })
-                    .filter(|s| !s.is_empty())
-                    .unwrap_or_else(|| {
-                        if code == ErrorCode::SYSCALL || code == ErrorCode::ZERO_RETURN {
-                            // No alert, no OS error: the peer just closed the connection.
-                            "the server closed the connection during the handshake".to_string()
-                        } else {
-                            format!("OpenSSL error code {}", code.as_raw())
-                        }
-                    });
-                Error::Tls {
-                    reason: format!(
-                        "TLS-PSK handshake failed ({detail}): the server did not accept the PSK \
-                         (unknown KpmID or a Kpm that does not match the MEF's) or offers no \
-                         TLS-PSK cipher suite"
-                    ),
-                }
-            }
+            Ok(io) => Err(handshake_io_error(io)),
+            Err(e) => Ok(e
+                .ssl_error()
+                .map(|stack| {
+                    stack
+                        .errors()
+                        .iter()
+                        .filter_map(|x| x.reason())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                })
+                .filter(|s| !s.is_empty())
+                .unwrap_or_else(|| {
+                    if code == ErrorCode::SYSCALL || code == ErrorCode::ZERO_RETURN {
+                        // No alert, no OS error: the peer just closed the connection.
+                        "the server closed the connection during the handshake".to_string()
+                    } else {
+                        format!("OpenSSL error code {}", code.as_raw())
+                    }
+                })),
         }
     }
 }

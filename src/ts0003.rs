@@ -35,13 +35,13 @@ pub use stack::{OpenSslCertStack, TLS12_CIPHERS};
 mod stack {
     use crate::error::{Error, Result};
     use crate::tls::{check_client_identity, ClientIdentity, EstServerVerifier};
-    use crate::transport::{handshake_io_error, TlsSession, TlsStack, WireSocket};
+    use crate::transport::{TlsSession, TlsStack, WireSocket};
     use crate::uri::EstUri;
     use openssl::error::ErrorStack;
     use openssl::pkey::{PKey, Private};
     use openssl::ssl::{
-        ErrorCode, Ssl, SslContext, SslContextBuilder, SslMethod, SslOptions, SslStream,
-        SslVerifyMode, SslVersion,
+        Ssl, SslContext, SslContextBuilder, SslMethod, SslOptions, SslStream, SslVerifyMode,
+        SslVersion,
     };
     use openssl::x509::{X509StoreContext, X509};
     use rustls::client::danger::ServerCertVerifier;
@@ -331,34 +331,9 @@ mod stack {
     /// A failed handshake that the verifier did not refuse: an alert from the server, a closed
     /// connection, a timeout.
     fn map_handshake_error(e: openssl::ssl::Error) -> Error {
-        if e.code() == ErrorCode::WANT_READ || e.code() == ErrorCode::WANT_WRITE {
-            // A blocking socket only "wants" more when its timeout expired.
-            return Error::Timeout {
-                phase: "the TLS handshake".into(),
-            };
-        }
-        let code = e.code();
-        match e.into_io_error() {
-            Ok(io) => handshake_io_error(io),
-            Err(e) => {
-                let detail = e
-                    .ssl_error()
-                    .map(|stack| {
-                        stack
-                            .errors()
-                            .iter()
-                            .filter_map(|x| x.reason())
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    })
-                    .filter(|s| !s.is_empty())
-                    .unwrap_or_else(|| {
-                        if code == ErrorCode::SYSCALL || code == ErrorCode::ZERO_RETURN {
-                            "the server closed the connection during the handshake".to_string()
-                        } else {
-                            format!("OpenSSL error code {}", code.as_raw())
-                        }
-                    });
+        match crate::psk::handshake_failure_detail(e) {
+            Err(e) => e,
+            Ok(detail) => {
                 let hint = if detail.contains("handshake failure")
                     || detail.contains("protocol version")
                     || detail.contains("no cipher")
