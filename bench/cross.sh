@@ -3,7 +3,7 @@
 # shipped (stripped) and as built, what it links against, and wall times under the emulator:
 #   start-up   examples/c/provision.c with no arguments: process start with the library
 #              loaded, no call into it (median of 20);
-#   null_args  tests/c/null_args.c, 174 checks, no network (median of 5);
+#   null_args  ffi/tests/c/null_args.c, 174 checks, no network (median of 5);
 #   provision  provision.c against the native reference MEF on 127.0.0.1: Initial Certificate
 #              Provisioning + a rekeying re-provisioning (median of 5).
 # Under Wine and QEMU these are emulation times, not performance figures of the library.
@@ -82,7 +82,7 @@ for target in "${targets[@]}"; do
   link=(-I"$pkg/include" -L"$pkg/lib" -lonem2m_est)
   [ -n "$exe" ] || link+=("-Wl,-rpath,$pkg/lib")
   "$cc" -std=c11 -O2 examples/c/provision.c "${link[@]}" -o "$work/provision$exe"
-  "$cc" -std=c11 -O2 tests/c/null_args.c "${link[@]}" -o "$work/null_args$exe"
+  "$cc" -std=c11 -O2 ffi/tests/c/null_args.c "${link[@]}" -o "$work/null_args$exe"
   run=("${runner[@]}")
   start=$(for _ in $(seq 20); do ms "${run[@]}" "$work/provision$exe"; done | median)
   checks=$(for _ in $(seq 5); do

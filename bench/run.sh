@@ -67,7 +67,7 @@ bench_target=$lib_target
 bench=$(CARGO_TARGET_DIR=$bench_target cargo bench --bench provision "${features[@]}" --no-run --message-format=json 2>/dev/null |
   sed -n 's/.*"executable":"\([^"]*provision-[^"]*\)".*/\1/p' | tail -n 1)
 [ -x "$bench" ] || { echo "$0: the bench did not build" >&2; exit 1; }
-CARGO_TARGET_DIR=$lib_target cargo build --release -p onem2m-est -p onem2m-mef -p onem2m-est-cli \
+CARGO_TARGET_DIR=$lib_target cargo build --release -p onem2m-est-ffi -p onem2m-mef -p onem2m-est-cli \
   2>&1 | tail -n 1 >&2
 mef="$lib_target/release/onem2m-mef"
 cli="$lib_target/release/onem2m-est"

@@ -3,7 +3,7 @@
 # would: scripts/install.sh into a temporary prefix, plain `cc` with pkg-config, dynamic
 # linking; then runs them against the reference MEF on 127.0.0.1 and checks what they installed.
 # Then the PPSK-based RSPF through the installed library (built with `psk` by install.sh):
-# tests/c/psk.c linked dynamically, and statically with `pkg-config --static` (which must name
+# ffi/tests/c/psk.c linked dynamically, and statically with `pkg-config --static` (which must name
 # OpenSSL). Needs a C compiler, pkg-config, libssl-dev (OpenSSL 3 for hsm_callbacks.c and the
 # library's TLS-PSK) and the openssl CLI; installs the Debian packages when run as root.
 set -euo pipefail
@@ -27,7 +27,7 @@ if [ ${#packages[@]} -gt 0 ]; then
   fi
 fi
 
-cargo build --locked -p onem2m-est -p onem2m-mef
+cargo build --locked -p onem2m-est-ffi -p onem2m-mef
 
 fixture_init
 prefix=$FIXTURE_DIR/prefix
@@ -43,11 +43,11 @@ cc "${cflags[@]}" examples/c/provision.c $(pkg-config --cflags --libs onem2m_est
 # shellcheck disable=SC2046
 cc "${cflags[@]}" examples/c/hsm_callbacks.c $(pkg-config --cflags --libs onem2m_est libcrypto) \
   -o "$bin/hsm_callbacks"
-# PSK: tests/c/psk.c against the installed header and library, dynamic and static.
+# PSK: ffi/tests/c/psk.c against the installed header and library, dynamic and static.
 # shellcheck disable=SC2046
-cc "${cflags[@]}" tests/c/psk.c $(pkg-config --cflags --libs onem2m_est) -o "$bin/psk"
+cc "${cflags[@]}" ffi/tests/c/psk.c $(pkg-config --cflags --libs onem2m_est) -o "$bin/psk"
 # shellcheck disable=SC2046
-cc "${cflags[@]}" tests/c/psk.c $(pkg-config --cflags --libs --static onem2m_est-static) -o "$bin/psk_static"
+cc "${cflags[@]}" ffi/tests/c/psk.c $(pkg-config --cflags --libs --static onem2m_est-static) -o "$bin/psk_static"
 export LD_LIBRARY_PATH=$prefix/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 # Linked dynamically, to the installed library.
 # Linked statically (pkg-config --static onem2m_est-static): no libonem2m_est.so dependency.
@@ -126,7 +126,7 @@ else
 fi
 
 # PPSK-based RSPF (TS-0003 8.3.2.1): only (KpmID, Kpm) and the TLS-PSK URI, then renewal on
-# the certificate port; a wrong Kpm; the PSK from the identity callback (see tests/c/psk.c).
+# the certificate port; a wrong Kpm; the PSK from the identity callback (see ffi/tests/c/psk.c).
 for exe in psk psk_static; do
   echo "== $exe (PPSK-based RSPF through the installed library)"
   if "$bin/$exe" "$MEF_PSK_URL" "$MEF_URL" "$KPM_ID" "$KPM_HEX" "$MEF_PSK_SUBJECT_ID" \

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Tests a cross-built package the way a vendor would use it: the C ABI tests (tests/c) and
+# Tests a cross-built package the way a vendor would use it: the C ABI tests (ffi/tests/c) and
 # examples/c/provision.c, cross-compiled against the package of scripts/cross.sh and run under
 # Wine (Windows) or QEMU user mode (ARM) against the reference MEF running natively on
 # 127.0.0.1 (Wine's and QEMU's programs use the host's loopback).
@@ -63,7 +63,7 @@ fi
 fixture_init
 work=$FIXTURE_DIR/cross
 mkdir -p "$work"
-# As tests/c/run.sh (callbacks.c uses strdup).
+# As ffi/tests/c/run.sh (callbacks.c uses strdup).
 cflags=(-std=c11 -D_GNU_SOURCE -Wall -Wextra -Wpedantic -Werror -O1)
 exe=
 $windows && exe=.exe
@@ -74,8 +74,8 @@ build() { # NAME SOURCE PACKAGE [EXTRA...]
   $windows || link+=("-Wl,-rpath,$p/lib")
   "$CROSS_GCC" "${cflags[@]}" "$src" "${link[@]}" "$@" -o "$work/$name$exe"
 }
-build null_args tests/c/null_args.c "$pkg"
-build file_store tests/c/file_store.c "$pkg"
+build null_args ffi/tests/c/null_args.c "$pkg"
+build file_store ffi/tests/c/file_store.c "$pkg"
 build provision examples/c/provision.c "$pkg"
 # Linked dynamically to the package's library (not a static copy).
 # (not `objdump | grep -q`: grep's early exit would fail the pipeline under pipefail)
@@ -110,8 +110,8 @@ else
 fi
 if $with_psk; then
   mkdir -p "$work/psk"
-  build psk/psk tests/c/psk.c "$psk_pkg"
-  build psk/callbacks tests/c/callbacks.c "$psk_pkg" -I"$openssl_dir/include" "$openssl_lib/libcrypto.a" \
+  build psk/psk ffi/tests/c/psk.c "$psk_pkg"
+  build psk/callbacks ffi/tests/c/callbacks.c "$psk_pkg" -I"$openssl_dir/include" "$openssl_lib/libcrypto.a" \
     "${crypto_libs[@]}"
 fi
 
@@ -176,7 +176,7 @@ if $windows; then
   #   (Command::new("openssl") looks for openssl.exe; the vendored OpenSSL has no CLI): eight lib
   #   tests, psk.rs's four against `openssl s_server`, transport.rs's keyCertSign test (`openssl
   #   verify`), provisioning.rs's two that serve or verify TLS with openssl and curl; tests/csr.rs (openssl) and
-  #   tests/ffi_header.rs (cbindgen runs `cargo metadata`) as a whole;
+  #   ffi/tests/ffi_header.rs (cbindgen runs `cargo metadata`) as a whole;
   # - transport.rs's status_400_surfaces_the_text_body, which hangs under Wine 8.0 after its
   #   assertion passed: in the test server's drop (tests/support), joining a connection thread
   #   whose blocked read a shutdown(2) of the cloned socket does not wake under Wine (a
@@ -194,11 +194,12 @@ if $windows; then
   skips=()
   for t in "${no_host_tool[@]}"; do skips+=(--skip "$t"); done
   triple=$(echo "$target" | tr 'a-z-' 'A-Z_')
-  run "cargo test -p onem2m-est --features psk ($target, Wine)" \
+  run "cargo test -p onem2m-est -p onem2m-est-ffi --features psk ($target, Wine)" \
     env "${triple}_OPENSSL_DIR=$openssl_dir" "${triple}_OPENSSL_LIB_DIR=$openssl_lib" \
     "${triple}_OPENSSL_STATIC=1" CROSS_TARGET_DIR="$psk_target_dir" \
     bash -c 'source scripts/lib/cross-env.sh && cross_env "$1" && shift &&
-      cross_cargo test -p onem2m-est --features psk --no-fail-fast --lib --test faults \
+      cross_cargo test -p onem2m-est -p onem2m-est-ffi --features onem2m-est/psk,onem2m-est-ffi/psk \
+        --no-fail-fast --lib --test faults \
         --test provisioning --test hostile --test transport --test psk -- "$@"' \
     _ "$target" "${skips[@]}"
 fi

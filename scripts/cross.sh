@@ -37,7 +37,7 @@ features=${ONEM2M_EST_FEATURES-}
 cross_install_packages
 
 echo "== building onem2m-est for $CROSS_TARGET (features: ${features:-default})"
-cross_cargo build --release -p onem2m-est --features "$features"
+cross_cargo build --release -p onem2m-est-ffi --features "$features"
 built=$CROSS_TARGET_DIR/$CROSS_TARGET/release
 
 version=$(sed -n 's/^version = "\([0-9][0-9.]*\)".*/\1/p' Cargo.toml | head -n 1)

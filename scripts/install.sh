@@ -12,14 +12,15 @@
 # the loader searches (/usr/local, /usr), this script runs ldconfig; otherwise it says what to
 # do: link with -Wl,-rpath,PREFIX/lib, or add PREFIX/lib to /etc/ld.so.conf.d/ and run
 # ldconfig, or set LD_LIBRARY_PATH=PREFIX/lib.
-# Builds with `cargo build --release -p onem2m-est --features psk` (set CARGO_BUILD_FLAGS, e.g.
+# Builds with `cargo build --release -p onem2m-est-ffi --features psk` (set CARGO_BUILD_FLAGS, e.g.
 # --locked): the installed library supports the PPSK-based RSPF (TLS-PSK, mef_config_set_psk)
 # through the system OpenSSL (libssl.so.3 at run time; libssl-dev and pkg-config to build).
 # ONEM2M_EST_FEATURES overrides the feature list: `psk-vendored` compiles OpenSSL from source
 # and links it into the library (self-contained .so/.dll/.a; needs a C compiler and perl),
 # `""` builds without TLS-PSK (no OpenSSL; the PSK functions then fail with
 # MEF_ERR_INVALID_ARGUMENT, "no TLS-PSK support").
-# cargo-c users can run `cargo cinstall --release --prefix PREFIX` instead ([package.metadata.capi]).
+# cargo-c users can run `cargo cinstall --release -p onem2m-est-ffi --prefix PREFIX` instead
+# ([package.metadata.capi] in ffi/Cargo.toml).
 set -euo pipefail
 
 if [ $# -ne 1 ] || [ -z "$1" ]; then
@@ -35,7 +36,7 @@ features=${ONEM2M_EST_FEATURES-psk}
 # from it run back to back, so the installed files are the ones this build made.
 target_dir=${CARGO_TARGET_DIR:-target}
 # shellcheck disable=SC2086 # CARGO_BUILD_FLAGS is a list of flags
-cargo build --release -p onem2m-est --features "$features" ${CARGO_BUILD_FLAGS:-}
+cargo build --release -p onem2m-est-ffi --features "$features" ${CARGO_BUILD_FLAGS:-}
 # A static link of a build with the system OpenSSL needs libssl and libcrypto too; the vendored
 # OpenSSL is inside libonem2m_est.a already.
 openssl_private=

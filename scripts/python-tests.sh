@@ -29,7 +29,7 @@ fi
 
 # The library with the `psk` and `pkcs11` features: the PPSK-based RSPF tests
 # (python/tests/test_psk.py) and the PKCS #11 token tests (python/tests/test_pkcs11.py, SoftHSM2).
-cargo build --locked -p onem2m-est -p onem2m-mef --features onem2m-est/psk,onem2m-est/pkcs11,onem2m-mef/pkcs11
+cargo build --locked -p onem2m-est-ffi -p onem2m-mef --features onem2m-est-ffi/psk,onem2m-est-ffi/pkcs11,onem2m-mef/pkcs11
 export ONEM2M_EST_LIB=$FIXTURE_TARGET_DIR/debug/libonem2m_est.so
 export ONEM2M_MEF_BIN=$MEF_BIN
 [ -f "$ONEM2M_EST_LIB" ] || { echo "error: $ONEM2M_EST_LIB was not built" >&2; exit 1; }

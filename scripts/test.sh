@@ -57,7 +57,7 @@ cargo fmt --all -- --check
 
 step "clippy (default features, then with TLS-PSK and PKCS #11)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
-cargo clippy --workspace --all-targets --locked --features onem2m-est/psk,onem2m-est/pkcs11,onem2m-mef/pkcs11 -- -D warnings
+cargo clippy --workspace --all-targets --locked --features onem2m-est/psk,onem2m-est/pkcs11,onem2m-est-ffi/psk,onem2m-est-ffi/pkcs11,onem2m-mef/pkcs11 -- -D warnings
 
 step "Cisco libest (the third-party EST server of cli/tests/libest.rs): build, or reuse the cache"
 # Source: ../shared/third-party/libest beside the repository, or $LIBEST_SRC. The test runs the
@@ -71,7 +71,7 @@ step "the README's main command (the quick start) and the CLI commands it prints
 scripts/quickstart-check.sh
 
 step "C ABI tests (valgrind, ASan/UBSan)"
-tests/c/run.sh
+ffi/tests/c/run.sh
 
 step "C examples against the installed library"
 scripts/c-examples.sh
@@ -101,4 +101,4 @@ done
 # tests/pkcs11.rs, cli/tests/pkcs11.rs and, with the MEF's `pkcs11` feature, mef/tests/pkcs11.rs
 # (SoftHSM2).
 step "Rust tests with the psk and pkcs11 features (TLS-PSK, PKCS #11 keys in SoftHSM2)"
-cargo test --workspace --locked --features onem2m-est/psk,onem2m-est/pkcs11,onem2m-mef/pkcs11
+cargo test --workspace --locked --features onem2m-est/psk,onem2m-est/pkcs11,onem2m-est-ffi/psk,onem2m-est-ffi/pkcs11,onem2m-mef/pkcs11

@@ -237,7 +237,8 @@ impl Error {
         }
     }
 
-    pub(crate) fn invalid(argument: &'static str, reason: impl Into<String>) -> Error {
+    /// A bad argument: `argument` names it, `reason` says what is wrong (never a secret).
+    pub fn invalid(argument: &'static str, reason: impl Into<String>) -> Error {
         Error::InvalidArgument {
             argument,
             reason: reason.into(),

@@ -49,6 +49,19 @@ pub trait PrivateKey: Send + Sync + std::fmt::Debug {
     }
 }
 
+/// Whether `key` is the key of `certificate` (DER): the one check, made wherever a key and a
+/// certificate are paired (a client identity before any I/O, the store before it installs or
+/// loads credentials, the C API's setters). A certificate that does not parse is a bad argument.
+pub fn is_key_of(key: &dyn PrivateKey, certificate: &[u8]) -> Result<bool> {
+    let cert = crate::x509::parse_certificate(certificate).map_err(|e| {
+        crate::Error::invalid(
+            "certificate",
+            format!("the certificate cannot be parsed: {e}"),
+        )
+    })?;
+    Ok(crate::x509::has_spki(&cert, key.public_key_info()))
+}
+
 use crate::error::Error;
 use crate::proto::csrattrs::{CsrRequirements, Curve, HashAlg, KeyRequirement};
 use der::asn1::{Any, BitString, ObjectIdentifier};

@@ -2,12 +2,14 @@
 //!
 //! (crate documentation is written with the client API)
 
+// The C ABI and its `unsafe` live in the onem2m-est-ffi crate (ffi/).
+#![forbid(unsafe_code)]
+
 pub mod certprov;
 pub mod client;
 pub mod csr;
 pub mod describe;
 pub mod error;
-pub mod ffi;
 pub mod identity;
 pub mod keys;
 // Keys in a PKCS #11 token (RFC 7512 URIs): URIs and PIN sources in every build, the token
@@ -24,7 +26,7 @@ pub mod transport;
 pub mod ts0003;
 pub mod uri;
 pub mod validate;
-mod x509;
+pub mod x509;
 
 pub use onem2m_est_proto as proto;
 

@@ -577,7 +577,7 @@ impl FileStore {
                     .map_err(|e| store_error("load", format!("{}: {e}", key_path.display())))?;
                 (key_path, Arc::new(key))
             };
-        if !key_matches_certificate(key.as_ref(), &chain[0]) {
+        if !crate::keys::is_key_of(key.as_ref(), &chain[0]).unwrap_or(false) {
             return Err(store_error(
                 "load",
                 format!(
@@ -605,7 +605,7 @@ impl CredentialStore for FileStore {
             .chain
             .first()
             .ok_or_else(|| store_error("install", "the certificate chain is empty"))?;
-        if !key_matches_certificate(credentials.key.as_ref(), leaf) {
+        if !crate::keys::is_key_of(credentials.key.as_ref(), leaf).unwrap_or(false) {
             return Err(store_error(
                 "install",
                 "the private key does not match the certificate",
@@ -661,14 +661,6 @@ impl FileStore {
             }
         }
         let _ = fs::remove_file(self.dir.join(".current.tmp"));
-    }
-}
-
-/// Whether `key` is the key of certificate `cert` (same SubjectPublicKeyInfo).
-fn key_matches_certificate(key: &dyn PrivateKey, cert: &CertificateDer<'_>) -> bool {
-    match crate::x509::parse_certificate(cert) {
-        Ok(c) => crate::x509::has_spki(&c, key.public_key_info()),
-        Err(_) => false,
     }
 }
 

@@ -16,7 +16,7 @@
 //! Client authentication: the certificate chain and a key that OpenSSL can hold, i.e. a
 //! [`crate::keys::PrivateKey`] with a PKCS #8 encoding (software keys, the file store's keys).
 //! A key that only signs through a callback (a C key callback, an HSM) would need an OpenSSL
-//! key method written with `unsafe` code outside `src/ffi/`, so that combination is refused
+//! key method written with `unsafe` code outside `ffi/src/`, so that combination is refused
 //! before any I/O ([`crate::Error::InvalidArgument`]). The key is handed to OpenSSL in memory;
 //! it is never written anywhere.
 

@@ -13,9 +13,7 @@ use crate::keys::{KeyAlgorithm, PrivateKey};
 use crate::proto::san::{self, GeneralName};
 use rustls_pki_types::{CertificateDer, UnixTime};
 use std::time::Duration;
-use x509_cert::der::Decode;
 use x509_cert::ext::pkix::{BasicConstraints, KeyUsage};
-use x509_cert::spki::SubjectPublicKeyInfoOwned;
 use x509_cert::Certificate;
 
 /// A validated issued certificate with its chain.
@@ -47,21 +45,6 @@ fn parse_cert(der: &[u8], what: &str) -> Result<Certificate, String> {
         Err(e) => Err(format!(
             "{what} does not parse as an X.509 certificate: {e}"
         )),
-    }
-}
-
-/// Whether `cert` carries the public key of `spki_der` (same algorithm identifier and key).
-fn has_public_key(cert: &Certificate, spki_der: &[u8]) -> bool {
-    if crate::x509::has_spki(cert, spki_der) {
-        return true;
-    }
-    // Tolerate a different but equivalent encoding of the same SubjectPublicKeyInfo.
-    match SubjectPublicKeyInfoOwned::from_der(spki_der) {
-        Ok(ours) => {
-            let pki = cert.tbs_certificate().subject_public_key_info();
-            ours.algorithm == pki.algorithm && ours.subject_public_key == pki.subject_public_key
-        }
-        Err(_) => false,
     }
 }
 
@@ -127,8 +110,8 @@ pub fn validate_issued(
     let is_ca = |c: &Certificate| matches!(basic_constraints_ca(c), Ok(true));
     let leaf_index = parsed
         .iter()
-        .position(|c| has_public_key(c, spki) && !is_ca(c))
-        .or_else(|| parsed.iter().position(|c| has_public_key(c, spki)))
+        .position(|c| crate::x509::has_spki(c, spki) && !is_ca(c))
+        .or_else(|| parsed.iter().position(|c| crate::x509::has_spki(c, spki)))
         .ok_or_else(|| {
             rejected(format!(
                 "wrong key: none of the {} returned certificate(s) carries the public key of \

@@ -25,9 +25,22 @@ pub(crate) fn spki_der(cert: &Certificate) -> Vec<u8> {
         .unwrap_or_default()
 }
 
-/// Whether the certificate's SubjectPublicKeyInfo is exactly `spki` (DER).
+/// Whether the certificate's SubjectPublicKeyInfo is `spki` (DER).
+///
+/// The one key/certificate match of the library (client identities, the store's checks, the
+/// issued certificate, the C API): the same bytes, or a different but equivalent encoding of
+/// the same SubjectPublicKeyInfo (same algorithm identifier and key bits).
 pub(crate) fn has_spki(cert: &Certificate, spki: &[u8]) -> bool {
-    spki_der(cert) == spki
+    if spki_der(cert) == spki {
+        return true;
+    }
+    match x509_cert::spki::SubjectPublicKeyInfoOwned::from_der(spki) {
+        Ok(ours) => {
+            let pki = cert.tbs_certificate().subject_public_key_info();
+            ours.algorithm == pki.algorithm && ours.subject_public_key == pki.subject_public_key
+        }
+        Err(_) => false,
+    }
 }
 
 /// A distinguished name for messages, written as x509-parser (the parser this replaced) wrote

@@ -9,6 +9,8 @@
 //! bytes: text is unambiguous and survives editors and configuration tools. Needs the library's
 //! `psk` feature (this crate's `psk` feature enables it); without it the flags exit 2.
 
+#![forbid(unsafe_code)]
+
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;

@@ -21,6 +21,9 @@
 //! # Ok(()) }
 //! ```
 
+// The MEF has no unsafe code.
+#![forbid(unsafe_code)]
+
 mod approval;
 pub mod ca;
 pub mod challenge;

@@ -1,6 +1,8 @@
 //! `onem2m-mef`: runs the reference MEF, or manages its identity registry, PSK registry and
 //! issued certificates.
 
+#![forbid(unsafe_code)]
+
 use clap::{Args, Parser, Subcommand};
 use onem2m_mef::{EkuPolicy, KeyPurpose, Mef, MefConfig, ServerEku, Store, SubjectType};
 use std::io::Write;

@@ -16,6 +16,9 @@
 //!   (TS-0003 10.1.1.5/7/8), for the client and the MEF alike.
 //! - [`oids`]: the object identifiers used above.
 
+// Pure wire format.
+#![forbid(unsafe_code)]
+
 pub mod base64body;
 pub mod certs_only;
 pub mod csrattrs;

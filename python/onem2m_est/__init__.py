@@ -431,7 +431,7 @@ def _load() -> ctypes.CDLL:
         detail = "; ".join(errors) if errors else "not found"
         raise LibraryError(
             "cannot load libonem2m_est (set ONEM2M_EST_LIB to the file or its folder, install "
-            f"the wheel, or build it with `cargo build -p onem2m-est`): {detail}"
+            f"the wheel, or build it with `cargo build -p onem2m-est-ffi`): {detail}"
         )
 
 

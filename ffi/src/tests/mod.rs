@@ -5,6 +5,25 @@ use std::sync::Mutex;
 
 use super::*;
 
+// The scripted HTTPS server and small PKI the core's integration tests use (tests/support),
+// for the callback fault tests.
+#[path = "../../../tests/support/mod.rs"]
+mod support;
+
+mod callback_faults;
+
+// The hostile-MEF matrix's harness (tests/hostile/harness.rs), for its C ABI subset.
+mod hostile_c_abi;
+
+// The PKCS #11 tests' SoftHSM2 fixture (tests/pkcs11/fixture.rs), for the C ABI with a token key.
+#[path = "../../../tests/hostile/harness.rs"]
+mod hostile_harness;
+#[cfg(feature = "pkcs11")]
+mod pkcs11_c_abi;
+#[cfg(feature = "pkcs11")]
+#[path = "../../../tests/pkcs11/fixture.rs"]
+mod pkcs11_fixture;
+
 /// Messages received by [`record`], tagged with the user_data they came with.
 static RECEIVED: Mutex<Vec<(usize, mef_log_level, String)>> = Mutex::new(Vec::new());
 
@@ -227,7 +246,7 @@ fn psk_provisioning_needs_no_trust_anchors_and_reports_the_build() {
         mef_config_free(config);
         let r = mef_client_provision(client, MEF_KEY_GENERATE);
         let error = last_error(client);
-        if crate::psk::SUPPORTED {
+        if est::psk::SUPPORTED {
             // It got as far as connecting (127.0.0.1:1 refuses): no trust anchor was asked for.
             assert_eq!(r, MEF_ERR_CONNECT, "{error}");
         } else {
@@ -240,7 +259,7 @@ fn psk_provisioning_needs_no_trust_anchors_and_reports_the_build() {
             "{error}"
         );
         let mut buffer = std::ptr::null_mut();
-        let expected = if crate::psk::SUPPORTED {
+        let expected = if est::psk::SUPPORTED {
             MEF_ERR_CONNECT
         } else {
             MEF_ERR_INVALID_ARGUMENT
@@ -282,7 +301,7 @@ fn the_ts0003_profile_is_handed_to_the_core() {
         let mut buffer = std::ptr::null_mut();
         let r = mef_client_cacerts(client, &mut buffer);
         let error = last_error(client);
-        if crate::ts0003::SUPPORTED {
+        if est::ts0003::SUPPORTED {
             // The OpenSSL stack was built and tried to connect (127.0.0.1:1 refuses).
             assert_eq!(r, MEF_ERR_CONNECT, "{error}");
         } else {

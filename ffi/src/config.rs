@@ -16,11 +16,11 @@ use super::{
     str_arg, subject_type_arg, tls_profile_arg, UserData, MEF_ERR_INVALID_ARGUMENT,
     MEF_ERR_NULL_ARGUMENT, MEF_OK,
 };
-use crate::identity::{SpId, SubjectIdentity};
-use crate::keys::{KeyAlgorithm, SoftwareKey};
-use crate::psk::PskCredential;
-use crate::transport::TransportConfig;
-use crate::uri::EstUri;
+use est::identity::{SpId, SubjectIdentity};
+use est::keys::{KeyAlgorithm, SoftwareKey};
+use est::psk::PskCredential;
+use est::transport::TransportConfig;
+use est::uri::EstUri;
 
 /// The third-party EST client certificate of Initial Certificate Provisioning (TS-0003
 /// 8.3.6.2.2 pre-condition B.ii).
@@ -58,7 +58,7 @@ pub struct mef_config {
     pub(crate) sp_id: Option<SpId>,
     pub(crate) key_algorithm: KeyAlgorithm,
     pub(crate) transport: TransportConfig,
-    pub(crate) tls_profile: crate::tls::TlsProfile,
+    pub(crate) tls_profile: est::tls::TlsProfile,
     pub(crate) store_dir: Option<PathBuf>,
     /// The device key in a PKCS #11 token (`mef_config_set_pkcs11_key`), with `store_dir`.
     pub(crate) pkcs11_key: Option<super::pkcs11::Pkcs11KeyConfig>,
@@ -133,7 +133,7 @@ macro_rules! arg {
 /// PEM CERTIFICATE blocks, with the parser's reason on failure.
 fn pem_certs(pem: &[u8], what: &str) -> Result<Vec<CertificateDer<'static>>, String> {
     let text = std::str::from_utf8(pem).map_err(|_| format!("{what}: not PEM text (not UTF-8)"))?;
-    crate::store::parse_certs_pem(text).map_err(|e| format!("{what}: {e}"))
+    est::store::parse_certs_pem(text).map_err(|e| format!("{what}: {e}"))
 }
 
 /// Returns why the most recent failed call on `config` failed (the setters, and
@@ -302,10 +302,7 @@ pub unsafe extern "C" fn mef_config_set_client_cert_pem(
             config,
             SoftwareKey::from_pem(&key_text).map_err(|e| format!("client key: {e}"))
         );
-        if !check!(leaf_spki_is(
-            &chain[0],
-            crate::keys::PrivateKey::public_key_info(&key)
-        )) {
+        if !check!(est::keys::is_key_of(&key, &chain[0]).map_err(|_| MEF_ERR_INVALID_ARGUMENT)) {
             return config.fail(
                 MEF_ERR_INVALID_ARGUMENT,
                 "client key: it is not the key of the client certificate (the first \
@@ -318,13 +315,6 @@ pub unsafe extern "C" fn mef_config_set_client_cert_pem(
         });
         MEF_OK
     })
-}
-
-/// Whether the certificate's SubjectPublicKeyInfo is `spki`.
-fn leaf_spki_is(cert: &CertificateDer<'_>, spki: &[u8]) -> Result<bool, mef_result> {
-    let parsed =
-        crate::x509::parse_certificate(cert.as_ref()).map_err(|_| MEF_ERR_INVALID_ARGUMENT)?;
-    Ok(crate::x509::has_spki(&parsed, spki))
 }
 
 /// Sets the third-party EST client certificate (PEM chain, leaf first) whose key is the

@@ -2,8 +2,8 @@
 
 use std::ffi::c_char;
 
-use crate::certprov::CmdStatus;
-use crate::error::Error;
+use est::certprov::CmdStatus;
+use est::error::Error;
 
 /// The result of a library call: one of the `MEF_OK` / `MEF_ERR_*` values. The numbers are
 /// stable forever; new codes only get new numbers.
@@ -99,6 +99,13 @@ pub(crate) fn result_of(e: &Error) -> mef_result {
         Error::Csr { .. } => MEF_ERR_CSR,
         Error::Store { .. } => MEF_ERR_STORE,
         Error::NotProvisioned { .. } => MEF_ERR_NOT_PROVISIONED,
+        // `Error` is non_exhaustive (the core may grow): a variant this layer does not know yet
+        // still gets a code of its class, never a panic.
+        other => match other.class() {
+            est::ErrorClass::BadArguments => MEF_ERR_INVALID_ARGUMENT,
+            est::ErrorClass::Client => MEF_ERR_CALLBACK,
+            _ => MEF_ERR_BAD_RESPONSE,
+        },
     }
 }
 
@@ -234,7 +241,7 @@ mod tests {
             },
             Error::NotProvisioned { reason: "n".into() },
             Error::RetryAfterTooLong {
-                operation: crate::Operation::SimpleEnroll,
+                operation: est::Operation::SimpleEnroll,
                 retry_after: std::time::Duration::from_secs(3600),
                 bound: "b",
                 limit: std::time::Duration::from_secs(120),

@@ -14,26 +14,29 @@
 # "possibly lost" blocks are tolerated), then again built with -fsanitize=address,undefined
 # against the static library.
 #
-# usage: tests/c/run.sh [PREFIX]
-#   without PREFIX: against include/ and target/debug, built here with the `psk` feature (cargo
-#   rebuilds onem2m-est when its features change); with PREFIX: against an installation by
-#   scripts/install.sh (pkg-config; built with `psk` too).
+# usage: ffi/tests/c/run.sh [PREFIX]
+#   without PREFIX: against include/ and the debug build in ${CARGO_TARGET_DIR:-target}, built
+#   here with the `psk` feature (cargo rebuilds onem2m-est-ffi when its features change); with
+#   PREFIX: against an installation by scripts/install.sh (pkg-config; built with `psk` too).
 # Needs cc, valgrind, the openssl CLI and libssl/libcrypto (libssl-dev). Exits non-zero on any
 # failure.
 set -euo pipefail
-cd "$(dirname "$0")/../.."
+cd "$(dirname "$0")/../../.."
 repo=$(pwd)
-# shellcheck source=../../scripts/lib/mef-fixture.sh
+# Cargo's output folder, wherever CARGO_TARGET_DIR puts it.
+target=${CARGO_TARGET_DIR:-$repo/target}
+case $target in /*) ;; *) target=$repo/$target ;; esac
+# shellcheck source=../../../scripts/lib/mef-fixture.sh
 source scripts/lib/mef-fixture.sh
 
 prefix=${1:-}
 for tool in cc valgrind openssl pkg-config nm readelf; do
-  command -v "$tool" >/dev/null || { echo "tests/c/run.sh: $tool is required" >&2; exit 1; }
+  command -v "$tool" >/dev/null || { echo "ffi/tests/c/run.sh: $tool is required" >&2; exit 1; }
 done
-pkg-config --exists libcrypto || { echo "tests/c/run.sh: libcrypto (libssl-dev) is required" >&2; exit 1; }
-pkg-config --exists libssl || { echo "tests/c/run.sh: libssl (libssl-dev) is required" >&2; exit 1; }
+pkg-config --exists libcrypto || { echo "ffi/tests/c/run.sh: libcrypto (libssl-dev) is required" >&2; exit 1; }
+pkg-config --exists libssl || { echo "ffi/tests/c/run.sh: libssl (libssl-dev) is required" >&2; exit 1; }
 # The library under test supports TLS-PSK (psk.c), like the installed one (scripts/install.sh).
-cargo build -p onem2m-est -p onem2m-mef --features onem2m-est/psk
+cargo build -p onem2m-est-ffi -p onem2m-mef --features onem2m-est-ffi/psk
 
 fixture_init
 work=$FIXTURE_DIR/c-tests
@@ -53,18 +56,18 @@ if [ -n "$prefix" ]; then
 else
   # The soname is libonem2m_est.so.0; cargo writes libonem2m_est.so: link through a directory
   # holding both names.
-  ln -s "$repo/target/debug/libonem2m_est.so" "$work/lib/libonem2m_est.so"
-  ln -s "$repo/target/debug/libonem2m_est.so" "$work/lib/libonem2m_est.so.0"
+  ln -s "$target/debug/libonem2m_est.so" "$work/lib/libonem2m_est.so"
+  ln -s "$target/debug/libonem2m_est.so" "$work/lib/libonem2m_est.so.0"
   mef_dyn=(-I"$repo/include" -L"$work/lib" -lonem2m_est "-Wl,-rpath,$work/lib")
-  static_lib=$repo/target/debug/libonem2m_est.a
+  static_lib=$target/debug/libonem2m_est.a
   mef_static=(-I"$repo/include" "$static_lib" "${openssl_libs[@]}" -lpthread -ldl -lm)
 fi
 
-cc "${cflags[@]}" tests/c/null_args.c "${mef_dyn[@]}" -o "$work/null_args"
-cc "${cflags[@]}" tests/c/callbacks.c "${mef_dyn[@]}" "${crypto[@]}" -o "$work/callbacks"
-cc "${cflags[@]}" tests/c/file_store.c "${mef_dyn[@]}" -o "$work/file_store"
-cc "${cflags[@]}" tests/c/psk.c "${mef_dyn[@]}" -o "$work/psk"
-cc "${cflags[@]}" tests/c/renewal.c "${mef_dyn[@]}" -o "$work/renewal"
+cc "${cflags[@]}" ffi/tests/c/null_args.c "${mef_dyn[@]}" -o "$work/null_args"
+cc "${cflags[@]}" ffi/tests/c/callbacks.c "${mef_dyn[@]}" "${crypto[@]}" -o "$work/callbacks"
+cc "${cflags[@]}" ffi/tests/c/file_store.c "${mef_dyn[@]}" -o "$work/file_store"
+cc "${cflags[@]}" ffi/tests/c/psk.c "${mef_dyn[@]}" -o "$work/psk"
+cc "${cflags[@]}" ffi/tests/c/renewal.c "${mef_dyn[@]}" -o "$work/renewal"
 # Really linked to the library under test.
 ldd "$work/null_args" | grep "libonem2m_est.so.0 => ${prefix:-$work/lib}" >/dev/null ||
   { echo "FAIL: null_args is not linked to the library under test" >&2; ldd "$work/null_args" >&2; exit 1; }
@@ -72,7 +75,7 @@ ldd "$work/null_args" | grep "libonem2m_est.so.0 => ${prefix:-$work/lib}" >/dev/
 # The shared library exports the C API only (rustc's own version script for a cdylib, build.rs)
 # and carries the soname.
 so=${prefix:+$prefix/lib/libonem2m_est.so.0}
-so=${so:-$repo/target/debug/libonem2m_est.so}
+so=${so:-$target/debug/libonem2m_est.so}
 exports=$(nm -D --defined-only "$so" | awk '{print $3}')
 if [ -z "$exports" ] || echo "$exports" | grep -v '^mef_' >/dev/null; then
   echo "FAIL: $so exports symbols other than mef_*:" >&2
@@ -98,7 +101,7 @@ run() {
     failures=$((failures + 1))
   fi
 }
-vg=(valgrind -q --suppressions=tests/c/valgrind.supp --leak-check=full --show-leak-kinds=definite,indirect
+vg=(valgrind -q --suppressions=ffi/tests/c/valgrind.supp --leak-check=full --show-leak-kinds=definite,indirect
   --errors-for-leak-kinds=definite,indirect --error-exitcode=99)
 
 run "null_args (valgrind)" "${vg[@]}" "$work/null_args" "$MEF_CA" "$DEVICE_CERT" "$DEVICE_KEY" "$store"
@@ -123,14 +126,14 @@ run "psk: installed trust anchors are the MEF CA, the certificate verifies" psk_
 # AddressSanitizer + UBSan, statically linked (the Rust code is not instrumented; the C side and
 # every buffer the library hands over are).
 san=(-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined)
-if cc "${cflags[@]}" "${san[@]}" tests/c/null_args.c "${mef_static[@]}" -o "$work/null_args_asan" 2>"$work/asan-link.log" &&
-  cc "${cflags[@]}" "${san[@]}" tests/c/callbacks.c "${mef_static[@]}" "${crypto[@]}" -o "$work/callbacks_asan" \
+if cc "${cflags[@]}" "${san[@]}" ffi/tests/c/null_args.c "${mef_static[@]}" -o "$work/null_args_asan" 2>"$work/asan-link.log" &&
+  cc "${cflags[@]}" "${san[@]}" ffi/tests/c/callbacks.c "${mef_static[@]}" "${crypto[@]}" -o "$work/callbacks_asan" \
     2>>"$work/asan-link.log" &&
-  cc "${cflags[@]}" "${san[@]}" tests/c/file_store.c "${mef_static[@]}" -o "$work/file_store_asan" \
+  cc "${cflags[@]}" "${san[@]}" ffi/tests/c/file_store.c "${mef_static[@]}" -o "$work/file_store_asan" \
     2>>"$work/asan-link.log" &&
-  cc "${cflags[@]}" "${san[@]}" tests/c/psk.c "${mef_static[@]}" -o "$work/psk_asan" \
+  cc "${cflags[@]}" "${san[@]}" ffi/tests/c/psk.c "${mef_static[@]}" -o "$work/psk_asan" \
     2>>"$work/asan-link.log" &&
-  cc "${cflags[@]}" "${san[@]}" tests/c/renewal.c "${mef_static[@]}" -o "$work/renewal_asan" \
+  cc "${cflags[@]}" "${san[@]}" ffi/tests/c/renewal.c "${mef_static[@]}" -o "$work/renewal_asan" \
     2>>"$work/asan-link.log"; then
   export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1
   run "null_args (ASan+UBSan, static)" "$work/null_args_asan" "$MEF_CA" "$DEVICE_CERT" "$DEVICE_KEY" "$store-asan"
@@ -150,7 +153,7 @@ else
 fi
 
 if [ "$failures" -ne 0 ]; then
-  echo "tests/c/run.sh: $failures failure(s)" >&2
+  echo "ffi/tests/c/run.sh: $failures failure(s)" >&2
   exit 1
 fi
-echo "tests/c/run.sh: all passed"
+echo "ffi/tests/c/run.sh: all passed"

@@ -15,13 +15,13 @@ use super::{
     MEF_ERR_PANIC, MEF_KEY_GENERATE, MEF_KEY_SERVER_GENERATED, MEF_OK, MEF_REPROVISION_REKEY,
     MEF_REPROVISION_RENEW, MEF_REPROVISION_SERVER_KEYGEN,
 };
-use crate::client::{Config, InitialAuth, KeySource, MefClient, Provisioned, Reprovision};
-use crate::error::{Error, Result};
-use crate::keys::PrivateKey;
-use crate::psk::PskCredential;
-use crate::store::{certs_to_pem, CredentialStore, FileStore};
-use crate::tls::ClientIdentity;
-use crate::uri::EstUri;
+use est::client::{Config, InitialAuth, KeySource, MefClient, Provisioned, Reprovision};
+use est::error::{Error, Result};
+use est::keys::PrivateKey;
+use est::psk::PskCredential;
+use est::store::{certs_to_pem, CredentialStore, FileStore};
+use est::tls::ClientIdentity;
+use est::uri::EstUri;
 
 /// The credential storage of a client.
 #[derive(Debug)]
@@ -65,9 +65,9 @@ pub struct mef_client {
     last_error: CString,
     last_handshakes: u32,
     /// When renewal is due (`mef_client_set_renewal_*`; default two thirds, jitter 0.1).
-    pub(super) renewal: crate::renewal::RenewalPolicy,
-    /// Whether the last failed call is worth retrying (`crate::renewal::classify`).
-    pub(super) last_failure: Option<crate::renewal::FailureKind>,
+    pub(super) renewal: est::renewal::RenewalPolicy,
+    /// Whether the last failed call is worth retrying (`est::renewal::classify`).
+    pub(super) last_failure: Option<est::renewal::FailureKind>,
 }
 
 type IdentityCallback = (
@@ -173,7 +173,7 @@ impl mef_client {
             failed,
             last_error: CString::default(),
             last_handshakes: 0,
-            renewal: crate::renewal::RenewalPolicy::default(),
+            renewal: est::renewal::RenewalPolicy::default(),
             last_failure: None,
         })
     }
@@ -243,7 +243,7 @@ impl mef_client {
         let (core, supplied_psk) = self.core(true)?;
         // The CERT_PROV arguments first (TS-0003 8.3.9.7), before the key callbacks are asked
         // for anything; the procedure checks them again, with the same function.
-        crate::certprov::verify_config(core.config())?;
+        est::certprov::verify_config(core.config())?;
         let auth = self.initial_auth(supplied_psk)?;
         core.provision(&auth, self.storage.as_dyn(), key_source)
     }
@@ -286,17 +286,17 @@ impl mef_client {
     }
 
     /// The installed credentials, if any.
-    pub(super) fn installed(&mut self) -> Result<Option<crate::store::Credentials>> {
+    pub(super) fn installed(&mut self) -> Result<Option<est::store::Credentials>> {
         self.storage.as_dyn().load()
     }
 
-    /// Renewal with re-bootstrap (`crate::renewal`): the bootstrap credential is the
+    /// Renewal with re-bootstrap (`est::renewal`): the bootstrap credential is the
     /// configured third-party certificate or PSK, when there is one.
     pub(super) fn renew(
         &mut self,
         mode: Reprovision,
         now: std::time::SystemTime,
-    ) -> Result<crate::renewal::Renewal> {
+    ) -> Result<est::renewal::Renewal> {
         let (core, supplied_psk) = self.core(true)?;
         let has_bootstrap = supplied_psk.is_some()
             || self.settings.psk.is_some()
@@ -357,8 +357,8 @@ impl mef_client {
         };
         match items {
             None => Ok(Vec::new()),
-            Some(items) => crate::proto::csrattrs::encode(&items).map_err(|source| Error::Decode {
-                operation: crate::Operation::CsrAttrs,
+            Some(items) => est::proto::csrattrs::encode(&items).map_err(|source| Error::Decode {
+                operation: est::Operation::CsrAttrs,
                 source,
             }),
         }
@@ -374,7 +374,7 @@ impl mef_client {
         let sink: Option<LogSink> = self.settings.log;
         let _scope = SinkScope::enter(sink);
         let outcome = f(self);
-        self.last_failure = outcome.as_ref().err().map(crate::renewal::classify);
+        self.last_failure = outcome.as_ref().err().map(est::renewal::classify);
         match outcome {
             Ok(v) => {
                 self.last_error = CString::default();
@@ -621,13 +621,13 @@ pub unsafe extern "C" fn mef_csrattrs_describe(
         let der = check!(unsafe { super::bytes_arg(der, len) });
         let mut data = Vec::new();
         if !der.is_empty() {
-            let reqs = match crate::proto::csrattrs::decode(der)
-                .and_then(|items| crate::proto::csrattrs::CsrRequirements::from_items(&items))
+            let reqs = match est::proto::csrattrs::decode(der)
+                .and_then(|items| est::proto::csrattrs::CsrRequirements::from_items(&items))
             {
                 Ok(r) => r,
                 Err(_) => return super::MEF_ERR_DECODE,
             };
-            for (field, value) in crate::describe::csr_attributes(&reqs) {
+            for (field, value) in est::describe::csr_attributes(&reqs) {
                 data.extend_from_slice(format!("{field}: {value}\n").as_bytes());
             }
         }

@@ -1,4 +1,4 @@
-//! Renewal exports: when the installed certificate is due (`crate::renewal`), and renewal with
+//! Renewal exports: when the installed certificate is due (`est::renewal`), and renewal with
 //! re-bootstrap. Times are seconds since the Unix epoch (UTC), as `time()` returns them; `now`
 //! is an argument, so a host scheduler (and a test) decides what "now" is.
 
@@ -10,9 +10,9 @@ use super::{
     check, mef_reprovision, mef_result, MEF_ERR_INVALID_ARGUMENT, MEF_ERR_NULL_ARGUMENT, MEF_OK,
     MEF_REPROVISION_REKEY, MEF_REPROVISION_RENEW, MEF_REPROVISION_SERVER_KEYGEN,
 };
-use crate::client::Reprovision;
-use crate::error::Error;
-use crate::renewal::{FailureKind, RenewAt, RenewalPath, RenewalPolicy};
+use est::client::Reprovision;
+use est::error::Error;
+use est::renewal::{FailureKind, RenewAt, RenewalPath, RenewalPolicy};
 
 /// How `mef_client_renew` obtained the new credentials: one of the `MEF_RENEWED_*` values.
 pub type mef_renewal_path = u32;
@@ -37,7 +37,7 @@ fn secs_of(t: SystemTime) -> i64 {
 }
 
 /// The installed credentials, or `Error::NotProvisioned`.
-fn installed(c: &mut mef_client) -> crate::Result<crate::store::Credentials> {
+fn installed(c: &mut mef_client) -> est::Result<est::store::Credentials> {
     c.installed()?.ok_or_else(|| Error::NotProvisioned {
         reason: "the credential store holds no certificate".into(),
     })
@@ -244,7 +244,7 @@ pub unsafe extern "C" fn mef_client_next_retry(
         let seed = installed
             .as_ref()
             .and_then(|i| i.chain.first())
-            .map(crate::renewal::jitter_seed)
+            .map(est::renewal::jitter_seed)
             .unwrap_or(0);
         let at = c
             .renewal

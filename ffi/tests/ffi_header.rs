@@ -1,12 +1,13 @@
-//! The committed C header (include/onem2m_est.h) is what cbindgen generates from src/ffi/ with
-//! cbindgen.toml, every name in it carries the `mef_`/`MEF_` prefix, every item is documented,
+//! The committed C header (include/onem2m_est.h) is what cbindgen generates from ffi/src/ with
+//! ffi/cbindgen.toml, every name in it carries the `mef_`/`MEF_` prefix, every item is documented,
 //! and its version macros are the crate's version.
 
 use std::path::Path;
 
-const HEADER: &str = "include/onem2m_est.h";
-const REGENERATE: &str = "ONEM2M_REGENERATE_HEADER=1 cargo test --test ffi_header (or: cbindgen \
-     --config cbindgen.toml --output include/onem2m_est.h .)";
+// Beside the workspace root, where C callers and the docs find it (not inside ffi/).
+const HEADER: &str = "../include/onem2m_est.h";
+const REGENERATE: &str = "ONEM2M_REGENERATE_HEADER=1 cargo test -p onem2m-est-ffi --test \
+     ffi_header (or, in ffi/: cbindgen --config cbindgen.toml --output ../include/onem2m_est.h .)";
 
 fn generated() -> String {
     let crate_dir = env!("CARGO_MANIFEST_DIR");
@@ -44,7 +45,7 @@ fn committed_header_is_up_to_date() {
             .position(|(a, b)| a != b)
             .unwrap_or_else(|| fresh.lines().count().min(committed.lines().count()));
         panic!(
-            "{HEADER} is stale: it differs from what src/ffi/ generates from line {} on\n  \
+            "{HEADER} is stale: it differs from what ffi/src/ generates from line {} on\n  \
              generated: {:?}\n  committed: {:?}\nregenerate it with `{REGENERATE}` (cbindgen \
              0.29.4) and commit it",
             first + 1,
@@ -109,7 +110,7 @@ fn every_name_is_prefixed_and_documented() {
         let documented = previous.ends_with("*/");
         assert!(
             documented,
-            "{HEADER}:{}: `{name}` has no doc comment (add a /// comment in src/ffi/)",
+            "{HEADER}:{}: `{name}` has no doc comment (add a /// comment in ffi/src/)",
             i + 1
         );
     }

@@ -1,4 +1,4 @@
-//! Link settings of the C library (src/ffi/): the soname of libonem2m_est.so. Only for
+//! Link settings of the C library (ffi/src/): the soname of libonem2m_est.so. Only for
 //! Linux/ELF targets; other targets build with the linker's defaults.
 //!
 //! The exports need no setting of ours: for a cdylib rustc hands the linker its own version

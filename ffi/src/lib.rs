@@ -4,7 +4,7 @@
 //! result type with stable numbers, every pointer checked (NULL gives
 //! [`MEF_ERR_NULL_ARGUMENT`], never a crash), a panic boundary (`catch_unwind`) around every
 //! export, and out-parameters written only on success. This layer converts and delegates:
-//! the procedures themselves are [`crate::client::MefClient`]'s.
+//! the procedures themselves are [`est::client::MefClient`]'s.
 //!
 //! Enumerations are `uint32_t` typedefs with `#define`d constants rather than Rust enums in the
 //! signatures, so a C caller passing an out-of-range value gets [`MEF_ERR_INVALID_ARGUMENT`]
@@ -33,8 +33,8 @@ pub use result::*;
 use std::ffi::{c_char, c_int, CStr};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use crate::identity::SubjectType;
-use crate::keys::KeyAlgorithm;
+use est::identity::SubjectType;
+use est::keys::KeyAlgorithm;
 
 /// A subject type (certSubjectType of TS-0003 8.3.9.7): one of the `MEF_SUBJECT_*` values.
 pub type mef_subject_type = u32;
@@ -170,10 +170,10 @@ fn key_type_arg(t: mef_key_type) -> Result<KeyAlgorithm, mef_result> {
     }
 }
 
-fn tls_profile_arg(p: mef_tls_profile) -> Result<crate::tls::TlsProfile, mef_result> {
+fn tls_profile_arg(p: mef_tls_profile) -> Result<est::tls::TlsProfile, mef_result> {
     match p {
-        MEF_TLS_PROFILE_MODERN => Ok(crate::tls::TlsProfile::Modern),
-        MEF_TLS_PROFILE_TS0003 => Ok(crate::tls::TlsProfile::Ts0003),
+        MEF_TLS_PROFILE_MODERN => Ok(est::tls::TlsProfile::Modern),
+        MEF_TLS_PROFILE_TS0003 => Ok(est::tls::TlsProfile::Ts0003),
         _ => Err(MEF_ERR_INVALID_ARGUMENT),
     }
 }
@@ -194,6 +194,12 @@ pub extern "C" fn mef_version() -> *const c_char {
         concat!(env!("CARGO_PKG_VERSION"), "\0").as_ptr().cast()
     })
 }
+
+// tests/support (shared with the core's integration tests) names the core `onem2m_est`, its
+// library name; here that is this crate's own name, so the core gets it in the extern prelude
+// under that name for the tests only.
+#[cfg(test)]
+extern crate est as onem2m_est;
 
 #[cfg(test)]
 mod tests;

@@ -1,15 +1,15 @@
 //! `mef_config_set_pkcs11_key`: the device key in a PKCS #11 token, with the built-in store
 //! directory (`mef_config_set_store_dir`) holding the certificate files and `key.uri`. Converts
-//! and delegates to [`crate::pkcs11::open_store`]; the rules are there.
+//! and delegates to [`est::pkcs11::open_store`]; the rules are there.
 
 use std::ffi::c_char;
 use std::path::{Path, PathBuf};
 
 use super::{check, config_mut, guard, str_arg, MEF_ERR_INVALID_ARGUMENT, MEF_OK};
 use super::{mef_config, mef_result};
-use crate::error::Result;
-use crate::pkcs11::{PinSource, Pkcs11Uri};
-use crate::store::CredentialStore;
+use est::error::Result;
+use est::pkcs11::{PinSource, Pkcs11Uri};
+use est::store::CredentialStore;
 
 /// What `mef_config_set_pkcs11_key` configured. The PIN itself is read only when the client is
 /// created; the configuration holds where it is.
@@ -24,7 +24,7 @@ impl Pkcs11KeyConfig {
     /// Opens the token store in `dir` (module loaded, token found, PIN checked: before any
     /// network I/O).
     pub(crate) fn open(&self, dir: &Path) -> Result<Box<dyn CredentialStore>> {
-        crate::pkcs11::open_store(dir, &self.module, self.uri.as_ref(), self.pin.clone())
+        est::pkcs11::open_store(dir, &self.module, self.uri.as_ref(), self.pin.clone())
     }
 }
 

@@ -3,7 +3,7 @@
 //!
 //! Key callbacks back a [`PrivateKey`] ([`CallbackKey`]); credential callbacks together with
 //! key callbacks back a [`CredentialStore`] ([`CallbackStore`]). The procedure's ordering is
-//! [`MefClient`](crate::client::MefClient)'s: generate → CSR → enrol → validate →
+//! [`MefClient`](est::client::MefClient)'s: generate → CSR → enrol → validate →
 //! `store` → `commit`, and `discard` for a generated key whenever the procedure fails before
 //! `store` succeeded.
 
@@ -21,11 +21,11 @@ use super::{
     str_arg, subject_type_arg, MEF_CB_NOT_FOUND, MEF_CB_OK, MEF_ERR_INVALID_ARGUMENT,
     MEF_ERR_NULL_ARGUMENT, MEF_OK,
 };
-use crate::error::{Error, Result};
-use crate::identity::{SpId, SubjectIdentity};
-use crate::keys::{KeyAlgorithm, PrivateKey};
-use crate::psk::PskCredential;
-use crate::store::{certs_to_pem, parse_certs_pem, CredentialStore, Credentials};
+use est::error::{Error, Result};
+use est::identity::{SpId, SubjectIdentity};
+use est::keys::{KeyAlgorithm, PrivateKey};
+use est::psk::PskCredential;
+use est::store::{certs_to_pem, parse_certs_pem, CredentialStore, Credentials};
 
 /// Capacity of the buffers given to `public_key` and `sign`.
 pub const MEF_CALLBACK_BUFFER_CAPACITY: usize = 1024;
@@ -511,7 +511,7 @@ impl PrivateKey for CallbackKey {
         out.truncate(len);
         // A wrong signature would only surface as a server-side rejection; checking it here
         // names the culprit.
-        let public = crate::keys::spki_public_key_bytes(&self.spki)?;
+        let public = est::keys::spki_public_key_bytes(&self.spki)?;
         ring::signature::UnparsedPublicKey::new(verify_algorithm(self.algorithm), public)
             .verify(message, &out)
             .map_err(|_| {
