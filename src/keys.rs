@@ -70,11 +70,13 @@ use ring::rand::SystemRandom;
 use ring::signature::{self, EcdsaKeyPair, Ed25519KeyPair, KeyPair as _};
 use x509_cert::spki::{AlgorithmIdentifierOwned, SubjectPublicKeyInfoOwned};
 
-const OID_EC_PUBLIC_KEY: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.2.1");
-const OID_SECP256R1: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.3.1.7");
-const OID_SECP384R1: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.132.0.34");
-const OID_ED25519: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.101.112");
-const OID_RSA_ENCRYPTION: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1");
+// The OIDs (one spelling, proto::oids) as der's type.
+use crate::proto::oids;
+const OID_EC_PUBLIC_KEY: ObjectIdentifier = ObjectIdentifier::new_unwrap(oids::EC_PUBLIC_KEY);
+const OID_SECP256R1: ObjectIdentifier = ObjectIdentifier::new_unwrap(oids::SECP256R1);
+const OID_SECP384R1: ObjectIdentifier = ObjectIdentifier::new_unwrap(oids::SECP384R1);
+const OID_ED25519: ObjectIdentifier = ObjectIdentifier::new_unwrap(oids::ED25519);
+const OID_RSA_ENCRYPTION: ObjectIdentifier = ObjectIdentifier::new_unwrap(oids::RSA_ENCRYPTION);
 
 impl KeyAlgorithm {
     /// A short human-readable name, for messages ("P-256 with SHA-256").

@@ -49,19 +49,8 @@ use crate::error::{Error, Result};
 use std::fmt;
 use zeroize::Zeroizing;
 
-/// Shortest Kpm accepted, in bytes: 128 bits. RFC 4279 7.2 warns that a PSK of limited entropy
-/// falls to brute-force and dictionary attacks (a passive observer can test guesses offline
-/// against a recorded plain-PSK handshake); TS-0003 8.3.2.1 requires Kpm to be a long-term
-/// symmetric key, and 128 bits matches the AES-128 of the mandatory suite (TS-0003 10.2.2).
-pub const MIN_KEY_LEN: usize = 16;
-
-/// Longest Kpm accepted, in bytes: RFC 4279 5.3 requires every implementation to support PSKs of
-/// up to 64 octets, so a longer key would not interoperate everywhere.
-pub const MAX_KEY_LEN: usize = 64;
-
-/// Longest KpmID accepted, in bytes (UTF-8): RFC 4279 5.3 requires support for identities of up
-/// to 128 octets.
-pub const MAX_IDENTITY_LEN: usize = 128;
+// The limits both sides apply (proto::psk, shared with the MEF; tests/agreement.rs).
+pub use crate::proto::psk::{MAX_IDENTITY_LEN, MAX_KEY_LEN, MIN_KEY_LEN};
 
 /// Whether this build can run TLS-PSK handshakes (the cargo feature `psk`).
 pub const SUPPORTED: bool = cfg!(feature = "psk");
@@ -213,17 +202,8 @@ mod stack {
     use std::sync::Arc;
     use zeroize::Zeroizing;
 
-    /// TLS 1.2 suites offered, strongest first; PSK-authenticated only (`Au=PSK` in
-    /// `openssl ciphers -v PSK`). The last one is mandatory (TS-0003 10.2.2, RFC 5487).
-    pub(super) const TLS12_CIPHERS: &str = "ECDHE-PSK-CHACHA20-POLY1305:\
-        DHE-PSK-AES256-GCM-SHA384:DHE-PSK-CHACHA20-POLY1305:DHE-PSK-AES128-GCM-SHA256:\
-        ECDHE-PSK-AES256-CBC-SHA384:ECDHE-PSK-AES128-CBC-SHA256:\
-        PSK-AES256-GCM-SHA384:PSK-CHACHA20-POLY1305:PSK-AES128-GCM-SHA256:\
-        PSK-AES128-CBC-SHA256";
-
-    /// TLS 1.3 suites offered: those usable with an external PSK from `psk_client_callback`,
-    /// which OpenSSL binds to SHA-256.
-    pub(super) const TLS13_SUITES: &str = "TLS_CHACHA20_POLY1305_SHA256:TLS_AES_128_GCM_SHA256";
+    // The suites both sides offer (proto::psk, shared with the MEF).
+    use crate::proto::psk::{TLS12_CIPHERS, TLS13_SUITES};
 
     /// The TLS-PSK [`TlsStack`] on OpenSSL: certificate-less TLS mutual authentication with a
     /// [`PskCredential`] (RFC 7030 3.3.3). See the [module documentation](super).

@@ -281,10 +281,7 @@ pub fn check_chain_algorithms(
     chain: &[CertificateDer<'_>],
     configured: KeyAlgorithm,
 ) -> Result<()> {
-    use crate::proto::oids;
-    const ED25519: &str = "1.3.101.112";
-    const EC_PUBLIC_KEY: &str = "1.2.840.10045.2.1";
-    const SECP256R1: &str = "1.2.840.10045.3.1.7";
+    use crate::proto::oids::{self, EC_PUBLIC_KEY, ED25519, SECP256R1};
     let ts0003 = configured == KeyAlgorithm::EcdsaP256Sha256;
     let allowed: &[&str] = if ts0003 {
         &[oids::ECDSA_WITH_SHA256]
@@ -680,12 +677,12 @@ fn chains_to(
 /// Verifies `cert`'s signature with `issuer`'s public key (ring). The algorithms: ECDSA
 /// (P-256, P-384) with SHA-256 or SHA-384, Ed25519, RSA PKCS #1 v1.5 with SHA-256/384/512.
 fn verify_certificate_signature(cert: &Certificate, issuer: &Certificate) -> bool {
+    use crate::proto::oids::{
+        ECDSA_WITH_SHA256, ECDSA_WITH_SHA384, EC_PUBLIC_KEY, ED25519, RSA_ENCRYPTION, SECP256R1,
+        SECP384R1, SHA256_WITH_RSA, SHA384_WITH_RSA, SHA512_WITH_RSA,
+    };
     use der::Encode;
     use ring::signature as sig;
-    const EC_PUBLIC_KEY: &str = "1.2.840.10045.2.1";
-    const SECP256R1: &str = "1.2.840.10045.3.1.7";
-    const SECP384R1: &str = "1.3.132.0.34";
-    const RSA_ENCRYPTION: &str = "1.2.840.113549.1.1.1";
     let spki = issuer.tbs_certificate().subject_public_key_info();
     let key_alg = spki.algorithm.oid.to_string();
     let curve = spki
@@ -697,22 +694,14 @@ fn verify_certificate_signature(cert: &Certificate, issuer: &Certificate) -> boo
     let signature_alg = cert.signature_algorithm().oid.to_string();
     let algorithm: &dyn sig::VerificationAlgorithm =
         match (key_alg.as_str(), curve.as_deref(), signature_alg.as_str()) {
-            (EC_PUBLIC_KEY, Some(SECP256R1), crate::proto::oids::ECDSA_WITH_SHA256) => {
-                &sig::ECDSA_P256_SHA256_ASN1
-            }
-            (EC_PUBLIC_KEY, Some(SECP256R1), crate::proto::oids::ECDSA_WITH_SHA384) => {
-                &sig::ECDSA_P256_SHA384_ASN1
-            }
-            (EC_PUBLIC_KEY, Some(SECP384R1), crate::proto::oids::ECDSA_WITH_SHA256) => {
-                &sig::ECDSA_P384_SHA256_ASN1
-            }
-            (EC_PUBLIC_KEY, Some(SECP384R1), crate::proto::oids::ECDSA_WITH_SHA384) => {
-                &sig::ECDSA_P384_SHA384_ASN1
-            }
-            ("1.3.101.112", _, "1.3.101.112") => &sig::ED25519,
-            (RSA_ENCRYPTION, _, "1.2.840.113549.1.1.11") => &sig::RSA_PKCS1_2048_8192_SHA256,
-            (RSA_ENCRYPTION, _, "1.2.840.113549.1.1.12") => &sig::RSA_PKCS1_2048_8192_SHA384,
-            (RSA_ENCRYPTION, _, "1.2.840.113549.1.1.13") => &sig::RSA_PKCS1_2048_8192_SHA512,
+            (EC_PUBLIC_KEY, Some(SECP256R1), ECDSA_WITH_SHA256) => &sig::ECDSA_P256_SHA256_ASN1,
+            (EC_PUBLIC_KEY, Some(SECP256R1), ECDSA_WITH_SHA384) => &sig::ECDSA_P256_SHA384_ASN1,
+            (EC_PUBLIC_KEY, Some(SECP384R1), ECDSA_WITH_SHA256) => &sig::ECDSA_P384_SHA256_ASN1,
+            (EC_PUBLIC_KEY, Some(SECP384R1), ECDSA_WITH_SHA384) => &sig::ECDSA_P384_SHA384_ASN1,
+            (ED25519, _, ED25519) => &sig::ED25519,
+            (RSA_ENCRYPTION, _, SHA256_WITH_RSA) => &sig::RSA_PKCS1_2048_8192_SHA256,
+            (RSA_ENCRYPTION, _, SHA384_WITH_RSA) => &sig::RSA_PKCS1_2048_8192_SHA384,
+            (RSA_ENCRYPTION, _, SHA512_WITH_RSA) => &sig::RSA_PKCS1_2048_8192_SHA512,
             _ => return false,
         };
     let (Some(public), Some(signature)) = (

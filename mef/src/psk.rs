@@ -24,20 +24,10 @@ use std::io;
 use std::net::TcpStream;
 use std::sync::Arc;
 
-/// Shortest Kpm accepted, in bytes (128 bits; RFC 4279 7.2: low-entropy PSKs fall to
-/// brute-force and dictionary attacks). The client library applies the same rule.
-pub const MIN_KEY_LEN: usize = 16;
-/// Longest Kpm accepted, in bytes (RFC 4279 5.3: support for 64 octets is required).
-pub const MAX_KEY_LEN: usize = 64;
-/// Longest KpmID accepted, in bytes (RFC 4279 5.3: support for 128 octets is required).
-pub const MAX_IDENTITY_LEN: usize = 128;
-
-const TLS12_CIPHERS: &str = "ECDHE-PSK-CHACHA20-POLY1305:\
-    DHE-PSK-AES256-GCM-SHA384:DHE-PSK-CHACHA20-POLY1305:DHE-PSK-AES128-GCM-SHA256:\
-    ECDHE-PSK-AES256-CBC-SHA384:ECDHE-PSK-AES128-CBC-SHA256:\
-    PSK-AES256-GCM-SHA384:PSK-CHACHA20-POLY1305:PSK-AES128-GCM-SHA256:\
-    PSK-AES128-CBC-SHA256";
-const TLS13_SUITES: &str = "TLS_AES_128_GCM_SHA256:TLS_CHACHA20_POLY1305_SHA256";
+// The limits and suites the client library applies too: one source (proto::psk). The MEF
+// validates with its own errors; tests/agreement.rs pins that both refuse the same keys.
+pub use onem2m_est_proto::psk::{MAX_IDENTITY_LEN, MAX_KEY_LEN, MIN_KEY_LEN};
+use onem2m_est_proto::psk::{TLS12_CIPHERS, TLS13_SUITES};
 
 /// Checks a KpmID and Kpm before they are registered. Errors never show the key.
 pub fn validate(kpm_id: &str, kpm: &[u8]) -> Result<(), MefError> {

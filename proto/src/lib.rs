@@ -27,6 +27,7 @@ pub mod identity;
 pub mod media;
 pub mod multipart;
 pub mod oids;
+pub mod psk;
 pub mod retry_after;
 pub mod san;
 

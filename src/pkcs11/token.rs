@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use zeroize::Zeroizing;
 
 /// The named curve secp256r1 (RFC 5480 2.1.1.1): CKA_EC_PARAMS of a P-256 key.
-const OID_SECP256R1: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.3.1.7");
+const OID_SECP256R1: ObjectIdentifier = ObjectIdentifier::new_unwrap(crate::proto::oids::SECP256R1);
 
 fn key_error(reason: impl Into<String>) -> Error {
     Error::Key {
