@@ -4,7 +4,7 @@
 use super::{PinSource, Pkcs11Uri};
 use crate::error::{Error, Result};
 use crate::keys::{encode_spki, KeyAlgorithm, PrivateKey};
-use crate::store::{CredentialStore, Credentials, FileStore};
+use crate::store::{CredentialStore, Credentials, FileStore, KeyPlan};
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
 use cryptoki::error::RvError;
 use cryptoki::mechanism::{Mechanism, MechanismType};
@@ -541,10 +541,8 @@ impl CredentialStore for Pkcs11Store {
     }
 
     fn create_key(&mut self, algorithm: KeyAlgorithm) -> Result<Arc<dyn PrivateKey>> {
-        if algorithm != KeyAlgorithm::EcdsaP256Sha256 {
-            return Err(Error::Unsupported {
-                what: format!("{algorithm} keys in a PKCS #11 token (supported: P-256)"),
-            });
+        if let Some(what) = self.cannot_hold(KeyPlan::Generate(algorithm)) {
+            return Err(Error::Unsupported { what });
         }
         let key = Arc::new(self.generate()?);
         log::info!("generated a P-256 key pair in the token: {}", key.uri);
@@ -553,13 +551,11 @@ impl CredentialStore for Pkcs11Store {
     }
 
     fn install(&mut self, credentials: &Credentials) -> Result<()> {
-        // A key made outside the token (/serverkeygen) would have to be written to disk.
-        if credentials.key.pkcs11_uri().is_none() {
+        // The procedures refuse this before any I/O; a caller of install itself meets it here.
+        if let Some(reason) = self.cannot_hold(KeyPlan::Existing(credentials.key.as_ref())) {
             return Err(Error::Store {
                 operation: "install",
-                reason: "the key is not in the PKCS #11 token (a server-generated key?); a \
-                         Pkcs11Store keeps keys in the token only"
-                    .into(),
+                reason,
             });
         }
         let previous = self.files.installed_key_uri();
@@ -583,6 +579,27 @@ impl CredentialStore for Pkcs11Store {
             }
         }
         Ok(())
+    }
+
+    /// Keys generated in the token only, P-256 only (what `generate` makes; TS-0003 10.1.1.1).
+    fn cannot_hold(&self, plan: KeyPlan<'_>) -> Option<String> {
+        match plan {
+            KeyPlan::Generate(KeyAlgorithm::EcdsaP256Sha256) => None,
+            KeyPlan::Generate(other) => Some(format!(
+                "{other} keys in a PKCS #11 token (this store generates P-256 only)"
+            )),
+            KeyPlan::Existing(key) if key.pkcs11_uri().is_some() => None,
+            KeyPlan::Existing(_) => Some(
+                "a key outside the PKCS #11 token in a token store (its private key would have \
+                 to be written to disk)"
+                    .into(),
+            ),
+            KeyPlan::ServerGenerated => Some(
+                "/serverkeygen with a PKCS #11 token store: the MEF would generate the key, so \
+                 it would not be in the token (generate it in the token: rekey)"
+                    .into(),
+            ),
+        }
     }
 
     fn discard_key(&mut self, key: &Arc<dyn PrivateKey>) {
