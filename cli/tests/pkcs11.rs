@@ -369,6 +369,15 @@ fn renew_and_the_agent_with_the_key_in_the_token() {
     assert_eq!(f.private_keys().len(), 1);
     assert!(!out.join("key.pem").exists());
 
+    // /serverkeygen would put a key made by the MEF outside the token: exit 2 before any I/O.
+    let o = renew(&out, &["--server-keygen"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("/serverkeygen"), "{}", text(&o));
+    assert_eq!(
+        std::fs::read_to_string(out.join("key.uri")).unwrap(),
+        second
+    );
+
     // Re-bootstrap into an empty DIR: Initial Certificate Provisioning with the third-party
     // certificate, the key generated in the token under --key's label.
     let other = f.path("cred2");

@@ -324,13 +324,25 @@ impl Pkcs11Key {
         })
     }
 
+    /// Generates an EC P-256 key pair in the token of module `module_path` that `uri` names
+    /// (CKA_TOKEN, CKA_PRIVATE, CKA_SENSITIVE, not CKA_EXTRACTABLE, `object` as CKA_LABEL, a
+    /// fresh random CKA_ID), what [`Pkcs11Store`] does for a procedure; e.g. the MEF's next CA
+    /// key. `uri` must give `object` and no `id`.
+    pub fn generate(module_path: &Path, uri: &Pkcs11Uri, pin: &PinSource) -> Result<Pkcs11Key> {
+        check_generation_uri(uri)?;
+        let pin_text = pin.read()?;
+        let token = Token::find(module_path, uri)?;
+        token.check_mechanisms(true)?;
+        generate_in(&token, uri, token.session(&pin_text)?)
+    }
+
     /// The URI of this key (with its CKA_ID).
     pub fn uri(&self) -> &Pkcs11Uri {
         &self.uri
     }
 
-    /// Destroys both objects of the pair in the token.
-    fn destroy(&self) -> Result<()> {
+    /// Destroys both objects of the pair in the token (a key no certificate needs any more).
+    pub fn destroy(&self) -> Result<()> {
         let session = self.session.lock().unwrap_or_else(|p| p.into_inner());
         for object in [self.private, self.public] {
             session
@@ -413,18 +425,7 @@ impl Pkcs11Store {
     ) -> Result<Pkcs11Store> {
         let files = FileStore::new(dir)?;
         let module_path = module_path.into();
-        if uri.object.is_none() {
-            return Err(Error::invalid(
-                "PKCS #11 URI",
-                "give object= (the label of the keys generated in the token)",
-            ));
-        }
-        if uri.id.is_some() {
-            return Err(Error::invalid(
-                "PKCS #11 URI",
-                "id= names one key; generated keys get a fresh CKA_ID (remove id=)",
-            ));
-        }
+        check_generation_uri(&uri)?;
         let token = Token::find(&module_path, &uri)?;
         token.check_mechanisms(true)?;
         let _ = token.session(&pin.read()?)?; // a wrong PIN is refused now
@@ -461,78 +462,99 @@ impl Pkcs11Store {
 
     fn generate(&self) -> Result<Pkcs11Key> {
         let pin = self.pin.read()?;
-        let session = self.token.session(&pin)?;
-        let mut id = [0u8; 16];
-        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut id)
-            .map_err(|_| key_error("no randomness for the key's CKA_ID"))?;
-        let label = self.uri.object.clone().unwrap_or_default().into_bytes();
-        let params = OID_SECP256R1
-            .to_der()
-            .map_err(|e| key_error(format!("cannot encode the curve: {e}")))?;
-        let public_template = [
-            Attribute::Token(true),
-            Attribute::Private(false),
-            Attribute::Verify(true),
-            Attribute::EcParams(params),
-            Attribute::Label(label.clone()),
-            Attribute::Id(id.to_vec()),
-        ];
-        // The private key never leaves the token: sensitive, not extractable, persistent.
-        let private_template = [
-            Attribute::Token(true),
-            Attribute::Private(true),
-            Attribute::Sensitive(true),
-            Attribute::Extractable(false),
-            Attribute::Sign(true),
-            Attribute::Label(label),
-            Attribute::Id(id.to_vec()),
-        ];
-        let (public, private) = session
-            .generate_key_pair(
-                &Mechanism::EccKeyPairGen,
-                &public_template,
-                &private_template,
-            )
-            .map_err(|e| token_error(&self.token.label, "C_GenerateKeyPair", e))?;
-        let destroy = |session: &Session| {
-            let _ = session.destroy_object(private);
-            let _ = session.destroy_object(public);
-        };
-        // A token may ignore a template attribute: read them back.
-        let attrs = session
-            .get_attributes(
-                private,
-                &[AttributeType::Sensitive, AttributeType::Extractable],
-            )
-            .map_err(|e| token_error(&self.token.label, "C_GetAttributeValue", e));
-        let protected = attrs.as_ref().is_ok_and(|a| {
-            a.contains(&Attribute::Sensitive(true)) && a.contains(&Attribute::Extractable(false))
-        });
-        if !protected {
-            destroy(&session);
-            return Err(attrs.err().unwrap_or_else(|| {
-                key_error(format!(
-                    "token {:?} generated a key that is extractable or not sensitive; destroyed",
-                    self.token.label
-                ))
-            }));
-        }
-        let spki = match public_key_spki(&session, &self.token.label, public) {
-            Ok(s) => s,
-            Err(e) => {
-                destroy(&session);
-                return Err(e);
-            }
-        };
-        Ok(Pkcs11Key {
-            session: Mutex::new(session),
-            private,
-            public,
-            spki,
-            uri: self.uri.with_id(&id),
-            label: self.token.label.clone(),
-        })
+        generate_in(&self.token, &self.uri, self.token.session(&pin)?)
     }
+}
+
+/// A URI keys are generated under: a label, and no `id` (each key gets a fresh CKA_ID).
+fn check_generation_uri(uri: &Pkcs11Uri) -> Result<()> {
+    if uri.object.is_none() {
+        return Err(Error::invalid(
+            "PKCS #11 URI",
+            "give object= (the label of the keys generated in the token)",
+        ));
+    }
+    if uri.id.is_some() {
+        return Err(Error::invalid(
+            "PKCS #11 URI",
+            "id= names one key; generated keys get a fresh CKA_ID (remove id=)",
+        ));
+    }
+    Ok(())
+}
+
+/// A P-256 key pair generated in `token` under `uri`'s label, in `session` (logged in).
+fn generate_in(token: &Token, uri: &Pkcs11Uri, session: Session) -> Result<Pkcs11Key> {
+    let mut id = [0u8; 16];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut id)
+        .map_err(|_| key_error("no randomness for the key's CKA_ID"))?;
+    let label = uri.object.clone().unwrap_or_default().into_bytes();
+    let params = OID_SECP256R1
+        .to_der()
+        .map_err(|e| key_error(format!("cannot encode the curve: {e}")))?;
+    let public_template = [
+        Attribute::Token(true),
+        Attribute::Private(false),
+        Attribute::Verify(true),
+        Attribute::EcParams(params),
+        Attribute::Label(label.clone()),
+        Attribute::Id(id.to_vec()),
+    ];
+    // The private key never leaves the token: sensitive, not extractable, persistent.
+    let private_template = [
+        Attribute::Token(true),
+        Attribute::Private(true),
+        Attribute::Sensitive(true),
+        Attribute::Extractable(false),
+        Attribute::Sign(true),
+        Attribute::Label(label),
+        Attribute::Id(id.to_vec()),
+    ];
+    let (public, private) = session
+        .generate_key_pair(
+            &Mechanism::EccKeyPairGen,
+            &public_template,
+            &private_template,
+        )
+        .map_err(|e| token_error(&token.label, "C_GenerateKeyPair", e))?;
+    let destroy = |session: &Session| {
+        let _ = session.destroy_object(private);
+        let _ = session.destroy_object(public);
+    };
+    // A token may ignore a template attribute: read them back.
+    let attrs = session
+        .get_attributes(
+            private,
+            &[AttributeType::Sensitive, AttributeType::Extractable],
+        )
+        .map_err(|e| token_error(&token.label, "C_GetAttributeValue", e));
+    let protected = attrs.as_ref().is_ok_and(|a| {
+        a.contains(&Attribute::Sensitive(true)) && a.contains(&Attribute::Extractable(false))
+    });
+    if !protected {
+        destroy(&session);
+        return Err(attrs.err().unwrap_or_else(|| {
+            key_error(format!(
+                "token {:?} generated a key that is extractable or not sensitive; destroyed",
+                token.label
+            ))
+        }));
+    }
+    let spki = match public_key_spki(&session, &token.label, public) {
+        Ok(s) => s,
+        Err(e) => {
+            destroy(&session);
+            return Err(e);
+        }
+    };
+    Ok(Pkcs11Key {
+        session: Mutex::new(session),
+        private,
+        public,
+        spki,
+        uri: uri.with_id(&id),
+        label: token.label.clone(),
+    })
 }
 
 impl CredentialStore for Pkcs11Store {
