@@ -14,7 +14,7 @@ use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
 use onem2m_est::client::{Config, InitialAuth, KeySource, MefClient, Reprovision};
@@ -50,6 +50,14 @@ const TOKENS: [&str; 11] = [
     "mef-ca",
     "device-of-mef-ca",
 ];
+
+/// The tests of this file one at a time: SoftHSM2 enumerating the token directory (every
+/// C_GetSlotList) while another process (pkcs11-tool) writes a token there can fail with
+/// CKR_GENERAL_ERROR, and the tests here mix in-process token work with pkcs11-tool.
+fn one_at_a_time() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|p| p.into_inner())
+}
 
 /// The SoftHSM2 module (Debian's path).
 fn module_path() -> PathBuf {
@@ -269,6 +277,7 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
 
 #[test]
 fn provision_renew_and_rekey_with_the_key_in_the_token() {
+    let _serial = one_at_a_time();
     let s = setup();
     let token = "provision";
     let done = s
@@ -352,6 +361,7 @@ fn provision_renew_and_rekey_with_the_key_in_the_token() {
 
 #[test]
 fn a_wrong_pin_is_refused_as_a_client_error_without_the_pin() {
+    let _serial = one_at_a_time();
     softhsm();
     let tmp = TempDir::new().unwrap();
     let uri = Pkcs11Uri::parse("pkcs11:token=wrongpin;object=device").unwrap();
@@ -373,6 +383,7 @@ fn a_wrong_pin_is_refused_as_a_client_error_without_the_pin() {
 
 #[test]
 fn a_missing_object_or_token_is_refused_as_a_client_error() {
+    let _serial = one_at_a_time();
     softhsm();
     let tmp = TempDir::new().unwrap();
     let pin = pin_file(tmp.path(), PIN);
@@ -394,6 +405,7 @@ fn a_missing_object_or_token_is_refused_as_a_client_error() {
 
 #[test]
 fn a_failure_after_the_key_is_generated_destroys_it_and_keeps_the_old_one() {
+    let _serial = one_at_a_time();
     let s = setup();
     let token = "faults";
     s.client()
@@ -428,6 +440,7 @@ fn a_failure_after_the_key_is_generated_destroys_it_and_keeps_the_old_one() {
 
 #[test]
 fn a_failed_first_provisioning_leaves_no_key_in_the_token() {
+    let _serial = one_at_a_time();
     let s = setup();
     let token = "firstfail";
     let mut store = s.store(token);
@@ -443,6 +456,7 @@ fn a_failed_first_provisioning_leaves_no_key_in_the_token() {
 /// PIN refused by `mef_client_new` with MEF_ERR_KEY.
 #[test]
 fn the_c_abi_keeps_the_key_in_the_token() {
+    let _serial = one_at_a_time();
     use onem2m_est::ffi::*;
     use std::ffi::{CStr, CString};
     let s = setup();
@@ -556,6 +570,7 @@ fn the_c_abi_keeps_the_key_in_the_token() {
 /// `onem2m-mef/pkcs11`): without it the MEF refuses the token CA key and this test fails.
 #[test]
 fn the_mef_issues_with_its_ca_key_in_the_token() {
+    let _serial = one_at_a_time();
     softhsm();
     let scratch = TempDir::new().unwrap();
     // An existing P-256 key pair in the token, as an operator makes it.
@@ -661,6 +676,7 @@ impl Drop for ConnectionCounter {
 /// network byte: the MEF address is a listener that counts connections, and it sees none.
 #[test]
 fn what_the_token_store_cannot_hold_is_refused_before_any_connection() {
+    let _serial = one_at_a_time();
     let s = setup();
     let token = "upfront";
     // Installed credentials with the key in the token, for the re-provisioning cases.
@@ -750,6 +766,7 @@ fn what_the_token_store_cannot_hold_is_refused_before_any_connection() {
 /// is generated and before /simpleenroll.
 #[test]
 fn a_key_type_the_token_cannot_make_is_refused_after_csrattrs_before_simpleenroll() {
+    let _serial = one_at_a_time();
     use onem2m_est::proto::csrattrs::{Curve, KeyRequirement};
     use support::{Action, MefPki, ProcedureServer};
     softhsm();
