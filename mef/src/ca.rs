@@ -142,12 +142,12 @@ pub struct Overlap {
 }
 
 /// The CA's signing key: the software key of `mef-ca.key`, or a key in a PKCS #11 token signing
-/// through the client library's `PrivateKey` (CKM_ECDSA, DER signatures).
+/// through the shared token crate's `TokenKey` (CKM_ECDSA, DER signatures).
 pub(crate) enum CaKey {
     Software(Box<KeyPair>),
     #[cfg(feature = "pkcs11")]
     Token {
-        key: std::sync::Arc<dyn onem2m_est::keys::PrivateKey>,
+        key: std::sync::Arc<onem2m_est_pkcs11::TokenKey>,
         /// The subjectPublicKey bits (the uncompressed point), what rcgen's `der_bytes` is.
         point: Vec<u8>,
     },
@@ -188,19 +188,20 @@ impl rcgen::SigningKey for CaKey {
 /// Opens the CA key a [`CaKeyInToken`] names.
 #[cfg(feature = "pkcs11")]
 fn token_ca_key(spec: &crate::CaKeyInToken) -> Result<CaKey, MefError> {
-    use onem2m_est::pkcs11::{open_key, Pkcs11Uri};
+    use onem2m_est_pkcs11::{Pkcs11Uri, TokenKey};
     let config = |what: String| MefError::Config(format!("CA key {}: {what}", spec.uri));
     let uri = Pkcs11Uri::parse(&spec.uri).map_err(|e| config(e.to_string()))?;
-    let key =
-        open_key(&spec.module, &uri, &pin_source(spec)?).map_err(|e| config(e.to_string()))?;
+    let key = TokenKey::open(&spec.module, &uri, &pin_source(spec)?)
+        .map_err(|e| config(e.to_string()))?;
+    let key = std::sync::Arc::new(key);
     let point = spki_point(key.public_key_info()).map_err(config)?;
     Ok(CaKey::Token { key, point })
 }
 
 /// Where the token PIN of `spec` comes from.
 #[cfg(feature = "pkcs11")]
-fn pin_source(spec: &crate::CaKeyInToken) -> Result<onem2m_est::pkcs11::PinSource, MefError> {
-    use onem2m_est::pkcs11::PinSource;
+fn pin_source(spec: &crate::CaKeyInToken) -> Result<onem2m_est_pkcs11::PinSource, MefError> {
+    use onem2m_est_pkcs11::PinSource;
     match (&spec.pin_file, &spec.pin_env) {
         (Some(f), _) => Ok(PinSource::File(f.clone())),
         (None, Some(v)) => Ok(PinSource::Env(v.clone())),
@@ -793,8 +794,7 @@ pub fn rollover_in_token(
     current: &crate::CaKeyInToken,
     new_uri: &str,
 ) -> Result<String, MefError> {
-    use onem2m_est::keys::PrivateKey;
-    use onem2m_est::pkcs11::{Pkcs11Key, Pkcs11Uri};
+    use onem2m_est_pkcs11::{Pkcs11Uri, TokenKey};
     refuse_overlap(data_dir)?;
     let cert_path = data_dir.join(CA_CERT_FILE);
     if data_dir.join(CA_KEY_FILE).exists() {
@@ -828,14 +828,12 @@ pub fn rollover_in_token(
     else {
         unreachable!("token_ca_key opens token keys")
     };
-    let old_uri = old_token_key
-        .pkcs11_uri()
-        .unwrap_or_else(|| current.uri.clone());
+    let old_uri = old_token_key.uri().to_string();
     let config = |what: String| MefError::Config(format!("new CA key {new_uri}: {what}"));
     let uri = Pkcs11Uri::parse(new_uri).map_err(|e| config(e.to_string()))?;
     let pin = pin_source(current)?;
     // The new label must name no key yet: the MEF opens its CA key by this URI.
-    if Pkcs11Key::open(&current.module, &uri, &pin).is_ok() {
+    if TokenKey::open(&current.module, &uri, &pin).is_ok() {
         return Err(config(
             "the token already holds a key with this label: give a new object= label; nothing \
              was changed"
@@ -843,7 +841,7 @@ pub fn rollover_in_token(
         ));
     }
     let new = std::sync::Arc::new(
-        Pkcs11Key::generate(&current.module, &uri, &pin).map_err(|e| config(e.to_string()))?,
+        TokenKey::generate(&current.module, &uri, &pin).map_err(|e| config(e.to_string()))?,
     );
     let new_key_uri = new.uri().to_string();
     let undo = |e: MefError| {
@@ -918,7 +916,7 @@ pub fn retire_old_in_token(
     pin_file: Option<&Path>,
     pin_env: Option<&str>,
 ) -> Result<(), MefError> {
-    use onem2m_est::pkcs11::{Pkcs11Key, Pkcs11Uri};
+    use onem2m_est_pkcs11::{Pkcs11Uri, TokenKey};
     let uri_path = data_dir.join(OLD_CA_KEY_URI_FILE);
     if !data_dir.join(OLD_CA_CERT_FILE).exists() || !uri_path.exists() {
         return Err(MefError::Config(format!(
@@ -936,7 +934,7 @@ pub fn retire_old_in_token(
     let config = |what: String| MefError::Config(format!("old CA key {}: {what}", spec.uri));
     let uri = Pkcs11Uri::parse(&spec.uri).map_err(|e| config(e.to_string()))?;
     let old =
-        Pkcs11Key::open(module, &uri, &pin_source(&spec)?).map_err(|e| config(e.to_string()))?;
+        TokenKey::open(module, &uri, &pin_source(&spec)?).map_err(|e| config(e.to_string()))?;
     // The key first: once it is gone nothing can be signed with the old CA.
     old.destroy().map_err(|e| config(e.to_string()))?;
     remove_overlap(data_dir)
