@@ -20,8 +20,8 @@ cd "$(dirname "$0")/.."
 # - python3-pip + python3-venv: pytest for the Python binding; building its wheel and
 #   installing it into a fresh virtual environment;
 # - softhsm2 + opensc: the PKCS #11 token (SoftHSM2) and `pkcs11-tool` of tests/pkcs11.rs,
-#   cli/tests/pkcs11.rs, mef/tests/pkcs11.rs and python/tests/test_pkcs11.py (the `pkcs11`
-#   feature);
+#   cli/tests/pkcs11.rs, mef/tests/pkcs11.rs, ffi/tests/c/pkcs11.c (ffi/tests/c/run.sh) and
+#   python/tests/test_pkcs11.py (the `pkcs11` feature);
 # - swtpm + tpm2-tools + tpm2-abrmd + dbus + libtpm2-pkcs11-1 + libtpm2-pkcs11-tools (+ the
 #   swtpm and tabrmd TCTIs): a software TPM 2.0 behind tpm2-pkcs11 for scripts/tpm-tests.sh.
 # - the cross builds (scripts/lib/cross-env.sh, README "Platforms"): Debian's rustc-web,

@@ -4,7 +4,7 @@
 # (tpm2-pkcs11 leaves transient objects loaded; straight on swtpm its `tpm2_ptool addtoken`
 # fails with "out of memory for object contexts"), a token made with `tpm2_ptool`, then the CLI
 # against the reference MEF: `provision --key pkcs11:...` (the key pair generated in the TPM),
-# `reprovision` renew and --rekey, no key.pem on disk, the key sensitive and never extractable
+# `reprovision` renew and --rekey, `renew` (the renewal command), no key.pem on disk, the key sensitive and never extractable
 # (`pkcs11-tool`), the old key destroyed after the rekey, and a wrong PIN refused (exit 3).
 #
 # Needs swtpm, tpm2-abrmd, dbus-daemon, tpm2_ptool (libtpm2-pkcs11-tools), the tpm2-pkcs11
@@ -101,6 +101,13 @@ echo "== rekey (the next key generated in the TPM, the old one destroyed)"
 [ "$(cat "$out/key.uri")" != "$first" ] || fail "rekey kept the key"
 [ "$(privkeys | grep -c 'Private Key Object')" = 1 ] || fail "the old key was not destroyed"
 [ -z "$(find "$out" -name key.pem)" ] || fail "key.pem on disk"
+
+echo "== renew, the renewal command (the URI from DIR's key.uri)"
+cert=$(sha256sum <"$out/cert.pem")
+rekeyed=$(cat "$out/key.uri")
+"$cli" renew --server "$MEF_URL" --out "$out" "${token_args[@]}"
+[ "$(sha256sum <"$out/cert.pem")" != "$cert" ] || fail "renew did not replace the certificate"
+[ "$(cat "$out/key.uri")" = "$rekeyed" ] || fail "renew changed the key"
 
 echo "== a wrong PIN"
 set +e

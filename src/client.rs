@@ -26,7 +26,7 @@ use crate::identity::SubjectIdentity;
 use crate::keys::{check_key_satisfies, key_algorithm_for, KeyAlgorithm, PrivateKey, SoftwareKey};
 use crate::proto::csrattrs::CsrRequirements;
 use crate::psk::PskCredential;
-use crate::store::{CredentialStore, Credentials};
+use crate::store::{CredentialStore, Credentials, KeyPlan};
 use crate::tls::{client_config, ClientIdentity, TlsProfile};
 use crate::transport::{EstConnection, TransportConfig};
 use crate::uri::EstUri;
@@ -211,6 +211,7 @@ impl MefClient {
         key: KeySource,
     ) -> Result<Provisioned> {
         crate::certprov::verify_config(&self.config)?;
+        self.refuse_up_front(store, &key)?;
         let conn = match auth {
             InitialAuth::Certificate {
                 trust_anchors,
@@ -246,12 +247,13 @@ impl MefClient {
             chain: current.chain.clone(),
             key: current.key.clone(),
         };
-        let conn = self.connect(&current.trust_anchors, Some(identity))?;
         let key = match mode {
             Reprovision::Renew => KeySource::Existing(current.key.clone()),
             Reprovision::Rekey => KeySource::Generate,
             Reprovision::ServerKeygen => KeySource::ServerGenerated,
         };
+        self.refuse_up_front(store, &key)?;
+        let conn = self.connect(&current.trust_anchors, Some(identity))?;
         self.run(
             &conn,
             store,
@@ -331,6 +333,22 @@ impl MefClient {
         credential: &PskCredential,
     ) -> Result<Option<Vec<crate::proto::csrattrs::AttrOrOid>>> {
         self.connect_psk(credential)?.csrattrs()
+    }
+
+    /// What `store` cannot hold is refused before any network I/O, as a bad argument: a key
+    /// from `/serverkeygen` or the caller for a store that keeps keys in a token, a configured
+    /// key algorithm it cannot generate. Only the algorithm /csrattrs requires is left for
+    /// later (step 3, before any key is made).
+    fn refuse_up_front(&self, store: &dyn CredentialStore, key: &KeySource) -> Result<()> {
+        let plan = match key {
+            KeySource::Generate => KeyPlan::Generate(self.config.key_algorithm),
+            KeySource::Existing(key) => KeyPlan::Existing(key.as_ref()),
+            KeySource::ServerGenerated => KeyPlan::ServerGenerated,
+        };
+        match store.cannot_hold(plan) {
+            Some(reason) => Err(Error::invalid("key", reason)),
+            None => Ok(()),
+        }
     }
 
     /// A certificate-authenticated connection in the configured TLS profile. Everything the
@@ -521,6 +539,13 @@ impl MefClient {
             }
             KeySource::Generate => {
                 let alg = key_algorithm_for(reqs.key, reqs.hash, self.config.key_algorithm)?;
+                // The MEF's requirement (RFC 7030 4.5.2) is known only now: refused before a
+                // key is made and before /simpleenroll.
+                if let Some(reason) = store.cannot_hold(KeyPlan::Generate(alg)) {
+                    return Err(Error::Unsupported {
+                        what: format!("the CSR attributes require a {alg} key: {reason}"),
+                    });
+                }
                 let key = store.create_key(alg)?;
                 let result = build_csr(key.as_ref())
                     .and_then(|csr| {

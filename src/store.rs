@@ -46,6 +46,25 @@ pub trait CredentialStore: Send {
     fn discard_key(&mut self, key: &Arc<dyn PrivateKey>) {
         let _ = key;
     }
+
+    /// Why this store cannot hold the key `plan` describes, or `None` when it can. The
+    /// procedures ask before any network I/O (with the configured key algorithm), and again,
+    /// before any key is made, with the algorithm /csrattrs requires. The default holds any key.
+    fn cannot_hold(&self, plan: KeyPlan<'_>) -> Option<String> {
+        let _ = plan;
+        None
+    }
+}
+
+/// The key a procedure will install, as [`CredentialStore::cannot_hold`] is asked about it.
+#[derive(Debug, Clone, Copy)]
+pub enum KeyPlan<'a> {
+    /// A new key pair of this algorithm from [`CredentialStore::create_key`].
+    Generate(KeyAlgorithm),
+    /// A key pair the caller supplies.
+    Existing(&'a dyn PrivateKey),
+    /// A key pair the MEF generates (`/serverkeygen`, RFC 7030 4.4), installed from memory.
+    ServerGenerated,
 }
 
 /// File name of the certificate chain (leaf first), PEM.

@@ -198,11 +198,8 @@ enum Command {
         /// Generate a new key pair (rekey) instead of renewing with the current key.
         #[arg(long, conflicts_with = "server_keygen")]
         rekey: bool,
-        /// pkcs11:URI: the token and label of the key (default: the URI DIR records).
-        #[arg(long, value_name = "pkcs11:URI", requires = "pkcs11_module")]
-        key: Option<PathBuf>,
         #[command(flatten)]
-        token: token::TokenArgs,
+        key: token::StoreKeyArgs,
         /// Let the MEF generate the new key pair (/serverkeygen).
         #[arg(long)]
         server_keygen: bool,
@@ -598,19 +595,9 @@ fn run(command: Command) -> Result<serde_json::Value, Error> {
             out,
             rekey,
             key,
-            token,
             server_keygen,
         } => {
             let client = client(&server, &subject)?;
-            let token_uri = match token::key_uri(key.as_deref())? {
-                None if key.is_some() => {
-                    return Err(Error::InvalidArgument {
-                        argument: "--key",
-                        reason: "on reprovision --key is a pkcs11: URI".into(),
-                    })
-                }
-                uri => uri,
-            };
             let mode = if server_keygen {
                 Reprovision::ServerKeygen
             } else if rekey {
@@ -619,7 +606,7 @@ fn run(command: Command) -> Result<serde_json::Value, Error> {
                 Reprovision::Renew
             };
             out_dir(&out)?;
-            let mut store = token::store(&out, token_uri.as_ref(), &token, false)?;
+            let mut store = key.store(&out)?;
             let done = client.reprovision(store.as_mut(), mode)?;
             Ok(report(&done, &out))
         }

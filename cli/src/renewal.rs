@@ -11,9 +11,9 @@ use std::time::{Duration, SystemTime};
 use clap::Args;
 use onem2m_est::client::{InitialAuth, MefClient, Reprovision};
 use onem2m_est::renewal::{Action, RenewAt, RenewalPath, RenewalPolicy, RetryPolicy, Scheduler};
-use onem2m_est::store::{CredentialStore, FileStore};
 use onem2m_est::Error;
 
+use super::token::StoreKeyArgs;
 use super::{PskArgs, ServerArgs, SubjectArgs};
 
 /// Exit code of `renew --if-due` when the certificate is not due: nothing was done.
@@ -72,6 +72,9 @@ pub struct RenewArgs {
     /// Directory holding the current credentials; receives the new ones.
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
+    /// The device key in a PKCS #11 token, as for `reprovision`.
+    #[command(flatten)]
+    pub key: StoreKeyArgs,
     /// Generate a new key pair (rekey) instead of renewing with the current key.
     #[arg(long, conflicts_with = "server_keygen")]
     pub rekey: bool,
@@ -155,7 +158,7 @@ pub fn renew(args: &RenewArgs, if_due: bool) -> Result<ExitCode, Error> {
     policy.validate()?;
     let client = args.client()?;
     let bootstrap = args.bootstrap()?;
-    let mut store = FileStore::new(&args.out)?;
+    let mut store = args.key.store(&args.out)?;
     let now = SystemTime::now();
     if if_due {
         if let Some(current) = store.load()? {
@@ -167,7 +170,7 @@ pub fn renew(args: &RenewArgs, if_due: bool) -> Result<ExitCode, Error> {
             }
         }
     }
-    let renewal = client.renew(&mut store, args.mode(), bootstrap.as_ref(), now)?;
+    let renewal = client.renew(store.as_mut(), args.mode(), bootstrap.as_ref(), now)?;
     match &renewal.path {
         RenewalPath::Reprovisioned => println!("renewed: re-provisioned"),
         RenewalPath::Rebootstrapped { reason } => {
@@ -175,7 +178,7 @@ pub fn renew(args: &RenewArgs, if_due: bool) -> Result<ExitCode, Error> {
         }
     }
     super::report(&renewal.provisioned, &args.out);
-    run_hook(args, &store, &renewal);
+    run_hook(args, &renewal);
     if let Some(current) = store.load()? {
         println!(
             "next renewal at: {}",
@@ -259,7 +262,7 @@ pub fn agent(args: &AgentArgs) -> Result<ExitCode, Error> {
     let rx = signals()?;
     let mut client = args.renew.client()?;
     let mut bootstrap = args.renew.bootstrap()?;
-    let mut store = FileStore::new(&args.renew.out)?;
+    let mut store = args.renew.key.store(&args.renew.out)?;
     log(&format!(
         "started: store {}, bootstrap credential {}",
         args.renew.out.display(),
@@ -289,10 +292,10 @@ pub fn agent(args: &AgentArgs) -> Result<ExitCode, Error> {
             }
             Action::Renew { reason } => {
                 log(&format!("renewing: {reason}"));
-                match client.renew(&mut store, args.renew.mode(), bootstrap.as_ref(), now) {
+                match client.renew(store.as_mut(), args.renew.mode(), bootstrap.as_ref(), now) {
                     Ok(renewal) => {
                         scheduler.succeeded();
-                        installed_ok(args, &store, &renewal);
+                        installed_ok(args, &renewal);
                     }
                     Err(e) => {
                         let text = describe(&e);
@@ -328,7 +331,7 @@ fn describe(e: &Error) -> String {
     text
 }
 
-fn installed_ok(args: &AgentArgs, store: &FileStore, renewal: &onem2m_est::renewal::Renewal) {
+fn installed_ok(args: &AgentArgs, renewal: &onem2m_est::renewal::Renewal) {
     match &renewal.path {
         RenewalPath::Reprovisioned => log("renewed: re-provisioned, new credentials installed"),
         RenewalPath::Rebootstrapped { reason } => log(&format!(
@@ -336,12 +339,12 @@ fn installed_ok(args: &AgentArgs, store: &FileStore, renewal: &onem2m_est::renew
              credentials installed"
         )),
     }
-    run_hook(&args.renew, store, renewal);
+    run_hook(&args.renew, renewal);
 }
 
 /// Runs --post-renew-hook, once, after an install; its failure is logged, not fatal (the
 /// credentials are installed either way).
-fn run_hook(args: &RenewArgs, store: &FileStore, renewal: &onem2m_est::renewal::Renewal) {
+fn run_hook(args: &RenewArgs, renewal: &onem2m_est::renewal::Renewal) {
     let how = match renewal.path {
         RenewalPath::Reprovisioned => "reprovisioned",
         RenewalPath::Rebootstrapped { .. } => "rebootstrapped",
@@ -351,7 +354,7 @@ fn run_hook(args: &RenewArgs, store: &FileStore, renewal: &onem2m_est::renewal::
         let status = std::process::Command::new("sh")
             .arg("-c")
             .arg(hook)
-            .env("ONEM2M_EST_DIR", store.dir())
+            .env("ONEM2M_EST_DIR", &args.out)
             .env("ONEM2M_EST_RENEWAL", how)
             .env("ONEM2M_EST_NOT_AFTER", not_after.to_string())
             .status();

@@ -22,6 +22,36 @@ pub struct TokenArgs {
     pub pin_env: Option<String>,
 }
 
+/// `--key pkcs11:URI` with the token flags, for the commands that work on DIR's installed
+/// credentials (`reprovision`, `renew`, `agent`). A token-backed DIR records its key's URI
+/// (`key.uri`), so `--pkcs11-module` with `--pin-file`/`--pin-env` is enough; `--key` names the
+/// token and label when DIR records none (a re-bootstrap into an empty DIR) or another one.
+#[derive(Args, Debug)]
+pub struct StoreKeyArgs {
+    /// pkcs11:URI: the token and label of the key (default: the URI DIR records in key.uri).
+    #[arg(long, value_name = "pkcs11:URI", requires = "pkcs11_module")]
+    pub key: Option<PathBuf>,
+    #[command(flatten)]
+    pub token: TokenArgs,
+}
+
+impl StoreKeyArgs {
+    /// The credential store of `out`: a PKCS #11 store with `--pkcs11-module`, a `FileStore`
+    /// otherwise. Everything is checked here (module, token, mechanisms, PIN), before any I/O.
+    pub fn store(&self, out: &Path) -> Result<Box<dyn CredentialStore>, Error> {
+        let uri = match key_uri(self.key.as_deref())? {
+            None if self.key.is_some() => {
+                return Err(Error::InvalidArgument {
+                    argument: "--key",
+                    reason: "here --key is a pkcs11: URI".into(),
+                })
+            }
+            uri => uri,
+        };
+        store(out, uri.as_ref(), &self.token, false)
+    }
+}
+
 /// The token key URI when `--key` is a `pkcs11:` URI (RFC 7512), else `None` (a PEM file).
 pub fn key_uri(key: Option<&Path>) -> Result<Option<Pkcs11Uri>, Error> {
     match key.and_then(Path::to_str) {

@@ -1,13 +1,15 @@
-//! `onem2m-est provision --key pkcs11:URI --pkcs11-module PATH --pin-file PATH` and
-//! `reprovision` (renew, `--rekey`) with the device key in a SoftHSM2 token, against the reference
-//! MEF on 127.0.0.1; the token inspected with OpenSC's `pkcs11-tool`.
+//! `onem2m-est provision --key pkcs11:URI --pkcs11-module PATH --pin-file PATH`, `reprovision`
+//! (renew, `--rekey`), `renew` (renew, rekey, re-bootstrap) and the renewal `agent` with the device
+//! key in a SoftHSM2 token, against the reference MEF on 127.0.0.1; the token inspected with
+//! OpenSC's `pkcs11-tool`.
 //!
 //! Built without the library's `pkcs11` feature, the flags are accepted by the parser and refused
 //! as unacceptable arguments (exit 2); both builds are tested. With it, SoftHSM2 and pkcs11-tool
 //! are required: without them these tests fail (scripts/test.sh installs softhsm2 and opensc).
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 use onem2m_mef::{Mef, MefConfig, RunningMef};
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
@@ -37,6 +39,10 @@ impl Fixture {
     /// A MEF trusting a manufacturer CA, the device's PEM files, a PIN file, and (with the
     /// feature) a SoftHSM2 token initialised in `dir/tokens`.
     fn new() -> Fixture {
+        Fixture::with(|_| {})
+    }
+
+    fn with(tweak: impl FnOnce(&mut MefConfig)) -> Fixture {
         let dir = TempDir::new().unwrap();
         let ca_key = KeyPair::generate().unwrap();
         let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
@@ -59,6 +65,7 @@ impl Fixture {
 
         let mut config = MefConfig::new(dir.path().join("mef"));
         config.client_trust = vec![ca.der().clone()];
+        tweak(&mut config);
         let mef = Mef::start(config).unwrap();
         mef.add_identity(device.der().as_ref(), onem2m_mef::SubjectType::Cse, CSE_ID)
             .unwrap();
@@ -305,4 +312,153 @@ fn token_flags_without_what_they_need_exit_2() {
         assert!(text(&o).contains(says), "{args:?}: {}", text(&o));
         assert!(!text(&o).contains("4711"), "{}", text(&o));
     }
+}
+
+/// `renew` and `agent` with the installed key in the token: DIR's key.uri with the module and
+/// PIN source is enough; `--rekey` generates the next key in the token; a re-bootstrap into an
+/// empty DIR generates it under `--key`'s label.
+#[test]
+fn renew_and_the_agent_with_the_key_in_the_token() {
+    // A short lifetime, so the agent's renewal is due within seconds.
+    let f = Fixture::with(|c| c.cert_lifetime = Duration::from_secs(90));
+    let out = f.path("cred");
+    let module = module_path_or_dummy().display().to_string();
+    let renew = |out: &Path, extra: &[&str]| {
+        let mut args = vec![
+            "renew".to_string(),
+            "--server".into(),
+            f.mef.base_uri(None),
+            "--subject-type".into(),
+            "cse".into(),
+            "--subject-id".into(),
+            CSE_ID.into(),
+            "--out".into(),
+            out.display().to_string(),
+            "--pkcs11-module".into(),
+            module.clone(),
+            "--pin-env".into(),
+            "TEST_TOKEN_PIN".into(),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        f.run(&args)
+    };
+    if !onem2m_est::pkcs11::SUPPORTED {
+        let o = renew(&out, &[]);
+        assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+        assert!(text(&o).contains("no PKCS #11 support"), "{}", text(&o));
+        return;
+    }
+    let o = f.provision(&out, "pin");
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let first = std::fs::read_to_string(out.join("key.uri")).unwrap();
+
+    // Renew: the key DIR records, in the token.
+    let cert = std::fs::read(out.join("cert.pem")).unwrap();
+    let o = renew(&out, &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(text(&o).contains("renewed: re-provisioned"), "{}", text(&o));
+    assert_ne!(std::fs::read(out.join("cert.pem")).unwrap(), cert);
+    assert_eq!(std::fs::read_to_string(out.join("key.uri")).unwrap(), first);
+    assert!(!out.join("key.pem").exists());
+
+    // Rekey: the next key generated in the token, the previous one destroyed.
+    let o = renew(&out, &["--rekey"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let second = std::fs::read_to_string(out.join("key.uri")).unwrap();
+    assert_ne!(second, first);
+    assert_eq!(f.private_keys().len(), 1);
+    assert!(!out.join("key.pem").exists());
+
+    // /serverkeygen would put a key made by the MEF outside the token: exit 2 before any I/O.
+    let o = renew(&out, &["--server-keygen"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("/serverkeygen"), "{}", text(&o));
+    assert_eq!(
+        std::fs::read_to_string(out.join("key.uri")).unwrap(),
+        second
+    );
+
+    // Re-bootstrap into an empty DIR: Initial Certificate Provisioning with the third-party
+    // certificate, the key generated in the token under --key's label.
+    let other = f.path("cred2");
+    let o = renew(
+        &other,
+        &[
+            "--key",
+            &format!("pkcs11:token={TOKEN};object=device2"),
+            "--trust-anchors",
+            &f.mef.ca_cert_pem_path().display().to_string(),
+            "--tls-cert",
+            &f.path("device.pem").display().to_string(),
+            "--tls-key",
+            &f.path("device.key").display().to_string(),
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(text(&o).contains("re-bootstrapped"), "{}", text(&o));
+    let uri = std::fs::read_to_string(other.join("key.uri")).unwrap();
+    assert!(
+        uri.starts_with(&format!("pkcs11:token={TOKEN};object=device2;id=")),
+        "{uri}"
+    );
+    assert!(!other.join("key.pem").exists());
+    assert_eq!(f.private_keys().len(), 2);
+
+    // The agent, one cycle: due 88 s before notAfter of a 90 s certificate, i.e. at once.
+    let cert = std::fs::read(out.join("cert.pem")).unwrap();
+    let log = f.path("agent.log");
+    let mut agent = Command::new(env!("CARGO_BIN_EXE_onem2m-est"))
+        .env("SOFTHSM2_CONF", f.conf())
+        .args([
+            "agent",
+            "--server",
+            &f.mef.base_uri(None),
+            "--out",
+            &out.display().to_string(),
+            "--pkcs11-module",
+            &module,
+            "--pin-file",
+            &f.path("pin").display().to_string(),
+            "--renew-before",
+            "88s",
+            "--jitter",
+            "0",
+            "--retry-initial",
+            "1s",
+        ])
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .expect("the agent starts");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while std::fs::read(out.join("cert.pem")).unwrap() == cert && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let s = Command::new("sh")
+        .arg("-c")
+        .arg(format!("kill -TERM {}", agent.id()))
+        .status()
+        .unwrap();
+    assert!(s.success());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = agent.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = agent.kill();
+            panic!("the agent did not stop");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let log = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(status.code(), Some(0), "{log}");
+    assert!(log.contains("renewed: re-provisioned"), "{log}");
+    assert_ne!(std::fs::read(out.join("cert.pem")).unwrap(), cert, "{log}");
+    assert_eq!(
+        std::fs::read_to_string(out.join("key.uri")).unwrap(),
+        second
+    );
+    assert!(!out.join("key.pem").exists());
+    assert_eq!(f.private_keys().len(), 2);
 }

@@ -36,7 +36,11 @@ impl Pkcs11KeyConfig {
 /// The user PIN is read from the file `pin_file` or the environment variable `pin_env`: exactly
 /// one of them non-NULL; never pass the PIN itself. Token, mechanisms and PIN are checked by
 /// `mef_client_new` (`MEF_ERR_KEY` for a wrong PIN or a missing token,
-/// `MEF_ERR_UNSUPPORTED` for a token without P-256). A library built without the `pkcs11`
+/// `MEF_ERR_UNSUPPORTED` for a token without P-256). What the token cannot hold is refused by
+/// the procedures before any network I/O with `MEF_ERR_INVALID_ARGUMENT`: `/serverkeygen` (the
+/// key would be made outside the token) and a configured key type other than P-256; a key type
+/// the MEF's CSR attributes require and the token cannot make gives `MEF_ERR_UNSUPPORTED` before
+/// any key is generated. A library built without the `pkcs11`
 /// feature makes `mef_client_new` fail with `MEF_ERR_INVALID_ARGUMENT`. Exclusive with key and
 /// credential callbacks.
 ///

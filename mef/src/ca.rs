@@ -25,6 +25,9 @@ pub const CA_KEY_FILE: &str = "mef-ca.key";
 pub const OLD_CA_CERT_FILE: &str = "mef-ca-old.pem";
 /// The previous CA key during a rollover overlap (mode 0600).
 pub const OLD_CA_KEY_FILE: &str = "mef-ca-old.key";
+/// During the rollover of a CA whose key is in a PKCS #11 token: the RFC 7512 URI (with its
+/// CKA_ID) of the previous CA key, which `ca retire-old` destroys in the token.
+pub const OLD_CA_KEY_URI_FILE: &str = "mef-ca-old.uri";
 /// The link certificate OldWithNew: the old CA's key and name, signed by the new CA.
 pub const OLD_WITH_NEW_FILE: &str = "mef-ca-oldwithnew.pem";
 /// The link certificate NewWithOld: the new CA's key and name, signed by the old CA.
@@ -139,12 +142,12 @@ pub struct Overlap {
 }
 
 /// The CA's signing key: the software key of `mef-ca.key`, or a key in a PKCS #11 token signing
-/// through the client library's `PrivateKey` (CKM_ECDSA, DER signatures).
+/// through the shared token crate's `TokenKey` (CKM_ECDSA, DER signatures).
 pub(crate) enum CaKey {
     Software(Box<KeyPair>),
     #[cfg(feature = "pkcs11")]
     Token {
-        key: std::sync::Arc<dyn onem2m_est::keys::PrivateKey>,
+        key: std::sync::Arc<onem2m_est_pkcs11::TokenKey>,
         /// The subjectPublicKey bits (the uncompressed point), what rcgen's `der_bytes` is.
         point: Vec<u8>,
     },
@@ -185,20 +188,37 @@ impl rcgen::SigningKey for CaKey {
 /// Opens the CA key a [`CaKeyInToken`] names.
 #[cfg(feature = "pkcs11")]
 fn token_ca_key(spec: &crate::CaKeyInToken) -> Result<CaKey, MefError> {
-    use onem2m_est::pkcs11::{open_key, PinSource, Pkcs11Uri};
-    use x509_parser::prelude::FromDer;
+    use onem2m_est_pkcs11::{Pkcs11Uri, TokenKey};
     let config = |what: String| MefError::Config(format!("CA key {}: {what}", spec.uri));
     let uri = Pkcs11Uri::parse(&spec.uri).map_err(|e| config(e.to_string()))?;
-    let pin = match (&spec.pin_file, &spec.pin_env) {
-        (Some(f), _) => PinSource::File(f.clone()),
-        (None, Some(v)) => PinSource::Env(v.clone()),
-        (None, None) => return Err(config("no PIN file or PIN variable".into())),
-    };
-    let key = open_key(&spec.module, &uri, &pin).map_err(|e| config(e.to_string()))?;
-    let (_, spki) = x509_parser::x509::SubjectPublicKeyInfo::from_der(key.public_key_info())
-        .map_err(|e| config(format!("public key: {e}")))?;
-    let point = spki.subject_public_key.data.to_vec();
+    let key = TokenKey::open(&spec.module, &uri, &pin_source(spec)?)
+        .map_err(|e| config(e.to_string()))?;
+    let key = std::sync::Arc::new(key);
+    let point = spki_point(key.public_key_info()).map_err(config)?;
     Ok(CaKey::Token { key, point })
+}
+
+/// Where the token PIN of `spec` comes from.
+#[cfg(feature = "pkcs11")]
+fn pin_source(spec: &crate::CaKeyInToken) -> Result<onem2m_est_pkcs11::PinSource, MefError> {
+    use onem2m_est_pkcs11::PinSource;
+    match (&spec.pin_file, &spec.pin_env) {
+        (Some(f), _) => Ok(PinSource::File(f.clone())),
+        (None, Some(v)) => Ok(PinSource::Env(v.clone())),
+        (None, None) => Err(MefError::Config(format!(
+            "CA key {}: no PIN file or PIN variable",
+            spec.uri
+        ))),
+    }
+}
+
+/// The subjectPublicKey bits of a DER SubjectPublicKeyInfo (what rcgen's `der_bytes` is).
+#[cfg(feature = "pkcs11")]
+fn spki_point(spki: &[u8]) -> Result<Vec<u8>, String> {
+    use x509_parser::prelude::FromDer;
+    let (_, spki) = x509_parser::x509::SubjectPublicKeyInfo::from_der(spki)
+        .map_err(|e| format!("public key: {e}"))?;
+    Ok(spki.subject_public_key.data.to_vec())
 }
 
 /// Without the MEF's `pkcs11` feature a token CA key is refused before any other work.
@@ -248,13 +268,13 @@ impl MefCa {
             }
             let issuer = Issuer::from_ca_cert_der(&cert_der, key)
                 .map_err(rcgen_err("loading CA certificate"))?;
-            // No rollover overlap: `ca rollover` refuses a token CA key (see [`rollover`]).
+            // A rollover overlap (`rollover_in_token`) is served as for a software CA key.
             return Ok(MefCa {
                 cert_der,
                 issuer,
                 cert_path,
                 crl_url: None,
-                overlap: None,
+                overlap: load_overlap(data_dir)?,
             });
         }
         if !cert_path.exists() || !key_path.exists() {
@@ -277,25 +297,12 @@ impl MefCa {
         let cert_der = pem_cert_der(&cert_pem, &cert_path)?;
         let issuer = Issuer::from_ca_cert_der(&cert_der, CaKey::Software(Box::new(key)))
             .map_err(rcgen_err("loading CA certificate"))?;
-        let overlap = if data_dir.join(OLD_CA_CERT_FILE).exists() {
-            let read = |f: &str| {
-                let path = data_dir.join(f);
-                pem_cert_der(&read_text(&path)?, &path)
-            };
-            Some(Overlap {
-                old: read(OLD_CA_CERT_FILE)?,
-                old_with_new: read(OLD_WITH_NEW_FILE)?,
-                new_with_old: read(NEW_WITH_OLD_FILE)?,
-            })
-        } else {
-            None
-        };
         Ok(MefCa {
             cert_der,
             issuer,
             cert_path,
             crl_url: None,
-            overlap,
+            overlap: load_overlap(data_dir)?,
         })
     }
 
@@ -533,6 +540,22 @@ impl MefCa {
     }
 }
 
+/// The rollover overlap recorded in `data_dir` (OldWithOld and the link certificates), if any.
+fn load_overlap(data_dir: &Path) -> Result<Option<Overlap>, MefError> {
+    if !data_dir.join(OLD_CA_CERT_FILE).exists() {
+        return Ok(None);
+    }
+    let read = |f: &str| {
+        let path = data_dir.join(f);
+        pem_cert_der(&read_text(&path)?, &path)
+    };
+    Ok(Some(Overlap {
+        old: read(OLD_CA_CERT_FILE)?,
+        old_with_new: read(OLD_WITH_NEW_FILE)?,
+        new_with_old: read(NEW_WITH_OLD_FILE)?,
+    }))
+}
+
 /// The self-signed MEF CA certificate's parameters (TS-0003 10.1.1.1: P-256, ecdsa-with-SHA256).
 fn ca_params(sp_domains: &[String]) -> Result<CertificateParams, MefError> {
     let mut params = CertificateParams::default();
@@ -630,21 +653,16 @@ fn ca_params_of(der: &CertificateDer<'_>) -> Result<CertificateParams, MefError>
 /// only the old CA, and client certificates issued under the old CA are still accepted.
 /// Refused while an overlap is in progress. The MEF must be restarted to use the new CA.
 pub fn rollover(data_dir: &Path) -> Result<(), MefError> {
-    if data_dir.join(OLD_CA_CERT_FILE).exists() {
-        return Err(MefError::Config(
-            "a CA rollover is already in progress: run `ca retire-old` first".into(),
-        ));
-    }
+    refuse_overlap(data_dir)?;
     let cert_path = data_dir.join(CA_CERT_FILE);
     let key_path = data_dir.join(CA_KEY_FILE);
     // A CA whose key is in a PKCS #11 token has mef-ca.pem and no mef-ca.key (`load_or_create`
-    // never writes one). Rolling it over would need the new key generated in the token under a
-    // new URI and the MEF's configuration switched to it: not supported, refused before any
-    // change to the data directory.
+    // never writes one): `rollover_in_token` rolls it over, with the token keys.
     if cert_path.exists() && !key_path.exists() {
         return Err(MefError::Config(format!(
-            "{}: {CA_KEY_FILE} is missing: a CA whose key is in a PKCS #11 token (--ca-key) \
-             cannot be rolled over by `ca rollover` (not supported); nothing was changed",
+            "{}: {CA_KEY_FILE} is missing: the CA key is in a PKCS #11 token; give --ca-key \
+             (the current key) and --new-ca-key with --pkcs11-module and --pin-file or \
+             --pin-env; nothing was changed",
             data_dir.display()
         )));
     }
@@ -657,15 +675,52 @@ pub fn rollover(data_dir: &Path) -> Result<(), MefError> {
     let old_key_pem = read_text(&key_path)?;
     let old_cert_pem = read_text(&cert_path)?;
     let old_der = pem_cert_der(&old_cert_pem, &cert_path)?;
-    let old_params = ca_params_of(&old_der)?;
     let old_key = KeyPair::from_pem(&old_key_pem).map_err(rcgen_err("loading CA key"))?;
-    // Every signature with a CA key goes through `CaKey`, as for issuing and the CRL.
-    let old_issuer = Issuer::new(old_params.clone(), CaKey::Software(Box::new(old_key)));
-
     let new_key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)
         .map_err(rcgen_err("generating CA key"))?;
     let new_key_pem = Zeroizing::new(new_key.serialize_pem());
-    let new_key = CaKey::Software(Box::new(new_key));
+    let rolled = sign_rollover(
+        &old_der,
+        CaKey::Software(Box::new(old_key)),
+        CaKey::Software(Box::new(new_key)),
+    )?;
+    // The old CA first (a crash leaves at worst an overlap with the old CA still current).
+    write_file(
+        &data_dir.join(OLD_CA_KEY_FILE),
+        old_key_pem.as_bytes(),
+        0o600,
+    )?;
+    write_overlap(data_dir, &old_cert_pem, &rolled)?;
+    write_file(&key_path, new_key_pem.as_bytes(), 0o600)?;
+    write_file(&cert_path, rolled.new_cert.as_bytes(), 0o644)?;
+    Ok(())
+}
+
+fn refuse_overlap(data_dir: &Path) -> Result<(), MefError> {
+    if data_dir.join(OLD_CA_CERT_FILE).exists() {
+        return Err(MefError::Config(
+            "a CA rollover is already in progress: run `ca retire-old` first".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// The certificates of a rollover, PEM: NewWithNew, OldWithNew, NewWithOld.
+struct Rolled {
+    new_cert: String,
+    old_with_new: String,
+    new_with_old: String,
+}
+
+/// Signs the certificates of a rollover from the old CA certificate and the two keys (software
+/// or token: every CA signature goes through `CaKey`, as for issuing and the CRL).
+fn sign_rollover(
+    old_der: &CertificateDer<'_>,
+    old_key: CaKey,
+    new_key: CaKey,
+) -> Result<Rolled, MefError> {
+    let old_params = ca_params_of(old_der)?;
+    let old_issuer = Issuer::new(old_params.clone(), old_key);
     let mut new_params = old_params.clone();
     // A distinct name, so that paths and anchors are never ambiguous between the generations.
     let generation = now();
@@ -699,13 +754,15 @@ pub fn rollover(data_dir: &Path) -> Result<(), MefError> {
     let old_with_new = own
         .signed_by(old_issuer.key(), &new_issuer)
         .map_err(rcgen_err("signing OldWithNew"))?;
+    Ok(Rolled {
+        new_cert: new_cert.pem(),
+        old_with_new: old_with_new.pem(),
+        new_with_old: new_with_old.pem(),
+    })
+}
 
-    // The old CA first (a crash leaves at worst an overlap with the old CA still current).
-    write_file(
-        &data_dir.join(OLD_CA_KEY_FILE),
-        old_key_pem.as_bytes(),
-        0o600,
-    )?;
+/// The overlap files: OldWithOld, then the link certificates.
+fn write_overlap(data_dir: &Path, old_cert_pem: &str, rolled: &Rolled) -> Result<(), MefError> {
     write_file(
         &data_dir.join(OLD_CA_CERT_FILE),
         old_cert_pem.as_bytes(),
@@ -713,17 +770,119 @@ pub fn rollover(data_dir: &Path) -> Result<(), MefError> {
     )?;
     write_file(
         &data_dir.join(OLD_WITH_NEW_FILE),
-        old_with_new.pem().as_bytes(),
+        rolled.old_with_new.as_bytes(),
         0o644,
     )?;
     write_file(
         &data_dir.join(NEW_WITH_OLD_FILE),
-        new_with_old.pem().as_bytes(),
+        rolled.new_with_old.as_bytes(),
         0o644,
-    )?;
-    write_file(&key_path, new_key_pem.as_bytes(), 0o600)?;
-    write_file(&cert_path, new_cert.pem().as_bytes(), 0o644)?;
-    Ok(())
+    )
+}
+
+/// [`rollover`] for a CA whose key is in a PKCS #11 token (`current`, what the MEF runs with as
+/// `--ca-key`): the new CA key pair is generated in the token `new_uri` names (its `object` the
+/// new label, unused so far; the same module and PIN), P-256, sensitive and never extractable
+/// (RFC 7030 4.1.3; TS-0003 10.1.1.1), and the link certificates are signed in the token by the
+/// old and the new key. The URI of the old key is recorded in [`OLD_CA_KEY_URI_FILE`] for
+/// `ca retire-old`. All or nothing: on any failure the new key is destroyed and the overlap
+/// files removed. Returns the new key's URI (with its CKA_ID), the MEF's `--ca-key` from its
+/// next start.
+#[cfg(feature = "pkcs11")]
+pub fn rollover_in_token(
+    data_dir: &Path,
+    current: &crate::CaKeyInToken,
+    new_uri: &str,
+) -> Result<String, MefError> {
+    use onem2m_est_pkcs11::{Pkcs11Uri, TokenKey};
+    refuse_overlap(data_dir)?;
+    let cert_path = data_dir.join(CA_CERT_FILE);
+    if data_dir.join(CA_KEY_FILE).exists() {
+        return Err(MefError::Config(format!(
+            "{}: the CA key is {CA_KEY_FILE}, not in a token: run `ca rollover` without \
+             --ca-key; nothing was changed",
+            data_dir.display()
+        )));
+    }
+    if !cert_path.exists() {
+        return Err(MefError::Config(format!(
+            "{}: no MEF CA to roll over",
+            data_dir.display()
+        )));
+    }
+    let old_cert_pem = read_text(&cert_path)?;
+    let old_der = pem_cert_der(&old_cert_pem, &cert_path)?;
+    let old_key = token_ca_key(current)?;
+    let (_, old_cert) = x509_parser::parse_x509_certificate(&old_der)
+        .map_err(|e| MefError::Config(format!("{}: {e}", cert_path.display())))?;
+    if old_cert.public_key().subject_public_key.data.as_ref() != old_key.der_bytes() {
+        return Err(MefError::Config(format!(
+            "{}: made with another key than {}; nothing was changed",
+            cert_path.display(),
+            current.uri
+        )));
+    }
+    let CaKey::Token {
+        key: old_token_key, ..
+    } = &old_key
+    else {
+        unreachable!("token_ca_key opens token keys")
+    };
+    let old_uri = old_token_key.uri().to_string();
+    let config = |what: String| MefError::Config(format!("new CA key {new_uri}: {what}"));
+    let uri = Pkcs11Uri::parse(new_uri).map_err(|e| config(e.to_string()))?;
+    let pin = pin_source(current)?;
+    // The new label must name no key yet: the MEF opens its CA key by this URI.
+    if TokenKey::open(&current.module, &uri, &pin).is_ok() {
+        return Err(config(
+            "the token already holds a key with this label: give a new object= label; nothing \
+             was changed"
+                .into(),
+        ));
+    }
+    let new = std::sync::Arc::new(
+        TokenKey::generate(&current.module, &uri, &pin).map_err(|e| config(e.to_string()))?,
+    );
+    let new_key_uri = new.uri().to_string();
+    let undo = |e: MefError| {
+        for f in [
+            OLD_CA_KEY_URI_FILE,
+            NEW_WITH_OLD_FILE,
+            OLD_WITH_NEW_FILE,
+            OLD_CA_CERT_FILE,
+        ] {
+            let _ = std::fs::remove_file(data_dir.join(f));
+        }
+        if let Err(d) = new.destroy() {
+            log::warn!("cannot destroy the unused new CA key {new_key_uri}: {d}");
+        }
+        e
+    };
+    let point = spki_point(new.public_key_info()).map_err(|e| undo(config(e)))?;
+    let new_key = CaKey::Token {
+        key: new.clone(),
+        point,
+    };
+    let rolled = sign_rollover(&old_der, old_key, new_key).map_err(undo)?;
+    write_file(
+        &data_dir.join(OLD_CA_KEY_URI_FILE),
+        format!("{old_uri}\n").as_bytes(),
+        0o644,
+    )
+    .and_then(|()| write_overlap(data_dir, &old_cert_pem, &rolled))
+    .and_then(|()| write_file(&cert_path, rolled.new_cert.as_bytes(), 0o644))
+    .map_err(undo)?;
+    Ok(new_key_uri)
+}
+
+/// Without the MEF's `pkcs11` feature a token CA key is refused before any change.
+#[cfg(not(feature = "pkcs11"))]
+pub fn rollover_in_token(
+    _data_dir: &Path,
+    current: &crate::CaKeyInToken,
+    _new_uri: &str,
+) -> Result<String, MefError> {
+    token_ca_key(current).map(|_| String::new())
 }
 
 /// RFC 7030 4.1.3 CA key update, step two (`onem2m-mef ca retire-old`): ends the overlap. The
@@ -737,9 +896,73 @@ pub fn retire_old(data_dir: &Path) -> Result<(), MefError> {
             "no CA rollover in progress: nothing to retire".into(),
         ));
     }
+    if data_dir.join(OLD_CA_KEY_URI_FILE).exists() {
+        return Err(MefError::Config(format!(
+            "the old CA key is in a PKCS #11 token ({OLD_CA_KEY_URI_FILE}): give \
+             --pkcs11-module with --pin-file or --pin-env, so that it is destroyed; nothing was \
+             changed"
+        )));
+    }
+    remove_overlap(data_dir)
+}
+
+/// [`retire_old`] for a CA rolled over by [`rollover_in_token`]: the old CA key is destroyed in
+/// the token first (through `module` and the PIN of `pin_file`/`pin_env`), then the files of
+/// the overlap are removed.
+#[cfg(feature = "pkcs11")]
+pub fn retire_old_in_token(
+    data_dir: &Path,
+    module: &Path,
+    pin_file: Option<&Path>,
+    pin_env: Option<&str>,
+) -> Result<(), MefError> {
+    use onem2m_est_pkcs11::{Pkcs11Uri, TokenKey};
+    let uri_path = data_dir.join(OLD_CA_KEY_URI_FILE);
+    if !data_dir.join(OLD_CA_CERT_FILE).exists() || !uri_path.exists() {
+        return Err(MefError::Config(format!(
+            "no rollover of a CA key in a PKCS #11 token in progress ({} missing)",
+            uri_path.display()
+        )));
+    }
+    let text = read_text(&uri_path)?;
+    let spec = crate::CaKeyInToken {
+        module: module.to_path_buf(),
+        uri: text.trim().to_string(),
+        pin_file: pin_file.map(Path::to_path_buf),
+        pin_env: pin_env.map(str::to_string),
+    };
+    let config = |what: String| MefError::Config(format!("old CA key {}: {what}", spec.uri));
+    let uri = Pkcs11Uri::parse(&spec.uri).map_err(|e| config(e.to_string()))?;
+    let old =
+        TokenKey::open(module, &uri, &pin_source(&spec)?).map_err(|e| config(e.to_string()))?;
+    // The key first: once it is gone nothing can be signed with the old CA.
+    old.destroy().map_err(|e| config(e.to_string()))?;
+    remove_overlap(data_dir)
+}
+
+/// Without the MEF's `pkcs11` feature a token CA key is refused before any change.
+#[cfg(not(feature = "pkcs11"))]
+pub fn retire_old_in_token(
+    data_dir: &Path,
+    module: &Path,
+    pin_file: Option<&Path>,
+    pin_env: Option<&str>,
+) -> Result<(), MefError> {
+    let _ = data_dir;
+    token_ca_key(&crate::CaKeyInToken {
+        module: module.to_path_buf(),
+        uri: OLD_CA_KEY_URI_FILE.into(),
+        pin_file: pin_file.map(Path::to_path_buf),
+        pin_env: pin_env.map(str::to_string),
+    })
+    .map(|_| ())
+}
+
+fn remove_overlap(data_dir: &Path) -> Result<(), MefError> {
     // The key first: once it is gone nothing can be signed with the old CA.
     for f in [
         OLD_CA_KEY_FILE,
+        OLD_CA_KEY_URI_FILE,
         NEW_WITH_OLD_FILE,
         OLD_WITH_NEW_FILE,
         OLD_CA_CERT_FILE,
@@ -761,6 +984,30 @@ pub fn refresh_crl_file(data_dir: &Path) -> Result<(), MefError> {
         return Ok(());
     }
     let ca = MefCa::load_or_create(data_dir, &[], None)?;
+    let store = crate::Store::open(data_dir)?;
+    ca.write_crl(&store, data_dir).map(|_| ())
+}
+
+/// Whether the CA of `data_dir` signs with a key in a PKCS #11 token (`mef-ca.pem` and no
+/// `mef-ca.key`): [`refresh_crl_file`] cannot sign its CRL, [`refresh_crl_file_in_token`] can.
+pub fn ca_key_in_token(data_dir: &Path) -> bool {
+    data_dir.join(CA_CERT_FILE).exists() && !data_dir.join(CA_KEY_FILE).exists()
+}
+
+/// [`refresh_crl_file`] for a CA whose key is in a PKCS #11 token (`in_token`, what the MEF
+/// runs with as `--ca-key`): the CRL (RFC 5280 5) is signed in the token, so the file is current
+/// right after `cert revoke`, without a running MEF. The key must be the CA certificate's.
+pub fn refresh_crl_file_in_token(
+    data_dir: &Path,
+    in_token: &crate::CaKeyInToken,
+) -> Result<(), MefError> {
+    if !data_dir.join(CA_CERT_FILE).exists() {
+        return Err(MefError::Config(format!(
+            "{}: no MEF CA",
+            data_dir.display()
+        )));
+    }
+    let ca = MefCa::load_or_create(data_dir, &[], Some(in_token))?;
     let store = crate::Store::open(data_dir)?;
     ca.write_crl(&store, data_dir).map(|_| ())
 }

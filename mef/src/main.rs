@@ -100,25 +100,8 @@ struct ServeArgs {
     /// the ts0003 TLS profile. Its address is printed as "ts0003 listening on ADDR".
     #[arg(long, value_name = "ADDR")]
     ts0003_listen: Option<SocketAddr>,
-    /// The CA key in a PKCS #11 token: pkcs11:URI (RFC 7512) of an existing EC P-256 key pair,
-    /// instead of DIR/mef-ca.key; with --pkcs11-module and --pin-file or --pin-env. Needs a
-    /// build with the MEF's `pkcs11` feature.
-    #[arg(long, value_name = "pkcs11:URI", requires = "pkcs11_module")]
-    ca_key: Option<String>,
-    /// PKCS #11 module (shared library) of the token holding --ca-key.
-    #[arg(long, value_name = "PATH", requires = "ca_key")]
-    pkcs11_module: Option<PathBuf>,
-    /// File holding the token's user PIN (the PIN is never an argument).
-    #[arg(
-        long,
-        value_name = "PATH",
-        conflicts_with = "pin_env",
-        requires = "ca_key"
-    )]
-    pin_file: Option<PathBuf>,
-    /// Environment variable holding the token's user PIN.
-    #[arg(long, value_name = "VAR", requires = "ca_key")]
-    pin_env: Option<String>,
+    #[command(flatten)]
+    token: CaTokenArgs,
     /// extendedKeyUsage of certificates issued to AEs: comma-separated server-auth,
     /// client-auth (CR 8.3.Z.2.3 step 3d; /csrattrs requests it, the CSR must match it).
     #[arg(long, value_delimiter = ',', default_value = "server-auth,client-auth")]
@@ -133,6 +116,51 @@ struct ServeArgs {
     /// permitted dNSName nameConstraints, and AE-IDs/CSE-IDs outside them are refused.
     #[arg(long = "sp-domain")]
     sp_domains: Vec<String>,
+}
+
+/// The CA key in a PKCS #11 token: for serving, and for the management commands that sign with
+/// it (`ca rollover`, `ca retire-old`, `cert revoke`).
+#[derive(Args)]
+struct CaTokenArgs {
+    /// The CA key in a PKCS #11 token: pkcs11:URI (RFC 7512) of an existing EC P-256 key pair,
+    /// instead of DIR/mef-ca.key; with --pkcs11-module and --pin-file or --pin-env. Needs a
+    /// build with the MEF's `pkcs11` feature.
+    #[arg(long, value_name = "pkcs11:URI", requires = "pkcs11_module")]
+    ca_key: Option<String>,
+    /// PKCS #11 module (shared library) of the token holding --ca-key.
+    #[arg(long, value_name = "PATH")]
+    pkcs11_module: Option<PathBuf>,
+    /// File holding the token's user PIN (the PIN is never an argument).
+    #[arg(long, value_name = "PATH", conflicts_with = "pin_env")]
+    pin_file: Option<PathBuf>,
+    /// Environment variable holding the token's user PIN.
+    #[arg(long, value_name = "VAR")]
+    pin_env: Option<String>,
+}
+
+impl CaTokenArgs {
+    /// The token CA key given, if any. Module or PIN flags without --ca-key are refused.
+    fn ca_key(&self) -> Result<Option<onem2m_mef::CaKeyInToken>, Failure> {
+        match (&self.ca_key, &self.pkcs11_module) {
+            (Some(uri), Some(module)) => Ok(Some(onem2m_mef::CaKeyInToken {
+                module: module.clone(),
+                uri: uri.clone(),
+                pin_file: self.pin_file.clone(),
+                pin_env: self.pin_env.clone(),
+            })),
+            _ if self.any() => Err(Failure(
+                "--pkcs11-module, --pin-file and --pin-env go with --ca-key pkcs11:URI".into(),
+            )),
+            _ => Ok(None),
+        }
+    }
+
+    fn any(&self) -> bool {
+        self.ca_key.is_some()
+            || self.pkcs11_module.is_some()
+            || self.pin_file.is_some()
+            || self.pin_env.is_some()
+    }
 }
 
 #[derive(Subcommand)]
@@ -156,14 +184,39 @@ enum CaCommand {
     /// Make a new CA key and certificate and the OldWithNew/NewWithOld link certificates; the
     /// new CA issues from the next start on, and the old one stays trusted and served in
     /// /cacerts until `ca retire-old`.
+    /// With the CA key in a PKCS #11 token: --ca-key (the current key), --new-ca-key (the new
+    /// key pair is generated in the token under its object label, unused so far) and the token
+    /// flags; restart the MEF with --ca-key set to the new key's URI it prints.
     Rollover {
         #[arg(long)]
         data_dir: PathBuf,
+        /// pkcs11:URI (RFC 7512) under which the new CA key pair is generated (a new object=
+        /// label; same module and PIN as --ca-key).
+        #[arg(long, value_name = "pkcs11:URI", requires = "ca_key")]
+        new_ca_key: Option<String>,
+        #[command(flatten)]
+        token: CaTokenArgs,
     },
-    /// End the overlap: remove the old CA and the link certificates.
+    /// End the overlap: remove the old CA and the link certificates. An old CA key in a PKCS
+    /// #11 token (recorded by the rollover) is destroyed in it: give --pkcs11-module and
+    /// --pin-file or --pin-env.
     RetireOld {
         #[arg(long)]
         data_dir: PathBuf,
+        /// PKCS #11 module (shared library) of the token holding the old CA key.
+        #[arg(long, value_name = "PATH")]
+        pkcs11_module: Option<PathBuf>,
+        /// File holding the token's user PIN.
+        #[arg(
+            long,
+            value_name = "PATH",
+            conflicts_with = "pin_env",
+            requires = "pkcs11_module"
+        )]
+        pin_file: Option<PathBuf>,
+        /// Environment variable holding the token's user PIN.
+        #[arg(long, value_name = "VAR", requires = "pkcs11_module")]
+        pin_env: Option<String>,
     },
 }
 
@@ -296,6 +349,10 @@ enum CertCommand {
         /// AE-ID URI, CSE-ID domain name or Node-ID URI.
         #[arg(long, requires = "subject_type")]
         subject_id: Option<String>,
+        /// With the CA key in a PKCS #11 token, the CRL file is signed in the token and
+        /// rewritten now (otherwise only a running MEF regenerates it).
+        #[command(flatten)]
+        token: CaTokenArgs,
     },
 }
 
@@ -337,6 +394,28 @@ fn utc(unix: i64) -> String {
             t.second()
         ),
         Err(_) => format!("@{unix}"),
+    }
+}
+
+/// After a revocation by `cert revoke`: the CRL file rewritten, signed in the token when the CA
+/// key is there (`--ca-key`). Without it a token CA's file is left to the running MEF, and the
+/// operator is told.
+fn revoked_crl(
+    data_dir: &std::path::Path,
+    in_token: Option<&onem2m_mef::CaKeyInToken>,
+) -> Result<(), Failure> {
+    match in_token {
+        Some(spec) => Ok(onem2m_mef::ca::refresh_crl_file_in_token(data_dir, spec)?),
+        None if onem2m_mef::ca::ca_key_in_token(data_dir) => {
+            eprintln!(
+                "note: the CA key is in a PKCS #11 token: {} is not rewritten now (a running MEF \
+                 regenerates it; give --ca-key with --pkcs11-module and --pin-file to sign it \
+                 here)",
+                data_dir.join(onem2m_mef::ca::CRL_FILE).display()
+            );
+            Ok(())
+        }
+        None => Ok(onem2m_mef::ca::refresh_crl_file(data_dir)?),
     }
 }
 
@@ -575,13 +654,16 @@ fn run(cli: Cli) -> Result<(), Failure> {
             id,
             subject_type,
             subject_id,
+            token,
         })) => {
+            // Checked before anything is revoked.
+            let in_token = token.ca_key()?;
             let store = existing_store(&data_dir)?;
             match (id, subject_type, subject_id) {
                 (Some(id), _, _) => match store.revoke_counted(&id)? {
                     Some(n) => {
                         println!("revoked {id}: {n} certificate(s) with its renewals");
-                        Ok(onem2m_mef::ca::refresh_crl_file(&data_dir)?)
+                        revoked_crl(&data_dir, in_token.as_ref())
                     }
                     None => Err(Failure(format!("cert revoke: no issued certificate {id}"))),
                 },
@@ -589,15 +671,38 @@ fn run(cli: Cli) -> Result<(), Failure> {
                     let identity = onem2m_mef::Identity::new(ty, &subject)?;
                     let n = store.revoke_identity(&identity)?;
                     println!("revoked {n} certificate(s) issued for {identity}");
-                    Ok(onem2m_mef::ca::refresh_crl_file(&data_dir)?)
+                    revoked_crl(&data_dir, in_token.as_ref())
                 }
                 _ => Err(Failure(
                     "cert revoke: give --id, or --subject-type and --subject-id".into(),
                 )),
             }
         }
-        Some(Command::Ca(CaCommand::Rollover { data_dir })) => {
-            onem2m_mef::ca::rollover(&data_dir)?;
+        Some(Command::Ca(CaCommand::Rollover {
+            data_dir,
+            new_ca_key,
+            token,
+        })) => {
+            match (token.ca_key()?, new_ca_key) {
+                (Some(current), Some(new)) => {
+                    let uri = onem2m_mef::ca::rollover_in_token(&data_dir, &current, &new)?;
+                    println!(
+                        "new MEF CA in {} with its key in the token: {uri}; the old CA and the \
+                         link certificates are served until `ca retire-old` (restart the MEF \
+                         with --ca-key '{uri}')",
+                        data_dir.join(onem2m_mef::ca::CA_CERT_FILE).display()
+                    );
+                    return Ok(());
+                }
+                (Some(_), None) => {
+                    return Err(Failure(
+                        "ca rollover: a CA key in a token needs --new-ca-key pkcs11:URI (the \
+                         label of the new key pair)"
+                            .into(),
+                    ))
+                }
+                _ => onem2m_mef::ca::rollover(&data_dir)?,
+            }
             println!(
                 "new MEF CA in {}; the old CA and the link certificates are served until \
                  `ca retire-old` (restart the MEF)",
@@ -605,8 +710,21 @@ fn run(cli: Cli) -> Result<(), Failure> {
             );
             Ok(())
         }
-        Some(Command::Ca(CaCommand::RetireOld { data_dir })) => {
-            onem2m_mef::ca::retire_old(&data_dir)?;
+        Some(Command::Ca(CaCommand::RetireOld {
+            data_dir,
+            pkcs11_module,
+            pin_file,
+            pin_env,
+        })) => {
+            match &pkcs11_module {
+                Some(module) => onem2m_mef::ca::retire_old_in_token(
+                    &data_dir,
+                    module,
+                    pin_file.as_deref(),
+                    pin_env.as_deref(),
+                )?,
+                None => onem2m_mef::ca::retire_old(&data_dir)?,
+            }
             println!("old MEF CA retired (restart the MEF)");
             Ok(())
         }
@@ -693,14 +811,7 @@ fn serve(a: ServeArgs) -> Result<(), Failure> {
     config.io_timeout = Duration::from_secs(a.io_timeout_secs.max(1));
     config.psk_listen = a.psk_listen;
     config.ts0003_listen = a.ts0003_listen;
-    if let (Some(uri), Some(module)) = (a.ca_key, a.pkcs11_module) {
-        config.ca_key = Some(onem2m_mef::CaKeyInToken {
-            module,
-            uri,
-            pin_file: a.pin_file,
-            pin_env: a.pin_env,
-        });
-    }
+    config.ca_key = a.token.ca_key()?;
     config.eku_policy = EkuPolicy {
         ae: a.ae_eku,
         cse: a.cse_eku,

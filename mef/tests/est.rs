@@ -1301,8 +1301,9 @@ fn ca_rollover_and_retire_old_on_the_command_line() {
 }
 
 /// A CA whose key is not in `mef-ca.key` (a CA key in a PKCS #11 token: the MEF never writes
-/// one) is not rolled over: `ca rollover` refuses it with the reason and changes nothing. The
-/// same refusal with a real token CA key is in tests/pkcs11.rs.
+/// one) is not rolled over by `ca rollover` without the token keys: refused with what it needs
+/// (--ca-key, --new-ca-key) and nothing changes. The rollover in a real token is in
+/// tests/pkcs11.rs.
 #[test]
 fn ca_rollover_refuses_a_ca_without_its_key_file() {
     let dir = temp_dir("rollover-token");
@@ -1313,7 +1314,7 @@ fn ca_rollover_refuses_a_ca_without_its_key_file() {
     let (ok, _, err) = run_cli(&["ca", "rollover", "--data-dir", d]);
     assert!(!ok);
     assert!(
-        err.contains("PKCS #11 token") && err.contains("not supported"),
+        err.contains("PKCS #11 token") && err.contains("--new-ca-key"),
         "{err}"
     );
     assert_eq!(std::fs::read(dir.join("mef-ca.pem")).unwrap(), before);

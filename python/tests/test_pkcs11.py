@@ -13,7 +13,7 @@ import pytest
 
 from conftest import CSE_ID, openssl
 
-from onem2m_est import ClientSideError, Client, Config, Pkcs11Key, Result, SubjectType
+from onem2m_est import BadArgumentsError, ClientSideError, Client, Config, Pkcs11Key, Result, SubjectType
 
 PIN = "192837"
 # No label is a prefix of another: pkcs11-tool --token-label matches prefixes.
@@ -89,6 +89,10 @@ def test_provision_renew_and_rekey_with_the_key_in_the_token(mef, pki, token, tm
         assert (store / "cert.pem").read_bytes() != cert
         assert (store / "key.uri").read_text() == first
         client.reprovision("rekey")
+        # The MEF would make the key, outside the token: refused before any connection.
+        with pytest.raises(BadArgumentsError) as e:
+            client.reprovision("serverkeygen")
+        assert e.value.result == Result.ERR_INVALID_ARGUMENT and "/serverkeygen" in str(e.value)
     assert (store / "key.uri").read_text() != first
     assert len(private_keys(module)) == 1, "the old key is destroyed"
     assert not any(p.name == "key.pem" for p in store.rglob("*"))

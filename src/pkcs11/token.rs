@@ -1,343 +1,49 @@
-//! The token side of [`super`]: `cryptoki` sessions, [`Pkcs11Key`] and [`Pkcs11Store`]. Only with
-//! the `pkcs11` feature.
+//! The token side of [`super`]: [`Pkcs11Key`] (a [`PrivateKey`] over the shared token crate's
+//! `TokenKey`) and [`Pkcs11Store`]. Only with the `pkcs11` feature.
 
 use super::{PinSource, Pkcs11Uri};
 use crate::error::{Error, Result};
-use crate::keys::{encode_spki, KeyAlgorithm, PrivateKey};
-use crate::store::{CredentialStore, Credentials, FileStore};
-use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
-use cryptoki::error::RvError;
-use cryptoki::mechanism::{Mechanism, MechanismType};
-use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHandle};
-use cryptoki::session::{Session, UserType};
-use cryptoki::slot::Slot;
-use der::asn1::{ObjectIdentifier, OctetString, UintRef};
-use der::{Decode, Encode};
-use std::collections::HashMap;
+use crate::keys::{KeyAlgorithm, PrivateKey};
+use crate::store::{CredentialStore, Credentials, FileStore, KeyPlan};
+use onem2m_est_pkcs11::{Token, TokenKey};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, OnceLock};
-use zeroize::Zeroizing;
-
-/// The named curve secp256r1 (RFC 5480 2.1.1.1): CKA_EC_PARAMS of a P-256 key.
-const OID_SECP256R1: ObjectIdentifier = ObjectIdentifier::new_unwrap(crate::proto::oids::SECP256R1);
-
-fn key_error(reason: impl Into<String>) -> Error {
-    Error::Key {
-        reason: reason.into(),
-    }
-}
-
-/// A loaded and initialised module, one per path for the whole process (C_Initialize may be
-/// called once per process).
-fn module(path: &Path) -> Result<Pkcs11> {
-    static MODULES: OnceLock<Mutex<HashMap<PathBuf, Pkcs11>>> = OnceLock::new();
-    let mut modules = MODULES
-        .get_or_init(Default::default)
-        .lock()
-        .unwrap_or_else(|p| p.into_inner());
-    if let Some(m) = modules.get(path) {
-        return Ok(m.clone());
-    }
-    let m = Pkcs11::new(path).map_err(|e| {
-        Error::invalid(
-            "PKCS #11 module",
-            format!("{}: cannot load: {e}", path.display()),
-        )
-    })?;
-    match m.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK)) {
-        Ok(()) => {}
-        Err(cryptoki::error::Error::Pkcs11(RvError::CryptokiAlreadyInitialized, _)) => {}
-        Err(e) => {
-            return Err(key_error(format!(
-                "{}: C_Initialize failed: {e}",
-                path.display()
-            )))
-        }
-    }
-    modules.insert(path.to_path_buf(), m.clone());
-    Ok(m)
-}
-
-/// A token: the module, its slot, and the URI's token attributes.
-#[derive(Clone)]
-struct Token {
-    pkcs11: Pkcs11,
-    slot: Slot,
-    label: String,
-}
-
-impl std::fmt::Debug for Token {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Token").field("label", &self.label).finish()
-    }
-}
-
-fn token_error(label: &str, what: &str, e: cryptoki::error::Error) -> Error {
-    key_error(format!("PKCS #11 token {label:?}: {what}: {e}"))
-}
-
-impl Token {
-    /// The one token the URI's token attributes match.
-    fn find(module_path: &Path, uri: &Pkcs11Uri) -> Result<Token> {
-        let pkcs11 = module(module_path)?;
-        let slots = pkcs11
-            .get_slots_with_initialized_token()
-            .map_err(|e| key_error(format!("{}: C_GetSlotList: {e}", module_path.display())))?;
-        let mut found = Vec::new();
-        for slot in slots {
-            let info = pkcs11
-                .get_token_info(slot)
-                .map_err(|e| key_error(format!("C_GetTokenInfo: {e}")))?;
-            let matches = |want: &Option<String>, have: &str| {
-                want.as_deref().is_none_or(|w| w == have.trim_end())
-            };
-            if matches(&uri.token, info.label())
-                && matches(&uri.manufacturer, info.manufacturer_id())
-                && matches(&uri.serial, info.serial_number())
-                && matches(&uri.model, info.model())
-            {
-                found.push((slot, info.label().trim_end().to_string()));
-            }
-        }
-        match found.len() {
-            1 => {
-                let (slot, label) = found.remove(0);
-                Ok(Token {
-                    pkcs11,
-                    slot,
-                    label,
-                })
-            }
-            0 => Err(key_error(format!(
-                "no initialised token of {} matches {uri}",
-                module_path.display()
-            ))),
-            n => Err(key_error(format!(
-                "{n} tokens of {} match {uri}: add token= or serial= to the URI",
-                module_path.display()
-            ))),
-        }
-    }
-
-    /// The token must sign with CKM_ECDSA (and, to generate, CKM_EC_KEY_PAIR_GEN): checked
-    /// when the store or key is opened, before any network I/O.
-    fn check_mechanisms(&self, generate: bool) -> Result<()> {
-        let list = self
-            .pkcs11
-            .get_mechanism_list(self.slot)
-            .map_err(|e| token_error(&self.label, "C_GetMechanismList", e))?;
-        let mut needed = vec![(MechanismType::ECDSA, "CKM_ECDSA")];
-        if generate {
-            needed.push((MechanismType::ECC_KEY_PAIR_GEN, "CKM_EC_KEY_PAIR_GEN"));
-        }
-        for (mechanism, name) in needed {
-            if !list.contains(&mechanism) {
-                return Err(Error::Unsupported {
-                    what: format!("PKCS #11 token {:?} has no {name}", self.label),
-                });
-            }
-        }
-        Ok(())
-    }
-
-    /// A read-write session logged in as the user.
-    fn session(&self, pin: &Zeroizing<String>) -> Result<Session> {
-        let session = self
-            .pkcs11
-            .open_rw_session(self.slot)
-            .map_err(|e| token_error(&self.label, "C_OpenSession", e))?;
-        let secret = cryptoki::types::AuthPin::from(pin.as_str().to_owned());
-        match session.login(UserType::User, Some(&secret)) {
-            // Login is per application and token: another session of this process already
-            // logged in (its PIN was checked then).
-            Ok(()) | Err(cryptoki::error::Error::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => {
-                Ok(session)
-            }
-            Err(cryptoki::error::Error::Pkcs11(RvError::PinIncorrect, _)) => {
-                Err(key_error(format!(
-                    "PKCS #11 token {:?}: the PIN was refused (CKR_PIN_INCORRECT)",
-                    self.label
-                )))
-            }
-            Err(cryptoki::error::Error::Pkcs11(RvError::PinLocked, _)) => Err(key_error(format!(
-                "PKCS #11 token {:?}: the user PIN is locked (CKR_PIN_LOCKED)",
-                self.label
-            ))),
-            Err(e) => Err(token_error(&self.label, "C_Login", e)),
-        }
-    }
-}
-
-/// The SubjectPublicKeyInfo of a P-256 public key object (CKA_EC_PARAMS, CKA_EC_POINT).
-fn public_key_spki(session: &Session, label: &str, public: ObjectHandle) -> Result<Vec<u8>> {
-    let attrs = session
-        .get_attributes(public, &[AttributeType::EcParams, AttributeType::EcPoint])
-        .map_err(|e| token_error(label, "C_GetAttributeValue (public key)", e))?;
-    let (mut params, mut point) = (None, None);
-    for a in attrs {
-        match a {
-            Attribute::EcParams(p) => params = Some(p),
-            Attribute::EcPoint(p) => point = Some(p),
-            _ => {}
-        }
-    }
-    let params = params.ok_or_else(|| key_error("the public key has no CKA_EC_PARAMS"))?;
-    let curve = ObjectIdentifier::from_der(&params).ok();
-    if curve != Some(OID_SECP256R1) {
-        return Err(Error::Unsupported {
-            what: "PKCS #11 keys other than EC P-256 (TS-0003 10.1.1.1: secp256r1)".into(),
-        });
-    }
-    let point = point.ok_or_else(|| key_error("the public key has no CKA_EC_POINT"))?;
-    // PKCS #11 3.0 2.3.3: CKA_EC_POINT is the DER OCTET STRING of the point; some modules give
-    // the bare point.
-    let raw = match OctetString::from_der(&point) {
-        Ok(o) => o.into_bytes().into_vec(),
-        Err(_) => point,
-    };
-    if raw.len() != 65 || raw[0] != 4 {
-        return Err(key_error(
-            "the public key's CKA_EC_POINT is not an uncompressed P-256 point",
-        ));
-    }
-    encode_spki(KeyAlgorithm::EcdsaP256Sha256, &raw)
-}
-
-/// The DER Ecdsa-Sig-Value (RFC 5480 / RFC 3279 2.2.3) X.509 and TLS carry.
-#[derive(der::Sequence)]
-struct EcdsaSigValue<'a> {
-    r: UintRef<'a>,
-    s: UintRef<'a>,
-}
+use std::sync::Arc;
 
 /// A P-256 private key in a PKCS #11 token: signs with CKM_ECDSA over a SHA-256 digest computed
-/// here, and converts the token's r||s to DER. `Debug` shows the URI, never the PIN.
+/// here, and converts the token's r||s to DER (`onem2m_est_pkcs11::TokenKey`). `Debug` shows
+/// the URI, never the PIN.
+#[derive(Debug)]
 pub struct Pkcs11Key {
-    session: Mutex<Session>,
-    private: ObjectHandle,
-    public: ObjectHandle,
-    spki: Vec<u8>,
-    uri: Pkcs11Uri,
-    label: String,
-}
-
-impl std::fmt::Debug for Pkcs11Key {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Pkcs11Key")
-            .field("uri", &self.uri.to_string())
-            .finish_non_exhaustive()
-    }
+    key: TokenKey,
 }
 
 impl Pkcs11Key {
     /// Opens the private key `uri` names (exactly one must match) in the token of module
     /// `module_path`, logging in with the PIN from `pin`.
     pub fn open(module_path: &Path, uri: &Pkcs11Uri, pin: &PinSource) -> Result<Pkcs11Key> {
-        let pin = pin.read()?;
-        let token = Token::find(module_path, uri)?;
-        token.check_mechanisms(false)?;
-        let session = token.session(&pin)?;
-        Self::find(&token, session, uri)
+        Ok(Pkcs11Key {
+            key: TokenKey::open(module_path, uri, pin)?,
+        })
     }
 
-    fn find(token: &Token, session: Session, uri: &Pkcs11Uri) -> Result<Pkcs11Key> {
-        if uri.object.is_none() && uri.id.is_none() {
-            return Err(Error::invalid(
-                "PKCS #11 URI",
-                "it names no key: give object= (and/or id=)",
-            ));
-        }
-        let mut template = Vec::new();
-        if let Some(label) = &uri.object {
-            template.push(Attribute::Label(label.as_bytes().to_vec()));
-        }
-        if let Some(id) = &uri.id {
-            template.push(Attribute::Id(id.clone()));
-        }
-        let lookup = |class: ObjectClass| {
-            let mut t = template.clone();
-            t.push(Attribute::Class(class));
-            session
-                .find_objects(&t)
-                .map_err(|e| token_error(&token.label, "C_FindObjects", e))
-        };
-        let privates = lookup(ObjectClass::PRIVATE_KEY)?;
-        let private = match privates.as_slice() {
-            [one] => *one,
-            [] => {
-                return Err(key_error(format!(
-                    "no private key in token {:?} matches {uri}",
-                    token.label
-                )))
-            }
-            more => {
-                return Err(key_error(format!(
-                    "{} private keys in token {:?} match {uri}: add id= to the URI",
-                    more.len(),
-                    token.label
-                )))
-            }
-        };
-        // The public key object with the private key's CKA_ID (PKCS #11 3.0 4.4: "the CKA_ID of
-        // a private key should match that of its public key").
-        let id = match session
-            .get_attributes(private, &[AttributeType::Id, AttributeType::KeyType])
-            .map_err(|e| token_error(&token.label, "C_GetAttributeValue (private key)", e))?
-            .into_iter()
-            .fold((None, None), |(id, kt), a| match a {
-                Attribute::Id(v) => (Some(v), kt),
-                Attribute::KeyType(k) => (id, Some(k)),
-                _ => (id, kt),
-            }) {
-            (_, Some(kt)) if kt != KeyType::EC => {
-                return Err(Error::Unsupported {
-                    what: format!("PKCS #11 keys of type {kt} (supported: EC P-256)"),
-                })
-            }
-            (Some(id), _) => id,
-            (None, _) => Vec::new(),
-        };
-        let publics = session
-            .find_objects(&[
-                Attribute::Class(ObjectClass::PUBLIC_KEY),
-                Attribute::Id(id.clone()),
-            ])
-            .map_err(|e| token_error(&token.label, "C_FindObjects", e))?;
-        let [public] = publics.as_slice() else {
-            return Err(key_error(format!(
-                "token {:?}: no single public key object with the CKA_ID of {uri}",
-                token.label
-            )));
-        };
-        let spki = public_key_spki(&session, &token.label, *public)?;
+    /// Generates an EC P-256 key pair in the token of module `module_path` that `uri` names
+    /// (CKA_TOKEN, CKA_PRIVATE, CKA_SENSITIVE, not CKA_EXTRACTABLE, `object` as CKA_LABEL, a
+    /// fresh random CKA_ID), what [`Pkcs11Store`] does for a procedure. `uri` must give `object`
+    /// and no `id`.
+    pub fn generate(module_path: &Path, uri: &Pkcs11Uri, pin: &PinSource) -> Result<Pkcs11Key> {
         Ok(Pkcs11Key {
-            private,
-            public: *public,
-            spki,
-            uri: if uri.id.is_some() {
-                uri.clone()
-            } else {
-                uri.with_id(&id)
-            },
-            label: token.label.clone(),
-            session: Mutex::new(session),
+            key: TokenKey::generate(module_path, uri, pin)?,
         })
     }
 
     /// The URI of this key (with its CKA_ID).
     pub fn uri(&self) -> &Pkcs11Uri {
-        &self.uri
+        self.key.uri()
     }
 
-    /// Destroys both objects of the pair in the token.
-    fn destroy(&self) -> Result<()> {
-        let session = self.session.lock().unwrap_or_else(|p| p.into_inner());
-        for object in [self.private, self.public] {
-            session
-                .destroy_object(object)
-                .map_err(|e| token_error(&self.label, "C_DestroyObject", e))?;
-        }
-        Ok(())
+    /// Destroys both objects of the pair in the token (a key no certificate needs any more).
+    pub fn destroy(&self) -> Result<()> {
+        Ok(self.key.destroy()?)
     }
 }
 
@@ -347,37 +53,15 @@ impl PrivateKey for Pkcs11Key {
     }
 
     fn public_key_info(&self) -> &[u8] {
-        &self.spki
+        self.key.public_key_info()
     }
 
     fn sign(&self, message: &[u8]) -> Result<Vec<u8>> {
-        // CKM_ECDSA signs a digest; SHA-256 for P-256 (TS-0003 10.1.1.1).
-        let digest = ring::digest::digest(&ring::digest::SHA256, message);
-        let raw = self
-            .session
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .sign(&Mechanism::Ecdsa, self.private, digest.as_ref())
-            .map_err(|e| token_error(&self.label, "C_Sign", e))?;
-        // PKCS #11 3.0 2.3.1: the signature is r || s, each as long as the order (32 octets).
-        if raw.len() != 64 {
-            return Err(key_error(format!(
-                "token {:?}: CKM_ECDSA returned {} octets, not 64",
-                self.label,
-                raw.len()
-            )));
-        }
-        let (r, s) = raw.split_at(32);
-        let sig = EcdsaSigValue {
-            r: UintRef::new(r).map_err(|e| key_error(format!("bad signature r: {e}")))?,
-            s: UintRef::new(s).map_err(|e| key_error(format!("bad signature s: {e}")))?,
-        };
-        sig.to_der()
-            .map_err(|e| key_error(format!("cannot encode the signature: {e}")))
+        Ok(self.key.sign(message)?)
     }
 
     fn pkcs11_uri(&self) -> Option<String> {
-        Some(self.uri.to_string())
+        Some(self.key.uri().to_string())
     }
 }
 
@@ -413,21 +97,10 @@ impl Pkcs11Store {
     ) -> Result<Pkcs11Store> {
         let files = FileStore::new(dir)?;
         let module_path = module_path.into();
-        if uri.object.is_none() {
-            return Err(Error::invalid(
-                "PKCS #11 URI",
-                "give object= (the label of the keys generated in the token)",
-            ));
-        }
-        if uri.id.is_some() {
-            return Err(Error::invalid(
-                "PKCS #11 URI",
-                "id= names one key; generated keys get a fresh CKA_ID (remove id=)",
-            ));
-        }
+        uri.check_for_generation()?;
         let token = Token::find(&module_path, &uri)?;
         token.check_mechanisms(true)?;
-        let _ = token.session(&pin.read()?)?; // a wrong PIN is refused now
+        token.login(&pin)?; // a wrong PIN is refused now
         Ok(Pkcs11Store {
             files,
             module_path,
@@ -460,77 +133,8 @@ impl Pkcs11Store {
     }
 
     fn generate(&self) -> Result<Pkcs11Key> {
-        let pin = self.pin.read()?;
-        let session = self.token.session(&pin)?;
-        let mut id = [0u8; 16];
-        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut id)
-            .map_err(|_| key_error("no randomness for the key's CKA_ID"))?;
-        let label = self.uri.object.clone().unwrap_or_default().into_bytes();
-        let params = OID_SECP256R1
-            .to_der()
-            .map_err(|e| key_error(format!("cannot encode the curve: {e}")))?;
-        let public_template = [
-            Attribute::Token(true),
-            Attribute::Private(false),
-            Attribute::Verify(true),
-            Attribute::EcParams(params),
-            Attribute::Label(label.clone()),
-            Attribute::Id(id.to_vec()),
-        ];
-        // The private key never leaves the token: sensitive, not extractable, persistent.
-        let private_template = [
-            Attribute::Token(true),
-            Attribute::Private(true),
-            Attribute::Sensitive(true),
-            Attribute::Extractable(false),
-            Attribute::Sign(true),
-            Attribute::Label(label),
-            Attribute::Id(id.to_vec()),
-        ];
-        let (public, private) = session
-            .generate_key_pair(
-                &Mechanism::EccKeyPairGen,
-                &public_template,
-                &private_template,
-            )
-            .map_err(|e| token_error(&self.token.label, "C_GenerateKeyPair", e))?;
-        let destroy = |session: &Session| {
-            let _ = session.destroy_object(private);
-            let _ = session.destroy_object(public);
-        };
-        // A token may ignore a template attribute: read them back.
-        let attrs = session
-            .get_attributes(
-                private,
-                &[AttributeType::Sensitive, AttributeType::Extractable],
-            )
-            .map_err(|e| token_error(&self.token.label, "C_GetAttributeValue", e));
-        let protected = attrs.as_ref().is_ok_and(|a| {
-            a.contains(&Attribute::Sensitive(true)) && a.contains(&Attribute::Extractable(false))
-        });
-        if !protected {
-            destroy(&session);
-            return Err(attrs.err().unwrap_or_else(|| {
-                key_error(format!(
-                    "token {:?} generated a key that is extractable or not sensitive; destroyed",
-                    self.token.label
-                ))
-            }));
-        }
-        let spki = match public_key_spki(&session, &self.token.label, public) {
-            Ok(s) => s,
-            Err(e) => {
-                destroy(&session);
-                return Err(e);
-            }
-        };
         Ok(Pkcs11Key {
-            session: Mutex::new(session),
-            private,
-            public,
-            spki,
-            uri: self.uri.with_id(&id),
-            label: self.token.label.clone(),
+            key: self.token.generate(&self.uri, &self.pin)?,
         })
     }
 }
@@ -541,39 +145,36 @@ impl CredentialStore for Pkcs11Store {
     }
 
     fn create_key(&mut self, algorithm: KeyAlgorithm) -> Result<Arc<dyn PrivateKey>> {
-        if algorithm != KeyAlgorithm::EcdsaP256Sha256 {
-            return Err(Error::Unsupported {
-                what: format!("{algorithm} keys in a PKCS #11 token (supported: P-256)"),
-            });
+        if let Some(what) = self.cannot_hold(KeyPlan::Generate(algorithm)) {
+            return Err(Error::Unsupported { what });
         }
         let key = Arc::new(self.generate()?);
-        log::info!("generated a P-256 key pair in the token: {}", key.uri);
+        log::info!("generated a P-256 key pair in the token: {}", key.uri());
         self.pending.push(key.clone());
         Ok(key)
     }
 
     fn install(&mut self, credentials: &Credentials) -> Result<()> {
-        // A key made outside the token (/serverkeygen) would have to be written to disk.
-        if credentials.key.pkcs11_uri().is_none() {
+        // The procedures refuse this before any I/O; a caller of install itself meets it here.
+        if let Some(reason) = self.cannot_hold(KeyPlan::Existing(credentials.key.as_ref())) {
             return Err(Error::Store {
                 operation: "install",
-                reason: "the key is not in the PKCS #11 token (a server-generated key?); a \
-                         Pkcs11Store keeps keys in the token only"
-                    .into(),
+                reason,
             });
         }
         let previous = self.files.installed_key_uri();
         self.files.install(credentials)?;
         let installed = credentials.key.public_key_info();
-        self.pending.retain(|k| k.spki != installed);
+        self.pending.retain(|k| k.public_key_info() != installed);
         // The previous key is no longer any certificate's (the file store removes its old
         // key.pem the same way); a failure to destroy it is logged, the install stands.
         if let Some(previous) = previous {
             if Some(&previous) != credentials.key.pkcs11_uri().as_ref() {
                 match Pkcs11Uri::parse(&previous)
+                    .map_err(Error::from)
                     .and_then(|uri| Pkcs11Key::open(&self.module_path, &uri, &self.pin))
                 {
-                    Ok(old) if old.spki != installed => match old.destroy() {
+                    Ok(old) if old.public_key_info() != installed => match old.destroy() {
                         Ok(()) => log::info!("destroyed the previous key {previous}"),
                         Err(e) => log::warn!("cannot destroy the previous key {previous}: {e}"),
                     },
@@ -585,35 +186,39 @@ impl CredentialStore for Pkcs11Store {
         Ok(())
     }
 
-    fn discard_key(&mut self, key: &Arc<dyn PrivateKey>) {
-        let spki = key.public_key_info();
-        if let Some(i) = self.pending.iter().position(|k| k.spki == spki) {
-            let key = self.pending.remove(i);
-            match key.destroy() {
-                Ok(()) => log::info!("destroyed the unused key {}", key.uri),
-                Err(e) => log::warn!("cannot destroy the unused key {}: {e}", key.uri),
-            }
+    /// Keys generated in the token only, P-256 only (what `generate` makes; TS-0003 10.1.1.1).
+    fn cannot_hold(&self, plan: KeyPlan<'_>) -> Option<String> {
+        match plan {
+            KeyPlan::Generate(KeyAlgorithm::EcdsaP256Sha256) => None,
+            KeyPlan::Generate(other) => Some(format!(
+                "{other} keys in a PKCS #11 token (this store generates P-256 only)"
+            )),
+            KeyPlan::Existing(key) if key.pkcs11_uri().is_some() => None,
+            KeyPlan::Existing(_) => Some(
+                "a key outside the PKCS #11 token in a token store (its private key would have \
+                 to be written to disk)"
+                    .into(),
+            ),
+            KeyPlan::ServerGenerated => Some(
+                "/serverkeygen with a PKCS #11 token store: the MEF would generate the key, so \
+                 it would not be in the token (generate it in the token: rekey)"
+                    .into(),
+            ),
         }
     }
-}
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn raw_signature_converts_to_der() {
-        let mut raw = [0u8; 64];
-        raw[0] = 0x80; // r needs a leading zero octet in DER
-        raw[63] = 1; // s is small: leading zeros dropped
-        let (r, s) = raw.split_at(32);
-        let der = EcdsaSigValue {
-            r: UintRef::new(r).unwrap(),
-            s: UintRef::new(s).unwrap(),
+    fn discard_key(&mut self, key: &Arc<dyn PrivateKey>) {
+        let spki = key.public_key_info();
+        if let Some(i) = self
+            .pending
+            .iter()
+            .position(|k| k.public_key_info() == spki)
+        {
+            let key = self.pending.remove(i);
+            match key.destroy() {
+                Ok(()) => log::info!("destroyed the unused key {}", key.uri()),
+                Err(e) => log::warn!("cannot destroy the unused key {}: {e}", key.uri()),
+            }
         }
-        .to_der()
-        .unwrap();
-        assert_eq!(&der[..5], &[0x30, 0x26, 0x02, 0x21, 0x00]);
-        assert_eq!(&der[der.len() - 3..], &[0x02, 0x01, 0x01]);
     }
 }

@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
 use onem2m_est::client::{Config, InitialAuth, MefClient};
@@ -26,8 +26,10 @@ pub(crate) const PIN: &str = "246810";
 /// One token per test: login state is per process and token, so a test's wrong PIN must meet a
 /// token no other test of this process logged in to. No label is a prefix of another:
 /// `pkcs11-tool --token-label` matches prefixes.
-pub(crate) const TOKENS: [&str; 9] = [
+pub(crate) const TOKENS: [&str; 11] = [
     "provision",
+    "upfront",
+    "p384-required",
     "wrongpin",
     "missing",
     "faults",
@@ -37,6 +39,14 @@ pub(crate) const TOKENS: [&str; 9] = [
     "mef-ca",
     "device-of-mef-ca",
 ];
+
+/// The tests of this file one at a time: SoftHSM2 enumerating the token directory (every
+/// C_GetSlotList) while another process (pkcs11-tool) writes a token there can fail with
+/// CKR_GENERAL_ERROR, and the tests here mix in-process token work with pkcs11-tool.
+pub(crate) fn one_at_a_time() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|p| p.into_inner())
+}
 
 /// The SoftHSM2 module (Debian's path).
 pub(crate) fn module_path() -> PathBuf {

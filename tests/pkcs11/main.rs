@@ -9,17 +9,29 @@
 //! installs `softhsm2` and `opensc`).
 
 mod fixture;
+#[path = "../support/mod.rs"]
+mod support;
 
 use fixture::*;
-use onem2m_est::client::{KeySource, Reprovision};
+use onem2m_est::client::{Config, InitialAuth, KeySource, MefClient, Reprovision};
+use onem2m_est::identity::{SubjectIdentity, SubjectType};
+use onem2m_est::keys::{KeyAlgorithm, SoftwareKey};
 use onem2m_est::pkcs11::{PinSource, Pkcs11Key, Pkcs11Store, Pkcs11Uri};
 use onem2m_est::store::{CredentialStore, FailPoint, Fault, FileStore};
+use onem2m_est::tls::ClientIdentity;
+use onem2m_est::transport::TransportConfig;
+use onem2m_est::uri::EstUri;
 use onem2m_est::{Error, ErrorClass};
+use std::net::TcpListener;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
 use tempfile::TempDir;
 
 #[test]
 fn provision_renew_and_rekey_with_the_key_in_the_token() {
+    let _serial = one_at_a_time();
     let s = setup();
     let token = "provision";
     let done = s
@@ -88,13 +100,14 @@ fn provision_renew_and_rekey_with_the_key_in_the_token() {
         .reprovision(&mut s.store(token), Reprovision::Renew)
         .unwrap();
 
-    // A server-generated key would have to be written to disk: refused, nothing changes.
+    // A server-generated key would have to be written to disk: refused before any I/O
+    // (what_the_token_store_cannot_hold_is_refused_before_any_connection), nothing changes.
     let before = s.key_uri();
     let err = s
         .client()
         .reprovision(&mut s.store(token), Reprovision::ServerKeygen)
         .unwrap_err();
-    assert!(matches!(err, Error::Store { .. }), "{err}");
+    assert!(matches!(err, Error::InvalidArgument { .. }), "{err}");
     assert_eq!(s.key_uri(), before);
     assert_eq!(private_keys(token).len(), 1);
     s.assert_no_key_pem();
@@ -102,6 +115,7 @@ fn provision_renew_and_rekey_with_the_key_in_the_token() {
 
 #[test]
 fn a_wrong_pin_is_refused_as_a_client_error_without_the_pin() {
+    let _serial = one_at_a_time();
     softhsm();
     let tmp = TempDir::new().unwrap();
     let uri = Pkcs11Uri::parse("pkcs11:token=wrongpin;object=device").unwrap();
@@ -123,6 +137,7 @@ fn a_wrong_pin_is_refused_as_a_client_error_without_the_pin() {
 
 #[test]
 fn a_missing_object_or_token_is_refused_as_a_client_error() {
+    let _serial = one_at_a_time();
     softhsm();
     let tmp = TempDir::new().unwrap();
     let pin = pin_file(tmp.path(), PIN);
@@ -144,6 +159,7 @@ fn a_missing_object_or_token_is_refused_as_a_client_error() {
 
 #[test]
 fn a_failure_after_the_key_is_generated_destroys_it_and_keeps_the_old_one() {
+    let _serial = one_at_a_time();
     let s = setup();
     let token = "faults";
     s.client()
@@ -178,6 +194,7 @@ fn a_failure_after_the_key_is_generated_destroys_it_and_keeps_the_old_one() {
 
 #[test]
 fn a_failed_first_provisioning_leaves_no_key_in_the_token() {
+    let _serial = one_at_a_time();
     let s = setup();
     let token = "firstfail";
     let mut store = s.store(token);
@@ -196,6 +213,7 @@ fn a_failed_first_provisioning_leaves_no_key_in_the_token() {
 /// `onem2m-mef/pkcs11`): without it the MEF refuses the token CA key and this test fails.
 #[test]
 fn the_mef_issues_with_its_ca_key_in_the_token() {
+    let _serial = one_at_a_time();
     softhsm();
     let scratch = TempDir::new().unwrap();
     // An existing P-256 key pair in the token, as an operator makes it.
@@ -243,4 +261,207 @@ fn the_mef_issues_with_its_ca_key_in_the_token() {
     s.client()
         .reprovision(&mut s.store(token), Reprovision::Rekey)
         .unwrap();
+}
+
+/// A TCP listener on 127.0.0.1 (port chosen by the OS) that counts the connections made to it:
+/// where "refused before any I/O" is observable.
+struct ConnectionCounter {
+    port: u16,
+    count: Arc<AtomicUsize>,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl ConnectionCounter {
+    fn start() -> ConnectionCounter {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (count, stop) = (
+            Arc::new(AtomicUsize::new(0)),
+            Arc::new(AtomicBool::new(false)),
+        );
+        let (c, st) = (count.clone(), stop.clone());
+        let thread = std::thread::spawn(move || {
+            while !st.load(Ordering::SeqCst) {
+                match listener.accept() {
+                    Ok(_) => {
+                        c.fetch_add(1, Ordering::SeqCst);
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(5)),
+                }
+            }
+        });
+        ConnectionCounter {
+            port,
+            count,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    fn connections(&self) -> usize {
+        self.count.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for ConnectionCounter {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// What a token store cannot hold (a /serverkeygen key, a key from outside the token, a
+/// configured algorithm other than P-256) is refused as a bad argument before the first
+/// network byte: the MEF address is a listener that counts connections, and it sees none.
+#[test]
+fn what_the_token_store_cannot_hold_is_refused_before_any_connection() {
+    let _serial = one_at_a_time();
+    let s = setup();
+    let token = "upfront";
+    // Installed credentials with the key in the token, for the re-provisioning cases.
+    let done = s
+        .client()
+        .provision(&s.auth(), &mut s.store(token), KeySource::Generate)
+        .unwrap();
+    let counter = ConnectionCounter::start();
+    let client = |algorithm: KeyAlgorithm| {
+        MefClient::new(
+            Config::new(
+                EstUri::parse(&format!(
+                    "https://127.0.0.1:{}/.well-known/est",
+                    counter.port
+                ))
+                .unwrap(),
+            )
+            .identity(SubjectIdentity::new(SubjectType::Cse, CSE_ID).unwrap())
+            .key_algorithm(algorithm)
+            .transport(TransportConfig {
+                connect_timeout: Duration::from_secs(2),
+                tls_timeout: Duration::from_secs(2),
+                response_timeout: Duration::from_secs(2),
+                ..TransportConfig::default()
+            }),
+        )
+    };
+    let p256 = client(KeyAlgorithm::EcdsaP256Sha256);
+    let p384 = client(KeyAlgorithm::EcdsaP384Sha384);
+    let software = Arc::new(SoftwareKey::generate(KeyAlgorithm::EcdsaP256Sha256).unwrap());
+    let now = std::time::SystemTime::now();
+    let mut store = s.store(token);
+    let cases: Vec<(&str, Result<_, Error>, &str)> = vec![
+        (
+            "provision /serverkeygen",
+            p256.provision(&s.auth(), &mut store, KeySource::ServerGenerated),
+            "/serverkeygen",
+        ),
+        (
+            "reprovision /serverkeygen",
+            p256.reprovision(&mut store, Reprovision::ServerKeygen),
+            "/serverkeygen",
+        ),
+        (
+            "renew /serverkeygen",
+            p256.renew(&mut store, Reprovision::ServerKeygen, Some(&s.auth()), now)
+                .map(|r| r.provisioned),
+            "/serverkeygen",
+        ),
+        (
+            "provision P-384",
+            p384.provision(&s.auth(), &mut store, KeySource::Generate),
+            "P-384",
+        ),
+        (
+            "reprovision rekey P-384",
+            p384.reprovision(&mut store, Reprovision::Rekey),
+            "P-384",
+        ),
+        (
+            "provision with a software key",
+            p256.provision(&s.auth(), &mut store, KeySource::Existing(software)),
+            "outside the PKCS #11 token",
+        ),
+    ];
+    for (what, result, says) in cases {
+        let err = result.expect_err(what);
+        assert!(
+            matches!(err, Error::InvalidArgument { .. }),
+            "{what}: {err:?}"
+        );
+        assert_eq!(err.class(), ErrorClass::BadArguments, "{what}");
+        assert!(err.to_string().contains(says), "{what}: {err}");
+    }
+    assert_eq!(counter.connections(), 0, "no connection may be made");
+    // Nothing changed: the installed set and its one key in the token.
+    assert_eq!(s.store(token).load().unwrap().unwrap().chain, done.chain);
+    assert_eq!(private_keys(token).len(), 1);
+    // The same listener does count a procedure that is not refused up front (the check above
+    // can fail): re-provisioning with the token key connects, and fails there.
+    assert!(p256.reprovision(&mut store, Reprovision::Renew).is_err());
+    assert!(counter.connections() > 0);
+}
+
+/// The key type the MEF requires is known only from /csrattrs (RFC 7030 4.5.2): a requirement
+/// the token cannot meet (P-384) is refused then, as a client-side Unsupported, before any key
+/// is generated and before /simpleenroll.
+#[test]
+fn a_key_type_the_token_cannot_make_is_refused_after_csrattrs_before_simpleenroll() {
+    let _serial = one_at_a_time();
+    use onem2m_est::proto::csrattrs::{Curve, KeyRequirement};
+    use support::{Action, MefPki, ProcedureServer};
+    softhsm();
+    let token = "p384-required";
+    let pki = Arc::new(MefPki::new("p384 MEF CA"));
+    let server = ProcedureServer::start(
+        pki.clone(),
+        |_| {},
+        |pki, req, good| {
+            if req.path.ends_with("/csrattrs") {
+                let mut reqs = pki.requirements();
+                reqs.key = Some(KeyRequirement::Ec(Curve::P384));
+                Action::Respond(MefPki::csrattrs_response(&reqs))
+            } else {
+                Action::Respond(good)
+            }
+        },
+    );
+    let device = pki.device_credentials();
+    let auth = InitialAuth::Certificate {
+        trust_anchors: vec![pki.ca.cert.clone()],
+        client: ClientIdentity {
+            chain: device.chain.clone(),
+            key: device.key.clone(),
+        },
+    };
+    let dir = TempDir::new().unwrap();
+    let mut store = Pkcs11Store::open(
+        dir.path().join("creds"),
+        module_path(),
+        Pkcs11Uri::parse(&format!("pkcs11:token={token};object=device")).unwrap(),
+        pin_file(dir.path(), PIN),
+    )
+    .unwrap();
+    let client = MefClient::new(
+        Config::new(EstUri::parse(&server.base()).unwrap())
+            .identity(SubjectIdentity::new(SubjectType::Cse, support::MEF_CSE_ID).unwrap()),
+    );
+    let err = client
+        .provision(&auth, &mut store, KeySource::Generate)
+        .unwrap_err();
+    assert!(matches!(err, Error::Unsupported { .. }), "{err:?}");
+    assert_eq!(err.class(), ErrorClass::Client);
+    assert!(err.to_string().contains("P-384"), "{err}");
+    let paths: Vec<String> = server
+        .server
+        .requests()
+        .iter()
+        .map(|r| r.path.clone())
+        .collect();
+    assert!(paths.iter().any(|p| p.ends_with("/csrattrs")), "{paths:?}");
+    assert!(!paths.iter().any(|p| p.contains("enroll")), "{paths:?}");
+    assert!(private_keys(token).is_empty(), "no key was generated");
+    assert!(store.load().unwrap().is_none());
 }

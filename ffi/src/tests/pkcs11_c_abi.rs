@@ -10,6 +10,7 @@ use est::pkcs11::PinSource;
 /// PIN refused by `mef_client_new` with MEF_ERR_KEY.
 #[test]
 fn the_c_abi_keeps_the_key_in_the_token() {
+    let _serial = one_at_a_time();
     use std::ffi::{CStr, CString};
     let s = setup();
     softhsm();

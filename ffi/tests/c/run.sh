@@ -10,16 +10,21 @@
 #                callback.
 #   renewal.c    mef_client_next_renewal / mef_client_renewal_due / mef_client_renew (re-provision,
 #                re-bootstrap once expired), the failure kind and retry time, NULL arguments.
+#   pkcs11.c     mef_config_set_pkcs11_key: the device key generated in a SoftHSM2 token,
+#                provision, renew, /serverkeygen refused, a wrong PIN (without PREFIX only: the
+#                library is built here with the `pkcs11` feature).
 # All run under valgrind (definite and indirect leaks and memory errors fail; Rust runtime
 # "possibly lost" blocks are tolerated), then again built with -fsanitize=address,undefined
 # against the static library.
 #
 # usage: ffi/tests/c/run.sh [PREFIX]
 #   without PREFIX: against include/ and the debug build in ${CARGO_TARGET_DIR:-target}, built
-#   here with the `psk` feature (cargo rebuilds onem2m-est-ffi when its features change); with
-#   PREFIX: against an installation by scripts/install.sh (pkg-config; built with `psk` too).
-# Needs cc, valgrind, the openssl CLI and libssl/libcrypto (libssl-dev). Exits non-zero on any
-# failure.
+#   here with the `psk` and `pkcs11` features (cargo rebuilds onem2m-est-ffi when its features
+#   change); with PREFIX: against an
+#   installation by scripts/install.sh (pkg-config; built with `psk` only, so pkcs11.c is left
+#   out).
+# Needs cc, valgrind, the openssl CLI, libssl/libcrypto (libssl-dev), and without PREFIX
+# softhsm2-util and pkcs11-tool (softhsm2, opensc). Exits non-zero on any failure.
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
 repo=$(pwd)
@@ -35,8 +40,14 @@ for tool in cc valgrind openssl pkg-config nm readelf; do
 done
 pkg-config --exists libcrypto || { echo "ffi/tests/c/run.sh: libcrypto (libssl-dev) is required" >&2; exit 1; }
 pkg-config --exists libssl || { echo "ffi/tests/c/run.sh: libssl (libssl-dev) is required" >&2; exit 1; }
-# The library under test supports TLS-PSK (psk.c), like the installed one (scripts/install.sh).
-cargo build -p onem2m-est-ffi -p onem2m-mef --features onem2m-est-ffi/psk
+# The library under test supports TLS-PSK (psk.c), like the installed one (scripts/install.sh),
+# and PKCS #11 (pkcs11.c). The features are scripts/python-tests.sh's: one build serves both.
+if [ -z "$prefix" ]; then
+  for tool in softhsm2-util pkcs11-tool; do
+    command -v "$tool" >/dev/null || { echo "ffi/tests/c/run.sh: $tool is required (softhsm2, opensc)" >&2; exit 1; }
+  done
+fi
+cargo build -p onem2m-est-ffi -p onem2m-mef --features onem2m-est-ffi/psk,onem2m-est-ffi/pkcs11,onem2m-mef/pkcs11
 
 fixture_init
 work=$FIXTURE_DIR/c-tests
@@ -68,6 +79,7 @@ cc "${cflags[@]}" ffi/tests/c/callbacks.c "${mef_dyn[@]}" "${crypto[@]}" -o "$wo
 cc "${cflags[@]}" ffi/tests/c/file_store.c "${mef_dyn[@]}" -o "$work/file_store"
 cc "${cflags[@]}" ffi/tests/c/psk.c "${mef_dyn[@]}" -o "$work/psk"
 cc "${cflags[@]}" ffi/tests/c/renewal.c "${mef_dyn[@]}" -o "$work/renewal"
+cc "${cflags[@]}" ffi/tests/c/pkcs11.c "${mef_dyn[@]}" -o "$work/pkcs11"
 # Really linked to the library under test.
 ldd "$work/null_args" | grep "libonem2m_est.so.0 => ${prefix:-$work/lib}" >/dev/null ||
   { echo "FAIL: null_args is not linked to the library under test" >&2; ldd "$work/null_args" >&2; exit 1; }
@@ -113,6 +125,36 @@ run "psk (valgrind)" "${vg[@]}" "$work/psk" "$MEF_PSK_URL" "$MEF_URL" "$KPM_ID" 
   "$MEF_PSK_SUBJECT_ID" "$DEVICE_CERT" "$DEVICE_KEY" "$work/psk-store"
 run "renewal (valgrind)" "${vg[@]}" "$work/renewal" "$MEF_URL" "$MEF_CA" "$DEVICE_CERT" "$DEVICE_KEY" \
   "$MEF_SUBJECT_ID" "$work/renewal-store"
+if [ -z "$prefix" ]; then
+  # Two SoftHSM2 tokens in a scratch folder (SOFTHSM2_CONF): the device's, and one for the
+  # wrong PIN (login state is per process and token). No label is a prefix of another
+  # (pkcs11-tool --token-label matches prefixes).
+  softhsm=$work/softhsm
+  rm -rf "$softhsm" && mkdir -p "$softhsm/tokens"
+  export SOFTHSM2_CONF=$softhsm/softhsm2.conf
+  printf 'directories.tokendir = %s\nobjectstore.backend = file\nlog.level = ERROR\n' "$softhsm/tokens" >"$SOFTHSM2_CONF"
+  for label in c-device c-wrong-pin; do
+    softhsm2-util --init-token --free --label "$label" --so-pin 97531975 --pin 314159 >/dev/null
+  done
+  echo 314159 >"$softhsm/pin"
+  echo 271828 >"$softhsm/wrong-pin"
+  module=/usr/lib/softhsm/libsofthsm2.so
+  [ -e "$module" ] || module=/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so
+  run "pkcs11 (valgrind)" "${vg[@]}" "$work/pkcs11" "$MEF_URL" "$MEF_CA" "$DEVICE_CERT" "$DEVICE_KEY" \
+    "$MEF_SUBJECT_ID" "$work/pkcs11-store" "$module" c-device "$softhsm/pin" c-wrong-pin "$softhsm/wrong-pin"
+  # What pkcs11.c left in the token: one private key (renewing kept it), sensitive and never
+  # extractable, whose CKA_ID the installed key.uri names; none in the wrong-PIN token.
+  token_key_ok() {
+    local keys id
+    keys=$(pkcs11-tool --module "$module" --token-label c-device --login --pin 314159 --list-objects --type privkey)
+    id=$(sed -n 's/.*;id=\([^;]*\);.*/\1/p' "$work/pkcs11-store/key.uri" | tr -d '%' | tr 'A-F' 'a-f')
+    [ "$(grep -c 'Private Key Object' <<<"$keys")" = 1 ] && grep -q 'never extractable' <<<"$keys" &&
+      grep -q 'sensitive' <<<"$keys" && grep -q "ID:.*$id" <<<"$keys" &&
+      ! pkcs11-tool --module "$module" --token-label c-wrong-pin --login --pin 314159 --list-objects --type privkey |
+        grep -q 'Private Key Object'
+  }
+  run "pkcs11: one sensitive, never extractable key in the token, the one key.uri names" token_key_ok
+fi
 # What psk.c installed over TLS-PSK (and renewed): the trust anchors are the MEF CA, the
 # certificate chains to them and names the KpmID's CSE-ID (TS-0003 10.1.1.7).
 psk_installed_ok() {
