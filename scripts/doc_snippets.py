@@ -25,7 +25,7 @@ A C snippet is a fragment: `#include` lines go to file scope, the rest becomes t
 `kpm`/`kpm_len` (the fixture's Kpm) and exits non-zero unless the snippet left `r == MEF_OK`.
 The Python snippets of one file run in order in one namespace (as a reader types them).
 
-Shell blocks (```sh, bash, console, shell) of one file run in order, each in its own bash
+Shell blocks (```sh, bash, shell, and the `$ ` lines of console) of one file run in order, each in its own bash
 (`set -e -o pipefail`), in one scratch folder per file, so a block uses the files an earlier
 one made; target/debug's `onem2m-est` and `onem2m-mef` come first on PATH. The scratch folder
 starts with the fixture's `manufacturer-ca.pem`, `device.pem`, `device.key` and `mef-ca.pem`
@@ -69,10 +69,10 @@ FILE_SCOPE = "<!-- snippet: file-scope -->"
 STORE_DIRS = ("/var/lib/mycse/cred", "/var/lib/mydevice/credentials")
 
 
-def snippets(lang):
+def snippets(lang, docs=DOCS):
     """(path, line, code, compile_only) for each ```lang block (lang: a name or a tuple)."""
     out = []
-    for doc in DOCS:
+    for doc in docs:
         if not doc.exists():
             continue
         lines = doc.read_text().splitlines()
@@ -354,6 +354,17 @@ def run_block(script, wd, env, timeout=60):
     return rc, output.decode(errors="replace")
 
 
+def console_commands(code):
+    """The commands of a console transcript: the lines after a `$ ` prompt, with their `\`
+    continuations; the output lines in between are not run."""
+    out, continued = [], False
+    for line in code.splitlines():
+        if continued or line.startswith("$ "):
+            out.append(line if continued else line[2:])
+            continued = code_part(line).rstrip().endswith("\\")
+    return "\n".join(out) + "\n"
+
+
 def fixture_files(wd):
     """The fixture's third-party credentials and the CA of its MEF, under the documentation's
     file names (a block that makes its own replaces them)."""
@@ -366,7 +377,7 @@ def fixture_files(wd):
         shutil.copy(os.environ[src], wd / name)
 
 
-def run_sh():
+def run_sh(docs=DOCS):
     """Runs the shell blocks of each document in order, in one scratch folder per document (a
     later block uses the files an earlier one made), with the built binaries first on PATH."""
     target = Path(os.environ.get("CARGO_TARGET_DIR", REPO / "target"))
@@ -377,7 +388,7 @@ def run_sh():
         if not path.is_file():
             raise SystemExit(f"FAIL: {path} is not built (scripts/shell-snippets.sh builds it)")
     failures = 0
-    found = snippets(SHELLS)
+    found = snippets(SHELLS, docs)
     by_doc = {}
     for s in found:
         by_doc.setdefault(s[0], []).append(s)
@@ -393,7 +404,7 @@ def run_sh():
         env = dict(os.environ, DOC_BIN=str(bin_dir))
         doc_failures = 0
         for _, line, code, _ in items:
-            what = f"{doc.relative_to(REPO)}:{line}"
+            what = f"{doc.relative_to(REPO) if doc.is_relative_to(REPO) else doc}:{line}"
             mark = mark_before(doc_lines, line)
             if mark is not None and mark.startswith("not-run:"):
                 reason = mark[len("not-run:") :].strip()
@@ -407,6 +418,8 @@ def run_sh():
                 print(f"FAIL: {what}: unknown mark for a shell block: {mark!r}", file=sys.stderr)
                 failures += 1
                 continue
+            if doc_lines[line - 1].strip() == "```console":
+                code = console_commands(code)
             if "mef.example.com" in code:
                 # The example MEF is the fixture's: the block gets the credentials it trusts.
                 fixture_files(wd)
@@ -430,6 +443,59 @@ def run_sh():
     return found, failures
 
 
+SELF_TEST_DOC = """
+```sh
+true
+```
+<!-- snippet: server -->
+```sh
+onem2m-mef --listen 127.0.0.1:8443 --data-dir mef-data --client-trust manufacturer-ca.pem
+```
+<!-- snippet: not-run: a reason -->
+```sh
+false
+```
+```console
+$ echo $((6 * 7))
+42
+```
+```sh
+false
+```
+<!-- snippet: not-run: -->
+```sh
+true
+```
+<!-- snippet: compile-only -->
+```sh
+true
+```
+```sh
+sleep 600 &
+```
+"""
+
+
+def self_test():
+    """The runner on a document with known outcomes: 4 blocks run or skipped as they should,
+    4 failures (a failing block, a mark without a reason, a mark for C, a background command
+    with no port to wait for). A runner that finds fewer would pass broken documentation."""
+    d = Path(tempfile.mkdtemp(prefix="doc-shell-self-test."))
+    try:
+        doc = d / "self-test.md"
+        doc.write_text(SELF_TEST_DOC)
+        print("doc snippets (sh): self-test of the runner (4 FAIL lines expected):")
+        found, failures = run_sh([doc])
+    finally:
+        shutil.rmtree(d)
+    if len(found) != 8 or failures != 4:
+        raise SystemExit(
+            f"FAIL: the shell snippet runner's self-test: {len(found)} blocks found (8 expected), "
+            f"{failures} failures (4 expected)"
+        )
+    print("doc snippets (sh): self-test passed")
+
+
 def main():
     if len(sys.argv) < 2 or sys.argv[1] not in ("c", "python", "sh"):
         raise SystemExit(__doc__)
@@ -438,6 +504,7 @@ def main():
     elif sys.argv[1] == "python":
         found, failures = run_python()
     else:
+        self_test()
         found, failures = run_sh()
     if not found:
         raise SystemExit(f"FAIL: no {sys.argv[1]} snippet found (the extractor is broken)")
