@@ -31,8 +31,9 @@ one made; target/debug's `onem2m-est` and `onem2m-mef` come first on PATH. The s
 starts with the fixture's `manufacturer-ca.pem`, `device.pem`, `device.key` and `mef-ca.pem`
 (the CA of the fixture's MEF), copied in again before a block that names the example MEF
 (`https://mef.example.com/...`, which becomes the fixture's). What the runner changes: the
-example ports 8443/8444/8445 become free ports (the same ones throughout a file), `/tmp/mef`
-and the example store folders move into the scratch folder, `cargo run -p onem2m-mef --` /
+example ports 8443/8444/8445 become free ports (the same ones throughout a file), `/tmp/mef`,
+`/etc/mycse` and the example store folders move into the scratch folder (SOFTHSM2_CONF too: a
+SoftHSM2 token a block makes is the scratch folder's), `cargo run -p onem2m-mef --` /
 `-p onem2m-est-cli --` become the built binary, and a `cargo build`/`cargo install` line is
 not run. After a command put in the background (`... &`) the block waits until the
 127.0.0.1 ports the command names accept connections; what a block started in the background
@@ -277,6 +278,7 @@ def localise_sh(code, wd, ports):
     `cargo run -p PACKAGE --` is the binary that build makes (on PATH)."""
     code = localise(code, wd / "store")
     code = re.sub(r"/tmp/mef\b", str(wd / "tmp-mef"), code)
+    code = re.sub(r"/etc/mycse\b", str(wd / "etc-mycse"), code)
     code = re.sub(
         r"\b(127\.0\.0\.1|localhost):(%s)\b" % "|".join(map(str, DOC_PORTS)),
         lambda m: f"{m.group(1)}:{ports[int(m.group(2))]}",
@@ -401,7 +403,12 @@ def run_sh(docs=DOCS):
             (bin_dir / b).symlink_to(path)
         fixture_files(wd)
         ports = {p: free_port() for p in DOC_PORTS}
-        env = dict(os.environ, DOC_BIN=str(bin_dir))
+        # SoftHSM2 tokens a block makes live in the scratch folder, not the system's token folder.
+        (wd / "softhsm-tokens").mkdir()
+        (wd / "softhsm2.conf").write_text(
+            f"directories.tokendir = {wd / 'softhsm-tokens'}\nobjectstore.backend = file\n"
+        )
+        env = dict(os.environ, DOC_BIN=str(bin_dir), SOFTHSM2_CONF=str(wd / "softhsm2.conf"))
         doc_failures = 0
         for _, line, code, _ in items:
             what = f"{doc.relative_to(REPO) if doc.is_relative_to(REPO) else doc}:{line}"
