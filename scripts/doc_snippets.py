@@ -183,6 +183,7 @@ def run_c(cflags):
             continue
         if compile_only:
             print(f"ok: {what} (compiled; marked compile-only)")
+            shutil.rmtree(wd)
             continue
         rc = subprocess.run([str(exe)], cwd=wd).returncode
         if rc != 0:
@@ -206,6 +207,7 @@ def run_python():
         store = wd / "store"
         namespace = {"__name__": "__doc_snippet__"}
         cwd = os.getcwd()
+        failures_before = failures
         os.chdir(wd)
         try:
             for _, line, code, compile_only in items:
@@ -221,6 +223,8 @@ def run_python():
                 print(f"ok: {what}")
         finally:
             os.chdir(cwd)
+        if failures == failures_before:  # a failed document's folder is kept, to look at
+            shutil.rmtree(wd)
     return found, failures
 
 
