@@ -5,7 +5,7 @@ library is loaded with ctypes, so any Python 3 on that platform can use it)."""
 import os
 from pathlib import Path
 
-from setuptools import setup
+from setuptools import Distribution, setup
 
 try:  # setuptools >= 70.1 has bdist_wheel itself
     from setuptools.command.bdist_wheel import bdist_wheel
@@ -16,6 +16,14 @@ HERE = Path(__file__).resolve().parent
 BUNDLED = sorted((HERE / "onem2m_est").glob("libonem2m_est.so*")) + sorted(
     (HERE / "onem2m_est").glob("*.dll")
 )
+
+
+class BinaryDistribution(Distribution):
+    """A distribution with a binary inside: installed into platlib (the wheel's
+    `.data/platlib`, where auditwheel and installers expect a shared library), not purelib."""
+
+    def has_ext_modules(self):
+        return True
 
 
 class PlatformWheel(bdist_wheel):
@@ -37,4 +45,4 @@ class PlatformWheel(bdist_wheel):
         super().run()
 
 
-setup(cmdclass={"bdist_wheel": PlatformWheel})
+setup(distclass=BinaryDistribution, cmdclass={"bdist_wheel": PlatformWheel})

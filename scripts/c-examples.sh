@@ -3,8 +3,8 @@
 # would: scripts/install.sh into a temporary prefix, plain `cc` with pkg-config, dynamic
 # linking; then runs them against the reference MEF on 127.0.0.1 and checks what they installed.
 # Then the PPSK-based RSPF through the installed library (built with `psk` by install.sh):
-# ffi/tests/c/psk.c linked dynamically, and statically with `pkg-config --static` (which must name
-# OpenSSL). Needs a C compiler, pkg-config, libssl-dev (OpenSSL 3 for hsm_callbacks.c and the
+# ffi/tests/c/psk.c linked dynamically, statically with `pkg-config --static onem2m_est` (the
+# archive; OpenSSL and libc stay shared), and fully static (`cc -static`). Needs a C compiler, pkg-config, libssl-dev (OpenSSL 3 for hsm_callbacks.c and the
 # library's TLS-PSK) and the openssl CLI; installs the Debian packages when run as root.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -46,14 +46,29 @@ cc "${cflags[@]}" examples/c/hsm_callbacks.c $(pkg-config --cflags --libs onem2m
 # PSK: ffi/tests/c/psk.c against the installed header and library, dynamic and static.
 # shellcheck disable=SC2046
 cc "${cflags[@]}" ffi/tests/c/psk.c $(pkg-config --cflags --libs onem2m_est) -o "$bin/psk"
+# The plain module with --static links the archive though the .so lies beside it
+# (scripts/install.sh says how); -static-libgcc: libgcc_s is not needed either.
 # shellcheck disable=SC2046
-cc "${cflags[@]}" ffi/tests/c/psk.c $(pkg-config --cflags --libs --static onem2m_est-static) -o "$bin/psk_static"
+cc "${cflags[@]}" -static-libgcc ffi/tests/c/psk.c $(pkg-config --cflags --libs --static onem2m_est) \
+  -o "$bin/psk_static"
+# Fully static, glibc included: links with glibc's warnings that getaddrinfo and dlopen need the
+# same glibc at run time (docs/C-API.md, Packaging).
+# shellcheck disable=SC2046
+cc "${cflags[@]}" -static ffi/tests/c/psk.c $(pkg-config --cflags --libs --static onem2m_est) \
+  -o "$bin/psk_full_static" 2>"$FIXTURE_DIR/full-static.log" ||
+  { cat "$FIXTURE_DIR/full-static.log" >&2; exit 1; }
 export LD_LIBRARY_PATH=$prefix/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
-# Linked dynamically, to the installed library.
-# Linked statically (pkg-config --static onem2m_est-static): no libonem2m_est.so dependency.
-static_libs=$(ldd "$bin/psk_static")
-if grep -q libonem2m_est <<<"$static_libs"; then
-  echo "FAIL: psk_static is linked to the shared library" >&2
+# Linked with --static: no NEEDED libonem2m_est (readelf -d, not ldd: only what the program
+# itself records counts), OpenSSL still shared; the fully static one needs nothing.
+needed=$(readelf -d "$bin/psk_static" | grep NEEDED || true)
+if grep -q libonem2m_est <<<"$needed" || grep -q libgcc_s <<<"$needed" || ! grep -q libssl.so.3 <<<"$needed"; then
+  echo "FAIL: psk_static: not the archive with a shared OpenSSL and libc:" >&2
+  echo "$needed" >&2
+  exit 1
+fi
+if readelf -d "$bin/psk_full_static" | grep -q NEEDED; then
+  echo "FAIL: psk_full_static needs shared libraries" >&2
+  readelf -d "$bin/psk_full_static" >&2
   exit 1
 fi
 for exe in provision hsm_callbacks psk; do
@@ -127,7 +142,7 @@ fi
 
 # PPSK-based RSPF (TS-0003 8.3.2.1): only (KpmID, Kpm) and the TLS-PSK URI, then renewal on
 # the certificate port; a wrong Kpm; the PSK from the identity callback (see ffi/tests/c/psk.c).
-for exe in psk psk_static; do
+for exe in psk psk_static psk_full_static; do
   echo "== $exe (PPSK-based RSPF through the installed library)"
   if "$bin/$exe" "$MEF_PSK_URL" "$MEF_URL" "$KPM_ID" "$KPM_HEX" "$MEF_PSK_SUBJECT_ID" \
     "$DEVICE_CERT" "$DEVICE_KEY" "$FIXTURE_DIR/out-$exe"; then

@@ -3,11 +3,12 @@
 #   PREFIX/lib/libonem2m_est.so.X.Y.Z, .so.X (the soname) and .so (symlinks)
 #   PREFIX/lib/libonem2m_est.a
 #   PREFIX/include/onem2m_est.h
-#   PREFIX/lib/pkgconfig/onem2m_est.pc         (the shared library)
-#   PREFIX/lib/pkgconfig/onem2m_est-static.pc  (the static library and what it needs)
+#   PREFIX/lib/pkgconfig/onem2m_est.pc         (the module to use; --static: the archive)
+#   PREFIX/lib/pkgconfig/onem2m_est-shared.pc  (the shared library; onem2m_est.pc requires it)
 # usage: scripts/install.sh PREFIX      (e.g. /usr/local, or a staging directory)
-# Then: cc app.c $(pkg-config --cflags --libs onem2m_est)                    (shared)
-#       cc app.c $(pkg-config --cflags --libs --static onem2m_est-static)    (static)
+# Then: cc app.c $(pkg-config --cflags --libs onem2m_est)            (libonem2m_est.so)
+#       cc app.c $(pkg-config --cflags --libs --static onem2m_est)   (libonem2m_est.a; OpenSSL
+#                                                                    and libc stay shared)
 # Run time (shared): the dynamic loader must find libonem2m_est.so.0. As root with a PREFIX
 # the loader searches (/usr/local, /usr), this script runs ldconfig; otherwise it says what to
 # do: link with -Wl,-rpath,PREFIX/lib, or add PREFIX/lib to /etc/ld.so.conf.d/ and run
@@ -69,6 +70,13 @@ ln -sfn "$so.$major" "$libdir/$so"
 install -m 0644 "$target_dir/release/libonem2m_est.a" "$libdir/libonem2m_est.a"
 install -m 0644 include/onem2m_est.h "$includedir/onem2m_est.h"
 
+# `pkg-config --static --libs onem2m_est` must link the archive, though the .so lies beside it
+# and the linker prefers it for -lonem2m_est. Libs.private names the archive first
+# (-Bstatic within push/pop-state, so a `cc -static` link stays static), then what the archive
+# needs; the shared library comes after it, from the required onem2m_est-shared module (pkg-config
+# prints a module's flags before those of what it requires), with --as-needed: in a static link
+# the archive has resolved every mef_* symbol by then, so no NEEDED libonem2m_est.so is
+# recorded. Without --static only onem2m_est-shared's flags remain: the shared library.
 cat >"$libdir/pkgconfig/onem2m_est.pc" <<PC
 prefix=$prefix
 exec_prefix=\${prefix}
@@ -78,26 +86,24 @@ includedir=\${prefix}/include
 Name: onem2m_est
 Description: oneM2M Certificate Provisioning (TS-0003 8.3.6) over EST (RFC 7030)
 Version: $version
+Requires: onem2m_est-shared = $version
 Cflags: -I\${includedir}
-Libs: -L\${libdir} -lonem2m_est
-Libs.private: ${openssl_private}-lpthread -ldl -lm
+Libs:
+Libs.private: -L\${libdir} -Wl,--push-state,-Bstatic,-lonem2m_est,--pop-state ${openssl_private}-lpthread -ldl -lm
 PC
 
-# pkg-config cannot make `-lonem2m_est` pick the archive (the linker prefers the .so beside
-# it), so static linking has its own module naming the archive itself.
-cat >"$libdir/pkgconfig/onem2m_est-static.pc" <<PC
+cat >"$libdir/pkgconfig/onem2m_est-shared.pc" <<PC
 prefix=$prefix
 exec_prefix=\${prefix}
 libdir=\${exec_prefix}/lib
-includedir=\${prefix}/include
 
-Name: onem2m_est-static
-Description: oneM2M Certificate Provisioning over EST, static library
+Name: onem2m_est-shared
+Description: oneM2M Certificate Provisioning over EST, the shared library (use onem2m_est)
 Version: $version
-Cflags: -I\${includedir}
-Libs: \${libdir}/libonem2m_est.a
-Libs.private: ${openssl_private}-lpthread -ldl -lm
+Libs: -L\${libdir} -Wl,--push-state,--as-needed,-lonem2m_est,--pop-state
 PC
+# An older installation's separate static module (replaced by onem2m_est.pc --static).
+rm -f "$libdir/pkgconfig/onem2m_est-static.pc"
 
 echo "installed onem2m_est $version (features: ${features:-none}) in $prefix"
 

@@ -8,13 +8,23 @@
 #   SOURCE_DIR (or $LIBEST_SRC) holds libest-*.tar.gz and the *.patch files (NOTES.md there has
 #   the build facts); default ../shared/third-party/libest relative to the repository root.
 #   $LIBEST_CACHE overrides the cache root (default target/libest).
+# Exit status: 0 built or cached; 3 no source folder (the message says to set LIBEST_SRC);
+# 1 any other failure.
 # Nothing of libest goes into the repository: the build lives under target/ (git-ignored).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 src="${1:-${LIBEST_SRC:-$root/../shared/third-party/libest}}"
 if [ ! -d "$src" ]; then
-  echo "libest.sh: no libest source folder at $src (pass it as the argument or set LIBEST_SRC)" >&2
-  exit 1
+  # Exit 3: the source is missing (the test says so instead of "could not be built").
+  if [ -z "${1:-}" ] && [ -z "${LIBEST_SRC:-}" ]; then
+    echo "libest.sh: no libest source at $(realpath -m "$src"): this checkout is not beside" \
+      "shared/; set LIBEST_SRC to the folder holding libest-*.tar.gz and its patches" \
+      "(shared/third-party/libest), e.g. LIBEST_SRC=/path/to/shared/third-party/libest" >&2
+  else
+    echo "libest.sh: no libest source folder at $src (the argument or LIBEST_SRC must name" \
+      "the folder holding libest-*.tar.gz and its patches)" >&2
+  fi
+  exit 3
 fi
 src="$(cd "$src" && pwd)"
 

@@ -26,13 +26,18 @@ cargo run --locked -q --example quickstart -- "$work/qs" | tee "$work/quickstart
 
 # The printed commands: lines starting with "  target/release/" or "  openssl", with their
 # backslash continuations joined.
+# The quick start's example port 8443 becomes a free one (others may run this concurrently).
 python3 - "$work/quickstart.out" "$target/debug/" >"$work/commands" <<'PY'
-import sys
+import socket, sys
 text = open(sys.argv[1]).read().replace("\\\n", " ")
+with socket.socket() as sock:
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
 for line in text.splitlines():
     s = line.strip()
     if s.startswith("target/release/") or s.startswith("openssl "):
         s = s.split("  #")[0].strip()          # the trailing comment
+        s = s.replace("127.0.0.1:8443", f"127.0.0.1:{port}").replace("localhost:8443", f"localhost:{port}")
         print(s.replace("target/release/", sys.argv[2]))
 PY
 [ "$(wc -l <"$work/commands")" -ge 4 ] || { echo "quickstart-check: no commands printed" >&2; exit 1; }

@@ -96,6 +96,11 @@ for target in x86_64-pc-windows-gnu aarch64-unknown-linux-gnu armv7-unknown-linu
   scripts/cross-test.sh "$target"
 done
 
+step "the shell snippets of the documentation (README.md, docs/, mef/README.md), run in order"
+# scripts/shell-snippets.sh builds the binaries with the feature set of the step below (so that
+# step reuses them) and runs every unmarked sh block against them and the MEF fixture.
+scripts/shell-snippets.sh
+
 # Last, so the closing summary of this script is the full Rust test run.
 # The pkcs11 feature joins this run (one more build of the graph would cost minutes): it adds
 # tests/pkcs11.rs, cli/tests/pkcs11.rs and, with the MEF's `pkcs11` feature, mef/tests/pkcs11.rs

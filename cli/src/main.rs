@@ -423,6 +423,13 @@ fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
+            // With --json a usage error is a JSON object too (a bad-arguments failure, exit 2),
+            // so a caller that reads stdout always gets one; clap's text still goes to stderr.
+            if e.exit_code() == 2 {
+                if let Some(object) = usage_error_json(&e, std::env::args_os().skip(1)) {
+                    outln!("{object}");
+                }
+            }
             // clap exits 2 on usage errors, 0 on --help/--version: the same contract as ours.
             e.exit();
         }
@@ -489,6 +496,35 @@ fn main() -> ExitCode {
             ExitCode::from(code)
         }
     }
+}
+
+/// The --json object of a usage error, when the arguments ask for --json (before any `--`):
+/// the subcommand if one was named, clap's message without its "error: " prefix and usage
+/// lines, and the bad-arguments class of every other argument failure (TS-0003 8.3.9.7).
+fn usage_error_json(
+    e: &clap::Error,
+    args: impl Iterator<Item = std::ffi::OsString>,
+) -> Option<serde_json::Value> {
+    let args: Vec<_> = args.take_while(|a| a != "--").collect();
+    if !args.iter().any(|a| a == "--json") {
+        return None;
+    }
+    let cli = <Cli as clap::CommandFactory>::command();
+    let command = args.iter().find_map(|a| {
+        cli.get_subcommands()
+            .find(|c| a == c.get_name())
+            .map(|c| c.get_name().to_string())
+    });
+    let rendered = e.render().to_string();
+    let message = rendered.lines().next().unwrap_or_default();
+    let message = message.strip_prefix("error: ").unwrap_or(message);
+    Some(serde_json::json!({
+        "ok": false,
+        "command": command,
+        "error": message,
+        "class": "bad-arguments",
+        "cmdStatusCode": onem2m_est::certprov::CmdStatus::from(ErrorClass::BadArguments).name(),
+    }))
 }
 
 /// The error and the causes it does not already quote, on one line.

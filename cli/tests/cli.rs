@@ -706,6 +706,48 @@ fn json_results_of_every_subcommand() {
     );
 }
 
+/// A usage error under --json is a JSON object on stdout (bad arguments, exit 2), clap's text
+/// on stderr; without --json stdout stays empty.
+#[test]
+fn usage_errors_are_json_under_json() {
+    let o = run(&["provision", "--json", "--no-such-flag"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let e = json(&o);
+    assert_eq!(e["ok"], false, "{e}");
+    assert_eq!(e["command"], "provision", "{e}");
+    assert_eq!(e["class"], "bad-arguments", "{e}");
+    assert_eq!(
+        e["cmdStatusCode"], "MEF_CLIENT_CMD_UNACCEPTABLE_ARGUMENTS",
+        "{e}"
+    );
+    let error = e["error"].as_str().unwrap();
+    assert!(error.contains("--no-such-flag"), "{e}");
+    assert!(!error.starts_with("error:"), "{e}");
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("Usage:"),
+        "{}",
+        text(&o)
+    );
+
+    // A missing required argument, and no subcommand at all.
+    let o = run(&["--json", "cacerts"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert_eq!(json(&o)["command"], "cacerts");
+    let o = run(&["--json"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert_eq!(json(&o)["command"], serde_json::Value::Null);
+
+    // Without --json (or with it only after `--`): clap's text alone.
+    for args in [
+        &["provision", "--no-such-flag"][..],
+        &["provision", "--", "--json"],
+    ] {
+        let o = run(args);
+        assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+        assert!(o.stdout.is_empty(), "{}", text(&o));
+    }
+}
+
 #[test]
 fn out_does_not_create_missing_parent_folders() {
     let f = Fixture::new();

@@ -111,6 +111,14 @@ fn libest() -> &'static Path {
             .stderr(Stdio::inherit())
             .output()
             .expect("bash runs scripts/libest.sh");
+        assert_ne!(
+            out.status.code(),
+            Some(3),
+            "the libest source is not where scripts/libest.sh looks (above): this checkout is \
+             not beside shared/. Set LIBEST_SRC to the folder holding libest-*.tar.gz and its \
+             patches: LIBEST_SRC=/path/to/shared/third-party/libest cargo test -p \
+             onem2m-est-cli --test libest"
+        );
         assert!(
             out.status.success(),
             "libest could not be built: scripts/libest.sh failed (above). It needs the libest \
@@ -688,4 +696,42 @@ fn cli_against_libest() {
     );
     assert!(!stderr.contains("panicked"), "{}", text(&o));
     assert_eq!(files(&cred), before, "nothing changed");
+}
+
+/// A checkout that is not beside `shared/` (no LIBEST_SRC): scripts/libest.sh exits 3 and says
+/// to set LIBEST_SRC, naming the folder it looked in (the newcomer's first failure, issue #14).
+#[test]
+fn a_missing_libest_source_says_to_set_libest_src() {
+    let tmp = tempfile::tempdir().unwrap();
+    // A copy of the script in a folder with no shared/ beside it: its default source is absent.
+    std::fs::create_dir(tmp.path().join("scripts")).unwrap();
+    let script = tmp.path().join("scripts/libest.sh");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    std::fs::copy(root.join("scripts/libest.sh"), &script).unwrap();
+    let out = Command::new("bash")
+        .arg(&script)
+        .env_remove("LIBEST_SRC")
+        .env("LIBEST_CACHE", tmp.path().join("cache"))
+        .output()
+        .expect("bash runs scripts/libest.sh");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    let expected = tmp
+        .path()
+        .parent()
+        .unwrap()
+        .join("shared/third-party/libest");
+    assert!(stderr.contains(&expected.display().to_string()), "{stderr}");
+    assert!(stderr.contains("set LIBEST_SRC"), "{stderr}");
+
+    // A LIBEST_SRC that names no folder: exit 3, the variable's value named.
+    let out = Command::new("bash")
+        .arg(&script)
+        .env("LIBEST_SRC", tmp.path().join("nope"))
+        .env("LIBEST_CACHE", tmp.path().join("cache"))
+        .output()
+        .expect("bash runs scripts/libest.sh");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("nope"), "{stderr}");
 }
