@@ -178,7 +178,7 @@ if $windows; then
   #   verify`), provisioning.rs's two that serve or verify TLS with openssl and curl; tests/csr.rs (openssl) and
   #   ffi/tests/ffi_header.rs (cbindgen runs `cargo metadata`) as a whole;
   # - transport.rs's status_400_surfaces_the_text_body, which hangs under Wine 8.0 after its
-  #   assertion passed: in the test server's drop (tests/support), joining a connection thread
+  #   assertion passed: in the test server's drop (testkit/src/server.rs), joining a connection thread
   #   whose blocked read a shutdown(2) of the cloned socket does not wake under Wine (a
   #   WINEDEBUG=+winsock trace ends there). Not the client; real Windows not tried.
   no_host_tool=(csr::tests::full_request_as_the_mef_asks csr::tests::every_key_algorithm_signs_a_verifiable_request

@@ -12,58 +12,15 @@ use onem2m_est::identity::{SubjectIdentity, SubjectType};
 use onem2m_est::keys::{KeyAlgorithm, PrivateKey, SoftwareKey};
 use onem2m_est::proto::csrattrs::{ChallengePassword, CsrRequirements};
 use onem2m_est::store::{CredentialStore, FileStore};
-use onem2m_est::tls::{client_config, ClientIdentity};
+use onem2m_est::tls::client_config;
 use onem2m_est::transport::{EstConnection, TransportConfig};
 use onem2m_est::uri::EstUri;
 use onem2m_est::{Error, ErrorClass};
+use onem2m_est_testkit::{Manufacturer, CSE_ID};
 use onem2m_mef::{Mef, MefConfig, RunningMef, ServerEku};
-use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
 use rustls_pki_types::CertificateDer;
 use tempfile::TempDir;
 use zeroize::Zeroizing;
-
-const CSE_ID: &str = "cse01.sp.example.com";
-
-/// A manufacturer CA and a device certificate it issued: the third-party EST client
-/// certificate of pre-condition B.ii.2.
-struct Manufacturer {
-    ca_der: CertificateDer<'static>,
-    device_cert: CertificateDer<'static>,
-    device_key: Arc<dyn PrivateKey>,
-}
-
-impl Manufacturer {
-    fn new(name: &str) -> Manufacturer {
-        let ca_key = KeyPair::generate().unwrap();
-        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        ca_params
-            .distinguished_name
-            .push(DnType::CommonName, format!("{name} manufacturer CA"));
-        let ca = ca_params.self_signed(&ca_key).unwrap();
-        let issuer = rcgen::Issuer::new(ca_params, ca_key);
-
-        let device_key = KeyPair::generate().unwrap();
-        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        params
-            .distinguished_name
-            .push(DnType::CommonName, format!("{name} device 0001"));
-        let device = params.signed_by(&device_key, &issuer).unwrap();
-        let key = SoftwareKey::from_pkcs8_der(&Zeroizing::new(device_key.serialize_der())).unwrap();
-        Manufacturer {
-            ca_der: ca.der().clone(),
-            device_cert: device.der().clone(),
-            device_key: Arc::new(key),
-        }
-    }
-
-    fn identity(&self) -> ClientIdentity {
-        ClientIdentity {
-            chain: vec![self.device_cert.clone()],
-            key: self.device_key.clone(),
-        }
-    }
-}
 
 struct Setup {
     _dir: TempDir,
@@ -109,16 +66,9 @@ fn quick_transport() -> TransportConfig {
 fn setup_with(tweak: impl FnOnce(&mut MefConfig)) -> Setup {
     let dir = TempDir::new().unwrap();
     let maker = Manufacturer::new("acme");
-    let mut config = MefConfig::new(dir.path());
-    config.client_trust = vec![maker.ca_der.clone()];
+    let mut config = maker.mef_config(dir.path());
     tweak(&mut config);
-    let mef = Mef::start(config).unwrap();
-    mef.add_identity(
-        maker.device_cert.as_ref(),
-        onem2m_mef::SubjectType::Cse,
-        CSE_ID,
-    )
-    .unwrap();
+    let mef = maker.start_mef(config);
     Setup {
         _dir: dir,
         mef,
@@ -357,11 +307,7 @@ fn failed_reprovisioning_when_the_mef_is_down_leaves_the_previous_credentials_in
 fn reprovisioning_works_after_the_mef_restarts() {
     let dir = TempDir::new().unwrap();
     let maker = Manufacturer::new("acme");
-    let start = |dir: &Path| {
-        let mut config = MefConfig::new(dir);
-        config.client_trust = vec![maker.ca_der.clone()];
-        Mef::start(config).unwrap()
-    };
+    let start = |dir: &Path| Mef::start(maker.mef_config(dir)).unwrap();
     let out = TempDir::new().unwrap();
     {
         let mef = start(dir.path());
@@ -498,7 +444,7 @@ fn a_trust_anchor_that_does_not_match_the_mef_is_refused() {
     let s = setup();
     let stranger = Manufacturer::new("stranger");
     let auth = InitialAuth::Certificate {
-        trust_anchors: vec![stranger.ca_der.clone()],
+        trust_anchors: vec![stranger.ca_cert.clone()],
         client: s.maker.identity(),
     };
     let err = s
@@ -877,9 +823,7 @@ fn an_ae_certificate_from_the_mef_is_a_tls_client_certificate_for_openssl() {
     const AE_ID: &str = "https://sp.example.com/cse01/CAE01";
     let dir = TempDir::new().unwrap();
     let maker = Manufacturer::new("acme");
-    let mut config = MefConfig::new(dir.path());
-    config.client_trust = vec![maker.ca_der.clone()];
-    let mef = Mef::start(config).unwrap();
+    let mef = Mef::start(maker.mef_config(dir.path())).unwrap();
     mef.add_identity(
         maker.device_cert.as_ref(),
         onem2m_mef::SubjectType::Ae,
@@ -973,8 +917,7 @@ fn provisioning_under_a_name_constrained_mef_ca() {
     // A device registered for a CSE-ID outside the SP domains.
     let outsider = Manufacturer::new("outsider");
     let dir = TempDir::new().unwrap();
-    let mut config = MefConfig::new(dir.path());
-    config.client_trust = vec![outsider.ca_der.clone()];
+    let mut config = outsider.mef_config(dir.path());
     config.sp_domains = vec!["sp.example.com".into()];
     config.hostnames = vec!["127.0.0.1".into()];
     let mef = Mef::start(config).unwrap();
@@ -1016,11 +959,7 @@ fn issuer_of(cert: &CertificateDer<'_>) -> String {
 fn ca_rollover_with_link_certificates_end_to_end() {
     let dir = TempDir::new().unwrap();
     let maker = Manufacturer::new("acme");
-    let start = || {
-        let mut config = MefConfig::new(dir.path());
-        config.client_trust = vec![maker.ca_der.clone()];
-        Mef::start(config).unwrap()
-    };
+    let start = || Mef::start(maker.mef_config(dir.path())).unwrap();
     let client = |mef: &RunningMef| {
         MefClient::new(
             Config::new(EstUri::parse(&mef.base_uri(None)).unwrap()).transport(quick_transport()),

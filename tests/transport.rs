@@ -1,17 +1,15 @@
-//! EST transport against the scripted HTTPS server of tests/support, over 127.0.0.1.
-
-mod support;
+//! EST transport against the scripted HTTPS server of the test kit (onem2m_est_testkit::server), over 127.0.0.1.
 
 use onem2m_est::error::{Error, Operation};
 use onem2m_est::proto::{base64body, csrattrs, media};
 use onem2m_est::tls::{client_config, ClientIdentity};
 use onem2m_est::transport::{Clock, EstConnection, PollClock, PollPolicy, TransportConfig};
 use onem2m_est::uri::EstUri;
+use onem2m_est_testkit::{pki::*, server::*};
 use rustls::pki_types::CertificateDer;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use support::*;
 
 const CSR: &[u8] = b"\x30\x03\x02\x01\x00 stand-in CSR bytes";
 

@@ -1,5 +1,5 @@
 //! The hostile-MEF matrix: whole procedures (`MefClient::reprovision`, and `provision` where the
-//! case is about bootstrapping) against the procedure server of tests/support, which behaves
+//! case is about bootstrapping) against the procedure server of the test kit (onem2m_est_testkit::server), which behaves
 //! like a MEF except for one deliberate misbehaviour per case.
 //!
 //! Every case asserts the exact [`Error`] variant and its [`ErrorClass`], that nothing was
@@ -11,11 +11,6 @@
 //! Timeouts are small (1 s per response), so the slow cases finish in about a second each.
 //! The last section holds the field quirks the procedure tolerates (it succeeds there).
 
-mod harness;
-#[path = "../support/mod.rs"]
-mod support;
-
-use harness::*;
 use onem2m_est::client::{Config, MefClient, Reprovision};
 use onem2m_est::error::Operation;
 use onem2m_est::identity::{SubjectIdentity, SubjectType};
@@ -25,12 +20,13 @@ use onem2m_est::proto::{base64body, certs_only, media};
 use onem2m_est::store::{CredentialStore, Credentials, FileStore};
 use onem2m_est::uri::EstUri;
 use onem2m_est::{Error, ErrorClass};
+use onem2m_est_testkit::hostile::*;
+use onem2m_est_testkit::{pki::*, server::*};
 use rustls::pki_types::CertificateDer;
 use std::path::Path;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use support::*;
 use tempfile::TempDir;
 
 // ---------------------------------------------------------------------------------------------

@@ -5,19 +5,12 @@ use std::sync::Mutex;
 
 use super::*;
 
-// The scripted HTTPS server and small PKI the core's integration tests use (tests/support),
-// for the callback fault tests.
-#[path = "../../../tests/support/mod.rs"]
-mod support;
-
+// The callback fault tests and the hostile-MEF matrix's C ABI subset run against the test kit's
+// procedure server (onem2m_est_testkit::server, ::hostile).
 mod callback_faults;
-
-// The hostile-MEF matrix's harness (tests/hostile/harness.rs), for its C ABI subset.
 mod hostile_c_abi;
 
 // The PKCS #11 tests' SoftHSM2 fixture (tests/pkcs11/fixture.rs), for the C ABI with a token key.
-#[path = "../../../tests/hostile/harness.rs"]
-mod hostile_harness;
 #[cfg(feature = "pkcs11")]
 mod pkcs11_c_abi;
 #[cfg(feature = "pkcs11")]
@@ -49,10 +42,7 @@ fn received(tag: usize) -> Vec<(mef_log_level, String)> {
 }
 
 fn ca_pem() -> String {
-    let key = rcgen::KeyPair::generate().unwrap();
-    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    params.self_signed(&key).unwrap().pem()
+    onem2m_est_testkit::TestCa::new("C API test CA").cert_pem()
 }
 
 /// A client of a MEF that is not there (127.0.0.1:1 refuses), logging to `record` with `tag`.
