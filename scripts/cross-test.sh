@@ -170,7 +170,7 @@ fi
 if $windows; then
   # The core crate's tests on Windows, under Wine (debug profile, its own std build). The MEF
   # (a dev-dependency) and the psk feature need OpenSSL: the one built above, linked statically.
-  # Run: the lib tests, tests/faults.rs, provisioning.rs, hostile.rs, transport.rs and psk.rs.
+  # Run: the lib tests, tests/faults.rs, provisioning.rs, tests/hostile, transport.rs and psk.rs.
   # Left out here (they all run natively in scripts/test.sh):
   # - tests that start a host tool, which a Windows program under Wine cannot do
   #   (Command::new("openssl") looks for openssl.exe; the vendored OpenSSL has no CLI): eight lib
