@@ -89,7 +89,7 @@ step "fuzz targets: build and a short smoke run of each (FUZZING.md has the long
 scripts/fuzz.sh 5
 
 step "benchmarks, quick mode (figures only, no assertions; BENCHMARKS.md)"
-bench/run.sh --quick --no-psk
+benches/run.sh --quick --no-psk
 
 step "cross builds: vendor packages for Windows, aarch64 and armv7 Linux, tested under Wine and QEMU"
 # The standard library is built per target (target/cross/TARGET, kept between runs); Windows
