@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use onem2m_est_testkit::process::{self, text};
 use onem2m_est_testkit::{require_tool, MefFixture, TestCa, CSE_ID};
 use onem2m_mef::{Mef, MefConfig, RunningMef};
 use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
@@ -61,19 +62,7 @@ impl Fixture {
 }
 
 fn run<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_onem2m-est"))
-        .args(args)
-        .output()
-        .expect("the onem2m-est binary runs")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "status {:?}\nstdout:\n{}\nstderr:\n{}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
+    process::run(env!("CARGO_BIN_EXE_onem2m-est"), args)
 }
 
 #[test]

@@ -86,6 +86,7 @@ use onem2m_est::tls::{client_config, ClientIdentity};
 use onem2m_est::transport::{EstConnection, TransportConfig};
 use onem2m_est::uri::EstUri;
 use onem2m_est::{Error, ErrorClass};
+use onem2m_est_testkit::process::{self, text};
 use onem2m_est_testkit::{require, require_tool};
 use tempfile::TempDir;
 
@@ -600,19 +601,7 @@ fn library_refuses_a_certificate_without_the_identity() {
 // --- through the CLI ------------------------------------------------------------------------
 
 fn cli(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_onem2m-est"))
-        .args(args)
-        .output()
-        .expect("the onem2m-est binary runs")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "status {:?}\nstdout:\n{}\nstderr:\n{}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
+    process::run(env!("CARGO_BIN_EXE_onem2m-est"), args)
 }
 
 #[test]

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use onem2m_est::renewal::{RenewAt, RenewalPolicy};
 use onem2m_est::store::{CredentialStore, FileStore};
+use onem2m_est_testkit::process::{self, text};
 use onem2m_est_testkit::{Manufacturer, CSE_ID};
 use onem2m_mef::{Mef, MefConfig, RunningMef};
 use tempfile::TempDir;
@@ -171,19 +172,7 @@ impl Fixture {
 }
 
 fn run<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_onem2m-est"))
-        .args(args)
-        .output()
-        .expect("the onem2m-est binary runs")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "status {:?}\nstdout:\n{}\nstderr:\n{}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
+    process::run(env!("CARGO_BIN_EXE_onem2m-est"), args)
 }
 
 fn files(out: &Path) -> Vec<Vec<u8>> {

@@ -5,9 +5,10 @@
 //! (no OpenSSL), `--tls-profile ts0003` exits 2 before any I/O.
 
 use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
+use std::process::{Output, Stdio};
 
 use onem2m_est_testkit::openssl::SServer;
+use onem2m_est_testkit::process::{self, stderr, text};
 use onem2m_est_testkit::{Eku, TestCa};
 use tempfile::TempDir;
 
@@ -88,23 +89,7 @@ impl Fixture {
 }
 
 fn run<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_onem2m-est"))
-        .args(args)
-        .output()
-        .expect("the onem2m-est binary runs")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "status {:?}\nstdout:\n{}\nstderr:\n{}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
+    process::run(env!("CARGO_BIN_EXE_onem2m-est"), args)
 }
 
 #[test]

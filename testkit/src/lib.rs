@@ -13,6 +13,7 @@ pub mod hostile;
 pub mod mef;
 pub mod openssl;
 pub mod pki;
+pub mod process;
 pub mod server;
 pub mod tools;
 
