@@ -191,12 +191,7 @@ impl CredentialStore for MemStore {
 }
 
 fn transport() -> TransportConfig {
-    TransportConfig {
-        connect_timeout: Duration::from_secs(5),
-        tls_timeout: Duration::from_secs(5),
-        response_timeout: Duration::from_secs(10),
-        ..TransportConfig::default()
-    }
+    onem2m_est_testkit::mef::transport()
 }
 
 fn client_for(uri: &str) -> MefClient {

@@ -53,12 +53,7 @@ impl Setup {
 }
 
 fn quick_transport() -> TransportConfig {
-    let mut t = TransportConfig {
-        connect_timeout: Duration::from_secs(5),
-        tls_timeout: Duration::from_secs(5),
-        response_timeout: Duration::from_secs(10),
-        ..TransportConfig::default()
-    };
+    let mut t = onem2m_est_testkit::mef::transport();
     t.poll.default_delay = Duration::from_millis(10);
     t.poll.max_total = Duration::from_secs(20);
     t

@@ -5,7 +5,6 @@
 
 use std::process::{Command, Stdio};
 use std::sync::Arc;
-use std::time::Duration;
 
 use onem2m_est::client::{Config, InitialAuth, KeySource, MefClient, Reprovision};
 use onem2m_est::psk::{OpenSslPskStack, PskCredential};
@@ -27,12 +26,7 @@ fn kpm() -> Vec<u8> {
 }
 
 fn quick_transport() -> TransportConfig {
-    TransportConfig {
-        connect_timeout: Duration::from_secs(5),
-        tls_timeout: Duration::from_secs(5),
-        response_timeout: Duration::from_secs(10),
-        ..TransportConfig::default()
-    }
+    onem2m_est_testkit::mef::transport()
 }
 
 fn client(uri: &str) -> MefClient {

@@ -10,7 +10,6 @@ use onem2m_est::client::{Config, InitialAuth, KeySource, MefClient, Reprovision}
 use onem2m_est::identity::{SubjectIdentity, SubjectType};
 use onem2m_est::renewal::{classify, FailureKind, RenewalPath, RenewalPolicy};
 use onem2m_est::store::{CredentialStore, FileStore};
-use onem2m_est::transport::TransportConfig;
 use onem2m_est::uri::EstUri;
 use onem2m_est::{Error, ErrorClass};
 use onem2m_est_testkit::{Manufacturer, MefFixture, CSE_ID};
@@ -45,12 +44,7 @@ impl Setup {
     }
 
     fn client(&self) -> MefClient {
-        let mut t = TransportConfig {
-            connect_timeout: Duration::from_secs(5),
-            tls_timeout: Duration::from_secs(5),
-            response_timeout: Duration::from_secs(10),
-            ..TransportConfig::default()
-        };
+        let mut t = onem2m_est_testkit::mef::transport();
         t.poll.max_total = Duration::from_secs(10);
         MefClient::new(
             Config::new(EstUri::parse(&self.mef.base_uri(None)).unwrap())

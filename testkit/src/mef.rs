@@ -4,8 +4,10 @@
 
 use crate::pki::Manufacturer;
 use onem2m_est::client::InitialAuth;
+use onem2m_est::transport::TransportConfig;
 use onem2m_mef::{Mef, MefConfig, RunningMef, SubjectType};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 use tempfile::TempDir;
 
 /// The CSE-ID the MEF associates with the manufacturer's device.
@@ -26,6 +28,17 @@ impl Manufacturer {
         mef.add_identity(self.device_cert.as_ref(), SubjectType::Cse, CSE_ID)
             .expect("the device is registered");
         mef
+    }
+}
+
+/// The transport of clients of an in-process MEF: 5 s to connect and for the TLS handshake,
+/// 10 s for a response (a loaded CI machine), the default polling policy.
+pub fn transport() -> TransportConfig {
+    TransportConfig {
+        connect_timeout: Duration::from_secs(5),
+        tls_timeout: Duration::from_secs(5),
+        response_timeout: Duration::from_secs(10),
+        ..TransportConfig::default()
     }
 }
 
