@@ -14,16 +14,18 @@ pub fn tools_required() -> bool {
     std::env::var_os(REQUIRE_TOOLS).is_some_and(|v| v == "1")
 }
 
-/// Where `tool` is: a path that names an executable file as given, else the first match on
-/// `PATH`.
+/// Where `tool` is: a path that names a file as given, else the first match on `PATH` (with
+/// the platform's executable suffix too, `.exe` on Windows).
 pub fn find_tool(tool: impl AsRef<OsStr>) -> Option<PathBuf> {
     let tool = Path::new(tool.as_ref());
     if tool.components().count() > 1 {
         return tool.is_file().then(|| tool.to_path_buf());
     }
+    let mut with_suffix = tool.as_os_str().to_owned();
+    with_suffix.push(std::env::consts::EXE_SUFFIX);
     let path = std::env::var_os("PATH")?;
     std::env::split_paths(&path)
-        .map(|dir| dir.join(tool))
+        .flat_map(|dir| [dir.join(tool), dir.join(&with_suffix)])
         .find(|candidate| candidate.is_file())
 }
 
