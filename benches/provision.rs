@@ -33,12 +33,10 @@ use onem2m_est::store::{
 use onem2m_est::tls::{client_config, ClientIdentity};
 use onem2m_est::transport::TransportConfig;
 use onem2m_est::uri::EstUri;
-use onem2m_mef::{Mef, MefConfig, RunningMef};
-use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
+use onem2m_est_testkit::{Manufacturer, CSE_ID};
+use onem2m_mef::RunningMef;
 use rustls_pki_types::{CertificateDer, ServerName};
 use zeroize::Zeroizing;
-
-const CSE_ID: &str = "cse01.sp.example.com";
 
 fn main() {
     let mut args: Vec<String> = std::env::args().skip(1).collect();
@@ -54,7 +52,7 @@ fn main() {
         "inproc" => inproc(quick, &mut args),
         "setup" => {
             let dir = PathBuf::from(args.first().expect("setup DIR"));
-            Manufacturer::new("bench").write(&dir);
+            write_manufacturer(&Manufacturer::new("bench"), &dir);
             println!(
                 "wrote {}/{{manufacturer-ca,device,device.key}}.pem",
                 dir.display()
@@ -165,63 +163,15 @@ fn us(d: Duration) -> f64 {
 // Fixtures
 // ---------------------------------------------------------------------------------------------
 
-/// A manufacturer CA and a device certificate it issued (the third-party EST client
-/// certificate of certificate-based RSPF).
-struct Manufacturer {
-    ca_der: CertificateDer<'static>,
-    device_cert: CertificateDer<'static>,
-    device_key: Arc<SoftwareKey>,
-}
-
-impl Manufacturer {
-    fn new(name: &str) -> Manufacturer {
-        let ca_key = KeyPair::generate().unwrap();
-        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        ca_params
-            .distinguished_name
-            .push(DnType::CommonName, format!("{name} manufacturer CA"));
-        let ca = ca_params.self_signed(&ca_key).unwrap();
-        let issuer = rcgen::Issuer::new(ca_params, ca_key);
-        let device_key = KeyPair::generate().unwrap();
-        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        params
-            .distinguished_name
-            .push(DnType::CommonName, format!("{name} device 0001"));
-        let device = params.signed_by(&device_key, &issuer).unwrap();
-        let key = SoftwareKey::from_pkcs8_der(&Zeroizing::new(device_key.serialize_der())).unwrap();
-        Manufacturer {
-            ca_der: ca.der().clone(),
-            device_cert: device.der().clone(),
-            device_key: Arc::new(key),
-        }
-    }
-
-    fn identity(&self) -> ClientIdentity {
-        ClientIdentity {
-            chain: vec![self.device_cert.clone()],
-            key: self.device_key.clone(),
-        }
-    }
-
-    fn write(&self, dir: &Path) {
-        std::fs::create_dir_all(dir).unwrap();
-        std::fs::write(
-            dir.join("manufacturer-ca.pem"),
-            certs_to_pem(std::slice::from_ref(&self.ca_der)),
-        )
-        .unwrap();
-        std::fs::write(
-            dir.join("device.pem"),
-            certs_to_pem(std::slice::from_ref(&self.device_cert)),
-        )
-        .unwrap();
-        std::fs::write(
-            dir.join("device.key"),
-            self.device_key.to_pkcs8_pem().as_bytes(),
-        )
-        .unwrap();
-    }
+/// Writes the manufacturer's CA certificate and the device's certificate and key into `dir`.
+fn write_manufacturer(maker: &Manufacturer, dir: &Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(
+        dir.join("manufacturer-ca.pem"),
+        certs_to_pem(std::slice::from_ref(&maker.ca_cert)),
+    )
+    .unwrap();
+    maker.write_device_files(dir);
 }
 
 /// A credential store in memory: measures the procedure without the file system's fsyncs
@@ -241,12 +191,7 @@ impl CredentialStore for MemStore {
 }
 
 fn transport() -> TransportConfig {
-    TransportConfig {
-        connect_timeout: Duration::from_secs(5),
-        tls_timeout: Duration::from_secs(5),
-        response_timeout: Duration::from_secs(10),
-        ..TransportConfig::default()
-    }
+    onem2m_est_testkit::mef::transport()
 }
 
 fn client_for(uri: &str) -> MefClient {
@@ -303,19 +248,13 @@ fn inproc(quick: bool, args: &mut Vec<String>) {
     // fsyncs (durability) is measured on its own at the end, with the database on disk.
     let data = mef_data_dir(false);
     let maker = Manufacturer::new("bench");
-    let mut config = MefConfig::new(data.path());
-    config.client_trust = vec![maker.ca_der.clone()];
+    #[allow(unused_mut)] // Changed only with `psk`.
+    let mut config = maker.mef_config(data.path());
     #[cfg(feature = "psk")]
     {
         config.psk_listen = Some("127.0.0.1:0".parse().unwrap());
     }
-    let mef = Mef::start(config).unwrap();
-    mef.add_identity(
-        maker.device_cert.as_ref(),
-        onem2m_mef::SubjectType::Cse,
-        CSE_ID,
-    )
-    .unwrap();
+    let mef = maker.start_mef(config);
     let auth = InitialAuth::Certificate {
         trust_anchors: vec![mef.ca_cert_der()],
         client: maker.identity(),
@@ -420,15 +359,7 @@ fn inproc(quick: bool, args: &mut Vec<String>) {
     // Durability: the same procedure with the MEF database on disk (its commit is fsynced
     // before the certificate is returned).
     let data = mef_data_dir(true);
-    let mut config = MefConfig::new(data.path());
-    config.client_trust = vec![maker.ca_der.clone()];
-    let mef = Mef::start(config).unwrap();
-    mef.add_identity(
-        maker.device_cert.as_ref(),
-        onem2m_mef::SubjectType::Cse,
-        CSE_ID,
-    )
-    .unwrap();
+    let mef = maker.start_mef(maker.mef_config(data.path()));
     let auth = InitialAuth::Certificate {
         trust_anchors: vec![mef.ca_cert_der()],
         client: maker.identity(),

@@ -170,7 +170,7 @@ fi
 if $windows; then
   # The core crate's tests on Windows, under Wine (debug profile, its own std build). The MEF
   # (a dev-dependency) and the psk feature need OpenSSL: the one built above, linked statically.
-  # Run: the lib tests, tests/faults.rs, provisioning.rs, hostile.rs, transport.rs and psk.rs.
+  # Run: the lib tests, tests/faults.rs, provisioning.rs, tests/hostile, transport.rs and psk.rs.
   # Left out here (they all run natively in scripts/test.sh):
   # - tests that start a host tool, which a Windows program under Wine cannot do
   #   (Command::new("openssl") looks for openssl.exe; the vendored OpenSSL has no CLI): eight lib
@@ -178,7 +178,7 @@ if $windows; then
   #   verify`), provisioning.rs's two that serve or verify TLS with openssl and curl; tests/csr.rs (openssl) and
   #   ffi/tests/ffi_header.rs (cbindgen runs `cargo metadata`) as a whole;
   # - transport.rs's status_400_surfaces_the_text_body, which hangs under Wine 8.0 after its
-  #   assertion passed: in the test server's drop (tests/support), joining a connection thread
+  #   assertion passed: in the test server's drop (testkit/src/server.rs), joining a connection thread
   #   whose blocked read a shutdown(2) of the cloned socket does not wake under Wine (a
   #   WINEDEBUG=+winsock trace ends there). Not the client; real Windows not tried.
   no_host_tool=(csr::tests::full_request_as_the_mef_asks csr::tests::every_key_algorithm_signs_a_verifiable_request

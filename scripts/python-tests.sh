@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Tests of the Python binding (python/): builds the shared library (with TLS-PSK and PKCS #11) and the reference MEF
 # (debug), installs pytest if missing, runs python/tests against target/debug/libonem2m_est.so
-# (in CARGO_TARGET_DIR if set), then runs the README's Python quick start
+# (in CARGO_TARGET_DIR if set; their MEF and PKI come from scripts/lib/mef-fixture.sh too), then
+# runs the README's Python quick start
 # (python/examples/quickstart.py) and the documentation's Python snippets against the MEF fixture
 # of scripts/lib/mef-fixture.sh.
 set -euo pipefail
@@ -54,10 +55,13 @@ scripts/python-wheel.sh "$wheel_dir"
 python3 -m venv --system-site-packages "$FIXTURE_DIR/venv"
 venv_python=$FIXTURE_DIR/venv/bin/python
 "$venv_python" -m pip install --quiet --no-deps --no-index "$wheel_dir"/onem2m_est-*.whl
-# PATH holds only the tools the tests call (openssl): no cargo, rustc or cc.
+# PATH holds only the tools the tests call: openssl, and bash with what the MEF fixture script
+# uses (python/tests/conftest.py runs scripts/lib/mef-fixture.sh). No cargo, rustc or cc.
 bare_path=$FIXTURE_DIR/tools
 mkdir -p "$bare_path"
-ln -s "$(command -v openssl)" "$bare_path/openssl"
+for tool in openssl bash dirname mktemp rm mkdir cat chmod sed seq sleep; do
+  ln -s "$(command -v "$tool")" "$bare_path/$tool"
+done
 for tool in cargo rustc cc; do
   if PATH=$bare_path command -v "$tool" >/dev/null 2>&1; then
     echo "error: $tool is on the wheel test's PATH" >&2

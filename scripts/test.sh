@@ -5,6 +5,9 @@
 # binding, the fuzz targets (short smoke pass) and the benchmarks (quick mode).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# A test that needs an external tool (openssl, curl, libest, ...) FAILS when the tool is missing
+# (testkit/src/tools.rs, `require_tool`); without this variable it would only print SKIPPED.
+export ONEM2M_REQUIRE_TOOLS=1
 
 # Debian packages:
 # - strongswan-pki + libstrongswan-extra-plugins + libstrongswan-standard-plugins: strongSwan's
@@ -86,7 +89,7 @@ step "fuzz targets: build and a short smoke run of each (FUZZING.md has the long
 scripts/fuzz.sh 5
 
 step "benchmarks, quick mode (figures only, no assertions; BENCHMARKS.md)"
-bench/run.sh --quick --no-psk
+benches/run.sh --quick --no-psk
 
 step "cross builds: vendor packages for Windows, aarch64 and armv7 Linux, tested under Wine and QEMU"
 # The standard library is built per target (target/cross/TARGET, kept between runs); Windows

@@ -13,6 +13,7 @@ use onem2m_est::proto::san::{self, GeneralName};
 use onem2m_est::store::{CredentialStore, Credentials, FileStore};
 use onem2m_est::validate::validate_issued;
 use onem2m_est::{csr::build_csr, Error};
+use onem2m_est_testkit::require_tool;
 use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
     Issuer, KeyPair, KeyUsagePurpose, SanType,
@@ -131,7 +132,7 @@ fn openssl(args: &[&str], files: &[&Path]) -> String {
         .args(args)
         .args(files)
         .output()
-        .expect("the openssl CLI is required for this test");
+        .expect("the openssl CLI runs");
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
@@ -172,6 +173,9 @@ fn mef_requirements(key: Option<KeyRequirement>, hash: Option<HashAlg>) -> CsrRe
 }
 
 fn provision_once(key: Option<KeyRequirement>, hash: Option<HashAlg>, expect: KeyAlgorithm) {
+    if !require_tool("openssl", "Debian package openssl") {
+        return;
+    }
     let tmp = tempfile::tempdir().unwrap();
     let ca = Ca::new();
     let identity = SubjectIdentity::new(SubjectType::Ae, AE).unwrap();

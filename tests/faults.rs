@@ -6,7 +6,7 @@
 //!   (EACCES). The tests run as root, where `chmod` denies nothing, so ENOSPC and EACCES are
 //!   injected as the I/O error of that step's system call.
 //! - The same faults under a whole procedure (`MefClient::reprovision` against the procedure
-//!   server of tests/support).
+//!   server of the test kit, onem2m_est_testkit::server).
 //!
 //! A host store behind the C ABI's credential and key callbacks, each callback failing in turn,
 //! is tested in the C ABI crate (ffi/src/tests/callback_faults.rs).
@@ -15,8 +15,6 @@
 //! the one matching the certificate, and the credentials still authenticate to the MEF.
 //! The unit tests in src/store.rs cover crashes at three points of a bare install; this file
 //! covers every point, every fault, first installs and procedures.
-
-mod support;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -28,8 +26,8 @@ use onem2m_est::store::{CredentialStore, Credentials, FailPoint, Fault, FileStor
 use onem2m_est::transport::{PollPolicy, TransportConfig};
 use onem2m_est::uri::EstUri;
 use onem2m_est::{Error, ErrorClass};
+use onem2m_est_testkit::server::*;
 use rustls::pki_types::CertificateDer;
-use support::*;
 use tempfile::TempDir;
 
 const FAULTS: [Fault; 3] = [Fault::Crash, Fault::DiskFull, Fault::PermissionDenied];

@@ -12,58 +12,16 @@ use onem2m_est::identity::{SubjectIdentity, SubjectType};
 use onem2m_est::keys::{KeyAlgorithm, PrivateKey, SoftwareKey};
 use onem2m_est::proto::csrattrs::{ChallengePassword, CsrRequirements};
 use onem2m_est::store::{CredentialStore, FileStore};
-use onem2m_est::tls::{client_config, ClientIdentity};
+use onem2m_est::tls::client_config;
 use onem2m_est::transport::{EstConnection, TransportConfig};
 use onem2m_est::uri::EstUri;
 use onem2m_est::{Error, ErrorClass};
+use onem2m_est_testkit::openssl::SServer;
+use onem2m_est_testkit::{require_tool, Manufacturer, CSE_ID};
 use onem2m_mef::{Mef, MefConfig, RunningMef, ServerEku};
-use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
 use rustls_pki_types::CertificateDer;
 use tempfile::TempDir;
 use zeroize::Zeroizing;
-
-const CSE_ID: &str = "cse01.sp.example.com";
-
-/// A manufacturer CA and a device certificate it issued: the third-party EST client
-/// certificate of pre-condition B.ii.2.
-struct Manufacturer {
-    ca_der: CertificateDer<'static>,
-    device_cert: CertificateDer<'static>,
-    device_key: Arc<dyn PrivateKey>,
-}
-
-impl Manufacturer {
-    fn new(name: &str) -> Manufacturer {
-        let ca_key = KeyPair::generate().unwrap();
-        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        ca_params
-            .distinguished_name
-            .push(DnType::CommonName, format!("{name} manufacturer CA"));
-        let ca = ca_params.self_signed(&ca_key).unwrap();
-        let issuer = rcgen::Issuer::new(ca_params, ca_key);
-
-        let device_key = KeyPair::generate().unwrap();
-        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        params
-            .distinguished_name
-            .push(DnType::CommonName, format!("{name} device 0001"));
-        let device = params.signed_by(&device_key, &issuer).unwrap();
-        let key = SoftwareKey::from_pkcs8_der(&Zeroizing::new(device_key.serialize_der())).unwrap();
-        Manufacturer {
-            ca_der: ca.der().clone(),
-            device_cert: device.der().clone(),
-            device_key: Arc::new(key),
-        }
-    }
-
-    fn identity(&self) -> ClientIdentity {
-        ClientIdentity {
-            chain: vec![self.device_cert.clone()],
-            key: self.device_key.clone(),
-        }
-    }
-}
 
 struct Setup {
     _dir: TempDir,
@@ -95,12 +53,7 @@ impl Setup {
 }
 
 fn quick_transport() -> TransportConfig {
-    let mut t = TransportConfig {
-        connect_timeout: Duration::from_secs(5),
-        tls_timeout: Duration::from_secs(5),
-        response_timeout: Duration::from_secs(10),
-        ..TransportConfig::default()
-    };
+    let mut t = onem2m_est_testkit::mef::transport();
     t.poll.default_delay = Duration::from_millis(10);
     t.poll.max_total = Duration::from_secs(20);
     t
@@ -109,16 +62,9 @@ fn quick_transport() -> TransportConfig {
 fn setup_with(tweak: impl FnOnce(&mut MefConfig)) -> Setup {
     let dir = TempDir::new().unwrap();
     let maker = Manufacturer::new("acme");
-    let mut config = MefConfig::new(dir.path());
-    config.client_trust = vec![maker.ca_der.clone()];
+    let mut config = maker.mef_config(dir.path());
     tweak(&mut config);
-    let mef = Mef::start(config).unwrap();
-    mef.add_identity(
-        maker.device_cert.as_ref(),
-        onem2m_mef::SubjectType::Cse,
-        CSE_ID,
-    )
-    .unwrap();
+    let mef = maker.start_mef(config);
     Setup {
         _dir: dir,
         mef,
@@ -357,11 +303,7 @@ fn failed_reprovisioning_when_the_mef_is_down_leaves_the_previous_credentials_in
 fn reprovisioning_works_after_the_mef_restarts() {
     let dir = TempDir::new().unwrap();
     let maker = Manufacturer::new("acme");
-    let start = |dir: &Path| {
-        let mut config = MefConfig::new(dir);
-        config.client_trust = vec![maker.ca_der.clone()];
-        Mef::start(config).unwrap()
-    };
+    let start = |dir: &Path| Mef::start(maker.mef_config(dir)).unwrap();
     let out = TempDir::new().unwrap();
     {
         let mef = start(dir.path());
@@ -498,7 +440,7 @@ fn a_trust_anchor_that_does_not_match_the_mef_is_refused() {
     let s = setup();
     let stranger = Manufacturer::new("stranger");
     let auth = InitialAuth::Certificate {
-        trust_anchors: vec![stranger.ca_der.clone()],
+        trust_anchors: vec![stranger.ca_cert.clone()],
         client: s.maker.identity(),
     };
     let err = s
@@ -730,48 +672,12 @@ fn cacerts_and_csrattrs_on_their_own() {
 
 // --- the issued certificates in other security protocols (CR 8.3.Z.2.2 step 3f) ------------
 
-/// `openssl s_server` on 127.0.0.1 answering HTTP (`-www`), killed on drop.
-struct OpensslServer {
-    child: std::process::Child,
-    port: u16,
-}
-
-impl OpensslServer {
-    fn start(args: &[&std::ffi::OsStr]) -> OpensslServer {
-        use std::io::BufRead;
-        let mut child = std::process::Command::new("openssl")
-            .arg("s_server")
-            .args(["-accept", "127.0.0.1:0", "-www", "-naccept", "1"])
-            .args(args)
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("the openssl CLI runs (scripts/test.sh installs it)");
-        let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
-        let mut line = String::new();
-        let mut port = None;
-        while out.read_line(&mut line).unwrap_or(0) > 0 {
-            if let Some(addr) = line.trim().strip_prefix("ACCEPT ") {
-                port = addr.rsplit(':').next().and_then(|p| p.parse().ok());
-                break;
-            }
-            line.clear();
-        }
-        // Keep draining its output so it never blocks on a full pipe.
-        std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
-        OpensslServer {
-            child,
-            port: port.expect("openssl s_server printed its ACCEPT address"),
-        }
-    }
-}
-
-impl Drop for OpensslServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// `openssl s_server` on 127.0.0.1 answering one HTTP request (`-www`): the test kit's. The
+/// tests check for openssl first.
+fn openssl_server(args: &[&std::ffi::OsStr]) -> SServer {
+    let mut all: Vec<&std::ffi::OsStr> = ["-www", "-naccept", "1"].map(AsRef::as_ref).to_vec();
+    all.extend_from_slice(args);
+    SServer::start(&all, std::process::Stdio::null()).expect("openssl was checked for")
 }
 
 /// Runs `openssl s_client` against 127.0.0.1:port with an HTTP request on stdin; returns
@@ -808,11 +714,16 @@ fn s_client(port: u16, args: &[&std::ffi::OsStr]) -> (bool, String) {
 /// issue) is refused by the same client.
 #[test]
 fn a_cse_certificate_from_the_mef_serves_https_to_openssl_and_curl() {
+    if !require_tool("openssl", "Debian package openssl")
+        || !require_tool("curl", "Debian package curl")
+    {
+        return;
+    }
     let serve = |s: &Setup| {
         s.client(None)
             .provision(&s.auth(), &mut s.store(), KeySource::Generate)
             .unwrap();
-        OpensslServer::start(&[
+        openssl_server(&[
             "-cert".as_ref(),
             s.out.path().join("cert.pem").as_os_str(),
             "-key".as_ref(),
@@ -836,7 +747,7 @@ fn a_cse_certificate_from_the_mef_serves_https_to_openssl_and_curl() {
 
     let s = setup();
     let server = serve(&s);
-    let (ok, out) = verify(&s, server.port);
+    let (ok, out) = verify(&s, server.port());
     assert!(ok, "openssl s_client refused the CSE certificate:\n{out}");
     assert!(out.contains("Verify return code: 0 (ok)"), "{out}");
     drop(server);
@@ -847,8 +758,8 @@ fn a_cse_certificate_from_the_mef_serves_https_to_openssl_and_curl() {
         .args(["--silent", "--show-error", "--fail", "--cacert"])
         .arg(s.mef.ca_cert_pem_path())
         .arg("--resolve")
-        .arg(format!("{CSE_ID}:{}:127.0.0.1", server.port))
-        .arg(format!("https://{CSE_ID}:{}/", server.port))
+        .arg(format!("{CSE_ID}:{}:127.0.0.1", server.port()))
+        .arg(format!("https://{CSE_ID}:{}/", server.port()))
         .output()
         .expect("curl runs (scripts/test.sh installs it)");
     assert!(
@@ -861,7 +772,7 @@ fn a_cse_certificate_from_the_mef_serves_https_to_openssl_and_curl() {
     // Control: clientAuth alone is not a server certificate to openssl.
     let s = setup_with(|c| c.eku_policy.cse = vec![onem2m_mef::KeyPurpose::ClientAuth]);
     let server = serve(&s);
-    let (ok, out) = verify(&s, server.port);
+    let (ok, out) = verify(&s, server.port());
     assert!(
         !ok,
         "a clientAuth-only certificate must not serve TLS:\n{out}"
@@ -874,12 +785,13 @@ fn a_cse_certificate_from_the_mef_serves_https_to_openssl_and_curl() {
 /// control: without a certificate the same server refuses the client.
 #[test]
 fn an_ae_certificate_from_the_mef_is_a_tls_client_certificate_for_openssl() {
+    if !require_tool("openssl", "Debian package openssl") {
+        return;
+    }
     const AE_ID: &str = "https://sp.example.com/cse01/CAE01";
     let dir = TempDir::new().unwrap();
     let maker = Manufacturer::new("acme");
-    let mut config = MefConfig::new(dir.path());
-    config.client_trust = vec![maker.ca_der.clone()];
-    let mef = Mef::start(config).unwrap();
+    let mef = Mef::start(maker.mef_config(dir.path())).unwrap();
     mef.add_identity(
         maker.device_cert.as_ref(),
         onem2m_mef::SubjectType::Ae,
@@ -920,9 +832,9 @@ fn an_ae_certificate_from_the_mef_is_a_tls_client_certificate_for_openssl() {
     };
     let args = server_args(data);
     let args: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_os_str()).collect();
-    let server = OpensslServer::start(&args);
+    let server = openssl_server(&args);
     let (ok, text) = s_client(
-        server.port,
+        server.port(),
         &[
             "-cert".as_ref(),
             out.path().join("cert.pem").as_os_str(),
@@ -933,8 +845,8 @@ fn an_ae_certificate_from_the_mef_is_a_tls_client_certificate_for_openssl() {
     assert!(ok, "openssl s_server refused the AE certificate:\n{text}");
     drop(server);
 
-    let server = OpensslServer::start(&args);
-    let (ok, text) = s_client(server.port, &[]);
+    let server = openssl_server(&args);
+    let (ok, text) = s_client(server.port(), &[]);
     assert!(
         !ok,
         "openssl s_server -Verify must refuse a client without a certificate:\n{text}"
@@ -973,8 +885,7 @@ fn provisioning_under_a_name_constrained_mef_ca() {
     // A device registered for a CSE-ID outside the SP domains.
     let outsider = Manufacturer::new("outsider");
     let dir = TempDir::new().unwrap();
-    let mut config = MefConfig::new(dir.path());
-    config.client_trust = vec![outsider.ca_der.clone()];
+    let mut config = outsider.mef_config(dir.path());
     config.sp_domains = vec!["sp.example.com".into()];
     config.hostnames = vec!["127.0.0.1".into()];
     let mef = Mef::start(config).unwrap();
@@ -1016,11 +927,7 @@ fn issuer_of(cert: &CertificateDer<'_>) -> String {
 fn ca_rollover_with_link_certificates_end_to_end() {
     let dir = TempDir::new().unwrap();
     let maker = Manufacturer::new("acme");
-    let start = || {
-        let mut config = MefConfig::new(dir.path());
-        config.client_trust = vec![maker.ca_der.clone()];
-        Mef::start(config).unwrap()
-    };
+    let start = || Mef::start(maker.mef_config(dir.path())).unwrap();
     let client = |mef: &RunningMef| {
         MefClient::new(
             Config::new(EstUri::parse(&mef.base_uri(None)).unwrap()).transport(quick_transport()),

@@ -3,10 +3,8 @@
 //! against `openssl s_server`, all on 127.0.0.1. Needs the `psk` feature.
 #![cfg(feature = "psk")]
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
-use std::time::Duration;
 
 use onem2m_est::client::{Config, InitialAuth, KeySource, MefClient, Reprovision};
 use onem2m_est::psk::{OpenSslPskStack, PskCredential};
@@ -14,6 +12,8 @@ use onem2m_est::store::{CredentialStore, FileStore};
 use onem2m_est::transport::{EstConnection, TransportConfig};
 use onem2m_est::uri::EstUri;
 use onem2m_est::{Error, ErrorClass, Operation};
+use onem2m_est_testkit::openssl::SServer;
+use onem2m_est_testkit::require_tool;
 use onem2m_mef::{Mef, MefConfig, RunningMef, SubjectType};
 use tempfile::TempDir;
 
@@ -26,12 +26,7 @@ fn kpm() -> Vec<u8> {
 }
 
 fn quick_transport() -> TransportConfig {
-    TransportConfig {
-        connect_timeout: Duration::from_secs(5),
-        tls_timeout: Duration::from_secs(5),
-        response_timeout: Duration::from_secs(10),
-        ..TransportConfig::default()
-    }
+    onem2m_est_testkit::mef::transport()
 }
 
 fn client(uri: &str) -> MefClient {
@@ -227,51 +222,12 @@ fn short_and_empty_keys_are_rejected() {
 // Interop with OpenSSL's own s_server
 // ------------------------------------------------------------------------------------------
 
-/// `openssl s_server` on 127.0.0.1, killed on drop.
-struct SServer {
-    child: Child,
-    port: u16,
-}
-
-impl SServer {
-    fn start(args: &[&str]) -> SServer {
-        let mut child = Command::new("openssl")
-            .arg("s_server")
-            .args(["-accept", "127.0.0.1:0", "-naccept", "4"])
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("the openssl CLI runs");
-        let mut out = BufReader::new(child.stdout.take().unwrap());
-        let mut port = None;
-        let mut line = String::new();
-        while out.read_line(&mut line).unwrap_or(0) > 0 {
-            if let Some(addr) = line.trim().strip_prefix("ACCEPT ") {
-                port = addr.rsplit(':').next().and_then(|p| p.parse().ok());
-                break;
-            }
-            line.clear();
-        }
-        std::thread::spawn(move || {
-            let mut sink = String::new();
-            let _ = std::io::Read::read_to_string(&mut out, &mut sink);
-        });
-        let port = port.expect("s_server printed its address");
-        SServer { child, port }
-    }
-
-    fn uri(&self) -> String {
-        format!("https://localhost:{}/.well-known/est", self.port)
-    }
-}
-
-impl Drop for SServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// `openssl s_server` on 127.0.0.1 (the test kit's) for up to four connections, its stderr
+/// discarded; `None` (the test returns) when openssl is missing and not required.
+fn s_server(args: &[&str]) -> Option<SServer> {
+    let mut all = vec!["-naccept", "4"];
+    all.extend_from_slice(args);
+    SServer::start(&all, Stdio::null())
 }
 
 /// Against `s_server -www` the handshake completes and one request is answered, with an HTML
@@ -287,7 +243,9 @@ fn psk_against_s_server_www(version: &str, cipher_args: &[&str]) {
         "-www",
     ];
     args.extend_from_slice(cipher_args);
-    let server = SServer::start(&args);
+    let Some(server) = s_server(&args) else {
+        return;
+    };
     let cred = PskCredential::new(KPM_ID, kpm()).unwrap();
     let e = client(&server.uri()).cacerts_psk(&cred).unwrap_err();
     match &e {
@@ -312,7 +270,7 @@ fn handshakes_with_s_server_over_tls13_external_psk() {
 
 #[test]
 fn a_wrong_key_fails_against_s_server() {
-    let server = SServer::start(&[
+    let Some(server) = s_server(&[
         "-psk",
         "ffeeddccbbaa99887766554433221100",
         "-psk_identity",
@@ -322,7 +280,9 @@ fn a_wrong_key_fails_against_s_server() {
         "-cipher",
         "PSK-AES128-CBC-SHA256",
         "-www",
-    ]);
+    ]) else {
+        return;
+    };
     let cred = PskCredential::new(KPM_ID, kpm()).unwrap();
     let e = client(&server.uri()).cacerts_psk(&cred).unwrap_err();
     assert_handshake_refused(&e);
@@ -331,6 +291,9 @@ fn a_wrong_key_fails_against_s_server() {
 #[test]
 fn a_certificate_only_s_server_fails_cleanly() {
     // TLS 1.2 with certificate suites only: no suite in common with a PSK-only client.
+    if !require_tool("openssl", "Debian package openssl") {
+        return;
+    }
     let dir = TempDir::new().unwrap();
     let key = dir.path().join("key.pem");
     let cert = dir.path().join("cert.pem");
@@ -355,14 +318,14 @@ fn a_certificate_only_s_server_fails_cleanly() {
     let key = key.display().to_string();
     let cert = cert.display().to_string();
     let cred = PskCredential::new(KPM_ID, kpm()).unwrap();
-    let server = SServer::start(&["-key", &key, "-cert", &cert, "-tls1_2", "-www"]);
+    let server = s_server(&["-key", &key, "-cert", &cert, "-tls1_2", "-www"]).unwrap();
     let e = client(&server.uri()).cacerts_psk(&cred).unwrap_err();
     assert!(matches!(e, Error::Tls { .. }), "{e:?}");
     assert_eq!(e.class(), ErrorClass::Server);
     drop(server);
     // TLS 1.3 with a certificate: the server falls back to certificate authentication, which
     // the PSK client refuses.
-    let server = SServer::start(&["-key", &key, "-cert", &cert, "-tls1_3", "-www"]);
+    let server = s_server(&["-key", &key, "-cert", &cert, "-tls1_3", "-www"]).unwrap();
     let e = client(&server.uri()).cacerts_psk(&cred).unwrap_err();
     assert!(matches!(e, Error::ServerNotAuthorized { .. }), "{e:?}");
 }

@@ -4,63 +4,33 @@
 //! classification of an unreachable MEF. `now` is passed in (the clock seam), so expiry is
 //! tested without waiting for it.
 
-use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use onem2m_est::client::{Config, InitialAuth, KeySource, MefClient, Reprovision};
 use onem2m_est::identity::{SubjectIdentity, SubjectType};
-use onem2m_est::keys::{PrivateKey, SoftwareKey};
 use onem2m_est::renewal::{classify, FailureKind, RenewalPath, RenewalPolicy};
 use onem2m_est::store::{CredentialStore, FileStore};
-use onem2m_est::tls::ClientIdentity;
-use onem2m_est::transport::TransportConfig;
 use onem2m_est::uri::EstUri;
 use onem2m_est::{Error, ErrorClass};
-use onem2m_mef::{Mef, MefConfig, RunningMef};
-use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
+use onem2m_est_testkit::{Manufacturer, MefFixture, CSE_ID};
+use onem2m_mef::RunningMef;
 use rustls_pki_types::CertificateDer;
 use tempfile::TempDir;
-use zeroize::Zeroizing;
-
-const CSE_ID: &str = "cse01.sp.example.com";
 
 struct Setup {
     _dir: TempDir,
     mef: RunningMef,
-    device_cert: CertificateDer<'static>,
-    device_key: Arc<dyn PrivateKey>,
+    maker: Manufacturer,
     out: TempDir,
 }
 
 fn setup(lifetime: Duration) -> Setup {
-    let dir = TempDir::new().unwrap();
-    let ca_key = KeyPair::generate().unwrap();
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params
-        .distinguished_name
-        .push(DnType::CommonName, "renewal manufacturer CA");
-    let ca = ca_params.self_signed(&ca_key).unwrap();
-    let issuer = rcgen::Issuer::new(ca_params, ca_key);
-    let device_key = KeyPair::generate().unwrap();
-    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    params
-        .distinguished_name
-        .push(DnType::CommonName, "renewal device");
-    let device = params.signed_by(&device_key, &issuer).unwrap();
-    let key = SoftwareKey::from_pkcs8_der(&Zeroizing::new(device_key.serialize_der())).unwrap();
-
-    let mut config = MefConfig::new(dir.path());
-    config.client_trust = vec![ca.der().clone()];
-    config.cert_lifetime = lifetime;
-    let mef = Mef::start(config).unwrap();
-    mef.add_identity(device.der().as_ref(), onem2m_mef::SubjectType::Cse, CSE_ID)
-        .unwrap();
+    let MefFixture { mef, maker, dir } =
+        MefFixture::start_with("renewal", |c| c.cert_lifetime = lifetime);
     Setup {
         _dir: dir,
         mef,
-        device_cert: device.der().clone(),
-        device_key: Arc::new(key),
+        maker,
         out: TempDir::new().unwrap(),
     }
 }
@@ -69,20 +39,12 @@ impl Setup {
     fn bootstrap(&self) -> InitialAuth {
         InitialAuth::Certificate {
             trust_anchors: vec![self.mef.ca_cert_der()],
-            client: ClientIdentity {
-                chain: vec![self.device_cert.clone()],
-                key: self.device_key.clone(),
-            },
+            client: self.maker.identity(),
         }
     }
 
     fn client(&self) -> MefClient {
-        let mut t = TransportConfig {
-            connect_timeout: Duration::from_secs(5),
-            tls_timeout: Duration::from_secs(5),
-            response_timeout: Duration::from_secs(10),
-            ..TransportConfig::default()
-        };
+        let mut t = onem2m_est_testkit::mef::transport();
         t.poll.max_total = Duration::from_secs(10);
         MefClient::new(
             Config::new(EstUri::parse(&self.mef.base_uri(None)).unwrap())
@@ -284,6 +246,8 @@ fn unreachable_mef_is_retryable_and_changes_nothing() {
 #[test]
 fn expired_certificate_rebootstraps_with_the_kpm_on_the_psk_listener() {
     use onem2m_est::psk::PskCredential;
+    use onem2m_mef::{Mef, MefConfig};
+    use zeroize::Zeroizing;
     const KPM_ID: &str = "kpm-renewal-0001";
     let kpm = || Zeroizing::new((0u8..32).collect::<Vec<u8>>());
     let dir = TempDir::new().unwrap();

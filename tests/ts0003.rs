@@ -4,8 +4,6 @@
 //! exactly as on the rustls path: same verifier, same errors. Needs the `openssl` CLI (these
 //! tests fail without it) and, except the last test, the `psk` feature (OpenSSL).
 
-mod support;
-
 use std::net::TcpListener;
 use std::sync::Arc;
 
@@ -14,7 +12,7 @@ use onem2m_est::tls::{ClientIdentity, TlsProfile};
 use onem2m_est::transport::TransportConfig;
 use onem2m_est::uri::EstUri;
 use onem2m_est::{Error, ErrorClass};
-use support::TestKey;
+use onem2m_est_testkit::pki::TestKey;
 
 fn quick_transport() -> TransportConfig {
     TransportConfig {
@@ -36,7 +34,7 @@ fn client(uri: &str, profile: TlsProfile) -> MefClient {
 /// A key that only signs through a callback (no PKCS #8): OpenSSL cannot hold it.
 #[test]
 fn a_callback_key_is_refused_before_any_io() {
-    let ca = support::TestCa::new("third-party CA");
+    let ca = onem2m_est_testkit::TestCa::new("third-party CA");
     let (cert, key) = ca.client_identity("device");
     let key: Arc<TestKey> = key;
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -73,7 +71,7 @@ fn a_callback_key_is_refused_before_any_io() {
 #[cfg(not(feature = "psk"))]
 #[test]
 fn without_openssl_the_profile_is_refused_before_any_io() {
-    let ca = support::TestCa::new("MEF CA");
+    let ca = onem2m_est_testkit::TestCa::new("MEF CA");
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     listener.set_nonblocking(true).unwrap();
     let uri = format!(
@@ -100,11 +98,10 @@ mod with_openssl {
     use onem2m_est::transport::EstConnection;
     use onem2m_est::ts0003::OpenSslCertStack;
     use onem2m_est::Operation;
+    use onem2m_est_testkit::pki::{Eku, ServerIdentity, TestCa};
     use rustls::pki_types::CertificateDer;
-    use std::io::{BufRead, BufReader, Read};
+    use std::ffi::OsStr;
     use std::path::Path;
-    use std::process::{Child, Command, Stdio};
-    use support::{Eku, ServerIdentity, TestCa};
     use tempfile::TempDir;
 
     /// The mandatory suite of TS-0003 10.2.3 in OpenSSL's and IANA's names.
@@ -118,13 +115,13 @@ mod with_openssl {
     /// `openssl s_server -www` on 127.0.0.1 (TLS 1.2 only, the given suites, a client
     /// certificate from `client_ca` required), killed on drop. Its stderr is kept.
     struct SServer {
-        child: Child,
-        port: u16,
+        server: onem2m_est_testkit::openssl::SServer,
         _dir: TempDir,
     }
 
     impl SServer {
-        fn start(server: &ServerIdentity, client_ca: &TestCa, ciphers: &str) -> SServer {
+        /// `None` (the test returns) when openssl is missing and not required.
+        fn start(server: &ServerIdentity, client_ca: &TestCa, ciphers: &str) -> Option<SServer> {
             let dir = TempDir::new().unwrap();
             let cert = dir.path().join("cert.pem");
             let chain = dir.path().join("chain.pem");
@@ -141,45 +138,25 @@ mod with_openssl {
             .unwrap();
             write_pem(&key, "PRIVATE KEY", server.key.secret_der());
             write_pem(&ca, "CERTIFICATE", &client_ca.cert);
-            let mut child = Command::new("openssl")
-                .arg("s_server")
-                .args(["-accept", "127.0.0.1:0", "-naccept", "4", "-tls1_2"])
-                .args(["-cipher", ciphers, "-Verify", "2", "-verify_return_error"])
-                .arg("-cert")
-                .arg(&cert)
-                .arg("-cert_chain")
-                .arg(&chain)
-                .arg("-key")
-                .arg(&key)
-                .arg("-CAfile")
-                .arg(&ca)
-                .arg("-www")
-                .stdin(Stdio::null())
-                .stdout(Stdio::piped())
-                // s_server's verify callback logs each client certificate there ("depth=0 ...").
-                .stderr(std::fs::File::create(dir.path().join("stderr.txt")).unwrap())
-                .spawn()
-                .expect("the openssl CLI runs (apt-get install openssl)");
-            let mut out = BufReader::new(child.stdout.take().unwrap());
-            let mut port = None;
-            let mut line = String::new();
-            while out.read_line(&mut line).unwrap_or(0) > 0 {
-                if let Some(addr) = line.trim().strip_prefix("ACCEPT ") {
-                    port = addr.rsplit(':').next().and_then(|p| p.parse().ok());
-                    break;
-                }
-                line.clear();
+            let mut args: Vec<&OsStr> = ["-naccept", "4", "-tls1_2", "-cipher", ciphers]
+                .map(OsStr::new)
+                .to_vec();
+            args.extend(["-Verify", "2", "-verify_return_error"].map(OsStr::new));
+            for (flag, path) in [
+                ("-cert", &cert),
+                ("-cert_chain", &chain),
+                ("-key", &key),
+                ("-CAfile", &ca),
+            ] {
+                args.extend([OsStr::new(flag), path.as_os_str()]);
             }
-            std::thread::spawn(move || {
-                let mut sink = Vec::new();
-                let _ = out.read_to_end(&mut sink);
-            });
-            let port = port.expect("s_server printed its address");
-            SServer {
-                child,
-                port,
+            args.push(OsStr::new("-www"));
+            // s_server's verify callback logs each client certificate there ("depth=0 ...").
+            let stderr = std::fs::File::create(dir.path().join("stderr.txt")).unwrap();
+            Some(SServer {
+                server: onem2m_est_testkit::openssl::SServer::start(&args, stderr.into())?,
                 _dir: dir,
-            }
+            })
         }
 
         /// What s_server logged on stderr so far.
@@ -188,14 +165,7 @@ mod with_openssl {
         }
 
         fn uri(&self) -> String {
-            format!("https://localhost:{}/.well-known/est", self.port)
-        }
-    }
-
-    impl Drop for SServer {
-        fn drop(&mut self) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
+            self.server.uri()
         }
     }
 
@@ -238,7 +208,9 @@ mod with_openssl {
     fn handshakes_on_the_mandatory_suite_with_a_client_certificate() {
         let pki = pki();
         let server = pki.mef_ca.server_identity(&["localhost"], Eku::ServerAuth);
-        let s = SServer::start(&server, &pki.third_party, MANDATORY);
+        let Some(s) = SServer::start(&server, &pki.third_party, MANDATORY) else {
+            return;
+        };
         let base = EstUri::parse(&s.uri()).unwrap();
         let identity = software_identity(&pki.third_party);
         let stack = OpenSslCertStack::new(
@@ -272,7 +244,9 @@ mod with_openssl {
         // -Verify: the client certificate is required; the profile sends one only if it has one.
         let pki = pki();
         let server = pki.mef_ca.server_identity(&["localhost"], Eku::ServerAuth);
-        let s = SServer::start(&server, &pki.third_party, MANDATORY);
+        let Some(s) = SServer::start(&server, &pki.third_party, MANDATORY) else {
+            return;
+        };
         let e = client(&s.uri(), TlsProfile::Ts0003)
             .cacerts(std::slice::from_ref(&pki.mef_ca.cert), None)
             .unwrap_err();
@@ -284,7 +258,9 @@ mod with_openssl {
     fn the_modern_profile_finds_no_common_suite() {
         let pki = pki();
         let server = pki.mef_ca.server_identity(&["localhost"], Eku::ServerAuth);
-        let s = SServer::start(&server, &pki.third_party, MANDATORY);
+        let Some(s) = SServer::start(&server, &pki.third_party, MANDATORY) else {
+            return;
+        };
         let e = client(&s.uri(), TlsProfile::Modern)
             .cacerts(
                 std::slice::from_ref(&pki.mef_ca.cert),
@@ -305,26 +281,26 @@ mod with_openssl {
         assert_eq!(e.class(), ErrorClass::Server);
     }
 
+    type Cacerts = onem2m_est::Result<Vec<CertificateDer<'static>>>;
+
     /// Runs both profiles against one s_server offering the mandatory suite and an AEAD suite
-    /// rustls has, so both reach the server certificate; returns (ts0003, modern) results.
+    /// rustls has, so both reach the server certificate; returns (ts0003, modern) results
+    /// (`None` when openssl is missing and not required: the test returns).
     fn both_profiles(
         server: &ServerIdentity,
         anchors: &[CertificateDer<'static>],
         third_party: &TestCa,
-    ) -> (
-        onem2m_est::Result<Vec<CertificateDer<'static>>>,
-        onem2m_est::Result<Vec<CertificateDer<'static>>>,
-    ) {
+    ) -> Option<(Cacerts, Cacerts)> {
         let s = SServer::start(
             server,
             third_party,
             "ECDHE-ECDSA-AES128-SHA256:ECDHE-ECDSA-AES128-GCM-SHA256",
-        );
+        )?;
         let ts = client(&s.uri(), TlsProfile::Ts0003)
             .cacerts(anchors, Some(software_identity(third_party)));
         let modern = client(&s.uri(), TlsProfile::Modern)
             .cacerts(anchors, Some(software_identity(third_party)));
-        (ts, modern)
+        Some((ts, modern))
     }
 
     fn assert_refused_alike(
@@ -351,11 +327,13 @@ mod with_openssl {
         let pki = pki();
         let stranger = TestCa::new("someone else's CA");
         let server = stranger.server_identity(&["localhost"], Eku::ServerAuth);
-        let (ts, modern) = both_profiles(
+        let Some((ts, modern)) = both_profiles(
             &server,
             std::slice::from_ref(&pki.mef_ca.cert),
             &pki.third_party,
-        );
+        ) else {
+            return;
+        };
         assert_refused_alike(ts, modern, "does not chain to any configured trust anchor");
     }
 
@@ -365,11 +343,13 @@ mod with_openssl {
         let server = pki
             .mef_ca
             .server_identity(&["other.example.com"], Eku::ServerAuth);
-        let (ts, modern) = both_profiles(
+        let Some((ts, modern)) = both_profiles(
             &server,
             std::slice::from_ref(&pki.mef_ca.cert),
             &pki.third_party,
-        );
+        ) else {
+            return;
+        };
         assert_refused_alike(ts, modern, "is not valid for localhost");
     }
 
@@ -377,11 +357,13 @@ mod with_openssl {
     fn a_client_eku_server_certificate_is_refused() {
         let pki = pki();
         let server = pki.mef_ca.server_identity(&["localhost"], Eku::ClientAuth);
-        let (ts, modern) = both_profiles(
+        let Some((ts, modern)) = both_profiles(
             &server,
             std::slice::from_ref(&pki.mef_ca.cert),
             &pki.third_party,
-        );
+        ) else {
+            return;
+        };
         assert_refused_alike(ts, modern, "allows neither serverAuth nor id-kp-cmcRA");
     }
 
@@ -393,11 +375,13 @@ mod with_openssl {
         let server = pki
             .mef_ca
             .server_identity(&["ra.example.com"], Eku::CmcRaOnly);
-        let (ts, modern) = both_profiles(
+        let Some((ts, modern)) = both_profiles(
             &server,
             std::slice::from_ref(&pki.mef_ca.cert),
             &pki.third_party,
-        );
+        ) else {
+            return;
+        };
         assert_answered_after_handshake(&ts.unwrap_err());
         assert_answered_after_handshake(&modern.unwrap_err());
     }
@@ -470,7 +454,9 @@ mod with_openssl {
         let pki = pki();
         let stranger = TestCa::new("someone else's CA");
         let server = stranger.server_identity(&["localhost"], Eku::ServerAuth);
-        let s = SServer::start(&server, &pki.third_party, MANDATORY);
+        let Some(s) = SServer::start(&server, &pki.third_party, MANDATORY) else {
+            return;
+        };
         let e = client(&s.uri(), TlsProfile::Ts0003)
             .cacerts(
                 std::slice::from_ref(&pki.mef_ca.cert),

@@ -5,8 +5,9 @@
 //! as unacceptable arguments (exit 2); both builds are tested.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
+use onem2m_est_testkit::process::{self, text};
 use onem2m_mef::{Mef, MefConfig, RunningMef, SubjectType};
 use tempfile::TempDir;
 
@@ -58,19 +59,7 @@ impl Fixture {
 }
 
 fn run<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_onem2m-est"))
-        .args(args)
-        .output()
-        .expect("the onem2m-est binary runs")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "status {:?}\nstdout:\n{}\nstderr:\n{}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
+    process::run(env!("CARGO_BIN_EXE_onem2m-est"), args)
 }
 
 /// Without the `psk` feature every PSK command is an unacceptable argument.

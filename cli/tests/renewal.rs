@@ -12,11 +12,10 @@ use std::time::{Duration, Instant, SystemTime};
 
 use onem2m_est::renewal::{RenewAt, RenewalPolicy};
 use onem2m_est::store::{CredentialStore, FileStore};
+use onem2m_est_testkit::process::{self, text};
+use onem2m_est_testkit::{Manufacturer, CSE_ID};
 use onem2m_mef::{Mef, MefConfig, RunningMef};
-use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
 use tempfile::TempDir;
-
-const CSE_ID: &str = "cse01.sp.example.com";
 
 /// A MEF that can be stopped and restarted on the same port and data directory.
 struct Fixture {
@@ -29,30 +28,12 @@ struct Fixture {
 impl Fixture {
     fn new(lifetime: Duration, tweak: impl FnOnce(&mut MefConfig)) -> Fixture {
         let dir = TempDir::new().unwrap();
-        let ca_key = KeyPair::generate().unwrap();
-        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        ca_params
-            .distinguished_name
-            .push(DnType::CommonName, "renewal test manufacturer CA");
-        let ca = ca_params.self_signed(&ca_key).unwrap();
-        let issuer = rcgen::Issuer::new(ca_params, ca_key);
-        let device_key = KeyPair::generate().unwrap();
-        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        params
-            .distinguished_name
-            .push(DnType::CommonName, "renewal test device");
-        let device = params.signed_by(&device_key, &issuer).unwrap();
-        std::fs::write(dir.path().join("device.pem"), device.pem()).unwrap();
-        std::fs::write(dir.path().join("device.key"), device_key.serialize_pem()).unwrap();
-
-        let mut config = MefConfig::new(dir.path().join("mef"));
-        config.client_trust = vec![ca.der().clone()];
+        let maker = Manufacturer::new("renewal test");
+        maker.write_device_files(dir.path());
+        let mut config = maker.mef_config(&dir.path().join("mef"));
         config.cert_lifetime = lifetime;
         tweak(&mut config);
-        let mef = Mef::start(config.clone()).unwrap();
-        mef.add_identity(device.der().as_ref(), onem2m_mef::SubjectType::Cse, CSE_ID)
-            .unwrap();
+        let mef = maker.start_mef(config.clone());
         // Restarts listen where the first start did.
         config.listen = SocketAddr::from(([127, 0, 0, 1], mef.local_addr().port()));
         let ca_pem = mef.ca_cert_pem_path();
@@ -191,19 +172,7 @@ impl Fixture {
 }
 
 fn run<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_onem2m-est"))
-        .args(args)
-        .output()
-        .expect("the onem2m-est binary runs")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "status {:?}\nstdout:\n{}\nstderr:\n{}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
+    process::run(env!("CARGO_BIN_EXE_onem2m-est"), args)
 }
 
 fn files(out: &Path) -> Vec<Vec<u8>> {

@@ -1,61 +1,33 @@
 //! `--tls-profile` of the `onem2m-est` binary against `openssl s_server` restricted to the
 //! mandatory suite of TS-0003 10.2.3 (TLS 1.2, ECDHE-ECDSA-AES128-SHA256, client certificate
-//! required), on 127.0.0.1. Needs the `openssl` CLI (the tests fail without it). Built without
-//! the library's `psk` feature (no OpenSSL), `--tls-profile ts0003` exits 2 before any I/O.
+//! required), on 127.0.0.1. Needs the `openssl` CLI (the test kit's `require_tool`: with
+//! ONEM2M_REQUIRE_TOOLS=1 the tests fail without it). Built without the library's `psk` feature
+//! (no OpenSSL), `--tls-profile ts0003` exits 2 before any I/O.
 
-use std::io::{BufRead, BufReader, Read};
 use std::path::PathBuf;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Output, Stdio};
 
-use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
-};
+use onem2m_est_testkit::openssl::SServer;
+use onem2m_est_testkit::process::{self, stderr, text};
+use onem2m_est_testkit::{Eku, TestCa};
 use tempfile::TempDir;
-
-fn ca(cn: &str) -> (String, Issuer<'static, KeyPair>) {
-    let key = KeyPair::generate().unwrap();
-    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    params.distinguished_name.push(DnType::CommonName, cn);
-    let cert = params.self_signed(&key).unwrap();
-    (cert.pem(), Issuer::new(params, key))
-}
-
-fn leaf(
-    issuer: &Issuer<'static, KeyPair>,
-    names: &[&str],
-    eku: ExtendedKeyUsagePurpose,
-) -> (String, String) {
-    let key = KeyPair::generate().unwrap();
-    let names: Vec<String> = names.iter().map(|s| s.to_string()).collect();
-    let mut params = CertificateParams::new(names).unwrap();
-    params.distinguished_name.push(DnType::CommonName, "leaf");
-    params.extended_key_usages = vec![eku];
-    let cert = params.signed_by(&key, issuer).unwrap();
-    (cert.pem(), key.serialize_pem())
-}
 
 struct Fixture {
     dir: TempDir,
-    server: Child,
+    _server: SServer,
     port: u16,
 }
 
 impl Fixture {
-    fn new() -> Fixture {
+    /// `None` (the test returns) when openssl is missing and `ONEM2M_REQUIRE_TOOLS` is not set.
+    fn new() -> Option<Fixture> {
         let dir = TempDir::new().unwrap();
-        let (mef_ca, mef_issuer) = ca("MEF CA");
-        let (maker_ca, maker_issuer) = ca("manufacturer CA");
-        let (server_cert, server_key) = leaf(
-            &mef_issuer,
-            &["localhost"],
-            ExtendedKeyUsagePurpose::ServerAuth,
-        );
-        let (device_cert, device_key) =
-            leaf(&maker_issuer, &[], ExtendedKeyUsagePurpose::ClientAuth);
+        let (mef_ca, maker_ca) = (TestCa::new("MEF CA"), TestCa::new("manufacturer CA"));
+        let (server_cert, server_key) = mef_ca.issue_pem("leaf", &["localhost"], Eku::ServerAuth);
+        let (device_cert, device_key) = maker_ca.issue_pem("leaf", &[], Eku::ClientAuth);
         for (name, text) in [
-            ("mef-ca.pem", &mef_ca),
-            ("maker-ca.pem", &maker_ca),
+            ("mef-ca.pem", mef_ca.cert_pem().as_str()),
+            ("maker-ca.pem", &maker_ca.cert_pem()),
             ("server.pem", &server_cert),
             ("server.key", &server_key),
             ("device.pem", &device_cert),
@@ -63,42 +35,33 @@ impl Fixture {
         ] {
             std::fs::write(dir.path().join(name), text).unwrap();
         }
-        let p = |n: &str| dir.path().join(n);
-        let mut server = Command::new("openssl")
-            .arg("s_server")
-            .args(["-accept", "127.0.0.1:0", "-naccept", "4", "-tls1_2"])
-            .args(["-cipher", "ECDHE-ECDSA-AES128-SHA256"])
-            .args(["-Verify", "2", "-verify_return_error", "-www"])
-            .arg("-cert")
-            .arg(p("server.pem"))
-            .arg("-key")
-            .arg(p("server.key"))
-            .arg("-CAfile")
-            .arg(p("maker-ca.pem"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("the openssl CLI runs (apt-get install openssl)");
-        let mut out = BufReader::new(server.stdout.take().unwrap());
-        let mut port = None;
-        let mut line = String::new();
-        while out.read_line(&mut line).unwrap_or(0) > 0 {
-            if let Some(addr) = line.trim().strip_prefix("ACCEPT ") {
-                port = addr.rsplit(':').next().and_then(|p| p.parse().ok());
-                break;
-            }
-            line.clear();
-        }
-        std::thread::spawn(move || {
-            let mut sink = Vec::new();
-            let _ = out.read_to_end(&mut sink);
-        });
-        Fixture {
+        let p = |n: &str| dir.path().join(n).display().to_string();
+        let server = SServer::start(
+            &[
+                "-naccept",
+                "4",
+                "-tls1_2",
+                "-cipher",
+                "ECDHE-ECDSA-AES128-SHA256",
+                "-Verify",
+                "2",
+                "-verify_return_error",
+                "-www",
+                "-cert",
+                &p("server.pem"),
+                "-key",
+                &p("server.key"),
+                "-CAfile",
+                &p("maker-ca.pem"),
+            ],
+            Stdio::null(),
+        )?;
+        let port = server.port();
+        Some(Fixture {
             dir,
-            server,
-            port: port.expect("s_server printed its address"),
-        }
+            _server: server,
+            port,
+        })
     }
 
     fn path(&self, name: &str) -> PathBuf {
@@ -125,36 +88,15 @@ impl Fixture {
     }
 }
 
-impl Drop for Fixture {
-    fn drop(&mut self) {
-        let _ = self.server.kill();
-        let _ = self.server.wait();
-    }
-}
-
 fn run<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_onem2m-est"))
-        .args(args)
-        .output()
-        .expect("the onem2m-est binary runs")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "status {:?}\nstdout:\n{}\nstderr:\n{}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
+    process::run(env!("CARGO_BIN_EXE_onem2m-est"), args)
 }
 
 #[test]
 fn ts0003_profile_completes_the_handshake_with_the_mandatory_suite() {
-    let f = Fixture::new();
+    let Some(f) = Fixture::new() else {
+        return;
+    };
     let o = f.cacerts("ts0003");
     if !onem2m_est::ts0003::SUPPORTED {
         assert_eq!(o.status.code(), Some(2), "{}", text(&o));
@@ -169,7 +111,9 @@ fn ts0003_profile_completes_the_handshake_with_the_mandatory_suite() {
 
 #[test]
 fn the_default_profile_finds_no_common_suite() {
-    let f = Fixture::new();
+    let Some(f) = Fixture::new() else {
+        return;
+    };
     let o = f.cacerts("modern");
     assert_eq!(o.status.code(), Some(4), "{}", text(&o));
     assert!(

@@ -195,9 +195,9 @@ pub extern "C" fn mef_version() -> *const c_char {
     })
 }
 
-// tests/support (shared with the core's integration tests) names the core `onem2m_est`, its
-// library name; here that is this crate's own name, so the core gets it in the extern prelude
-// under that name for the tests only.
+// The tests (and tests/pkcs11/fixture.rs, shared with the core's integration tests) name the
+// core `onem2m_est`, its library name; here that is this crate's own name, so the core gets it
+// in the extern prelude under that name for the tests only.
 #[cfg(test)]
 extern crate est as onem2m_est;
 

@@ -1,7 +1,7 @@
 //! Writes the seed corpora of the fuzz targets (`corpus/<target>/`) from real traffic: starts
-//! the reference MEF in-process on 127.0.0.1 (manufacturer CA, a registered CSE identity, as
-//! `tests/provisioning.rs` sets it up), runs /cacerts, /csrattrs, /simpleenroll, /serverkeygen
-//! and a manual-approval 202 over a plain rustls connection, and saves the response bodies and
+//! the reference MEF in-process on 127.0.0.1 (manufacturer CA, a registered CSE identity: the
+//! test kit's `Manufacturer`, as `tests/provisioning.rs` uses it), runs /cacerts, /csrattrs,
+//! /simpleenroll, /serverkeygen and a manual-approval 202 over a plain rustls connection, and saves the response bodies and
 //! header values as the targets' framings expect them; plus the OpenSSL fixtures of
 //! `proto/tests/data/`. Run from `fuzz/`: `cargo run --example fuzz-seeds`.
 //!
@@ -15,8 +15,8 @@ use onem2m_est::keys::{PrivateKey, SoftwareKey};
 use onem2m_est::store::certs_to_pem;
 use onem2m_est_proto::csrattrs::{self, CsrRequirements};
 use onem2m_est_proto::{base64body, certs_only, multipart, oids};
-use onem2m_mef::{Mef, MefConfig, RunningMef};
-use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
+use onem2m_est_testkit::{Manufacturer, CSE_ID};
+use onem2m_mef::RunningMef;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -24,7 +24,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-const CSE_ID: &str = "cse01.sp.example.com";
 type Res<T> = Result<T, Box<dyn std::error::Error>>;
 
 fn fuzz_dir() -> PathBuf {
@@ -37,35 +36,6 @@ fn seed(target: &str, name: &str, bytes: &[u8]) -> Res<()> {
     std::fs::write(dir.join(name), bytes)?;
     println!("corpus/{target}/{name} ({} bytes)", bytes.len());
     Ok(())
-}
-
-/// The manufacturer PKI of pre-condition B.ii.2: a CA and a device certificate it issued.
-struct Manufacturer {
-    ca: CertificateDer<'static>,
-    device_cert: CertificateDer<'static>,
-    device_key: Vec<u8>,
-}
-
-fn manufacturer() -> Res<Manufacturer> {
-    let ca_key = KeyPair::generate()?;
-    let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params
-        .distinguished_name
-        .push(DnType::CommonName, "acme manufacturer CA");
-    let ca = ca_params.self_signed(&ca_key)?;
-    let issuer = rcgen::Issuer::new(ca_params, ca_key);
-    let device_key = KeyPair::generate()?;
-    let mut params = CertificateParams::new(Vec::<String>::new())?;
-    params
-        .distinguished_name
-        .push(DnType::CommonName, "acme device 0001");
-    let device = params.signed_by(&device_key, &issuer)?;
-    Ok(Manufacturer {
-        ca: ca.der().clone(),
-        device_cert: device.der().clone(),
-        device_key: device_key.serialize_der(),
-    })
 }
 
 struct Response {
@@ -100,7 +70,9 @@ impl Client {
         .with_root_certificates(roots)
         .with_client_auth_cert(
             vec![maker.device_cert.clone()],
-            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(maker.device_key.clone())),
+            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(
+                maker.device_key.pkcs8_der().ok_or("no PKCS #8")?.to_vec(),
+            )),
         )?;
         Ok(Client {
             tls: Arc::new(tls),
@@ -161,17 +133,10 @@ impl Client {
 }
 
 fn start_mef(dir: &Path, maker: &Manufacturer, approval_polls: u32) -> Res<RunningMef> {
-    let mut config = MefConfig::new(dir);
-    config.client_trust = vec![maker.ca.clone()];
+    let mut config = maker.mef_config(dir);
     config.approval_polls = approval_polls;
     config.retry_after_secs = 2;
-    let mef = Mef::start(config)?;
-    mef.add_identity(
-        maker.device_cert.as_ref(),
-        onem2m_mef::SubjectType::Cse,
-        CSE_ID,
-    )?;
-    Ok(mef)
+    Ok(maker.start_mef(config))
 }
 
 /// /csrattrs, then a CSR for `key` built by the client library from them.
@@ -203,7 +168,7 @@ fn san_of(cert_der: &[u8]) -> Res<Vec<u8>> {
 fn main() -> Res<()> {
     let data = fuzz_dir().join("../proto/tests/data");
     let dir = tempfile::tempdir()?;
-    let maker = manufacturer()?;
+    let maker = Manufacturer::new("acme");
     let mef = start_mef(&dir.path().join("mef"), &maker, 0)?;
     let client = Client::new(&mef, &maker)?;
     let key =

@@ -1,6 +1,9 @@
-"""Fixtures: a manufacturer PKI made with the openssl CLI and the reference MEF
-(target/debug/onem2m-mef, or $ONEM2M_MEF_BIN) on 127.0.0.1 with the device identity registered,
-and a KpmID/Kpm registered for its TLS-PSK listener (PPSK-based RSPF)."""
+"""Fixtures: the shell fixture of the other test scripts (scripts/lib/mef-fixture.sh: the one
+openssl recipe of the manufacturer PKI) run once per session. It makes the manufacturer CA and
+device certificate, starts the reference MEF (target/debug/onem2m-mef, or $ONEM2M_MEF_BIN) on
+127.0.0.1 with the device identity registered and a KpmID/Kpm for its TLS-PSK listener
+(PPSK-based RSPF), and prints the paths and values it made; it stops the MEF when its stdin
+closes."""
 
 import os
 import subprocess
@@ -16,30 +19,12 @@ REPO = Path(__file__).resolve().parents[2]
 if not os.environ.get("ONEM2M_EST_INSTALLED"):
     sys.path.insert(0, str(REPO / "python"))
 
+FIXTURE = REPO / "scripts" / "lib" / "mef-fixture.sh"
+# The fixture's identities (its defaults): the device's CSE-ID, and the one the MEF provisions
+# for the KpmID (TS-0003 8.3.2.1).
 CSE_ID = "cse01.sp.example.com"
-# The identity the MEF provisions for the KpmID (TS-0003 8.3.2.1).
 PSK_CSE_ID = "cse02.sp.example.com"
 KPM_ID = "kpm-0001"
-
-CA_CNF = """\
-[req]
-distinguished_name = dn
-prompt = no
-[dn]
-O = Example Manufacturer
-CN = Example Manufacturer Device CA
-[v3_ca]
-basicConstraints = critical, CA:TRUE
-keyUsage = critical, keyCertSign, cRLSign
-subjectKeyIdentifier = hash
-[v3_device]
-basicConstraints = critical, CA:FALSE
-keyUsage = critical, digitalSignature
-extendedKeyUsage = clientAuth
-subjectKeyIdentifier = hash
-authorityKeyIdentifier = keyid
-"""
-
 
 def openssl(*args, cwd=None) -> str:
     """Runs the openssl CLI; fails the test with its stderr if it fails."""
@@ -49,84 +34,28 @@ def openssl(*args, cwd=None) -> str:
     return p.stdout
 
 
+def fixture_env() -> dict:
+    """The environment of the shell fixture: the MEF binary, and the fixture's own defaults for
+    the identities (not whatever a calling script exported)."""
+    env = dict(os.environ, MEF_BIN=str(mef_binary()))
+    env.update(MEF_SUBJECT_ID=CSE_ID, MEF_PSK_SUBJECT_ID=PSK_CSE_ID, KPM_ID=KPM_ID)
+    return env
+
+
 def make_ca(directory: Path, name: str) -> SimpleNamespace:
-    """An ECDSA P-256 CA certificate and key."""
-    directory.mkdir(parents=True, exist_ok=True)
-    (directory / "ca.cnf").write_text(CA_CNF)
-    key, cert = directory / f"{name}.key", directory / f"{name}.pem"
-    openssl("genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", str(key))
-    openssl(
-        "req",
-        "-x509",
-        "-new",
-        "-key",
-        str(key),
-        "-sha256",
-        "-days",
-        "30",
-        "-config",
-        str(directory / "ca.cnf"),
-        "-extensions",
-        "v3_ca",
-        "-subj",
-        f"/O=Example Manufacturer/CN={name}",
-        "-out",
-        str(cert),
+    """An ECDSA P-256 CA certificate and key (the shell fixture's fixture_make_ca)."""
+    p = subprocess.run(
+        [
+            *("bash", "-c", 'source "$0" && fixture_make_ca "$1" "$2"'),
+            *(str(FIXTURE), str(directory), name),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
     )
-    return SimpleNamespace(cert=cert, key=key)
-
-
-@pytest.fixture(scope="session")
-def pki(tmp_path_factory) -> SimpleNamespace:
-    """Manufacturer CA and a device certificate it signed (a plain end-entity certificate):
-    the third-party client credentials of the certificate-based RSPF."""
-    d = tmp_path_factory.mktemp("pki")
-    ca = make_ca(d, "manufacturer-ca")
-    device_key, device_csr, device_cert = d / "device.key", d / "device.csr", d / "device.pem"
-    openssl(
-        "genpkey",
-        "-algorithm",
-        "EC",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-out",
-        str(device_key),
-    )
-    openssl(
-        "req",
-        "-new",
-        "-key",
-        str(device_key),
-        "-subj",
-        "/O=Example Manufacturer/CN=device-0001",
-        "-out",
-        str(device_csr),
-    )
-    openssl(
-        "x509",
-        "-req",
-        "-in",
-        str(device_csr),
-        "-CA",
-        str(ca.cert),
-        "-CAkey",
-        str(ca.key),
-        "-CAcreateserial",
-        "-sha256",
-        "-days",
-        "30",
-        "-extfile",
-        str(d / "ca.cnf"),
-        "-extensions",
-        "v3_device",
-        "-out",
-        str(device_cert),
-    )
-    # Another CA, unrelated to the MEF: a wrong trust anchor.
-    other = make_ca(d / "other", "other-ca")
-    return SimpleNamespace(
-        manufacturer_ca=ca.cert, device_cert=device_cert, device_key=device_key, other_ca=other.cert
-    )
+    if p.returncode != 0:
+        raise AssertionError(f"fixture_make_ca {directory} {name} failed:\n{p.stdout}{p.stderr}")
+    return SimpleNamespace(cert=directory / f"{name}.pem", key=directory / f"{name}.key")
 
 
 def mef_binary() -> Path:
@@ -139,99 +68,60 @@ def mef_binary() -> Path:
 
 
 @pytest.fixture(scope="session")
-def mef(pki, tmp_path_factory):
-    """The reference MEF on 127.0.0.1:0 trusting the manufacturer CA, with the device's
-    CSE-ID registered, and a TLS-PSK listener on 127.0.0.1:0 knowing KPM_ID (its Kpm is
-    ``kpm``, 32 random bytes, registered for PSK_CSE_ID)."""
-    binary = mef_binary()
-    data = tmp_path_factory.mktemp("mef")
-    kpm = os.urandom(32)
-    kpm_file = data / "kpm.hex"
-    kpm_file.touch(mode=0o600)
-    kpm_file.write_text(kpm.hex())
-    subprocess.run(
-        [
-            str(binary),
-            "psk",
-            "add",
-            "--data-dir",
-            str(data),
-            "--kpm-id",
-            KPM_ID,
-            "--kpm-file",
-            str(kpm_file),
-            "--subject-type",
-            "cse",
-            "--subject-id",
-            PSK_CSE_ID,
-        ],
-        check=True,
-        capture_output=True,
-    )
-    subprocess.run(
-        [
-            str(binary),
-            "identity",
-            "add",
-            "--data-dir",
-            str(data),
-            "--client-cert",
-            str(pki.device_cert),
-            "--subject-type",
-            "cse",
-            "--subject-id",
-            CSE_ID,
-        ],
-        check=True,
-        capture_output=True,
-    )
-    stderr = open(data / "mef.err", "wb")
+def fixture():
+    """scripts/lib/mef-fixture.sh's mef_fixture_serve: the variables it printed, while the MEF
+    it started runs."""
     proc = subprocess.Popen(
-        [
-            str(binary),
-            "--listen",
-            "127.0.0.1:0",
-            "--psk-listen",
-            "127.0.0.1:0",
-            "--data-dir",
-            str(data),
-            "--client-trust",
-            str(pki.manufacturer_ca),
-        ],
+        ["bash", "-c", 'source "$0" && mef_fixture_serve', str(FIXTURE)],
+        env=fixture_env(),
+        stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
-        stderr=stderr,
         text=True,
     )
     try:
-        addr = psk_addr = ca = None
-        # The MEF prints "listening on ADDR", "psk listening on ADDR" then
-        # "CA certificate: PATH" when ready.
+        values = {}
         for line in proc.stdout:
-            if line.startswith("listening on "):
-                addr = line[len("listening on ") :].strip()
-            elif line.startswith("psk listening on "):
-                psk_addr = line[len("psk listening on ") :].strip()
-            elif line.startswith("CA certificate: "):
-                ca = Path(line[len("CA certificate: ") :].strip())
+            if line.strip() == "ready":
                 break
-        if addr is None or psk_addr is None or ca is None:
-            proc.wait(timeout=10)
-            raise AssertionError(
-                f"the MEF did not start: {(data / 'mef.err').read_text(errors='replace')}"
-            )
-        port = addr.rsplit(":", 1)[1]
-        yield SimpleNamespace(
-            # localhost: a name the MEF's server certificate carries (RFC 7030 3.6.1).
-            url=f"https://localhost:{port}/.well-known/est",
-            ca=ca,
-            data_dir=data,
-            # TLS-PSK: no server certificate; the host name only goes into SNI.
-            psk_url=f"https://localhost:{psk_addr.rsplit(':', 1)[1]}/.well-known/est",
-            kpm_id=KPM_ID,
-            kpm=kpm,
-        )
+            name, _, value = line.rstrip("\n").partition("=")
+            values[name] = value
+        else:
+            proc.wait(timeout=30)
+            raise AssertionError(f"the MEF fixture did not start (exit status {proc.returncode})")
+        yield values
     finally:
-        proc.terminate()
+        proc.stdin.close()
         proc.wait(timeout=30)
         proc.stdout.close()
-        stderr.close()
+
+
+@pytest.fixture(scope="session")
+def pki(fixture) -> SimpleNamespace:
+    """Manufacturer CA and a device certificate it signed (a plain end-entity certificate):
+    the third-party client credentials of the certificate-based RSPF; and another CA,
+    unrelated to the MEF (a wrong trust anchor)."""
+    return SimpleNamespace(
+        manufacturer_ca=Path(fixture["MANUFACTURER_CA"]),
+        device_cert=Path(fixture["DEVICE_CERT"]),
+        device_key=Path(fixture["DEVICE_KEY"]),
+        other_ca=Path(fixture["OTHER_CA"]),
+    )
+
+
+@pytest.fixture(scope="session")
+def mef(fixture):
+    """The reference MEF on 127.0.0.1 trusting the manufacturer CA, with the device's CSE-ID
+    registered, and its TLS-PSK listener knowing KPM_ID (its Kpm is ``kpm``, 32 random bytes,
+    registered for PSK_CSE_ID)."""
+    assert fixture["MEF_SUBJECT_ID"] == CSE_ID and fixture["KPM_ID"] == KPM_ID
+    assert fixture["MEF_PSK_SUBJECT_ID"] == PSK_CSE_ID
+    return SimpleNamespace(
+        # localhost: a name the MEF's server certificate carries (RFC 7030 3.6.1).
+        url=fixture["MEF_URL"],
+        ca=Path(fixture["MEF_CA"]),
+        data_dir=Path(fixture["MEF_DATA_DIR"]),
+        # TLS-PSK: no server certificate; the host name only goes into SNI.
+        psk_url=fixture["MEF_PSK_URL"],
+        kpm_id=KPM_ID,
+        kpm=bytes.fromhex(fixture["KPM_HEX"]),
+    )

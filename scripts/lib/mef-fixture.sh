@@ -1,11 +1,16 @@
 # shellcheck shell=bash
-# Test fixture shared by scripts/c-examples.sh and scripts/python-tests.sh (source it, do not run
-# it): a throw-away manufacturer PKI made with the openssl CLI and the reference MEF
-# (target/debug/onem2m-mef) listening on 127.0.0.1 with that device identity registered.
+# Test fixture shared by the C tests, the C examples, the Python tests and the benchmarks
+# (source it, do not run it): a throw-away manufacturer PKI made with the openssl CLI and the
+# reference MEF (target/debug/onem2m-mef) listening on 127.0.0.1 with that device identity
+# registered. The one openssl recipe of the PKI the scripts and the Python tests use.
 #
 #   source scripts/lib/mef-fixture.sh
 #   fixture_init                 # FIXTURE_DIR (temp dir) + EXIT trap (stops the MEF, removes it)
 #   mef_fixture_start            # PKI, identity, MEF; exports the variables below
+#   fixture_make_ca DIR NAME     # another CA: DIR/NAME.pem and DIR/NAME.key
+#   mef_fixture_serve            # for a program that is not a shell script (python/tests):
+#                                # starts the fixture, prints the variables as NAME=VALUE lines
+#                                # and "ready", and keeps the MEF until its stdin closes
 #
 # Exports: MEF_URL (https://localhost:PORT/.well-known/est), MEF_CA (the MEF CA certificate the
 # MEF wrote into its data dir: the client's explicit trust anchor), DEVICE_CERT, DEVICE_KEY
@@ -61,15 +66,9 @@ fixture_init() {
   trap 'exit 143' TERM
 }
 
-# Manufacturer CA and device certificate (ECDSA P-256) in $FIXTURE_DIR/pki: the third-party
-# client credentials the MEF trusts through --client-trust (certificate-based RSPF).
-mef_fixture_make_pki() {
-  local pki=$FIXTURE_DIR/pki
-  mkdir -p "$pki"
-  (
-    set -e
-    cd "$pki"
-    cat >ca.cnf <<'CNF'
+# The OpenSSL configuration of the fixture's CAs and device certificates, into DIR/ca.cnf.
+fixture_write_ca_cnf() {
+  cat >"$1/ca.cnf" <<'CNF'
 [req]
 distinguished_name = dn
 prompt = no
@@ -87,13 +86,35 @@ extendedKeyUsage = clientAuth
 subjectKeyIdentifier = hash
 authorityKeyIdentifier = keyid
 CNF
-    openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out ca.key 2>/dev/null
-    openssl req -x509 -new -key ca.key -sha256 -days 30 -config ca.cnf -extensions v3_ca \
-      -out manufacturer-ca.pem
+}
+
+# An ECDSA P-256 CA (self-signed, 30 days): DIR/NAME.pem and its key DIR/NAME.key (0600).
+fixture_make_ca() {
+  local dir=$1 name=$2
+  mkdir -p "$dir"
+  fixture_write_ca_cnf "$dir"
+  (
+    set -e
+    cd "$dir"
+    openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$name.key" 2>/dev/null
+    chmod 600 "$name.key"
+    openssl req -x509 -new -key "$name.key" -sha256 -days 30 -config ca.cnf -extensions v3_ca \
+      -out "$name.pem"
+  ) || fixture_fail "openssl could not make the CA $dir/$name.pem" || return 1
+}
+
+# Manufacturer CA and device certificate (ECDSA P-256) in $FIXTURE_DIR/pki: the third-party
+# client credentials the MEF trusts through --client-trust (certificate-based RSPF).
+mef_fixture_make_pki() {
+  local pki=$FIXTURE_DIR/pki
+  fixture_make_ca "$pki" manufacturer-ca || return 1
+  (
+    set -e
+    cd "$pki"
     openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out device.key 2>/dev/null
-    chmod 600 ca.key device.key
+    chmod 600 device.key
     openssl req -new -key device.key -subj "/O=Example Manufacturer/CN=device-0001" -out device.csr
-    openssl x509 -req -in device.csr -CA manufacturer-ca.pem -CAkey ca.key -CAcreateserial \
+    openssl x509 -req -in device.csr -CA manufacturer-ca.pem -CAkey manufacturer-ca.key -CAcreateserial \
       -sha256 -days 30 -extfile ca.cnf -extensions v3_device -out device.pem 2>/dev/null
   ) || fixture_fail "openssl could not make the manufacturer PKI" || return 1
   MANUFACTURER_CA=$pki/manufacturer-ca.pem
@@ -161,4 +182,23 @@ mef_fixture_start() {
   MEF_PSK_URL="https://localhost:${psk_addr##*:}/.well-known/est"
   export MEF_CA MEF_URL MEF_PSK_URL
   echo "mef-fixture: MEF at $MEF_URL, TLS-PSK at $MEF_PSK_URL (pid $MEF_PID), data in $MEF_DATA_DIR" >&2
+}
+
+# For a test program that is not a shell script (python/tests/conftest.py): starts the
+# fixture, prints the variables it exports as NAME=VALUE lines, then "ready", and keeps the MEF
+# running until its standard input closes (the EXIT trap then stops it and removes
+# FIXTURE_DIR). Also prints OTHER_CA: a CA unrelated to the MEF (a wrong trust anchor).
+mef_fixture_serve() {
+  fixture_init
+  mef_fixture_start >&2 || return 1
+  fixture_make_ca "$FIXTURE_DIR/other" other-ca || return 1
+  local name
+  for name in MEF_URL MEF_PSK_URL MEF_CA MEF_DATA_DIR MANUFACTURER_CA DEVICE_CERT DEVICE_KEY \
+    MEF_SUBJECT_ID MEF_PSK_SUBJECT_ID KPM_ID KPM_HEX FIXTURE_DIR; do
+    printf '%s=%s\n' "$name" "${!name}"
+  done
+  printf 'OTHER_CA=%s\n' "$FIXTURE_DIR/other/other-ca.pem"
+  echo ready
+  # Until the caller closes stdin (or exits).
+  cat >/dev/null
 }

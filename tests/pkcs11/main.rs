@@ -9,8 +9,6 @@
 //! installs `softhsm2` and `opensc`).
 
 mod fixture;
-#[path = "../support/mod.rs"]
-mod support;
 
 use fixture::*;
 use onem2m_est::client::{Config, InitialAuth, KeySource, MefClient, Reprovision};
@@ -411,7 +409,7 @@ fn what_the_token_store_cannot_hold_is_refused_before_any_connection() {
 fn a_key_type_the_token_cannot_make_is_refused_after_csrattrs_before_simpleenroll() {
     let _serial = one_at_a_time();
     use onem2m_est::proto::csrattrs::{Curve, KeyRequirement};
-    use support::{Action, MefPki, ProcedureServer};
+    use onem2m_est_testkit::server::{Action, MefPki, ProcedureServer, MEF_CSE_ID};
     softhsm();
     let token = "p384-required";
     let pki = Arc::new(MefPki::new("p384 MEF CA"));
@@ -446,7 +444,7 @@ fn a_key_type_the_token_cannot_make_is_refused_after_csrattrs_before_simpleenrol
     .unwrap();
     let client = MefClient::new(
         Config::new(EstUri::parse(&server.base()).unwrap())
-            .identity(SubjectIdentity::new(SubjectType::Cse, support::MEF_CSE_ID).unwrap()),
+            .identity(SubjectIdentity::new(SubjectType::Cse, MEF_CSE_ID).unwrap()),
     );
     let err = client
         .provision(&auth, &mut store, KeySource::Generate)

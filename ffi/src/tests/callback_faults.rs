@@ -1,5 +1,5 @@
 //! A host store behind the C ABI's credential and key callbacks, each callback failing in turn,
-//! under a whole re-provisioning against the procedure server of tests/support: the host's set
+//! under a whole re-provisioning against the procedure server of the test kit: the host's set
 //! stays complete, nothing is committed on failure and every generated key is discarded.
 //! (Moved here from tests/faults.rs with the C ABI; the file store's faults stay there.)
 
@@ -9,9 +9,9 @@ use std::ptr;
 use std::sync::Arc;
 
 use super::super::*;
-use super::support::*;
 use est::keys::{KeyAlgorithm, PrivateKey, SoftwareKey};
 use est::store::{certs_to_pem, parse_certs_pem, Credentials};
+use onem2m_est_testkit::server::*;
 use rustls_pki_types::CertificateDer;
 
 fn spki_of(cert: &CertificateDer<'_>) -> Vec<u8> {

@@ -3,11 +3,11 @@
 //! CERT_PROV class (`mef_result_cmd_status`), a detailed `mef_client_last_error`, a
 //! byte-identical store directory, and previous credentials that still authenticate.
 //!
-//! (Moved from tests/hostile.rs with the C ABI; the harness is shared: tests/hostile/harness.rs.)
+//! (Moved from the hostile matrix, tests/hostile, with the C ABI; the harness is the test kit's, onem2m_est_testkit::hostile.)
 use super::super::*;
-use super::hostile_harness::*;
-use super::support::*;
 use onem2m_est::proto::csrattrs::{Curve, KeyRequirement};
+use onem2m_est_testkit::hostile::*;
+use onem2m_est_testkit::{pki::*, server::*};
 use std::ffi::{CStr, CString};
 use std::path::Path;
 use std::ptr;

@@ -18,7 +18,7 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
-#include "onem2m_est.h"
+#include "common.h"
 
 /* Whether NEEDLE occurs in the LEN bytes at HAY (memmem is a GNU extension, not in mingw). */
 static int contains(const uint8_t *hay, size_t len, const char *needle) {
@@ -79,16 +79,6 @@ struct host {
 };
 
 static struct host host;
-static int failures = 0;
-
-#define TRUE(cond)                                                                             \
-  do {                                                                                         \
-    if (!(cond)) {                                                                             \
-      fprintf(stderr, "%s:%d: not true: %s\n", __FILE__, __LINE__, #cond);                    \
-      failures++;                                                                              \
-    }                                                                                          \
-  } while (0)
-
 static struct key *find_key(uint64_t handle) {
   for (int i = 0; i < host.nkeys; i++)
     if (host.keys[i].handle == handle) return &host.keys[i];
@@ -290,23 +280,6 @@ static const mef_credential_callbacks cred_cbs = {cb_store, cb_load};
 static char *url, *ca_pem, *device_pem;
 static size_t ca_len, device_len;
 
-static char *read_file(const char *path, size_t *len) {
-  FILE *f = fopen(path, "rb");
-  if (!f) {
-    perror(path);
-    exit(2);
-  }
-  fseek(f, 0, SEEK_END);
-  long n = ftell(f);
-  fseek(f, 0, SEEK_SET);
-  char *buf = malloc((size_t)n + 1);
-  if (!buf || fread(buf, 1, (size_t)n, f) != (size_t)n) exit(2);
-  fclose(f);
-  buf[n] = '\0';
-  *len = (size_t)n;
-  return buf;
-}
-
 static mef_client *new_client(void) {
   mef_config *cfg = NULL;
   mef_client *client = NULL;
@@ -390,10 +363,7 @@ static void expect_success(const char *what, int reprovision, uint32_t mode) {
 }
 
 int main(int argc, char **argv) {
-  if (argc != 6) {
-    fprintf(stderr, "usage: %s MEF_URL MEF_CA.pem DEVICE_CERT.pem DEVICE_KEY.pem SUBJECT_ID\n", argv[0]);
-    return 2;
-  }
+  need_args(argc, argv, 5, "MEF_URL MEF_CA.pem DEVICE_CERT.pem DEVICE_KEY.pem SUBJECT_ID");
   url = argv[1];
   ca_pem = read_file(argv[2], &ca_len);
   device_pem = read_file(argv[3], &device_len);

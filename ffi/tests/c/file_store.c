@@ -10,56 +10,11 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "onem2m_est.h"
-
-static int failures = 0;
-
-#define TRUE(cond)                                                                             \
-  do {                                                                                         \
-    if (!(cond)) {                                                                             \
-      fprintf(stderr, "%s:%d: not true: %s\n", __FILE__, __LINE__, #cond);                    \
-      failures++;                                                                              \
-    }                                                                                          \
-  } while (0)
-
-static char *read_file(const char *path, size_t *len) {
-  FILE *f = fopen(path, "rb");
-  if (!f) {
-    perror(path);
-    exit(2);
-  }
-  fseek(f, 0, SEEK_END);
-  long n = ftell(f);
-  fseek(f, 0, SEEK_SET);
-  char *buf = malloc((size_t)n + 1);
-  if (!buf || fread(buf, 1, (size_t)n, f) != (size_t)n) exit(2);
-  fclose(f);
-  buf[n] = '\0';
-  *len = (size_t)n;
-  return buf;
-}
-
-static void step(mef_client *client, const char *what, mef_result r) {
-  if (r != MEF_OK) {
-    fprintf(stderr, "%s: %s [%s]: %s\n", what, mef_result_text(r),
-            mef_cmd_status_name(mef_result_cmd_status(r)), mef_client_last_error(client));
-    failures++;
-  } else {
-    printf("ok: %s (%u handshake(s))\n", what, mef_client_last_handshakes(client));
-  }
-}
-
-static char *file_in(const char *dir, const char *name, size_t *len) {
-  char path[4096];
-  snprintf(path, sizeof path, "%s/%s", dir, name);
-  return read_file(path, len);
-}
+#include "common.h"
 
 int main(int argc, char **argv) {
-  if (argc != 7) {
-    fprintf(stderr, "usage: %s MEF_URL MEF_CA.pem DEVICE_CERT.pem DEVICE_KEY.pem SUBJECT_ID STORE_DIR\n", argv[0]);
-    return 2;
-  }
+  need_args(argc, argv, 6,
+            "MEF_URL MEF_CA.pem DEVICE_CERT.pem DEVICE_KEY.pem SUBJECT_ID STORE_DIR");
   size_t ta_len, cert_len, key_len;
   char *ta = read_file(argv[2], &ta_len);
   char *cert = read_file(argv[3], &cert_len);
@@ -87,11 +42,10 @@ int main(int argc, char **argv) {
   mef_buffer_free(der);
 
   step(client, "provision", mef_client_provision(client, MEF_KEY_GENERATE));
-  size_t n;
-  char *installed = file_in(dir, "cert.pem", &n);
+  char *installed = file_in(dir, "cert.pem");
   TRUE(strstr(installed, "-----BEGIN CERTIFICATE-----") == installed);
   free(installed);
-  char *installed_key = file_in(dir, "key.pem", &n);
+  char *installed_key = file_in(dir, "key.pem");
   TRUE(strstr(installed_key, "-----BEGIN PRIVATE KEY-----") == installed_key);
 #ifndef _WIN32
   /* Windows has no mode bits (the store directory's ACL protects the key; src/store.rs). */
@@ -100,18 +54,18 @@ int main(int argc, char **argv) {
   snprintf(path, sizeof path, "%s/key.pem", dir);
   TRUE(stat(path, &st) == 0 && (st.st_mode & 077) == 0);
 #endif
-  char *installed_ta = file_in(dir, "trust-anchors.pem", &n);
+  char *installed_ta = file_in(dir, "trust-anchors.pem");
   TRUE(strstr(installed_ta, "-----BEGIN CERTIFICATE-----") == installed_ta);
   free(installed_ta);
 
   step(client, "reprovision (renew)", mef_client_reprovision(client, MEF_REPROVISION_RENEW));
-  char *renewed_key = file_in(dir, "key.pem", &n);
+  char *renewed_key = file_in(dir, "key.pem");
   TRUE(strcmp(renewed_key, installed_key) == 0);
   step(client, "reprovision (rekey)", mef_client_reprovision(client, MEF_REPROVISION_REKEY));
-  char *rekeyed = file_in(dir, "key.pem", &n);
+  char *rekeyed = file_in(dir, "key.pem");
   TRUE(strcmp(rekeyed, installed_key) != 0);
   step(client, "reprovision (server keygen)", mef_client_reprovision(client, MEF_REPROVISION_SERVER_KEYGEN));
-  char *server_key = file_in(dir, "key.pem", &n);
+  char *server_key = file_in(dir, "key.pem");
   TRUE(strcmp(server_key, rekeyed) != 0);
   step(client, "provision (server keygen)", mef_client_provision(client, MEF_KEY_SERVER_GENERATED));
 

@@ -9,53 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "onem2m_est.h"
-
-static int failures = 0;
-static int checks = 0;
-
-#define EXPECT(expr, expected)                                                                 \
-  do {                                                                                         \
-    mef_result got_ = (expr);                                                                  \
-    checks++;                                                                                  \
-    if (got_ != (mef_result)(expected)) {                                                      \
-      fprintf(stderr, "%s:%d: %s: got %u (%s), expected %s\n", __FILE__, __LINE__, #expr,     \
-              (unsigned)got_, mef_result_text(got_), #expected);                              \
-      failures++;                                                                              \
-    }                                                                                          \
-  } while (0)
-
-#define TRUE(cond)                                                                             \
-  do {                                                                                         \
-    checks++;                                                                                  \
-    if (!(cond)) {                                                                             \
-      fprintf(stderr, "%s:%d: not true: %s\n", __FILE__, __LINE__, #cond);                    \
-      failures++;                                                                              \
-    }                                                                                          \
-  } while (0)
-
-static char *read_file(const char *path, size_t *len) {
-  FILE *f = fopen(path, "rb");
-  if (!f) {
-    perror(path);
-    exit(2);
-  }
-  char *buf = NULL;
-  size_t cap = 0, n = 0, r;
-  do {
-    if (n == cap) {
-      cap = cap ? cap * 2 : 4096;
-      buf = realloc(buf, cap + 1);
-      if (!buf) exit(2);
-    }
-    r = fread(buf + n, 1, cap - n, f);
-    n += r;
-  } while (r > 0);
-  fclose(f);
-  buf[n] = '\0';
-  *len = n;
-  return buf;
-}
+#include "common.h"
 
 /* Callbacks that are never reached in this test (no procedure runs against a MEF). */
 static int cb_generate(void *u, mef_key_type t, uint64_t *h) { (void)u; (void)t; (void)h; return 99; }
@@ -390,10 +344,7 @@ static void lifecycle(const char *ta, size_t ta_len, const char *cert, size_t ce
 }
 
 int main(int argc, char **argv) {
-  if (argc != 5) {
-    fprintf(stderr, "usage: %s TRUST_ANCHORS.pem DEVICE_CERT.pem DEVICE_KEY.pem STORE_DIR\n", argv[0]);
-    return 2;
-  }
+  need_args(argc, argv, 4, "TRUST_ANCHORS.pem DEVICE_CERT.pem DEVICE_KEY.pem STORE_DIR");
   size_t ta_len, cert_len, key_len;
   char *ta = read_file(argv[1], &ta_len);
   char *cert = read_file(argv[2], &cert_len);

@@ -12,44 +12,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "onem2m_est.h"
-
-static int failures = 0;
-
-#define TRUE(cond)                                                                             \
-  do {                                                                                         \
-    if (!(cond)) {                                                                             \
-      fprintf(stderr, "%s:%d: not true: %s\n", __FILE__, __LINE__, #cond);                    \
-      failures++;                                                                              \
-    }                                                                                          \
-  } while (0)
-
-#define EXPECT(call, want)                                                                     \
-  do {                                                                                         \
-    mef_result got_ = (call);                                                                  \
-    if (got_ != (want)) {                                                                      \
-      fprintf(stderr, "%s:%d: %s = %s, want %s\n", __FILE__, __LINE__, #call,                \
-              mef_result_text(got_), mef_result_text(want));                                   \
-      failures++;                                                                              \
-    }                                                                                          \
-  } while (0)
-
-static char *read_file(const char *path, size_t *len) {
-  FILE *f = fopen(path, "rb");
-  if (!f) {
-    perror(path);
-    exit(2);
-  }
-  fseek(f, 0, SEEK_END);
-  long n = ftell(f);
-  fseek(f, 0, SEEK_SET);
-  char *buf = malloc((size_t)n + 1);
-  if (!buf || fread(buf, 1, (size_t)n, f) != (size_t)n) exit(2);
-  fclose(f);
-  buf[n] = '\0';
-  *len = (size_t)n;
-  return buf;
-}
+#include "common.h"
 
 static mef_client *make_client(const char *url, const char *ta, size_t ta_len, const char *cert,
                                size_t cert_len, const char *key, size_t key_len,
@@ -95,10 +58,8 @@ static void null_arguments(mef_client *client) {
 }
 
 int main(int argc, char **argv) {
-  if (argc != 7) {
-    fprintf(stderr, "usage: %s MEF_URL MEF_CA.pem DEVICE_CERT.pem DEVICE_KEY.pem SUBJECT_ID STORE_DIR\n", argv[0]);
-    return 2;
-  }
+  need_args(argc, argv, 6,
+            "MEF_URL MEF_CA.pem DEVICE_CERT.pem DEVICE_KEY.pem SUBJECT_ID STORE_DIR");
   size_t ta_len, cert_len, key_len;
   char *ta = read_file(argv[2], &ta_len);
   char *cert = read_file(argv[3], &cert_len);

@@ -8,12 +8,15 @@
 #              Provisioning + a rekeying re-provisioning (median of 5).
 # Under Wine and QEMU these are emulation times, not performance figures of the library.
 #
-# usage: bench/cross.sh [TARGET...]   (default: the three cross targets, then native x86_64)
+# usage: benches/cross.sh [TARGET...]   (default: the three cross targets, then native x86_64)
 # Needs the packages of scripts/cross.sh (run it or scripts/cross-test.sh first) and, for the
-# native row, scripts/install.sh's build (target/release).
+# native row, scripts/install.sh's build (release, in ${CARGO_TARGET_DIR:-target}).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$(pwd)
+# Cargo's output folder (CARGO_TARGET_DIR, relative to the repository root, as install.sh has it).
+native_target=${CARGO_TARGET_DIR:-target}
+case $native_target in /*) ;; *) native_target=$repo/$native_target ;; esac
 cargo build --locked -p onem2m-mef
 # shellcheck source=../scripts/lib/cross-env.sh
 source scripts/lib/cross-env.sh
@@ -36,7 +39,7 @@ ms() {
 ms_ok() {
   local t0 t1
   t0=$(date +%s%N)
-  "$@" >/dev/null 2>&1 || { echo "bench/cross.sh: failed: $*" >&2; echo FAILED; return; }
+  "$@" >/dev/null 2>&1 || { echo "benches/cross.sh: failed: $*" >&2; echo FAILED; return; }
   t1=$(date +%s%N)
   echo $(((t1 - t0) / 1000000))
 }
@@ -52,7 +55,7 @@ for target in "${targets[@]}"; do
     pkg=$FIXTURE_DIR/native-prefix
     scripts/install.sh "$pkg" >/dev/null 2>&1
     lib=$pkg/lib/libonem2m_est.so.0
-    built=$repo/target/release/libonem2m_est.so
+    built=$native_target/release/libonem2m_est.so
     cc=cc
     deps=$(readelf -d "$lib" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p' | tr '\n' ' ')
     name="x86_64 Linux (native, psk)"
@@ -78,7 +81,7 @@ for target in "${targets[@]}"; do
     esac
     name=$target
   fi
-  [ -e "$lib" ] || { echo "bench/cross.sh: no package for $target (scripts/cross.sh $target)" >&2; exit 1; }
+  [ -e "$lib" ] || { echo "benches/cross.sh: no package for $target (scripts/cross.sh $target)" >&2; exit 1; }
   link=(-I"$pkg/include" -L"$pkg/lib" -lonem2m_est)
   [ -n "$exe" ] || link+=("-Wl,-rpath,$pkg/lib")
   "$cc" -std=c11 -O2 examples/c/provision.c "${link[@]}" -o "$work/provision$exe"
@@ -91,9 +94,9 @@ for target in "${targets[@]}"; do
   prov=$(for i in $(seq 5); do
     ms_ok "${run[@]}" "$work/provision$exe" "$MEF_URL" "$MEF_CA" "$DEVICE_CERT" "$DEVICE_KEY" "$work/out-$i" "$MEF_SUBJECT_ID"
   done | median)
-  case "$checks $prov" in *FAILED*) echo "bench/cross.sh: a run failed on $target" >&2; exit 1 ;; esac
+  case "$checks $prov" in *FAILED*) echo "benches/cross.sh: a run failed on $target" >&2; exit 1 ;; esac
   for i in $(seq 5); do
-    [ -s "$work/out-$i/cert.pem" ] || { echo "bench/cross.sh: provision run $i failed on $target" >&2; exit 1; }
+    [ -s "$work/out-$i/cert.pem" ] || { echo "benches/cross.sh: provision run $i failed on $target" >&2; exit 1; }
   done
   printf '| %s | %s | %s B | %s B | %s | %s ms | %s ms | %s ms |\n' "$name" "$(basename "$lib")" \
     "$(stat -L -c %s "$lib")" "$(stat -L -c %s "$built")" "${deps% }" "$start" "$checks" "$prov"

@@ -1,9 +1,9 @@
-//! The harness of the hostile-MEF matrix: a watched store, a device with credentials, and
-//! one case run against the procedure server of tests/support with one misbehaviour.
+//! The harness of the hostile-MEF matrix (tests/hostile, and the C ABI crate's subset): a
+//! watched store, a device with credentials, and one case run against the procedure server
+//! ([`crate::server::ProcedureServer`]) with one misbehaviour.
 
-#![allow(dead_code)] // Each user (tests/hostile, the C ABI crate's tests) takes a part.
-
-use super::support::*;
+use crate::pki::*;
+use crate::server::*;
 use onem2m_est::client::{Config, InitialAuth, KeySource, MefClient, Reprovision};
 use onem2m_est::identity::{SubjectIdentity, SubjectType};
 use onem2m_est::keys::{KeyAlgorithm, PrivateKey};
@@ -25,7 +25,7 @@ use tempfile::TempDir;
 // The harness
 // ---------------------------------------------------------------------------------------------
 
-pub(crate) fn quick_transport() -> TransportConfig {
+pub fn quick_transport() -> TransportConfig {
     TransportConfig {
         connect_timeout: Duration::from_secs(2),
         tls_timeout: Duration::from_secs(2),
@@ -41,7 +41,7 @@ pub(crate) fn quick_transport() -> TransportConfig {
     }
 }
 
-pub(crate) fn client_for(base: &str) -> MefClient {
+pub fn client_for(base: &str) -> MefClient {
     MefClient::new(
         Config::new(EstUri::parse(base).unwrap())
             .identity(SubjectIdentity::new(SubjectType::Cse, MEF_CSE_ID).unwrap())
@@ -50,14 +50,14 @@ pub(crate) fn client_for(base: &str) -> MefClient {
 }
 
 /// A [`FileStore`] that counts what the procedure asked of it.
-pub(crate) struct Watched {
-    pub(crate) inner: FileStore,
-    pub(crate) created: Arc<AtomicU32>,
-    pub(crate) installed: Arc<AtomicU32>,
+pub struct Watched {
+    pub inner: FileStore,
+    pub created: Arc<AtomicU32>,
+    pub installed: Arc<AtomicU32>,
 }
 
 impl Watched {
-    pub(crate) fn new(dir: &Path) -> Watched {
+    pub fn new(dir: &Path) -> Watched {
         Watched {
             inner: FileStore::new(dir).unwrap(),
             created: Arc::default(),
@@ -85,14 +85,14 @@ impl CredentialStore for Watched {
 
 /// What a directory holds: every file's bytes and every symlink's target, recursively.
 #[derive(Debug, PartialEq, Eq)]
-pub(crate) enum Entry {
+pub enum Entry {
     Dir,
     File(Vec<u8>),
     Link(PathBuf),
 }
 
-pub(crate) fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Entry> {
-    pub(crate) fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<PathBuf, Entry>) {
+pub fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Entry> {
+    pub fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<PathBuf, Entry>) {
         let Ok(entries) = std::fs::read_dir(dir) else {
             return;
         };
@@ -116,13 +116,13 @@ pub(crate) fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Entry> {
 }
 
 /// A device provisioned by `pki`: a store directory holding valid previous credentials.
-pub(crate) struct Device {
-    pub(crate) dir: TempDir,
-    pub(crate) before: Credentials,
+pub struct Device {
+    pub dir: TempDir,
+    pub before: Credentials,
 }
 
 impl Device {
-    pub(crate) fn new(pki: &MefPki) -> Device {
+    pub fn new(pki: &MefPki) -> Device {
         let dir = TempDir::new().unwrap();
         let before = pki.device_credentials();
         FileStore::new(dir.path())
@@ -134,7 +134,7 @@ impl Device {
 
     /// The previous credentials are current, complete, matching, and still authenticate: a
     /// re-provisioning (renew) against a well-behaved server with the same CA succeeds.
-    pub(crate) fn assert_intact_and_usable(&self, pki: &Arc<MefPki>) {
+    pub fn assert_intact_and_usable(&self, pki: &Arc<MefPki>) {
         let loaded = FileStore::new(self.dir.path())
             .unwrap()
             .load()
@@ -166,7 +166,7 @@ impl Device {
 
 /// How a case runs.
 #[derive(Clone, Copy)]
-pub(crate) enum Proc {
+pub enum Proc {
     Reprovision(Reprovision),
     /// Initial provisioning with a generated key, into an empty store.
     Provision,
@@ -176,7 +176,7 @@ pub(crate) enum Proc {
 /// misbehaving with `hook` (TLS options tweaked by `options`), `proc` run against it. Returns
 /// the error after asserting its class, that nothing changed in the store, that no key was
 /// created unless `may_create_key`, and that the previous credentials are intact and usable.
-pub(crate) fn case_with(
+pub fn case_with(
     options: impl FnOnce(&mut ServerOptions, &MefPki),
     hook: impl Fn(&MefPki, &Request, Response) -> Action + Send + Sync + 'static,
     proc: Proc,
@@ -237,9 +237,7 @@ pub(crate) fn case_with(
 }
 
 /// A re-provisioning (rekey) case with default TLS options, class Server.
-pub(crate) fn case(
-    hook: impl Fn(&MefPki, &Request, Response) -> Action + Send + Sync + 'static,
-) -> Error {
+pub fn case(hook: impl Fn(&MefPki, &Request, Response) -> Action + Send + Sync + 'static) -> Error {
     case_with(
         |_, _| {},
         hook,
@@ -250,7 +248,7 @@ pub(crate) fn case(
 }
 
 /// Applies `f` to requests for operation `op` (last path segment); the rest are answered well.
-pub(crate) fn on(
+pub fn on(
     op: &'static str,
     f: impl Fn(&MefPki, &Request, Response) -> Action + Send + Sync + 'static,
 ) -> impl Fn(&MefPki, &Request, Response) -> Action + Send + Sync + 'static {
@@ -265,7 +263,7 @@ pub(crate) fn on(
 
 /// The enrolment answer with the certificate `issue` makes for the CSR's key (the CSR is
 /// checked like a MEF does first).
-pub(crate) fn enroll_with(
+pub fn enroll_with(
     issue: impl Fn(&MefPki, &[u8]) -> Vec<CertificateDer<'static>> + Send + Sync + 'static,
 ) -> impl Fn(&MefPki, &Request, Response) -> Action + Send + Sync + 'static {
     on("simplereenroll", move |pki, req, _| {
@@ -274,7 +272,7 @@ pub(crate) fn enroll_with(
     })
 }
 
-pub(crate) fn with_body(resp: Response, body: impl Into<Vec<u8>>) -> Action {
+pub fn with_body(resp: Response, body: impl Into<Vec<u8>>) -> Action {
     Response {
         body: body.into(),
         ..resp
@@ -282,7 +280,7 @@ pub(crate) fn with_body(resp: Response, body: impl Into<Vec<u8>>) -> Action {
     .into()
 }
 
-pub(crate) fn with_content_type(resp: Response, ct: Option<&str>) -> Action {
+pub fn with_content_type(resp: Response, ct: Option<&str>) -> Action {
     let mut headers: Vec<(String, String)> = resp
         .headers
         .iter()
@@ -295,13 +293,11 @@ pub(crate) fn with_content_type(resp: Response, ct: Option<&str>) -> Action {
     Response { headers, ..resp }.into()
 }
 
-pub(crate) fn accepted(
-    retry_after: &'static str,
-) -> impl Fn(&MefPki, &Request, Response) -> Action {
+pub fn accepted(retry_after: &'static str) -> impl Fn(&MefPki, &Request, Response) -> Action {
     move |_, _, _| Response::new(202).header("Retry-After", retry_after).into()
 }
 
-pub(crate) fn reason_of(err: &Error) -> String {
+pub fn reason_of(err: &Error) -> String {
     err.to_string()
 }
 
@@ -309,7 +305,7 @@ pub(crate) fn reason_of(err: &Error) -> String {
 /// the response is consistent, but the new trust anchors would not authenticate the MEF this
 /// device talked to (RFC 7030 4.1.3, 3.6.1): a device that installed them could never reach
 /// its MEF again, and whoever holds the stranger CA would own it.
-pub(crate) fn cacerts_from_another_ca(
+pub fn cacerts_from_another_ca(
     stranger: Arc<MefPki>,
 ) -> impl Fn(&MefPki, &Request, Response) -> Action + Send + Sync + 'static {
     move |pki, req, good| match req.path.rsplit('/').next() {
@@ -323,7 +319,7 @@ pub(crate) fn cacerts_from_another_ca(
 }
 
 /// Closes the connection after /cacerts (announced), so the next request opens a new one.
-pub(crate) fn close_after_cacerts(_: &MefPki, req: &Request, good: Response) -> Action {
+pub fn close_after_cacerts(_: &MefPki, req: &Request, good: Response) -> Action {
     if req.path.ends_with("/cacerts") {
         // Announced, so the client does not race the close by reusing the connection.
         Action::RespondThenClose(good.header("Connection", "close"))
@@ -333,7 +329,7 @@ pub(crate) fn close_after_cacerts(_: &MefPki, req: &Request, good: Response) -> 
 }
 
 /// /csrattrs asks for the key `key`.
-pub(crate) fn demanding(
+pub fn demanding(
     key: KeyRequirement,
 ) -> impl Fn(&MefPki, &Request, Response) -> Action + Send + Sync + 'static {
     on("csrattrs", move |pki, _, _| {
@@ -345,7 +341,7 @@ pub(crate) fn demanding(
 
 /// Closes the connection after /cacerts, so /csrattrs needs a second handshake, on which the
 /// server presents the identity `switch` gives.
-pub(crate) fn switching(
+pub fn switching(
     switch: impl FnOnce(&MefPki) -> ServerIdentity,
 ) -> impl FnOnce(&mut ServerOptions, &MefPki) {
     move |o, pki| o.switch_identity = Some((1, switch(pki)))

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The onem2m-est benchmark suite (BENCHMARKS.md says what each figure means).
 #
-#   bench/run.sh [--quick] [--no-psk]
+#   benches/run.sh [--quick] [--no-psk]
 #
 # --quick   a few seconds after the build: few iterations, short loads (CI keeps it working;
 #           its figures are not for comparison)
@@ -125,7 +125,7 @@ mkdir -p "$work/prefix/lib"
 cp "$lib" "$work/prefix/lib/libonem2m_est.so.0"
 ln -sfn libonem2m_est.so.0 "$work/prefix/lib/libonem2m_est.so"
 cbench="$work/bench_provision"
-cc -O2 -Wall bench/c/bench_provision.c -I include -L "$work/prefix/lib" \
+cc -O2 -Wall benches/c/bench_provision.c -I include -L "$work/prefix/lib" \
   -lonem2m_est -Wl,-rpath,"$work/prefix/lib" -o "$cbench"
 taskset -c "$two" "$cbench" "$uri" "$mef_ca" "$work/pki/device.pem" "$work/pki/device.key" \
   "$work/c-out" "$c_iters"

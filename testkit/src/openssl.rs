@@ -1,0 +1,69 @@
+//! `openssl s_server` as the peer of interop tests: the reference implementation of TLS-PSK and
+//! of the ts0003 profile (TS-0003 10.2.1, 10.2.3) that both the core's and the CLI's tests
+//! connect to.
+
+use std::ffi::OsStr;
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Child, Command, Stdio};
+
+use crate::tools::require_tool;
+
+/// `openssl s_server` on 127.0.0.1 at a port the OS picks; killed (and reaped) when dropped.
+pub struct SServer {
+    child: Child,
+    port: u16,
+}
+
+impl SServer {
+    /// Runs `openssl s_server -accept 127.0.0.1:0 ARGS` with its stderr going to `stderr`, and
+    /// waits until it prints the address it listens on. `None` when the openssl CLI is missing
+    /// and `ONEM2M_REQUIRE_TOOLS` is not set ([`crate::require_tool`]): the test returns.
+    pub fn start<S: AsRef<OsStr>>(args: &[S], stderr: Stdio) -> Option<SServer> {
+        if !require_tool("openssl", "Debian package openssl") {
+            return None;
+        }
+        let mut child = Command::new("openssl")
+            .arg("s_server")
+            .args(["-accept", "127.0.0.1:0"])
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(stderr)
+            .spawn()
+            .expect("the openssl CLI runs (Debian package openssl)");
+        let mut out = BufReader::new(child.stdout.take().expect("piped stdout"));
+        let mut port = None;
+        let mut line = String::new();
+        while out.read_line(&mut line).unwrap_or(0) > 0 {
+            if let Some(addr) = line.trim().strip_prefix("ACCEPT ") {
+                port = addr.rsplit(':').next().and_then(|p| p.parse().ok());
+                break;
+            }
+            line.clear();
+        }
+        // Keep draining stdout so that s_server never blocks on a full pipe.
+        std::thread::spawn(move || {
+            let mut sink = Vec::new();
+            let _ = out.read_to_end(&mut sink);
+        });
+        let port = port.expect("s_server printed its address");
+        Some(SServer { child, port })
+    }
+
+    /// The port it listens on.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// `https://localhost:PORT/.well-known/est`.
+    pub fn uri(&self) -> String {
+        format!("https://localhost:{}/.well-known/est", self.port)
+    }
+}
+
+impl Drop for SServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -1,0 +1,345 @@
+//! The test PKI: CAs that issue server, client and CA certificates ([`TestCa`]), a
+//! [`PrivateKey`] that can be told to fail ([`TestKey`]), and the manufacturer PKI of
+//! TS-0003 8.3.6.2 pre-condition B.ii.2 ([`Manufacturer`]).
+
+use onem2m_est::keys::{KeyAlgorithm, PrivateKey, SoftwareKey};
+use onem2m_est::tls::ClientIdentity;
+use rcgen::{
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose, PublicKeyData,
+};
+use ring::rand::SystemRandom;
+use ring::signature::{EcdsaKeyPair, ECDSA_P256_SHA256_ASN1_SIGNING};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use zeroize::Zeroizing;
+
+/// id-kp-cmcRA (RFC 6402 2.10).
+pub const CMC_RA: &[u64] = &[1, 3, 6, 1, 5, 5, 7, 3, 28];
+
+/// Which extended key usage a test certificate carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Eku {
+    /// id-kp-serverAuth.
+    ServerAuth,
+    /// Only id-kp-cmcRA (an RA certificate, RFC 7030 3.6.1).
+    CmcRaOnly,
+    /// Only id-kp-clientAuth.
+    ClientAuth,
+    /// No EKU extension.
+    None,
+}
+
+/// A test CA: a self-signed P-256 root that issues leaf certificates.
+pub struct TestCa {
+    pub cert: CertificateDer<'static>,
+    issuer: Issuer<'static, KeyPair>,
+    cn: String,
+}
+
+/// A server's certificate chain and key, for [`TestServer`].
+#[derive(Debug)]
+pub struct ServerIdentity {
+    pub chain: Vec<CertificateDer<'static>>,
+    pub key: PrivateKeyDer<'static>,
+}
+
+impl Clone for ServerIdentity {
+    fn clone(&self) -> Self {
+        ServerIdentity {
+            chain: self.chain.clone(),
+            key: self.key.clone_key(),
+        }
+    }
+}
+
+impl TestCa {
+    /// A new root CA named `cn`.
+    pub fn new(cn: &str) -> TestCa {
+        Self::with_algorithm(cn, &rcgen::PKCS_ECDSA_P256_SHA256)
+    }
+
+    /// A new root CA named `cn` with a key of `alg` (it signs with that algorithm).
+    pub fn with_algorithm(cn: &str, alg: &'static rcgen::SignatureAlgorithm) -> TestCa {
+        let key = KeyPair::generate_for(alg).expect("CA key");
+        let params = Self::ca_params(cn);
+        let cert = params.self_signed(&key).expect("CA certificate");
+        TestCa {
+            cert: cert.der().clone(),
+            issuer: Issuer::new(params, key),
+            cn: cn.into(),
+        }
+    }
+
+    /// A new root CA named `cn` whose notAfter is later than any [`TestCa::new`] root's (rcgen's
+    /// default, 4096-01-01): the newest root of a key rollover (RFC 7030 4.1.3).
+    pub fn successor(cn: &str) -> TestCa {
+        let key = KeyPair::generate().expect("CA key");
+        let mut params = Self::ca_params(cn);
+        params.not_after = rcgen::date_time_ymd(4097, 1, 1);
+        let cert = params.self_signed(&key).expect("CA certificate");
+        TestCa {
+            cert: cert.der().clone(),
+            issuer: Issuer::new(params, key),
+            cn: cn.into(),
+        }
+    }
+
+    /// The CA certificate, PEM.
+    pub fn cert_pem(&self) -> String {
+        onem2m_est::store::certs_to_pem(std::slice::from_ref(&self.cert))
+    }
+
+    fn ca_params(cn: &str) -> CertificateParams {
+        let mut params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+        params.distinguished_name.push(DnType::CommonName, cn);
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::CrlSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
+        params
+    }
+
+    /// A subordinate CA named `cn` with a key of `alg`, certified by this CA: leaves it issues
+    /// chain through its `cert` to this CA.
+    pub fn subordinate(&self, cn: &str, alg: &'static rcgen::SignatureAlgorithm) -> TestCa {
+        let key = KeyPair::generate_for(alg).expect("CA key");
+        let params = Self::ca_params(cn);
+        let cert = params
+            .signed_by(&key, &self.issuer)
+            .expect("subordinate CA certificate");
+        TestCa {
+            cert: cert.der().clone(),
+            issuer: Issuer::new(params, key),
+            cn: cn.into(),
+        }
+    }
+
+    /// A CA certificate for `subject`'s name and public key, signed by this CA's key: a link
+    /// certificate of a root key rollover (RFC 7030 4.1.3). `new.certify(&old)` is OldWithNew
+    /// (the old public key signed with the new private key), `old.certify(&new)` NewWithOld.
+    pub fn certify(&self, subject: &TestCa) -> CertificateDer<'static> {
+        Self::ca_params(&subject.cn)
+            .signed_by(subject.issuer.key(), &self.issuer)
+            .expect("link certificate")
+            .der()
+            .clone()
+    }
+
+    /// An intermediate CA (basicConstraints CA:TRUE) named `cn` issued by this CA, with these
+    /// keyUsage bits (none: no keyUsage extension).
+    pub fn intermediate(&self, cn: &str, key_usages: Vec<KeyUsagePurpose>) -> TestCa {
+        let key = KeyPair::generate().expect("intermediate key");
+        let mut params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+        params.distinguished_name.push(DnType::CommonName, cn);
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.key_usages = key_usages;
+        let cert = params
+            .signed_by(&key, &self.issuer)
+            .expect("intermediate certificate");
+        TestCa {
+            cert: cert.der().clone(),
+            issuer: Issuer::new(params, key),
+            cn: cn.into(),
+        }
+    }
+
+    /// Issues a leaf certificate for `public_key` with subjectAltNames `names` (DNS names or IP
+    /// addresses) and the given EKU; `customize` may change anything else (validity, ...).
+    pub fn issue(
+        &self,
+        cn: &str,
+        names: &[&str],
+        eku: Eku,
+        public_key: &impl PublicKeyData,
+        customize: impl FnOnce(&mut CertificateParams),
+    ) -> CertificateDer<'static> {
+        let names: Vec<String> = names.iter().map(|s| s.to_string()).collect();
+        let mut params = CertificateParams::new(names).expect("leaf params");
+        params.distinguished_name.push(DnType::CommonName, cn);
+        params.is_ca = IsCa::ExplicitNoCa;
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        params.extended_key_usages = match eku {
+            Eku::ServerAuth => vec![ExtendedKeyUsagePurpose::ServerAuth],
+            Eku::CmcRaOnly => vec![ExtendedKeyUsagePurpose::Other(CMC_RA.to_vec())],
+            Eku::ClientAuth => vec![ExtendedKeyUsagePurpose::ClientAuth],
+            Eku::None => vec![],
+        };
+        customize(&mut params);
+        params
+            .signed_by(public_key, &self.issuer)
+            .expect("leaf certificate")
+            .der()
+            .clone()
+    }
+
+    /// A server certificate (chain: leaf, then this CA) and its key.
+    pub fn server_identity(&self, names: &[&str], eku: Eku) -> ServerIdentity {
+        self.server_identity_with(names, eku, |_| {})
+    }
+
+    /// Like [`Self::server_identity`], with a hook on the certificate parameters.
+    pub fn server_identity_with(
+        &self,
+        names: &[&str],
+        eku: Eku,
+        customize: impl FnOnce(&mut CertificateParams),
+    ) -> ServerIdentity {
+        let key = KeyPair::generate().expect("server key");
+        let leaf = self.issue("test EST server", names, eku, &key, customize);
+        ServerIdentity {
+            chain: vec![leaf, self.cert.clone()],
+            key: PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
+        }
+    }
+
+    /// A leaf certificate named `cn` for a fresh P-256 key ([`Self::issue`]), and that key:
+    /// both PEM (PKCS #8), for tools that read files (openssl, the CLI).
+    pub fn issue_pem(&self, cn: &str, names: &[&str], eku: Eku) -> (String, Zeroizing<String>) {
+        let key = KeyPair::generate().expect("leaf key");
+        let cert = self.issue(cn, names, eku, &key, |_| {});
+        (
+            onem2m_est::store::certs_to_pem(&[cert]),
+            Zeroizing::new(key.serialize_pem()),
+        )
+    }
+
+    /// A client certificate named `cn` (EKU clientAuth) and its [`TestKey`].
+    pub fn client_identity(&self, cn: &str) -> (CertificateDer<'static>, Arc<TestKey>) {
+        let key = TestKey::generate();
+        let rc = key.rcgen_public();
+        let cert = self.issue(cn, &[], Eku::ClientAuth, &rc, |_| {});
+        (cert, Arc::new(key))
+    }
+}
+
+/// A test-only [`PrivateKey`]: P-256 on ring, with a switch that makes signing fail (to test
+/// how a failing HSM or callback surfaces).
+pub struct TestKey {
+    pair: EcdsaKeyPair,
+    pkcs8: Vec<u8>,
+    spki: Vec<u8>,
+    rng: SystemRandom,
+    /// When set, [`PrivateKey::sign`] fails.
+    pub fail: AtomicBool,
+}
+
+impl std::fmt::Debug for TestKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TestKey").finish_non_exhaustive()
+    }
+}
+
+impl TestKey {
+    /// A fresh P-256 key.
+    pub fn generate() -> TestKey {
+        let rng = SystemRandom::new();
+        let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &rng)
+            .expect("P-256 key")
+            .as_ref()
+            .to_vec();
+        let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &pkcs8, &rng)
+            .expect("P-256 key from PKCS#8");
+        let spki = KeyPair::try_from(pkcs8.as_slice())
+            .expect("rcgen reads the PKCS#8")
+            .subject_public_key_info();
+        TestKey {
+            pair,
+            pkcs8,
+            spki,
+            rng,
+            fail: AtomicBool::new(false),
+        }
+    }
+
+    /// The same key as rcgen sees it (to put its public key in a certificate).
+    pub fn rcgen_public(&self) -> KeyPair {
+        KeyPair::try_from(self.pkcs8.as_slice()).expect("rcgen reads the PKCS#8")
+    }
+}
+
+impl PrivateKey for TestKey {
+    fn algorithm(&self) -> KeyAlgorithm {
+        KeyAlgorithm::EcdsaP256Sha256
+    }
+
+    fn public_key_info(&self) -> &[u8] {
+        &self.spki
+    }
+
+    fn sign(&self, message: &[u8]) -> onem2m_est::Result<Vec<u8>> {
+        if self.fail.load(Ordering::SeqCst) {
+            return Err(onem2m_est::Error::Key {
+                reason: "the test key was told to fail".into(),
+            });
+        }
+        self.pair
+            .sign(&self.rng, message)
+            .map(|s| s.as_ref().to_vec())
+            .map_err(|_| onem2m_est::Error::Key {
+                reason: "ring signing failed".into(),
+            })
+    }
+}
+
+/// The manufacturer PKI of TS-0003 8.3.6.2 pre-condition B.ii.2: a CA and a device certificate
+/// it issued (the third-party EST client certificate), with the device's P-256 key.
+pub struct Manufacturer {
+    pub ca_cert: CertificateDer<'static>,
+    pub ca_pem: String,
+    pub device_cert: CertificateDer<'static>,
+    pub device_pem: String,
+    /// The device key, PKCS #8 PEM.
+    pub device_key_pem: Zeroizing<String>,
+    pub device_key: Arc<SoftwareKey>,
+}
+
+impl Manufacturer {
+    /// A CA named "`name` manufacturer CA" and its device "`name` device 0001".
+    pub fn new(name: &str) -> Manufacturer {
+        let ca_key = KeyPair::generate().expect("CA key");
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca_params
+            .distinguished_name
+            .push(DnType::CommonName, format!("{name} manufacturer CA"));
+        let ca = ca_params.self_signed(&ca_key).expect("CA certificate");
+        let issuer = Issuer::new(ca_params, ca_key);
+        let device_key = KeyPair::generate().expect("device key");
+        let mut params = CertificateParams::new(Vec::<String>::new()).expect("device params");
+        params
+            .distinguished_name
+            .push(DnType::CommonName, format!("{name} device 0001"));
+        let device = params
+            .signed_by(&device_key, &issuer)
+            .expect("device certificate");
+        let key = SoftwareKey::from_pkcs8_der(&Zeroizing::new(device_key.serialize_der()))
+            .expect("the device key loads");
+        Manufacturer {
+            ca_cert: ca.der().clone(),
+            ca_pem: ca.pem(),
+            device_cert: device.der().clone(),
+            device_pem: device.pem(),
+            device_key_pem: Zeroizing::new(device_key.serialize_pem()),
+            device_key: Arc::new(key),
+        }
+    }
+
+    /// The device's TLS client identity (certificate and key).
+    pub fn identity(&self) -> ClientIdentity {
+        ClientIdentity {
+            chain: vec![self.device_cert.clone()],
+            key: self.device_key.clone(),
+        }
+    }
+
+    /// Writes `device.pem` (certificate) and `device.key` (PKCS #8 key) into `dir`.
+    pub fn write_device_files(&self, dir: &Path) {
+        std::fs::write(dir.join("device.pem"), &self.device_pem).expect("device.pem");
+        std::fs::write(dir.join("device.key"), self.device_key_pem.as_bytes()).expect("device.key");
+    }
+}

@@ -1,0 +1,29 @@
+//! Running a program under test (the `onem2m-est` CLI, whose path only its own tests know:
+//! `env!("CARGO_BIN_EXE_onem2m-est")`) and showing what it did when an assertion fails.
+
+use std::ffi::OsStr;
+use std::process::{Command, Output};
+
+/// Runs `program` with `args` to completion, its output captured.
+pub fn run<S: AsRef<OsStr>>(program: impl AsRef<OsStr>, args: &[S]) -> Output {
+    let program = program.as_ref();
+    Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{} runs: {e}", program.to_string_lossy()))
+}
+
+/// Exit status, stdout and stderr, for an assertion message.
+pub fn text(o: &Output) -> String {
+    format!(
+        "status {:?}\nstdout:\n{}\nstderr:\n{}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// Standard error as text.
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
