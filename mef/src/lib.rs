@@ -238,7 +238,8 @@ impl EkuPolicy {
 pub struct MefConfig {
     /// Address to listen on; port 0 picks a free port (see [`RunningMef::local_addr`]).
     pub listen: SocketAddr,
-    /// Directory holding the CA, the server certificate and the database.
+    /// Directory holding the CA, the server certificate and (with [`Database::Sqlite`]) the
+    /// database.
     pub data_dir: PathBuf,
     /// Host names and IP addresses of the TLS server certificate.
     pub hostnames: Vec<String>,
