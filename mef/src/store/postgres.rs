@@ -133,6 +133,7 @@ const LOCK_FOR_REVOCATION: &str = "LOCK TABLE issued_certs IN SHARE ROW EXCLUSIV
 
 pub(crate) struct Postgres {
     pool: Pool,
+    config: postgres::Config,
 }
 
 impl Postgres {
@@ -150,12 +151,12 @@ impl Postgres {
             .max_size(pool_size.max(1))
             .min_idle(Some(1))
             .connection_timeout(CONNECT_TIMEOUT)
-            .build(PostgresConnectionManager::new(config, NoTls))
+            .build(PostgresConnectionManager::new(config.clone(), NoTls))
             .map_err(|e| MefError::DatabaseUnavailable {
                 context: "connecting to PostgreSQL",
                 source: Box::new(e),
             })?;
-        let store = Postgres { pool };
+        let store = Postgres { pool, config };
         store.migrate()?;
         Ok(store)
     }
@@ -205,14 +206,17 @@ impl Postgres {
         &self,
         f: impl FnOnce() -> Result<T, MefError>,
     ) -> Result<T, MefError> {
-        // A session lock on a connection kept out of the pool meanwhile; if the process dies
-        // the server drops the session and the lock with it.
-        let mut conn = self.conn()?;
-        conn.execute("SELECT pg_advisory_lock($1)", &[&KEY_MATERIAL_LOCK])
+        // A session lock on a connection of its own, not the pool's: closing it releases the
+        // lock whatever `f` did (and the server drops it if this process dies).
+        let mut session = self
+            .config
+            .connect(NoTls)
+            .map_err(pg_err("connecting to PostgreSQL"))?;
+        session
+            .execute("SELECT pg_advisory_lock($1)", &[&KEY_MATERIAL_LOCK])
             .map_err(pg_err("locking the key material"))?;
         let result = f();
-        conn.execute("SELECT pg_advisory_unlock($1)", &[&KEY_MATERIAL_LOCK])
-            .map_err(pg_err("unlocking the key material"))?;
+        drop(session);
         result
     }
 
