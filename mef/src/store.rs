@@ -777,6 +777,17 @@ impl std::str::FromStr for Database {
 
 // One per process: the size difference does not matter.
 #[allow(clippy::large_enum_variant)]
+/// What [`Store::pool_state`] reports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PoolState {
+    /// Connections open (idle or in use).
+    pub connections: u32,
+    /// Open connections not in use.
+    pub idle: u32,
+    /// The most the pool opens (`--database-pool`); requests wait for one beyond that.
+    pub max: u32,
+}
+
 enum Backend {
     Sqlite(Sqlite),
     Postgres(postgres::Postgres),
@@ -822,6 +833,15 @@ impl Store {
     /// Whether the records are in PostgreSQL (shared by replicas).
     pub fn is_shared(&self) -> bool {
         matches!(self.backend, Backend::Postgres(_))
+    }
+
+    /// The PostgreSQL connection pool at this moment (for monitoring its saturation); `None`
+    /// with SQLite.
+    pub fn pool_state(&self) -> Option<PoolState> {
+        match &self.backend {
+            Backend::Sqlite(_) => None,
+            Backend::Postgres(p) => Some(p.pool_state()),
+        }
     }
 
     /// Runs `f` (loading or creating the CA and server key material in the data directory)

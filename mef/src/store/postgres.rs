@@ -235,6 +235,15 @@ impl Postgres {
         Ok(store)
     }
 
+    pub(crate) fn pool_state(&self) -> super::PoolState {
+        let state = self.pool.state();
+        super::PoolState {
+            connections: state.connections,
+            idle: state.idle_connections,
+            max: self.pool.max_size(),
+        }
+    }
+
     fn conn(&self) -> Result<Conn, MefError> {
         self.pool.get().map_err(|e| MefError::DatabaseUnavailable {
             context: "connecting to PostgreSQL",
