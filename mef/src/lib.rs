@@ -45,7 +45,7 @@ pub use est::{
 pub use identity::{fingerprint, Identity, SubjectType};
 pub use psk::add_psk;
 pub use server::{add_identity, RunningMef};
-pub use store::{IssuedCert, PskEntry, RegistryEntry, Store};
+pub use store::{Database, IssuedCert, PskEntry, RegistryEntry, Store};
 
 use rustls_pki_types::CertificateDer;
 use std::net::SocketAddr;
@@ -69,6 +69,21 @@ pub enum MefError {
         context: &'static str,
         #[source]
         source: rusqlite::Error,
+    },
+    /// PostgreSQL refused or failed an operation (`--database postgres://...`).
+    #[error("database: {context}: {source}")]
+    Postgres {
+        context: &'static str,
+        #[source]
+        source: postgres::Error,
+    },
+    /// The database cannot be reached (PostgreSQL stopped, restarting or unreachable): EST
+    /// requests that need it are answered 503 with Retry-After until it is back.
+    #[error("database unavailable: {context}: {source}")]
+    DatabaseUnavailable {
+        context: &'static str,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
     /// Key or certificate generation, signing or parsing failed.
     #[error("crypto: {0}")]
@@ -226,7 +241,8 @@ impl EkuPolicy {
 pub struct MefConfig {
     /// Address to listen on; port 0 picks a free port (see [`RunningMef::local_addr`]).
     pub listen: SocketAddr,
-    /// Directory holding the CA, the server certificate and the database.
+    /// Directory holding the CA, the server certificate and (with [`Database::Sqlite`]) the
+    /// database.
     pub data_dir: PathBuf,
     /// Host names and IP addresses of the TLS server certificate.
     pub hostnames: Vec<String>,
@@ -272,6 +288,9 @@ pub struct MefConfig {
     /// The CA key in a PKCS #11 token instead of `mef-ca.key` ([`CaKeyInToken`]); `None` keeps
     /// the software key in the data directory.
     pub ca_key: Option<CaKeyInToken>,
+    /// Where the records are kept: the SQLite file in `data_dir` (default) or PostgreSQL, shared
+    /// by replicas ([`Database`]).
+    pub database: Database,
 }
 
 /// Where the MEF CA key is when it lives in a PKCS #11 token: an existing EC P-256 key pair
@@ -317,6 +336,7 @@ impl MefConfig {
             eku_policy: EkuPolicy::default(),
             sp_domains: Vec::new(),
             crl_url: None,
+            database: Database::Sqlite,
         }
     }
 }

@@ -4,7 +4,7 @@
 #![forbid(unsafe_code)]
 
 use clap::{Args, Parser, Subcommand};
-use onem2m_mef::{EkuPolicy, KeyPurpose, Mef, MefConfig, ServerEku, Store, SubjectType};
+use onem2m_mef::{Database, EkuPolicy, KeyPurpose, Mef, MefConfig, ServerEku, Store, SubjectType};
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -46,6 +46,15 @@ struct ServeArgs {
     /// Data directory (CA, server certificate, database); created on the first start.
     #[arg(long, value_name = "DIR", required = true)]
     data_dir: Option<PathBuf>,
+    /// Where the MEF keeps its records: `sqlite` (DIR/mef.sqlite, the default) or a PostgreSQL
+    /// connection URL (postgres://USER@HOST:PORT/DB) shared by replicas, which then keep only
+    /// their key material in --data-dir. Default: $ONEM2M_MEF_DATABASE, else sqlite (the
+    /// variable keeps a password in the URL out of the process list).
+    #[arg(long, value_name = "sqlite|postgres://...")]
+    database: Option<String>,
+    /// Most PostgreSQL connections this replica keeps open (its pool).
+    #[arg(long, value_name = "N", default_value_t = onem2m_mef::store::DEFAULT_POOL_SIZE)]
+    database_pool: u32,
     /// URL issued certificates name as their CRL distribution point (default
     /// https://FIRST-HOSTNAME:PORT/crl/mef-ca.crl, served by this listener).
     #[arg(long)]
@@ -179,6 +188,19 @@ enum Command {
     Ca(CaCommand),
 }
 
+/// Where a management command finds the records.
+#[derive(Args)]
+struct StoreArgs {
+    /// The MEF's data directory: its database with --database sqlite (the default), and its CA
+    /// (the CRL file there is rewritten after a revocation).
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// `sqlite` (DIR/mef.sqlite) or the PostgreSQL URL the MEF replicas use (see `onem2m-mef
+    /// --help`). Default: $ONEM2M_MEF_DATABASE, else sqlite.
+    #[arg(long, value_name = "sqlite|postgres://...")]
+    database: Option<String>,
+}
+
 #[derive(Subcommand)]
 enum CaCommand {
     /// Make a new CA key and certificate and the OldWithNew/NewWithOld link certificates; the
@@ -224,9 +246,8 @@ enum CaCommand {
 enum PskCommand {
     /// Register (or replace) a KpmID with its key Kpm and the identity it provisions.
     Add {
-        /// The MEF's data directory (where its database is).
-        #[arg(long, value_name = "DIR")]
-        data_dir: PathBuf,
+        #[command(flatten)]
+        db: StoreArgs,
         /// The KpmID (the TLS psk_identity).
         #[arg(long)]
         kpm_id: String,
@@ -250,16 +271,14 @@ enum PskCommand {
     },
     /// List registered KpmIDs and their identities (never the keys).
     List {
-        /// The MEF's data directory (where its database is).
-        #[arg(long, value_name = "DIR")]
-        data_dir: PathBuf,
+        #[command(flatten)]
+        db: StoreArgs,
     },
     /// Remove a registered KpmID, revoking every certificate enrolled with it (and their
     /// renewals).
     Remove {
-        /// The MEF's data directory (where its database is).
-        #[arg(long, value_name = "DIR")]
-        data_dir: PathBuf,
+        #[command(flatten)]
+        db: StoreArgs,
         /// The KpmID to remove.
         #[arg(long)]
         kpm_id: String,
@@ -270,9 +289,8 @@ enum PskCommand {
 enum IdentityCommand {
     /// Associate an identity with a third-party client certificate.
     Add {
-        /// The MEF's data directory (where its database is).
-        #[arg(long, value_name = "DIR")]
-        data_dir: PathBuf,
+        #[command(flatten)]
+        db: StoreArgs,
         /// The client certificate (PEM); its SHA-256 fingerprint is registered.
         #[arg(
             long,
@@ -295,16 +313,14 @@ enum IdentityCommand {
     },
     /// List registered identities.
     List {
-        /// The MEF's data directory (where its database is).
-        #[arg(long, value_name = "DIR")]
-        data_dir: PathBuf,
+        #[command(flatten)]
+        db: StoreArgs,
     },
     /// Remove a registered identity, revoking every certificate enrolled with that client
     /// certificate (and their renewals).
     Remove {
-        /// The MEF's data directory (where its database is).
-        #[arg(long, value_name = "DIR")]
-        data_dir: PathBuf,
+        #[command(flatten)]
+        db: StoreArgs,
         #[arg(
             long,
             conflicts_with = "fingerprint",
@@ -322,9 +338,8 @@ enum IdentityCommand {
 enum CertCommand {
     /// List issued certificates: a header line, then one line each (dates in UTC).
     List {
-        /// The MEF's data directory (where its database is).
-        #[arg(long, value_name = "DIR")]
-        data_dir: PathBuf,
+        #[command(flatten)]
+        db: StoreArgs,
         /// One JSON object per line instead (times as Unix seconds and RFC 3339).
         #[arg(long)]
         json: bool,
@@ -332,9 +347,8 @@ enum CertCommand {
     /// Revoke an issued certificate and its renewals (refused by every operation from then
     /// on), or every certificate issued for an identity.
     Revoke {
-        /// The MEF's data directory (where its database is).
-        #[arg(long, value_name = "DIR")]
-        data_dir: PathBuf,
+        #[command(flatten)]
+        db: StoreArgs,
         /// Serial number or SHA-256 fingerprint (hex).
         #[arg(
             long,
@@ -401,11 +415,19 @@ fn utc(unix: i64) -> String {
 /// key is there (`--ca-key`). Without it a token CA's file is left to the running MEF, and the
 /// operator is told.
 fn revoked_crl(
-    data_dir: &std::path::Path,
+    db: &StoreArgs,
+    store: &Store,
     in_token: Option<&onem2m_mef::CaKeyInToken>,
 ) -> Result<(), Failure> {
+    // PostgreSQL without --data-dir: no CRL file here (the replicas regenerate the one they
+    // serve).
+    let Some(data_dir) = db.data_dir.as_deref() else {
+        return Ok(());
+    };
     match in_token {
-        Some(spec) => Ok(onem2m_mef::ca::refresh_crl_file_in_token(data_dir, spec)?),
+        Some(spec) => Ok(onem2m_mef::ca::refresh_crl_file_in_token(
+            data_dir, store, spec,
+        )?),
         None if onem2m_mef::ca::ca_key_in_token(data_dir) => {
             eprintln!(
                 "note: the CA key is in a PKCS #11 token: {} is not rewritten now (a running MEF \
@@ -415,7 +437,7 @@ fn revoked_crl(
             );
             Ok(())
         }
-        None => Ok(onem2m_mef::ca::refresh_crl_file(data_dir)?),
+        None => Ok(onem2m_mef::ca::refresh_crl_file(data_dir, store)?),
     }
 }
 
@@ -443,26 +465,61 @@ fn mef_text(e: &onem2m_mef::MefError) -> String {
     }
 }
 
+/// `--database`, else $ONEM2M_MEF_DATABASE, else SQLite. Errors never repeat the text (a URL
+/// may hold a password).
+fn database_arg(arg: Option<&str>) -> Result<Database, Failure> {
+    let (what, text) = match arg {
+        Some(t) => ("--database", t.to_owned()),
+        None => match std::env::var("ONEM2M_MEF_DATABASE") {
+            Ok(t) => ("ONEM2M_MEF_DATABASE", t),
+            Err(_) => return Ok(Database::Sqlite),
+        },
+    };
+    text.parse().map_err(Failure::of(what))
+}
+
 /// The database of a management command: it must exist (a mistyped --data-dir would otherwise
-/// create an empty one and report "nothing registered").
-fn existing_store(data_dir: &std::path::Path) -> Result<Store, Failure> {
-    if !data_dir.join(DB_FILE).is_file() {
+/// create an empty one and report "nothing registered"). PostgreSQL: the replicas' database
+/// (migrated if needed).
+fn existing_store(args: &StoreArgs) -> Result<Store, Failure> {
+    open_store(args, false)
+}
+
+/// The database of an `add` command, which may be the first use of the data directory: then a
+/// new database is created, and said so.
+fn store_for_add(args: &StoreArgs) -> Result<Store, Failure> {
+    open_store(args, true)
+}
+
+fn open_store(args: &StoreArgs, create: bool) -> Result<Store, Failure> {
+    let database = database_arg(args.database.as_deref())?;
+    if let Database::Postgres { .. } = database {
+        let dir = args
+            .data_dir
+            .as_deref()
+            .unwrap_or(std::path::Path::new("."));
+        return Store::open_database(&database, dir)
+            .map_err(Failure::of("opening the PostgreSQL database"));
+    }
+    let Some(data_dir) = args.data_dir.as_deref() else {
+        // A usage error (exit code 2), as clap reports a missing argument.
+        use clap::CommandFactory;
+        Cli::command()
+            .error(
+                clap::error::ErrorKind::MissingRequiredArgument,
+                "--data-dir <DIR> is required unless --database (or $ONEM2M_MEF_DATABASE) \
+                 names a PostgreSQL database",
+            )
+            .exit()
+    };
+    let existed = data_dir.join(DB_FILE).is_file();
+    if !existed && !create {
         return Err(Failure(format!(
             "--data-dir {}: no MEF database there ({DB_FILE} not found); check the path, or \
              start the MEF or add an identity there first",
             data_dir.display()
         )));
     }
-    Store::open(data_dir).map_err(Failure::of(format!(
-        "opening the database in {}",
-        data_dir.display()
-    )))
-}
-
-/// The database of an `add` command, which may be the first use of the data directory: then a
-/// new database is created, and said so.
-fn store_for_add(data_dir: &std::path::Path) -> Result<Store, Failure> {
-    let existed = data_dir.join(DB_FILE).is_file();
     let store = Store::open(data_dir).map_err(Failure::of(format!(
         "opening the database in {}",
         data_dir.display()
@@ -474,6 +531,15 @@ fn store_for_add(data_dir: &std::path::Path) -> Result<Store, Failure> {
         );
     }
     Ok(store)
+}
+
+/// After a revocation: the CRL file in the data directory, when there is one (replicas serve
+/// a CRL regenerated from the database in any case).
+fn refresh_crl(args: &StoreArgs, store: &Store) -> Result<(), Failure> {
+    match &args.data_dir {
+        Some(dir) => Ok(onem2m_mef::ca::refresh_crl_file(dir, store)?),
+        None => Ok(()),
+    }
 }
 
 use onem2m_mef::store::DB_FILE;
@@ -553,7 +619,7 @@ fn fingerprint_arg(
 fn run(cli: Cli) -> Result<(), Failure> {
     match cli.command {
         Some(Command::Identity(IdentityCommand::Add {
-            data_dir,
+            db,
             client_cert,
             fingerprint,
             subject_type,
@@ -568,7 +634,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
                     eprintln!("onem2m-mef: warning: {}: {w}", path.display());
                 }
             }
-            let store = store_for_add(&data_dir)?;
+            let store = store_for_add(&db)?;
             let existing = store
                 .list_identities()
                 .map_err(Failure::of("reading the identity registry"))?
@@ -587,8 +653,8 @@ fn run(cli: Cli) -> Result<(), Failure> {
             println!("{fp} {subject_type} {subject_id}");
             Ok(())
         }
-        Some(Command::Identity(IdentityCommand::List { data_dir })) => {
-            for e in existing_store(&data_dir)?.list_identities()? {
+        Some(Command::Identity(IdentityCommand::List { db })) => {
+            for e in existing_store(&db)?.list_identities()? {
                 println!(
                     "{} {} {}",
                     e.fingerprint,
@@ -599,23 +665,24 @@ fn run(cli: Cli) -> Result<(), Failure> {
             Ok(())
         }
         Some(Command::Identity(IdentityCommand::Remove {
-            data_dir,
+            db,
             client_cert,
             fingerprint,
         })) => {
             let fp = fingerprint_arg(client_cert.as_deref(), fingerprint)?;
-            match existing_store(&data_dir)?.remove_identity(&fp)? {
+            let store = existing_store(&db)?;
+            match store.remove_identity(&fp)? {
                 Some(revoked) => {
                     println!("removed {fp}; revoked {revoked} certificate(s) enrolled with it");
-                    Ok(onem2m_mef::ca::refresh_crl_file(&data_dir)?)
+                    refresh_crl(&db, &store)
                 }
                 None => Err(Failure(format!(
                     "identity remove: no identity registered for {fp}"
                 ))),
             }
         }
-        Some(Command::Cert(CertCommand::List { data_dir, json })) => {
-            let issued = existing_store(&data_dir)?.list_issued()?;
+        Some(Command::Cert(CertCommand::List { db, json })) => {
+            let issued = existing_store(&db)?.list_issued()?;
             if !json {
                 println!("SERIAL FINGERPRINT TYPE SUBJECT-ID NOT-BEFORE NOT-AFTER REVOKED");
             }
@@ -650,7 +717,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
             Ok(())
         }
         Some(Command::Cert(CertCommand::Revoke {
-            data_dir,
+            db,
             id,
             subject_type,
             subject_id,
@@ -658,12 +725,12 @@ fn run(cli: Cli) -> Result<(), Failure> {
         })) => {
             // Checked before anything is revoked.
             let in_token = token.ca_key()?;
-            let store = existing_store(&data_dir)?;
+            let store = existing_store(&db)?;
             match (id, subject_type, subject_id) {
                 (Some(id), _, _) => match store.revoke_counted(&id)? {
                     Some(n) => {
                         println!("revoked {id}: {n} certificate(s) with its renewals");
-                        revoked_crl(&data_dir, in_token.as_ref())
+                        revoked_crl(&db, &store, in_token.as_ref())
                     }
                     None => Err(Failure(format!("cert revoke: no issued certificate {id}"))),
                 },
@@ -671,7 +738,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
                     let identity = onem2m_mef::Identity::new(ty, &subject)?;
                     let n = store.revoke_identity(&identity)?;
                     println!("revoked {n} certificate(s) issued for {identity}");
-                    revoked_crl(&data_dir, in_token.as_ref())
+                    revoked_crl(&db, &store, in_token.as_ref())
                 }
                 _ => Err(Failure(
                     "cert revoke: give --id, or --subject-type and --subject-id".into(),
@@ -729,7 +796,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
             Ok(())
         }
         Some(Command::Psk(PskCommand::Add {
-            data_dir,
+            db,
             kpm_id,
             kpm_hex,
             kpm_file,
@@ -745,14 +812,14 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 (None, None) => return Err(Failure("give --kpm-hex or --kpm-file".into())),
             };
             let kpm = onem2m_mef::psk::decode_hex(&hex).map_err(Failure::of("the Kpm"))?;
-            let store = store_for_add(&data_dir)?;
+            let store = store_for_add(&db)?;
             onem2m_mef::add_psk(&store, &kpm_id, &kpm, subject_type, &subject_id)
                 .map_err(Failure::of("psk add"))?;
             println!("{kpm_id} {subject_type} {subject_id}");
             Ok(())
         }
-        Some(Command::Psk(PskCommand::List { data_dir })) => {
-            for e in existing_store(&data_dir)?.list_psks()? {
+        Some(Command::Psk(PskCommand::List { db })) => {
+            for e in existing_store(&db)?.list_psks()? {
                 println!(
                     "{} {} {}",
                     e.kpm_id,
@@ -762,11 +829,12 @@ fn run(cli: Cli) -> Result<(), Failure> {
             }
             Ok(())
         }
-        Some(Command::Psk(PskCommand::Remove { data_dir, kpm_id })) => {
-            match existing_store(&data_dir)?.remove_psk(&kpm_id)? {
+        Some(Command::Psk(PskCommand::Remove { db, kpm_id })) => {
+            let store = existing_store(&db)?;
+            match store.remove_psk(&kpm_id)? {
                 Some(revoked) => {
                     println!("removed {kpm_id}; revoked {revoked} certificate(s) enrolled with it");
-                    Ok(onem2m_mef::ca::refresh_crl_file(&data_dir)?)
+                    refresh_crl(&db, &store)
                 }
                 None => Err(Failure(format!(
                     "psk remove: no PSK registered for KpmID {kpm_id}"
@@ -782,6 +850,13 @@ fn serve(a: ServeArgs) -> Result<(), Failure> {
         .data_dir
         .ok_or_else(|| Failure("--data-dir is required".into()))?;
     let mut config = MefConfig::new(&data_dir);
+    config.database = match database_arg(a.database.as_deref())? {
+        Database::Postgres { config, .. } => Database::Postgres {
+            config,
+            pool_size: a.database_pool.max(1),
+        },
+        sqlite => sqlite,
+    };
     config.listen = a.listen;
     if !a.hostnames.is_empty() {
         config.hostnames = a.hostnames;
