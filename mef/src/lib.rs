@@ -28,6 +28,7 @@ mod est;
 pub mod http;
 pub mod identity;
 mod logging;
+mod metrics;
 mod pool;
 pub mod psk;
 mod server;
@@ -269,6 +270,10 @@ pub struct MefConfig {
     /// The CA key in a PKCS #11 token instead of `mef-ca.key` ([`CaKeyInToken`]); `None` keeps
     /// the software key in the data directory.
     pub ca_key: Option<CaKeyInToken>,
+    /// Address of the plain-HTTP `/metrics` listener (Prometheus text format, `crate::metrics`);
+    /// `None` runs none. Unauthenticated: loopback or a management network only. Port 0 picks a
+    /// free port (see [`RunningMef::metrics_addr`]).
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 /// Where the MEF CA key is when it lives in a PKCS #11 token: an existing EC P-256 key pair
@@ -314,6 +319,7 @@ impl MefConfig {
             eku_policy: EkuPolicy::default(),
             sp_domains: Vec::new(),
             crl_url: None,
+            metrics_listen: None,
         }
     }
 }

@@ -98,6 +98,11 @@ struct ServeArgs {
     /// the ts0003 TLS profile. Its address is printed as "ts0003 listening on ADDR".
     #[arg(long, value_name = "ADDR")]
     ts0003_listen: Option<SocketAddr>,
+    /// Serve Prometheus metrics (text format) at http://ADDR/metrics: plain HTTP without
+    /// authentication, so bind it to loopback or a management network, never a public address.
+    /// Its address is printed as "metrics listening on ADDR".
+    #[arg(long, value_name = "ADDR")]
+    metrics_listen: Option<SocketAddr>,
     /// The CA key in a PKCS #11 token: pkcs11:URI (RFC 7512) of an existing EC P-256 key pair,
     /// instead of DIR/mef-ca.key; with --pkcs11-module and --pin-file or --pin-env. Needs a
     /// build with the MEF's `pkcs11` feature.
@@ -691,6 +696,7 @@ fn serve(a: ServeArgs) -> Result<(), Failure> {
     config.io_timeout = Duration::from_secs(a.io_timeout_secs.max(1));
     config.psk_listen = a.psk_listen;
     config.ts0003_listen = a.ts0003_listen;
+    config.metrics_listen = a.metrics_listen;
     if let (Some(uri), Some(module)) = (a.ca_key, a.pkcs11_module) {
         config.ca_key = Some(onem2m_mef::CaKeyInToken {
             module,
@@ -718,6 +724,9 @@ fn serve(a: ServeArgs) -> Result<(), Failure> {
     }
     if let Some(addr) = mef.ts0003_addr() {
         let _ = writeln!(out, "ts0003 listening on {addr}");
+    }
+    if let Some(addr) = mef.metrics_addr() {
+        let _ = writeln!(out, "metrics listening on {addr}");
     }
     let _ = writeln!(out, "CA certificate: {}", mef.ca_cert_pem_path().display());
     let _ = out.flush();

@@ -21,6 +21,7 @@
 //! ([`Store::revoke_identity`]).
 
 use crate::identity::{Identity, SubjectType};
+use crate::metrics::Timed;
 use crate::MefError;
 use rusqlite::{params, Connection, OptionalExtension};
 use std::path::Path;
@@ -116,7 +117,10 @@ pub struct Store {
 }
 
 fn db_err(context: &'static str) -> impl FnOnce(rusqlite::Error) -> MefError {
-    move |e| MefError::Database { context, source: e }
+    move |e| {
+        crate::metrics::DATABASE.error();
+        MefError::Database { context, source: e }
+    }
 }
 
 pub(crate) fn now_secs() -> i64 {
@@ -254,15 +258,15 @@ impl Store {
         })
     }
 
-    fn reader(&self) -> std::sync::MutexGuard<'_, Connection> {
-        // Read-only use: a poisoned lock is safe to reuse.
-        self.reader.lock().unwrap_or_else(|p| p.into_inner())
+    fn reader(&self) -> Timed<std::sync::MutexGuard<'_, Connection>> {
+        // Read-only use: a poisoned lock is safe to reuse. Timed: /metrics (crate::metrics).
+        Timed::acquire(|| self.reader.lock().unwrap_or_else(|p| p.into_inner()))
     }
 
-    fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
+    fn conn(&self) -> Timed<std::sync::MutexGuard<'_, Connection>> {
         // A panic while holding the lock cannot leave SQLite half-written (transactions roll
         // back on drop), so a poisoned lock is safe to reuse.
-        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+        Timed::acquire(|| self.conn.lock().unwrap_or_else(|p| p.into_inner()))
     }
 
     /// The schema version recorded in the database.

@@ -2,6 +2,8 @@
 //! rcgen, CSRs, and HTTPS clients (ureq, and raw rustls for keep-alive checks).
 #![allow(dead_code)]
 
+pub mod replica;
+
 use onem2m_est_proto::{base64body, certs_only, csrattrs};
 use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
