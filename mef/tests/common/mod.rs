@@ -2,6 +2,7 @@
 //! rcgen, CSRs, and HTTPS clients (ureq, and raw rustls for keep-alive checks).
 #![allow(dead_code)]
 
+pub mod load;
 pub mod replica;
 
 use onem2m_est_proto::{base64body, certs_only, csrattrs};
