@@ -2,6 +2,7 @@
 //! rcgen, CSRs, and HTTPS clients (ureq, and raw rustls for keep-alive checks).
 #![allow(dead_code)]
 
+pub mod haproxy;
 pub mod load;
 pub mod replica;
 
