@@ -22,6 +22,9 @@ cd "$(dirname "$0")/.."
 # - softhsm2 + opensc: the PKCS #11 token (SoftHSM2) and `pkcs11-tool` of tests/pkcs11.rs,
 #   cli/tests/pkcs11.rs, mef/tests/pkcs11.rs and python/tests/test_pkcs11.py (the `pkcs11`
 #   feature);
+# - postgresql: the MEF's PostgreSQL backend (`--database postgres://...`): mef/tests/postgres.rs,
+#   the store's unit tests and the HA tests start throw-away clusters with its initdb/pg_ctl
+#   (mef/tests/common/postgres.rs, scripts/lib/postgres.sh);
 # - swtpm + tpm2-tools + tpm2-abrmd + dbus + libtpm2-pkcs11-1 + libtpm2-pkcs11-tools (+ the
 #   swtpm and tabrmd TCTIs): a software TPM 2.0 behind tpm2-pkcs11 for scripts/tpm-tests.sh.
 # - the cross builds (scripts/lib/cross-env.sh, README "Platforms"): Debian's rustc-web,
@@ -38,7 +41,7 @@ for p in strongswan-pki libstrongswan-extra-plugins libstrongswan-standard-plugi
   libssl-dev pkg-config gcc libc6-dev valgrind python3-pip rustc-web cargo-web rust-web-src \
   libstd-rust-web-dev gcc-mingw-w64-x86-64 binutils-mingw-w64-x86-64 wine64 gcc-aarch64-linux-gnu \
   libc6-dev-arm64-cross gcc-arm-linux-gnueabihf libc6-dev-armhf-cross qemu-user perl make python3-venv \
-  softhsm2 opensc swtpm tpm2-tools tpm2-abrmd dbus libtpm2-pkcs11-1 libtpm2-pkcs11-tools \
+  softhsm2 opensc postgresql swtpm tpm2-tools tpm2-abrmd dbus libtpm2-pkcs11-1 libtpm2-pkcs11-tools \
   libtss2-tcti-swtpm0 libtss2-tcti-tabrmd0 haproxy; do
   dpkg -s "$p" >/dev/null 2>&1 || packages+=("$p")
 done

@@ -754,15 +754,15 @@ pub fn retire_old(data_dir: &Path) -> Result<(), MefError> {
     Ok(())
 }
 
-/// After a revocation by the command line: rewrites [`CRL_FILE`] of the MEF in `data_dir`, if
-/// it has a CA (a running MEF also regenerates its served CRL when the revoked set changes).
-pub fn refresh_crl_file(data_dir: &Path) -> Result<(), MefError> {
+/// After a revocation by the command line: rewrites [`CRL_FILE`] of the MEF in `data_dir` from
+/// `store`, if it has a CA (a running MEF also regenerates its served CRL when the revoked set
+/// changes).
+pub fn refresh_crl_file(data_dir: &Path, store: &crate::Store) -> Result<(), MefError> {
     if !data_dir.join(CA_CERT_FILE).exists() || !data_dir.join(CA_KEY_FILE).exists() {
         return Ok(());
     }
     let ca = MefCa::load_or_create(data_dir, &[], None)?;
-    let store = crate::Store::open(data_dir)?;
-    ca.write_crl(&store, data_dir).map(|_| ())
+    ca.write_crl(store, data_dir).map(|_| ())
 }
 
 /// Lower-case or upper-case hex text to bytes.

@@ -1,28 +1,27 @@
 //! Pending challengePasswords (CR 8.3.Z.2.2 step 2 and 3: "the MEF shall validate the
 //! challengePassword").
 //!
-//! Kept in memory: a restart forgets them, and the client simply fetches /csrattrs again.
+//! Kept in the database ([`Store`], schema version 5), so that a password issued by one MEF
+//! replica is redeemable exactly once at any replica: only a SHA-256 of each password is stored,
+//! looked up by client, compared in constant time here, and claimed by deleting its row (of
+//! concurrent claims exactly one deletes it).
 //! Each password is random (18 bytes from `ring::rand`, 24 base64url characters), bound to the
-//! fingerprint of the client certificate it was issued to, expires after a TTL, and is compared
-//! in constant time. Policy: a password is consumed as soon as an enrollment request presents it
-//! and reaches a final answer (a certificate or a rejection by a later check), so a failed CSR
-//! never leaves it reusable; a `202 Accepted` (manual approval) does not consume it because the
-//! client repeats the very same CSR.
+//! fingerprint of the client certificate it was issued to, and expires after a TTL. Policy: a
+//! password is consumed as soon as an enrollment request presents it and reaches a final answer
+//! (a certificate or a rejection by a later check), so a failed CSR never leaves it reusable; a
+//! `202 Accepted` (manual approval) does not consume it because the client repeats the very same
+//! CSR.
 
+use crate::store::{ChallengeRow, Store};
+use crate::MefError;
 use base64::Engine;
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
 /// At most this many pending passwords per client: older ones are dropped first.
 const MAX_PER_CLIENT: usize = 8;
-
-struct Pending {
-    password: Zeroizing<String>,
-    expires: Instant,
-}
 
 /// Result of looking a presented password up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,84 +34,84 @@ pub enum ChallengeCheck {
     Unknown,
 }
 
-/// The in-memory table of pending passwords, keyed by client certificate fingerprint.
-#[derive(Default)]
+/// The pending passwords, keyed by client certificate fingerprint, in the store.
 pub struct Challenges {
-    pending: Mutex<HashMap<String, Vec<Pending>>>,
+    store: Arc<Store>,
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+fn hash(password: &str) -> ring::digest::Digest {
+    ring::digest::digest(&ring::digest::SHA256, password.as_bytes())
 }
 
 impl Challenges {
-    fn table(&self) -> std::sync::MutexGuard<'_, HashMap<String, Vec<Pending>>> {
-        self.pending.lock().unwrap_or_else(|p| p.into_inner())
+    /// The pending passwords kept in `store`.
+    pub fn new(store: Arc<Store>) -> Challenges {
+        Challenges { store }
     }
 
     /// Creates a fresh password for the client with this fingerprint.
-    pub fn issue(
-        &self,
-        client_fp: &str,
-        ttl: Duration,
-    ) -> Result<Zeroizing<String>, crate::MefError> {
+    pub fn issue(&self, client_fp: &str, ttl: Duration) -> Result<Zeroizing<String>, MefError> {
         let mut raw = Zeroizing::new([0u8; 18]);
         ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), raw.as_mut())
-            .map_err(|_| crate::MefError::Crypto("random number generator failed".into()))?;
+            .map_err(|_| MefError::Crypto("random number generator failed".into()))?;
         let password =
             Zeroizing::new(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(*raw));
-        let now = Instant::now();
-        let mut table = self.table();
-        // Forget everything expired, for every client, so the table cannot grow without bound.
-        table.retain(|_, list| {
-            list.retain(|p| p.expires > now);
-            !list.is_empty()
-        });
-        let list = table.entry(client_fp.to_owned()).or_default();
-        if list.len() >= MAX_PER_CLIENT {
-            list.remove(0);
-        }
-        list.push(Pending {
-            password: password.clone(),
-            expires: now + ttl,
-        });
+        let now = now_ms();
+        let expires = now.saturating_add(ttl.as_millis().min(i64::MAX as u128) as i64);
+        // Forgets everything expired, for every client, so the table cannot grow without bound.
+        self.store.insert_challenge(
+            client_fp,
+            hash(&password).as_ref(),
+            expires,
+            now,
+            MAX_PER_CLIENT,
+        )?;
         Ok(password)
     }
 
-    fn find(list: &[Pending], presented: &str) -> Option<usize> {
+    fn find(&self, client_fp: &str, presented: &str) -> Result<Option<ChallengeRow>, MefError> {
+        let presented = hash(presented);
         // Constant-time comparison for every candidate; no early exit on the first match.
         let mut found = None;
-        for (i, p) in list.iter().enumerate() {
-            if bool::from(p.password.as_bytes().ct_eq(presented.as_bytes())) {
-                found = Some(i);
+        for row in self.store.challenges_for(client_fp)? {
+            if bool::from(row.password_hash.ct_eq(presented.as_ref())) {
+                found = Some(row);
             }
         }
-        found
+        Ok(found)
     }
 
     /// Checks a presented password without consuming it.
-    pub fn check(&self, client_fp: &str, presented: &str) -> ChallengeCheck {
-        let table = self.table();
-        let Some(list) = table.get(client_fp) else {
-            return ChallengeCheck::Unknown;
-        };
-        match Self::find(list, presented) {
-            Some(i) if list[i].expires > Instant::now() => ChallengeCheck::Valid,
+    pub fn check(&self, client_fp: &str, presented: &str) -> Result<ChallengeCheck, MefError> {
+        Ok(match self.find(client_fp, presented)? {
+            Some(row) if row.expires_ms > now_ms() => ChallengeCheck::Valid,
             Some(_) => ChallengeCheck::Expired,
             None => ChallengeCheck::Unknown,
+        })
+    }
+
+    /// Removes a presented password (single use). Returns whether this call claimed it: of
+    /// concurrent calls, at any replica, at most one does.
+    pub fn consume(&self, client_fp: &str, presented: &str) -> Result<bool, MefError> {
+        match self.find(client_fp, presented)? {
+            Some(row) => self.store.claim_challenge(row.id),
+            None => Ok(false),
         }
     }
 
-    /// Removes a presented password (single use). Returns whether it was pending.
-    pub fn consume(&self, client_fp: &str, presented: &str) -> bool {
-        let mut table = self.table();
-        let Some(list) = table.get_mut(client_fp) else {
-            return false;
-        };
-        let found = Self::find(list, presented);
-        if let Some(i) = found {
-            list.remove(i);
+    /// [`Challenges::consume`] on the way to a refusal: a failure is logged (the password then
+    /// expires with its TTL), the refusal stands.
+    pub(crate) fn discard(&self, client_fp: &str, presented: &str) {
+        if let Err(e) = self.consume(client_fp, presented) {
+            log::warn!("could not discard a challengePassword: {e}");
         }
-        if list.is_empty() {
-            table.remove(client_fp);
-        }
-        found.is_some()
     }
 }
 
@@ -122,15 +121,34 @@ mod tests {
 
     #[test]
     fn single_use_and_bound_to_client() {
-        let c = Challenges::default();
+        let dir = std::env::temp_dir().join(format!("onem2m-mef-challenge-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let c = Challenges::new(Arc::new(Store::open(&dir).unwrap()));
         let pw = c.issue("a", Duration::from_secs(60)).unwrap();
         assert_eq!(pw.len(), 24);
-        assert_eq!(c.check("b", &pw), ChallengeCheck::Unknown);
-        assert_eq!(c.check("a", "nope"), ChallengeCheck::Unknown);
-        assert_eq!(c.check("a", &pw), ChallengeCheck::Valid);
-        assert!(c.consume("a", &pw));
-        assert_eq!(c.check("a", &pw), ChallengeCheck::Unknown);
+        assert_eq!(c.check("b", &pw).unwrap(), ChallengeCheck::Unknown);
+        assert_eq!(c.check("a", "nope").unwrap(), ChallengeCheck::Unknown);
+        assert_eq!(c.check("a", &pw).unwrap(), ChallengeCheck::Valid);
+        assert!(!c.consume("b", &pw).unwrap());
+        assert!(c.consume("a", &pw).unwrap());
+        assert!(!c.consume("a", &pw).unwrap());
+        assert_eq!(c.check("a", &pw).unwrap(), ChallengeCheck::Unknown);
         let pw = c.issue("a", Duration::ZERO).unwrap();
-        assert_eq!(c.check("a", &pw), ChallengeCheck::Expired);
+        assert_eq!(c.check("a", &pw).unwrap(), ChallengeCheck::Expired);
+        // The per-client cap: the oldest goes first.
+        let first = c.issue("a", Duration::from_secs(60)).unwrap();
+        for _ in 0..MAX_PER_CLIENT {
+            c.issue("a", Duration::from_secs(60)).unwrap();
+        }
+        assert_eq!(c.check("a", &first).unwrap(), ChallengeCheck::Unknown);
+        // Only a hash is stored, never the password.
+        let last = c.issue("c", Duration::from_secs(60)).unwrap();
+        let db = std::fs::read(dir.join(crate::store::DB_FILE)).unwrap();
+        let wal =
+            std::fs::read(dir.join(format!("{}-wal", crate::store::DB_FILE))).unwrap_or_default();
+        for bytes in [&db, &wal] {
+            assert!(!bytes.windows(last.len()).any(|w| w == last.as_bytes()));
+        }
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -72,7 +72,7 @@ fn handle_inner(shared: &Shared, conn: &ConnInfo, req: &Request) -> Outcome {
                 Response::text(405, "the CRL is fetched with GET").with_header("Allow", "GET")
             );
         }
-        let der = shared.current_crl().map_err(internal)?;
+        let der = shared.current_crl().map_err(failed)?;
         return Ok(Response::new(200, "application/pkix-crl", der));
     }
     let Some(rest) = path.strip_prefix(PREFIX) else {
@@ -155,6 +155,21 @@ fn internal(e: impl std::fmt::Display) -> Response {
     Response::text(500, "internal error")
 }
 
+/// Seconds a client is told to wait (Retry-After) while the database is unreachable.
+pub(crate) const DATABASE_RETRY_AFTER_SECS: u64 = 10;
+
+/// A failure of the MEF's own: while the database is unreachable, 503 with Retry-After (RFC
+/// 7030 4.2.3: a suitable 5xx code; the client repeats the request later), else 500.
+fn failed(e: crate::MefError) -> Response {
+    if let crate::MefError::DatabaseUnavailable { .. } = e {
+        log::error!("{e}");
+        Response::text(503, "the MEF's database is unavailable: retry later")
+            .with_header("Retry-After", DATABASE_RETRY_AFTER_SECS.to_string())
+    } else {
+        internal(e)
+    }
+}
+
 fn forbidden(msg: impl Into<String>) -> Response {
     Response::text(403, msg)
 }
@@ -190,7 +205,7 @@ fn authorize_principal(
     conn: &ConnInfo,
     op: Op,
 ) -> Result<(String, Identity, Option<crate::IssuedCert>), Response> {
-    match shared.classify(conn).map_err(internal)? {
+    match shared.classify(conn).map_err(failed)? {
         Peer::Anonymous => Err(forbidden(
             "this operation requires a TLS client certificate (certificate-based RSPF)",
         )),
@@ -290,7 +305,7 @@ fn csr_attrs(shared: &Shared, fp: &str, identity: &Identity) -> Outcome {
     let password = shared
         .challenges
         .issue(fp, shared.config.challenge_ttl)
-        .map_err(internal)?;
+        .map_err(failed)?;
     let san = onem2m_est_proto::san::encode(&[identity.general_name()]).map_err(internal)?;
     let reqs = CsrRequirements {
         challenge_password: ChallengePassword::Value(password),
@@ -395,10 +410,10 @@ fn check_csr(
             "the CSR has no challengePassword attribute: fetch /csrattrs and echo its challengePassword",
         ));
     };
-    match shared.challenges.check(fp, &password) {
+    match shared.challenges.check(fp, &password).map_err(failed)? {
         ChallengeCheck::Valid => {}
         ChallengeCheck::Expired => {
-            shared.challenges.consume(fp, &password);
+            shared.challenges.discard(fp, &password);
             return Err(forbidden(
                 "the challengePassword has expired: fetch /csrattrs again",
             ));
@@ -418,7 +433,7 @@ fn check_csr(
     };
     // From here on a failure consumes the password: a rejected CSR must not leave it reusable.
     let consume_and = |resp: Response| {
-        shared.challenges.consume(fp, &checked.password);
+        shared.challenges.discard(fp, &checked.password);
         resp
     };
     // Identity (CR 8.3.Z.2.2 step 3: "validate the identity attribute against the authenticated
@@ -847,7 +862,7 @@ fn record_issued(
     if shared
         .store
         .insert_issued(record, cert, principal)
-        .map_err(internal)?
+        .map_err(failed)?
     {
         Ok(())
     } else {
@@ -885,7 +900,11 @@ fn enroll(
         .with_header("Retry-After", shared.config.retry_after_secs.to_string()));
     }
     // Single use: exactly one request wins a password, even under concurrency.
-    if !shared.challenges.consume(fp, &checked.password) {
+    if !shared
+        .challenges
+        .consume(fp, &checked.password)
+        .map_err(failed)?
+    {
         return Err(forbidden("the challengePassword has already been used"));
     }
     let lifetime = shared.config.cert_lifetime;

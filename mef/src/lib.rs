@@ -43,7 +43,7 @@ pub use est::{
 pub use identity::{fingerprint, Identity, SubjectType};
 pub use psk::add_psk;
 pub use server::{add_identity, RunningMef};
-pub use store::{IssuedCert, PskEntry, RegistryEntry, Store};
+pub use store::{Database, IssuedCert, PskEntry, RegistryEntry, Store};
 
 use rustls_pki_types::CertificateDer;
 use std::net::SocketAddr;
@@ -67,6 +67,21 @@ pub enum MefError {
         context: &'static str,
         #[source]
         source: rusqlite::Error,
+    },
+    /// PostgreSQL refused or failed an operation (`--database postgres://...`).
+    #[error("database: {context}: {source}")]
+    Postgres {
+        context: &'static str,
+        #[source]
+        source: postgres::Error,
+    },
+    /// The database cannot be reached (PostgreSQL stopped, restarting or unreachable): EST
+    /// requests that need it are answered 503 with Retry-After until it is back.
+    #[error("database unavailable: {context}: {source}")]
+    DatabaseUnavailable {
+        context: &'static str,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
     /// Key or certificate generation, signing or parsing failed.
     #[error("crypto: {0}")]
@@ -224,7 +239,8 @@ impl EkuPolicy {
 pub struct MefConfig {
     /// Address to listen on; port 0 picks a free port (see [`RunningMef::local_addr`]).
     pub listen: SocketAddr,
-    /// Directory holding the CA, the server certificate and the database.
+    /// Directory holding the CA, the server certificate and (with [`Database::Sqlite`]) the
+    /// database.
     pub data_dir: PathBuf,
     /// Host names and IP addresses of the TLS server certificate.
     pub hostnames: Vec<String>,
@@ -274,6 +290,9 @@ pub struct MefConfig {
     /// `None` runs none. Unauthenticated: loopback or a management network only. Port 0 picks a
     /// free port (see [`RunningMef::metrics_addr`]).
     pub metrics_listen: Option<SocketAddr>,
+    /// Where the records are kept: the SQLite file in `data_dir` (default) or PostgreSQL, shared
+    /// by replicas ([`Database`]).
+    pub database: Database,
 }
 
 /// Where the MEF CA key is when it lives in a PKCS #11 token: an existing EC P-256 key pair
@@ -320,6 +339,7 @@ impl MefConfig {
             sp_domains: Vec::new(),
             crl_url: None,
             metrics_listen: None,
+            database: Database::Sqlite,
         }
     }
 }

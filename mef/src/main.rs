@@ -2,7 +2,7 @@
 //! issued certificates.
 
 use clap::{Args, Parser, Subcommand};
-use onem2m_mef::{EkuPolicy, KeyPurpose, Mef, MefConfig, ServerEku, Store, SubjectType};
+use onem2m_mef::{Database, EkuPolicy, KeyPurpose, Mef, MefConfig, ServerEku, Store, SubjectType};
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -44,6 +44,15 @@ struct ServeArgs {
     /// Data directory (CA, server certificate, database); created on the first start.
     #[arg(long, value_name = "DIR", required = true)]
     data_dir: Option<PathBuf>,
+    /// Where the MEF keeps its records: `sqlite` (DIR/mef.sqlite, the default) or a PostgreSQL
+    /// connection URL (postgres://USER@HOST:PORT/DB) shared by replicas, which then keep only
+    /// their key material in --data-dir. Default: $ONEM2M_MEF_DATABASE, else sqlite (the
+    /// variable keeps a password in the URL out of the process list).
+    #[arg(long, value_name = "sqlite|postgres://...")]
+    database: Option<String>,
+    /// Most PostgreSQL connections this replica keeps open (its pool).
+    #[arg(long, value_name = "N", default_value_t = onem2m_mef::store::DEFAULT_POOL_SIZE)]
+    database_pool: u32,
     /// URL issued certificates name as their CRL distribution point (default
     /// https://FIRST-HOSTNAME:PORT/crl/mef-ca.crl, served by this listener).
     #[arg(long)]
@@ -154,6 +163,19 @@ enum Command {
     Ca(CaCommand),
 }
 
+/// Where a management command finds the records.
+#[derive(Args)]
+struct StoreArgs {
+    /// The MEF's data directory: its database with --database sqlite (the default), and its CA
+    /// (the CRL file there is rewritten after a revocation).
+    #[arg(long, value_name = "DIR", required_unless_present = "database")]
+    data_dir: Option<PathBuf>,
+    /// `sqlite` (DIR/mef.sqlite) or the PostgreSQL URL the MEF replicas use (see `onem2m-mef
+    /// --help`). Default: $ONEM2M_MEF_DATABASE, else sqlite.
+    #[arg(long, value_name = "sqlite|postgres://...")]
+    database: Option<String>,
+}
+
 #[derive(Subcommand)]
 enum CaCommand {
     /// Make a new CA key and certificate and the OldWithNew/NewWithOld link certificates; the
@@ -174,9 +196,8 @@ enum CaCommand {
 enum PskCommand {
     /// Register (or replace) a KpmID with its key Kpm and the identity it provisions.
     Add {
-        /// The MEF's data directory (where its database is).
-        #[arg(long, value_name = "DIR")]
-        data_dir: PathBuf,
+        #[command(flatten)]
+        db: StoreArgs,
         /// The KpmID (the TLS psk_identity).
         #[arg(long)]
         kpm_id: String,
@@ -200,16 +221,14 @@ enum PskCommand {
     },
     /// List registered KpmIDs and their identities (never the keys).
     List {
-        /// The MEF's data directory (where its database is).
-        #[arg(long, value_name = "DIR")]
-        data_dir: PathBuf,
+        #[command(flatten)]
+        db: StoreArgs,
     },
     /// Remove a registered KpmID, revoking every certificate enrolled with it (and their
     /// renewals).
     Remove {
-        /// The MEF's data directory (where its database is).
-        #[arg(long, value_name = "DIR")]
-        data_dir: PathBuf,
+        #[command(flatten)]
+        db: StoreArgs,
         /// The KpmID to remove.
         #[arg(long)]
         kpm_id: String,
@@ -220,9 +239,8 @@ enum PskCommand {
 enum IdentityCommand {
     /// Associate an identity with a third-party client certificate.
     Add {
-        /// The MEF's data directory (where its database is).
-        #[arg(long, value_name = "DIR")]
-        data_dir: PathBuf,
+        #[command(flatten)]
+        db: StoreArgs,
         /// The client certificate (PEM); its SHA-256 fingerprint is registered.
         #[arg(
             long,
@@ -245,16 +263,14 @@ enum IdentityCommand {
     },
     /// List registered identities.
     List {
-        /// The MEF's data directory (where its database is).
-        #[arg(long, value_name = "DIR")]
-        data_dir: PathBuf,
+        #[command(flatten)]
+        db: StoreArgs,
     },
     /// Remove a registered identity, revoking every certificate enrolled with that client
     /// certificate (and their renewals).
     Remove {
-        /// The MEF's data directory (where its database is).
-        #[arg(long, value_name = "DIR")]
-        data_dir: PathBuf,
+        #[command(flatten)]
+        db: StoreArgs,
         #[arg(
             long,
             conflicts_with = "fingerprint",
@@ -272,9 +288,8 @@ enum IdentityCommand {
 enum CertCommand {
     /// List issued certificates: a header line, then one line each (dates in UTC).
     List {
-        /// The MEF's data directory (where its database is).
-        #[arg(long, value_name = "DIR")]
-        data_dir: PathBuf,
+        #[command(flatten)]
+        db: StoreArgs,
         /// One JSON object per line instead (times as Unix seconds and RFC 3339).
         #[arg(long)]
         json: bool,
@@ -282,9 +297,8 @@ enum CertCommand {
     /// Revoke an issued certificate and its renewals (refused by every operation from then
     /// on), or every certificate issued for an identity.
     Revoke {
-        /// The MEF's data directory (where its database is).
-        #[arg(long, value_name = "DIR")]
-        data_dir: PathBuf,
+        #[command(flatten)]
+        db: StoreArgs,
         /// Serial number or SHA-256 fingerprint (hex).
         #[arg(
             long,
@@ -367,26 +381,54 @@ fn mef_text(e: &onem2m_mef::MefError) -> String {
     }
 }
 
+/// `--database`, else $ONEM2M_MEF_DATABASE, else SQLite. Errors never repeat the text (a URL
+/// may hold a password).
+fn database_arg(arg: Option<&str>) -> Result<Database, Failure> {
+    let (what, text) = match arg {
+        Some(t) => ("--database", t.to_owned()),
+        None => match std::env::var("ONEM2M_MEF_DATABASE") {
+            Ok(t) => ("ONEM2M_MEF_DATABASE", t),
+            Err(_) => return Ok(Database::Sqlite),
+        },
+    };
+    text.parse().map_err(Failure::of(what))
+}
+
 /// The database of a management command: it must exist (a mistyped --data-dir would otherwise
-/// create an empty one and report "nothing registered").
-fn existing_store(data_dir: &std::path::Path) -> Result<Store, Failure> {
-    if !data_dir.join(DB_FILE).is_file() {
+/// create an empty one and report "nothing registered"). PostgreSQL: the replicas' database
+/// (migrated if needed).
+fn existing_store(args: &StoreArgs) -> Result<Store, Failure> {
+    open_store(args, false)
+}
+
+/// The database of an `add` command, which may be the first use of the data directory: then a
+/// new database is created, and said so.
+fn store_for_add(args: &StoreArgs) -> Result<Store, Failure> {
+    open_store(args, true)
+}
+
+fn open_store(args: &StoreArgs, create: bool) -> Result<Store, Failure> {
+    let database = database_arg(args.database.as_deref())?;
+    if let Database::Postgres { .. } = database {
+        let dir = args
+            .data_dir
+            .as_deref()
+            .unwrap_or(std::path::Path::new("."));
+        return Store::open_database(&database, dir)
+            .map_err(Failure::of("opening the PostgreSQL database"));
+    }
+    let data_dir = args
+        .data_dir
+        .as_deref()
+        .ok_or_else(|| Failure("--data-dir is required with --database sqlite".into()))?;
+    let existed = data_dir.join(DB_FILE).is_file();
+    if !existed && !create {
         return Err(Failure(format!(
             "--data-dir {}: no MEF database there ({DB_FILE} not found); check the path, or \
              start the MEF or add an identity there first",
             data_dir.display()
         )));
     }
-    Store::open(data_dir).map_err(Failure::of(format!(
-        "opening the database in {}",
-        data_dir.display()
-    )))
-}
-
-/// The database of an `add` command, which may be the first use of the data directory: then a
-/// new database is created, and said so.
-fn store_for_add(data_dir: &std::path::Path) -> Result<Store, Failure> {
-    let existed = data_dir.join(DB_FILE).is_file();
     let store = Store::open(data_dir).map_err(Failure::of(format!(
         "opening the database in {}",
         data_dir.display()
@@ -398,6 +440,15 @@ fn store_for_add(data_dir: &std::path::Path) -> Result<Store, Failure> {
         );
     }
     Ok(store)
+}
+
+/// After a revocation: the CRL file in the data directory, when there is one (replicas serve
+/// a CRL regenerated from the database in any case).
+fn refresh_crl(args: &StoreArgs, store: &Store) -> Result<(), Failure> {
+    match &args.data_dir {
+        Some(dir) => Ok(onem2m_mef::ca::refresh_crl_file(dir, store)?),
+        None => Ok(()),
+    }
 }
 
 use onem2m_mef::store::DB_FILE;
@@ -477,7 +528,7 @@ fn fingerprint_arg(
 fn run(cli: Cli) -> Result<(), Failure> {
     match cli.command {
         Some(Command::Identity(IdentityCommand::Add {
-            data_dir,
+            db,
             client_cert,
             fingerprint,
             subject_type,
@@ -492,7 +543,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
                     eprintln!("onem2m-mef: warning: {}: {w}", path.display());
                 }
             }
-            let store = store_for_add(&data_dir)?;
+            let store = store_for_add(&db)?;
             let existing = store
                 .list_identities()
                 .map_err(Failure::of("reading the identity registry"))?
@@ -511,8 +562,8 @@ fn run(cli: Cli) -> Result<(), Failure> {
             println!("{fp} {subject_type} {subject_id}");
             Ok(())
         }
-        Some(Command::Identity(IdentityCommand::List { data_dir })) => {
-            for e in existing_store(&data_dir)?.list_identities()? {
+        Some(Command::Identity(IdentityCommand::List { db })) => {
+            for e in existing_store(&db)?.list_identities()? {
                 println!(
                     "{} {} {}",
                     e.fingerprint,
@@ -523,23 +574,24 @@ fn run(cli: Cli) -> Result<(), Failure> {
             Ok(())
         }
         Some(Command::Identity(IdentityCommand::Remove {
-            data_dir,
+            db,
             client_cert,
             fingerprint,
         })) => {
             let fp = fingerprint_arg(client_cert.as_deref(), fingerprint)?;
-            match existing_store(&data_dir)?.remove_identity(&fp)? {
+            let store = existing_store(&db)?;
+            match store.remove_identity(&fp)? {
                 Some(revoked) => {
                     println!("removed {fp}; revoked {revoked} certificate(s) enrolled with it");
-                    Ok(onem2m_mef::ca::refresh_crl_file(&data_dir)?)
+                    refresh_crl(&db, &store)
                 }
                 None => Err(Failure(format!(
                     "identity remove: no identity registered for {fp}"
                 ))),
             }
         }
-        Some(Command::Cert(CertCommand::List { data_dir, json })) => {
-            let issued = existing_store(&data_dir)?.list_issued()?;
+        Some(Command::Cert(CertCommand::List { db, json })) => {
+            let issued = existing_store(&db)?.list_issued()?;
             if !json {
                 println!("SERIAL FINGERPRINT TYPE SUBJECT-ID NOT-BEFORE NOT-AFTER REVOKED");
             }
@@ -574,17 +626,17 @@ fn run(cli: Cli) -> Result<(), Failure> {
             Ok(())
         }
         Some(Command::Cert(CertCommand::Revoke {
-            data_dir,
+            db,
             id,
             subject_type,
             subject_id,
         })) => {
-            let store = existing_store(&data_dir)?;
+            let store = existing_store(&db)?;
             match (id, subject_type, subject_id) {
                 (Some(id), _, _) => match store.revoke_counted(&id)? {
                     Some(n) => {
                         println!("revoked {id}: {n} certificate(s) with its renewals");
-                        Ok(onem2m_mef::ca::refresh_crl_file(&data_dir)?)
+                        refresh_crl(&db, &store)
                     }
                     None => Err(Failure(format!("cert revoke: no issued certificate {id}"))),
                 },
@@ -592,7 +644,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
                     let identity = onem2m_mef::Identity::new(ty, &subject)?;
                     let n = store.revoke_identity(&identity)?;
                     println!("revoked {n} certificate(s) issued for {identity}");
-                    Ok(onem2m_mef::ca::refresh_crl_file(&data_dir)?)
+                    refresh_crl(&db, &store)
                 }
                 _ => Err(Failure(
                     "cert revoke: give --id, or --subject-type and --subject-id".into(),
@@ -614,7 +666,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
             Ok(())
         }
         Some(Command::Psk(PskCommand::Add {
-            data_dir,
+            db,
             kpm_id,
             kpm_hex,
             kpm_file,
@@ -630,14 +682,14 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 (None, None) => return Err(Failure("give --kpm-hex or --kpm-file".into())),
             };
             let kpm = onem2m_mef::psk::decode_hex(&hex).map_err(Failure::of("the Kpm"))?;
-            let store = store_for_add(&data_dir)?;
+            let store = store_for_add(&db)?;
             onem2m_mef::add_psk(&store, &kpm_id, &kpm, subject_type, &subject_id)
                 .map_err(Failure::of("psk add"))?;
             println!("{kpm_id} {subject_type} {subject_id}");
             Ok(())
         }
-        Some(Command::Psk(PskCommand::List { data_dir })) => {
-            for e in existing_store(&data_dir)?.list_psks()? {
+        Some(Command::Psk(PskCommand::List { db })) => {
+            for e in existing_store(&db)?.list_psks()? {
                 println!(
                     "{} {} {}",
                     e.kpm_id,
@@ -647,11 +699,12 @@ fn run(cli: Cli) -> Result<(), Failure> {
             }
             Ok(())
         }
-        Some(Command::Psk(PskCommand::Remove { data_dir, kpm_id })) => {
-            match existing_store(&data_dir)?.remove_psk(&kpm_id)? {
+        Some(Command::Psk(PskCommand::Remove { db, kpm_id })) => {
+            let store = existing_store(&db)?;
+            match store.remove_psk(&kpm_id)? {
                 Some(revoked) => {
                     println!("removed {kpm_id}; revoked {revoked} certificate(s) enrolled with it");
-                    Ok(onem2m_mef::ca::refresh_crl_file(&data_dir)?)
+                    refresh_crl(&db, &store)
                 }
                 None => Err(Failure(format!(
                     "psk remove: no PSK registered for KpmID {kpm_id}"
@@ -667,6 +720,13 @@ fn serve(a: ServeArgs) -> Result<(), Failure> {
         .data_dir
         .ok_or_else(|| Failure("--data-dir is required".into()))?;
     let mut config = MefConfig::new(&data_dir);
+    config.database = match database_arg(a.database.as_deref())? {
+        Database::Postgres { config, .. } => Database::Postgres {
+            config,
+            pool_size: a.database_pool.max(1),
+        },
+        sqlite => sqlite,
+    };
     config.listen = a.listen;
     if !a.hostnames.is_empty() {
         config.hostnames = a.hostnames;

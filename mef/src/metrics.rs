@@ -219,8 +219,9 @@ const DATABASE_BOUNDS: &[f64] = &[
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0,
 ];
 
-/// The database figures of this process: every store call goes through the store's timed
-/// connection guard (store.rs), every database error through its error constructor.
+/// The database figures of this process: every store call (each a query or a transaction, on
+/// SQLite or PostgreSQL) is timed and its failure counted where the store dispatches it to
+/// its backend (`store::dispatch!`).
 pub(crate) struct DatabaseMetrics {
     calls: AtomicU64,
     errors: AtomicU64,
@@ -240,8 +241,7 @@ impl DatabaseMetrics {
             .get_or_init(|| Histogram::new(DATABASE_BOUNDS))
     }
 
-    /// One store call held a database connection for `d` (from asking for it to giving it
-    /// back, so waiting for a busy connection counts).
+    /// One store call took `d` (waiting for a connection of the pool included).
     pub(crate) fn call(&self, d: Duration) {
         self.calls.fetch_add(1, Ordering::Relaxed);
         self.histogram().observe(d);
@@ -258,39 +258,20 @@ impl DatabaseMetrics {
     }
 }
 
-/// Times one use of a database connection: [`DATABASE`] records it when dropped.
-pub(crate) struct Timed<G> {
-    guard: G,
-    since: Instant,
-}
+/// Times one store call (`store::dispatch!`): [`DATABASE`] records it at [`StoreCall::end`].
+pub(crate) struct StoreCall(Instant);
 
-impl<G> Timed<G> {
-    /// Starts timing before `acquire` runs (a wait for the connection counts).
-    pub(crate) fn acquire(acquire: impl FnOnce() -> G) -> Timed<G> {
-        let since = Instant::now();
-        Timed {
-            guard: acquire(),
-            since,
+impl StoreCall {
+    pub(crate) fn start() -> StoreCall {
+        StoreCall(Instant::now())
+    }
+
+    /// The call returned; `failed` when with an error.
+    pub(crate) fn end(self, failed: bool) {
+        DATABASE.call(self.0.elapsed());
+        if failed {
+            DATABASE.error();
         }
-    }
-}
-
-impl<G> Drop for Timed<G> {
-    fn drop(&mut self) {
-        DATABASE.call(self.since.elapsed());
-    }
-}
-
-impl<G: std::ops::Deref> std::ops::Deref for Timed<G> {
-    type Target = G::Target;
-    fn deref(&self) -> &G::Target {
-        &self.guard
-    }
-}
-
-impl<G: std::ops::DerefMut> std::ops::DerefMut for Timed<G> {
-    fn deref_mut(&mut self) -> &mut G::Target {
-        &mut self.guard
     }
 }
 
@@ -432,7 +413,7 @@ impl Metrics {
             &mut o,
             "mef_database_duration_seconds",
             "histogram",
-            "Time a store call held a database connection, waiting for it included.",
+            "Time a store call took, the wait for a database connection included.",
         );
         DATABASE
             .histogram()

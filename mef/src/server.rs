@@ -564,10 +564,14 @@ pub(crate) fn start(config: MefConfig) -> Result<RunningMef, MefError> {
             }
         }
     }
-    let ca = MefCa::load_or_create(&config.data_dir, &config.sp_domains, config.ca_key.as_ref())?;
-    let store = Arc::new(Store::open(&config.data_dir)?);
-    let (server_cert, server_key) =
-        ca.server_cert(&config.data_dir, &config.hostnames, config.server_eku)?;
+    let store = Arc::new(Store::open_database(&config.database, &config.data_dir)?);
+    // Replicas sharing a data directory load (or create) the key material one at a time.
+    let (ca, (server_cert, server_key)) = store.with_key_material_lock(|| {
+        let ca =
+            MefCa::load_or_create(&config.data_dir, &config.sp_domains, config.ca_key.as_ref())?;
+        let server = ca.server_cert(&config.data_dir, &config.hostnames, config.server_eku)?;
+        Ok((ca, server))
+    })?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
 
     // TLS-layer client verification against (client trust) ∪ (MEF CA); a missing certificate is
@@ -699,8 +703,8 @@ pub(crate) fn start(config: MefConfig) -> Result<RunningMef, MefError> {
     let shared = Arc::new(Shared {
         config,
         ca,
+        challenges: Challenges::new(store.clone()),
         store,
-        challenges: Challenges::default(),
         approvals: Default::default(),
         third_party,
         crl: Default::default(),

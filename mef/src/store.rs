@@ -19,18 +19,26 @@
 //! a request is being handled is not undone by that request. Certificates issued before schema
 //! version 3 have no recorded principal: revoke them by identity
 //! ([`Store::revoke_identity`]).
+//!
+//! Backends: [`Store`] is the one type the MEF uses; it holds either this SQLite file (the
+//! default, one process) or a PostgreSQL database that several MEF replicas share
+//! (`--database postgres://...`, [`Database`], module `postgres`). Both keep the same records
+//! under the same rules and schema versions, including the pending challengePasswords
+//! (schema version 5, [`crate::challenge`]) so that one issued by a replica is redeemable
+//! once at any replica.
 
 use crate::identity::{Identity, SubjectType};
-use crate::metrics::Timed;
 use crate::MefError;
 use rusqlite::{params, Connection, OptionalExtension};
 use std::path::Path;
 use std::sync::Mutex;
+
+mod postgres;
 use std::time::Duration;
 use zeroize::Zeroizing;
 
 /// The schema version this build writes.
-pub const SCHEMA_VERSION: i64 = 4;
+pub const SCHEMA_VERSION: i64 = 5;
 
 /// Schema version 3: the principal each certificate was issued to (see the module
 /// documentation), indexed for the revocation walk.
@@ -60,6 +68,17 @@ const PSK_TABLE: &str = "CREATE TABLE psk_keys (
     subject_id TEXT NOT NULL,
     added_at INTEGER NOT NULL
 );";
+
+/// The table added by schema version 5: the pending challengePasswords (a SHA-256 of each,
+/// never the password; [`crate::challenge`]), expiry in milliseconds since the Unix epoch.
+const CHALLENGE_TABLE: &str = "CREATE TABLE challenges (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    client_fp TEXT NOT NULL,
+    password_hash BLOB NOT NULL,
+    expires_at INTEGER NOT NULL
+);
+CREATE INDEX challenges_client ON challenges (client_fp);
+CREATE INDEX challenges_expiry ON challenges (expires_at);";
 
 /// The file name of the database inside the data directory.
 pub const DB_FILE: &str = "mef.sqlite";
@@ -106,9 +125,9 @@ pub struct PskEntry {
 /// A PSK registry entry with its key: the Kpm (zeroized on drop) and the identity.
 pub type PskRecord = (Zeroizing<Vec<u8>>, Identity);
 
-/// The database. Cheap to share behind an `Arc`; mutexes serialise access (SQLite connections
-/// are not `Sync`), and a busy timeout lets the CLI edit the registry while the server runs.
-pub struct Store {
+/// The SQLite backend. Mutexes serialise access (SQLite connections are not `Sync`), and a busy
+/// timeout lets the CLI edit the registry while the server runs.
+struct Sqlite {
     conn: Mutex<Connection>,
     /// A second connection for the per-request lookups: in WAL mode readers do not wait for
     /// the writer, so they no longer queue behind another connection's commit and its fsync.
@@ -117,10 +136,7 @@ pub struct Store {
 }
 
 fn db_err(context: &'static str) -> impl FnOnce(rusqlite::Error) -> MefError {
-    move |e| {
-        crate::metrics::DATABASE.error();
-        MefError::Database { context, source: e }
-    }
+    move |e| MefError::Database { context, source: e }
 }
 
 pub(crate) fn now_secs() -> i64 {
@@ -139,10 +155,8 @@ fn identity_from_row(ty: String, id: String) -> Result<Identity, rusqlite::Error
     })
 }
 
-impl Store {
-    /// Opens (creating if needed) the database in `data_dir` and migrates it to
-    /// [`SCHEMA_VERSION`]. A database with a newer schema is refused.
-    pub fn open(data_dir: &Path) -> Result<Store, MefError> {
+impl Sqlite {
+    fn open(data_dir: &Path) -> Result<Sqlite, MefError> {
         std::fs::create_dir_all(data_dir).map_err(|e| MefError::Io {
             context: format!("creating data directory {}", data_dir.display()),
             source: e,
@@ -216,6 +230,11 @@ impl Store {
                 .map_err(db_err("migrating to 4: recording revocation times"))?;
             version = 4;
         }
+        if version < 5 {
+            tx.execute_batch(CHALLENGE_TABLE)
+                .map_err(db_err("migrating to 5: storing challengePasswords"))?;
+            version = 5;
+        }
         tx.execute(
             "UPDATE meta SET value = ?1 WHERE key = 'schema_version'",
             [version],
@@ -252,21 +271,21 @@ impl Store {
         reader
             .busy_timeout(Duration::from_secs(10))
             .map_err(db_err("setting busy timeout"))?;
-        Ok(Store {
+        Ok(Sqlite {
             conn: Mutex::new(conn),
             reader: Mutex::new(reader),
         })
     }
 
-    fn reader(&self) -> Timed<std::sync::MutexGuard<'_, Connection>> {
-        // Read-only use: a poisoned lock is safe to reuse. Timed: /metrics (crate::metrics).
-        Timed::acquire(|| self.reader.lock().unwrap_or_else(|p| p.into_inner()))
+    fn reader(&self) -> std::sync::MutexGuard<'_, Connection> {
+        // Read-only use: a poisoned lock is safe to reuse.
+        self.reader.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn conn(&self) -> Timed<std::sync::MutexGuard<'_, Connection>> {
+    fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
         // A panic while holding the lock cannot leave SQLite half-written (transactions roll
         // back on drop), so a poisoned lock is safe to reuse.
-        Timed::acquire(|| self.conn.lock().unwrap_or_else(|p| p.into_inner()))
+        self.conn.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The schema version recorded in the database.
@@ -549,14 +568,6 @@ impl Store {
             .map_err(db_err("listing issued certificates"))
     }
 
-    /// Marks an issued certificate revoked, by serial (hex) or fingerprint (hex), with all its
-    /// successors (module documentation). Returns whether a certificate matched.
-    pub fn revoke(&self, serial_or_fingerprint: &str) -> Result<bool, MefError> {
-        Ok(self.revoke_counted(serial_or_fingerprint)?.is_some())
-    }
-
-    /// [`Store::revoke`], returning `None` if no certificate matched, else how many
-    /// certificates it revoked now (the one named and its successors not revoked before).
     pub fn revoke_counted(&self, serial_or_fingerprint: &str) -> Result<Option<usize>, MefError> {
         let key = serial_or_fingerprint.to_ascii_lowercase().replace(':', "");
         let mut conn = self.conn();
@@ -617,6 +628,328 @@ impl Store {
         tx.commit().map_err(db_err("committing revocation"))?;
         Ok(n)
     }
+
+    fn insert_challenge(
+        &self,
+        client_fp: &str,
+        password_hash: &[u8],
+        expires_ms: i64,
+        now_ms: i64,
+        keep: usize,
+    ) -> Result<(), MefError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction().map_err(db_err("starting transaction"))?;
+        tx.prepare_cached("DELETE FROM challenges WHERE expires_at <= ?1")
+            .and_then(|mut stmt| stmt.execute([now_ms]))
+            .map_err(db_err("forgetting expired challengePasswords"))?;
+        tx.prepare_cached(
+            "INSERT INTO challenges (client_fp, password_hash, expires_at) VALUES (?1, ?2, ?3)",
+        )
+        .and_then(|mut stmt| stmt.execute(params![client_fp, password_hash, expires_ms]))
+        .map_err(db_err("recording a challengePassword"))?;
+        tx.prepare_cached(
+            "DELETE FROM challenges WHERE client_fp = ?1 AND id NOT IN
+                 (SELECT id FROM challenges WHERE client_fp = ?1 ORDER BY id DESC LIMIT ?2)",
+        )
+        .and_then(|mut stmt| stmt.execute(params![client_fp, keep as i64]))
+        .map_err(db_err("bounding a client's challengePasswords"))?;
+        tx.commit()
+            .map_err(db_err("committing a challengePassword"))
+    }
+
+    fn challenges_for(&self, client_fp: &str) -> Result<Vec<ChallengeRow>, MefError> {
+        let conn = self.reader();
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT id, password_hash, expires_at FROM challenges WHERE client_fp = ?1",
+            )
+            .map_err(db_err("looking up challengePasswords"))?;
+        let rows = stmt
+            .query_map([client_fp], |r| {
+                Ok(ChallengeRow {
+                    id: r.get(0)?,
+                    password_hash: r.get(1)?,
+                    expires_ms: r.get(2)?,
+                })
+            })
+            .map_err(db_err("looking up challengePasswords"))?;
+        rows.collect::<Result<_, _>>()
+            .map_err(db_err("looking up challengePasswords"))
+    }
+
+    fn claim_challenge(&self, id: i64) -> Result<bool, MefError> {
+        // One writer at a time: of concurrent claims exactly one deletes the row.
+        let n = self
+            .conn()
+            .prepare_cached("DELETE FROM challenges WHERE id = ?1")
+            .and_then(|mut stmt| stmt.execute([id]))
+            .map_err(db_err("claiming a challengePassword"))?;
+        Ok(n == 1)
+    }
+}
+
+/// One pending challengePassword as stored: its row, the SHA-256 of the password and its
+/// expiry (milliseconds since the Unix epoch).
+pub(crate) struct ChallengeRow {
+    pub(crate) id: i64,
+    pub(crate) password_hash: Vec<u8>,
+    pub(crate) expires_ms: i64,
+}
+
+/// An identity as stored (subject type and ID columns).
+fn parse_identity(ty: String, id: String) -> Result<Identity, MefError> {
+    let st: SubjectType = ty.parse()?;
+    Identity::new(st, &id)
+}
+
+/// Where the MEF keeps its records.
+#[derive(Clone, Debug, Default)]
+pub enum Database {
+    /// The SQLite file [`DB_FILE`] in the data directory (the default).
+    #[default]
+    Sqlite,
+    /// A PostgreSQL database (shared by replicas), with a pool of at most `pool_size`
+    /// connections. The configuration's `Debug` output hides the password.
+    Postgres {
+        config: Box<::postgres::Config>,
+        pool_size: u32,
+    },
+}
+
+/// The connection pool size of `--database postgres://...` unless `--database-pool` says
+/// otherwise.
+pub const DEFAULT_POOL_SIZE: u32 = 16;
+
+impl std::str::FromStr for Database {
+    type Err = MefError;
+    /// `sqlite`, or a PostgreSQL connection URL (`postgres://` or `postgresql://`) or
+    /// key=value string (`host=... dbname=...`).
+    fn from_str(s: &str) -> Result<Database, MefError> {
+        if s == "sqlite" {
+            return Ok(Database::Sqlite);
+        }
+        let looks_pg =
+            s.starts_with("postgres://") || s.starts_with("postgresql://") || s.contains('=');
+        if !looks_pg {
+            return Err(MefError::Config(
+                "the database is `sqlite` or a PostgreSQL URL (postgres://USER@HOST:PORT/DB)"
+                    .into(),
+            ));
+        }
+        // Its error text never repeats the string (which may hold a password).
+        let config = s.parse::<::postgres::Config>().map_err(|e| {
+            MefError::Config(format!("the PostgreSQL connection string is invalid: {e}"))
+        })?;
+        Ok(Database::Postgres {
+            config: Box::new(config),
+            pool_size: DEFAULT_POOL_SIZE,
+        })
+    }
+}
+
+// One per process: the size difference does not matter.
+#[allow(clippy::large_enum_variant)]
+enum Backend {
+    Sqlite(Sqlite),
+    Postgres(postgres::Postgres),
+}
+
+/// The MEF's records (module documentation), in SQLite or PostgreSQL. Cheap to share behind an
+/// `Arc`.
+pub struct Store {
+    backend: Backend,
+}
+
+/// Calls the same method on whichever backend this store has. Every store call passes here:
+/// it is timed and its failure counted for `/metrics` (crate::metrics).
+macro_rules! dispatch {
+    ($self:ident, $b:ident => $call:expr) => {{
+        let call = crate::metrics::StoreCall::start();
+        let result = match &$self.backend {
+            Backend::Sqlite($b) => $call,
+            Backend::Postgres($b) => $call,
+        };
+        call.end(result.is_err());
+        result
+    }};
+}
+
+impl Store {
+    /// Opens (creating if needed) the SQLite database in `data_dir` and migrates it to
+    /// [`SCHEMA_VERSION`]. A database with a newer schema is refused.
+    pub fn open(data_dir: &Path) -> Result<Store, MefError> {
+        Ok(Store {
+            backend: Backend::Sqlite(Sqlite::open(data_dir)?),
+        })
+    }
+
+    /// Opens `database`: the SQLite file in `data_dir`, or PostgreSQL (nothing in `data_dir`).
+    /// Either is migrated to [`SCHEMA_VERSION`] (PostgreSQL: under an advisory lock, so that
+    /// replicas starting at once migrate one after the other); a newer schema is refused.
+    pub fn open_database(database: &Database, data_dir: &Path) -> Result<Store, MefError> {
+        match database {
+            Database::Sqlite => Store::open(data_dir),
+            Database::Postgres { config, pool_size } => Ok(Store {
+                backend: Backend::Postgres(postgres::Postgres::open(config, *pool_size)?),
+            }),
+        }
+    }
+
+    /// Whether the records are in PostgreSQL (shared by replicas).
+    pub fn is_shared(&self) -> bool {
+        matches!(self.backend, Backend::Postgres(_))
+    }
+
+    /// Runs `f` (loading or creating the CA and server key material in the data directory)
+    /// while no other replica on the same PostgreSQL database does (a session advisory lock),
+    /// so that replicas sharing a data directory never create or re-issue those files at once.
+    /// SQLite: a single MEF, `f` runs as is.
+    pub(crate) fn with_key_material_lock<T>(
+        &self,
+        f: impl FnOnce() -> Result<T, MefError>,
+    ) -> Result<T, MefError> {
+        match &self.backend {
+            Backend::Sqlite(_) => f(),
+            Backend::Postgres(p) => p.with_key_material_lock(f),
+        }
+    }
+
+    /// The schema version recorded in the database.
+    pub fn schema_version(&self) -> Result<i64, MefError> {
+        dispatch!(self, b => b.schema_version())
+    }
+
+    /// Adds (or replaces) the identity of a third-party client certificate.
+    pub fn add_identity(&self, fingerprint: &str, identity: &Identity) -> Result<(), MefError> {
+        dispatch!(self, b => b.add_identity(fingerprint, identity))
+    }
+
+    /// Removes a registry entry and revokes every certificate enrolled with that third-party
+    /// certificate, and their successors, in one transaction. Returns `None` if there was no
+    /// such entry, else how many certificates it revoked.
+    pub fn remove_identity(&self, fingerprint: &str) -> Result<Option<usize>, MefError> {
+        dispatch!(self, b => b.remove_identity(fingerprint))
+    }
+
+    /// The identity registered for a third-party client certificate fingerprint.
+    pub fn lookup_identity(&self, fingerprint: &str) -> Result<Option<Identity>, MefError> {
+        dispatch!(self, b => b.lookup_identity(fingerprint))
+    }
+
+    /// All registry entries, ordered by fingerprint.
+    pub fn list_identities(&self) -> Result<Vec<RegistryEntry>, MefError> {
+        dispatch!(self, b => b.list_identities())
+    }
+
+    /// Adds (or replaces) a PSK: KpmID, Kpm and the associated identity (TS-0003 8.3.2.1).
+    /// Validate first with [`crate::psk::validate`] (done by [`crate::add_psk`]).
+    pub fn add_psk(&self, kpm_id: &str, kpm: &[u8], identity: &Identity) -> Result<(), MefError> {
+        dispatch!(self, b => b.add_psk(kpm_id, kpm, identity))
+    }
+
+    /// Removes a PSK and revokes every certificate enrolled with it, and their successors, in
+    /// one transaction. Returns `None` if there was no such KpmID, else how many certificates
+    /// it revoked.
+    pub fn remove_psk(&self, kpm_id: &str) -> Result<Option<usize>, MefError> {
+        dispatch!(self, b => b.remove_psk(kpm_id))
+    }
+
+    /// The Kpm (zeroized on drop) and identity registered for a KpmID.
+    pub fn lookup_psk(&self, kpm_id: &str) -> Result<Option<PskRecord>, MefError> {
+        dispatch!(self, b => b.lookup_psk(kpm_id))
+    }
+
+    /// The identity registered for a KpmID (without reading its key).
+    pub fn psk_identity(&self, kpm_id: &str) -> Result<Option<Identity>, MefError> {
+        dispatch!(self, b => b.psk_identity(kpm_id))
+    }
+
+    /// Every PSK entry, ordered by KpmID, without keys.
+    pub fn list_psks(&self) -> Result<Vec<PskEntry>, MefError> {
+        dispatch!(self, b => b.list_psks())
+    }
+
+    /// Records an issued certificate and the principal that authenticated its request (a
+    /// certificate fingerprint, or `psk:KpmID`), in one transaction, if that principal is still
+    /// valid (module documentation). Returns `false`, recording nothing, if it no longer is.
+    pub(crate) fn insert_issued(
+        &self,
+        cert: &IssuedCert,
+        der: &[u8],
+        authenticated_by: &str,
+    ) -> Result<bool, MefError> {
+        dispatch!(self, b => b.insert_issued(cert, der, authenticated_by))
+    }
+
+    /// The principal that authenticated the request a certificate (by fingerprint) was issued
+    /// on, when recorded (schema version 3 on).
+    pub fn authenticated_by(&self, fingerprint: &str) -> Result<Option<String>, MefError> {
+        dispatch!(self, b => b.authenticated_by(fingerprint))
+    }
+
+    /// The issued certificate with this DER fingerprint, if the MEF issued it.
+    pub fn issued_by_fingerprint(&self, fingerprint: &str) -> Result<Option<IssuedCert>, MefError> {
+        dispatch!(self, b => b.issued_by_fingerprint(fingerprint))
+    }
+
+    /// The issued certificate with this serial (lower-case hex).
+    pub fn issued_by_serial(&self, serial: &str) -> Result<Option<IssuedCert>, MefError> {
+        dispatch!(self, b => b.issued_by_serial(serial))
+    }
+
+    /// Every issued certificate, oldest first.
+    pub fn list_issued(&self) -> Result<Vec<IssuedCert>, MefError> {
+        dispatch!(self, b => b.list_issued())
+    }
+
+    /// Marks an issued certificate revoked, by serial (hex) or fingerprint (hex), with all its
+    /// successors (module documentation). Returns whether a certificate matched.
+    pub fn revoke(&self, serial_or_fingerprint: &str) -> Result<bool, MefError> {
+        Ok(self.revoke_counted(serial_or_fingerprint)?.is_some())
+    }
+
+    /// [`Store::revoke`], returning `None` if no certificate matched, else how many
+    /// certificates it revoked now (the one named and its successors not revoked before).
+    pub fn revoke_counted(&self, serial_or_fingerprint: &str) -> Result<Option<usize>, MefError> {
+        dispatch!(self, b => b.revoke_counted(serial_or_fingerprint))
+    }
+
+    /// The revoked certificates a CRL must list at `now` (RFC 5280 5.1.2.6: those not yet
+    /// expired): serial (lower-case hex) and revocation time (Unix seconds; the issue time for
+    /// revocations recorded before schema version 4), ordered by serial.
+    pub fn revoked_for_crl(&self, now: i64) -> Result<Vec<(String, i64)>, MefError> {
+        dispatch!(self, b => b.revoked_for_crl(now))
+    }
+
+    /// Revokes every certificate issued for `identity`, and their successors. Returns how many
+    /// it revoked now.
+    pub fn revoke_identity(&self, identity: &Identity) -> Result<usize, MefError> {
+        dispatch!(self, b => b.revoke_identity(identity))
+    }
+
+    /// Records a pending challengePassword (its hash) for a client; in the same transaction
+    /// forgets every expired one and keeps only the client's newest `keep`.
+    pub(crate) fn insert_challenge(
+        &self,
+        client_fp: &str,
+        password_hash: &[u8],
+        expires_ms: i64,
+        now_ms: i64,
+        keep: usize,
+    ) -> Result<(), MefError> {
+        dispatch!(self, b => b.insert_challenge(client_fp, password_hash, expires_ms, now_ms, keep))
+    }
+
+    /// The pending challengePasswords of a client.
+    pub(crate) fn challenges_for(&self, client_fp: &str) -> Result<Vec<ChallengeRow>, MefError> {
+        dispatch!(self, b => b.challenges_for(client_fp))
+    }
+
+    /// Deletes a pending challengePassword; `true` for exactly one of any number of concurrent
+    /// claims, in this process or another replica.
+    pub(crate) fn claim_challenge(&self, id: i64) -> Result<bool, MefError> {
+        dispatch!(self, b => b.claim_challenge(id))
+    }
 }
 
 fn row_to_issued(r: &rusqlite::Row<'_>) -> Result<IssuedCert, rusqlite::Error> {
@@ -630,6 +963,11 @@ fn row_to_issued(r: &rusqlite::Row<'_>) -> Result<IssuedCert, rusqlite::Error> {
         issued_at: r.get(7)?,
     })
 }
+
+// The throw-away PostgreSQL server of the integration tests.
+#[cfg(test)]
+#[path = "../tests/common/postgres.rs"]
+mod pg_fixture;
 
 #[cfg(test)]
 mod tests {
@@ -663,13 +1001,14 @@ mod tests {
         assert!(s.revoke(&"CD".repeat(32)).unwrap());
         assert!(s.issued_by_serial("41").unwrap().unwrap().revoked);
         assert_eq!(s.remove_identity(&"ab".repeat(32)).unwrap(), Some(0));
-        s.conn()
+        drop(s);
+        Connection::open(dir.join(DB_FILE))
+            .unwrap()
             .execute(
                 "UPDATE meta SET value = 99 WHERE key = 'schema_version'",
                 [],
             )
             .unwrap();
-        drop(s);
         assert!(Store::open(&dir).is_err());
         let _ = std::fs::remove_dir_all(&dir);
     }
@@ -678,7 +1017,77 @@ mod tests {
     fn revocation_follows_renewals_and_registrations() {
         let dir = std::env::temp_dir().join(format!("onem2m-mef-store-rev-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        let s = Store::open(&dir).unwrap();
+        revocation_rules(&Store::open(&dir).unwrap());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// The same rules on PostgreSQL (a throw-away server: fails when PostgreSQL is missing).
+    #[test]
+    fn postgres_keeps_the_same_rules() {
+        let pg = super::pg_fixture::PgServer::start();
+        let db: Database = pg.create_database("rules").parse().unwrap();
+        let s = Store::open_database(&db, Path::new("/nonexistent")).unwrap();
+        assert!(s.is_shared());
+        assert_eq!(s.schema_version().unwrap(), SCHEMA_VERSION);
+        revocation_rules(&s);
+        // Registry and PSK records, replaced in place, listed in order.
+        let id = Identity::new(SubjectType::Ae, "https://sp.example.com/cse01/CAE01").unwrap();
+        s.add_identity("bb", &id).unwrap();
+        s.add_identity("bb", &id).unwrap();
+        assert_eq!(s.list_identities().unwrap().len(), 1);
+        assert_eq!(s.lookup_identity("bb").unwrap(), Some(id.clone()));
+        s.add_psk("kpm-02", &[7u8; 16], &id).unwrap();
+        let (key, found) = s.lookup_psk("kpm-02").unwrap().unwrap();
+        assert_eq!((&key[..], &found), (&[7u8; 16][..], &id));
+        assert_eq!(s.psk_identity("kpm-02").unwrap(), Some(id));
+        assert!(s.lookup_psk("kpm-03").unwrap().is_none());
+        // A duplicate serial is refused as a whole.
+        let rec = s.list_issued().unwrap().remove(0);
+        assert!(s.insert_issued(&rec, b"d", "psk:kpm-02").is_err());
+        // CRL inputs: revoked, not expired (not_after 2 is long past).
+        assert!(s.revoked_for_crl(0).unwrap().len() >= 6);
+        assert!(s.revoked_for_crl(3).unwrap().is_empty());
+        drop(s);
+        // Reopening is idempotent; a newer schema is refused with a clear error.
+        let s = Store::open_database(&db, Path::new("/nonexistent")).unwrap();
+        assert_eq!(s.schema_version().unwrap(), SCHEMA_VERSION);
+        drop(s);
+        pg.execute(
+            "rules",
+            "UPDATE meta SET value = 99 WHERE key = 'schema_version'",
+        );
+        let e = Store::open_database(&db, Path::new("/nonexistent"))
+            .err()
+            .unwrap();
+        assert!(
+            e.to_string().contains("schema version 99 is not supported"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn database_option_parses_and_hides_the_password() {
+        assert!(matches!("sqlite".parse::<Database>(), Ok(Database::Sqlite)));
+        assert!("mysql://h/db".parse::<Database>().is_err());
+        let db: Database = "postgres://mef:s3cr3t-pw@db.example:5433/mef"
+            .parse()
+            .unwrap();
+        assert!(matches!(
+            db,
+            Database::Postgres {
+                pool_size: DEFAULT_POOL_SIZE,
+                ..
+            }
+        ));
+        assert!(!format!("{db:?}").contains("s3cr3t-pw"), "{db:?}");
+        let e = "postgres://mef:s3cr3t-pw@db.example:notaport/mef"
+            .parse::<Database>()
+            .err()
+            .unwrap();
+        assert!(!e.to_string().contains("s3cr3t-pw"), "{e}");
+    }
+
+    fn revocation_rules(s: &Store) {
         let id = Identity::new(SubjectType::Cse, "cse01.sp.example.com").unwrap();
         let third_party = "aa".repeat(32);
         s.add_identity(&third_party, &id).unwrap();
@@ -719,7 +1128,6 @@ mod tests {
         assert!(s.insert_issued(&rec(7), b"d", "psk:kpm").unwrap());
         assert_eq!(s.remove_psk("kpm").unwrap(), Some(1));
         assert!(s.list_issued().unwrap().iter().all(|c| c.revoked));
-        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -392,7 +392,7 @@ fn challenge_password_replay_is_refused_sequentially_and_under_concurrency() {
     for (status, text) in statuses.iter().filter(|(s, _)| *s != 200) {
         assert_eq!(*status, 403, "{text}");
         assert!(
-            text.contains("already used") || text.contains("does not match"),
+            text.contains("already been used") || text.contains("does not match"),
             "{text}"
         );
     }

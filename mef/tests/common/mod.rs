@@ -4,6 +4,7 @@
 
 pub mod haproxy;
 pub mod load;
+pub mod postgres;
 pub mod replica;
 
 use onem2m_est_proto::{base64body, certs_only, csrattrs};
