@@ -75,9 +75,9 @@ impl HaProxy {
         );
         for (name, addr) in backends {
             // TLS to the replica without a client certificate; the check only asks whether it
-            // answers HTTP. Quick detection for the tests: every 200 ms, down after 1 failure.
+            // answers HTTP. Quick detection for the tests: every 200 ms, down after 2 failures in a row (one slow check on a busy machine is no outage).
             cfg.push_str(&format!(
-                "    server {name} {addr} check check-ssl verify none inter 200ms fall 1 rise 1\n"
+                "    server {name} {addr} check check-ssl verify none inter 200ms fall 2 rise 1\n"
             ));
         }
         let cfg_path = dir.join("haproxy.cfg");
