@@ -136,40 +136,11 @@ impl Cluster {
 
     /// Registers a device (`identity add` against the shared database).
     fn register(&self, creds: &common::Creds, cse_id: &str) {
-        let certs = self
-            .root
-            .join(format!("client-{}.pem", &creds.fingerprint()[..16]));
-        std::fs::write(
-            &certs,
-            pem::encode(&pem::Pem::new("CERTIFICATE", creds.cert_der.clone())),
-        )
-        .unwrap();
-        let (ok, out, err) = common::run_cli(&[
-            "identity",
-            "add",
-            "--data-dir",
-            self.a.dir.to_str().unwrap(),
-            "--database",
-            &self.url,
-            "--client-cert",
-            certs.to_str().unwrap(),
-            "--subject-type",
-            "cse",
-            "--subject-id",
-            cse_id,
-        ]);
-        assert!(ok, "identity add failed: {out} {err}");
+        load::register_on(&self.a.dir, Some(&self.url), creds, cse_id);
     }
 
     fn devices(&self, n: usize) -> Vec<load::Device> {
-        (0..n)
-            .map(|i| {
-                let creds = self.tp.issue_client(&format!("ha device {i}"));
-                let cse_id = format!("cse{i:03}.sp.example.com");
-                self.register(&creds, &cse_id);
-                load::device_of(&creds, cse_id)
-            })
-            .collect()
+        load::devices_on(&self.tp, &self.a.dir, Some(&self.url), n)
     }
 
     fn store(&self) -> onem2m_mef::Store {

@@ -160,6 +160,11 @@ impl HaProxy {
         }
     }
 
+    /// The haproxy process (benchmarks read its CPU time).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// `https://localhost:PORT/.well-known/est` through the balancer.
     pub fn base_uri(&self) -> String {
         format!("https://localhost:{}/.well-known/est", self.addr.port())

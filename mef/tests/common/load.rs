@@ -32,14 +32,52 @@ pub struct Device {
 /// Makes `n` devices under the third-party CA `tp` and registers each with the MEF of
 /// `mef_dir` (`onem2m-mef identity add`).
 pub fn devices(tp: &super::ThirdPartyCa, mef_dir: &Path, n: usize) -> Vec<Device> {
+    devices_on(tp, mef_dir, None, n)
+}
+
+/// [`devices`], registered in `database` (`--database URL`) when given.
+pub fn devices_on(
+    tp: &super::ThirdPartyCa,
+    mef_dir: &Path,
+    database: Option<&str>,
+    n: usize,
+) -> Vec<Device> {
     (0..n)
         .map(|i| {
             let creds = tp.issue_client(&format!("load device {i}"));
             let cse_id = format!("cse{i:03}.sp.example.com");
-            super::register(mef_dir, &creds, "cse", &cse_id);
+            register_on(mef_dir, database, &creds, &cse_id);
             device_of(&creds, cse_id)
         })
         .collect()
+}
+
+/// Registers a CSE's third-party certificate (`identity add`, with `--database URL` when
+/// given).
+pub fn register_on(mef_dir: &Path, database: Option<&str>, creds: &super::Creds, cse_id: &str) {
+    let certs = mef_dir.with_extension(format!("client-{}.pem", &creds.fingerprint()[..16]));
+    std::fs::write(
+        &certs,
+        pem::encode(&pem::Pem::new("CERTIFICATE", creds.cert_der.clone())),
+    )
+    .unwrap();
+    let mut args = vec![
+        "identity",
+        "add",
+        "--data-dir",
+        mef_dir.to_str().unwrap(),
+        "--client-cert",
+        certs.to_str().unwrap(),
+        "--subject-type",
+        "cse",
+        "--subject-id",
+        cse_id,
+    ];
+    if let Some(url) = database {
+        args.extend(["--database", url]);
+    }
+    let (ok, out, err) = super::run_cli(&args);
+    assert!(ok, "identity add failed: {out} {err}");
 }
 
 /// The client-library view of test credentials.
