@@ -65,6 +65,10 @@ fn haproxy_alternates_between_replicas_and_routes_around_a_dead_one() {
     }
     assert_eq!(cacerts_served(&a), 5.0);
     assert_eq!(cacerts_served(&b), 5.0);
+    // The health checks complete their TLS handshakes (none counted as failed).
+    for r in [&a, &b] {
+        assert_eq!(r.scrape().get("mef_tls_handshake_failures_total"), 0.0);
+    }
 
     a.kill();
     hp.wait_down("a");
@@ -373,6 +377,18 @@ fn postgres_restarted_mid_run_gives_503_with_retry_after_and_the_replicas_recove
                     resp.header("retry-after").map(str::to_owned),
                 ));
             }
+            // Through the balancer too: the replicas stay in its pool (their health check
+            // needs no database) and the client gets the 503 itself.
+            let resp = common::get(
+                &agent(&c.a.ca_der, Some(probe)),
+                &format!("{}/csrattrs", c.hp.base_uri()),
+            )
+            .unwrap();
+            seen.push((
+                "haproxy".to_string(),
+                resp.status,
+                resp.header("retry-after").map(str::to_owned),
+            ));
             std::thread::sleep(Duration::from_secs(2));
             c.pg.resume();
             println!("PostgreSQL restarted");
@@ -428,4 +444,32 @@ fn postgres_restarted_mid_run_gives_503_with_retry_after_and_the_replicas_recove
         .filter(|(_, _, by)| by.as_deref() != Some(probe_fp.as_str()))
         .collect();
     println!("{}", load::check_consistency(&report, &recorded));
+}
+
+/// The HAProxy configuration of mef/README.md ("The balancer") is one haproxy accepts.
+#[test]
+fn the_readme_haproxy_configuration_is_valid() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let start = readme
+        .find("\n```\ndefaults\n")
+        .expect("the HAProxy configuration block of mef/README.md");
+    let block = &readme[start + 5..];
+    let block = &block[..block.find("```").unwrap()];
+    assert!(block.contains("tcp-check connect ssl"), "{block}");
+    let dir = temp_dir("ha-readme-cfg");
+    let cfg = dir.join("haproxy.cfg");
+    std::fs::write(&cfg, block).unwrap();
+    let out = std::process::Command::new(common::haproxy::haproxy_bin())
+        .args(["-c", "-f"])
+        .arg(&cfg)
+        .output()
+        .expect("run haproxy (apt-get install haproxy)");
+    assert!(
+        out.status.success(),
+        "haproxy -c refused the README's configuration:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -1,8 +1,10 @@
 //! HAProxy (Debian's `haproxy`) in front of MEF replicas, for the HA tests (issue #17): TCP
 //! mode, because the MEF terminates mutual TLS itself (a balancer terminating TLS would hide
-//! the client certificate); `balance roundrobin`; health checks that speak TLS and HTTP to
-//! each replica (GET of the CRL, which needs no client certificate); everything on 127.0.0.1,
-//! the configuration in the test's temp folder. Missing `haproxy` fails the test.
+//! the client certificate); `balance roundrobin`; health checks that complete a TLS handshake
+//! with each replica (no client certificate, no request: they need no database, so a replica
+//! whose database is away stays in the pool and answers 503 itself, and they leave the
+//! request counters alone); everything on 127.0.0.1, the configuration in the test's temp
+//! folder. Missing `haproxy` fails the test.
 
 use std::io::{Read, Write};
 use std::net::SocketAddr;
@@ -29,7 +31,8 @@ pub struct ServerStat {
     pub sessions: u64,
 }
 
-fn haproxy_bin() -> String {
+/// The haproxy executable (Debian installs it in /usr/sbin).
+pub fn haproxy_bin() -> String {
     for p in ["/usr/sbin/haproxy", "/usr/bin/haproxy"] {
         if Path::new(p).exists() {
             return p.into();
@@ -69,15 +72,16 @@ impl HaProxy {
              \x20   default_backend mef\n\
              backend mef\n\
              \x20   balance roundrobin\n\
-             \x20   option httpchk GET /crl/mef-ca.crl\n\
-             \x20   http-check expect status 200\n",
+             \x20   option tcp-check\n\
+             \x20   tcp-check connect ssl\n",
             stats_socket.display()
         );
         for (name, addr) in backends {
-            // TLS to the replica without a client certificate; the check only asks whether it
-            // answers HTTP. Quick detection for the tests: every 200 ms, down after 2 failures in a row (one slow check on a busy machine is no outage).
+            // A TLS handshake without a client certificate. Quick detection for the tests:
+            // every 200 ms, down after 2 failures in a row (one slow check on a busy machine
+            // is no outage).
             cfg.push_str(&format!(
-                "    server {name} {addr} check check-ssl verify none inter 200ms fall 2 rise 1\n"
+                "    server {name} {addr} check verify none inter 200ms fall 2 rise 1\n"
             ));
         }
         let cfg_path = dir.join("haproxy.cfg");
