@@ -452,9 +452,9 @@ fn the_readme_haproxy_configuration_is_valid() {
     let readme =
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
     let start = readme
-        .find("\n```\ndefaults\n")
+        .find("\n```text\ndefaults\n")
         .expect("the HAProxy configuration block of mef/README.md");
-    let block = &readme[start + 5..];
+    let block = &readme[start + "\n```text\n".len()..];
     let block = &block[..block.find("```").unwrap()];
     assert!(block.contains("tcp-check connect ssl"), "{block}");
     let dir = temp_dir("ha-readme-cfg");
