@@ -285,11 +285,13 @@ pub(crate) struct Metrics {
     tls_failures: AtomicU64,
     issuance: Histogram,
     pools: Mutex<Vec<(&'static str, PoolGauge)>>,
+    /// The store, for its database connection pool (PostgreSQL).
+    store: Arc<crate::Store>,
 }
 
 impl Metrics {
     /// A registry for a MEF whose CA certificate expires at `ca_not_after` (Unix seconds).
-    pub(crate) fn new(ca_not_after: i64) -> Metrics {
+    pub(crate) fn new(ca_not_after: i64, store: Arc<crate::Store>) -> Metrics {
         Metrics {
             started_unix: std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
@@ -301,6 +303,7 @@ impl Metrics {
             tls_failures: AtomicU64::new(0),
             issuance: Histogram::new(ISSUANCE_BOUNDS),
             pools: Mutex::new(Vec::new()),
+            store,
         }
     }
 
@@ -454,6 +457,26 @@ impl Metrics {
             );
         }
         drop(pools);
+        // PostgreSQL only (SQLite has no pool): the family is declared, without a sample.
+        let db_pool = self.store.pool_state();
+        head(
+            &mut o,
+            "mef_database_connections_busy",
+            "gauge",
+            "PostgreSQL connections of this process's pool in use.",
+        );
+        if let Some((busy, _)) = db_pool {
+            let _ = writeln!(o, "mef_database_connections_busy {busy}");
+        }
+        head(
+            &mut o,
+            "mef_database_connections_limit",
+            "gauge",
+            "Size limit of the PostgreSQL connection pool (--database-pool): busy = limit is saturation.",
+        );
+        if let Some((_, limit)) = db_pool {
+            let _ = writeln!(o, "mef_database_connections_limit {limit}");
+        }
         head(
             &mut o,
             "mef_ca_certificate_expiry_seconds",

@@ -695,7 +695,7 @@ pub(crate) fn start(config: MefConfig) -> Result<RunningMef, MefError> {
     let ca_not_after = x509_parser::parse_x509_certificate(ca.cert_der())
         .map(|(_, c)| c.validity().not_after.timestamp())
         .map_err(|e| MefError::Crypto(format!("the MEF CA certificate does not parse: {e}")))?;
-    let metrics = Arc::new(crate::metrics::Metrics::new(ca_not_after));
+    let metrics = Arc::new(crate::metrics::Metrics::new(ca_not_after, store.clone()));
     let metrics_server = match config.metrics_listen {
         Some(addr) => Some(crate::metrics::MetricsServer::start(addr, metrics.clone())?),
         None => None,

@@ -800,6 +800,14 @@ impl Store {
         matches!(self.backend, Backend::Postgres(_))
     }
 
+    /// PostgreSQL: (connections of the pool in use, its limit), for `/metrics`. SQLite: `None`.
+    pub(crate) fn pool_state(&self) -> Option<(u32, u32)> {
+        match &self.backend {
+            Backend::Sqlite(_) => None,
+            Backend::Postgres(p) => Some(p.pool_state()),
+        }
+    }
+
     /// Runs `f` (loading or creating the CA and server key material in the data directory)
     /// while no other replica on the same PostgreSQL database does (a session advisory lock),
     /// so that replicas sharing a data directory never create or re-issue those files at once.

@@ -226,6 +226,11 @@ fn both_procedures_and_serverkeygen_through_the_balancer_land_on_both_replicas()
     assert!(report.completed() >= 2 && report.failed_attempts() == 0);
     for r in rs {
         let m = r.scrape();
+        // Each replica's PostgreSQL pool (--database-pool, default 16).
+        assert_eq!(m.get("mef_database_connections_limit"), 16.0, "{}", r.name);
+        let busy = m.get("mef_database_connections_busy");
+        assert!((0.0..=16.0).contains(&busy), "{}: {busy}", r.name);
+        assert!(m.get("mef_database_calls_total") > 0.0);
         println!(
             "{}: csrattrs {} simpleenroll {} simplereenroll {} serverkeygen {}",
             r.name,

@@ -62,6 +62,8 @@ fn metrics_count_requests_refusals_issuance_and_report_saturation_and_expiry() {
         ("mef_connections_queued", "gauge"),
         ("mef_ca_certificate_expiry_seconds", "gauge"),
         ("process_start_time_seconds", "gauge"),
+        ("mef_database_connections_busy", "gauge"),
+        ("mef_database_connections_limit", "gauge"),
     ] {
         assert_eq!(
             m.types.get(family).map(String::as_str),
@@ -107,6 +109,8 @@ fn metrics_count_requests_refusals_issuance_and_report_saturation_and_expiry() {
     let busy = m.get("mef_connection_threads_busy{listener=\"main\"}");
     assert!((0.0..=17.0).contains(&busy));
     assert_eq!(m.get("mef_connections_queued{listener=\"main\"}"), 0.0);
+    // SQLite has no connection pool: declared, no sample.
+    assert!(!m.samples.contains_key("mef_database_connections_limit"));
     // A new CA: valid for years.
     let expiry = m.get("mef_ca_certificate_expiry_seconds");
     assert!(expiry > 365.0 * 86400.0, "{expiry}");

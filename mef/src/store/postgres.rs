@@ -160,6 +160,12 @@ impl Postgres {
         Ok(store)
     }
 
+    /// (connections in use, the pool's limit), for `/metrics`.
+    pub(crate) fn pool_state(&self) -> (u32, u32) {
+        let st = self.pool.state();
+        (st.connections - st.idle_connections, self.pool.max_size())
+    }
+
     fn conn(&self) -> Result<Conn, MefError> {
         self.pool.get().map_err(|e| MefError::DatabaseUnavailable {
             context: "connecting to PostgreSQL",
