@@ -133,6 +133,8 @@ struct Sqlite {
     /// the writer, so they no longer queue behind another connection's commit and its fsync.
     /// Each lookup is its own read transaction and sees every commit made before it began.
     reader: Mutex<Connection>,
+    /// Whether the file is in write-ahead-log mode (see [`Sqlite::ephemeral_write`]).
+    wal: bool,
 }
 
 fn db_err(context: &'static str) -> impl FnOnce(rusqlite::Error) -> MefError {
@@ -260,7 +262,8 @@ impl Sqlite {
         let mode: String = conn
             .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
             .map_err(db_err("enabling the write-ahead log"))?;
-        if !mode.eq_ignore_ascii_case("wal") {
+        let wal = mode.eq_ignore_ascii_case("wal");
+        if !wal {
             log::warn!("SQLite kept journal mode {mode} (no write-ahead log on this file system)");
         }
         conn.execute_batch("PRAGMA synchronous = FULL;")
@@ -274,6 +277,7 @@ impl Sqlite {
         Ok(Sqlite {
             conn: Mutex::new(conn),
             reader: Mutex::new(reader),
+            wal,
         })
     }
 
@@ -629,6 +633,28 @@ impl Sqlite {
         Ok(n)
     }
 
+    /// Runs a write of challengePasswords only with `synchronous = NORMAL` (no fsync of its
+    /// own) in WAL mode: a pending password needs no durability (a restart may forget it; the
+    /// client fetches /csrattrs again), WAL with NORMAL stays consistent (SQLite's
+    /// documentation), and the next FULL commit, the issued certificate's, makes it durable
+    /// with that certificate: a certificate is never on disk without its password's claim. One
+    /// fsync per enrolment, as before the passwords moved into the database.
+    fn ephemeral_write<T>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T, MefError>,
+    ) -> Result<T, MefError> {
+        let mut conn = self.conn();
+        if !self.wal {
+            return f(&mut conn);
+        }
+        conn.execute_batch("PRAGMA synchronous = NORMAL;")
+            .map_err(db_err("setting synchronous = NORMAL"))?;
+        let result = f(&mut conn);
+        conn.execute_batch("PRAGMA synchronous = FULL;")
+            .map_err(db_err("setting synchronous = FULL"))?;
+        result
+    }
+
     fn insert_challenge(
         &self,
         client_fp: &str,
@@ -637,24 +663,25 @@ impl Sqlite {
         now_ms: i64,
         keep: usize,
     ) -> Result<(), MefError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction().map_err(db_err("starting transaction"))?;
-        tx.prepare_cached("DELETE FROM challenges WHERE expires_at <= ?1")
-            .and_then(|mut stmt| stmt.execute([now_ms]))
-            .map_err(db_err("forgetting expired challengePasswords"))?;
-        tx.prepare_cached(
-            "INSERT INTO challenges (client_fp, password_hash, expires_at) VALUES (?1, ?2, ?3)",
-        )
-        .and_then(|mut stmt| stmt.execute(params![client_fp, password_hash, expires_ms]))
-        .map_err(db_err("recording a challengePassword"))?;
-        tx.prepare_cached(
-            "DELETE FROM challenges WHERE client_fp = ?1 AND id NOT IN
+        self.ephemeral_write(|conn| {
+            let tx = conn.transaction().map_err(db_err("starting transaction"))?;
+            tx.prepare_cached("DELETE FROM challenges WHERE expires_at <= ?1")
+                .and_then(|mut stmt| stmt.execute([now_ms]))
+                .map_err(db_err("forgetting expired challengePasswords"))?;
+            tx.prepare_cached(
+                "INSERT INTO challenges (client_fp, password_hash, expires_at) VALUES (?1, ?2, ?3)",
+            )
+            .and_then(|mut stmt| stmt.execute(params![client_fp, password_hash, expires_ms]))
+            .map_err(db_err("recording a challengePassword"))?;
+            tx.prepare_cached(
+                "DELETE FROM challenges WHERE client_fp = ?1 AND id NOT IN
                  (SELECT id FROM challenges WHERE client_fp = ?1 ORDER BY id DESC LIMIT ?2)",
-        )
-        .and_then(|mut stmt| stmt.execute(params![client_fp, keep as i64]))
-        .map_err(db_err("bounding a client's challengePasswords"))?;
-        tx.commit()
-            .map_err(db_err("committing a challengePassword"))
+            )
+            .and_then(|mut stmt| stmt.execute(params![client_fp, keep as i64]))
+            .map_err(db_err("bounding a client's challengePasswords"))?;
+            tx.commit()
+                .map_err(db_err("committing a challengePassword"))
+        })
     }
 
     fn challenges_for(&self, client_fp: &str) -> Result<Vec<ChallengeRow>, MefError> {
@@ -679,12 +706,13 @@ impl Sqlite {
 
     fn claim_challenge(&self, id: i64) -> Result<bool, MefError> {
         // One writer at a time: of concurrent claims exactly one deletes the row.
-        let n = self
-            .conn()
-            .prepare_cached("DELETE FROM challenges WHERE id = ?1")
-            .and_then(|mut stmt| stmt.execute([id]))
-            .map_err(db_err("claiming a challengePassword"))?;
-        Ok(n == 1)
+        self.ephemeral_write(|conn| {
+            let n = conn
+                .prepare_cached("DELETE FROM challenges WHERE id = ?1")
+                .and_then(|mut stmt| stmt.execute([id]))
+                .map_err(db_err("claiming a challengePassword"))?;
+            Ok(n == 1)
+        })
     }
 }
 

@@ -98,6 +98,39 @@ fn challenge_password_is_single_use_across_replicas() {
         );
         assert!(!at_b.consume("client-1", &password).unwrap());
     }
+    // The per-client cap holds across replicas: the oldest of nine pending passwords is gone.
+    let oldest = issued_at_a
+        .issue("client-3", Duration::from_secs(60))
+        .unwrap();
+    for _ in 0..8 {
+        at_b.issue("client-3", Duration::from_secs(60)).unwrap();
+    }
+    assert_eq!(
+        issued_at_a.check("client-3", &oldest).unwrap(),
+        ChallengeCheck::Unknown
+    );
+    let expired = issued_at_a.issue("client-4", Duration::ZERO).unwrap();
+    assert_eq!(
+        at_b.check("client-4", &expired).unwrap(),
+        ChallengeCheck::Expired
+    );
+}
+
+/// A malformed or unreachable database is reported without the password of its URL.
+#[test]
+fn database_errors_never_show_the_password() {
+    for url in [
+        "postgres://mef:s3cr3t-pw@127.0.0.1:notaport/mef",
+        "postgres://mef:s3cr3t-pw@127.0.0.1:1/mef",
+    ] {
+        let (ok, out, err) = run_cli(&["identity", "list", "--database", url]);
+        assert!(!ok, "{out}");
+        assert!(err.contains("error:"), "{err}");
+        assert!(
+            !err.contains("s3cr3t-pw") && !out.contains("s3cr3t-pw"),
+            "{err}"
+        );
+    }
 }
 
 /// Registers the device's third-party certificate in the replicas' database with the CLI, no

@@ -1,8 +1,9 @@
 //! The PostgreSQL backend of [`super::Store`] (`--database postgres://...`): the same records
 //! and rules as the SQLite file, in a database that several MEF replicas share.
 //!
-//! Connections come from a bounded `r2d2` pool of synchronous `postgres` clients; each one is
-//! checked before use, so after an outage the pool reconnects by itself. While the server
+//! Connections come from a bounded `r2d2` pool of synchronous `postgres` clients; one idle for
+//! a second or more is checked before use and a failed one is dropped, so after an outage the
+//! pool reconnects by itself. While the server
 //! cannot be reached every operation fails with [`MefError::DatabaseUnavailable`] (the EST
 //! layer answers 503 with Retry-After).
 //!
@@ -16,13 +17,68 @@ use super::{now_secs, SCHEMA_VERSION};
 use super::{parse_identity, ChallengeRow, IssuedCert, PskEntry, PskRecord, RegistryEntry};
 use crate::identity::Identity;
 use crate::MefError;
-use r2d2_postgres::postgres::{self, NoTls, Row};
-use r2d2_postgres::PostgresConnectionManager;
-use std::time::Duration;
+use ::postgres::types::{ToSql, Type};
+use ::postgres::{self, NoTls, Row};
+use std::time::{Duration, Instant};
 use zeroize::Zeroizing;
 
-type Pool = r2d2::Pool<PostgresConnectionManager<NoTls>>;
-type Conn = r2d2::PooledConnection<PostgresConnectionManager<NoTls>>;
+type Pool = r2d2::Pool<Manager>;
+type Conn = r2d2::PooledConnection<Manager>;
+
+/// A pooled connection returned to the pool less than this long ago is handed out without a
+/// check: the server cannot have restarted in between. An older one is checked with an empty
+/// query first (one round trip), so that after an outage dead connections are replaced, not
+/// used. Under load connections come back within milliseconds and are never checked.
+const FRESH: Duration = Duration::from_secs(1);
+
+/// Opens the pool's connections (plain TCP or a Unix socket, as the URL says).
+struct Manager {
+    config: postgres::Config,
+}
+
+/// A client and when it last came back to the pool.
+struct PooledClient {
+    client: postgres::Client,
+    returned: Instant,
+}
+
+impl std::ops::Deref for PooledClient {
+    type Target = postgres::Client;
+    fn deref(&self) -> &postgres::Client {
+        &self.client
+    }
+}
+
+impl std::ops::DerefMut for PooledClient {
+    fn deref_mut(&mut self) -> &mut postgres::Client {
+        &mut self.client
+    }
+}
+
+impl r2d2::ManageConnection for Manager {
+    type Connection = PooledClient;
+    type Error = postgres::Error;
+
+    fn connect(&self) -> Result<PooledClient, postgres::Error> {
+        Ok(PooledClient {
+            client: self.config.connect(NoTls)?,
+            returned: Instant::now(),
+        })
+    }
+
+    fn is_valid(&self, conn: &mut PooledClient) -> Result<(), postgres::Error> {
+        if conn.returned.elapsed() < FRESH {
+            return Ok(());
+        }
+        conn.client.simple_query("").map(|_| ())
+    }
+
+    /// Called as the connection comes back: a connection that failed is closed and dropped.
+    fn has_broken(&self, conn: &mut PooledClient) -> bool {
+        conn.returned = Instant::now();
+        conn.client.is_closed()
+    }
+}
 
 /// How long an operation waits for a connection (and a connection attempt for the server)
 /// before it reports the database unavailable.
@@ -128,11 +184,28 @@ fn with_successors(roots: &str, now: usize) -> String {
     )
 }
 
+/// A parameter of a statement sent with its type (`*_typed`): one round trip, no separate
+/// prepare, for the statements of every request.
+type Param<'a> = (&'a (dyn ToSql + Sync), Type);
+
+fn text(v: &(dyn ToSql + Sync)) -> Param<'_> {
+    (v, Type::TEXT)
+}
+
+fn int8(v: &(dyn ToSql + Sync)) -> Param<'_> {
+    (v, Type::INT8)
+}
+
+fn bytea(v: &(dyn ToSql + Sync)) -> Param<'_> {
+    (v, Type::BYTEA)
+}
+
 /// Taken first by every revocation and removal (module documentation).
 const LOCK_FOR_REVOCATION: &str = "LOCK TABLE issued_certs IN SHARE ROW EXCLUSIVE MODE";
 
 pub(crate) struct Postgres {
     pool: Pool,
+    config: postgres::Config,
 }
 
 impl Postgres {
@@ -150,12 +223,14 @@ impl Postgres {
             .max_size(pool_size.max(1))
             .min_idle(Some(1))
             .connection_timeout(CONNECT_TIMEOUT)
-            .build(PostgresConnectionManager::new(config, NoTls))
+            .build(Manager {
+                config: config.clone(),
+            })
             .map_err(|e| MefError::DatabaseUnavailable {
                 context: "connecting to PostgreSQL",
                 source: Box::new(e),
             })?;
-        let store = Postgres { pool };
+        let store = Postgres { pool, config };
         store.migrate()?;
         Ok(store)
     }
@@ -211,14 +286,17 @@ impl Postgres {
         &self,
         f: impl FnOnce() -> Result<T, MefError>,
     ) -> Result<T, MefError> {
-        // A session lock on a connection kept out of the pool meanwhile; if the process dies
-        // the server drops the session and the lock with it.
-        let mut conn = self.conn()?;
-        conn.execute("SELECT pg_advisory_lock($1)", &[&KEY_MATERIAL_LOCK])
+        // A session lock on a connection of its own, not the pool's: closing it releases the
+        // lock whatever `f` did (and the server drops it if this process dies).
+        let mut session = self
+            .config
+            .connect(NoTls)
+            .map_err(pg_err("connecting to PostgreSQL"))?;
+        session
+            .execute("SELECT pg_advisory_lock($1)", &[&KEY_MATERIAL_LOCK])
             .map_err(pg_err("locking the key material"))?;
         let result = f();
-        conn.execute("SELECT pg_advisory_unlock($1)", &[&KEY_MATERIAL_LOCK])
-            .map_err(pg_err("unlocking the key material"))?;
+        drop(session);
         result
     }
 
@@ -291,9 +369,9 @@ impl Postgres {
 
     pub(crate) fn lookup_identity(&self, fingerprint: &str) -> Result<Option<Identity>, MefError> {
         self.conn()?
-            .query_opt(
+            .query_typed_opt(
                 "SELECT subject_type, subject_id FROM identities WHERE fingerprint = $1",
-                &[&fingerprint],
+                &[text(&fingerprint)],
             )
             .map_err(pg_err("looking up identity"))?
             .map(|r| identity(&r, 0))
@@ -355,9 +433,9 @@ impl Postgres {
     pub(crate) fn lookup_psk(&self, kpm_id: &str) -> Result<Option<PskRecord>, MefError> {
         let Some(row) = self
             .conn()?
-            .query_opt(
+            .query_typed_opt(
                 "SELECT kpm, subject_type, subject_id FROM psk_keys WHERE kpm_id = $1",
-                &[&kpm_id],
+                &[text(&kpm_id)],
             )
             .map_err(pg_err("looking up PSK"))?
         else {
@@ -370,9 +448,9 @@ impl Postgres {
 
     pub(crate) fn psk_identity(&self, kpm_id: &str) -> Result<Option<Identity>, MefError> {
         self.conn()?
-            .query_opt(
+            .query_typed_opt(
                 "SELECT subject_type, subject_id FROM psk_keys WHERE kpm_id = $1",
-                &[&kpm_id],
+                &[text(&kpm_id)],
             )
             .map_err(pg_err("looking up PSK identity"))?
             .map(|r| identity(&r, 0))
@@ -408,37 +486,33 @@ impl Postgres {
         // Before the check: a revocation committing meanwhile is either seen or waits for us.
         tx.batch_execute("LOCK TABLE issued_certs IN ROW EXCLUSIVE MODE")
             .map_err(pg_err("locking issued certificates"))?;
-        let valid: bool = tx
-            .query_one(
-                "SELECT EXISTS (SELECT 1 FROM issued_certs WHERE fingerprint = $1 AND NOT revoked)
-                     OR (NOT EXISTS (SELECT 1 FROM issued_certs WHERE fingerprint = $1)
-                         AND EXISTS (SELECT 1 FROM identities WHERE fingerprint = $1))
-                     OR EXISTS (SELECT 1 FROM psk_keys WHERE 'psk:' || kpm_id = $1)",
-                &[&authenticated_by],
+        // The check and the insert in one statement: no row when the principal is not valid.
+        let recorded = tx
+            .execute_typed(
+                "INSERT INTO issued_certs (serial, subject_type, subject_id, fingerprint,
+                     not_before, not_after, revoked, issued_at, cert_der, authenticated_by)
+                 SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10
+                 WHERE EXISTS (SELECT 1 FROM issued_certs WHERE fingerprint = $10 AND NOT revoked)
+                     OR (NOT EXISTS (SELECT 1 FROM issued_certs WHERE fingerprint = $10)
+                         AND EXISTS (SELECT 1 FROM identities WHERE fingerprint = $10))
+                     OR EXISTS (SELECT 1 FROM psk_keys WHERE 'psk:' || kpm_id = $10)",
+                &[
+                    text(&cert.serial),
+                    text(&cert.identity.subject_type().as_str()),
+                    text(&cert.identity.subject_id()),
+                    text(&cert.fingerprint),
+                    int8(&cert.not_before),
+                    int8(&cert.not_after),
+                    (&cert.revoked, Type::BOOL),
+                    int8(&cert.issued_at),
+                    bytea(&der),
+                    text(&authenticated_by),
+                ],
             )
-            .map_err(pg_err("checking the principal"))?
-            .get(0);
-        if !valid {
+            .map_err(pg_err("recording issued certificate"))?;
+        if recorded == 0 {
             return Ok(false);
         }
-        tx.execute(
-            "INSERT INTO issued_certs (serial, subject_type, subject_id, fingerprint, not_before,
-                 not_after, revoked, issued_at, cert_der, authenticated_by)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-            &[
-                &cert.serial,
-                &cert.identity.subject_type().as_str(),
-                &cert.identity.subject_id(),
-                &cert.fingerprint,
-                &cert.not_before,
-                &cert.not_after,
-                &cert.revoked,
-                &cert.issued_at,
-                &der,
-                &authenticated_by,
-            ],
-        )
-        .map_err(pg_err("recording issued certificate"))?;
         tx.commit()
             .map_err(pg_err("committing issued certificate"))?;
         Ok(true)
@@ -461,7 +535,7 @@ impl Postgres {
                     issued_at FROM issued_certs WHERE {clause} = $1"
         );
         self.conn()?
-            .query_opt(&sql, &[&value])
+            .query_typed_opt(&sql, &[text(&value)])
             .map_err(pg_err("looking up issued certificate"))?
             .map(|r| issued(&r))
             .transpose()
@@ -567,31 +641,35 @@ impl Postgres {
         now_ms: i64,
         keep: usize,
     ) -> Result<(), MefError> {
-        let mut conn = self.conn()?;
-        let mut tx = conn.transaction().map_err(pg_err("starting transaction"))?;
-        tx.execute("DELETE FROM challenges WHERE expires_at <= $1", &[&now_ms])
-            .map_err(pg_err("forgetting expired challengePasswords"))?;
-        tx.execute(
-            "INSERT INTO challenges (client_fp, password_hash, expires_at) VALUES ($1, $2, $3)",
-            &[&client_fp, &password_hash, &expires_ms],
-        )
-        .map_err(pg_err("recording a challengePassword"))?;
-        tx.execute(
-            "DELETE FROM challenges WHERE client_fp = $1 AND id NOT IN
-                 (SELECT id FROM challenges WHERE client_fp = $1 ORDER BY id DESC LIMIT $2)",
-            &[&client_fp, &(keep as i64)],
-        )
-        .map_err(pg_err("bounding a client's challengePasswords"))?;
-        tx.commit()
-            .map_err(pg_err("committing a challengePassword"))
+        // One statement (one round trip, atomic): the deletions see the table as it was before
+        // the insert, so the client keeps its newest `keep - 1` and the new one. Concurrent
+        // issues for one client may leave a few more, until the next issue.
+        self.conn()?
+            .execute_typed(
+                "WITH expired AS (DELETE FROM challenges WHERE expires_at <= $4),
+                      capped AS (DELETE FROM challenges WHERE client_fp = $1 AND id NOT IN
+                          (SELECT id FROM challenges WHERE client_fp = $1
+                           ORDER BY id DESC LIMIT $5))
+                 INSERT INTO challenges (client_fp, password_hash, expires_at)
+                 VALUES ($1, $2, $3)",
+                &[
+                    text(&client_fp),
+                    bytea(&password_hash),
+                    int8(&expires_ms),
+                    int8(&now_ms),
+                    int8(&(keep.saturating_sub(1) as i64)),
+                ],
+            )
+            .map_err(pg_err("recording a challengePassword"))?;
+        Ok(())
     }
 
     pub(crate) fn challenges_for(&self, client_fp: &str) -> Result<Vec<ChallengeRow>, MefError> {
         Ok(self
             .conn()?
-            .query(
+            .query_typed(
                 "SELECT id, password_hash, expires_at FROM challenges WHERE client_fp = $1",
-                &[&client_fp],
+                &[text(&client_fp)],
             )
             .map_err(pg_err("looking up challengePasswords"))?
             .iter()
@@ -607,7 +685,7 @@ impl Postgres {
         // Row-locked: of concurrent claims exactly one deletes the row.
         let n = self
             .conn()?
-            .execute("DELETE FROM challenges WHERE id = $1", &[&id])
+            .execute_typed("DELETE FROM challenges WHERE id = $1", &[int8(&id)])
             .map_err(pg_err("claiming a challengePassword"))?;
         Ok(n == 1)
     }
