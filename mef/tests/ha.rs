@@ -152,6 +152,16 @@ impl Cluster {
     }
 }
 
+impl Drop for Cluster {
+    /// The processes first (the fields drop after this), then the scratch folder; PostgreSQL's
+    /// own folder goes with `PgServer`.
+    fn drop(&mut self) {
+        self.a.kill();
+        self.b.kill();
+        let _ = std::fs::remove_dir_all(&self.root);
+    }
+}
+
 /// The replica among `rs` whose counter `key` grew while `f` ran.
 fn served_by<T>(rs: &[&Replica], key: &str, f: impl FnOnce() -> T) -> (usize, T) {
     let before: Vec<f64> = rs.iter().map(|r| r.scrape().get(key)).collect();
