@@ -142,3 +142,37 @@ fn metrics_count_requests_refusals_issuance_and_report_saturation_and_expiry() {
     drop(mef);
     let _ = std::fs::remove_dir_all(&root);
 }
+
+/// Without `--metrics-listen` there is no metrics listener (off by default).
+#[test]
+fn no_metrics_listener_by_default() {
+    use std::io::BufRead;
+    let root = temp_dir("metrics-default");
+    let mut child = std::process::Command::new(common::bin())
+        .args(["--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(root.join("mef"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = Vec::new();
+    for line in std::io::BufReader::new(child.stdout.take().unwrap()).lines() {
+        let line = line.unwrap();
+        let done = line.starts_with("CA certificate: ");
+        lines.push(line);
+        if done {
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        lines.iter().any(|l| l.starts_with("listening on ")),
+        "{lines:?}"
+    );
+    assert!(
+        !lines.iter().any(|l| l.starts_with("metrics listening")),
+        "{lines:?}"
+    );
+    let _ = std::fs::remove_dir_all(&root);
+}
