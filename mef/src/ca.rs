@@ -55,9 +55,21 @@ fn rcgen_err(context: &'static str) -> impl FnOnce(rcgen::Error) -> MefError {
     move |e| MefError::Crypto(format!("{context}: {e}"))
 }
 
-/// Writes a file atomically (temporary file + rename) with the given Unix mode.
+/// Writes a file atomically (temporary file + rename) with the given Unix mode. The temporary
+/// name is unique to this write (process, time, random), so replicas sharing the data directory
+/// never write into each other's temporary file.
 fn write_file(path: &Path, contents: &[u8], mode: u32) -> Result<(), MefError> {
-    let tmp = path.with_extension("tmp");
+    let mut unique = [0u8; 8];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut unique)
+        .map_err(|_| MefError::Crypto("random number generator failed".into()))?;
+    let name = path
+        .file_name()
+        .map_or_else(Default::default, |n| n.to_string_lossy());
+    let tmp = path.with_file_name(format!(
+        ".{name}.{}-{}.tmp",
+        std::process::id(),
+        u64::from_le_bytes(unique)
+    ));
     {
         let mut opts = std::fs::OpenOptions::new();
         opts.write(true).create(true).truncate(true);
@@ -778,3 +790,37 @@ fn unhex(text: &str) -> Option<Vec<u8>> {
 
 /// id-kp-cmcRA (RFC 6402 2.10).
 const CMC_RA: [u64; 9] = [1, 3, 6, 1, 5, 5, 7, 3, 28];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Replicas sharing a data directory write its files at the same time (the CRL after
+    /// each revocation): every write succeeds and leaves a whole file, no temporary one.
+    #[test]
+    fn concurrent_writers_of_one_data_directory_do_not_collide() {
+        let dir = std::env::temp_dir().join(format!("onem2m-mef-ca-race-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let ca = MefCa::load_or_create(&dir, &[], None).unwrap();
+        let store = crate::Store::open(&dir).unwrap();
+        std::thread::scope(|s| {
+            for _ in 0..8 {
+                s.spawn(|| {
+                    for _ in 0..25 {
+                        ca.write_crl(&store, &dir).unwrap();
+                    }
+                });
+            }
+        });
+        let der = std::fs::read(dir.join(CRL_FILE)).unwrap();
+        assert!(x509_parser::parse_x509_crl(&der).is_ok());
+        let left: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".tmp"))
+            .collect();
+        assert!(left.is_empty(), "{left:?}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

@@ -168,7 +168,7 @@ enum Command {
 struct StoreArgs {
     /// The MEF's data directory: its database with --database sqlite (the default), and its CA
     /// (the CRL file there is rewritten after a revocation).
-    #[arg(long, value_name = "DIR", required_unless_present = "database")]
+    #[arg(long, value_name = "DIR")]
     data_dir: Option<PathBuf>,
     /// `sqlite` (DIR/mef.sqlite) or the PostgreSQL URL the MEF replicas use (see `onem2m-mef
     /// --help`). Default: $ONEM2M_MEF_DATABASE, else sqlite.
@@ -417,10 +417,17 @@ fn open_store(args: &StoreArgs, create: bool) -> Result<Store, Failure> {
         return Store::open_database(&database, dir)
             .map_err(Failure::of("opening the PostgreSQL database"));
     }
-    let data_dir = args
-        .data_dir
-        .as_deref()
-        .ok_or_else(|| Failure("--data-dir is required with --database sqlite".into()))?;
+    let Some(data_dir) = args.data_dir.as_deref() else {
+        // A usage error (exit code 2), as clap reports a missing argument.
+        use clap::CommandFactory;
+        Cli::command()
+            .error(
+                clap::error::ErrorKind::MissingRequiredArgument,
+                "--data-dir <DIR> is required unless --database (or $ONEM2M_MEF_DATABASE) \
+                 names a PostgreSQL database",
+            )
+            .exit()
+    };
     let existed = data_dir.join(DB_FILE).is_file();
     if !existed && !create {
         return Err(Failure(format!(

@@ -465,8 +465,12 @@ impl Metrics {
             "gauge",
             "PostgreSQL connections of this process's pool in use.",
         );
-        if let Some((busy, _)) = db_pool {
-            let _ = writeln!(o, "mef_database_connections_busy {busy}");
+        if let Some(p) = &db_pool {
+            let _ = writeln!(
+                o,
+                "mef_database_connections_busy {}",
+                p.connections.saturating_sub(p.idle)
+            );
         }
         head(
             &mut o,
@@ -474,8 +478,8 @@ impl Metrics {
             "gauge",
             "Size limit of the PostgreSQL connection pool (--database-pool): busy = limit is saturation.",
         );
-        if let Some((_, limit)) = db_pool {
-            let _ = writeln!(o, "mef_database_connections_limit {limit}");
+        if let Some(p) = &db_pool {
+            let _ = writeln!(o, "mef_database_connections_limit {}", p.max);
         }
         head(
             &mut o,

@@ -777,6 +777,17 @@ impl std::str::FromStr for Database {
 
 // One per process: the size difference does not matter.
 #[allow(clippy::large_enum_variant)]
+/// What [`Store::pool_state`] reports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PoolState {
+    /// Connections open (idle or in use).
+    pub connections: u32,
+    /// Open connections not in use.
+    pub idle: u32,
+    /// The most the pool opens (`--database-pool`); requests wait for one beyond that.
+    pub max: u32,
+}
+
 enum Backend {
     Sqlite(Sqlite),
     Postgres(postgres::Postgres),
@@ -828,8 +839,9 @@ impl Store {
         matches!(self.backend, Backend::Postgres(_))
     }
 
-    /// PostgreSQL: (connections of the pool in use, its limit), for `/metrics`. SQLite: `None`.
-    pub(crate) fn pool_state(&self) -> Option<(u32, u32)> {
+    /// The PostgreSQL connection pool at this moment (for monitoring its saturation); `None`
+    /// with SQLite.
+    pub fn pool_state(&self) -> Option<PoolState> {
         match &self.backend {
             Backend::Sqlite(_) => None,
             Backend::Postgres(p) => Some(p.pool_state()),
@@ -1121,6 +1133,60 @@ mod tests {
             .err()
             .unwrap();
         assert!(!e.to_string().contains("s3cr3t-pw"), "{e}");
+    }
+
+    /// PostgreSQL runs writers concurrently: a revocation racing with recordings on the
+    /// revoked certificate's word leaves none of them unrevoked (the table locks).
+    #[test]
+    fn postgres_revocation_is_not_undone_by_concurrent_recordings() {
+        let pg = super::pg_fixture::PgServer::start();
+        let db: Database = pg.create_database("race").parse().unwrap();
+        let open = || Store::open_database(&db, Path::new("/nonexistent")).unwrap();
+        let s = open();
+        let id = Identity::new(SubjectType::Cse, "cse01.sp.example.com").unwrap();
+        let tp = "aa".repeat(32);
+        s.add_identity(&tp, &id).unwrap();
+        let rec = |serial: String| IssuedCert {
+            serial: serial.clone(),
+            identity: id.clone(),
+            fingerprint: format!("fp{serial}"),
+            not_before: 1,
+            not_after: i64::MAX,
+            revoked: false,
+            issued_at: 1,
+        };
+        let (recorder, revoker) = (open(), open());
+        for round in 0..30 {
+            let root = rec(format!("{round}"));
+            assert!(s.insert_issued(&root, b"d", &tp).unwrap());
+            let barrier = std::sync::Barrier::new(2);
+            std::thread::scope(|scope| {
+                scope.spawn(|| {
+                    barrier.wait();
+                    for i in 0..10 {
+                        let _ = recorder
+                            .insert_issued(&rec(format!("{round}-{i}")), b"d", &root.fingerprint)
+                            .unwrap();
+                    }
+                });
+                scope.spawn(|| {
+                    barrier.wait();
+                    std::thread::sleep(std::time::Duration::from_micros(300 * (round % 5)));
+                    assert!(revoker.revoke(&root.serial).unwrap());
+                });
+            });
+            let unrevoked: Vec<_> = s
+                .list_issued()
+                .unwrap()
+                .into_iter()
+                .filter(|c| !c.revoked && c.serial.starts_with(&format!("{round}")))
+                .map(|c| c.serial)
+                .collect();
+            assert!(
+                unrevoked.is_empty(),
+                "round {round}: left unrevoked {unrevoked:?}"
+            );
+        }
     }
 
     fn revocation_rules(s: &Store) {

@@ -35,6 +35,24 @@ fn replicas_starting_at_once_migrate_once() {
     for t in threads {
         assert_eq!(t.join().unwrap().unwrap().unwrap(), SCHEMA_VERSION);
     }
+    // The pool as monitoring sees it: bounded by its configured size.
+    let Database::Postgres { config, .. } = db else {
+        unreachable!()
+    };
+    let small = Database::Postgres {
+        config,
+        pool_size: 3,
+    };
+    let s = open(&small);
+    let state = s.pool_state().unwrap();
+    assert_eq!(state.max, 3);
+    assert!(
+        state.connections >= 1 && state.idle <= state.connections,
+        "{state:?}"
+    );
+    let dir = temp_dir("pg-pool-state");
+    assert_eq!(Store::open(&dir).unwrap().pool_state(), None);
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// A challengePassword issued by replica A is redeemed exactly once at replica B, whatever the
@@ -197,10 +215,25 @@ fn replicas_on_postgres_share_the_ca_and_serve_each_others_procedures() {
         key,
     };
 
-    // The management commands work on the database alone.
+    // The management commands work on the database alone, named by --database or by
+    // $ONEM2M_MEF_DATABASE.
     let (ok, out, err) = run_cli(&["cert", "list", "--database", &url, "--json"]);
     assert!(ok, "{err}");
     assert_eq!(out.lines().count(), 2, "{out}");
+    let out = std::process::Command::new(bin())
+        .args(["cert", "list", "--json"])
+        .env("ONEM2M_MEF_DATABASE", &url)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 2);
+    let out = std::process::Command::new(bin())
+        .args(["cert", "list"])
+        .env_remove("ONEM2M_MEF_DATABASE")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--data-dir"));
     let (ok, out, err) = run_cli(&[
         "cert",
         "revoke",

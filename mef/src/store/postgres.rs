@@ -235,10 +235,13 @@ impl Postgres {
         Ok(store)
     }
 
-    /// (connections in use, the pool's limit), for `/metrics`.
-    pub(crate) fn pool_state(&self) -> (u32, u32) {
-        let st = self.pool.state();
-        (st.connections - st.idle_connections, self.pool.max_size())
+    pub(crate) fn pool_state(&self) -> super::PoolState {
+        let state = self.pool.state();
+        super::PoolState {
+            connections: state.connections,
+            idle: state.idle_connections,
+            max: self.pool.max_size(),
+        }
     }
 
     fn conn(&self) -> Result<Conn, MefError> {

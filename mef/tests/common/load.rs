@@ -60,7 +60,7 @@ pub fn register_on(mef_dir: &Path, database: Option<&str>, creds: &super::Creds,
         &certs,
         pem::encode(&pem::Pem::new("CERTIFICATE", creds.cert_der.clone())),
     )
-    .unwrap();
+    .unwrap_or_else(|e| panic!("writing {}: {e}", certs.display()));
     let mut args = vec![
         "identity",
         "add",
