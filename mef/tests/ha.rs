@@ -58,7 +58,7 @@ fn haproxy_alternates_between_replicas_and_routes_around_a_dead_one() {
     let b = Replica::start("b", &root.join("b"), "127.0.0.1:0", &[]);
     let hp = HaProxy::start(&root.join("haproxy"), &[("a", a.addr), ("b", b.addr)]);
     let served: Vec<usize> = (0..10).map(|_| cacerts_from(&hp, &[&a, &b])).collect();
-    println!("replica per /cacerts through haproxy: {served:?}");
+    common::say(format!("replica per /cacerts through haproxy: {served:?}"));
     // Round robin over new connections: strictly alternating.
     for w in served.windows(2) {
         assert_ne!(w[0], w[1], "{served:?}");
@@ -83,7 +83,7 @@ fn haproxy_alternates_between_replicas_and_routes_around_a_dead_one() {
         served.contains(&0),
         "the restarted replica gets no requests: {served:?}"
     );
-    println!("haproxy: {:?}", hp.stats());
+    common::say(format!("haproxy: {:?}", hp.stats()));
     drop(hp);
     let _ = std::fs::remove_dir_all(&root);
 }
@@ -221,7 +221,9 @@ fn both_procedures_and_serverkeygen_through_the_balancer_land_on_both_replicas()
             }
         };
     }
-    println!("procedure: (csrattrs at, enrollment at): {spread:?}");
+    common::say(format!(
+        "procedure: (csrattrs at, enrollment at): {spread:?}"
+    ));
     // The client library: a procedure on one connection, whichever replica it reaches.
     let creds = c.tp.issue_client("library device");
     c.register(&creds, "cse02.sp.example.com");
@@ -241,14 +243,14 @@ fn both_procedures_and_serverkeygen_through_the_balancer_land_on_both_replicas()
         let busy = m.get("mef_database_connections_busy");
         assert!((0.0..=16.0).contains(&busy), "{}: {busy}", r.name);
         assert!(m.get("mef_database_calls_total") > 0.0);
-        println!(
+        common::say(format!(
             "{}: csrattrs {} simpleenroll {} simplereenroll {} serverkeygen {}",
             r.name,
             m.get(&requests("csrattrs")),
             m.get(&requests("simpleenroll")),
             m.get(&requests("simplereenroll")),
             m.get(&requests("serverkeygen"))
-        );
+        ));
     }
 }
 
@@ -299,12 +301,12 @@ fn load_through_the_balancer_survives_a_replica_sigkilled_mid_run() {
         s.spawn(move || {
             std::thread::sleep(Duration::from_secs(3));
             a.kill();
-            println!("SIGKILLed replica a mid-load");
+            common::say("SIGKILLed replica a mid-load");
             hp.wait_down("a");
             std::thread::sleep(Duration::from_secs(2));
             a.restart();
             hp.wait_up(2);
-            println!("replica a restarted and back in the balancer");
+            common::say("replica a restarted and back in the balancer");
         });
         load::run(&cfg)
     });
@@ -320,14 +322,14 @@ fn load_through_the_balancer_survives_a_replica_sigkilled_mid_run() {
         let m = r.scrape();
         let issued = m.get("mef_certificates_issued_total{operation=\"simpleenroll\"}")
             + m.get("mef_certificates_issued_total{operation=\"simplereenroll\"}");
-        println!("{}: {issued} certificates issued (since its start)", r.name);
+        common::say(format!(
+            "{}: {issued} certificates issued (since its start)",
+            r.name
+        ));
         assert!(issued > 0.0, "{} issued nothing", r.name);
     }
     let store = c.store();
-    println!(
-        "{}",
-        load::check_consistency(&report, &replica::recorded(&store))
-    );
+    common::say(load::check_consistency(&report, &replica::recorded(&store)));
     pg_consistency(&c.pg);
 }
 
@@ -349,7 +351,7 @@ fn pg_consistency(pg: &PgServer) {
             HAVING count(*) > 1) d",
     );
     assert_eq!(dup, 0);
-    println!("PostgreSQL: every certificate's principal is a registered identity or an issued certificate; no duplicate");
+    common::say("PostgreSQL: every certificate's principal is a registered identity or an issued certificate; no duplicate");
 }
 
 /// PostgreSQL stopped mid-run: the replicas answer 503 with Retry-After while it is away and
@@ -377,7 +379,7 @@ fn postgres_restarted_mid_run_gives_503_with_retry_after_and_the_replicas_recove
         let h = s.spawn(move || {
             std::thread::sleep(Duration::from_secs(3));
             c.pg.stop();
-            println!("PostgreSQL stopped mid-run");
+            common::say("PostgreSQL stopped mid-run");
             // While it is away, each replica answers 503 with Retry-After.
             let mut seen = Vec::new();
             for r in c.replicas() {
@@ -406,7 +408,7 @@ fn postgres_restarted_mid_run_gives_503_with_retry_after_and_the_replicas_recove
             ));
             std::thread::sleep(Duration::from_secs(2));
             c.pg.resume();
-            println!("PostgreSQL restarted");
+            common::say("PostgreSQL restarted");
             seen
         });
         let report = load::run(&cfg);
@@ -414,7 +416,7 @@ fn postgres_restarted_mid_run_gives_503_with_retry_after_and_the_replicas_recove
     });
     let (report, seen) = outage;
     report.print("HA: PostgreSQL restarted mid-run");
-    println!("during the outage: {seen:?}");
+    common::say(format!("during the outage: {seen:?}"));
     for (name, status, retry_after) in &seen {
         assert_eq!(*status, 503, "{name}");
         let ra: u64 = retry_after
@@ -458,7 +460,7 @@ fn postgres_restarted_mid_run_gives_503_with_retry_after_and_the_replicas_recove
         .into_iter()
         .filter(|(_, _, by)| by.as_deref() != Some(probe_fp.as_str()))
         .collect();
-    println!("{}", load::check_consistency(&report, &recorded));
+    common::say(load::check_consistency(&report, &recorded));
 }
 
 /// The HAProxy configuration of mef/README.md ("The balancer") is one haproxy accepts.

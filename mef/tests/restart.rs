@@ -36,10 +36,14 @@ fn a_sigkilled_sqlite_mef_restarts_mid_load_and_every_certificate_is_accounted_f
             std::thread::sleep(Duration::from_millis(2500));
             let pid = mef.pid();
             mef.kill();
-            println!("SIGKILLed the MEF (pid {pid:?}) mid-load");
+            common::say(format!("SIGKILLed the MEF (pid {pid:?}) mid-load"));
             std::thread::sleep(Duration::from_millis(1000));
             mef.restart();
-            println!("restarted it on {} (pid {:?})", mef.addr, mef.pid());
+            common::say(format!(
+                "restarted it on {} (pid {:?})",
+                mef.addr,
+                mef.pid()
+            ));
         });
         load::run(&cfg)
     });
@@ -61,10 +65,7 @@ fn a_sigkilled_sqlite_mef_restarts_mid_load_and_every_certificate_is_accounted_f
         assert!(last.outcome.is_ok(), "device {i} ended on a failure");
     }
     let store = onem2m_mef::Store::open(&dir).unwrap();
-    println!(
-        "{}",
-        load::check_consistency(&report, &replica::recorded(&store))
-    );
+    common::say(load::check_consistency(&report, &replica::recorded(&store)));
     // Passwords are single-use across the restart (they are kept in the database): one handed
     // out before the kill is redeemed once afterwards, by one of 8 simultaneous requests, and
     // so is a fresh one (CR 8.3.Z.2.3 step 3).
@@ -85,14 +86,14 @@ fn a_sigkilled_sqlite_mef_restarts_mid_load_and_every_certificate_is_accounted_f
         let again = replica::race_password(&probe_agent, &base, san.clone(), password, 1);
         assert_eq!(again, [403], "{what} password presented again");
     }
-    println!(
+    common::say(
         "challengePassword: one from before the kill and a fresh one each redeemed once of 8 \
-         simultaneous attempts, refused afterwards"
+         simultaneous attempts, refused afterwards",
     );
     drop(store);
     mef.kill();
     let integrity = replica::sqlite_integrity(&dir);
-    println!("PRAGMA integrity_check: {integrity}");
+    common::say(format!("PRAGMA integrity_check: {integrity}"));
     assert_eq!(integrity, "ok");
     let _ = std::fs::remove_dir_all(&root);
 }

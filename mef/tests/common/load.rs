@@ -180,7 +180,7 @@ impl LoadReport {
             .iter()
             .filter(|a| a.outcome.is_ok() && a.procedure == Procedure::Initial)
             .count();
-        println!(
+        super::say(format!(
             "{label}: {} procedures completed ({initial} initial, {} re-provisioning) in {:.1} s \
              ({:.0}/s), {} failed attempts retried, {} abandoned, {} certificates received; \
              latency ms p50 {:.1} p99 {:.1}",
@@ -193,7 +193,7 @@ impl LoadReport {
             self.received().len(),
             pct(0.5),
             pct(0.99),
-        );
+        ));
     }
 
     /// The client log: one line per certificate received (serial, fingerprint, device).
