@@ -35,6 +35,8 @@ export ONEM2M_REQUIRE_TOOLS=1
 #   source for -Zbuild-std; /usr/bin, never the default toolchain), mingw-w64 and wine64
 #   (Windows), the aarch64 and armhf cross gcc and libc, qemu-user (ARM), perl and make
 #   (OpenSSL from source for the Windows TLS-PSK build).
+# - haproxy: the load balancer (TCP mode, health checks) in front of two MEF replicas in
+#   mef/tests/ha.rs (issue #17).
 # (scripts/libest.sh installs libest's build tools itself: build-essential autoconf automake
 #  libtool pkg-config libssl-dev.)
 packages=()
@@ -43,7 +45,7 @@ for p in strongswan-pki libstrongswan-extra-plugins libstrongswan-standard-plugi
   libstd-rust-web-dev gcc-mingw-w64-x86-64 binutils-mingw-w64-x86-64 wine64 gcc-aarch64-linux-gnu \
   libc6-dev-arm64-cross gcc-arm-linux-gnueabihf libc6-dev-armhf-cross qemu-user perl make python3-venv \
   softhsm2 opensc postgresql swtpm tpm2-tools tpm2-abrmd dbus libtpm2-pkcs11-1 libtpm2-pkcs11-tools \
-  libtss2-tcti-swtpm0 libtss2-tcti-tabrmd0; do
+  libtss2-tcti-swtpm0 libtss2-tcti-tabrmd0 haproxy; do
   dpkg -s "$p" >/dev/null 2>&1 || packages+=("$p")
 done
 if [ ${#packages[@]} -gt 0 ]; then

@@ -31,6 +31,7 @@ mod est;
 pub mod http;
 pub mod identity;
 mod logging;
+mod metrics;
 mod pool;
 pub mod psk;
 mod server;
@@ -288,6 +289,10 @@ pub struct MefConfig {
     /// The CA key in a PKCS #11 token instead of `mef-ca.key` ([`CaKeyInToken`]); `None` keeps
     /// the software key in the data directory.
     pub ca_key: Option<CaKeyInToken>,
+    /// Address of the plain-HTTP `/metrics` listener (Prometheus text format, `crate::metrics`);
+    /// `None` runs none. Unauthenticated: loopback or a management network only. Port 0 picks a
+    /// free port (see [`RunningMef::metrics_addr`]).
+    pub metrics_listen: Option<SocketAddr>,
     /// Where the records are kept: the SQLite file in `data_dir` (default) or PostgreSQL, shared
     /// by replicas ([`Database`]).
     pub database: Database,
@@ -336,6 +341,7 @@ impl MefConfig {
             eku_policy: EkuPolicy::default(),
             sp_domains: Vec::new(),
             crl_url: None,
+            metrics_listen: None,
             database: Database::Sqlite,
         }
     }

@@ -109,6 +109,11 @@ struct ServeArgs {
     /// the ts0003 TLS profile. Its address is printed as "ts0003 listening on ADDR".
     #[arg(long, value_name = "ADDR")]
     ts0003_listen: Option<SocketAddr>,
+    /// Serve Prometheus metrics (text format) at http://ADDR/metrics: plain HTTP without
+    /// authentication, so bind it to loopback or a management network, never a public address.
+    /// Its address is printed as "metrics listening on ADDR".
+    #[arg(long, value_name = "ADDR")]
+    metrics_listen: Option<SocketAddr>,
     #[command(flatten)]
     token: CaTokenArgs,
     /// extendedKeyUsage of certificates issued to AEs: comma-separated server-auth,
@@ -886,6 +891,7 @@ fn serve(a: ServeArgs) -> Result<(), Failure> {
     config.io_timeout = Duration::from_secs(a.io_timeout_secs.max(1));
     config.psk_listen = a.psk_listen;
     config.ts0003_listen = a.ts0003_listen;
+    config.metrics_listen = a.metrics_listen;
     config.ca_key = a.token.ca_key()?;
     config.eku_policy = EkuPolicy {
         ae: a.ae_eku,
@@ -906,6 +912,9 @@ fn serve(a: ServeArgs) -> Result<(), Failure> {
     }
     if let Some(addr) = mef.ts0003_addr() {
         let _ = writeln!(out, "ts0003 listening on {addr}");
+    }
+    if let Some(addr) = mef.metrics_addr() {
+        let _ = writeln!(out, "metrics listening on {addr}");
     }
     let _ = writeln!(out, "CA certificate: {}", mef.ca_cert_pem_path().display());
     let _ = out.flush();

@@ -44,6 +44,8 @@ struct State {
     idle: usize,
     /// Threads alive.
     threads: usize,
+    /// Threads running a job (serving a connection).
+    busy: usize,
     stopping: bool,
     handles: Vec<JoinHandle<()>>,
 }
@@ -112,10 +114,35 @@ impl Pool {
         }
     }
 
+    /// A read-only view for the metrics (crate::metrics).
+    pub(crate) fn gauge(&self) -> PoolGauge {
+        PoolGauge(self.inner.clone())
+    }
+
     /// Threads alive (tests).
     #[cfg(test)]
     fn threads(&self) -> usize {
         self.inner.lock().threads
+    }
+}
+
+/// The saturation of a pool, as `/metrics` reports it: busy threads against the limit.
+pub(crate) struct PoolGauge(Arc<Inner>);
+
+impl PoolGauge {
+    /// Threads serving a connection now.
+    pub(crate) fn busy(&self) -> usize {
+        self.0.lock().busy
+    }
+
+    /// Most threads the pool runs.
+    pub(crate) fn limit(&self) -> usize {
+        self.0.limit
+    }
+
+    /// Jobs (accepted connections) waiting for a thread.
+    pub(crate) fn queued(&self) -> usize {
+        self.0.lock().queue.len()
     }
 }
 
@@ -141,6 +168,7 @@ fn worker(inner: &Inner) {
     let mut st = inner.lock();
     loop {
         if let Some(job) = st.queue.pop_front() {
+            st.busy += 1;
             drop(st);
             // The per-connection panic guard: a panic outside the request handlers (which have
             // their own, answering 500) ends that connection only; the job's captures, including
@@ -149,6 +177,7 @@ fn worker(inner: &Inner) {
                 log::error!("a {} job panicked; connection dropped", inner.name);
             }
             st = inner.lock();
+            st.busy -= 1;
             continue;
         }
         if st.stopping {
@@ -194,6 +223,8 @@ mod tests {
             started_rx.recv().unwrap();
         }
         assert_eq!(pool.threads(), 4);
+        let gauge = pool.gauge();
+        assert_eq!((gauge.busy(), gauge.limit(), gauge.queued()), (4, 4, 0));
         for _ in 0..4 {
             release_tx.send(()).unwrap();
         }

@@ -37,6 +37,8 @@ pub(crate) struct Shared {
     /// The CRL served at [`crate::ca::CRL_PATH`]: its DER, nextUpdate and the revoked set it
     /// lists, regenerated when the set changes or nextUpdate nears.
     pub crl: std::sync::Mutex<Option<crate::ca::Crl>>,
+    /// What `/metrics` reports (crate::metrics).
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl Shared {
@@ -336,9 +338,15 @@ pub struct RunningMef {
     accept_thread: Option<JoinHandle<()>>,
     psk_thread: Option<JoinHandle<()>>,
     ts0003_thread: Option<JoinHandle<()>>,
+    metrics: Option<crate::metrics::MetricsServer>,
 }
 
 impl RunningMef {
+    /// The bound address of the `/metrics` listener, when [`MefConfig::metrics_listen`] was set.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().map(|m| m.addr())
+    }
+
     /// The bound address (with the real port when the configuration said 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
@@ -684,6 +692,14 @@ pub(crate) fn start(config: MefConfig) -> Result<RunningMef, MefError> {
             crate::ca::CRL_PATH
         )
     })));
+    let ca_not_after = x509_parser::parse_x509_certificate(ca.cert_der())
+        .map(|(_, c)| c.validity().not_after.timestamp())
+        .map_err(|e| MefError::Crypto(format!("the MEF CA certificate does not parse: {e}")))?;
+    let metrics = Arc::new(crate::metrics::Metrics::new(ca_not_after, store.clone()));
+    let metrics_server = match config.metrics_listen {
+        Some(addr) => Some(crate::metrics::MetricsServer::start(addr, metrics.clone())?),
+        None => None,
+    };
     let shared = Arc::new(Shared {
         config,
         ca,
@@ -692,6 +708,7 @@ pub(crate) fn start(config: MefConfig) -> Result<RunningMef, MefError> {
         approvals: Default::default(),
         third_party,
         crl: Default::default(),
+        metrics,
     });
     let stop = Arc::new(AtomicBool::new(false));
     let accept_thread = spawn_listener(
@@ -711,7 +728,11 @@ pub(crate) fn start(config: MefConfig) -> Result<RunningMef, MefError> {
         accept_thread: Some(accept_thread),
         psk_thread: None,
         ts0003_thread: None,
+        metrics: metrics_server,
     };
+    if let Some(addr) = running.metrics_addr() {
+        log::info!("MEF metrics (plain HTTP) on {addr}");
+    }
     if let Some((l, bound, acceptor)) = ts0003 {
         // On failure `running` is dropped, which stops the other listeners again.
         running.ts0003_thread = Some(spawn_listener(
@@ -752,6 +773,13 @@ fn spawn_listener<A: TlsAcceptor>(
         shared.config.max_connections,
         IDLE_RETIRE,
     )?;
+    // The listener label of the pool's metrics: a fixed name per listener.
+    let label = match name {
+        "mef-psk-accept" => "psk",
+        "mef-ts0003-accept" => "ts0003",
+        _ => "main",
+    };
+    shared.metrics.add_pool(label, pool.gauge());
     std::thread::Builder::new()
         .name(name.into())
         .spawn(move || accept_loop(listener, shared, acceptor, stop, pool))
@@ -849,7 +877,10 @@ fn serve_connection<A: TlsAcceptor>(
     let _ = sock.set_nodelay(true);
     // Refusals are logged with the peer (crate::logging): one getpeername per connection.
     crate::logging::serving(sock.peer_addr().ok());
-    let (mut stream, info) = tls.accept(sock).inspect_err(crate::logging::handshake)?;
+    let (mut stream, info) = tls.accept(sock).inspect_err(|e| {
+        shared.metrics.tls_failure();
+        crate::logging::handshake(e);
+    })?;
     let mut buf = Vec::new();
     loop {
         if stop.load(Ordering::SeqCst) {
@@ -860,6 +891,9 @@ fn serve_connection<A: TlsAcceptor>(
             Err(ReadError::Closed) => break,
             Err(ReadError::Io(e)) => return Err(e),
             Err(ReadError::Reject(resp)) => {
+                shared
+                    .metrics
+                    .request("", resp.status, std::time::Duration::ZERO);
                 http::write_response(&mut stream, &resp, false)?;
                 linger(&mut stream);
                 return Ok(());
@@ -867,7 +901,11 @@ fn serve_connection<A: TlsAcceptor>(
         };
         // A panicking handler answers 500 and leaves the server running (no state is written
         // except in single transactions, which roll back when dropped mid-way).
+        let started = std::time::Instant::now();
         let resp = guarded(&req, || crate::est::handle(shared, &info, &req));
+        shared
+            .metrics
+            .request(&req.path, resp.status, started.elapsed());
         let keep_alive = req.keep_alive && !resp.close && !stop.load(Ordering::SeqCst);
         http::write_response(&mut stream, &resp, keep_alive)?;
         if !keep_alive {

@@ -799,14 +799,18 @@ pub struct Store {
     backend: Backend,
 }
 
-/// Calls the same method on whichever backend this store has.
+/// Calls the same method on whichever backend this store has. Every store call passes here:
+/// it is timed and its failure counted for `/metrics` (crate::metrics).
 macro_rules! dispatch {
-    ($self:ident, $b:ident => $call:expr) => {
-        match &$self.backend {
+    ($self:ident, $b:ident => $call:expr) => {{
+        let call = crate::metrics::StoreCall::start();
+        let result = match &$self.backend {
             Backend::Sqlite($b) => $call,
             Backend::Postgres($b) => $call,
-        }
-    };
+        };
+        call.end(result.is_err());
+        result
+    }};
 }
 
 impl Store {

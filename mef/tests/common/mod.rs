@@ -2,7 +2,10 @@
 //! rcgen, CSRs, and HTTPS clients (ureq, and raw rustls for keep-alive checks).
 #![allow(dead_code)]
 
+pub mod haproxy;
+pub mod load;
 pub mod postgres;
+pub mod replica;
 
 use onem2m_est_proto::{base64body, certs_only, csrattrs};
 use rcgen::{
@@ -22,6 +25,12 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_onem2m-mef");
 pub fn bin() -> String {
     std::env::var("ONEM2M_MEF_BIN").unwrap_or_else(|_| BIN.to_owned())
 }
+/// Prints a finding of a test (the load runs' counts, the consistency checks) straight to
+/// stderr, past libtest's capture of `print!`, so that the CI log shows it for passing tests.
+pub fn say(line: impl std::fmt::Display) {
+    let _ = writeln!(std::io::stderr(), "{line}");
+}
+
 pub const AE_ID: &str = "https://sp.example.com/cse01/CAE01";
 
 /// A fresh empty directory under the system temp dir.
