@@ -8,6 +8,9 @@
 //! The PIN is read from a file or an environment variable (never an argument or a URI), held in
 //! `Zeroizing` memory and handed to the module; it is never logged nor put in an error.
 
+// cryptoki's safe API only: `unsafe` lives in the C ABI crate alone.
+#![forbid(unsafe_code)]
+
 use std::path::PathBuf;
 use zeroize::Zeroizing;
 
