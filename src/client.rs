@@ -182,6 +182,25 @@ pub struct Provisioned {
     pub cipher_suite: Option<&'static str>,
 }
 
+/// The trust anchors that authenticate the MEF for `/cacerts` and `/csrattrs` on their own:
+/// the `configured` ones, else the ones installed in `store` (a provisioned device asks its own
+/// MEF, RFC 7030 3.6.1). The one rule for the C API, Python and Rust callers; neither is a bad
+/// argument.
+pub fn query_trust_anchors(
+    configured: Option<&[CertificateDer<'static>]>,
+    store: &dyn CredentialStore,
+) -> Result<Vec<CertificateDer<'static>>> {
+    if let Some(configured) = configured {
+        return Ok(configured.to_vec());
+    }
+    store.load()?.map(|c| c.trust_anchors).ok_or_else(|| {
+        Error::invalid(
+            "trust anchors",
+            "none configured and no credentials installed",
+        )
+    })
+}
+
 /// A MEF Client: runs the certificate provisioning procedures against one MEF.
 ///
 /// Synchronous: every call blocks until the procedure ends, bounded by the timeouts and polling
@@ -664,4 +683,43 @@ fn empty_requirements() -> CsrRequirements {
 /// Whether two certificate lists hold the same certificates (DER), in any order.
 fn same_certificates(a: &[CertificateDer<'_>], b: &[CertificateDer<'_>]) -> bool {
     a.iter().all(|c| b.contains(c)) && b.iter().all(|c| a.contains(c))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A store that holds `installed` and counts its loads.
+    struct Installed(Option<Vec<CertificateDer<'static>>>, std::cell::Cell<u32>);
+
+    impl CredentialStore for Installed {
+        fn load(&self) -> Result<Option<Credentials>> {
+            self.1.set(self.1.get() + 1);
+            Ok(self.0.clone().map(|trust_anchors| Credentials {
+                trust_anchors,
+                chain: vec![],
+                key: Arc::new(SoftwareKey::generate(KeyAlgorithm::EcdsaP256Sha256).unwrap()),
+            }))
+        }
+        fn install(&mut self, _: &Credentials) -> Result<()> {
+            unreachable!("queries install nothing")
+        }
+    }
+
+    #[test]
+    fn query_trust_anchors_are_the_configured_else_the_installed() {
+        let configured = [CertificateDer::from(vec![1u8])];
+        let installed = vec![CertificateDer::from(vec![2u8])];
+        let store = Installed(Some(installed.clone()), Default::default());
+        let got = query_trust_anchors(Some(&configured), &store).unwrap();
+        assert_eq!(got, configured);
+        assert_eq!(
+            store.1.get(),
+            0,
+            "the store is not read when anchors are configured"
+        );
+        assert_eq!(query_trust_anchors(None, &store).unwrap(), installed);
+        let err = query_trust_anchors(None, &Installed(None, Default::default())).unwrap_err();
+        assert_eq!(err.class(), crate::ErrorClass::BadArguments, "{err}");
+    }
 }

@@ -246,6 +246,122 @@ impl Error {
     }
 }
 
+#[cfg(any(test, feature = "test-hooks"))]
+impl Error {
+    /// One value of every variant, in declaration order: for tests that must cover every
+    /// variant (the CERT_PROV status table, the C ABI's result codes). A new variant does not
+    /// compile until [`Error::variant_index`] and this list have it.
+    pub fn examples() -> Vec<Error> {
+        use std::time::Duration;
+        let op = Operation::SimpleEnroll;
+        let all = vec![
+            Error::invalid("argument", "reason"),
+            Error::Connect {
+                address: "127.0.0.1:1".into(),
+                source: std::io::Error::from(std::io::ErrorKind::ConnectionRefused),
+            },
+            Error::Timeout {
+                phase: "response".into(),
+            },
+            Error::ServerNotAuthorized { reason: "r".into() },
+            Error::Tls { reason: "r".into() },
+            Error::Transport {
+                operation: op,
+                reason: "r".into(),
+            },
+            Error::HttpAuthenticationRequested {
+                operation: op,
+                challenge: "Basic".into(),
+            },
+            Error::ServerStatus {
+                operation: op,
+                status: 400,
+                message: "m".into(),
+            },
+            Error::Redirect {
+                operation: op,
+                location: "https://elsewhere/".into(),
+            },
+            Error::BadResponse {
+                operation: op,
+                reason: "r".into(),
+            },
+            Error::Decode {
+                operation: op,
+                source: ProtoError::Base64("b".into()),
+            },
+            Error::StillPending {
+                operation: op,
+                attempts: 1,
+                waited_secs: 1,
+            },
+            Error::RetryAfterTooLong {
+                operation: op,
+                retry_after: Duration::from_secs(3600),
+                bound: "max_delay",
+                limit: Duration::from_secs(120),
+                attempts: 1,
+            },
+            Error::CertificateRejected { reason: "r".into() },
+            Error::Unsupported { what: "w".into() },
+            Error::IdentityConflict {
+                configured: "a".into(),
+                requested: "b".into(),
+            },
+            Error::Key { reason: "r".into() },
+            Error::Csr { reason: "r".into() },
+            Error::Store {
+                operation: "install",
+                reason: "r".into(),
+            },
+            Error::NotProvisioned { reason: "r".into() },
+        ];
+        for (i, e) in all.iter().enumerate() {
+            assert_eq!(
+                e.variant_index(),
+                i,
+                "Error::examples is in declaration order"
+            );
+        }
+        assert_eq!(
+            all.len(),
+            Error::VARIANTS,
+            "Error::examples has every variant"
+        );
+        all
+    }
+
+    /// How many variants there are.
+    const VARIANTS: usize = 20;
+
+    /// The variant's position in the declaration. No wildcard: a new variant fails to
+    /// compile here until it is added (and to [`Error::examples`]).
+    fn variant_index(&self) -> usize {
+        match self {
+            Error::InvalidArgument { .. } => 0,
+            Error::Connect { .. } => 1,
+            Error::Timeout { .. } => 2,
+            Error::ServerNotAuthorized { .. } => 3,
+            Error::Tls { .. } => 4,
+            Error::Transport { .. } => 5,
+            Error::HttpAuthenticationRequested { .. } => 6,
+            Error::ServerStatus { .. } => 7,
+            Error::Redirect { .. } => 8,
+            Error::BadResponse { .. } => 9,
+            Error::Decode { .. } => 10,
+            Error::StillPending { .. } => 11,
+            Error::RetryAfterTooLong { .. } => 12,
+            Error::CertificateRejected { .. } => 13,
+            Error::Unsupported { .. } => 14,
+            Error::IdentityConflict { .. } => 15,
+            Error::Key { .. } => 16,
+            Error::Csr { .. } => 17,
+            Error::Store { .. } => 18,
+            Error::NotProvisioned { .. } => 19,
+        }
+    }
+}
+
 /// Whole seconds of a Retry-After, rounded up (what the server asked for is never understated).
 fn retry_after_secs(d: &std::time::Duration) -> u64 {
     d.as_secs() + u64::from(d.subsec_nanos() > 0)

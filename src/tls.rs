@@ -594,7 +594,7 @@ impl fmt::Debug for KeySigner {
 
 impl Signer for KeySigner {
     fn sign(&self, message: &[u8]) -> std::result::Result<Vec<u8>, rustls::Error> {
-        self.key.sign(message).map_err(|e| {
+        crate::keys::sign_checked(self.key.as_ref(), message).map_err(|e| {
             let reason = match e {
                 Error::Key { reason } => reason,
                 other => other.to_string(),

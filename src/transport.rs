@@ -157,6 +157,52 @@ impl Default for TransportConfig {
     }
 }
 
+impl TransportConfig {
+    /// Sets the TCP connect, TLS handshake and response timeouts. Zero is refused (a zero
+    /// timeout would fail every connection): the one check for every caller (the C
+    /// `mef_config_set_timeouts`, the CLI's `--timeout`, Python's `*_timeout`).
+    pub fn with_timeouts(
+        mut self,
+        connect: Duration,
+        tls: Duration,
+        response: Duration,
+    ) -> Result<TransportConfig> {
+        for (name, value) in [("connect", connect), ("TLS", tls), ("response", response)] {
+            if value.is_zero() {
+                return Err(Error::invalid(
+                    "timeout",
+                    format!("the {name} timeout is 0 (it must be positive)"),
+                ));
+            }
+        }
+        self.connect_timeout = connect;
+        self.tls_timeout = tls;
+        self.response_timeout = response;
+        Ok(self)
+    }
+
+    /// Bounds the polling of 202 Accepted (RFC 7030 4.2.3): at most `max_attempts` requests in
+    /// all (at least 1) and `max_total` of waiting between them. The caller's bound is the
+    /// total, so a single wait may use all of it ([`PollPolicy::max_delay`] = `max_total`).
+    /// The one check for every caller, as for [`TransportConfig::with_timeouts`].
+    pub fn with_polling(
+        mut self,
+        max_attempts: u32,
+        max_total: Duration,
+    ) -> Result<TransportConfig> {
+        if max_attempts == 0 {
+            return Err(Error::invalid(
+                "max_attempts",
+                "0 requests (at least 1: the first request counts)",
+            ));
+        }
+        self.poll.max_attempts = max_attempts;
+        self.poll.max_total = max_total;
+        self.poll.max_delay = max_total;
+        Ok(self)
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // The TLS layer, pluggable
 // ---------------------------------------------------------------------------------------------
@@ -1083,6 +1129,35 @@ fn timeout_phase(t: ureq::Timeout, phase: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn zero_timeouts_and_no_attempts_are_bad_arguments() {
+        let s = Duration::from_secs(1);
+        let z = Duration::ZERO;
+        for (c, t, r) in [(z, s, s), (s, z, s), (s, s, z)] {
+            let err = TransportConfig::default()
+                .with_timeouts(c, t, r)
+                .unwrap_err();
+            assert_eq!(err.class(), crate::ErrorClass::BadArguments, "{err}");
+        }
+        let ok = TransportConfig::default()
+            .with_timeouts(s, 2 * s, 3 * s)
+            .unwrap();
+        assert_eq!(
+            (ok.connect_timeout, ok.tls_timeout, ok.response_timeout),
+            (s, 2 * s, 3 * s)
+        );
+        let err = TransportConfig::default().with_polling(0, s).unwrap_err();
+        assert_eq!(err.class(), crate::ErrorClass::BadArguments, "{err}");
+        let poll = TransportConfig::default()
+            .with_polling(3, 7 * s)
+            .unwrap()
+            .poll;
+        assert_eq!(
+            (poll.max_attempts, poll.max_total, poll.max_delay),
+            (3, 7 * s, 7 * s)
+        );
+    }
 
     #[test]
     fn error_text_is_bounded_and_clean() {

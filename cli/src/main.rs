@@ -284,10 +284,11 @@ struct ServerArgs {
     /// with the Kpm.
     #[arg(long, value_name = "URL")]
     psk_server: Option<String>,
-    /// Connect, TLS and response timeout, in seconds.
+    /// Connect, TLS and response timeout, in seconds (0 is refused).
     #[arg(long, value_name = "SECS", default_value_t = 30)]
     timeout: u64,
-    /// At most this many requests when the MEF answers 202 Accepted (RFC 7030 4.2.3).
+    /// At most this many requests when the MEF answers 202 Accepted (RFC 7030 4.2.3; at least
+    /// 1).
     #[arg(long, value_name = "N", default_value_t = 10)]
     max_polls: u32,
     /// At most this long in total waiting on 202 Accepted, in seconds. Each wait is at least
@@ -471,11 +472,15 @@ fn main() -> ExitCode {
                 });
                 outln!("{object}");
             }
-            let (code, status) = match e.class() {
-                ErrorClass::BadArguments => (2, "MEF_CLIENT_CMD_UNACCEPTABLE_ARGUMENTS"),
-                ErrorClass::Client => (3, "MEF_CLIENT_CMD_CERT_PROV_CLIENT_ERROR"),
-                ErrorClass::Server => (4, "MEF_CLIENT_CMD_CERT_PROV_SERVER_ERROR"),
+            // The status and its name are the core's (certprov::CmdStatus); the exit codes
+            // are this command's.
+            let status = onem2m_est::certprov::CmdStatus::from(e.class());
+            let code = match e.class() {
+                ErrorClass::BadArguments => 2,
+                ErrorClass::Client => 3,
+                ErrorClass::Server => 4,
             };
+            let status = status.name();
             let mut shown = e.to_string();
             errln!("onem2m-est: error: {shown}");
             let mut source = std::error::Error::source(&e);
@@ -808,19 +813,25 @@ impl SubjectArgs {
     }
 }
 
+/// The core's refusal of an argument, named as the CLI option that carried it.
+fn renamed(e: Error, option: &'static str) -> Error {
+    match e {
+        Error::InvalidArgument { reason, .. } => Error::InvalidArgument {
+            argument: option,
+            reason,
+        },
+        other => other,
+    }
+}
+
 fn client(server: &ServerArgs, subject: &SubjectArgs) -> Result<MefClient, Error> {
     let base = EstUri::parse(&server.server)?;
-    let timeout = Duration::from_secs(server.timeout.max(1));
-    let mut transport = TransportConfig {
-        connect_timeout: timeout,
-        tls_timeout: timeout,
-        response_timeout: timeout,
-        ..TransportConfig::default()
-    };
-    transport.poll.max_attempts = server.max_polls.max(1);
-    transport.poll.max_total = Duration::from_secs(server.max_poll_time);
-    // The user's bound is the total: a single wait may use all of it (RFC 7030 4.2.3).
-    transport.poll.max_delay = transport.poll.max_total;
+    let timeout = Duration::from_secs(server.timeout);
+    let transport = TransportConfig::default()
+        .with_timeouts(timeout, timeout, timeout)
+        .map_err(|e| renamed(e, "--timeout"))?
+        .with_polling(server.max_polls, Duration::from_secs(server.max_poll_time))
+        .map_err(|e| renamed(e, "--max-polls"))?;
     let mut config = Config::new(base)
         .transport(transport)
         .tls_profile(server.tls_profile.parse()?);

@@ -11,9 +11,7 @@ use std::ffi::{c_char, c_int, c_void};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use der::Decode;
 use rustls_pki_types::CertificateDer;
-use x509_cert::spki::SubjectPublicKeyInfoOwned;
 use zeroize::Zeroizing;
 
 use super::{
@@ -422,7 +420,8 @@ impl CallbackKey {
             )));
         }
         let spki = out[..len].to_vec();
-        if let Err(reason) = check_spki(&spki, algorithm) {
+        // The check is the core's, for every key held outside the library.
+        if let Err(reason) = est::keys::check_public_key(&spki, algorithm) {
             return Err(failed.raise(format!("public_key callback for key {handle}: {reason}")));
         }
         Ok(CallbackKey {
@@ -432,43 +431,6 @@ impl CallbackKey {
             spki,
             failed: failed.clone(),
         })
-    }
-}
-
-/// The SubjectPublicKeyInfo parses and is of `algorithm`'s key type.
-fn check_spki(spki: &[u8], algorithm: KeyAlgorithm) -> std::result::Result<(), String> {
-    let info = SubjectPublicKeyInfoOwned::from_der(spki)
-        .map_err(|e| format!("not a DER SubjectPublicKeyInfo: {e}"))?;
-    let oid = info.algorithm.oid.to_string();
-    let curve = info
-        .algorithm
-        .parameters
-        .as_ref()
-        .and_then(|p| p.decode_as::<der::asn1::ObjectIdentifier>().ok())
-        .map(|o| o.to_string());
-    let ok = match algorithm {
-        KeyAlgorithm::EcdsaP256Sha256 => {
-            oid == "1.2.840.10045.2.1" && curve.as_deref() == Some("1.2.840.10045.3.1.7")
-        }
-        KeyAlgorithm::EcdsaP384Sha384 => {
-            oid == "1.2.840.10045.2.1" && curve.as_deref() == Some("1.3.132.0.34")
-        }
-        KeyAlgorithm::Ed25519 => oid == "1.3.101.112",
-    };
-    if ok {
-        Ok(())
-    } else {
-        Err(format!("the public key is not a {algorithm} key"))
-    }
-}
-
-fn verify_algorithm(
-    algorithm: KeyAlgorithm,
-) -> &'static dyn ring::signature::VerificationAlgorithm {
-    match algorithm {
-        KeyAlgorithm::EcdsaP256Sha256 => &ring::signature::ECDSA_P256_SHA256_ASN1,
-        KeyAlgorithm::EcdsaP384Sha384 => &ring::signature::ECDSA_P384_SHA384_ASN1,
-        KeyAlgorithm::Ed25519 => &ring::signature::ED25519,
     }
 }
 
@@ -509,17 +471,14 @@ impl PrivateKey for CallbackKey {
             )));
         }
         out.truncate(len);
-        // A wrong signature would only surface as a server-side rejection; checking it here
-        // names the culprit.
-        let public = est::keys::spki_public_key_bytes(&self.spki)?;
-        ring::signature::UnparsedPublicKey::new(verify_algorithm(self.algorithm), public)
-            .verify(message, &out)
-            .map_err(|_| {
-                self.failed.raise(format!(
-                    "sign callback for key {} returned a signature that does not verify",
-                    self.handle
-                ))
-            })?;
+        // The core checks every signature (keys::sign_checked); checked here too so that a
+        // callback's bad signature is reported as the callback's failure.
+        est::keys::check_signature(self, message, &out).map_err(|_| {
+            self.failed.raise(format!(
+                "sign callback for key {} returned a signature that does not verify",
+                self.handle
+            ))
+        })?;
         Ok(out)
     }
 }

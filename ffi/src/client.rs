@@ -316,22 +316,13 @@ impl mef_client {
         core.reprovision(self.storage.as_dyn(), mode)
     }
 
-    /// Trust anchors for `/cacerts` and `/csrattrs`: the configured ones, else the installed.
-    fn trust_anchors_any(&self) -> Result<Vec<CertificateDer<'static>>> {
-        if let Some(ta) = &self.settings.trust_anchors {
-            return Ok(ta.clone());
-        }
-        let stored = match &self.storage {
-            Storage::Files(s) => s.load()?,
-            Storage::Callbacks(s) => s.load()?,
-            Storage::Token(s) => s.0.load()?,
-        };
-        stored.map(|c| c.trust_anchors).ok_or_else(|| {
-            Error::invalid(
-                "trust anchors",
-                "none configured and no credentials installed",
-            )
-        })
+    /// Trust anchors for `/cacerts` and `/csrattrs`: the core's rule (configured, else
+    /// installed).
+    fn trust_anchors_any(&mut self) -> Result<Vec<CertificateDer<'static>>> {
+        est::client::query_trust_anchors(
+            self.settings.trust_anchors.as_deref(),
+            self.storage.as_dyn(),
+        )
     }
 
     fn cacerts(&mut self) -> Result<Vec<u8>> {

@@ -564,12 +564,14 @@ pub unsafe extern "C" fn mef_config_set_timeouts(
     guard(|| {
         // SAFETY: caller's contract above.
         let config = check!(unsafe { config_mut(config) });
-        if connect_ms == 0 || tls_ms == 0 || response_ms == 0 {
-            return config.fail(MEF_ERR_INVALID_ARGUMENT, "a timeout of 0 ms");
-        }
-        config.transport.connect_timeout = Duration::from_millis(connect_ms.into());
-        config.transport.tls_timeout = Duration::from_millis(tls_ms.into());
-        config.transport.response_timeout = Duration::from_millis(response_ms.into());
+        config.transport = reason!(
+            config,
+            config.transport.clone().with_timeouts(
+                Duration::from_millis(connect_ms.into()),
+                Duration::from_millis(tls_ms.into()),
+                Duration::from_millis(response_ms.into()),
+            )
+        );
         MEF_OK
     })
 }
@@ -591,13 +593,13 @@ pub unsafe extern "C" fn mef_config_set_polling(
     guard(|| {
         // SAFETY: caller's contract above.
         let config = check!(unsafe { config_mut(config) });
-        if max_attempts == 0 {
-            return config.fail(MEF_ERR_INVALID_ARGUMENT, "max_attempts is 0 (at least 1)");
-        }
-        config.transport.poll.max_attempts = max_attempts;
-        config.transport.poll.max_total = Duration::from_millis(max_total_ms.into());
-        // The caller's bound is the total: a single wait may use all of it.
-        config.transport.poll.max_delay = config.transport.poll.max_total;
+        config.transport = reason!(
+            config,
+            config
+                .transport
+                .clone()
+                .with_polling(max_attempts, Duration::from_millis(max_total_ms.into()))
+        );
         MEF_OK
     })
 }
