@@ -397,6 +397,7 @@ mod tests {
         });
         let client: Result<()> = Err(Error::Key {
             reason: "callback failed".into(),
+            source: None,
         });
         assert_eq!(CmdStatus::of(&Ok::<(), Error>(())), CmdStatus::Ok);
         assert_eq!(CmdStatus::of(&server), CmdStatus::CertProvServerError);

@@ -986,6 +986,7 @@ mod tests {
         fn sign(&self, _message: &[u8]) -> Result<Vec<u8>> {
             Err(Error::Key {
                 reason: "token removed".into(),
+                source: None,
             })
         }
     }
@@ -994,7 +995,7 @@ mod tests {
     fn signing_failure_is_the_keys_error() {
         let key = FailingKey(SoftwareKey::generate(KeyAlgorithm::EcdsaP256Sha256).unwrap());
         match build_csr(&key, Some(&ae()), &reqs(), None) {
-            Err(Error::Key { reason }) => assert_eq!(reason, "token removed"),
+            Err(Error::Key { reason, .. }) => assert_eq!(reason, "token removed"),
             other => panic!("expected the key's error, got {other:?}"),
         }
     }

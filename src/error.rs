@@ -91,7 +91,12 @@ pub enum Error {
     /// The TLS layer failed (handshake failure, alert, protocol violation) for a reason other
     /// than server authorisation.
     #[error("TLS failure: {reason}")]
-    Tls { reason: String },
+    Tls {
+        reason: String,
+        /// The TLS stack's own error (rustls's, OpenSSL's), when there is one.
+        #[source]
+        source: Option<BoxError>,
+    },
 
     /// The connection broke (reset, closed early, truncated body).
     #[error("connection to the server failed during {operation}: {reason}")]
@@ -191,7 +196,13 @@ pub enum Error {
 
     /// Key generation, loading or signing failed on this device.
     #[error("key operation failed: {reason}")]
-    Key { reason: String },
+    Key {
+        reason: String,
+        /// What failed underneath: a token's error, the C callback that failed, the check a
+        /// key's output failed ([`crate::keys::KeyCheckError`]).
+        #[source]
+        source: Option<BoxError>,
+    },
 
     /// The CSR could not be built.
     #[error("cannot build the CSR: {reason}")]
@@ -202,6 +213,11 @@ pub enum Error {
     Store {
         operation: &'static str,
         reason: String,
+        /// The file or directory concerned, when there is one.
+        path: Option<std::path::PathBuf>,
+        /// The I/O error, when the store failed on one.
+        #[source]
+        source: Option<std::io::Error>,
     },
 
     /// Re-provisioning needs installed credentials and there are none (TS-0003 8.3.6.2.3
@@ -237,6 +253,32 @@ impl Error {
         }
     }
 
+    /// A TLS failure without an underlying error of the TLS stack.
+    pub fn tls(reason: impl Into<String>) -> Error {
+        Error::Tls {
+            reason: reason.into(),
+            source: None,
+        }
+    }
+
+    /// A key failure; `source`, when given, is what failed underneath.
+    pub fn key(reason: impl Into<String>, source: Option<BoxError>) -> Error {
+        Error::Key {
+            reason: reason.into(),
+            source,
+        }
+    }
+
+    /// A store failure that is not an I/O error.
+    pub fn store(operation: &'static str, reason: impl Into<String>) -> Error {
+        Error::Store {
+            operation,
+            reason: reason.into(),
+            path: None,
+            source: None,
+        }
+    }
+
     /// A bad argument: `argument` names it, `reason` says what is wrong (never a secret).
     pub fn invalid(argument: &'static str, reason: impl Into<String>) -> Error {
         Error::InvalidArgument {
@@ -264,7 +306,10 @@ impl Error {
                 phase: "response".into(),
             },
             Error::ServerNotAuthorized { reason: "r".into() },
-            Error::Tls { reason: "r".into() },
+            Error::Tls {
+                reason: "r".into(),
+                source: None,
+            },
             Error::Transport {
                 operation: op,
                 reason: "r".into(),
@@ -308,11 +353,16 @@ impl Error {
                 configured: "a".into(),
                 requested: "b".into(),
             },
-            Error::Key { reason: "r".into() },
+            Error::Key {
+                reason: "r".into(),
+                source: None,
+            },
             Error::Csr { reason: "r".into() },
             Error::Store {
                 operation: "install",
                 reason: "r".into(),
+                path: None,
+                source: None,
             },
             Error::NotProvisioned { reason: "r".into() },
         ];
@@ -366,6 +416,9 @@ impl Error {
 fn retry_after_secs(d: &std::time::Duration) -> u64 {
     d.as_secs() + u64::from(d.subsec_nanos() > 0)
 }
+
+/// An underlying error of another library or of a caller (a C callback), kept as a source.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 /// Result with this crate's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;

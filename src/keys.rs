@@ -149,7 +149,7 @@ pub(crate) fn sign_checked(key: &dyn PrivateKey, message: &[u8]) -> Result<Vec<u
 }
 
 fn key_check_error(e: KeyCheckError) -> Error {
-    key_error(describe_check(&e))
+    Error::key(describe_check(&e), Some(Box::new(e)))
 }
 
 /// The check's text and its cause, for [`Error::Key`]'s reason.
@@ -206,6 +206,7 @@ impl std::fmt::Debug for SoftwareKey {
 fn key_error(reason: impl Into<String>) -> Error {
     Error::Key {
         reason: reason.into(),
+        source: None,
     }
 }
 

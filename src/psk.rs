@@ -243,6 +243,7 @@ mod stack {
     fn config_error(e: ErrorStack) -> Error {
         Error::Tls {
             reason: format!("cannot configure OpenSSL for TLS-PSK: {e}"),
+            source: Some(Box::new(e)),
         }
     }
 
@@ -384,6 +385,7 @@ mod stack {
                          (unknown KpmID or a Kpm that does not match the MEF's) or offers no \
                          TLS-PSK cipher suite"
                 ),
+                source: None,
             },
         }
     }

@@ -44,6 +44,8 @@ impl Validity {
         let parsed = crate::x509::parse_certificate(cert.as_ref()).map_err(|e| Error::Store {
             operation: "read the installed certificate",
             reason: format!("cannot parse it: {e}"),
+            path: None,
+            source: None,
         })?;
         let v = parsed.tbs_certificate().validity();
         Ok(Validity {
@@ -242,7 +244,7 @@ pub fn classify(error: &Error) -> FailureKind {
             408 | 429 | 500..=599 => FailureKind::Retryable,
             _ => FailureKind::Fatal,
         },
-        Error::Tls { reason } if reason.contains(crate::tls::CLIENT_CERT_HINT) => {
+        Error::Tls { reason, .. } if reason.contains(crate::tls::CLIENT_CERT_HINT) => {
             FailureKind::IdentityRefused
         }
         Error::Tls { .. } => FailureKind::Retryable,
@@ -663,11 +665,14 @@ mod tests {
                 "the server sent the alert CertificateRevoked{}",
                 crate::tls::CLIENT_CERT_HINT
             ),
+            source: None,
         };
         assert_eq!(classify(&refused_cert), FailureKind::IdentityRefused);
         let store = Error::Store {
             operation: "install",
             reason: "EACCES".into(),
+            path: None,
+            source: None,
         };
         assert_eq!(classify(&store), FailureKind::Fatal);
         assert_eq!(
@@ -702,6 +707,8 @@ mod tests {
             Error::Store {
                 operation: "install",
                 reason: "read-only".into(),
+                path: None,
+                source: None,
             },
             None,
             second,

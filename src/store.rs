@@ -151,14 +151,18 @@ pub struct FileStore {
 }
 
 fn store_error(operation: &'static str, reason: impl Into<String>) -> Error {
-    Error::Store {
-        operation,
-        reason: reason.into(),
-    }
+    Error::store(operation, reason)
 }
 
+/// An I/O failure on `path`: the error and the path are kept (source, `path`), and the reason
+/// says what was being done.
 fn io_error(operation: &'static str, path: &Path, what: &str, e: std::io::Error) -> Error {
-    store_error(operation, format!("{}: {what}: {e}", path.display()))
+    Error::Store {
+        operation,
+        reason: format!("{}: {what}: {e}", path.display()),
+        path: Some(path.to_path_buf()),
+        source: Some(e),
+    }
 }
 
 impl FileStore {
@@ -925,6 +929,31 @@ mod tests {
         }
     }
 
+    /// A store error on an I/O failure keeps the io::Error (its source) and the path (#13).
+    #[test]
+    fn io_failures_keep_the_error_and_the_path() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("creds");
+        let pki = TestPki::new("io");
+        let mut store = FileStore::new(&dir).unwrap();
+        store.fail_at = Some((FailPoint::BeforeSwap, Fault::DiskFull));
+        let err = store.install(&credentials(&pki)).unwrap_err();
+        let Error::Store { path, .. } = &err else {
+            panic!("{err:?}")
+        };
+        assert!(
+            path.as_deref().is_some_and(|p| p.starts_with(&dir)),
+            "{path:?}"
+        );
+        let source = std::error::Error::source(&err).expect("the I/O error is kept");
+        let io = source
+            .downcast_ref::<std::io::Error>()
+            .expect("an io::Error");
+        assert_eq!(io.kind(), std::io::ErrorKind::StorageFull);
+        // The message quotes it once (a chain printer skips a cause its parent quotes).
+        assert_eq!(err.to_string().matches("no space left").count(), 1, "{err}");
+    }
+
     #[test]
     fn crash_on_first_install_leaves_nothing_loadable() {
         let tmp = tempfile::tempdir().unwrap();
@@ -988,7 +1017,9 @@ mod tests {
         fs::remove_file(gen.join(KEY_FILE)).unwrap();
         fs::write(gen.join(KEY_FILE), other.to_pkcs8_pem().as_bytes()).unwrap();
         match store.load() {
-            Err(Error::Store { operation, reason }) => {
+            Err(Error::Store {
+                operation, reason, ..
+            }) => {
                 assert_eq!(operation, "load");
                 assert!(
                     reason.contains(KEY_FILE) && reason.contains("does not match"),
@@ -1011,7 +1042,9 @@ mod tests {
         let target = store.current_target().unwrap();
         fs::remove_dir_all(dir.join(target)).unwrap();
         match store.load() {
-            Err(Error::Store { operation, reason }) => {
+            Err(Error::Store {
+                operation, reason, ..
+            }) => {
                 assert_eq!(operation, "load");
                 assert!(reason.contains(CURRENT), "{reason}");
             }

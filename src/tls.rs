@@ -142,6 +142,7 @@ pub fn client_config(
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
         .map_err(|e| Error::Tls {
             reason: format!("cannot configure TLS: {e}"),
+            source: None,
         })?
         .dangerous()
         .with_custom_certificate_verifier(verifier);
@@ -171,12 +172,33 @@ pub struct ServerAuthFailure {
 }
 
 /// A signing failure of the client key during the handshake; carried through rustls inside
-/// `rustls::Error::Other(..)` and recovered by [`map_rustls_error`] into [`Error::Key`].
+/// `rustls::Error::Other(..)` and recovered by [`map_rustls_error`] into [`Error::Key`], with
+/// the key's own error as its source.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{reason}")]
 pub struct SigningFailure {
     /// What the key reported (never key material: see [`PrivateKey::sign`]).
     pub reason: String,
+    /// What failed underneath (a token's or a C callback's error), shared: rustls errors are
+    /// `Clone`.
+    source: Option<Arc<dyn std::error::Error + Send + Sync>>,
+}
+
+/// A shared source, as a link of an error chain: it shows the shared error and leads to it,
+/// so a caller can still find (downcast) the error itself.
+#[derive(Debug)]
+struct SharedSource(Arc<dyn std::error::Error + Send + Sync>);
+
+impl fmt::Display for SharedSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for SharedSource {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&*self.0)
+    }
 }
 
 /// The EST server certificate verifier (RFC 7030 3.6 and 3.6.1).
@@ -595,12 +617,17 @@ impl fmt::Debug for KeySigner {
 impl Signer for KeySigner {
     fn sign(&self, message: &[u8]) -> std::result::Result<Vec<u8>, rustls::Error> {
         crate::keys::sign_checked(self.key.as_ref(), message).map_err(|e| {
-            let reason = match e {
-                Error::Key { reason } => reason,
-                other => other.to_string(),
+            let (reason, source) = match e {
+                Error::Key { reason, source } => (reason, source.map(Arc::from)),
+                other => {
+                    let reason = other.to_string();
+                    let source: Arc<dyn std::error::Error + Send + Sync> = Arc::new(other);
+                    (reason, Some(source))
+                }
             };
             rustls::Error::Other(OtherError(Arc::new(SigningFailure {
                 reason: format!("the client key failed to sign the TLS handshake: {reason}"),
+                source,
             })))
         })
     }
@@ -634,9 +661,14 @@ pub fn map_rustls_error(e: &rustls::Error) -> Error {
         rustls::Error::Other(OtherError(inner)) => match inner.downcast_ref::<SigningFailure>() {
             Some(f) => Error::Key {
                 reason: f.reason.clone(),
+                source: f
+                    .source
+                    .clone()
+                    .map(|s| Box::new(SharedSource(s)) as crate::error::BoxError),
             },
             None => Error::Tls {
                 reason: inner.to_string(),
+                source: Some(Box::new(SharedSource(inner.clone()))),
             },
         },
         rustls::Error::AlertReceived(alert) => {
@@ -660,12 +692,16 @@ pub fn map_rustls_error(e: &rustls::Error) -> Error {
                 }
                 _ => "",
             };
+            // The alert is named as TLS names it; rustls's text ("received fatal alert:
+            // UnknownCA") would only repeat it in a cause line, so it is not kept.
             Error::Tls {
                 reason: format!("the server sent the TLS alert {}{hint}", alert_name(alert)),
+                source: None,
             }
         }
         other => Error::Tls {
             reason: other.to_string(),
+            source: Some(Box::new(other.clone())),
         },
     }
 }
@@ -738,9 +774,27 @@ mod tests {
             Error::ServerNotAuthorized { reason } => assert_eq!(reason, "because"),
             other => panic!("{other:?}"),
         }
+        #[derive(Debug, thiserror::Error)]
+        #[error("the token is gone")]
+        struct Gone;
         let e = rustls::Error::Other(OtherError(Arc::new(SigningFailure {
             reason: "hsm gone".into(),
+            source: Some(Arc::new(Gone)),
         })));
-        assert!(matches!(map_rustls_error(&e), Error::Key { reason } if reason == "hsm gone"));
+        let mapped = map_rustls_error(&e);
+        assert!(matches!(&mapped, Error::Key { reason, .. } if reason == "hsm gone"));
+        // The key's own error stays reachable (downcastable) in the chain.
+        let mut chain = std::error::Error::source(&mapped);
+        let mut found = false;
+        while let Some(link) = chain {
+            found |= link.downcast_ref::<Gone>().is_some();
+            chain = link.source();
+        }
+        assert!(found, "{mapped:?}");
+        // Other TLS failures keep rustls's error as their source.
+        let e = rustls::Error::DecryptError;
+        let mapped = map_rustls_error(&e);
+        let source = std::error::Error::source(&mapped).expect("rustls's error is kept");
+        assert_eq!(source.downcast_ref::<rustls::Error>(), Some(&e));
     }
 }

@@ -343,6 +343,7 @@ impl TlsStack for RustlsStack {
             rustls::ClientConnection::new(self.config.clone(), name.clone()).map_err(|e| {
                 Error::Tls {
                     reason: format!("cannot start the TLS handshake: {e}"),
+                    source: Some(Box::new(e)),
                 }
             })?;
         while conn.is_handshaking() {
@@ -376,9 +377,11 @@ pub fn handshake_io_error(e: io::Error) -> Error {
         | io::ErrorKind::ConnectionAborted
         | io::ErrorKind::BrokenPipe => Error::Tls {
             reason: format!("the server closed the connection during the handshake ({e})"),
+            source: Some(Box::new(e)),
         },
         _ => Error::Tls {
             reason: format!("I/O failure during the handshake: {e}"),
+            source: Some(Box::new(e)),
         },
     }
 }
@@ -1070,6 +1073,7 @@ fn map_ureq_error(op: Operation, e: ureq::Error, phase: &str) -> Error {
         ureq::Error::Io(io) => map_io_error(op, io),
         ureq::Error::TlsRequired | ureq::Error::RequireHttpsOnly(_) => Error::Tls {
             reason: "EST requires https (RFC 7030 3.3)".into(),
+            source: None,
         },
         ureq::Error::LargeResponseHeader(..) => bad(op, "the response header is too large"),
         ureq::Error::BodyExceedsLimit(limit) => bad(
@@ -1191,7 +1195,10 @@ mod tests {
         );
         let e = map_ureq_error(
             Operation::SimpleEnroll,
-            carry(Error::Key { reason: "k".into() }),
+            carry(Error::Key {
+                reason: "k".into(),
+                source: None,
+            }),
             "x",
         );
         assert!(matches!(e, Error::Key { .. }));

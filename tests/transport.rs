@@ -987,7 +987,7 @@ fn no_client_cert_when_the_server_requires_one_is_a_tls_error() {
     let ca = TestCa::new("Test MEF CA");
     let server = client_auth_server(&ca, true, false);
     match connect(&server, &ca).cacerts() {
-        Err(Error::Tls { reason }) => assert!(reason.contains("alert"), "{reason}"),
+        Err(Error::Tls { reason, .. }) => assert!(reason.contains("alert"), "{reason}"),
         other => panic!("expected Tls, got {other:?}"),
     }
 }

@@ -292,7 +292,7 @@ mod with_openssl {
             )
             .unwrap_err();
         match &e {
-            Error::Tls { reason } => {
+            Error::Tls { reason, .. } => {
                 assert!(reason.contains("alert handshake_failure"), "{reason}");
                 assert!(
                     reason.contains("no TLS version or cipher suite in common"),

@@ -5,7 +5,9 @@ use std::sync::Arc;
 
 use rustls_pki_types::CertificateDer;
 
-use super::callbacks::{call_identity, CallbackFailure, CallbackKey, CallbackStore, KeyCallbacks};
+use super::callbacks::{
+    call_identity, is_callback_failure, CallbackKey, CallbackStore, KeyCallbacks,
+};
 use super::config::ThirdParty;
 use super::logging::{LogSink, SinkScope};
 use super::result::result_of;
@@ -61,7 +63,6 @@ pub struct mef_client {
     base_uri: EstUri,
     settings: mef_config,
     storage: Storage,
-    failed: CallbackFailure,
     last_error: CString,
     last_handshakes: u32,
     /// When renewal is due (`mef_client_set_renewal_*`; default two thirds, jitter 0.1).
@@ -111,7 +112,6 @@ impl mef_client {
             .base_uri
             .clone()
             .ok_or_else(|| Failure::invalid("no base URI configured (mef_config_set_base_uri)"))?;
-        let failed = CallbackFailure::default();
         let storage = match (&config.store_dir, &config.credential_callbacks) {
             (Some(_), Some(_)) => {
                 return Err(Failure::invalid(
@@ -150,7 +150,7 @@ impl mef_client {
                 let keys = config.key_callbacks.ok_or_else(|| {
                     Failure::invalid("credential callbacks need key callbacks too")
                 })?;
-                Storage::Callbacks(CallbackStore::new(keys, *creds, failed.clone()))
+                Storage::Callbacks(CallbackStore::new(keys, *creds))
             }
         };
         if config.psk.is_some() && config.third_party.is_some() {
@@ -170,7 +170,6 @@ impl mef_client {
             base_uri,
             settings: config.clone(),
             storage,
-            failed,
             last_error: CString::default(),
             last_handshakes: 0,
             renewal: est::renewal::RenewalPolicy::default(),
@@ -191,7 +190,7 @@ impl mef_client {
         let mut psk = None;
         let callback: Option<IdentityCallback> = self.settings.identity_callback;
         if let Some((cb, user_data)) = callback.filter(|_| ask_identity) {
-            let answer = call_identity(cb, user_data, &self.failed, self.settings.sp_id.as_ref())?;
+            let answer = call_identity(cb, user_data, self.settings.sp_id.as_ref())?;
             if let Some(identity) = answer.identity {
                 config.identity = Some(identity);
             }
@@ -219,8 +218,7 @@ impl mef_client {
                 handle,
                 algorithm,
             }) => {
-                let key =
-                    CallbackKey::new(self.key_callbacks()?, *handle, *algorithm, &self.failed)?;
+                let key = CallbackKey::new(self.key_callbacks()?, *handle, *algorithm)?;
                 let key: Arc<dyn PrivateKey> = Arc::new(key);
                 Some(ClientIdentity {
                     chain: chain.clone(),
@@ -355,13 +353,11 @@ impl mef_client {
         }
     }
 
-    /// Runs one call with the handle's log sink current and the failure flag reset, and
-    /// records its outcome.
+    /// Runs one call with the handle's log sink current, and records its outcome.
     pub(super) fn call<T>(
         &mut self,
         f: impl FnOnce(&mut mef_client) -> Result<T>,
     ) -> std::result::Result<T, mef_result> {
-        self.failed.reset();
         let sink: Option<LogSink> = self.settings.log;
         let _scope = SinkScope::enter(sink);
         let outcome = f(self);
@@ -372,7 +368,7 @@ impl mef_client {
                 Ok(v)
             }
             Err(e) => {
-                let code = if self.failed.is_set() {
+                let code = if is_callback_failure(&e) {
                     MEF_ERR_CALLBACK
                 } else {
                     result_of(&e)

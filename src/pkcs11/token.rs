@@ -24,6 +24,7 @@ const OID_SECP256R1: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10
 fn key_error(reason: impl Into<String>) -> Error {
     Error::Key {
         reason: reason.into(),
+        source: None,
     }
 }
 
@@ -560,6 +561,8 @@ impl CredentialStore for Pkcs11Store {
                 reason: "the key is not in the PKCS #11 token (a server-generated key?); a \
                          Pkcs11Store keeps keys in the token only"
                     .into(),
+                path: None,
+                source: None,
             });
         }
         let previous = self.files.installed_key_uri();
