@@ -137,6 +137,36 @@ pub enum InitialAuth {
     Psk(PskCredential),
 }
 
+/// How a request on its own (`/cacerts`, `/csrattrs`) authenticates its TLS connection.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum Channel<'a> {
+    /// Certificate-based: the explicit trust anchors that authenticate the MEF (RFC 7030
+    /// 3.6.1) and, optionally, a client certificate with its key (RFC 7030 3.3.2).
+    Certificate {
+        /// The explicit TA database for the MEF's server certificate.
+        trust_anchors: &'a [CertificateDer<'static>],
+        /// The client identity, if any.
+        client: Option<ClientIdentity>,
+    },
+    /// TLS-PSK with the pre-provisioned (KpmID, Kpm) (TS-0003 8.3.2.1, RFC 7030 3.3.3). Needs
+    /// the cargo feature `psk`.
+    Psk(&'a PskCredential),
+}
+
+impl<'a> Channel<'a> {
+    /// A certificate channel (see [`Channel::Certificate`]).
+    pub fn certificate(
+        trust_anchors: &'a [CertificateDer<'static>],
+        client: Option<ClientIdentity>,
+    ) -> Channel<'a> {
+        Channel::Certificate {
+            trust_anchors,
+            client,
+        }
+    }
+}
+
 /// How the key pair of step 3.a is obtained.
 #[derive(Debug, Clone, Default)]
 pub enum KeySource {
@@ -282,48 +312,35 @@ impl MefClient {
     }
 
     /// `/cacerts` on its own (RFC 7030 4.1), validated as CA certificates, not installed.
-    /// `client` is optional: RFC 7030 4.1.1 lets a server answer it without client authentication.
-    pub fn cacerts(
-        &self,
-        trust_anchors: &[CertificateDer<'static>],
-        client: Option<ClientIdentity>,
-    ) -> Result<Vec<CertificateDer<'static>>> {
-        let conn = self.connect(trust_anchors, client)?;
-        let certs = conn.cacerts()?;
-        validate_ca_certs_for(
-            &certs,
-            trust_anchors,
-            &conn.server_certificates(),
-            UnixTime::now(),
-        )
-    }
-
-    /// `/cacerts` on its own over TLS-PSK (PPSK-based RSPF; RFC 7030 4.1.1: the PSK-authenticated
-    /// channel makes the answer authentic), validated as CA certificates, not installed.
-    pub fn cacerts_psk(&self, credential: &PskCredential) -> Result<Vec<CertificateDer<'static>>> {
-        let conn = self.connect_psk(credential)?;
-        validate_ca_certs(&conn.cacerts()?)
-    }
-
-    /// `/csrattrs` on its own over TLS-PSK, interpreted. `None` when the server has none.
-    pub fn csrattrs_psk(&self, credential: &PskCredential) -> Result<Option<CsrRequirements>> {
-        let conn = self.connect_psk(credential)?;
-        Self::csrattrs_on(&conn)
+    /// Over a certificate channel the client identity is optional (RFC 7030 4.1.1 lets a
+    /// server answer without client authentication) and the answer must be authorised by the
+    /// trust anchors; over TLS-PSK (PPSK-based RSPF) the PSK-authenticated channel makes it
+    /// authentic (RFC 7030 4.1.1).
+    pub fn cacerts(&self, channel: Channel<'_>) -> Result<Vec<CertificateDer<'static>>> {
+        match channel {
+            Channel::Certificate {
+                trust_anchors,
+                client,
+            } => {
+                let conn = self.connect(trust_anchors, client)?;
+                let certs = conn.cacerts()?;
+                validate_ca_certs_for(
+                    &certs,
+                    trust_anchors,
+                    &conn.server_certificates(),
+                    UnixTime::now(),
+                )
+            }
+            Channel::Psk(credential) => {
+                validate_ca_certs(&self.connect_psk(credential)?.cacerts()?)
+            }
+        }
     }
 
     /// `/csrattrs` on its own (RFC 7030 4.5), interpreted. `None` when the server has none
     /// (204 or 404).
-    pub fn csrattrs(
-        &self,
-        trust_anchors: &[CertificateDer<'static>],
-        client: Option<ClientIdentity>,
-    ) -> Result<Option<CsrRequirements>> {
-        let conn = self.connect(trust_anchors, client)?;
-        Self::csrattrs_on(&conn)
-    }
-
-    fn csrattrs_on(conn: &EstConnection) -> Result<Option<CsrRequirements>> {
-        conn.csrattrs()?
+    pub fn csrattrs(&self, channel: Channel<'_>) -> Result<Option<CsrRequirements>> {
+        self.csrattrs_items(channel)?
             .map(|items| {
                 CsrRequirements::from_items(&items).map_err(|source| Error::Decode {
                     operation: crate::Operation::CsrAttrs,
@@ -337,19 +354,15 @@ impl MefClient {
     /// hand the attributes on, e.g. the C API). `None` when the server has none (204 or 404).
     pub fn csrattrs_items(
         &self,
-        trust_anchors: &[CertificateDer<'static>],
-        client: Option<ClientIdentity>,
+        channel: Channel<'_>,
     ) -> Result<Option<Vec<crate::proto::csrattrs::AttrOrOid>>> {
-        self.connect(trust_anchors, client)?.csrattrs()
-    }
-
-    /// `/csrattrs` on its own over TLS-PSK, decoded but not interpreted (see
-    /// [`MefClient::csrattrs_items`]).
-    pub fn csrattrs_items_psk(
-        &self,
-        credential: &PskCredential,
-    ) -> Result<Option<Vec<crate::proto::csrattrs::AttrOrOid>>> {
-        self.connect_psk(credential)?.csrattrs()
+        match channel {
+            Channel::Certificate {
+                trust_anchors,
+                client,
+            } => self.connect(trust_anchors, client)?.csrattrs(),
+            Channel::Psk(credential) => self.connect_psk(credential)?.csrattrs(),
+        }
     }
 
     /// A certificate-authenticated connection in the configured TLS profile. Everything the

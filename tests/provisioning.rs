@@ -1,6 +1,7 @@
 //! The two procedures of TS-0003 8.3.6.2, end to end, against the reference MEF (`onem2m-mef`)
 //! on 127.0.0.1: real TLS, real HTTP, real CA, real credential store on disk.
 
+use onem2m_est::client::Channel;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -715,10 +716,15 @@ fn reprovisioning_keeps_subject_and_subject_alt_name() {
 fn cacerts_and_csrattrs_on_their_own() {
     let s = setup();
     let client = s.client(None);
-    let cas = client.cacerts(&[s.mef.ca_cert_der()], None).unwrap();
+    let cas = client
+        .cacerts(Channel::certificate(&[s.mef.ca_cert_der()], None))
+        .unwrap();
     assert_eq!(cas, vec![s.mef.ca_cert_der()]);
     let reqs = client
-        .csrattrs(&[s.mef.ca_cert_der()], Some(s.maker.identity()))
+        .csrattrs(Channel::certificate(
+            &[s.mef.ca_cert_der()],
+            Some(s.maker.identity()),
+        ))
         .unwrap()
         .unwrap();
     assert!(matches!(

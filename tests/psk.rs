@@ -3,6 +3,7 @@
 //! against `openssl s_server`, all on 127.0.0.1. Needs the `psk` feature.
 #![cfg(feature = "psk")]
 
+use onem2m_est::client::Channel;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -117,10 +118,10 @@ fn psk_provisioning_with_server_keygen_and_lone_operations() {
     let InitialAuth::Psk(cred) = credential() else {
         unreachable!()
     };
-    let cas = c.cacerts_psk(&cred).unwrap();
+    let cas = c.cacerts(Channel::Psk(&cred)).unwrap();
     assert_eq!(cas, vec![s.mef.ca_cert_der()]);
     let reqs = c
-        .csrattrs_psk(&cred)
+        .csrattrs(Channel::Psk(&cred))
         .unwrap()
         .expect("the MEF sends attributes");
     assert!(reqs.subject_alt_name().is_some());
@@ -289,7 +290,9 @@ fn psk_against_s_server_www(version: &str, cipher_args: &[&str]) {
     args.extend_from_slice(cipher_args);
     let server = SServer::start(&args);
     let cred = PskCredential::new(KPM_ID, kpm()).unwrap();
-    let e = client(&server.uri()).cacerts_psk(&cred).unwrap_err();
+    let e = client(&server.uri())
+        .cacerts(Channel::Psk(&cred))
+        .unwrap_err();
     match &e {
         Error::BadResponse {
             operation: Operation::CaCerts,
@@ -324,7 +327,9 @@ fn a_wrong_key_fails_against_s_server() {
         "-www",
     ]);
     let cred = PskCredential::new(KPM_ID, kpm()).unwrap();
-    let e = client(&server.uri()).cacerts_psk(&cred).unwrap_err();
+    let e = client(&server.uri())
+        .cacerts(Channel::Psk(&cred))
+        .unwrap_err();
     assert_handshake_refused(&e);
 }
 
@@ -356,13 +361,17 @@ fn a_certificate_only_s_server_fails_cleanly() {
     let cert = cert.display().to_string();
     let cred = PskCredential::new(KPM_ID, kpm()).unwrap();
     let server = SServer::start(&["-key", &key, "-cert", &cert, "-tls1_2", "-www"]);
-    let e = client(&server.uri()).cacerts_psk(&cred).unwrap_err();
+    let e = client(&server.uri())
+        .cacerts(Channel::Psk(&cred))
+        .unwrap_err();
     assert!(matches!(e, Error::Tls { .. }), "{e:?}");
     assert_eq!(e.class(), ErrorClass::Server);
     drop(server);
     // TLS 1.3 with a certificate: the server falls back to certificate authentication, which
     // the PSK client refuses.
     let server = SServer::start(&["-key", &key, "-cert", &cert, "-tls1_3", "-www"]);
-    let e = client(&server.uri()).cacerts_psk(&cred).unwrap_err();
+    let e = client(&server.uri())
+        .cacerts(Channel::Psk(&cred))
+        .unwrap_err();
     assert!(matches!(e, Error::ServerNotAuthorized { .. }), "{e:?}");
 }

@@ -6,6 +6,7 @@
 
 mod support;
 
+use onem2m_est::client::Channel;
 use std::net::TcpListener;
 use std::sync::Arc;
 
@@ -50,7 +51,10 @@ fn a_callback_key_is_refused_before_any_io() {
         key,
     };
     let e = client(&uri, TlsProfile::Ts0003)
-        .cacerts(std::slice::from_ref(&ca.cert), Some(identity))
+        .cacerts(Channel::certificate(
+            std::slice::from_ref(&ca.cert),
+            Some(identity),
+        ))
         .unwrap_err();
     assert_eq!(e.class(), ErrorClass::BadArguments, "{e:?}");
     let text = e.to_string();
@@ -81,7 +85,7 @@ fn without_openssl_the_profile_is_refused_before_any_io() {
         listener.local_addr().unwrap().port()
     );
     let e = client(&uri, TlsProfile::Ts0003)
-        .cacerts(std::slice::from_ref(&ca.cert), None)
+        .cacerts(Channel::certificate(std::slice::from_ref(&ca.cert), None))
         .unwrap_err();
     assert!(matches!(e, Error::InvalidArgument { .. }), "{e:?}");
     assert_eq!(e.class(), ErrorClass::BadArguments);
@@ -256,10 +260,10 @@ mod with_openssl {
 
         // The same through MefClient with the profile selected.
         let e = client(&s.uri(), TlsProfile::Ts0003)
-            .cacerts(
+            .cacerts(Channel::certificate(
                 std::slice::from_ref(&pki.mef_ca.cert),
                 Some(software_identity(&pki.third_party)),
-            )
+            ))
             .unwrap_err();
         assert_answered_after_handshake(&e);
         // s_server verified the client certificate it required (-Verify).
@@ -274,7 +278,10 @@ mod with_openssl {
         let server = pki.mef_ca.server_identity(&["localhost"], Eku::ServerAuth);
         let s = SServer::start(&server, &pki.third_party, MANDATORY);
         let e = client(&s.uri(), TlsProfile::Ts0003)
-            .cacerts(std::slice::from_ref(&pki.mef_ca.cert), None)
+            .cacerts(Channel::certificate(
+                std::slice::from_ref(&pki.mef_ca.cert),
+                None,
+            ))
             .unwrap_err();
         assert!(matches!(e, Error::Tls { .. }), "{e:?}");
         assert_eq!(e.class(), ErrorClass::Server);
@@ -286,10 +293,10 @@ mod with_openssl {
         let server = pki.mef_ca.server_identity(&["localhost"], Eku::ServerAuth);
         let s = SServer::start(&server, &pki.third_party, MANDATORY);
         let e = client(&s.uri(), TlsProfile::Modern)
-            .cacerts(
+            .cacerts(Channel::certificate(
                 std::slice::from_ref(&pki.mef_ca.cert),
                 Some(software_identity(&pki.third_party)),
-            )
+            ))
             .unwrap_err();
         match &e {
             Error::Tls { reason, .. } => {
@@ -320,10 +327,14 @@ mod with_openssl {
             third_party,
             "ECDHE-ECDSA-AES128-SHA256:ECDHE-ECDSA-AES128-GCM-SHA256",
         );
-        let ts = client(&s.uri(), TlsProfile::Ts0003)
-            .cacerts(anchors, Some(software_identity(third_party)));
-        let modern = client(&s.uri(), TlsProfile::Modern)
-            .cacerts(anchors, Some(software_identity(third_party)));
+        let ts = client(&s.uri(), TlsProfile::Ts0003).cacerts(Channel::certificate(
+            anchors,
+            Some(software_identity(third_party)),
+        ));
+        let modern = client(&s.uri(), TlsProfile::Modern).cacerts(Channel::certificate(
+            anchors,
+            Some(software_identity(third_party)),
+        ));
         (ts, modern)
     }
 
@@ -472,10 +483,10 @@ mod with_openssl {
         let server = stranger.server_identity(&["localhost"], Eku::ServerAuth);
         let s = SServer::start(&server, &pki.third_party, MANDATORY);
         let e = client(&s.uri(), TlsProfile::Ts0003)
-            .cacerts(
+            .cacerts(Channel::certificate(
                 std::slice::from_ref(&pki.mef_ca.cert),
                 Some(software_identity(&pki.third_party)),
-            )
+            ))
             .unwrap_err();
         assert!(matches!(e, Error::ServerNotAuthorized { .. }), "{e:?}");
         std::thread::sleep(std::time::Duration::from_millis(200));

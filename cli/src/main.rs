@@ -20,7 +20,9 @@ use clap::{Args, Parser, Subcommand};
 
 mod renewal;
 mod token;
-use onem2m_est::client::{Config, InitialAuth, KeySource, MefClient, Provisioned, Reprovision};
+use onem2m_est::client::{
+    Channel, Config, InitialAuth, KeySource, MefClient, Provisioned, Reprovision,
+};
 use onem2m_est::identity::{SpId, SubjectIdentity, SubjectType};
 use onem2m_est::keys::PrivateKey;
 use onem2m_est::psk::PskCredential;
@@ -668,10 +670,10 @@ fn run(command: Command) -> Result<serde_json::Value, Error> {
         } => {
             let client = client(&server, &SubjectArgs::none())?;
             let certs = match psk.credential()? {
-                Some(credential) => client.cacerts_psk(&credential)?,
+                Some(credential) => client.cacerts(Channel::Psk(&credential))?,
                 None => {
                     let (tas, identity) = optional_auth(&auth)?;
-                    client.cacerts(&tas, identity)?
+                    client.cacerts(Channel::certificate(&tas, identity))?
                 }
             };
             if pem && SUMMARY.load(std::sync::atomic::Ordering::Relaxed) {
@@ -696,10 +698,10 @@ fn run(command: Command) -> Result<serde_json::Value, Error> {
         Command::Csrattrs { server, auth, psk } => {
             let client = client(&server, &SubjectArgs::none())?;
             let reqs = match psk.credential()? {
-                Some(credential) => client.csrattrs_psk(&credential)?,
+                Some(credential) => client.csrattrs(Channel::Psk(&credential))?,
                 None => {
                     let (tas, identity) = optional_auth(&auth)?;
-                    client.csrattrs(&tas, identity)?
+                    client.csrattrs(Channel::certificate(&tas, identity))?
                 }
             };
             match reqs {

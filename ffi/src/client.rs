@@ -17,7 +17,7 @@ use super::{
     MEF_ERR_PANIC, MEF_KEY_GENERATE, MEF_KEY_SERVER_GENERATED, MEF_OK, MEF_REPROVISION_REKEY,
     MEF_REPROVISION_RENEW, MEF_REPROVISION_SERVER_KEYGEN,
 };
-use est::client::{Config, InitialAuth, KeySource, MefClient, Provisioned, Reprovision};
+use est::client::{Channel, Config, InitialAuth, KeySource, MefClient, Provisioned, Reprovision};
 use est::error::{Error, Result};
 use est::keys::PrivateKey;
 use est::psk::PskCredential;
@@ -326,10 +326,10 @@ impl mef_client {
     fn cacerts(&mut self) -> Result<Vec<u8>> {
         let (core, _) = self.core(false)?;
         let certs = match &self.settings.psk {
-            Some(psk) => core.cacerts_psk(psk)?,
+            Some(psk) => core.cacerts(Channel::Psk(psk))?,
             None => {
                 let trust_anchors = self.trust_anchors_any()?;
-                core.cacerts(&trust_anchors, self.third_party()?)?
+                core.cacerts(Channel::certificate(&trust_anchors, self.third_party()?))?
             }
         };
         Ok(certs_to_pem(&certs).into_bytes())
@@ -338,10 +338,10 @@ impl mef_client {
     fn csrattrs(&mut self) -> Result<Vec<u8>> {
         let (core, _) = self.core(false)?;
         let items = match &self.settings.psk {
-            Some(psk) => core.csrattrs_items_psk(psk)?,
+            Some(psk) => core.csrattrs_items(Channel::Psk(psk))?,
             None => {
                 let trust_anchors = self.trust_anchors_any()?;
-                core.csrattrs_items(&trust_anchors, self.third_party()?)?
+                core.csrattrs_items(Channel::certificate(&trust_anchors, self.third_party()?))?
             }
         };
         match items {
