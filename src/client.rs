@@ -201,9 +201,17 @@ pub struct Provisioned {
     pub trust_anchors: Vec<CertificateDer<'static>>,
     /// The certificate's notAfter.
     pub not_after: UnixTime,
+    /// What the procedure's connection did: handshakes, bytes, cipher suite.
+    pub connection: ConnectionStats,
+}
+
+/// Counters of a procedure's TLS connection, for sizing, logs and benchmarks.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ConnectionStats {
     /// TLS handshakes the procedure made (one when the server keeps the connection alive).
     pub handshakes: u32,
-    /// Bytes the procedure sent on the wire (TLS records included), for sizing and benchmarks.
+    /// Bytes the procedure sent on the wire (TLS records included).
     pub bytes_written: u64,
     /// Bytes the procedure received on the wire (TLS records included).
     pub bytes_read: u64,
@@ -609,10 +617,12 @@ impl MefClient {
             chain: issued.chain,
             trust_anchors,
             not_after: issued.not_after,
-            handshakes: conn.handshakes(),
-            bytes_written: conn.bytes_written(),
-            bytes_read: conn.bytes_read(),
-            cipher_suite: conn.cipher_suite(),
+            connection: ConnectionStats {
+                handshakes: conn.handshakes(),
+                bytes_written: conn.bytes_written(),
+                bytes_read: conn.bytes_read(),
+                cipher_suite: conn.cipher_suite(),
+            },
         })
     }
 }

@@ -164,7 +164,7 @@ fn initial_provisioning_installs_certificate_key_and_trust_anchors_in_one_handsh
         .provision(&s.auth(), &mut s.store(), KeySource::Generate)
         .unwrap();
     // One kept-alive connection: /cacerts, /csrattrs, /simpleenroll.
-    assert_eq!(done.handshakes, 1);
+    assert_eq!(done.connection.handshakes, 1);
     assert_eq!(done.trust_anchors, vec![s.mef.ca_cert_der()]);
     let creds = assert_installed(s.out.path());
     assert_eq!(creds.chain[0], done.chain[0]);
@@ -249,7 +249,7 @@ fn reprovisioning_renews_with_the_same_key_and_rekeys_with_a_new_one() {
     let renewed = client
         .reprovision(&mut s.store(), Reprovision::Renew)
         .unwrap();
-    assert_eq!(renewed.handshakes, 1);
+    assert_eq!(renewed.connection.handshakes, 1);
     assert_ne!(leaf_serial(&renewed.chain), leaf_serial(&first.chain));
     let key1 = assert_installed(s.out.path())
         .key
@@ -612,7 +612,7 @@ fn pending_enrolment_is_polled_until_the_certificate_is_issued() {
         .client(None)
         .provision(&s.auth(), &mut s.store(), KeySource::Generate)
         .unwrap();
-    assert_eq!(done.handshakes, 1);
+    assert_eq!(done.connection.handshakes, 1);
     assert_installed(s.out.path());
 }
 

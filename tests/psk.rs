@@ -89,7 +89,10 @@ fn psk_provisioning_then_certificate_reprovisioning() {
         .psk_client()
         .provision(&credential(), &mut store, KeySource::Generate)
         .unwrap();
-    assert_eq!(done.handshakes, 1, "one PSK connection for the procedure");
+    assert_eq!(
+        done.connection.handshakes, 1,
+        "one PSK connection for the procedure"
+    );
     // /cacerts over the PSK channel bootstrapped the explicit TA database (RFC 7030 4.1.1).
     assert_eq!(done.trust_anchors, vec![s.mef.ca_cert_der()]);
     assert!(leaf_san(done.chain[0].as_ref()).contains(CSE_ID));

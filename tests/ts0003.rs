@@ -447,8 +447,8 @@ mod with_openssl {
         let first = client
             .provision(&auth, &mut store, KeySource::Generate)
             .unwrap();
-        assert_eq!(first.cipher_suite, Some(MANDATORY_IANA));
-        assert_eq!(first.handshakes, 1);
+        assert_eq!(first.connection.cipher_suite, Some(MANDATORY_IANA));
+        assert_eq!(first.connection.handshakes, 1);
         assert_eq!(first.trust_anchors, vec![mef.ca_cert_der()]);
         assert_eq!(store.load().unwrap().unwrap().chain, first.chain);
 
@@ -459,7 +459,11 @@ mod with_openssl {
             Reprovision::ServerKeygen,
         ] {
             let again = client.reprovision(&mut store, mode).unwrap();
-            assert_eq!(again.cipher_suite, Some(MANDATORY_IANA), "{mode:?}");
+            assert_eq!(
+                again.connection.cipher_suite,
+                Some(MANDATORY_IANA),
+                "{mode:?}"
+            );
             assert_ne!(again.chain[0], previous, "{mode:?}");
             assert_eq!(store.load().unwrap().unwrap().chain, again.chain);
             previous = again.chain[0].clone();

@@ -905,8 +905,8 @@ fn report(done: &Provisioned, out: &Path) -> serde_json::Value {
         describe_cert(leaf);
     }
     sayln!("trust anchors installed: {}", done.trust_anchors.len());
-    sayln!("TLS handshakes: {}", done.handshakes);
-    if let Some(suite) = done.cipher_suite {
+    sayln!("TLS handshakes: {}", done.connection.handshakes);
+    if let Some(suite) = done.connection.cipher_suite {
         sayln!("TLS cipher suite: {suite}");
     }
     let files = [
@@ -928,8 +928,8 @@ fn report(done: &Provisioned, out: &Path) -> serde_json::Value {
         },
         "certificate": done.chain.first().map(cert_json),
         "trust_anchors": done.trust_anchors.len(),
-        "tls_handshakes": done.handshakes,
-        "tls_cipher_suite": done.cipher_suite,
+        "tls_handshakes": done.connection.handshakes,
+        "tls_cipher_suite": done.connection.cipher_suite,
     })
 }
 

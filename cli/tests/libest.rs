@@ -446,7 +446,7 @@ fn library_against_libest() {
         .provision(&auth, &mut store, KeySource::Generate)
         .unwrap();
     assert_eq!(
-        first.handshakes, 1,
+        first.connection.handshakes, 1,
         "cacerts, csrattrs, simpleenroll on one connection"
     );
     check_credentials(&server, &cred.join("cert.pem"), &cred.join("key.pem"));

@@ -498,7 +498,7 @@ pub unsafe extern "C" fn mef_client_provision(
         };
         c.last_handshakes = 0;
         let p = check!(c.call(|c| c.provision(source)));
-        c.last_handshakes = p.handshakes;
+        c.last_handshakes = p.connection.handshakes;
         MEF_OK
     };
     // SAFETY: caller's contract above.
@@ -527,7 +527,7 @@ pub unsafe extern "C" fn mef_client_reprovision(
         };
         c.last_handshakes = 0;
         let p = check!(c.call(|c| c.reprovision(mode)));
-        c.last_handshakes = p.handshakes;
+        c.last_handshakes = p.connection.handshakes;
         MEF_OK
     };
     // SAFETY: caller's contract above.
