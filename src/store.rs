@@ -62,50 +62,57 @@ const CURRENT: &str = "current";
 const GEN_PREFIX: &str = ".gen-";
 const FILES: [&str; 3] = [CERT_FILE, KEY_FILE, TRUST_ANCHORS_FILE];
 
-/// Fault injection for tests (not part of the API): a step of [`FileStore`]'s install at
-/// which [`FileStore::inject_fault`] makes it fail.
-#[doc(hidden)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FailPoint {
-    /// Creating the new generation directory.
-    CreateGeneration,
-    /// After the key file of the new generation is written.
-    AfterKey,
-    /// After the certificate file of the new generation is written.
-    AfterCert,
-    /// After every file of the new generation is written and synced.
-    AfterFiles,
-    /// After the temporary `current` link (pointer file off Unix) is created, before it
-    /// replaces `current`.
-    BeforeSwap,
-    /// After the new generation became `current`, before the store directory (the pointer
-    /// file off Unix) is synced.
-    AfterSwap,
-}
+// Fault injection for tests, with the `test-hooks` feature only (the workspace's tests enable it
+// through dev-dependency features; a normal build has no way to make an install fail).
+#[cfg(feature = "test-hooks")]
+pub use failpoints::{FailPoint, Fault};
+#[cfg(not(feature = "test-hooks"))]
+use failpoints::{FailPoint, Fault};
 
-impl FailPoint {
-    /// Every point of the install, in order.
-    #[doc(hidden)]
-    pub const ALL: &'static [FailPoint] = &[
-        FailPoint::CreateGeneration,
-        FailPoint::AfterKey,
-        FailPoint::AfterCert,
-        FailPoint::AfterFiles,
-        FailPoint::BeforeSwap,
-        FailPoint::AfterSwap,
-    ];
-}
+#[cfg_attr(not(any(test, feature = "test-hooks")), allow(dead_code))]
+mod failpoints {
+    /// Fault injection for tests (`test-hooks` feature): a step of [`crate::store::FileStore`]'s install at
+    /// which `FileStore::inject_fault` makes it fail.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum FailPoint {
+        /// Creating the new generation directory.
+        CreateGeneration,
+        /// After the key file of the new generation is written.
+        AfterKey,
+        /// After the certificate file of the new generation is written.
+        AfterCert,
+        /// After every file of the new generation is written and synced.
+        AfterFiles,
+        /// After the temporary `current` link (pointer file off Unix) is created, before it
+        /// replaces `current`.
+        BeforeSwap,
+        /// After the new generation became `current`, before the store directory (the pointer
+        /// file off Unix) is synced.
+        AfterSwap,
+    }
 
-/// Fault injection for tests (not part of the API): how the step fails.
-#[doc(hidden)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Fault {
-    /// The process dies here: the install stops without any clean-up.
-    Crash,
-    /// The step's system call fails with ENOSPC (disk full); the install cleans up as usual.
-    DiskFull,
-    /// The step's system call fails with EACCES (permission denied); the install cleans up.
-    PermissionDenied,
+    impl FailPoint {
+        /// Every point of the install, in order.
+        pub const ALL: &'static [FailPoint] = &[
+            FailPoint::CreateGeneration,
+            FailPoint::AfterKey,
+            FailPoint::AfterCert,
+            FailPoint::AfterFiles,
+            FailPoint::BeforeSwap,
+            FailPoint::AfterSwap,
+        ];
+    }
+
+    /// Fault injection for tests (`test-hooks` feature): how the step fails.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum Fault {
+        /// The process dies here: the install stops without any clean-up.
+        Crash,
+        /// The step's system call fails with ENOSPC (disk full); the install cleans up as usual.
+        DiskFull,
+        /// The step's system call fails with EACCES (permission denied); the install cleans up.
+        PermissionDenied,
+    }
 }
 
 /// The default credential store: a directory of PEM files.
@@ -184,9 +191,9 @@ impl FileStore {
         &self.dir
     }
 
-    /// Fault injection for tests (not part of the API): the next installs fail at `at` the
+    /// Fault injection for tests (`test-hooks` feature): the next installs fail at `at` the
     /// way `fault` says; `None` stops injecting.
-    #[doc(hidden)]
+    #[cfg(feature = "test-hooks")]
     pub fn inject_fault(&mut self, fault: Option<(FailPoint, Fault)>) {
         self.fail_at = fault;
     }

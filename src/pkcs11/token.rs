@@ -444,9 +444,9 @@ impl Pkcs11Store {
         self.files.dir()
     }
 
-    /// Fault injection for tests (not part of the API): the file part of the next installs
+    /// Fault injection for tests (`test-hooks` feature): the file part of the next installs
     /// fails as [`FileStore::inject_fault`] says.
-    #[doc(hidden)]
+    #[cfg(feature = "test-hooks")]
     pub fn inject_fault(&mut self, fault: Option<(crate::store::FailPoint, crate::store::Fault)>) {
         self.files.inject_fault(fault);
     }
