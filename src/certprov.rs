@@ -18,6 +18,7 @@ use crate::uri::{fqdn_matches, EstUri};
 /// What the MEF Client is, which bounds the subject types it accepts (8.3.9.7 step 4,
 /// certSubjectType).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum MefClientRole {
     /// A Node acting on behalf of a CSE and/or AEs: Node, CSE or AE.
     Node,
@@ -164,6 +165,7 @@ pub fn verify_config(config: &Config) -> Result<()> {
 
 /// The cmdStatusCode a MEF Client reports after a CERT_PROV command (TS-0003 8.3.9.7).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum CmdStatus {
     /// MEF_CLIENT_CMD_OK.
     Ok,

@@ -36,6 +36,7 @@ use crate::validate::{
 
 /// What a MEF Client needs to know before it runs a procedure.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct Config {
     /// The estBaseURI (pre-condition A.ii: its FQDN is the MEF's), label included.
     pub base_uri: EstUri,
@@ -120,6 +121,7 @@ impl Config {
 /// How the MEF Client authenticates the TLS connection of Initial Certificate Provisioning
 /// (pre-condition B of TS-0003 8.3.6.2.2).
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub enum InitialAuth {
     /// Certificate-based RSPF (B.ii): the EST client explicit trust anchor database that
     /// authenticates the MEF, and the third-party client certificate with its key.
@@ -169,6 +171,7 @@ impl<'a> Channel<'a> {
 
 /// How the key pair of step 3.a is obtained.
 #[derive(Debug, Clone, Default)]
+#[non_exhaustive]
 pub enum KeySource {
     /// Ask the store for a new key of the type the MEF requires (or the configured default).
     #[default]
@@ -182,6 +185,7 @@ pub enum KeySource {
 
 /// Renew or rekey, for Certificate Re-Provisioning (TS-0003 8.3.6.2.3, RFC 7030 4.2.2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum Reprovision {
     /// Same key, new certificate.
     #[default]
@@ -194,6 +198,7 @@ pub enum Reprovision {
 
 /// What a successful procedure installed.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct Provisioned {
     /// The MEF-provisioned certificate, then its issuers (DER).
     pub chain: Vec<CertificateDer<'static>>,

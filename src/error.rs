@@ -20,6 +20,8 @@ use onem2m_est_proto::ProtoError;
 
 /// Which side a failure belongs to (TS-0003 8.3.9.7 cmdStatusCode classes).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+// Not #[non_exhaustive]: the three classes are TS-0003 8.3.9.7's; the C ABI and
+// the CLI map each one-to-one (exit codes, cmdStatusCode).
 pub enum ErrorClass {
     /// The arguments are unacceptable: MEF_CLIENT_CMD_UNACCEPTABLE_ARGUMENTS.
     BadArguments,
@@ -32,6 +34,7 @@ pub enum ErrorClass {
 
 /// The EST operation an error happened in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Operation {
     CaCerts,
     CsrAttrs,

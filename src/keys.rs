@@ -11,6 +11,8 @@ use zeroize::Zeroizing;
 
 /// A key type together with the signature algorithm it signs with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+// Not #[non_exhaustive]: the C ABI (mef_key_type) and the CLI map every
+// algorithm one-to-one; a new one must fail to compile there until it is mapped.
 pub enum KeyAlgorithm {
     /// ECDSA on P-256 with SHA-256 (TS-0003 10.1.1.1; the default).
     #[default]

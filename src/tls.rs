@@ -73,6 +73,7 @@ impl fmt::Debug for ClientIdentity {
 ///   TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA256 included. For a MEF that offers nothing else.
 ///   Server authentication is the same [`EstServerVerifier`]. See `crate::ts0003`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
 pub enum TlsProfile {
     /// rustls, TLS 1.3 and 1.2, AEAD suites (the default).
     #[default]

@@ -61,6 +61,7 @@ const MAX_ERROR_TEXT: usize = 1024;
 /// request is not resent, and the procedure ends with [`Error::RetryAfterTooLong`], which says
 /// what the server asked for, so the caller can run it again after that time.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct PollPolicy {
     /// Requests sent in all, the first included; more 202s than this → [`Error::StillPending`].
     pub max_attempts: u32,
@@ -132,6 +133,7 @@ impl Eq for PollClock {}
 
 /// Timeouts, limits and polling of EST connections.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct TransportConfig {
     /// TCP connect (for all resolved addresses together).
     pub connect_timeout: Duration,

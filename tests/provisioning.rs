@@ -96,11 +96,12 @@ impl Setup {
 }
 
 fn quick_transport() -> TransportConfig {
-    let mut t = TransportConfig {
-        connect_timeout: Duration::from_secs(5),
-        tls_timeout: Duration::from_secs(5),
-        response_timeout: Duration::from_secs(10),
-        ..TransportConfig::default()
+    let mut t = {
+        let mut v = TransportConfig::default();
+        v.connect_timeout = Duration::from_secs(5);
+        v.tls_timeout = Duration::from_secs(5);
+        v.response_timeout = Duration::from_secs(10);
+        v
     };
     t.poll.default_delay = Duration::from_millis(10);
     t.poll.max_total = Duration::from_secs(20);

@@ -27,11 +27,12 @@ fn kpm() -> Vec<u8> {
 }
 
 fn quick_transport() -> TransportConfig {
-    TransportConfig {
-        connect_timeout: Duration::from_secs(5),
-        tls_timeout: Duration::from_secs(5),
-        response_timeout: Duration::from_secs(10),
-        ..TransportConfig::default()
+    {
+        let mut v = TransportConfig::default();
+        v.connect_timeout = Duration::from_secs(5);
+        v.tls_timeout = Duration::from_secs(5);
+        v.response_timeout = Duration::from_secs(10);
+        v
     }
 }
 

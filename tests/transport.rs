@@ -25,18 +25,20 @@ fn setup(handler: impl Fn(&Request) -> Action + Send + Sync + 'static) -> (TestC
 }
 
 fn quick_config() -> TransportConfig {
-    TransportConfig {
-        connect_timeout: Duration::from_secs(5),
-        tls_timeout: Duration::from_secs(5),
-        response_timeout: Duration::from_secs(10),
-        poll: PollPolicy {
-            max_attempts: 3,
-            max_total: Duration::from_secs(5),
-            default_delay: Duration::from_millis(10),
-            max_delay: Duration::from_millis(50),
-            ..PollPolicy::default()
-        },
-        ..TransportConfig::default()
+    {
+        let mut v = TransportConfig::default();
+        v.connect_timeout = Duration::from_secs(5);
+        v.tls_timeout = Duration::from_secs(5);
+        v.response_timeout = Duration::from_secs(10);
+        v.poll = {
+            let mut v = PollPolicy::default();
+            v.max_attempts = 3;
+            v.max_total = Duration::from_secs(5);
+            v.default_delay = Duration::from_millis(10);
+            v.max_delay = Duration::from_millis(50);
+            v
+        };
+        v
     }
 }
 
@@ -746,9 +748,10 @@ fn oversized_body_refused() {
             .body(vec![b'A'; 4096])
             .into()
     });
-    let cfg = TransportConfig {
-        max_body_bytes: 1024,
-        ..quick_config()
+    let cfg = {
+        let mut v = quick_config();
+        v.max_body_bytes = 1024;
+        v
     };
     let conn = connect_with(
         &server.base_localhost(),
@@ -1144,9 +1147,10 @@ fn silent_server_is_a_handshake_timeout() {
         while std::io::Read::read(&mut s, &mut buf).is_ok_and(|n| n > 0) {}
     });
     let ca = TestCa::new("Test MEF CA");
-    let cfg = TransportConfig {
-        tls_timeout: Duration::from_millis(300),
-        ..quick_config()
+    let cfg = {
+        let mut v = quick_config();
+        v.tls_timeout = Duration::from_millis(300);
+        v
     };
     let conn = connect_with(
         &format!("https://localhost:{port}/"),
@@ -1168,9 +1172,10 @@ fn slow_response_is_a_response_timeout() {
         std::thread::sleep(Duration::from_millis(1500));
         Response::new(204).into()
     });
-    let cfg = TransportConfig {
-        response_timeout: Duration::from_millis(300),
-        ..quick_config()
+    let cfg = {
+        let mut v = quick_config();
+        v.response_timeout = Duration::from_millis(300);
+        v
     };
     let conn = connect_with(
         &server.base_localhost(),

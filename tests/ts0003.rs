@@ -18,11 +18,12 @@ use onem2m_est::{Error, ErrorClass};
 use support::TestKey;
 
 fn quick_transport() -> TransportConfig {
-    TransportConfig {
-        connect_timeout: std::time::Duration::from_secs(5),
-        tls_timeout: std::time::Duration::from_secs(5),
-        response_timeout: std::time::Duration::from_secs(10),
-        ..TransportConfig::default()
+    {
+        let mut v = TransportConfig::default();
+        v.connect_timeout = std::time::Duration::from_secs(5);
+        v.tls_timeout = std::time::Duration::from_secs(5);
+        v.response_timeout = std::time::Duration::from_secs(10);
+        v
     }
 }
 

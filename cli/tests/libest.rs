@@ -379,12 +379,15 @@ fn san_and_serial(dir: &Path, cert: &Path) -> (String, String) {
 fn client(server: &Libest) -> MefClient {
     let config = Config::new(EstUri::parse(&server.base()).unwrap())
         .identity(SubjectIdentity::new(SubjectType::Cse, CSE_ID).unwrap())
-        .transport(TransportConfig {
-            connect_timeout: Duration::from_secs(10),
-            tls_timeout: Duration::from_secs(10),
-            response_timeout: Duration::from_secs(60),
-            ..TransportConfig::default()
-        });
+        .transport(
+            TransportConfig::default()
+                .with_timeouts(
+                    Duration::from_secs(10),
+                    Duration::from_secs(10),
+                    Duration::from_secs(60),
+                )
+                .unwrap(),
+        );
     MefClient::new(config)
 }
 

@@ -114,15 +114,13 @@ pub unsafe extern "C" fn mef_client_set_renewal_policy(
     jitter: f64,
 ) -> mef_result {
     let body = |c: &mut mef_client| {
-        let policy = RenewalPolicy {
-            renew_at: if margin_secs == 0 {
-                RenewAt::Fraction(fraction)
-            } else {
-                RenewAt::BeforeNotAfter(Duration::from_secs(margin_secs))
-            },
-            jitter,
-            ..RenewalPolicy::default()
+        let mut policy = RenewalPolicy::default();
+        policy.renew_at = if margin_secs == 0 {
+            RenewAt::Fraction(fraction)
+        } else {
+            RenewAt::BeforeNotAfter(Duration::from_secs(margin_secs))
         };
+        policy.jitter = jitter;
         check!(c.call(|_| policy.validate()));
         c.renewal = policy;
         MEF_OK
