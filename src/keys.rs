@@ -635,7 +635,7 @@ pub fn check_key_satisfies(key: &dyn PrivateKey, reqs: &CsrRequirements) -> Resu
 
 /// The subjectPublicKey BIT STRING contents of a DER SubjectPublicKeyInfo (for EC keys the
 /// uncompressed point, for Ed25519 the 32-byte key).
-pub fn spki_public_key_bytes(spki_der: &[u8]) -> Result<Vec<u8>> {
+pub(crate) fn spki_public_key_bytes(spki_der: &[u8]) -> Result<Vec<u8>> {
     let spki = SubjectPublicKeyInfoOwned::from_der(spki_der)
         .map_err(|e| key_error(format!("malformed SubjectPublicKeyInfo: {e}")))?;
     spki.subject_public_key

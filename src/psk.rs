@@ -153,7 +153,7 @@ impl fmt::Debug for PskCredential {
 }
 
 /// Decodes hexadecimal key text into zeroized bytes; errors never echo the text.
-pub fn decode_hex(text: &str) -> Result<Zeroizing<Vec<u8>>> {
+pub(crate) fn decode_hex(text: &str) -> Result<Zeroizing<Vec<u8>>> {
     let digits: Zeroizing<Vec<u8>> = Zeroizing::new(
         text.trim()
             .bytes()

@@ -167,7 +167,7 @@ pub fn client_config(
 /// [`map_rustls_error`] into [`Error::ServerNotAuthorized`].
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{reason}")]
-pub struct ServerAuthFailure {
+pub(crate) struct ServerAuthFailure {
     /// What failed, for the user.
     pub reason: String,
 }
@@ -177,7 +177,7 @@ pub struct ServerAuthFailure {
 /// the key's own error as its source.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{reason}")]
-pub struct SigningFailure {
+pub(crate) struct SigningFailure {
     /// What the key reported (never key material: see [`PrivateKey::sign`]).
     pub reason: String,
     /// What failed underneath (a token's or a C callback's error), shared: rustls errors are
@@ -644,7 +644,7 @@ impl Signer for KeySigner {
 
 /// Maps a rustls error to this crate's error, recovering the reasons our verifier and signer
 /// put inside it.
-pub fn map_rustls_error(e: &rustls::Error) -> Error {
+pub(crate) fn map_rustls_error(e: &rustls::Error) -> Error {
     match e {
         rustls::Error::InvalidCertificate(CertificateError::Other(OtherError(inner))) => {
             match inner.downcast_ref::<ServerAuthFailure>() {

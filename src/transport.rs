@@ -273,7 +273,8 @@ pub trait TlsSession: Read + Write + Send + Sync + fmt::Debug {
 /// A TLS implementation: performs the client handshake over `wire` with the server `name`.
 ///
 /// Errors are this crate's: [`Error::ServerNotAuthorized`], [`Error::Tls`], [`Error::Key`],
-/// [`Error::Timeout`] (use [`handshake_io_error`] for I/O failures of the handshake).
+/// [`Error::Timeout`] (this crate's stacks map I/O failures of the handshake with
+/// `handshake_io_error`).
 pub trait TlsStack: Send + Sync + fmt::Debug + 'static {
     /// Runs the handshake to completion.
     fn handshake(
@@ -285,7 +286,7 @@ pub trait TlsStack: Send + Sync + fmt::Debug + 'static {
 
 /// The rustls stack with an [`Arc<ClientConfig>`] from [`crate::tls::client_config`].
 #[derive(Debug, Clone)]
-pub struct RustlsStack {
+pub(crate) struct RustlsStack {
     config: Arc<ClientConfig>,
 }
 
@@ -359,7 +360,7 @@ impl TlsStack for RustlsStack {
 
 /// Maps an I/O error of a TLS handshake: a timeout of the [`WireSocket`], a TLS failure carried
 /// inside, or the connection breaking.
-pub fn handshake_io_error(e: io::Error) -> Error {
+pub(crate) fn handshake_io_error(e: io::Error) -> Error {
     if let Some(inner) = e.get_ref() {
         if let Some(tls) = inner.downcast_ref::<rustls::Error>() {
             return map_rustls_error(tls);

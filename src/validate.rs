@@ -40,7 +40,7 @@ fn rejected(reason: impl Into<String>) -> Error {
 /// certificate, a trust anchor, /cacerts).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub enum CertificateProblem {
+pub(crate) enum CertificateProblem {
     /// DER after the certificate.
     #[error("{what} has trailing data after the certificate")]
     TrailingData { what: String },
@@ -73,7 +73,7 @@ fn parse_cert(der: &[u8], what: &str) -> Result<Certificate, CertificateProblem>
 }
 
 /// The subjectAltName names of a certificate (empty when it has none).
-pub fn certificate_san(cert: &Certificate) -> Result<Vec<GeneralName>, CertificateProblem> {
+pub(crate) fn certificate_san(cert: &Certificate) -> Result<Vec<GeneralName>, CertificateProblem> {
     let mut found = None;
     for ext in cert.tbs_certificate().extensions().into_iter().flatten() {
         if ext.extn_id == const_oid::db::rfc5280::ID_CE_SUBJECT_ALT_NAME {

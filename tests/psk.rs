@@ -23,7 +23,11 @@ const KPM_ID: &str = "kpm-0001";
 const KPM_HEX: &str = "00112233445566778899aabbccddeeff0123456789abcdef";
 
 fn kpm() -> Vec<u8> {
-    onem2m_est::psk::decode_hex(KPM_HEX).unwrap().to_vec()
+    // Test data in hex (the library's hex reader is internal: PskCredential::from_hex).
+    (0..KPM_HEX.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&KPM_HEX[i..i + 2], 16).unwrap())
+        .collect()
 }
 
 fn quick_transport() -> TransportConfig {
