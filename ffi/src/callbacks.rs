@@ -252,7 +252,7 @@ pub unsafe extern "C" fn mef_identity_set_psk(
             return MEF_ERR_NULL_ARGUMENT;
         }
         // SAFETY: the caller's contract above.
-        let psk = check!(unsafe { super::config::psk_arg(kpm_id, kpm, kpm_len) });
+        let psk = check!(unsafe { super::psk_arg(kpm_id, kpm, kpm_len) });
         // SAFETY: non-NULL; the sink is the library's, alive during the callback (contract).
         unsafe { &mut *sink }.psk = Some(psk);
         MEF_OK

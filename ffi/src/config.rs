@@ -353,27 +353,6 @@ pub unsafe extern "C" fn mef_config_set_client_cert_key_handle(
     })
 }
 
-/// A (KpmID, Kpm) argument pair, validated by [`PskCredential::new`] (non-empty KpmID of at
-/// most 128 bytes without control characters, a Kpm of 16 to 64 bytes). The key is copied into
-/// `Zeroizing` memory at once.
-///
-/// # Safety
-/// `kpm_id` must be NULL or a NUL-terminated string; `kpm` NULL or readable for `kpm_len`
-/// bytes.
-pub(crate) unsafe fn psk_arg(
-    kpm_id: *const c_char,
-    kpm: *const u8,
-    kpm_len: usize,
-) -> Result<PskCredential, mef_result> {
-    // SAFETY: caller's contract above.
-    let kpm_id = unsafe { str_arg(kpm_id) }?;
-    // SAFETY: caller's contract above.
-    let kpm = unsafe { bytes_arg(kpm, kpm_len) }?;
-    let key = Zeroizing::new(kpm.to_vec());
-    // The error text names the rule broken, never the key; it is not kept (no handle).
-    PskCredential::new(kpm_id, key).map_err(|_| MEF_ERR_INVALID_ARGUMENT)
-}
-
 /// Sets the pre-provisioned symmetric key of the PPSK-based RSPF (TS-0003 8.3.2.1): the KpmID
 /// (sent as the TLS `psk_identity`, UTF-8) and the key Kpm (`kpm_len` bytes, 16 to 64). Initial
 /// Certificate Provisioning then runs over TLS-PSK (RFC 7030 3.3.3): the PSK authenticates both
