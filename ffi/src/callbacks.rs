@@ -46,6 +46,9 @@ unsafe impl Sync for UserData {}
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct mef_key_callbacks {
+    /// `sizeof(mef_key_callbacks)`. Later versions only append members, and read only as many
+    /// bytes as this says; a size this library does not know is `MEF_ERR_INVALID_ARGUMENT`.
+    pub struct_size: usize,
     /// Create a provisional key pair of `type`; write its handle to `*out_handle`.
     /// Return `MEF_CB_OK`, or any other value for failure.
     pub generate: Option<
@@ -103,6 +106,8 @@ pub struct mef_key_callbacks {
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct mef_credential_callbacks {
+    /// `sizeof(mef_credential_callbacks)`, as for `mef_key_callbacks.struct_size`.
+    pub struct_size: usize,
     /// Make the chain (PEM, leaf first), the trust anchors (PEM) and the key current,
     /// atomically from the host's point of view. `key_handle` is a key-callback handle; for a
     /// server-generated key it is 0 and `key_pkcs8_pem`/`key_len` carry the key as PKCS #8 PEM

@@ -588,7 +588,7 @@ pub unsafe extern "C" fn mef_client_csrattrs(
 /// Decodes CSR attributes (the DER `mef_client_csrattrs` gives) into text, one `field: value`
 /// line each, as the CLI shows them: `challenge_password: supplied`, `subject_alt_name:
 /// DNS:cse01.sp.example.com`, `extension: OID[ critical] N bytes`, `key_type: EC P-256`,
-/// `signature_hash: SHA-256`, `unrecognised: OID` (the fields of `onem2m_est::describe`; never
+/// `signature_hash: SHA-256`, `unrecognised: OID` (the fields the CLI and Python show too; never
 /// the challengePassword's value). An empty input (no CSR attributes) gives an empty buffer;
 /// malformed DER is `MEF_ERR_DECODE`.
 ///

@@ -99,7 +99,7 @@ impl LastError {
 
 impl mef_config {
     /// Records why a setter failed and returns its code.
-    fn fail(&self, code: mef_result, reason: impl std::fmt::Display) -> mef_result {
+    pub(crate) fn fail(&self, code: mef_result, reason: impl std::fmt::Display) -> mef_result {
         self.last_error.set(&reason.to_string());
         code
     }
@@ -134,6 +134,36 @@ macro_rules! arg {
 fn pem_certs(pem: &[u8], what: &str) -> Result<Vec<CertificateDer<'static>>, String> {
     let text = std::str::from_utf8(pem).map_err(|_| format!("{what}: not PEM text (not UTF-8)"))?;
     est::store::parse_certs_pem(text).map_err(|e| format!("{what}: {e}"))
+}
+
+/// A callback struct whose first member is its `struct_size` (the ABI's way to grow): copied
+/// when the size is this library's, else the reason it is refused. Only `struct_size` is read
+/// before the size is checked.
+///
+/// # Safety
+/// `p` must be NULL or point to a readable `size_t` and, if that is `size_of::<T>()`, to a
+/// readable `T`.
+unsafe fn versioned<T: Copy>(
+    p: *const T,
+    name: &str,
+) -> std::result::Result<T, (mef_result, String)> {
+    if p.is_null() {
+        return Err((MEF_ERR_NULL_ARGUMENT, format!("the {name} pointer is NULL")));
+    }
+    // SAFETY: non-NULL; its first member is a size_t (caller's contract).
+    let size = unsafe { p.cast::<usize>().read_unaligned() };
+    if size != std::mem::size_of::<T>() {
+        return Err((
+            MEF_ERR_INVALID_ARGUMENT,
+            format!(
+                "{name}.struct_size is {size}, not sizeof({name}) ({}) of this library version: \
+                 set it to sizeof({name})",
+                std::mem::size_of::<T>()
+            ),
+        ));
+    }
+    // SAFETY: the caller says it is a `T` of this size.
+    Ok(unsafe { p.read_unaligned() })
 }
 
 /// Returns why the most recent failed call on `config` failed (the setters, and
@@ -622,12 +652,16 @@ pub unsafe extern "C" fn mef_config_set_key_callbacks(
     guard(|| {
         // SAFETY: caller's contract above.
         let config = check!(unsafe { config_mut(config) });
-        // SAFETY: NULL or readable (caller's contract); copied out at once.
-        let Some(cbs) = (unsafe { cbs.as_ref() }) else {
-            return MEF_ERR_NULL_ARGUMENT;
+        // SAFETY: NULL or readable for its `struct_size` (caller's contract); copied out at once.
+        let cbs = match unsafe { versioned(cbs, "mef_key_callbacks") } {
+            Ok(cbs) => cbs,
+            Err((code, reason)) => return config.fail(code, reason),
         };
-        let Some(cbs) = KeyCallbacks::new(cbs, user_data) else {
-            return MEF_ERR_NULL_ARGUMENT;
+        let Some(cbs) = KeyCallbacks::new(&cbs, user_data) else {
+            return config.fail(
+                MEF_ERR_NULL_ARGUMENT,
+                "a member of mef_key_callbacks is NULL (all six are required)",
+            );
         };
         config.key_callbacks = Some(cbs);
         MEF_OK
@@ -650,12 +684,16 @@ pub unsafe extern "C" fn mef_config_set_credential_callbacks(
     guard(|| {
         // SAFETY: caller's contract above.
         let config = check!(unsafe { config_mut(config) });
-        // SAFETY: NULL or readable (caller's contract); copied out at once.
-        let Some(cbs) = (unsafe { cbs.as_ref() }) else {
-            return MEF_ERR_NULL_ARGUMENT;
+        // SAFETY: NULL or readable for its `struct_size` (caller's contract); copied out at once.
+        let cbs = match unsafe { versioned(cbs, "mef_credential_callbacks") } {
+            Ok(cbs) => cbs,
+            Err((code, reason)) => return config.fail(code, reason),
         };
-        let Some(cbs) = CredentialCallbacks::new(cbs, user_data) else {
-            return MEF_ERR_NULL_ARGUMENT;
+        let Some(cbs) = CredentialCallbacks::new(&cbs, user_data) else {
+            return config.fail(
+                MEF_ERR_NULL_ARGUMENT,
+                "a member of mef_credential_callbacks is NULL (both are required)",
+            );
         };
         config.credential_callbacks = Some(cbs);
         MEF_OK
@@ -677,16 +715,17 @@ pub unsafe extern "C" fn mef_config_set_identity_callback(
         // SAFETY: caller's contract above.
         let config = check!(unsafe { config_mut(config) });
         let Some(cb) = cb else {
-            return MEF_ERR_NULL_ARGUMENT;
+            return config.fail(MEF_ERR_NULL_ARGUMENT, "cb is NULL");
         };
         config.identity_callback = Some((cb, UserData(user_data)));
         MEF_OK
     })
 }
 
-/// Sets the log callback and the most detailed level it receives. Messages are forwarded
-/// only when the process has no Rust `log` logger of its own (the library installs one, once,
-/// at the first call of this function).
+/// Sets the log callback and the most detailed level it receives. The library installs its
+/// logger once, at the first call of this function; messages are forwarded unless the process
+/// installed another one for the library's logging facade before (only a program that also
+/// links Rust code can).
 ///
 /// # Safety
 /// `config` as for `mef_config_free` (non-NULL); `user_data` valid while a client created from
@@ -702,10 +741,13 @@ pub unsafe extern "C" fn mef_config_set_log_callback(
         // SAFETY: caller's contract above.
         let config = check!(unsafe { config_mut(config) });
         let Some(cb) = cb else {
-            return MEF_ERR_NULL_ARGUMENT;
+            return config.fail(MEF_ERR_NULL_ARGUMENT, "cb is NULL");
         };
         let Some(max) = level_filter(max_level) else {
-            return MEF_ERR_INVALID_ARGUMENT;
+            return config.fail(
+                MEF_ERR_INVALID_ARGUMENT,
+                format!("unknown log level {max_level}"),
+            );
         };
         super::logging::install(max);
         config.log = Some(LogSink {

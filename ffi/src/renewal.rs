@@ -188,7 +188,8 @@ pub const MEF_FAILURE_IDENTITY_REFUSED: mef_failure_kind = 2;
 pub const MEF_FAILURE_FATAL: mef_failure_kind = 3;
 
 /// The `MEF_FAILURE_*` kind of the last call on this client (`MEF_FAILURE_NONE` after a
-/// success, before any call, or for NULL). The same rule as the Rust `renewal::classify`.
+/// success, before any call, or for NULL). The rule is the library's, the same for the CLI's
+/// agent and Python.
 ///
 /// # Safety
 /// `client` must be NULL or a live client.
