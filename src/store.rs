@@ -735,20 +735,37 @@ fn remove_if_exists(path: &Path) -> Result<()> {
     }
 }
 
+/// Why PEM text does not hold certificates.
+#[derive(Debug, thiserror::Error)]
+enum PemCertsError {
+    #[error("malformed PEM: {0}")]
+    Pem(#[source] pem::PemError),
+    #[error("no CERTIFICATE block")]
+    NoCertificate,
+    #[error("certificate #{index} does not parse: {source}")]
+    Certificate {
+        index: usize,
+        #[source]
+        source: der::Error,
+    },
+}
+
 /// The CERTIFICATE blocks of PEM text (other blocks are ignored); at least one.
-fn parse_pem_certs(text: &str) -> Result<Vec<CertificateDer<'static>>, String> {
-    let blocks = pem::parse_many(text).map_err(|e| format!("malformed PEM: {e}"))?;
+fn parse_pem_certs(text: &str) -> Result<Vec<CertificateDer<'static>>, PemCertsError> {
+    let blocks = pem::parse_many(text).map_err(PemCertsError::Pem)?;
     let certs: Vec<CertificateDer<'static>> = blocks
         .into_iter()
         .filter(|b| b.tag() == "CERTIFICATE")
         .map(|b| CertificateDer::from(b.into_contents()))
         .collect();
     if certs.is_empty() {
-        return Err("no CERTIFICATE block".into());
+        return Err(PemCertsError::NoCertificate);
     }
     for (i, cert) in certs.iter().enumerate() {
-        crate::x509::parse_certificate(cert)
-            .map_err(|e| format!("certificate #{} does not parse: {e}", i + 1))?;
+        crate::x509::parse_certificate(cert).map_err(|source| PemCertsError::Certificate {
+            index: i + 1,
+            source,
+        })?;
     }
     Ok(certs)
 }
@@ -756,7 +773,7 @@ fn parse_pem_certs(text: &str) -> Result<Vec<CertificateDer<'static>>, String> {
 /// The certificates of PEM text (CERTIFICATE blocks, in order; other blocks are ignored), at
 /// least one, each parsed as X.509. Errors are [`Error::InvalidArgument`].
 pub fn parse_certs_pem(text: &str) -> Result<Vec<CertificateDer<'static>>> {
-    parse_pem_certs(text).map_err(|e| Error::invalid("certificates", e))
+    parse_pem_certs(text).map_err(|e| Error::invalid("certificates", e.to_string()))
 }
 
 /// Reads the certificates of a PEM file (CERTIFICATE blocks, in file order). Errors are

@@ -172,6 +172,12 @@ pub(crate) struct ServerAuthFailure {
     pub reason: String,
 }
 
+impl From<String> for ServerAuthFailure {
+    fn from(reason: String) -> ServerAuthFailure {
+        ServerAuthFailure { reason }
+    }
+}
+
 /// A signing failure of the client key during the handshake; carried through rustls inside
 /// `rustls::Error::Other(..)` and recovered by [`map_rustls_error`] into [`Error::Key`], with
 /// the key's own error as its source.
@@ -265,7 +271,7 @@ impl EstServerVerifier {
         intermediates: &[CertificateDer<'_>],
         server_name: &ServerName<'_>,
         now: UnixTime,
-    ) -> std::result::Result<(), String> {
+    ) -> std::result::Result<(), ServerAuthFailure> {
         if server_name != &self.expected {
             // The connector only ever connects to the base URI's authority (redirects elsewhere
             // are refused); anything else is a bug or an attack, refuse it.
@@ -273,7 +279,8 @@ impl EstServerVerifier {
                 "connected as {} but the EST base URI names {}",
                 name_text(server_name),
                 name_text(&self.expected)
-            ));
+            )
+            .into());
         }
         let ee = EndEntityCert::try_from(end_entity)
             .map_err(|e| format!("the server certificate cannot be parsed: {e}"))?;
@@ -298,7 +305,7 @@ impl EstServerVerifier {
             Ok(()) => Ok(()),
             // RFC 7030 3.6.1: an RA certificate is authorised whatever its names.
             Err(_) if eku.cmc_ra.get() => Ok(()),
-            Err(e) => Err(name_error_text(&e, &self.expected)),
+            Err(e) => Err(name_error_text(&e, &self.expected).into()),
         }
     }
 }
@@ -314,9 +321,9 @@ impl ServerCertVerifier for EstServerVerifier {
     ) -> std::result::Result<ServerCertVerified, rustls::Error> {
         self.check(end_entity, intermediates, server_name, now)
             .map(|()| ServerCertVerified::assertion())
-            .map_err(|reason| {
+            .map_err(|failure| {
                 rustls::Error::InvalidCertificate(CertificateError::Other(OtherError(Arc::new(
-                    ServerAuthFailure { reason },
+                    failure,
                 ))))
             })
     }
@@ -346,17 +353,28 @@ impl ServerCertVerifier for EstServerVerifier {
 
 /// RFC 5280 6.1.4 (n): a CA certificate that signed the next one in the path must, if it has a
 /// keyUsage extension, assert keyCertSign. The error completes "intermediate CA certificate #N".
-fn check_key_cert_sign(der: &[u8]) -> std::result::Result<(), String> {
+/// Why a CA certificate of the path may not sign certificates.
+#[derive(Debug, thiserror::Error)]
+enum KeyCertSignProblem {
+    #[error("does not parse: {0}")]
+    Unparsable(#[source] der::Error),
+    #[error("has a keyUsage without keyCertSign (RFC 5280 6.1.4 (n))")]
+    NoKeyCertSign,
+    #[error("has a malformed keyUsage: {0}")]
+    MalformedKeyUsage(#[source] der::Error),
+}
+
+fn check_key_cert_sign(der: &[u8]) -> std::result::Result<(), KeyCertSignProblem> {
     use der::Decode;
-    let cert = x509_cert::Certificate::from_der(der).map_err(|e| format!("does not parse: {e}"))?;
+    let cert = x509_cert::Certificate::from_der(der).map_err(KeyCertSignProblem::Unparsable)?;
     match cert
         .tbs_certificate()
         .get_extension::<x509_cert::ext::pkix::KeyUsage>()
     {
         Ok(None) => Ok(()),
         Ok(Some((_, ku))) if ku.key_cert_sign() => Ok(()),
-        Ok(Some(_)) => Err("has a keyUsage without keyCertSign (RFC 5280 6.1.4 (n))".into()),
-        Err(e) => Err(format!("has a malformed keyUsage: {e}")),
+        Ok(Some(_)) => Err(KeyCertSignProblem::NoKeyCertSign),
+        Err(e) => Err(KeyCertSignProblem::MalformedKeyUsage(e)),
     }
 }
 

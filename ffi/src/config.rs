@@ -130,10 +130,26 @@ macro_rules! arg {
     };
 }
 
+/// Why a PEM argument holds no certificates: the argument, and the core's reason.
+#[derive(Debug)]
+enum PemArgError {
+    NotUtf8(&'static str),
+    Certificates(&'static str, est::Error),
+}
+
+impl std::fmt::Display for PemArgError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PemArgError::NotUtf8(what) => write!(f, "{what}: not PEM text (not UTF-8)"),
+            PemArgError::Certificates(what, e) => write!(f, "{what}: {e}"),
+        }
+    }
+}
+
 /// PEM CERTIFICATE blocks, with the parser's reason on failure.
-fn pem_certs(pem: &[u8], what: &str) -> Result<Vec<CertificateDer<'static>>, String> {
-    let text = std::str::from_utf8(pem).map_err(|_| format!("{what}: not PEM text (not UTF-8)"))?;
-    est::store::parse_certs_pem(text).map_err(|e| format!("{what}: {e}"))
+fn pem_certs(pem: &[u8], what: &'static str) -> Result<Vec<CertificateDer<'static>>, PemArgError> {
+    let text = std::str::from_utf8(pem).map_err(|_| PemArgError::NotUtf8(what))?;
+    est::store::parse_certs_pem(text).map_err(|e| PemArgError::Certificates(what, e))
 }
 
 /// A callback struct whose first member is its `struct_size` (the ABI's way to grow): copied
