@@ -122,7 +122,7 @@ impl EstConnection {
     }
 
     /// The cipher suite of the latest TLS handshake, if the stack reported one (named as by
-    /// [`TlsSession::cipher_suite`]).
+    /// [`super::TlsSession::cipher_suite`]).
     pub fn cipher_suite(&self) -> Option<&'static str> {
         *self
             .stats
@@ -195,7 +195,7 @@ impl EstConnection {
     }
 
     /// `/simpleenroll` (RFC 7030 4.2.1) with a DER PKCS #10 CSR: the issued certificate (and
-    /// any others the server includes), polling 202 Accepted within the [`PollPolicy`].
+    /// any others the server includes), polling 202 Accepted within the [`super::PollPolicy`].
     pub fn simple_enroll(&self, csr_der: &[u8]) -> Result<Vec<CertificateDer<'static>>> {
         self.enroll(Operation::SimpleEnroll, csr_der)
     }
