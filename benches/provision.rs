@@ -222,9 +222,9 @@ impl Samples {
         let (wall, cpu) = (t0.elapsed(), thread_cpu() - c0);
         self.wall_ms.push(ms(wall));
         self.cpu_ms.push(ms(cpu));
-        self.handshakes.push(p.handshakes as f64);
-        self.bytes_out.push(p.bytes_written as f64);
-        self.bytes_in.push(p.bytes_read as f64);
+        self.handshakes.push(p.connection.handshakes as f64);
+        self.bytes_out.push(p.connection.bytes_written as f64);
+        self.bytes_in.push(p.connection.bytes_read as f64);
     }
 
     fn print(&self, title: &str) {

@@ -93,7 +93,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!(
         "Initial Certificate Provisioning: OK in {:.1} ms, {} TLS handshake(s)",
         started.elapsed().as_secs_f64() * 1e3,
-        done.handshakes
+        done.connection.handshakes
     );
 
     let started = Instant::now();
@@ -101,7 +101,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!(
         "Certificate Re-Provisioning (rekey): OK in {:.1} ms, {} TLS handshake(s)",
         started.elapsed().as_secs_f64() * 1e3,
-        done.handshakes
+        done.connection.handshakes
     );
     for name in ["cert.pem", "key.pem", "trust-anchors.pem"] {
         println!("installed {}", device_dir.join(name).display());

@@ -120,6 +120,11 @@ typedef uint32_t mef_tls_profile;
  */
 typedef struct mef_key_callbacks {
   /**
+   * `sizeof(mef_key_callbacks)`. Later versions only append members, and read only as many
+   * bytes as this says; a size this library does not know is `MEF_ERR_INVALID_ARGUMENT`.
+   */
+  size_t struct_size;
+  /**
    * Create a provisional key pair of `type`; write its handle to `*out_handle`.
    * Return `MEF_CB_OK`, or any other value for failure.
    */
@@ -158,6 +163,10 @@ typedef struct mef_key_callbacks {
  * required, and key callbacks must be configured too.
  */
 typedef struct mef_credential_callbacks {
+  /**
+   * `sizeof(mef_credential_callbacks)`, as for `mef_key_callbacks.struct_size`.
+   */
+  size_t struct_size;
   /**
    * Make the chain (PEM, leaf first), the trust anchors (PEM) and the key current,
    * atomically from the host's point of view. `key_handle` is a key-callback handle; for a
@@ -612,7 +621,7 @@ mef_result mef_client_csrattrs(struct mef_client *client, struct mef_buffer **ou
  * Decodes CSR attributes (the DER `mef_client_csrattrs` gives) into text, one `field: value`
  * line each, as the CLI shows them: `challenge_password: supplied`, `subject_alt_name:
  * DNS:cse01.sp.example.com`, `extension: OID[ critical] N bytes`, `key_type: EC P-256`,
- * `signature_hash: SHA-256`, `unrecognised: OID` (the fields of `onem2m_est::describe`; never
+ * `signature_hash: SHA-256`, `unrecognised: OID` (the fields the CLI and Python show too; never
  * the challengePassword's value). An empty input (no CSR attributes) gives an empty buffer;
  * malformed DER is `MEF_ERR_DECODE`.
  *
@@ -892,9 +901,10 @@ mef_result mef_config_set_credential_callbacks(struct mef_config *config, const 
 mef_result mef_config_set_identity_callback(struct mef_config *config, mef_identity_cb cb, void *user_data);
 
 /**
- * Sets the log callback and the most detailed level it receives. Messages are forwarded
- * only when the process has no Rust `log` logger of its own (the library installs one, once,
- * at the first call of this function).
+ * Sets the log callback and the most detailed level it receives. The library installs its
+ * logger once, at the first call of this function; messages are forwarded unless the process
+ * installed another one for the library's logging facade before (only a program that also
+ * links Rust code can).
  *
  * # Safety
  * `config` as for `mef_config_free` (non-NULL); `user_data` valid while a client created from
@@ -974,7 +984,8 @@ mef_result mef_client_renew(struct mef_client *client, mef_reprovision mode, int
 
 /**
  * The `MEF_FAILURE_*` kind of the last call on this client (`MEF_FAILURE_NONE` after a
- * success, before any call, or for NULL). The same rule as the Rust `renewal::classify`.
+ * success, before any call, or for NULL). The rule is the library's, the same for the CLI's
+ * agent and Python.
  *
  * # Safety
  * `client` must be NULL or a live client.

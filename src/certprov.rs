@@ -18,6 +18,7 @@ use crate::uri::{fqdn_matches, EstUri};
 /// What the MEF Client is, which bounds the subject types it accepts (8.3.9.7 step 4,
 /// certSubjectType).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum MefClientRole {
     /// A Node acting on behalf of a CSE and/or AEs: Node, CSE or AE.
     Node,
@@ -164,6 +165,7 @@ pub fn verify_config(config: &Config) -> Result<()> {
 
 /// The cmdStatusCode a MEF Client reports after a CERT_PROV command (TS-0003 8.3.9.7).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum CmdStatus {
     /// MEF_CLIENT_CMD_OK.
     Ok,
@@ -184,14 +186,43 @@ impl CmdStatus {
         }
     }
 
+    /// Every status, in the order of their numbers.
+    pub const ALL: [CmdStatus; 4] = [
+        CmdStatus::Ok,
+        CmdStatus::UnacceptableArguments,
+        CmdStatus::CertProvServerError,
+        CmdStatus::CertProvClientError,
+    ];
+
     /// The name TS-0003 gives the status.
     pub fn name(self) -> &'static str {
+        self.c_name().to_str().expect("the status names are ASCII")
+    }
+
+    /// [`CmdStatus::name`] NUL-terminated, for the C ABI's `mef_cmd_status_name`.
+    pub fn c_name(self) -> &'static std::ffi::CStr {
         match self {
-            CmdStatus::Ok => "MEF_CLIENT_CMD_OK",
-            CmdStatus::UnacceptableArguments => "MEF_CLIENT_CMD_UNACCEPTABLE_ARGUMENTS",
-            CmdStatus::CertProvServerError => "MEF_CLIENT_CMD_CERT_PROV_SERVER_ERROR",
-            CmdStatus::CertProvClientError => "MEF_CLIENT_CMD_CERT_PROV_CLIENT_ERROR",
+            CmdStatus::Ok => c"MEF_CLIENT_CMD_OK",
+            CmdStatus::UnacceptableArguments => c"MEF_CLIENT_CMD_UNACCEPTABLE_ARGUMENTS",
+            CmdStatus::CertProvServerError => c"MEF_CLIENT_CMD_CERT_PROV_SERVER_ERROR",
+            CmdStatus::CertProvClientError => c"MEF_CLIENT_CMD_CERT_PROV_CLIENT_ERROR",
         }
+    }
+
+    /// This library's number for the status (TS-0003 names the statuses, it does not number
+    /// them): the C ABI's `MEF_CMD_*` values and Python's `CmdStatus`. Stable.
+    pub const fn code(self) -> u32 {
+        match self {
+            CmdStatus::Ok => 0,
+            CmdStatus::UnacceptableArguments => 1,
+            CmdStatus::CertProvServerError => 2,
+            CmdStatus::CertProvClientError => 3,
+        }
+    }
+
+    /// The status numbered `code` ([`CmdStatus::code`]), if any.
+    pub fn from_code(code: u32) -> Option<CmdStatus> {
+        CmdStatus::ALL.into_iter().find(|s| s.code() == code)
     }
 }
 
@@ -368,6 +399,7 @@ mod tests {
         });
         let client: Result<()> = Err(Error::Key {
             reason: "callback failed".into(),
+            source: None,
         });
         assert_eq!(CmdStatus::of(&Ok::<(), Error>(())), CmdStatus::Ok);
         assert_eq!(CmdStatus::of(&server), CmdStatus::CertProvServerError);
@@ -376,5 +408,38 @@ mod tests {
             CmdStatus::CertProvClientError.name(),
             "MEF_CLIENT_CMD_CERT_PROV_CLIENT_ERROR"
         );
+    }
+
+    #[test]
+    fn status_numbers_and_names_are_one_table() {
+        for (i, status) in CmdStatus::ALL.into_iter().enumerate() {
+            assert_eq!(status.code() as usize, i);
+            assert_eq!(CmdStatus::from_code(status.code()), Some(status));
+            assert!(
+                status.name().starts_with("MEF_CLIENT_CMD_"),
+                "{}",
+                status.name()
+            );
+        }
+        assert_eq!(CmdStatus::from_code(4), None);
+    }
+
+    /// Every error variant has its class and status (TS-0003 8.3.9.7): one value of each
+    /// (`Error::examples`, which a new variant does not compile without) against this table.
+    #[test]
+    fn every_error_variant_has_its_cmd_status() {
+        use CmdStatus::{
+            CertProvClientError as C, CertProvServerError as S, UnacceptableArguments as A,
+        };
+        let expected = [A, S, S, S, S, S, S, S, S, S, S, S, S, S, C, C, C, C, C, C];
+        let examples = Error::examples();
+        assert_eq!(
+            examples.len(),
+            expected.len(),
+            "one expected status per variant"
+        );
+        for (e, want) in examples.iter().zip(expected) {
+            assert_eq!(CmdStatus::from(e.class()), want, "{e:?}");
+        }
     }
 }

@@ -36,6 +36,7 @@ use crate::validate::{
 
 /// What a MEF Client needs to know before it runs a procedure.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct Config {
     /// The estBaseURI (pre-condition A.ii: its FQDN is the MEF's), label included.
     pub base_uri: EstUri,
@@ -120,6 +121,7 @@ impl Config {
 /// How the MEF Client authenticates the TLS connection of Initial Certificate Provisioning
 /// (pre-condition B of TS-0003 8.3.6.2.2).
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub enum InitialAuth {
     /// Certificate-based RSPF (B.ii): the EST client explicit trust anchor database that
     /// authenticates the MEF, and the third-party client certificate with its key.
@@ -137,8 +139,39 @@ pub enum InitialAuth {
     Psk(PskCredential),
 }
 
+/// How a request on its own (`/cacerts`, `/csrattrs`) authenticates its TLS connection.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum Channel<'a> {
+    /// Certificate-based: the explicit trust anchors that authenticate the MEF (RFC 7030
+    /// 3.6.1) and, optionally, a client certificate with its key (RFC 7030 3.3.2).
+    Certificate {
+        /// The explicit TA database for the MEF's server certificate.
+        trust_anchors: &'a [CertificateDer<'static>],
+        /// The client identity, if any.
+        client: Option<ClientIdentity>,
+    },
+    /// TLS-PSK with the pre-provisioned (KpmID, Kpm) (TS-0003 8.3.2.1, RFC 7030 3.3.3). Needs
+    /// the cargo feature `psk`.
+    Psk(&'a PskCredential),
+}
+
+impl<'a> Channel<'a> {
+    /// A certificate channel (see [`Channel::Certificate`]).
+    pub fn certificate(
+        trust_anchors: &'a [CertificateDer<'static>],
+        client: Option<ClientIdentity>,
+    ) -> Channel<'a> {
+        Channel::Certificate {
+            trust_anchors,
+            client,
+        }
+    }
+}
+
 /// How the key pair of step 3.a is obtained.
 #[derive(Debug, Clone, Default)]
+#[non_exhaustive]
 pub enum KeySource {
     /// Ask the store for a new key of the type the MEF requires (or the configured default).
     #[default]
@@ -152,6 +185,7 @@ pub enum KeySource {
 
 /// Renew or rekey, for Certificate Re-Provisioning (TS-0003 8.3.6.2.3, RFC 7030 4.2.2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum Reprovision {
     /// Same key, new certificate.
     #[default]
@@ -164,6 +198,7 @@ pub enum Reprovision {
 
 /// What a successful procedure installed.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct Provisioned {
     /// The MEF-provisioned certificate, then its issuers (DER).
     pub chain: Vec<CertificateDer<'static>>,
@@ -171,15 +206,42 @@ pub struct Provisioned {
     pub trust_anchors: Vec<CertificateDer<'static>>,
     /// The certificate's notAfter.
     pub not_after: UnixTime,
+    /// What the procedure's connection did: handshakes, bytes, cipher suite.
+    pub connection: ConnectionStats,
+}
+
+/// Counters of a procedure's TLS connection, for sizing, logs and benchmarks.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ConnectionStats {
     /// TLS handshakes the procedure made (one when the server keeps the connection alive).
     pub handshakes: u32,
-    /// Bytes the procedure sent on the wire (TLS records included), for sizing and benchmarks.
+    /// Bytes the procedure sent on the wire (TLS records included).
     pub bytes_written: u64,
     /// Bytes the procedure received on the wire (TLS records included).
     pub bytes_read: u64,
     /// The cipher suite of the procedure's latest TLS handshake (see
     /// [`crate::transport::TlsSession::cipher_suite`] for the naming).
     pub cipher_suite: Option<&'static str>,
+}
+
+/// The trust anchors that authenticate the MEF for `/cacerts` and `/csrattrs` on their own:
+/// the `configured` ones, else the ones installed in `store` (a provisioned device asks its own
+/// MEF, RFC 7030 3.6.1). The one rule for the C API, Python and Rust callers; neither is a bad
+/// argument.
+pub fn query_trust_anchors(
+    configured: Option<&[CertificateDer<'static>]>,
+    store: &dyn CredentialStore,
+) -> Result<Vec<CertificateDer<'static>>> {
+    if let Some(configured) = configured {
+        return Ok(configured.to_vec());
+    }
+    store.load()?.map(|c| c.trust_anchors).ok_or_else(|| {
+        Error::invalid(
+            "trust anchors",
+            "none configured and no credentials installed",
+        )
+    })
 }
 
 /// A MEF Client: runs the certificate provisioning procedures against one MEF.
@@ -265,48 +327,35 @@ impl MefClient {
     }
 
     /// `/cacerts` on its own (RFC 7030 4.1), validated as CA certificates, not installed.
-    /// `client` is optional: RFC 7030 4.1.1 lets a server answer it without client authentication.
-    pub fn cacerts(
-        &self,
-        trust_anchors: &[CertificateDer<'static>],
-        client: Option<ClientIdentity>,
-    ) -> Result<Vec<CertificateDer<'static>>> {
-        let conn = self.connect(trust_anchors, client)?;
-        let certs = conn.cacerts()?;
-        validate_ca_certs_for(
-            &certs,
-            trust_anchors,
-            &conn.server_certificates(),
-            UnixTime::now(),
-        )
-    }
-
-    /// `/cacerts` on its own over TLS-PSK (PPSK-based RSPF; RFC 7030 4.1.1: the PSK-authenticated
-    /// channel makes the answer authentic), validated as CA certificates, not installed.
-    pub fn cacerts_psk(&self, credential: &PskCredential) -> Result<Vec<CertificateDer<'static>>> {
-        let conn = self.connect_psk(credential)?;
-        validate_ca_certs(&conn.cacerts()?)
-    }
-
-    /// `/csrattrs` on its own over TLS-PSK, interpreted. `None` when the server has none.
-    pub fn csrattrs_psk(&self, credential: &PskCredential) -> Result<Option<CsrRequirements>> {
-        let conn = self.connect_psk(credential)?;
-        Self::csrattrs_on(&conn)
+    /// Over a certificate channel the client identity is optional (RFC 7030 4.1.1 lets a
+    /// server answer without client authentication) and the answer must be authorised by the
+    /// trust anchors; over TLS-PSK (PPSK-based RSPF) the PSK-authenticated channel makes it
+    /// authentic (RFC 7030 4.1.1).
+    pub fn cacerts(&self, channel: Channel<'_>) -> Result<Vec<CertificateDer<'static>>> {
+        match channel {
+            Channel::Certificate {
+                trust_anchors,
+                client,
+            } => {
+                let conn = self.connect(trust_anchors, client)?;
+                let certs = conn.cacerts()?;
+                validate_ca_certs_for(
+                    &certs,
+                    trust_anchors,
+                    &conn.server_certificates(),
+                    UnixTime::now(),
+                )
+            }
+            Channel::Psk(credential) => {
+                validate_ca_certs(&self.connect_psk(credential)?.cacerts()?)
+            }
+        }
     }
 
     /// `/csrattrs` on its own (RFC 7030 4.5), interpreted. `None` when the server has none
     /// (204 or 404).
-    pub fn csrattrs(
-        &self,
-        trust_anchors: &[CertificateDer<'static>],
-        client: Option<ClientIdentity>,
-    ) -> Result<Option<CsrRequirements>> {
-        let conn = self.connect(trust_anchors, client)?;
-        Self::csrattrs_on(&conn)
-    }
-
-    fn csrattrs_on(conn: &EstConnection) -> Result<Option<CsrRequirements>> {
-        conn.csrattrs()?
+    pub fn csrattrs(&self, channel: Channel<'_>) -> Result<Option<CsrRequirements>> {
+        self.csrattrs_items(channel)?
             .map(|items| {
                 CsrRequirements::from_items(&items).map_err(|source| Error::Decode {
                     operation: crate::Operation::CsrAttrs,
@@ -320,19 +369,15 @@ impl MefClient {
     /// hand the attributes on, e.g. the C API). `None` when the server has none (204 or 404).
     pub fn csrattrs_items(
         &self,
-        trust_anchors: &[CertificateDer<'static>],
-        client: Option<ClientIdentity>,
+        channel: Channel<'_>,
     ) -> Result<Option<Vec<crate::proto::csrattrs::AttrOrOid>>> {
-        self.connect(trust_anchors, client)?.csrattrs()
-    }
-
-    /// `/csrattrs` on its own over TLS-PSK, decoded but not interpreted (see
-    /// [`MefClient::csrattrs_items`]).
-    pub fn csrattrs_items_psk(
-        &self,
-        credential: &PskCredential,
-    ) -> Result<Option<Vec<crate::proto::csrattrs::AttrOrOid>>> {
-        self.connect_psk(credential)?.csrattrs()
+        match channel {
+            Channel::Certificate {
+                trust_anchors,
+                client,
+            } => self.connect(trust_anchors, client)?.csrattrs(),
+            Channel::Psk(credential) => self.connect_psk(credential)?.csrattrs(),
+        }
     }
 
     /// What `store` cannot hold is refused before any network I/O, as a bad argument: a key
@@ -602,10 +647,12 @@ impl MefClient {
             chain: issued.chain,
             trust_anchors,
             not_after: issued.not_after,
-            handshakes: conn.handshakes(),
-            bytes_written: conn.bytes_written(),
-            bytes_read: conn.bytes_read(),
-            cipher_suite: conn.cipher_suite(),
+            connection: ConnectionStats {
+                handshakes: conn.handshakes(),
+                bytes_written: conn.bytes_written(),
+                bytes_read: conn.bytes_read(),
+                cipher_suite: conn.cipher_suite(),
+            },
         })
     }
 }
@@ -689,4 +736,43 @@ fn empty_requirements() -> CsrRequirements {
 /// Whether two certificate lists hold the same certificates (DER), in any order.
 fn same_certificates(a: &[CertificateDer<'_>], b: &[CertificateDer<'_>]) -> bool {
     a.iter().all(|c| b.contains(c)) && b.iter().all(|c| a.contains(c))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A store that holds `installed` and counts its loads.
+    struct Installed(Option<Vec<CertificateDer<'static>>>, std::cell::Cell<u32>);
+
+    impl CredentialStore for Installed {
+        fn load(&self) -> Result<Option<Credentials>> {
+            self.1.set(self.1.get() + 1);
+            Ok(self.0.clone().map(|trust_anchors| Credentials {
+                trust_anchors,
+                chain: vec![],
+                key: Arc::new(SoftwareKey::generate(KeyAlgorithm::EcdsaP256Sha256).unwrap()),
+            }))
+        }
+        fn install(&mut self, _: &Credentials) -> Result<()> {
+            unreachable!("queries install nothing")
+        }
+    }
+
+    #[test]
+    fn query_trust_anchors_are_the_configured_else_the_installed() {
+        let configured = [CertificateDer::from(vec![1u8])];
+        let installed = vec![CertificateDer::from(vec![2u8])];
+        let store = Installed(Some(installed.clone()), Default::default());
+        let got = query_trust_anchors(Some(&configured), &store).unwrap();
+        assert_eq!(got, configured);
+        assert_eq!(
+            store.1.get(),
+            0,
+            "the store is not read when anchors are configured"
+        );
+        assert_eq!(query_trust_anchors(None, &store).unwrap(), installed);
+        let err = query_trust_anchors(None, &Installed(None, Default::default())).unwrap_err();
+        assert_eq!(err.class(), crate::ErrorClass::BadArguments, "{err}");
+    }
 }

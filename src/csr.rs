@@ -630,7 +630,7 @@ impl rcgen::PublicKeyData for KeySigner<'_> {
 
 impl rcgen::SigningKey for KeySigner<'_> {
     fn sign(&self, msg: &[u8]) -> Result<Vec<u8>, rcgen::Error> {
-        self.key.sign(msg).map_err(|e| {
+        crate::keys::sign_checked(self.key, msg).map_err(|e| {
             *self.error.borrow_mut() = Some(e);
             rcgen::Error::RemoteKeyError
         })
@@ -670,6 +670,17 @@ mod tests {
             critical,
             value: san::encode(names).unwrap(),
         }
+    }
+
+    #[test]
+    fn a_key_whose_signature_does_not_verify_gets_no_csr() {
+        // Before the core checked every signature, this CSR went to the MEF and the MEF
+        // refused it (a server-side error for a device-side fault).
+        let key = crate::keys::tests::misbehaving(true, false, KeyAlgorithm::EcdsaP256Sha256);
+        let err = build_csr(&key, Some(&ae()), &reqs(), None).unwrap_err();
+        assert!(matches!(err, Error::Key { .. }), "{err:?}");
+        assert_eq!(err.class(), crate::ErrorClass::Client);
+        assert!(err.to_string().contains("does not verify"), "{err}");
     }
 
     /// TS-0003 10.1.1.5/7/8: a wildcard the MEF's CSR attributes ask for (no identity
@@ -975,6 +986,7 @@ mod tests {
         fn sign(&self, _message: &[u8]) -> Result<Vec<u8>> {
             Err(Error::Key {
                 reason: "token removed".into(),
+                source: None,
             })
         }
     }
@@ -983,7 +995,7 @@ mod tests {
     fn signing_failure_is_the_keys_error() {
         let key = FailingKey(SoftwareKey::generate(KeyAlgorithm::EcdsaP256Sha256).unwrap());
         match build_csr(&key, Some(&ae()), &reqs(), None) {
-            Err(Error::Key { reason }) => assert_eq!(reason, "token removed"),
+            Err(Error::Key { reason, .. }) => assert_eq!(reason, "token removed"),
             other => panic!("expected the key's error, got {other:?}"),
         }
     }

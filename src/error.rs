@@ -20,6 +20,8 @@ use onem2m_est_proto::ProtoError;
 
 /// Which side a failure belongs to (TS-0003 8.3.9.7 cmdStatusCode classes).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+// Not #[non_exhaustive]: the three classes are TS-0003 8.3.9.7's; the C ABI and
+// the CLI map each one-to-one (exit codes, cmdStatusCode).
 pub enum ErrorClass {
     /// The arguments are unacceptable: MEF_CLIENT_CMD_UNACCEPTABLE_ARGUMENTS.
     BadArguments,
@@ -32,6 +34,7 @@ pub enum ErrorClass {
 
 /// The EST operation an error happened in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Operation {
     CaCerts,
     CsrAttrs,
@@ -91,7 +94,12 @@ pub enum Error {
     /// The TLS layer failed (handshake failure, alert, protocol violation) for a reason other
     /// than server authorisation.
     #[error("TLS failure: {reason}")]
-    Tls { reason: String },
+    Tls {
+        reason: String,
+        /// The TLS stack's own error (rustls's, OpenSSL's), when there is one.
+        #[source]
+        source: Option<BoxError>,
+    },
 
     /// The connection broke (reset, closed early, truncated body).
     #[error("connection to the server failed during {operation}: {reason}")]
@@ -191,7 +199,13 @@ pub enum Error {
 
     /// Key generation, loading or signing failed on this device.
     #[error("key operation failed: {reason}")]
-    Key { reason: String },
+    Key {
+        reason: String,
+        /// What failed underneath: a token's error, the C callback that failed, the check a
+        /// key's output failed ([`crate::keys::KeyCheckError`]).
+        #[source]
+        source: Option<BoxError>,
+    },
 
     /// The CSR could not be built.
     #[error("cannot build the CSR: {reason}")]
@@ -202,6 +216,11 @@ pub enum Error {
     Store {
         operation: &'static str,
         reason: String,
+        /// The file or directory concerned, when there is one.
+        path: Option<std::path::PathBuf>,
+        /// The I/O error, when the store failed on one.
+        #[source]
+        source: Option<std::io::Error>,
     },
 
     /// Re-provisioning needs installed credentials and there are none (TS-0003 8.3.6.2.3
@@ -237,6 +256,32 @@ impl Error {
         }
     }
 
+    /// A TLS failure without an underlying error of the TLS stack.
+    pub fn tls(reason: impl Into<String>) -> Error {
+        Error::Tls {
+            reason: reason.into(),
+            source: None,
+        }
+    }
+
+    /// A key failure; `source`, when given, is what failed underneath.
+    pub fn key(reason: impl Into<String>, source: Option<BoxError>) -> Error {
+        Error::Key {
+            reason: reason.into(),
+            source,
+        }
+    }
+
+    /// A store failure that is not an I/O error.
+    pub fn store(operation: &'static str, reason: impl Into<String>) -> Error {
+        Error::Store {
+            operation,
+            reason: reason.into(),
+            path: None,
+            source: None,
+        }
+    }
+
     /// A bad argument: `argument` names it, `reason` says what is wrong (never a secret).
     pub fn invalid(argument: &'static str, reason: impl Into<String>) -> Error {
         Error::InvalidArgument {
@@ -246,10 +291,137 @@ impl Error {
     }
 }
 
+#[cfg(any(test, feature = "test-hooks"))]
+impl Error {
+    /// One value of every variant, in declaration order: for tests that must cover every
+    /// variant (the CERT_PROV status table, the C ABI's result codes). A new variant does not
+    /// compile until [`Error::variant_index`] and this list have it.
+    pub fn examples() -> Vec<Error> {
+        use std::time::Duration;
+        let op = Operation::SimpleEnroll;
+        let all = vec![
+            Error::invalid("argument", "reason"),
+            Error::Connect {
+                address: "127.0.0.1:1".into(),
+                source: std::io::Error::from(std::io::ErrorKind::ConnectionRefused),
+            },
+            Error::Timeout {
+                phase: "response".into(),
+            },
+            Error::ServerNotAuthorized { reason: "r".into() },
+            Error::Tls {
+                reason: "r".into(),
+                source: None,
+            },
+            Error::Transport {
+                operation: op,
+                reason: "r".into(),
+            },
+            Error::HttpAuthenticationRequested {
+                operation: op,
+                challenge: "Basic".into(),
+            },
+            Error::ServerStatus {
+                operation: op,
+                status: 400,
+                message: "m".into(),
+            },
+            Error::Redirect {
+                operation: op,
+                location: "https://elsewhere/".into(),
+            },
+            Error::BadResponse {
+                operation: op,
+                reason: "r".into(),
+            },
+            Error::Decode {
+                operation: op,
+                source: ProtoError::Base64("b".into()),
+            },
+            Error::StillPending {
+                operation: op,
+                attempts: 1,
+                waited_secs: 1,
+            },
+            Error::RetryAfterTooLong {
+                operation: op,
+                retry_after: Duration::from_secs(3600),
+                bound: "max_delay",
+                limit: Duration::from_secs(120),
+                attempts: 1,
+            },
+            Error::CertificateRejected { reason: "r".into() },
+            Error::Unsupported { what: "w".into() },
+            Error::IdentityConflict {
+                configured: "a".into(),
+                requested: "b".into(),
+            },
+            Error::Key {
+                reason: "r".into(),
+                source: None,
+            },
+            Error::Csr { reason: "r".into() },
+            Error::Store {
+                operation: "install",
+                reason: "r".into(),
+                path: None,
+                source: None,
+            },
+            Error::NotProvisioned { reason: "r".into() },
+        ];
+        for (i, e) in all.iter().enumerate() {
+            assert_eq!(
+                e.variant_index(),
+                i,
+                "Error::examples is in declaration order"
+            );
+        }
+        assert_eq!(
+            all.len(),
+            Error::VARIANTS,
+            "Error::examples has every variant"
+        );
+        all
+    }
+
+    /// How many variants there are.
+    const VARIANTS: usize = 20;
+
+    /// The variant's position in the declaration. No wildcard: a new variant fails to
+    /// compile here until it is added (and to [`Error::examples`]).
+    fn variant_index(&self) -> usize {
+        match self {
+            Error::InvalidArgument { .. } => 0,
+            Error::Connect { .. } => 1,
+            Error::Timeout { .. } => 2,
+            Error::ServerNotAuthorized { .. } => 3,
+            Error::Tls { .. } => 4,
+            Error::Transport { .. } => 5,
+            Error::HttpAuthenticationRequested { .. } => 6,
+            Error::ServerStatus { .. } => 7,
+            Error::Redirect { .. } => 8,
+            Error::BadResponse { .. } => 9,
+            Error::Decode { .. } => 10,
+            Error::StillPending { .. } => 11,
+            Error::RetryAfterTooLong { .. } => 12,
+            Error::CertificateRejected { .. } => 13,
+            Error::Unsupported { .. } => 14,
+            Error::IdentityConflict { .. } => 15,
+            Error::Key { .. } => 16,
+            Error::Csr { .. } => 17,
+            Error::Store { .. } => 18,
+            Error::NotProvisioned { .. } => 19,
+        }
+    }
+}
+
 /// Whole seconds of a Retry-After, rounded up (what the server asked for is never understated).
 fn retry_after_secs(d: &std::time::Duration) -> u64 {
     d.as_secs() + u64::from(d.subsec_nanos() > 0)
 }
+
+/// An underlying error of another library or of a caller (a C callback), kept as a source.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 /// Result with this crate's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -27,6 +27,7 @@ pub use crate::proto::identity::{
 
 /// What the provisioned certificate is for (certSubjectType, TS-0003 8.3.9.7).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum SubjectType {
     /// An Application Entity: the certificate carries the AE-ID.
     Ae,

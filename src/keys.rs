@@ -11,6 +11,8 @@ use zeroize::Zeroizing;
 
 /// A key type together with the signature algorithm it signs with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+// Not #[non_exhaustive]: the C ABI (mef_key_type) and the CLI map every
+// algorithm one-to-one; a new one must fail to compile there until it is mapped.
 pub enum KeyAlgorithm {
     /// ECDSA on P-256 with SHA-256 (TS-0003 10.1.1.1; the default).
     #[default]
@@ -78,6 +80,90 @@ const OID_SECP384R1: ObjectIdentifier = ObjectIdentifier::new_unwrap(oids::SECP3
 const OID_ED25519: ObjectIdentifier = ObjectIdentifier::new_unwrap(oids::ED25519);
 const OID_RSA_ENCRYPTION: ObjectIdentifier = ObjectIdentifier::new_unwrap(oids::RSA_ENCRYPTION);
 
+/// Why a key that signs outside this library's own code failed its check.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum KeyCheckError {
+    /// The public key is not a DER SubjectPublicKeyInfo.
+    #[error("the public key is not a DER SubjectPublicKeyInfo")]
+    NotSpki(#[source] der::Error),
+    /// The public key is of another type than the key says it is.
+    #[error("the public key is not a {0} key")]
+    WrongAlgorithm(KeyAlgorithm),
+    /// The signature does not verify under the key's own public key.
+    #[error("the key returned a signature that does not verify under its public key")]
+    BadSignature,
+}
+
+/// Whether `spki` is a DER SubjectPublicKeyInfo of `algorithm`'s key type (RFC 5480 for EC,
+/// RFC 8410 for Ed25519). The one check for keys held outside this library (C callbacks,
+/// PKCS #11 tokens, a caller's own [`PrivateKey`]).
+pub fn check_public_key(spki: &[u8], algorithm: KeyAlgorithm) -> Result<(), KeyCheckError> {
+    let info = SubjectPublicKeyInfoOwned::from_der(spki).map_err(KeyCheckError::NotSpki)?;
+    let curve = info
+        .algorithm
+        .parameters
+        .as_ref()
+        .and_then(|p| p.decode_as::<ObjectIdentifier>().ok());
+    let ok = match algorithm {
+        KeyAlgorithm::EcdsaP256Sha256 => {
+            info.algorithm.oid == OID_EC_PUBLIC_KEY && curve == Some(OID_SECP256R1)
+        }
+        KeyAlgorithm::EcdsaP384Sha384 => {
+            info.algorithm.oid == OID_EC_PUBLIC_KEY && curve == Some(OID_SECP384R1)
+        }
+        KeyAlgorithm::Ed25519 => info.algorithm.oid == OID_ED25519,
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(KeyCheckError::WrongAlgorithm(algorithm))
+    }
+}
+
+/// Whether `signature` over `message` verifies under `key`'s own public key. A wrong signature
+/// would only surface as the server's rejection (of the CSR or of the handshake); checking it
+/// on the device names the culprit.
+pub fn check_signature(
+    key: &dyn PrivateKey,
+    message: &[u8],
+    signature: &[u8],
+) -> Result<(), KeyCheckError> {
+    check_public_key(key.public_key_info(), key.algorithm())?;
+    let public =
+        spki_public_key_bytes(key.public_key_info()).map_err(|_| KeyCheckError::BadSignature)?;
+    let algorithm: &dyn signature::VerificationAlgorithm = match key.algorithm() {
+        KeyAlgorithm::EcdsaP256Sha256 => &signature::ECDSA_P256_SHA256_ASN1,
+        KeyAlgorithm::EcdsaP384Sha384 => &signature::ECDSA_P384_SHA384_ASN1,
+        KeyAlgorithm::Ed25519 => &signature::ED25519,
+    };
+    signature::UnparsedPublicKey::new(algorithm, public)
+        .verify(message, signature)
+        .map_err(|_| KeyCheckError::BadSignature)
+}
+
+/// Signs `message` with `key` and checks the result ([`check_public_key`],
+/// [`check_signature`]): every signature of a procedure (the TLS handshake and the CSR) goes
+/// through here, whichever [`PrivateKey`] made it.
+pub(crate) fn sign_checked(key: &dyn PrivateKey, message: &[u8]) -> Result<Vec<u8>> {
+    check_public_key(key.public_key_info(), key.algorithm()).map_err(key_check_error)?;
+    let signature = key.sign(message)?;
+    check_signature(key, message, &signature).map_err(key_check_error)?;
+    Ok(signature)
+}
+
+fn key_check_error(e: KeyCheckError) -> Error {
+    Error::key(describe_check(&e), Some(Box::new(e)))
+}
+
+/// The check's text and its cause, for [`Error::Key`]'s reason.
+fn describe_check(e: &KeyCheckError) -> String {
+    match std::error::Error::source(e) {
+        Some(cause) => format!("{e}: {cause}"),
+        None => e.to_string(),
+    }
+}
+
 impl KeyAlgorithm {
     /// A short human-readable name, for messages ("P-256 with SHA-256").
     pub fn name(self) -> &'static str {
@@ -124,6 +210,7 @@ impl std::fmt::Debug for SoftwareKey {
 fn key_error(reason: impl Into<String>) -> Error {
     Error::Key {
         reason: reason.into(),
+        source: None,
     }
 }
 
@@ -550,7 +637,7 @@ pub fn check_key_satisfies(key: &dyn PrivateKey, reqs: &CsrRequirements) -> Resu
 
 /// The subjectPublicKey BIT STRING contents of a DER SubjectPublicKeyInfo (for EC keys the
 /// uncompressed point, for Ed25519 the 32-byte key).
-pub fn spki_public_key_bytes(spki_der: &[u8]) -> Result<Vec<u8>> {
+pub(crate) fn spki_public_key_bytes(spki_der: &[u8]) -> Result<Vec<u8>> {
     let spki = SubjectPublicKeyInfoOwned::from_der(spki_der)
         .map_err(|e| key_error(format!("malformed SubjectPublicKeyInfo: {e}")))?;
     spki.subject_public_key
@@ -560,7 +647,7 @@ pub fn spki_public_key_bytes(spki_der: &[u8]) -> Result<Vec<u8>> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use ring::signature::UnparsedPublicKey;
 
@@ -865,5 +952,98 @@ mod tests {
         reqs.key = Some(KeyRequirement::Ec(Curve::P384));
         let err = check_key_satisfies(&key, &reqs).unwrap_err();
         assert!(err.to_string().contains("P-384"), "{err}");
+    }
+
+    /// A key held elsewhere that misbehaves: it signs with `signer` but claims `spki` and
+    /// `algorithm`, or returns a corrupted signature.
+    #[derive(Debug)]
+    pub(crate) struct Misbehaving {
+        pub(crate) signer: SoftwareKey,
+        pub(crate) spki: Vec<u8>,
+        pub(crate) algorithm: KeyAlgorithm,
+        pub(crate) corrupt: bool,
+    }
+
+    impl PrivateKey for Misbehaving {
+        fn algorithm(&self) -> KeyAlgorithm {
+            self.algorithm
+        }
+        fn public_key_info(&self) -> &[u8] {
+            &self.spki
+        }
+        fn sign(&self, message: &[u8]) -> Result<Vec<u8>> {
+            let mut sig = self.signer.sign(message)?;
+            if self.corrupt {
+                let last = sig.len() - 1;
+                sig[last] ^= 1;
+            }
+            Ok(sig)
+        }
+    }
+
+    pub(crate) fn misbehaving(
+        corrupt: bool,
+        other_key: bool,
+        algorithm: KeyAlgorithm,
+    ) -> Misbehaving {
+        let signer = SoftwareKey::generate(KeyAlgorithm::EcdsaP256Sha256).unwrap();
+        let spki = if other_key {
+            SoftwareKey::generate(KeyAlgorithm::EcdsaP256Sha256)
+                .unwrap()
+                .public_key_info()
+                .to_vec()
+        } else {
+            signer.public_key_info().to_vec()
+        };
+        Misbehaving {
+            signer,
+            spki,
+            algorithm,
+            corrupt,
+        }
+    }
+
+    #[test]
+    fn every_signature_is_checked_against_the_keys_own_public_key() {
+        for alg in ALL {
+            let key = SoftwareKey::generate(alg).unwrap();
+            let sig = sign_checked(&key, b"m").unwrap();
+            assert!(verify(&key, b"m", &sig), "{alg}");
+        }
+        let p256 = KeyAlgorithm::EcdsaP256Sha256;
+        let err = sign_checked(&misbehaving(true, false, p256), b"m").unwrap_err();
+        assert!(matches!(err, Error::Key { .. }), "{err:?}");
+        assert!(err.to_string().contains("does not verify"), "{err}");
+        // A signature by another key than the one the key says it is.
+        let err = sign_checked(&misbehaving(false, true, p256), b"m").unwrap_err();
+        assert!(err.to_string().contains("does not verify"), "{err}");
+        // A public key of another type than the key's algorithm.
+        let err = sign_checked(
+            &misbehaving(false, false, KeyAlgorithm::EcdsaP384Sha384),
+            b"m",
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("is not a ECDSA P-384 with SHA-384 key"),
+            "{err}"
+        );
+        let mut garbage = misbehaving(false, false, p256);
+        garbage.spki = vec![0x30, 0x03, 0x02, 0x01, 0x00];
+        let err = sign_checked(&garbage, b"m").unwrap_err();
+        assert!(
+            err.to_string().contains("not a DER SubjectPublicKeyInfo"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn public_key_check_names_the_key_type() {
+        let key = SoftwareKey::generate(KeyAlgorithm::Ed25519).unwrap();
+        check_public_key(key.public_key_info(), KeyAlgorithm::Ed25519).unwrap();
+        assert!(matches!(
+            check_public_key(key.public_key_info(), KeyAlgorithm::EcdsaP256Sha256),
+            Err(KeyCheckError::WrongAlgorithm(KeyAlgorithm::EcdsaP256Sha256))
+        ));
     }
 }

@@ -142,7 +142,7 @@ impl fmt::Debug for PskCredential {
 }
 
 /// Decodes hexadecimal key text into zeroized bytes; errors never echo the text.
-pub fn decode_hex(text: &str) -> Result<Zeroizing<Vec<u8>>> {
+pub(crate) fn decode_hex(text: &str) -> Result<Zeroizing<Vec<u8>>> {
     let digits: Zeroizing<Vec<u8>> = Zeroizing::new(
         text.trim()
             .bytes()
@@ -223,6 +223,7 @@ mod stack {
     fn config_error(e: ErrorStack) -> Error {
         Error::Tls {
             reason: format!("cannot configure OpenSSL for TLS-PSK: {e}"),
+            source: Some(Box::new(e)),
         }
     }
 
@@ -364,6 +365,7 @@ mod stack {
                          (unknown KpmID or a Kpm that does not match the MEF's) or offers no \
                          TLS-PSK cipher suite"
                 ),
+                source: None,
             },
         }
     }

@@ -44,6 +44,8 @@ impl Validity {
         let parsed = crate::x509::parse_certificate(cert.as_ref()).map_err(|e| Error::Store {
             operation: "read the installed certificate",
             reason: format!("cannot parse it: {e}"),
+            path: None,
+            source: None,
         })?;
         let v = parsed.tbs_certificate().validity();
         Ok(Validity {
@@ -68,6 +70,7 @@ impl Validity {
 
 /// When a certificate becomes due for renewal, before jitter.
 #[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive]
 pub enum RenewAt {
     /// When this fraction of the lifetime (notBefore to notAfter) has passed, in (0, 1].
     Fraction(f64),
@@ -79,6 +82,7 @@ pub enum RenewAt {
 /// by an amount fixed per certificate (see the module documentation). Earlier, never later: the
 /// configured point is the latest a device renews on schedule.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct RenewalPolicy {
     /// The trigger (default: two thirds of the lifetime).
     pub renew_at: RenewAt,
@@ -99,6 +103,15 @@ impl Default for RenewalPolicy {
 }
 
 impl RenewalPolicy {
+    /// A policy (not yet checked: [`RenewalPolicy::validate`]).
+    pub fn new(renew_at: RenewAt, jitter: f64, retry: RetryPolicy) -> RenewalPolicy {
+        RenewalPolicy {
+            renew_at,
+            jitter,
+            retry,
+        }
+    }
+
     /// Refuses a fraction outside (0, 1], a jitter outside [0, 1) and an empty retry delay.
     pub fn validate(&self) -> Result<()> {
         if let RenewAt::Fraction(f) = self.renew_at {
@@ -151,6 +164,7 @@ impl RenewalPolicy {
 /// certificate is valid the delay is also at most half the time left before notAfter (and at
 /// least `min`), so attempts get denser, not sparser, as expiry approaches.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct RetryPolicy {
     /// The first delay (default 60 s).
     pub initial: Duration,
@@ -171,6 +185,11 @@ impl Default for RetryPolicy {
 }
 
 impl RetryPolicy {
+    /// A policy (not yet checked: [`RetryPolicy::validate`]).
+    pub fn new(initial: Duration, max: Duration, min: Duration) -> RetryPolicy {
+        RetryPolicy { initial, max, min }
+    }
+
     /// Refuses a zero `min` and `initial` or `min` above `max`.
     pub fn validate(&self) -> Result<()> {
         if self.min.is_zero() || self.initial < self.min || self.max < self.initial {
@@ -213,6 +232,8 @@ impl RetryPolicy {
 
 /// What to do about a failed renewal attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+// Not #[non_exhaustive]: the C ABI (MEF_FAILURE_*) and Python map every kind
+// one-to-one; a new one must fail to compile there until it is mapped.
 pub enum FailureKind {
     /// The server or the path to it failed (connection, timeout, TLS interrupted, 5xx, 408,
     /// 429, 202 beyond the polling bounds, an answer that does not validate): try again later.
@@ -242,7 +263,7 @@ pub fn classify(error: &Error) -> FailureKind {
             408 | 429 | 500..=599 => FailureKind::Retryable,
             _ => FailureKind::Fatal,
         },
-        Error::Tls { reason } if reason.contains(crate::tls::CLIENT_CERT_HINT) => {
+        Error::Tls { reason, .. } if reason.contains(crate::tls::CLIENT_CERT_HINT) => {
             FailureKind::IdentityRefused
         }
         Error::Tls { .. } => FailureKind::Retryable,
@@ -294,6 +315,7 @@ impl Credentials {
 
 /// How a renewal got its new credentials.
 #[derive(Debug, Clone, PartialEq, Eq)]
+// Not #[non_exhaustive]: the C ABI (MEF_RENEWED_*) maps every path one-to-one.
 pub enum RenewalPath {
     /// Certificate Re-Provisioning (TS-0003 8.3.6.2.3) with the installed credentials.
     Reprovisioned,
@@ -307,6 +329,7 @@ pub enum RenewalPath {
 
 /// A successful [`MefClient::renew`].
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct Renewal {
     /// What was installed.
     pub provisioned: Provisioned,
@@ -390,6 +413,8 @@ fn unix_secs(t: SystemTime) -> u64 {
 
 /// What a renewal agent should do next.
 #[derive(Debug, Clone, PartialEq, Eq)]
+// Not #[non_exhaustive]: an agent (the CLI's, ffi's) must act on every action; a new one must
+// fail to compile there.
 pub enum Action {
     /// Nothing until `until`, then ask again.
     Sleep {
@@ -663,11 +688,14 @@ mod tests {
                 "the server sent the alert CertificateRevoked{}",
                 crate::tls::CLIENT_CERT_HINT
             ),
+            source: None,
         };
         assert_eq!(classify(&refused_cert), FailureKind::IdentityRefused);
         let store = Error::Store {
             operation: "install",
             reason: "EACCES".into(),
+            path: None,
+            source: None,
         };
         assert_eq!(classify(&store), FailureKind::Fatal);
         assert_eq!(
@@ -702,6 +730,8 @@ mod tests {
             Error::Store {
                 operation: "install",
                 reason: "read-only".into(),
+                path: None,
+                source: None,
             },
             None,
             second,

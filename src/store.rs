@@ -81,50 +81,57 @@ const CURRENT: &str = "current";
 const GEN_PREFIX: &str = ".gen-";
 const FILES: [&str; 3] = [CERT_FILE, KEY_FILE, TRUST_ANCHORS_FILE];
 
-/// Fault injection for tests (not part of the API): a step of [`FileStore`]'s install at
-/// which [`FileStore::inject_fault`] makes it fail.
-#[doc(hidden)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FailPoint {
-    /// Creating the new generation directory.
-    CreateGeneration,
-    /// After the key file of the new generation is written.
-    AfterKey,
-    /// After the certificate file of the new generation is written.
-    AfterCert,
-    /// After every file of the new generation is written and synced.
-    AfterFiles,
-    /// After the temporary `current` link (pointer file off Unix) is created, before it
-    /// replaces `current`.
-    BeforeSwap,
-    /// After the new generation became `current`, before the store directory (the pointer
-    /// file off Unix) is synced.
-    AfterSwap,
-}
+// Fault injection for tests, with the `test-hooks` feature only (the workspace's tests enable it
+// through dev-dependency features; a normal build has no way to make an install fail).
+#[cfg(feature = "test-hooks")]
+pub use failpoints::{FailPoint, Fault};
+#[cfg(not(feature = "test-hooks"))]
+use failpoints::{FailPoint, Fault};
 
-impl FailPoint {
-    /// Every point of the install, in order.
-    #[doc(hidden)]
-    pub const ALL: &'static [FailPoint] = &[
-        FailPoint::CreateGeneration,
-        FailPoint::AfterKey,
-        FailPoint::AfterCert,
-        FailPoint::AfterFiles,
-        FailPoint::BeforeSwap,
-        FailPoint::AfterSwap,
-    ];
-}
+#[cfg_attr(not(any(test, feature = "test-hooks")), allow(dead_code))]
+mod failpoints {
+    /// Fault injection for tests (`test-hooks` feature): a step of [`crate::store::FileStore`]'s install at
+    /// which `FileStore::inject_fault` makes it fail.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum FailPoint {
+        /// Creating the new generation directory.
+        CreateGeneration,
+        /// After the key file of the new generation is written.
+        AfterKey,
+        /// After the certificate file of the new generation is written.
+        AfterCert,
+        /// After every file of the new generation is written and synced.
+        AfterFiles,
+        /// After the temporary `current` link (pointer file off Unix) is created, before it
+        /// replaces `current`.
+        BeforeSwap,
+        /// After the new generation became `current`, before the store directory (the pointer
+        /// file off Unix) is synced.
+        AfterSwap,
+    }
 
-/// Fault injection for tests (not part of the API): how the step fails.
-#[doc(hidden)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Fault {
-    /// The process dies here: the install stops without any clean-up.
-    Crash,
-    /// The step's system call fails with ENOSPC (disk full); the install cleans up as usual.
-    DiskFull,
-    /// The step's system call fails with EACCES (permission denied); the install cleans up.
-    PermissionDenied,
+    impl FailPoint {
+        /// Every point of the install, in order.
+        pub const ALL: &'static [FailPoint] = &[
+            FailPoint::CreateGeneration,
+            FailPoint::AfterKey,
+            FailPoint::AfterCert,
+            FailPoint::AfterFiles,
+            FailPoint::BeforeSwap,
+            FailPoint::AfterSwap,
+        ];
+    }
+
+    /// Fault injection for tests (`test-hooks` feature): how the step fails.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum Fault {
+        /// The process dies here: the install stops without any clean-up.
+        Crash,
+        /// The step's system call fails with ENOSPC (disk full); the install cleans up as usual.
+        DiskFull,
+        /// The step's system call fails with EACCES (permission denied); the install cleans up.
+        PermissionDenied,
+    }
 }
 
 /// The default credential store: a directory of PEM files.
@@ -170,14 +177,18 @@ pub struct FileStore {
 }
 
 fn store_error(operation: &'static str, reason: impl Into<String>) -> Error {
-    Error::Store {
-        operation,
-        reason: reason.into(),
-    }
+    Error::store(operation, reason)
 }
 
+/// An I/O failure on `path`: the error and the path are kept (source, `path`), and the reason
+/// says what was being done.
 fn io_error(operation: &'static str, path: &Path, what: &str, e: std::io::Error) -> Error {
-    store_error(operation, format!("{}: {what}: {e}", path.display()))
+    Error::Store {
+        operation,
+        reason: format!("{}: {what}: {e}", path.display()),
+        path: Some(path.to_path_buf()),
+        source: Some(e),
+    }
 }
 
 impl FileStore {
@@ -199,9 +210,9 @@ impl FileStore {
         &self.dir
     }
 
-    /// Fault injection for tests (not part of the API): the next installs fail at `at` the
+    /// Fault injection for tests (`test-hooks` feature): the next installs fail at `at` the
     /// way `fault` says; `None` stops injecting.
-    #[doc(hidden)]
+    #[cfg(feature = "test-hooks")]
     pub fn inject_fault(&mut self, fault: Option<(FailPoint, Fault)>) {
         self.fail_at = fault;
     }
@@ -743,20 +754,37 @@ fn remove_if_exists(path: &Path) -> Result<()> {
     }
 }
 
+/// Why PEM text does not hold certificates.
+#[derive(Debug, thiserror::Error)]
+enum PemCertsError {
+    #[error("malformed PEM: {0}")]
+    Pem(#[source] pem::PemError),
+    #[error("no CERTIFICATE block")]
+    NoCertificate,
+    #[error("certificate #{index} does not parse: {source}")]
+    Certificate {
+        index: usize,
+        #[source]
+        source: der::Error,
+    },
+}
+
 /// The CERTIFICATE blocks of PEM text (other blocks are ignored); at least one.
-fn parse_pem_certs(text: &str) -> Result<Vec<CertificateDer<'static>>, String> {
-    let blocks = pem::parse_many(text).map_err(|e| format!("malformed PEM: {e}"))?;
+fn parse_pem_certs(text: &str) -> Result<Vec<CertificateDer<'static>>, PemCertsError> {
+    let blocks = pem::parse_many(text).map_err(PemCertsError::Pem)?;
     let certs: Vec<CertificateDer<'static>> = blocks
         .into_iter()
         .filter(|b| b.tag() == "CERTIFICATE")
         .map(|b| CertificateDer::from(b.into_contents()))
         .collect();
     if certs.is_empty() {
-        return Err("no CERTIFICATE block".into());
+        return Err(PemCertsError::NoCertificate);
     }
     for (i, cert) in certs.iter().enumerate() {
-        crate::x509::parse_certificate(cert)
-            .map_err(|e| format!("certificate #{} does not parse: {e}", i + 1))?;
+        crate::x509::parse_certificate(cert).map_err(|source| PemCertsError::Certificate {
+            index: i + 1,
+            source,
+        })?;
     }
     Ok(certs)
 }
@@ -764,7 +792,7 @@ fn parse_pem_certs(text: &str) -> Result<Vec<CertificateDer<'static>>, String> {
 /// The certificates of PEM text (CERTIFICATE blocks, in order; other blocks are ignored), at
 /// least one, each parsed as X.509. Errors are [`Error::InvalidArgument`].
 pub fn parse_certs_pem(text: &str) -> Result<Vec<CertificateDer<'static>>> {
-    parse_pem_certs(text).map_err(|e| Error::invalid("certificates", e))
+    parse_pem_certs(text).map_err(|e| Error::invalid("certificates", e.to_string()))
 }
 
 /// Reads the certificates of a PEM file (CERTIFICATE blocks, in file order). Errors are
@@ -944,6 +972,31 @@ mod tests {
         }
     }
 
+    /// A store error on an I/O failure keeps the io::Error (its source) and the path (#13).
+    #[test]
+    fn io_failures_keep_the_error_and_the_path() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("creds");
+        let pki = TestPki::new("io");
+        let mut store = FileStore::new(&dir).unwrap();
+        store.fail_at = Some((FailPoint::BeforeSwap, Fault::DiskFull));
+        let err = store.install(&credentials(&pki)).unwrap_err();
+        let Error::Store { path, .. } = &err else {
+            panic!("{err:?}")
+        };
+        assert!(
+            path.as_deref().is_some_and(|p| p.starts_with(&dir)),
+            "{path:?}"
+        );
+        let source = std::error::Error::source(&err).expect("the I/O error is kept");
+        let io = source
+            .downcast_ref::<std::io::Error>()
+            .expect("an io::Error");
+        assert_eq!(io.kind(), std::io::ErrorKind::StorageFull);
+        // The message quotes it once (a chain printer skips a cause its parent quotes).
+        assert_eq!(err.to_string().matches("no space left").count(), 1, "{err}");
+    }
+
     #[test]
     fn crash_on_first_install_leaves_nothing_loadable() {
         let tmp = tempfile::tempdir().unwrap();
@@ -1007,7 +1060,9 @@ mod tests {
         fs::remove_file(gen.join(KEY_FILE)).unwrap();
         fs::write(gen.join(KEY_FILE), other.to_pkcs8_pem().as_bytes()).unwrap();
         match store.load() {
-            Err(Error::Store { operation, reason }) => {
+            Err(Error::Store {
+                operation, reason, ..
+            }) => {
                 assert_eq!(operation, "load");
                 assert!(
                     reason.contains(KEY_FILE) && reason.contains("does not match"),
@@ -1030,7 +1085,9 @@ mod tests {
         let target = store.current_target().unwrap();
         fs::remove_dir_all(dir.join(target)).unwrap();
         match store.load() {
-            Err(Error::Store { operation, reason }) => {
+            Err(Error::Store {
+                operation, reason, ..
+            }) => {
                 assert_eq!(operation, "load");
                 assert!(reason.contains(CURRENT), "{reason}");
             }

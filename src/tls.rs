@@ -73,6 +73,7 @@ impl fmt::Debug for ClientIdentity {
 ///   TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA256 included. For a MEF that offers nothing else.
 ///   Server authentication is the same [`EstServerVerifier`]. See `crate::ts0003`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
 pub enum TlsProfile {
     /// rustls, TLS 1.3 and 1.2, AEAD suites (the default).
     #[default]
@@ -142,6 +143,7 @@ pub fn client_config(
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
         .map_err(|e| Error::Tls {
             reason: format!("cannot configure TLS: {e}"),
+            source: None,
         })?
         .dangerous()
         .with_custom_certificate_verifier(verifier);
@@ -165,18 +167,45 @@ pub fn client_config(
 /// [`map_rustls_error`] into [`Error::ServerNotAuthorized`].
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{reason}")]
-pub struct ServerAuthFailure {
+pub(crate) struct ServerAuthFailure {
     /// What failed, for the user.
     pub reason: String,
 }
 
+impl From<String> for ServerAuthFailure {
+    fn from(reason: String) -> ServerAuthFailure {
+        ServerAuthFailure { reason }
+    }
+}
+
 /// A signing failure of the client key during the handshake; carried through rustls inside
-/// `rustls::Error::Other(..)` and recovered by [`map_rustls_error`] into [`Error::Key`].
+/// `rustls::Error::Other(..)` and recovered by [`map_rustls_error`] into [`Error::Key`], with
+/// the key's own error as its source.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{reason}")]
-pub struct SigningFailure {
+pub(crate) struct SigningFailure {
     /// What the key reported (never key material: see [`PrivateKey::sign`]).
     pub reason: String,
+    /// What failed underneath (a token's or a C callback's error), shared: rustls errors are
+    /// `Clone`.
+    source: Option<Arc<dyn std::error::Error + Send + Sync>>,
+}
+
+/// A shared source, as a link of an error chain: it shows the shared error and leads to it,
+/// so a caller can still find (downcast) the error itself.
+#[derive(Debug)]
+struct SharedSource(Arc<dyn std::error::Error + Send + Sync>);
+
+impl fmt::Display for SharedSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for SharedSource {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&*self.0)
+    }
 }
 
 /// The EST server certificate verifier (RFC 7030 3.6 and 3.6.1).
@@ -242,7 +271,7 @@ impl EstServerVerifier {
         intermediates: &[CertificateDer<'_>],
         server_name: &ServerName<'_>,
         now: UnixTime,
-    ) -> std::result::Result<(), String> {
+    ) -> std::result::Result<(), ServerAuthFailure> {
         if server_name != &self.expected {
             // The connector only ever connects to the base URI's authority (redirects elsewhere
             // are refused); anything else is a bug or an attack, refuse it.
@@ -250,7 +279,8 @@ impl EstServerVerifier {
                 "connected as {} but the EST base URI names {}",
                 name_text(server_name),
                 name_text(&self.expected)
-            ));
+            )
+            .into());
         }
         let ee = EndEntityCert::try_from(end_entity)
             .map_err(|e| format!("the server certificate cannot be parsed: {e}"))?;
@@ -275,7 +305,7 @@ impl EstServerVerifier {
             Ok(()) => Ok(()),
             // RFC 7030 3.6.1: an RA certificate is authorised whatever its names.
             Err(_) if eku.cmc_ra.get() => Ok(()),
-            Err(e) => Err(name_error_text(&e, &self.expected)),
+            Err(e) => Err(name_error_text(&e, &self.expected).into()),
         }
     }
 }
@@ -291,9 +321,9 @@ impl ServerCertVerifier for EstServerVerifier {
     ) -> std::result::Result<ServerCertVerified, rustls::Error> {
         self.check(end_entity, intermediates, server_name, now)
             .map(|()| ServerCertVerified::assertion())
-            .map_err(|reason| {
+            .map_err(|failure| {
                 rustls::Error::InvalidCertificate(CertificateError::Other(OtherError(Arc::new(
-                    ServerAuthFailure { reason },
+                    failure,
                 ))))
             })
     }
@@ -323,17 +353,28 @@ impl ServerCertVerifier for EstServerVerifier {
 
 /// RFC 5280 6.1.4 (n): a CA certificate that signed the next one in the path must, if it has a
 /// keyUsage extension, assert keyCertSign. The error completes "intermediate CA certificate #N".
-fn check_key_cert_sign(der: &[u8]) -> std::result::Result<(), String> {
+/// Why a CA certificate of the path may not sign certificates.
+#[derive(Debug, thiserror::Error)]
+enum KeyCertSignProblem {
+    #[error("does not parse: {0}")]
+    Unparsable(#[source] der::Error),
+    #[error("has a keyUsage without keyCertSign (RFC 5280 6.1.4 (n))")]
+    NoKeyCertSign,
+    #[error("has a malformed keyUsage: {0}")]
+    MalformedKeyUsage(#[source] der::Error),
+}
+
+fn check_key_cert_sign(der: &[u8]) -> std::result::Result<(), KeyCertSignProblem> {
     use der::Decode;
-    let cert = x509_cert::Certificate::from_der(der).map_err(|e| format!("does not parse: {e}"))?;
+    let cert = x509_cert::Certificate::from_der(der).map_err(KeyCertSignProblem::Unparsable)?;
     match cert
         .tbs_certificate()
         .get_extension::<x509_cert::ext::pkix::KeyUsage>()
     {
         Ok(None) => Ok(()),
         Ok(Some((_, ku))) if ku.key_cert_sign() => Ok(()),
-        Ok(Some(_)) => Err("has a keyUsage without keyCertSign (RFC 5280 6.1.4 (n))".into()),
-        Err(e) => Err(format!("has a malformed keyUsage: {e}")),
+        Ok(Some(_)) => Err(KeyCertSignProblem::NoKeyCertSign),
+        Err(e) => Err(KeyCertSignProblem::MalformedKeyUsage(e)),
     }
 }
 
@@ -594,13 +635,18 @@ impl fmt::Debug for KeySigner {
 
 impl Signer for KeySigner {
     fn sign(&self, message: &[u8]) -> std::result::Result<Vec<u8>, rustls::Error> {
-        self.key.sign(message).map_err(|e| {
-            let reason = match e {
-                Error::Key { reason } => reason,
-                other => other.to_string(),
+        crate::keys::sign_checked(self.key.as_ref(), message).map_err(|e| {
+            let (reason, source) = match e {
+                Error::Key { reason, source } => (reason, source.map(Arc::from)),
+                other => {
+                    let reason = other.to_string();
+                    let source: Arc<dyn std::error::Error + Send + Sync> = Arc::new(other);
+                    (reason, Some(source))
+                }
             };
             rustls::Error::Other(OtherError(Arc::new(SigningFailure {
                 reason: format!("the client key failed to sign the TLS handshake: {reason}"),
+                source,
             })))
         })
     }
@@ -616,7 +662,7 @@ impl Signer for KeySigner {
 
 /// Maps a rustls error to this crate's error, recovering the reasons our verifier and signer
 /// put inside it.
-pub fn map_rustls_error(e: &rustls::Error) -> Error {
+pub(crate) fn map_rustls_error(e: &rustls::Error) -> Error {
     match e {
         rustls::Error::InvalidCertificate(CertificateError::Other(OtherError(inner))) => {
             match inner.downcast_ref::<ServerAuthFailure>() {
@@ -634,9 +680,14 @@ pub fn map_rustls_error(e: &rustls::Error) -> Error {
         rustls::Error::Other(OtherError(inner)) => match inner.downcast_ref::<SigningFailure>() {
             Some(f) => Error::Key {
                 reason: f.reason.clone(),
+                source: f
+                    .source
+                    .clone()
+                    .map(|s| Box::new(SharedSource(s)) as crate::error::BoxError),
             },
             None => Error::Tls {
                 reason: inner.to_string(),
+                source: Some(Box::new(SharedSource(inner.clone()))),
             },
         },
         rustls::Error::AlertReceived(alert) => {
@@ -660,12 +711,16 @@ pub fn map_rustls_error(e: &rustls::Error) -> Error {
                 }
                 _ => "",
             };
+            // The alert is named as TLS names it; rustls's text ("received fatal alert:
+            // UnknownCA") would only repeat it in a cause line, so it is not kept.
             Error::Tls {
                 reason: format!("the server sent the TLS alert {}{hint}", alert_name(alert)),
+                source: None,
             }
         }
         other => Error::Tls {
             reason: other.to_string(),
+            source: Some(Box::new(other.clone())),
         },
     }
 }
@@ -738,9 +793,27 @@ mod tests {
             Error::ServerNotAuthorized { reason } => assert_eq!(reason, "because"),
             other => panic!("{other:?}"),
         }
+        #[derive(Debug, thiserror::Error)]
+        #[error("the token is gone")]
+        struct Gone;
         let e = rustls::Error::Other(OtherError(Arc::new(SigningFailure {
             reason: "hsm gone".into(),
+            source: Some(Arc::new(Gone)),
         })));
-        assert!(matches!(map_rustls_error(&e), Error::Key { reason } if reason == "hsm gone"));
+        let mapped = map_rustls_error(&e);
+        assert!(matches!(&mapped, Error::Key { reason, .. } if reason == "hsm gone"));
+        // The key's own error stays reachable (downcastable) in the chain.
+        let mut chain = std::error::Error::source(&mapped);
+        let mut found = false;
+        while let Some(link) = chain {
+            found |= link.downcast_ref::<Gone>().is_some();
+            chain = link.source();
+        }
+        assert!(found, "{mapped:?}");
+        // Other TLS failures keep rustls's error as their source.
+        let e = rustls::Error::DecryptError;
+        let mapped = map_rustls_error(&e);
+        let source = std::error::Error::source(&mapped).expect("rustls's error is kept");
+        assert_eq!(source.downcast_ref::<rustls::Error>(), Some(&e));
     }
 }

@@ -60,6 +60,7 @@ mod stack {
     fn config_error(e: ErrorStack) -> Error {
         Error::Tls {
             reason: format!("cannot configure OpenSSL for the ts0003 TLS profile: {e}"),
+            source: Some(Box::new(e)),
         }
     }
 
@@ -280,6 +281,7 @@ mod stack {
                     .and_then(|idx| ctx.ex_data(idx))
                     .ok_or_else(|| Error::Tls {
                         reason: "OpenSSL gave no connection to the certificate check".into(),
+                        source: None,
                     })
                     .and_then(received_chain)
                     .and_then(|chain| {
@@ -347,6 +349,7 @@ mod stack {
                 };
                 Error::Tls {
                     reason: format!("TLS handshake failed (ts0003 profile): {detail}{hint}"),
+                    source: None,
                 }
             }
         }

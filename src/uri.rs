@@ -102,7 +102,7 @@ impl EstUri {
             },
         };
 
-        let label = parse_path(uri.path()).map_err(|r| bad(&r))?;
+        let label = parse_path(uri.path(), &bad)?;
         Ok(EstUri {
             host,
             ip,
@@ -205,25 +205,29 @@ impl EstUri {
 }
 
 /// Validates the path of a base URI and returns its label.
-fn parse_path(path: &str) -> std::result::Result<Option<String>, String> {
+fn parse_path(path: &str, bad: &dyn Fn(&str) -> Error) -> Result<Option<String>> {
     let path = if path.is_empty() { "/" } else { path };
     if path == "/" {
         return Ok(None);
     }
-    let rest = path
-        .strip_prefix(WELL_KNOWN_EST)
-        .ok_or_else(|| format!("the path must be empty, / or start with {WELL_KNOWN_EST}"))?;
+    let rest = path.strip_prefix(WELL_KNOWN_EST).ok_or_else(|| {
+        bad(&format!(
+            "the path must be empty, / or start with {WELL_KNOWN_EST}"
+        ))
+    })?;
     let rest = match rest {
         "" | "/" => return Ok(None),
         r => r
             .strip_prefix('/')
-            .ok_or_else(|| format!("the path must be {WELL_KNOWN_EST}[/<label>]"))?,
+            .ok_or_else(|| bad(&format!("the path must be {WELL_KNOWN_EST}[/<label>]")))?,
     };
     let label = rest.strip_suffix('/').unwrap_or(rest);
     if label.is_empty() || label.contains('/') {
-        return Err("the label must be one non-empty path segment (RFC 7030 3.2.2)".into());
+        return Err(bad(
+            "the label must be one non-empty path segment (RFC 7030 3.2.2)",
+        ));
     }
-    check_label(label)?;
+    check_label(label, bad)?;
     const OPERATIONS: [Operation; 5] = [
         Operation::CaCerts,
         Operation::CsrAttrs,
@@ -237,15 +241,15 @@ fn parse_path(path: &str) -> std::result::Result<Option<String>, String> {
         // fullcmc (RFC 7030 3.2.2) is an operation too, though this client does not use it.
         || label.eq_ignore_ascii_case("fullcmc")
     {
-        return Err(format!(
+        return Err(bad(&format!(
             "{label:?} is an EST operation name, not a CA label: give the base URI without it"
-        ));
+        )));
     }
     Ok(Some(label.to_string()))
 }
 
 /// A label is unreserved / pct-encoded / sub-delims characters (RFC 3986 2.1-2.3).
-fn check_label(label: &str) -> std::result::Result<(), String> {
+fn check_label(label: &str, bad: &dyn Fn(&str) -> Error) -> Result<()> {
     let bytes = label.as_bytes();
     let mut i = 0;
     while i < bytes.len() {
@@ -255,7 +259,7 @@ fn check_label(label: &str) -> std::result::Result<(), String> {
                 && bytes[i + 1].is_ascii_hexdigit()
                 && bytes[i + 2].is_ascii_hexdigit();
             if !ok {
-                return Err("the label has a malformed percent-encoding".into());
+                return Err(bad("the label has a malformed percent-encoding"));
             }
             i += 3;
             continue;
@@ -263,10 +267,10 @@ fn check_label(label: &str) -> std::result::Result<(), String> {
         let unreserved = b.is_ascii_alphanumeric() || b"-._~".contains(&b);
         let sub_delims = b"!$&'()*+,;=".contains(&b);
         if !(unreserved || sub_delims) {
-            return Err(format!(
+            return Err(bad(&format!(
                 "the label contains {:?}, which is not allowed in a CA label",
                 b as char
-            ));
+            )));
         }
         i += 1;
     }

@@ -36,29 +36,53 @@ fn rejected(reason: impl Into<String>) -> Error {
     }
 }
 
-fn parse_cert(der: &[u8], what: &str) -> Result<Certificate, String> {
+/// Why a certificate's encoding is refused; the caller classifies it (a returned
+/// certificate, a trust anchor, /cacerts).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub(crate) enum CertificateProblem {
+    /// DER after the certificate.
+    #[error("{what} has trailing data after the certificate")]
+    TrailingData { what: String },
+    /// Not an X.509 certificate.
+    #[error("{what} does not parse as an X.509 certificate: {source}")]
+    NotACertificate {
+        what: String,
+        #[source]
+        source: der::Error,
+    },
+    /// Two subjectAltName extensions (RFC 5280 4.2).
+    #[error("two subjectAltName extensions (RFC 5280 4.2)")]
+    TwoSubjectAltNames,
+    /// The subjectAltName does not decode.
+    #[error("malformed subjectAltName: {0}")]
+    MalformedSubjectAltName(#[source] crate::proto::ProtoError),
+}
+
+fn parse_cert(der: &[u8], what: &str) -> Result<Certificate, CertificateProblem> {
     match crate::x509::parse_certificate(der) {
         Ok(cert) => Ok(cert),
         Err(e) if matches!(e.kind(), der::ErrorKind::TrailingData { .. }) => {
-            Err(format!("{what} has trailing data after the certificate"))
+            Err(CertificateProblem::TrailingData { what: what.into() })
         }
-        Err(e) => Err(format!(
-            "{what} does not parse as an X.509 certificate: {e}"
-        )),
+        Err(source) => Err(CertificateProblem::NotACertificate {
+            what: what.into(),
+            source,
+        }),
     }
 }
 
 /// The subjectAltName names of a certificate (empty when it has none).
-pub fn certificate_san(cert: &Certificate) -> Result<Vec<GeneralName>, String> {
+pub(crate) fn certificate_san(cert: &Certificate) -> Result<Vec<GeneralName>, CertificateProblem> {
     let mut found = None;
     for ext in cert.tbs_certificate().extensions().into_iter().flatten() {
         if ext.extn_id == const_oid::db::rfc5280::ID_CE_SUBJECT_ALT_NAME {
             if found.is_some() {
-                return Err("two subjectAltName extensions (RFC 5280 4.2)".into());
+                return Err(CertificateProblem::TwoSubjectAltNames);
             }
             found = Some(
                 san::decode(ext.extn_value.as_bytes())
-                    .map_err(|e| format!("malformed subjectAltName: {e}"))?,
+                    .map_err(CertificateProblem::MalformedSubjectAltName)?,
             );
         }
     }
@@ -100,8 +124,10 @@ pub fn validate_issued(
     }
     let mut parsed = Vec::with_capacity(certs.len());
     for (i, der) in certs.iter().enumerate() {
-        parsed
-            .push(parse_cert(der, &format!("returned certificate #{}", i + 1)).map_err(rejected)?);
+        parsed.push(
+            parse_cert(der, &format!("returned certificate #{}", i + 1))
+                .map_err(|e| rejected(e.to_string()))?,
+        );
     }
 
     // The leaf: our public key. A CA certificate for the same key would be odd; prefer a
@@ -197,7 +223,8 @@ pub fn validate_issued(
     let mut roots = Vec::new();
     let mut subordinates = Vec::new();
     for (i, ta) in trust_anchors.iter().enumerate() {
-        let cert = parse_cert(ta, &format!("trust anchor #{}", i + 1)).map_err(rejected)?;
+        let cert = parse_cert(ta, &format!("trust anchor #{}", i + 1))
+            .map_err(|e| rejected(e.to_string()))?;
         if cert.tbs_certificate().subject() == cert.tbs_certificate().issuer() {
             roots.push(ta);
         } else {
@@ -299,7 +326,7 @@ pub fn check_chain_algorithms(
         } else {
             format!("CA certificate #{i} of its chain")
         };
-        let cert = parse_cert(der, &what).map_err(rejected)?;
+        let cert = parse_cert(der, &what).map_err(|e| rejected(e.to_string()))?;
         let subject = crate::x509::describe_name(cert.tbs_certificate().subject());
         let signature = cert.signature_algorithm().oid.to_string();
         if !allowed.contains(&signature.as_str()) {
@@ -467,7 +494,7 @@ pub fn validate_ca_certs_for(
     let mut parsed: Vec<CaCert> = Vec::with_capacity(certs.len());
     for (i, der) in certs.iter().enumerate() {
         let what = format!("certificate #{}", i + 1);
-        let cert = parse_cert(der, &what).map_err(bad)?;
+        let cert = parse_cert(der, &what).map_err(|e| bad(e.to_string()))?;
         let subject = crate::x509::describe_name(cert.tbs_certificate().subject());
         match basic_constraints_ca(&cert) {
             Ok(true) => {}

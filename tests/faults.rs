@@ -36,18 +36,20 @@ fn client_for(base: &str) -> MefClient {
     MefClient::new(
         Config::new(EstUri::parse(base).unwrap())
             .identity(SubjectIdentity::new(SubjectType::Cse, MEF_CSE_ID).unwrap())
-            .transport(TransportConfig {
-                connect_timeout: Duration::from_secs(2),
-                tls_timeout: Duration::from_secs(2),
-                response_timeout: Duration::from_secs(2),
-                poll: PollPolicy {
-                    max_attempts: 2,
-                    max_total: Duration::from_secs(1),
-                    default_delay: Duration::from_millis(10),
-                    max_delay: Duration::from_millis(10),
-                    ..PollPolicy::default()
-                },
-                ..TransportConfig::default()
+            .transport({
+                let mut v = TransportConfig::default();
+                v.connect_timeout = Duration::from_secs(2);
+                v.tls_timeout = Duration::from_secs(2);
+                v.response_timeout = Duration::from_secs(2);
+                v.poll = {
+                    let mut v = PollPolicy::default();
+                    v.max_attempts = 2;
+                    v.max_total = Duration::from_secs(1);
+                    v.default_delay = Duration::from_millis(10);
+                    v.max_delay = Duration::from_millis(10);
+                    v
+                };
+                v
             }),
     )
 }

@@ -1,6 +1,7 @@
 //! The two procedures of TS-0003 8.3.6.2, end to end, against the reference MEF (`onem2m-mef`)
 //! on 127.0.0.1: real TLS, real HTTP, real CA, real credential store on disk.
 
+use onem2m_est::client::Channel;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -109,7 +110,7 @@ fn initial_provisioning_installs_certificate_key_and_trust_anchors_in_one_handsh
         .provision(&s.auth(), &mut s.store(), KeySource::Generate)
         .unwrap();
     // One kept-alive connection: /cacerts, /csrattrs, /simpleenroll.
-    assert_eq!(done.handshakes, 1);
+    assert_eq!(done.connection.handshakes, 1);
     assert_eq!(done.trust_anchors, vec![s.mef.ca_cert_der()]);
     let creds = assert_installed(s.out.path());
     assert_eq!(creds.chain[0], done.chain[0]);
@@ -194,7 +195,7 @@ fn reprovisioning_renews_with_the_same_key_and_rekeys_with_a_new_one() {
     let renewed = client
         .reprovision(&mut s.store(), Reprovision::Renew)
         .unwrap();
-    assert_eq!(renewed.handshakes, 1);
+    assert_eq!(renewed.connection.handshakes, 1);
     assert_ne!(leaf_serial(&renewed.chain), leaf_serial(&first.chain));
     let key1 = assert_installed(s.out.path())
         .key
@@ -553,7 +554,7 @@ fn pending_enrolment_is_polled_until_the_certificate_is_issued() {
         .client(None)
         .provision(&s.auth(), &mut s.store(), KeySource::Generate)
         .unwrap();
-    assert_eq!(done.handshakes, 1);
+    assert_eq!(done.connection.handshakes, 1);
     assert_installed(s.out.path());
 }
 
@@ -657,10 +658,15 @@ fn reprovisioning_keeps_subject_and_subject_alt_name() {
 fn cacerts_and_csrattrs_on_their_own() {
     let s = setup();
     let client = s.client(None);
-    let cas = client.cacerts(&[s.mef.ca_cert_der()], None).unwrap();
+    let cas = client
+        .cacerts(Channel::certificate(&[s.mef.ca_cert_der()], None))
+        .unwrap();
     assert_eq!(cas, vec![s.mef.ca_cert_der()]);
     let reqs = client
-        .csrattrs(&[s.mef.ca_cert_der()], Some(s.maker.identity()))
+        .csrattrs(Channel::certificate(
+            &[s.mef.ca_cert_der()],
+            Some(s.maker.identity()),
+        ))
         .unwrap()
         .unwrap();
     assert!(matches!(

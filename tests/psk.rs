@@ -3,6 +3,7 @@
 //! against `openssl s_server`, all on 127.0.0.1. Needs the `psk` feature.
 #![cfg(feature = "psk")]
 
+use onem2m_est::client::Channel;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 
@@ -22,7 +23,11 @@ const KPM_ID: &str = "kpm-0001";
 const KPM_HEX: &str = "00112233445566778899aabbccddeeff0123456789abcdef";
 
 fn kpm() -> Vec<u8> {
-    onem2m_est::psk::decode_hex(KPM_HEX).unwrap().to_vec()
+    // Test data in hex (the library's hex reader is internal: PskCredential::from_hex).
+    (0..KPM_HEX.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&KPM_HEX[i..i + 2], 16).unwrap())
+        .collect()
 }
 
 fn quick_transport() -> TransportConfig {
@@ -83,7 +88,10 @@ fn psk_provisioning_then_certificate_reprovisioning() {
         .psk_client()
         .provision(&credential(), &mut store, KeySource::Generate)
         .unwrap();
-    assert_eq!(done.handshakes, 1, "one PSK connection for the procedure");
+    assert_eq!(
+        done.connection.handshakes, 1,
+        "one PSK connection for the procedure"
+    );
     // /cacerts over the PSK channel bootstrapped the explicit TA database (RFC 7030 4.1.1).
     assert_eq!(done.trust_anchors, vec![s.mef.ca_cert_der()]);
     assert!(leaf_san(done.chain[0].as_ref()).contains(CSE_ID));
@@ -112,10 +120,10 @@ fn psk_provisioning_with_server_keygen_and_lone_operations() {
     let InitialAuth::Psk(cred) = credential() else {
         unreachable!()
     };
-    let cas = c.cacerts_psk(&cred).unwrap();
+    let cas = c.cacerts(Channel::Psk(&cred)).unwrap();
     assert_eq!(cas, vec![s.mef.ca_cert_der()]);
     let reqs = c
-        .csrattrs_psk(&cred)
+        .csrattrs(Channel::Psk(&cred))
         .unwrap()
         .expect("the MEF sends attributes");
     assert!(reqs.subject_alt_name().is_some());
@@ -247,7 +255,9 @@ fn psk_against_s_server_www(version: &str, cipher_args: &[&str]) {
         return;
     };
     let cred = PskCredential::new(KPM_ID, kpm()).unwrap();
-    let e = client(&server.uri()).cacerts_psk(&cred).unwrap_err();
+    let e = client(&server.uri())
+        .cacerts(Channel::Psk(&cred))
+        .unwrap_err();
     match &e {
         Error::BadResponse {
             operation: Operation::CaCerts,
@@ -284,7 +294,9 @@ fn a_wrong_key_fails_against_s_server() {
         return;
     };
     let cred = PskCredential::new(KPM_ID, kpm()).unwrap();
-    let e = client(&server.uri()).cacerts_psk(&cred).unwrap_err();
+    let e = client(&server.uri())
+        .cacerts(Channel::Psk(&cred))
+        .unwrap_err();
     assert_handshake_refused(&e);
 }
 
@@ -319,13 +331,17 @@ fn a_certificate_only_s_server_fails_cleanly() {
     let cert = cert.display().to_string();
     let cred = PskCredential::new(KPM_ID, kpm()).unwrap();
     let server = s_server(&["-key", &key, "-cert", &cert, "-tls1_2", "-www"]).unwrap();
-    let e = client(&server.uri()).cacerts_psk(&cred).unwrap_err();
+    let e = client(&server.uri())
+        .cacerts(Channel::Psk(&cred))
+        .unwrap_err();
     assert!(matches!(e, Error::Tls { .. }), "{e:?}");
     assert_eq!(e.class(), ErrorClass::Server);
     drop(server);
     // TLS 1.3 with a certificate: the server falls back to certificate authentication, which
     // the PSK client refuses.
     let server = s_server(&["-key", &key, "-cert", &cert, "-tls1_3", "-www"]).unwrap();
-    let e = client(&server.uri()).cacerts_psk(&cred).unwrap_err();
+    let e = client(&server.uri())
+        .cacerts(Channel::Psk(&cred))
+        .unwrap_err();
     assert!(matches!(e, Error::ServerNotAuthorized { .. }), "{e:?}");
 }

@@ -23,18 +23,20 @@ fn setup(handler: impl Fn(&Request) -> Action + Send + Sync + 'static) -> (TestC
 }
 
 fn quick_config() -> TransportConfig {
-    TransportConfig {
-        connect_timeout: Duration::from_secs(5),
-        tls_timeout: Duration::from_secs(5),
-        response_timeout: Duration::from_secs(10),
-        poll: PollPolicy {
-            max_attempts: 3,
-            max_total: Duration::from_secs(5),
-            default_delay: Duration::from_millis(10),
-            max_delay: Duration::from_millis(50),
-            ..PollPolicy::default()
-        },
-        ..TransportConfig::default()
+    {
+        let mut v = TransportConfig::default();
+        v.connect_timeout = Duration::from_secs(5);
+        v.tls_timeout = Duration::from_secs(5);
+        v.response_timeout = Duration::from_secs(10);
+        v.poll = {
+            let mut v = PollPolicy::default();
+            v.max_attempts = 3;
+            v.max_total = Duration::from_secs(5);
+            v.default_delay = Duration::from_millis(10);
+            v.max_delay = Duration::from_millis(50);
+            v
+        };
+        v
     }
 }
 
@@ -744,9 +746,10 @@ fn oversized_body_refused() {
             .body(vec![b'A'; 4096])
             .into()
     });
-    let cfg = TransportConfig {
-        max_body_bytes: 1024,
-        ..quick_config()
+    let cfg = {
+        let mut v = quick_config();
+        v.max_body_bytes = 1024;
+        v
     };
     let conn = connect_with(
         &server.base_localhost(),
@@ -988,7 +991,7 @@ fn no_client_cert_when_the_server_requires_one_is_a_tls_error() {
     let ca = TestCa::new("Test MEF CA");
     let server = client_auth_server(&ca, true, false);
     match connect(&server, &ca).cacerts() {
-        Err(Error::Tls { reason }) => assert!(reason.contains("alert"), "{reason}"),
+        Err(Error::Tls { reason, .. }) => assert!(reason.contains("alert"), "{reason}"),
         other => panic!("expected Tls, got {other:?}"),
     }
 }
@@ -1145,9 +1148,10 @@ fn silent_server_is_a_handshake_timeout() {
         while std::io::Read::read(&mut s, &mut buf).is_ok_and(|n| n > 0) {}
     });
     let ca = TestCa::new("Test MEF CA");
-    let cfg = TransportConfig {
-        tls_timeout: Duration::from_millis(300),
-        ..quick_config()
+    let cfg = {
+        let mut v = quick_config();
+        v.tls_timeout = Duration::from_millis(300);
+        v
     };
     let conn = connect_with(
         &format!("https://localhost:{port}/"),
@@ -1169,9 +1173,10 @@ fn slow_response_is_a_response_timeout() {
         std::thread::sleep(Duration::from_millis(1500));
         Response::new(204).into()
     });
-    let cfg = TransportConfig {
-        response_timeout: Duration::from_millis(300),
-        ..quick_config()
+    let cfg = {
+        let mut v = quick_config();
+        v.response_timeout = Duration::from_millis(300);
+        v
     };
     let conn = connect_with(
         &server.base_localhost(),

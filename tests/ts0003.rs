@@ -4,6 +4,7 @@
 //! exactly as on the rustls path: same verifier, same errors. Needs the `openssl` CLI (these
 //! tests fail without it) and, except the last test, the `psk` feature (OpenSSL).
 
+use onem2m_est::client::Channel;
 use std::net::TcpListener;
 use std::sync::Arc;
 
@@ -15,11 +16,12 @@ use onem2m_est::{Error, ErrorClass};
 use onem2m_est_testkit::pki::TestKey;
 
 fn quick_transport() -> TransportConfig {
-    TransportConfig {
-        connect_timeout: std::time::Duration::from_secs(5),
-        tls_timeout: std::time::Duration::from_secs(5),
-        response_timeout: std::time::Duration::from_secs(10),
-        ..TransportConfig::default()
+    {
+        let mut v = TransportConfig::default();
+        v.connect_timeout = std::time::Duration::from_secs(5);
+        v.tls_timeout = std::time::Duration::from_secs(5);
+        v.response_timeout = std::time::Duration::from_secs(10);
+        v
     }
 }
 
@@ -48,7 +50,10 @@ fn a_callback_key_is_refused_before_any_io() {
         key,
     };
     let e = client(&uri, TlsProfile::Ts0003)
-        .cacerts(std::slice::from_ref(&ca.cert), Some(identity))
+        .cacerts(Channel::certificate(
+            std::slice::from_ref(&ca.cert),
+            Some(identity),
+        ))
         .unwrap_err();
     assert_eq!(e.class(), ErrorClass::BadArguments, "{e:?}");
     let text = e.to_string();
@@ -79,7 +84,7 @@ fn without_openssl_the_profile_is_refused_before_any_io() {
         listener.local_addr().unwrap().port()
     );
     let e = client(&uri, TlsProfile::Ts0003)
-        .cacerts(std::slice::from_ref(&ca.cert), None)
+        .cacerts(Channel::certificate(std::slice::from_ref(&ca.cert), None))
         .unwrap_err();
     assert!(matches!(e, Error::InvalidArgument { .. }), "{e:?}");
     assert_eq!(e.class(), ErrorClass::BadArguments);
@@ -228,10 +233,10 @@ mod with_openssl {
 
         // The same through MefClient with the profile selected.
         let e = client(&s.uri(), TlsProfile::Ts0003)
-            .cacerts(
+            .cacerts(Channel::certificate(
                 std::slice::from_ref(&pki.mef_ca.cert),
                 Some(software_identity(&pki.third_party)),
-            )
+            ))
             .unwrap_err();
         assert_answered_after_handshake(&e);
         // s_server verified the client certificate it required (-Verify).
@@ -248,7 +253,10 @@ mod with_openssl {
             return;
         };
         let e = client(&s.uri(), TlsProfile::Ts0003)
-            .cacerts(std::slice::from_ref(&pki.mef_ca.cert), None)
+            .cacerts(Channel::certificate(
+                std::slice::from_ref(&pki.mef_ca.cert),
+                None,
+            ))
             .unwrap_err();
         assert!(matches!(e, Error::Tls { .. }), "{e:?}");
         assert_eq!(e.class(), ErrorClass::Server);
@@ -262,13 +270,13 @@ mod with_openssl {
             return;
         };
         let e = client(&s.uri(), TlsProfile::Modern)
-            .cacerts(
+            .cacerts(Channel::certificate(
                 std::slice::from_ref(&pki.mef_ca.cert),
                 Some(software_identity(&pki.third_party)),
-            )
+            ))
             .unwrap_err();
         match &e {
-            Error::Tls { reason } => {
+            Error::Tls { reason, .. } => {
                 assert!(reason.contains("alert handshake_failure"), "{reason}");
                 assert!(
                     reason.contains("no TLS version or cipher suite in common"),
@@ -296,10 +304,14 @@ mod with_openssl {
             third_party,
             "ECDHE-ECDSA-AES128-SHA256:ECDHE-ECDSA-AES128-GCM-SHA256",
         )?;
-        let ts = client(&s.uri(), TlsProfile::Ts0003)
-            .cacerts(anchors, Some(software_identity(third_party)));
-        let modern = client(&s.uri(), TlsProfile::Modern)
-            .cacerts(anchors, Some(software_identity(third_party)));
+        let ts = client(&s.uri(), TlsProfile::Ts0003).cacerts(Channel::certificate(
+            anchors,
+            Some(software_identity(third_party)),
+        ));
+        let modern = client(&s.uri(), TlsProfile::Modern).cacerts(Channel::certificate(
+            anchors,
+            Some(software_identity(third_party)),
+        ));
         Some((ts, modern))
     }
 
@@ -420,8 +432,8 @@ mod with_openssl {
         let first = client
             .provision(&auth, &mut store, KeySource::Generate)
             .unwrap();
-        assert_eq!(first.cipher_suite, Some(MANDATORY_IANA));
-        assert_eq!(first.handshakes, 1);
+        assert_eq!(first.connection.cipher_suite, Some(MANDATORY_IANA));
+        assert_eq!(first.connection.handshakes, 1);
         assert_eq!(first.trust_anchors, vec![mef.ca_cert_der()]);
         assert_eq!(store.load().unwrap().unwrap().chain, first.chain);
 
@@ -432,7 +444,11 @@ mod with_openssl {
             Reprovision::ServerKeygen,
         ] {
             let again = client.reprovision(&mut store, mode).unwrap();
-            assert_eq!(again.cipher_suite, Some(MANDATORY_IANA), "{mode:?}");
+            assert_eq!(
+                again.connection.cipher_suite,
+                Some(MANDATORY_IANA),
+                "{mode:?}"
+            );
             assert_ne!(again.chain[0], previous, "{mode:?}");
             assert_eq!(store.load().unwrap().unwrap().chain, again.chain);
             previous = again.chain[0].clone();
@@ -458,10 +474,10 @@ mod with_openssl {
             return;
         };
         let e = client(&s.uri(), TlsProfile::Ts0003)
-            .cacerts(
+            .cacerts(Channel::certificate(
                 std::slice::from_ref(&pki.mef_ca.cert),
                 Some(software_identity(&pki.third_party)),
-            )
+            ))
             .unwrap_err();
         assert!(matches!(e, Error::ServerNotAuthorized { .. }), "{e:?}");
         std::thread::sleep(std::time::Duration::from_millis(200));

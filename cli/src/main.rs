@@ -20,7 +20,9 @@ use clap::{Args, Parser, Subcommand};
 
 mod renewal;
 mod token;
-use onem2m_est::client::{Config, InitialAuth, KeySource, MefClient, Provisioned, Reprovision};
+use onem2m_est::client::{
+    Channel, Config, InitialAuth, KeySource, MefClient, Provisioned, Reprovision,
+};
 use onem2m_est::identity::{SpId, SubjectIdentity, SubjectType};
 use onem2m_est::keys::PrivateKey;
 use onem2m_est::psk::PskCredential;
@@ -281,10 +283,11 @@ struct ServerArgs {
     /// with the Kpm.
     #[arg(long, value_name = "URL")]
     psk_server: Option<String>,
-    /// Connect, TLS and response timeout, in seconds.
+    /// Connect, TLS and response timeout, in seconds (0 is refused).
     #[arg(long, value_name = "SECS", default_value_t = 30)]
     timeout: u64,
-    /// At most this many requests when the MEF answers 202 Accepted (RFC 7030 4.2.3).
+    /// At most this many requests when the MEF answers 202 Accepted (RFC 7030 4.2.3; at least
+    /// 1).
     #[arg(long, value_name = "N", default_value_t = 10)]
     max_polls: u32,
     /// At most this long in total waiting on 202 Accepted, in seconds. Each wait is at least
@@ -475,11 +478,15 @@ fn main() -> ExitCode {
                 });
                 outln!("{object}");
             }
-            let (code, status) = match e.class() {
-                ErrorClass::BadArguments => (2, "MEF_CLIENT_CMD_UNACCEPTABLE_ARGUMENTS"),
-                ErrorClass::Client => (3, "MEF_CLIENT_CMD_CERT_PROV_CLIENT_ERROR"),
-                ErrorClass::Server => (4, "MEF_CLIENT_CMD_CERT_PROV_SERVER_ERROR"),
+            // The status and its name are the core's (certprov::CmdStatus); the exit codes
+            // are this command's.
+            let status = onem2m_est::certprov::CmdStatus::from(e.class());
+            let code = match e.class() {
+                ErrorClass::BadArguments => 2,
+                ErrorClass::Client => 3,
+                ErrorClass::Server => 4,
             };
+            let status = status.name();
             let mut shown = e.to_string();
             errln!("onem2m-est: error: {shown}");
             let mut source = std::error::Error::source(&e);
@@ -686,10 +693,10 @@ fn run(command: Command) -> Result<serde_json::Value, Error> {
         } => {
             let client = client(&server, &SubjectArgs::none())?;
             let certs = match psk.credential()? {
-                Some(credential) => client.cacerts_psk(&credential)?,
+                Some(credential) => client.cacerts(Channel::Psk(&credential))?,
                 None => {
                     let (tas, identity) = optional_auth(&auth)?;
-                    client.cacerts(&tas, identity)?
+                    client.cacerts(Channel::certificate(&tas, identity))?
                 }
             };
             if pem && SUMMARY.load(std::sync::atomic::Ordering::Relaxed) {
@@ -714,10 +721,10 @@ fn run(command: Command) -> Result<serde_json::Value, Error> {
         Command::Csrattrs { server, auth, psk } => {
             let client = client(&server, &SubjectArgs::none())?;
             let reqs = match psk.credential()? {
-                Some(credential) => client.csrattrs_psk(&credential)?,
+                Some(credential) => client.csrattrs(Channel::Psk(&credential))?,
                 None => {
                     let (tas, identity) = optional_auth(&auth)?;
-                    client.csrattrs(&tas, identity)?
+                    client.csrattrs(Channel::certificate(&tas, identity))?
                 }
             };
             match reqs {
@@ -831,19 +838,25 @@ impl SubjectArgs {
     }
 }
 
+/// The core's refusal of an argument, named as the CLI option that carried it.
+fn renamed(e: Error, option: &'static str) -> Error {
+    match e {
+        Error::InvalidArgument { reason, .. } => Error::InvalidArgument {
+            argument: option,
+            reason,
+        },
+        other => other,
+    }
+}
+
 fn client(server: &ServerArgs, subject: &SubjectArgs) -> Result<MefClient, Error> {
     let base = EstUri::parse(&server.server)?;
-    let timeout = Duration::from_secs(server.timeout.max(1));
-    let mut transport = TransportConfig {
-        connect_timeout: timeout,
-        tls_timeout: timeout,
-        response_timeout: timeout,
-        ..TransportConfig::default()
-    };
-    transport.poll.max_attempts = server.max_polls.max(1);
-    transport.poll.max_total = Duration::from_secs(server.max_poll_time);
-    // The user's bound is the total: a single wait may use all of it (RFC 7030 4.2.3).
-    transport.poll.max_delay = transport.poll.max_total;
+    let timeout = Duration::from_secs(server.timeout);
+    let transport = TransportConfig::default()
+        .with_timeouts(timeout, timeout, timeout)
+        .map_err(|e| renamed(e, "--timeout"))?
+        .with_polling(server.max_polls, Duration::from_secs(server.max_poll_time))
+        .map_err(|e| renamed(e, "--max-polls"))?;
     let mut config = Config::new(base)
         .transport(transport)
         .tls_profile(server.tls_profile.parse()?);
@@ -915,8 +928,8 @@ fn report(done: &Provisioned, out: &Path) -> serde_json::Value {
         describe_cert(leaf);
     }
     sayln!("trust anchors installed: {}", done.trust_anchors.len());
-    sayln!("TLS handshakes: {}", done.handshakes);
-    if let Some(suite) = done.cipher_suite {
+    sayln!("TLS handshakes: {}", done.connection.handshakes);
+    if let Some(suite) = done.connection.cipher_suite {
         sayln!("TLS cipher suite: {suite}");
     }
     let files = [
@@ -938,8 +951,8 @@ fn report(done: &Provisioned, out: &Path) -> serde_json::Value {
         },
         "certificate": done.chain.first().map(cert_json),
         "trust_anchors": done.trust_anchors.len(),
-        "tls_handshakes": done.handshakes,
-        "tls_cipher_suite": done.cipher_suite,
+        "tls_handshakes": done.connection.handshakes,
+        "tls_cipher_suite": done.connection.cipher_suite,
     })
 }
 

@@ -100,14 +100,11 @@ pub struct RenewArgs {
 
 impl RenewArgs {
     pub fn policy(&self, retry: RetryPolicy) -> RenewalPolicy {
-        RenewalPolicy {
-            renew_at: match self.renew_before {
-                Some(margin) => RenewAt::BeforeNotAfter(margin),
-                None => RenewAt::Fraction(self.renew_at_fraction),
-            },
-            jitter: self.jitter,
-            retry,
-        }
+        let renew_at = match self.renew_before {
+            Some(margin) => RenewAt::BeforeNotAfter(margin),
+            None => RenewAt::Fraction(self.renew_at_fraction),
+        };
+        RenewalPolicy::new(renew_at, self.jitter, retry)
     }
 
     fn mode(&self) -> Reprovision {
@@ -253,11 +250,11 @@ fn wait(rx: &mpsc::Receiver<Signal>, until: SystemTime) -> Option<Signal> {
 /// stops cleanly on SIGTERM. Everything it decides from is re-read from the store, so a
 /// restart loses nothing.
 pub fn agent(args: &AgentArgs) -> Result<ExitCode, Error> {
-    let retry = RetryPolicy {
-        initial: args.retry_initial,
-        max: args.retry_max,
-        min: Duration::from_secs(1).min(args.retry_initial),
-    };
+    let retry = RetryPolicy::new(
+        args.retry_initial,
+        args.retry_max,
+        Duration::from_secs(1).min(args.retry_initial),
+    );
     let mut scheduler = Scheduler::new(args.renew.policy(retry))?;
     let rx = signals()?;
     let mut client = args.renew.client()?;

@@ -166,6 +166,34 @@ fn bad_arguments_exit_2() {
     assert_eq!(o.status.code(), Some(2), "usage error: {}", text(&o));
 }
 
+/// Timeouts and polling bounds are the core's check (TransportConfig::with_timeouts /
+/// with_polling), as for C and Python: zero is refused before any I/O, not taken as 1 s.
+#[test]
+fn zero_timeouts_and_attempts_exit_2_before_any_io() {
+    let dir = tempfile::tempdir().unwrap();
+    let tas = dir.path().join("tas.pem");
+    std::fs::write(&tas, "").unwrap();
+    // Port 9 (discard) on localhost: never reached, the arguments are refused first.
+    for (option, value) in [("--timeout", "0"), ("--max-polls", "0")] {
+        let o = run(&[
+            "cacerts",
+            "--server",
+            "https://127.0.0.1:9/",
+            "--trust-anchors",
+            &tas.display().to_string(),
+            option,
+            value,
+        ]);
+        assert_eq!(o.status.code(), Some(2), "{option}: {}", text(&o));
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert!(stderr.contains(option), "{option}: {stderr}");
+        assert!(
+            stderr.contains("MEF_CLIENT_CMD_UNACCEPTABLE_ARGUMENTS"),
+            "{stderr}"
+        );
+    }
+}
+
 /// A MEF that associates the device certificate with `identity` (type, ID as the MEF operator
 /// writes it).
 fn fixture_for(subject_type: onem2m_mef::SubjectType, id: &str) -> Fixture {

@@ -72,6 +72,7 @@
 //! Not exercised here: estserver's `-t` (PoP through tls-unique, which needs TLS 1.2 and a
 //! challengePassword carrying the tls-unique value).
 
+use onem2m_est::client::Channel;
 use std::io::Write;
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -407,12 +408,15 @@ fn san_and_serial(dir: &Path, cert: &Path) -> (String, String) {
 fn client(server: &Libest) -> MefClient {
     let config = Config::new(EstUri::parse(&server.base()).unwrap())
         .identity(SubjectIdentity::new(SubjectType::Cse, CSE_ID).unwrap())
-        .transport(TransportConfig {
-            connect_timeout: Duration::from_secs(10),
-            tls_timeout: Duration::from_secs(10),
-            response_timeout: Duration::from_secs(60),
-            ..TransportConfig::default()
-        });
+        .transport(
+            TransportConfig::default()
+                .with_timeouts(
+                    Duration::from_secs(10),
+                    Duration::from_secs(10),
+                    Duration::from_secs(60),
+                )
+                .unwrap(),
+        );
     MefClient::new(config)
 }
 
@@ -454,16 +458,18 @@ fn library_against_libest() {
     };
 
     // /cacerts: libest's EST CA.
-    let cacerts = client.cacerts(trust_anchors, None).unwrap();
+    let cacerts = client
+        .cacerts(Channel::certificate(trust_anchors, None))
+        .unwrap();
     assert_eq!(cacerts, *trust_anchors);
     // /csrattrs: the NUL-terminated body (quirk 1) decodes; nothing we must act on (quirk 8).
     let reqs = client
-        .csrattrs(trust_anchors, Some(device.clone()))
+        .csrattrs(Channel::certificate(trust_anchors, Some(device.clone())))
         .unwrap()
         .expect("libest has CSR attributes");
     assert!(reqs.key.is_none() && reqs.hash.is_none(), "{reqs:?}");
     let items = client
-        .csrattrs_items(trust_anchors, Some(device.clone()))
+        .csrattrs_items(Channel::certificate(trust_anchors, Some(device.clone())))
         .unwrap()
         .unwrap();
     assert_eq!(items.len(), 4, "{items:?}");
@@ -475,7 +481,7 @@ fn library_against_libest() {
         .provision(&auth, &mut store, KeySource::Generate)
         .unwrap();
     assert_eq!(
-        first.handshakes, 1,
+        first.connection.handshakes, 1,
         "cacerts, csrattrs, simpleenroll on one connection"
     );
     check_credentials(&server, &cred.join("cert.pem"), &cred.join("key.pem"));

@@ -354,9 +354,10 @@ fn agent_keeps_the_device_valid_across_mef_outages() {
     ];
     eprintln!("outages (before renewal n, lead, length): {outages:?}");
     // The agent's policy.
-    let policy = RenewalPolicy {
-        renew_at: RenewAt::Fraction(0.5),
-        ..RenewalPolicy::default()
+    let policy = {
+        let mut v = RenewalPolicy::default();
+        v.renew_at = RenewAt::Fraction(0.5);
+        v
     };
     let start = Instant::now();
     // The loop ends as soon as both outages and four renewals have happened (about 35 s on an

@@ -534,6 +534,7 @@ int main(int argc, char **argv)
         goto out;
 
     static const mef_key_callbacks key_cbs = {
+        .struct_size = sizeof(mef_key_callbacks),
         .generate = key_generate,
         .current = key_current,
         .public_key = key_public_key,
@@ -541,7 +542,8 @@ int main(int argc, char **argv)
         .commit = key_commit,
         .discard = key_discard,
     };
-    static const mef_credential_callbacks cred_cbs = {.store = cred_store, .load = cred_load};
+    static const mef_credential_callbacks cred_cbs = {
+        .struct_size = sizeof(mef_credential_callbacks), .store = cred_store, .load = cred_load};
 
     if ((r = mef_config_new(&config)) != MEF_OK) {
         report("mef_config_new", r, NULL);

@@ -8,12 +8,9 @@
 //! `store` succeeded.
 
 use std::ffi::{c_char, c_int, c_void};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use der::Decode;
 use rustls_pki_types::CertificateDer;
-use x509_cert::spki::SubjectPublicKeyInfoOwned;
 use zeroize::Zeroizing;
 
 use super::{
@@ -49,6 +46,9 @@ unsafe impl Sync for UserData {}
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct mef_key_callbacks {
+    /// `sizeof(mef_key_callbacks)`. Later versions only append members, and read only as many
+    /// bytes as this says; a size this library does not know is `MEF_ERR_INVALID_ARGUMENT`.
+    pub struct_size: usize,
     /// Create a provisional key pair of `type`; write its handle to `*out_handle`.
     /// Return `MEF_CB_OK`, or any other value for failure.
     pub generate: Option<
@@ -106,6 +106,8 @@ pub struct mef_key_callbacks {
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct mef_credential_callbacks {
+    /// `sizeof(mef_credential_callbacks)`, as for `mef_key_callbacks.struct_size`.
+    pub struct_size: usize,
     /// Make the chain (PEM, leaf first), the trust anchors (PEM) and the key current,
     /// atomically from the host's point of view. `key_handle` is a key-callback handle; for a
     /// server-generated key it is 0 and `key_pkcs8_pem`/`key_len` carry the key as PKCS #8 PEM
@@ -255,7 +257,7 @@ pub unsafe extern "C" fn mef_identity_set_psk(
             return MEF_ERR_NULL_ARGUMENT;
         }
         // SAFETY: the caller's contract above.
-        let psk = check!(unsafe { super::config::psk_arg(kpm_id, kpm, kpm_len) });
+        let psk = check!(unsafe { super::psk_arg(kpm_id, kpm, kpm_len) });
         // SAFETY: non-NULL; the sink is the library's, alive during the callback (contract).
         unsafe { &mut *sink }.psk = Some(psk);
         MEF_OK
@@ -336,11 +338,10 @@ impl CredentialCallbacks {
     }
 }
 
-/// Calls the identity callback; `Err` (and the failure flag set) when it fails.
+/// Calls the identity callback; `Err` (a [`CallbackError`] in its chain) when it fails.
 pub(crate) fn call_identity(
     cb: unsafe extern "C" fn(*mut c_void, *mut mef_identity_sink) -> c_int,
     user_data: UserData,
-    failed: &CallbackFailure,
     sp_id: Option<&SpId>,
 ) -> Result<IdentityAnswer> {
     let mut sink = mef_identity_sink {
@@ -350,7 +351,9 @@ pub(crate) fn call_identity(
     // SAFETY: the host registered `cb` and `user_data` together; the sink outlives the call.
     let rc = unsafe { cb(user_data.0, &mut sink) };
     if rc != MEF_CB_OK {
-        return Err(failed.raise(format!("the identity callback returned {rc}")));
+        return Err(callback_failed(format!(
+            "the identity callback returned {rc}"
+        )));
     }
     Ok(IdentityAnswer {
         identity: sink.identity,
@@ -358,26 +361,51 @@ pub(crate) fn call_identity(
     })
 }
 
-/// Set when a key or identity callback failed during the current call, so the call reports
-/// `MEF_ERR_CALLBACK` whichever library error the failure surfaced as (a TLS failure when the
-/// handshake signature failed, a key error for the CSR, ...).
-#[derive(Clone, Debug, Default)]
-pub(crate) struct CallbackFailure(Arc<AtomicBool>);
+/// A key or identity callback failed or returned garbage: the source of the core error it
+/// surfaces as (a key error, also when it happened inside the TLS handshake), so the call
+/// reports `MEF_ERR_CALLBACK` ([`is_callback_failure`] reads the error chain).
+#[derive(Debug)]
+pub(crate) struct CallbackError {
+    reason: String,
+    /// The core's check the callback's output failed, if that is what happened.
+    check: Option<est::keys::KeyCheckError>,
+}
 
-impl CallbackFailure {
-    pub(crate) fn reset(&self) {
-        self.0.store(false, Ordering::SeqCst);
+impl std::fmt::Display for CallbackError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.reason)
     }
+}
 
-    pub(crate) fn is_set(&self) -> bool {
-        self.0.load(Ordering::SeqCst)
+impl std::error::Error for CallbackError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.check.as_ref().map(|c| c as _)
     }
+}
 
-    /// Records a callback failure and returns it as a key error.
-    fn raise(&self, reason: String) -> Error {
-        self.0.store(true, Ordering::SeqCst);
-        Error::Key { reason }
+/// A callback's failure as a core key error, with the [`CallbackError`] as its source.
+fn callback_failed(reason: String) -> Error {
+    callback_check_failed(reason, None)
+}
+
+/// A callback's output that failed the core's check (`check`).
+fn callback_check_failed(reason: String, check: Option<est::keys::KeyCheckError>) -> Error {
+    Error::key(
+        reason.clone(),
+        Some(Box::new(CallbackError { reason, check })),
+    )
+}
+
+/// Whether a host callback's failure is in `e`'s chain of sources.
+pub(crate) fn is_callback_failure(e: &Error) -> bool {
+    let mut link: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(current) = link {
+        if current.downcast_ref::<CallbackError>().is_some() {
+            return true;
+        }
+        link = current.source();
     }
+    false
 }
 
 /// A key held by the host behind the key callbacks.
@@ -387,7 +415,6 @@ pub(crate) struct CallbackKey {
     handle: u64,
     algorithm: KeyAlgorithm,
     spki: Vec<u8>,
-    failed: CallbackFailure,
 }
 
 impl CallbackKey {
@@ -396,7 +423,6 @@ impl CallbackKey {
         cbs: KeyCallbacks,
         handle: u64,
         algorithm: KeyAlgorithm,
-        failed: &CallbackFailure,
     ) -> Result<CallbackKey> {
         let mut out = Zeroizing::new(vec![0u8; MEF_CALLBACK_BUFFER_CAPACITY]);
         let mut len = 0usize;
@@ -412,63 +438,29 @@ impl CallbackKey {
             )
         };
         if rc != MEF_CB_OK {
-            return Err(failed.raise(format!(
+            return Err(callback_failed(format!(
                 "public_key callback returned {rc} for key {handle}"
             )));
         }
         if len == 0 || len > out.len() {
-            return Err(failed.raise(format!(
+            return Err(callback_failed(format!(
                 "public_key callback returned length {len} (capacity {MEF_CALLBACK_BUFFER_CAPACITY})"
             )));
         }
         let spki = out[..len].to_vec();
-        if let Err(reason) = check_spki(&spki, algorithm) {
-            return Err(failed.raise(format!("public_key callback for key {handle}: {reason}")));
+        // The check is the core's, for every key held outside the library.
+        if let Err(check) = est::keys::check_public_key(&spki, algorithm) {
+            return Err(callback_check_failed(
+                format!("public_key callback for key {handle}: {check}"),
+                Some(check),
+            ));
         }
         Ok(CallbackKey {
             cbs,
             handle,
             algorithm,
             spki,
-            failed: failed.clone(),
         })
-    }
-}
-
-/// The SubjectPublicKeyInfo parses and is of `algorithm`'s key type.
-fn check_spki(spki: &[u8], algorithm: KeyAlgorithm) -> std::result::Result<(), String> {
-    let info = SubjectPublicKeyInfoOwned::from_der(spki)
-        .map_err(|e| format!("not a DER SubjectPublicKeyInfo: {e}"))?;
-    let oid = info.algorithm.oid.to_string();
-    let curve = info
-        .algorithm
-        .parameters
-        .as_ref()
-        .and_then(|p| p.decode_as::<der::asn1::ObjectIdentifier>().ok())
-        .map(|o| o.to_string());
-    let ok = match algorithm {
-        KeyAlgorithm::EcdsaP256Sha256 => {
-            oid == "1.2.840.10045.2.1" && curve.as_deref() == Some("1.2.840.10045.3.1.7")
-        }
-        KeyAlgorithm::EcdsaP384Sha384 => {
-            oid == "1.2.840.10045.2.1" && curve.as_deref() == Some("1.3.132.0.34")
-        }
-        KeyAlgorithm::Ed25519 => oid == "1.3.101.112",
-    };
-    if ok {
-        Ok(())
-    } else {
-        Err(format!("the public key is not a {algorithm} key"))
-    }
-}
-
-fn verify_algorithm(
-    algorithm: KeyAlgorithm,
-) -> &'static dyn ring::signature::VerificationAlgorithm {
-    match algorithm {
-        KeyAlgorithm::EcdsaP256Sha256 => &ring::signature::ECDSA_P256_SHA256_ASN1,
-        KeyAlgorithm::EcdsaP384Sha384 => &ring::signature::ECDSA_P384_SHA384_ASN1,
-        KeyAlgorithm::Ed25519 => &ring::signature::ED25519,
     }
 }
 
@@ -498,28 +490,28 @@ impl PrivateKey for CallbackKey {
             )
         };
         if rc != MEF_CB_OK {
-            return Err(self.failed.raise(format!(
+            return Err(callback_failed(format!(
                 "sign callback returned {rc} for key {}",
                 self.handle
             )));
         }
         if len == 0 || len > out.len() {
-            return Err(self.failed.raise(format!(
+            return Err(callback_failed(format!(
                 "sign callback returned length {len} (capacity {MEF_CALLBACK_BUFFER_CAPACITY})"
             )));
         }
         out.truncate(len);
-        // A wrong signature would only surface as a server-side rejection; checking it here
-        // names the culprit.
-        let public = est::keys::spki_public_key_bytes(&self.spki)?;
-        ring::signature::UnparsedPublicKey::new(verify_algorithm(self.algorithm), public)
-            .verify(message, &out)
-            .map_err(|_| {
-                self.failed.raise(format!(
+        // The core checks every signature (keys::sign_checked); checked here too so that a
+        // callback's bad signature is reported as the callback's failure.
+        est::keys::check_signature(self, message, &out).map_err(|check| {
+            callback_check_failed(
+                format!(
                     "sign callback for key {} returned a signature that does not verify",
                     self.handle
-                ))
-            })?;
+                ),
+                Some(check),
+            )
+        })?;
         Ok(out)
     }
 }
@@ -537,7 +529,6 @@ struct KnownKey {
 pub(crate) struct CallbackStore {
     keys: KeyCallbacks,
     creds: CredentialCallbacks,
-    failed: CallbackFailure,
     /// Keys from `generate` not yet committed or discarded.
     provisional: Vec<KnownKey>,
     /// The key `load` returned (through `current`), for renewals.
@@ -545,19 +536,14 @@ pub(crate) struct CallbackStore {
 }
 
 fn store_error(operation: &'static str, reason: String) -> Error {
-    Error::Store { operation, reason }
+    Error::store(operation, reason)
 }
 
 impl CallbackStore {
-    pub(crate) fn new(
-        keys: KeyCallbacks,
-        creds: CredentialCallbacks,
-        failed: CallbackFailure,
-    ) -> CallbackStore {
+    pub(crate) fn new(keys: KeyCallbacks, creds: CredentialCallbacks) -> CallbackStore {
         CallbackStore {
             keys,
             creds,
-            failed,
             provisional: Vec::new(),
             current: Mutex::new(None),
         }
@@ -608,15 +594,14 @@ impl CredentialStore for CallbackStore {
             ));
         }
         if rc != MEF_CB_OK {
-            return Err(self
-                .failed
-                .raise(format!("current key callback returned {rc}")));
+            return Err(callback_failed(format!(
+                "current key callback returned {rc}"
+            )));
         }
         let algorithm = key_type_arg(key_type).map_err(|_| {
-            self.failed
-                .raise(format!("current key callback returned key type {key_type}"))
+            callback_failed(format!("current key callback returned key type {key_type}"))
         })?;
-        let key = CallbackKey::new(self.keys, handle, algorithm, &self.failed)?;
+        let key = CallbackKey::new(self.keys, handle, algorithm)?;
         *self.current.lock().unwrap_or_else(|e| e.into_inner()) = Some(KnownKey {
             handle,
             spki: key.spki.clone(),
@@ -635,11 +620,9 @@ impl CredentialStore for CallbackStore {
             (self.keys.generate)(self.keys.user_data.0, key_type_of(algorithm), &mut handle)
         };
         if rc != MEF_CB_OK {
-            return Err(self
-                .failed
-                .raise(format!("generate callback returned {rc}")));
+            return Err(callback_failed(format!("generate callback returned {rc}")));
         }
-        match CallbackKey::new(self.keys, handle, algorithm, &self.failed) {
+        match CallbackKey::new(self.keys, handle, algorithm) {
             Ok(key) => {
                 self.provisional.push(KnownKey {
                     handle,

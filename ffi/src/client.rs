@@ -5,7 +5,9 @@ use std::sync::Arc;
 
 use rustls_pki_types::CertificateDer;
 
-use super::callbacks::{call_identity, CallbackFailure, CallbackKey, CallbackStore, KeyCallbacks};
+use super::callbacks::{
+    call_identity, is_callback_failure, CallbackKey, CallbackStore, KeyCallbacks,
+};
 use super::config::ThirdParty;
 use super::logging::{LogSink, SinkScope};
 use super::result::result_of;
@@ -15,7 +17,7 @@ use super::{
     MEF_ERR_PANIC, MEF_KEY_GENERATE, MEF_KEY_SERVER_GENERATED, MEF_OK, MEF_REPROVISION_REKEY,
     MEF_REPROVISION_RENEW, MEF_REPROVISION_SERVER_KEYGEN,
 };
-use est::client::{Config, InitialAuth, KeySource, MefClient, Provisioned, Reprovision};
+use est::client::{Channel, Config, InitialAuth, KeySource, MefClient, Provisioned, Reprovision};
 use est::error::{Error, Result};
 use est::keys::PrivateKey;
 use est::psk::PskCredential;
@@ -61,7 +63,6 @@ pub struct mef_client {
     base_uri: EstUri,
     settings: mef_config,
     storage: Storage,
-    failed: CallbackFailure,
     last_error: CString,
     last_handshakes: u32,
     /// When renewal is due (`mef_client_set_renewal_*`; default two thirds, jitter 0.1).
@@ -111,7 +112,6 @@ impl mef_client {
             .base_uri
             .clone()
             .ok_or_else(|| Failure::invalid("no base URI configured (mef_config_set_base_uri)"))?;
-        let failed = CallbackFailure::default();
         let storage = match (&config.store_dir, &config.credential_callbacks) {
             (Some(_), Some(_)) => {
                 return Err(Failure::invalid(
@@ -150,7 +150,7 @@ impl mef_client {
                 let keys = config.key_callbacks.ok_or_else(|| {
                     Failure::invalid("credential callbacks need key callbacks too")
                 })?;
-                Storage::Callbacks(CallbackStore::new(keys, *creds, failed.clone()))
+                Storage::Callbacks(CallbackStore::new(keys, *creds))
             }
         };
         if config.psk.is_some() && config.third_party.is_some() {
@@ -170,7 +170,6 @@ impl mef_client {
             base_uri,
             settings: config.clone(),
             storage,
-            failed,
             last_error: CString::default(),
             last_handshakes: 0,
             renewal: est::renewal::RenewalPolicy::default(),
@@ -191,7 +190,7 @@ impl mef_client {
         let mut psk = None;
         let callback: Option<IdentityCallback> = self.settings.identity_callback;
         if let Some((cb, user_data)) = callback.filter(|_| ask_identity) {
-            let answer = call_identity(cb, user_data, &self.failed, self.settings.sp_id.as_ref())?;
+            let answer = call_identity(cb, user_data, self.settings.sp_id.as_ref())?;
             if let Some(identity) = answer.identity {
                 config.identity = Some(identity);
             }
@@ -219,8 +218,7 @@ impl mef_client {
                 handle,
                 algorithm,
             }) => {
-                let key =
-                    CallbackKey::new(self.key_callbacks()?, *handle, *algorithm, &self.failed)?;
+                let key = CallbackKey::new(self.key_callbacks()?, *handle, *algorithm)?;
                 let key: Arc<dyn PrivateKey> = Arc::new(key);
                 Some(ClientIdentity {
                     chain: chain.clone(),
@@ -316,31 +314,22 @@ impl mef_client {
         core.reprovision(self.storage.as_dyn(), mode)
     }
 
-    /// Trust anchors for `/cacerts` and `/csrattrs`: the configured ones, else the installed.
-    fn trust_anchors_any(&self) -> Result<Vec<CertificateDer<'static>>> {
-        if let Some(ta) = &self.settings.trust_anchors {
-            return Ok(ta.clone());
-        }
-        let stored = match &self.storage {
-            Storage::Files(s) => s.load()?,
-            Storage::Callbacks(s) => s.load()?,
-            Storage::Token(s) => s.0.load()?,
-        };
-        stored.map(|c| c.trust_anchors).ok_or_else(|| {
-            Error::invalid(
-                "trust anchors",
-                "none configured and no credentials installed",
-            )
-        })
+    /// Trust anchors for `/cacerts` and `/csrattrs`: the core's rule (configured, else
+    /// installed).
+    fn trust_anchors_any(&mut self) -> Result<Vec<CertificateDer<'static>>> {
+        est::client::query_trust_anchors(
+            self.settings.trust_anchors.as_deref(),
+            self.storage.as_dyn(),
+        )
     }
 
     fn cacerts(&mut self) -> Result<Vec<u8>> {
         let (core, _) = self.core(false)?;
         let certs = match &self.settings.psk {
-            Some(psk) => core.cacerts_psk(psk)?,
+            Some(psk) => core.cacerts(Channel::Psk(psk))?,
             None => {
                 let trust_anchors = self.trust_anchors_any()?;
-                core.cacerts(&trust_anchors, self.third_party()?)?
+                core.cacerts(Channel::certificate(&trust_anchors, self.third_party()?))?
             }
         };
         Ok(certs_to_pem(&certs).into_bytes())
@@ -349,10 +338,10 @@ impl mef_client {
     fn csrattrs(&mut self) -> Result<Vec<u8>> {
         let (core, _) = self.core(false)?;
         let items = match &self.settings.psk {
-            Some(psk) => core.csrattrs_items_psk(psk)?,
+            Some(psk) => core.csrattrs_items(Channel::Psk(psk))?,
             None => {
                 let trust_anchors = self.trust_anchors_any()?;
-                core.csrattrs_items(&trust_anchors, self.third_party()?)?
+                core.csrattrs_items(Channel::certificate(&trust_anchors, self.third_party()?))?
             }
         };
         match items {
@@ -364,13 +353,11 @@ impl mef_client {
         }
     }
 
-    /// Runs one call with the handle's log sink current and the failure flag reset, and
-    /// records its outcome.
+    /// Runs one call with the handle's log sink current, and records its outcome.
     pub(super) fn call<T>(
         &mut self,
         f: impl FnOnce(&mut mef_client) -> Result<T>,
     ) -> std::result::Result<T, mef_result> {
-        self.failed.reset();
         let sink: Option<LogSink> = self.settings.log;
         let _scope = SinkScope::enter(sink);
         let outcome = f(self);
@@ -381,7 +368,7 @@ impl mef_client {
                 Ok(v)
             }
             Err(e) => {
-                let code = if self.failed.is_set() {
+                let code = if is_callback_failure(&e) {
                     MEF_ERR_CALLBACK
                 } else {
                     result_of(&e)
@@ -511,7 +498,7 @@ pub unsafe extern "C" fn mef_client_provision(
         };
         c.last_handshakes = 0;
         let p = check!(c.call(|c| c.provision(source)));
-        c.last_handshakes = p.handshakes;
+        c.last_handshakes = p.connection.handshakes;
         MEF_OK
     };
     // SAFETY: caller's contract above.
@@ -540,7 +527,7 @@ pub unsafe extern "C" fn mef_client_reprovision(
         };
         c.last_handshakes = 0;
         let p = check!(c.call(|c| c.reprovision(mode)));
-        c.last_handshakes = p.handshakes;
+        c.last_handshakes = p.connection.handshakes;
         MEF_OK
     };
     // SAFETY: caller's contract above.
@@ -601,7 +588,7 @@ pub unsafe extern "C" fn mef_client_csrattrs(
 /// Decodes CSR attributes (the DER `mef_client_csrattrs` gives) into text, one `field: value`
 /// line each, as the CLI shows them: `challenge_password: supplied`, `subject_alt_name:
 /// DNS:cse01.sp.example.com`, `extension: OID[ critical] N bytes`, `key_type: EC P-256`,
-/// `signature_hash: SHA-256`, `unrecognised: OID` (the fields of `onem2m_est::describe`; never
+/// `signature_hash: SHA-256`, `unrecognised: OID` (the fields the CLI and Python show too; never
 /// the challengePassword's value). An empty input (no CSR attributes) gives an empty buffer;
 /// malformed DER is `MEF_ERR_DECODE`.
 ///

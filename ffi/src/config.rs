@@ -99,7 +99,7 @@ impl LastError {
 
 impl mef_config {
     /// Records why a setter failed and returns its code.
-    fn fail(&self, code: mef_result, reason: impl std::fmt::Display) -> mef_result {
+    pub(crate) fn fail(&self, code: mef_result, reason: impl std::fmt::Display) -> mef_result {
         self.last_error.set(&reason.to_string());
         code
     }
@@ -130,10 +130,56 @@ macro_rules! arg {
     };
 }
 
+/// Why a PEM argument holds no certificates: the argument, and the core's reason.
+#[derive(Debug)]
+enum PemArgError {
+    NotUtf8(&'static str),
+    Certificates(&'static str, est::Error),
+}
+
+impl std::fmt::Display for PemArgError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PemArgError::NotUtf8(what) => write!(f, "{what}: not PEM text (not UTF-8)"),
+            PemArgError::Certificates(what, e) => write!(f, "{what}: {e}"),
+        }
+    }
+}
+
 /// PEM CERTIFICATE blocks, with the parser's reason on failure.
-fn pem_certs(pem: &[u8], what: &str) -> Result<Vec<CertificateDer<'static>>, String> {
-    let text = std::str::from_utf8(pem).map_err(|_| format!("{what}: not PEM text (not UTF-8)"))?;
-    est::store::parse_certs_pem(text).map_err(|e| format!("{what}: {e}"))
+fn pem_certs(pem: &[u8], what: &'static str) -> Result<Vec<CertificateDer<'static>>, PemArgError> {
+    let text = std::str::from_utf8(pem).map_err(|_| PemArgError::NotUtf8(what))?;
+    est::store::parse_certs_pem(text).map_err(|e| PemArgError::Certificates(what, e))
+}
+
+/// A callback struct whose first member is its `struct_size` (the ABI's way to grow): copied
+/// when the size is this library's, else the reason it is refused. Only `struct_size` is read
+/// before the size is checked.
+///
+/// # Safety
+/// `p` must be NULL or point to a readable `size_t` and, if that is `size_of::<T>()`, to a
+/// readable `T`.
+unsafe fn versioned<T: Copy>(
+    p: *const T,
+    name: &str,
+) -> std::result::Result<T, (mef_result, String)> {
+    if p.is_null() {
+        return Err((MEF_ERR_NULL_ARGUMENT, format!("the {name} pointer is NULL")));
+    }
+    // SAFETY: non-NULL; its first member is a size_t (caller's contract).
+    let size = unsafe { p.cast::<usize>().read_unaligned() };
+    if size != std::mem::size_of::<T>() {
+        return Err((
+            MEF_ERR_INVALID_ARGUMENT,
+            format!(
+                "{name}.struct_size is {size}, not sizeof({name}) ({}) of this library version: \
+                 set it to sizeof({name})",
+                std::mem::size_of::<T>()
+            ),
+        ));
+    }
+    // SAFETY: the caller says it is a `T` of this size.
+    Ok(unsafe { p.read_unaligned() })
 }
 
 /// Returns why the most recent failed call on `config` failed (the setters, and
@@ -353,27 +399,6 @@ pub unsafe extern "C" fn mef_config_set_client_cert_key_handle(
     })
 }
 
-/// A (KpmID, Kpm) argument pair, validated by [`PskCredential::new`] (non-empty KpmID of at
-/// most 128 bytes without control characters, a Kpm of 16 to 64 bytes). The key is copied into
-/// `Zeroizing` memory at once.
-///
-/// # Safety
-/// `kpm_id` must be NULL or a NUL-terminated string; `kpm` NULL or readable for `kpm_len`
-/// bytes.
-pub(crate) unsafe fn psk_arg(
-    kpm_id: *const c_char,
-    kpm: *const u8,
-    kpm_len: usize,
-) -> Result<PskCredential, mef_result> {
-    // SAFETY: caller's contract above.
-    let kpm_id = unsafe { str_arg(kpm_id) }?;
-    // SAFETY: caller's contract above.
-    let kpm = unsafe { bytes_arg(kpm, kpm_len) }?;
-    let key = Zeroizing::new(kpm.to_vec());
-    // The error text names the rule broken, never the key; it is not kept (no handle).
-    PskCredential::new(kpm_id, key).map_err(|_| MEF_ERR_INVALID_ARGUMENT)
-}
-
 /// Sets the pre-provisioned symmetric key of the PPSK-based RSPF (TS-0003 8.3.2.1): the KpmID
 /// (sent as the TLS `psk_identity`, UTF-8) and the key Kpm (`kpm_len` bytes, 16 to 64). Initial
 /// Certificate Provisioning then runs over TLS-PSK (RFC 7030 3.3.3): the PSK authenticates both
@@ -564,12 +589,14 @@ pub unsafe extern "C" fn mef_config_set_timeouts(
     guard(|| {
         // SAFETY: caller's contract above.
         let config = check!(unsafe { config_mut(config) });
-        if connect_ms == 0 || tls_ms == 0 || response_ms == 0 {
-            return config.fail(MEF_ERR_INVALID_ARGUMENT, "a timeout of 0 ms");
-        }
-        config.transport.connect_timeout = Duration::from_millis(connect_ms.into());
-        config.transport.tls_timeout = Duration::from_millis(tls_ms.into());
-        config.transport.response_timeout = Duration::from_millis(response_ms.into());
+        config.transport = reason!(
+            config,
+            config.transport.clone().with_timeouts(
+                Duration::from_millis(connect_ms.into()),
+                Duration::from_millis(tls_ms.into()),
+                Duration::from_millis(response_ms.into()),
+            )
+        );
         MEF_OK
     })
 }
@@ -591,13 +618,13 @@ pub unsafe extern "C" fn mef_config_set_polling(
     guard(|| {
         // SAFETY: caller's contract above.
         let config = check!(unsafe { config_mut(config) });
-        if max_attempts == 0 {
-            return config.fail(MEF_ERR_INVALID_ARGUMENT, "max_attempts is 0 (at least 1)");
-        }
-        config.transport.poll.max_attempts = max_attempts;
-        config.transport.poll.max_total = Duration::from_millis(max_total_ms.into());
-        // The caller's bound is the total: a single wait may use all of it.
-        config.transport.poll.max_delay = config.transport.poll.max_total;
+        config.transport = reason!(
+            config,
+            config
+                .transport
+                .clone()
+                .with_polling(max_attempts, Duration::from_millis(max_total_ms.into()))
+        );
         MEF_OK
     })
 }
@@ -641,12 +668,16 @@ pub unsafe extern "C" fn mef_config_set_key_callbacks(
     guard(|| {
         // SAFETY: caller's contract above.
         let config = check!(unsafe { config_mut(config) });
-        // SAFETY: NULL or readable (caller's contract); copied out at once.
-        let Some(cbs) = (unsafe { cbs.as_ref() }) else {
-            return MEF_ERR_NULL_ARGUMENT;
+        // SAFETY: NULL or readable for its `struct_size` (caller's contract); copied out at once.
+        let cbs = match unsafe { versioned(cbs, "mef_key_callbacks") } {
+            Ok(cbs) => cbs,
+            Err((code, reason)) => return config.fail(code, reason),
         };
-        let Some(cbs) = KeyCallbacks::new(cbs, user_data) else {
-            return MEF_ERR_NULL_ARGUMENT;
+        let Some(cbs) = KeyCallbacks::new(&cbs, user_data) else {
+            return config.fail(
+                MEF_ERR_NULL_ARGUMENT,
+                "a member of mef_key_callbacks is NULL (all six are required)",
+            );
         };
         config.key_callbacks = Some(cbs);
         MEF_OK
@@ -669,12 +700,16 @@ pub unsafe extern "C" fn mef_config_set_credential_callbacks(
     guard(|| {
         // SAFETY: caller's contract above.
         let config = check!(unsafe { config_mut(config) });
-        // SAFETY: NULL or readable (caller's contract); copied out at once.
-        let Some(cbs) = (unsafe { cbs.as_ref() }) else {
-            return MEF_ERR_NULL_ARGUMENT;
+        // SAFETY: NULL or readable for its `struct_size` (caller's contract); copied out at once.
+        let cbs = match unsafe { versioned(cbs, "mef_credential_callbacks") } {
+            Ok(cbs) => cbs,
+            Err((code, reason)) => return config.fail(code, reason),
         };
-        let Some(cbs) = CredentialCallbacks::new(cbs, user_data) else {
-            return MEF_ERR_NULL_ARGUMENT;
+        let Some(cbs) = CredentialCallbacks::new(&cbs, user_data) else {
+            return config.fail(
+                MEF_ERR_NULL_ARGUMENT,
+                "a member of mef_credential_callbacks is NULL (both are required)",
+            );
         };
         config.credential_callbacks = Some(cbs);
         MEF_OK
@@ -696,16 +731,17 @@ pub unsafe extern "C" fn mef_config_set_identity_callback(
         // SAFETY: caller's contract above.
         let config = check!(unsafe { config_mut(config) });
         let Some(cb) = cb else {
-            return MEF_ERR_NULL_ARGUMENT;
+            return config.fail(MEF_ERR_NULL_ARGUMENT, "cb is NULL");
         };
         config.identity_callback = Some((cb, UserData(user_data)));
         MEF_OK
     })
 }
 
-/// Sets the log callback and the most detailed level it receives. Messages are forwarded
-/// only when the process has no Rust `log` logger of its own (the library installs one, once,
-/// at the first call of this function).
+/// Sets the log callback and the most detailed level it receives. The library installs its
+/// logger once, at the first call of this function; messages are forwarded unless the process
+/// installed another one for the library's logging facade before (only a program that also
+/// links Rust code can).
 ///
 /// # Safety
 /// `config` as for `mef_config_free` (non-NULL); `user_data` valid while a client created from
@@ -721,10 +757,13 @@ pub unsafe extern "C" fn mef_config_set_log_callback(
         // SAFETY: caller's contract above.
         let config = check!(unsafe { config_mut(config) });
         let Some(cb) = cb else {
-            return MEF_ERR_NULL_ARGUMENT;
+            return config.fail(MEF_ERR_NULL_ARGUMENT, "cb is NULL");
         };
         let Some(max) = level_filter(max_level) else {
-            return MEF_ERR_INVALID_ARGUMENT;
+            return config.fail(
+                MEF_ERR_INVALID_ARGUMENT,
+                format!("unknown log level {max_level}"),
+            );
         };
         super::logging::install(max);
         config.log = Some(LogSink {

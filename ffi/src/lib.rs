@@ -152,6 +152,27 @@ unsafe fn bytes_arg<'a>(p: *const u8, len: usize) -> Result<&'a [u8], mef_result
     Ok(unsafe { std::slice::from_raw_parts(p, len) })
 }
 
+/// A (KpmID, Kpm) argument pair, validated by [`PskCredential::new`] (non-empty KpmID of at
+/// most 128 bytes without control characters, a Kpm of 16 to 64 bytes). The key is copied into
+/// `Zeroizing` memory at once.
+///
+/// # Safety
+/// `kpm_id` must be NULL or a NUL-terminated string; `kpm` NULL or readable for `kpm_len`
+/// bytes.
+unsafe fn psk_arg(
+    kpm_id: *const c_char,
+    kpm: *const u8,
+    kpm_len: usize,
+) -> Result<est::psk::PskCredential, mef_result> {
+    // SAFETY: caller's contract above.
+    let kpm_id = unsafe { str_arg(kpm_id) }?;
+    // SAFETY: caller's contract above.
+    let kpm = unsafe { bytes_arg(kpm, kpm_len) }?;
+    let key = zeroize::Zeroizing::new(kpm.to_vec());
+    // The error text names the rule broken, never the key; it is not kept (no handle).
+    est::psk::PskCredential::new(kpm_id, key).map_err(|_| MEF_ERR_INVALID_ARGUMENT)
+}
+
 fn subject_type_arg(t: mef_subject_type) -> Result<SubjectType, mef_result> {
     match t {
         MEF_SUBJECT_AE => Ok(SubjectType::Ae),

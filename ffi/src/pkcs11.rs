@@ -5,7 +5,9 @@
 use std::ffi::c_char;
 use std::path::{Path, PathBuf};
 
-use super::{check, config_mut, guard, str_arg, MEF_ERR_INVALID_ARGUMENT, MEF_OK};
+use super::{
+    check, config_mut, guard, str_arg, MEF_ERR_INVALID_ARGUMENT, MEF_ERR_NULL_ARGUMENT, MEF_OK,
+};
 use super::{mef_config, mef_result};
 use est::error::Result;
 use est::pkcs11::{PinSource, Pkcs11Uri};
@@ -59,7 +61,13 @@ pub unsafe extern "C" fn mef_config_set_pkcs11_key(
         // SAFETY: caller's contract above.
         let config = check!(unsafe { config_mut(config) });
         // SAFETY: caller's contract above.
-        let module = check!(unsafe { str_arg(module_path) });
+        let module = match unsafe { str_arg(module_path) } {
+            Ok(m) => m,
+            Err(MEF_ERR_NULL_ARGUMENT) => {
+                return config.fail(MEF_ERR_NULL_ARGUMENT, "module_path is NULL")
+            }
+            Err(code) => return config.fail(code, "module_path is not UTF-8 text"),
+        };
         let optional = |p: *const c_char| {
             if p.is_null() {
                 Ok(None)
@@ -68,26 +76,37 @@ pub unsafe extern "C" fn mef_config_set_pkcs11_key(
                 unsafe { str_arg(p) }.map(Some)
             }
         };
-        let uri = match check!(optional(uri)) {
+        let not_utf8 = |what: &str| {
+            config.fail(
+                MEF_ERR_INVALID_ARGUMENT,
+                format!("{what} is not UTF-8 text"),
+            )
+        };
+        let Ok(uri) = optional(uri) else {
+            return not_utf8("uri");
+        };
+        let uri = match uri {
             Some(text) => match Pkcs11Uri::parse(text) {
                 Ok(u) => Some(u),
-                Err(e) => {
-                    log::warn!("mef_config_set_pkcs11_key: {e}");
-                    return MEF_ERR_INVALID_ARGUMENT;
-                }
+                Err(e) => return config.fail(MEF_ERR_INVALID_ARGUMENT, e),
             },
             None => None,
         };
-        let pin = match (check!(optional(pin_file)), check!(optional(pin_env))) {
+        let (Ok(pin_file), Ok(pin_env)) = (optional(pin_file), optional(pin_env)) else {
+            return not_utf8("pin_file or pin_env");
+        };
+        let pin = match (pin_file, pin_env) {
             (Some(file), None) if !file.is_empty() => PinSource::File(PathBuf::from(file)),
             (None, Some(var)) if !var.is_empty() => PinSource::Env(var.to_string()),
             _ => {
-                log::warn!("mef_config_set_pkcs11_key: give exactly one of pin_file and pin_env");
-                return MEF_ERR_INVALID_ARGUMENT;
+                return config.fail(
+                    MEF_ERR_INVALID_ARGUMENT,
+                    "give exactly one of pin_file and pin_env",
+                )
             }
         };
         if module.is_empty() {
-            return MEF_ERR_INVALID_ARGUMENT;
+            return config.fail(MEF_ERR_INVALID_ARGUMENT, "module_path is empty");
         }
         config.pkcs11_key = Some(Pkcs11KeyConfig {
             module: PathBuf::from(module),

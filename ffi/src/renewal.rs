@@ -114,15 +114,13 @@ pub unsafe extern "C" fn mef_client_set_renewal_policy(
     jitter: f64,
 ) -> mef_result {
     let body = |c: &mut mef_client| {
-        let policy = RenewalPolicy {
-            renew_at: if margin_secs == 0 {
-                RenewAt::Fraction(fraction)
-            } else {
-                RenewAt::BeforeNotAfter(Duration::from_secs(margin_secs))
-            },
-            jitter,
-            ..RenewalPolicy::default()
+        let mut policy = RenewalPolicy::default();
+        policy.renew_at = if margin_secs == 0 {
+            RenewAt::Fraction(fraction)
+        } else {
+            RenewAt::BeforeNotAfter(Duration::from_secs(margin_secs))
         };
+        policy.jitter = jitter;
         check!(c.call(|_| policy.validate()));
         c.renewal = policy;
         MEF_OK
@@ -190,7 +188,8 @@ pub const MEF_FAILURE_IDENTITY_REFUSED: mef_failure_kind = 2;
 pub const MEF_FAILURE_FATAL: mef_failure_kind = 3;
 
 /// The `MEF_FAILURE_*` kind of the last call on this client (`MEF_FAILURE_NONE` after a
-/// success, before any call, or for NULL). The same rule as the Rust `renewal::classify`.
+/// success, before any call, or for NULL). The rule is the library's, the same for the CLI's
+/// agent and Python.
 ///
 /// # Safety
 /// `client` must be NULL or a live client.

@@ -75,6 +75,13 @@ pub const MEF_CMD_UNACCEPTABLE_ARGUMENTS: mef_cmd_status = 1;
 pub const MEF_CMD_CERT_PROV_SERVER_ERROR: mef_cmd_status = 2;
 /// MEF_CLIENT_CMD_CERT_PROV_CLIENT_ERROR.
 pub const MEF_CMD_CERT_PROV_CLIENT_ERROR: mef_cmd_status = 3;
+// The numbers are the core's (`CmdStatus::code`), written out for cbindgen: checked here.
+const _: () = assert!(
+    MEF_CMD_OK == CmdStatus::Ok.code()
+        && MEF_CMD_UNACCEPTABLE_ARGUMENTS == CmdStatus::UnacceptableArguments.code()
+        && MEF_CMD_CERT_PROV_SERVER_ERROR == CmdStatus::CertProvServerError.code()
+        && MEF_CMD_CERT_PROV_CLIENT_ERROR == CmdStatus::CertProvClientError.code()
+);
 
 /// The result code of a library error: one code per [`Error`] variant.
 pub(crate) fn result_of(e: &Error) -> mef_result {
@@ -154,15 +161,6 @@ fn cmd_status_of(r: mef_result) -> Option<CmdStatus> {
     })
 }
 
-fn cmd_status_code(s: CmdStatus) -> mef_cmd_status {
-    match s {
-        CmdStatus::Ok => MEF_CMD_OK,
-        CmdStatus::UnacceptableArguments => MEF_CMD_UNACCEPTABLE_ARGUMENTS,
-        CmdStatus::CertProvServerError => MEF_CMD_CERT_PROV_SERVER_ERROR,
-        CmdStatus::CertProvClientError => MEF_CMD_CERT_PROV_CLIENT_ERROR,
-    }
-}
-
 /// A short English text for a result code: a static string, never NULL ("unknown result"
 /// for a value that is not a `mef_result`). The details of a failed client call are in
 /// `mef_client_last_error`.
@@ -184,7 +182,9 @@ pub extern "C" fn mef_result_text(result: mef_result) -> *const c_char {
 #[no_mangle]
 pub extern "C" fn mef_result_cmd_status(result: mef_result) -> mef_cmd_status {
     super::guard_value(MEF_CMD_CERT_PROV_CLIENT_ERROR, || {
-        cmd_status_code(cmd_status_of(result).unwrap_or(CmdStatus::CertProvClientError))
+        cmd_status_of(result)
+            .unwrap_or(CmdStatus::CertProvClientError)
+            .code()
     })
 }
 
@@ -193,14 +193,9 @@ pub extern "C" fn mef_result_cmd_status(result: mef_result) -> mef_cmd_status {
 #[no_mangle]
 pub extern "C" fn mef_cmd_status_name(status: mef_cmd_status) -> *const c_char {
     super::guard_value(c"unknown status".as_ptr(), || {
-        let name: &'static std::ffi::CStr = match status {
-            MEF_CMD_OK => c"MEF_CLIENT_CMD_OK",
-            MEF_CMD_UNACCEPTABLE_ARGUMENTS => c"MEF_CLIENT_CMD_UNACCEPTABLE_ARGUMENTS",
-            MEF_CMD_CERT_PROV_SERVER_ERROR => c"MEF_CLIENT_CMD_CERT_PROV_SERVER_ERROR",
-            MEF_CMD_CERT_PROV_CLIENT_ERROR => c"MEF_CLIENT_CMD_CERT_PROV_CLIENT_ERROR",
-            _ => c"unknown status",
-        };
-        name.as_ptr()
+        CmdStatus::from_code(status)
+            .map_or(c"unknown status", CmdStatus::c_name)
+            .as_ptr()
     })
 }
 
@@ -228,29 +223,18 @@ mod tests {
         }
     }
 
+    /// Every core error variant (`Error::examples`) has its own code, and the code's class is
+    /// the variant's (the core's `Error::class` and `CmdStatus`).
     #[test]
     fn cmd_status_agrees_with_error_class() {
-        let errors = [
-            Error::invalid("x", "y"),
-            Error::Timeout { phase: "t".into() },
-            Error::CertificateRejected { reason: "r".into() },
-            Error::Key { reason: "k".into() },
-            Error::Store {
-                operation: "install",
-                reason: "s".into(),
-            },
-            Error::NotProvisioned { reason: "n".into() },
-            Error::RetryAfterTooLong {
-                operation: est::Operation::SimpleEnroll,
-                retry_after: std::time::Duration::from_secs(3600),
-                bound: "b",
-                limit: std::time::Duration::from_secs(120),
-                attempts: 1,
-            },
-        ];
-        for e in errors {
-            let expected = cmd_status_code(CmdStatus::from(e.class()));
+        let mut codes = std::collections::BTreeSet::new();
+        for e in Error::examples() {
+            let expected = CmdStatus::from(e.class()).code();
             assert_eq!(mef_result_cmd_status(result_of(&e)), expected, "{e}");
+            assert!(
+                codes.insert(result_of(&e)),
+                "two variants share a code: {e:?}"
+            );
         }
         assert_eq!(
             mef_result_cmd_status(MEF_ERR_CALLBACK),
@@ -261,5 +245,17 @@ mod tests {
             MEF_CMD_UNACCEPTABLE_ARGUMENTS
         );
         assert_eq!(mef_result_cmd_status(77), MEF_CMD_CERT_PROV_CLIENT_ERROR);
+    }
+
+    #[test]
+    fn status_names_are_the_cores() {
+        for status in CmdStatus::ALL {
+            // SAFETY: mef_cmd_status_name returns a static NUL-terminated string.
+            let name = unsafe { CStr::from_ptr(mef_cmd_status_name(status.code())) };
+            assert_eq!(name.to_str().unwrap(), status.name());
+        }
+        // SAFETY: as above.
+        let unknown = unsafe { CStr::from_ptr(mef_cmd_status_name(4)) };
+        assert_eq!(unknown.to_str().unwrap(), "unknown status");
     }
 }

@@ -38,8 +38,9 @@ mod server;
 pub mod store;
 pub mod ts0003;
 
-// The stateless CSR checks of the enrollment operations, for the fuzz target `mef_csr`.
-#[doc(hidden)]
+// The stateless CSR checks of the enrollment operations, for the fuzz target `mef_csr`: with
+// the `test-hooks` feature only (fuzz/Cargo.toml enables it), not part of the MEF's API.
+#[cfg(feature = "test-hooks")]
 pub use est::{
     csr_request, decode_csr_body, parse_csr, parse_csr_structure, CsrRequest, EncryptionKeyRequest,
 };

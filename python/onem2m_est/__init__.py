@@ -180,18 +180,30 @@ class EstError(Exception):
         result: the ``mef_result`` code (a :class:`Result` member when known, else an int).
         message: the library's detailed message.
         cmd_status: the CERT_PROV cmdStatusCode class of the failure (:class:`CmdStatus`).
+        cmd_status_name: its TS-0003 name (``"MEF_CLIENT_CMD_CERT_PROV_SERVER_ERROR"``), as the
+            library names it (``mef_cmd_status_name``).
     """
 
-    def __init__(self, result: int, message: str, cmd_status: int):
+    def __init__(
+        self, result: int, message: str, cmd_status: int, cmd_status_name: Optional[str] = None
+    ):
         self.result = _as_enum(Result, result)
         self.message = message
         self.cmd_status = _as_enum(CmdStatus, cmd_status)
+        if cmd_status_name is None:
+            # Raised without the library (a bad argument, a library that does not load): the
+            # enum's names are the library's (checked by tests/test_errors.py).
+            cmd_status_name = (
+                f"MEF_CLIENT_CMD_{self.cmd_status.name}"
+                if isinstance(self.cmd_status, CmdStatus)
+                else str(cmd_status)
+            )
+        self.cmd_status_name = cmd_status_name
         super().__init__(result, message, cmd_status)
 
     def __str__(self) -> str:
         name = self.result.name if isinstance(self.result, Result) else str(self.result)
-        status = self.cmd_status.name if isinstance(self.cmd_status, CmdStatus) else self.cmd_status
-        return f"{self.message} [{name}, {status}]"
+        return f"{self.message} [{name}, {self.cmd_status_name}]"
 
 
 class BadArgumentsError(EstError):
@@ -459,7 +471,8 @@ def _error(lib: ctypes.CDLL, result: int, message: str) -> EstError:
         CmdStatus.CERT_PROV_CLIENT_ERROR: ClientSideError,
         CmdStatus.CERT_PROV_SERVER_ERROR: ServerSideError,
     }.get(status, EstError)
-    return cls(result, message, status)
+    # The status and its name are the library's (the core's certprov::CmdStatus).
+    return cls(result, message, status, lib.mef_cmd_status_name(status).decode())
 
 
 def _pem_bytes(what: str, value: PemInput) -> bytes:

@@ -35,6 +35,26 @@ def test_a_wildcard_subject_says_why(tmp_path):
     assert "wildcard" in info.value.message, info.value.message
 
 
+def test_cmd_status_names_are_the_librarys(tmp_path):
+    # The status of a failure and its TS-0003 name come from the library (the core's
+    # certprov::CmdStatus); the enum's numbers and names agree with it.
+    lib = onem2m_est._load()
+    for status in onem2m_est.CmdStatus:
+        assert lib.mef_cmd_status_name(status).decode() == f"MEF_CLIENT_CMD_{status.name}"
+    with pytest.raises(BadArgumentsError) as info:
+        Client(Config("ftp://mef.example.com/.well-known/est", store_dir=tmp_path))
+    assert info.value.cmd_status_name == "MEF_CLIENT_CMD_UNACCEPTABLE_ARGUMENTS"
+    assert str(info.value).endswith("[ERR_INVALID_ARGUMENT, MEF_CLIENT_CMD_UNACCEPTABLE_ARGUMENTS]")
+
+
+def test_zero_timeouts_and_attempts_are_refused_by_the_library(tmp_path):
+    # One check for every language: the core's TransportConfig::with_timeouts/with_polling.
+    for kwargs in ({"tls_timeout": 0}, {"max_poll_attempts": 0}):
+        with pytest.raises(BadArgumentsError) as info:
+            Client(Config("https://mef.example.com/.well-known/est", store_dir=tmp_path, **kwargs))
+        assert "is 0" in info.value.message or "0 requests" in info.value.message, info.value
+
+
 def test_client_new_failures_say_why(pki):
     with pytest.raises(BadArgumentsError) as info:
         Client(Config("https://mef.example.com/.well-known/est"))

@@ -47,7 +47,10 @@ impl From<onem2m_est_pkcs11::Error> for Error {
             onem2m_est_pkcs11::Error::InvalidArgument { argument, reason } => {
                 Error::InvalidArgument { argument, reason }
             }
-            onem2m_est_pkcs11::Error::Key { reason } => Error::Key { reason },
+            onem2m_est_pkcs11::Error::Key { reason } => Error::Key {
+                reason,
+                source: None,
+            },
             onem2m_est_pkcs11::Error::Unsupported { what } => Error::Unsupported { what },
         }
     }

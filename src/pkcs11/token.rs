@@ -116,9 +116,9 @@ impl Pkcs11Store {
         self.files.dir()
     }
 
-    /// Fault injection for tests (not part of the API): the file part of the next installs
+    /// Fault injection for tests (`test-hooks` feature): the file part of the next installs
     /// fails as [`FileStore::inject_fault`] says.
-    #[doc(hidden)]
+    #[cfg(feature = "test-hooks")]
     pub fn inject_fault(&mut self, fault: Option<(crate::store::FailPoint, crate::store::Fault)>) {
         self.files.inject_fault(fault);
     }
@@ -157,10 +157,7 @@ impl CredentialStore for Pkcs11Store {
     fn install(&mut self, credentials: &Credentials) -> Result<()> {
         // The procedures refuse this before any I/O; a caller of install itself meets it here.
         if let Some(reason) = self.cannot_hold(KeyPlan::Existing(credentials.key.as_ref())) {
-            return Err(Error::Store {
-                operation: "install",
-                reason,
-            });
+            return Err(Error::store("install", reason));
         }
         let previous = self.files.installed_key_uri();
         self.files.install(credentials)?;

@@ -26,18 +26,21 @@ use tempfile::TempDir;
 // ---------------------------------------------------------------------------------------------
 
 pub fn quick_transport() -> TransportConfig {
-    TransportConfig {
-        connect_timeout: Duration::from_secs(2),
-        tls_timeout: Duration::from_secs(2),
-        response_timeout: Duration::from_secs(1),
-        max_body_bytes: 64 * 1024,
-        poll: PollPolicy {
-            max_attempts: 3,
-            max_total: Duration::from_secs(1),
-            default_delay: Duration::from_millis(10),
-            max_delay: Duration::from_millis(50),
-            ..PollPolicy::default()
-        },
+    {
+        let mut v = TransportConfig::default();
+        v.connect_timeout = Duration::from_secs(2);
+        v.tls_timeout = Duration::from_secs(2);
+        v.response_timeout = Duration::from_secs(1);
+        v.max_body_bytes = 64 * 1024;
+        v.poll = {
+            let mut v = PollPolicy::default();
+            v.max_attempts = 3;
+            v.max_total = Duration::from_secs(1);
+            v.default_delay = Duration::from_millis(10);
+            v.max_delay = Duration::from_millis(50);
+            v
+        };
+        v
     }
 }
 

@@ -34,12 +34,12 @@ impl Manufacturer {
 /// The transport of clients of an in-process MEF: 5 s to connect and for the TLS handshake,
 /// 10 s for a response (a loaded CI machine), the default polling policy.
 pub fn transport() -> TransportConfig {
-    TransportConfig {
-        connect_timeout: Duration::from_secs(5),
-        tls_timeout: Duration::from_secs(5),
-        response_timeout: Duration::from_secs(10),
-        ..TransportConfig::default()
-    }
+    // TransportConfig is non_exhaustive: start from the defaults.
+    let mut t = TransportConfig::default();
+    t.connect_timeout = Duration::from_secs(5);
+    t.tls_timeout = Duration::from_secs(5);
+    t.response_timeout = Duration::from_secs(10);
+    t
 }
 
 /// A running MEF, the manufacturer whose device it knows, and a scratch directory (the MEF's

@@ -275,6 +275,7 @@ impl PrivateKey for TestKey {
         if self.fail.load(Ordering::SeqCst) {
             return Err(onem2m_est::Error::Key {
                 reason: "the test key was told to fail".into(),
+                source: None,
             });
         }
         self.pair
@@ -282,6 +283,7 @@ impl PrivateKey for TestKey {
             .map(|s| s.as_ref().to_vec())
             .map_err(|_| onem2m_est::Error::Key {
                 reason: "ring signing failed".into(),
+                source: None,
             })
     }
 }

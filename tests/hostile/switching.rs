@@ -86,6 +86,6 @@ fn switch_to_another_authorised_certificate_is_accepted() {
             Reprovision::Rekey,
         )
         .unwrap();
-    assert_eq!(done.handshakes, 2);
+    assert_eq!(done.connection.handshakes, 2);
     assert_eq!(server.server.handshakes(), 2);
 }

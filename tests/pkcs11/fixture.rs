@@ -204,11 +204,12 @@ impl Setup {
     }
 
     pub(crate) fn client(&self) -> MefClient {
-        let mut t = TransportConfig {
-            connect_timeout: Duration::from_secs(5),
-            tls_timeout: Duration::from_secs(5),
-            response_timeout: Duration::from_secs(10),
-            ..TransportConfig::default()
+        let mut t = {
+            let mut v = TransportConfig::default();
+            v.connect_timeout = Duration::from_secs(5);
+            v.tls_timeout = Duration::from_secs(5);
+            v.response_timeout = Duration::from_secs(10);
+            v
         };
         t.poll.default_delay = Duration::from_millis(10);
         MefClient::new(

@@ -337,12 +337,15 @@ fn what_the_token_store_cannot_hold_is_refused_before_any_connection() {
             )
             .identity(SubjectIdentity::new(SubjectType::Cse, CSE_ID).unwrap())
             .key_algorithm(algorithm)
-            .transport(TransportConfig {
-                connect_timeout: Duration::from_secs(2),
-                tls_timeout: Duration::from_secs(2),
-                response_timeout: Duration::from_secs(2),
-                ..TransportConfig::default()
-            }),
+            .transport(
+                TransportConfig::default()
+                    .with_timeouts(
+                        Duration::from_secs(2),
+                        Duration::from_secs(2),
+                        Duration::from_secs(2),
+                    )
+                    .unwrap(),
+            ),
         )
     };
     let p256 = client(KeyAlgorithm::EcdsaP256Sha256);

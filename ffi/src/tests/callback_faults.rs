@@ -261,6 +261,7 @@ unsafe extern "C" fn cb_load(ud: *mut c_void, sink: *mut mef_credentials_sink) -
 /// error text.
 fn c_reprovision(base: &str, host: &mut Host, mode: mef_reprovision) -> (mef_result, String) {
     let keys = mef_key_callbacks {
+        struct_size: std::mem::size_of::<mef_key_callbacks>(),
         generate: Some(cb_generate),
         current: Some(cb_current),
         public_key: Some(cb_public_key),
@@ -269,6 +270,7 @@ fn c_reprovision(base: &str, host: &mut Host, mode: mef_reprovision) -> (mef_res
         discard: Some(cb_discard),
     };
     let creds = mef_credential_callbacks {
+        struct_size: std::mem::size_of::<mef_credential_callbacks>(),
         store: Some(cb_store),
         load: Some(cb_load),
     };

@@ -420,3 +420,257 @@ fn config_setters_say_why_they_failed() {
         mef_config_free(config);
     }
 }
+
+/// Every refusal of a configuration setter and of `mef_client_new` says why in
+/// `mef_config_last_error` (each on a fresh configuration, so an earlier reason cannot stand in
+/// for a missing one).
+#[test]
+fn every_config_refusal_sets_the_last_error() {
+    type Call = Box<dyn Fn(*mut mef_config) -> mef_result>;
+    let s = |t: &str| CString::new(t).unwrap();
+    let (bad_uri, id, empty) = (s("ftp://x/"), s("*.sp.example.com"), s(""));
+    let uri = s("https://127.0.0.1:1/.well-known/est");
+    let dir = s("/nonexistent-dir-for-a-test");
+    let pem = b"not PEM".to_vec();
+    let kpm = [7u8; 8];
+    let device_key = rcgen::KeyPair::generate().unwrap();
+    let params = rcgen::CertificateParams::new(vec!["device.example.com".to_string()]).unwrap();
+    let cert = params.self_signed(&device_key).unwrap().pem();
+    let key = device_key.serialize_pem();
+    let kc_short = mef_key_callbacks {
+        struct_size: 3,
+        generate: None,
+        current: None,
+        public_key: None,
+        sign: None,
+        commit: None,
+        discard: None,
+    };
+    let cc_null = mef_credential_callbacks {
+        struct_size: std::mem::size_of::<mef_credential_callbacks>(),
+        store: None,
+        load: None,
+    };
+    // SAFETY (all calls): a live configuration from mef_config_new, valid strings and
+    // buffers, callback structs alive during the call.
+    let calls: Vec<(&str, Call)> = vec![
+        (
+            "base_uri",
+            Box::new(move |c| unsafe { mef_config_set_base_uri(c, bad_uri.as_ptr()) }),
+        ),
+        (
+            "base_uri NULL",
+            Box::new(|c| unsafe { mef_config_set_base_uri(c, std::ptr::null()) }),
+        ),
+        (
+            "psk_base_uri",
+            Box::new({
+                let e = empty.clone();
+                move |c| unsafe { mef_config_set_psk_base_uri(c, e.as_ptr()) }
+            }),
+        ),
+        (
+            "trust_anchors",
+            Box::new({
+                let p = pem.clone();
+                move |c| unsafe { mef_config_set_trust_anchors_pem(c, p.as_ptr(), p.len()) }
+            }),
+        ),
+        (
+            "client_cert_pem",
+            Box::new({
+                let p = pem.clone();
+                move |c| unsafe {
+                    mef_config_set_client_cert_pem(c, p.as_ptr(), p.len(), p.as_ptr(), p.len())
+                }
+            }),
+        ),
+        (
+            "client_cert_key_handle",
+            Box::new({
+                let p = pem.clone();
+                move |c| unsafe {
+                    mef_config_set_client_cert_key_handle(
+                        c,
+                        p.as_ptr(),
+                        p.len(),
+                        1,
+                        MEF_KEY_ECDSA_P256_SHA256,
+                    )
+                }
+            }),
+        ),
+        (
+            "psk",
+            Box::new(move |c| unsafe {
+                mef_config_set_psk(c, c"kpm".as_ptr(), kpm.as_ptr(), kpm.len())
+            }),
+        ),
+        (
+            "subject",
+            Box::new(move |c| unsafe { mef_config_set_subject(c, MEF_SUBJECT_CSE, id.as_ptr()) }),
+        ),
+        (
+            "subject type",
+            Box::new(|c| unsafe { mef_config_set_subject(c, 99, c"/cse".as_ptr()) }),
+        ),
+        (
+            "sp_id",
+            Box::new(|c| unsafe { mef_config_set_sp_id(c, c"not an sp id".as_ptr()) }),
+        ),
+        (
+            "mef_fqdn",
+            Box::new(|c| unsafe { mef_config_set_mef_fqdn(c, c"".as_ptr()) }),
+        ),
+        (
+            "key_type",
+            Box::new(|c| unsafe { mef_config_set_key_type(c, 99) }),
+        ),
+        (
+            "tls_profile",
+            Box::new(|c| unsafe { mef_config_set_tls_profile(c, 99) }),
+        ),
+        (
+            "timeouts",
+            Box::new(|c| unsafe { mef_config_set_timeouts(c, 0, 1, 1) }),
+        ),
+        (
+            "polling",
+            Box::new(|c| unsafe { mef_config_set_polling(c, 0, 1) }),
+        ),
+        (
+            "store_dir",
+            Box::new(|c| unsafe { mef_config_set_store_dir(c, std::ptr::null()) }),
+        ),
+        (
+            "key_callbacks NULL",
+            Box::new(|c| unsafe {
+                mef_config_set_key_callbacks(c, std::ptr::null(), std::ptr::null_mut())
+            }),
+        ),
+        (
+            "key_callbacks size",
+            Box::new(move |c| unsafe {
+                mef_config_set_key_callbacks(c, &kc_short, std::ptr::null_mut())
+            }),
+        ),
+        (
+            "credential_callbacks member",
+            Box::new(move |c| unsafe {
+                mef_config_set_credential_callbacks(c, &cc_null, std::ptr::null_mut())
+            }),
+        ),
+        (
+            "identity_callback",
+            Box::new(|c| unsafe {
+                mef_config_set_identity_callback(c, None, std::ptr::null_mut())
+            }),
+        ),
+        (
+            "log_callback",
+            Box::new(|c| unsafe {
+                mef_config_set_log_callback(c, None, std::ptr::null_mut(), MEF_LOG_INFO)
+            }),
+        ),
+        (
+            "pkcs11_key",
+            Box::new(|c| unsafe {
+                mef_config_set_pkcs11_key(
+                    c,
+                    c"".as_ptr(),
+                    std::ptr::null(),
+                    std::ptr::null(),
+                    std::ptr::null(),
+                )
+            }),
+        ),
+        // mef_client_new's refusals, on configurations that each setter accepted.
+        (
+            "client_new: no base URI",
+            Box::new(|c| unsafe { client_new(c) }),
+        ),
+        (
+            "client_new: no storage",
+            Box::new({
+                let u = uri.clone();
+                move |c| unsafe {
+                    mef_config_set_base_uri(c, u.as_ptr());
+                    client_new(c)
+                }
+            }),
+        ),
+        (
+            "client_new: PSK and certificate",
+            Box::new({
+                let u = uri.clone();
+                let d = dir.clone();
+                let (cert, key) = (cert.clone(), key.clone());
+                move |c| unsafe {
+                    mef_config_set_base_uri(c, u.as_ptr());
+                    mef_config_set_store_dir(c, d.as_ptr());
+                    let k = [7u8; 16];
+                    assert_eq!(
+                        mef_config_set_psk(c, c"kpm".as_ptr(), k.as_ptr(), k.len()),
+                        MEF_OK
+                    );
+                    assert_eq!(
+                        mef_config_set_client_cert_pem(
+                            c,
+                            cert.as_ptr(),
+                            cert.len(),
+                            key.as_ptr(),
+                            key.len()
+                        ),
+                        MEF_OK
+                    );
+                    client_new(c)
+                }
+            }),
+        ),
+        (
+            "client_new: a key handle without key callbacks",
+            Box::new({
+                let u = uri.clone();
+                let d = dir.clone();
+                move |c| unsafe {
+                    mef_config_set_base_uri(c, u.as_ptr());
+                    mef_config_set_store_dir(c, d.as_ptr());
+                    assert_eq!(
+                        mef_config_set_client_cert_key_handle(
+                            c,
+                            cert.as_ptr(),
+                            cert.len(),
+                            1,
+                            MEF_KEY_ECDSA_P256_SHA256
+                        ),
+                        MEF_OK
+                    );
+                    client_new(c)
+                }
+            }),
+        ),
+    ];
+    for (what, call) in calls {
+        let mut config = std::ptr::null_mut();
+        // SAFETY: out-pointer we own; freed below.
+        unsafe { assert_eq!(mef_config_new(&mut config), MEF_OK) };
+        let code = call(config);
+        assert_ne!(code, MEF_OK, "{what}");
+        assert!(
+            !config_error(config).is_empty(),
+            "{what}: refused ({code}) without a reason"
+        );
+        // SAFETY: created above, freed once.
+        unsafe { mef_config_free(config) };
+    }
+}
+
+/// `mef_client_new` on `config`; a client it makes is freed.
+unsafe fn client_new(config: *mut mef_config) -> mef_result {
+    let mut client = std::ptr::null_mut();
+    // SAFETY: a live configuration (caller), an out-pointer we own.
+    let r = unsafe { mef_client_new(config, &mut client) };
+    // SAFETY: NULL or the client just made.
+    unsafe { mef_client_free(client) };
+    r
+}

@@ -274,8 +274,8 @@ static void cb_log(void *user_data, mef_log_level level, const char *message) {
   log_lines++;
 }
 
-static const mef_key_callbacks key_cbs = {cb_generate, cb_current, cb_public_key, cb_sign, cb_commit, cb_discard};
-static const mef_credential_callbacks cred_cbs = {cb_store, cb_load};
+static const mef_key_callbacks key_cbs = {sizeof(mef_key_callbacks), cb_generate, cb_current, cb_public_key, cb_sign, cb_commit, cb_discard};
+static const mef_credential_callbacks cred_cbs = {sizeof(mef_credential_callbacks), cb_store, cb_load};
 
 static char *url, *ca_pem, *device_pem;
 static size_t ca_len, device_len;

@@ -34,8 +34,8 @@ static void cb_log(void *u, mef_log_level l, const char *m) {
   log_lines++;
 }
 
-static const mef_key_callbacks key_cbs = {cb_generate, cb_current, cb_public_key, cb_sign, cb_commit, cb_discard};
-static const mef_credential_callbacks cred_cbs = {cb_store, cb_load};
+static const mef_key_callbacks key_cbs = {sizeof(mef_key_callbacks), cb_generate, cb_current, cb_public_key, cb_sign, cb_commit, cb_discard};
+static const mef_credential_callbacks cred_cbs = {sizeof(mef_credential_callbacks), cb_store, cb_load};
 
 static void free_functions_accept_null(void) {
   mef_config_free(NULL);
@@ -195,6 +195,18 @@ static void bad_config_arguments(const char *ta, size_t ta_len, const char *cert
     mef_credential_callbacks cc = cred_cbs;
     if (i == 0) cc.store = NULL; else cc.load = NULL;
     EXPECT(mef_config_set_credential_callbacks(cfg, &cc, NULL), MEF_ERR_NULL_ARGUMENT);
+  }
+  /* A struct_size that is not this library's sizeof (an older or newer header) is refused,
+     with the reason in mef_config_last_error. */
+  {
+    mef_key_callbacks kc = key_cbs;
+    kc.struct_size = sizeof(mef_key_callbacks) - sizeof(void *);
+    EXPECT(mef_config_set_key_callbacks(cfg, &kc, NULL), MEF_ERR_INVALID_ARGUMENT);
+    TRUE(strstr(mef_config_last_error(cfg), "struct_size") != NULL);
+    mef_credential_callbacks cc = cred_cbs;
+    cc.struct_size = 0;
+    EXPECT(mef_config_set_credential_callbacks(cfg, &cc, NULL), MEF_ERR_INVALID_ARGUMENT);
+    TRUE(strstr(mef_config_last_error(cfg), "struct_size") != NULL);
   }
 
   /* Invalid values. */

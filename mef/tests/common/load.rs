@@ -231,12 +231,15 @@ fn client(base_uri: &str, cse_id: &str) -> MefClient {
     MefClient::new(
         Config::new(EstUri::parse(base_uri).unwrap())
             .identity(SubjectIdentity::new(SubjectType::Cse, cse_id).unwrap())
-            .transport(TransportConfig {
-                connect_timeout: Duration::from_secs(2),
-                tls_timeout: Duration::from_secs(5),
-                response_timeout: Duration::from_secs(10),
-                ..TransportConfig::default()
-            }),
+            .transport(
+                TransportConfig::default()
+                    .with_timeouts(
+                        Duration::from_secs(2),
+                        Duration::from_secs(5),
+                        Duration::from_secs(10),
+                    )
+                    .unwrap(),
+            ),
     )
 }
 

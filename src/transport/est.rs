@@ -1,21 +1,9 @@
-//! EST over HTTP/1.1 and TLS (RFC 7030 3.2, 3.3): one kept-alive connection per procedure,
-//! the five operations, status handling, polling on 202 and error mapping.
-//!
-//! HTTP is ureq 3 with our own connector chain (`ureq::unversioned::transport`, pinned ureq
-//! version): TCP, then a TLS layer from a [`TlsStack`], so the rustls stack of [`crate::tls`] and
-//! a later stack (OpenSSL TLS-PSK) share everything above the handshake.
-//!
-//! Deliberate HTTP settings:
-//! - No proxy: ureq's default configuration reads `HTTPS_PROXY`/`ALL_PROXY` from the environment;
-//!   an EST client authenticates its server end to end and must not be rerouted silently, so the
-//!   proxy is switched off.
-//! - Redirects are handled here, not by ureq: followed (at most [`MAX_REDIRECTS`]) only to the same
-//!   scheme, host and port as the base URI; anything else is [`Error::Redirect`].
-//! - 4xx/5xx responses are read, not turned into bare errors, so the server's text reaches the
-//!   user; 401 becomes [`Error::HttpAuthenticationRequested`]; no Authorization header is ever
-//!   sent (TS-0003 8.3.6.2.1).
-//! - Response bodies are limited to [`TransportConfig::max_body_bytes`].
+//! The EST connection: the five operations on one kept-alive connection, status handling,
+//! 202 polling and the mapping of ureq's errors.
 
+use super::connect::{Carried, Stats, TcpStep, TlsStep};
+use super::stack::{RustlsStack, TlsStack};
+use super::{TransportConfig, IO_BUFFER_SIZE, MAX_ERROR_TEXT, MAX_REDIRECTS, MAX_RESPONSE_HEAD};
 use crate::error::{Error, Operation, Result};
 use crate::tls::map_rustls_error;
 use crate::uri::EstUri;
@@ -23,468 +11,17 @@ use onem2m_est_proto::media::{self, MediaType};
 use onem2m_est_proto::multipart::ServerKeygenResponse;
 use onem2m_est_proto::retry_after::RetryAfter;
 use onem2m_est_proto::{base64body, certs_only, csrattrs};
-use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::pki_types::CertificateDer;
 use rustls::ClientConfig;
 use std::fmt;
-use std::io::{self, Read, Write};
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::io;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 use ureq::http::{Response, StatusCode};
 use ureq::unversioned::resolver::DefaultResolver;
-use ureq::unversioned::transport::{
-    Buffers, ConnectionDetails, Connector, LazyBuffers, NextTimeout, TcpConnector, Transport,
-    TransportAdapter,
-};
+use ureq::unversioned::transport::Connector;
 use ureq::Body;
-
-/// At most this many same-authority redirects are followed per request.
-pub const MAX_REDIRECTS: u32 = 3;
-
-/// Size of each ureq I/O buffer (input and output, per layer); also the largest response head.
-const IO_BUFFER_SIZE: usize = 16 * 1024;
-
-/// Largest response head accepted. It must stay below [`IO_BUFFER_SIZE`]: ureq checks this
-/// limit only while the head still fits the input buffer, and a head that fills the buffer
-/// would otherwise surface as "no progress", i.e. a bogus "server closed the connection"
-/// [`Error::Transport`], instead of [`Error::BadResponse`] ("the response header is too large").
-const MAX_RESPONSE_HEAD: usize = 8 * 1024;
-
-/// How much of an error body is kept in [`Error::ServerStatus`].
-const MAX_ERROR_TEXT: usize = 1024;
-
-/// How long to wait for 202 Accepted answers (RFC 7030 4.2.3) before giving up.
-///
-/// RFC 7030 4.2.3: "the client MUST wait at least the specified retry-after time before
-/// repeating the same request". So a Retry-After is never shortened: when it asks for more than
-/// [`PollPolicy::max_delay`] (or more than what is left of [`PollPolicy::max_total`]) the
-/// request is not resent, and the procedure ends with [`Error::RetryAfterTooLong`], which says
-/// what the server asked for, so the caller can run it again after that time.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PollPolicy {
-    /// Requests sent in all, the first included; more 202s than this → [`Error::StillPending`].
-    pub max_attempts: u32,
-    /// Total time spent waiting between attempts; a wait that would exceed it is not started.
-    pub max_total: Duration,
-    /// The wait when a 202 carries no Retry-After (a malformed one is
-    /// [`Error::BadResponse`]).
-    pub default_delay: Duration,
-    /// The longest single wait this client accepts. A Retry-After asking for longer is not
-    /// waited for, nor shortened: it is [`Error::RetryAfterTooLong`].
-    pub max_delay: Duration,
-    /// Where the time comes from and how a wait is made (the seam for tests).
-    pub clock: PollClock,
-}
-
-impl Default for PollPolicy {
-    fn default() -> Self {
-        PollPolicy {
-            max_attempts: 10,
-            max_total: Duration::from_secs(600),
-            default_delay: Duration::from_secs(10),
-            max_delay: Duration::from_secs(120),
-            clock: PollClock::default(),
-        }
-    }
-}
-
-/// The time source of [`PollPolicy`]: the current time (an HTTP-date Retry-After is relative to
-/// it) and the wait between two attempts.
-pub trait Clock: Send + Sync + fmt::Debug {
-    /// The current time.
-    fn now(&self) -> SystemTime;
-    /// Blocks the caller for `delay`.
-    fn sleep(&self, delay: Duration);
-}
-
-/// The system clock and `std::thread::sleep`.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now(&self) -> SystemTime {
-        SystemTime::now()
-    }
-
-    fn sleep(&self, delay: Duration) {
-        std::thread::sleep(delay);
-    }
-}
-
-/// A shared [`Clock`]; [`SystemClock`] by default. Two values are equal when they share the
-/// same clock.
-#[derive(Debug, Clone)]
-pub struct PollClock(pub Arc<dyn Clock>);
-
-impl Default for PollClock {
-    fn default() -> Self {
-        PollClock(Arc::new(SystemClock))
-    }
-}
-
-impl PartialEq for PollClock {
-    fn eq(&self, other: &Self) -> bool {
-        Arc::ptr_eq(&self.0, &other.0)
-    }
-}
-
-impl Eq for PollClock {}
-
-/// Timeouts, limits and polling of EST connections.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TransportConfig {
-    /// TCP connect (for all resolved addresses together).
-    pub connect_timeout: Duration,
-    /// The TLS handshake.
-    pub tls_timeout: Duration,
-    /// Sending a request and receiving the response (head and body), per request.
-    pub response_timeout: Duration,
-    /// Largest response body accepted (default 256 KiB; EST bodies are a few KiB).
-    pub max_body_bytes: u64,
-    /// Polling of 202 Accepted.
-    pub poll: PollPolicy,
-}
-
-impl Default for TransportConfig {
-    fn default() -> Self {
-        TransportConfig {
-            connect_timeout: Duration::from_secs(10),
-            tls_timeout: Duration::from_secs(15),
-            response_timeout: Duration::from_secs(60),
-            max_body_bytes: 256 * 1024,
-            poll: PollPolicy::default(),
-        }
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// The TLS layer, pluggable
-// ---------------------------------------------------------------------------------------------
-
-/// The byte stream under TLS: the TCP transport of ureq, with timeouts, counting the bytes that
-/// cross the wire.
-pub struct WireSocket {
-    inner: TransportAdapter,
-    stats: Arc<Stats>,
-}
-
-impl WireSocket {
-    fn set_timeout(&mut self, timeout: NextTimeout) {
-        self.inner.set_timeout(timeout);
-    }
-}
-
-impl fmt::Debug for WireSocket {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("WireSocket").finish_non_exhaustive()
-    }
-}
-
-impl Read for WireSocket {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.stats.bytes_read.fetch_add(n as u64, Ordering::Relaxed);
-        Ok(n)
-    }
-}
-
-impl Write for WireSocket {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.stats
-            .bytes_written
-            .fetch_add(n as u64, Ordering::Relaxed);
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
-    }
-}
-
-/// An established TLS session over a [`WireSocket`]: plaintext in and out.
-pub trait TlsSession: Read + Write + Send + Sync + fmt::Debug {
-    /// The socket under the session (for timeouts and liveness).
-    fn wire(&mut self) -> &mut WireSocket;
-
-    /// The certificate chain the server presented (end entity first), if it presented one
-    /// (none over TLS-PSK). Kept so a procedure can check that the trust anchors it is about
-    /// to install authorise the server it talked to (RFC 7030 4.1.3).
-    fn peer_certificates(&self) -> Option<Vec<CertificateDer<'static>>> {
-        None
-    }
-
-    /// The negotiated cipher suite's name, when the stack reports it: the IANA name (e.g.
-    /// `TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA256`), except that rustls spells TLS 1.3 suites with
-    /// a `TLS13_` prefix (`TLS13_AES_256_GCM_SHA384`).
-    fn cipher_suite(&self) -> Option<&'static str> {
-        None
-    }
-}
-
-/// A TLS implementation: performs the client handshake over `wire` with the server `name`.
-///
-/// Errors are this crate's: [`Error::ServerNotAuthorized`], [`Error::Tls`], [`Error::Key`],
-/// [`Error::Timeout`] (use [`handshake_io_error`] for I/O failures of the handshake).
-pub trait TlsStack: Send + Sync + fmt::Debug + 'static {
-    /// Runs the handshake to completion.
-    fn handshake(
-        &self,
-        name: &ServerName<'static>,
-        wire: WireSocket,
-    ) -> Result<Box<dyn TlsSession>>;
-}
-
-/// The rustls stack with an [`Arc<ClientConfig>`] from [`crate::tls::client_config`].
-#[derive(Debug, Clone)]
-pub struct RustlsStack {
-    config: Arc<ClientConfig>,
-}
-
-impl RustlsStack {
-    /// A stack using `config`.
-    pub fn new(config: Arc<ClientConfig>) -> Self {
-        RustlsStack { config }
-    }
-}
-
-#[derive(Debug)]
-struct RustlsSession(rustls::StreamOwned<rustls::ClientConnection, WireSocket>);
-
-impl Read for RustlsSession {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.0.read(buf)
-    }
-}
-
-impl Write for RustlsSession {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.write(buf)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.0.flush()
-    }
-}
-
-impl TlsSession for RustlsSession {
-    fn wire(&mut self) -> &mut WireSocket {
-        &mut self.0.sock
-    }
-
-    fn peer_certificates(&self) -> Option<Vec<CertificateDer<'static>>> {
-        self.0
-            .conn
-            .peer_certificates()
-            .map(|chain| chain.iter().map(|c| c.clone().into_owned()).collect())
-    }
-
-    fn cipher_suite(&self) -> Option<&'static str> {
-        self.0
-            .conn
-            .negotiated_cipher_suite()
-            .and_then(|s| s.suite().as_str())
-    }
-}
-
-impl TlsStack for RustlsStack {
-    fn handshake(
-        &self,
-        name: &ServerName<'static>,
-        mut wire: WireSocket,
-    ) -> Result<Box<dyn TlsSession>> {
-        let mut conn =
-            rustls::ClientConnection::new(self.config.clone(), name.clone()).map_err(|e| {
-                Error::Tls {
-                    reason: format!("cannot start the TLS handshake: {e}"),
-                }
-            })?;
-        while conn.is_handshaking() {
-            conn.complete_io(&mut wire).map_err(handshake_io_error)?;
-        }
-        Ok(Box::new(RustlsSession(rustls::StreamOwned::new(
-            conn, wire,
-        ))))
-    }
-}
-
-/// Maps an I/O error of a TLS handshake: a timeout of the [`WireSocket`], a TLS failure carried
-/// inside, or the connection breaking.
-pub fn handshake_io_error(e: io::Error) -> Error {
-    if let Some(inner) = e.get_ref() {
-        if let Some(tls) = inner.downcast_ref::<rustls::Error>() {
-            return map_rustls_error(tls);
-        }
-        if let Some(ureq::Error::Timeout(_)) = inner.downcast_ref::<ureq::Error>() {
-            return Error::Timeout {
-                phase: "the TLS handshake".into(),
-            };
-        }
-    }
-    match e.kind() {
-        io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => Error::Timeout {
-            phase: "the TLS handshake".into(),
-        },
-        io::ErrorKind::UnexpectedEof
-        | io::ErrorKind::ConnectionReset
-        | io::ErrorKind::ConnectionAborted
-        | io::ErrorKind::BrokenPipe => Error::Tls {
-            reason: format!("the server closed the connection during the handshake ({e})"),
-        },
-        _ => Error::Tls {
-            reason: format!("I/O failure during the handshake: {e}"),
-        },
-    }
-}
-
-/// Counters shared by the connector and the connection.
-#[derive(Debug, Default)]
-struct Stats {
-    handshakes: AtomicU32,
-    /// Each distinct certificate chain a server presented on this connection's handshakes.
-    server_chains: std::sync::Mutex<Vec<Vec<CertificateDer<'static>>>>,
-    /// The cipher suite of the latest handshake, when the stack reports it.
-    cipher_suite: std::sync::Mutex<Option<&'static str>>,
-    bytes_written: AtomicU64,
-    bytes_read: AtomicU64,
-}
-
-/// A crate error travelling through ureq (`ureq::Error::Other`) to be recovered as it was.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-struct Carried(Error);
-
-fn carry(e: Error) -> ureq::Error {
-    ureq::Error::Other(Box::new(Carried(e)))
-}
-
-/// The TCP step: ureq's [`TcpConnector`], with its failures marked as connect failures.
-#[derive(Debug, Default)]
-struct TcpStep(TcpConnector);
-
-impl Connector<()> for TcpStep {
-    type Out = <TcpConnector as Connector<()>>::Out;
-
-    fn connect(
-        &self,
-        details: &ConnectionDetails,
-        chained: Option<()>,
-    ) -> std::result::Result<Option<Self::Out>, ureq::Error> {
-        let address = details
-            .uri
-            .authority()
-            .map(|a| a.as_str().to_string())
-            .unwrap_or_default();
-        self.0.connect(details, chained).map_err(|e| match e {
-            ureq::Error::Timeout(_) => carry(Error::Timeout {
-                phase: format!("TCP connect to {address}"),
-            }),
-            ureq::Error::Io(source) => carry(Error::Connect { address, source }),
-            other => other,
-        })
-    }
-}
-
-/// The TLS step: runs the [`TlsStack`] over the TCP transport, counting handshakes.
-#[derive(Debug)]
-struct TlsStep {
-    stack: Arc<dyn TlsStack>,
-    name: ServerName<'static>,
-    tls_timeout: Duration,
-    stats: Arc<Stats>,
-}
-
-impl<In: Transport> Connector<In> for TlsStep {
-    type Out = TlsTransport;
-
-    fn connect(
-        &self,
-        details: &ConnectionDetails,
-        chained: Option<In>,
-    ) -> std::result::Result<Option<Self::Out>, ureq::Error> {
-        let Some(tcp) = chained else {
-            return Ok(None);
-        };
-        if !details.needs_tls() {
-            // EST is https only (RFC 7030 3.3); EstUri guarantees it, this is the last guard.
-            return Err(ureq::Error::TlsRequired);
-        }
-        let mut wire = WireSocket {
-            inner: TransportAdapter::new(tcp.boxed(), details.current_time.clone()),
-            stats: self.stats.clone(),
-        };
-        wire.set_timeout(NextTimeout {
-            after: self.tls_timeout.into(),
-            reason: ureq::Timeout::Connect,
-            ..NextTimeout::default()
-        });
-        self.stats.handshakes.fetch_add(1, Ordering::Relaxed);
-        let session = self.stack.handshake(&self.name, wire).map_err(carry)?;
-        *self
-            .stats
-            .cipher_suite
-            .lock()
-            .unwrap_or_else(|e| e.into_inner()) = session.cipher_suite();
-        if let Some(chain) = session.peer_certificates() {
-            let mut seen = self
-                .stats
-                .server_chains
-                .lock()
-                .unwrap_or_else(|e| e.into_inner());
-            if !seen.contains(&chain) {
-                seen.push(chain);
-            }
-        }
-        Ok(Some(TlsTransport {
-            buffers: LazyBuffers::new(
-                details.config.input_buffer_size(),
-                details.config.output_buffer_size(),
-            ),
-            session,
-        }))
-    }
-}
-
-/// The ureq transport over a [`TlsSession`].
-#[derive(Debug)]
-struct TlsTransport {
-    buffers: LazyBuffers,
-    session: Box<dyn TlsSession>,
-}
-
-impl Transport for TlsTransport {
-    fn buffers(&mut self) -> &mut dyn Buffers {
-        &mut self.buffers
-    }
-
-    fn transmit_output(
-        &mut self,
-        amount: usize,
-        timeout: NextTimeout,
-    ) -> std::result::Result<(), ureq::Error> {
-        self.session.wire().set_timeout(timeout);
-        let output = &self.buffers.output()[..amount];
-        self.session.write_all(output)?;
-        self.session.flush()?;
-        Ok(())
-    }
-
-    fn await_input(&mut self, timeout: NextTimeout) -> std::result::Result<bool, ureq::Error> {
-        self.session.wire().set_timeout(timeout);
-        let input = self.buffers.input_append_buf();
-        let amount = self.session.read(input)?;
-        self.buffers.input_appended(amount);
-        Ok(amount > 0)
-    }
-
-    fn is_open(&mut self) -> bool {
-        self.session.wire().inner.get_mut().is_open()
-    }
-
-    fn is_tls(&self) -> bool {
-        true
-    }
-}
 
 // ---------------------------------------------------------------------------------------------
 // The connection
@@ -585,7 +122,7 @@ impl EstConnection {
     }
 
     /// The cipher suite of the latest TLS handshake, if the stack reported one (named as by
-    /// [`TlsSession::cipher_suite`]).
+    /// [`super::TlsSession::cipher_suite`]).
     pub fn cipher_suite(&self) -> Option<&'static str> {
         *self
             .stats
@@ -658,7 +195,7 @@ impl EstConnection {
     }
 
     /// `/simpleenroll` (RFC 7030 4.2.1) with a DER PKCS #10 CSR: the issued certificate (and
-    /// any others the server includes), polling 202 Accepted within the [`PollPolicy`].
+    /// any others the server includes), polling 202 Accepted within the [`super::PollPolicy`].
     pub fn simple_enroll(&self, csr_der: &[u8]) -> Result<Vec<CertificateDer<'static>>> {
         self.enroll(Operation::SimpleEnroll, csr_der)
     }
@@ -1024,6 +561,7 @@ fn map_ureq_error(op: Operation, e: ureq::Error, phase: &str) -> Error {
         ureq::Error::Io(io) => map_io_error(op, io),
         ureq::Error::TlsRequired | ureq::Error::RequireHttpsOnly(_) => Error::Tls {
             reason: "EST requires https (RFC 7030 3.3)".into(),
+            source: None,
         },
         ureq::Error::LargeResponseHeader(..) => bad(op, "the response header is too large"),
         ureq::Error::BodyExceedsLimit(limit) => bad(
@@ -1082,6 +620,7 @@ fn timeout_phase(t: ureq::Timeout, phase: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::super::connect::carry;
     use super::*;
 
     #[test]
@@ -1116,17 +655,12 @@ mod tests {
         );
         let e = map_ureq_error(
             Operation::SimpleEnroll,
-            carry(Error::Key { reason: "k".into() }),
+            carry(Error::Key {
+                reason: "k".into(),
+                source: None,
+            }),
             "x",
         );
         assert!(matches!(e, Error::Key { .. }));
-    }
-
-    #[test]
-    fn defaults_are_sane() {
-        let c = TransportConfig::default();
-        assert_eq!(c.max_body_bytes, 256 * 1024);
-        assert!(c.poll.max_attempts >= 1);
-        assert!(c.poll.default_delay <= c.poll.max_delay);
     }
 }
