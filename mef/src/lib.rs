@@ -27,6 +27,7 @@
 mod approval;
 pub mod ca;
 pub mod challenge;
+mod conn;
 mod est;
 pub mod http;
 pub mod identity;
@@ -35,6 +36,7 @@ mod metrics;
 mod pool;
 pub mod psk;
 mod server;
+mod state;
 pub mod store;
 pub mod ts0003;
 

@@ -12,8 +12,8 @@
 //! the SHA-256 suites (OpenSSL binds a `psk_server_callback` key to SHA-256). No session tickets
 //! and no session cache: every connection proves the PSK again.
 
+use crate::conn::{ConnInfo, Principal, ServerStream, TlsAcceptor};
 use crate::identity::{Identity, SubjectType};
-use crate::server::{ConnInfo, Principal, ServerStream, TlsAcceptor};
 use crate::store::Store;
 use crate::MefError;
 use openssl::ex_data::Index;

@@ -141,6 +141,12 @@ fn db_err(context: &'static str) -> impl FnOnce(rusqlite::Error) -> MefError {
     move |e| MefError::Database { context, source: e }
 }
 
+/// Key of a PSK principal in tables shared with certificate fingerprints (challengePasswords):
+/// fingerprints are hex, so the prefix keeps the two apart.
+pub(crate) fn psk_principal_key(kpm_id: &str) -> String {
+    format!("psk:{kpm_id}")
+}
+
 pub(crate) fn now_secs() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -421,7 +427,7 @@ impl Sqlite {
         self.remove_principal(
             "DELETE FROM psk_keys WHERE kpm_id = ?1",
             kpm_id,
-            &crate::server::psk_principal_key(kpm_id),
+            &psk_principal_key(kpm_id),
         )
     }
 

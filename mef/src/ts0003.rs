@@ -9,7 +9,7 @@
 //! refused per operation, exactly as on the rustls listener; the connection's principal is the
 //! chain the client presented (end entity first).
 
-use crate::server::{ConnInfo, Principal, TlsAcceptor};
+use crate::conn::{ConnInfo, Principal, TlsAcceptor};
 use crate::MefError;
 use openssl::pkey::PKey;
 use openssl::ssl::{
