@@ -5,6 +5,7 @@
 //! (a TLS handshake, a request) are logged at warn with the peer. Needs the openssl CLI (the
 //! test fails without it; scripts/test.sh installs it).
 
+use onem2m_est_testkit::process::{run, text};
 use std::io::Write;
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
@@ -14,19 +15,7 @@ const MEF: &str = env!("CARGO_BIN_EXE_onem2m-mef");
 const CSE_ID: &str = "cse01.sp.example.com";
 
 fn mef(args: &[&str]) -> Output {
-    Command::new(MEF)
-        .args(args)
-        .output()
-        .expect("onem2m-mef runs")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "status {:?}\nstdout:\n{}\nstderr:\n{}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
+    run(MEF, args)
 }
 
 fn openssl(dir: &Path, args: &[&str]) {

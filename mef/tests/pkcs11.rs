@@ -11,6 +11,7 @@
 mod common;
 
 use common::{agent, get, run_cli, temp_dir, MefProc, BIN};
+use onem2m_est_testkit::softhsm::{self, module_path};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Mutex, MutexGuard, OnceLock};
@@ -45,26 +46,10 @@ fn softhsm() -> &'static Path {
         .unwrap();
         std::env::set_var("SOFTHSM2_CONF", &conf);
         for label in TOKENS {
-            let out = Command::new("softhsm2-util")
-                .args(["--init-token", "--free", "--label", label])
-                .args(["--so-pin", "11223344", "--pin", PIN])
-                .output()
-                .expect("softhsm2-util is required (Debian package softhsm2)");
-            assert!(out.status.success(), "{out:?}");
+            softhsm::init_token(&conf, label, "11223344", PIN);
         }
         scratch
     })
-}
-
-fn module_path() -> PathBuf {
-    [
-        "/usr/lib/softhsm/libsofthsm2.so",
-        "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so",
-    ]
-    .iter()
-    .map(PathBuf::from)
-    .find(|p| p.exists())
-    .expect("SoftHSM2 is required (Debian package softhsm2; scripts/test.sh installs it)")
 }
 
 fn pkcs11_tool(args: &[&str]) -> Vec<u8> {
@@ -73,15 +58,7 @@ fn pkcs11_tool(args: &[&str]) -> Vec<u8> {
 
 fn pkcs11_tool_on(token: &str, args: &[&str]) -> Vec<u8> {
     softhsm();
-    let out = Command::new("pkcs11-tool")
-        .arg("--module")
-        .arg(module_path())
-        .args(["--token-label", token, "--login", "--pin", PIN])
-        .args(args)
-        .output()
-        .expect("pkcs11-tool is required (Debian package opensc)");
-    assert!(out.status.success(), "pkcs11-tool {args:?}: {out:?}");
-    out.stdout
+    softhsm::pkcs11_tool(None, token, PIN, args)
 }
 
 #[test]

@@ -4,6 +4,7 @@
 mod common;
 
 use common::{temp_dir, BIN};
+use onem2m_est_testkit::process::{run, text};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::SocketAddr;
 use std::path::Path;
@@ -15,19 +16,7 @@ const KPM_HEX: &str = "0f1e2d3c4b5a69788796a5b4c3d2e1f0";
 const CSE_ID: &str = "cse01.sp.example.com";
 
 fn mef(args: &[&str]) -> Output {
-    Command::new(BIN)
-        .args(args)
-        .output()
-        .expect("run onem2m-mef")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "status {:?}\nstdout:\n{}\nstderr:\n{}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
+    run(BIN, args)
 }
 
 fn add_psk(dir: &Path) {

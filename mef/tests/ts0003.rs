@@ -5,6 +5,7 @@
 mod common;
 
 use common::*;
+use onem2m_est_testkit::process::text;
 use onem2m_mef::{Mef, MefConfig, RunningMef};
 use std::io::Write;
 use std::path::Path;
@@ -50,15 +51,6 @@ fn s_client(mef: &RunningMef, extra: &[&str]) -> Output {
     let _ = child.kill();
     drop(stdin);
     child.wait_with_output().unwrap()
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "status {:?}\nstdout:\n{}\nstderr:\n{}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
 }
 
 fn answered(o: &Output) -> bool {
