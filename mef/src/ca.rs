@@ -1046,8 +1046,7 @@ mod tests {
     /// each revocation): every write succeeds and leaves a whole file, no temporary one.
     #[test]
     fn concurrent_writers_of_one_data_directory_do_not_collide() {
-        let dir = std::env::temp_dir().join(format!("onem2m-mef-ca-race-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
+        let dir = crate::scratch_dir("ca-race");
         let ca = MefCa::load_or_create(&dir, &[], None).unwrap();
         let store = crate::Store::open(&dir).unwrap();
         std::thread::scope(|s| {

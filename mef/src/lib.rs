@@ -33,6 +33,7 @@ pub mod http;
 pub mod identity;
 mod logging;
 mod metrics;
+mod openssl_tls;
 mod pool;
 pub mod psk;
 mod server;
@@ -396,3 +397,12 @@ pub fn read_pem_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, MefEr
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
+
+/// A fresh scratch directory for a unit test: `onem2m-mef-NAME-PID` under the temporary
+/// directory, emptied first (a previous run of the same process id may have left it).
+#[cfg(test)]
+pub(crate) fn scratch_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("onem2m-mef-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
