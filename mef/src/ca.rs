@@ -58,6 +58,22 @@ fn rcgen_err(context: &'static str) -> impl FnOnce(rcgen::Error) -> MefError {
     move |e| MefError::Crypto(format!("{context}: {e}"))
 }
 
+/// Writes a key pair (PEM, mode 0600) and then its certificate (PEM, 0644). Key first: a
+/// certificate without its key would be useless on the next start.
+fn write_key_and_cert(
+    key_path: &Path,
+    key: &KeyPair,
+    cert_path: &Path,
+    cert: &rcgen::Certificate,
+) -> Result<(), MefError> {
+    write_file(
+        key_path,
+        Zeroizing::new(key.serialize_pem()).as_bytes(),
+        0o600,
+    )?;
+    write_file(cert_path, cert.pem().as_bytes(), 0o644)
+}
+
 /// Writes a file atomically (temporary file + rename) with the given Unix mode. The temporary
 /// name is unique to this write (process, time, random), so replicas sharing the data directory
 /// never write into each other's temporary file.
@@ -295,13 +311,7 @@ impl MefCa {
             let cert = ca_params(sp_domains)?
                 .self_signed(&key)
                 .map_err(rcgen_err("signing CA certificate"))?;
-            // Key first: a certificate without its key would be useless on the next start.
-            write_file(
-                &key_path,
-                Zeroizing::new(key.serialize_pem()).as_bytes(),
-                0o600,
-            )?;
-            write_file(&cert_path, cert.pem().as_bytes(), 0o644)?;
+            write_key_and_cert(&key_path, &key, &cert_path, &cert)?;
         }
         let key_pem = read_text(&key_path)?;
         let key = KeyPair::from_pem(&key_pem).map_err(rcgen_err("loading CA key"))?;
@@ -466,12 +476,7 @@ impl MefCa {
             let cert = params
                 .signed_by(&key, &self.issuer)
                 .map_err(rcgen_err("signing server certificate"))?;
-            write_file(
-                &key_path,
-                Zeroizing::new(key.serialize_pem()).as_bytes(),
-                0o600,
-            )?;
-            write_file(&cert_path, cert.pem().as_bytes(), 0o644)?;
+            write_key_and_cert(&key_path, &key, &cert_path, &cert)?;
             write_file(&profile_path, profile.as_bytes(), 0o644)?;
         }
         let key_pem = read_text(&key_path)?;

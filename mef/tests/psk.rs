@@ -295,37 +295,8 @@ fn wrong_keys_and_unknown_identities_fail_the_handshake() {
 
 /// One HTTP request over TLS-PSK with the `openssl` crate; returns (status, body).
 fn psk_request(port: u16, kpm_id: &str, kpm_hex: &str, request: &[u8]) -> (u16, Vec<u8>) {
-    use openssl::ssl::{SslConnector, SslMethod, SslVerifyMode};
-    let key = onem2m_mef::psk::decode_hex(kpm_hex).unwrap();
-    let id = kpm_id.to_owned();
-    let mut b = SslConnector::builder(SslMethod::tls_client()).unwrap();
-    b.set_cipher_list("PSK").unwrap();
-    b.set_verify(SslVerifyMode::NONE);
-    b.set_psk_client_callback(move |_, _, id_out, psk_out| {
-        id_out[..id.len()].copy_from_slice(id.as_bytes());
-        id_out[id.len()] = 0;
-        psk_out[..key.len()].copy_from_slice(&key);
-        Ok(key.len())
-    });
-    let tcp = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    tcp.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-    let mut tls = b
-        .build()
-        .configure()
-        .unwrap()
-        .verify_hostname(false)
-        .connect("localhost", tcp)
-        .unwrap();
-    tls.write_all(request).unwrap();
-    let mut raw = Vec::new();
-    let _ = tls.read_to_end(&mut raw);
-    let split = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .expect("a response head");
-    let head = String::from_utf8_lossy(&raw[..split]).to_string();
-    let status = head[9..12].parse().unwrap();
-    (status, raw[split + 4..].to_vec())
+    let r = common::psk_request(port, kpm_id, kpm_hex, request).unwrap();
+    (r.status, r.body)
 }
 
 fn enroll_request(csr_der: &[u8]) -> Vec<u8> {
