@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use onem2m_est_testkit::process::text;
+use onem2m_est_testkit::process::{text, wait_exit};
 use onem2m_est_testkit::softhsm::{self, module_path};
 use onem2m_est_testkit::Manufacturer;
 use onem2m_mef::{Mef, MefConfig, RunningMef};
@@ -399,17 +399,7 @@ fn renew_and_the_agent_with_the_key_in_the_token() {
         .status()
         .unwrap();
     assert!(s.success());
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let status = loop {
-        if let Some(status) = agent.try_wait().unwrap() {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = agent.kill();
-            panic!("the agent did not stop");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let status = wait_exit(&mut agent, Duration::from_secs(30));
     let log = std::fs::read_to_string(&log).unwrap();
     assert_eq!(status.code(), Some(0), "{log}");
     assert!(log.contains("renewed: re-provisioned"), "{log}");

@@ -5,11 +5,10 @@ mod common;
 
 use common::{temp_dir, BIN};
 use onem2m_est_testkit::process::{run, text};
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
 
 const KPM_ID: &str = "kpm-mef-0001";
 const KPM_HEX: &str = "0f1e2d3c4b5a69788796a5b4c3d2e1f0";
@@ -92,32 +91,11 @@ impl Drop for PskMef {
     }
 }
 
-/// `openssl s_client` with a raw HTTP request on stdin; killed after 20 s at most.
+/// `openssl s_client -quiet` with a raw HTTP request on stdin; killed after 20 s at most.
 fn s_client(port: u16, extra: &[&str], request: &str) -> Output {
-    let mut child = Command::new("openssl")
-        .arg("s_client")
-        .args(["-connect", &format!("127.0.0.1:{port}"), "-quiet"])
-        .args(extra)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the openssl CLI runs");
-    // Connection: close makes the MEF end the connection after the response, so s_client
-    // sees EOF and exits; stdin stays open until then (closing it early can end s_client
-    // before the response arrives).
-    let mut stdin = child.stdin.take().unwrap();
-    stdin.write_all(request.as_bytes()).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while Instant::now() < deadline {
-        if child.try_wait().unwrap().is_some() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let _ = child.kill();
-    drop(stdin);
-    child.wait_with_output().unwrap()
+    let connect = format!("127.0.0.1:{port}");
+    let args = [&["-connect", &connect, "-quiet"], extra].concat();
+    onem2m_est_testkit::openssl::s_client(&args, request)
 }
 
 const GET_CACERTS: &str =
