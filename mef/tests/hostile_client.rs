@@ -1237,20 +1237,7 @@ fn psk_identity_swaps_are_refused() {
     register(&mef_dir, &device, "cse", CSE_A);
     let d = mef_dir.to_str().unwrap().to_owned();
     for (id, hex, cse) in [(KPM_A, KPM_A_HEX, CSE_A), (KPM_B, KPM_B_HEX, CSE_B)] {
-        cli_ok(&[
-            "psk",
-            "add",
-            "--data-dir",
-            &d,
-            "--kpm-id",
-            id,
-            "--kpm-hex",
-            hex,
-            "--subject-type",
-            "cse",
-            "--subject-id",
-            cse,
-        ]);
+        cli_ok(&psk_add_args(&d, id, "--kpm-hex", hex, "cse", cse));
     }
     let mef = MefProc::start(
         &mef_dir,

@@ -6,9 +6,8 @@
 //! test fails without it; scripts/test.sh installs it).
 
 use onem2m_est_testkit::process::{run, text};
-use std::io::Write;
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Output};
 use std::time::{Duration, Instant};
 
 const MEF: &str = env!("CARGO_BIN_EXE_onem2m-mef");
@@ -78,32 +77,20 @@ fn timestamped(line: &str) -> bool {
     line.len() > 25 && b[4] == b'-' && b[10] == b'T' && b[23] == b'Z' && b[24] == b' '
 }
 
-/// openssl s_client with a client certificate, sending `request`.
+/// openssl s_client with a client certificate (`cert` and `device.key` in `dir`), sending
+/// `request`; its standard output.
 fn s_client(dir: &Path, addr: &str, cert: &str, request: &str) -> String {
-    let mut child = Command::new("openssl")
-        .args([
-            "s_client",
-            "-ign_eof",
-            "-connect",
-            addr,
-            "-cert",
-            cert,
-            "-key",
-            "device.key",
-        ])
-        .current_dir(dir)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("openssl s_client runs");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(request.as_bytes())
-        .unwrap();
-    let o = child.wait_with_output().unwrap();
+    let (cert, key) = (dir.join(cert), dir.join("device.key"));
+    let args = [
+        "-ign_eof",
+        "-connect",
+        addr,
+        "-cert",
+        cert.to_str().unwrap(),
+        "-key",
+        key.to_str().unwrap(),
+    ];
+    let o = onem2m_est_testkit::openssl::s_client(&args, request);
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 

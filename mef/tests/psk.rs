@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{temp_dir, BIN};
+use common::{psk_add_args, temp_dir, BIN};
 use onem2m_est_testkit::process::{run, text};
 use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
@@ -20,20 +20,14 @@ fn mef(args: &[&str]) -> Output {
 
 fn add_psk(dir: &Path) {
     let d = dir.display().to_string();
-    let o = mef(&[
-        "psk",
-        "add",
-        "--data-dir",
+    let o = mef(&psk_add_args(
         &d,
-        "--kpm-id",
         KPM_ID,
         "--kpm-hex",
         KPM_HEX,
-        "--subject-type",
         "cse",
-        "--subject-id",
         CSE_ID,
-    ]);
+    ));
     assert!(o.status.success(), "{}", text(&o));
 }
 
@@ -114,20 +108,14 @@ fn registry_commands_never_print_keys() {
     // A key file of hexadecimal text; too-short keys and bad identities are refused.
     std::fs::write(dir.join("k.hex"), format!("{KPM_HEX}{KPM_HEX}\n")).unwrap();
     let file = dir.join("k.hex").display().to_string();
-    let o = mef(&[
-        "psk",
-        "add",
-        "--data-dir",
+    let o = mef(&psk_add_args(
         &d,
-        "--kpm-id",
         "kpm-2",
         "--kpm-file",
         &file,
-        "--subject-type",
         "ae",
-        "--subject-id",
         "https://sp.example.com/cse01/CAE01",
-    ]);
+    ));
     assert!(o.status.success(), "{}", text(&o));
     for (id, hex, ty, sid) in [
         ("kpm-3", "00112233", "cse", CSE_ID),
@@ -135,20 +123,7 @@ fn registry_commands_never_print_keys() {
         ("", KPM_HEX, "cse", CSE_ID),
         ("kpm-3", KPM_HEX, "cse", "not a dns name!"),
     ] {
-        let o = mef(&[
-            "psk",
-            "add",
-            "--data-dir",
-            &d,
-            "--kpm-id",
-            id,
-            "--kpm-hex",
-            hex,
-            "--subject-type",
-            ty,
-            "--subject-id",
-            sid,
-        ]);
+        let o = mef(&psk_add_args(&d, id, "--kpm-hex", hex, ty, sid));
         assert_eq!(o.status.code(), Some(1), "{id} {hex}: {}", text(&o));
         assert!(!String::from_utf8_lossy(&o.stderr).contains("00112233"));
     }
@@ -294,20 +269,14 @@ fn the_challenge_password_is_bound_to_the_kpm_id() {
     // A second KpmID for the same identity: the binding is to the KpmID, not the identity.
     let other_hex = "00".repeat(8) + &"11".repeat(8);
     let d = dir.display().to_string();
-    let o = mef(&[
-        "psk",
-        "add",
-        "--data-dir",
+    let o = mef(&psk_add_args(
         &d,
-        "--kpm-id",
         "kpm-other",
         "--kpm-hex",
         &other_hex,
-        "--subject-type",
         "cse",
-        "--subject-id",
         CSE_ID,
-    ]);
+    ));
     assert!(o.status.success(), "{}", text(&o));
     let m = PskMef::start(&dir);
     let port = m.psk.port();

@@ -487,6 +487,32 @@ pub fn register_with(
     assert!(ok, "identity add failed: {out} {err}");
 }
 
+/// The arguments of `psk add` for data directory `d`: the KpmID, its key (`key_flag` is
+/// `--kpm-hex` or `--kpm-file`) and the identity.
+pub fn psk_add_args<'a>(
+    d: &'a str,
+    kpm_id: &'a str,
+    key_flag: &'a str,
+    key: &'a str,
+    subject_type: &'a str,
+    subject_id: &'a str,
+) -> [&'a str; 12] {
+    [
+        "psk",
+        "add",
+        "--data-dir",
+        d,
+        "--kpm-id",
+        kpm_id,
+        key_flag,
+        key,
+        "--subject-type",
+        subject_type,
+        "--subject-id",
+        subject_id,
+    ]
+}
+
 /// The whole initial procedure: csrattrs, CSR with the password and SAN, simpleenroll.
 /// Returns the new credentials.
 pub fn enroll(agent: &ureq::Agent, mef: &MefProc, san: SanType) -> Creds {
