@@ -185,25 +185,13 @@ impl RunningMef {
     /// The base URI of the ts0003 listener (`https://localhost:PORT/.well-known/est`, with
     /// `/label` when given), when it runs.
     pub fn ts0003_base_uri(&self, label: Option<&str>) -> Option<String> {
-        let addr = self.ts0003_addr?;
-        let mut uri = format!("https://localhost:{}/.well-known/est", addr.port());
-        if let Some(l) = label {
-            uri.push('/');
-            uri.push_str(l);
-        }
-        Some(uri)
+        Some(est_base_uri(self.ts0003_addr?, label))
     }
 
     /// The base URI of the TLS-PSK listener (`https://localhost:PSKPORT/.well-known/est`, with
     /// `/label` when given), when it runs.
     pub fn psk_base_uri(&self, label: Option<&str>) -> Option<String> {
-        let addr = self.psk_addr?;
-        let mut uri = format!("https://localhost:{}/.well-known/est", addr.port());
-        if let Some(l) = label {
-            uri.push('/');
-            uri.push_str(l);
-        }
-        Some(uri)
+        Some(est_base_uri(self.psk_addr?, label))
     }
 
     /// Registers a PSK of PPSK-based RSPF: `kpm_id` (the TLS psk_identity), its key `kpm`
@@ -237,15 +225,7 @@ impl RunningMef {
     /// `https://localhost:PORT/.well-known/est` or, with a label, `.../est/<label>`
     /// (no trailing slash).
     pub fn base_uri(&self, label: Option<&str>) -> String {
-        let mut uri = format!(
-            "https://localhost:{}/.well-known/est",
-            self.local_addr.port()
-        );
-        if let Some(l) = label {
-            uri.push('/');
-            uri.push_str(l);
-        }
-        uri
+        est_base_uri(self.local_addr, label)
     }
 
     /// The database (registry, issued certificates).
@@ -357,6 +337,40 @@ pub fn add_identity(
     store.add_identity(&fp, &identity)
 }
 
+/// `https://localhost:PORT/.well-known/est`, with `/label` when given (RFC 7030 3.2.2).
+fn est_base_uri(addr: SocketAddr, label: Option<&str>) -> String {
+    let mut uri = format!("https://localhost:{}/.well-known/est", addr.port());
+    if let Some(l) = label {
+        uri.push('/');
+        uri.push_str(l);
+    }
+    uri
+}
+
+/// Binds a listener (`name`d in errors: the PSK or ts0003 one; the main one unnamed) and reads
+/// the address it got.
+fn bind(addr: SocketAddr, name: Option<&str>) -> Result<(TcpListener, SocketAddr), MefError> {
+    let (binding, bound) = match name {
+        Some(n) => (
+            format!("binding the {n} listener {addr}"),
+            format!("reading the bound {n} address"),
+        ),
+        None => (
+            format!("binding {addr}"),
+            "reading the bound address".to_string(),
+        ),
+    };
+    let l = TcpListener::bind(addr).map_err(|e| MefError::Io {
+        context: binding,
+        source: e,
+    })?;
+    let local = l.local_addr().map_err(|e| MefError::Io {
+        context: bound,
+        source: e,
+    })?;
+    Ok((l, local))
+}
+
 fn tls_err(e: impl std::fmt::Display) -> MefError {
     MefError::Tls(e.to_string())
 }
@@ -439,14 +453,7 @@ pub(crate) fn start(config: MefConfig) -> Result<RunningMef, MefError> {
                 &server_key,
                 &client_roots,
             )?;
-            let l = TcpListener::bind(addr).map_err(|e| MefError::Io {
-                context: format!("binding the ts0003 listener {addr}"),
-                source: e,
-            })?;
-            let bound = l.local_addr().map_err(|e| MefError::Io {
-                context: "reading the bound ts0003 address".into(),
-                source: e,
-            })?;
+            let (l, bound) = bind(addr, Some("ts0003"))?;
             Some((l, bound, acceptor))
         }
         None => None,
@@ -475,25 +482,11 @@ pub(crate) fn start(config: MefConfig) -> Result<RunningMef, MefError> {
     tls.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
     let tls = Arc::new(tls);
 
-    let listener = TcpListener::bind(config.listen).map_err(|e| MefError::Io {
-        context: format!("binding {}", config.listen),
-        source: e,
-    })?;
-    let local_addr = listener.local_addr().map_err(|e| MefError::Io {
-        context: "reading the bound address".into(),
-        source: e,
-    })?;
+    let (listener, local_addr) = bind(config.listen, None)?;
     let psk = match config.psk_listen {
         Some(addr) => {
             let acceptor = crate::psk::PskAcceptor::new(store.clone())?;
-            let l = TcpListener::bind(addr).map_err(|e| MefError::Io {
-                context: format!("binding the PSK listener {addr}"),
-                source: e,
-            })?;
-            let bound = l.local_addr().map_err(|e| MefError::Io {
-                context: "reading the bound PSK address".into(),
-                source: e,
-            })?;
+            let (l, bound) = bind(addr, Some("PSK"))?;
             Some((l, bound, acceptor))
         }
         None => None,
