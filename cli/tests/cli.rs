@@ -47,17 +47,16 @@ impl Fixture {
     }
 
     fn provision(&self, out: &Path) -> Output {
-        let mut args = vec!["provision".to_string(), "--server".into(), self.server()];
-        args.extend(self.third_party_args());
-        args.extend([
-            "--subject-type".into(),
-            "cse".into(),
-            "--subject-id".into(),
-            CSE_ID.into(),
-            "--out".into(),
-            out.display().to_string(),
-        ]);
-        run(&args)
+        self.provision_with(&["--subject-type", "cse", "--subject-id", CSE_ID], out)
+    }
+
+    /// `provision` from this MEF with the third-party certificate, `args`, and `--out out`.
+    fn provision_with(&self, args: &[&str], out: &Path) -> Output {
+        let mut all = vec!["provision".to_string(), "--server".into(), self.server()];
+        all.extend(self.third_party_args());
+        all.extend(args.iter().map(|a| a.to_string()));
+        all.extend(["--out".into(), out.display().to_string()]);
+        run(&all)
     }
 }
 
@@ -148,17 +147,7 @@ fn serverkeygen_initial_and_cacerts_and_csrattrs() {
 fn bad_arguments_exit_2() {
     let f = Fixture::new();
     let out = f.path("cred");
-    let mut args = vec!["provision".to_string(), "--server".into(), f.server()];
-    args.extend(f.third_party_args());
-    args.extend([
-        "--subject-type".into(),
-        "gateway".into(),
-        "--subject-id".into(),
-        CSE_ID.into(),
-        "--out".into(),
-        out.display().to_string(),
-    ]);
-    let o = run(&args);
+    let o = f.provision_with(&["--subject-type", "gateway", "--subject-id", CSE_ID], &out);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     assert!(String::from_utf8_lossy(&o.stderr).contains("MEF_CLIENT_CMD_UNACCEPTABLE_ARGUMENTS"));
 
@@ -187,19 +176,17 @@ fn provision_with_an_absolute_ae_id() {
         "//example.net/mn-cse/CAE-device1",
     );
     let out = f.path("cred");
-    let mut args = vec!["provision".to_string(), "--server".into(), f.server()];
-    args.extend(f.third_party_args());
-    args.extend([
-        "--subject-type".into(),
-        "ae".into(),
-        "--subject-id".into(),
-        "//example.net/mn-cse/CAE-device1".into(),
-        "--mef-fqdn".into(),
-        "localhost".into(),
-        "--out".into(),
-        out.display().to_string(),
-    ]);
-    let o = run(&args);
+    let o = f.provision_with(
+        &[
+            "--subject-type",
+            "ae",
+            "--subject-id",
+            "//example.net/mn-cse/CAE-device1",
+            "--mef-fqdn",
+            "localhost",
+        ],
+        &out,
+    );
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     let stdout = String::from_utf8_lossy(&o.stdout);
     assert!(
@@ -210,33 +197,29 @@ fn provision_with_an_absolute_ae_id() {
 
     // The SP-relative form with the SP-ID names the same AE.
     let out = f.path("cred2");
-    let mut args = vec!["provision".to_string(), "--server".into(), f.server()];
-    args.extend(f.third_party_args());
-    args.extend([
-        "--subject-type".into(),
-        "ae".into(),
-        "--subject-id".into(),
-        "/mn-cse/CAE-device1".into(),
-        "--sp-id".into(),
-        "//example.net".into(),
-        "--out".into(),
-        out.display().to_string(),
-    ]);
-    let o = run(&args);
+    let o = f.provision_with(
+        &[
+            "--subject-type",
+            "ae",
+            "--subject-id",
+            "/mn-cse/CAE-device1",
+            "--sp-id",
+            "//example.net",
+        ],
+        &out,
+    );
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     // Without the SP-ID it is a bad argument, and says what to give.
     let out = f.path("cred3");
-    let mut args = vec!["provision".to_string(), "--server".into(), f.server()];
-    args.extend(f.third_party_args());
-    args.extend([
-        "--subject-type".into(),
-        "ae".into(),
-        "--subject-id".into(),
-        "/mn-cse/CAE-device1".into(),
-        "--out".into(),
-        out.display().to_string(),
-    ]);
-    let o = run(&args);
+    let o = f.provision_with(
+        &[
+            "--subject-type",
+            "ae",
+            "--subject-id",
+            "/mn-cse/CAE-device1",
+        ],
+        &out,
+    );
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     assert!(
         String::from_utf8_lossy(&o.stderr).contains("//SP-ID/CSE-ID/AE-ID"),
@@ -281,19 +264,17 @@ fn a_cert_prov_command_for_another_mef_exits_2_before_any_io() {
     assert!(!out.exists());
 
     // The same command from this MEF runs.
-    let mut args = vec!["provision".to_string(), "--server".into(), f.server()];
-    args.extend(f.third_party_args());
-    args.extend([
-        "--subject-type".into(),
-        "cse".into(),
-        "--subject-id".into(),
-        CSE_ID.into(),
-        "--mef-fqdn".into(),
-        "localhost".into(),
-        "--out".into(),
-        out.display().to_string(),
-    ]);
-    let o = run(&args);
+    let o = f.provision_with(
+        &[
+            "--subject-type",
+            "cse",
+            "--subject-id",
+            CSE_ID,
+            "--mef-fqdn",
+            "localhost",
+        ],
+        &out,
+    );
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
 
     // A command always names its subject.
