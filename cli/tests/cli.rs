@@ -64,6 +64,16 @@ fn run<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Output {
     process::run(env!("CARGO_BIN_EXE_onem2m-est"), args)
 }
 
+/// Asserts the exit status `code` and that stderr says `needle`.
+fn assert_exit(o: &Output, code: i32, needle: &str) {
+    assert_eq!(o.status.code(), Some(code), "{}", text(o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains(needle),
+        "{}",
+        text(o)
+    );
+}
+
 #[test]
 fn provision_then_reprovision_writes_the_credentials() {
     let f = Fixture::new();
@@ -220,12 +230,7 @@ fn provision_with_an_absolute_ae_id() {
         ],
         &out,
     );
-    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
-    assert!(
-        String::from_utf8_lossy(&o.stderr).contains("//SP-ID/CSE-ID/AE-ID"),
-        "{}",
-        text(&o)
-    );
+    assert_exit(&o, 2, "//SP-ID/CSE-ID/AE-ID");
 }
 
 #[test]
@@ -503,34 +508,17 @@ fn verbose_shows_the_library_log_and_quiet_silences_everything_but_errors() {
         "--out",
         f.path("nothing").to_str().unwrap(),
     ]);
-    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
-    assert!(
-        String::from_utf8_lossy(&o.stderr).contains("error:"),
-        "{}",
-        text(&o)
-    );
+    assert_exit(&o, 3, "error:");
 }
 
 #[test]
 fn json_results_of_every_subcommand() {
     let f = Fixture::new();
     let out = f.path("j");
-    let mut args = vec![
-        "provision".to_string(),
-        "--json".into(),
-        "--server".into(),
-        f.server(),
-    ];
-    args.extend(f.third_party_args());
-    args.extend([
-        "--subject-type".into(),
-        "cse".into(),
-        "--subject-id".into(),
-        CSE_ID.into(),
-        "--out".into(),
-        out.display().to_string(),
-    ]);
-    let o = run(&args);
+    let o = f.provision_with(
+        &["--json", "--subject-type", "cse", "--subject-id", CSE_ID],
+        &out,
+    );
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     let v = json(&o);
     assert_eq!(v["ok"], true);
@@ -694,12 +682,7 @@ fn out_does_not_create_missing_parent_folders() {
     let f = Fixture::new();
     let out = f.path("no-such-folder").join("cred");
     let o = f.provision(&out);
-    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
-    assert!(
-        String::from_utf8_lossy(&o.stderr).contains("does not exist"),
-        "{}",
-        text(&o)
-    );
+    assert_exit(&o, 2, "does not exist");
     assert!(!f.path("no-such-folder").exists());
 }
 

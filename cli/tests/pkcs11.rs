@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 
 use onem2m_est_testkit::process::{text, wait_exit};
 use onem2m_est_testkit::softhsm::{self, module_path};
-use onem2m_est_testkit::Manufacturer;
-use onem2m_mef::{Mef, MefConfig, RunningMef};
+use onem2m_est_testkit::MefFixture;
+use onem2m_mef::{MefConfig, RunningMef};
 use tempfile::TempDir;
 
 const CSE_ID: &str = "cse01.sp.example.com";
@@ -34,18 +34,10 @@ impl Fixture {
     }
 
     fn with(tweak: impl FnOnce(&mut MefConfig)) -> Fixture {
-        let dir = TempDir::new().unwrap();
-        let m = Manufacturer::new("CLI token test");
-        m.write_device_files(dir.path());
+        let MefFixture { mef, maker, dir } = MefFixture::start_with("CLI token test", tweak);
+        maker.write_device_files(dir.path());
         std::fs::write(dir.path().join("pin"), format!("{PIN}\n")).unwrap();
         std::fs::write(dir.path().join("wrong-pin"), "000000\n").unwrap();
-
-        let mut config = MefConfig::new(dir.path().join("mef"));
-        config.client_trust = vec![m.ca_cert.clone()];
-        tweak(&mut config);
-        let mef = Mef::start(config).unwrap();
-        mef.add_identity(m.device_cert.as_ref(), onem2m_mef::SubjectType::Cse, CSE_ID)
-            .unwrap();
         let f = Fixture { dir, mef };
         if onem2m_est::pkcs11::SUPPORTED {
             std::fs::create_dir(f.path("tokens")).unwrap();

@@ -14,7 +14,7 @@ use onem2m_est::tls::ClientIdentity;
 use onem2m_est::transport::TransportConfig;
 use onem2m_est::uri::EstUri;
 use onem2m_est_testkit::{softhsm, Manufacturer};
-use onem2m_mef::{Mef, MefConfig, RunningMef};
+use onem2m_mef::{MefConfig, RunningMef};
 use rustls_pki_types::CertificateDer;
 use tempfile::TempDir;
 
@@ -137,12 +137,9 @@ pub(crate) fn setup() -> Setup {
 pub(crate) fn setup_with(tweak: impl FnOnce(&mut MefConfig)) -> Setup {
     let m = Manufacturer::new("token test");
     let mef_dir = TempDir::new().unwrap();
-    let mut config = MefConfig::new(mef_dir.path());
-    config.client_trust = vec![m.ca_cert.clone()];
+    let mut config = m.mef_config(mef_dir.path());
     tweak(&mut config);
-    let mef = Mef::start(config).unwrap();
-    mef.add_identity(m.device_cert.as_ref(), onem2m_mef::SubjectType::Cse, CSE_ID)
-        .unwrap();
+    let mef = m.start_mef(config);
     Setup {
         _mef_dir: mef_dir,
         mef,
