@@ -788,23 +788,10 @@ fn status(dir: &Path) -> Result<serde_json::Value, Error> {
 
 /// A certificate as JSON: the fields `describe_cert` prints. Times are RFC 3339 (UTC).
 fn cert_json(der: &CertificateDer<'_>) -> serde_json::Value {
-    let fingerprint = ring::digest::digest(&ring::digest::SHA256, der.as_ref());
-    let hex: String = fingerprint
-        .as_ref()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let hex = sha256_hex(der);
     match x509_parser::parse_x509_certificate(der.as_ref()) {
         Ok((_, cert)) => {
-            let names: Vec<String> = match cert.subject_alternative_name() {
-                Ok(Some(san)) => san
-                    .value
-                    .general_names
-                    .iter()
-                    .map(general_name_text)
-                    .collect(),
-                _ => Vec::new(),
-            };
+            let names = san_texts(&cert);
             let time = |t: &x509_parser::time::ASN1Time| {
                 t.to_datetime()
                     .format(&time::format_description::well_known::Rfc3339)
@@ -957,12 +944,7 @@ fn report(done: &Provisioned, out: &Path) -> serde_json::Value {
 }
 
 fn describe_cert(der: &CertificateDer<'_>) {
-    let fingerprint = ring::digest::digest(&ring::digest::SHA256, der.as_ref());
-    let hex: String = fingerprint
-        .as_ref()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let hex = sha256_hex(der);
     match x509_parser::parse_x509_certificate(der.as_ref()) {
         Ok((_, cert)) => {
             sayln!("  subject:     {}", cert.subject());
@@ -970,16 +952,37 @@ fn describe_cert(der: &CertificateDer<'_>) {
             sayln!("  serial:      {}", cert.raw_serial_as_string());
             sayln!("  not before:  {}", cert.validity().not_before);
             sayln!("  not after:   {}", cert.validity().not_after);
-            if let Ok(Some(san)) = cert.subject_alternative_name() {
-                for name in &san.value.general_names {
-                    sayln!("  subjectAltName: {}", general_name_text(name));
-                }
+            for name in san_texts(&cert) {
+                sayln!("  subjectAltName: {name}");
             }
             sayln!("  CA:          {}", cert.is_ca());
         }
         Err(e) => sayln!("  (unparseable certificate: {e})"),
     }
     sayln!("  SHA-256:     {hex}");
+}
+
+/// The SHA-256 fingerprint of a certificate DER, lower-case hex.
+fn sha256_hex(der: &CertificateDer<'_>) -> String {
+    let fingerprint = ring::digest::digest(&ring::digest::SHA256, der.as_ref());
+    fingerprint
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The subjectAltName entries as OpenSSL prints them (none when absent or unreadable).
+fn san_texts(cert: &x509_parser::certificate::X509Certificate<'_>) -> Vec<String> {
+    match cert.subject_alternative_name() {
+        Ok(Some(san)) => san
+            .value
+            .general_names
+            .iter()
+            .map(general_name_text)
+            .collect(),
+        _ => Vec::new(),
+    }
 }
 
 /// A subjectAltName entry as OpenSSL prints it (`DNS:cse01.sp.example.com`), not x509-parser's

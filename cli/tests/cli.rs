@@ -47,22 +47,31 @@ impl Fixture {
     }
 
     fn provision(&self, out: &Path) -> Output {
-        let mut args = vec!["provision".to_string(), "--server".into(), self.server()];
-        args.extend(self.third_party_args());
-        args.extend([
-            "--subject-type".into(),
-            "cse".into(),
-            "--subject-id".into(),
-            CSE_ID.into(),
-            "--out".into(),
-            out.display().to_string(),
-        ]);
-        run(&args)
+        self.provision_with(&["--subject-type", "cse", "--subject-id", CSE_ID], out)
+    }
+
+    /// `provision` from this MEF with the third-party certificate, `args`, and `--out out`.
+    fn provision_with(&self, args: &[&str], out: &Path) -> Output {
+        let mut all = vec!["provision".to_string(), "--server".into(), self.server()];
+        all.extend(self.third_party_args());
+        all.extend(args.iter().map(|a| a.to_string()));
+        all.extend(["--out".into(), out.display().to_string()]);
+        run(&all)
     }
 }
 
 fn run<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Output {
     process::run(env!("CARGO_BIN_EXE_onem2m-est"), args)
+}
+
+/// Asserts the exit status `code` and that stderr says `needle`.
+fn assert_exit(o: &Output, code: i32, needle: &str) {
+    assert_eq!(o.status.code(), Some(code), "{}", text(o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains(needle),
+        "{}",
+        text(o)
+    );
 }
 
 #[test]
@@ -148,17 +157,7 @@ fn serverkeygen_initial_and_cacerts_and_csrattrs() {
 fn bad_arguments_exit_2() {
     let f = Fixture::new();
     let out = f.path("cred");
-    let mut args = vec!["provision".to_string(), "--server".into(), f.server()];
-    args.extend(f.third_party_args());
-    args.extend([
-        "--subject-type".into(),
-        "gateway".into(),
-        "--subject-id".into(),
-        CSE_ID.into(),
-        "--out".into(),
-        out.display().to_string(),
-    ]);
-    let o = run(&args);
+    let o = f.provision_with(&["--subject-type", "gateway", "--subject-id", CSE_ID], &out);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     assert!(String::from_utf8_lossy(&o.stderr).contains("MEF_CLIENT_CMD_UNACCEPTABLE_ARGUMENTS"));
 
@@ -215,19 +214,17 @@ fn provision_with_an_absolute_ae_id() {
         "//example.net/mn-cse/CAE-device1",
     );
     let out = f.path("cred");
-    let mut args = vec!["provision".to_string(), "--server".into(), f.server()];
-    args.extend(f.third_party_args());
-    args.extend([
-        "--subject-type".into(),
-        "ae".into(),
-        "--subject-id".into(),
-        "//example.net/mn-cse/CAE-device1".into(),
-        "--mef-fqdn".into(),
-        "localhost".into(),
-        "--out".into(),
-        out.display().to_string(),
-    ]);
-    let o = run(&args);
+    let o = f.provision_with(
+        &[
+            "--subject-type",
+            "ae",
+            "--subject-id",
+            "//example.net/mn-cse/CAE-device1",
+            "--mef-fqdn",
+            "localhost",
+        ],
+        &out,
+    );
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     let stdout = String::from_utf8_lossy(&o.stdout);
     assert!(
@@ -238,39 +235,30 @@ fn provision_with_an_absolute_ae_id() {
 
     // The SP-relative form with the SP-ID names the same AE.
     let out = f.path("cred2");
-    let mut args = vec!["provision".to_string(), "--server".into(), f.server()];
-    args.extend(f.third_party_args());
-    args.extend([
-        "--subject-type".into(),
-        "ae".into(),
-        "--subject-id".into(),
-        "/mn-cse/CAE-device1".into(),
-        "--sp-id".into(),
-        "//example.net".into(),
-        "--out".into(),
-        out.display().to_string(),
-    ]);
-    let o = run(&args);
+    let o = f.provision_with(
+        &[
+            "--subject-type",
+            "ae",
+            "--subject-id",
+            "/mn-cse/CAE-device1",
+            "--sp-id",
+            "//example.net",
+        ],
+        &out,
+    );
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     // Without the SP-ID it is a bad argument, and says what to give.
     let out = f.path("cred3");
-    let mut args = vec!["provision".to_string(), "--server".into(), f.server()];
-    args.extend(f.third_party_args());
-    args.extend([
-        "--subject-type".into(),
-        "ae".into(),
-        "--subject-id".into(),
-        "/mn-cse/CAE-device1".into(),
-        "--out".into(),
-        out.display().to_string(),
-    ]);
-    let o = run(&args);
-    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
-    assert!(
-        String::from_utf8_lossy(&o.stderr).contains("//SP-ID/CSE-ID/AE-ID"),
-        "{}",
-        text(&o)
+    let o = f.provision_with(
+        &[
+            "--subject-type",
+            "ae",
+            "--subject-id",
+            "/mn-cse/CAE-device1",
+        ],
+        &out,
     );
+    assert_exit(&o, 2, "//SP-ID/CSE-ID/AE-ID");
 }
 
 #[test]
@@ -309,19 +297,17 @@ fn a_cert_prov_command_for_another_mef_exits_2_before_any_io() {
     assert!(!out.exists());
 
     // The same command from this MEF runs.
-    let mut args = vec!["provision".to_string(), "--server".into(), f.server()];
-    args.extend(f.third_party_args());
-    args.extend([
-        "--subject-type".into(),
-        "cse".into(),
-        "--subject-id".into(),
-        CSE_ID.into(),
-        "--mef-fqdn".into(),
-        "localhost".into(),
-        "--out".into(),
-        out.display().to_string(),
-    ]);
-    let o = run(&args);
+    let o = f.provision_with(
+        &[
+            "--subject-type",
+            "cse",
+            "--subject-id",
+            CSE_ID,
+            "--mef-fqdn",
+            "localhost",
+        ],
+        &out,
+    );
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
 
     // A command always names its subject.
@@ -550,34 +536,17 @@ fn verbose_shows_the_library_log_and_quiet_silences_everything_but_errors() {
         "--out",
         f.path("nothing").to_str().unwrap(),
     ]);
-    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
-    assert!(
-        String::from_utf8_lossy(&o.stderr).contains("error:"),
-        "{}",
-        text(&o)
-    );
+    assert_exit(&o, 3, "error:");
 }
 
 #[test]
 fn json_results_of_every_subcommand() {
     let f = Fixture::new();
     let out = f.path("j");
-    let mut args = vec![
-        "provision".to_string(),
-        "--json".into(),
-        "--server".into(),
-        f.server(),
-    ];
-    args.extend(f.third_party_args());
-    args.extend([
-        "--subject-type".into(),
-        "cse".into(),
-        "--subject-id".into(),
-        CSE_ID.into(),
-        "--out".into(),
-        out.display().to_string(),
-    ]);
-    let o = run(&args);
+    let o = f.provision_with(
+        &["--json", "--subject-type", "cse", "--subject-id", CSE_ID],
+        &out,
+    );
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     let v = json(&o);
     assert_eq!(v["ok"], true);
@@ -741,12 +710,7 @@ fn out_does_not_create_missing_parent_folders() {
     let f = Fixture::new();
     let out = f.path("no-such-folder").join("cred");
     let o = f.provision(&out);
-    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
-    assert!(
-        String::from_utf8_lossy(&o.stderr).contains("does not exist"),
-        "{}",
-        text(&o)
-    );
+    assert_exit(&o, 2, "does not exist");
     assert!(!f.path("no-such-folder").exists());
 }
 

@@ -379,6 +379,15 @@ fn check_credentials(server: &Libest, cert: &Path, key: &Path) {
     );
 }
 
+/// Checks the credentials in `cred` against the server and that the certificate names the
+/// CSE; returns its serial.
+fn issued_serial(server: &Libest, dir: &Path, cred: &Path) -> String {
+    check_credentials(server, &cred.join("cert.pem"), &cred.join("key.pem"));
+    let (san, serial) = san_and_serial(dir, &cred.join("cert.pem"));
+    assert!(san.contains(&format!("DNS:{CSE_ID}")), "{san}");
+    serial
+}
+
 /// The subjectAltName and serial of a certificate, as openssl prints them.
 fn san_and_serial(dir: &Path, cert: &Path) -> (String, String) {
     let text = String::from_utf8(
@@ -484,16 +493,12 @@ fn library_against_libest() {
         first.connection.handshakes, 1,
         "cacerts, csrattrs, simpleenroll on one connection"
     );
-    check_credentials(&server, &cred.join("cert.pem"), &cred.join("key.pem"));
-    let (san, serial1) = san_and_serial(dir, &cred.join("cert.pem"));
-    assert!(san.contains(&format!("DNS:{CSE_ID}")), "{san}");
+    let serial1 = issued_serial(&server, dir, &cred);
     let key1 = std::fs::read(cred.join("key.pem")).unwrap();
 
     // Renew: same key, new certificate, authenticated with the provisioned one.
     client.reprovision(&mut store, Reprovision::Renew).unwrap();
-    check_credentials(&server, &cred.join("cert.pem"), &cred.join("key.pem"));
-    let (san, serial2) = san_and_serial(dir, &cred.join("cert.pem"));
-    assert!(san.contains(&format!("DNS:{CSE_ID}")), "{san}");
+    let serial2 = issued_serial(&server, dir, &cred);
     assert_ne!(serial1, serial2);
     assert_eq!(
         std::fs::read(cred.join("key.pem")).unwrap(),
@@ -503,9 +508,7 @@ fn library_against_libest() {
 
     // Rekey: a new key and certificate.
     client.reprovision(&mut store, Reprovision::Rekey).unwrap();
-    check_credentials(&server, &cred.join("cert.pem"), &cred.join("key.pem"));
-    let (san, serial3) = san_and_serial(dir, &cred.join("cert.pem"));
-    assert!(san.contains(&format!("DNS:{CSE_ID}")), "{san}");
+    let serial3 = issued_serial(&server, dir, &cred);
     assert_ne!(serial2, serial3);
     assert_ne!(
         std::fs::read(cred.join("key.pem")).unwrap(),
@@ -639,8 +642,8 @@ fn cli_against_libest() {
         "/cacerts is libest's EST CA"
     );
 
-    let o = cli(&[
-        "csrattrs",
+    // The bootstrap connection: libest's EST CA as trust anchor, the extCA device certificate.
+    let bootstrap = [
         "--server",
         &base,
         "--trust-anchors",
@@ -649,7 +652,8 @@ fn cli_against_libest() {
         cert,
         "--tls-key",
         key,
-    ]);
+    ];
+    let o = cli(&[&["csrattrs"], &bootstrap[..]].concat());
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     let stdout = String::from_utf8_lossy(&o.stdout);
     assert!(
@@ -661,27 +665,17 @@ fn cli_against_libest() {
 
     let cred = dir.join("cli-cred");
     let out = cred.to_str().unwrap();
-    let o = cli(&[
-        "provision",
-        "--server",
-        &base,
-        "--trust-anchors",
-        ca,
-        "--tls-cert",
-        cert,
-        "--tls-key",
-        key,
+    let identity = [
         "--subject-type",
         "cse",
         "--subject-id",
         CSE_ID,
         "--out",
         out,
-    ]);
+    ];
+    let o = cli(&[&["provision"], &bootstrap[..], &identity[..]].concat());
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
-    check_credentials(&server, &cred.join("cert.pem"), &cred.join("key.pem"));
-    let (san, mut serial) = san_and_serial(dir, &cred.join("cert.pem"));
-    assert!(san.contains(&format!("DNS:{CSE_ID}")), "{san}");
+    let mut serial = issued_serial(&server, dir, &cred);
 
     for (mode, same_key) in [(None, true), (Some("--rekey"), false)] {
         let key_before = std::fs::read(cred.join("key.pem")).unwrap();
@@ -689,9 +683,7 @@ fn cli_against_libest() {
         args.extend(mode);
         let o = cli(&args);
         assert_eq!(o.status.code(), Some(0), "{mode:?}: {}", text(&o));
-        check_credentials(&server, &cred.join("cert.pem"), &cred.join("key.pem"));
-        let (san, next) = san_and_serial(dir, &cred.join("cert.pem"));
-        assert!(san.contains(&format!("DNS:{CSE_ID}")), "{san}");
+        let next = issued_serial(&server, dir, &cred);
         assert_ne!(serial, next, "{mode:?}: a new certificate");
         serial = next;
         assert_eq!(

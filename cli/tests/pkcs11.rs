@@ -11,8 +11,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use onem2m_mef::{Mef, MefConfig, RunningMef};
-use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
+use onem2m_est_testkit::process::{text, wait_exit};
+use onem2m_est_testkit::softhsm::{self, module_path};
+use onem2m_est_testkit::MefFixture;
+use onem2m_mef::{MefConfig, RunningMef};
 use tempfile::TempDir;
 
 const CSE_ID: &str = "cse01.sp.example.com";
@@ -24,17 +26,6 @@ struct Fixture {
     mef: RunningMef,
 }
 
-fn module_path() -> PathBuf {
-    [
-        "/usr/lib/softhsm/libsofthsm2.so",
-        "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so",
-    ]
-    .iter()
-    .map(PathBuf::from)
-    .find(|p| p.exists())
-    .expect("SoftHSM2 is required (Debian package softhsm2; scripts/test.sh installs it)")
-}
-
 impl Fixture {
     /// A MEF trusting a manufacturer CA, the device's PEM files, a PIN file, and (with the
     /// feature) a SoftHSM2 token initialised in `dir/tokens`.
@@ -43,32 +34,10 @@ impl Fixture {
     }
 
     fn with(tweak: impl FnOnce(&mut MefConfig)) -> Fixture {
-        let dir = TempDir::new().unwrap();
-        let ca_key = KeyPair::generate().unwrap();
-        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        ca_params
-            .distinguished_name
-            .push(DnType::CommonName, "CLI token test manufacturer CA");
-        let ca = ca_params.self_signed(&ca_key).unwrap();
-        let issuer = rcgen::Issuer::new(ca_params, ca_key);
-        let device_key = KeyPair::generate().unwrap();
-        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        params
-            .distinguished_name
-            .push(DnType::CommonName, "CLI token test device");
-        let device = params.signed_by(&device_key, &issuer).unwrap();
-        std::fs::write(dir.path().join("device.pem"), device.pem()).unwrap();
-        std::fs::write(dir.path().join("device.key"), device_key.serialize_pem()).unwrap();
+        let MefFixture { mef, maker, dir } = MefFixture::start_with("CLI token test", tweak);
+        maker.write_device_files(dir.path());
         std::fs::write(dir.path().join("pin"), format!("{PIN}\n")).unwrap();
         std::fs::write(dir.path().join("wrong-pin"), "000000\n").unwrap();
-
-        let mut config = MefConfig::new(dir.path().join("mef"));
-        config.client_trust = vec![ca.der().clone()];
-        tweak(&mut config);
-        let mef = Mef::start(config).unwrap();
-        mef.add_identity(device.der().as_ref(), onem2m_mef::SubjectType::Cse, CSE_ID)
-            .unwrap();
         let f = Fixture { dir, mef };
         if onem2m_est::pkcs11::SUPPORTED {
             std::fs::create_dir(f.path("tokens")).unwrap();
@@ -80,13 +49,7 @@ impl Fixture {
                 ),
             )
             .unwrap();
-            let out = Command::new("softhsm2-util")
-                .env("SOFTHSM2_CONF", f.conf())
-                .args(["--init-token", "--free", "--label", TOKEN])
-                .args(["--so-pin", "24682468", "--pin", PIN])
-                .output()
-                .expect("softhsm2-util is required (Debian package softhsm2)");
-            assert!(out.status.success(), "softhsm2-util: {out:?}");
+            softhsm::init_token(&f.conf(), TOKEN, "24682468", PIN);
         }
         f
     }
@@ -138,16 +101,13 @@ impl Fixture {
 
     /// Private key objects in the token, as pkcs11-tool lists them.
     fn private_keys(&self) -> Vec<String> {
-        let out = Command::new("pkcs11-tool")
-            .env("SOFTHSM2_CONF", self.conf())
-            .arg("--module")
-            .arg(module_path())
-            .args(["--token-label", TOKEN, "--login", "--pin", PIN])
-            .args(["--list-objects", "--type", "privkey"])
-            .output()
-            .expect("pkcs11-tool is required (Debian package opensc)");
-        assert!(out.status.success(), "pkcs11-tool: {out:?}");
-        String::from_utf8_lossy(&out.stdout)
+        let out = softhsm::pkcs11_tool(
+            Some(&self.conf()),
+            TOKEN,
+            PIN,
+            &["--list-objects", "--type", "privkey"],
+        );
+        String::from_utf8_lossy(&out)
             .split("Private Key Object")
             .skip(1)
             .map(str::to_owned)
@@ -162,15 +122,6 @@ fn module_path_or_dummy() -> PathBuf {
     } else {
         PathBuf::from("/usr/lib/softhsm/libsofthsm2.so")
     }
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "status {:?}\nstdout:\n{}\nstderr:\n{}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
 }
 
 #[test]
@@ -440,17 +391,7 @@ fn renew_and_the_agent_with_the_key_in_the_token() {
         .status()
         .unwrap();
     assert!(s.success());
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let status = loop {
-        if let Some(status) = agent.try_wait().unwrap() {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = agent.kill();
-            panic!("the agent did not stop");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let status = wait_exit(&mut agent, Duration::from_secs(30));
     let log = std::fs::read_to_string(&log).unwrap();
     assert_eq!(status.code(), Some(0), "{log}");
     assert!(log.contains("renewed: re-provisioned"), "{log}");

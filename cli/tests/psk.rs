@@ -56,6 +56,20 @@ impl Fixture {
             self.path("kpm.hex").display().to_string(),
         ]
     }
+
+    /// `command` over TLS-PSK with `--out out`. Without the `psk` feature: asserts the refusal
+    /// and gives `None`; with it: asserts success and gives the output.
+    fn psk_into(&self, command: &str, out: &Path) -> Option<Output> {
+        let mut args = self.psk_args(command);
+        args.extend(["--out".into(), out.display().to_string()]);
+        let o = run(&args);
+        if !onem2m_est::psk::SUPPORTED {
+            assert_unsupported(&o);
+            return None;
+        }
+        assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+        Some(o)
+    }
 }
 
 fn run<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Output {
@@ -82,15 +96,10 @@ fn out_files_exist(out: &Path) {
 fn psk_provision_then_certificate_reprovision() {
     let f = Fixture::new();
     let out = f.path("cred");
-    let mut args = f.psk_args("provision");
-    args.extend(["--out".into(), out.display().to_string()]);
-    let o = run(&args);
-    if !onem2m_est::psk::SUPPORTED {
-        assert_unsupported(&o);
+    let Some(o) = f.psk_into("provision", &out) else {
         assert!(!out.join("cert.pem").exists());
         return;
-    }
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    };
     out_files_exist(&out);
     let stdout = String::from_utf8_lossy(&o.stdout);
     assert!(stdout.contains(CSE_ID), "{}", text(&o));
@@ -124,14 +133,9 @@ fn psk_provision_then_certificate_reprovision() {
 fn psk_serverkeygen_cacerts_and_csrattrs() {
     let f = Fixture::new();
     let out = f.path("skg");
-    let mut args = f.psk_args("serverkeygen");
-    args.extend(["--out".into(), out.display().to_string()]);
-    let o = run(&args);
-    if !onem2m_est::psk::SUPPORTED {
-        assert_unsupported(&o);
+    if f.psk_into("serverkeygen", &out).is_none() {
         return;
     }
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     out_files_exist(&out);
 
     let o = run(&[
@@ -265,14 +269,9 @@ fn bad_psk_arguments_exit_2_without_showing_the_key() {
 fn renew_rebootstraps_with_the_kpm_on_the_psk_server() {
     let f = Fixture::new();
     let out = f.path("cred");
-    let mut args = f.psk_args("provision");
-    args.extend(["--out".into(), out.display().to_string()]);
-    let o = run(&args);
-    if !onem2m_est::psk::SUPPORTED {
-        assert_unsupported(&o);
+    if f.psk_into("provision", &out).is_none() {
         return;
     }
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     let renew = |f: &Fixture| {
         run(&[
             "renew",

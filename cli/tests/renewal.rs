@@ -12,7 +12,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use onem2m_est::renewal::{RenewAt, RenewalPolicy};
 use onem2m_est::store::{CredentialStore, FileStore};
-use onem2m_est_testkit::process::{self, text};
+use onem2m_est_testkit::process::{self, text, wait_exit};
 use onem2m_est_testkit::{Manufacturer, CSE_ID};
 use onem2m_mef::{Mef, MefConfig, RunningMef};
 use tempfile::TempDir;
@@ -208,21 +208,6 @@ fn signal(child: &Child, name: &str) {
 
 fn sigterm(child: &Child) {
     signal(child, "TERM");
-}
-
-/// Waits for the child to exit, at most `limit`; kills it and fails otherwise.
-fn wait_exit(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("the agent did not exit within {limit:?}");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 fn wait_for(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {

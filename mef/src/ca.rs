@@ -58,6 +58,22 @@ fn rcgen_err(context: &'static str) -> impl FnOnce(rcgen::Error) -> MefError {
     move |e| MefError::Crypto(format!("{context}: {e}"))
 }
 
+/// Writes a key pair (PEM, mode 0600) and then its certificate (PEM, 0644). Key first: a
+/// certificate without its key would be useless on the next start.
+fn write_key_and_cert(
+    key_path: &Path,
+    key: &KeyPair,
+    cert_path: &Path,
+    cert: &rcgen::Certificate,
+) -> Result<(), MefError> {
+    write_file(
+        key_path,
+        Zeroizing::new(key.serialize_pem()).as_bytes(),
+        0o600,
+    )?;
+    write_file(cert_path, cert.pem().as_bytes(), 0o644)
+}
+
 /// Writes a file atomically (temporary file + rename) with the given Unix mode. The temporary
 /// name is unique to this write (process, time, random), so replicas sharing the data directory
 /// never write into each other's temporary file.
@@ -224,6 +240,13 @@ fn pin_source(spec: &crate::CaKeyInToken) -> Result<onem2m_est_pkcs11::PinSource
     }
 }
 
+/// Whether the certificate `der` (read from `path`) holds the public key of `key`.
+fn certifies_key(der: &[u8], path: &Path, key: &CaKey) -> Result<bool, MefError> {
+    let (_, cert) = x509_parser::parse_x509_certificate(der)
+        .map_err(|e| MefError::Config(format!("{}: {e}", path.display())))?;
+    Ok(cert.public_key().subject_public_key.data.as_ref() == key.der_bytes())
+}
+
 /// The subjectPublicKey bits of a DER SubjectPublicKeyInfo (what rcgen's `der_bytes` is).
 #[cfg(feature = "pkcs11")]
 fn spki_point(spki: &[u8]) -> Result<Vec<u8>, String> {
@@ -269,9 +292,7 @@ impl MefCa {
                 write_file(&cert_path, cert.pem().as_bytes(), 0o644)?;
             }
             let cert_der = pem_cert_der(&read_text(&cert_path)?, &cert_path)?;
-            let (_, cert) = x509_parser::parse_x509_certificate(&cert_der)
-                .map_err(|e| MefError::Config(format!("{}: {e}", cert_path.display())))?;
-            if cert.public_key().subject_public_key.data.as_ref() != key.der_bytes() {
+            if !certifies_key(&cert_der, &cert_path, &key)? {
                 return Err(MefError::Config(format!(
                     "{}: made with another key than {} (move it away to make a new CA)",
                     cert_path.display(),
@@ -295,13 +316,7 @@ impl MefCa {
             let cert = ca_params(sp_domains)?
                 .self_signed(&key)
                 .map_err(rcgen_err("signing CA certificate"))?;
-            // Key first: a certificate without its key would be useless on the next start.
-            write_file(
-                &key_path,
-                Zeroizing::new(key.serialize_pem()).as_bytes(),
-                0o600,
-            )?;
-            write_file(&cert_path, cert.pem().as_bytes(), 0o644)?;
+            write_key_and_cert(&key_path, &key, &cert_path, &cert)?;
         }
         let key_pem = read_text(&key_path)?;
         let key = KeyPair::from_pem(&key_pem).map_err(rcgen_err("loading CA key"))?;
@@ -466,12 +481,7 @@ impl MefCa {
             let cert = params
                 .signed_by(&key, &self.issuer)
                 .map_err(rcgen_err("signing server certificate"))?;
-            write_file(
-                &key_path,
-                Zeroizing::new(key.serialize_pem()).as_bytes(),
-                0o600,
-            )?;
-            write_file(&cert_path, cert.pem().as_bytes(), 0o644)?;
+            write_key_and_cert(&key_path, &key, &cert_path, &cert)?;
             write_file(&profile_path, profile.as_bytes(), 0o644)?;
         }
         let key_pem = read_text(&key_path)?;
@@ -570,17 +580,10 @@ fn load_overlap(data_dir: &Path) -> Result<Option<Overlap>, MefError> {
 
 /// The self-signed MEF CA certificate's parameters (TS-0003 10.1.1.1: P-256, ecdsa-with-SHA256).
 fn ca_params(sp_domains: &[String]) -> Result<CertificateParams, MefError> {
-    let mut params = CertificateParams::default();
     let mut dn = DistinguishedName::new();
     dn.push(DnType::CommonName, "oneM2M MEF CA");
     dn.push(DnType::OrganizationName, "onem2m-mef");
-    params.distinguished_name = dn;
-    params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
-    params.key_usages = vec![
-        KeyUsagePurpose::KeyCertSign,
-        KeyUsagePurpose::CrlSign,
-        KeyUsagePurpose::DigitalSignature,
-    ];
+    let mut params = ca_profile(dn);
     params.serial_number = Some(SerialNumber::from_slice(&random_serial()?));
     // dNSName subtrees only: they constrain CSE-IDs. A uniformResourceIdentifier subtree
     // (what 10.1.1.5 literally asks for AE-IDs) would make rustls-webpki, which fails
@@ -588,18 +591,34 @@ fn ca_params(sp_domains: &[String]) -> Result<CertificateParams, MefError> {
     // would refuse every Node-ID URN (no host); the MEF enforces the AE-ID host itself
     // (`Identity::within_domains`). A documented deviation.
     if !sp_domains.is_empty() {
-        params.name_constraints = Some(NameConstraints {
-            permitted_subtrees: sp_domains
-                .iter()
-                .map(|d| GeneralSubtree::DnsName(d.clone()))
-                .collect(),
-            excluded_subtrees: Vec::new(),
-        });
+        params.name_constraints = Some(permitted_dns_names(sp_domains.to_vec()));
     }
     let nb = now() - time::Duration::minutes(5);
     params.not_before = nb;
     params.not_after = nb + time::Duration::days(CA_LIFETIME_DAYS);
     Ok(params)
+}
+
+/// What every MEF CA certificate has: the name `dn`, basicConstraints CA with pathLen 0, and
+/// keyUsage keyCertSign, cRLSign, digitalSignature.
+fn ca_profile(dn: DistinguishedName) -> CertificateParams {
+    let mut params = CertificateParams::default();
+    params.distinguished_name = dn;
+    params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    params
+}
+
+/// nameConstraints permitting these dNSName subtrees only (RFC 5280 4.2.1.10).
+fn permitted_dns_names(names: Vec<String>) -> NameConstraints {
+    NameConstraints {
+        permitted_subtrees: names.into_iter().map(GeneralSubtree::DnsName).collect(),
+        excluded_subtrees: Vec::new(),
+    }
 }
 
 /// The profile of a MEF CA certificate as rcgen parameters (to sign OldWithNew with the same
@@ -623,14 +642,7 @@ fn ca_params_of(der: &CertificateDer<'_>) -> Result<CertificateParams, MefError>
         };
         dn.push(ty, value);
     }
-    let mut params = CertificateParams::default();
-    params.distinguished_name = dn;
-    params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
-    params.key_usages = vec![
-        KeyUsagePurpose::KeyCertSign,
-        KeyUsagePurpose::CrlSign,
-        KeyUsagePurpose::DigitalSignature,
-    ];
+    let mut params = ca_profile(dn);
     if let Some(nc) = cert
         .name_constraints()
         .map_err(|_| bad("nameConstraints do not parse"))?
@@ -638,14 +650,11 @@ fn ca_params_of(der: &CertificateDer<'_>) -> Result<CertificateParams, MefError>
         let mut permitted = Vec::new();
         for t in nc.value.permitted_subtrees.iter().flatten() {
             match &t.base {
-                Gn::DNSName(d) => permitted.push(GeneralSubtree::DnsName(d.to_string())),
+                Gn::DNSName(d) => permitted.push(d.to_string()),
                 _ => return Err(bad("a nameConstraints subtree is not a dNSName")),
             }
         }
-        params.name_constraints = Some(NameConstraints {
-            permitted_subtrees: permitted,
-            excluded_subtrees: Vec::new(),
-        });
+        params.name_constraints = Some(permitted_dns_names(permitted));
     }
     let time = |t: x509_parser::time::ASN1Time| {
         OffsetDateTime::from_unix_timestamp(t.timestamp()).map_err(|_| bad("validity out of range"))
@@ -825,9 +834,7 @@ pub fn rollover_in_token(
     let old_cert_pem = read_text(&cert_path)?;
     let old_der = pem_cert_der(&old_cert_pem, &cert_path)?;
     let old_key = token_ca_key(current)?;
-    let (_, old_cert) = x509_parser::parse_x509_certificate(&old_der)
-        .map_err(|e| MefError::Config(format!("{}: {e}", cert_path.display())))?;
-    if old_cert.public_key().subject_public_key.data.as_ref() != old_key.der_bytes() {
+    if !certifies_key(&old_der, &cert_path, &old_key)? {
         return Err(MefError::Config(format!(
             "{}: made with another key than {}; nothing was changed",
             cert_path.display(),
@@ -1046,8 +1053,7 @@ mod tests {
     /// each revocation): every write succeeds and leaves a whole file, no temporary one.
     #[test]
     fn concurrent_writers_of_one_data_directory_do_not_collide() {
-        let dir = std::env::temp_dir().join(format!("onem2m-mef-ca-race-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
+        let dir = crate::scratch_dir("ca-race");
         let ca = MefCa::load_or_create(&dir, &[], None).unwrap();
         let store = crate::Store::open(&dir).unwrap();
         std::thread::scope(|s| {

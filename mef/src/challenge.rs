@@ -121,8 +121,7 @@ mod tests {
 
     #[test]
     fn single_use_and_bound_to_client() {
-        let dir = std::env::temp_dir().join(format!("onem2m-mef-challenge-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
+        let dir = crate::scratch_dir("challenge");
         let c = Challenges::new(Arc::new(Store::open(&dir).unwrap()));
         let pw = c.issue("a", Duration::from_secs(60)).unwrap();
         assert_eq!(pw.len(), 24);

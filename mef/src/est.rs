@@ -2,9 +2,10 @@
 //! clause 8.3.Z.2.
 
 use crate::challenge::ChallengeCheck;
+use crate::conn::{ConnInfo, Peer};
 use crate::http::{Request, Response};
 use crate::identity::{hex, Identity};
-use crate::server::{ConnInfo, Peer, Shared};
+use crate::state::Shared;
 use onem2m_est_proto::csrattrs::{
     self, ChallengePassword, CsrRequirements, Curve, HashAlg, KeyRequirement, RequestedExtension,
 };
@@ -251,7 +252,7 @@ fn authorize_principal(
             }
             match identity {
                 // The challengePassword is bound to the KpmID principal.
-                Some(id) => Ok((crate::server::psk_principal_key(&kpm_id), id, None)),
+                Some(id) => Ok((crate::store::psk_principal_key(&kpm_id), id, None)),
                 None => Err(forbidden(
                     "the KpmID is no longer registered with an identity at this MEF",
                 )),

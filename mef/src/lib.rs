@@ -27,14 +27,17 @@
 mod approval;
 pub mod ca;
 pub mod challenge;
+mod conn;
 mod est;
 pub mod http;
 pub mod identity;
 mod logging;
 mod metrics;
+mod openssl_tls;
 mod pool;
 pub mod psk;
 mod server;
+mod state;
 pub mod store;
 pub mod ts0003;
 
@@ -395,3 +398,12 @@ pub fn read_pem_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, MefEr
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
+
+/// A fresh scratch directory for a unit test: `onem2m-mef-NAME-PID` under the temporary
+/// directory, emptied first (a previous run of the same process id may have left it).
+#[cfg(test)]
+pub(crate) fn scratch_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("onem2m-mef-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}

@@ -6,8 +6,8 @@
 use std::cell::Cell;
 use std::net::SocketAddr;
 
+use crate::conn::{ConnInfo, Principal};
 use crate::http::{Request, Response};
-use crate::server::{ConnInfo, Principal};
 
 thread_local! {
     /// The address of the connection this worker thread serves (one at a time).

@@ -383,34 +383,26 @@ impl Metrics {
         head(&mut o, "mef_issuance_duration_seconds", "histogram", "Time to answer a request that issued a certificate (CSR checks, signing, database commit).");
         self.issuance
             .render(&mut o, "mef_issuance_duration_seconds", "");
-        head(
+        sample(
             &mut o,
             "mef_tls_handshake_failures_total",
             "counter",
             "TLS handshakes that failed (refused by TLS or abandoned by the peer).",
+            self.tls_failures.load(Ordering::Relaxed),
         );
-        let _ = writeln!(
-            o,
-            "mef_tls_handshake_failures_total {}",
-            self.tls_failures.load(Ordering::Relaxed)
-        );
-        head(
+        sample(
             &mut o,
             "mef_database_calls_total",
             "counter",
             "Store calls (each a database transaction or query), process-wide.",
+            DATABASE.calls(),
         );
-        let _ = writeln!(o, "mef_database_calls_total {}", DATABASE.calls());
-        head(
+        sample(
             &mut o,
             "mef_database_errors_total",
             "counter",
             "Database operations that failed, process-wide.",
-        );
-        let _ = writeln!(
-            o,
-            "mef_database_errors_total {}",
-            DATABASE.errors.load(Ordering::Relaxed)
+            DATABASE.errors.load(Ordering::Relaxed),
         );
         head(
             &mut o,
@@ -428,34 +420,26 @@ impl Metrics {
             "gauge",
             "Connection threads serving a connection, per listener.",
         );
-        for (l, g) in pools.iter() {
-            let _ = writeln!(
-                o,
-                "mef_connection_threads_busy{{listener=\"{l}\"}} {}",
-                g.busy()
-            );
-        }
+        per_listener(
+            &mut o,
+            "mef_connection_threads_busy",
+            &pools,
+            PoolGauge::busy,
+        );
         head(&mut o, "mef_connection_threads_limit", "gauge", "Most connection threads a listener runs (--max-connections): busy = limit is saturation.");
-        for (l, g) in pools.iter() {
-            let _ = writeln!(
-                o,
-                "mef_connection_threads_limit{{listener=\"{l}\"}} {}",
-                g.limit()
-            );
-        }
+        per_listener(
+            &mut o,
+            "mef_connection_threads_limit",
+            &pools,
+            PoolGauge::limit,
+        );
         head(
             &mut o,
             "mef_connections_queued",
             "gauge",
             "Accepted connections waiting for a thread, per listener.",
         );
-        for (l, g) in pools.iter() {
-            let _ = writeln!(
-                o,
-                "mef_connections_queued{{listener=\"{l}\"}} {}",
-                g.queued()
-            );
-        }
+        per_listener(&mut o, "mef_connections_queued", &pools, PoolGauge::queued);
         drop(pools);
         // PostgreSQL only (SQLite has no pool): the family is declared, without a sample.
         let db_pool = self.store.pool_state();
@@ -481,26 +465,40 @@ impl Metrics {
         if let Some(p) = &db_pool {
             let _ = writeln!(o, "mef_database_connections_limit {}", p.max);
         }
-        head(
+        sample(
             &mut o,
             "mef_ca_certificate_expiry_seconds",
             "gauge",
             "Seconds until the MEF CA certificate's notAfter (negative once expired).",
+            self.ca_not_after - now,
         );
-        let _ = writeln!(
-            o,
-            "mef_ca_certificate_expiry_seconds {}",
-            self.ca_not_after - now
-        );
-        head(
+        sample(
             &mut o,
             "process_start_time_seconds",
             "gauge",
             "Start time of the process since the Unix epoch in seconds.",
+            self.started_unix,
         );
-        let _ = writeln!(o, "process_start_time_seconds {}", self.started_unix);
         o
     }
+}
+
+/// One sample per listener's connection pool.
+fn per_listener<T: std::fmt::Display>(
+    o: &mut String,
+    name: &str,
+    pools: &[(&'static str, PoolGauge)],
+    value: impl Fn(&PoolGauge) -> T,
+) {
+    for (l, g) in pools {
+        let _ = writeln!(o, "{name}{{listener=\"{l}\"}} {}", value(g));
+    }
+}
+
+/// A family with one unlabelled sample: its HELP and TYPE lines, then `name value`.
+fn sample(o: &mut String, name: &str, kind: &str, help: &str, value: impl std::fmt::Display) {
+    head(o, name, kind, help);
+    let _ = writeln!(o, "{name} {value}");
 }
 
 fn head(o: &mut String, name: &str, kind: &str, help: &str) {

@@ -12,14 +12,13 @@
 //! the SHA-256 suites (OpenSSL binds a `psk_server_callback` key to SHA-256). No session tickets
 //! and no session cache: every connection proves the PSK again.
 
+use crate::conn::{ConnInfo, Principal, TlsAcceptor};
 use crate::identity::{Identity, SubjectType};
-use crate::server::{ConnInfo, Principal, ServerStream, TlsAcceptor};
+use crate::openssl_tls::{acceptor_builder, negotiated};
 use crate::store::Store;
 use crate::MefError;
 use openssl::ex_data::Index;
-use openssl::ssl::{
-    Ssl, SslAcceptor, SslMethod, SslOptions, SslSessionCacheMode, SslStream, SslVersion,
-};
+use openssl::ssl::{Ssl, SslAcceptor, SslStream, SslVersion};
 use std::io;
 use std::net::TcpStream;
 use std::sync::Arc;
@@ -96,7 +95,7 @@ pub(crate) struct PskAcceptor {
 }
 
 fn tls_err(e: impl std::fmt::Display) -> MefError {
-    MefError::Tls(format!("TLS-PSK listener: {e}"))
+    crate::openssl_tls::tls_err("TLS-PSK", e)
 }
 
 impl PskAcceptor {
@@ -105,16 +104,8 @@ impl PskAcceptor {
         let kpm_id_index = Ssl::new_ex_index::<String>().map_err(tls_err)?;
         // mozilla_intermediate_v5 brings ffdhe2048 for the DHE-PSK suites; its certificate
         // suites are replaced below (and there is no certificate anyway).
-        let mut b =
-            SslAcceptor::mozilla_intermediate_v5(SslMethod::tls_server()).map_err(tls_err)?;
-        b.set_min_proto_version(Some(SslVersion::TLS1_2))
-            .map_err(tls_err)?;
-        b.set_max_proto_version(Some(SslVersion::TLS1_3))
-            .map_err(tls_err)?;
-        b.set_cipher_list(TLS12_CIPHERS).map_err(tls_err)?;
+        let mut b = acceptor_builder("TLS-PSK", SslVersion::TLS1_3, TLS12_CIPHERS)?;
         b.set_ciphersuites(TLS13_SUITES).map_err(tls_err)?;
-        b.set_options(SslOptions::NO_TICKET | SslOptions::NO_RENEGOTIATION);
-        b.set_session_cache_mode(SslSessionCacheMode::OFF);
         b.set_num_tickets(0).map_err(tls_err)?;
         let index = kpm_id_index;
         b.set_psk_server_callback(move |ssl, identity, psk_out| {
@@ -189,16 +180,6 @@ impl PskAcceptor {
     }
 }
 
-impl ServerStream for SslStream<TcpStream> {
-    fn send_close(&mut self) {
-        let _ = self.shutdown();
-    }
-
-    fn tcp(&mut self) -> &mut TcpStream {
-        self.get_mut()
-    }
-}
-
 impl TlsAcceptor for PskAcceptor {
     type Stream = SslStream<TcpStream>;
 
@@ -224,15 +205,7 @@ impl TlsAcceptor for PskAcceptor {
                 "key"
             }
         );
-        log::debug!(
-            "TLS-PSK client {kpm_id:?}: {} {}",
-            stream.ssl().version_str(),
-            stream
-                .ssl()
-                .current_cipher()
-                .map(|c| c.name())
-                .unwrap_or("?")
-        );
+        log::debug!("TLS-PSK client {kpm_id:?}: {}", negotiated(stream.ssl()));
         Ok((stream, ConnInfo::new(Principal::Psk(kpm_id))))
     }
 }
@@ -250,7 +223,7 @@ mod tests {
         kpm: &'static [u8],
         check: impl FnOnce(&openssl::ssl::SslRef),
     ) {
-        use openssl::ssl::{SslConnector, SslVerifyMode};
+        use openssl::ssl::{SslConnector, SslMethod, SslVerifyMode};
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         let client = std::thread::spawn(move || {
@@ -287,8 +260,7 @@ mod tests {
 
     #[test]
     fn the_principal_is_what_the_completed_session_proves() {
-        let dir = std::env::temp_dir().join(format!("onem2m-mef-psk-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
+        let dir = crate::scratch_dir("psk");
         let store = Arc::new(Store::open(&dir).unwrap());
         const KEY_A: &[u8] = &[0xa1; 16];
         const KEY_B: &[u8] = &[0xb2; 32];

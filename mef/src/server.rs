@@ -2,153 +2,29 @@
 //!
 //! The main listener is rustls 0.23 (ring, TLS 1.2 and 1.3, certificate-based RSPF); the optional
 //! PSK listener is OpenSSL (PPSK-based RSPF, [`crate::psk`]). Both run the same accept loop and
-//! HTTP/EST code through [`TlsAcceptor`] and [`ServerStream`]; what differs is the authenticated
-//! [`Principal`] of a connection: its client certificate chain or its KpmID.
+//! HTTP/EST code through [`TlsAcceptor`] and [`ServerStream`] ([`crate::conn`]); what differs is the
+//! authenticated [`Principal`] of a connection: its client certificate chain or its KpmID.
 
 use crate::ca::MefCa;
 use crate::challenge::Challenges;
+use crate::conn::{ConnInfo, Principal, ServerStream, TlsAcceptor};
 use crate::http::{self, ReadError, Response};
 use crate::identity::{fingerprint, Identity, SubjectType};
 use crate::pool::{Pool, IDLE_RETIRE};
-use crate::store::{IssuedCert, Store};
+use crate::state::Shared;
+use crate::store::Store;
 use crate::{MefConfig, MefError};
 use rustls::server::danger::ClientCertVerifier;
 use rustls::server::WebPkiClientVerifier;
 use rustls::{RootCertStore, ServerConfig, ServerConnection, StreamOwned};
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, UnixTime};
 use std::collections::HashMap;
-use std::io::{Read, Write};
+use std::io::Read;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-
-/// State shared by every connection.
-pub(crate) struct Shared {
-    pub config: MefConfig,
-    pub ca: MefCa,
-    pub store: Arc<Store>,
-    pub challenges: Challenges,
-    /// Approval-mode attempt counters per client and CSR (RFC 7030 4.2.3 simulation).
-    pub approvals: crate::approval::Approvals,
-    /// Verifier against `--client-trust` only: tells third-party certificates apart.
-    pub third_party: Option<Arc<dyn ClientCertVerifier>>,
-    /// The CRL served at [`crate::ca::CRL_PATH`]: its DER, nextUpdate and the revoked set it
-    /// lists, regenerated when the set changes or nextUpdate nears.
-    pub crl: std::sync::Mutex<Option<crate::ca::Crl>>,
-    /// What `/metrics` reports (crate::metrics).
-    pub metrics: Arc<crate::metrics::Metrics>,
-}
-
-impl Shared {
-    /// The current CRL DER (RFC 5280 5): regenerated on each revocation (the revoked set in the
-    /// store differs from the one listed, whichever process revoked) and before nextUpdate.
-    pub(crate) fn current_crl(&self) -> Result<Vec<u8>, MefError> {
-        let now = crate::store::now_secs();
-        let revoked = self.store.revoked_for_crl(now)?;
-        let mut cached = self.crl.lock().unwrap_or_else(|p| p.into_inner());
-        let refresh_at = |next: i64| next - crate::ca::CRL_REFRESH_BEFORE.as_secs() as i64;
-        match cached.as_ref() {
-            Some(crl) if crl.revoked == revoked && now < refresh_at(crl.next_update) => {
-                Ok(crl.der.clone())
-            }
-            _ => {
-                let crl = self.ca.write_crl(&self.store, &self.config.data_dir)?;
-                let der = crl.der.clone();
-                *cached = Some(crl);
-                Ok(der)
-            }
-        }
-    }
-}
-
-/// Who is on the other end of a connection, as far as the MEF can tell.
-#[derive(Debug, Clone)]
-pub(crate) enum Peer {
-    /// No client certificate.
-    Anonymous,
-    /// A certificate this MEF issued (present in its database).
-    Issued {
-        fingerprint: String,
-        record: IssuedCert,
-    },
-    /// A certificate chaining to `--client-trust`; `identity` when it is registered;
-    /// `within_validity` whether every presented certificate is within its validity period now
-    /// (checked per request: a keep-alive connection outlives the handshake's check).
-    ThirdParty {
-        fingerprint: String,
-        identity: Option<Identity>,
-        within_validity: bool,
-    },
-    /// Passed the TLS check (it chains to the MEF CA) but the MEF has no record of it.
-    Unknown,
-    /// Authenticated by a PSK (PPSK-based RSPF); `identity` while the KpmID is registered.
-    Psk {
-        kpm_id: String,
-        identity: Option<Identity>,
-    },
-}
-
-/// Who a connection authenticated as at the TLS layer.
-#[derive(Debug, Clone)]
-pub(crate) enum Principal {
-    /// The rustls listener: the client certificate chain (empty without one).
-    Certificates(Vec<CertificateDer<'static>>),
-    /// The PSK listener: the KpmID whose Kpm the handshake proved (TS-0003 8.3.2.1).
-    Psk(String),
-}
-
-/// Connection facts the handlers need.
-pub(crate) struct ConnInfo {
-    pub principal: Principal,
-    /// Whether the client chain verifies against `--client-trust`, decided at the first request
-    /// that asks: a chain is verified once per connection, as the TLS handshake itself is
-    /// (an ECDSA verification per request was a third of the MEF's CPU per enrolment). When it
-    /// does, the validity window common to the presented certificates (latest notBefore,
-    /// earliest notAfter, seconds since the epoch), which every request checks against the
-    /// clock. Registry and revocation lookups stay per request.
-    third_party_chain: std::sync::OnceLock<Option<(i64, i64)>>,
-}
-
-impl ConnInfo {
-    /// The facts of a connection authenticated as `principal`.
-    pub(crate) fn new(principal: Principal) -> ConnInfo {
-        ConnInfo {
-            principal,
-            third_party_chain: std::sync::OnceLock::new(),
-        }
-    }
-
-    /// The client certificate chain (empty for PSK connections and anonymous clients).
-    pub(crate) fn certs(&self) -> &[CertificateDer<'static>] {
-        match &self.principal {
-            Principal::Certificates(c) => c,
-            Principal::Psk(_) => &[],
-        }
-    }
-}
-
-/// Key of a PSK principal in tables shared with certificate fingerprints (challengePasswords):
-/// fingerprints are hex, so the prefix keeps the two apart.
-pub(crate) fn psk_principal_key(kpm_id: &str) -> String {
-    format!("psk:{kpm_id}")
-}
-
-/// A TLS server stream the HTTP layer runs over (rustls or OpenSSL).
-pub(crate) trait ServerStream: Read + Write + Send + 'static {
-    /// Sends close_notify (best effort).
-    fn send_close(&mut self);
-    /// The TCP socket under the TLS layer.
-    fn tcp(&mut self) -> &mut TcpStream;
-}
-
-/// A TLS server handshake: an accepted TCP connection in, an authenticated stream out.
-pub(crate) trait TlsAcceptor: Send + Sync + 'static {
-    type Stream: ServerStream;
-    /// Runs the handshake (within the socket timeouts already set).
-    fn accept(&self, sock: TcpStream) -> std::io::Result<(Self::Stream, ConnInfo)>;
-}
 
 /// The rustls acceptor of the main listener.
 struct RustlsAcceptor(Arc<ServerConfig>);
@@ -180,62 +56,6 @@ impl TlsAcceptor for RustlsAcceptor {
             .unwrap_or_default();
         Ok((stream, ConnInfo::new(Principal::Certificates(certs))))
     }
-}
-
-impl Shared {
-    /// Classifies the client certificate. Done per request, so registry edits and revocations
-    /// made while a connection is open take effect at once.
-    pub(crate) fn classify(&self, conn: &ConnInfo) -> Result<Peer, MefError> {
-        let certs = match &conn.principal {
-            Principal::Psk(kpm_id) => {
-                return Ok(Peer::Psk {
-                    kpm_id: kpm_id.clone(),
-                    identity: self.store.psk_identity(kpm_id)?,
-                })
-            }
-            Principal::Certificates(certs) => certs,
-        };
-        let Some(ee) = certs.first() else {
-            return Ok(Peer::Anonymous);
-        };
-        let fp = fingerprint(ee);
-        if let Some(record) = self.store.issued_by_fingerprint(&fp)? {
-            return Ok(Peer::Issued {
-                fingerprint: fp,
-                record,
-            });
-        }
-        if let Some(v) = &self.third_party {
-            let window = *conn.third_party_chain.get_or_init(|| {
-                v.verify_client_cert(ee, &certs[1..], UnixTime::now())
-                    .ok()
-                    .and_then(|_| validity_window(certs))
-            });
-            if let Some((not_before, not_after)) = window {
-                let now = crate::store::now_secs();
-                let identity = self.store.lookup_identity(&fp)?;
-                return Ok(Peer::ThirdParty {
-                    fingerprint: fp,
-                    identity,
-                    within_validity: not_before <= now && now <= not_after,
-                });
-            }
-        }
-        Ok(Peer::Unknown)
-    }
-}
-
-/// The validity window every presented certificate shares: (latest notBefore, earliest
-/// notAfter), seconds since the epoch. `None` if one does not parse.
-fn validity_window(certs: &[CertificateDer<'_>]) -> Option<(i64, i64)> {
-    let mut window = (i64::MIN, i64::MAX);
-    for c in certs {
-        let (_, cert) = x509_parser::parse_x509_certificate(c).ok()?;
-        let v = cert.validity();
-        window.0 = window.0.max(v.not_before.timestamp());
-        window.1 = window.1.min(v.not_after.timestamp());
-    }
-    Some(window)
 }
 
 /// RFC 5280 6.1.4 (n): an intermediate CA certificate whose keyUsage extension is present must
@@ -365,25 +185,13 @@ impl RunningMef {
     /// The base URI of the ts0003 listener (`https://localhost:PORT/.well-known/est`, with
     /// `/label` when given), when it runs.
     pub fn ts0003_base_uri(&self, label: Option<&str>) -> Option<String> {
-        let addr = self.ts0003_addr?;
-        let mut uri = format!("https://localhost:{}/.well-known/est", addr.port());
-        if let Some(l) = label {
-            uri.push('/');
-            uri.push_str(l);
-        }
-        Some(uri)
+        Some(est_base_uri(self.ts0003_addr?, label))
     }
 
     /// The base URI of the TLS-PSK listener (`https://localhost:PSKPORT/.well-known/est`, with
     /// `/label` when given), when it runs.
     pub fn psk_base_uri(&self, label: Option<&str>) -> Option<String> {
-        let addr = self.psk_addr?;
-        let mut uri = format!("https://localhost:{}/.well-known/est", addr.port());
-        if let Some(l) = label {
-            uri.push('/');
-            uri.push_str(l);
-        }
-        Some(uri)
+        Some(est_base_uri(self.psk_addr?, label))
     }
 
     /// Registers a PSK of PPSK-based RSPF: `kpm_id` (the TLS psk_identity), its key `kpm`
@@ -417,15 +225,7 @@ impl RunningMef {
     /// `https://localhost:PORT/.well-known/est` or, with a label, `.../est/<label>`
     /// (no trailing slash).
     pub fn base_uri(&self, label: Option<&str>) -> String {
-        let mut uri = format!(
-            "https://localhost:{}/.well-known/est",
-            self.local_addr.port()
-        );
-        if let Some(l) = label {
-            uri.push('/');
-            uri.push_str(l);
-        }
-        uri
+        est_base_uri(self.local_addr, label)
     }
 
     /// The database (registry, issued certificates).
@@ -537,6 +337,40 @@ pub fn add_identity(
     store.add_identity(&fp, &identity)
 }
 
+/// `https://localhost:PORT/.well-known/est`, with `/label` when given (RFC 7030 3.2.2).
+fn est_base_uri(addr: SocketAddr, label: Option<&str>) -> String {
+    let mut uri = format!("https://localhost:{}/.well-known/est", addr.port());
+    if let Some(l) = label {
+        uri.push('/');
+        uri.push_str(l);
+    }
+    uri
+}
+
+/// Binds a listener (`name`d in errors: the PSK or ts0003 one; the main one unnamed) and reads
+/// the address it got.
+fn bind(addr: SocketAddr, name: Option<&str>) -> Result<(TcpListener, SocketAddr), MefError> {
+    let (binding, bound) = match name {
+        Some(n) => (
+            format!("binding the {n} listener {addr}"),
+            format!("reading the bound {n} address"),
+        ),
+        None => (
+            format!("binding {addr}"),
+            "reading the bound address".to_string(),
+        ),
+    };
+    let l = TcpListener::bind(addr).map_err(|e| MefError::Io {
+        context: binding,
+        source: e,
+    })?;
+    let local = l.local_addr().map_err(|e| MefError::Io {
+        context: bound,
+        source: e,
+    })?;
+    Ok((l, local))
+}
+
 fn tls_err(e: impl std::fmt::Display) -> MefError {
     MefError::Tls(e.to_string())
 }
@@ -619,14 +453,7 @@ pub(crate) fn start(config: MefConfig) -> Result<RunningMef, MefError> {
                 &server_key,
                 &client_roots,
             )?;
-            let l = TcpListener::bind(addr).map_err(|e| MefError::Io {
-                context: format!("binding the ts0003 listener {addr}"),
-                source: e,
-            })?;
-            let bound = l.local_addr().map_err(|e| MefError::Io {
-                context: "reading the bound ts0003 address".into(),
-                source: e,
-            })?;
+            let (l, bound) = bind(addr, Some("ts0003"))?;
             Some((l, bound, acceptor))
         }
         None => None,
@@ -655,25 +482,11 @@ pub(crate) fn start(config: MefConfig) -> Result<RunningMef, MefError> {
     tls.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
     let tls = Arc::new(tls);
 
-    let listener = TcpListener::bind(config.listen).map_err(|e| MefError::Io {
-        context: format!("binding {}", config.listen),
-        source: e,
-    })?;
-    let local_addr = listener.local_addr().map_err(|e| MefError::Io {
-        context: "reading the bound address".into(),
-        source: e,
-    })?;
+    let (listener, local_addr) = bind(config.listen, None)?;
     let psk = match config.psk_listen {
         Some(addr) => {
             let acceptor = crate::psk::PskAcceptor::new(store.clone())?;
-            let l = TcpListener::bind(addr).map_err(|e| MefError::Io {
-                context: format!("binding the PSK listener {addr}"),
-                source: e,
-            })?;
-            let bound = l.local_addr().map_err(|e| MefError::Io {
-                context: "reading the bound PSK address".into(),
-                source: e,
-            })?;
+            let (l, bound) = bind(addr, Some("PSK"))?;
             Some((l, bound, acceptor))
         }
         None => None,

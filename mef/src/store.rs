@@ -141,6 +141,12 @@ fn db_err(context: &'static str) -> impl FnOnce(rusqlite::Error) -> MefError {
     move |e| MefError::Database { context, source: e }
 }
 
+/// Key of a PSK principal in tables shared with certificate fingerprints (challengePasswords):
+/// fingerprints are hex, so the prefix keeps the two apart.
+pub(crate) fn psk_principal_key(kpm_id: &str) -> String {
+    format!("psk:{kpm_id}")
+}
+
 pub(crate) fn now_secs() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -421,7 +427,7 @@ impl Sqlite {
         self.remove_principal(
             "DELETE FROM psk_keys WHERE kpm_id = ?1",
             kpm_id,
-            &crate::server::psk_principal_key(kpm_id),
+            &psk_principal_key(kpm_id),
         )
     }
 
@@ -1023,8 +1029,7 @@ mod tests {
 
     #[test]
     fn persists_and_refuses_newer_schemas() {
-        let dir = std::env::temp_dir().join(format!("onem2m-mef-store-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
+        let dir = crate::scratch_dir("store");
         let id = Identity::new(SubjectType::Cse, "cse01.sp.example.com").unwrap();
         {
             let s = Store::open(&dir).unwrap();
@@ -1063,8 +1068,7 @@ mod tests {
 
     #[test]
     fn revocation_follows_renewals_and_registrations() {
-        let dir = std::env::temp_dir().join(format!("onem2m-mef-store-rev-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
+        let dir = crate::scratch_dir("store-rev");
         revocation_rules(&Store::open(&dir).unwrap());
         let _ = std::fs::remove_dir_all(&dir);
     }
@@ -1234,8 +1238,7 @@ mod tests {
 
     #[test]
     fn migrates_version_1_and_keeps_psks() {
-        let dir = std::env::temp_dir().join(format!("onem2m-mef-store-v1-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
+        let dir = crate::scratch_dir("store-v1");
         std::fs::create_dir_all(&dir).unwrap();
         {
             // A version 1 database as the previous build wrote it.

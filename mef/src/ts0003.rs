@@ -9,12 +9,11 @@
 //! refused per operation, exactly as on the rustls listener; the connection's principal is the
 //! chain the client presented (end entity first).
 
-use crate::server::{ConnInfo, Principal, TlsAcceptor};
+use crate::conn::{ConnInfo, Principal, TlsAcceptor};
+use crate::openssl_tls::{acceptor_builder, negotiated};
 use crate::MefError;
 use openssl::pkey::PKey;
-use openssl::ssl::{
-    SslAcceptor, SslMethod, SslOptions, SslSessionCacheMode, SslStream, SslVerifyMode, SslVersion,
-};
+use openssl::ssl::{SslAcceptor, SslStream, SslVerifyMode, SslVersion};
 use openssl::x509::store::X509StoreBuilder;
 use openssl::x509::X509;
 use rustls_pki_types::CertificateDer;
@@ -25,7 +24,7 @@ use std::net::TcpStream;
 pub const CIPHERS: &str = "ECDHE-ECDSA-AES128-SHA256";
 
 fn tls_err(e: impl std::fmt::Display) -> MefError {
-    MefError::Tls(format!("ts0003 listener: {e}"))
+    crate::openssl_tls::tls_err("ts0003", e)
 }
 
 /// The OpenSSL acceptor of the ts0003 listener.
@@ -39,15 +38,7 @@ impl Ts0003Acceptor {
         key: &[u8],
         client_roots: &[CertificateDer<'static>],
     ) -> Result<Ts0003Acceptor, MefError> {
-        let mut b =
-            SslAcceptor::mozilla_intermediate_v5(SslMethod::tls_server()).map_err(tls_err)?;
-        b.set_min_proto_version(Some(SslVersion::TLS1_2))
-            .map_err(tls_err)?;
-        b.set_max_proto_version(Some(SslVersion::TLS1_2))
-            .map_err(tls_err)?;
-        b.set_cipher_list(CIPHERS).map_err(tls_err)?;
-        b.set_options(SslOptions::NO_TICKET | SslOptions::NO_RENEGOTIATION);
-        b.set_session_cache_mode(SslSessionCacheMode::OFF);
+        let mut b = acceptor_builder("ts0003", SslVersion::TLS1_2, CIPHERS)?;
         let (leaf, issuers) = chain
             .split_first()
             .ok_or_else(|| tls_err("no server certificate"))?;
@@ -94,11 +85,7 @@ impl TlsAcceptor for Ts0003Acceptor {
                 }
             }
         }
-        log::debug!(
-            "ts0003 client: {} {}",
-            ssl.version_str(),
-            ssl.current_cipher().map(|c| c.name()).unwrap_or("?")
-        );
+        log::debug!("ts0003 client: {}", negotiated(ssl));
         Ok((stream, ConnInfo::new(Principal::Certificates(certs))))
     }
 }

@@ -1201,52 +1201,6 @@ const KPM_B: &str = "kpm-hostile-b";
 const KPM_B_HEX: &str = "a0b1c2d3e4f5061728394a5b6c7d8e9f";
 const CSE_B: &str = "cse-b.sp.example.com";
 
-/// One HTTP request over TLS-PSK (`openssl` crate client, TLS 1.2 and 1.3); Err when the
-/// handshake fails.
-fn psk_request(port: u16, kpm_id: &str, kpm_hex: &str, request: &[u8]) -> Result<Resp, String> {
-    use openssl::ssl::{SslConnector, SslMethod, SslVerifyMode};
-    use std::io::{Read, Write};
-    let key = onem2m_mef::psk::decode_hex(kpm_hex).unwrap();
-    let id = kpm_id.to_owned();
-    let mut b = SslConnector::builder(SslMethod::tls_client()).unwrap();
-    b.set_cipher_list("PSK").unwrap();
-    b.set_verify(SslVerifyMode::NONE);
-    b.set_psk_client_callback(move |_, _, id_out, psk_out| {
-        id_out[..id.len()].copy_from_slice(id.as_bytes());
-        id_out[id.len()] = 0;
-        psk_out[..key.len()].copy_from_slice(&key);
-        Ok(key.len())
-    });
-    let tcp = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    tcp.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-    let mut tls = b
-        .build()
-        .configure()
-        .unwrap()
-        .verify_hostname(false)
-        .connect("localhost", tcp)
-        .map_err(|e| e.to_string())?;
-    tls.write_all(request).map_err(|e| e.to_string())?;
-    let mut raw = Vec::new();
-    let _ = tls.read_to_end(&mut raw);
-    let split = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .ok_or("no response head")?;
-    let head = String::from_utf8_lossy(&raw[..split]).to_string();
-    let headers = head
-        .lines()
-        .skip(1)
-        .filter_map(|l| l.split_once(": "))
-        .map(|(k, v)| (k.to_ascii_lowercase(), v.to_owned()))
-        .collect();
-    Ok(Resp {
-        status: head[9..12].parse().unwrap(),
-        headers,
-        body: raw[split + 4..].to_vec(),
-    })
-}
-
 fn close(mut raw: Vec<u8>) -> Vec<u8> {
     // Connection: close, so that the response ends the exchange.
     let at = raw.windows(2).position(|w| w == b"\r\n").unwrap() + 2;
@@ -1283,20 +1237,7 @@ fn psk_identity_swaps_are_refused() {
     register(&mef_dir, &device, "cse", CSE_A);
     let d = mef_dir.to_str().unwrap().to_owned();
     for (id, hex, cse) in [(KPM_A, KPM_A_HEX, CSE_A), (KPM_B, KPM_B_HEX, CSE_B)] {
-        cli_ok(&[
-            "psk",
-            "add",
-            "--data-dir",
-            &d,
-            "--kpm-id",
-            id,
-            "--kpm-hex",
-            hex,
-            "--subject-type",
-            "cse",
-            "--subject-id",
-            cse,
-        ]);
+        cli_ok(&psk_add_args(&d, id, "--kpm-hex", hex, "cse", cse));
     }
     let mef = MefProc::start(
         &mef_dir,

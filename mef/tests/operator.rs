@@ -5,28 +5,16 @@
 //! (a TLS handshake, a request) are logged at warn with the peer. Needs the openssl CLI (the
 //! test fails without it; scripts/test.sh installs it).
 
-use std::io::Write;
+use onem2m_est_testkit::process::{run, text};
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Output};
 use std::time::{Duration, Instant};
 
 const MEF: &str = env!("CARGO_BIN_EXE_onem2m-mef");
 const CSE_ID: &str = "cse01.sp.example.com";
 
 fn mef(args: &[&str]) -> Output {
-    Command::new(MEF)
-        .args(args)
-        .output()
-        .expect("onem2m-mef runs")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "status {:?}\nstdout:\n{}\nstderr:\n{}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
+    run(MEF, args)
 }
 
 fn openssl(dir: &Path, args: &[&str]) {
@@ -89,32 +77,20 @@ fn timestamped(line: &str) -> bool {
     line.len() > 25 && b[4] == b'-' && b[10] == b'T' && b[23] == b'Z' && b[24] == b' '
 }
 
-/// openssl s_client with a client certificate, sending `request`.
+/// openssl s_client with a client certificate (`cert` and `device.key` in `dir`), sending
+/// `request`; its standard output.
 fn s_client(dir: &Path, addr: &str, cert: &str, request: &str) -> String {
-    let mut child = Command::new("openssl")
-        .args([
-            "s_client",
-            "-ign_eof",
-            "-connect",
-            addr,
-            "-cert",
-            cert,
-            "-key",
-            "device.key",
-        ])
-        .current_dir(dir)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("openssl s_client runs");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(request.as_bytes())
-        .unwrap();
-    let o = child.wait_with_output().unwrap();
+    let (cert, key) = (dir.join(cert), dir.join("device.key"));
+    let args = [
+        "-ign_eof",
+        "-connect",
+        addr,
+        "-cert",
+        cert.to_str().unwrap(),
+        "-key",
+        key.to_str().unwrap(),
+    ];
+    let o = onem2m_est_testkit::openssl::s_client(&args, request);
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 

@@ -11,6 +11,7 @@
 mod common;
 
 use common::{agent, get, run_cli, temp_dir, MefProc, BIN};
+use onem2m_est_testkit::softhsm::{self, module_path};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Mutex, MutexGuard, OnceLock};
@@ -45,26 +46,10 @@ fn softhsm() -> &'static Path {
         .unwrap();
         std::env::set_var("SOFTHSM2_CONF", &conf);
         for label in TOKENS {
-            let out = Command::new("softhsm2-util")
-                .args(["--init-token", "--free", "--label", label])
-                .args(["--so-pin", "11223344", "--pin", PIN])
-                .output()
-                .expect("softhsm2-util is required (Debian package softhsm2)");
-            assert!(out.status.success(), "{out:?}");
+            softhsm::init_token(&conf, label, "11223344", PIN);
         }
         scratch
     })
-}
-
-fn module_path() -> PathBuf {
-    [
-        "/usr/lib/softhsm/libsofthsm2.so",
-        "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so",
-    ]
-    .iter()
-    .map(PathBuf::from)
-    .find(|p| p.exists())
-    .expect("SoftHSM2 is required (Debian package softhsm2; scripts/test.sh installs it)")
 }
 
 fn pkcs11_tool(args: &[&str]) -> Vec<u8> {
@@ -73,36 +58,38 @@ fn pkcs11_tool(args: &[&str]) -> Vec<u8> {
 
 fn pkcs11_tool_on(token: &str, args: &[&str]) -> Vec<u8> {
     softhsm();
-    let out = Command::new("pkcs11-tool")
-        .arg("--module")
-        .arg(module_path())
-        .args(["--token-label", token, "--login", "--pin", PIN])
-        .args(args)
-        .output()
-        .expect("pkcs11-tool is required (Debian package opensc)");
-    assert!(out.status.success(), "pkcs11-tool {args:?}: {out:?}");
-    out.stdout
+    softhsm::pkcs11_tool(None, token, PIN, args)
+}
+
+/// The MEF's flags for a CA key in the token: its URI, the module and the PIN file.
+fn token_flags<'a>(uri: &'a str, module: &'a str, pin: &'a str) -> [&'a str; 6] {
+    [
+        "--ca-key",
+        uri,
+        "--pkcs11-module",
+        module,
+        "--pin-file",
+        pin,
+    ]
+}
+
+/// A scratch and a data directory, and the path of a PIN file in the scratch one.
+fn dirs_and_pin(scratch: &str, data: &str) -> (PathBuf, PathBuf, String) {
+    let (scratch, data) = (temp_dir(scratch), temp_dir(data));
+    std::fs::write(scratch.join("pin"), PIN).unwrap();
+    let pin = scratch.join("pin").display().to_string();
+    (scratch, data, pin)
 }
 
 #[test]
 fn the_ca_key_lives_in_the_token() {
-    let scratch = temp_dir("pkcs11-scratch");
-    let data = temp_dir("pkcs11-data");
-    std::fs::write(scratch.join("pin"), PIN).unwrap();
-    let pin = scratch.join("pin").display().to_string();
+    let (scratch, data, pin) = dirs_and_pin("pkcs11-scratch", "pkcs11-data");
     let uri = "pkcs11:token=mef;object=mef-ca";
     if !cfg!(feature = "pkcs11") {
         let out = Command::new(BIN)
             .args(["--listen", "127.0.0.1:0", "--data-dir"])
             .arg(&data)
-            .args([
-                "--ca-key",
-                uri,
-                "--pkcs11-module",
-                "/nonexistent.so",
-                "--pin-file",
-                &pin,
-            ])
+            .args(token_flags(uri, "/nonexistent.so", &pin))
             .output()
             .unwrap();
         assert!(!out.status.success());
@@ -124,17 +111,7 @@ fn the_ca_key_lives_in_the_token() {
     ]);
 
     let module = module_path().display().to_string();
-    let mef = MefProc::start(
-        &data,
-        &[
-            "--ca-key",
-            uri,
-            "--pkcs11-module",
-            &module,
-            "--pin-file",
-            &pin,
-        ],
-    );
+    let mef = MefProc::start(&data, &token_flags(uri, &module, &pin));
     assert!(!data.join("mef-ca.key").exists(), "no CA key on disk");
     let (_, ca) = x509_parser::parse_x509_certificate(&mef.ca_der).unwrap();
     let token_public = scratch.join("ca.pub.der");
@@ -177,17 +154,7 @@ fn the_ca_key_lives_in_the_token() {
     }
 
     // A restart finds the same CA; another key in the token is refused for it.
-    let again = MefProc::start(
-        &data,
-        &[
-            "--ca-key",
-            uri,
-            "--pkcs11-module",
-            &module,
-            "--pin-file",
-            &pin,
-        ],
-    );
+    let again = MefProc::start(&data, &token_flags(uri, &module, &pin));
     assert_eq!(
         again.ca_der,
         std::fs::read(data.join("mef-ca.pem"))
@@ -207,14 +174,7 @@ fn the_ca_key_lives_in_the_token() {
     let out = Command::new(BIN)
         .args(["--listen", "127.0.0.1:0", "--data-dir"])
         .arg(&data)
-        .args([
-            "--ca-key",
-            "pkcs11:token=mef;object=other",
-            "--pkcs11-module",
-            &module,
-            "--pin-file",
-            &pin,
-        ])
+        .args(token_flags("pkcs11:token=mef;object=other", &module, &pin))
         .output()
         .unwrap();
     assert!(!out.status.success());
@@ -360,15 +320,13 @@ mod device {
 /// tests/provisioning.rs's file-key rollover); `ca retire-old` destroys the old key in the token.
 #[test]
 fn ca_rollover_with_the_ca_key_in_the_token() {
-    let scratch = temp_dir("pkcs11-rollover-scratch");
-    let data = temp_dir("pkcs11-rollover-data");
-    std::fs::write(scratch.join("pin"), PIN).unwrap();
-    let pin = scratch.join("pin").display().to_string();
+    let (scratch, data, pin) = dirs_and_pin("pkcs11-rollover-scratch", "pkcs11-rollover-data");
     let old_uri = "pkcs11:token=rollover;object=mef-ca";
     let new_label_uri = "pkcs11:token=rollover;object=mef-ca-2";
     #[cfg(not(feature = "pkcs11"))]
     {
-        // A software CA, then a token rollover asked for: refused, nothing changed.
+        let _ = &scratch; // the token path keeps its files there
+                          // A software CA, then a token rollover asked for: refused, nothing changed.
         let (ok, out, err) = run_cli(&[
             "ca",
             "rollover",
@@ -585,13 +543,11 @@ fn rollover_in_the_token(scratch: &Path, data: &Path, pin: &str, old_uri: &str, 
 /// says the file is left to the running MEF.
 #[test]
 fn cert_revoke_rewrites_the_crl_file_of_a_token_ca() {
-    let scratch = temp_dir("pkcs11-revoke-scratch");
-    let data = temp_dir("pkcs11-revoke-data");
-    std::fs::write(scratch.join("pin"), PIN).unwrap();
-    let pin = scratch.join("pin").display().to_string();
+    let (scratch, data, pin) = dirs_and_pin("pkcs11-revoke-scratch", "pkcs11-revoke-data");
     let uri = "pkcs11:token=revoke;object=mef-ca";
     #[cfg(not(feature = "pkcs11"))]
     {
+        let _ = &scratch; // the token path keeps its files there
         let (ok, out, err) = run_cli(&[
             "cert",
             "revoke",
@@ -623,14 +579,7 @@ fn revoke_with_the_token(scratch: &Path, data: &Path, pin: &str, uri: &str) {
     operator_keypair("revoke", "mef-ca", "c2");
     let module = module_path().display().to_string();
     let d = data.to_str().unwrap();
-    let flags = [
-        "--ca-key",
-        uri,
-        "--pkcs11-module",
-        module.as_str(),
-        "--pin-file",
-        pin,
-    ];
+    let flags = token_flags(uri, module.as_str(), pin);
     let first = MefProc::start(data, &flags);
     first.stop();
     let device = device::Device::new(scratch, data);

@@ -3,49 +3,31 @@
 
 mod common;
 
-use common::{temp_dir, BIN};
-use std::io::{BufRead, BufReader, Read, Write};
+use common::{psk_add_args, temp_dir, BIN};
+use onem2m_est_testkit::process::{run, text};
+use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
 
 const KPM_ID: &str = "kpm-mef-0001";
 const KPM_HEX: &str = "0f1e2d3c4b5a69788796a5b4c3d2e1f0";
 const CSE_ID: &str = "cse01.sp.example.com";
 
 fn mef(args: &[&str]) -> Output {
-    Command::new(BIN)
-        .args(args)
-        .output()
-        .expect("run onem2m-mef")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "status {:?}\nstdout:\n{}\nstderr:\n{}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
+    run(BIN, args)
 }
 
 fn add_psk(dir: &Path) {
     let d = dir.display().to_string();
-    let o = mef(&[
-        "psk",
-        "add",
-        "--data-dir",
+    let o = mef(&psk_add_args(
         &d,
-        "--kpm-id",
         KPM_ID,
         "--kpm-hex",
         KPM_HEX,
-        "--subject-type",
         "cse",
-        "--subject-id",
         CSE_ID,
-    ]);
+    ));
     assert!(o.status.success(), "{}", text(&o));
 }
 
@@ -103,32 +85,11 @@ impl Drop for PskMef {
     }
 }
 
-/// `openssl s_client` with a raw HTTP request on stdin; killed after 20 s at most.
+/// `openssl s_client -quiet` with a raw HTTP request on stdin; killed after 20 s at most.
 fn s_client(port: u16, extra: &[&str], request: &str) -> Output {
-    let mut child = Command::new("openssl")
-        .arg("s_client")
-        .args(["-connect", &format!("127.0.0.1:{port}"), "-quiet"])
-        .args(extra)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the openssl CLI runs");
-    // Connection: close makes the MEF end the connection after the response, so s_client
-    // sees EOF and exits; stdin stays open until then (closing it early can end s_client
-    // before the response arrives).
-    let mut stdin = child.stdin.take().unwrap();
-    stdin.write_all(request.as_bytes()).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while Instant::now() < deadline {
-        if child.try_wait().unwrap().is_some() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let _ = child.kill();
-    drop(stdin);
-    child.wait_with_output().unwrap()
+    let connect = format!("127.0.0.1:{port}");
+    let args = [&["-connect", &connect, "-quiet"], extra].concat();
+    onem2m_est_testkit::openssl::s_client(&args, request)
 }
 
 const GET_CACERTS: &str =
@@ -147,20 +108,14 @@ fn registry_commands_never_print_keys() {
     // A key file of hexadecimal text; too-short keys and bad identities are refused.
     std::fs::write(dir.join("k.hex"), format!("{KPM_HEX}{KPM_HEX}\n")).unwrap();
     let file = dir.join("k.hex").display().to_string();
-    let o = mef(&[
-        "psk",
-        "add",
-        "--data-dir",
+    let o = mef(&psk_add_args(
         &d,
-        "--kpm-id",
         "kpm-2",
         "--kpm-file",
         &file,
-        "--subject-type",
         "ae",
-        "--subject-id",
         "https://sp.example.com/cse01/CAE01",
-    ]);
+    ));
     assert!(o.status.success(), "{}", text(&o));
     for (id, hex, ty, sid) in [
         ("kpm-3", "00112233", "cse", CSE_ID),
@@ -168,20 +123,7 @@ fn registry_commands_never_print_keys() {
         ("", KPM_HEX, "cse", CSE_ID),
         ("kpm-3", KPM_HEX, "cse", "not a dns name!"),
     ] {
-        let o = mef(&[
-            "psk",
-            "add",
-            "--data-dir",
-            &d,
-            "--kpm-id",
-            id,
-            "--kpm-hex",
-            hex,
-            "--subject-type",
-            ty,
-            "--subject-id",
-            sid,
-        ]);
+        let o = mef(&psk_add_args(&d, id, "--kpm-hex", hex, ty, sid));
         assert_eq!(o.status.code(), Some(1), "{id} {hex}: {}", text(&o));
         assert!(!String::from_utf8_lossy(&o.stderr).contains("00112233"));
     }
@@ -306,37 +248,8 @@ fn wrong_keys_and_unknown_identities_fail_the_handshake() {
 
 /// One HTTP request over TLS-PSK with the `openssl` crate; returns (status, body).
 fn psk_request(port: u16, kpm_id: &str, kpm_hex: &str, request: &[u8]) -> (u16, Vec<u8>) {
-    use openssl::ssl::{SslConnector, SslMethod, SslVerifyMode};
-    let key = onem2m_mef::psk::decode_hex(kpm_hex).unwrap();
-    let id = kpm_id.to_owned();
-    let mut b = SslConnector::builder(SslMethod::tls_client()).unwrap();
-    b.set_cipher_list("PSK").unwrap();
-    b.set_verify(SslVerifyMode::NONE);
-    b.set_psk_client_callback(move |_, _, id_out, psk_out| {
-        id_out[..id.len()].copy_from_slice(id.as_bytes());
-        id_out[id.len()] = 0;
-        psk_out[..key.len()].copy_from_slice(&key);
-        Ok(key.len())
-    });
-    let tcp = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    tcp.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-    let mut tls = b
-        .build()
-        .configure()
-        .unwrap()
-        .verify_hostname(false)
-        .connect("localhost", tcp)
-        .unwrap();
-    tls.write_all(request).unwrap();
-    let mut raw = Vec::new();
-    let _ = tls.read_to_end(&mut raw);
-    let split = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .expect("a response head");
-    let head = String::from_utf8_lossy(&raw[..split]).to_string();
-    let status = head[9..12].parse().unwrap();
-    (status, raw[split + 4..].to_vec())
+    let r = common::psk_request(port, kpm_id, kpm_hex, request).unwrap();
+    (r.status, r.body)
 }
 
 fn enroll_request(csr_der: &[u8]) -> Vec<u8> {
@@ -356,20 +269,14 @@ fn the_challenge_password_is_bound_to_the_kpm_id() {
     // A second KpmID for the same identity: the binding is to the KpmID, not the identity.
     let other_hex = "00".repeat(8) + &"11".repeat(8);
     let d = dir.display().to_string();
-    let o = mef(&[
-        "psk",
-        "add",
-        "--data-dir",
+    let o = mef(&psk_add_args(
         &d,
-        "--kpm-id",
         "kpm-other",
         "--kpm-hex",
         &other_hex,
-        "--subject-type",
         "cse",
-        "--subject-id",
         CSE_ID,
-    ]);
+    ));
     assert!(o.status.success(), "{}", text(&o));
     let m = PskMef::start(&dir);
     let port = m.psk.port();

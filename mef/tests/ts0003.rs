@@ -5,11 +5,10 @@
 mod common;
 
 use common::*;
+use onem2m_est_testkit::process::text;
 use onem2m_mef::{Mef, MefConfig, RunningMef};
-use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Output;
 
 const GET_CACERTS: &str =
     "GET /.well-known/est/cacerts HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
@@ -23,42 +22,16 @@ fn start(dir: &Path, tp: &ThirdPartyCa) -> RunningMef {
 
 /// `openssl s_client -brief` with a raw HTTP request on stdin; killed after 20 s at most.
 fn s_client(mef: &RunningMef, extra: &[&str]) -> Output {
-    let port = mef.ts0003_addr().unwrap().port();
-    let mut child = Command::new("openssl")
-        .arg("s_client")
-        .args(["-connect", &format!("127.0.0.1:{port}"), "-brief"])
-        .args(["-servername", "localhost", "-verify_hostname", "localhost"])
-        .arg("-CAfile")
-        .arg(mef.ca_cert_pem_path())
-        .arg("-verify_return_error")
-        .args(extra)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the openssl CLI runs (apt-get install openssl)");
-    // Connection: close ends the connection after the response, so s_client exits.
-    let mut stdin = child.stdin.take().unwrap();
-    let _ = stdin.write_all(GET_CACERTS.as_bytes());
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while Instant::now() < deadline {
-        if child.try_wait().unwrap().is_some() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let _ = child.kill();
-    drop(stdin);
-    child.wait_with_output().unwrap()
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "status {:?}\nstdout:\n{}\nstderr:\n{}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
+    let connect = format!("127.0.0.1:{}", mef.ts0003_addr().unwrap().port());
+    let ca = mef.ca_cert_pem_path().display().to_string();
+    let args = [
+        &["-connect", &connect, "-brief"][..],
+        &["-servername", "localhost", "-verify_hostname", "localhost"],
+        &["-CAfile", &ca, "-verify_return_error"],
+        extra,
+    ]
+    .concat();
+    onem2m_est_testkit::openssl::s_client(&args, GET_CACERTS)
 }
 
 fn answered(o: &Output) -> bool {

@@ -15,6 +15,7 @@ pub mod openssl;
 pub mod pki;
 pub mod process;
 pub mod server;
+pub mod softhsm;
 pub mod tools;
 
 pub use mef::{MefFixture, CSE_ID};

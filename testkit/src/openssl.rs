@@ -3,8 +3,9 @@
 //! connect to.
 
 use std::ffi::OsStr;
-use std::io::{BufRead, BufReader, Read};
-use std::process::{Child, Command, Stdio};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 use crate::tools::require_tool;
 
@@ -66,4 +67,32 @@ impl Drop for SServer {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// `openssl s_client ARGS` with `request` (raw HTTP) on its stdin, until it exits or 20 s have
+/// passed (then it is killed); its output. The request should say `Connection: close`: the
+/// server then ends the connection after the response and s_client exits. Stdin stays open
+/// until then (closing it early can end s_client before the response arrives).
+pub fn s_client<S: AsRef<OsStr>>(args: &[S], request: &str) -> Output {
+    let mut child = Command::new("openssl")
+        .arg("s_client")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the openssl CLI runs (Debian package openssl)");
+    let mut stdin = child.stdin.take().expect("s_client's stdin");
+    // s_client may already have given up (a refused handshake): its output says why.
+    let _ = stdin.write_all(request.as_bytes());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if child.try_wait().expect("waiting for s_client").is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    drop(stdin);
+    child.wait_with_output().expect("s_client's output")
 }

@@ -4,22 +4,19 @@
 #![allow(dead_code)] // Each user takes a part.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
 use onem2m_est::client::{Config, InitialAuth, MefClient};
 use onem2m_est::identity::{SubjectIdentity, SubjectType};
-use onem2m_est::keys::SoftwareKey;
 use onem2m_est::pkcs11::{PinSource, Pkcs11Store, Pkcs11Uri};
 use onem2m_est::tls::ClientIdentity;
 use onem2m_est::transport::TransportConfig;
 use onem2m_est::uri::EstUri;
-use onem2m_mef::{Mef, MefConfig, RunningMef};
-use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
+use onem2m_est_testkit::{softhsm, Manufacturer};
+use onem2m_mef::{MefConfig, RunningMef};
 use rustls_pki_types::CertificateDer;
 use tempfile::TempDir;
-use zeroize::Zeroizing;
 
 pub(crate) const CSE_ID: &str = "cse01.sp.example.com";
 pub(crate) const PIN: &str = "246810";
@@ -50,14 +47,7 @@ pub(crate) fn one_at_a_time() -> MutexGuard<'static, ()> {
 
 /// The SoftHSM2 module (Debian's path).
 pub(crate) fn module_path() -> PathBuf {
-    [
-        "/usr/lib/softhsm/libsofthsm2.so",
-        "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so",
-    ]
-    .iter()
-    .map(PathBuf::from)
-    .find(|p| p.exists())
-    .expect("SoftHSM2 is required (Debian package softhsm2; scripts/test.sh installs it)")
+    softhsm::module_path()
 }
 
 /// The scratch SoftHSM2 configuration with every token of this file initialised, set in
@@ -78,13 +68,7 @@ pub(crate) fn softhsm() -> &'static Path {
         )
         .unwrap();
         for label in TOKENS {
-            let out = Command::new("softhsm2-util")
-                .env("SOFTHSM2_CONF", &conf)
-                .args(["--init-token", "--free", "--label", label])
-                .args(["--so-pin", "13579135", "--pin", PIN])
-                .output()
-                .expect("softhsm2-util is required (Debian package softhsm2)");
-            assert!(out.status.success(), "softhsm2-util: {out:?}");
+            softhsm::init_token(&conf, label, "13579135", PIN);
         }
         std::env::set_var("SOFTHSM2_CONF", &conf);
         dir
@@ -101,15 +85,7 @@ pub(crate) fn pin_file(dir: &Path, pin: &str) -> PinSource {
 /// `pkcs11-tool` on token `label`, logged in; its standard output.
 pub(crate) fn pkcs11_tool(label: &str, args: &[&str]) -> String {
     softhsm();
-    let out = Command::new("pkcs11-tool")
-        .arg("--module")
-        .arg(module_path())
-        .args(["--token-label", label, "--login", "--pin", PIN])
-        .args(args)
-        .output()
-        .expect("pkcs11-tool is required (Debian package opensc)");
-    assert!(out.status.success(), "pkcs11-tool {args:?}: {out:?}");
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    String::from_utf8_lossy(&softhsm::pkcs11_tool(None, label, PIN, args)).into_owned()
 }
 
 /// The private key objects of the token, as pkcs11-tool lists them (one block each).
@@ -159,38 +135,16 @@ pub(crate) fn setup() -> Setup {
 }
 
 pub(crate) fn setup_with(tweak: impl FnOnce(&mut MefConfig)) -> Setup {
-    let ca_key = KeyPair::generate().unwrap();
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params
-        .distinguished_name
-        .push(DnType::CommonName, "token test manufacturer CA");
-    let ca = ca_params.self_signed(&ca_key).unwrap();
-    let issuer = rcgen::Issuer::new(ca_params, ca_key);
-    let device_key = KeyPair::generate().unwrap();
-    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    params
-        .distinguished_name
-        .push(DnType::CommonName, "token test device");
-    let device = params.signed_by(&device_key, &issuer).unwrap();
-    let key = SoftwareKey::from_pkcs8_der(&Zeroizing::new(device_key.serialize_der())).unwrap();
-    let device_key_pem = key.to_pkcs8_pem().to_string();
-
+    let m = Manufacturer::new("token test");
     let mef_dir = TempDir::new().unwrap();
-    let mut config = MefConfig::new(mef_dir.path());
-    config.client_trust = vec![ca.der().clone()];
+    let mut config = m.mef_config(mef_dir.path());
     tweak(&mut config);
-    let mef = Mef::start(config).unwrap();
-    mef.add_identity(device.der().as_ref(), onem2m_mef::SubjectType::Cse, CSE_ID)
-        .unwrap();
+    let mef = m.start_mef(config);
     Setup {
         _mef_dir: mef_dir,
         mef,
-        device: ClientIdentity {
-            chain: vec![device.der().clone()],
-            key: Arc::new(key),
-        },
-        device_key_pem,
+        device: m.identity(),
+        device_key_pem: m.device_key_pem.to_string(),
         out: TempDir::new().unwrap(),
     }
 }

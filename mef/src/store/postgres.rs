@@ -429,7 +429,7 @@ impl Postgres {
         self.remove_principal(
             "DELETE FROM psk_keys WHERE kpm_id = $1",
             kpm_id,
-            &crate::server::psk_principal_key(kpm_id),
+            &crate::store::psk_principal_key(kpm_id),
         )
     }
 

@@ -56,28 +56,7 @@ pub fn devices_on(
 /// given).
 pub fn register_on(mef_dir: &Path, database: Option<&str>, creds: &super::Creds, cse_id: &str) {
     let certs = mef_dir.with_extension(format!("client-{}.pem", &creds.fingerprint()[..16]));
-    std::fs::write(
-        &certs,
-        pem::encode(&pem::Pem::new("CERTIFICATE", creds.cert_der.clone())),
-    )
-    .unwrap_or_else(|e| panic!("writing {}: {e}", certs.display()));
-    let mut args = vec![
-        "identity",
-        "add",
-        "--data-dir",
-        mef_dir.to_str().unwrap(),
-        "--client-cert",
-        certs.to_str().unwrap(),
-        "--subject-type",
-        "cse",
-        "--subject-id",
-        cse_id,
-    ];
-    if let Some(url) = database {
-        args.extend(["--database", url]);
-    }
-    let (ok, out, err) = super::run_cli(&args);
-    assert!(ok, "identity add failed: {out} {err}");
+    super::register_with(mef_dir, database, &certs, creds, "cse", cse_id);
 }
 
 /// The client-library view of test credentials.

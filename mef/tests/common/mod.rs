@@ -284,6 +284,52 @@ impl Resp {
     }
 }
 
+/// One HTTP request over TLS-PSK (`openssl` crate client, TLS 1.2 and 1.3); Err when the
+/// handshake fails.
+pub fn psk_request(port: u16, kpm_id: &str, kpm_hex: &str, request: &[u8]) -> Result<Resp, String> {
+    use openssl::ssl::{SslConnector, SslMethod, SslVerifyMode};
+    let key = onem2m_mef::psk::decode_hex(kpm_hex).unwrap();
+    let id = kpm_id.to_owned();
+    let mut b = SslConnector::builder(SslMethod::tls_client()).unwrap();
+    b.set_cipher_list("PSK").unwrap();
+    b.set_verify(SslVerifyMode::NONE);
+    b.set_psk_client_callback(move |_, _, id_out, psk_out| {
+        id_out[..id.len()].copy_from_slice(id.as_bytes());
+        id_out[id.len()] = 0;
+        psk_out[..key.len()].copy_from_slice(&key);
+        Ok(key.len())
+    });
+    let tcp = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    tcp.set_read_timeout(Some(std::time::Duration::from_secs(20)))
+        .unwrap();
+    let mut tls = b
+        .build()
+        .configure()
+        .unwrap()
+        .verify_hostname(false)
+        .connect("localhost", tcp)
+        .map_err(|e| e.to_string())?;
+    tls.write_all(request).map_err(|e| e.to_string())?;
+    let mut raw = Vec::new();
+    let _ = tls.read_to_end(&mut raw);
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or("no response head")?;
+    let head = String::from_utf8_lossy(&raw[..split]).to_string();
+    let headers = head
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_once(": "))
+        .map(|(k, v)| (k.to_ascii_lowercase(), v.to_owned()))
+        .collect();
+    Ok(Resp {
+        status: head[9..12].parse().unwrap(),
+        headers,
+        body: raw[split + 4..].to_vec(),
+    })
+}
+
 fn flatten(r: ureq::http::Response<ureq::Body>) -> Resp {
     let status = r.status().as_u16();
     let headers = r
@@ -404,24 +450,67 @@ pub fn csr_b64(der: &[u8]) -> String {
 /// Registers a third-party client certificate with the CLI (`identity add`).
 pub fn register(mef_dir: &Path, creds: &Creds, subject_type: &str, subject_id: &str) {
     let certs = mef_dir.join(format!("client-{}.pem", &creds.fingerprint()[..16]));
+    register_with(mef_dir, None, &certs, creds, subject_type, subject_id);
+}
+
+/// `identity add` of `creds`' certificate, written to `cert_file` first, with `--database URL`
+/// when given.
+pub fn register_with(
+    mef_dir: &Path,
+    database: Option<&str>,
+    cert_file: &Path,
+    creds: &Creds,
+    subject_type: &str,
+    subject_id: &str,
+) {
     std::fs::write(
-        &certs,
+        cert_file,
         pem::encode(&pem::Pem::new("CERTIFICATE", creds.cert_der.clone())),
     )
-    .unwrap();
-    let (ok, out, err) = run_cli(&[
+    .unwrap_or_else(|e| panic!("writing {}: {e}", cert_file.display()));
+    let mut args = vec![
         "identity",
         "add",
         "--data-dir",
         mef_dir.to_str().unwrap(),
         "--client-cert",
-        certs.to_str().unwrap(),
+        cert_file.to_str().unwrap(),
         "--subject-type",
         subject_type,
         "--subject-id",
         subject_id,
-    ]);
+    ];
+    if let Some(url) = database {
+        args.extend(["--database", url]);
+    }
+    let (ok, out, err) = run_cli(&args);
     assert!(ok, "identity add failed: {out} {err}");
+}
+
+/// The arguments of `psk add` for data directory `d`: the KpmID, its key (`key_flag` is
+/// `--kpm-hex` or `--kpm-file`) and the identity.
+pub fn psk_add_args<'a>(
+    d: &'a str,
+    kpm_id: &'a str,
+    key_flag: &'a str,
+    key: &'a str,
+    subject_type: &'a str,
+    subject_id: &'a str,
+) -> [&'a str; 12] {
+    [
+        "psk",
+        "add",
+        "--data-dir",
+        d,
+        "--kpm-id",
+        kpm_id,
+        key_flag,
+        key,
+        "--subject-type",
+        subject_type,
+        "--subject-id",
+        subject_id,
+    ]
 }
 
 /// The whole initial procedure: csrattrs, CSR with the password and SAN, simpleenroll.
@@ -458,72 +547,21 @@ pub fn raw_exchange_versions(
     requests: &[Vec<u8>],
     versions: &[&'static rustls::SupportedProtocolVersion],
 ) -> Vec<Resp> {
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(ca_der.to_vec().into()).unwrap();
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let builder = rustls::ClientConfig::builder_with_provider(provider)
-        .with_protocol_versions(versions)
-        .unwrap()
-        .with_root_certificates(roots);
-    let config = match creds {
-        Some(c) => builder
-            .with_client_auth_cert(
-                vec![c.cert_der.clone().into()],
-                rustls_pki_types::PrivateKeyDer::Pkcs8(c.key.serialize_der().into()),
-            )
-            .unwrap(),
-        None => builder.with_no_client_auth(),
-    };
-    let conn =
-        rustls::ClientConnection::new(Arc::new(config), "localhost".try_into().unwrap()).unwrap();
-    let sock = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    sock.set_read_timeout(Some(std::time::Duration::from_secs(20)))
-        .unwrap();
-    let mut tls = rustls::StreamOwned::new(conn, sock);
-    let mut out = Vec::new();
-    let mut buf: Vec<u8> = Vec::new();
-    for req in requests {
-        tls.write_all(req).unwrap();
-        tls.flush().unwrap();
-        loop {
-            let mut hdrs = [httparse::EMPTY_HEADER; 32];
-            let mut resp = httparse::Response::new(&mut hdrs);
-            if let httparse::Status::Complete(n) = resp.parse(&buf).unwrap() {
-                let headers: Vec<(String, String)> = resp
-                    .headers
-                    .iter()
-                    .map(|h| {
-                        (
-                            h.name.to_ascii_lowercase(),
-                            String::from_utf8_lossy(h.value).into_owned(),
-                        )
-                    })
-                    .collect();
-                let len: usize = headers
-                    .iter()
-                    .find(|(k, _)| k == "content-length")
-                    .map(|(_, v)| v.parse().unwrap())
-                    .unwrap();
-                if buf.len() >= n + len {
-                    let body = buf[n..n + len].to_vec();
-                    out.push(Resp {
-                        status: resp.code.unwrap(),
-                        headers,
-                        body,
-                    });
-                    buf.drain(..n + len);
-                    break;
-                }
-            }
-            let mut chunk = [0u8; 4096];
-            let k = tls
-                .read(&mut chunk)
+    let chain = creds.map(|c| vec![c.cert_der.clone()]);
+    let client = creds
+        .zip(chain.as_deref())
+        .map(|(c, chain)| (chain, &c.key));
+    let mut conn = RawConn::open_versions(ca_der, client, port, versions).unwrap();
+    requests
+        .iter()
+        .map(|req| {
+            let r = conn
+                .request(req)
                 .expect("connection closed before a full response");
-            assert!(k > 0, "connection closed before a full response");
-            buf.extend_from_slice(&chunk[..k]);
-        }
-    }
-    out
+            assert!(r.header("content-length").is_some(), "no Content-Length");
+            r
+        })
+        .collect()
 }
 
 /// One TLS connection to the MEF kept open across requests (keep-alive), with an optional
@@ -540,11 +578,21 @@ impl RawConn {
         client: Option<(&[Vec<u8>], &KeyPair)>,
         port: u16,
     ) -> std::io::Result<RawConn> {
+        RawConn::open_versions(ca_der, client, port, rustls::DEFAULT_VERSIONS)
+    }
+
+    /// [`RawConn::open`] restricted to the given TLS versions.
+    pub fn open_versions(
+        ca_der: &[u8],
+        client: Option<(&[Vec<u8>], &KeyPair)>,
+        port: u16,
+        versions: &[&'static rustls::SupportedProtocolVersion],
+    ) -> std::io::Result<RawConn> {
         let mut roots = rustls::RootCertStore::empty();
         roots.add(ca_der.to_vec().into()).unwrap();
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let builder = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
+            .with_protocol_versions(versions)
             .unwrap()
             .with_root_certificates(roots);
         let config = match client {
