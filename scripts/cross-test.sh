@@ -186,7 +186,7 @@ if $windows; then
     keys::tests::openssl_reads_our_keys_and_agrees_on_the_public_key keys::tests::rejects_rsa_and_garbage
     a_wrong_key_fails_against_s_server a_certificate_only_s_server_fails_cleanly
     handshakes_with_s_server_on_the_mandatory_tls12_suite handshakes_with_s_server_over_tls13_external_psk
-    ffi::tests::config_setters_say_why_they_failed keys::tests::server_generated_keys_in_pkcs8_sec1_and_pkcs1
+    tests::config_setters_say_why_they_failed keys::tests::server_generated_keys_in_pkcs8_sec1_and_pkcs1
     intermediate_ca_without_key_cert_sign_refused_as_openssl_does
     a_cse_certificate_from_the_mef_serves_https_to_openssl_and_curl
     an_ae_certificate_from_the_mef_is_a_tls_client_certificate_for_openssl
