@@ -103,7 +103,7 @@ pub fn verify_cert_prov_args_in(
         ));
     }
     // certSubjectType.
-    let subject_type: SubjectType = args.subject_type.parse()?;
+    let subject_type = crate::identity::parse_subject_type(&args.subject_type)?;
     if !role.accepts(subject_type) {
         return Err(Error::invalid(
             "certSubjectType",

@@ -19,68 +19,21 @@ use crate::error::{Error, Result};
 use crate::proto::identity::{self as m2m, M2mId};
 use crate::proto::san::GeneralName;
 use std::fmt;
-use std::str::FromStr;
 
 pub use crate::proto::identity::{
     describe_general_name, general_name_eq, SpId, MAX_DNS_NAME_LEN, MAX_URI_LEN,
 };
 
-/// What the provisioned certificate is for (certSubjectType, TS-0003 8.3.9.7).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum SubjectType {
-    /// An Application Entity: the certificate carries the AE-ID.
-    Ae,
-    /// A Common Services Entity: the certificate carries the CSE-ID.
-    Cse,
-    /// A Node: the certificate carries the Node-ID.
-    Node,
-}
+/// What the provisioned certificate is for (certSubjectType, TS-0003 8.3.9.7): the one type of
+/// proto, shared with the MEF (ARCHITECTURE.md, "One source of facts"). TS-0003 defines exactly
+/// these three, and the C ABI maps each to a constant: the enum is exhaustive.
+pub use crate::proto::identity::SubjectType;
 
-impl SubjectType {
-    /// The name of the identifier this subject type carries ("AE-ID", "CSE-ID", "Node-ID").
-    pub fn id_name(self) -> &'static str {
-        self.proto().id_name()
-    }
-
-    fn proto(self) -> m2m::SubjectType {
-        match self {
-            SubjectType::Ae => m2m::SubjectType::Ae,
-            SubjectType::Cse => m2m::SubjectType::Cse,
-            SubjectType::Node => m2m::SubjectType::Node,
-        }
-    }
-
-    fn from_proto(t: m2m::SubjectType) -> SubjectType {
-        match t {
-            m2m::SubjectType::Ae => SubjectType::Ae,
-            m2m::SubjectType::Cse => SubjectType::Cse,
-            m2m::SubjectType::Node => SubjectType::Node,
-        }
-    }
-}
-
-/// Lower case ("ae", "cse", "node"), so it parses back with [`FromStr`].
-impl fmt::Display for SubjectType {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.proto().as_str())
-    }
-}
-
-/// Parses "ae", "cse" or "node", ignoring ASCII case.
-impl FromStr for SubjectType {
-    type Err = Error;
-
-    fn from_str(s: &str) -> Result<SubjectType> {
-        m2m::SubjectType::from_name(s)
-            .map(SubjectType::from_proto)
-            .ok_or_else(|| {
-                Error::invalid(
-                    "certSubjectType",
-                    format!("{s:?} is not a subject type (expected ae, cse or node)"),
-                )
-            })
-    }
+/// Parses a certSubjectType ("ae", "cse" or "node", ignoring ASCII case) as a bad argument of
+/// this crate when it is none of them.
+pub fn parse_subject_type(s: &str) -> Result<SubjectType> {
+    s.parse()
+        .map_err(|e: m2m::IdError| Error::invalid("certSubjectType", e.reason()))
 }
 
 /// A validated certificate subject identity (certSubjectType + certSubjectID).
@@ -112,7 +65,7 @@ impl SubjectIdentity {
     }
 
     fn parse(subject_type: SubjectType, id: String, sp: Option<&SpId>) -> Result<SubjectIdentity> {
-        let parsed = M2mId::parse(subject_type.proto(), &id, sp).map_err(|e| {
+        let parsed = M2mId::parse(subject_type, &id, sp).map_err(|e| {
             Error::invalid(
                 "certSubjectID",
                 format!("{id:?} is not a valid {}: {e}", subject_type.id_name()),
@@ -153,10 +106,10 @@ impl SubjectIdentity {
         subject_type: Option<SubjectType>,
         name: &GeneralName,
     ) -> Result<SubjectIdentity> {
-        let parsed = M2mId::from_general_name(subject_type.map(SubjectType::proto), name)
+        let parsed = M2mId::from_general_name(subject_type, name)
             .map_err(|e| Error::invalid("certSubjectID", e.to_string()))?;
         Ok(SubjectIdentity {
-            subject_type: SubjectType::from_proto(parsed.subject_type()),
+            subject_type: parsed.subject_type(),
             id: parsed.san_value().to_owned(),
             parsed,
             sp_id: None,
@@ -240,7 +193,7 @@ mod tests {
             assert_eq!(parsed, t);
             assert_eq!(parsed.to_string().parse::<SubjectType>().unwrap(), t);
         }
-        let err = "mn".parse::<SubjectType>().unwrap_err();
+        let err = parse_subject_type("mn").unwrap_err();
         assert!(matches!(
             err,
             Error::InvalidArgument {
@@ -248,6 +201,10 @@ mod tests {
                 ..
             }
         ));
+        assert!(
+            err.to_string().contains("\"mn\" is not a subject type"),
+            "{err}"
+        );
         assert_eq!(SubjectType::Cse.to_string(), "cse");
     }
 

@@ -23,7 +23,7 @@ mod token;
 use onem2m_est::client::{
     Channel, Config, InitialAuth, KeySource, MefClient, Provisioned, Reprovision,
 };
-use onem2m_est::identity::{SpId, SubjectIdentity, SubjectType};
+use onem2m_est::identity::{SpId, SubjectIdentity};
 use onem2m_est::keys::PrivateKey;
 use onem2m_est::psk::PskCredential;
 use onem2m_est::store::{read_pem_certs, read_pem_key, FileStore};
@@ -851,7 +851,7 @@ fn client(server: &ServerArgs, subject: &SubjectArgs) -> Result<MefClient, Error
         config = config.psk_base_uri(EstUri::parse(psk_server)?);
     }
     if let (Some(t), Some(id)) = (&subject.subject_type, &subject.subject_id) {
-        let subject_type: SubjectType = t.parse()?;
+        let subject_type = onem2m_est::identity::parse_subject_type(t)?;
         let identity = match &subject.sp_id {
             None => SubjectIdentity::new(subject_type, id.clone())?,
             Some(sp) => {

@@ -3,64 +3,17 @@
 //! mapping are `onem2m_est_proto::identity`, the same code the client library uses.
 
 use crate::MefError;
-use onem2m_est_proto::identity::{self as m2m, M2mId};
+use onem2m_est_proto::identity::M2mId;
 use onem2m_est_proto::san::GeneralName;
 use std::fmt;
-use std::str::FromStr;
 
 pub use onem2m_est_proto::identity::SpId;
 
-/// The kind of oneM2M identifier a certificate is issued for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum SubjectType {
-    /// AE-ID: subjectAltName uniformResourceIdentifier with the AE-ID's full URI (10.1.1.5).
-    Ae,
-    /// CSE-ID: subjectAltName dNSName with the CSE's public domain name (10.1.1.7).
-    Cse,
-    /// Node-ID: subjectAltName uniformResourceIdentifier with the Node-ID as a URI (10.1.1.8).
-    Node,
-}
-
-impl SubjectType {
-    /// The lower-case name used on the command line and in the database.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SubjectType::Ae => "ae",
-            SubjectType::Cse => "cse",
-            SubjectType::Node => "node",
-        }
-    }
-}
-
-impl SubjectType {
-    fn proto(self) -> m2m::SubjectType {
-        match self {
-            SubjectType::Ae => m2m::SubjectType::Ae,
-            SubjectType::Cse => m2m::SubjectType::Cse,
-            SubjectType::Node => m2m::SubjectType::Node,
-        }
-    }
-}
-
-impl fmt::Display for SubjectType {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for SubjectType {
-    type Err = MefError;
-    fn from_str(s: &str) -> Result<Self, MefError> {
-        match s.to_ascii_lowercase().as_str() {
-            "ae" => Ok(SubjectType::Ae),
-            "cse" => Ok(SubjectType::Cse),
-            "node" => Ok(SubjectType::Node),
-            other => Err(MefError::InvalidIdentity(format!(
-                "unknown subject type {other:?} (expected ae, cse or node)"
-            ))),
-        }
-    }
-}
+/// The kind of oneM2M identifier a certificate is issued for (AE-ID: a URI subjectAltName,
+/// 10.1.1.5; CSE-ID: a dNSName, 10.1.1.7; Node-ID: a URI, 10.1.1.8): proto's type, the one the
+/// client library uses too; it parses "ae", "cse" or "node" (ignoring case) for the command line
+/// and the database.
+pub use onem2m_est_proto::identity::SubjectType;
 
 /// A validated identity: its type, and its identifier as the subjectAltName value it maps to.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -96,7 +49,7 @@ impl Identity {
         subject_id: &str,
         sp_id: Option<&SpId>,
     ) -> Result<Identity, MefError> {
-        let parsed = M2mId::parse(subject_type.proto(), subject_id, sp_id).map_err(|e| {
+        let parsed = M2mId::parse(subject_type, subject_id, sp_id).map_err(|e| {
             MefError::InvalidIdentity(format!("{subject_type} identifier {subject_id:?}: {e}"))
         })?;
         Ok(Identity {

@@ -155,9 +155,11 @@ pub(crate) fn now_secs() -> i64 {
 }
 
 fn identity_from_row(ty: String, id: String) -> Result<Identity, rusqlite::Error> {
-    let st: SubjectType = ty.parse().map_err(|e: MefError| {
-        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
-    })?;
+    let st: SubjectType = ty
+        .parse()
+        .map_err(|e: onem2m_est_proto::identity::IdError| {
+            rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
+        })?;
     Identity::new(st, &id).map_err(|e| {
         rusqlite::Error::FromSqlConversionFailure(1, rusqlite::types::Type::Text, Box::new(e))
     })
@@ -732,7 +734,11 @@ pub(crate) struct ChallengeRow {
 
 /// An identity as stored (subject type and ID columns).
 fn parse_identity(ty: String, id: String) -> Result<Identity, MefError> {
-    let st: SubjectType = ty.parse()?;
+    let st: SubjectType = ty
+        .parse()
+        .map_err(|e: onem2m_est_proto::identity::IdError| {
+            MefError::InvalidIdentity(e.reason().to_owned())
+        })?;
     Identity::new(st, &id)
 }
 

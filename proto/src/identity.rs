@@ -126,6 +126,20 @@ impl fmt::Display for SubjectType {
     }
 }
 
+/// Parses "ae", "cse" or "node", ignoring ASCII case: the one parser of the client library, its
+/// C and Python callers and the MEF's command line.
+impl std::str::FromStr for SubjectType {
+    type Err = IdError;
+
+    fn from_str(s: &str) -> Result<SubjectType> {
+        SubjectType::from_name(s).ok_or_else(|| {
+            IdError::new(format!(
+                "{s:?} is not a subject type (expected ae, cse or node)"
+            ))
+        })
+    }
+}
+
 /// An M2M Service Provider ID (TS-0001 7.2): `//` + domain name. Accepted as `//example.net`
 /// or `example.net`; kept as the domain.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
