@@ -5,6 +5,9 @@
 # binding, the fuzz targets (short smoke pass) and the benchmarks (quick mode).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# One build of each graph from scratch, never edited in between: incremental compilation would
+# only add its caches (gigabytes of target/debug/incremental) and time.
+export CARGO_INCREMENTAL=0
 # A test that needs an external tool (openssl, curl, libest, ...) FAILS when the tool is missing
 # (testkit/src/tools.rs, `require_tool`); without this variable it would only print SKIPPED.
 export ONEM2M_REQUIRE_TOOLS=1
