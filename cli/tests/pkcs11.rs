@@ -71,6 +71,13 @@ impl Fixture {
             .expect("the onem2m-est binary runs")
     }
 
+    /// Runs `args`, then the token of `module` with the PIN from the environment, then `extra`.
+    fn run_with_token(&self, args: &[String], module: &str, extra: &[&str]) -> Output {
+        let token = ["--pkcs11-module", module, "--pin-env", "TEST_TOKEN_PIN"];
+        let tail = token.iter().chain(extra).map(|s| s.to_string());
+        self.run(&args.iter().cloned().chain(tail).collect::<Vec<_>>())
+    }
+
     fn provision(&self, out: &Path, pin_file: &str) -> Output {
         let uri = format!("pkcs11:token={TOKEN};object=device");
         let module = module_path_or_dummy();
@@ -160,19 +167,14 @@ fn provision_renew_and_rekey_with_the_key_in_the_token() {
     let cert = std::fs::read(out.join("cert.pem")).unwrap();
     let module = module_path().display().to_string();
     let reprovision = |extra: &[&str]| {
-        let mut args = vec![
+        let args = [
             "reprovision".to_string(),
             "--server".into(),
             f.mef.base_uri(None),
             "--out".into(),
             out.display().to_string(),
-            "--pkcs11-module".into(),
-            module.clone(),
-            "--pin-env".into(),
-            "TEST_TOKEN_PIN".into(),
         ];
-        args.extend(extra.iter().map(|s| s.to_string()));
-        f.run(&args)
+        f.run_with_token(&args, &module, extra)
     };
     let o = reprovision(&[]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
@@ -275,7 +277,7 @@ fn renew_and_the_agent_with_the_key_in_the_token() {
     let out = f.path("cred");
     let module = module_path_or_dummy().display().to_string();
     let renew = |out: &Path, extra: &[&str]| {
-        let mut args = vec![
+        let args = [
             "renew".to_string(),
             "--server".into(),
             f.mef.base_uri(None),
@@ -285,13 +287,8 @@ fn renew_and_the_agent_with_the_key_in_the_token() {
             CSE_ID.into(),
             "--out".into(),
             out.display().to_string(),
-            "--pkcs11-module".into(),
-            module.clone(),
-            "--pin-env".into(),
-            "TEST_TOKEN_PIN".into(),
         ];
-        args.extend(extra.iter().map(|s| s.to_string()));
-        f.run(&args)
+        f.run_with_token(&args, &module, extra)
     };
     if !onem2m_est::pkcs11::SUPPORTED {
         let o = renew(&out, &[]);
