@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use onem2m_est_testkit::cli::cse_out_args;
 use onem2m_est_testkit::process::{text, wait_exit};
 use onem2m_est_testkit::softhsm::{self, module_path};
 use onem2m_est_testkit::MefFixture;
@@ -277,17 +278,8 @@ fn renew_and_the_agent_with_the_key_in_the_token() {
     let out = f.path("cred");
     let module = module_path_or_dummy().display().to_string();
     let renew = |out: &Path, extra: &[&str]| {
-        let args = [
-            "renew".to_string(),
-            "--server".into(),
-            f.mef.base_uri(None),
-            "--subject-type".into(),
-            "cse".into(),
-            "--subject-id".into(),
-            CSE_ID.into(),
-            "--out".into(),
-            out.display().to_string(),
-        ];
+        let mut args = vec!["renew".to_string(), "--server".into(), f.mef.base_uri(None)];
+        args.extend(cse_out_args(out));
         f.run_with_token(&args, &module, extra)
     };
     if !onem2m_est::pkcs11::SUPPORTED {
