@@ -10,21 +10,17 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/lib/mef-fixture.sh
 source scripts/lib/mef-fixture.sh
+# shellcheck source=scripts/lib/apt.sh
+source scripts/lib/apt.sh
 
 packages=()
 command -v cc >/dev/null 2>&1 || packages+=(gcc libc6-dev)
 command -v pkg-config >/dev/null 2>&1 || packages+=(pkg-config)
 dpkg -s libssl-dev >/dev/null 2>&1 || packages+=(libssl-dev)
 command -v openssl >/dev/null 2>&1 || packages+=(openssl)
-if [ ${#packages[@]} -gt 0 ]; then
-  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    echo "installing ${packages[*]}"
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
-  else
-    echo "error: missing ${packages[*]} (install them, or run as root with apt-get)" >&2
-    exit 1
-  fi
+if [ ${#packages[@]} -gt 0 ] && ! apt_install "${packages[@]}"; then
+  echo "error: missing ${packages[*]} (install them, or run as root with apt-get)" >&2
+  exit 1
 fi
 
 cargo build --locked -p onem2m-est-ffi -p onem2m-mef

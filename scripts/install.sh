@@ -24,12 +24,9 @@
 # ([package.metadata.capi] in ffi/Cargo.toml).
 set -euo pipefail
 
-if [ $# -ne 1 ] || [ -z "$1" ]; then
-  echo "usage: $0 PREFIX" >&2
-  exit 2
-fi
-mkdir -p "$1"
-prefix=$(cd "$1" && pwd)
+# shellcheck source=scripts/lib/out-dir.sh
+source "$(dirname "$0")/lib/out-dir.sh"
+prefix=$(out_dir PREFIX "$@")
 cd "$(dirname "$0")/.."
 
 features=${ONEM2M_EST_FEATURES-psk}

@@ -7,12 +7,9 @@
 # OpenSSL: the wheel needs libssl.so.3 at run time, as Debian and Ubuntu have it).
 # ONEM2M_EST_WHEEL_LIB=PATH bundles that library file instead (no build).
 set -euo pipefail
-if [ $# -ne 1 ] || [ -z "$1" ]; then
-  echo "usage: $0 OUT_DIR" >&2
-  exit 2
-fi
-mkdir -p "$1"
-out=$(cd "$1" && pwd)
+# shellcheck source=scripts/lib/out-dir.sh
+source "$(dirname "$0")/lib/out-dir.sh"
+out=$(out_dir OUT_DIR "$@")
 cd "$(dirname "$0")/.."
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/onem2m-est-wheel.XXXXXX")

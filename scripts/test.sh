@@ -51,14 +51,10 @@ for p in strongswan-pki libstrongswan-extra-plugins libstrongswan-standard-plugi
   libtss2-tcti-swtpm0 libtss2-tcti-tabrmd0 haproxy; do
   dpkg -s "$p" >/dev/null 2>&1 || packages+=("$p")
 done
-if [ ${#packages[@]} -gt 0 ]; then
-  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    echo "== installing ${packages[*]}"
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
-  else
-    echo "warning: not installing ${packages[*]} (needs root and apt-get)" >&2
-  fi
+# shellcheck source=scripts/lib/apt.sh
+source scripts/lib/apt.sh
+if [ ${#packages[@]} -gt 0 ] && ! apt_install "${packages[@]}"; then
+  echo "warning: not installing ${packages[*]} (needs root and apt-get)" >&2
 fi
 
 step() { echo; echo "== $*"; }

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use onem2m_est_testkit::cli::cse_out_args;
 use onem2m_est_testkit::process::{text, wait_exit};
 use onem2m_est_testkit::softhsm::{self, module_path};
 use onem2m_est_testkit::MefFixture;
@@ -69,6 +70,13 @@ impl Fixture {
             .args(args)
             .output()
             .expect("the onem2m-est binary runs")
+    }
+
+    /// Runs `args`, then the token of `module` with the PIN from the environment, then `extra`.
+    fn run_with_token(&self, args: &[String], module: &str, extra: &[&str]) -> Output {
+        let token = ["--pkcs11-module", module, "--pin-env", "TEST_TOKEN_PIN"];
+        let tail = token.iter().chain(extra).map(|s| s.to_string());
+        self.run(&args.iter().cloned().chain(tail).collect::<Vec<_>>())
     }
 
     fn provision(&self, out: &Path, pin_file: &str) -> Output {
@@ -160,19 +168,14 @@ fn provision_renew_and_rekey_with_the_key_in_the_token() {
     let cert = std::fs::read(out.join("cert.pem")).unwrap();
     let module = module_path().display().to_string();
     let reprovision = |extra: &[&str]| {
-        let mut args = vec![
+        let args = [
             "reprovision".to_string(),
             "--server".into(),
             f.mef.base_uri(None),
             "--out".into(),
             out.display().to_string(),
-            "--pkcs11-module".into(),
-            module.clone(),
-            "--pin-env".into(),
-            "TEST_TOKEN_PIN".into(),
         ];
-        args.extend(extra.iter().map(|s| s.to_string()));
-        f.run(&args)
+        f.run_with_token(&args, &module, extra)
     };
     let o = reprovision(&[]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
@@ -275,23 +278,9 @@ fn renew_and_the_agent_with_the_key_in_the_token() {
     let out = f.path("cred");
     let module = module_path_or_dummy().display().to_string();
     let renew = |out: &Path, extra: &[&str]| {
-        let mut args = vec![
-            "renew".to_string(),
-            "--server".into(),
-            f.mef.base_uri(None),
-            "--subject-type".into(),
-            "cse".into(),
-            "--subject-id".into(),
-            CSE_ID.into(),
-            "--out".into(),
-            out.display().to_string(),
-            "--pkcs11-module".into(),
-            module.clone(),
-            "--pin-env".into(),
-            "TEST_TOKEN_PIN".into(),
-        ];
-        args.extend(extra.iter().map(|s| s.to_string()));
-        f.run(&args)
+        let mut args = vec!["renew".to_string(), "--server".into(), f.mef.base_uri(None)];
+        args.extend(cse_out_args(out));
+        f.run_with_token(&args, &module, extra)
     };
     if !onem2m_est::pkcs11::SUPPORTED {
         let o = renew(&out, &[]);

@@ -12,8 +12,9 @@ use std::time::{Duration, Instant, SystemTime};
 
 use onem2m_est::renewal::{RenewAt, RenewalPolicy};
 use onem2m_est::store::{CredentialStore, FileStore};
+use onem2m_est_testkit::cli::cse_out_args;
 use onem2m_est_testkit::process::{self, text, wait_exit};
-use onem2m_est_testkit::{Manufacturer, CSE_ID};
+use onem2m_est_testkit::Manufacturer;
 use onem2m_mef::{Mef, MefConfig, RunningMef};
 use tempfile::TempDir;
 
@@ -82,18 +83,14 @@ impl Fixture {
     }
 
     fn common(&self, out: &Path) -> Vec<String> {
-        vec![
+        let mut args = vec![
             "--server".into(),
             self.server(),
             "--timeout".into(),
             "3".into(),
-            "--subject-type".into(),
-            "cse".into(),
-            "--subject-id".into(),
-            CSE_ID.into(),
-            "--out".into(),
-            out.display().to_string(),
-        ]
+        ];
+        args.extend(cse_out_args(out));
+        args
     }
 
     fn bootstrap(&self) -> Vec<String> {

@@ -927,13 +927,30 @@ pub fn retire_old(data_dir: &Path) -> Result<(), MefError> {
 
 /// [`retire_old`] for a CA rolled over by [`rollover_in_token`]: the old CA key is destroyed in
 /// the token first (through `module` and the PIN of `pin_file`/`pin_env`), then the files of
-/// the overlap are removed.
-#[cfg(feature = "pkcs11")]
+/// the overlap are removed. Without the MEF's `pkcs11` feature it is refused before any change.
 pub fn retire_old_in_token(
     data_dir: &Path,
     module: &Path,
     pin_file: Option<&Path>,
     pin_env: Option<&str>,
+) -> Result<(), MefError> {
+    let spec = |uri: String| crate::CaKeyInToken {
+        module: module.to_path_buf(),
+        uri,
+        pin_file: pin_file.map(Path::to_path_buf),
+        pin_env: pin_env.map(str::to_string),
+    };
+    // The key first: once it is gone nothing can be signed with the old CA.
+    destroy_old_token_key(data_dir, spec)?;
+    remove_overlap(data_dir)
+}
+
+/// Destroys the old CA key of a rollover in a token (its URI in `data_dir`, opened as `spec`
+/// of that URI names it).
+#[cfg(feature = "pkcs11")]
+fn destroy_old_token_key(
+    data_dir: &Path,
+    spec: impl FnOnce(String) -> crate::CaKeyInToken,
 ) -> Result<(), MefError> {
     use onem2m_est_pkcs11::{Pkcs11Uri, TokenKey};
     let uri_path = data_dir.join(OLD_CA_KEY_URI_FILE);
@@ -943,38 +960,21 @@ pub fn retire_old_in_token(
             uri_path.display()
         )));
     }
-    let text = read_text(&uri_path)?;
-    let spec = crate::CaKeyInToken {
-        module: module.to_path_buf(),
-        uri: text.trim().to_string(),
-        pin_file: pin_file.map(Path::to_path_buf),
-        pin_env: pin_env.map(str::to_string),
-    };
+    let spec = spec(read_text(&uri_path)?.trim().to_string());
     let config = |what: String| MefError::Config(format!("old CA key {}: {what}", spec.uri));
     let uri = Pkcs11Uri::parse(&spec.uri).map_err(|e| config(e.to_string()))?;
-    let old =
-        TokenKey::open(module, &uri, &pin_source(&spec)?).map_err(|e| config(e.to_string()))?;
-    // The key first: once it is gone nothing can be signed with the old CA.
-    old.destroy().map_err(|e| config(e.to_string()))?;
-    remove_overlap(data_dir)
+    let old = TokenKey::open(&spec.module, &uri, &pin_source(&spec)?)
+        .map_err(|e| config(e.to_string()))?;
+    old.destroy().map_err(|e| config(e.to_string()))
 }
 
-/// Without the MEF's `pkcs11` feature a token CA key is refused before any change.
+/// Without the `pkcs11` feature: refused (as [`token_ca_key`] refuses), nothing changed.
 #[cfg(not(feature = "pkcs11"))]
-pub fn retire_old_in_token(
-    data_dir: &Path,
-    module: &Path,
-    pin_file: Option<&Path>,
-    pin_env: Option<&str>,
+fn destroy_old_token_key(
+    _data_dir: &Path,
+    spec: impl FnOnce(String) -> crate::CaKeyInToken,
 ) -> Result<(), MefError> {
-    let _ = data_dir;
-    token_ca_key(&crate::CaKeyInToken {
-        module: module.to_path_buf(),
-        uri: OLD_CA_KEY_URI_FILE.into(),
-        pin_file: pin_file.map(Path::to_path_buf),
-        pin_env: pin_env.map(str::to_string),
-    })
-    .map(|_| ())
+    token_ca_key(&spec(OLD_CA_KEY_URI_FILE.into())).map(|_| ())
 }
 
 fn remove_overlap(data_dir: &Path) -> Result<(), MefError> {

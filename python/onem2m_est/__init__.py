@@ -48,6 +48,7 @@ ClientSideError). Enum-like arguments take the member or its name (``"cse"``, ``
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import enum
@@ -475,6 +476,22 @@ def _error(lib: ctypes.CDLL, result: int, message: str) -> EstError:
     return cls(result, message, status, lib.mef_cmd_status_name(status).decode())
 
 
+@contextlib.contextmanager
+def _secret_buffer(secret: bytearray):
+    """The address and length of `secret` for the library, wiped after the block: a mutable
+    buffer so the key bytes can be wiped right after the library copied them (Python str/bytes
+    objects cannot be)."""
+    length = len(secret)
+    if not secret:
+        secret.append(0)  # from_buffer needs one byte; the library is told 0
+    buf = (ctypes.c_ubyte * len(secret)).from_buffer(secret)
+    try:
+        yield ctypes.addressof(buf), length
+    finally:
+        ctypes.memset(ctypes.addressof(buf), 0, len(secret))
+        del buf
+
+
 def _pem_bytes(what: str, value: PemInput) -> bytes:
     """PEM given as text, bytes, or a path (os.PathLike) to read."""
     if isinstance(value, bytes):
@@ -756,22 +773,13 @@ class Client:
                 )
             if cfg.client_cert_pem is not None:
                 chain = _pem_bytes("client_cert_pem", cfg.client_cert_pem)
-                # A mutable buffer so the key bytes can be wiped right after the library
-                # copied them (Python str/bytes objects cannot be).
                 key = bytearray(_pem_bytes("client_key_pem", cfg.client_key_pem))
-                key_len = len(key)
-                if not key:
-                    key.append(0)  # from_buffer needs one byte; the library is told 0
-                key_buf = (ctypes.c_ubyte * len(key)).from_buffer(key)
-                try:
+                with _secret_buffer(key) as (key_addr, key_len):
                     self._check(
                         lib.mef_config_set_client_cert_pem(
-                            c, chain, len(chain), ctypes.addressof(key_buf), key_len
+                            c, chain, len(chain), key_addr, key_len
                         ),
                         "client certificate and key", c)
-                finally:
-                    ctypes.memset(ctypes.addressof(key_buf), 0, len(key))
-                    del key_buf
             if cfg.psk is not None:
                 if cfg.client_cert_pem is not None or cfg.client_key_pem is not None:
                     raise _error(
@@ -888,20 +896,12 @@ class Client:
         if b"\0" in kpm_id_bytes:
             # A C string would end early: a different KpmID than the one given.
             raise _error(self._lib, Result.ERR_INVALID_ARGUMENT, "psk: the KpmID contains NUL")
-        key = bytearray(kpm)
-        key_len = len(key)
-        if not key:
-            key.append(0)  # from_buffer needs one byte; the library is told 0
-        key_buf = (ctypes.c_ubyte * len(key)).from_buffer(key)
-        try:
+        with _secret_buffer(bytearray(kpm)) as (key_addr, key_len):
             # The message names the rule, never the key (16 to 64 bytes, a non-empty KpmID of
             # at most 128 bytes without control characters: RFC 4279 5.3, 7.2).
             self._check(
-                self._lib.mef_config_set_psk(c, kpm_id_bytes, ctypes.addressof(key_buf), key_len),
+                self._lib.mef_config_set_psk(c, kpm_id_bytes, key_addr, key_len),
                 f"psk for KpmID {kpm_id!r} (a Kpm of {key_len} bytes; 16 to 64 are accepted)", c)
-        finally:
-            ctypes.memset(ctypes.addressof(key_buf), 0, len(key))
-            del key_buf
 
     # -- lifetime
 

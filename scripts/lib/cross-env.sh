@@ -57,20 +57,18 @@ cross_env() {
   export WINEPREFIX=${WINEPREFIX:-$CROSS_REPO/target/cross/wine-prefix}
 }
 
+# shellcheck source=apt.sh
+source "$(dirname "${BASH_SOURCE[0]}")/apt.sh"
+
 cross_install_packages() {
   local missing=() p
   for p in "${CROSS_PACKAGES[@]}"; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
   done
   [ ${#missing[@]} -eq 0 ] && return 0
-  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    echo "== installing ${missing[*]}"
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-  else
-    echo "cross: missing Debian packages ${missing[*]} (install them, or run as root with apt-get)" >&2
-    return 1
-  fi
+  apt_install "${missing[@]}" && return 0
+  echo "cross: missing Debian packages ${missing[*]} (install them, or run as root with apt-get)" >&2
+  return 1
 }
 
 # Debian's cargo for CROSS_TARGET, with its own target folder. RUSTC, CARGO, PATH (/usr/bin

@@ -9,6 +9,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod cli;
 pub mod hostile;
 pub mod mef;
 pub mod openssl;
