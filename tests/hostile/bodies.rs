@@ -7,16 +7,7 @@ fn truncated_cacerts_body() {
     let err = case(on("cacerts", |_, _, good| {
         Action::RawThenClose(head_and_part(&good, good.body.len() / 2))
     }));
-    assert!(
-        matches!(
-            err,
-            Error::Transport {
-                operation: Operation::CaCerts,
-                ..
-            }
-        ),
-        "{err:?}"
-    );
+    assert!(transport_error_in(&err, Operation::CaCerts), "{err:?}");
 }
 
 #[test]
@@ -25,13 +16,7 @@ fn truncated_enrolment_body() {
         Action::RawThenClose(head_and_part(&good, 40))
     }));
     assert!(
-        matches!(
-            err,
-            Error::Transport {
-                operation: Operation::SimpleReenroll,
-                ..
-            }
-        ),
+        transport_error_in(&err, Operation::SimpleReenroll),
         "{err:?}"
     );
 }

@@ -43,3 +43,8 @@ mod rollover;
 mod switching;
 mod tls;
 mod tolerated;
+
+/// Whether `err` is a transport failure of `op`.
+fn transport_error_in(err: &Error, op: Operation) -> bool {
+    matches!(err, Error::Transport { operation, .. } if *operation == op)
+}
