@@ -27,8 +27,7 @@ fn oversized_cacerts_body() {
         with_body(good, vec![b'A'; 100 * 1024])
     }));
     assert!(
-        matches!(&err, Error::BadResponse { operation: Operation::CaCerts, reason }
-            if reason.contains("exceeds the limit")),
+        bad_response_saying(&err, Operation::CaCerts, "exceeds the limit"),
         "{err:?}"
     );
 }
