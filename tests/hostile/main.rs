@@ -50,6 +50,11 @@ fn bad_response_saying(err: &Error, op: Operation, expected: &str) -> bool {
         if *operation == op && reason.contains(expected))
 }
 
+/// Whether `err` is a body of `op` that does not decode.
+fn decode_error_in(err: &Error, op: Operation) -> bool {
+    matches!(err, Error::Decode { operation, .. } if *operation == op)
+}
+
 /// Whether `err` is a transport failure of `op`.
 fn transport_error_in(err: &Error, op: Operation) -> bool {
     matches!(err, Error::Transport { operation, .. } if *operation == op)
