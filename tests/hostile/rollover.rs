@@ -92,6 +92,13 @@ fn sorted(mut certs: Vec<CertificateDer<'static>>) -> Vec<CertificateDer<'static
     certs
 }
 
+/// A successful `mode` of `device`'s credentials against `server`.
+fn reprovision(server: &ProcedureServer, device: &Device, mode: Reprovision) {
+    client_for(&server.base())
+        .reprovision(&mut FileStore::new(device.dir.path()).unwrap(), mode)
+        .unwrap();
+}
+
 fn rollover_in_progress_then_done(same_name: bool) {
     let r = Rollover::new(same_name);
     let device = Device::new(&r.pki);
@@ -103,20 +110,10 @@ fn rollover_in_progress_then_done(same_name: bool) {
         r.new_with_old.clone(),
     ];
     let during = r.server(None, set.clone(), false);
-    client_for(&during.base())
-        .reprovision(
-            &mut FileStore::new(device.dir.path()).unwrap(),
-            Reprovision::Rekey,
-        )
-        .unwrap();
+    reprovision(&during, &device, Reprovision::Rekey);
     assert_eq!(installed_anchors(device.dir.path()), sorted(set));
     // The same server again, under the old root: not locked out.
-    client_for(&during.base())
-        .reprovision(
-            &mut FileStore::new(device.dir.path()).unwrap(),
-            Reprovision::Renew,
-        )
-        .unwrap();
+    reprovision(&during, &device, Reprovision::Renew);
     drop(during);
 
     // Done: the TLS chain is under the new root, /cacerts has the new root only, the new CA
@@ -126,12 +123,7 @@ fn rollover_in_progress_then_done(same_name: bool) {
         .server_identity(&["localhost", "127.0.0.1"], Eku::ServerAuth);
     id.chain.truncate(1);
     let after = r.server(Some(id), vec![r.new.cert.clone()], true);
-    client_for(&after.base())
-        .reprovision(
-            &mut FileStore::new(device.dir.path()).unwrap(),
-            Reprovision::Rekey,
-        )
-        .unwrap();
+    reprovision(&after, &device, Reprovision::Rekey);
     assert_eq!(
         installed_anchors(device.dir.path()),
         std::slice::from_ref(&r.new.cert)
@@ -161,23 +153,13 @@ fn root_key_rollover_done_for_a_device_that_missed_it() {
         vec![r.new.cert.clone()],
         true,
     );
-    client_for(&server.base())
-        .reprovision(
-            &mut FileStore::new(device.dir.path()).unwrap(),
-            Reprovision::Rekey,
-        )
-        .unwrap();
+    reprovision(&server, &device, Reprovision::Rekey);
     assert_eq!(
         installed_anchors(device.dir.path()),
         std::slice::from_ref(&r.new.cert)
     );
     // And again, now with the new root installed.
-    client_for(&server.base())
-        .reprovision(
-            &mut FileStore::new(device.dir.path()).unwrap(),
-            Reprovision::Renew,
-        )
-        .unwrap();
+    reprovision(&server, &device, Reprovision::Renew);
 }
 
 #[test]
@@ -192,12 +174,7 @@ fn root_key_rollover_with_all_four_certificates() {
         r.old_with_new.clone(),
     ];
     let server = r.server(None, set.clone(), false);
-    client_for(&server.base())
-        .reprovision(
-            &mut FileStore::new(device.dir.path()).unwrap(),
-            Reprovision::Rekey,
-        )
-        .unwrap();
+    reprovision(&server, &device, Reprovision::Rekey);
     assert_eq!(installed_anchors(device.dir.path()), sorted(set));
 }
 
