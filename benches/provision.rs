@@ -237,6 +237,25 @@ impl Samples {
     }
 }
 
+/// `warmup` untimed then `iters` timed runs of `run`, each on a fresh `setup()` (not timed).
+fn measure<S>(
+    warmup: usize,
+    iters: usize,
+    mut setup: impl FnMut() -> S,
+    mut run: impl FnMut(&mut S) -> Provisioned,
+) -> Samples {
+    let mut s = Samples::default();
+    for i in 0..warmup + iters {
+        let mut state = setup();
+        if i < warmup {
+            run(&mut state);
+        } else {
+            s.time(|| run(&mut state));
+        }
+    }
+    s
+}
+
 fn inproc(quick: bool, args: &mut Vec<String>) {
     let iters: usize = take_opt(args, "--iters")
         .map(|v| v.parse().expect("--iters N"))
@@ -268,41 +287,23 @@ fn inproc(quick: bool, args: &mut Vec<String>) {
     );
 
     // Initial Certificate Provisioning, in-memory store.
-    let mut s = Samples::default();
-    for i in 0..warmup + iters {
-        let mut store = MemStore::default();
-        let mut run = || {
-            client
-                .provision(&auth, &mut store, KeySource::Generate)
-                .unwrap()
-        };
-        if i < warmup {
-            run();
-        } else {
-            s.time(run);
-        }
-    }
-    s.print("Initial Certificate Provisioning, Rust API, memory store");
+    let provision = |store: &mut dyn CredentialStore| {
+        client.provision(&auth, store, KeySource::Generate).unwrap()
+    };
+    measure(warmup, iters, MemStore::default, |store| provision(store))
+        .print("Initial Certificate Provisioning, Rust API, memory store");
     if only_initial {
         return;
     }
 
     // The same with the FileStore (fsync of the key, certificate, trust anchors and directory).
     let out = tempfile::TempDir::new_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
-    let mut s = Samples::default();
-    for i in 0..warmup.min(3) + iters.min(100) {
-        let mut store = FileStore::new(out.path()).unwrap();
-        let mut run = || {
-            client
-                .provision(&auth, &mut store, KeySource::Generate)
-                .unwrap()
-        };
-        if i < warmup.min(3) {
-            run();
-        } else {
-            s.time(run);
-        }
-    }
+    let s = measure(
+        warmup.min(3),
+        iters.min(100),
+        || FileStore::new(out.path()).unwrap(),
+        |store| provision(store),
+    );
     s.print(&format!(
         "Initial Certificate Provisioning, Rust API, FileStore on disk ({}; fsyncs: durability)",
         out.path().display()
@@ -314,16 +315,13 @@ fn inproc(quick: bool, args: &mut Vec<String>) {
         client
             .provision(&auth, &mut store, KeySource::Generate)
             .unwrap();
-        let mut s = Samples::default();
-        for i in 0..warmup + iters {
-            let mut run = || client.reprovision(&mut store, mode).unwrap();
-            if i < warmup {
-                run();
-            } else {
-                s.time(run);
-            }
-        }
-        s.print(&format!("Re-Provisioning ({name}), Rust API, memory store"));
+        measure(
+            warmup,
+            iters,
+            || (),
+            |_| client.reprovision(&mut store, mode).unwrap(),
+        )
+        .print(&format!("Re-Provisioning ({name}), Rust API, memory store"));
     }
 
     #[cfg(feature = "psk")]
@@ -334,21 +332,10 @@ fn inproc(quick: bool, args: &mut Vec<String>) {
             .unwrap();
         let auth = InitialAuth::Psk(PskCredential::new("kpm-bench", kpm).unwrap());
         let client = client_for(&mef.psk_base_uri(None).unwrap());
-        let mut s = Samples::default();
-        for i in 0..warmup + iters {
-            let mut store = MemStore::default();
-            let mut run = || {
-                client
-                    .provision(&auth, &mut store, KeySource::Generate)
-                    .unwrap()
-            };
-            if i < warmup {
-                run();
-            } else {
-                s.time(run);
-            }
-        }
-        s.print("PSK Initial Certificate Provisioning (OpenSSL TLS-PSK), Rust API, memory store");
+        measure(warmup, iters, MemStore::default, |store| {
+            client.provision(&auth, store, KeySource::Generate).unwrap()
+        })
+        .print("PSK Initial Certificate Provisioning (OpenSSL TLS-PSK), Rust API, memory store");
     }
     #[cfg(not(feature = "psk"))]
     println!("PSK provisioning: skipped (build with --features psk)");

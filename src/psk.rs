@@ -181,9 +181,9 @@ fn hex_value(b: u8) -> Option<u8> {
 }
 
 #[cfg(feature = "psk")]
-pub(crate) use stack::handshake_failure_detail;
-#[cfg(feature = "psk")]
 pub use stack::OpenSslPskStack;
+#[cfg(feature = "psk")]
+pub(crate) use stack::{client_context, handshake_failure_detail, ssl_for};
 
 #[cfg(feature = "psk")]
 mod stack {
@@ -227,22 +227,51 @@ mod stack {
         }
     }
 
+    /// An OpenSSL client context for TLS `min` to `max` offering the TLS 1.2 suites
+    /// `tls12_ciphers` (the PSK stack's and the ts0003 profile's). No renegotiation, no
+    /// compression; no tickets: a provisioning connection is used once, and a resumed session
+    /// would not re-prove the PSK to a later reader.
+    pub(crate) fn client_context(
+        min: SslVersion,
+        max: SslVersion,
+        tls12_ciphers: &str,
+        config_error: fn(ErrorStack) -> Error,
+    ) -> Result<SslContextBuilder> {
+        let mut b = SslContextBuilder::new(SslMethod::tls_client()).map_err(config_error)?;
+        b.set_min_proto_version(Some(min)).map_err(config_error)?;
+        b.set_max_proto_version(Some(max)).map_err(config_error)?;
+        b.set_cipher_list(tls12_ciphers).map_err(config_error)?;
+        b.set_options(
+            SslOptions::NO_RENEGOTIATION | SslOptions::NO_COMPRESSION | SslOptions::NO_TICKET,
+        );
+        Ok(b)
+    }
+
+    /// One connection's `Ssl` on `context` for the server `name`.
+    pub(crate) fn ssl_for(
+        context: &SslContext,
+        name: &ServerName<'static>,
+        config_error: fn(ErrorStack) -> Error,
+    ) -> Result<Ssl> {
+        let mut ssl = Ssl::new(context).map_err(config_error)?;
+        if let ServerName::DnsName(dns) = name {
+            // TS-0003 10.2.1: SNI; never for IP literals (RFC 6066 3).
+            ssl.set_hostname(dns.as_ref()).map_err(config_error)?;
+        }
+        Ok(ssl)
+    }
+
     impl OpenSslPskStack {
         /// A stack authenticating with `credential`. The key is copied (zeroized on drop) into
         /// the OpenSSL callback.
         pub fn new(credential: &PskCredential) -> Result<Self> {
-            let mut b = SslContextBuilder::new(SslMethod::tls_client()).map_err(config_error)?;
-            b.set_min_proto_version(Some(SslVersion::TLS1_2))
-                .map_err(config_error)?;
-            b.set_max_proto_version(Some(SslVersion::TLS1_3))
-                .map_err(config_error)?;
-            b.set_cipher_list(TLS12_CIPHERS).map_err(config_error)?;
+            let mut b = client_context(
+                SslVersion::TLS1_2,
+                SslVersion::TLS1_3,
+                TLS12_CIPHERS,
+                config_error,
+            )?;
             b.set_ciphersuites(TLS13_SUITES).map_err(config_error)?;
-            // No renegotiation, no compression; no tickets: a provisioning connection is used
-            // once, and a resumed session would not re-prove the PSK to a later reader.
-            b.set_options(
-                SslOptions::NO_RENEGOTIATION | SslOptions::NO_COMPRESSION | SslOptions::NO_TICKET,
-            );
             // Only the PSK authenticates the server: a certificate is never acceptable (this
             // refuses a TLS 1.3 server that ignores the PSK and falls back to a certificate).
             // Each connection installs its own callback too, to report the reason.
@@ -306,11 +335,7 @@ mod stack {
             name: &ServerName<'static>,
             wire: WireSocket,
         ) -> Result<Box<dyn TlsSession>> {
-            let mut ssl = Ssl::new(&self.context).map_err(config_error)?;
-            if let ServerName::DnsName(dns) = name {
-                // TS-0003 10.2.1: SNI; never for IP literals (RFC 6066 3).
-                ssl.set_hostname(dns.as_ref()).map_err(config_error)?;
-            }
+            let mut ssl = ssl_for(&self.context, name, config_error)?;
             let certificate_offered = Arc::new(AtomicBool::new(false));
             let flag = certificate_offered.clone();
             ssl.set_verify_callback(SslVerifyMode::PEER, move |_, _| {

@@ -39,10 +39,7 @@ mod stack {
     use crate::uri::EstUri;
     use openssl::error::ErrorStack;
     use openssl::pkey::{PKey, Private};
-    use openssl::ssl::{
-        Ssl, SslContext, SslContextBuilder, SslMethod, SslOptions, SslStream, SslVerifyMode,
-        SslVersion,
-    };
+    use openssl::ssl::{SslContext, SslStream, SslVerifyMode, SslVersion};
     use openssl::x509::{X509StoreContext, X509};
     use rustls::client::danger::ServerCertVerifier;
     use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
@@ -100,17 +97,13 @@ mod stack {
             let identity = identity.map(openssl_identity).transpose()?;
             // A context with an empty certificate store: no system trust is loaded (RFC 7030
             // 3.6.1, explicit TA database only); the verifier decides, see `handshake`.
-            let mut b = SslContextBuilder::new(SslMethod::tls_client()).map_err(config_error)?;
             // TS-0003 10.2.1: TLS v1.2 shall be used.
-            b.set_min_proto_version(Some(SslVersion::TLS1_2))
-                .map_err(config_error)?;
-            b.set_max_proto_version(Some(SslVersion::TLS1_2))
-                .map_err(config_error)?;
-            b.set_cipher_list(TLS12_CIPHERS).map_err(config_error)?;
-            // No renegotiation, no compression, no tickets: one connection per procedure.
-            b.set_options(
-                SslOptions::NO_RENEGOTIATION | SslOptions::NO_COMPRESSION | SslOptions::NO_TICKET,
-            );
+            let b = crate::psk::client_context(
+                SslVersion::TLS1_2,
+                SslVersion::TLS1_2,
+                TLS12_CIPHERS,
+                config_error,
+            )?;
             Ok(OpenSslCertStack {
                 context: b.build(),
                 verifier,
@@ -246,11 +239,7 @@ mod stack {
             name: &ServerName<'static>,
             wire: WireSocket,
         ) -> Result<Box<dyn TlsSession>> {
-            let mut ssl = Ssl::new(&self.context).map_err(config_error)?;
-            if let ServerName::DnsName(dns) = name {
-                // TS-0003 10.2.1: SNI; never for IP literals (RFC 6066 3).
-                ssl.set_hostname(dns.as_ref()).map_err(config_error)?;
-            }
+            let mut ssl = crate::psk::ssl_for(&self.context, name, config_error)?;
             if let Some(id) = &self.identity {
                 ssl.set_certificate(&id.chain[0]).map_err(config_error)?;
                 for extra in &id.chain[1..] {

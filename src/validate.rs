@@ -338,12 +338,7 @@ pub fn check_chain_algorithms(
         }
         if ts0003 && i > 0 {
             let spki = cert.tbs_certificate().subject_public_key_info();
-            let curve = spki
-                .algorithm
-                .parameters
-                .as_ref()
-                .and_then(|p| p.decode_as::<const_oid::ObjectIdentifier>().ok())
-                .map(|o| o.to_string());
+            let curve = named_curve(spki);
             if spki.algorithm.oid.to_string() != EC_PUBLIC_KEY
                 || curve.as_deref() != Some(SECP256R1)
             {
@@ -665,6 +660,15 @@ impl CaCert {
     }
 }
 
+/// The named curve of an EC key (RFC 5480 2.1.1 ECParameters), as a dotted OID.
+fn named_curve(spki: &x509_cert::spki::SubjectPublicKeyInfoOwned) -> Option<String> {
+    spki.algorithm
+        .parameters
+        .as_ref()
+        .and_then(|p| p.decode_as::<const_oid::ObjectIdentifier>().ok())
+        .map(|o| o.to_string())
+}
+
 /// Whether `target` has a path to the anchor `root` through the certificates `others` (each
 /// used once), every certificate on it within its validity period (RFC 5280 6.1; the trust
 /// anchor's own validity and signature are not part of path validation).
@@ -712,12 +716,7 @@ fn verify_certificate_signature(cert: &Certificate, issuer: &Certificate) -> boo
     use ring::signature as sig;
     let spki = issuer.tbs_certificate().subject_public_key_info();
     let key_alg = spki.algorithm.oid.to_string();
-    let curve = spki
-        .algorithm
-        .parameters
-        .as_ref()
-        .and_then(|p| p.decode_as::<const_oid::ObjectIdentifier>().ok())
-        .map(|o| o.to_string());
+    let curve = named_curve(spki);
     let signature_alg = cert.signature_algorithm().oid.to_string();
     let algorithm: &dyn sig::VerificationAlgorithm =
         match (key_alg.as_str(), curve.as_deref(), signature_alg.as_str()) {
@@ -862,11 +861,36 @@ mod tests {
         vec![GeneralName::Uri(AE.into())]
     }
 
-    fn reason(r: Result<IssuedChain>) -> String {
+    fn reason<T: std::fmt::Debug>(r: Result<T>) -> String {
         match r {
             Err(Error::CertificateRejected { reason }) => reason,
             other => panic!("expected CertificateRejected, got {other:?}"),
         }
+    }
+
+    /// `leaf` with `pki`'s issuing CA, validated for `sans` against `pki`'s root.
+    fn issued_by(
+        pki: &TestPki,
+        leaf: CertificateDer<'static>,
+        key: &SoftwareKey,
+        sans: &[GeneralName],
+    ) -> Result<IssuedChain> {
+        validate_issued(
+            &[leaf, pki.intermediate_der()],
+            key,
+            sans,
+            &[pki.root_der()],
+            now(),
+        )
+    }
+
+    /// [`issued_by`] for a fresh PKI's leaf for a fresh key, its spec the AE's changed by `tweak`.
+    fn issued_with(tweak: impl FnOnce(&mut LeafSpec)) -> Result<IssuedChain> {
+        let pki = TestPki::new("spec");
+        let key = SoftwareKey::generate(KeyAlgorithm::EcdsaP256Sha256).unwrap();
+        let mut spec = LeafSpec::uri(AE);
+        tweak(&mut spec);
+        issued_by(&pki, pki.leaf(&key, &spec), &key, &expected())
     }
 
     #[test]
@@ -922,58 +946,25 @@ mod tests {
         let key = SoftwareKey::generate(KeyAlgorithm::EcdsaP256Sha256).unwrap();
         let other = SoftwareKey::generate(KeyAlgorithm::EcdsaP256Sha256).unwrap();
         let leaf = pki.leaf(&other, &LeafSpec::uri(AE));
-        let r = reason(validate_issued(
-            &[leaf, pki.intermediate_der()],
-            &key,
-            &expected(),
-            &[pki.root_der()],
-            now(),
-        ));
+        let r = reason(issued_by(&pki, leaf, &key, &expected()));
         assert!(r.starts_with("wrong key"), "{r}");
     }
 
     #[test]
     fn wrong_identity() {
-        let pki = TestPki::new("wi");
-        let key = SoftwareKey::generate(KeyAlgorithm::EcdsaP256Sha256).unwrap();
-        let leaf = pki.leaf(&key, &LeafSpec::uri("https://sp.example.com/cse01/COTHER"));
-        let r = reason(validate_issued(
-            &[leaf, pki.intermediate_der()],
-            &key,
-            &expected(),
-            &[pki.root_der()],
-            now(),
-        ));
+        let r = reason(issued_with(|s| {
+            *s = LeafSpec::uri("https://sp.example.com/cse01/COTHER")
+        }));
         assert!(r.starts_with("wrong identity"), "{r}");
         assert!(r.contains("COTHER") && r.contains("CAE01"), "{r}");
     }
 
     #[test]
     fn expired_and_not_yet_valid() {
-        let pki = TestPki::new("time");
-        let key = SoftwareKey::generate(KeyAlgorithm::EcdsaP256Sha256).unwrap();
-        let mut spec = LeafSpec::uri(AE);
-        spec.not_after = (2025, 1, 1);
-        let leaf = pki.leaf(&key, &spec);
-        let r = reason(validate_issued(
-            &[leaf, pki.intermediate_der()],
-            &key,
-            &expected(),
-            &[pki.root_der()],
-            now(),
-        ));
+        let r = reason(issued_with(|s| s.not_after = (2025, 1, 1)));
         assert!(r.contains("has expired"), "{r}");
 
-        let mut spec = LeafSpec::uri(AE);
-        spec.not_before = (2035, 1, 1);
-        let leaf = pki.leaf(&key, &spec);
-        let r = reason(validate_issued(
-            &[leaf, pki.intermediate_der()],
-            &key,
-            &expected(),
-            &[pki.root_der()],
-            now(),
-        ));
+        let r = reason(issued_with(|s| s.not_before = (2035, 1, 1)));
         assert!(r.contains("not yet valid"), "{r}");
     }
 
@@ -983,77 +974,33 @@ mod tests {
         let other = TestPki::new("b");
         let key = SoftwareKey::generate(KeyAlgorithm::EcdsaP256Sha256).unwrap();
         let leaf = pki.leaf(&key, &LeafSpec::uri(AE));
-        let r = reason(validate_issued(
-            &[leaf.clone(), pki.intermediate_der()],
-            &key,
-            &expected(),
-            &[other.root_der()],
-            now(),
-        ));
+        let untrusted = |chain: &[CertificateDer<'static>], anchor| {
+            reason(validate_issued(chain, &key, &expected(), &[anchor], now()))
+        };
+        let r = untrusted(&[leaf.clone(), pki.intermediate_der()], other.root_der());
         assert!(r.contains("untrusted issuer"), "{r}");
         // Missing intermediate: the path cannot be built either.
-        let r = reason(validate_issued(
-            &[leaf],
-            &key,
-            &expected(),
-            &[pki.root_der()],
-            now(),
-        ));
+        let r = untrusted(&[leaf], pki.root_der());
         assert!(r.contains("untrusted issuer"), "{r}");
     }
 
     #[test]
     fn key_usage_and_eku() {
-        let pki = TestPki::new("ku");
-        let key = SoftwareKey::generate(KeyAlgorithm::EcdsaP256Sha256).unwrap();
-        let mut spec = LeafSpec::uri(AE);
-        spec.key_usages = vec![KeyUsagePurpose::KeyEncipherment];
-        let leaf = pki.leaf(&key, &spec);
-        let r = reason(validate_issued(
-            &[leaf, pki.intermediate_der()],
-            &key,
-            &expected(),
-            &[pki.root_der()],
-            now(),
-        ));
+        let r = reason(issued_with(|s| {
+            s.key_usages = vec![KeyUsagePurpose::KeyEncipherment]
+        }));
         assert!(r.contains("digitalSignature"), "{r}");
 
-        let mut spec = LeafSpec::uri(AE);
-        spec.ekus = vec![ExtendedKeyUsagePurpose::ServerAuth];
-        let leaf = pki.leaf(&key, &spec);
-        let r = reason(validate_issued(
-            &[leaf, pki.intermediate_der()],
-            &key,
-            &expected(),
-            &[pki.root_der()],
-            now(),
-        ));
+        let r = reason(issued_with(|s| {
+            s.ekus = vec![ExtendedKeyUsagePurpose::ServerAuth]
+        }));
         assert!(r.contains("clientAuth"), "{r}");
 
         // No EKU at all: accepted.
-        let mut spec = LeafSpec::uri(AE);
-        spec.ekus.clear();
-        let leaf = pki.leaf(&key, &spec);
-        validate_issued(
-            &[leaf, pki.intermediate_der()],
-            &key,
-            &expected(),
-            &[pki.root_der()],
-            now(),
-        )
-        .unwrap();
+        issued_with(|s| s.ekus.clear()).unwrap();
 
         // No keyUsage: TS-0003 10.1.1.1 says it "shall be included".
-        let mut spec = LeafSpec::uri(AE);
-        spec.key_usages.clear();
-        let leaf = pki.leaf(&key, &spec);
-        let r = reason(validate_issued(
-            &[leaf, pki.intermediate_der()],
-            &key,
-            &expected(),
-            &[pki.root_der()],
-            now(),
-        ));
+        let r = reason(issued_with(|s| s.key_usages.clear()));
         assert!(r.contains("no keyUsage") && r.contains("10.1.1.1"), "{r}");
     }
 
@@ -1064,14 +1011,7 @@ mod tests {
         let refuse = |sans: Vec<rcgen::SanType>, expected_san: &[GeneralName]| {
             let mut spec = LeafSpec::uri(AE);
             spec.sans = sans;
-            let leaf = pki.leaf(&key, &spec);
-            reason(validate_issued(
-                &[leaf, pki.intermediate_der()],
-                &key,
-                expected_san,
-                &[pki.root_der()],
-                now(),
-            ))
+            reason(issued_by(&pki, pki.leaf(&key, &spec), &key, expected_san))
         };
         let r = refuse(
             vec![
@@ -1095,14 +1035,7 @@ mod tests {
         let mut spec = LeafSpec::uri(starred);
         spec.sans = vec![rcgen::SanType::URI(starred.try_into().unwrap())];
         let leaf = pki.leaf(&key, &spec);
-        validate_issued(
-            &[leaf, pki.intermediate_der()],
-            &key,
-            &[GeneralName::Uri(starred.into())],
-            &[pki.root_der()],
-            now(),
-        )
-        .unwrap();
+        issued_by(&pki, leaf, &key, &[GeneralName::Uri(starred.into())]).unwrap();
     }
 
     /// A leaf for `key` issued by an intermediate CA with a key of `alg`, under a P-256 root.
@@ -1141,10 +1074,7 @@ mod tests {
 
         // A P-384 issuing CA signs the leaf with ecdsa-with-SHA384: outside TS-0003 10.1.1.3.
         let p384 = chain_with_intermediate(&key, &rcgen::PKCS_ECDSA_P384_SHA384);
-        let r = match check_chain_algorithms(&p384, KeyAlgorithm::EcdsaP256Sha256) {
-            Err(Error::CertificateRejected { reason }) => reason,
-            other => panic!("{other:?}"),
-        };
+        let r = reason(check_chain_algorithms(&p384, KeyAlgorithm::EcdsaP256Sha256));
         assert!(
             r.contains("the issued certificate") && r.contains("ecdsa-with-SHA384"),
             "{r}"
@@ -1157,10 +1087,10 @@ mod tests {
         // P-384: checked too, whatever the leaf's signature says.
         let mut shifted = vec![good[0].clone()];
         shifted.push(p384[1].clone());
-        let r = match check_chain_algorithms(&shifted, KeyAlgorithm::EcdsaP256Sha256) {
-            Err(Error::CertificateRejected { reason }) => reason,
-            other => panic!("{other:?}"),
-        };
+        let r = reason(check_chain_algorithms(
+            &shifted,
+            KeyAlgorithm::EcdsaP256Sha256,
+        ));
         assert!(
             r.contains("CA certificate #1") && r.contains("secp256r1"),
             "{r}"

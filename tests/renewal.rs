@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime};
 
 use onem2m_est::client::{Config, InitialAuth, KeySource, MefClient, Reprovision};
 use onem2m_est::identity::{SubjectIdentity, SubjectType};
-use onem2m_est::renewal::{classify, FailureKind, RenewalPath, RenewalPolicy};
+use onem2m_est::renewal::{classify, FailureKind, Renewal, RenewalPath, RenewalPolicy};
 use onem2m_est::store::{CredentialStore, FileStore};
 use onem2m_est::uri::EstUri;
 use onem2m_est::{Error, ErrorClass};
@@ -64,11 +64,31 @@ impl Setup {
     }
 
     /// The installed files, byte for byte.
+    /// A `Renew` of the stored credentials at `now`, with the bootstrap credential when
+    /// `with_bootstrap`.
+    fn renew(&self, with_bootstrap: bool, now: SystemTime) -> onem2m_est::Result<Renewal> {
+        let bootstrap = with_bootstrap.then(|| self.bootstrap());
+        self.client().renew(
+            &mut self.store(),
+            Reprovision::Renew,
+            bootstrap.as_ref(),
+            now,
+        )
+    }
+
     fn snapshot(&self) -> Vec<Vec<u8>> {
         ["cert.pem", "key.pem", "trust-anchors.pem"]
             .iter()
             .map(|f| std::fs::read(self.out.path().join(f)).unwrap())
             .collect()
+    }
+}
+
+/// `path` is a re-bootstrap whose reason contains `why`.
+fn assert_rebootstrapped(path: &RenewalPath, why: &str) {
+    match path {
+        RenewalPath::Rebootstrapped { reason } => assert!(reason.contains(why), "{reason}"),
+        other => panic!("expected a re-bootstrap, got {other:?}"),
     }
 }
 
@@ -98,15 +118,7 @@ fn policy_on_an_issued_certificate_then_renewal_by_reprovisioning() {
     let again = s.store().load().unwrap().unwrap();
     assert_eq!(again.next_renewal_at(&policy).unwrap(), due);
 
-    let renewal = s
-        .client()
-        .renew(
-            &mut s.store(),
-            Reprovision::Renew,
-            Some(&s.bootstrap()),
-            due,
-        )
-        .unwrap();
+    let renewal = s.renew(true, due).unwrap();
     assert_eq!(renewal.path, RenewalPath::Reprovisioned);
     let after = s.store().load().unwrap().unwrap();
     assert_ne!(serial(&after.chain[0]), serial(&creds.chain[0]));
@@ -124,21 +136,8 @@ fn expired_certificate_rebootstraps_with_the_third_party_certificate() {
     s.provision();
     let before = s.store().load().unwrap().unwrap();
     let expired = before.validity().unwrap().not_after + Duration::from_secs(1);
-    let renewal = s
-        .client()
-        .renew(
-            &mut s.store(),
-            Reprovision::Renew,
-            Some(&s.bootstrap()),
-            expired,
-        )
-        .unwrap();
-    match &renewal.path {
-        RenewalPath::Rebootstrapped { reason } => {
-            assert!(reason.contains("expired"), "{reason}")
-        }
-        other => panic!("expected a re-bootstrap, got {other:?}"),
-    }
+    let renewal = s.renew(true, expired).unwrap();
+    assert_rebootstrapped(&renewal.path, "expired");
     let after = s.store().load().unwrap().unwrap();
     assert_ne!(serial(&after.chain[0]), serial(&before.chain[0]));
     assert_ne!(
@@ -162,13 +161,7 @@ fn expired_certificate_without_bootstrap_credential_is_a_client_error_and_change
         .unwrap()
         .not_after;
     let e = s
-        .client()
-        .renew(
-            &mut s.store(),
-            Reprovision::Renew,
-            None,
-            not_after + Duration::from_secs(1),
-        )
+        .renew(false, not_after + Duration::from_secs(1))
         .unwrap_err();
     assert!(matches!(e, Error::NotProvisioned { .. }), "{e}");
     assert_eq!(e.class(), ErrorClass::Client);
@@ -185,29 +178,13 @@ fn revoked_certificate_rebootstraps_and_without_bootstrap_is_refused() {
     assert!(s.mef.revoke(&serial(&creds.chain[0])).unwrap());
     let snapshot = s.snapshot();
 
-    let e = s
-        .client()
-        .renew(&mut s.store(), Reprovision::Renew, None, SystemTime::now())
-        .unwrap_err();
+    let e = s.renew(false, SystemTime::now()).unwrap_err();
     assert_eq!(classify(&e), FailureKind::IdentityRefused, "{e}");
     assert_eq!(e.class(), ErrorClass::Server);
     assert_eq!(s.snapshot(), snapshot, "nothing installed");
 
-    let renewal = s
-        .client()
-        .renew(
-            &mut s.store(),
-            Reprovision::Renew,
-            Some(&s.bootstrap()),
-            SystemTime::now(),
-        )
-        .unwrap();
-    match &renewal.path {
-        RenewalPath::Rebootstrapped { reason } => {
-            assert!(reason.contains("refused"), "{reason}")
-        }
-        other => panic!("expected a re-bootstrap, got {other:?}"),
-    }
+    let renewal = s.renew(true, SystemTime::now()).unwrap();
+    assert_rebootstrapped(&renewal.path, "refused");
     let after = s.store().load().unwrap().unwrap();
     assert_ne!(serial(&after.chain[0]), serial(&creds.chain[0]));
 }
@@ -290,10 +267,7 @@ fn expired_certificate_rebootstraps_with_the_kpm_on_the_psk_listener() {
     let renewal = client
         .renew(&mut store, Reprovision::Renew, Some(&bootstrap), expired)
         .unwrap();
-    match &renewal.path {
-        RenewalPath::Rebootstrapped { reason } => assert!(reason.contains("expired"), "{reason}"),
-        other => panic!("expected a re-bootstrap, got {other:?}"),
-    }
+    assert_rebootstrapped(&renewal.path, "expired");
     let third = store.load().unwrap().unwrap();
     let serials: Vec<String> = [&first, &second, &third]
         .iter()

@@ -209,11 +209,33 @@ mod with_openssl {
         }
     }
 
+    /// s_server on the mandatory suite with a `localhost` certificate from the MEF CA.
+    fn start_localhost(pki: &Pki) -> Option<(ServerIdentity, SServer)> {
+        let server = pki.mef_ca.server_identity(&["localhost"], Eku::ServerAuth);
+        let s = SServer::start(&server, &pki.third_party, MANDATORY)?;
+        Some((server, s))
+    }
+
+    /// /cacerts from `s` with `profile`, the MEF CA as anchor and, when `with_identity`, a
+    /// client certificate from the third-party CA.
+    fn cacerts(s: &SServer, pki: &Pki, profile: TlsProfile, with_identity: bool) -> Cacerts {
+        client(&s.uri(), profile).cacerts(Channel::certificate(
+            std::slice::from_ref(&pki.mef_ca.cert),
+            with_identity.then(|| software_identity(&pki.third_party)),
+        ))
+    }
+
+    /// The error of [`cacerts`] from a fresh [`start_localhost`].
+    fn localhost_refusal(profile: TlsProfile, with_identity: bool) -> Option<Error> {
+        let pki = pki();
+        let (_, s) = start_localhost(&pki)?;
+        Some(cacerts(&s, &pki, profile, with_identity).unwrap_err())
+    }
+
     #[test]
     fn handshakes_on_the_mandatory_suite_with_a_client_certificate() {
         let pki = pki();
-        let server = pki.mef_ca.server_identity(&["localhost"], Eku::ServerAuth);
-        let Some(s) = SServer::start(&server, &pki.third_party, MANDATORY) else {
+        let Some((server, s)) = start_localhost(&pki) else {
             return;
         };
         let base = EstUri::parse(&s.uri()).unwrap();
@@ -232,12 +254,7 @@ mod with_openssl {
         assert_eq!(conn.server_certificates(), vec![server.chain.clone()]);
 
         // The same through MefClient with the profile selected.
-        let e = client(&s.uri(), TlsProfile::Ts0003)
-            .cacerts(Channel::certificate(
-                std::slice::from_ref(&pki.mef_ca.cert),
-                Some(software_identity(&pki.third_party)),
-            ))
-            .unwrap_err();
+        let e = cacerts(&s, &pki, TlsProfile::Ts0003, true).unwrap_err();
         assert_answered_after_handshake(&e);
         // s_server verified the client certificate it required (-Verify).
         let log = s.log();
@@ -247,34 +264,18 @@ mod with_openssl {
     #[test]
     fn without_a_client_certificate_s_server_refuses() {
         // -Verify: the client certificate is required; the profile sends one only if it has one.
-        let pki = pki();
-        let server = pki.mef_ca.server_identity(&["localhost"], Eku::ServerAuth);
-        let Some(s) = SServer::start(&server, &pki.third_party, MANDATORY) else {
+        let Some(e) = localhost_refusal(TlsProfile::Ts0003, false) else {
             return;
         };
-        let e = client(&s.uri(), TlsProfile::Ts0003)
-            .cacerts(Channel::certificate(
-                std::slice::from_ref(&pki.mef_ca.cert),
-                None,
-            ))
-            .unwrap_err();
         assert!(matches!(e, Error::Tls { .. }), "{e:?}");
         assert_eq!(e.class(), ErrorClass::Server);
     }
 
     #[test]
     fn the_modern_profile_finds_no_common_suite() {
-        let pki = pki();
-        let server = pki.mef_ca.server_identity(&["localhost"], Eku::ServerAuth);
-        let Some(s) = SServer::start(&server, &pki.third_party, MANDATORY) else {
+        let Some(e) = localhost_refusal(TlsProfile::Modern, true) else {
             return;
         };
-        let e = client(&s.uri(), TlsProfile::Modern)
-            .cacerts(Channel::certificate(
-                std::slice::from_ref(&pki.mef_ca.cert),
-                Some(software_identity(&pki.third_party)),
-            ))
-            .unwrap_err();
         match &e {
             Error::Tls { reason, .. } => {
                 assert!(reason.contains("alert handshake_failure"), "{reason}");
@@ -292,34 +293,26 @@ mod with_openssl {
     type Cacerts = onem2m_est::Result<Vec<CertificateDer<'static>>>;
 
     /// Runs both profiles against one s_server offering the mandatory suite and an AEAD suite
-    /// rustls has, so both reach the server certificate; returns (ts0003, modern) results
-    /// (`None` when openssl is missing and not required: the test returns).
-    fn both_profiles(
-        server: &ServerIdentity,
-        anchors: &[CertificateDer<'static>],
-        third_party: &TestCa,
-    ) -> Option<(Cacerts, Cacerts)> {
+    /// rustls has, so both reach the server certificate `server_of` makes from a fresh PKI;
+    /// returns (ts0003, modern) results (`None` when openssl is missing and not required: the
+    /// test returns).
+    fn both_profiles(server_of: impl FnOnce(&Pki) -> ServerIdentity) -> Option<(Cacerts, Cacerts)> {
+        let pki = pki();
         let s = SServer::start(
-            server,
-            third_party,
+            &server_of(&pki),
+            &pki.third_party,
             "ECDHE-ECDSA-AES128-SHA256:ECDHE-ECDSA-AES128-GCM-SHA256",
         )?;
-        let ts = client(&s.uri(), TlsProfile::Ts0003).cacerts(Channel::certificate(
-            anchors,
-            Some(software_identity(third_party)),
-        ));
-        let modern = client(&s.uri(), TlsProfile::Modern).cacerts(Channel::certificate(
-            anchors,
-            Some(software_identity(third_party)),
-        ));
+        let ts = cacerts(&s, &pki, TlsProfile::Ts0003, true);
+        let modern = cacerts(&s, &pki, TlsProfile::Modern, true);
         Some((ts, modern))
     }
 
-    fn assert_refused_alike(
-        ts: onem2m_est::Result<Vec<CertificateDer<'static>>>,
-        modern: onem2m_est::Result<Vec<CertificateDer<'static>>>,
-        expected: &str,
-    ) {
+    /// Both profiles refuse the server certificate `server_of` makes, with the same reason.
+    fn assert_refused_alike(server_of: impl FnOnce(&Pki) -> ServerIdentity, expected: &str) {
+        let Some((ts, modern)) = both_profiles(server_of) else {
+            return;
+        };
         let (ts, modern) = (ts.unwrap_err(), modern.unwrap_err());
         match (&ts, &modern) {
             (
@@ -336,62 +329,39 @@ mod with_openssl {
 
     #[test]
     fn a_server_certificate_not_chaining_to_the_anchors_is_refused() {
-        let pki = pki();
-        let stranger = TestCa::new("someone else's CA");
-        let server = stranger.server_identity(&["localhost"], Eku::ServerAuth);
-        let Some((ts, modern)) = both_profiles(
-            &server,
-            std::slice::from_ref(&pki.mef_ca.cert),
-            &pki.third_party,
-        ) else {
-            return;
-        };
-        assert_refused_alike(ts, modern, "does not chain to any configured trust anchor");
+        assert_refused_alike(
+            |_| TestCa::new("someone else's CA").server_identity(&["localhost"], Eku::ServerAuth),
+            "does not chain to any configured trust anchor",
+        );
     }
 
     #[test]
     fn a_name_mismatch_without_cmc_ra_is_refused() {
-        let pki = pki();
-        let server = pki
-            .mef_ca
-            .server_identity(&["other.example.com"], Eku::ServerAuth);
-        let Some((ts, modern)) = both_profiles(
-            &server,
-            std::slice::from_ref(&pki.mef_ca.cert),
-            &pki.third_party,
-        ) else {
-            return;
-        };
-        assert_refused_alike(ts, modern, "is not valid for localhost");
+        assert_refused_alike(
+            |pki| {
+                pki.mef_ca
+                    .server_identity(&["other.example.com"], Eku::ServerAuth)
+            },
+            "is not valid for localhost",
+        );
     }
 
     #[test]
     fn a_client_eku_server_certificate_is_refused() {
-        let pki = pki();
-        let server = pki.mef_ca.server_identity(&["localhost"], Eku::ClientAuth);
-        let Some((ts, modern)) = both_profiles(
-            &server,
-            std::slice::from_ref(&pki.mef_ca.cert),
-            &pki.third_party,
-        ) else {
-            return;
-        };
-        assert_refused_alike(ts, modern, "allows neither serverAuth nor id-kp-cmcRA");
+        assert_refused_alike(
+            |pki| pki.mef_ca.server_identity(&["localhost"], Eku::ClientAuth),
+            "allows neither serverAuth nor id-kp-cmcRA",
+        );
     }
 
     #[test]
     fn an_ra_certificate_with_another_name_is_accepted() {
         // RFC 7030 3.6.1: id-kp-cmcRA authorises the server whatever its names. OpenSSL's own
         // SSL-server purpose check would refuse this EKU; the EstServerVerifier decides.
-        let pki = pki();
-        let server = pki
-            .mef_ca
-            .server_identity(&["ra.example.com"], Eku::CmcRaOnly);
-        let Some((ts, modern)) = both_profiles(
-            &server,
-            std::slice::from_ref(&pki.mef_ca.cert),
-            &pki.third_party,
-        ) else {
+        let Some((ts, modern)) = both_profiles(|pki| {
+            pki.mef_ca
+                .server_identity(&["ra.example.com"], Eku::CmcRaOnly)
+        }) else {
             return;
         };
         assert_answered_after_handshake(&ts.unwrap_err());
@@ -473,12 +443,7 @@ mod with_openssl {
         let Some(s) = SServer::start(&server, &pki.third_party, MANDATORY) else {
             return;
         };
-        let e = client(&s.uri(), TlsProfile::Ts0003)
-            .cacerts(Channel::certificate(
-                std::slice::from_ref(&pki.mef_ca.cert),
-                Some(software_identity(&pki.third_party)),
-            ))
-            .unwrap_err();
+        let e = cacerts(&s, &pki, TlsProfile::Ts0003, true).unwrap_err();
         assert!(matches!(e, Error::ServerNotAuthorized { .. }), "{e:?}");
         std::thread::sleep(std::time::Duration::from_millis(200));
         let log = s.log();

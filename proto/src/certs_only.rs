@@ -113,22 +113,7 @@ pub fn encode(certs: &[&[u8]]) -> Result<Vec<u8>, ProtoError> {
     }
     // The certificates field is present even when empty, as OpenSSL writes it.
     let certificates = CertificateSet(SetOfVec::try_from(choices).map_err(asn1_err)?);
-    let sd = SignedData {
-        version: CmsVersion::V1,
-        digest_algorithms: SetOfVec::new(),
-        encap_content_info: EncapsulatedContentInfo {
-            econtent_type: ID_DATA,
-            econtent: None,
-        },
-        certificates: Some(certificates),
-        crls: None,
-        signer_infos: SignerInfos(SetOfVec::new()),
-    };
-    let ci = ContentInfo {
-        content_type: ID_SIGNED_DATA,
-        content: Any::encode_from(&sd).map_err(asn1_err)?,
-    };
-    let der = ci.to_der().map_err(asn1_err)?;
+    let der = certs_only_der(Some(certificates))?;
 
     // The certificates went through x509-cert's model; make sure each came out byte for byte
     // (it would not for a certificate whose DER is not canonical, whose signature would break).
@@ -142,6 +127,26 @@ pub fn encode(certs: &[&[u8]]) -> Result<Vec<u8>, ProtoError> {
         ));
     }
     Ok(der)
+}
+
+/// The certs-only ContentInfo around `certificates` (RFC 7030 4.1.3), in DER.
+fn certs_only_der(certificates: Option<CertificateSet>) -> Result<Vec<u8>, ProtoError> {
+    let sd = SignedData {
+        version: CmsVersion::V1,
+        digest_algorithms: SetOfVec::new(),
+        encap_content_info: EncapsulatedContentInfo {
+            econtent_type: ID_DATA,
+            econtent: None,
+        },
+        certificates,
+        crls: None,
+        signer_infos: SignerInfos(SetOfVec::new()),
+    };
+    let ci = ContentInfo {
+        content_type: ID_SIGNED_DATA,
+        content: Any::encode_from(&sd).map_err(asn1_err)?,
+    };
+    ci.to_der().map_err(asn1_err)
 }
 
 #[cfg(test)]
@@ -193,22 +198,7 @@ mod tests {
 
     #[test]
     fn absent_certificates_field_decodes_empty() {
-        let sd = SignedData {
-            version: CmsVersion::V1,
-            digest_algorithms: SetOfVec::new(),
-            encap_content_info: EncapsulatedContentInfo {
-                econtent_type: ID_DATA,
-                econtent: None,
-            },
-            certificates: None,
-            crls: None,
-            signer_infos: SignerInfos(SetOfVec::new()),
-        };
-        let ci = ContentInfo {
-            content_type: ID_SIGNED_DATA,
-            content: Any::encode_from(&sd).unwrap(),
-        };
-        assert!(decode(&ci.to_der().unwrap()).unwrap().is_empty());
+        assert!(decode(&certs_only_der(None).unwrap()).unwrap().is_empty());
     }
 
     #[test]

@@ -48,61 +48,51 @@ impl Encode for RawTlv<'_> {
     }
 }
 
-/// A SET OF anything, each element kept as raw TLV bytes in encoding order.
-pub(crate) struct RawSet<'a>(pub(crate) Vec<&'a [u8]>);
+/// A SET OF or SEQUENCE OF anything, each element kept as raw TLV bytes in encoding order.
+macro_rules! raw_list {
+    ($(#[$doc:meta])* $name:ident, $tag:expr) => {
+        $(#[$doc])*
+        pub(crate) struct $name<'a>(pub(crate) Vec<&'a [u8]>);
 
-impl FixedTag for RawSet<'_> {
-    const TAG: Tag = Tag::Set;
-}
-
-impl<'a> DecodeValue<'a> for RawSet<'a> {
-    type Error = der::Error;
-
-    fn decode_value<R: Reader<'a>>(reader: &mut R, _header: Header) -> der::Result<Self> {
-        // The reader is nested to the value (end-of-contents excluded for indefinite lengths).
-        let mut items = Vec::new();
-        while !reader.is_finished() {
-            items.push(tlv_bytes(reader)?);
+        impl FixedTag for $name<'_> {
+            const TAG: Tag = $tag;
         }
-        Ok(RawSet(items))
-    }
+
+        impl<'a> DecodeValue<'a> for $name<'a> {
+            type Error = der::Error;
+
+            fn decode_value<R: Reader<'a>>(reader: &mut R, _header: Header) -> der::Result<Self> {
+                // The reader is nested to the value (end-of-contents excluded for indefinite
+                // lengths).
+                let mut items = Vec::new();
+                while !reader.is_finished() {
+                    items.push(tlv_bytes(reader)?);
+                }
+                Ok($name(items))
+            }
+        }
+
+        impl EncodeValue for $name<'_> {
+            fn value_len(&self) -> der::Result<Length> {
+                self.0
+                    .iter()
+                    .try_fold(Length::ZERO, |acc, i| acc + Length::try_from(i.len())?)
+            }
+
+            fn encode_value(&self, writer: &mut impl Writer) -> der::Result<()> {
+                self.0.iter().try_for_each(|i| writer.write(i))
+            }
+        }
+    };
 }
 
-impl EncodeValue for RawSet<'_> {
-    fn value_len(&self) -> der::Result<Length> {
-        self.0
-            .iter()
-            .try_fold(Length::ZERO, |acc, i| acc + Length::try_from(i.len())?)
-    }
-
-    fn encode_value(&self, writer: &mut impl Writer) -> der::Result<()> {
-        self.0.iter().try_for_each(|i| writer.write(i))
-    }
-}
-
-/// A SEQUENCE OF anything, each element kept as raw TLV bytes in encoding order.
-pub(crate) struct RawSeq<'a>(pub(crate) Vec<&'a [u8]>);
-
-impl FixedTag for RawSeq<'_> {
-    const TAG: Tag = Tag::Sequence;
-}
-
-impl<'a> DecodeValue<'a> for RawSeq<'a> {
-    type Error = der::Error;
-
-    fn decode_value<R: Reader<'a>>(reader: &mut R, header: Header) -> der::Result<Self> {
-        Ok(RawSeq(RawSet::decode_value(reader, header)?.0))
-    }
-}
-
-impl EncodeValue for RawSeq<'_> {
-    fn value_len(&self) -> der::Result<Length> {
-        self.0
-            .iter()
-            .try_fold(Length::ZERO, |acc, i| acc + Length::try_from(i.len())?)
-    }
-
-    fn encode_value(&self, writer: &mut impl Writer) -> der::Result<()> {
-        self.0.iter().try_for_each(|i| writer.write(i))
-    }
-}
+raw_list!(
+    /// A SET OF anything, each element kept as raw TLV bytes in encoding order.
+    RawSet,
+    Tag::Set
+);
+raw_list!(
+    /// A SEQUENCE OF anything, each element kept as raw TLV bytes in encoding order.
+    RawSeq,
+    Tag::Sequence
+);

@@ -7,16 +7,7 @@ fn truncated_cacerts_body() {
     let err = case(on("cacerts", |_, _, good| {
         Action::RawThenClose(head_and_part(&good, good.body.len() / 2))
     }));
-    assert!(
-        matches!(
-            err,
-            Error::Transport {
-                operation: Operation::CaCerts,
-                ..
-            }
-        ),
-        "{err:?}"
-    );
+    assert!(transport_error_in(&err, Operation::CaCerts), "{err:?}");
 }
 
 #[test]
@@ -25,13 +16,7 @@ fn truncated_enrolment_body() {
         Action::RawThenClose(head_and_part(&good, 40))
     }));
     assert!(
-        matches!(
-            err,
-            Error::Transport {
-                operation: Operation::SimpleReenroll,
-                ..
-            }
-        ),
+        transport_error_in(&err, Operation::SimpleReenroll),
         "{err:?}"
     );
 }
@@ -42,8 +27,7 @@ fn oversized_cacerts_body() {
         with_body(good, vec![b'A'; 100 * 1024])
     }));
     assert!(
-        matches!(&err, Error::BadResponse { operation: Operation::CaCerts, reason }
-            if reason.contains("exceeds the limit")),
+        bad_response_saying(&err, Operation::CaCerts, "exceeds the limit"),
         "{err:?}"
     );
 }

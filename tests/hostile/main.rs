@@ -43,3 +43,19 @@ mod rollover;
 mod switching;
 mod tls;
 mod tolerated;
+
+/// Whether `err` is a bad response to `op` whose reason contains `expected`.
+fn bad_response_saying(err: &Error, op: Operation, expected: &str) -> bool {
+    matches!(err, Error::BadResponse { operation, reason }
+        if *operation == op && reason.contains(expected))
+}
+
+/// Whether `err` is a body of `op` that does not decode.
+fn decode_error_in(err: &Error, op: Operation) -> bool {
+    matches!(err, Error::Decode { operation, .. } if *operation == op)
+}
+
+/// Whether `err` is a transport failure of `op`.
+fn transport_error_in(err: &Error, op: Operation) -> bool {
+    matches!(err, Error::Transport { operation, .. } if *operation == op)
+}

@@ -63,8 +63,7 @@ fn accepted_with_retry_after_in_the_past() {
 fn accepted_with_a_negative_retry_after() {
     let err = case(on("simplereenroll", accepted("-5")));
     assert!(
-        matches!(&err, Error::BadResponse { operation: Operation::SimpleReenroll, reason }
-            if reason.contains("Retry-After")),
+        bad_response_saying(&err, Operation::SimpleReenroll, "Retry-After"),
         "{err:?}"
     );
 }

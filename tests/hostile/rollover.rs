@@ -92,6 +92,13 @@ fn sorted(mut certs: Vec<CertificateDer<'static>>) -> Vec<CertificateDer<'static
     certs
 }
 
+/// A successful `mode` of `device`'s credentials against `server`.
+fn reprovision(server: &ProcedureServer, device: &Device, mode: Reprovision) {
+    client_for(&server.base())
+        .reprovision(&mut FileStore::new(device.dir.path()).unwrap(), mode)
+        .unwrap();
+}
+
 fn rollover_in_progress_then_done(same_name: bool) {
     let r = Rollover::new(same_name);
     let device = Device::new(&r.pki);
@@ -103,20 +110,10 @@ fn rollover_in_progress_then_done(same_name: bool) {
         r.new_with_old.clone(),
     ];
     let during = r.server(None, set.clone(), false);
-    client_for(&during.base())
-        .reprovision(
-            &mut FileStore::new(device.dir.path()).unwrap(),
-            Reprovision::Rekey,
-        )
-        .unwrap();
+    reprovision(&during, &device, Reprovision::Rekey);
     assert_eq!(installed_anchors(device.dir.path()), sorted(set));
     // The same server again, under the old root: not locked out.
-    client_for(&during.base())
-        .reprovision(
-            &mut FileStore::new(device.dir.path()).unwrap(),
-            Reprovision::Renew,
-        )
-        .unwrap();
+    reprovision(&during, &device, Reprovision::Renew);
     drop(during);
 
     // Done: the TLS chain is under the new root, /cacerts has the new root only, the new CA
@@ -126,12 +123,7 @@ fn rollover_in_progress_then_done(same_name: bool) {
         .server_identity(&["localhost", "127.0.0.1"], Eku::ServerAuth);
     id.chain.truncate(1);
     let after = r.server(Some(id), vec![r.new.cert.clone()], true);
-    client_for(&after.base())
-        .reprovision(
-            &mut FileStore::new(device.dir.path()).unwrap(),
-            Reprovision::Rekey,
-        )
-        .unwrap();
+    reprovision(&after, &device, Reprovision::Rekey);
     assert_eq!(
         installed_anchors(device.dir.path()),
         std::slice::from_ref(&r.new.cert)
@@ -161,23 +153,13 @@ fn root_key_rollover_done_for_a_device_that_missed_it() {
         vec![r.new.cert.clone()],
         true,
     );
-    client_for(&server.base())
-        .reprovision(
-            &mut FileStore::new(device.dir.path()).unwrap(),
-            Reprovision::Rekey,
-        )
-        .unwrap();
+    reprovision(&server, &device, Reprovision::Rekey);
     assert_eq!(
         installed_anchors(device.dir.path()),
         std::slice::from_ref(&r.new.cert)
     );
     // And again, now with the new root installed.
-    client_for(&server.base())
-        .reprovision(
-            &mut FileStore::new(device.dir.path()).unwrap(),
-            Reprovision::Renew,
-        )
-        .unwrap();
+    reprovision(&server, &device, Reprovision::Renew);
 }
 
 #[test]
@@ -192,12 +174,7 @@ fn root_key_rollover_with_all_four_certificates() {
         r.old_with_new.clone(),
     ];
     let server = r.server(None, set.clone(), false);
-    client_for(&server.base())
-        .reprovision(
-            &mut FileStore::new(device.dir.path()).unwrap(),
-            Reprovision::Rekey,
-        )
-        .unwrap();
+    reprovision(&server, &device, Reprovision::Rekey);
     assert_eq!(installed_anchors(device.dir.path()), sorted(set));
 }
 
@@ -207,17 +184,29 @@ fn forged_old_with_new_is_refused() {
     // device's root under that root (an "OldWithNew" link no old key vouches for). Every
     // certificate validates against the attacker's root and the server chain is authorised
     // through the link, so only the NewWithOld rule stops it.
-    let err = case(|pki, req, good| match req.path.rsplit('/').next() {
-        Some("cacerts") => {
+    assert_cacerts_refused(
+        |pki| {
             let attacker = TestCa::successor("Attacker root");
             let forged = attacker.certify(&pki.ca);
-            certs_only_response(&[attacker.cert.clone(), forged]).into()
-        }
+            vec![attacker.cert.clone(), forged]
+        },
+        &["NewWithOld", "Attacker root"],
+    );
+}
+
+/// A /cacerts answer of the certificates `set` gives (the other requests answered well) is
+/// refused as a bad /cacerts response whose reason contains each of `expected`.
+fn assert_cacerts_refused(
+    set: impl Fn(&MefPki) -> Vec<CertificateDer<'static>> + Send + Sync + 'static,
+    expected: &[&str],
+) {
+    let err = case(move |pki, req, good| match req.path.rsplit('/').next() {
+        Some("cacerts") => certs_only_response(&set(pki)).into(),
         _ => good.into(),
     });
     assert!(
         matches!(&err, Error::BadResponse { operation: Operation::CaCerts, reason }
-            if reason.contains("NewWithOld") && reason.contains("Attacker root")),
+            if expected.iter().all(|e| reason.contains(e))),
         "{err:?}"
     );
 }
@@ -225,53 +214,42 @@ fn forged_old_with_new_is_refused() {
 #[test]
 fn forged_new_with_old_is_refused() {
     // The new root and a "NewWithOld" signed by an impostor key under the old root's name.
-    let err = case(|_, req, good| {
-        // The impostor only borrows the name of the MEF root (the harness's "Hostile MEF CA").
-        let impostor = TestCa::new("Hostile MEF CA");
-        let new = TestCa::successor("Hostile MEF CA G2");
-        let forged = impostor.certify(&new);
-        match req.path.rsplit('/').next() {
-            Some("cacerts") => certs_only_response(&[new.cert.clone(), forged]).into(),
-            _ => good.into(),
-        }
-    });
-    assert!(
-        matches!(&err, Error::BadResponse { operation: Operation::CaCerts, reason }
-            if reason.contains("does not validate against the newest root")),
-        "{err:?}"
+    assert_cacerts_refused(
+        |_| {
+            // The impostor only borrows the name of the MEF root (the harness's "Hostile MEF
+            // CA").
+            let impostor = TestCa::new("Hostile MEF CA");
+            let new = TestCa::successor("Hostile MEF CA G2");
+            let forged = impostor.certify(&new);
+            vec![new.cert.clone(), forged]
+        },
+        &["does not validate against the newest root"],
     );
 }
 
 #[test]
 fn a_second_root_not_linked_to_the_newest_is_refused() {
-    let err = case(|pki, req, good| match req.path.rsplit('/').next() {
-        Some("cacerts") => {
-            let stranger = TestCa::new("Stranger root");
-            certs_only_response(&[pki.ca.cert.clone(), stranger.cert.clone()]).into()
-        }
-        _ => good.into(),
-    });
-    assert!(
-        matches!(&err, Error::BadResponse { operation: Operation::CaCerts, reason }
-            if reason.contains("not linked")),
-        "{err:?}"
+    assert_cacerts_refused(
+        |pki| {
+            vec![
+                pki.ca.cert.clone(),
+                TestCa::new("Stranger root").cert.clone(),
+            ]
+        },
+        &["not linked"],
     );
 }
 
 #[test]
 fn cacerts_without_a_root_is_refused() {
-    let err = case(|pki, req, good| match req.path.rsplit('/').next() {
-        Some("cacerts") => {
-            let sub = pki
-                .ca
-                .subordinate("Issuing CA", &rcgen::PKCS_ECDSA_P256_SHA256);
-            certs_only_response(std::slice::from_ref(&sub.cert)).into()
-        }
-        _ => good.into(),
-    });
-    assert!(
-        matches!(&err, Error::BadResponse { operation: Operation::CaCerts, reason }
-            if reason.contains("no self-signed root")),
-        "{err:?}"
+    assert_cacerts_refused(
+        |pki| {
+            vec![
+                pki.ca
+                    .subordinate("Issuing CA", &rcgen::PKCS_ECDSA_P256_SHA256)
+                    .cert,
+            ]
+        },
+        &["no self-signed root"],
     );
 }

@@ -22,13 +22,7 @@ fn close_notify_alert_mid_response() {
         Action::RespondThenClose(part.header("Content-Length", &good.body.len().to_string()))
     }));
     assert!(
-        matches!(
-            err,
-            Error::Transport {
-                operation: Operation::SimpleReenroll,
-                ..
-            }
-        ),
+        transport_error_in(&err, Operation::SimpleReenroll),
         "{err:?}"
     );
 }
@@ -68,10 +62,6 @@ fn reset_at(op: &'static str, body_bytes: Option<usize>) -> Error {
             Some(n) => head_and_part(&good, n),
         })
     }))
-}
-
-fn transport_error_in(err: &Error, op: Operation) -> bool {
-    matches!(err, Error::Transport { operation, .. } if *operation == op)
 }
 
 #[test]
