@@ -505,6 +505,23 @@ pub unsafe extern "C" fn mef_client_provision(
     unsafe { with_client(client, "mef_client_provision", body) }
 }
 
+/// The re-provisioning mode of a `MEF_REPROVISION_*` value (`mef_client_reprovision`,
+/// `mef_client_renew`); another value is refused with its reason set on the client.
+pub(super) fn reprovision_mode(
+    c: &mut mef_client,
+    mode: mef_reprovision,
+) -> Result<Reprovision, mef_result> {
+    match mode {
+        MEF_REPROVISION_RENEW => Ok(Reprovision::Renew),
+        MEF_REPROVISION_REKEY => Ok(Reprovision::Rekey),
+        MEF_REPROVISION_SERVER_KEYGEN => Ok(Reprovision::ServerKeygen),
+        _ => {
+            c.set_error(&format!("invalid re-provisioning mode {mode}"));
+            Err(MEF_ERR_INVALID_ARGUMENT)
+        }
+    }
+}
+
 /// Certificate Re-Provisioning (TS-0003 8.3.6.2.3): authenticates with the installed
 /// credentials and replaces them only on success.
 ///
@@ -516,14 +533,9 @@ pub unsafe extern "C" fn mef_client_reprovision(
     mode: mef_reprovision,
 ) -> mef_result {
     let body = |c: &mut mef_client| {
-        let mode = match mode {
-            MEF_REPROVISION_RENEW => Reprovision::Renew,
-            MEF_REPROVISION_REKEY => Reprovision::Rekey,
-            MEF_REPROVISION_SERVER_KEYGEN => Reprovision::ServerKeygen,
-            _ => {
-                c.set_error(&format!("invalid re-provisioning mode {mode}"));
-                return MEF_ERR_INVALID_ARGUMENT;
-            }
+        let mode = match reprovision_mode(c, mode) {
+            Ok(m) => m,
+            Err(code) => return code,
         };
         c.last_handshakes = 0;
         let p = check!(c.call(|c| c.reprovision(mode)));

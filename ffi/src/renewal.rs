@@ -5,12 +5,10 @@
 use std::ffi::c_int;
 use std::time::{Duration, SystemTime};
 
-use super::client::{mef_client, with_client};
+use super::client::{mef_client, reprovision_mode, with_client};
 use super::{
     check, mef_reprovision, mef_result, MEF_ERR_INVALID_ARGUMENT, MEF_ERR_NULL_ARGUMENT, MEF_OK,
-    MEF_REPROVISION_REKEY, MEF_REPROVISION_RENEW, MEF_REPROVISION_SERVER_KEYGEN,
 };
-use est::client::Reprovision;
 use est::error::Error;
 use est::renewal::{FailureKind, RenewAt, RenewalPath, RenewalPolicy};
 
@@ -148,14 +146,9 @@ pub unsafe extern "C" fn mef_client_renew(
     out_path: *mut mef_renewal_path,
 ) -> mef_result {
     let body = |c: &mut mef_client| {
-        let mode = match mode {
-            MEF_REPROVISION_RENEW => Reprovision::Renew,
-            MEF_REPROVISION_REKEY => Reprovision::Rekey,
-            MEF_REPROVISION_SERVER_KEYGEN => Reprovision::ServerKeygen,
-            _ => {
-                c.set_error(&format!("invalid re-provisioning mode {mode}"));
-                return MEF_ERR_INVALID_ARGUMENT;
-            }
+        let mode = match reprovision_mode(c, mode) {
+            Ok(m) => m,
+            Err(code) => return code,
         };
         let renewal = check!(c.call(|c| c.renew(mode, time_of(now))));
         if !out_path.is_null() {
