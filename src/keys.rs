@@ -130,6 +130,16 @@ pub fn check_signature(
     signature: &[u8],
 ) -> Result<(), KeyCheckError> {
     check_public_key(key.public_key_info(), key.algorithm())?;
+    verify_own_signature(key, message, signature)
+}
+
+/// [`check_signature`] without its public-key check, for [`sign_checked`], which made that check
+/// before signing.
+fn verify_own_signature(
+    key: &dyn PrivateKey,
+    message: &[u8],
+    signature: &[u8],
+) -> Result<(), KeyCheckError> {
     let public =
         spki_public_key_bytes(key.public_key_info()).map_err(|_| KeyCheckError::BadSignature)?;
     let algorithm: &dyn signature::VerificationAlgorithm = match key.algorithm() {
@@ -148,7 +158,7 @@ pub fn check_signature(
 pub(crate) fn sign_checked(key: &dyn PrivateKey, message: &[u8]) -> Result<Vec<u8>> {
     check_public_key(key.public_key_info(), key.algorithm()).map_err(key_check_error)?;
     let signature = key.sign(message)?;
-    check_signature(key, message, &signature).map_err(key_check_error)?;
+    verify_own_signature(key, message, &signature).map_err(key_check_error)?;
     Ok(signature)
 }
 
