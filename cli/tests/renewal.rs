@@ -14,7 +14,7 @@ use onem2m_est::renewal::{RenewAt, RenewalPolicy};
 use onem2m_est::store::{CredentialStore, FileStore};
 use onem2m_est_testkit::cli::cse_out_args;
 use onem2m_est_testkit::process::{self, text, wait_exit};
-use onem2m_est_testkit::Manufacturer;
+use onem2m_est_testkit::{Manufacturer, PortHold};
 use onem2m_mef::{Mef, MefConfig, RunningMef};
 use tempfile::TempDir;
 
@@ -23,6 +23,8 @@ struct Fixture {
     dir: TempDir,
     config: MefConfig,
     mef: Option<RunningMef>,
+    /// The port while the MEF is down, so that no other test's server gets it meanwhile.
+    hold: Option<PortHold>,
     ca_pem: PathBuf,
 }
 
@@ -42,6 +44,7 @@ impl Fixture {
             dir,
             config,
             mef: Some(mef),
+            hold: None,
             ca_pem,
         }
     }
@@ -60,11 +63,13 @@ impl Fixture {
     fn stop(&mut self) {
         if let Some(mef) = self.mef.take() {
             mef.shutdown();
+            self.hold = Some(PortHold::new(self.config.listen));
         }
     }
 
     fn start(&mut self) {
         assert!(self.mef.is_none());
+        self.hold = None;
         // The port was ours a moment ago; retry briefly if the kernel is slow to release it.
         let deadline = Instant::now() + Duration::from_secs(5);
         loop {

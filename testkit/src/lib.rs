@@ -12,6 +12,7 @@
 pub mod cli;
 pub mod hostile;
 pub mod mef;
+pub mod net;
 pub mod openssl;
 pub mod pki;
 pub mod process;
@@ -20,5 +21,6 @@ pub mod softhsm;
 pub mod tools;
 
 pub use mef::{MefFixture, CSE_ID};
+pub use net::PortHold;
 pub use pki::{Eku, Manufacturer, ServerIdentity, TestCa, TestKey};
 pub use tools::{require, require_tool};
