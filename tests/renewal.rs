@@ -197,7 +197,7 @@ fn unreachable_mef_is_retryable_and_changes_nothing() {
     let client = s.client();
     let bootstrap = s.bootstrap();
     let Setup { mef, out, _dir, .. } = s;
-    mef.shutdown();
+    let _hold = onem2m_est_testkit::net::shut_down_holding_port(mef);
     let snapshot_of = |dir: &std::path::Path| -> Vec<Vec<u8>> {
         ["cert.pem", "key.pem", "trust-anchors.pem"]
             .iter()

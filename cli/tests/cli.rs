@@ -345,7 +345,7 @@ fn server_side_failures_exit_4_and_leave_the_credentials() {
     let cert_before = std::fs::read(out.join("cert.pem")).unwrap();
     let server = f.server();
     let Fixture { dir, mef } = f;
-    mef.shutdown();
+    let _hold = onem2m_est_testkit::net::shut_down_holding_port(mef);
     let o = run(&[
         "reprovision",
         "--server",

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant, SystemTime};
 use onem2m_est::renewal::{RenewAt, RenewalPolicy};
 use onem2m_est::store::{CredentialStore, FileStore};
 use onem2m_est_testkit::cli::cse_out_args;
+use onem2m_est_testkit::net::shut_down_holding_port;
 use onem2m_est_testkit::process::{self, text, wait_exit};
 use onem2m_est_testkit::{Manufacturer, PortHold};
 use onem2m_mef::{Mef, MefConfig, RunningMef};
@@ -62,8 +63,7 @@ impl Fixture {
 
     fn stop(&mut self) {
         if let Some(mef) = self.mef.take() {
-            mef.shutdown();
-            self.hold = Some(PortHold::new(self.config.listen));
+            self.hold = Some(shut_down_holding_port(mef));
         }
     }
 

@@ -49,6 +49,14 @@ impl PortHold {
     }
 }
 
+/// Shuts `mef` down and holds its port: for a test whose device must find the MEF unreachable
+/// (connection refused), not another test's MEF.
+pub fn shut_down_holding_port(mef: onem2m_mef::RunningMef) -> PortHold {
+    let addr = mef.local_addr();
+    mef.shutdown();
+    PortHold::new(addr)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
