@@ -488,9 +488,12 @@ fn chain_error_text(e: &webpki::Error, eku: &EstEku) -> String {
             eku.present.borrow().join(", ")
         ),
         W::CaUsedAsEndEntity => "the server presented a CA certificate as its own".into(),
-        W::InvalidSignatureForPublicKey => {
-            "a signature in the server's certificate chain is invalid".into()
-        }
+        // The issuer's name matched a trust anchor or intermediate, its key did not.
+        W::InvalidSignatureForPublicKey => "a signature in the server's certificate chain is \
+                                            invalid: a certificate names a trusted CA as its \
+                                            issuer but was not signed by its key (another CA of \
+                                            the same name?)"
+            .into(),
         other => format!("the server certificate chain is invalid: {other}"),
     }
 }

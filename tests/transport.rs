@@ -857,6 +857,20 @@ fn cert_from_an_untrusted_ca_refused() {
     assert!(reason.contains("unknown issuer"), "{reason}");
 }
 
+/// A CA of the trusted CA's name but with another key (another MEF's CA, a forgery): the
+/// issuer name matches, the signature does not, and the reason says so.
+#[test]
+fn cert_from_a_ca_of_the_same_name_with_another_key_refused() {
+    let ca = TestCa::new("Test MEF CA");
+    let namesake = TestCa::new("Test MEF CA");
+    let server = server_with(namesake.server_identity(&["localhost"], Eku::ServerAuth));
+    let reason = not_authorized_reason(connect(&server, &ca).cacerts());
+    assert!(
+        reason.contains("signature") && reason.contains("another CA of the same name"),
+        "{reason}"
+    );
+}
+
 #[test]
 fn expired_server_cert_refused() {
     let ca = TestCa::new("Test MEF CA");
