@@ -927,7 +927,9 @@ pub fn retire_old(data_dir: &Path) -> Result<(), MefError> {
 
 /// [`retire_old`] for a CA rolled over by [`rollover_in_token`]: the old CA key is destroyed in
 /// the token first (through `module` and the PIN of `pin_file`/`pin_env`), then the files of
-/// the overlap are removed. Without the MEF's `pkcs11` feature it is refused before any change.
+/// the overlap are removed. Run again after an interruption between the two (the key gone, the
+/// files left), it finishes the retirement. Without the MEF's `pkcs11` feature it is refused
+/// before any change.
 pub fn retire_old_in_token(
     data_dir: &Path,
     module: &Path,
@@ -963,9 +965,21 @@ fn destroy_old_token_key(
     let spec = spec(read_text(&uri_path)?.trim().to_string());
     let config = |what: String| MefError::Config(format!("old CA key {}: {what}", spec.uri));
     let uri = Pkcs11Uri::parse(&spec.uri).map_err(|e| config(e.to_string()))?;
-    let old = TokenKey::open(&spec.module, &uri, &pin_source(&spec)?)
-        .map_err(|e| config(e.to_string()))?;
-    old.destroy().map_err(|e| config(e.to_string()))
+    // Absent: an earlier retire-old destroyed it and was interrupted before it removed the
+    // files; going on finishes that run instead of leaving the overlap to be removed by hand.
+    match TokenKey::open_if_present(&spec.module, &uri, &pin_source(&spec)?)
+        .map_err(|e| config(e.to_string()))?
+    {
+        Some(old) => old.destroy().map_err(|e| config(e.to_string())),
+        None => {
+            log::warn!(
+                "old CA key {}: no longer in the token (destroyed by an interrupted retire-old); \
+                 removing the rollover's files",
+                spec.uri
+            );
+            Ok(())
+        }
+    }
 }
 
 /// Without the `pkcs11` feature: refused (as [`token_ca_key`] refuses), nothing changed.

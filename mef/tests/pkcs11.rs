@@ -496,23 +496,31 @@ fn rollover_in_the_token(scratch: &Path, data: &Path, pin: &str, old_uri: &str, 
     let (ok, _, err) = run_cli(&["ca", "retire-old", "--data-dir", d]);
     assert!(!ok && err.contains("PKCS #11 token"), "{err}");
     assert!(data.join("mef-ca-old.pem").exists());
-    let (ok, out, err) = run_cli(&[
-        "ca",
-        "retire-old",
-        "--data-dir",
-        d,
-        "--pkcs11-module",
-        &module,
-        "--pin-file",
-        pin,
-    ]);
-    assert!(ok, "{out}{err}");
-    for f in [
+    let overlap_files = [
         "mef-ca-old.pem",
         "mef-ca-old.uri",
         "mef-ca-newwithold.pem",
         "mef-ca-oldwithnew.pem",
-    ] {
+    ];
+    let overlap: Vec<Vec<u8>> = overlap_files
+        .iter()
+        .map(|f| std::fs::read(data.join(f)).unwrap())
+        .collect();
+    let retire = || {
+        run_cli(&[
+            "ca",
+            "retire-old",
+            "--data-dir",
+            d,
+            "--pkcs11-module",
+            &module,
+            "--pin-file",
+            pin,
+        ])
+    };
+    let (ok, out, err) = retire();
+    assert!(ok, "{out}{err}");
+    for f in overlap_files {
         assert!(!data.join(f).exists(), "{f} removed");
     }
     let keys = String::from_utf8(pkcs11_tool_on(
@@ -522,6 +530,16 @@ fn rollover_in_the_token(scratch: &Path, data: &Path, pin: &str, old_uri: &str, 
     .unwrap();
     assert_eq!(keys.matches("Private Key Object").count(), 1, "{keys}");
     assert!(keys.contains("label:      mef-ca-2"), "{keys}");
+    // A run interrupted after destroying the old key and before removing the files (the state
+    // put back by hand): running it again finishes the retirement.
+    for (f, bytes) in overlap_files.iter().zip(&overlap) {
+        std::fs::write(data.join(f), bytes).unwrap();
+    }
+    let (ok, out, err) = retire();
+    assert!(ok, "{out}{err}");
+    for f in overlap_files {
+        assert!(!data.join(f).exists(), "{f} removed by the second run");
+    }
     // After the overlap: the new CA alone; the device renews under it.
     let mef = start(&printed, &device.tp_pem);
     device.reprovision(&mef, Reprovision::Renew);

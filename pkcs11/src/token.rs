@@ -246,6 +246,18 @@ impl TokenKey {
     /// Opens the private key `uri` names (exactly one must match) in the token of module
     /// `module_path`, logging in with the PIN from `pin`.
     pub fn open(module_path: &Path, uri: &Pkcs11Uri, pin: &PinSource) -> Result<TokenKey> {
+        Self::open_if_present(module_path, uri, pin)?
+            .ok_or_else(|| key_error(format!("no private key in the token matches {uri}")))
+    }
+
+    /// [`TokenKey::open`], but `Ok(None)` when the token (found, logged in to) holds no
+    /// private key that `uri` names: for a caller that was about to destroy it and may be
+    /// re-running after an interruption. Every other failure is an error, as for `open`.
+    pub fn open_if_present(
+        module_path: &Path,
+        uri: &Pkcs11Uri,
+        pin: &PinSource,
+    ) -> Result<Option<TokenKey>> {
         let pin = pin.read()?;
         let token = Token::find(module_path, uri)?;
         token.check_mechanisms(false)?;
@@ -253,7 +265,7 @@ impl TokenKey {
         Self::find(&token, session, uri)
     }
 
-    fn find(token: &Token, session: Session, uri: &Pkcs11Uri) -> Result<TokenKey> {
+    fn find(token: &Token, session: Session, uri: &Pkcs11Uri) -> Result<Option<TokenKey>> {
         if uri.object.is_none() && uri.id.is_none() {
             return Err(crate::invalid_arg(
                 "PKCS #11 URI",
@@ -277,12 +289,7 @@ impl TokenKey {
         let privates = lookup(ObjectClass::PRIVATE_KEY)?;
         let private = match privates.as_slice() {
             [one] => *one,
-            [] => {
-                return Err(key_error(format!(
-                    "no private key in token {:?} matches {uri}",
-                    token.label
-                )))
-            }
+            [] => return Ok(None),
             more => {
                 return Err(key_error(format!(
                     "{} private keys in token {:?} match {uri}: add id= to the URI",
@@ -323,7 +330,7 @@ impl TokenKey {
             )));
         };
         let spki = public_key_spki(&session, &token.label, *public)?;
-        Ok(TokenKey {
+        Ok(Some(TokenKey {
             private,
             public: *public,
             spki,
@@ -334,7 +341,7 @@ impl TokenKey {
             },
             label: token.label.clone(),
             session: Mutex::new(session),
-        })
+        }))
     }
 
     /// Generates an EC P-256 key pair in the token of module `module_path` that `uri` names
