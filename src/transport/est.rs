@@ -4,13 +4,13 @@
 use super::connect::{Carried, Stats, TcpStep, TlsStep};
 use super::stack::{RustlsStack, TlsStack};
 use super::{TransportConfig, IO_BUFFER_SIZE, MAX_ERROR_TEXT, MAX_REDIRECTS, MAX_RESPONSE_HEAD};
-use crate::error::{Error, Operation, Result};
+use crate::error::{decode_error, Error, Operation, Result};
 use crate::tls::map_rustls_error;
 use crate::uri::EstUri;
 use onem2m_est_proto::media::{self, MediaType};
 use onem2m_est_proto::multipart::ServerKeygenResponse;
 use onem2m_est_proto::retry_after::RetryAfter;
-use onem2m_est_proto::{base64body, certs_only, csrattrs, ProtoError};
+use onem2m_est_proto::{base64body, certs_only, csrattrs};
 use rustls::pki_types::CertificateDer;
 use rustls::ClientConfig;
 use std::fmt;
@@ -458,14 +458,6 @@ fn bad(op: Operation, reason: impl Into<String>) -> Error {
     Error::BadResponse {
         operation: op,
         reason: reason.into(),
-    }
-}
-
-/// The error of a response body (or header) that does not decode.
-fn decode_error(op: Operation) -> impl FnOnce(ProtoError) -> Error {
-    move |source| Error::Decode {
-        operation: op,
-        source,
     }
 }
 
