@@ -249,13 +249,6 @@ mod tests {
         }
     }
 
-    fn bad_argument(r: Result<CertProvCommand>) -> &'static str {
-        match r {
-            Err(Error::InvalidArgument { argument, .. }) => argument,
-            other => panic!("expected an unacceptable argument, got {other:?}"),
-        }
-    }
-
     /// A separate TLS-PSK estBaseURI is a command argument too: held to the same mefFQDN.
     #[test]
     fn a_psk_base_uri_of_another_host_is_unacceptable() {
@@ -295,49 +288,26 @@ mod tests {
         assert_eq!(cmd.identity.subject_type(), SubjectType::Cse);
     }
 
+    /// Each argument the MEF client cannot accept is refused by name (the CMD_STATUS
+    /// UNACCEPTABLE_ARGUMENTS report says which one).
     #[test]
-    fn scep_is_unacceptable() {
-        let r = verify_cert_prov_args(
-            &args(
-                "SCEP",
-                "https://mef.example.com/",
-                "cse",
-                "cse01.sp.example.com",
-            ),
-            "mef.example.com",
-            MefClientRole::Node,
-        );
-        assert_eq!(bad_argument(r), "certProvProtocol");
-    }
-
-    #[test]
-    fn uri_of_another_host_is_unacceptable() {
-        let r = verify_cert_prov_args(
-            &args(
-                "EST",
-                "https://evil.example.net/",
-                "cse",
-                "cse01.sp.example.com",
-            ),
-            "mef.example.com",
-            MefClientRole::Node,
-        );
-        assert_eq!(bad_argument(r), "URI");
-    }
-
-    #[test]
-    fn a_cse_cannot_be_provisioned_as_an_ae() {
-        let r = verify_cert_prov_args(
-            &args(
-                "EST",
-                "https://mef.example.com/",
-                "ae",
-                "https://sp.example.com/cse01/CAE01",
-            ),
-            "mef.example.com",
-            MefClientRole::Cse,
-        );
-        assert_eq!(bad_argument(r), "certSubjectType");
+    fn unacceptable_arguments_are_named() {
+        use MefClientRole::{Cse, Node};
+        let (mef, evil) = ("https://mef.example.com/", "https://evil.example.net/");
+        let (cse01, ae01) = ("cse01.sp.example.com", "https://sp.example.com/cse01/CAE01");
+        // (case, certProvProtocol, URI, certSubjectType, certSubjectID, role, refused argument)
+        for (case, protocol, uri, t, id, role, want) in [
+            ("SCEP", "SCEP", mef, "cse", cse01, Node, "certProvProtocol"),
+            ("other host", "EST", evil, "cse", cse01, Node, "URI"),
+            ("cse as ae", "EST", mef, "ae", ae01, Cse, "certSubjectType"),
+        ] {
+            match verify_cert_prov_args(&args(protocol, uri, t, id), "mef.example.com", role) {
+                Err(Error::InvalidArgument { argument, .. }) => {
+                    assert_eq!(argument, want, "{case}")
+                }
+                other => panic!("{case}: expected an unacceptable argument, got {other:?}"),
+            }
+        }
     }
 
     #[test]

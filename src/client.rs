@@ -21,7 +21,7 @@ use std::time::SystemTime;
 use rustls_pki_types::{CertificateDer, UnixTime};
 
 use crate::csr::{build_csr, build_reenrol_csr, CurrentCertificate};
-use crate::error::{Error, Result};
+use crate::error::{decode_error, Error, Result};
 use crate::identity::SubjectIdentity;
 use crate::keys::{check_key_satisfies, key_algorithm_for, KeyAlgorithm, PrivateKey, SoftwareKey};
 use crate::proto::csrattrs::CsrRequirements;
@@ -357,10 +357,8 @@ impl MefClient {
     pub fn csrattrs(&self, channel: Channel<'_>) -> Result<Option<CsrRequirements>> {
         self.csrattrs_items(channel)?
             .map(|items| {
-                CsrRequirements::from_items(&items).map_err(|source| Error::Decode {
-                    operation: crate::Operation::CsrAttrs,
-                    source,
-                })
+                CsrRequirements::from_items(&items)
+                    .map_err(decode_error(crate::Operation::CsrAttrs))
             })
             .transpose()
     }
@@ -509,10 +507,8 @@ impl MefClient {
         // Step 2: CSR attributes. 204/404 means the server has none (RFC 7030 4.5.2); a oneM2M
         // MEF always sends them, and will refuse a CSR without its challengePassword.
         let reqs = match conn.csrattrs()? {
-            Some(items) => CsrRequirements::from_items(&items).map_err(|source| Error::Decode {
-                operation: crate::Operation::CsrAttrs,
-                source,
-            })?,
+            Some(items) => CsrRequirements::from_items(&items)
+                .map_err(decode_error(crate::Operation::CsrAttrs))?,
             None => empty_requirements(),
         };
         // Re-enrolment keeps the subject, subjectAltName and extendedKeyUsage of the certificate

@@ -1002,14 +1002,19 @@ mod tests {
 
     /// A certificate (self-signed, a test stand-in for the installed one) with `subject`,
     /// subjectAltName `AE` (critical when `critical_san`) and EKUs `ekus`.
+    /// A self-signed current certificate with the subject `rdns` (in order), an AE SAN of the
+    /// given criticality and the EKUs `ekus`.
     fn current_cert(
-        subject: rcgen::DistinguishedName,
+        rdns: Vec<(rcgen::DnType, rcgen::DnValue)>,
         critical_san: bool,
         ekus: Vec<rcgen::ExtendedKeyUsagePurpose>,
     ) -> CurrentCertificate {
         let key = rcgen::KeyPair::generate().unwrap();
         let mut p = rcgen::CertificateParams::default();
-        p.distinguished_name = subject;
+        p.distinguished_name = rcgen::DistinguishedName::new();
+        for (ty, value) in rdns {
+            p.distinguished_name.push(ty, value);
+        }
         p.extended_key_usages = ekus;
         let mut san = rcgen::CustomExtension::from_oid_content(
             &[2, 5, 29, 17],
@@ -1025,13 +1030,15 @@ mod tests {
     fn reenrolment_repeats_subject_and_san_exactly_and_merges_ekus() {
         use rcgen::{DnType, DnValue, ExtendedKeyUsagePurpose as Eku};
         let key = SoftwareKey::generate(KeyAlgorithm::EcdsaP256Sha256).unwrap();
-        let mut dn = rcgen::DistinguishedName::new();
-        dn.push(
-            DnType::CountryName,
-            DnValue::PrintableString("FR".try_into().unwrap()),
+        let country = DnValue::PrintableString("FR".try_into().unwrap());
+        let current = current_cert(
+            vec![
+                (DnType::CountryName, country),
+                (DnType::CommonName, "device 0001".into()),
+            ],
+            true,
+            vec![Eku::ServerAuth, Eku::ClientAuth],
         );
-        dn.push(DnType::CommonName, "device 0001");
-        let current = current_cert(dn, true, vec![Eku::ServerAuth, Eku::ClientAuth]);
         // The server requests clientAuth only: the CSR asks for it and keeps serverAuth.
         let mut r = reqs();
         r.extensions.push(eku_client_auth());
@@ -1071,12 +1078,8 @@ mod tests {
     fn reenrolment_refuses_a_subject_it_cannot_repeat() {
         use rcgen::{DnType, DnValue};
         let key = SoftwareKey::generate(KeyAlgorithm::EcdsaP256Sha256).unwrap();
-        let mut dn = rcgen::DistinguishedName::new();
-        dn.push(
-            DnType::CommonName,
-            DnValue::TeletexString("device".try_into().unwrap()),
-        );
-        let current = current_cert(dn, false, vec![]);
+        let teletex = DnValue::TeletexString("device".try_into().unwrap());
+        let current = current_cert(vec![(DnType::CommonName, teletex)], false, vec![]);
         match build_reenrol_csr(&key, Some(&ae()), &reqs(), None, &current) {
             Err(Error::Csr { reason }) => assert!(reason.contains("4.2.2"), "{reason}"),
             other => panic!("{other:?}"),
@@ -1086,7 +1089,7 @@ mod tests {
     #[test]
     fn reenrolment_refuses_a_configured_identity_the_certificate_lacks() {
         let key = SoftwareKey::generate(KeyAlgorithm::EcdsaP256Sha256).unwrap();
-        let current = current_cert(rcgen::DistinguishedName::new(), false, vec![]);
+        let current = current_cert(vec![], false, vec![]);
         let other =
             SubjectIdentity::new(SubjectType::Ae, "https://sp.example.com/cse01/CAE02").unwrap();
         let err = build_reenrol_csr(&key, Some(&other), &reqs(), None, &current).unwrap_err();

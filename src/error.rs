@@ -415,6 +415,14 @@ impl Error {
     }
 }
 
+/// [`Error::Decode`] of `op`, for `map_err` on what `onem2m_est_proto` refuses to decode.
+pub(crate) fn decode_error(op: Operation) -> impl FnOnce(ProtoError) -> Error {
+    move |source| Error::Decode {
+        operation: op,
+        source,
+    }
+}
+
 /// Whole seconds of a Retry-After, rounded up (what the server asked for is never understated).
 fn retry_after_secs(d: &std::time::Duration) -> u64 {
     d.as_secs() + u64::from(d.subsec_nanos() > 0)

@@ -886,38 +886,28 @@ pub(crate) mod tests {
         use KeyAlgorithm::*;
         let p256 = Some(KeyRequirement::Ec(Curve::P256));
         let p384 = Some(KeyRequirement::Ec(Curve::P384));
-        assert_eq!(
-            key_algorithm_for(None, None, EcdsaP256Sha256).unwrap(),
-            EcdsaP256Sha256
-        );
-        assert_eq!(key_algorithm_for(None, None, Ed25519).unwrap(), Ed25519);
-        assert_eq!(
-            key_algorithm_for(p256, None, Ed25519).unwrap(),
-            EcdsaP256Sha256
-        );
-        assert_eq!(
-            key_algorithm_for(p256, Some(HashAlg::Sha256), Ed25519).unwrap(),
-            EcdsaP256Sha256
-        );
-        assert_eq!(
-            key_algorithm_for(p384, Some(HashAlg::Sha384), EcdsaP256Sha256).unwrap(),
-            EcdsaP384Sha384
-        );
-        assert_eq!(
-            key_algorithm_for(None, Some(HashAlg::Sha384), EcdsaP256Sha256).unwrap(),
-            EcdsaP384Sha384
-        );
-        assert_eq!(
-            key_algorithm_for(None, Some(HashAlg::Sha256), Ed25519).unwrap(),
-            EcdsaP256Sha256
-        );
-        assert_eq!(
-            key_algorithm_for(Some(KeyRequirement::Ed25519), None, EcdsaP256Sha256).unwrap(),
-            Ed25519
-        );
+        let ed25519 = Some(KeyRequirement::Ed25519);
+        let (sha256, sha384) = (Some(HashAlg::Sha256), Some(HashAlg::Sha384));
+        // (key requirement, hash requirement, the caller's default) -> the algorithm chosen.
+        for (k, h, default, want) in [
+            (None, None, EcdsaP256Sha256, EcdsaP256Sha256),
+            (None, None, Ed25519, Ed25519),
+            (p256, None, Ed25519, EcdsaP256Sha256),
+            (p256, sha256, Ed25519, EcdsaP256Sha256),
+            (p384, sha384, EcdsaP256Sha256, EcdsaP384Sha384),
+            (None, sha384, EcdsaP256Sha256, EcdsaP384Sha384),
+            (None, sha256, Ed25519, EcdsaP256Sha256),
+            (ed25519, None, EcdsaP256Sha256, Ed25519),
+        ] {
+            assert_eq!(
+                key_algorithm_for(k, h, default).unwrap(),
+                want,
+                "{k:?} {h:?} (default {default:?})"
+            );
+        }
         for (k, h) in [
-            (p256, Some(HashAlg::Sha384)),
-            (p384, Some(HashAlg::Sha256)),
+            (p256, sha384),
+            (p384, sha256),
             (Some(KeyRequirement::Ec(Curve::P521)), None),
             (None, Some(HashAlg::Sha512)),
             (Some(KeyRequirement::Rsa { bits: Some(2048) }), None),

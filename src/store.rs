@@ -352,18 +352,19 @@ impl FileStore {
         self.check_fail_point(FailPoint::CreateGeneration, &gen_dir)?;
         create_private_dir(&gen_dir)?;
         write_file(&gen_dir.join(key.file_name()), key.contents(), key.secret())?;
-        self.check_fail_point(FailPoint::AfterKey, &gen_dir.join(CERT_FILE))?;
-        write_file(
-            &gen_dir.join(CERT_FILE),
-            certs_to_pem(&credentials.chain).as_bytes(),
-            false,
-        )?;
-        self.check_fail_point(FailPoint::AfterCert, &gen_dir.join(TRUST_ANCHORS_FILE))?;
-        write_file(
-            &gen_dir.join(TRUST_ANCHORS_FILE),
-            certs_to_pem(&credentials.trust_anchors).as_bytes(),
-            false,
-        )?;
+        // The two PEM files, each after the fail point that follows the file written before it.
+        for (fail_point, file, certs) in [
+            (FailPoint::AfterKey, CERT_FILE, &credentials.chain),
+            (
+                FailPoint::AfterCert,
+                TRUST_ANCHORS_FILE,
+                &credentials.trust_anchors,
+            ),
+        ] {
+            let path = gen_dir.join(file);
+            self.check_fail_point(fail_point, &path)?;
+            write_file(&path, certs_to_pem(certs).as_bytes(), false)?;
+        }
         sync_dir(&gen_dir)?;
         self.check_fail_point(FailPoint::AfterFiles, &self.dir.join(".current.tmp"))?;
         Ok(name)
@@ -866,6 +867,15 @@ mod tests {
         names
     }
 
+    /// A store for the directory `creds` (not there yet) in a fresh temporary directory, which
+    /// lives as long as the `TempDir` returned.
+    fn new_store() -> (tempfile::TempDir, PathBuf, FileStore) {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("creds");
+        let store = FileStore::new(&dir).unwrap();
+        (tmp, dir, store)
+    }
+
     #[test]
     fn empty_store_loads_none() {
         let tmp = tempfile::tempdir().unwrap();
@@ -883,11 +893,9 @@ mod tests {
 
     #[test]
     fn install_then_load_round_trip() {
-        let tmp = tempfile::tempdir().unwrap();
-        let dir = tmp.path().join("creds");
+        let (_tmp, dir, mut store) = new_store();
         let pki = TestPki::new("store");
         let creds = credentials(&pki);
-        let mut store = FileStore::new(&dir).unwrap();
         store.install(&creds).unwrap();
         let loaded = store.load().unwrap().unwrap();
         assert_same(&creds, &loaded);
@@ -905,9 +913,7 @@ mod tests {
     #[test]
     fn key_file_mode_is_0600() {
         use std::os::unix::fs::PermissionsExt;
-        let tmp = tempfile::tempdir().unwrap();
-        let dir = tmp.path().join("creds");
-        let mut store = FileStore::new(&dir).unwrap();
+        let (_tmp, dir, mut store) = new_store();
         store.install(&credentials(&TestPki::new("perm"))).unwrap();
         let mode = fs::metadata(dir.join(KEY_FILE))
             .unwrap()
@@ -920,12 +926,10 @@ mod tests {
 
     #[test]
     fn second_install_replaces_and_removes_old_generation() {
-        let tmp = tempfile::tempdir().unwrap();
-        let dir = tmp.path().join("creds");
+        let (_tmp, dir, mut store) = new_store();
         let pki = TestPki::new("two");
         let first = credentials(&pki);
         let second = credentials(&pki);
-        let mut store = FileStore::new(&dir).unwrap();
         // `current` names the one generation left (a symlink on Unix, a pointer elsewhere).
         let expected = |n: &str| vec![n.to_string()];
         store.install(&first).unwrap();
@@ -948,12 +952,10 @@ mod tests {
             FailPoint::BeforeSwap,
         ];
         for at in points {
-            let tmp = tempfile::tempdir().unwrap();
-            let dir = tmp.path().join("creds");
+            let (_tmp, dir, mut store) = new_store();
             let pki = TestPki::new("crash");
             let old = credentials(&pki);
             let new = credentials(&pki);
-            let mut store = FileStore::new(&dir).unwrap();
             store.install(&old).unwrap();
 
             store.fail_at = Some((at, Fault::Crash));
@@ -975,10 +977,8 @@ mod tests {
     /// A store error on an I/O failure keeps the io::Error (its source) and the path (#13).
     #[test]
     fn io_failures_keep_the_error_and_the_path() {
-        let tmp = tempfile::tempdir().unwrap();
-        let dir = tmp.path().join("creds");
+        let (_tmp, dir, mut store) = new_store();
         let pki = TestPki::new("io");
-        let mut store = FileStore::new(&dir).unwrap();
         store.fail_at = Some((FailPoint::BeforeSwap, Fault::DiskFull));
         let err = store.install(&credentials(&pki)).unwrap_err();
         let Error::Store { path, .. } = &err else {
@@ -999,9 +999,7 @@ mod tests {
 
     #[test]
     fn crash_on_first_install_leaves_nothing_loadable() {
-        let tmp = tempfile::tempdir().unwrap();
-        let dir = tmp.path().join("creds");
-        let mut store = FileStore::new(&dir).unwrap();
+        let (_tmp, _, mut store) = new_store();
         store.fail_at = Some((FailPoint::BeforeSwap, Fault::Crash));
         store
             .install(&credentials(&TestPki::new("first")))
@@ -1076,9 +1074,7 @@ mod tests {
 
     #[test]
     fn dangling_current_is_an_error_not_an_empty_store() {
-        let tmp = tempfile::tempdir().unwrap();
-        let dir = tmp.path().join("creds");
-        let mut store = FileStore::new(&dir).unwrap();
+        let (_tmp, dir, mut store) = new_store();
         store
             .install(&credentials(&TestPki::new("dangling")))
             .unwrap();

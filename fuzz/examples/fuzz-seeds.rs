@@ -53,6 +53,21 @@ impl Response {
     }
 }
 
+/// Seeds `mef_http` with the request `req` in that target's framing: first the byte choosing
+/// the read sizes, `sizes`.
+fn seed_mef_http(name: &str, sizes: u8, req: &[u8]) -> Res<()> {
+    seed("mef_http", name, &[[sizes].as_slice(), req].concat())
+}
+
+/// Seeds `media_type` and `base64body` with a base64-bodied response (its Content-Type and
+/// its body, both as `name`) and returns the decoded body: what the next target is seeded with.
+fn seed_base64_response(name: &str, resp: &Response) -> Res<Vec<u8>> {
+    let ct = resp.header("content-type").ok_or("no content type")?;
+    seed("media_type", name, ct.as_bytes())?;
+    seed("base64body", name, &resp.body)?;
+    Ok(base64body::decode(&resp.body)?)
+}
+
 /// One EST client: a TLS client identity and the MEF's CA as the only trust anchor.
 struct Client {
     tls: Arc<rustls::ClientConfig>,
@@ -95,6 +110,19 @@ impl Client {
         let mut out = head.into_bytes();
         out.extend_from_slice(body);
         out
+    }
+
+    /// Sends `request` and checks the response status is `status` (a failure names `what`
+    /// and shows the body: the MEF's reason).
+    fn send_expecting(&self, request: &[u8], status: u16, what: &str) -> Res<Response> {
+        let resp = self.send(request)?;
+        assert_eq!(
+            resp.status,
+            status,
+            "{what}: {}",
+            String::from_utf8_lossy(&resp.body)
+        );
+        Ok(resp)
     }
 
     fn send(&self, request: &[u8]) -> Res<Response> {
@@ -142,13 +170,8 @@ fn start_mef(dir: &Path, maker: &Manufacturer, approval_polls: u32) -> Res<Runni
 /// /csrattrs, then a CSR for `key` built by the client library from them.
 fn csr_for(client: &Client, key: &SoftwareKey, tag: &str) -> Res<Vec<u8>> {
     let req = Client::request_bytes("GET", "csrattrs", None, b"");
-    let resp = client.send(&req)?;
-    assert_eq!(resp.status, 200, "csrattrs");
-    seed(
-        "mef_http",
-        &format!("get-csrattrs-{tag}"),
-        &[[0u8].as_slice(), &req].concat(),
-    )?;
+    let resp = client.send_expecting(&req, 200, "csrattrs")?;
+    seed_mef_http(&format!("get-csrattrs-{tag}"), 0, &req)?;
     let der = base64body::decode(&resp.body)?;
     let reqs = CsrRequirements::from_items(&csrattrs::decode(&der)?)?;
     let identity = SubjectIdentity::new(SubjectType::Cse, CSE_ID)?;
@@ -177,17 +200,9 @@ fn main() -> Res<()> {
 
     // /cacerts (RFC 7030 4.1.3).
     let req = Client::request_bytes("GET", "cacerts", None, b"");
-    seed(
-        "mef_http",
-        "get-cacerts",
-        &[[7u8].as_slice(), &req].concat(),
-    )?;
-    let resp = client.send(&req)?;
-    assert_eq!(resp.status, 200, "cacerts");
-    let ct = resp.header("content-type").ok_or("no content type")?;
-    seed("media_type", "cacerts", ct.as_bytes())?;
-    seed("base64body", "cacerts", &resp.body)?;
-    let cacerts_der = base64body::decode(&resp.body)?;
+    seed_mef_http("get-cacerts", 7, &req)?;
+    let resp = client.send_expecting(&req, 200, "cacerts")?;
+    let cacerts_der = seed_base64_response("cacerts", &resp)?;
     seed("certs_only", "mef-cacerts", &cacerts_der)?;
     let ca_certs = certs_only::decode(&cacerts_der)?;
     let ca_refs: Vec<&[u8]> = ca_certs.iter().map(Vec::as_slice).collect();
@@ -202,15 +217,8 @@ fn main() -> Res<()> {
 
     // /csrattrs (RFC 7030 4.5.2).
     let req = Client::request_bytes("GET", "csrattrs", None, b"");
-    let resp = client.send(&req)?;
-    assert_eq!(resp.status, 200, "csrattrs");
-    seed(
-        "media_type",
-        "csrattrs",
-        resp.header("content-type").unwrap_or("").as_bytes(),
-    )?;
-    seed("base64body", "csrattrs", &resp.body)?;
-    let attrs_der = base64body::decode(&resp.body)?;
+    let resp = client.send_expecting(&req, 200, "csrattrs")?;
+    let attrs_der = seed_base64_response("csrattrs", &resp)?;
     seed("csrattrs", "mef-csrattrs", &attrs_der)?;
     for control in [0u8, 8] {
         seed(
@@ -239,25 +247,9 @@ fn main() -> Res<()> {
         Some("application/pkcs10"),
         csr_b64.as_bytes(),
     );
-    seed(
-        "mef_http",
-        "post-simpleenroll",
-        &[[0x40u8].as_slice(), &req].concat(),
-    )?;
-    let resp = client.send(&req)?;
-    assert_eq!(
-        resp.status,
-        200,
-        "simpleenroll: {}",
-        String::from_utf8_lossy(&resp.body)
-    );
-    seed(
-        "media_type",
-        "simpleenroll",
-        resp.header("content-type").unwrap_or("").as_bytes(),
-    )?;
-    seed("base64body", "simpleenroll", &resp.body)?;
-    let issued_der = base64body::decode(&resp.body)?;
+    seed_mef_http("post-simpleenroll", 0x40, &req)?;
+    let resp = client.send_expecting(&req, 200, "simpleenroll")?;
+    let issued_der = seed_base64_response("simpleenroll", &resp)?;
     seed("certs_only", "mef-simpleenroll", &issued_der)?;
     let issued = certs_only::decode(&issued_der)?;
     seed("san", "mef-issued", &san_of(&issued[0])?)?;
@@ -294,13 +286,7 @@ fn main() -> Res<()> {
         Some("application/pkcs10"),
         base64body::encode(&csr).as_bytes(),
     );
-    let resp = client.send(&req)?;
-    assert_eq!(
-        resp.status,
-        200,
-        "serverkeygen: {}",
-        String::from_utf8_lossy(&resp.body)
-    );
+    let resp = client.send_expecting(&req, 200, "serverkeygen")?;
     let ct = resp
         .header("content-type")
         .ok_or("no content type")?
@@ -346,13 +332,16 @@ fn main() -> Res<()> {
     let mef2 = start_mef(&dir.path().join("mef2"), &maker, 1)?;
     let client2 = Client::new(&mef2, &maker)?;
     let csr = csr_for(&client2, &skg_key, "approval")?;
-    let resp = client2.send(&Client::request_bytes(
-        "POST",
-        "simpleenroll",
-        Some("application/pkcs10"),
-        base64body::encode(&csr).as_bytes(),
-    ))?;
-    assert_eq!(resp.status, 202, "manual approval");
+    let resp = client2.send_expecting(
+        &Client::request_bytes(
+            "POST",
+            "simpleenroll",
+            Some("application/pkcs10"),
+            base64body::encode(&csr).as_bytes(),
+        ),
+        202,
+        "manual approval",
+    )?;
     seed(
         "retry_after",
         "mef-202",

@@ -972,26 +972,12 @@ mod tests {
     #[test]
     fn openssl_asn1parse_accepts_encoding() {
         let der = encode(&sample().to_items().unwrap()).unwrap();
-        let dir = std::env::temp_dir().join(format!("proto-csrattrs-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("csrattrs.der");
-        std::fs::write(&path, &der).unwrap();
-        let out = std::process::Command::new("openssl")
-            .args(["asn1parse", "-inform", "DER", "-in"])
-            .arg(&path)
-            .output();
-        std::fs::remove_dir_all(&dir).ok();
-        let out = match out {
-            Ok(o) => o,
-            // A cross-check that needs a tool fails without it, rather than passing untested.
-            Err(e) => panic!("running the openssl CLI (the independent parser): {e}"),
-        };
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
+        let text = crate::openssl_cli::openssl_output(
+            "csrattrs",
+            "csrattrs.der",
+            &["asn1parse", "-inform", "DER", "-in"],
+            &der,
         );
-        let text = String::from_utf8_lossy(&out.stdout);
         for want in [
             "challengePassword",
             "Extension Request",

@@ -308,14 +308,19 @@ fn need_sp<'a>(sp_id: Option<&'a SpId>, what: &str, absolute: &str) -> Result<&'
     })
 }
 
+/// The SP-ID and the SP-relative rest of an absolute ID, `rest` being what follows its `//`;
+/// without the `/` after the SP-ID the error is `shape`, the form the ID should have.
+fn split_absolute<'a>(rest: &'a str, shape: &str) -> Result<(SpId, &'a str)> {
+    let (domain, relative) = rest
+        .split_once('/')
+        .ok_or_else(|| IdError::new(format!("{shape} (TS-0001 7.2)")))?;
+    Ok((SpId::parse(domain)?, relative))
+}
+
 fn parse_ae(id: &str, sp_id: Option<&SpId>) -> Result<(IdForm, GeneralName)> {
     let (form, sp, rest) = if let Some(rest) = id.strip_prefix("//") {
         // Absolute: //SP-ID/SP-relative-AE-ID.
-        let (domain, path) = rest
-            .split_once('/')
-            .ok_or("an absolute AE-ID is //SP-ID/CSE-ID/AE-ID (TS-0001 7.2)")
-            .map_err(IdError::new)?;
-        let sp = SpId::parse(domain)?;
+        let (sp, path) = split_absolute(rest, "an absolute AE-ID is //SP-ID/CSE-ID/AE-ID")?;
         (IdForm::Absolute, sp, path.to_owned())
     } else if let Some(path) = id.strip_prefix('/') {
         let sp = need_sp(sp_id, "an SP-relative AE-ID", "//SP-ID/CSE-ID/AE-ID")?;
@@ -365,11 +370,8 @@ fn parse_ae(id: &str, sp_id: Option<&SpId>) -> Result<(IdForm, GeneralName)> {
 
 fn parse_cse(id: &str, sp_id: Option<&SpId>) -> Result<(IdForm, GeneralName)> {
     let (form, sp, cse) = if let Some(rest) = id.strip_prefix("//") {
-        let (domain, cse) = rest
-            .split_once('/')
-            .ok_or("an absolute CSE-ID is //SP-ID/CSE-ID (TS-0001 7.2)")
-            .map_err(IdError::new)?;
-        (IdForm::Absolute, SpId::parse(domain)?, cse)
+        let (sp, cse) = split_absolute(rest, "an absolute CSE-ID is //SP-ID/CSE-ID")?;
+        (IdForm::Absolute, sp, cse)
     } else if let Some(cse) = id.strip_prefix('/') {
         let sp = need_sp(sp_id, "an SP-relative CSE-ID", "//SP-ID/CSE-ID")?;
         (IdForm::SpRelative, sp.clone(), cse)

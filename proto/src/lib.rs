@@ -33,4 +33,10 @@ pub mod san;
 
 mod error;
 mod raw;
+
+// Shared with the integration tests, which cannot see this crate's test modules.
+#[cfg(test)]
+#[path = "../tests/support/openssl_cli.rs"]
+mod openssl_cli;
+
 pub use error::ProtoError;

@@ -2,6 +2,10 @@
 
 use onem2m_est_proto::certs_only;
 
+#[path = "support/openssl_cli.rs"]
+mod openssl_cli;
+use openssl_cli::openssl_output;
+
 const OPENSSL_P7B: &[u8] = include_bytes!("data/certs-only-openssl.p7b");
 const EE: &[u8] = include_bytes!("data/ee.der");
 const CA: &[u8] = include_bytes!("data/ca.der");
@@ -95,26 +99,12 @@ fn truncated_ber_is_an_error() {
 #[test]
 fn openssl_reads_our_encoding() {
     let der = certs_only::encode(&[EE, CA]).unwrap();
-    let dir = std::env::temp_dir().join(format!("proto-certs-only-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("out.p7b");
-    std::fs::write(&path, &der).unwrap();
-    let out = std::process::Command::new("openssl")
-        .args(["pkcs7", "-inform", "DER", "-print_certs", "-noout", "-in"])
-        .arg(&path)
-        .output();
-    std::fs::remove_dir_all(&dir).ok();
-    let out = match out {
-        Ok(o) => o,
-        // A cross-check that needs a tool fails without it, rather than passing untested.
-        Err(e) => panic!("running the openssl CLI (the independent parser): {e}"),
-    };
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let text = openssl_output(
+        "certs-only",
+        "out.p7b",
+        &["pkcs7", "-inform", "DER", "-print_certs", "-noout", "-in"],
+        &der,
     );
-    let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("CAE-test-device"), "{text}");
     assert!(text.contains("Test MEF CA"), "{text}");
 }

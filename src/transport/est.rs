@@ -4,7 +4,7 @@
 use super::connect::{Carried, Stats, TcpStep, TlsStep};
 use super::stack::{RustlsStack, TlsStack};
 use super::{TransportConfig, IO_BUFFER_SIZE, MAX_ERROR_TEXT, MAX_REDIRECTS, MAX_RESPONSE_HEAD};
-use crate::error::{Error, Operation, Result};
+use crate::error::{decode_error, Error, Operation, Result};
 use crate::tls::map_rustls_error;
 use crate::uri::EstUri;
 use onem2m_est_proto::media::{self, MediaType};
@@ -157,14 +157,11 @@ impl EstConnection {
         let op = Operation::CaCerts;
         let mut resp = self.exchange(op, &Req::Get)?;
         expect_status(op, &resp, StatusCode::OK)?;
-        let certs = self.read_certs_only(op, &mut resp)?;
-        if certs.is_empty() {
-            return Err(bad(
-                op,
-                "the response carries no CA certificate (RFC 7030 4.1.3)",
-            ));
-        }
-        Ok(certs)
+        self.read_certs_only(
+            op,
+            &mut resp,
+            "the response carries no CA certificate (RFC 7030 4.1.3)",
+        )
     }
 
     /// `/csrattrs` (RFC 7030 4.5): `Some(items)` on 200, `None` when the server has none
@@ -179,18 +176,12 @@ impl EstConnection {
         }
         check_content_type(op, &resp, media::CSRATTRS)?;
         let body = self.read_body(op, &mut resp)?;
-        let der = base64body::decode(&body).map_err(|source| Error::Decode {
-            operation: op,
-            source,
-        })?;
+        let der = base64body::decode(&body).map_err(decode_error(op))?;
         if der.is_empty() {
             // An empty 200 says the same as 204.
             return Ok(None);
         }
-        let items = csrattrs::decode(&der).map_err(|source| Error::Decode {
-            operation: op,
-            source,
-        })?;
+        let items = csrattrs::decode(&der).map_err(decode_error(op))?;
         Ok(Some(items))
     }
 
@@ -210,10 +201,7 @@ impl EstConnection {
         let op = Operation::ServerKeygen;
         let mut resp = self.poll(op, csr_der)?;
         let ct = content_type(op, &resp)?;
-        let parsed = MediaType::parse(&ct).map_err(|source| Error::Decode {
-            operation: op,
-            source,
-        })?;
+        let parsed = MediaType::parse(&ct).map_err(decode_error(op))?;
         if !parsed.is(media::MULTIPART_MIXED) {
             return Err(bad(
                 op,
@@ -224,13 +212,8 @@ impl EstConnection {
             ));
         }
         let body = self.read_body(op, &mut resp)?;
-        let decoded =
-            onem2m_est_proto::multipart::decode_serverkeygen(&ct, &body).map_err(|source| {
-                Error::Decode {
-                    operation: op,
-                    source,
-                }
-            })?;
+        let decoded = onem2m_est_proto::multipart::decode_serverkeygen(&ct, &body)
+            .map_err(decode_error(op))?;
         if decoded.certificates.is_empty() {
             return Err(bad(op, "the response carries no certificate"));
         }
@@ -239,14 +222,11 @@ impl EstConnection {
 
     fn enroll(&self, op: Operation, csr_der: &[u8]) -> Result<Vec<CertificateDer<'static>>> {
         let mut resp = self.poll(op, csr_der)?;
-        let certs = self.read_certs_only(op, &mut resp)?;
-        if certs.is_empty() {
-            return Err(bad(
-                op,
-                "the response carries no certificate (RFC 7030 4.2.3)",
-            ));
-        }
-        Ok(certs)
+        self.read_certs_only(
+            op,
+            &mut resp,
+            "the response carries no certificate (RFC 7030 4.2.3)",
+        )
     }
 
     /// Sends the enrollment request until it is not 202 Accepted (RFC 7030 4.2.3), within the
@@ -439,11 +419,13 @@ impl EstConnection {
             })
     }
 
-    /// Checks and decodes an application/pkcs7-mime certs-only body.
+    /// Checks and decodes an application/pkcs7-mime certs-only body; one without a certificate
+    /// is refused with the reason `empty` (every operation that answers certs-only owes one).
     fn read_certs_only(
         &self,
         op: Operation,
         resp: &mut Response<Body>,
+        empty: &str,
     ) -> Result<Vec<CertificateDer<'static>>> {
         let parsed = check_content_type(op, resp, media::PKCS7_MIME)?;
         if let Some(t) = parsed.param("smime-type") {
@@ -455,14 +437,11 @@ impl EstConnection {
             }
         }
         let body = self.read_body(op, resp)?;
-        let der = base64body::decode(&body).map_err(|source| Error::Decode {
-            operation: op,
-            source,
-        })?;
-        let certs = certs_only::decode(&der).map_err(|source| Error::Decode {
-            operation: op,
-            source,
-        })?;
+        let der = base64body::decode(&body).map_err(decode_error(op))?;
+        let certs = certs_only::decode(&der).map_err(decode_error(op))?;
+        if certs.is_empty() {
+            return Err(bad(op, empty));
+        }
         Ok(certs.into_iter().map(CertificateDer::from).collect())
     }
 }
@@ -507,10 +486,7 @@ fn content_type(op: Operation, resp: &Response<Body>) -> Result<String> {
 /// Checks the Content-Type essence (parameters tolerated) and returns the parsed value.
 fn check_content_type(op: Operation, resp: &Response<Body>, want: &str) -> Result<MediaType> {
     let ct = content_type(op, resp)?;
-    let parsed = MediaType::parse(&ct).map_err(|source| Error::Decode {
-        operation: op,
-        source,
-    })?;
+    let parsed = MediaType::parse(&ct).map_err(decode_error(op))?;
     if !parsed.is(want) {
         return Err(bad(
             op,

@@ -104,40 +104,21 @@ impl RustlsStack {
     }
 }
 
-#[derive(Debug)]
-struct RustlsSession(rustls::StreamOwned<rustls::ClientConnection, WireSocket>);
-
-impl Read for RustlsSession {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.0.read(buf)
-    }
-}
-
-impl Write for RustlsSession {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.write(buf)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.0.flush()
-    }
-}
-
-impl TlsSession for RustlsSession {
+// The rustls stream already reads and writes plaintext over the socket: it is the session
+// itself, with no wrapper to delegate through.
+impl TlsSession for rustls::StreamOwned<rustls::ClientConnection, WireSocket> {
     fn wire(&mut self) -> &mut WireSocket {
-        &mut self.0.sock
+        &mut self.sock
     }
 
     fn peer_certificates(&self) -> Option<Vec<CertificateDer<'static>>> {
-        self.0
-            .conn
+        self.conn
             .peer_certificates()
             .map(|chain| chain.iter().map(|c| c.clone().into_owned()).collect())
     }
 
     fn cipher_suite(&self) -> Option<&'static str> {
-        self.0
-            .conn
+        self.conn
             .negotiated_cipher_suite()
             .and_then(|s| s.suite().as_str())
     }
@@ -159,9 +140,7 @@ impl TlsStack for RustlsStack {
         while conn.is_handshaking() {
             conn.complete_io(&mut wire).map_err(handshake_io_error)?;
         }
-        Ok(Box::new(RustlsSession(rustls::StreamOwned::new(
-            conn, wire,
-        ))))
+        Ok(Box::new(rustls::StreamOwned::new(conn, wire)))
     }
 }
 
