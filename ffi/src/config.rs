@@ -11,7 +11,7 @@ use zeroize::Zeroizing;
 use super::callbacks::{CredentialCallbacks, KeyCallbacks};
 use super::logging::{level_filter, mef_log_cb, LogSink};
 use super::{
-    bytes_arg, check, guard, key_type_arg, mef_credential_callbacks, mef_identity_cb,
+    bytes_arg, check, free_box, guard, key_type_arg, mef_credential_callbacks, mef_identity_cb,
     mef_key_callbacks, mef_key_type, mef_log_level, mef_result, mef_subject_type, mef_tls_profile,
     str_arg, subject_type_arg, tls_profile_arg, UserData, MEF_ERR_INVALID_ARGUMENT,
     MEF_ERR_NULL_ARGUMENT, MEF_OK,
@@ -276,13 +276,8 @@ pub unsafe extern "C" fn mef_config_new(out: *mut *mut mef_config) -> mef_result
 /// `config` must be NULL or a pointer from `mef_config_new` not freed before.
 #[no_mangle]
 pub unsafe extern "C" fn mef_config_free(config: *mut mef_config) {
-    let _ = guard(|| {
-        if !config.is_null() {
-            // SAFETY: a pointer from Box::into_raw in mef_config_new, freed once (contract).
-            drop(unsafe { Box::from_raw(config) });
-        }
-        MEF_OK
-    });
+    // SAFETY: NULL or a pointer from Box::into_raw in mef_config_new, freed once (contract).
+    unsafe { free_box(config) }
 }
 
 /// Sets the estBaseURI (`https://host[:port]/.well-known/est[/label]`), validated now
