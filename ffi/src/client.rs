@@ -541,33 +541,30 @@ pub unsafe extern "C" fn mef_client_reprovision(
     unsafe { with_client(client, "mef_client_reprovision", body) }
 }
 
-/// Hands `data` out as a new buffer in `*out`.
-///
-/// # Safety
-/// `out` must be non-NULL and writable.
-unsafe fn write_buffer(out: *mut *mut mef_buffer, data: Vec<u8>) {
-    // SAFETY: non-NULL and writable (caller's contract).
-    unsafe { out.write(Box::into_raw(Box::new(mef_buffer { data }))) };
+/// `data` as a new buffer, for the caller to free with `mef_buffer_free`.
+fn new_buffer(data: Vec<u8>) -> *mut mef_buffer {
+    Box::into_raw(Box::new(mef_buffer { data }))
 }
 
-/// A call on the client that hands out bytes: `*out` is checked first (NULL is
-/// `MEF_ERR_NULL_ARGUMENT`) and written only on success.
+/// A call on the client with one out-parameter: `out` is checked first (NULL is
+/// `MEF_ERR_NULL_ARGUMENT`), then `op` runs as [`mef_client::call`], and `*out` is written
+/// only on success.
 ///
 /// # Safety
 /// As for [`with_client`]; `out` NULL or writable.
-unsafe fn buffer_call(
+pub(super) unsafe fn out_call<T>(
     client: *mut mef_client,
     what: &str,
-    op: fn(&mut mef_client) -> Result<Vec<u8>>,
-    out: *mut *mut mef_buffer,
+    out: *mut T,
+    op: impl FnOnce(&mut mef_client) -> Result<T>,
 ) -> mef_result {
     if out.is_null() {
         return MEF_ERR_NULL_ARGUMENT;
     }
     let body = |c: &mut mef_client| {
-        let data = check!(c.call(op));
+        let value = check!(c.call(op));
         // SAFETY: non-NULL (checked above) and writable (caller's contract).
-        unsafe { write_buffer(out, data) };
+        unsafe { out.write(value) };
         MEF_OK
     };
     // SAFETY: caller's contract.
@@ -588,7 +585,11 @@ pub unsafe extern "C" fn mef_client_cacerts(
     out_pem: *mut *mut mef_buffer,
 ) -> mef_result {
     // SAFETY: caller's contract above.
-    unsafe { buffer_call(client, "mef_client_cacerts", mef_client::cacerts, out_pem) }
+    unsafe {
+        out_call(client, "mef_client_cacerts", out_pem, |c| {
+            c.cacerts().map(new_buffer)
+        })
+    }
 }
 
 /// `/csrattrs` (RFC 7030 4.5): writes the CSR attributes as DER (the server's CsrAttrs,
@@ -604,7 +605,11 @@ pub unsafe extern "C" fn mef_client_csrattrs(
     out_der: *mut *mut mef_buffer,
 ) -> mef_result {
     // SAFETY: caller's contract above.
-    unsafe { buffer_call(client, "mef_client_csrattrs", mef_client::csrattrs, out_der) }
+    unsafe {
+        out_call(client, "mef_client_csrattrs", out_der, |c| {
+            c.csrattrs().map(new_buffer)
+        })
+    }
 }
 
 /// Decodes CSR attributes (the DER `mef_client_csrattrs` gives) into text, one `field: value`
@@ -641,7 +646,7 @@ pub unsafe extern "C" fn mef_csrattrs_describe(
             }
         }
         // SAFETY: non-NULL (checked above) and writable (caller's contract).
-        unsafe { write_buffer(out_text, data) };
+        unsafe { out_text.write(new_buffer(data)) };
         MEF_OK
     })
 }
