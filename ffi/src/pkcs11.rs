@@ -120,17 +120,12 @@ mod tests {
     #[test]
     fn without_the_feature_the_client_refuses_a_token_key() {
         let tmp = tempfile::tempdir().unwrap();
-        let base = CString::new("https://127.0.0.1:1/.well-known/est").unwrap();
-        let dir = CString::new(tmp.path().join("c").to_str().unwrap()).unwrap();
         let module = CString::new("/nonexistent/module.so").unwrap();
         let uri = CString::new("pkcs11:token=t;object=o").unwrap();
         let var = CString::new("PIN_VAR").unwrap();
+        let cfg = crate::tests::store_config(crate::tests::NO_MEF, &tmp.path().join("c"));
         // SAFETY: live CStrings; the configuration is freed once; no client is created.
         unsafe {
-            let mut cfg = std::ptr::null_mut();
-            assert_eq!(mef_config_new(&mut cfg), MEF_OK);
-            assert_eq!(mef_config_set_base_uri(cfg, base.as_ptr()), MEF_OK);
-            assert_eq!(mef_config_set_store_dir(cfg, dir.as_ptr()), MEF_OK);
             assert_eq!(
                 mef_config_set_pkcs11_key(
                     cfg,
