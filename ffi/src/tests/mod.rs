@@ -265,6 +265,20 @@ fn psk_arguments_are_validated_and_exclusive_with_a_client_certificate() {
     }
 }
 
+/// The result `r` (with its last error `error`) of a call to [`NO_MEF`] that needs an optional
+/// feature: where the build has it (`supported`), the call got as far as connecting (127.0.0.1:1
+/// refuses); where not, the core refused it before any I/O as an InvalidArgument (class
+/// BadArguments) whose reason contains `refusal`.
+#[track_caller]
+fn assert_connects_if_supported(supported: bool, r: mef_result, error: &str, refusal: &str) {
+    if supported {
+        assert_eq!(r, MEF_ERR_CONNECT, "{error}");
+    } else {
+        assert_eq!(r, MEF_ERR_INVALID_ARGUMENT, "{error}");
+        assert!(error.contains(refusal), "{error}");
+    }
+}
+
 #[test]
 fn psk_provisioning_needs_no_trust_anchors_and_reports_the_build() {
     let dir = tempfile::tempdir().unwrap();
@@ -281,14 +295,8 @@ fn psk_provisioning_needs_no_trust_anchors_and_reports_the_build() {
         mef_config_free(config);
         let r = mef_client_provision(client, MEF_KEY_GENERATE);
         let error = last_error(client);
-        if est::psk::SUPPORTED {
-            // It got as far as connecting (127.0.0.1:1 refuses): no trust anchor was asked for.
-            assert_eq!(r, MEF_ERR_CONNECT, "{error}");
-        } else {
-            // The core's refusal is an InvalidArgument (class BadArguments).
-            assert_eq!(r, MEF_ERR_INVALID_ARGUMENT, "{error}");
-            assert!(error.contains("TLS-PSK"), "{error}");
-        }
+        // With the feature it got as far as connecting: no trust anchor was asked for.
+        assert_connects_if_supported(est::psk::SUPPORTED, r, &error, "TLS-PSK");
         assert!(
             !error.contains("5a5a") && !error.contains("5A5A"),
             "{error}"
@@ -326,14 +334,8 @@ fn the_ts0003_profile_is_handed_to_the_core() {
         let mut buffer = std::ptr::null_mut();
         let r = mef_client_cacerts(client, &mut buffer);
         let error = last_error(client);
-        if est::ts0003::SUPPORTED {
-            // The OpenSSL stack was built and tried to connect (127.0.0.1:1 refuses).
-            assert_eq!(r, MEF_ERR_CONNECT, "{error}");
-        } else {
-            // Refused before any I/O by the core.
-            assert_eq!(r, MEF_ERR_INVALID_ARGUMENT, "{error}");
-            assert!(error.contains("needs OpenSSL"), "{error}");
-        }
+        // With the feature the OpenSSL stack was built and tried to connect.
+        assert_connects_if_supported(est::ts0003::SUPPORTED, r, &error, "needs OpenSSL");
         assert!(buffer.is_null());
         mef_client_free(client);
     }
