@@ -49,6 +49,7 @@ pub(crate) const NO_MEF: &str = "https://127.0.0.1:1/.well-known/est";
 ///
 /// # Safety
 /// `config` must be a live configuration.
+#[track_caller]
 pub(crate) unsafe fn set_base_and_store(config: *mut mef_config, base: &str, store: &Path) {
     let base = CString::new(base).unwrap();
     let store = CString::new(store.to_str().unwrap()).unwrap();
@@ -60,6 +61,7 @@ pub(crate) unsafe fn set_base_and_store(config: *mut mef_config, base: &str, sto
 }
 
 /// A new configuration (the caller frees it) with [`set_base_and_store`].
+#[track_caller]
 pub(crate) fn store_config(base: &str, store: &Path) -> *mut mef_config {
     let mut config = std::ptr::null_mut();
     // SAFETY: an out-parameter we own, then the configuration it received.
@@ -72,6 +74,7 @@ pub(crate) fn store_config(base: &str, store: &Path) -> *mut mef_config {
 
 /// A new configuration (the caller frees it) with the estBaseURI `base` and the subject CSE
 /// `cse_id`, each asserted to be accepted.
+#[track_caller]
 pub(crate) fn cse_config(base: &str, cse_id: &str) -> *mut mef_config {
     let base = CString::new(base).unwrap();
     let id = CString::new(cse_id).unwrap();
@@ -95,6 +98,7 @@ fn ca_pem() -> String {
 
 /// A configuration (the caller frees it) of a MEF that is not there ([`NO_MEF`]) with the
 /// store `dir` and a fresh test CA as trust anchors.
+#[track_caller]
 fn no_mef_config(dir: &Path) -> *mut mef_config {
     let ta = ca_pem();
     let config = store_config(NO_MEF, dir);
