@@ -18,27 +18,7 @@
 #include <string.h>
 #include <time.h>
 
-static int read_file(const char *path, uint8_t **out, size_t *out_len)
-{
-    FILE *f = fopen(path, "rb");
-    if (f == NULL) {
-        perror(path);
-        return -1;
-    }
-    size_t cap = 1 << 16;
-    uint8_t *buf = malloc(cap);
-    size_t len = buf ? fread(buf, 1, cap, f) : 0;
-    int bad = buf == NULL || ferror(f) || len == cap;
-    fclose(f);
-    if (bad) {
-        fprintf(stderr, "%s: unreadable or larger than 64 KiB\n", path);
-        free(buf);
-        return -1;
-    }
-    *out = buf;
-    *out_len = len;
-    return 0;
-}
+#include "../../examples/c/common.h" /* read_file, free_secret */
 
 static double now_ms(clockid_t clock)
 {
@@ -135,9 +115,6 @@ out:
     mef_config_free(config);
     free(ta);
     free(cert);
-    if (key != NULL) {
-        memset(key, 0, key_len);
-        free(key);
-    }
+    free_secret(key, key_len);
     return status;
 }

@@ -40,6 +40,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "common.h" /* read_file, report */
+
 /* ---------------------------------------------------------------- the "HSM": a key table */
 
 enum slot_state {
@@ -454,48 +456,6 @@ static void log_message(void *user_data, mef_log_level level, const char *messag
 }
 
 /* ------------------------------------------------------------------------------- main */
-
-static int read_file(const char *path, uint8_t **out, size_t *out_len)
-{
-    FILE *f = fopen(path, "rb");
-    if (f == NULL) {
-        fprintf(stderr, "%s: %s\n", path, strerror(errno));
-        return -1;
-    }
-    size_t cap = 4096, len = 0;
-    uint8_t *buf = malloc(cap);
-    while (buf != NULL) {
-        len += fread(buf + len, 1, cap - len, f);
-        if (len < cap)
-            break;
-        uint8_t *bigger = realloc(buf, cap * 2);
-        if (bigger == NULL) {
-            free(buf);
-            buf = NULL;
-            break;
-        }
-        buf = bigger;
-        cap *= 2;
-    }
-    int failed = buf == NULL || ferror(f);
-    fclose(f);
-    if (failed) {
-        fprintf(stderr, "%s: read error\n", path);
-        free(buf);
-        return -1;
-    }
-    *out = buf;
-    *out_len = len;
-    return 0;
-}
-
-static void report(const char *what, mef_result r, const mef_client *client)
-{
-    fprintf(stderr, "%s failed: %s (%s)\n", what, mef_result_text(r),
-            mef_cmd_status_name(mef_result_cmd_status(r)));
-    if (client != NULL)
-        fprintf(stderr, "  %s\n", mef_client_last_error(client));
-}
 
 int main(int argc, char **argv)
 {

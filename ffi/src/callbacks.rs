@@ -169,6 +169,19 @@ pub(crate) struct IdentityAnswer {
     pub(crate) psk: Option<PskCredential>,
 }
 
+/// The body of a sink export: behind the panic boundary, a NULL `sink` is
+/// `MEF_ERR_NULL_ARGUMENT`, else `set` fills it (and leaves it unchanged when it fails).
+///
+/// # Safety
+/// `sink` must be NULL or the live sink the library passed to the running callback.
+unsafe fn with_sink<S>(sink: *mut S, set: impl FnOnce(&mut S) -> mef_result) -> mef_result {
+    guard(|| {
+        // SAFETY: NULL or the library's sink, alive during the callback (caller's contract).
+        let sink = check!(unsafe { sink.as_mut() }.ok_or(MEF_ERR_NULL_ARGUMENT));
+        set(sink)
+    })
+}
+
 /// Hands the current credentials to the library from inside the `load` callback: the chain
 /// (PEM CERTIFICATE blocks, leaf first) and the trust anchors (PEM). The PEM is copied.
 /// `MEF_ERR_INVALID_ARGUMENT` for empty, non-UTF-8 or unparsable PEM (the sink is then
@@ -184,21 +197,18 @@ pub unsafe extern "C" fn mef_credentials_set(
     ta_pem: *const u8,
     ta_len: usize,
 ) -> mef_result {
-    guard(|| {
-        if sink.is_null() {
-            return MEF_ERR_NULL_ARGUMENT;
-        }
+    let set = |sink: &mut mef_credentials_sink| {
         // SAFETY: the caller passes buffers of the given lengths (contract above).
         let chain = check!(unsafe { bytes_arg(chain_pem, chain_len) });
         // SAFETY: as above.
         let ta = check!(unsafe { bytes_arg(ta_pem, ta_len) });
         let chain = check!(pem_certs_arg(chain));
         let ta = check!(pem_certs_arg(ta));
-        // SAFETY: non-NULL; the sink is the library's, alive for the `load` call (contract).
-        let sink = unsafe { &mut *sink };
         sink.loaded = Some((chain, ta));
         MEF_OK
-    })
+    };
+    // SAFETY: the sink is the library's, alive for the `load` call (contract above).
+    unsafe { with_sink(sink, set) }
 }
 
 /// Fixes the subject identity of the procedure from inside the identity callback.
@@ -213,22 +223,19 @@ pub unsafe extern "C" fn mef_identity_set_subject(
     r#type: mef_subject_type,
     id: *const c_char,
 ) -> mef_result {
-    guard(|| {
-        if sink.is_null() {
-            return MEF_ERR_NULL_ARGUMENT;
-        }
+    let set = |sink: &mut mef_identity_sink| {
         // SAFETY: NUL-terminated string valid for this call (contract above).
         let id = check!(unsafe { str_arg(id) });
         let subject_type = check!(subject_type_arg(r#type));
-        // SAFETY: non-NULL; the sink is the library's, alive during the callback (contract).
-        let sink = unsafe { &mut *sink };
         let identity = match &sink.sp_id {
             None => SubjectIdentity::new(subject_type, id),
             Some(sp) => SubjectIdentity::with_sp_id(subject_type, id, sp),
         };
         sink.identity = Some(check!(identity.map_err(|_| MEF_ERR_INVALID_ARGUMENT)));
         MEF_OK
-    })
+    };
+    // SAFETY: the sink is the library's, alive during the callback (contract above).
+    unsafe { with_sink(sink, set) }
 }
 
 /// Supplies the pre-provisioned symmetric key of the PPSK-based RSPF (TS-0003 8.3.2.1) from
@@ -252,16 +259,13 @@ pub unsafe extern "C" fn mef_identity_set_psk(
     kpm: *const u8,
     kpm_len: usize,
 ) -> mef_result {
-    guard(|| {
-        if sink.is_null() {
-            return MEF_ERR_NULL_ARGUMENT;
-        }
+    let set = |sink: &mut mef_identity_sink| {
         // SAFETY: the caller's contract above.
-        let psk = check!(unsafe { super::psk_arg(kpm_id, kpm, kpm_len) });
-        // SAFETY: non-NULL; the sink is the library's, alive during the callback (contract).
-        unsafe { &mut *sink }.psk = Some(psk);
+        sink.psk = Some(check!(unsafe { super::psk_arg(kpm_id, kpm, kpm_len) }));
         MEF_OK
-    })
+    };
+    // SAFETY: the sink is the library's, alive during the callback (contract above).
+    unsafe { with_sink(sink, set) }
 }
 
 /// PEM text → certificates, for C arguments.

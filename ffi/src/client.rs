@@ -12,10 +12,10 @@ use super::config::ThirdParty;
 use super::logging::{LogSink, SinkScope};
 use super::result::result_of;
 use super::{
-    check, guard, guard_value, mef_config, mef_identity_sink, mef_key_source, mef_reprovision,
-    mef_result, UserData, MEF_ERR_CALLBACK, MEF_ERR_INVALID_ARGUMENT, MEF_ERR_NULL_ARGUMENT,
-    MEF_ERR_PANIC, MEF_KEY_GENERATE, MEF_KEY_SERVER_GENERATED, MEF_OK, MEF_REPROVISION_REKEY,
-    MEF_REPROVISION_RENEW, MEF_REPROVISION_SERVER_KEYGEN,
+    check, free_box, guard, guard_value, mef_config, mef_identity_sink, mef_key_source,
+    mef_reprovision, mef_result, UserData, MEF_ERR_CALLBACK, MEF_ERR_INVALID_ARGUMENT,
+    MEF_ERR_NULL_ARGUMENT, MEF_ERR_PANIC, MEF_KEY_GENERATE, MEF_KEY_SERVER_GENERATED, MEF_OK,
+    MEF_REPROVISION_REKEY, MEF_REPROVISION_RENEW, MEF_REPROVISION_SERVER_KEYGEN,
 };
 use est::client::{Channel, Config, InitialAuth, KeySource, MefClient, Provisioned, Reprovision};
 use est::error::{Error, Result};
@@ -462,13 +462,8 @@ pub unsafe extern "C" fn mef_client_new(
 /// `client` must be NULL or a pointer from `mef_client_new` not freed before.
 #[no_mangle]
 pub unsafe extern "C" fn mef_client_free(client: *mut mef_client) {
-    let _ = guard(|| {
-        if !client.is_null() {
-            // SAFETY: from Box::into_raw in mef_client_new, freed once (caller's contract).
-            drop(unsafe { Box::from_raw(client) });
-        }
-        MEF_OK
-    });
+    // SAFETY: NULL or Box::into_raw in mef_client_new, freed once (caller's contract).
+    unsafe { free_box(client) }
 }
 
 /// Initial Certificate Provisioning (TS-0003 8.3.6.2.2): authenticates with the configured
@@ -546,6 +541,36 @@ pub unsafe extern "C" fn mef_client_reprovision(
     unsafe { with_client(client, "mef_client_reprovision", body) }
 }
 
+/// `data` as a new buffer, for the caller to free with `mef_buffer_free`.
+fn new_buffer(data: Vec<u8>) -> *mut mef_buffer {
+    Box::into_raw(Box::new(mef_buffer { data }))
+}
+
+/// A call on the client with one out-parameter: `out` is checked first (NULL is
+/// `MEF_ERR_NULL_ARGUMENT`), then `op` runs as [`mef_client::call`], and `*out` is written
+/// only on success.
+///
+/// # Safety
+/// As for [`with_client`]; `out` NULL or writable.
+pub(super) unsafe fn out_call<T>(
+    client: *mut mef_client,
+    what: &str,
+    out: *mut T,
+    op: impl FnOnce(&mut mef_client) -> Result<T>,
+) -> mef_result {
+    if out.is_null() {
+        return MEF_ERR_NULL_ARGUMENT;
+    }
+    let body = |c: &mut mef_client| {
+        let value = check!(c.call(op));
+        // SAFETY: non-NULL (checked above) and writable (caller's contract).
+        unsafe { out.write(value) };
+        MEF_OK
+    };
+    // SAFETY: caller's contract.
+    unsafe { with_client(client, what, body) }
+}
+
 /// `/cacerts` (RFC 7030 4.1): writes the validated MEF CA certificates as PEM to `*out_pem`
 /// (free with `mef_buffer_free`); nothing is installed. The MEF is authenticated with the
 /// configured trust anchors, else the installed ones; the client with the configured
@@ -559,17 +584,12 @@ pub unsafe extern "C" fn mef_client_cacerts(
     client: *mut mef_client,
     out_pem: *mut *mut mef_buffer,
 ) -> mef_result {
-    if out_pem.is_null() {
-        return MEF_ERR_NULL_ARGUMENT;
-    }
-    let body = |c: &mut mef_client| {
-        let data = check!(c.call(mef_client::cacerts));
-        // SAFETY: non-NULL (checked above) and writable (caller's contract).
-        unsafe { out_pem.write(Box::into_raw(Box::new(mef_buffer { data }))) };
-        MEF_OK
-    };
     // SAFETY: caller's contract above.
-    unsafe { with_client(client, "mef_client_cacerts", body) }
+    unsafe {
+        out_call(client, "mef_client_cacerts", out_pem, |c| {
+            c.cacerts().map(new_buffer)
+        })
+    }
 }
 
 /// `/csrattrs` (RFC 7030 4.5): writes the CSR attributes as DER (the server's CsrAttrs,
@@ -584,17 +604,12 @@ pub unsafe extern "C" fn mef_client_csrattrs(
     client: *mut mef_client,
     out_der: *mut *mut mef_buffer,
 ) -> mef_result {
-    if out_der.is_null() {
-        return MEF_ERR_NULL_ARGUMENT;
-    }
-    let body = |c: &mut mef_client| {
-        let data = check!(c.call(mef_client::csrattrs));
-        // SAFETY: non-NULL (checked above) and writable (caller's contract).
-        unsafe { out_der.write(Box::into_raw(Box::new(mef_buffer { data }))) };
-        MEF_OK
-    };
     // SAFETY: caller's contract above.
-    unsafe { with_client(client, "mef_client_csrattrs", body) }
+    unsafe {
+        out_call(client, "mef_client_csrattrs", out_der, |c| {
+            c.csrattrs().map(new_buffer)
+        })
+    }
 }
 
 /// Decodes CSR attributes (the DER `mef_client_csrattrs` gives) into text, one `field: value`
@@ -631,7 +646,7 @@ pub unsafe extern "C" fn mef_csrattrs_describe(
             }
         }
         // SAFETY: non-NULL (checked above) and writable (caller's contract).
-        unsafe { out_text.write(Box::into_raw(Box::new(mef_buffer { data }))) };
+        unsafe { out_text.write(new_buffer(data)) };
         MEF_OK
     })
 }
@@ -704,11 +719,6 @@ pub unsafe extern "C" fn mef_buffer_len(buffer: *const mef_buffer) -> usize {
 /// `buffer` must be NULL or a buffer from this library not freed before.
 #[no_mangle]
 pub unsafe extern "C" fn mef_buffer_free(buffer: *mut mef_buffer) {
-    let _ = guard(|| {
-        if !buffer.is_null() {
-            // SAFETY: from Box::into_raw in this module, freed once (caller's contract).
-            drop(unsafe { Box::from_raw(buffer) });
-        }
-        MEF_OK
-    });
+    // SAFETY: NULL or Box::into_raw in this module, freed once (caller's contract).
+    unsafe { free_box(buffer) }
 }

@@ -11,7 +11,7 @@ use zeroize::Zeroizing;
 use super::callbacks::{CredentialCallbacks, KeyCallbacks};
 use super::logging::{level_filter, mef_log_cb, LogSink};
 use super::{
-    bytes_arg, check, guard, key_type_arg, mef_credential_callbacks, mef_identity_cb,
+    bytes_arg, check, free_box, guard, key_type_arg, mef_credential_callbacks, mef_identity_cb,
     mef_key_callbacks, mef_key_type, mef_log_level, mef_result, mef_subject_type, mef_tls_profile,
     str_arg, subject_type_arg, tls_profile_arg, UserData, MEF_ERR_INVALID_ARGUMENT,
     MEF_ERR_NULL_ARGUMENT, MEF_OK,
@@ -129,6 +129,7 @@ macro_rules! arg {
         }
     };
 }
+pub(crate) use arg;
 
 /// Why a PEM argument holds no certificates: the argument, and the core's reason.
 #[derive(Debug)]
@@ -182,6 +183,29 @@ unsafe fn versioned<T: Copy>(
     Ok(unsafe { p.read_unaligned() })
 }
 
+/// A callback struct argument: [`versioned`], then converted by `new`, which gives `None`
+/// when a member is NULL (`MEF_ERR_NULL_ARGUMENT`, saying which members are `required`). A
+/// refusal is recorded on `config`.
+///
+/// # Safety
+/// As for [`versioned`].
+unsafe fn callbacks_arg<T: Copy, C>(
+    config: &mef_config,
+    p: *const T,
+    name: &str,
+    required: &str,
+    new: impl FnOnce(&T) -> Option<C>,
+) -> Result<C, mef_result> {
+    // SAFETY: NULL or readable for its `struct_size` (caller's contract); copied out at once.
+    let cbs = unsafe { versioned(p, name) }.map_err(|(code, reason)| config.fail(code, reason))?;
+    new(&cbs).ok_or_else(|| {
+        config.fail(
+            MEF_ERR_NULL_ARGUMENT,
+            format!("a member of {name} is NULL ({required})"),
+        )
+    })
+}
+
 /// Returns why the most recent failed call on `config` failed (the setters, and
 /// `mef_client_new` with this configuration), e.g. `invalid argument EST base URI: "ftp://x":
 /// ...`, or "" if none failed. A successful call does not clear it. The text never holds a
@@ -197,6 +221,23 @@ pub unsafe extern "C" fn mef_config_last_error(config: *const mef_config) -> *co
         Some(config) => config.last_error.as_ptr(),
         None => c"".as_ptr(),
     }
+}
+
+/// The body of a setter: behind the panic boundary, a NULL `config` is
+/// `MEF_ERR_NULL_ARGUMENT`, else `set` runs on the configuration (recording its reasons with
+/// [`mef_config::fail`]).
+///
+/// # Safety
+/// As for [`config_mut`].
+pub(crate) unsafe fn with_config(
+    config: *mut mef_config,
+    set: impl FnOnce(&mut mef_config) -> mef_result,
+) -> mef_result {
+    guard(|| {
+        // SAFETY: caller's contract.
+        let config = check!(unsafe { config_mut(config) });
+        set(config)
+    })
 }
 
 /// Borrows the configuration behind a non-NULL pointer.
@@ -235,13 +276,8 @@ pub unsafe extern "C" fn mef_config_new(out: *mut *mut mef_config) -> mef_result
 /// `config` must be NULL or a pointer from `mef_config_new` not freed before.
 #[no_mangle]
 pub unsafe extern "C" fn mef_config_free(config: *mut mef_config) {
-    let _ = guard(|| {
-        if !config.is_null() {
-            // SAFETY: a pointer from Box::into_raw in mef_config_new, freed once (contract).
-            drop(unsafe { Box::from_raw(config) });
-        }
-        MEF_OK
-    });
+    // SAFETY: NULL or a pointer from Box::into_raw in mef_config_new, freed once (contract).
+    unsafe { free_box(config) }
 }
 
 /// Sets the estBaseURI (`https://host[:port]/.well-known/est[/label]`), validated now
@@ -254,15 +290,15 @@ pub unsafe extern "C" fn mef_config_set_base_uri(
     config: *mut mef_config,
     uri: *const c_char,
 ) -> mef_result {
-    guard(|| {
-        // SAFETY: caller's contract above.
-        let config = check!(unsafe { config_mut(config) });
+    let set = |config: &mut mef_config| {
         // SAFETY: caller's contract above.
         let uri = arg!(config, "uri", unsafe { str_arg(uri) });
         let uri = reason!(config, EstUri::parse(uri));
         config.base_uri = Some(uri);
         MEF_OK
-    })
+    };
+    // SAFETY: caller's contract above.
+    unsafe { with_config(config, set) }
 }
 
 /// Sets the estBaseURI of the MEF's TLS-PSK listener, for a MEF that serves TLS-PSK on another
@@ -280,15 +316,15 @@ pub unsafe extern "C" fn mef_config_set_psk_base_uri(
     config: *mut mef_config,
     uri: *const c_char,
 ) -> mef_result {
-    guard(|| {
-        // SAFETY: caller's contract above.
-        let config = check!(unsafe { config_mut(config) });
+    let set = |config: &mut mef_config| {
         // SAFETY: caller's contract above.
         let uri = arg!(config, "uri", unsafe { str_arg(uri) });
         let uri = reason!(config, EstUri::parse(uri));
         config.psk_base_uri = Some(uri);
         MEF_OK
-    })
+    };
+    // SAFETY: caller's contract above.
+    unsafe { with_config(config, set) }
 }
 
 /// Sets the EST client explicit trust anchor database that authenticates the MEF during
@@ -302,14 +338,14 @@ pub unsafe extern "C" fn mef_config_set_trust_anchors_pem(
     pem: *const u8,
     len: usize,
 ) -> mef_result {
-    guard(|| {
-        // SAFETY: caller's contract above.
-        let config = check!(unsafe { config_mut(config) });
+    let set = |config: &mut mef_config| {
         // SAFETY: caller's contract above.
         let pem = arg!(config, "pem", unsafe { bytes_arg(pem, len) });
         config.trust_anchors = Some(reason!(config, pem_certs(pem, "trust anchors")));
         MEF_OK
-    })
+    };
+    // SAFETY: caller's contract above.
+    unsafe { with_config(config, set) }
 }
 
 /// Sets the third-party EST client certificate (PEM chain, leaf first) and its software key
@@ -326,9 +362,7 @@ pub unsafe extern "C" fn mef_config_set_client_cert_pem(
     key_pem: *const u8,
     key_len: usize,
 ) -> mef_result {
-    guard(|| {
-        // SAFETY: caller's contract above.
-        let config = check!(unsafe { config_mut(config) });
+    let set = |config: &mut mef_config| {
         // SAFETY: caller's contract above.
         let chain = arg!(config, "chain_pem", unsafe {
             bytes_arg(chain_pem, chain_len)
@@ -352,7 +386,7 @@ pub unsafe extern "C" fn mef_config_set_client_cert_pem(
             return config.fail(
                 MEF_ERR_INVALID_ARGUMENT,
                 "client key: it is not the key of the client certificate (the first \
-                 certificate of the chain)",
+             certificate of the chain)",
             );
         }
         config.third_party = Some(ThirdParty::Software {
@@ -360,7 +394,9 @@ pub unsafe extern "C" fn mef_config_set_client_cert_pem(
             key: Arc::new(key),
         });
         MEF_OK
-    })
+    };
+    // SAFETY: caller's contract above.
+    unsafe { with_config(config, set) }
 }
 
 /// Sets the third-party EST client certificate (PEM chain, leaf first) whose key is the
@@ -378,9 +414,7 @@ pub unsafe extern "C" fn mef_config_set_client_cert_key_handle(
     key_handle: u64,
     key_type: mef_key_type,
 ) -> mef_result {
-    guard(|| {
-        // SAFETY: caller's contract above.
-        let config = check!(unsafe { config_mut(config) });
+    let set = |config: &mut mef_config| {
         // SAFETY: caller's contract above.
         let chain = arg!(config, "chain_pem", unsafe {
             bytes_arg(chain_pem, chain_len)
@@ -396,7 +430,9 @@ pub unsafe extern "C" fn mef_config_set_client_cert_key_handle(
             algorithm,
         });
         MEF_OK
-    })
+    };
+    // SAFETY: caller's contract above.
+    unsafe { with_config(config, set) }
 }
 
 /// Sets the pre-provisioned symmetric key of the PPSK-based RSPF (TS-0003 8.3.2.1): the KpmID
@@ -424,9 +460,7 @@ pub unsafe extern "C" fn mef_config_set_psk(
     kpm: *const u8,
     kpm_len: usize,
 ) -> mef_result {
-    guard(|| {
-        // SAFETY: caller's contract above.
-        let config = check!(unsafe { config_mut(config) });
+    let set = |config: &mut mef_config| {
         // SAFETY: caller's contract above.
         let kpm_id = arg!(config, "kpm_id", unsafe { str_arg(kpm_id) });
         // SAFETY: caller's contract above.
@@ -438,7 +472,9 @@ pub unsafe extern "C" fn mef_config_set_psk(
         );
         config.psk = Some(psk);
         MEF_OK
-    })
+    };
+    // SAFETY: caller's contract above.
+    unsafe { with_config(config, set) }
 }
 
 /// Fixes the subject identity (certSubjectType and certSubjectID of TS-0003 8.3.9.7): an AE-ID
@@ -456,9 +492,7 @@ pub unsafe extern "C" fn mef_config_set_subject(
     r#type: mef_subject_type,
     id: *const c_char,
 ) -> mef_result {
-    guard(|| {
-        // SAFETY: caller's contract above.
-        let config = check!(unsafe { config_mut(config) });
+    let set = |config: &mut mef_config| {
         // SAFETY: caller's contract above.
         let id = arg!(config, "id", unsafe { str_arg(id) });
         let subject_type = reason!(
@@ -471,7 +505,9 @@ pub unsafe extern "C" fn mef_config_set_subject(
         };
         config.identity = Some(reason!(config, identity));
         MEF_OK
-    })
+    };
+    // SAFETY: caller's contract above.
+    unsafe { with_config(config, set) }
 }
 
 /// Sets the M2M-SP-ID (`//example.net` or `example.net`, TS-0001 7.2) that SP-relative
@@ -486,14 +522,14 @@ pub unsafe extern "C" fn mef_config_set_sp_id(
     config: *mut mef_config,
     sp_id: *const c_char,
 ) -> mef_result {
-    guard(|| {
-        // SAFETY: caller's contract above.
-        let config = check!(unsafe { config_mut(config) });
+    let set = |config: &mut mef_config| {
         // SAFETY: caller's contract above.
         let sp_id = arg!(config, "sp_id", unsafe { str_arg(sp_id) });
         config.sp_id = Some(reason!(config, SpId::parse(sp_id)));
         MEF_OK
-    })
+    };
+    // SAFETY: caller's contract above.
+    unsafe { with_config(config, set) }
 }
 
 /// Sets the FQDN of the MEF that issued the CERT_PROV command (TS-0003 8.3.9.7). Each
@@ -513,9 +549,7 @@ pub unsafe extern "C" fn mef_config_set_mef_fqdn(
     config: *mut mef_config,
     fqdn: *const c_char,
 ) -> mef_result {
-    guard(|| {
-        // SAFETY: caller's contract above.
-        let config = check!(unsafe { config_mut(config) });
+    let set = |config: &mut mef_config| {
         // SAFETY: caller's contract above.
         let fqdn = arg!(config, "fqdn", unsafe { str_arg(fqdn) });
         if fqdn.is_empty() || !fqdn.bytes().all(|b| b.is_ascii_graphic()) {
@@ -526,7 +560,9 @@ pub unsafe extern "C" fn mef_config_set_mef_fqdn(
         }
         config.mef_fqdn = Some(fqdn.to_owned());
         MEF_OK
-    })
+    };
+    // SAFETY: caller's contract above.
+    unsafe { with_config(config, set) }
 }
 
 /// Sets the key type generated when the MEF does not ask for one (default
@@ -541,15 +577,15 @@ pub unsafe extern "C" fn mef_config_set_key_type(
     config: *mut mef_config,
     r#type: mef_key_type,
 ) -> mef_result {
-    guard(|| {
-        // SAFETY: caller's contract above.
-        let config = check!(unsafe { config_mut(config) });
+    let set = |config: &mut mef_config| {
         config.key_algorithm = reason!(
             config,
             key_type_arg(r#type).map_err(|_| format!("unknown key type {}", r#type))
         );
         MEF_OK
-    })
+    };
+    // SAFETY: caller's contract above.
+    unsafe { with_config(config, set) }
 }
 
 /// Sets the TLS profile of certificate-authenticated connections (default
@@ -563,15 +599,15 @@ pub unsafe extern "C" fn mef_config_set_tls_profile(
     config: *mut mef_config,
     profile: mef_tls_profile,
 ) -> mef_result {
-    guard(|| {
-        // SAFETY: caller's contract above.
-        let config = check!(unsafe { config_mut(config) });
+    let set = |config: &mut mef_config| {
         config.tls_profile = reason!(
             config,
             tls_profile_arg(profile).map_err(|_| format!("unknown TLS profile {profile}"))
         );
         MEF_OK
-    })
+    };
+    // SAFETY: caller's contract above.
+    unsafe { with_config(config, set) }
 }
 
 /// Sets the timeouts in milliseconds: TCP connect, TLS handshake, and each request's response.
@@ -586,9 +622,7 @@ pub unsafe extern "C" fn mef_config_set_timeouts(
     tls_ms: u32,
     response_ms: u32,
 ) -> mef_result {
-    guard(|| {
-        // SAFETY: caller's contract above.
-        let config = check!(unsafe { config_mut(config) });
+    let set = |config: &mut mef_config| {
         config.transport = reason!(
             config,
             config.transport.clone().with_timeouts(
@@ -598,7 +632,9 @@ pub unsafe extern "C" fn mef_config_set_timeouts(
             )
         );
         MEF_OK
-    })
+    };
+    // SAFETY: caller's contract above.
+    unsafe { with_config(config, set) }
 }
 
 /// Bounds the polling of 202 Accepted answers (RFC 7030 4.2.3): at most `max_attempts`
@@ -615,9 +651,7 @@ pub unsafe extern "C" fn mef_config_set_polling(
     max_attempts: u32,
     max_total_ms: u32,
 ) -> mef_result {
-    guard(|| {
-        // SAFETY: caller's contract above.
-        let config = check!(unsafe { config_mut(config) });
+    let set = |config: &mut mef_config| {
         config.transport = reason!(
             config,
             config
@@ -626,7 +660,9 @@ pub unsafe extern "C" fn mef_config_set_polling(
                 .with_polling(max_attempts, Duration::from_millis(max_total_ms.into()))
         );
         MEF_OK
-    })
+    };
+    // SAFETY: caller's contract above.
+    unsafe { with_config(config, set) }
 }
 
 /// Uses the built-in file store in `dir` (created on the first install, mode 0700):
@@ -640,9 +676,7 @@ pub unsafe extern "C" fn mef_config_set_store_dir(
     config: *mut mef_config,
     dir: *const c_char,
 ) -> mef_result {
-    guard(|| {
-        // SAFETY: caller's contract above.
-        let config = check!(unsafe { config_mut(config) });
+    let set = |config: &mut mef_config| {
         // SAFETY: caller's contract above.
         let dir = arg!(config, "dir", unsafe { str_arg(dir) });
         if dir.is_empty() {
@@ -650,7 +684,9 @@ pub unsafe extern "C" fn mef_config_set_store_dir(
         }
         config.store_dir = Some(PathBuf::from(dir));
         MEF_OK
-    })
+    };
+    // SAFETY: caller's contract above.
+    unsafe { with_config(config, set) }
 }
 
 /// Sets the key callbacks (the struct is copied; every member is required, a NULL member is
@@ -665,23 +701,22 @@ pub unsafe extern "C" fn mef_config_set_key_callbacks(
     cbs: *const mef_key_callbacks,
     user_data: *mut c_void,
 ) -> mef_result {
-    guard(|| {
+    let set = |config: &mut mef_config| {
         // SAFETY: caller's contract above.
-        let config = check!(unsafe { config_mut(config) });
-        // SAFETY: NULL or readable for its `struct_size` (caller's contract); copied out at once.
-        let cbs = match unsafe { versioned(cbs, "mef_key_callbacks") } {
-            Ok(cbs) => cbs,
-            Err((code, reason)) => return config.fail(code, reason),
-        };
-        let Some(cbs) = KeyCallbacks::new(&cbs, user_data) else {
-            return config.fail(
-                MEF_ERR_NULL_ARGUMENT,
-                "a member of mef_key_callbacks is NULL (all six are required)",
-            );
-        };
+        let cbs = check!(unsafe {
+            callbacks_arg(
+                config,
+                cbs,
+                "mef_key_callbacks",
+                "all six are required",
+                |cbs| KeyCallbacks::new(cbs, user_data),
+            )
+        });
         config.key_callbacks = Some(cbs);
         MEF_OK
-    })
+    };
+    // SAFETY: caller's contract above.
+    unsafe { with_config(config, set) }
 }
 
 /// Sets the credential callbacks (copied; every member required, a NULL member is
@@ -697,23 +732,22 @@ pub unsafe extern "C" fn mef_config_set_credential_callbacks(
     cbs: *const mef_credential_callbacks,
     user_data: *mut c_void,
 ) -> mef_result {
-    guard(|| {
+    let set = |config: &mut mef_config| {
         // SAFETY: caller's contract above.
-        let config = check!(unsafe { config_mut(config) });
-        // SAFETY: NULL or readable for its `struct_size` (caller's contract); copied out at once.
-        let cbs = match unsafe { versioned(cbs, "mef_credential_callbacks") } {
-            Ok(cbs) => cbs,
-            Err((code, reason)) => return config.fail(code, reason),
-        };
-        let Some(cbs) = CredentialCallbacks::new(&cbs, user_data) else {
-            return config.fail(
-                MEF_ERR_NULL_ARGUMENT,
-                "a member of mef_credential_callbacks is NULL (both are required)",
-            );
-        };
+        let cbs = check!(unsafe {
+            callbacks_arg(
+                config,
+                cbs,
+                "mef_credential_callbacks",
+                "both are required",
+                |cbs| CredentialCallbacks::new(cbs, user_data),
+            )
+        });
         config.credential_callbacks = Some(cbs);
         MEF_OK
-    })
+    };
+    // SAFETY: caller's contract above.
+    unsafe { with_config(config, set) }
 }
 
 /// Sets the identity callback, called at the start of each procedure.
@@ -727,15 +761,15 @@ pub unsafe extern "C" fn mef_config_set_identity_callback(
     cb: mef_identity_cb,
     user_data: *mut c_void,
 ) -> mef_result {
-    guard(|| {
-        // SAFETY: caller's contract above.
-        let config = check!(unsafe { config_mut(config) });
+    let set = |config: &mut mef_config| {
         let Some(cb) = cb else {
             return config.fail(MEF_ERR_NULL_ARGUMENT, "cb is NULL");
         };
         config.identity_callback = Some((cb, UserData(user_data)));
         MEF_OK
-    })
+    };
+    // SAFETY: caller's contract above.
+    unsafe { with_config(config, set) }
 }
 
 /// Sets the log callback and the most detailed level it receives. The library installs its
@@ -753,9 +787,7 @@ pub unsafe extern "C" fn mef_config_set_log_callback(
     user_data: *mut c_void,
     max_level: mef_log_level,
 ) -> mef_result {
-    guard(|| {
-        // SAFETY: caller's contract above.
-        let config = check!(unsafe { config_mut(config) });
+    let set = |config: &mut mef_config| {
         let Some(cb) = cb else {
             return config.fail(MEF_ERR_NULL_ARGUMENT, "cb is NULL");
         };
@@ -772,5 +804,7 @@ pub unsafe extern "C" fn mef_config_set_log_callback(
             max,
         });
         MEF_OK
-    })
+    };
+    // SAFETY: caller's contract above.
+    unsafe { with_config(config, set) }
 }

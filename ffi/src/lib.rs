@@ -113,6 +113,20 @@ fn guard_value<T>(fallback: T, f: impl FnOnce() -> T) -> T {
     catch_unwind(AssertUnwindSafe(f)).unwrap_or(fallback)
 }
 
+/// Frees an opaque object of an `_free` export, behind the panic boundary. NULL is ignored.
+///
+/// # Safety
+/// `p` must be NULL or a pointer from `Box::into_raw` not freed before.
+unsafe fn free_box<T>(p: *mut T) {
+    let _ = guard(|| {
+        if !p.is_null() {
+            // SAFETY: from Box::into_raw, freed once (caller's contract).
+            drop(unsafe { Box::from_raw(p) });
+        }
+        MEF_OK
+    });
+}
+
 /// Early return of a result code from an export body.
 macro_rules! check {
     ($e:expr) => {

@@ -5,10 +5,9 @@
 use std::ffi::c_char;
 use std::path::{Path, PathBuf};
 
-use super::{
-    check, config_mut, guard, str_arg, MEF_ERR_INVALID_ARGUMENT, MEF_ERR_NULL_ARGUMENT, MEF_OK,
-};
+use super::config::{arg, with_config};
 use super::{mef_config, mef_result};
+use super::{str_arg, MEF_ERR_INVALID_ARGUMENT, MEF_ERR_NULL_ARGUMENT, MEF_OK};
 use est::error::Result;
 use est::pkcs11::{PinSource, Pkcs11Uri};
 use est::store::CredentialStore;
@@ -57,17 +56,9 @@ pub unsafe extern "C" fn mef_config_set_pkcs11_key(
     pin_file: *const c_char,
     pin_env: *const c_char,
 ) -> mef_result {
-    guard(|| {
+    let set = |config: &mut mef_config| {
         // SAFETY: caller's contract above.
-        let config = check!(unsafe { config_mut(config) });
-        // SAFETY: caller's contract above.
-        let module = match unsafe { str_arg(module_path) } {
-            Ok(m) => m,
-            Err(MEF_ERR_NULL_ARGUMENT) => {
-                return config.fail(MEF_ERR_NULL_ARGUMENT, "module_path is NULL")
-            }
-            Err(code) => return config.fail(code, "module_path is not UTF-8 text"),
-        };
+        let module = arg!(config, "module_path", unsafe { str_arg(module_path) });
         let optional = |p: *const c_char| {
             if p.is_null() {
                 Ok(None)
@@ -114,7 +105,9 @@ pub unsafe extern "C" fn mef_config_set_pkcs11_key(
             pin,
         });
         MEF_OK
-    })
+    };
+    // SAFETY: caller's contract above.
+    unsafe { with_config(config, set) }
 }
 
 #[cfg(all(test, not(feature = "pkcs11")))]
@@ -127,17 +120,12 @@ mod tests {
     #[test]
     fn without_the_feature_the_client_refuses_a_token_key() {
         let tmp = tempfile::tempdir().unwrap();
-        let base = CString::new("https://127.0.0.1:1/.well-known/est").unwrap();
-        let dir = CString::new(tmp.path().join("c").to_str().unwrap()).unwrap();
         let module = CString::new("/nonexistent/module.so").unwrap();
         let uri = CString::new("pkcs11:token=t;object=o").unwrap();
         let var = CString::new("PIN_VAR").unwrap();
+        let cfg = crate::tests::store_config(crate::tests::NO_MEF, &tmp.path().join("c"));
         // SAFETY: live CStrings; the configuration is freed once; no client is created.
         unsafe {
-            let mut cfg = std::ptr::null_mut();
-            assert_eq!(mef_config_new(&mut cfg), MEF_OK);
-            assert_eq!(mef_config_set_base_uri(cfg, base.as_ptr()), MEF_OK);
-            assert_eq!(mef_config_set_store_dir(cfg, dir.as_ptr()), MEF_OK);
             assert_eq!(
                 mef_config_set_pkcs11_key(
                     cfg,

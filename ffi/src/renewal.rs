@@ -5,7 +5,7 @@
 use std::ffi::c_int;
 use std::time::{Duration, SystemTime};
 
-use super::client::{mef_client, reprovision_mode, with_client};
+use super::client::{mef_client, out_call, reprovision_mode, with_client};
 use super::{
     check, mef_reprovision, mef_result, MEF_ERR_INVALID_ARGUMENT, MEF_ERR_NULL_ARGUMENT, MEF_OK,
 };
@@ -53,20 +53,14 @@ pub unsafe extern "C" fn mef_client_renewal_due(
     now: i64,
     out_due: *mut c_int,
 ) -> mef_result {
-    if out_due.is_null() {
-        return MEF_ERR_NULL_ARGUMENT;
-    }
-    let body = |c: &mut mef_client| {
-        let due = check!(c.call(|c| {
-            let policy = c.renewal.clone();
-            installed(c)?.renewal_due(&policy, time_of(now))
-        }));
-        // SAFETY: non-NULL (checked above) and writable (caller's contract).
-        unsafe { out_due.write(c_int::from(due)) };
-        MEF_OK
+    let due = |c: &mut mef_client| {
+        let policy = c.renewal.clone();
+        installed(c)?
+            .renewal_due(&policy, time_of(now))
+            .map(c_int::from)
     };
     // SAFETY: caller's contract above.
-    unsafe { with_client(client, "mef_client_renewal_due", body) }
+    unsafe { out_call(client, "mef_client_renewal_due", out_due, due) }
 }
 
 /// When the installed certificate becomes due for renewal, in seconds since the epoch, to
@@ -81,20 +75,12 @@ pub unsafe extern "C" fn mef_client_next_renewal(
     client: *mut mef_client,
     out_secs: *mut i64,
 ) -> mef_result {
-    if out_secs.is_null() {
-        return MEF_ERR_NULL_ARGUMENT;
-    }
-    let body = |c: &mut mef_client| {
-        let at = check!(c.call(|c| {
-            let policy = c.renewal.clone();
-            installed(c)?.next_renewal_at(&policy)
-        }));
-        // SAFETY: non-NULL (checked above) and writable (caller's contract).
-        unsafe { out_secs.write(secs_of(at)) };
-        MEF_OK
+    let at = |c: &mut mef_client| {
+        let policy = c.renewal.clone();
+        installed(c)?.next_renewal_at(&policy).map(secs_of)
     };
     // SAFETY: caller's contract above.
-    unsafe { with_client(client, "mef_client_next_renewal", body) }
+    unsafe { out_call(client, "mef_client_next_renewal", out_secs, at) }
 }
 
 /// Sets the renewal policy: due when `fraction` of the lifetime has passed (0 < fraction <= 1;

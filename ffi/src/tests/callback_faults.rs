@@ -4,7 +4,7 @@
 //! (Moved here from tests/faults.rs with the C ABI; the file store's faults stay there.)
 
 use std::collections::HashMap;
-use std::ffi::{c_int, c_void, CStr, CString};
+use std::ffi::{c_int, c_void, CStr};
 use std::ptr;
 use std::sync::Arc;
 
@@ -126,6 +126,31 @@ unsafe extern "C" fn cb_current(
     MEF_CB_OK
 }
 
+/// The key `handle`, or `None` (the callback fails) when it is unknown or the host is told to
+/// fail `step` for a key other than the current one.
+fn usable_key(h: &Host, handle: u64, step: Step) -> Option<&SoftwareKey> {
+    if h.fails(step) && handle != h.current {
+        return None;
+    }
+    h.keys.get(&handle)
+}
+
+/// Copies `bytes` to `out` and their length to `*out_len`; `FAILED` when they exceed `cap`.
+///
+/// # Safety
+/// `out` must hold `cap` writable bytes and `out_len` be writable.
+unsafe fn write_out(bytes: &[u8], out: *mut u8, cap: usize, out_len: *mut usize) -> c_int {
+    if bytes.len() > cap {
+        return FAILED;
+    }
+    // SAFETY: `bytes` fit in `out`; both out-parameters are writable (caller's contract).
+    unsafe {
+        ptr::copy_nonoverlapping(bytes.as_ptr(), out, bytes.len());
+        out_len.write(bytes.len());
+    }
+    MEF_CB_OK
+}
+
 unsafe extern "C" fn cb_public_key(
     ud: *mut c_void,
     handle: u64,
@@ -135,22 +160,11 @@ unsafe extern "C" fn cb_public_key(
 ) -> c_int {
     // SAFETY: registered Host.
     let h = unsafe { host(ud) };
-    if h.fails(Step::PublicKeyOfNewKey) && handle != h.current {
-        return FAILED;
-    }
-    let Some(key) = h.keys.get(&handle) else {
+    let Some(key) = usable_key(h, handle, Step::PublicKeyOfNewKey) else {
         return FAILED;
     };
-    let spki = key.public_key_info();
-    if spki.len() > cap {
-        return FAILED;
-    }
     // SAFETY: `out` holds `cap` writable bytes, `out_len` is writable (library contract).
-    unsafe {
-        ptr::copy_nonoverlapping(spki.as_ptr(), out, spki.len());
-        out_len.write(spki.len());
-    }
-    MEF_CB_OK
+    unsafe { write_out(key.public_key_info(), out, cap, out_len) }
 }
 
 unsafe extern "C" fn cb_sign(
@@ -164,10 +178,7 @@ unsafe extern "C" fn cb_sign(
 ) -> c_int {
     // SAFETY: registered Host.
     let h = unsafe { host(ud) };
-    if h.fails(Step::SignWithNewKey) && handle != h.current {
-        return FAILED;
-    }
-    let Some(key) = h.keys.get(&handle) else {
+    let Some(key) = usable_key(h, handle, Step::SignWithNewKey) else {
         return FAILED;
     };
     // SAFETY: `msg` holds `msg_len` readable bytes (library contract).
@@ -175,15 +186,8 @@ unsafe extern "C" fn cb_sign(
     let Ok(signature) = key.sign(message) else {
         return FAILED;
     };
-    if signature.len() > cap {
-        return FAILED;
-    }
-    // SAFETY: `out` holds `cap` writable bytes, `out_len` is writable.
-    unsafe {
-        ptr::copy_nonoverlapping(signature.as_ptr(), out, signature.len());
-        out_len.write(signature.len());
-    }
-    MEF_CB_OK
+    // SAFETY: `out` holds `cap` writable bytes, `out_len` is writable (library contract).
+    unsafe { write_out(&signature, out, cap, out_len) }
 }
 
 unsafe extern "C" fn cb_commit(ud: *mut c_void, handle: u64) -> c_int {
@@ -274,19 +278,12 @@ fn c_reprovision(base: &str, host: &mut Host, mode: mef_reprovision) -> (mef_res
         store: Some(cb_store),
         load: Some(cb_load),
     };
-    let base = CString::new(base).unwrap();
-    let id = CString::new(MEF_CSE_ID).unwrap();
     let ud = host as *mut Host as *mut c_void;
-    let (mut cfg, mut client) = (ptr::null_mut(), ptr::null_mut());
-    // SAFETY: out-parameters we own, strings and callback tables alive for each call, `ud` a
-    // Host that outlives the client (freed below) and is not touched while the call runs.
+    let cfg = super::cse_config(base, MEF_CSE_ID);
+    let mut client = ptr::null_mut();
+    // SAFETY: out-parameters we own, callback tables alive for each call, `ud` a Host that
+    // outlives the client (freed below) and is not touched while the call runs.
     unsafe {
-        assert_eq!(mef_config_new(&mut cfg), MEF_OK);
-        assert_eq!(mef_config_set_base_uri(cfg, base.as_ptr()), MEF_OK);
-        assert_eq!(
-            mef_config_set_subject(cfg, MEF_SUBJECT_CSE, id.as_ptr()),
-            MEF_OK
-        );
         assert_eq!(mef_config_set_key_callbacks(cfg, &keys, ud), MEF_OK);
         assert_eq!(mef_config_set_credential_callbacks(cfg, &creds, ud), MEF_OK);
         assert_eq!(mef_config_set_timeouts(cfg, 2000, 2000, 2000), MEF_OK);

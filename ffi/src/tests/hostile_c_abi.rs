@@ -24,20 +24,12 @@ impl Drop for CClient {
 }
 
 fn c_client(base: &str, dir: &Path) -> CClient {
-    let base = CString::new(base).unwrap();
-    let id = CString::new(MEF_CSE_ID).unwrap();
     let dir = CString::new(dir.to_str().unwrap()).unwrap();
-    let mut cfg = ptr::null_mut();
+    let cfg = super::cse_config(base, MEF_CSE_ID);
     let mut client = ptr::null_mut();
     // SAFETY: every pointer is either an out-parameter we own or a NUL-terminated string
     // alive for the call; `cfg` is freed once, after mef_client_new copied it.
     unsafe {
-        assert_eq!(mef_config_new(&mut cfg), MEF_OK);
-        assert_eq!(mef_config_set_base_uri(cfg, base.as_ptr()), MEF_OK);
-        assert_eq!(
-            mef_config_set_subject(cfg, MEF_SUBJECT_CSE, id.as_ptr()),
-            MEF_OK
-        );
         assert_eq!(mef_config_set_store_dir(cfg, dir.as_ptr()), MEF_OK);
         assert_eq!(mef_config_set_timeouts(cfg, 2000, 2000, 1000), MEF_OK);
         assert_eq!(mef_config_set_polling(cfg, 3, 1000), MEF_OK);

@@ -1,6 +1,7 @@
 //! The C API driven from Rust: per-handle log routing and level filtering, last errors.
 
 use std::ffi::{c_char, c_void, CStr, CString};
+use std::path::Path;
 use std::sync::Mutex;
 
 use super::*;
@@ -41,26 +42,82 @@ fn received(tag: usize) -> Vec<(mef_log_level, String)> {
         .collect()
 }
 
+/// The estBaseURI of a MEF that is not there (127.0.0.1:1 refuses).
+pub(crate) const NO_MEF: &str = "https://127.0.0.1:1/.well-known/est";
+
+/// Sets the estBaseURI `base` and the store directory `store`, asserting both are accepted.
+///
+/// # Safety
+/// `config` must be a live configuration.
+#[track_caller]
+pub(crate) unsafe fn set_base_and_store(config: *mut mef_config, base: &str, store: &Path) {
+    let base = CString::new(base).unwrap();
+    let store = CString::new(store.to_str().unwrap()).unwrap();
+    // SAFETY: a live configuration (caller's contract); strings alive for each call.
+    unsafe {
+        assert_eq!(mef_config_set_base_uri(config, base.as_ptr()), MEF_OK);
+        assert_eq!(mef_config_set_store_dir(config, store.as_ptr()), MEF_OK);
+    }
+}
+
+/// A new configuration (the caller frees it) with [`set_base_and_store`].
+#[track_caller]
+pub(crate) fn store_config(base: &str, store: &Path) -> *mut mef_config {
+    let mut config = std::ptr::null_mut();
+    // SAFETY: an out-parameter we own, then the configuration it received.
+    unsafe {
+        assert_eq!(mef_config_new(&mut config), MEF_OK);
+        set_base_and_store(config, base, store);
+    }
+    config
+}
+
+/// A new configuration (the caller frees it) with the estBaseURI `base` and the subject CSE
+/// `cse_id`, each asserted to be accepted.
+#[track_caller]
+pub(crate) fn cse_config(base: &str, cse_id: &str) -> *mut mef_config {
+    let base = CString::new(base).unwrap();
+    let id = CString::new(cse_id).unwrap();
+    let mut config = std::ptr::null_mut();
+    // SAFETY: an out-parameter we own, then the configuration it received; strings alive for
+    // each call.
+    unsafe {
+        assert_eq!(mef_config_new(&mut config), MEF_OK);
+        assert_eq!(mef_config_set_base_uri(config, base.as_ptr()), MEF_OK);
+        assert_eq!(
+            mef_config_set_subject(config, MEF_SUBJECT_CSE, id.as_ptr()),
+            MEF_OK
+        );
+    }
+    config
+}
+
 fn ca_pem() -> String {
     onem2m_est_testkit::TestCa::new("C API test CA").cert_pem()
 }
 
-/// A client of a MEF that is not there (127.0.0.1:1 refuses), logging to `record` with `tag`.
-fn client(tag: usize, max_level: mef_log_level, dir: &std::path::Path) -> *mut mef_client {
+/// A configuration (the caller frees it) of a MEF that is not there ([`NO_MEF`]) with the
+/// store `dir` and a fresh test CA as trust anchors.
+#[track_caller]
+fn no_mef_config(dir: &Path) -> *mut mef_config {
     let ta = ca_pem();
-    let uri = CString::new("https://127.0.0.1:1/.well-known/est").unwrap();
-    let dir = CString::new(dir.to_str().unwrap()).unwrap();
-    let mut config = std::ptr::null_mut();
-    let mut client = std::ptr::null_mut();
-    // SAFETY: valid pointers and lengths throughout; the config is freed once.
+    let config = store_config(NO_MEF, dir);
+    // SAFETY: a live configuration; the PEM is alive for the call.
     unsafe {
-        assert_eq!(mef_config_new(&mut config), MEF_OK);
-        assert_eq!(mef_config_set_base_uri(config, uri.as_ptr()), MEF_OK);
         assert_eq!(
             mef_config_set_trust_anchors_pem(config, ta.as_ptr(), ta.len()),
             MEF_OK
         );
-        assert_eq!(mef_config_set_store_dir(config, dir.as_ptr()), MEF_OK);
+    }
+    config
+}
+
+/// A client of a MEF that is not there (127.0.0.1:1 refuses), logging to `record` with `tag`.
+fn client(tag: usize, max_level: mef_log_level, dir: &Path) -> *mut mef_client {
+    let config = no_mef_config(dir);
+    let mut client = std::ptr::null_mut();
+    // SAFETY: valid pointers and lengths throughout; the config is freed once.
+    unsafe {
         assert_eq!(
             mef_config_set_log_callback(config, Some(record), tag as *mut c_void, max_level),
             MEF_OK
@@ -190,11 +247,8 @@ fn psk_arguments_are_validated_and_exclusive_with_a_client_certificate() {
             .unwrap()
             .pem();
         let key = key.serialize_pem();
-        let uri = CString::new("https://127.0.0.1:1/.well-known/est").unwrap();
         let dir = tempfile::tempdir().unwrap();
-        let dir = CString::new(dir.path().to_str().unwrap()).unwrap();
-        assert_eq!(mef_config_set_base_uri(config, uri.as_ptr()), MEF_OK);
-        assert_eq!(mef_config_set_store_dir(config, dir.as_ptr()), MEF_OK);
+        set_base_and_store(config, NO_MEF, dir.path());
         assert_eq!(
             mef_config_set_client_cert_pem(
                 config,
@@ -215,19 +269,28 @@ fn psk_arguments_are_validated_and_exclusive_with_a_client_certificate() {
     }
 }
 
+/// The result `r` (with its last error `error`) of a call to [`NO_MEF`] that needs an optional
+/// feature: where the build has it (`supported`), the call got as far as connecting (127.0.0.1:1
+/// refuses); where not, the core refused it before any I/O as an InvalidArgument (class
+/// BadArguments) whose reason contains `refusal`.
+#[track_caller]
+fn assert_connects_if_supported(supported: bool, r: mef_result, error: &str, refusal: &str) {
+    if supported {
+        assert_eq!(r, MEF_ERR_CONNECT, "{error}");
+    } else {
+        assert_eq!(r, MEF_ERR_INVALID_ARGUMENT, "{error}");
+        assert!(error.contains(refusal), "{error}");
+    }
+}
+
 #[test]
 fn psk_provisioning_needs_no_trust_anchors_and_reports_the_build() {
     let dir = tempfile::tempdir().unwrap();
     let id = CString::new("kpm-0001").unwrap();
-    let uri = CString::new("https://127.0.0.1:1/.well-known/est").unwrap();
-    let store = CString::new(dir.path().join("s").to_str().unwrap()).unwrap();
-    let mut config = std::ptr::null_mut();
+    let config = store_config(NO_MEF, &dir.path().join("s"));
     let mut client = std::ptr::null_mut();
     // SAFETY: valid pointers and lengths; config and client are freed once.
     unsafe {
-        assert_eq!(mef_config_new(&mut config), MEF_OK);
-        assert_eq!(mef_config_set_base_uri(config, uri.as_ptr()), MEF_OK);
-        assert_eq!(mef_config_set_store_dir(config, store.as_ptr()), MEF_OK);
         assert_eq!(
             mef_config_set_psk(config, id.as_ptr(), KPM.as_ptr(), KPM.len()),
             MEF_OK
@@ -236,14 +299,8 @@ fn psk_provisioning_needs_no_trust_anchors_and_reports_the_build() {
         mef_config_free(config);
         let r = mef_client_provision(client, MEF_KEY_GENERATE);
         let error = last_error(client);
-        if est::psk::SUPPORTED {
-            // It got as far as connecting (127.0.0.1:1 refuses): no trust anchor was asked for.
-            assert_eq!(r, MEF_ERR_CONNECT, "{error}");
-        } else {
-            // The core's refusal is an InvalidArgument (class BadArguments).
-            assert_eq!(r, MEF_ERR_INVALID_ARGUMENT, "{error}");
-            assert!(error.contains("TLS-PSK"), "{error}");
-        }
+        // With the feature it got as far as connecting: no trust anchor was asked for.
+        assert_connects_if_supported(est::psk::SUPPORTED, r, &error, "TLS-PSK");
         assert!(
             !error.contains("5a5a") && !error.contains("5A5A"),
             "{error}"
@@ -264,20 +321,10 @@ fn psk_provisioning_needs_no_trust_anchors_and_reports_the_build() {
 #[test]
 fn the_ts0003_profile_is_handed_to_the_core() {
     let dir = tempfile::tempdir().unwrap();
-    let ta = ca_pem();
-    let uri = CString::new("https://127.0.0.1:1/.well-known/est").unwrap();
-    let store = CString::new(dir.path().to_str().unwrap()).unwrap();
-    let mut config = std::ptr::null_mut();
+    let config = no_mef_config(dir.path());
     let mut client = std::ptr::null_mut();
     // SAFETY: valid pointers and lengths throughout; config and client are freed once.
     unsafe {
-        assert_eq!(mef_config_new(&mut config), MEF_OK);
-        assert_eq!(mef_config_set_base_uri(config, uri.as_ptr()), MEF_OK);
-        assert_eq!(
-            mef_config_set_trust_anchors_pem(config, ta.as_ptr(), ta.len()),
-            MEF_OK
-        );
-        assert_eq!(mef_config_set_store_dir(config, store.as_ptr()), MEF_OK);
         assert_eq!(
             mef_config_set_tls_profile(config, MEF_TLS_PROFILE_TS0003),
             MEF_OK
@@ -291,14 +338,8 @@ fn the_ts0003_profile_is_handed_to_the_core() {
         let mut buffer = std::ptr::null_mut();
         let r = mef_client_cacerts(client, &mut buffer);
         let error = last_error(client);
-        if est::ts0003::SUPPORTED {
-            // The OpenSSL stack was built and tried to connect (127.0.0.1:1 refuses).
-            assert_eq!(r, MEF_ERR_CONNECT, "{error}");
-        } else {
-            // Refused before any I/O by the core.
-            assert_eq!(r, MEF_ERR_INVALID_ARGUMENT, "{error}");
-            assert!(error.contains("needs OpenSSL"), "{error}");
-        }
+        // With the feature the OpenSSL stack was built and tried to connect.
+        assert_connects_if_supported(est::ts0003::SUPPORTED, r, &error, "needs OpenSSL");
         assert!(buffer.is_null());
         mef_client_free(client);
     }

@@ -15,8 +15,7 @@ fn the_c_abi_keeps_the_key_in_the_token() {
     let s = setup();
     softhsm();
     let module = CString::new(module_path().to_str().unwrap()).unwrap();
-    let base = CString::new(s.mef.base_uri(None)).unwrap();
-    let id = CString::new(CSE_ID).unwrap();
+    let base = s.mef.base_uri(None);
     let dir = CString::new(s.creds().to_str().unwrap()).unwrap();
     let tas = onem2m_est::store::certs_to_pem(&[s.mef.ca_cert_der()]);
     let chain = onem2m_est::store::certs_to_pem(&s.device.chain);
@@ -32,13 +31,7 @@ fn the_c_abi_keeps_the_key_in_the_token() {
     // SAFETY: every pointer is a live CString or buffer of this test; handles are freed once.
     unsafe {
         let config = |token: &str, pin: &CString| {
-            let mut cfg = std::ptr::null_mut();
-            assert_eq!(mef_config_new(&mut cfg), MEF_OK);
-            assert_eq!(mef_config_set_base_uri(cfg, base.as_ptr()), MEF_OK);
-            assert_eq!(
-                mef_config_set_subject(cfg, MEF_SUBJECT_CSE, id.as_ptr()),
-                MEF_OK
-            );
+            let cfg = super::cse_config(&base, CSE_ID);
             assert_eq!(
                 mef_config_set_trust_anchors_pem(cfg, tas.as_ptr(), tas.len()),
                 MEF_OK

@@ -1,7 +1,7 @@
 /*
  * What every C test of the C API shares: the failure and check counters with their TRUE and
- * EXPECT macros, reading the fixture's files, reporting a procedure step, and the argument
- * check of main(). The tests get the MEF fixture (scripts/lib/mef-fixture.sh: URLs, the MEF
+ * EXPECT macros, reading the fixture's files, the device's configuration, reporting a procedure
+ * step, and the argument check of main(). The tests get the MEF fixture (scripts/lib/mef-fixture.sh: URLs, the MEF
  * CA, the device certificate and key, subject IDs) as command-line arguments from run.sh and
  * scripts/cross-test.sh.
  *
@@ -109,6 +109,45 @@ static inline int exists_in(const char *dir, const char *name) {
   FILE *f = fopen(path, "rb");
   if (f) fclose(f);
   return f != NULL;
+}
+
+/* The device's fixture files, PEM: the MEF's trust anchors, the third-party client certificate
+   chain and its key. */
+struct device_pems {
+  char *ta, *cert, *key;
+  size_t ta_len, cert_len, key_len;
+};
+
+/* Reads the fixture files TA, CERT and KEY (exiting with status 2 when one cannot be read). */
+static inline struct device_pems read_device_pems(const char *ta, const char *cert, const char *key) {
+  struct device_pems p;
+  p.ta = read_file(ta, &p.ta_len);
+  p.cert = read_file(cert, &p.cert_len);
+  p.key = read_file(key, &p.key_len);
+  return p;
+}
+
+static inline void free_device_pems(struct device_pems *p) {
+  free(p->ta);
+  free(p->cert);
+  free(p->key);
+}
+
+/* A new configuration of the device for the MEF at URL, each setter checked: P's trust anchors,
+   with WITH_CERT its third-party certificate and key, the CSE-ID SUBJECT and the store
+   directory DIR. */
+static inline mef_config *device_config(const char *url, const struct device_pems *p, int with_cert,
+                                        const char *subject, const char *dir) {
+  mef_config *cfg = NULL;
+  TRUE(mef_config_new(&cfg) == MEF_OK);
+  TRUE(mef_config_set_base_uri(cfg, url) == MEF_OK);
+  TRUE(mef_config_set_trust_anchors_pem(cfg, (const uint8_t *)p->ta, p->ta_len) == MEF_OK);
+  if (with_cert)
+    TRUE(mef_config_set_client_cert_pem(cfg, (const uint8_t *)p->cert, p->cert_len, (const uint8_t *)p->key,
+                                        p->key_len) == MEF_OK);
+  TRUE(mef_config_set_subject(cfg, MEF_SUBJECT_CSE, subject) == MEF_OK);
+  TRUE(mef_config_set_store_dir(cfg, dir) == MEF_OK);
+  return cfg;
 }
 
 /* Reports a procedure step of CLIENT: its result, and on failure why (counted as a failure). */

@@ -15,20 +15,11 @@
 int main(int argc, char **argv) {
   need_args(argc, argv, 6,
             "MEF_URL MEF_CA.pem DEVICE_CERT.pem DEVICE_KEY.pem SUBJECT_ID STORE_DIR");
-  size_t ta_len, cert_len, key_len;
-  char *ta = read_file(argv[2], &ta_len);
-  char *cert = read_file(argv[3], &cert_len);
-  char *key = read_file(argv[4], &key_len);
+  struct device_pems pems = read_device_pems(argv[2], argv[3], argv[4]);
   const char *dir = argv[6];
 
-  mef_config *cfg = NULL;
+  mef_config *cfg = device_config(argv[1], &pems, 1, argv[5], dir);
   mef_client *client = NULL;
-  TRUE(mef_config_new(&cfg) == MEF_OK);
-  TRUE(mef_config_set_base_uri(cfg, argv[1]) == MEF_OK);
-  TRUE(mef_config_set_trust_anchors_pem(cfg, (const uint8_t *)ta, ta_len) == MEF_OK);
-  TRUE(mef_config_set_client_cert_pem(cfg, (const uint8_t *)cert, cert_len, (const uint8_t *)key, key_len) == MEF_OK);
-  TRUE(mef_config_set_subject(cfg, MEF_SUBJECT_CSE, argv[5]) == MEF_OK);
-  TRUE(mef_config_set_store_dir(cfg, dir) == MEF_OK);
   TRUE(mef_client_new(cfg, &client) == MEF_OK);
   mef_config_free(cfg);
   if (!client) return 1;
@@ -77,14 +68,8 @@ int main(int argc, char **argv) {
     struct stat cp_st; /* (the mode-bit check's `st` above is Unix-only) */
     snprintf(cp_dir, sizeof cp_dir, "%s-certprov", dir);
     snprintf(cp_cert, sizeof cp_cert, "%s/cert.pem", cp_dir);
-    mef_config *c2 = NULL;
+    mef_config *c2 = device_config(argv[1], &pems, 1, argv[5], cp_dir);
     mef_client *cp = NULL;
-    TRUE(mef_config_new(&c2) == MEF_OK);
-    TRUE(mef_config_set_base_uri(c2, argv[1]) == MEF_OK);
-    TRUE(mef_config_set_trust_anchors_pem(c2, (const uint8_t *)ta, ta_len) == MEF_OK);
-    TRUE(mef_config_set_client_cert_pem(c2, (const uint8_t *)cert, cert_len, (const uint8_t *)key, key_len) == MEF_OK);
-    TRUE(mef_config_set_subject(c2, MEF_SUBJECT_CSE, argv[5]) == MEF_OK);
-    TRUE(mef_config_set_store_dir(c2, cp_dir) == MEF_OK);
     TRUE(mef_config_set_mef_fqdn(c2, "mef.example.org") == MEF_OK);
     TRUE(mef_client_new(c2, &cp) == MEF_OK);
     if (cp) {
@@ -113,9 +98,7 @@ int main(int argc, char **argv) {
   free(rekeyed);
   free(server_key);
   mef_client_free(client);
-  free(ta);
-  free(cert);
-  free(key);
+  free_device_pems(&pems);
   printf("file_store: %d failure(s)\n", failures);
   return failures == 0 ? 0 : 1;
 }

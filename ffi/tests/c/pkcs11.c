@@ -14,89 +14,24 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 
-#include "onem2m_est.h"
+#include "common.h"
 
-static int failures = 0;
-
-#define TRUE(cond)                                                                             \
-  do {                                                                                         \
-    if (!(cond)) {                                                                             \
-      fprintf(stderr, "%s:%d: not true: %s\n", __FILE__, __LINE__, #cond);                    \
-      failures++;                                                                              \
-    }                                                                                          \
-  } while (0)
-
-static char *read_file(const char *path, size_t *len) {
-  FILE *f = fopen(path, "rb");
-  if (!f) {
-    perror(path);
-    exit(2);
-  }
-  fseek(f, 0, SEEK_END);
-  long n = ftell(f);
-  fseek(f, 0, SEEK_SET);
-  char *buf = malloc((size_t)n + 1);
-  if (!buf || fread(buf, 1, (size_t)n, f) != (size_t)n) exit(2);
-  fclose(f);
-  buf[n] = '\0';
-  *len = (size_t)n;
-  return buf;
-}
-
-static void step(mef_client *client, const char *what, mef_result r) {
-  if (r != MEF_OK) {
-    fprintf(stderr, "%s: %s [%s]: %s\n", what, mef_result_text(r),
-            mef_cmd_status_name(mef_result_cmd_status(r)), mef_client_last_error(client));
-    failures++;
-  } else {
-    printf("ok: %s (%u handshake(s))\n", what, mef_client_last_handshakes(client));
-  }
-}
-
-static int exists(const char *dir, const char *name) {
-  char path[4096];
-  struct stat st;
-  snprintf(path, sizeof path, "%s/%s", dir, name);
-  return stat(path, &st) == 0;
-}
-
-static char *file_in(const char *dir, const char *name) {
-  char path[4096];
-  size_t n;
-  snprintf(path, sizeof path, "%s/%s", dir, name);
-  return read_file(path, &n);
-}
-
-/* A configuration for the token key: third-party certificate, subject, store directory. */
-static mef_config *config(char **argv, const char *ta, size_t ta_len, const char *cert, size_t cert_len,
-                          const char *key, size_t key_len, const char *uri, const char *pin_file) {
-  mef_config *cfg = NULL;
-  TRUE(mef_config_new(&cfg) == MEF_OK);
-  TRUE(mef_config_set_base_uri(cfg, argv[1]) == MEF_OK);
-  TRUE(mef_config_set_trust_anchors_pem(cfg, (const uint8_t *)ta, ta_len) == MEF_OK);
-  TRUE(mef_config_set_client_cert_pem(cfg, (const uint8_t *)cert, cert_len, (const uint8_t *)key, key_len) ==
-       MEF_OK);
-  TRUE(mef_config_set_subject(cfg, MEF_SUBJECT_CSE, argv[5]) == MEF_OK);
-  TRUE(mef_config_set_store_dir(cfg, argv[6]) == MEF_OK);
+/* A configuration for the token key: the device's (third-party certificate, subject, store
+   directory) with the key URI and PIN file. */
+static mef_config *config(char **argv, const struct device_pems *pems, const char *uri, const char *pin_file) {
+  mef_config *cfg = device_config(argv[1], pems, 1, argv[5], argv[6]);
   TRUE(mef_config_set_pkcs11_key(cfg, argv[7], uri, pin_file, NULL) == MEF_OK);
   return cfg;
 }
 
 int main(int argc, char **argv) {
-  if (argc != 12) {
-    fprintf(stderr,
-            "usage: %s MEF_URL MEF_CA.pem DEVICE_CERT.pem DEVICE_KEY.pem SUBJECT_ID STORE_DIR MODULE TOKEN "
-            "PIN_FILE WRONG_TOKEN WRONG_PIN_FILE\n",
-            argv[0]);
-    return 2;
-  }
-  size_t ta_len, cert_len, key_len, pin_len;
-  char *ta = read_file(argv[2], &ta_len);
-  char *cert = read_file(argv[3], &cert_len);
-  char *key = read_file(argv[4], &key_len);
+  need_args(argc, argv, 11,
+            "MEF_URL MEF_CA.pem DEVICE_CERT.pem DEVICE_KEY.pem SUBJECT_ID STORE_DIR MODULE TOKEN "
+            "PIN_FILE WRONG_TOKEN WRONG_PIN_FILE");
+  struct device_pems pems = read_device_pems(argv[2], argv[3], argv[4]);
+  size_t pin_len;
   const char *dir = argv[6];
   char uri[512], wrong_uri[512], prefix[600];
   snprintf(uri, sizeof uri, "pkcs11:token=%s;object=device", argv[8]);
@@ -106,14 +41,14 @@ int main(int argc, char **argv) {
   if (pin_len > 0 && wrong_pin[pin_len - 1] == '\n') wrong_pin[pin_len - 1] = '\0';
 
   /* Provision: the key pair generated in the token, its URI recorded in key.uri. */
-  mef_config *cfg = config(argv, ta, ta_len, cert, cert_len, key, key_len, uri, argv[9]);
+  mef_config *cfg = config(argv, &pems, uri, argv[9]);
   mef_client *client = NULL;
   TRUE(mef_client_new(cfg, &client) == MEF_OK); /* loads the module, logs in */
   mef_config_free(cfg);
   if (!client) return 1;
   step(client, "provision (key generated in the token)", mef_client_provision(client, MEF_KEY_GENERATE));
-  TRUE(exists(dir, "cert.pem") && exists(dir, "trust-anchors.pem") && exists(dir, "key.uri"));
-  TRUE(!exists(dir, "key.pem") && !exists(dir, "current/key.pem"));
+  TRUE(exists_in(dir, "cert.pem") && exists_in(dir, "trust-anchors.pem") && exists_in(dir, "key.uri"));
+  TRUE(!exists_in(dir, "key.pem") && !exists_in(dir, "current/key.pem"));
   char *first = file_in(dir, "key.uri");
   TRUE(strncmp(first, prefix, strlen(prefix)) == 0);
   char *first_cert = file_in(dir, "cert.pem");
@@ -121,7 +56,7 @@ int main(int argc, char **argv) {
 
   /* Re-provision with a client of the URI the directory records (uri NULL): renew keeps the
      key, then mef_client_renew re-provisions once more (the certificate is valid). */
-  cfg = config(argv, ta, ta_len, cert, cert_len, key, key_len, NULL, argv[9]);
+  cfg = config(argv, &pems, NULL, argv[9]);
   client = NULL;
   TRUE(mef_client_new(cfg, &client) == MEF_OK);
   mef_config_free(cfg);
@@ -136,7 +71,7 @@ int main(int argc, char **argv) {
   TRUE(path == MEF_RENEWED_REPROVISIONED);
   char *renewed_again = file_in(dir, "cert.pem");
   TRUE(strcmp(renewed_again, renewed_cert) != 0);
-  TRUE(!exists(dir, "key.pem") && !exists(dir, "current/key.pem"));
+  TRUE(!exists_in(dir, "key.pem") && !exists_in(dir, "current/key.pem"));
 
   /* /serverkeygen: the MEF would make the key, outside the token. Refused before any
      connection (tests/pkcs11.rs counts them), as an unacceptable argument; nothing changes. */
@@ -152,7 +87,7 @@ int main(int argc, char **argv) {
      MEF_ERR_KEY, a client-side error; the message never carries the PIN. */
   char wrong_dir[4200];
   snprintf(wrong_dir, sizeof wrong_dir, "%s-wrong-pin", dir);
-  cfg = config(argv, ta, ta_len, cert, cert_len, key, key_len, wrong_uri, argv[11]);
+  cfg = config(argv, &pems, wrong_uri, argv[11]);
   TRUE(mef_config_set_store_dir(cfg, wrong_dir) == MEF_OK);
   client = NULL;
   r = mef_client_new(cfg, &client);
@@ -164,7 +99,7 @@ int main(int argc, char **argv) {
   TRUE(why != NULL && wrong_pin[0] != '\0' && strstr(why, wrong_pin) == NULL);
   if (why) printf("ok: wrong PIN refused: %s\n", why);
   mef_config_free(cfg);
-  TRUE(!exists(wrong_dir, "cert.pem"));
+  TRUE(!exists_in(wrong_dir, "cert.pem"));
 
   free(first);
   free(first_cert);
@@ -173,9 +108,7 @@ int main(int argc, char **argv) {
   free(renewed_again);
   free(after);
   free(wrong_pin);
-  free(ta);
-  free(cert);
-  free(key);
+  free_device_pems(&pems);
   printf("pkcs11: %d failure(s)\n", failures);
   return failures == 0 ? 0 : 1;
 }

@@ -14,18 +14,11 @@
 
 #include "common.h"
 
-static mef_client *make_client(const char *url, const char *ta, size_t ta_len, const char *cert,
-                               size_t cert_len, const char *key, size_t key_len,
-                               const char *subject, const char *dir, int bootstrap) {
-  mef_config *cfg = NULL;
+/* A client of the device (device_config, the third-party certificate only with BOOTSTRAP). */
+static mef_client *make_client(const char *url, const struct device_pems *pems, const char *subject,
+                               const char *dir, int bootstrap) {
+  mef_config *cfg = device_config(url, pems, bootstrap, subject, dir);
   mef_client *client = NULL;
-  TRUE(mef_config_new(&cfg) == MEF_OK);
-  TRUE(mef_config_set_base_uri(cfg, url) == MEF_OK);
-  TRUE(mef_config_set_trust_anchors_pem(cfg, (const uint8_t *)ta, ta_len) == MEF_OK);
-  if (bootstrap)
-    TRUE(mef_config_set_client_cert_pem(cfg, (const uint8_t *)cert, cert_len, (const uint8_t *)key, key_len) == MEF_OK);
-  TRUE(mef_config_set_subject(cfg, MEF_SUBJECT_CSE, subject) == MEF_OK);
-  TRUE(mef_config_set_store_dir(cfg, dir) == MEF_OK);
   TRUE(mef_config_set_timeouts(cfg, 5000, 5000, 10000) == MEF_OK);
   TRUE(mef_client_new(cfg, &client) == MEF_OK);
   mef_config_free(cfg);
@@ -60,12 +53,9 @@ static void null_arguments(mef_client *client) {
 int main(int argc, char **argv) {
   need_args(argc, argv, 6,
             "MEF_URL MEF_CA.pem DEVICE_CERT.pem DEVICE_KEY.pem SUBJECT_ID STORE_DIR");
-  size_t ta_len, cert_len, key_len;
-  char *ta = read_file(argv[2], &ta_len);
-  char *cert = read_file(argv[3], &cert_len);
-  char *key = read_file(argv[4], &key_len);
+  struct device_pems pems = read_device_pems(argv[2], argv[3], argv[4]);
   const char *dir = argv[6];
-  mef_client *client = make_client(argv[1], ta, ta_len, cert, cert_len, key, key_len, argv[5], dir, 1);
+  mef_client *client = make_client(argv[1], &pems, argv[5], dir, 1);
 
   /* Nothing installed yet: not provisioned, out-parameters untouched. */
   int due = 7;
@@ -117,7 +107,7 @@ int main(int argc, char **argv) {
   if (path != MEF_RENEWED_REBOOTSTRAPPED) fprintf(stderr, "renew: %s\n", mef_client_last_error(client));
 
   /* The same without a bootstrap credential: not provisioned, a client error, nothing changes. */
-  mef_client *bare = make_client(argv[1], ta, ta_len, cert, cert_len, key, key_len, argv[5], dir, 0);
+  mef_client *bare = make_client(argv[1], &pems, argv[5], dir, 0);
   int64_t bootstrapped_not_after = 0;
   EXPECT(mef_client_set_renewal_policy(bare, 1.0, 0, 0.0), MEF_OK);
   EXPECT(mef_client_next_renewal(bare, &bootstrapped_not_after), MEF_OK);
@@ -130,8 +120,7 @@ int main(int argc, char **argv) {
   mef_client_free(bare);
 
   /* An unreachable MEF (a closed port): retryable, and the retry time is bounded by notAfter. */
-  mef_client *down = make_client("https://localhost:1/.well-known/est", ta, ta_len, cert, cert_len,
-                                 key, key_len, argv[5], dir, 0);
+  mef_client *down = make_client("https://localhost:1/.well-known/est", &pems, argv[5], dir, 0);
   EXPECT(mef_client_renew(down, MEF_REPROVISION_RENEW, now, NULL), MEF_ERR_CONNECT);
   TRUE(mef_client_last_failure_kind(down) == MEF_FAILURE_RETRYABLE);
   int64_t retry1 = 0, retry5 = 0, late = 0;
@@ -149,9 +138,7 @@ int main(int argc, char **argv) {
   mef_client_free(down);
 
   mef_client_free(client);
-  free(ta);
-  free(cert);
-  free(key);
+  free_device_pems(&pems);
   if (failures) {
     fprintf(stderr, "renewal: %d failure(s)\n", failures);
     return 1;
