@@ -256,6 +256,23 @@ impl Error {
         }
     }
 
+    /// This error's text, then each cause of its source chain that the text does not already
+    /// quote (`": "` between them): the one message the CLI prints and the C ABI (and so
+    /// Python) hands out, so every caller reads the same reason.
+    pub fn text_with_causes(&self) -> String {
+        let mut text = self.to_string();
+        let mut source = std::error::Error::source(self);
+        while let Some(cause) = source {
+            let cause_text = cause.to_string();
+            if !text.contains(&cause_text) {
+                text.push_str(": ");
+                text.push_str(&cause_text);
+            }
+            source = cause.source();
+        }
+        text
+    }
+
     /// A TLS failure without an underlying error of the TLS stack.
     pub fn tls(reason: impl Into<String>) -> Error {
         Error::Tls {
@@ -433,3 +450,37 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 /// Result with this crate's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("{0}")]
+    struct Cause(&'static str, #[source] Option<std::io::Error>);
+
+    #[test]
+    fn text_with_causes_adds_the_causes_the_text_does_not_quote() {
+        let e = Error::Tls {
+            reason: "handshake failed".into(),
+            source: Some(Box::new(Cause(
+                "peer sent no certificate",
+                Some(std::io::Error::other("connection reset")),
+            ))),
+        };
+        assert_eq!(
+            e.text_with_causes(),
+            "TLS failure: handshake failed: peer sent no certificate: connection reset"
+        );
+        // A cause the text already quotes is not repeated (connect errors quote their io::Error).
+        let e = Error::Tls {
+            reason: "handshake failed: peer sent no certificate".into(),
+            source: Some(Box::new(Cause("peer sent no certificate", None))),
+        };
+        assert_eq!(
+            e.text_with_causes(),
+            "TLS failure: handshake failed: peer sent no certificate"
+        );
+        assert_eq!(Error::tls("x").text_with_causes(), "TLS failure: x");
+    }
+}

@@ -468,7 +468,7 @@ fn main() -> ExitCode {
                 let object = serde_json::json!({
                     "ok": false,
                     "command": name,
-                    "error": error_text(&e),
+                    "error": e.text_with_causes(),
                     "class": match e.class() {
                         ErrorClass::BadArguments => "bad-arguments",
                         ErrorClass::Client => "client",
@@ -532,21 +532,6 @@ fn usage_error_json(
         "class": "bad-arguments",
         "cmdStatusCode": onem2m_est::certprov::CmdStatus::from(ErrorClass::BadArguments).name(),
     }))
-}
-
-/// The error and the causes it does not already quote, on one line.
-fn error_text(e: &Error) -> String {
-    let mut shown = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        let text = s.to_string();
-        if !shown.contains(&text) {
-            shown.push_str(": ");
-            shown.push_str(&text);
-        }
-        source = s.source();
-    }
-    shown
 }
 
 fn command_name(command: &Command) -> &'static str {

@@ -295,7 +295,7 @@ pub fn agent(args: &AgentArgs) -> Result<ExitCode, Error> {
                         installed_ok(args, &renewal);
                     }
                     Err(e) => {
-                        let text = describe(&e);
+                        let text = e.text_with_causes();
                         let installed = store.load().ok().flatten();
                         let now = SystemTime::now();
                         match scheduler.failed(e, installed.as_ref(), now) {
@@ -314,18 +314,6 @@ pub fn agent(args: &AgentArgs) -> Result<ExitCode, Error> {
             }
         }
     }
-}
-
-/// The error and its causes, on one line.
-fn describe(e: &Error) -> String {
-    let mut text = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }
 
 fn installed_ok(args: &AgentArgs, renewal: &onem2m_est::renewal::Renewal) {

@@ -91,21 +91,6 @@ impl Failure {
     }
 }
 
-/// The error's text and all its causes.
-fn describe(e: &Error) -> String {
-    let mut text = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
-}
-
 impl mef_client {
     fn new(config: &mef_config) -> std::result::Result<mef_client, Failure> {
         let base_uri = config
@@ -133,7 +118,7 @@ impl mef_client {
                 }
                 let failure = |e: Error| Failure {
                     code: result_of(&e),
-                    message: describe(&e),
+                    message: e.text_with_causes(),
                 };
                 match &config.pkcs11_key {
                     Some(token) => Storage::Token(TokenStore(token.open(dir).map_err(failure)?)),
@@ -373,8 +358,8 @@ impl mef_client {
                 } else {
                     result_of(&e)
                 };
-                log::warn!("{}", describe(&e));
-                self.set_error(&describe(&e));
+                log::warn!("{}", e.text_with_causes());
+                self.set_error(&e.text_with_causes());
                 Err(code)
             }
         }
