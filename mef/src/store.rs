@@ -80,6 +80,27 @@ const CHALLENGE_TABLE: &str = "CREATE TABLE challenges (
 CREATE INDEX challenges_client ON challenges (client_fp);
 CREATE INDEX challenges_expiry ON challenges (expires_at);";
 
+/// The migrations after schema version 1, in order: the version each leads to, its SQL and
+/// what it does (for errors).
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (2, PSK_TABLE, "migrating to 2: creating the PSK table"),
+    (
+        3,
+        PRINCIPAL_COLUMN,
+        "migrating to 3: recording certificate principals",
+    ),
+    (
+        4,
+        REVOKED_AT_COLUMN,
+        "migrating to 4: recording revocation times",
+    ),
+    (
+        5,
+        CHALLENGE_TABLE,
+        "migrating to 5: storing challengePasswords",
+    ),
+];
+
 /// The file name of the database inside the data directory.
 pub const DB_FILE: &str = "mef.sqlite";
 
@@ -145,6 +166,33 @@ fn db_err(context: &'static str) -> impl FnOnce(rusqlite::Error) -> MefError {
 /// fingerprints are hex, so the prefix keeps the two apart.
 pub(crate) fn psk_principal_key(kpm_id: &str) -> String {
     format!("psk:{kpm_id}")
+}
+
+/// A registration a client authenticates with, as removed by [`Store::remove_identity`] and
+/// [`Store::remove_psk`].
+#[derive(Clone, Copy)]
+enum Registration<'a> {
+    /// A third-party client certificate, by fingerprint.
+    Identity(&'a str),
+    /// A PSK, by KpmID.
+    Psk(&'a str),
+}
+
+impl Registration<'_> {
+    /// Its key in its registry (fingerprint or KpmID).
+    fn key(&self) -> &str {
+        match self {
+            Registration::Identity(key) | Registration::Psk(key) => key,
+        }
+    }
+
+    /// The principal the certificates enrolled through it record (`authenticated_by`).
+    fn principal(&self) -> String {
+        match self {
+            Registration::Identity(fingerprint) => (*fingerprint).to_owned(),
+            Registration::Psk(kpm_id) => psk_principal_key(kpm_id),
+        }
+    }
 }
 
 pub(crate) fn now_secs() -> i64 {
@@ -251,25 +299,11 @@ impl Sqlite {
             }
         };
         // The migrations, in order; a new database goes through all of them.
-        if version < 2 {
-            tx.execute_batch(PSK_TABLE)
-                .map_err(db_err("migrating to 2: creating the PSK table"))?;
-            version = 2;
-        }
-        if version < 3 {
-            tx.execute_batch(PRINCIPAL_COLUMN)
-                .map_err(db_err("migrating to 3: recording certificate principals"))?;
-            version = 3;
-        }
-        if version < 4 {
-            tx.execute_batch(REVOKED_AT_COLUMN)
-                .map_err(db_err("migrating to 4: recording revocation times"))?;
-            version = 4;
-        }
-        if version < 5 {
-            tx.execute_batch(CHALLENGE_TABLE)
-                .map_err(db_err("migrating to 5: storing challengePasswords"))?;
-            version = 5;
+        for &(to, sql, context) in MIGRATIONS {
+            if version < to {
+                tx.execute_batch(sql).map_err(db_err(context))?;
+                version = to;
+            }
         }
         tx.execute(
             "UPDATE meta SET value = ?1 WHERE key = 'schema_version'",
@@ -390,26 +424,15 @@ impl Sqlite {
         )
     }
 
-    /// Removes a registry entry and revokes every certificate enrolled with that third-party
-    /// certificate, and their successors, in one transaction. Returns `None` if there was no
-    /// such entry, else how many certificates it revoked.
-    pub fn remove_identity(&self, fingerprint: &str) -> Result<Option<usize>, MefError> {
-        self.remove_principal(
-            "DELETE FROM identities WHERE fingerprint = ?1",
-            fingerprint,
-            fingerprint,
-        )
-    }
-
-    fn remove_principal(
-        &self,
-        delete: &str,
-        key: &str,
-        principal: &str,
-    ) -> Result<Option<usize>, MefError> {
+    /// [`Store::remove_identity`] and [`Store::remove_psk`].
+    fn remove_registration(&self, r: Registration<'_>) -> Result<Option<usize>, MefError> {
+        let delete = match r {
+            Registration::Identity(_) => "DELETE FROM identities WHERE fingerprint = ?1",
+            Registration::Psk(_) => "DELETE FROM psk_keys WHERE kpm_id = ?1",
+        };
         in_transaction(&mut self.conn(), "committing removal", |tx| {
             let n = tx
-                .execute(delete, [key])
+                .execute(delete, [r.key()])
                 .map_err(db_err("removing a registration"))?;
             if n == 0 {
                 return Ok(None);
@@ -418,7 +441,7 @@ impl Sqlite {
                 &with_successors(
                     "SELECT fingerprint FROM issued_certs WHERE authenticated_by = ?1",
                 ),
-                [principal],
+                [r.principal()],
             )
             .map(Some)
             .map_err(db_err("revoking what the registration enrolled"))
@@ -462,17 +485,6 @@ impl Sqlite {
             identity,
             "adding PSK",
             "committing PSK",
-        )
-    }
-
-    /// Removes a PSK and revokes every certificate enrolled with it, and their successors, in
-    /// one transaction. Returns `None` if there was no such KpmID, else how many certificates
-    /// it revoked.
-    pub fn remove_psk(&self, kpm_id: &str) -> Result<Option<usize>, MefError> {
-        self.remove_principal(
-            "DELETE FROM psk_keys WHERE kpm_id = ?1",
-            kpm_id,
-            &psk_principal_key(kpm_id),
         )
     }
 
@@ -910,7 +922,7 @@ impl Store {
     /// certificate, and their successors, in one transaction. Returns `None` if there was no
     /// such entry, else how many certificates it revoked.
     pub fn remove_identity(&self, fingerprint: &str) -> Result<Option<usize>, MefError> {
-        dispatch!(self, b => b.remove_identity(fingerprint))
+        dispatch!(self, b => b.remove_registration(Registration::Identity(fingerprint)))
     }
 
     /// The identity registered for a third-party client certificate fingerprint.
@@ -933,7 +945,7 @@ impl Store {
     /// one transaction. Returns `None` if there was no such KpmID, else how many certificates
     /// it revoked.
     pub fn remove_psk(&self, kpm_id: &str) -> Result<Option<usize>, MefError> {
-        dispatch!(self, b => b.remove_psk(kpm_id))
+        dispatch!(self, b => b.remove_registration(Registration::Psk(kpm_id)))
     }
 
     /// The Kpm (zeroized on drop) and identity registered for a KpmID.

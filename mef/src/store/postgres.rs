@@ -13,7 +13,7 @@
 //! before it checks the principal, and every revocation and removal takes it in SHARE ROW
 //! EXCLUSIVE mode first, so each waits for the other and sees what the other committed.
 
-use super::{now_secs, SCHEMA_VERSION};
+use super::{now_secs, Registration, SCHEMA_VERSION};
 use super::{parse_identity, ChallengeRow, IssuedCert, PskEntry, PskRecord, RegistryEntry};
 use crate::identity::Identity;
 use crate::MefError;
@@ -408,23 +408,17 @@ impl Postgres {
         )
     }
 
-    pub(crate) fn remove_identity(&self, fingerprint: &str) -> Result<Option<usize>, MefError> {
-        self.remove_principal(
-            "DELETE FROM identities WHERE fingerprint = $1",
-            fingerprint,
-            fingerprint,
-        )
-    }
-
-    fn remove_principal(
+    pub(crate) fn remove_registration(
         &self,
-        delete: &str,
-        key: &str,
-        principal: &str,
+        r: Registration<'_>,
     ) -> Result<Option<usize>, MefError> {
+        let delete = match r {
+            Registration::Identity(_) => "DELETE FROM identities WHERE fingerprint = $1",
+            Registration::Psk(_) => "DELETE FROM psk_keys WHERE kpm_id = $1",
+        };
         self.revoking("committing removal", |tx| {
             let n = tx
-                .execute(delete, &[&key])
+                .execute(delete, &[&r.key()])
                 .map_err(pg_err("removing a registration"))?;
             if n == 0 {
                 return Ok(None);
@@ -432,7 +426,7 @@ impl Postgres {
             revoke_tree(
                 tx,
                 "SELECT fingerprint FROM issued_certs WHERE authenticated_by = $1",
-                &[&principal],
+                &[&r.principal()],
                 "revoking what the registration enrolled",
             )
             .map(Some)
@@ -478,14 +472,6 @@ impl Postgres {
             &[&kpm_id, &kpm],
             identity,
             "adding PSK",
-        )
-    }
-
-    pub(crate) fn remove_psk(&self, kpm_id: &str) -> Result<Option<usize>, MefError> {
-        self.remove_principal(
-            "DELETE FROM psk_keys WHERE kpm_id = $1",
-            kpm_id,
-            &crate::store::psk_principal_key(kpm_id),
         )
     }
 
