@@ -541,37 +541,37 @@ impl Sqlite {
     ) -> Result<bool, MefError> {
         in_transaction(&mut self.conn(), "committing issued certificate", |tx| {
             let valid: bool = tx
-            .prepare_cached(
-                "SELECT EXISTS (SELECT 1 FROM issued_certs WHERE fingerprint = ?1 AND revoked = 0)
+                .prepare_cached(
+                    "SELECT EXISTS (SELECT 1 FROM issued_certs WHERE fingerprint = ?1 AND revoked = 0)
                      OR (NOT EXISTS (SELECT 1 FROM issued_certs WHERE fingerprint = ?1)
                          AND EXISTS (SELECT 1 FROM identities WHERE fingerprint = ?1))
                      OR EXISTS (SELECT 1 FROM psk_keys WHERE 'psk:' || kpm_id = ?1)",
-            )
-            .and_then(|mut stmt| stmt.query_row([authenticated_by], |r| r.get(0)))
-            .map_err(db_err("checking the principal"))?;
+                )
+                .and_then(|mut stmt| stmt.query_row([authenticated_by], |r| r.get(0)))
+                .map_err(db_err("checking the principal"))?;
             if !valid {
                 return Ok(false);
             }
             tx.prepare_cached(
-            "INSERT INTO issued_certs (serial, subject_type, subject_id, fingerprint, not_before,
-                 not_after, revoked, issued_at, cert_der, authenticated_by)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-        )
-        .and_then(|mut stmt| {
-            stmt.execute(params![
-                cert.serial,
-                cert.identity.subject_type().as_str(),
-                cert.identity.subject_id(),
-                cert.fingerprint,
-                cert.not_before,
-                cert.not_after,
-                cert.revoked,
-                cert.issued_at,
-                der,
-                authenticated_by
-            ])
-        })
-        .map_err(db_err("recording issued certificate"))?;
+                "INSERT INTO issued_certs (serial, subject_type, subject_id, fingerprint,
+                     not_before, not_after, revoked, issued_at, cert_der, authenticated_by)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            )
+            .and_then(|mut stmt| {
+                stmt.execute(params![
+                    cert.serial,
+                    cert.identity.subject_type().as_str(),
+                    cert.identity.subject_id(),
+                    cert.fingerprint,
+                    cert.not_before,
+                    cert.not_after,
+                    cert.revoked,
+                    cert.issued_at,
+                    der,
+                    authenticated_by
+                ])
+            })
+            .map_err(db_err("recording issued certificate"))?;
             Ok(true)
         })
     }
@@ -711,13 +711,14 @@ impl Sqlite {
                     .and_then(|mut stmt| stmt.execute([now_ms]))
                     .map_err(db_err("forgetting expired challengePasswords"))?;
                 tx.prepare_cached(
-                "INSERT INTO challenges (client_fp, password_hash, expires_at) VALUES (?1, ?2, ?3)",
-            )
-            .and_then(|mut stmt| stmt.execute(params![client_fp, password_hash, expires_ms]))
-            .map_err(db_err("recording a challengePassword"))?;
+                    "INSERT INTO challenges (client_fp, password_hash, expires_at)
+                     VALUES (?1, ?2, ?3)",
+                )
+                .and_then(|mut stmt| stmt.execute(params![client_fp, password_hash, expires_ms]))
+                .map_err(db_err("recording a challengePassword"))?;
                 tx.prepare_cached(
                     "DELETE FROM challenges WHERE client_fp = ?1 AND id NOT IN
-                 (SELECT id FROM challenges WHERE client_fp = ?1 ORDER BY id DESC LIMIT ?2)",
+                     (SELECT id FROM challenges WHERE client_fp = ?1 ORDER BY id DESC LIMIT ?2)",
                 )
                 .and_then(|mut stmt| stmt.execute(params![client_fp, keep as i64]))
                 .map_err(db_err("bounding a client's challengePasswords"))
