@@ -381,14 +381,14 @@ impl Sqlite {
         context: &'static str,
         committing: &'static str,
     ) -> Result<(), MefError> {
-        let (subject_type, subject_id, now) = (
-            identity.subject_type().as_str(),
-            identity.subject_id(),
-            now_secs(),
-        );
-        let identity_params: [&dyn rusqlite::ToSql; 3] = [&subject_type, &subject_id, &now];
-        let params = [key, &identity_params].concat();
         in_transaction(&mut self.conn(), committing, |tx| {
+            let (subject_type, subject_id, now) = (
+                identity.subject_type().as_str(),
+                identity.subject_id(),
+                now_secs(),
+            );
+            let identity_params: [&dyn rusqlite::ToSql; 3] = [&subject_type, &subject_id, &now];
+            let params = [key, &identity_params].concat();
             tx.execute(sql, params.as_slice())
                 .map_err(db_err(context))
                 .map(drop)
