@@ -128,14 +128,8 @@ fn handle_inner(shared: &Shared, conn: &ConnInfo, req: &Request) -> Outcome {
     }
     match op {
         Op::CaCerts => cacerts(shared),
-        Op::CsrAttrs => {
-            let (fp, identity, _) = authorize(shared, conn, op)?;
-            csr_attrs(shared, &fp, &identity)
-        }
-        _ => {
-            let (fp, identity, renewed) = authorize(shared, conn, op)?;
-            enroll(shared, conn, req, op, &fp, &identity, renewed)
-        }
+        Op::CsrAttrs => csr_attrs(shared, &authorize(shared, conn, op)?),
+        _ => enroll(shared, conn, req, op, &authorize(shared, conn, op)?),
     }
 }
 
@@ -179,16 +173,21 @@ fn bad(msg: impl Into<String>) -> Response {
     Response::text(400, msg)
 }
 
+/// The client a request is served for, as [`authorize`] authenticated it.
+struct Client {
+    /// Its principal key: certificate fingerprint, or `psk:KpmID`.
+    principal: String,
+    /// Its associated identity.
+    identity: Identity,
+    /// For a MEF-issued client certificate, that certificate's record (the one
+    /// /simplereenroll renews).
+    renewed: Option<crate::IssuedCert>,
+}
+
 /// Certificate-based RSPF (CR 8.3.Z.2.2 pre-condition B.ii, 8.3.Z.2.3 pre-condition C) and
-/// PPSK-based RSPF (B.i): returns the client's principal key (certificate fingerprint, or
-/// `psk:KpmID`), its associated identity, and, for a MEF-issued client certificate, that
-/// certificate's record (the one /simplereenroll renews).
-fn authorize(
-    shared: &Shared,
-    conn: &ConnInfo,
-    op: Op,
-) -> Result<(String, Identity, Option<crate::IssuedCert>), Response> {
-    let (fp, identity, renewed) = authorize_principal(shared, conn, op)?;
+/// PPSK-based RSPF (B.i): the client, if it may use `op`.
+fn authorize(shared: &Shared, conn: &ConnInfo, op: Op) -> Result<Client, Response> {
+    let (principal, identity, renewed) = authorize_principal(shared, conn, op)?;
     // TS-0003 10.1.1.5: the MEF CA's nameConstraints are the SP domains; identities outside
     // them are never served, whatever the registry says.
     if !identity.within_domains(&shared.config.sp_domains) {
@@ -198,7 +197,11 @@ fn authorize(
             shared.config.sp_domains.join(", ")
         )));
     }
-    Ok((fp, identity, renewed))
+    Ok(Client {
+        principal,
+        identity,
+        renewed,
+    })
 }
 
 fn authorize_principal(
@@ -302,7 +305,8 @@ fn cacerts(shared: &Shared) -> Outcome {
 /// client's identity, the extendedKeyUsage of the issuance policy for its subject type (CR
 /// 8.3.Z.2.3 step 3d validates the CSR against it), P-256 and ecdsa-with-SHA256 (TS-0003
 /// 10.1.1.1).
-fn csr_attrs(shared: &Shared, fp: &str, identity: &Identity) -> Outcome {
+fn csr_attrs(shared: &Shared, client: &Client) -> Outcome {
+    let (fp, identity) = (client.principal.as_str(), &client.identity);
     let password = shared
         .challenges
         .issue(fp, shared.config.challenge_ttl)
@@ -362,10 +366,10 @@ fn check_csr(
     conn: &ConnInfo,
     req: &Request,
     op: Op,
-    fp: &str,
-    identity: &Identity,
-    renewed: Option<&crate::IssuedCert>,
+    client: &Client,
 ) -> Result<CheckedCsr, Response> {
+    let (fp, identity) = (client.principal.as_str(), &client.identity);
+    let renewed = client.renewed.as_ref();
     let der = decode_csr_body(req.header("content-type"), &req.body)?;
     let csr = if op == Op::ServerKeygen {
         // RFC 7030 4.4.1: "the server MUST ignore the public key values and signature in the
@@ -874,16 +878,9 @@ fn record_issued(
     }
 }
 
-fn enroll(
-    shared: &Shared,
-    conn: &ConnInfo,
-    req: &Request,
-    op: Op,
-    fp: &str,
-    identity: &Identity,
-    renewed: Option<crate::IssuedCert>,
-) -> Outcome {
-    let checked = check_csr(shared, conn, req, op, fp, identity, renewed.as_ref())?;
+fn enroll(shared: &Shared, conn: &ConnInfo, req: &Request, op: Op, client: &Client) -> Outcome {
+    let (fp, identity) = (client.principal.as_str(), &client.identity);
+    let checked = check_csr(shared, conn, req, op, client)?;
     // Manual-approval simulation (RFC 7030 4.2.3): 202 + Retry-After for the first N attempts
     // of this CSR. The password stays pending: the client repeats the same CSR.
     // The entry is the client's own (keyed by its principal, then the CSR), bounded per client

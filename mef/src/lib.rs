@@ -120,6 +120,8 @@ pub enum ServerEku {
 }
 
 impl ServerEku {
+    const ALL: [ServerEku; 3] = [ServerEku::ServerAuth, ServerEku::CmcRa, ServerEku::Both];
+
     /// The command-line spelling.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -133,15 +135,30 @@ impl ServerEku {
 impl std::str::FromStr for ServerEku {
     type Err = MefError;
     fn from_str(s: &str) -> Result<Self, MefError> {
-        match s {
-            "server-auth" => Ok(ServerEku::ServerAuth),
-            "cmc-ra" => Ok(ServerEku::CmcRa),
-            "both" => Ok(ServerEku::Both),
-            other => Err(MefError::Config(format!(
-                "unknown server EKU {other:?} (expected server-auth, cmc-ra or both)"
-            ))),
-        }
+        parse_spelling(s, &ServerEku::ALL, ServerEku::as_str, "server EKU")
     }
+}
+
+/// The one of `all` whose command-line spelling (`spell`) is `s`: parsing follows `as_str`, so
+/// each spelling is written once. The error names `what` and every spelling.
+fn parse_spelling<T: Copy>(
+    s: &str,
+    all: &[T],
+    spell: fn(T) -> &'static str,
+    what: &str,
+) -> Result<T, MefError> {
+    if let Some(v) = all.iter().copied().find(|v| spell(*v) == s) {
+        return Ok(v);
+    }
+    let names: Vec<&str> = all.iter().map(|v| spell(*v)).collect();
+    let expected = match names.split_last() {
+        Some((last, [])) => (*last).to_owned(),
+        Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+        None => String::new(),
+    };
+    Err(MefError::Config(format!(
+        "unknown {what} {s:?} (expected {expected})"
+    )))
 }
 
 /// A key purpose the MEF grants in the certificates it issues (RFC 5280 4.2.1.12).
@@ -155,6 +172,8 @@ pub enum KeyPurpose {
 }
 
 impl KeyPurpose {
+    const ALL: [KeyPurpose; 2] = [KeyPurpose::ServerAuth, KeyPurpose::ClientAuth];
+
     /// The command-line spelling.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -175,13 +194,7 @@ impl KeyPurpose {
 impl std::str::FromStr for KeyPurpose {
     type Err = MefError;
     fn from_str(s: &str) -> Result<Self, MefError> {
-        match s {
-            "server-auth" => Ok(KeyPurpose::ServerAuth),
-            "client-auth" => Ok(KeyPurpose::ClientAuth),
-            other => Err(MefError::Config(format!(
-                "unknown key purpose {other:?} (expected server-auth or client-auth)"
-            ))),
-        }
+        parse_spelling(s, &KeyPurpose::ALL, KeyPurpose::as_str, "key purpose")
     }
 }
 
@@ -406,4 +419,27 @@ pub(crate) fn scratch_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("onem2m-mef-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     dir
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spellings_parse_back_and_errors_name_them_all() {
+        for eku in ServerEku::ALL {
+            assert_eq!(eku.as_str().parse::<ServerEku>().unwrap(), eku);
+        }
+        for purpose in KeyPurpose::ALL {
+            assert_eq!(purpose.as_str().parse::<KeyPurpose>().unwrap(), purpose);
+        }
+        assert_eq!(
+            "x".parse::<ServerEku>().unwrap_err().to_string(),
+            "configuration: unknown server EKU \"x\" (expected server-auth, cmc-ra or both)"
+        );
+        assert_eq!(
+            "x".parse::<KeyPurpose>().unwrap_err().to_string(),
+            "configuration: unknown key purpose \"x\" (expected server-auth or client-auth)"
+        );
+    }
 }

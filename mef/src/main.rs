@@ -193,6 +193,17 @@ enum Command {
     Ca(CaCommand),
 }
 
+/// The identity a registration (`identity add`, `psk add`) provisions.
+#[derive(Args)]
+struct SubjectArgs {
+    /// ae, cse or node.
+    #[arg(long)]
+    subject_type: SubjectType,
+    /// AE-ID URI, CSE-ID domain name or Node-ID URI.
+    #[arg(long)]
+    subject_id: String,
+}
+
 /// Where a management command finds the records.
 #[derive(Args)]
 struct StoreArgs {
@@ -267,12 +278,8 @@ enum PskCommand {
         /// A file holding the Kpm as hexadecimal text (e.g. from `openssl rand -hex 32`).
         #[arg(long)]
         kpm_file: Option<PathBuf>,
-        /// ae, cse or node.
-        #[arg(long)]
-        subject_type: SubjectType,
-        /// AE-ID URI, CSE-ID domain name or Node-ID URI.
-        #[arg(long)]
-        subject_id: String,
+        #[command(flatten)]
+        subject: SubjectArgs,
     },
     /// List registered KpmIDs and their identities (never the keys).
     List {
@@ -306,12 +313,8 @@ enum IdentityCommand {
         /// SHA-256 fingerprint of the client certificate DER (hex, ':' allowed).
         #[arg(long)]
         fingerprint: Option<String>,
-        /// ae, cse or node.
-        #[arg(long)]
-        subject_type: SubjectType,
-        /// AE-ID URI, CSE-ID domain name or Node-ID URI.
-        #[arg(long)]
-        subject_id: String,
+        #[command(flatten)]
+        subject: SubjectArgs,
         /// Replace the identity already registered for this certificate (refused without it).
         #[arg(long)]
         replace: bool,
@@ -547,6 +550,35 @@ fn refresh_crl(args: &StoreArgs, store: &Store) -> Result<(), Failure> {
     }
 }
 
+/// `identity list` and `psk list`: one line per registration, its key and identity.
+fn print_registrations<'a>(entries: impl Iterator<Item = (&'a String, &'a onem2m_mef::Identity)>) {
+    for (key, identity) in entries {
+        println!(
+            "{key} {} {}",
+            identity.subject_type(),
+            identity.subject_id()
+        );
+    }
+}
+
+/// After `identity remove` or `psk remove` of `key`: what it revoked, and the CRL file
+/// rewritten; `missing` is the failure when nothing was registered under `key`.
+fn removed(
+    db: &StoreArgs,
+    store: &Store,
+    key: &str,
+    revoked: Option<usize>,
+    missing: String,
+) -> Result<(), Failure> {
+    match revoked {
+        Some(revoked) => {
+            println!("removed {key}; revoked {revoked} certificate(s) enrolled with it");
+            refresh_crl(db, store)
+        }
+        None => Err(Failure(missing)),
+    }
+}
+
 use onem2m_mef::store::DB_FILE;
 
 /// What TLS will refuse in a client certificate, or what the onem2m-est client cannot use
@@ -627,8 +659,11 @@ fn run(cli: Cli) -> Result<(), Failure> {
             db,
             client_cert,
             fingerprint,
-            subject_type,
-            subject_id,
+            subject:
+                SubjectArgs {
+                    subject_type,
+                    subject_id,
+                },
             replace,
         })) => {
             let fp = fingerprint_arg(client_cert.as_deref(), fingerprint)?;
@@ -659,14 +694,8 @@ fn run(cli: Cli) -> Result<(), Failure> {
             Ok(())
         }
         Some(Command::Identity(IdentityCommand::List { db })) => {
-            for e in existing_store(&db)?.list_identities()? {
-                println!(
-                    "{} {} {}",
-                    e.fingerprint,
-                    e.identity.subject_type(),
-                    e.identity.subject_id()
-                );
-            }
+            let entries = existing_store(&db)?.list_identities()?;
+            print_registrations(entries.iter().map(|e| (&e.fingerprint, &e.identity)));
             Ok(())
         }
         Some(Command::Identity(IdentityCommand::Remove {
@@ -676,15 +705,14 @@ fn run(cli: Cli) -> Result<(), Failure> {
         })) => {
             let fp = fingerprint_arg(client_cert.as_deref(), fingerprint)?;
             let store = existing_store(&db)?;
-            match store.remove_identity(&fp)? {
-                Some(revoked) => {
-                    println!("removed {fp}; revoked {revoked} certificate(s) enrolled with it");
-                    refresh_crl(&db, &store)
-                }
-                None => Err(Failure(format!(
-                    "identity remove: no identity registered for {fp}"
-                ))),
-            }
+            let revoked = store.remove_identity(&fp)?;
+            removed(
+                &db,
+                &store,
+                &fp,
+                revoked,
+                format!("identity remove: no identity registered for {fp}"),
+            )
         }
         Some(Command::Cert(CertCommand::List { db, json })) => {
             let issued = existing_store(&db)?.list_issued()?;
@@ -805,8 +833,11 @@ fn run(cli: Cli) -> Result<(), Failure> {
             kpm_id,
             kpm_hex,
             kpm_file,
-            subject_type,
-            subject_id,
+            subject:
+                SubjectArgs {
+                    subject_type,
+                    subject_id,
+                },
         })) => {
             let hex = match (kpm_hex, kpm_file) {
                 (Some(h), _) => zeroize::Zeroizing::new(h),
@@ -824,27 +855,20 @@ fn run(cli: Cli) -> Result<(), Failure> {
             Ok(())
         }
         Some(Command::Psk(PskCommand::List { db })) => {
-            for e in existing_store(&db)?.list_psks()? {
-                println!(
-                    "{} {} {}",
-                    e.kpm_id,
-                    e.identity.subject_type(),
-                    e.identity.subject_id()
-                );
-            }
+            let entries = existing_store(&db)?.list_psks()?;
+            print_registrations(entries.iter().map(|e| (&e.kpm_id, &e.identity)));
             Ok(())
         }
         Some(Command::Psk(PskCommand::Remove { db, kpm_id })) => {
             let store = existing_store(&db)?;
-            match store.remove_psk(&kpm_id)? {
-                Some(revoked) => {
-                    println!("removed {kpm_id}; revoked {revoked} certificate(s) enrolled with it");
-                    refresh_crl(&db, &store)
-                }
-                None => Err(Failure(format!(
-                    "psk remove: no PSK registered for KpmID {kpm_id}"
-                ))),
-            }
+            let revoked = store.remove_psk(&kpm_id)?;
+            removed(
+                &db,
+                &store,
+                &kpm_id,
+                revoked,
+                format!("psk remove: no PSK registered for KpmID {kpm_id}"),
+            )
         }
         None => serve(cli.serve),
     }

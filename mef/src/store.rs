@@ -80,6 +80,27 @@ const CHALLENGE_TABLE: &str = "CREATE TABLE challenges (
 CREATE INDEX challenges_client ON challenges (client_fp);
 CREATE INDEX challenges_expiry ON challenges (expires_at);";
 
+/// The migrations after schema version 1, in order: the version each leads to, its SQL and
+/// what it does (for errors).
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (2, PSK_TABLE, "migrating to 2: creating the PSK table"),
+    (
+        3,
+        PRINCIPAL_COLUMN,
+        "migrating to 3: recording certificate principals",
+    ),
+    (
+        4,
+        REVOKED_AT_COLUMN,
+        "migrating to 4: recording revocation times",
+    ),
+    (
+        5,
+        CHALLENGE_TABLE,
+        "migrating to 5: storing challengePasswords",
+    ),
+];
+
 /// The file name of the database inside the data directory.
 pub const DB_FILE: &str = "mef.sqlite";
 
@@ -147,11 +168,64 @@ pub(crate) fn psk_principal_key(kpm_id: &str) -> String {
     format!("psk:{kpm_id}")
 }
 
+/// A registration a client authenticates with, as removed by [`Store::remove_identity`] and
+/// [`Store::remove_psk`].
+#[derive(Clone, Copy)]
+enum Registration<'a> {
+    /// A third-party client certificate, by fingerprint.
+    Identity(&'a str),
+    /// A PSK, by KpmID.
+    Psk(&'a str),
+}
+
+impl Registration<'_> {
+    /// Its key in its registry (fingerprint or KpmID).
+    fn key(&self) -> &str {
+        match self {
+            Registration::Identity(key) | Registration::Psk(key) => key,
+        }
+    }
+
+    /// The principal the certificates enrolled through it record (`authenticated_by`).
+    fn principal(&self) -> String {
+        match self {
+            Registration::Identity(fingerprint) => (*fingerprint).to_owned(),
+            Registration::Psk(kpm_id) => psk_principal_key(kpm_id),
+        }
+    }
+}
+
 pub(crate) fn now_secs() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0)
+}
+
+/// Runs `f` in one transaction on `conn` and commits it (`committing` names the commit in
+/// errors), also when `f` changed nothing: the same as rolling it back.
+fn in_transaction<T>(
+    conn: &mut Connection,
+    committing: &'static str,
+    f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T, MefError>,
+) -> Result<T, MefError> {
+    let tx = conn.transaction().map_err(db_err("starting transaction"))?;
+    let result = f(&tx)?;
+    tx.commit().map_err(db_err(committing))?;
+    Ok(result)
+}
+
+/// Every row of `sql` (with `params`), each made into a `T` by `row`.
+fn all_rows<T>(
+    conn: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+    context: &'static str,
+    row: impl FnMut(&rusqlite::Row<'_>) -> Result<T, rusqlite::Error>,
+) -> Result<Vec<T>, MefError> {
+    let mut stmt = conn.prepare(sql).map_err(db_err(context))?;
+    let rows = stmt.query_map(params, row).map_err(db_err(context))?;
+    rows.collect::<Result<_, _>>().map_err(db_err(context))
 }
 
 fn identity_from_row(ty: String, id: String) -> Result<Identity, rusqlite::Error> {
@@ -225,25 +299,11 @@ impl Sqlite {
             }
         };
         // The migrations, in order; a new database goes through all of them.
-        if version < 2 {
-            tx.execute_batch(PSK_TABLE)
-                .map_err(db_err("migrating to 2: creating the PSK table"))?;
-            version = 2;
-        }
-        if version < 3 {
-            tx.execute_batch(PRINCIPAL_COLUMN)
-                .map_err(db_err("migrating to 3: recording certificate principals"))?;
-            version = 3;
-        }
-        if version < 4 {
-            tx.execute_batch(REVOKED_AT_COLUMN)
-                .map_err(db_err("migrating to 4: recording revocation times"))?;
-            version = 4;
-        }
-        if version < 5 {
-            tx.execute_batch(CHALLENGE_TABLE)
-                .map_err(db_err("migrating to 5: storing challengePasswords"))?;
-            version = 5;
+        for &(to, sql, context) in MIGRATIONS {
+            if version < to {
+                tx.execute_batch(sql).map_err(db_err(context))?;
+                version = to;
+            }
         }
         tx.execute(
             "UPDATE meta SET value = ?1 WHERE key = 'schema_version'",
@@ -311,125 +371,120 @@ impl Sqlite {
             .map_err(db_err("reading schema version"))
     }
 
-    /// Adds (or replaces) the identity of a third-party client certificate.
-    pub fn add_identity(&self, fingerprint: &str, identity: &Identity) -> Result<(), MefError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction().map_err(db_err("starting transaction"))?;
-        tx.execute(
-            "INSERT OR REPLACE INTO identities (fingerprint, subject_type, subject_id, added_at)
-             VALUES (?1, ?2, ?3, ?4)",
-            params![
-                fingerprint,
+    /// Adds (or replaces) a registration: `sql` takes `key` (the registry's own columns) first,
+    /// then the identity's subject type and ID and the time it is added.
+    fn register(
+        &self,
+        sql: &str,
+        key: &[&dyn rusqlite::ToSql],
+        identity: &Identity,
+        context: &'static str,
+        committing: &'static str,
+    ) -> Result<(), MefError> {
+        in_transaction(&mut self.conn(), committing, |tx| {
+            let (subject_type, subject_id, now) = (
                 identity.subject_type().as_str(),
                 identity.subject_id(),
-                now_secs()
-            ],
-        )
-        .map_err(db_err("adding identity"))?;
-        tx.commit().map_err(db_err("committing identity"))
+                now_secs(),
+            );
+            let identity_params: [&dyn rusqlite::ToSql; 3] = [&subject_type, &subject_id, &now];
+            let params = [key, &identity_params].concat();
+            tx.execute(sql, params.as_slice())
+                .map_err(db_err(context))
+                .map(drop)
+        })
     }
 
-    /// Removes a registry entry and revokes every certificate enrolled with that third-party
-    /// certificate, and their successors, in one transaction. Returns `None` if there was no
-    /// such entry, else how many certificates it revoked.
-    pub fn remove_identity(&self, fingerprint: &str) -> Result<Option<usize>, MefError> {
-        self.remove_principal(
-            "DELETE FROM identities WHERE fingerprint = ?1",
-            fingerprint,
-            fingerprint,
-        )
-    }
-
-    fn remove_principal(
+    /// The identity (`subject_type, subject_id`) the row of `sql` for `key` holds, if any. Per
+    /// request: prepared once per connection (statement cache), not parsed every time.
+    fn identity_where(
         &self,
-        delete: &str,
+        sql: &str,
         key: &str,
-        principal: &str,
-    ) -> Result<Option<usize>, MefError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction().map_err(db_err("starting transaction"))?;
-        let n = tx
-            .execute(delete, [key])
-            .map_err(db_err("removing a registration"))?;
-        if n == 0 {
-            return Ok(None);
-        }
-        let revoked = tx
-            .execute(
+        context: &'static str,
+    ) -> Result<Option<Identity>, MefError> {
+        self.reader()
+            .prepare_cached(sql)
+            .and_then(|mut stmt| {
+                stmt.query_row([key], |r| identity_from_row(r.get(0)?, r.get(1)?))
+                    .optional()
+            })
+            .map_err(db_err(context))
+    }
+
+    /// Adds (or replaces) the identity of a third-party client certificate.
+    pub fn add_identity(&self, fingerprint: &str, identity: &Identity) -> Result<(), MefError> {
+        self.register(
+            "INSERT OR REPLACE INTO identities (fingerprint, subject_type, subject_id, added_at)
+             VALUES (?1, ?2, ?3, ?4)",
+            &[&fingerprint],
+            identity,
+            "adding identity",
+            "committing identity",
+        )
+    }
+
+    /// [`Store::remove_identity`] and [`Store::remove_psk`].
+    fn remove_registration(&self, r: Registration<'_>) -> Result<Option<usize>, MefError> {
+        let delete = match r {
+            Registration::Identity(_) => "DELETE FROM identities WHERE fingerprint = ?1",
+            Registration::Psk(_) => "DELETE FROM psk_keys WHERE kpm_id = ?1",
+        };
+        in_transaction(&mut self.conn(), "committing removal", |tx| {
+            let n = tx
+                .execute(delete, [r.key()])
+                .map_err(db_err("removing a registration"))?;
+            if n == 0 {
+                return Ok(None);
+            }
+            tx.execute(
                 &with_successors(
                     "SELECT fingerprint FROM issued_certs WHERE authenticated_by = ?1",
                 ),
-                [principal],
+                [r.principal()],
             )
-            .map_err(db_err("revoking what the registration enrolled"))?;
-        tx.commit().map_err(db_err("committing removal"))?;
-        Ok(Some(revoked))
+            .map(Some)
+            .map_err(db_err("revoking what the registration enrolled"))
+        })
     }
 
     /// The identity registered for a third-party client certificate fingerprint.
     pub fn lookup_identity(&self, fingerprint: &str) -> Result<Option<Identity>, MefError> {
-        // Per request: prepared once per connection (statement cache), not parsed every time.
-        self.reader()
-            .prepare_cached(
-                "SELECT subject_type, subject_id FROM identities WHERE fingerprint = ?1",
-            )
-            .and_then(|mut stmt| {
-                stmt.query_row([fingerprint], |r| identity_from_row(r.get(0)?, r.get(1)?))
-                    .optional()
-            })
-            .map_err(db_err("looking up identity"))
+        self.identity_where(
+            "SELECT subject_type, subject_id FROM identities WHERE fingerprint = ?1",
+            fingerprint,
+            "looking up identity",
+        )
     }
 
     /// All registry entries, ordered by fingerprint.
     pub fn list_identities(&self) -> Result<Vec<RegistryEntry>, MefError> {
-        let conn = self.conn();
-        let mut stmt = conn
-            .prepare(
-                "SELECT fingerprint, subject_type, subject_id, added_at FROM identities
-                 ORDER BY fingerprint",
-            )
-            .map_err(db_err("listing identities"))?;
-        let rows = stmt
-            .query_map([], |r| {
+        all_rows(
+            &self.conn(),
+            "SELECT fingerprint, subject_type, subject_id, added_at FROM identities
+             ORDER BY fingerprint",
+            [],
+            "listing identities",
+            |r| {
                 Ok(RegistryEntry {
                     fingerprint: r.get(0)?,
                     identity: identity_from_row(r.get(1)?, r.get(2)?)?,
                     added_at: r.get(3)?,
                 })
-            })
-            .map_err(db_err("listing identities"))?;
-        rows.collect::<Result<Vec<_>, _>>()
-            .map_err(db_err("listing identities"))
+            },
+        )
     }
 
     /// Adds (or replaces) a PSK: KpmID, Kpm and the associated identity (TS-0003 8.3.2.1).
     /// Validate first with [`crate::psk::validate`] (done by [`crate::add_psk`]).
     pub fn add_psk(&self, kpm_id: &str, kpm: &[u8], identity: &Identity) -> Result<(), MefError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction().map_err(db_err("starting transaction"))?;
-        tx.execute(
+        self.register(
             "INSERT OR REPLACE INTO psk_keys (kpm_id, kpm, subject_type, subject_id, added_at)
              VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![
-                kpm_id,
-                kpm,
-                identity.subject_type().as_str(),
-                identity.subject_id(),
-                now_secs()
-            ],
-        )
-        .map_err(db_err("adding PSK"))?;
-        tx.commit().map_err(db_err("committing PSK"))
-    }
-
-    /// Removes a PSK and revokes every certificate enrolled with it, and their successors, in
-    /// one transaction. Returns `None` if there was no such KpmID, else how many certificates
-    /// it revoked.
-    pub fn remove_psk(&self, kpm_id: &str) -> Result<Option<usize>, MefError> {
-        self.remove_principal(
-            "DELETE FROM psk_keys WHERE kpm_id = ?1",
-            kpm_id,
-            &psk_principal_key(kpm_id),
+            &[&kpm_id, &kpm],
+            identity,
+            "adding PSK",
+            "committing PSK",
         )
     }
 
@@ -450,34 +505,28 @@ impl Sqlite {
 
     /// The identity registered for a KpmID (without reading its key).
     pub fn psk_identity(&self, kpm_id: &str) -> Result<Option<Identity>, MefError> {
-        self.reader()
-            .prepare_cached("SELECT subject_type, subject_id FROM psk_keys WHERE kpm_id = ?1")
-            .and_then(|mut stmt| {
-                stmt.query_row([kpm_id], |r| identity_from_row(r.get(0)?, r.get(1)?))
-                    .optional()
-            })
-            .map_err(db_err("looking up PSK identity"))
+        self.identity_where(
+            "SELECT subject_type, subject_id FROM psk_keys WHERE kpm_id = ?1",
+            kpm_id,
+            "looking up PSK identity",
+        )
     }
 
     /// Every PSK entry, ordered by KpmID, without keys.
     pub fn list_psks(&self) -> Result<Vec<PskEntry>, MefError> {
-        let conn = self.conn();
-        let mut stmt = conn
-            .prepare(
-                "SELECT kpm_id, subject_type, subject_id, added_at FROM psk_keys ORDER BY kpm_id",
-            )
-            .map_err(db_err("listing PSKs"))?;
-        let rows = stmt
-            .query_map([], |r| {
+        all_rows(
+            &self.conn(),
+            "SELECT kpm_id, subject_type, subject_id, added_at FROM psk_keys ORDER BY kpm_id",
+            [],
+            "listing PSKs",
+            |r| {
                 Ok(PskEntry {
                     kpm_id: r.get(0)?,
                     identity: identity_from_row(r.get(1)?, r.get(2)?)?,
                     added_at: r.get(3)?,
                 })
-            })
-            .map_err(db_err("listing PSKs"))?;
-        rows.collect::<Result<Vec<_>, _>>()
-            .map_err(db_err("listing PSKs"))
+            },
+        )
     }
 
     /// Records an issued certificate and the principal that authenticated its request (a
@@ -490,43 +539,41 @@ impl Sqlite {
         der: &[u8],
         authenticated_by: &str,
     ) -> Result<bool, MefError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction().map_err(db_err("starting transaction"))?;
-        let valid: bool = tx
-            .prepare_cached(
-                "SELECT EXISTS (SELECT 1 FROM issued_certs WHERE fingerprint = ?1 AND revoked = 0)
+        in_transaction(&mut self.conn(), "committing issued certificate", |tx| {
+            let valid: bool = tx
+                .prepare_cached(
+                    "SELECT EXISTS (SELECT 1 FROM issued_certs WHERE fingerprint = ?1 AND revoked = 0)
                      OR (NOT EXISTS (SELECT 1 FROM issued_certs WHERE fingerprint = ?1)
                          AND EXISTS (SELECT 1 FROM identities WHERE fingerprint = ?1))
                      OR EXISTS (SELECT 1 FROM psk_keys WHERE 'psk:' || kpm_id = ?1)",
+                )
+                .and_then(|mut stmt| stmt.query_row([authenticated_by], |r| r.get(0)))
+                .map_err(db_err("checking the principal"))?;
+            if !valid {
+                return Ok(false);
+            }
+            tx.prepare_cached(
+                "INSERT INTO issued_certs (serial, subject_type, subject_id, fingerprint,
+                     not_before, not_after, revoked, issued_at, cert_der, authenticated_by)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
             )
-            .and_then(|mut stmt| stmt.query_row([authenticated_by], |r| r.get(0)))
-            .map_err(db_err("checking the principal"))?;
-        if !valid {
-            return Ok(false);
-        }
-        tx.prepare_cached(
-            "INSERT INTO issued_certs (serial, subject_type, subject_id, fingerprint, not_before,
-                 not_after, revoked, issued_at, cert_der, authenticated_by)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-        )
-        .and_then(|mut stmt| {
-            stmt.execute(params![
-                cert.serial,
-                cert.identity.subject_type().as_str(),
-                cert.identity.subject_id(),
-                cert.fingerprint,
-                cert.not_before,
-                cert.not_after,
-                cert.revoked,
-                cert.issued_at,
-                der,
-                authenticated_by
-            ])
+            .and_then(|mut stmt| {
+                stmt.execute(params![
+                    cert.serial,
+                    cert.identity.subject_type().as_str(),
+                    cert.identity.subject_id(),
+                    cert.fingerprint,
+                    cert.not_before,
+                    cert.not_after,
+                    cert.revoked,
+                    cert.issued_at,
+                    der,
+                    authenticated_by
+                ])
+            })
+            .map_err(db_err("recording issued certificate"))?;
+            Ok(true)
         })
-        .map_err(db_err("recording issued certificate"))?;
-        tx.commit()
-            .map_err(db_err("committing issued certificate"))?;
-        Ok(true)
     }
 
     /// The principal that authenticated the request a certificate (by fingerprint) was issued
@@ -566,79 +613,66 @@ impl Sqlite {
 
     /// Every issued certificate, oldest first.
     pub fn list_issued(&self) -> Result<Vec<IssuedCert>, MefError> {
-        let conn = self.conn();
-        let mut stmt = conn
-            .prepare(
-                "SELECT serial, subject_type, subject_id, fingerprint, not_before, not_after,
-                        revoked, issued_at FROM issued_certs ORDER BY issued_at, serial",
-            )
-            .map_err(db_err("listing issued certificates"))?;
-        let rows = stmt
-            .query_map([], row_to_issued)
-            .map_err(db_err("listing issued certificates"))?;
-        rows.collect::<Result<Vec<_>, _>>()
-            .map_err(db_err("listing issued certificates"))
+        all_rows(
+            &self.conn(),
+            "SELECT serial, subject_type, subject_id, fingerprint, not_before, not_after,
+                    revoked, issued_at FROM issued_certs ORDER BY issued_at, serial",
+            [],
+            "listing issued certificates",
+            row_to_issued,
+        )
     }
 
     pub fn revoke_counted(&self, serial_or_fingerprint: &str) -> Result<Option<usize>, MefError> {
         let key = serial_or_fingerprint.to_ascii_lowercase().replace(':', "");
-        let mut conn = self.conn();
-        let tx = conn.transaction().map_err(db_err("starting transaction"))?;
-        let found: bool = tx
-            .query_row(
-                "SELECT EXISTS (SELECT 1 FROM issued_certs WHERE serial = ?1 OR fingerprint = ?1)",
-                [&key],
-                |r| r.get(0),
-            )
-            .map_err(db_err("looking up the certificate to revoke"))?;
-        if !found {
-            return Ok(None);
-        }
-        let n = tx
-            .execute(
+        in_transaction(&mut self.conn(), "committing revocation", |tx| {
+            let found: bool = tx
+                .query_row(
+                    "SELECT EXISTS (SELECT 1 FROM issued_certs WHERE serial = ?1 OR fingerprint = ?1)",
+                    [&key],
+                    |r| r.get(0),
+                )
+                .map_err(db_err("looking up the certificate to revoke"))?;
+            if !found {
+                return Ok(None);
+            }
+            tx.execute(
                 &with_successors(
                     "SELECT fingerprint FROM issued_certs WHERE serial = ?1 OR fingerprint = ?1",
                 ),
                 [&key],
             )
-            .map_err(db_err("revoking certificate"))?;
-        tx.commit().map_err(db_err("committing revocation"))?;
-        Ok(Some(n))
+            .map(Some)
+            .map_err(db_err("revoking certificate"))
+        })
     }
 
     /// The revoked certificates a CRL must list at `now` (RFC 5280 5.1.2.6: those not yet
     /// expired): serial (lower-case hex) and revocation time (Unix seconds; the issue time for
     /// revocations recorded before schema version 4), ordered by serial.
     pub fn revoked_for_crl(&self, now: i64) -> Result<Vec<(String, i64)>, MefError> {
-        let conn = self.reader();
-        let mut stmt = conn
-            .prepare(
-                "SELECT serial, COALESCE(revoked_at, issued_at) FROM issued_certs
-                 WHERE revoked = 1 AND not_after >= ?1 ORDER BY serial",
-            )
-            .map_err(db_err("listing revoked certificates"))?;
-        let rows = stmt
-            .query_map([now], |r| Ok((r.get(0)?, r.get(1)?)))
-            .map_err(db_err("listing revoked certificates"))?;
-        rows.collect::<Result<_, _>>()
-            .map_err(db_err("listing revoked certificates"))
+        all_rows(
+            &self.reader(),
+            "SELECT serial, COALESCE(revoked_at, issued_at) FROM issued_certs
+             WHERE revoked = 1 AND not_after >= ?1 ORDER BY serial",
+            [now],
+            "listing revoked certificates",
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
     }
 
     /// Revokes every certificate issued for `identity`, and their successors. Returns how many
     /// it revoked now.
     pub fn revoke_identity(&self, identity: &Identity) -> Result<usize, MefError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction().map_err(db_err("starting transaction"))?;
-        let n = tx
-            .execute(
+        in_transaction(&mut self.conn(), "committing revocation", |tx| {
+            tx.execute(
                 &with_successors(
                     "SELECT fingerprint FROM issued_certs WHERE subject_type = ?1 AND subject_id = ?2",
                 ),
                 params![identity.subject_type().as_str(), identity.subject_id()],
             )
-            .map_err(db_err("revoking by identity"))?;
-        tx.commit().map_err(db_err("committing revocation"))?;
-        Ok(n)
+            .map_err(db_err("revoking by identity"))
+        })
     }
 
     /// Runs a write of challengePasswords only with `synchronous = NORMAL` (no fsync of its
@@ -672,23 +706,24 @@ impl Sqlite {
         keep: usize,
     ) -> Result<(), MefError> {
         self.ephemeral_write(|conn| {
-            let tx = conn.transaction().map_err(db_err("starting transaction"))?;
-            tx.prepare_cached("DELETE FROM challenges WHERE expires_at <= ?1")
-                .and_then(|mut stmt| stmt.execute([now_ms]))
-                .map_err(db_err("forgetting expired challengePasswords"))?;
-            tx.prepare_cached(
-                "INSERT INTO challenges (client_fp, password_hash, expires_at) VALUES (?1, ?2, ?3)",
-            )
-            .and_then(|mut stmt| stmt.execute(params![client_fp, password_hash, expires_ms]))
-            .map_err(db_err("recording a challengePassword"))?;
-            tx.prepare_cached(
-                "DELETE FROM challenges WHERE client_fp = ?1 AND id NOT IN
-                 (SELECT id FROM challenges WHERE client_fp = ?1 ORDER BY id DESC LIMIT ?2)",
-            )
-            .and_then(|mut stmt| stmt.execute(params![client_fp, keep as i64]))
-            .map_err(db_err("bounding a client's challengePasswords"))?;
-            tx.commit()
-                .map_err(db_err("committing a challengePassword"))
+            in_transaction(conn, "committing a challengePassword", |tx| {
+                tx.prepare_cached("DELETE FROM challenges WHERE expires_at <= ?1")
+                    .and_then(|mut stmt| stmt.execute([now_ms]))
+                    .map_err(db_err("forgetting expired challengePasswords"))?;
+                tx.prepare_cached(
+                    "INSERT INTO challenges (client_fp, password_hash, expires_at)
+                     VALUES (?1, ?2, ?3)",
+                )
+                .and_then(|mut stmt| stmt.execute(params![client_fp, password_hash, expires_ms]))
+                .map_err(db_err("recording a challengePassword"))?;
+                tx.prepare_cached(
+                    "DELETE FROM challenges WHERE client_fp = ?1 AND id NOT IN
+                     (SELECT id FROM challenges WHERE client_fp = ?1 ORDER BY id DESC LIMIT ?2)",
+                )
+                .and_then(|mut stmt| stmt.execute(params![client_fp, keep as i64]))
+                .map_err(db_err("bounding a client's challengePasswords"))
+                .map(drop)
+            })
         })
     }
 
@@ -888,7 +923,7 @@ impl Store {
     /// certificate, and their successors, in one transaction. Returns `None` if there was no
     /// such entry, else how many certificates it revoked.
     pub fn remove_identity(&self, fingerprint: &str) -> Result<Option<usize>, MefError> {
-        dispatch!(self, b => b.remove_identity(fingerprint))
+        dispatch!(self, b => b.remove_registration(Registration::Identity(fingerprint)))
     }
 
     /// The identity registered for a third-party client certificate fingerprint.
@@ -911,7 +946,7 @@ impl Store {
     /// one transaction. Returns `None` if there was no such KpmID, else how many certificates
     /// it revoked.
     pub fn remove_psk(&self, kpm_id: &str) -> Result<Option<usize>, MefError> {
-        dispatch!(self, b => b.remove_psk(kpm_id))
+        dispatch!(self, b => b.remove_registration(Registration::Psk(kpm_id)))
     }
 
     /// The Kpm (zeroized on drop) and identity registered for a KpmID.

@@ -13,7 +13,7 @@
 //! before it checks the principal, and every revocation and removal takes it in SHARE ROW
 //! EXCLUSIVE mode first, so each waits for the other and sees what the other committed.
 
-use super::{now_secs, SCHEMA_VERSION};
+use super::{now_secs, Registration, SCHEMA_VERSION};
 use super::{parse_identity, ChallengeRow, IssuedCert, PskEntry, PskRecord, RegistryEntry};
 use crate::identity::Identity;
 use crate::MefError;
@@ -174,14 +174,26 @@ fn issued(r: &Row) -> Result<IssuedCert, MefError> {
     })
 }
 
-/// Revokes the certificates in `roots` (a SELECT of fingerprints) and all their successors.
-fn with_successors(roots: &str, now: usize) -> String {
-    format!(
+/// Revokes the certificates in `roots` (a SELECT of fingerprints with `params`) and all their
+/// successors, now; returns how many. The revocation time is the parameter after `params`.
+fn revoke_tree(
+    tx: &mut postgres::Transaction<'_>,
+    roots: &str,
+    params: &[&(dyn ToSql + Sync)],
+    context: &'static str,
+) -> Result<usize, MefError> {
+    let now_secs = now_secs();
+    let mut all = params.to_vec();
+    all.push(&now_secs);
+    let now = all.len();
+    let sql = format!(
         "WITH RECURSIVE tree(fp) AS ({roots}
              UNION SELECT c.fingerprint FROM issued_certs c JOIN tree t ON c.authenticated_by = t.fp)
          UPDATE issued_certs SET revoked = TRUE, revoked_at = ${now}
          WHERE NOT revoked AND fingerprint IN (SELECT fp FROM tree)"
-    )
+    );
+    let n = tx.execute(&sql, &all).map_err(pg_err(context))?;
+    Ok(n as usize)
 }
 
 /// A parameter of a statement sent with its type (`*_typed`): one round trip, no separate
@@ -251,6 +263,75 @@ impl Postgres {
         })
     }
 
+    /// Runs `f` in a transaction that takes [`LOCK_FOR_REVOCATION`] first, as every revocation
+    /// and removal does (module documentation), and commits it (`committing` names the commit
+    /// in errors), also when `f` changed nothing: the same as rolling it back.
+    fn revoking<T>(
+        &self,
+        committing: &'static str,
+        f: impl FnOnce(&mut postgres::Transaction<'_>) -> Result<T, MefError>,
+    ) -> Result<T, MefError> {
+        let mut conn = self.conn()?;
+        let mut tx = conn.transaction().map_err(pg_err("starting transaction"))?;
+        tx.batch_execute(LOCK_FOR_REVOCATION)
+            .map_err(pg_err("locking issued certificates"))?;
+        let result = f(&mut tx)?;
+        tx.commit().map_err(pg_err(committing))?;
+        Ok(result)
+    }
+
+    /// Adds (or replaces) a registration: `sql` takes `key` (the registry's own columns) first,
+    /// then the identity's subject type and ID and the time it is added.
+    fn register(
+        &self,
+        sql: &str,
+        key: &[&(dyn ToSql + Sync)],
+        identity: &Identity,
+        context: &'static str,
+    ) -> Result<(), MefError> {
+        let (subject_type, subject_id, now) = (
+            identity.subject_type().as_str(),
+            identity.subject_id(),
+            now_secs(),
+        );
+        let identity_params: [&(dyn ToSql + Sync); 3] = [&subject_type, &subject_id, &now];
+        let params = [key, &identity_params].concat();
+        self.conn()?
+            .execute(sql, &params)
+            .map_err(pg_err(context))?;
+        Ok(())
+    }
+
+    /// Every row of `sql` (with `params`), each made into a `T` by `row`.
+    fn all_rows<T>(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+        context: &'static str,
+        row: impl FnMut(&Row) -> Result<T, MefError>,
+    ) -> Result<Vec<T>, MefError> {
+        self.conn()?
+            .query(sql, params)
+            .map_err(pg_err(context))?
+            .iter()
+            .map(row)
+            .collect()
+    }
+
+    /// The identity (`subject_type, subject_id`) the row of `sql` for `key` holds, if any.
+    fn identity_where(
+        &self,
+        sql: &str,
+        key: &str,
+        context: &'static str,
+    ) -> Result<Option<Identity>, MefError> {
+        self.conn()?
+            .query_typed_opt(sql, &[text(&key)])
+            .map_err(pg_err(context))?
+            .map(|r| identity(&r, 0))
+            .transpose()
+    }
+
     fn migrate(&self) -> Result<(), MefError> {
         let mut conn = self.conn()?;
         let mut tx = conn.transaction().map_err(pg_err("starting migration"))?;
@@ -316,88 +397,64 @@ impl Postgres {
         fingerprint: &str,
         identity: &Identity,
     ) -> Result<(), MefError> {
-        self.conn()?
-            .execute(
-                "INSERT INTO identities (fingerprint, subject_type, subject_id, added_at)
-                 VALUES ($1, $2, $3, $4)
-                 ON CONFLICT (fingerprint) DO UPDATE SET subject_type = EXCLUDED.subject_type,
-                     subject_id = EXCLUDED.subject_id, added_at = EXCLUDED.added_at",
-                &[
-                    &fingerprint,
-                    &identity.subject_type().as_str(),
-                    &identity.subject_id(),
-                    &now_secs(),
-                ],
-            )
-            .map_err(pg_err("adding identity"))?;
-        Ok(())
-    }
-
-    pub(crate) fn remove_identity(&self, fingerprint: &str) -> Result<Option<usize>, MefError> {
-        self.remove_principal(
-            "DELETE FROM identities WHERE fingerprint = $1",
-            fingerprint,
-            fingerprint,
+        self.register(
+            "INSERT INTO identities (fingerprint, subject_type, subject_id, added_at)
+             VALUES ($1, $2, $3, $4)
+             ON CONFLICT (fingerprint) DO UPDATE SET subject_type = EXCLUDED.subject_type,
+                 subject_id = EXCLUDED.subject_id, added_at = EXCLUDED.added_at",
+            &[&fingerprint],
+            identity,
+            "adding identity",
         )
     }
 
-    fn remove_principal(
+    pub(crate) fn remove_registration(
         &self,
-        delete: &str,
-        key: &str,
-        principal: &str,
+        r: Registration<'_>,
     ) -> Result<Option<usize>, MefError> {
-        let mut conn = self.conn()?;
-        let mut tx = conn.transaction().map_err(pg_err("starting transaction"))?;
-        tx.batch_execute(LOCK_FOR_REVOCATION)
-            .map_err(pg_err("locking issued certificates"))?;
-        let n = tx
-            .execute(delete, &[&key])
-            .map_err(pg_err("removing a registration"))?;
-        if n == 0 {
-            return Ok(None);
-        }
-        let revoked = tx
-            .execute(
-                &with_successors(
-                    "SELECT fingerprint FROM issued_certs WHERE authenticated_by = $1",
-                    2,
-                ),
-                &[&principal, &now_secs()],
+        let delete = match r {
+            Registration::Identity(_) => "DELETE FROM identities WHERE fingerprint = $1",
+            Registration::Psk(_) => "DELETE FROM psk_keys WHERE kpm_id = $1",
+        };
+        self.revoking("committing removal", |tx| {
+            let n = tx
+                .execute(delete, &[&r.key()])
+                .map_err(pg_err("removing a registration"))?;
+            if n == 0 {
+                return Ok(None);
+            }
+            revoke_tree(
+                tx,
+                "SELECT fingerprint FROM issued_certs WHERE authenticated_by = $1",
+                &[&r.principal()],
+                "revoking what the registration enrolled",
             )
-            .map_err(pg_err("revoking what the registration enrolled"))?;
-        tx.commit().map_err(pg_err("committing removal"))?;
-        Ok(Some(revoked as usize))
+            .map(Some)
+        })
     }
 
     pub(crate) fn lookup_identity(&self, fingerprint: &str) -> Result<Option<Identity>, MefError> {
-        self.conn()?
-            .query_typed_opt(
-                "SELECT subject_type, subject_id FROM identities WHERE fingerprint = $1",
-                &[text(&fingerprint)],
-            )
-            .map_err(pg_err("looking up identity"))?
-            .map(|r| identity(&r, 0))
-            .transpose()
+        self.identity_where(
+            "SELECT subject_type, subject_id FROM identities WHERE fingerprint = $1",
+            fingerprint,
+            "looking up identity",
+        )
     }
 
     pub(crate) fn list_identities(&self) -> Result<Vec<RegistryEntry>, MefError> {
-        self.conn()?
-            .query(
-                "SELECT fingerprint, subject_type, subject_id, added_at FROM identities
-                 ORDER BY fingerprint",
-                &[],
-            )
-            .map_err(pg_err("listing identities"))?
-            .iter()
-            .map(|r| {
+        self.all_rows(
+            "SELECT fingerprint, subject_type, subject_id, added_at FROM identities
+             ORDER BY fingerprint",
+            &[],
+            "listing identities",
+            |r| {
                 Ok(RegistryEntry {
                     fingerprint: r.get(0),
                     identity: identity(r, 1)?,
                     added_at: r.get(3),
                 })
-            })
-            .collect()
+            },
+        )
     }
 
     pub(crate) fn add_psk(
@@ -406,30 +463,15 @@ impl Postgres {
         kpm: &[u8],
         identity: &Identity,
     ) -> Result<(), MefError> {
-        self.conn()?
-            .execute(
-                "INSERT INTO psk_keys (kpm_id, kpm, subject_type, subject_id, added_at)
-                 VALUES ($1, $2, $3, $4, $5)
-                 ON CONFLICT (kpm_id) DO UPDATE SET kpm = EXCLUDED.kpm,
-                     subject_type = EXCLUDED.subject_type, subject_id = EXCLUDED.subject_id,
-                     added_at = EXCLUDED.added_at",
-                &[
-                    &kpm_id,
-                    &kpm,
-                    &identity.subject_type().as_str(),
-                    &identity.subject_id(),
-                    &now_secs(),
-                ],
-            )
-            .map_err(pg_err("adding PSK"))?;
-        Ok(())
-    }
-
-    pub(crate) fn remove_psk(&self, kpm_id: &str) -> Result<Option<usize>, MefError> {
-        self.remove_principal(
-            "DELETE FROM psk_keys WHERE kpm_id = $1",
-            kpm_id,
-            &crate::store::psk_principal_key(kpm_id),
+        self.register(
+            "INSERT INTO psk_keys (kpm_id, kpm, subject_type, subject_id, added_at)
+             VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (kpm_id) DO UPDATE SET kpm = EXCLUDED.kpm,
+                 subject_type = EXCLUDED.subject_type, subject_id = EXCLUDED.subject_id,
+                 added_at = EXCLUDED.added_at",
+            &[&kpm_id, &kpm],
+            identity,
+            "adding PSK",
         )
     }
 
@@ -450,32 +492,26 @@ impl Postgres {
     }
 
     pub(crate) fn psk_identity(&self, kpm_id: &str) -> Result<Option<Identity>, MefError> {
-        self.conn()?
-            .query_typed_opt(
-                "SELECT subject_type, subject_id FROM psk_keys WHERE kpm_id = $1",
-                &[text(&kpm_id)],
-            )
-            .map_err(pg_err("looking up PSK identity"))?
-            .map(|r| identity(&r, 0))
-            .transpose()
+        self.identity_where(
+            "SELECT subject_type, subject_id FROM psk_keys WHERE kpm_id = $1",
+            kpm_id,
+            "looking up PSK identity",
+        )
     }
 
     pub(crate) fn list_psks(&self) -> Result<Vec<PskEntry>, MefError> {
-        self.conn()?
-            .query(
-                "SELECT kpm_id, subject_type, subject_id, added_at FROM psk_keys ORDER BY kpm_id",
-                &[],
-            )
-            .map_err(pg_err("listing PSKs"))?
-            .iter()
-            .map(|r| {
+        self.all_rows(
+            "SELECT kpm_id, subject_type, subject_id, added_at FROM psk_keys ORDER BY kpm_id",
+            &[],
+            "listing PSKs",
+            |r| {
                 Ok(PskEntry {
                     kpm_id: r.get(0),
                     identity: identity(r, 1)?,
                     added_at: r.get(3),
                 })
-            })
-            .collect()
+            },
+        )
     }
 
     pub(crate) fn insert_issued(
@@ -556,16 +592,13 @@ impl Postgres {
     }
 
     pub(crate) fn list_issued(&self) -> Result<Vec<IssuedCert>, MefError> {
-        self.conn()?
-            .query(
-                "SELECT serial, subject_type, subject_id, fingerprint, not_before, not_after,
-                        revoked, issued_at FROM issued_certs ORDER BY issued_at, serial",
-                &[],
-            )
-            .map_err(pg_err("listing issued certificates"))?
-            .iter()
-            .map(issued)
-            .collect()
+        self.all_rows(
+            "SELECT serial, subject_type, subject_id, fingerprint, not_before, not_after,
+                    revoked, issued_at FROM issued_certs ORDER BY issued_at, serial",
+            &[],
+            "listing issued certificates",
+            issued,
+        )
     }
 
     pub(crate) fn revoke_counted(
@@ -573,67 +606,46 @@ impl Postgres {
         serial_or_fingerprint: &str,
     ) -> Result<Option<usize>, MefError> {
         let key = serial_or_fingerprint.to_ascii_lowercase().replace(':', "");
-        let mut conn = self.conn()?;
-        let mut tx = conn.transaction().map_err(pg_err("starting transaction"))?;
-        tx.batch_execute(LOCK_FOR_REVOCATION)
-            .map_err(pg_err("locking issued certificates"))?;
-        let found: bool = tx
-            .query_one(
-                "SELECT EXISTS (SELECT 1 FROM issued_certs WHERE serial = $1 OR fingerprint = $1)",
+        self.revoking("committing revocation", |tx| {
+            let found: bool = tx
+                .query_one(
+                    "SELECT EXISTS (SELECT 1 FROM issued_certs WHERE serial = $1 OR fingerprint = $1)",
+                    &[&key],
+                )
+                .map_err(pg_err("looking up the certificate to revoke"))?
+                .get(0);
+            if !found {
+                return Ok(None);
+            }
+            revoke_tree(
+                tx,
+                "SELECT fingerprint FROM issued_certs WHERE serial = $1 OR fingerprint = $1",
                 &[&key],
+                "revoking certificate",
             )
-            .map_err(pg_err("looking up the certificate to revoke"))?
-            .get(0);
-        if !found {
-            return Ok(None);
-        }
-        let n = tx
-            .execute(
-                &with_successors(
-                    "SELECT fingerprint FROM issued_certs WHERE serial = $1 OR fingerprint = $1",
-                    2,
-                ),
-                &[&key, &now_secs()],
-            )
-            .map_err(pg_err("revoking certificate"))?;
-        tx.commit().map_err(pg_err("committing revocation"))?;
-        Ok(Some(n as usize))
+            .map(Some)
+        })
     }
 
     pub(crate) fn revoked_for_crl(&self, now: i64) -> Result<Vec<(String, i64)>, MefError> {
-        Ok(self
-            .conn()?
-            .query(
-                "SELECT serial, COALESCE(revoked_at, issued_at) FROM issued_certs
-                 WHERE revoked AND not_after >= $1 ORDER BY serial",
-                &[&now],
-            )
-            .map_err(pg_err("listing revoked certificates"))?
-            .iter()
-            .map(|r| (r.get(0), r.get(1)))
-            .collect())
+        self.all_rows(
+            "SELECT serial, COALESCE(revoked_at, issued_at) FROM issued_certs
+             WHERE revoked AND not_after >= $1 ORDER BY serial",
+            &[&now],
+            "listing revoked certificates",
+            |r| Ok((r.get(0), r.get(1))),
+        )
     }
 
     pub(crate) fn revoke_identity(&self, identity: &Identity) -> Result<usize, MefError> {
-        let mut conn = self.conn()?;
-        let mut tx = conn.transaction().map_err(pg_err("starting transaction"))?;
-        tx.batch_execute(LOCK_FOR_REVOCATION)
-            .map_err(pg_err("locking issued certificates"))?;
-        let n = tx
-            .execute(
-                &with_successors(
-                    "SELECT fingerprint FROM issued_certs WHERE subject_type = $1 AND subject_id = $2",
-                    3,
-                ),
-                &[
-                    &identity.subject_type().as_str(),
-                    &identity.subject_id(),
-                    &now_secs(),
-                ],
+        self.revoking("committing revocation", |tx| {
+            revoke_tree(
+                tx,
+                "SELECT fingerprint FROM issued_certs WHERE subject_type = $1 AND subject_id = $2",
+                &[&identity.subject_type().as_str(), &identity.subject_id()],
+                "revoking by identity",
             )
-            .map_err(pg_err("revoking by identity"))?;
-        tx.commit().map_err(pg_err("committing revocation"))?;
-        Ok(n as usize)
+        })
     }
 
     pub(crate) fn insert_challenge(
