@@ -1,51 +1,38 @@
 //! The `onem2m-est` binary against the reference MEF on 127.0.0.1: outputs, files, exit codes.
 
-use std::path::{Path, PathBuf};
+use std::ops::Deref;
+use std::path::Path;
 use std::process::{Command, Output};
 
+use onem2m_est_testkit::cli::CliMef;
 use onem2m_est_testkit::process::{
     self, assert_code, assert_exit, assert_stderr, assert_stdout, text,
 };
-use onem2m_est_testkit::{require_tool, MefFixture, TestCa, CSE_ID};
-use onem2m_mef::{Mef, MefConfig, RunningMef};
+use onem2m_est_testkit::{require_tool, TestCa, CSE_ID};
+use onem2m_mef::{Mef, MefConfig};
 use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
 use tempfile::TempDir;
 
-struct Fixture {
-    dir: TempDir,
-    mef: RunningMef,
+/// A MEF trusting a manufacturer CA, and the device's PEM files in `dir` ([`CliMef`]), with
+/// the commands these tests run against it.
+struct Fixture(CliMef);
+
+impl Deref for Fixture {
+    type Target = CliMef;
+
+    fn deref(&self) -> &CliMef {
+        &self.0
+    }
 }
 
 impl Fixture {
-    /// A MEF trusting a manufacturer CA, and the device's PEM files in `dir`.
     fn new() -> Fixture {
         Fixture::with(|_| {})
     }
 
     /// Like [`Fixture::new`], with `tweak` applied to the MEF's configuration.
     fn with(tweak: impl FnOnce(&mut MefConfig)) -> Fixture {
-        let MefFixture { mef, maker, dir } = MefFixture::start_with("CLI test", tweak);
-        maker.write_device_files(dir.path());
-        Fixture { dir, mef }
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    fn server(&self) -> String {
-        self.mef.base_uri(None)
-    }
-
-    fn third_party_args(&self) -> Vec<String> {
-        vec![
-            "--trust-anchors".into(),
-            self.mef.ca_cert_pem_path().display().to_string(),
-            "--tls-cert".into(),
-            self.path("device.pem").display().to_string(),
-            "--tls-key".into(),
-            self.path("device.key").display().to_string(),
-        ]
+        Fixture(CliMef::start_with("CLI test", tweak))
     }
 
     fn provision(&self, out: &Path) -> Output {
@@ -287,7 +274,7 @@ fn server_side_failures_exit_4_and_leave_the_credentials() {
     assert_eq!(f.provision(&out).status.code(), Some(0));
     let cert_before = std::fs::read(out.join("cert.pem")).unwrap();
     let server = f.server();
-    let Fixture { dir, mef } = f;
+    let CliMef { dir, mef } = f.0;
     mef.shutdown();
     let o = reprovision(&server, &out, &["--rekey"]);
     assert_exit(&o, 4, "MEF_CLIENT_CMD_CERT_PROV_SERVER_ERROR");

@@ -13,7 +13,9 @@ use std::time::{Duration, Instant, SystemTime};
 use onem2m_est::renewal::{RenewAt, RenewalPolicy};
 use onem2m_est::store::{CredentialStore, FileStore};
 use onem2m_est_testkit::cli::cse_out_args;
-use onem2m_est_testkit::process::{self, assert_code, assert_stderr, assert_stdout, wait_exit};
+use onem2m_est_testkit::process::{
+    self, assert_code, assert_stderr, assert_stdout, signal, wait_exit,
+};
 use onem2m_est_testkit::Manufacturer;
 use onem2m_mef::{Mef, MefConfig, RunningMef};
 use tempfile::TempDir;
@@ -261,16 +263,6 @@ fn installed(out: &Path) -> (String, SystemTime) {
     assert!(!creds.trust_anchors.is_empty());
     let validity = creds.validity().unwrap();
     (cert.raw_serial_as_string(), validity.not_after)
-}
-
-/// Sends a signal with the shell's built-in `kill` (no procps needed, no unsafe here).
-fn signal(child: &Child, name: &str) {
-    let s = Command::new("sh")
-        .arg("-c")
-        .arg(format!("kill -{name} {}", child.id()))
-        .status()
-        .expect("sh runs");
-    assert!(s.success());
 }
 
 fn sigterm(child: &Child) {

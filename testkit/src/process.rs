@@ -62,6 +62,17 @@ pub fn assert_stderr(o: &Output, needle: &str) {
     );
 }
 
+/// Sends `child` the signal `name` (`TERM`, `HUP`, `KILL`) with the shell's built-in `kill`
+/// (no procps needed, no unsafe here).
+pub fn signal(child: &Child, name: &str) {
+    let s = Command::new("sh")
+        .arg("-c")
+        .arg(format!("kill -{name} {}", child.id()))
+        .status()
+        .expect("sh runs");
+    assert!(s.success(), "kill -{name} {}", child.id());
+}
+
 /// Waits for `child` to exit, at most `limit`; kills it and fails the test otherwise.
 pub fn wait_exit(child: &mut Child, limit: Duration) -> ExitStatus {
     let deadline = Instant::now() + limit;
