@@ -360,12 +360,8 @@ fn a_retry_after_beyond_the_poll_time_exits_4_saying_when_to_retry() {
     let started = std::time::Instant::now();
     let o = f.provision_as("cse", CSE_ID, &["--max-poll-time", "60"], &out);
     assert_code(&o, 4);
-    let stderr = String::from_utf8_lossy(&o.stderr);
-    assert!(
-        stderr.contains("900 s") && stderr.contains("RFC 7030 4.2.3"),
-        "{}",
-        text(&o)
-    );
+    assert_stderr(&o, "900 s");
+    assert_stderr(&o, "RFC 7030 4.2.3");
     assert!(started.elapsed() < std::time::Duration::from_secs(30));
     assert!(!out.join("cert.pem").exists());
 }
