@@ -7,11 +7,12 @@
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
+use onem2m_est_testkit::mef::{psk_mef_config, start_psk_mef};
 use onem2m_est_testkit::process::{
     self, assert_code, assert_exit, assert_stderr, assert_stdout, text,
 };
 use onem2m_est_testkit::CSE_ID;
-use onem2m_mef::{Mef, MefConfig, RunningMef, SubjectType};
+use onem2m_mef::{RunningMef, SubjectType};
 use tempfile::TempDir;
 
 const KPM_ID: &str = "kpm-cli-0001";
@@ -25,14 +26,12 @@ struct Fixture {
 impl Fixture {
     fn new() -> Fixture {
         let dir = TempDir::new().unwrap();
-        let mut config = MefConfig::new(dir.path().join("mef"));
-        config.psk_listen = Some("127.0.0.1:0".parse().unwrap());
-        let mef = Mef::start(config).unwrap();
         let kpm: Vec<u8> = (0..KPM_HEX.len())
             .step_by(2)
             .map(|i| u8::from_str_radix(&KPM_HEX[i..i + 2], 16).unwrap())
             .collect();
-        mef.add_psk(KPM_ID, &kpm, SubjectType::Cse, CSE_ID).unwrap();
+        let config = psk_mef_config(&dir.path().join("mef"));
+        let mef = start_psk_mef(config, KPM_ID, &kpm);
         // The key file format: hexadecimal text, line breaks and ':' allowed.
         let wrapped = format!("{}\n{}\n", &KPM_HEX[..32], &KPM_HEX[32..]);
         std::fs::write(dir.path().join("kpm.hex"), wrapped).unwrap();
