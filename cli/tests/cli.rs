@@ -5,6 +5,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 use onem2m_est_testkit::cli::CliMef;
+use onem2m_est_testkit::openssl;
 use onem2m_est_testkit::process::{
     self, assert_code, assert_exit, assert_stderr, assert_stdout, text,
 };
@@ -594,48 +595,25 @@ fn a_refused_client_certificate_is_explained() {
     let ca = ca_params.self_signed(&ca_key).unwrap();
     std::fs::write(dir.path().join("ca.pem"), ca.pem()).unwrap();
     std::fs::write(dir.path().join("ca.key"), ca_key.serialize_pem()).unwrap();
-    let openssl = |args: &[&str]| {
-        let o = Command::new("openssl")
-            .args(args)
-            .current_dir(dir.path())
-            .output()
-            .expect("the openssl CLI runs");
-        assert!(o.status.success(), "openssl {args:?}: {}", text(&o));
-    };
-    openssl(&[
-        "genpkey",
-        "-algorithm",
-        "EC",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-out",
-        "device.key",
-    ]);
-    openssl(&[
-        "req",
-        "-new",
-        "-key",
-        "device.key",
-        "-subj",
-        "/CN=device-v1",
-        "-out",
-        "device.csr",
-    ]);
-    openssl(&[
-        "x509",
-        "-req",
-        "-in",
-        "device.csr",
-        "-CA",
-        "ca.pem",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-days",
-        "30",
-        "-out",
-        "device.pem",
-    ]);
+    openssl::p256_key_and_csr(dir.path(), "device", "/CN=device-v1");
+    openssl::run_in(
+        dir.path(),
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "device.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "30",
+            "-out",
+            "device.pem",
+        ],
+    );
     let mut config = MefConfig::new(dir.path().join("mef"));
     config.client_trust = vec![ca.der().clone()];
     let mef = Mef::start(config).unwrap();

@@ -87,6 +87,7 @@ use onem2m_est::tls::{client_config, ClientIdentity};
 use onem2m_est::transport::{EstConnection, TransportConfig};
 use onem2m_est::uri::EstUri;
 use onem2m_est::{Error, ErrorClass};
+use onem2m_est_testkit::openssl;
 use onem2m_est_testkit::process::{self, assert_code, assert_stderr, assert_stdout, text};
 use onem2m_est_testkit::{require, require_tool};
 use tempfile::TempDir;
@@ -158,20 +159,6 @@ fn libest() -> &'static Path {
                 .trim(),
         )
     })
-}
-
-fn openssl(dir: &Path, args: &[&str]) -> Output {
-    let out = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("openssl runs (scripts/test.sh installs it)");
-    assert!(
-        out.status.success(),
-        "openssl {args:?} failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
 }
 
 /// A running estserver over its own CA folder; killed on drop.
@@ -299,32 +286,8 @@ impl Libest {
     /// (which estserver accepts as TLS client certificates): `extdevice.crt`, `extdevice.key`.
     fn external_device(&self) -> (PathBuf, PathBuf) {
         let dir = self.ca.path();
-        openssl(
-            dir,
-            &[
-                "genpkey",
-                "-algorithm",
-                "EC",
-                "-pkeyopt",
-                "ec_paramgen_curve:P-256",
-                "-out",
-                "extdevice.key",
-            ],
-        );
-        openssl(
-            dir,
-            &[
-                "req",
-                "-new",
-                "-key",
-                "extdevice.key",
-                "-subj",
-                "/CN=libest interop device 0001",
-                "-out",
-                "extdevice.csr",
-            ],
-        );
-        openssl(
+        openssl::p256_key_and_csr(dir, "extdevice", "/CN=libest interop device 0001");
+        openssl::run_in(
             dir,
             &[
                 "ca",
@@ -357,7 +320,7 @@ impl Drop for Libest {
 fn check_credentials(server: &Libest, cert: &Path, key: &Path) {
     let dir = server.ca.path();
     let ca = server.est_ca();
-    let out = openssl(
+    let out = openssl::run_in(
         dir,
         &[
             "verify",
@@ -371,12 +334,12 @@ fn check_credentials(server: &Libest, cert: &Path, key: &Path) {
         "openssl verify: {}",
         String::from_utf8_lossy(&out.stdout)
     );
-    let from_cert = openssl(
+    let from_cert = openssl::run_in(
         dir,
         &["x509", "-in", cert.to_str().unwrap(), "-noout", "-pubkey"],
     )
     .stdout;
-    let from_key = openssl(dir, &["pkey", "-in", key.to_str().unwrap(), "-pubout"]).stdout;
+    let from_key = openssl::run_in(dir, &["pkey", "-in", key.to_str().unwrap(), "-pubout"]).stdout;
     assert_eq!(
         String::from_utf8_lossy(&from_cert),
         String::from_utf8_lossy(&from_key),
@@ -417,7 +380,7 @@ fn check_renew_then_rekey(server: &Libest, cred: &Path, mut reprovision: impl Fn
 /// The subjectAltName and serial of a certificate, as openssl prints them.
 fn san_and_serial(dir: &Path, cert: &Path) -> (String, String) {
     let text = String::from_utf8(
-        openssl(
+        openssl::run_in(
             dir,
             &[
                 "x509",
@@ -586,7 +549,7 @@ fn library_against_libest() {
         generated.private_key_pkcs8.as_slice(),
     )
     .unwrap();
-    openssl(
+    openssl::run_in(
         dir,
         &[
             "pkey",
@@ -602,7 +565,7 @@ fn library_against_libest() {
     std::fs::write(dir.join("skg.crt"), cert_pem).unwrap();
     check_credentials(&server, &dir.join("skg.crt"), &dir.join("skg.key.pem"));
     let text = String::from_utf8(
-        openssl(dir, &["pkey", "-in", "skg.key.pem", "-noout", "-text_pub"]).stdout,
+        openssl::run_in(dir, &["pkey", "-in", "skg.key.pem", "-noout", "-text_pub"]).stdout,
     )
     .unwrap();
     assert!(
