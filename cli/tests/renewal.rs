@@ -12,7 +12,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use onem2m_est::renewal::{RenewAt, RenewalPolicy};
 use onem2m_est::store::{CredentialStore, FileStore};
-use onem2m_est_testkit::cli::cse_out_args;
+use onem2m_est_testkit::cli::{cse_out_args, third_party_args};
 use onem2m_est_testkit::process::{
     self, assert_code, assert_stderr, assert_stdout, signal, wait_exit,
 };
@@ -112,15 +112,9 @@ impl Fixture {
         args
     }
 
-    fn bootstrap(&self) -> Vec<String> {
-        vec![
-            "--trust-anchors".into(),
-            self.ca_pem.display().to_string(),
-            "--tls-cert".into(),
-            self.path("device.pem").display().to_string(),
-            "--tls-key".into(),
-            self.path("device.key").display().to_string(),
-        ]
+    /// The bootstrap credential: the device's third-party certificate.
+    fn bootstrap(&self) -> [String; 6] {
+        third_party_args(&self.ca_pem, self.dir.path())
     }
 
     fn provision(&self, out: &Path) {
