@@ -256,19 +256,31 @@ impl Error {
         }
     }
 
-    /// This error's text, then each cause of its source chain that the text does not already
-    /// quote (`": "` between them): the one message the CLI prints and the C ABI (and so
+    /// The causes in this error's source chain, outermost first, leaving out each one that the
+    /// error's text or an earlier cause already quotes (a connect error quotes its `io::Error`).
+    pub fn unquoted_causes(&self) -> Vec<String> {
+        let mut quoted = self.to_string();
+        let mut causes = Vec::new();
+        let mut source = std::error::Error::source(self);
+        while let Some(cause) = source {
+            let text = cause.to_string();
+            if !quoted.contains(&text) {
+                quoted.push_str(&text);
+                causes.push(text);
+            }
+            source = cause.source();
+        }
+        causes
+    }
+
+    /// This error's text, then its [`unquoted_causes`](Error::unquoted_causes) (`": "` between
+    /// them): the one message the CLI's JSON and the agent's log show and the C ABI (and so
     /// Python) hands out, so every caller reads the same reason.
     pub fn text_with_causes(&self) -> String {
         let mut text = self.to_string();
-        let mut source = std::error::Error::source(self);
-        while let Some(cause) = source {
-            let cause_text = cause.to_string();
-            if !text.contains(&cause_text) {
-                text.push_str(": ");
-                text.push_str(&cause_text);
-            }
-            source = cause.source();
+        for cause in self.unquoted_causes() {
+            text.push_str(": ");
+            text.push_str(&cause);
         }
         text
     }
@@ -482,5 +494,6 @@ mod tests {
             "TLS failure: handshake failed: peer sent no certificate"
         );
         assert_eq!(Error::tls("x").text_with_causes(), "TLS failure: x");
+        assert!(Error::tls("x").unquoted_causes().is_empty());
     }
 }

@@ -212,11 +212,7 @@ enum Command {
     #[command(after_help = EXIT_CODES)]
     Serverkeygen {
         #[command(flatten)]
-        server: ServerArgs,
-        #[command(flatten)]
-        auth: OptionalThirdPartyArgs,
-        #[command(flatten)]
-        psk: PskArgs,
+        mef: MefArgs,
         #[command(flatten)]
         subject: SubjectArgs,
         /// Directory receiving (and, without --tls-cert, holding) the credentials.
@@ -243,11 +239,7 @@ enum Command {
     #[command(after_help = EXIT_CODES)]
     Cacerts {
         #[command(flatten)]
-        server: ServerArgs,
-        #[command(flatten)]
-        auth: OptionalThirdPartyArgs,
-        #[command(flatten)]
-        psk: PskArgs,
+        mef: MefArgs,
         /// Print PEM instead of a summary.
         #[arg(long)]
         pem: bool,
@@ -256,11 +248,7 @@ enum Command {
     #[command(after_help = EXIT_CODES)]
     Csrattrs {
         #[command(flatten)]
-        server: ServerArgs,
-        #[command(flatten)]
-        auth: OptionalThirdPartyArgs,
-        #[command(flatten)]
-        psk: PskArgs,
+        mef: MefArgs,
     },
     /// Show the credentials installed in DIR: identity, issuer, serial, validity (days left),
     /// trust anchors. No network. Exit 3 when DIR holds no complete set.
@@ -270,6 +258,37 @@ enum Command {
         #[arg(long, value_name = "DIR")]
         out: PathBuf,
     },
+}
+
+/// The MEF and what authenticates to it besides the credentials in --out: trust anchors with
+/// an optional client certificate, or a PSK (serverkeygen, cacerts, csrattrs).
+#[derive(Args, Debug)]
+struct MefArgs {
+    #[command(flatten)]
+    server: ServerArgs,
+    #[command(flatten)]
+    auth: OptionalThirdPartyArgs,
+    #[command(flatten)]
+    psk: PskArgs,
+}
+
+impl MefArgs {
+    /// `send` from a client without a subject, over TLS-PSK with --psk-identity, otherwise over
+    /// certificate TLS with --trust-anchors (and the client certificate when given): the
+    /// channel of cacerts and csrattrs.
+    fn request<T>(
+        &self,
+        send: impl FnOnce(&MefClient, Channel<'_>) -> Result<T, Error>,
+    ) -> Result<T, Error> {
+        let client = client(&self.server, &SubjectArgs::none())?;
+        match self.psk.credential()? {
+            Some(credential) => send(&client, Channel::Psk(&credential)),
+            None => {
+                let (tas, identity) = optional_auth(&self.auth)?;
+                send(&client, Channel::certificate(&tas, identity))
+            }
+        }
+    }
 }
 
 #[derive(Args, Debug)]
@@ -487,17 +506,9 @@ fn main() -> ExitCode {
                 ErrorClass::Server => 4,
             };
             let status = status.name();
-            let mut shown = e.to_string();
-            errln!("onem2m-est: error: {shown}");
-            let mut source = std::error::Error::source(&e);
-            while let Some(s) = source {
-                // A cause the message above already quotes is not repeated.
-                let text = s.to_string();
-                if !shown.contains(&text) {
-                    errln!("  caused by: {text}");
-                    shown.push_str(&text);
-                }
-                source = s.source();
+            errln!("onem2m-est: error: {e}");
+            for cause in e.unquoted_causes() {
+                errln!("  caused by: {cause}");
             }
             errln!("onem2m-est: status: {status}");
             ExitCode::from(code)
@@ -639,9 +650,7 @@ fn run(command: Command) -> Result<serde_json::Value, Error> {
             Ok(report(&done, &out))
         }
         Command::Serverkeygen {
-            server,
-            auth,
-            psk,
+            mef: MefArgs { server, auth, psk },
             subject,
             out,
         } => {
@@ -670,20 +679,8 @@ fn run(command: Command) -> Result<serde_json::Value, Error> {
             };
             Ok(report(&done, &out))
         }
-        Command::Cacerts {
-            server,
-            auth,
-            psk,
-            pem,
-        } => {
-            let client = client(&server, &SubjectArgs::none())?;
-            let certs = match psk.credential()? {
-                Some(credential) => client.cacerts(Channel::Psk(&credential))?,
-                None => {
-                    let (tas, identity) = optional_auth(&auth)?;
-                    client.cacerts(Channel::certificate(&tas, identity))?
-                }
-            };
+        Command::Cacerts { mef, pem } => {
+            let certs = mef.request(|client, channel| client.cacerts(channel))?;
             if pem && SUMMARY.load(std::sync::atomic::Ordering::Relaxed) {
                 out!("{}", onem2m_est::store::certs_to_pem(&certs));
             } else {
@@ -703,15 +700,8 @@ fn run(command: Command) -> Result<serde_json::Value, Error> {
             Ok(serde_json::json!({ "certificates": list }))
         }
         Command::Renew { .. } | Command::Agent(_) => unreachable!("dispatched in main"),
-        Command::Csrattrs { server, auth, psk } => {
-            let client = client(&server, &SubjectArgs::none())?;
-            let reqs = match psk.credential()? {
-                Some(credential) => client.csrattrs(Channel::Psk(&credential))?,
-                None => {
-                    let (tas, identity) = optional_auth(&auth)?;
-                    client.csrattrs(Channel::certificate(&tas, identity))?
-                }
-            };
+        Command::Csrattrs { mef } => {
+            let reqs = mef.request(|client, channel| client.csrattrs(channel))?;
             match reqs {
                 None => {
                     sayln!("the server has no CSR attributes (204/404)");

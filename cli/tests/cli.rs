@@ -1,62 +1,83 @@
 //! The `onem2m-est` binary against the reference MEF on 127.0.0.1: outputs, files, exit codes.
 
-use std::path::{Path, PathBuf};
+use std::ops::Deref;
+use std::path::Path;
 use std::process::{Command, Output};
 
-use onem2m_est_testkit::process::{self, text};
-use onem2m_est_testkit::{require_tool, MefFixture, TestCa, CSE_ID};
-use onem2m_mef::{Mef, MefConfig, RunningMef};
+use onem2m_est_testkit::cli::CliMef;
+use onem2m_est_testkit::openssl;
+use onem2m_est_testkit::process::{
+    self, assert_code, assert_exit, assert_stderr, assert_stdout, text,
+};
+use onem2m_est_testkit::{require_tool, TestCa, CSE_ID};
+use onem2m_mef::{Mef, MefConfig};
 use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
 use tempfile::TempDir;
 
-struct Fixture {
-    dir: TempDir,
-    mef: RunningMef,
+/// A MEF trusting a manufacturer CA, and the device's PEM files in `dir` ([`CliMef`]), with
+/// the commands these tests run against it.
+struct Fixture(CliMef);
+
+impl Deref for Fixture {
+    type Target = CliMef;
+
+    fn deref(&self) -> &CliMef {
+        &self.0
+    }
 }
 
 impl Fixture {
-    /// A MEF trusting a manufacturer CA, and the device's PEM files in `dir`.
     fn new() -> Fixture {
         Fixture::with(|_| {})
     }
 
     /// Like [`Fixture::new`], with `tweak` applied to the MEF's configuration.
     fn with(tweak: impl FnOnce(&mut MefConfig)) -> Fixture {
-        let MefFixture { mef, maker, dir } = MefFixture::start_with("CLI test", tweak);
-        maker.write_device_files(dir.path());
-        Fixture { dir, mef }
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    fn server(&self) -> String {
-        self.mef.base_uri(None)
-    }
-
-    fn third_party_args(&self) -> Vec<String> {
-        vec![
-            "--trust-anchors".into(),
-            self.mef.ca_cert_pem_path().display().to_string(),
-            "--tls-cert".into(),
-            self.path("device.pem").display().to_string(),
-            "--tls-key".into(),
-            self.path("device.key").display().to_string(),
-        ]
+        Fixture(CliMef::start_with("CLI test", tweak))
     }
 
     fn provision(&self, out: &Path) -> Output {
-        self.provision_with(&["--subject-type", "cse", "--subject-id", CSE_ID], out)
+        self.provision_as("cse", CSE_ID, &[], out)
     }
 
-    /// `provision` from this MEF with the third-party certificate, `args`, and `--out out`.
-    fn provision_with(&self, args: &[&str], out: &Path) -> Output {
-        let mut all = vec!["provision".to_string(), "--server".into(), self.server()];
+    /// `provision` from this MEF with the third-party certificate for the subject
+    /// `subject_type`, `subject_id`, then `args` and `--out out`.
+    fn provision_as(
+        &self,
+        subject_type: &str,
+        subject_id: &str,
+        args: &[&str],
+        out: &Path,
+    ) -> Output {
+        let out = out.display().to_string();
+        let subject = ["--subject-type", subject_type, "--subject-id", subject_id];
+        self.third_party(&["provision"], &[&subject, args, &["--out", &out]].concat())
+    }
+
+    /// `command` (after any global flags it starts with) to this MEF with the third-party
+    /// certificate, then `args`.
+    fn third_party(&self, command: &[&str], args: &[&str]) -> Output {
+        let mut all: Vec<String> = command.iter().map(|a| a.to_string()).collect();
+        all.extend(["--server".into(), self.server()]);
         all.extend(self.third_party_args());
         all.extend(args.iter().map(|a| a.to_string()));
-        all.extend(["--out".into(), out.display().to_string()]);
         run(&all)
+    }
+
+    /// `reprovision` from this MEF with the credentials in `out`, then `args`.
+    fn reprovision(&self, out: &Path, args: &[&str]) -> Output {
+        reprovision(&self.server(), out, args)
+    }
+
+    /// `cacerts` from this MEF, authenticated by its CA certificate, then `args`.
+    fn cacerts(&self, args: &[&str]) -> Output {
+        let ta = self.mef.ca_cert_pem_path().display().to_string();
+        let server = self.server();
+        run(&[
+            &["cacerts", "--server", &server, "--trust-anchors", &ta],
+            args,
+        ]
+        .concat())
     }
 }
 
@@ -64,14 +85,10 @@ fn run<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Output {
     process::run(env!("CARGO_BIN_EXE_onem2m-est"), args)
 }
 
-/// Asserts the exit status `code` and that stderr says `needle`.
-fn assert_exit(o: &Output, code: i32, needle: &str) {
-    assert_eq!(o.status.code(), Some(code), "{}", text(o));
-    assert!(
-        String::from_utf8_lossy(&o.stderr).contains(needle),
-        "{}",
-        text(o)
-    );
+/// `reprovision` from `server` with the credentials in `out`, then `args`.
+fn reprovision(server: &str, out: &Path, args: &[&str]) -> Output {
+    let out = out.display().to_string();
+    run(&[&["reprovision", "--server", server, "--out", &out], args].concat())
 }
 
 #[test]
@@ -79,7 +96,7 @@ fn provision_then_reprovision_writes_the_credentials() {
     let f = Fixture::new();
     let out = f.path("cred");
     let o = f.provision(&out);
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_code(&o, 0);
     for name in ["cert.pem", "key.pem", "trust-anchors.pem"] {
         assert!(out.join(name).exists(), "{name} written");
     }
@@ -92,29 +109,15 @@ fn provision_then_reprovision_writes_the_credentials() {
             .mode();
         assert_eq!(mode & 0o777, 0o600);
     }
-    let stdout = String::from_utf8_lossy(&o.stdout);
-    assert!(stdout.contains(CSE_ID), "{}", text(&o));
-    assert!(stdout.contains("TLS handshakes: 1"), "{}", text(&o));
+    assert_stdout(&o, CSE_ID);
+    assert_stdout(&o, "TLS handshakes: 1");
 
     let key_before = std::fs::read(out.join("key.pem")).unwrap();
-    let o = run(&[
-        "reprovision",
-        "--server",
-        &f.server(),
-        "--out",
-        out.to_str().unwrap(),
-        "--rekey",
-    ]);
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let o = f.reprovision(&out, &["--rekey"]);
+    assert_code(&o, 0);
     assert_ne!(std::fs::read(out.join("key.pem")).unwrap(), key_before);
 
-    let o = run(&[
-        "reprovision",
-        "--server",
-        &f.server(),
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+    let o = f.reprovision(&out, &[]);
     assert_eq!(o.status.code(), Some(0), "renew: {}", text(&o));
 }
 
@@ -122,44 +125,26 @@ fn provision_then_reprovision_writes_the_credentials() {
 fn serverkeygen_initial_and_cacerts_and_csrattrs() {
     let f = Fixture::new();
     let out = f.path("cred");
-    let mut args = vec!["serverkeygen".to_string(), "--server".into(), f.server()];
-    args.extend(f.third_party_args());
-    args.extend(["--out".into(), out.display().to_string()]);
-    let o = run(&args);
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let o = f.third_party(&["serverkeygen"], &["--out", out.to_str().unwrap()]);
+    assert_code(&o, 0);
     assert!(out.join("key.pem").exists());
 
-    let o = run(&[
-        "cacerts",
-        "--server",
-        &f.server(),
-        "--trust-anchors",
-        f.mef.ca_cert_pem_path().to_str().unwrap(),
-        "--pem",
-    ]);
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
-    assert!(String::from_utf8_lossy(&o.stdout).contains("-----BEGIN CERTIFICATE-----"));
+    let o = f.cacerts(&["--pem"]);
+    assert_code(&o, 0);
+    assert_stdout(&o, "-----BEGIN CERTIFICATE-----");
 
-    let mut args = vec!["csrattrs".to_string(), "--server".into(), f.server()];
-    args.extend(f.third_party_args());
-    let o = run(&args);
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
-    let stdout = String::from_utf8_lossy(&o.stdout);
-    assert!(
-        stdout.contains("challengePassword: supplied by the server"),
-        "{}",
-        text(&o)
-    );
-    assert!(stdout.contains(CSE_ID), "{}", text(&o));
+    let o = f.third_party(&["csrattrs"], &[]);
+    assert_code(&o, 0);
+    assert_stdout(&o, "challengePassword: supplied by the server");
+    assert_stdout(&o, CSE_ID);
 }
 
 #[test]
 fn bad_arguments_exit_2() {
     let f = Fixture::new();
     let out = f.path("cred");
-    let o = f.provision_with(&["--subject-type", "gateway", "--subject-id", CSE_ID], &out);
-    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("MEF_CLIENT_CMD_UNACCEPTABLE_ARGUMENTS"));
+    let o = f.provision_as("gateway", CSE_ID, &[], &out);
+    assert_exit(&o, 2, "MEF_CLIENT_CMD_UNACCEPTABLE_ARGUMENTS");
 
     let o = run(&["provision", "--server", "http://localhost/", "--out", "x"]);
     assert_eq!(o.status.code(), Some(2), "usage error: {}", text(&o));
@@ -213,51 +198,24 @@ fn provision_with_an_absolute_ae_id() {
         onem2m_mef::SubjectType::Ae,
         "//example.net/mn-cse/CAE-device1",
     );
-    let out = f.path("cred");
-    let o = f.provision_with(
-        &[
-            "--subject-type",
-            "ae",
-            "--subject-id",
+    // The absolute form, and the SP-relative form with the SP-ID: the same AE.
+    for (out, id, extra) in [
+        (
+            "cred",
             "//example.net/mn-cse/CAE-device1",
-            "--mef-fqdn",
-            "localhost",
-        ],
-        &out,
-    );
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
-    let stdout = String::from_utf8_lossy(&o.stdout);
-    assert!(
-        stdout.contains("https://example.net/mn-cse/CAE-device1"),
-        "{}",
-        text(&o)
-    );
-
-    // The SP-relative form with the SP-ID names the same AE.
-    let out = f.path("cred2");
-    let o = f.provision_with(
-        &[
-            "--subject-type",
-            "ae",
-            "--subject-id",
-            "/mn-cse/CAE-device1",
-            "--sp-id",
-            "//example.net",
-        ],
-        &out,
-    );
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+            ["--mef-fqdn", "localhost"],
+        ),
+        ("cred2", "/mn-cse/CAE-device1", ["--sp-id", "//example.net"]),
+    ] {
+        let o = f.provision_as("ae", id, &extra, &f.path(out));
+        assert_eq!(o.status.code(), Some(0), "{id}: {}", text(&o));
+        let stdout = String::from_utf8_lossy(&o.stdout);
+        let uri = "https://example.net/mn-cse/CAE-device1";
+        assert!(stdout.contains(uri), "{id}: {}", text(&o));
+    }
     // Without the SP-ID it is a bad argument, and says what to give.
     let out = f.path("cred3");
-    let o = f.provision_with(
-        &[
-            "--subject-type",
-            "ae",
-            "--subject-id",
-            "/mn-cse/CAE-device1",
-        ],
-        &out,
-    );
+    let o = f.provision_as("ae", "/mn-cse/CAE-device1", &[], &out);
     assert_exit(&o, 2, "//SP-ID/CSE-ID/AE-ID");
 }
 
@@ -286,55 +244,24 @@ fn a_cert_prov_command_for_another_mef_exits_2_before_any_io() {
         "--out",
         out.to_str().unwrap(),
     ]);
-    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
-    let stderr = String::from_utf8_lossy(&o.stderr);
-    assert!(
-        stderr.contains("MEF_CLIENT_CMD_UNACCEPTABLE_ARGUMENTS"),
-        "{}",
-        text(&o)
-    );
-    assert!(stderr.contains("mef.example.org"), "{}", text(&o));
+    assert_exit(&o, 2, "MEF_CLIENT_CMD_UNACCEPTABLE_ARGUMENTS");
+    assert_stderr(&o, "mef.example.org");
     assert!(!out.exists());
 
     // The same command from this MEF runs.
-    let o = f.provision_with(
-        &[
-            "--subject-type",
-            "cse",
-            "--subject-id",
-            CSE_ID,
-            "--mef-fqdn",
-            "localhost",
-        ],
-        &out,
-    );
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let o = f.provision_as("cse", CSE_ID, &["--mef-fqdn", "localhost"], &out);
+    assert_code(&o, 0);
 
     // A command always names its subject.
-    let o = run(&[
-        "reprovision",
-        "--server",
-        &f.server(),
-        "--mef-fqdn",
-        "localhost",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
-    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let o = f.reprovision(&out, &["--mef-fqdn", "localhost"]);
+    assert_code(&o, 2);
 }
 
 #[test]
 fn reprovision_without_credentials_exits_3() {
     let f = Fixture::new();
-    let o = run(&[
-        "reprovision",
-        "--server",
-        &f.server(),
-        "--out",
-        f.path("empty").to_str().unwrap(),
-    ]);
-    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("MEF_CLIENT_CMD_CERT_PROV_CLIENT_ERROR"));
+    let o = f.reprovision(&f.path("empty"), &[]);
+    assert_exit(&o, 3, "MEF_CLIENT_CMD_CERT_PROV_CLIENT_ERROR");
 }
 
 #[test]
@@ -344,18 +271,10 @@ fn server_side_failures_exit_4_and_leave_the_credentials() {
     assert_eq!(f.provision(&out).status.code(), Some(0));
     let cert_before = std::fs::read(out.join("cert.pem")).unwrap();
     let server = f.server();
-    let Fixture { dir, mef } = f;
+    let CliMef { dir, mef } = f.0;
     let _hold = onem2m_est_testkit::net::shut_down_holding_port(mef);
-    let o = run(&[
-        "reprovision",
-        "--server",
-        &server,
-        "--out",
-        out.to_str().unwrap(),
-        "--rekey",
-    ]);
-    assert_eq!(o.status.code(), Some(4), "{}", text(&o));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("MEF_CLIENT_CMD_CERT_PROV_SERVER_ERROR"));
+    let o = reprovision(&server, &out, &["--rekey"]);
+    assert_exit(&o, 4, "MEF_CLIENT_CMD_CERT_PROV_SERVER_ERROR");
     assert_eq!(std::fs::read(out.join("cert.pem")).unwrap(), cert_before);
     drop(dir);
 }
@@ -435,27 +354,11 @@ fn a_retry_after_beyond_the_poll_time_exits_4_saying_when_to_retry() {
         c.retry_after_secs = 900;
     });
     let out = f.path("out");
-    let mut args = vec!["provision".to_string(), "--server".into(), f.server()];
-    args.extend(f.third_party_args());
-    args.extend([
-        "--subject-type".into(),
-        "cse".into(),
-        "--subject-id".into(),
-        CSE_ID.into(),
-        "--max-poll-time".into(),
-        "60".into(),
-        "--out".into(),
-        out.display().to_string(),
-    ]);
     let started = std::time::Instant::now();
-    let o = run(&args);
-    assert_eq!(o.status.code(), Some(4), "{}", text(&o));
-    let stderr = String::from_utf8_lossy(&o.stderr);
-    assert!(
-        stderr.contains("900 s") && stderr.contains("RFC 7030 4.2.3"),
-        "{}",
-        text(&o)
-    );
+    let o = f.provision_as("cse", CSE_ID, &["--max-poll-time", "60"], &out);
+    assert_code(&o, 4);
+    assert_stderr(&o, "900 s");
+    assert_stderr(&o, "RFC 7030 4.2.3");
     assert!(started.elapsed() < std::time::Duration::from_secs(30));
     assert!(!out.join("cert.pem").exists());
 }
@@ -474,22 +377,14 @@ fn json(o: &Output) -> serde_json::Value {
 #[test]
 fn verbose_shows_the_library_log_and_quiet_silences_everything_but_errors() {
     let f = Fixture::new();
-    let mut args = vec![
-        "-v".to_string(),
-        "provision".into(),
-        "--server".into(),
-        f.server(),
-    ];
-    args.extend(f.third_party_args());
-    args.extend(["--out".into(), f.path("v").display().to_string()]);
-    let o = run(&args);
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
-    let stderr = String::from_utf8_lossy(&o.stderr);
-    assert!(
-        stderr.contains("onem2m-est: info: ") && stderr.contains("/cacerts"),
-        "{}",
-        text(&o)
+    let o = f.third_party(
+        &["-v", "provision"],
+        &["--out", f.path("v").to_str().unwrap()],
     );
+    assert_code(&o, 0);
+    assert_stderr(&o, "onem2m-est: info: ");
+    assert_stderr(&o, "/cacerts");
+    let stderr = String::from_utf8_lossy(&o.stderr);
     // Readable forms, not Rust Debug output (Some(Ec(P256))).
     assert!(
         !stderr.contains("Some(") && !stderr.contains("Ec("),
@@ -498,35 +393,18 @@ fn verbose_shows_the_library_log_and_quiet_silences_everything_but_errors() {
     );
 
     // Without -v: no progress log.
-    let o = run(&[
-        "reprovision",
-        "--server",
-        &f.server(),
-        "--out",
-        f.path("v").to_str().unwrap(),
-    ]);
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let o = f.reprovision(&f.path("v"), &[]);
+    assert_code(&o, 0);
     assert!(
         !String::from_utf8_lossy(&o.stderr).contains("info:"),
         "{}",
         text(&o)
     );
-    assert!(
-        String::from_utf8_lossy(&o.stdout).contains("written:"),
-        "{}",
-        text(&o)
-    );
+    assert_stdout(&o, "written:");
 
-    // -q: nothing on stdout or stderr on success; the error on failure.
-    let o = run(&[
-        "reprovision",
-        "-q",
-        "--server",
-        &f.server(),
-        "--out",
-        f.path("v").to_str().unwrap(),
-    ]);
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    // -q (after the subcommand): nothing on stdout or stderr on success; the error on failure.
+    let o = f.reprovision(&f.path("v"), &["-q"]);
+    assert_code(&o, 0);
     assert!(o.stdout.is_empty() && o.stderr.is_empty(), "{}", text(&o));
     let o = run(&[
         "-q",
@@ -543,11 +421,8 @@ fn verbose_shows_the_library_log_and_quiet_silences_everything_but_errors() {
 fn json_results_of_every_subcommand() {
     let f = Fixture::new();
     let out = f.path("j");
-    let o = f.provision_with(
-        &["--json", "--subject-type", "cse", "--subject-id", CSE_ID],
-        &out,
-    );
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let o = f.provision_as("cse", CSE_ID, &["--json"], &out);
+    assert_code(&o, 0);
     let v = json(&o);
     assert_eq!(v["ok"], true);
     assert_eq!(v["command"], "provision");
@@ -575,7 +450,7 @@ fn json_results_of_every_subcommand() {
     assert_eq!(v["trust_anchors"], 1);
 
     let o = run(&["status", "--json", "--out", out.to_str().unwrap()]);
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_code(&o, 0);
     let s = json(&o);
     assert_eq!(
         s["certificate"]["serial"], v["certificate"]["serial"],
@@ -601,31 +476,16 @@ fn json_results_of_every_subcommand() {
         text(&o)
     );
 
-    let ta = f.mef.ca_cert_pem_path().display().to_string();
-    let o = run(&[
-        "cacerts",
-        "--json",
-        "--server",
-        &f.server(),
-        "--trust-anchors",
-        &ta,
-    ]);
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let o = f.cacerts(&["--json"]);
+    assert_code(&o, 0);
     let c = json(&o);
     assert!(c["certificates"][0]["pem"]
         .as_str()
         .unwrap()
         .starts_with("-----BEGIN CERTIFICATE"));
 
-    let mut args = vec![
-        "csrattrs".to_string(),
-        "--json".into(),
-        "--server".into(),
-        f.server(),
-    ];
-    args.extend(f.third_party_args());
-    let o = run(&args);
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let o = f.third_party(&["csrattrs", "--json"], &[]);
+    assert_code(&o, 0);
     let a = json(&o);
     assert_eq!(a["csr_attributes"]["challenge_password"], "supplied", "{a}");
     assert!(
@@ -641,22 +501,15 @@ fn json_results_of_every_subcommand() {
         "--out",
         f.path("none").to_str().unwrap(),
     ]);
-    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    assert_code(&o, 3);
     let e = json(&o);
     assert_eq!(e["ok"], false);
     assert_eq!(
         e["cmdStatusCode"], "MEF_CLIENT_CMD_CERT_PROV_CLIENT_ERROR",
         "{e}"
     );
-    let o = run(&[
-        "reprovision",
-        "--json",
-        "--server",
-        "https://localhost:1/.well-known/est",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
-    assert_eq!(o.status.code(), Some(4), "{}", text(&o));
+    let o = reprovision("https://localhost:1/.well-known/est", &out, &["--json"]);
+    assert_code(&o, 4);
     assert_eq!(
         json(&o)["cmdStatusCode"],
         "MEF_CLIENT_CMD_CERT_PROV_SERVER_ERROR"
@@ -668,7 +521,7 @@ fn json_results_of_every_subcommand() {
 #[test]
 fn usage_errors_are_json_under_json() {
     let o = run(&["provision", "--json", "--no-such-flag"]);
-    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert_code(&o, 2);
     let e = json(&o);
     assert_eq!(e["ok"], false, "{e}");
     assert_eq!(e["command"], "provision", "{e}");
@@ -680,18 +533,14 @@ fn usage_errors_are_json_under_json() {
     let error = e["error"].as_str().unwrap();
     assert!(error.contains("--no-such-flag"), "{e}");
     assert!(!error.starts_with("error:"), "{e}");
-    assert!(
-        String::from_utf8_lossy(&o.stderr).contains("Usage:"),
-        "{}",
-        text(&o)
-    );
+    assert_stderr(&o, "Usage:");
 
     // A missing required argument, and no subcommand at all.
     let o = run(&["--json", "cacerts"]);
-    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert_code(&o, 2);
     assert_eq!(json(&o)["command"], "cacerts");
     let o = run(&["--json"]);
-    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert_code(&o, 2);
     assert_eq!(json(&o)["command"], serde_json::Value::Null);
 
     // Without --json (or with it only after `--`): clap's text alone.
@@ -700,7 +549,7 @@ fn usage_errors_are_json_under_json() {
         &["provision", "--", "--json"],
     ] {
         let o = run(args);
-        assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+        assert_code(&o, 2);
         assert!(o.stdout.is_empty(), "{}", text(&o));
     }
 }
@@ -717,7 +566,7 @@ fn out_does_not_create_missing_parent_folders() {
 #[test]
 fn help_texts_offer_no_default_that_does_not_exist() {
     let o = run(&["cacerts", "--help"]);
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_code(&o, 0);
     let help = String::from_utf8_lossy(&o.stdout);
     assert!(!help.contains("Defaults to DIR"), "{help}");
     for flag in ["--verbose", "--quiet", "--json"] {
@@ -739,48 +588,25 @@ fn a_refused_client_certificate_is_explained() {
     let ca = ca_params.self_signed(&ca_key).unwrap();
     std::fs::write(dir.path().join("ca.pem"), ca.pem()).unwrap();
     std::fs::write(dir.path().join("ca.key"), ca_key.serialize_pem()).unwrap();
-    let openssl = |args: &[&str]| {
-        let o = Command::new("openssl")
-            .args(args)
-            .current_dir(dir.path())
-            .output()
-            .expect("the openssl CLI runs");
-        assert!(o.status.success(), "openssl {args:?}: {}", text(&o));
-    };
-    openssl(&[
-        "genpkey",
-        "-algorithm",
-        "EC",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-out",
-        "device.key",
-    ]);
-    openssl(&[
-        "req",
-        "-new",
-        "-key",
-        "device.key",
-        "-subj",
-        "/CN=device-v1",
-        "-out",
-        "device.csr",
-    ]);
-    openssl(&[
-        "x509",
-        "-req",
-        "-in",
-        "device.csr",
-        "-CA",
-        "ca.pem",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-days",
-        "30",
-        "-out",
-        "device.pem",
-    ]);
+    openssl::p256_key_and_csr(dir.path(), "device", "/CN=device-v1");
+    openssl::run_in(
+        dir.path(),
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "device.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "30",
+            "-out",
+            "device.pem",
+        ],
+    );
     let mut config = MefConfig::new(dir.path().join("mef"));
     config.client_trust = vec![ca.der().clone()];
     let mef = Mef::start(config).unwrap();
@@ -798,11 +624,7 @@ fn a_refused_client_certificate_is_explained() {
         "--out",
         &p("cred"),
     ]);
-    assert_eq!(o.status.code(), Some(4), "{}", text(&o));
-    let stderr = String::from_utf8_lossy(&o.stderr);
-    assert!(
-        stderr.contains("version 1") && stderr.contains("clientAuth"),
-        "{}",
-        text(&o)
-    );
+    assert_code(&o, 4);
+    assert_stderr(&o, "version 1");
+    assert_stderr(&o, "clientAuth");
 }

@@ -87,7 +87,8 @@ use onem2m_est::tls::{client_config, ClientIdentity};
 use onem2m_est::transport::{EstConnection, TransportConfig};
 use onem2m_est::uri::EstUri;
 use onem2m_est::{Error, ErrorClass};
-use onem2m_est_testkit::process::{self, text};
+use onem2m_est_testkit::openssl;
+use onem2m_est_testkit::process::{self, assert_code, assert_stderr, assert_stdout, text};
 use onem2m_est_testkit::{require, require_tool};
 use tempfile::TempDir;
 
@@ -160,20 +161,6 @@ fn libest() -> &'static Path {
     })
 }
 
-fn openssl(dir: &Path, args: &[&str]) -> Output {
-    let out = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("openssl runs (scripts/test.sh installs it)");
-    assert!(
-        out.status.success(),
-        "openssl {args:?} failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
 /// A running estserver over its own CA folder; killed on drop.
 struct Libest {
     ca: TempDir,
@@ -182,6 +169,12 @@ struct Libest {
 }
 
 impl Libest {
+    /// [`Libest::start`] when libest can be had ([`libest_available`]); `None` otherwise (the
+    /// test returns).
+    fn start_if_available(copy_extensions: &str) -> Option<Libest> {
+        libest_available().then(|| Libest::start(copy_extensions))
+    }
+
     /// Copies example/server, runs createCA.sh, sets `copy_extensions` and starts estserver
     /// with `-n` (no HTTP authentication: TLS client certificates required) on 127.0.0.1.
     fn start(copy_extensions: &str) -> Libest {
@@ -293,32 +286,8 @@ impl Libest {
     /// (which estserver accepts as TLS client certificates): `extdevice.crt`, `extdevice.key`.
     fn external_device(&self) -> (PathBuf, PathBuf) {
         let dir = self.ca.path();
-        openssl(
-            dir,
-            &[
-                "genpkey",
-                "-algorithm",
-                "EC",
-                "-pkeyopt",
-                "ec_paramgen_curve:P-256",
-                "-out",
-                "extdevice.key",
-            ],
-        );
-        openssl(
-            dir,
-            &[
-                "req",
-                "-new",
-                "-key",
-                "extdevice.key",
-                "-subj",
-                "/CN=libest interop device 0001",
-                "-out",
-                "extdevice.csr",
-            ],
-        );
-        openssl(
+        openssl::p256_key_and_csr(dir, "extdevice", "/CN=libest interop device 0001");
+        openssl::run_in(
             dir,
             &[
                 "ca",
@@ -351,7 +320,7 @@ impl Drop for Libest {
 fn check_credentials(server: &Libest, cert: &Path, key: &Path) {
     let dir = server.ca.path();
     let ca = server.est_ca();
-    let out = openssl(
+    let out = openssl::run_in(
         dir,
         &[
             "verify",
@@ -365,12 +334,12 @@ fn check_credentials(server: &Libest, cert: &Path, key: &Path) {
         "openssl verify: {}",
         String::from_utf8_lossy(&out.stdout)
     );
-    let from_cert = openssl(
+    let from_cert = openssl::run_in(
         dir,
         &["x509", "-in", cert.to_str().unwrap(), "-noout", "-pubkey"],
     )
     .stdout;
-    let from_key = openssl(dir, &["pkey", "-in", key.to_str().unwrap(), "-pubout"]).stdout;
+    let from_key = openssl::run_in(dir, &["pkey", "-in", key.to_str().unwrap(), "-pubout"]).stdout;
     assert_eq!(
         String::from_utf8_lossy(&from_cert),
         String::from_utf8_lossy(&from_key),
@@ -388,10 +357,30 @@ fn issued_serial(server: &Libest, dir: &Path, cred: &Path) -> String {
     serial
 }
 
+/// Checks the provisioned credentials in `cred` ([`issued_serial`]), then renews and rekeys them
+/// with `reprovision(rekey)` and checks each outcome, the same through the library and the CLI:
+/// a new certificate from `server` each time, key.pem kept by the renew and replaced by the
+/// rekey.
+fn check_renew_then_rekey(server: &Libest, cred: &Path, mut reprovision: impl FnMut(bool)) {
+    let mut serial = issued_serial(server, server.ca.path(), cred);
+    for rekey in [false, true] {
+        let key_before = std::fs::read(cred.join("key.pem")).unwrap();
+        reprovision(rekey);
+        let next = issued_serial(server, server.ca.path(), cred);
+        assert_ne!(serial, next, "rekey={rekey}: a new certificate");
+        serial = next;
+        assert_eq!(
+            std::fs::read(cred.join("key.pem")).unwrap() == key_before,
+            !rekey,
+            "rekey={rekey}: renew keeps the key, rekey replaces it"
+        );
+    }
+}
+
 /// The subjectAltName and serial of a certificate, as openssl prints them.
 fn san_and_serial(dir: &Path, cert: &Path) -> (String, String) {
     let text = String::from_utf8(
-        openssl(
+        openssl::run_in(
             dir,
             &[
                 "x509",
@@ -451,10 +440,9 @@ fn files(dir: &Path) -> Vec<(String, Vec<u8>)> {
 
 #[test]
 fn library_against_libest() {
-    if !libest_available() {
+    let Some(server) = Libest::start_if_available("copyall") else {
         return;
-    }
-    let server = Libest::start("copyall");
+    };
     let dir = server.ca.path();
     let client = client(&server);
     let auth = third_party(&server);
@@ -493,28 +481,17 @@ fn library_against_libest() {
         first.connection.handshakes, 1,
         "cacerts, csrattrs, simpleenroll on one connection"
     );
-    let serial1 = issued_serial(&server, dir, &cred);
-    let key1 = std::fs::read(cred.join("key.pem")).unwrap();
 
-    // Renew: same key, new certificate, authenticated with the provisioned one.
-    client.reprovision(&mut store, Reprovision::Renew).unwrap();
-    let serial2 = issued_serial(&server, dir, &cred);
-    assert_ne!(serial1, serial2);
-    assert_eq!(
-        std::fs::read(cred.join("key.pem")).unwrap(),
-        key1,
-        "renew keeps the key"
-    );
-
-    // Rekey: a new key and certificate.
-    client.reprovision(&mut store, Reprovision::Rekey).unwrap();
-    let serial3 = issued_serial(&server, dir, &cred);
-    assert_ne!(serial2, serial3);
-    assert_ne!(
-        std::fs::read(cred.join("key.pem")).unwrap(),
-        key1,
-        "rekey replaces the key"
-    );
+    // Renew: same key, new certificate, authenticated with the provisioned one. Rekey: a new
+    // key and certificate.
+    check_renew_then_rekey(&server, &cred, |rekey| {
+        let mode = if rekey {
+            Reprovision::Rekey
+        } else {
+            Reprovision::Renew
+        };
+        client.reprovision(&mut store, mode).unwrap();
+    });
 
     // /serverkeygen (quirk 6): libest's RSA-4096 key is refused (TS-0003 10.1.1.1), class
     // Server, nothing installed.
@@ -572,7 +549,7 @@ fn library_against_libest() {
         generated.private_key_pkcs8.as_slice(),
     )
     .unwrap();
-    openssl(
+    openssl::run_in(
         dir,
         &[
             "pkey",
@@ -588,7 +565,7 @@ fn library_against_libest() {
     std::fs::write(dir.join("skg.crt"), cert_pem).unwrap();
     check_credentials(&server, &dir.join("skg.crt"), &dir.join("skg.key.pem"));
     let text = String::from_utf8(
-        openssl(dir, &["pkey", "-in", "skg.key.pem", "-noout", "-text_pub"]).stdout,
+        openssl::run_in(dir, &["pkey", "-in", "skg.key.pem", "-noout", "-text_pub"]).stdout,
     )
     .unwrap();
     assert!(
@@ -601,10 +578,9 @@ fn library_against_libest() {
 /// identity; the client refuses it before install and nothing is written.
 #[test]
 fn library_refuses_a_certificate_without_the_identity() {
-    if !libest_available() {
+    let Some(server) = Libest::start_if_available("none") else {
         return;
-    }
-    let server = Libest::start("none");
+    };
     let cred = server.path("cred");
     let mut store = FileStore::new(&cred).unwrap();
     let err = client(&server)
@@ -623,10 +599,9 @@ fn cli(args: &[&str]) -> Output {
 
 #[test]
 fn cli_against_libest() {
-    if !libest_available() {
+    let Some(server) = Libest::start_if_available("copyall") else {
         return;
-    }
-    let server = Libest::start("copyall");
+    };
     let dir = server.ca.path();
     let base = server.base();
     let ca = server.est_ca();
@@ -635,7 +610,7 @@ fn cli_against_libest() {
     let (cert, key) = (cert.to_str().unwrap(), key.to_str().unwrap());
 
     let o = cli(&["cacerts", "--server", &base, "--trust-anchors", ca, "--pem"]);
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_code(&o, 0);
     assert_eq!(
         String::from_utf8_lossy(&o.stdout).trim(),
         std::fs::read_to_string(ca).unwrap().trim(),
@@ -654,14 +629,9 @@ fn cli_against_libest() {
         key,
     ];
     let o = cli(&[&["csrattrs"], &bootstrap[..]].concat());
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
-    let stdout = String::from_utf8_lossy(&o.stdout);
-    assert!(
-        stdout.contains("challengePassword: not requested"),
-        "{}",
-        text(&o)
-    );
-    assert!(stdout.contains("1.3.132.0.34"), "{}", text(&o));
+    assert_code(&o, 0);
+    assert_stdout(&o, "challengePassword: not requested");
+    assert_stdout(&o, "1.3.132.0.34");
 
     let cred = dir.join("cli-cred");
     let out = cred.to_str().unwrap();
@@ -674,24 +644,13 @@ fn cli_against_libest() {
         out,
     ];
     let o = cli(&[&["provision"], &bootstrap[..], &identity[..]].concat());
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
-    let mut serial = issued_serial(&server, dir, &cred);
-
-    for (mode, same_key) in [(None, true), (Some("--rekey"), false)] {
-        let key_before = std::fs::read(cred.join("key.pem")).unwrap();
+    assert_code(&o, 0);
+    check_renew_then_rekey(&server, &cred, |rekey| {
         let mut args = vec!["reprovision", "--server", &base, "--out", out];
-        args.extend(mode);
+        args.extend(rekey.then_some("--rekey"));
         let o = cli(&args);
-        assert_eq!(o.status.code(), Some(0), "{mode:?}: {}", text(&o));
-        let next = issued_serial(&server, dir, &cred);
-        assert_ne!(serial, next, "{mode:?}: a new certificate");
-        serial = next;
-        assert_eq!(
-            std::fs::read(cred.join("key.pem")).unwrap() == key_before,
-            same_key,
-            "{mode:?}"
-        );
-    }
+        assert_eq!(o.status.code(), Some(0), "rekey={rekey}: {}", text(&o));
+    });
 
     // Quirk 6: libest's RSA-4096 server-generated key, refused; exit 4, nothing changed.
     let before = files(&cred);
@@ -703,14 +662,10 @@ fn cli_against_libest() {
         out,
         "--server-keygen",
     ]);
-    assert_eq!(o.status.code(), Some(4), "{}", text(&o));
-    let stderr = String::from_utf8_lossy(&o.stderr);
-    assert!(
-        stderr.contains("RSA") && stderr.contains("10.1.1.1"),
-        "{}",
-        text(&o)
-    );
-    assert!(!stderr.contains("panicked"), "{}", text(&o));
+    assert_code(&o, 4);
+    assert_stderr(&o, "RSA");
+    assert_stderr(&o, "10.1.1.1");
+    assert!(!process::stderr(&o).contains("panicked"), "{}", text(&o));
     assert_eq!(files(&cred), before, "nothing changed");
 }
 

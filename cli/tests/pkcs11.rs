@@ -11,20 +11,18 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use onem2m_est_testkit::cli::cse_out_args;
-use onem2m_est_testkit::process::{text, wait_exit};
+use onem2m_est_testkit::cli::{cse_out_args, CliMef};
+use onem2m_est_testkit::process::{
+    assert_code, assert_exit, assert_stdout, signal, text, wait_exit,
+};
 use onem2m_est_testkit::softhsm::{self, module_path};
-use onem2m_est_testkit::MefFixture;
-use onem2m_mef::{MefConfig, RunningMef};
-use tempfile::TempDir;
+use onem2m_mef::MefConfig;
 
-const CSE_ID: &str = "cse01.sp.example.com";
 const PIN: &str = "135790";
 const TOKEN: &str = "cli-device";
 
 struct Fixture {
-    dir: TempDir,
-    mef: RunningMef,
+    mef: CliMef,
 }
 
 impl Fixture {
@@ -35,11 +33,11 @@ impl Fixture {
     }
 
     fn with(tweak: impl FnOnce(&mut MefConfig)) -> Fixture {
-        let MefFixture { mef, maker, dir } = MefFixture::start_with("CLI token test", tweak);
-        maker.write_device_files(dir.path());
-        std::fs::write(dir.path().join("pin"), format!("{PIN}\n")).unwrap();
-        std::fs::write(dir.path().join("wrong-pin"), "000000\n").unwrap();
-        let f = Fixture { dir, mef };
+        let f = Fixture {
+            mef: CliMef::start_with("CLI token test", tweak),
+        };
+        std::fs::write(f.path("pin"), format!("{PIN}\n")).unwrap();
+        std::fs::write(f.path("wrong-pin"), "000000\n").unwrap();
         if onem2m_est::pkcs11::SUPPORTED {
             std::fs::create_dir(f.path("tokens")).unwrap();
             std::fs::write(
@@ -56,7 +54,7 @@ impl Fixture {
     }
 
     fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
+        self.mef.path(name)
     }
 
     fn conf(&self) -> PathBuf {
@@ -80,31 +78,22 @@ impl Fixture {
     }
 
     fn provision(&self, out: &Path, pin_file: &str) -> Output {
-        let uri = format!("pkcs11:token={TOKEN};object=device");
-        let module = module_path_or_dummy();
-        self.run(&[
-            "provision",
-            "--server",
-            &self.mef.base_uri(None),
-            "--trust-anchors",
-            &self.mef.ca_cert_pem_path().display().to_string(),
-            "--tls-cert",
-            &self.path("device.pem").display().to_string(),
-            "--tls-key",
-            &self.path("device.key").display().to_string(),
-            "--subject-type",
-            "cse",
-            "--subject-id",
-            CSE_ID,
-            "--out",
-            &out.display().to_string(),
-            "--key",
-            &uri,
-            "--pkcs11-module",
-            &module.display().to_string(),
-            "--pin-file",
-            &self.path(pin_file).display().to_string(),
-        ])
+        let mut args = vec![
+            "provision".to_string(),
+            "--server".into(),
+            self.mef.server(),
+        ];
+        args.extend(self.mef.third_party_args());
+        args.extend(cse_out_args(out));
+        args.extend([
+            "--key".into(),
+            format!("pkcs11:token={TOKEN};object=device"),
+            "--pkcs11-module".into(),
+            module_path_or_dummy().display().to_string(),
+            "--pin-file".into(),
+            self.path(pin_file).display().to_string(),
+        ]);
+        self.run(&args)
     }
 
     /// Private key objects in the token, as pkcs11-tool lists them.
@@ -138,16 +127,11 @@ fn provision_renew_and_rekey_with_the_key_in_the_token() {
     let out = f.path("cred");
     let o = f.provision(&out, "pin");
     if !onem2m_est::pkcs11::SUPPORTED {
-        assert_eq!(o.status.code(), Some(2), "{}", text(&o));
-        assert!(
-            String::from_utf8_lossy(&o.stderr).contains("no PKCS #11 support"),
-            "{}",
-            text(&o)
-        );
+        assert_exit(&o, 2, "no PKCS #11 support");
         assert!(!out.join("cert.pem").exists());
         return;
     }
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_code(&o, 0);
     assert!(out.join("cert.pem").exists() && out.join("trust-anchors.pem").exists());
     assert!(!out.join("key.pem").exists(), "no key on disk");
     let first = std::fs::read_to_string(out.join("key.uri")).unwrap();
@@ -155,11 +139,7 @@ fn provision_renew_and_rekey_with_the_key_in_the_token() {
         first.starts_with(&format!("pkcs11:token={TOKEN};object=device;id=")),
         "{first}"
     );
-    assert!(
-        String::from_utf8_lossy(&o.stdout).contains("key.uri"),
-        "{}",
-        text(&o)
-    );
+    assert_stdout(&o, "key.uri");
     let keys = f.private_keys();
     assert_eq!(keys.len(), 1, "{keys:?}");
     assert!(keys[0].contains("never extractable"), "{}", keys[0]);
@@ -171,20 +151,20 @@ fn provision_renew_and_rekey_with_the_key_in_the_token() {
         let args = [
             "reprovision".to_string(),
             "--server".into(),
-            f.mef.base_uri(None),
+            f.mef.server(),
             "--out".into(),
             out.display().to_string(),
         ];
         f.run_with_token(&args, &module, extra)
     };
     let o = reprovision(&[]);
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_code(&o, 0);
     assert_ne!(std::fs::read(out.join("cert.pem")).unwrap(), cert);
     assert_eq!(std::fs::read_to_string(out.join("key.uri")).unwrap(), first);
 
     // Rekey: a new key in the token, the old one destroyed.
     let o = reprovision(&["--rekey"]);
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_code(&o, 0);
     let second = std::fs::read_to_string(out.join("key.uri")).unwrap();
     assert_ne!(second, first);
     assert_eq!(f.private_keys().len(), 1);
@@ -194,16 +174,11 @@ fn provision_renew_and_rekey_with_the_key_in_the_token() {
     let o = f.run(&[
         "reprovision",
         "--server",
-        &f.mef.base_uri(None),
+        &f.mef.server(),
         "--out",
         &out.display().to_string(),
     ]);
-    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
-    assert!(
-        String::from_utf8_lossy(&o.stderr).contains("PKCS #11 token"),
-        "{}",
-        text(&o)
-    );
+    assert_exit(&o, 3, "PKCS #11 token");
 }
 
 #[test]
@@ -212,10 +187,10 @@ fn a_wrong_pin_exits_3_and_never_shows_the_pin() {
     let out = f.path("cred");
     let o = f.provision(&out, "wrong-pin");
     if !onem2m_est::pkcs11::SUPPORTED {
-        assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+        assert_code(&o, 2);
         return;
     }
-    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    assert_code(&o, 3);
     let all = text(&o);
     assert!(all.contains("PIN was refused"), "{all}");
     assert!(!all.contains("000000") && !all.contains(PIN), "{all}");
@@ -227,7 +202,7 @@ fn a_wrong_pin_exits_3_and_never_shows_the_pin() {
 fn token_flags_without_what_they_need_exit_2() {
     let f = Fixture::new();
     let out = f.path("cred").display().to_string();
-    let server = f.mef.base_uri(None);
+    let server = f.mef.server();
     let module = module_path_or_dummy().display().to_string();
     for (args, says) in [
         // No PIN source.
@@ -278,24 +253,24 @@ fn renew_and_the_agent_with_the_key_in_the_token() {
     let out = f.path("cred");
     let module = module_path_or_dummy().display().to_string();
     let renew = |out: &Path, extra: &[&str]| {
-        let mut args = vec!["renew".to_string(), "--server".into(), f.mef.base_uri(None)];
+        let mut args = vec!["renew".to_string(), "--server".into(), f.mef.server()];
         args.extend(cse_out_args(out));
         f.run_with_token(&args, &module, extra)
     };
     if !onem2m_est::pkcs11::SUPPORTED {
         let o = renew(&out, &[]);
-        assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+        assert_code(&o, 2);
         assert!(text(&o).contains("no PKCS #11 support"), "{}", text(&o));
         return;
     }
     let o = f.provision(&out, "pin");
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_code(&o, 0);
     let first = std::fs::read_to_string(out.join("key.uri")).unwrap();
 
     // Renew: the key DIR records, in the token.
     let cert = std::fs::read(out.join("cert.pem")).unwrap();
     let o = renew(&out, &[]);
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_code(&o, 0);
     assert!(text(&o).contains("renewed: re-provisioned"), "{}", text(&o));
     assert_ne!(std::fs::read(out.join("cert.pem")).unwrap(), cert);
     assert_eq!(std::fs::read_to_string(out.join("key.uri")).unwrap(), first);
@@ -303,7 +278,7 @@ fn renew_and_the_agent_with_the_key_in_the_token() {
 
     // Rekey: the next key generated in the token, the previous one destroyed.
     let o = renew(&out, &["--rekey"]);
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_code(&o, 0);
     let second = std::fs::read_to_string(out.join("key.uri")).unwrap();
     assert_ne!(second, first);
     assert_eq!(f.private_keys().len(), 1);
@@ -311,7 +286,7 @@ fn renew_and_the_agent_with_the_key_in_the_token() {
 
     // /serverkeygen would put a key made by the MEF outside the token: exit 2 before any I/O.
     let o = renew(&out, &["--server-keygen"]);
-    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert_code(&o, 2);
     assert!(text(&o).contains("/serverkeygen"), "{}", text(&o));
     assert_eq!(
         std::fs::read_to_string(out.join("key.uri")).unwrap(),
@@ -321,20 +296,12 @@ fn renew_and_the_agent_with_the_key_in_the_token() {
     // Re-bootstrap into an empty DIR: Initial Certificate Provisioning with the third-party
     // certificate, the key generated in the token under --key's label.
     let other = f.path("cred2");
-    let o = renew(
-        &other,
-        &[
-            "--key",
-            &format!("pkcs11:token={TOKEN};object=device2"),
-            "--trust-anchors",
-            &f.mef.ca_cert_pem_path().display().to_string(),
-            "--tls-cert",
-            &f.path("device.pem").display().to_string(),
-            "--tls-key",
-            &f.path("device.key").display().to_string(),
-        ],
-    );
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let key = format!("pkcs11:token={TOKEN};object=device2");
+    let bootstrap = f.mef.third_party_args();
+    let mut extra = vec!["--key", &key];
+    extra.extend(bootstrap.iter().map(String::as_str));
+    let o = renew(&other, &extra);
+    assert_code(&o, 0);
     assert!(text(&o).contains("re-bootstrapped"), "{}", text(&o));
     let uri = std::fs::read_to_string(other.join("key.uri")).unwrap();
     assert!(
@@ -352,7 +319,7 @@ fn renew_and_the_agent_with_the_key_in_the_token() {
         .args([
             "agent",
             "--server",
-            &f.mef.base_uri(None),
+            &f.mef.server(),
             "--out",
             &out.display().to_string(),
             "--pkcs11-module",
@@ -374,12 +341,7 @@ fn renew_and_the_agent_with_the_key_in_the_token() {
     while std::fs::read(out.join("cert.pem")).unwrap() == cert && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(100));
     }
-    let s = Command::new("sh")
-        .arg("-c")
-        .arg(format!("kill -TERM {}", agent.id()))
-        .status()
-        .unwrap();
-    assert!(s.success());
+    signal(&agent, "TERM");
     let status = wait_exit(&mut agent, Duration::from_secs(30));
     let log = std::fs::read_to_string(&log).unwrap();
     assert_eq!(status.code(), Some(0), "{log}");

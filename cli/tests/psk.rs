@@ -7,11 +7,14 @@
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use onem2m_est_testkit::process::{self, text};
-use onem2m_mef::{Mef, MefConfig, RunningMef, SubjectType};
+use onem2m_est_testkit::mef::{psk_mef_config, start_psk_mef};
+use onem2m_est_testkit::process::{
+    self, assert_code, assert_exit, assert_stderr, assert_stdout, text,
+};
+use onem2m_est_testkit::CSE_ID;
+use onem2m_mef::{RunningMef, SubjectType};
 use tempfile::TempDir;
 
-const CSE_ID: &str = "cse01.sp.example.com";
 const KPM_ID: &str = "kpm-cli-0001";
 const KPM_HEX: &str = "a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f90";
 
@@ -23,14 +26,12 @@ struct Fixture {
 impl Fixture {
     fn new() -> Fixture {
         let dir = TempDir::new().unwrap();
-        let mut config = MefConfig::new(dir.path().join("mef"));
-        config.psk_listen = Some("127.0.0.1:0".parse().unwrap());
-        let mef = Mef::start(config).unwrap();
         let kpm: Vec<u8> = (0..KPM_HEX.len())
             .step_by(2)
             .map(|i| u8::from_str_radix(&KPM_HEX[i..i + 2], 16).unwrap())
             .collect();
-        mef.add_psk(KPM_ID, &kpm, SubjectType::Cse, CSE_ID).unwrap();
+        let config = psk_mef_config(&dir.path().join("mef"));
+        let mef = start_psk_mef(config, KPM_ID, &kpm);
         // The key file format: hexadecimal text, line breaks and ':' allowed.
         let wrapped = format!("{}\n{}\n", &KPM_HEX[..32], &KPM_HEX[32..]);
         std::fs::write(dir.path().join("kpm.hex"), wrapped).unwrap();
@@ -45,16 +46,27 @@ impl Fixture {
         self.mef.psk_base_uri(None).unwrap()
     }
 
-    fn psk_args(&self, command: &str) -> Vec<String> {
-        vec![
-            command.into(),
-            "--server".into(),
-            self.psk_server(),
+    /// `--psk-identity KPM_ID --psk-key-file DIR/kpm.hex`: the Kpm the MEF knows.
+    fn kpm_args(&self) -> [String; 4] {
+        [
             "--psk-identity".into(),
             KPM_ID.into(),
             "--psk-key-file".into(),
             self.path("kpm.hex").display().to_string(),
         ]
+    }
+
+    /// `command` to the MEF's TLS-PSK listener, then `args`.
+    fn psk(&self, command: &str, args: &[&str]) -> Output {
+        let server = self.psk_server();
+        run(&[&[command, "--server", &server], args].concat())
+    }
+
+    /// `command` to the MEF's TLS-PSK listener with the Kpm it knows ([`Fixture::kpm_args`]).
+    fn psk_args(&self, command: &str) -> Vec<String> {
+        let mut args = vec![command.into(), "--server".into(), self.psk_server()];
+        args.extend(self.kpm_args());
+        args
     }
 
     /// `command` over TLS-PSK with `--out out`. Without the `psk` feature: asserts the refusal
@@ -67,7 +79,7 @@ impl Fixture {
             assert_unsupported(&o);
             return None;
         }
-        assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+        assert_code(&o, 0);
         Some(o)
     }
 }
@@ -78,12 +90,7 @@ fn run<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Output {
 
 /// Without the `psk` feature every PSK command is an unacceptable argument.
 fn assert_unsupported(o: &Output) {
-    assert_eq!(o.status.code(), Some(2), "{}", text(o));
-    assert!(
-        String::from_utf8_lossy(&o.stderr).contains("no TLS-PSK support"),
-        "{}",
-        text(o)
-    );
+    assert_exit(o, 2, "no TLS-PSK support");
 }
 
 fn out_files_exist(out: &Path) {
@@ -101,13 +108,8 @@ fn psk_provision_then_certificate_reprovision() {
         return;
     };
     out_files_exist(&out);
-    let stdout = String::from_utf8_lossy(&o.stdout);
-    assert!(stdout.contains(CSE_ID), "{}", text(&o));
-    assert!(
-        stdout.contains("trust anchors installed: 1"),
-        "{}",
-        text(&o)
-    );
+    assert_stdout(&o, CSE_ID);
+    assert_stdout(&o, "trust anchors installed: 1");
     let tas = std::fs::read_to_string(out.join("trust-anchors.pem")).unwrap();
     let mef_ca = std::fs::read_to_string(f.mef.ca_cert_pem_path()).unwrap();
     assert_eq!(
@@ -125,7 +127,7 @@ fn psk_provision_then_certificate_reprovision() {
         "--out",
         &out.display().to_string(),
     ]);
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_code(&o, 0);
     assert_ne!(std::fs::read(out.join("cert.pem")).unwrap(), cert_before);
 }
 
@@ -138,61 +140,47 @@ fn psk_serverkeygen_cacerts_and_csrattrs() {
     }
     out_files_exist(&out);
 
-    let o = run(&[
+    let o = f.psk(
         "cacerts",
-        "--server",
-        &f.psk_server(),
-        "--psk-identity",
-        KPM_ID,
-        "--psk-key-hex",
-        KPM_HEX,
-        "--pem",
-    ]);
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
-    assert!(String::from_utf8_lossy(&o.stdout).contains("BEGIN CERTIFICATE"));
+        &["--psk-identity", KPM_ID, "--psk-key-hex", KPM_HEX, "--pem"],
+    );
+    assert_code(&o, 0);
+    assert_stdout(&o, "BEGIN CERTIFICATE");
 
     let o = run(&f.psk_args("csrattrs"));
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
-    let stdout = String::from_utf8_lossy(&o.stdout);
-    assert!(stdout.contains(CSE_ID), "{}", text(&o));
-    assert!(stdout.contains("not shown"), "{}", text(&o));
+    assert_code(&o, 0);
+    assert_stdout(&o, CSE_ID);
+    assert_stdout(&o, "not shown");
 }
 
 #[test]
 fn a_wrong_key_is_a_server_side_failure() {
     let f = Fixture::new();
     let out = f.path("wrong");
-    let o = run(&[
+    let o = f.psk(
         "provision",
-        "--server",
-        &f.psk_server(),
-        "--psk-identity",
-        KPM_ID,
-        "--psk-key-hex",
-        &"00".repeat(32),
-        "--out",
-        &out.display().to_string(),
-    ]);
+        &[
+            "--psk-identity",
+            KPM_ID,
+            "--psk-key-hex",
+            &"00".repeat(32),
+            "--out",
+            &out.display().to_string(),
+        ],
+    );
     if !onem2m_est::psk::SUPPORTED {
         assert_unsupported(&o);
         return;
     }
     // TS-0003 8.3.9.7: the handshake failed while communicating with the MEF.
-    assert_eq!(o.status.code(), Some(4), "{}", text(&o));
-    let stderr = String::from_utf8_lossy(&o.stderr);
-    assert!(
-        stderr.contains("MEF_CLIENT_CMD_CERT_PROV_SERVER_ERROR"),
-        "{}",
-        text(&o)
-    );
-    assert!(stderr.contains("PSK"), "{}", text(&o));
+    assert_exit(&o, 4, "MEF_CLIENT_CMD_CERT_PROV_SERVER_ERROR");
+    assert_stderr(&o, "PSK");
     assert!(!out.join("cert.pem").exists());
 }
 
 #[test]
 fn bad_psk_arguments_exit_2_without_showing_the_key() {
     let f = Fixture::new();
-    let server = f.psk_server();
     let out = f.path("bad").display().to_string();
     let short = "00112233445566778899aabbccddee"; // 15 bytes
     let not_hex = "zz112233445566778899aabbccddeeff";
@@ -209,9 +197,7 @@ fn bad_psk_arguments_exit_2_without_showing_the_key() {
         vec!["--psk-identity", "", "--psk-key-hex", KPM_HEX],
     ];
     for extra in cases {
-        let mut args = vec!["provision", "--server", &server, "--out", &out];
-        args.extend(&extra);
-        let o = run(&args);
+        let o = f.psk("provision", &[&["--out", &out][..], &extra].concat());
         assert_eq!(o.status.code(), Some(2), "{extra:?}: {}", text(&o));
         let all = text(&o);
         for secret in [short, not_hex] {
@@ -242,9 +228,7 @@ fn bad_psk_arguments_exit_2_without_showing_the_key() {
         ],
     ];
     for extra in usage {
-        let mut args = vec!["provision", "--server", &server, "--out", &out];
-        args.extend(&extra);
-        let o = run(&args);
+        let o = f.psk("provision", &[&["--out", &out][..], &extra].concat());
         assert_eq!(o.status.code(), Some(2), "{extra:?}: {}", text(&o));
         assert!(
             String::from_utf8_lossy(&o.stderr).contains("--"),
@@ -253,13 +237,8 @@ fn bad_psk_arguments_exit_2_without_showing_the_key() {
         );
     }
     // Neither certificate flags nor a PSK: still a usage error naming what is missing.
-    let o = run(&["provision", "--server", &server, "--out", &out]);
-    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
-    assert!(
-        String::from_utf8_lossy(&o.stderr).contains("--trust-anchors"),
-        "{}",
-        text(&o)
-    );
+    let o = f.psk("provision", &["--out", &out]);
+    assert_exit(&o, 2, "--trust-anchors");
 }
 
 /// `renew` with a Kpm as the bootstrap credential and the MEF's TLS-PSK listener named by
@@ -273,36 +252,25 @@ fn renew_rebootstraps_with_the_kpm_on_the_psk_server() {
         return;
     }
     let renew = |f: &Fixture| {
-        run(&[
-            "renew",
-            "--server",
-            &f.mef.base_uri(None),
-            "--psk-server",
-            &f.psk_server(),
-            "--psk-identity",
-            KPM_ID,
-            "--psk-key-file",
-            &f.path("kpm.hex").display().to_string(),
-            "--out",
-            &out.display().to_string(),
-        ])
+        let mut args = vec![
+            "renew".to_string(),
+            "--server".into(),
+            f.mef.base_uri(None),
+            "--psk-server".into(),
+            f.psk_server(),
+        ];
+        args.extend(f.kpm_args());
+        args.extend(["--out".into(), out.display().to_string()]);
+        run(&args)
     };
     let o = renew(&f);
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
-    assert!(
-        String::from_utf8_lossy(&o.stdout).contains("re-provisioned"),
-        "{}",
-        text(&o)
-    );
+    assert_code(&o, 0);
+    assert_stdout(&o, "re-provisioned");
     // The MEF revokes the certificate: re-provisioning is refused, the Kpm re-bootstraps.
     let pem = std::fs::read_to_string(out.join("cert.pem")).unwrap();
     f.mef.revoke_identity(SubjectType::Cse, CSE_ID).unwrap();
     let o = renew(&f);
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
-    assert!(
-        String::from_utf8_lossy(&o.stdout).contains("re-bootstrapped"),
-        "{}",
-        text(&o)
-    );
+    assert_code(&o, 0);
+    assert_stdout(&o, "re-bootstrapped");
     assert_ne!(std::fs::read_to_string(out.join("cert.pem")).unwrap(), pem);
 }

@@ -12,9 +12,11 @@ use std::time::{Duration, Instant, SystemTime};
 
 use onem2m_est::renewal::{RenewAt, RenewalPolicy};
 use onem2m_est::store::{CredentialStore, FileStore};
-use onem2m_est_testkit::cli::cse_out_args;
+use onem2m_est_testkit::cli::{cse_out_args, third_party_args};
 use onem2m_est_testkit::net::shut_down_holding_port;
-use onem2m_est_testkit::process::{self, text, wait_exit};
+use onem2m_est_testkit::process::{
+    self, assert_code, assert_stderr, assert_stdout, signal, wait_exit,
+};
 use onem2m_est_testkit::{Manufacturer, PortHold};
 use onem2m_mef::{Mef, MefConfig, RunningMef};
 use tempfile::TempDir;
@@ -48,6 +50,23 @@ impl Fixture {
             hold: None,
             ca_pem,
         }
+    }
+
+    /// [`Fixture::new`] with the device provisioned in `cred`; that folder.
+    fn provisioned(lifetime: Duration, tweak: impl FnOnce(&mut MefConfig)) -> (Fixture, PathBuf) {
+        let f = Fixture::new(lifetime, tweak);
+        let out = f.path("cred");
+        f.provision(&out);
+        (f, out)
+    }
+
+    /// A 2-second certificate provisioned in `cred` and expired since; that folder and the
+    /// certificate's serial.
+    fn expired() -> (Fixture, PathBuf, String) {
+        let (f, out) = Fixture::provisioned(Duration::from_secs(2), |_| {});
+        let (serial, not_after) = installed(&out);
+        sleep_past(not_after);
+        (f, out, serial)
     }
 
     fn path(&self, name: &str) -> PathBuf {
@@ -98,15 +117,9 @@ impl Fixture {
         args
     }
 
-    fn bootstrap(&self) -> Vec<String> {
-        vec![
-            "--trust-anchors".into(),
-            self.ca_pem.display().to_string(),
-            "--tls-cert".into(),
-            self.path("device.pem").display().to_string(),
-            "--tls-key".into(),
-            self.path("device.key").display().to_string(),
-        ]
+    /// The bootstrap credential: the device's third-party certificate.
+    fn bootstrap(&self) -> [String; 6] {
+        third_party_args(&self.ca_pem, self.dir.path())
     }
 
     fn provision(&self, out: &Path) {
@@ -114,7 +127,7 @@ impl Fixture {
         args.extend(self.common(out));
         args.extend(self.bootstrap());
         let o = run(&args);
-        assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+        assert_code(&o, 0);
     }
 
     fn renew(&self, out: &Path, extra: &[&str], bootstrap: bool) -> Output {
@@ -131,6 +144,15 @@ impl Fixture {
     /// hook.log.
     fn agent(&self, out: &Path, extra: &[&str]) -> Child {
         self.agent_with(out, true, extra)
+    }
+
+    /// The agent with a renewal due at once, 300 ms into that renewal (with [`slow_approval`],
+    /// still polling).
+    fn agent_in_a_renewal(&self, out: &Path) -> Child {
+        let agent = self.agent(out, &RENEW_AT_ONCE);
+        self.wait_log(10, "renewing:");
+        std::thread::sleep(Duration::from_millis(300));
+        agent
     }
 
     fn agent_with(&self, out: &Path, bootstrap: bool, extra: &[&str]) -> Child {
@@ -171,6 +193,50 @@ impl Fixture {
             .map(str::to_string)
             .collect()
     }
+
+    /// Waits at most `secs` for the agent's log to say `needle`; fails the test showing the log
+    /// otherwise.
+    fn wait_log(&self, secs: u64, needle: &str) {
+        self.wait_agent(secs, |log| log.contains(needle));
+    }
+
+    /// Waits at most `secs` for `cond` to hold for the agent's log; fails the test showing the
+    /// log otherwise.
+    fn wait_agent(&self, secs: u64, cond: impl Fn(&str) -> bool) {
+        assert!(
+            wait_for(Duration::from_secs(secs), || cond(&self.agent_log())),
+            "{}",
+            self.agent_log()
+        );
+    }
+
+    /// Waits at most `secs` for the post-renew hook to have run.
+    fn wait_hook(&self, secs: u64) {
+        assert!(
+            wait_for(Duration::from_secs(secs), || !self.hook_lines().is_empty()),
+            "{}",
+            self.agent_log()
+        );
+    }
+
+    /// SIGTERM to the agent, which must exit 0 within `secs`; its log.
+    fn stop_agent(&self, agent: &mut Child, secs: u64) -> String {
+        sigterm(agent);
+        let status = wait_exit(agent, Duration::from_secs(secs));
+        let log = self.agent_log();
+        assert_eq!(status.code(), Some(0), "{log}");
+        log
+    }
+}
+
+/// Renewal due at once: after a ten-thousandth of the lifetime, no jitter.
+const RENEW_AT_ONCE: [&str; 4] = ["--renew-at-fraction", "0.0001", "--jitter", "0"];
+
+/// Each CSR answered 202 twice (Retry-After 1 s): a renewal, and the first provisioning, take
+/// two seconds or more.
+fn slow_approval(c: &mut MefConfig) {
+    c.approval_polls = 2;
+    c.retry_after_secs = 1;
 }
 
 fn run<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Output {
@@ -198,18 +264,15 @@ fn installed(out: &Path) -> (String, SystemTime) {
     (cert.raw_serial_as_string(), validity.not_after)
 }
 
-/// Sends a signal with the shell's built-in `kill` (no procps needed, no unsafe here).
-fn signal(child: &Child, name: &str) {
-    let s = Command::new("sh")
-        .arg("-c")
-        .arg(format!("kill -{name} {}", child.id()))
-        .status()
-        .expect("sh runs");
-    assert!(s.success());
-}
-
 fn sigterm(child: &Child) {
     signal(child, "TERM");
+}
+
+/// Sleeps until a second after `not_after`: the certificate has expired.
+fn sleep_past(not_after: SystemTime) {
+    while SystemTime::now() <= not_after + Duration::from_secs(1) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 fn wait_for(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
@@ -225,9 +288,7 @@ fn wait_for(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
 
 #[test]
 fn renew_exit_codes() {
-    let mut f = Fixture::new(Duration::from_secs(3600), |_| {});
-    let out = f.path("cred");
-    f.provision(&out);
+    let (mut f, out) = Fixture::provisioned(Duration::from_secs(3600), |_| {});
     let before = files(&out);
 
     let hook = format!(
@@ -236,12 +297,8 @@ fn renew_exit_codes() {
     );
     // Not due: exit 10, nothing touched, no hook.
     let o = f.renew(&out, &["--if-due", "--post-renew-hook", &hook], false);
-    assert_eq!(o.status.code(), Some(10), "{}", text(&o));
-    assert!(
-        String::from_utf8_lossy(&o.stdout).contains("not due"),
-        "{}",
-        text(&o)
-    );
+    assert_code(&o, 10);
+    assert_stdout(&o, "not due");
     assert_eq!(files(&out), before);
 
     // Due (a tiny fraction of the lifetime has passed): renewed by re-provisioning, exit 0.
@@ -258,52 +315,34 @@ fn renew_exit_codes() {
         ],
         false,
     );
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_code(&o, 0);
     assert_eq!(f.hook_lines(), vec!["reprovisioned".to_string()]);
-    assert!(
-        String::from_utf8_lossy(&o.stdout).contains("renewed: re-provisioned"),
-        "{}",
-        text(&o)
-    );
+    assert_stdout(&o, "renewed: re-provisioned");
     assert_ne!(files(&out)[0], before[0]);
 
     // Bad policy: exit 2.
     let o = f.renew(&out, &["--renew-at-fraction", "1.5"], false);
-    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert_code(&o, 2);
 
     // MEF down: a server-side failure, exit 4, nothing touched.
     let now = files(&out);
     f.stop();
     let o = f.renew(&out, &[], true);
-    assert_eq!(o.status.code(), Some(4), "{}", text(&o));
+    assert_code(&o, 4);
     assert_eq!(files(&out), now);
 }
 
 #[test]
 fn renew_after_expiry_needs_the_bootstrap_credential() {
-    let f = Fixture::new(Duration::from_secs(2), |_| {});
-    let out = f.path("cred");
-    f.provision(&out);
-    let (serial, not_after) = installed(&out);
-    while SystemTime::now() <= not_after + Duration::from_secs(1) {
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let (f, out, serial) = Fixture::expired();
     let before = files(&out);
     let o = f.renew(&out, &["--if-due"], false);
-    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
-    assert!(
-        String::from_utf8_lossy(&o.stderr).contains("no bootstrap credential"),
-        "{}",
-        text(&o)
-    );
+    assert_code(&o, 3);
+    assert_stderr(&o, "no bootstrap credential");
     assert_eq!(files(&out), before);
     let o = f.renew(&out, &["--if-due"], true);
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
-    assert!(
-        String::from_utf8_lossy(&o.stdout).contains("re-bootstrapped"),
-        "{}",
-        text(&o)
-    );
+    assert_code(&o, 0);
+    assert_stdout(&o, "re-bootstrapped");
     assert_ne!(installed(&out).0, serial);
 }
 
@@ -313,9 +352,7 @@ fn renew_after_expiry_needs_the_bootstrap_credential() {
 /// 9 s before notAfter; an outage plus one retry delay is at most 4.5 s.)
 #[test]
 fn agent_keeps_the_device_valid_across_mef_outages() {
-    let mut f = Fixture::new(Duration::from_secs(15), |_| {});
-    let out = f.path("cred");
-    f.provision(&out);
+    let (mut f, out) = Fixture::provisioned(Duration::from_secs(15), |_| {});
     let mut agent = f.agent(&out, &["--renew-at-fraction", "0.5"]);
 
     // Two outages, each starting shortly before a renewal falls due (so an attempt fails for
@@ -384,10 +421,7 @@ fn agent_keeps_the_device_valid_across_mef_outages() {
         samples += 1;
         std::thread::sleep(Duration::from_millis(100));
     }
-    sigterm(&agent);
-    let status = wait_exit(&mut agent, Duration::from_secs(20));
-    let log = f.agent_log();
-    assert_eq!(status.code(), Some(0), "{log}");
+    let log = f.stop_agent(&mut agent, 20);
     let renewals = serials.len() - 1;
     let installs = log.matches("renewed: ").count();
     let retries = log.matches("failed (retryable)").count();
@@ -411,33 +445,16 @@ fn agent_keeps_the_device_valid_across_mef_outages() {
 
 #[test]
 fn agent_rebootstraps_a_certificate_that_expired_while_the_mef_was_down() {
-    let mut f = Fixture::new(Duration::from_secs(4), |_| {});
-    let out = f.path("cred");
-    f.provision(&out);
+    let (mut f, out) = Fixture::provisioned(Duration::from_secs(4), |_| {});
     let (serial, not_after) = installed(&out);
     f.stop();
-    while SystemTime::now() <= not_after + Duration::from_secs(1) {
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    sleep_past(not_after);
     // The agent starts on the expired set; the MEF is still down.
     let mut agent = f.agent(&out, &[]);
-    assert!(
-        wait_for(Duration::from_secs(10), || f
-            .agent_log()
-            .contains("failed (retryable)")),
-        "{}",
-        f.agent_log()
-    );
+    f.wait_log(10, "failed (retryable)");
     f.start();
-    assert!(
-        wait_for(Duration::from_secs(15), || !f.hook_lines().is_empty()),
-        "{}",
-        f.agent_log()
-    );
-    sigterm(&agent);
-    let status = wait_exit(&mut agent, Duration::from_secs(20));
-    let log = f.agent_log();
-    assert_eq!(status.code(), Some(0), "{log}");
+    f.wait_hook(15);
+    let log = f.stop_agent(&mut agent, 20);
     assert!(log.contains("re-bootstrapped with Initial Certificate Provisioning (the MEF-provisioned certificate expired"), "{log}");
     let hooks = f.hook_lines();
     assert_eq!(hooks[0], "rebootstrapped", "{log}");
@@ -449,28 +466,10 @@ fn agent_rebootstraps_a_certificate_that_expired_while_the_mef_was_down() {
 
 #[test]
 fn sigterm_during_a_renewal_finishes_it_and_leaves_one_complete_set() {
-    // Each CSR is answered 202 twice (Retry-After 1 s): a renewal takes two seconds or more.
-    let f = Fixture::new(Duration::from_secs(3600), |c| {
-        c.approval_polls = 2;
-        c.retry_after_secs = 1;
-    });
-    let out = f.path("cred");
-    // Provisioning waits through the 202s as well.
-    f.provision(&out);
+    let (f, out) = Fixture::provisioned(Duration::from_secs(3600), slow_approval);
     let (serial, _) = installed(&out);
-    let mut agent = f.agent(&out, &["--renew-at-fraction", "0.0001", "--jitter", "0"]);
-    assert!(
-        wait_for(Duration::from_secs(10), || f
-            .agent_log()
-            .contains("renewing:")),
-        "{}",
-        f.agent_log()
-    );
-    std::thread::sleep(Duration::from_millis(300));
-    sigterm(&agent);
-    let status = wait_exit(&mut agent, Duration::from_secs(30));
-    let log = f.agent_log();
-    assert_eq!(status.code(), Some(0), "{log}");
+    let mut agent = f.agent_in_a_renewal(&out);
+    let log = f.stop_agent(&mut agent, 30);
     let renewed = log.find("renewed: re-provisioned").expect(&log);
     let stopping = log.find("SIGTERM: stopping").expect(&log);
     assert!(
@@ -507,63 +506,29 @@ fn next_attempts(log: &str) -> Vec<String> {
 
 #[test]
 fn agent_reloads_on_sighup_and_decides_the_same_after_a_restart() {
-    let f = Fixture::new(Duration::from_secs(3600), |_| {});
-    let out = f.path("cred");
-    f.provision(&out);
+    let (f, out) = Fixture::provisioned(Duration::from_secs(3600), |_| {});
     let before = files(&out);
     let mut agent = f.agent(&out, &[]);
-    assert!(
-        wait_for(Duration::from_secs(10), || f
-            .agent_log()
-            .contains("next attempt at")),
-        "{}",
-        f.agent_log()
-    );
+    f.wait_log(10, "next attempt at");
     signal(&agent, "HUP");
-    assert!(
-        wait_for(Duration::from_secs(10), || next_attempts(&f.agent_log())
-            .len()
-            >= 2),
-        "{}",
-        f.agent_log()
-    );
-    sigterm(&agent);
-    assert_eq!(
-        wait_exit(&mut agent, Duration::from_secs(10)).code(),
-        Some(0)
-    );
-    let first = f.agent_log();
+    f.wait_agent(10, |log| next_attempts(log).len() >= 2);
+    let first = f.stop_agent(&mut agent, 10);
     assert!(first.contains("SIGHUP: reloaded"), "{first}");
     let times = next_attempts(&first);
     assert_eq!(times[0], times[1], "{first}");
 
     // A restart reads the store and arrives at the same renewal time.
     let mut again = f.agent(&out, &[]);
-    assert!(
-        wait_for(Duration::from_secs(10), || !next_attempts(&f.agent_log())
-            .is_empty()),
-        "{}",
-        f.agent_log()
-    );
-    sigterm(&again);
-    assert_eq!(
-        wait_exit(&mut again, Duration::from_secs(10)).code(),
-        Some(0)
-    );
-    assert_eq!(next_attempts(&f.agent_log())[0], times[0]);
+    f.wait_agent(10, |log| !next_attempts(log).is_empty());
+    let log = f.stop_agent(&mut again, 10);
+    assert_eq!(next_attempts(&log)[0], times[0]);
     assert_eq!(files(&out), before, "nothing was due");
     assert!(f.hook_lines().is_empty());
 }
 
 #[test]
 fn agent_without_bootstrap_credential_gives_up_on_an_expired_certificate() {
-    let f = Fixture::new(Duration::from_secs(2), |_| {});
-    let out = f.path("cred");
-    f.provision(&out);
-    let (_, not_after) = installed(&out);
-    while SystemTime::now() <= not_after + Duration::from_secs(1) {
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let (f, out, _) = Fixture::expired();
     let before = files(&out);
     let mut agent = f.agent_with(&out, false, &[]);
     let status = wait_exit(&mut agent, Duration::from_secs(20));
@@ -579,25 +544,11 @@ fn agent_without_bootstrap_credential_gives_up_on_an_expired_certificate() {
 
 #[test]
 fn sigkill_during_a_renewal_leaves_the_old_set_and_a_restarted_agent_renews() {
-    // 202 twice per CSR (Retry-After 1 s): the agent is killed while it polls.
-    let f = Fixture::new(Duration::from_secs(3600), |c| {
-        c.approval_polls = 2;
-        c.retry_after_secs = 1;
-    });
-    let out = f.path("cred");
-    f.provision(&out);
+    // The agent is killed while it polls.
+    let (f, out) = Fixture::provisioned(Duration::from_secs(3600), slow_approval);
     let (serial, _) = installed(&out);
     let before = files(&out);
-    let args = ["--renew-at-fraction", "0.0001", "--jitter", "0"];
-    let mut agent = f.agent(&out, &args);
-    assert!(
-        wait_for(Duration::from_secs(10), || f
-            .agent_log()
-            .contains("renewing:")),
-        "{}",
-        f.agent_log()
-    );
-    std::thread::sleep(Duration::from_millis(300));
+    let mut agent = f.agent_in_a_renewal(&out);
     signal(&agent, "KILL");
     let _ = wait_exit(&mut agent, Duration::from_secs(10));
     // The previous set, complete and byte for byte; no hook ran.
@@ -606,21 +557,12 @@ fn sigkill_during_a_renewal_leaves_the_old_set_and_a_restarted_agent_renews() {
     assert!(f.hook_lines().is_empty());
 
     // Started again on the same store, the agent renews (nothing was lost, nothing is half).
-    let mut again = f.agent(&out, &args);
-    assert!(
-        wait_for(Duration::from_secs(20), || !f.hook_lines().is_empty()),
-        "{}",
-        f.agent_log()
-    );
-    sigterm(&again);
-    assert_eq!(
-        wait_exit(&mut again, Duration::from_secs(30)).code(),
-        Some(0)
-    );
+    let mut again = f.agent(&out, &RENEW_AT_ONCE);
+    f.wait_hook(20);
+    let log = f.stop_agent(&mut again, 30);
     assert_ne!(installed(&out).0, serial);
     // Due again at once (a ten-thousandth of the lifetime): it may have renewed more than
     // once before SIGTERM, but the hook ran exactly once per install.
-    let log = f.agent_log();
     let hooks = f.hook_lines();
     assert!(
         !hooks.is_empty() && hooks.iter().all(|h| h == "reprovisioned"),

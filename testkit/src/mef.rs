@@ -31,6 +31,23 @@ impl Manufacturer {
     }
 }
 
+/// A MEF configuration with its data in `data_dir` and a TLS-PSK listener on 127.0.0.1 at a
+/// port the OS picks.
+pub fn psk_mef_config(data_dir: &Path) -> MefConfig {
+    let mut config = MefConfig::new(data_dir);
+    config.psk_listen = Some("127.0.0.1:0".parse().expect("a socket address"));
+    config
+}
+
+/// Starts a MEF with `config` and registers the Kpm `kpm` under the KpmID `kpm_id` for the CSE
+/// [`CSE_ID`] (PPSK-based RSPF, TS-0003 8.3.2.1).
+pub fn start_psk_mef(config: MefConfig, kpm_id: &str, kpm: &[u8]) -> RunningMef {
+    let mef = Mef::start(config).expect("the MEF starts");
+    mef.add_psk(kpm_id, kpm, SubjectType::Cse, CSE_ID)
+        .expect("the Kpm is registered");
+    mef
+}
+
 /// The transport of clients of an in-process MEF: 5 s to connect and for the TLS handshake,
 /// 10 s for a response (a loaded CI machine), the default polling policy.
 pub fn transport() -> TransportConfig {

@@ -4,6 +4,7 @@
 
 use std::ffi::OsStr;
 use std::io::{BufRead, BufReader, Read, Write};
+use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -95,4 +96,41 @@ pub fn s_client<S: AsRef<OsStr>>(args: &[S], request: &str) -> Output {
     let _ = child.kill();
     drop(stdin);
     child.wait_with_output().expect("s_client's output")
+}
+
+/// Runs the openssl CLI with `args` in `dir` and asserts that it succeeded; its output.
+pub fn run_in(dir: &Path, args: &[&str]) -> Output {
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("the openssl CLI runs (Debian package openssl)");
+    assert!(
+        out.status.success(),
+        "openssl {args:?} failed: {}",
+        crate::process::text(&out)
+    );
+    out
+}
+
+/// With the openssl CLI in `dir`: a P-256 key `NAME.key` and its CSR `NAME.csr` for `subject`
+/// (`/CN=...`), for a CA to sign.
+pub fn p256_key_and_csr(dir: &Path, name: &str, subject: &str) {
+    let (key, csr) = (format!("{name}.key"), format!("{name}.csr"));
+    run_in(
+        dir,
+        &[
+            "genpkey",
+            "-algorithm",
+            "EC",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-out",
+            &key,
+        ],
+    );
+    run_in(
+        dir,
+        &["req", "-new", "-key", &key, "-subj", subject, "-out", &csr],
+    );
 }
