@@ -20,11 +20,8 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use onem2m_est::client::{Config, MefClient, Reprovision};
-use onem2m_est::identity::{SubjectIdentity, SubjectType};
+use onem2m_est::client::{MefClient, Reprovision};
 use onem2m_est::store::{CredentialStore, Credentials, FailPoint, Fault, FileStore};
-use onem2m_est::transport::{PollPolicy, TransportConfig};
-use onem2m_est::uri::EstUri;
 use onem2m_est::{Error, ErrorClass};
 use onem2m_est_testkit::server::*;
 use rustls::pki_types::CertificateDer;
@@ -32,25 +29,18 @@ use tempfile::TempDir;
 
 const FAULTS: [Fault; 3] = [Fault::Crash, Fault::DiskFull, Fault::PermissionDenied];
 
+/// The hostile matrix's client, with 2 s per response and 2 polls.
 fn client_for(base: &str) -> MefClient {
+    let transport = test_transport(
+        Duration::from_secs(2),
+        Duration::from_secs(2),
+        quick_poll(2, Duration::from_secs(1), Duration::from_millis(10)),
+    );
     MefClient::new(
-        Config::new(EstUri::parse(base).unwrap())
-            .identity(SubjectIdentity::new(SubjectType::Cse, MEF_CSE_ID).unwrap())
-            .transport({
-                let mut v = TransportConfig::default();
-                v.connect_timeout = Duration::from_secs(2);
-                v.tls_timeout = Duration::from_secs(2);
-                v.response_timeout = Duration::from_secs(2);
-                v.poll = {
-                    let mut v = PollPolicy::default();
-                    v.max_attempts = 2;
-                    v.max_total = Duration::from_secs(1);
-                    v.default_delay = Duration::from_millis(10);
-                    v.max_delay = Duration::from_millis(10);
-                    v
-                };
-                v
-            }),
+        onem2m_est_testkit::hostile::client_for(base)
+            .config()
+            .clone()
+            .transport(transport),
     )
 }
 

@@ -3,7 +3,7 @@
 use onem2m_est::error::{Error, Operation};
 use onem2m_est::proto::{base64body, csrattrs, media};
 use onem2m_est::tls::{client_config, ClientIdentity};
-use onem2m_est::transport::{Clock, EstConnection, PollClock, PollPolicy, TransportConfig};
+use onem2m_est::transport::{Clock, EstConnection, PollClock, TransportConfig};
 use onem2m_est::uri::EstUri;
 use onem2m_est_testkit::{pki::*, require_tool, server::*};
 use rustls::pki_types::CertificateDer;
@@ -23,21 +23,11 @@ fn setup(handler: impl Fn(&Request) -> Action + Send + Sync + 'static) -> (TestC
 }
 
 fn quick_config() -> TransportConfig {
-    {
-        let mut v = TransportConfig::default();
-        v.connect_timeout = Duration::from_secs(5);
-        v.tls_timeout = Duration::from_secs(5);
-        v.response_timeout = Duration::from_secs(10);
-        v.poll = {
-            let mut v = PollPolicy::default();
-            v.max_attempts = 3;
-            v.max_total = Duration::from_secs(5);
-            v.default_delay = Duration::from_millis(10);
-            v.max_delay = Duration::from_millis(50);
-            v
-        };
-        v
-    }
+    test_transport(
+        Duration::from_secs(5),
+        Duration::from_secs(10),
+        quick_poll(3, Duration::from_secs(5), Duration::from_millis(50)),
+    )
 }
 
 fn connect_with(

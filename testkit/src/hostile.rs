@@ -10,7 +10,7 @@ use onem2m_est::keys::{KeyAlgorithm, PrivateKey};
 use onem2m_est::proto::csrattrs::KeyRequirement;
 use onem2m_est::store::{CredentialStore, Credentials, FileStore};
 use onem2m_est::tls::ClientIdentity;
-use onem2m_est::transport::{PollPolicy, TransportConfig};
+use onem2m_est::transport::TransportConfig;
 use onem2m_est::uri::EstUri;
 use onem2m_est::{Error, ErrorClass};
 use rustls::pki_types::CertificateDer;
@@ -25,23 +25,16 @@ use tempfile::TempDir;
 // The harness
 // ---------------------------------------------------------------------------------------------
 
+/// The matrix's client transport: 2 s to connect and for the handshake, 1 s per response (so
+/// slow cases end in about a second), 3 polls, bodies of at most 64 KiB.
 pub fn quick_transport() -> TransportConfig {
-    {
-        let mut v = TransportConfig::default();
-        v.connect_timeout = Duration::from_secs(2);
-        v.tls_timeout = Duration::from_secs(2);
-        v.response_timeout = Duration::from_secs(1);
-        v.max_body_bytes = 64 * 1024;
-        v.poll = {
-            let mut v = PollPolicy::default();
-            v.max_attempts = 3;
-            v.max_total = Duration::from_secs(1);
-            v.default_delay = Duration::from_millis(10);
-            v.max_delay = Duration::from_millis(50);
-            v
-        };
-        v
-    }
+    let mut t = test_transport(
+        Duration::from_secs(2),
+        Duration::from_secs(1),
+        quick_poll(3, Duration::from_secs(1), Duration::from_millis(50)),
+    );
+    t.max_body_bytes = 64 * 1024;
+    t
 }
 
 pub fn client_for(base: &str) -> MefClient {

@@ -10,6 +10,7 @@
 
 use crate::pki::{Eku, ServerIdentity, TestCa};
 use onem2m_est::keys::{KeyAlgorithm, PrivateKey};
+use onem2m_est::transport::{PollPolicy, TransportConfig};
 use rcgen::CertificateParams;
 use rustls::pki_types::CertificateDer;
 use rustls::server::WebPkiClientVerifier;
@@ -19,6 +20,34 @@ use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
+use std::time::Duration;
+
+// ---------------------------------------------------------------------------------------------
+// The transport of its clients
+// ---------------------------------------------------------------------------------------------
+
+/// A client transport for a server on this machine: `connect` to connect and for the TLS
+/// handshake, `response` for each response, and polling by `poll` ([`quick_poll`]).
+pub fn test_transport(connect: Duration, response: Duration, poll: PollPolicy) -> TransportConfig {
+    // TransportConfig is non_exhaustive: start from the defaults.
+    let mut t = TransportConfig::default();
+    t.connect_timeout = connect;
+    t.tls_timeout = connect;
+    t.response_timeout = response;
+    t.poll = poll;
+    t
+}
+
+/// Polling of at most `max_attempts` requests within `max_total`, 10 ms apart unless the
+/// server asks for more, and waits of at most `max_delay`.
+pub fn quick_poll(max_attempts: u32, max_total: Duration, max_delay: Duration) -> PollPolicy {
+    let mut p = PollPolicy::default();
+    p.max_attempts = max_attempts;
+    p.max_total = max_total;
+    p.default_delay = Duration::from_millis(10);
+    p.max_delay = max_delay;
+    p
+}
 
 // ---------------------------------------------------------------------------------------------
 // HTTP messages
