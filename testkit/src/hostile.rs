@@ -4,7 +4,7 @@
 
 use crate::pki::*;
 use crate::server::*;
-use onem2m_est::client::{Config, InitialAuth, KeySource, MefClient, Reprovision};
+use onem2m_est::client::{Config, InitialAuth, KeySource, MefClient, Provisioned, Reprovision};
 use onem2m_est::identity::{SubjectIdentity, SubjectType};
 use onem2m_est::keys::{KeyAlgorithm, PrivateKey};
 use onem2m_est::proto::csrattrs::KeyRequirement;
@@ -128,6 +128,15 @@ impl Device {
         Device { dir, before }
     }
 
+    /// `mode` of this device's credentials against `server`, by [`client_for`] it.
+    pub fn reprovision(
+        &self,
+        server: &ProcedureServer,
+        mode: Reprovision,
+    ) -> onem2m_est::Result<Provisioned> {
+        client_for(&server.base()).reprovision(&mut FileStore::new(self.dir.path()).unwrap(), mode)
+    }
+
     /// The previous credentials are current, complete, matching, and still authenticate: a
     /// re-provisioning (renew) against a well-behaved server with the same CA succeeds.
     pub fn assert_intact_and_usable(&self, pki: &Arc<MefPki>) {
@@ -160,6 +169,21 @@ impl Device {
     }
 }
 
+/// A fresh MEF CA named `cn`, a device it provisioned, and a procedure server of that CA
+/// answering with `hook` (TLS options tweaked by `options`): the set-up of [`case_with`], and
+/// of the cases that are not its (one that succeeds, or a failure checked otherwise). The CA
+/// is the server's `pki`.
+pub fn device_and_server(
+    cn: &str,
+    options: impl FnOnce(&mut ServerOptions, &MefPki),
+    hook: impl Fn(&MefPki, &Request, Response) -> Action + Send + Sync + 'static,
+) -> (Device, ProcedureServer) {
+    let pki = Arc::new(MefPki::new(cn));
+    let device = Device::new(&pki);
+    let server = ProcedureServer::start(pki.clone(), |o| options(o, &pki), hook);
+    (device, server)
+}
+
 /// How a case runs.
 #[derive(Clone, Copy)]
 pub enum Proc {
@@ -179,9 +203,8 @@ pub fn case_with(
     class: ErrorClass,
     may_create_key: bool,
 ) -> Error {
-    let pki = Arc::new(MefPki::new("Hostile MEF CA"));
-    let device = Device::new(&pki);
-    let server = ProcedureServer::start(pki.clone(), |o| options(o, &pki), hook);
+    let (device, server) = device_and_server("Hostile MEF CA", options, hook);
+    let pki = server.pki.clone();
     let client = client_for(&server.base());
     let empty = TempDir::new().unwrap();
     let dir = match proc {
