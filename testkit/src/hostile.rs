@@ -316,6 +316,14 @@ pub fn accepted(retry_after: &'static str) -> impl Fn(&MefPki, &Request, Respons
     move |_, _, _| Response::new(202).header("Retry-After", retry_after).into()
 }
 
+/// A redirect: `status` (3xx) with `location`.
+pub fn redirect(
+    status: u16,
+    location: &'static str,
+) -> impl Fn(&MefPki, &Request, Response) -> Action + Send + Sync + 'static {
+    move |_, _, _| Response::new(status).header("Location", location).into()
+}
+
 pub fn reason_of(err: &Error) -> String {
     err.to_string()
 }
