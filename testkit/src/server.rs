@@ -96,6 +96,13 @@ impl Response {
         }
     }
 
+    /// A 200 response with `content_type` and `body`.
+    pub fn ok(content_type: &str, body: impl Into<Vec<u8>>) -> Response {
+        Response::new(200)
+            .header("Content-Type", content_type)
+            .body(body)
+    }
+
     /// Adds a header.
     pub fn header(mut self, name: &str, value: &str) -> Response {
         self.headers.push((name.into(), value.into()));
@@ -570,12 +577,10 @@ fn read_request(
 pub fn certs_only_response(certs: &[CertificateDer<'static>]) -> Response {
     let refs: Vec<&[u8]> = certs.iter().map(|c| c.as_ref()).collect();
     let der = onem2m_est::proto::certs_only::encode(&refs).expect("certs-only encoding");
-    Response::new(200)
-        .header(
-            "Content-Type",
-            onem2m_est::proto::media::CERTS_ONLY_CONTENT_TYPE,
-        )
-        .body(onem2m_est::proto::base64body::encode(&der))
+    Response::ok(
+        onem2m_est::proto::media::CERTS_ONLY_CONTENT_TYPE,
+        onem2m_est::proto::base64body::encode(&der),
+    )
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -654,9 +659,7 @@ impl MefPki {
     ) -> Response {
         use onem2m_est::proto::{base64body, csrattrs, media};
         let der = csrattrs::encode(&requirements.to_items().expect("items")).expect("CsrAttrs");
-        Response::new(200)
-            .header("Content-Type", media::CSRATTRS)
-            .body(base64body::encode(&der))
+        Response::ok(media::CSRATTRS, base64body::encode(&der))
     }
 
     /// Checks the CSR of an enrolment request like a MEF would (signature, echoed
