@@ -11,7 +11,6 @@ use onem2m_est::client::{Config, InitialAuth, MefClient};
 use onem2m_est::identity::{SubjectIdentity, SubjectType};
 use onem2m_est::pkcs11::{PinSource, Pkcs11Store, Pkcs11Uri};
 use onem2m_est::tls::ClientIdentity;
-use onem2m_est::transport::TransportConfig;
 use onem2m_est::uri::EstUri;
 use onem2m_est_testkit::{softhsm, Manufacturer};
 use onem2m_mef::{MefConfig, RunningMef};
@@ -158,13 +157,7 @@ impl Setup {
     }
 
     pub(crate) fn client(&self) -> MefClient {
-        let mut t = {
-            let mut v = TransportConfig::default();
-            v.connect_timeout = Duration::from_secs(5);
-            v.tls_timeout = Duration::from_secs(5);
-            v.response_timeout = Duration::from_secs(10);
-            v
-        };
+        let mut t = onem2m_est_testkit::mef::transport();
         t.poll.default_delay = Duration::from_millis(10);
         MefClient::new(
             Config::new(EstUri::parse(&self.mef.base_uri(None)).unwrap())
