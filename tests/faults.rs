@@ -29,19 +29,14 @@ use tempfile::TempDir;
 
 const FAULTS: [Fault; 3] = [Fault::Crash, Fault::DiskFull, Fault::PermissionDenied];
 
-/// The hostile matrix's client, with 2 s per response and 2 polls.
+/// A client of the procedure server at `base`, with 2 s per response and 2 polls.
 fn client_for(base: &str) -> MefClient {
     let transport = test_transport(
         Duration::from_secs(2),
         Duration::from_secs(2),
         quick_poll(2, Duration::from_secs(1), Duration::from_millis(10)),
     );
-    MefClient::new(
-        onem2m_est_testkit::hostile::client_for(base)
-            .config()
-            .clone()
-            .transport(transport),
-    )
+    cse_client(base, MEF_CSE_ID, transport)
 }
 
 fn spki_of(cert: &CertificateDer<'_>) -> Vec<u8> {

@@ -18,6 +18,7 @@ use onem2m_est::transport::{EstConnection, TransportConfig};
 use onem2m_est::uri::EstUri;
 use onem2m_est::{Error, ErrorClass};
 use onem2m_est_testkit::openssl::SServer;
+use onem2m_est_testkit::server::cse_client;
 use onem2m_est_testkit::{require_tool, Manufacturer, MefFixture, CSE_ID};
 use onem2m_mef::{Mef, MefConfig, RunningMef, ServerEku};
 use rustls_pki_types::CertificateDer;
@@ -37,12 +38,7 @@ impl Setup {
     }
 
     fn client(&self, label: Option<&str>) -> MefClient {
-        let uri = EstUri::parse(&self.mef.base_uri(label)).unwrap();
-        MefClient::new(
-            Config::new(uri)
-                .identity(SubjectIdentity::new(SubjectType::Cse, CSE_ID).unwrap())
-                .transport(quick_transport()),
-        )
+        cse_client(&self.mef.base_uri(label), CSE_ID, quick_transport())
     }
 
     fn store(&self) -> FileStore {

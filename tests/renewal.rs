@@ -7,12 +7,11 @@
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
-use onem2m_est::client::{Config, InitialAuth, KeySource, MefClient, Reprovision};
-use onem2m_est::identity::{SubjectIdentity, SubjectType};
+use onem2m_est::client::{InitialAuth, KeySource, MefClient, Reprovision};
 use onem2m_est::renewal::{classify, FailureKind, Renewal, RenewalPath, RenewalPolicy};
 use onem2m_est::store::{CredentialStore, Credentials, FileStore};
-use onem2m_est::uri::EstUri;
 use onem2m_est::{Error, ErrorClass};
+use onem2m_est_testkit::server::cse_client;
 use onem2m_est_testkit::{Manufacturer, MefFixture, CSE_ID};
 use onem2m_mef::RunningMef;
 use rustls_pki_types::CertificateDer;
@@ -47,11 +46,7 @@ impl Setup {
     fn client(&self) -> MefClient {
         let mut t = onem2m_est_testkit::mef::transport();
         t.poll.max_total = Duration::from_secs(10);
-        MefClient::new(
-            Config::new(EstUri::parse(&self.mef.base_uri(None)).unwrap())
-                .identity(SubjectIdentity::new(SubjectType::Cse, CSE_ID).unwrap())
-                .transport(t),
-        )
+        cse_client(&self.mef.base_uri(None), CSE_ID, t)
     }
 
     fn store(&self) -> FileStore {
@@ -220,7 +215,10 @@ fn unreachable_mef_is_retryable_and_changes_nothing() {
 #[cfg(feature = "psk")]
 #[test]
 fn expired_certificate_rebootstraps_with_the_kpm_on_the_psk_listener() {
+    use onem2m_est::client::Config;
+    use onem2m_est::identity::{SubjectIdentity, SubjectType};
     use onem2m_est::psk::PskCredential;
+    use onem2m_est::uri::EstUri;
     use onem2m_mef::{Mef, MefConfig};
     use zeroize::Zeroizing;
     const KPM_ID: &str = "kpm-renewal-0001";

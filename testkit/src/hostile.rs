@@ -4,14 +4,12 @@
 
 use crate::pki::*;
 use crate::server::*;
-use onem2m_est::client::{Config, InitialAuth, KeySource, MefClient, Provisioned, Reprovision};
-use onem2m_est::identity::{SubjectIdentity, SubjectType};
+use onem2m_est::client::{InitialAuth, KeySource, MefClient, Provisioned, Reprovision};
 use onem2m_est::keys::{KeyAlgorithm, PrivateKey};
 use onem2m_est::proto::csrattrs::KeyRequirement;
 use onem2m_est::store::{CredentialStore, Credentials, FileStore};
 use onem2m_est::tls::ClientIdentity;
 use onem2m_est::transport::TransportConfig;
-use onem2m_est::uri::EstUri;
 use onem2m_est::{Error, ErrorClass};
 use rustls::pki_types::CertificateDer;
 use std::collections::BTreeMap;
@@ -37,12 +35,9 @@ pub fn quick_transport() -> TransportConfig {
     t
 }
 
+/// The matrix's client of the procedure server at `base`.
 pub fn client_for(base: &str) -> MefClient {
-    MefClient::new(
-        Config::new(EstUri::parse(base).unwrap())
-            .identity(SubjectIdentity::new(SubjectType::Cse, MEF_CSE_ID).unwrap())
-            .transport(quick_transport()),
-    )
+    cse_client(base, MEF_CSE_ID, quick_transport())
 }
 
 /// A [`FileStore`] that counts what the procedure asked of it.

@@ -9,8 +9,11 @@
 //! TLS handshakes. It stops when dropped.
 
 use crate::pki::{Eku, ServerIdentity, TestCa};
+use onem2m_est::client::{Config, MefClient};
+use onem2m_est::identity::{SubjectIdentity, SubjectType};
 use onem2m_est::keys::{KeyAlgorithm, PrivateKey};
 use onem2m_est::transport::{PollPolicy, TransportConfig};
+use onem2m_est::uri::EstUri;
 use rcgen::CertificateParams;
 use rustls::pki_types::CertificateDer;
 use rustls::server::WebPkiClientVerifier;
@@ -23,8 +26,17 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 // ---------------------------------------------------------------------------------------------
-// The transport of its clients
+// Its clients
 // ---------------------------------------------------------------------------------------------
+
+/// A client of the EST server at `base` (an estBaseURI) for the CSE `cse_id`, with `transport`.
+pub fn cse_client(base: &str, cse_id: &str, transport: TransportConfig) -> MefClient {
+    MefClient::new(
+        Config::new(EstUri::parse(base).expect("an estBaseURI"))
+            .identity(SubjectIdentity::new(SubjectType::Cse, cse_id).expect("a CSE-ID"))
+            .transport(transport),
+    )
+}
 
 /// A client transport for a server on this machine: `connect` to connect and for the TLS
 /// handshake, `response` for each response, and polling by `poll` ([`quick_poll`]).
