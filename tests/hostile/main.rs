@@ -11,7 +11,8 @@
 //!
 //! Timeouts are small (1 s per response), so the slow cases finish in about a second each.
 //! One module per family of cases; the last, `tolerated`, holds the field quirks the procedure
-//! tolerates (it succeeds there). The modules share the imports below (`use super::*`).
+//! tolerates (it succeeds there). The modules share the imports below (`use super::*`); a
+//! family of like cases is a table of named rows run by one loop ([`run`]).
 
 use onem2m_est::client::{Config, MefClient, Reprovision};
 use onem2m_est::error::Operation;
