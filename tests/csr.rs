@@ -13,12 +13,13 @@ use onem2m_est::proto::san::{self, GeneralName};
 use onem2m_est::store::{CredentialStore, Credentials, FileStore};
 use onem2m_est::validate::validate_issued;
 use onem2m_est::{csr::build_csr, Error};
-use onem2m_est_testkit::require_tool;
+use onem2m_est_testkit::{process, require_tool};
 use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
     Issuer, KeyPair, KeyUsagePurpose, SanType,
 };
 use rustls_pki_types::{CertificateDer, UnixTime};
+use std::ffi::OsStr;
 use std::path::Path;
 use std::process::Command;
 use x509_parser::certification_request::X509CertificationRequest;
@@ -127,17 +128,15 @@ fn now() -> UnixTime {
     UnixTime::now()
 }
 
+/// `openssl ARGS FILES`, which must succeed; its exit status, stdout and stderr.
 fn openssl(args: &[&str], files: &[&Path]) -> String {
-    let out = Command::new("openssl")
-        .args(args)
-        .args(files)
-        .output()
-        .expect("the openssl CLI runs");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let all: Vec<&OsStr> = args
+        .iter()
+        .map(OsStr::new)
+        .chain(files.iter().map(|f| f.as_os_str()))
+        .collect();
+    let out = process::run("openssl", &all);
+    let text = process::text(&out);
     assert!(out.status.success(), "openssl {args:?} failed: {text}");
     text
 }
@@ -250,27 +249,34 @@ fn provision_once(key: Option<KeyRequirement>, hash: Option<HashAlg>, expect: Ke
     assert_eq!(spki.stdout, key.public_key_info());
 }
 
+/// The key is of the kind the MEF asks for: the default profile (P-256, SHA-256), P-384 with
+/// SHA-384, and TS-0003's default when nothing is asked.
 #[test]
-fn default_profile_p256_sha256() {
-    provision_once(
-        Some(KeyRequirement::Ec(Curve::P256)),
-        Some(HashAlg::Sha256),
-        KeyAlgorithm::EcdsaP256Sha256,
-    );
-}
-
-#[test]
-fn server_asks_for_p384() {
-    provision_once(
-        Some(KeyRequirement::Ec(Curve::P384)),
-        Some(HashAlg::Sha384),
-        KeyAlgorithm::EcdsaP384Sha384,
-    );
-}
-
-#[test]
-fn no_key_demand_uses_ts0003_default() {
-    provision_once(None, None, KeyAlgorithm::EcdsaP256Sha256);
+fn the_key_is_the_kind_the_mef_asks_for() {
+    for (name, key, hash, expect) in [
+        (
+            "default profile P-256 SHA-256",
+            Some(KeyRequirement::Ec(Curve::P256)),
+            Some(HashAlg::Sha256),
+            KeyAlgorithm::EcdsaP256Sha256,
+        ),
+        (
+            "the server asks for P-384",
+            Some(KeyRequirement::Ec(Curve::P384)),
+            Some(HashAlg::Sha384),
+            KeyAlgorithm::EcdsaP384Sha384,
+        ),
+        (
+            "no key demand: the TS-0003 default",
+            None,
+            None,
+            KeyAlgorithm::EcdsaP256Sha256,
+        ),
+    ] {
+        // Printed first, so that a failure anywhere in the case names it.
+        println!("case: {name}");
+        provision_once(key, hash, expect);
+    }
 }
 
 #[test]

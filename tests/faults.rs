@@ -20,11 +20,8 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use onem2m_est::client::{Config, MefClient, Reprovision};
-use onem2m_est::identity::{SubjectIdentity, SubjectType};
+use onem2m_est::client::{MefClient, Reprovision};
 use onem2m_est::store::{CredentialStore, Credentials, FailPoint, Fault, FileStore};
-use onem2m_est::transport::{PollPolicy, TransportConfig};
-use onem2m_est::uri::EstUri;
 use onem2m_est::{Error, ErrorClass};
 use onem2m_est_testkit::server::*;
 use rustls::pki_types::CertificateDer;
@@ -32,31 +29,26 @@ use tempfile::TempDir;
 
 const FAULTS: [Fault; 3] = [Fault::Crash, Fault::DiskFull, Fault::PermissionDenied];
 
+/// A client of the procedure server at `base`, with 2 s per response and 2 polls.
 fn client_for(base: &str) -> MefClient {
-    MefClient::new(
-        Config::new(EstUri::parse(base).unwrap())
-            .identity(SubjectIdentity::new(SubjectType::Cse, MEF_CSE_ID).unwrap())
-            .transport({
-                let mut v = TransportConfig::default();
-                v.connect_timeout = Duration::from_secs(2);
-                v.tls_timeout = Duration::from_secs(2);
-                v.response_timeout = Duration::from_secs(2);
-                v.poll = {
-                    let mut v = PollPolicy::default();
-                    v.max_attempts = 2;
-                    v.max_total = Duration::from_secs(1);
-                    v.default_delay = Duration::from_millis(10);
-                    v.max_delay = Duration::from_millis(10);
-                    v
-                };
-                v
-            }),
-    )
+    let transport = test_transport(
+        Duration::from_secs(2),
+        Duration::from_secs(2),
+        quick_poll(2, Duration::from_secs(1), Duration::from_millis(10)),
+    );
+    cse_client(base, MEF_CSE_ID, transport)
 }
 
 fn spki_of(cert: &CertificateDer<'_>) -> Vec<u8> {
     let (_, c) = x509_parser::parse_x509_certificate(cert.as_ref()).unwrap();
     c.public_key().raw.to_vec()
+}
+
+/// Every fault at every step of an install, and the words that name it in a failure.
+fn every_fault() -> impl Iterator<Item = (FailPoint, Fault, String)> {
+    FailPoint::ALL
+        .iter()
+        .flat_map(|&at| FAULTS.map(move |fault| (at, fault, format!("{fault:?} at {at:?}"))))
 }
 
 /// Same chain, trust anchors and key.
@@ -108,74 +100,68 @@ fn debris(dir: &Path) -> Vec<String> {
 #[test]
 fn every_fault_at_every_install_step_leaves_one_complete_set() {
     let pki = MefPki::new("Faults CA");
-    for &at in FailPoint::ALL {
-        for fault in FAULTS {
-            let context = format!("{fault:?} at {at:?}");
-            let tmp = TempDir::new().unwrap();
-            let dir = tmp.path().join("creds");
-            let (old, new, newer) = (
-                pki.device_credentials(),
-                pki.device_credentials(),
-                pki.device_credentials(),
-            );
-            let mut store = FileStore::new(&dir).unwrap();
-            store.install(&old).unwrap();
+    for (at, fault, context) in every_fault() {
+        let tmp = TempDir::new().unwrap();
+        let dir = tmp.path().join("creds");
+        let (old, new, newer) = (
+            pki.device_credentials(),
+            pki.device_credentials(),
+            pki.device_credentials(),
+        );
+        let mut store = FileStore::new(&dir).unwrap();
+        store.install(&old).unwrap();
 
-            store.inject_fault(Some((at, fault)));
-            let result = store.install(&new);
-            let took_effect = at == FailPoint::AfterSwap;
-            match (&result, took_effect, fault) {
-                // The rename made the new set current; only a crash there reports failure.
-                (Ok(()), true, Fault::DiskFull | Fault::PermissionDenied) => {}
-                (Err(Error::Store { .. }), true, Fault::Crash) => {}
-                (Err(e @ Error::Store { reason, .. }), false, _) => {
-                    assert_eq!(e.class(), ErrorClass::Client);
-                    match fault {
-                        Fault::DiskFull => assert!(reason.contains("no space"), "{reason}"),
-                        Fault::PermissionDenied => {
-                            assert!(reason.contains("permission denied"), "{reason}")
-                        }
-                        Fault::Crash => assert!(reason.contains("crash"), "{reason}"),
+        store.inject_fault(Some((at, fault)));
+        let result = store.install(&new);
+        let took_effect = at == FailPoint::AfterSwap;
+        match (&result, took_effect, fault) {
+            // The rename made the new set current; only a crash there reports failure.
+            (Ok(()), true, Fault::DiskFull | Fault::PermissionDenied) => {}
+            (Err(Error::Store { .. }), true, Fault::Crash) => {}
+            (Err(e @ Error::Store { reason, .. }), false, _) => {
+                assert_eq!(e.class(), ErrorClass::Client);
+                match fault {
+                    Fault::DiskFull => assert!(reason.contains("no space"), "{reason}"),
+                    Fault::PermissionDenied => {
+                        assert!(reason.contains("permission denied"), "{reason}")
                     }
+                    Fault::Crash => assert!(reason.contains("crash"), "{reason}"),
                 }
-                other => panic!("{context}: unexpected outcome {other:?}"),
             }
-            let which = loads_one_of(&dir, &[&old, &new], &context);
-            assert_eq!(which, usize::from(took_effect), "{context}");
-            if fault != Fault::Crash {
-                // A failing system call is cleaned up after at once.
-                assert_eq!(debris(&dir), Vec::<String>::new(), "{context}");
-            }
-
-            // The next install works, and clears whatever a crash left.
-            store.inject_fault(None);
-            store.install(&newer).unwrap();
-            assert_eq!(loads_one_of(&dir, &[&newer], &context), 0);
+            other => panic!("{context}: unexpected outcome {other:?}"),
+        }
+        let which = loads_one_of(&dir, &[&old, &new], &context);
+        assert_eq!(which, usize::from(took_effect), "{context}");
+        if fault != Fault::Crash {
+            // A failing system call is cleaned up after at once.
             assert_eq!(debris(&dir), Vec::<String>::new(), "{context}");
         }
+
+        // The next install works, and clears whatever a crash left.
+        store.inject_fault(None);
+        store.install(&newer).unwrap();
+        assert_eq!(loads_one_of(&dir, &[&newer], &context), 0);
+        assert_eq!(debris(&dir), Vec::<String>::new(), "{context}");
     }
 }
 
 #[test]
 fn faults_during_a_first_install_leave_nothing_or_everything() {
     let pki = MefPki::new("First install CA");
-    for &at in FailPoint::ALL {
-        for fault in FAULTS {
-            let context = format!("{fault:?} at {at:?}");
-            let tmp = TempDir::new().unwrap();
-            let dir = tmp.path().join("creds");
-            let new = pki.device_credentials();
-            let mut store = FileStore::new(&dir).unwrap();
-            store.inject_fault(Some((at, fault)));
-            let result = store.install(&new);
-            if at == FailPoint::AfterSwap {
-                assert_eq!(result.is_ok(), fault != Fault::Crash, "{context}");
-                assert_eq!(loads_one_of(&dir, &[&new], &context), 0);
-            } else {
-                assert!(matches!(result, Err(Error::Store { .. })), "{context}");
-                let loaded = FileStore::new(&dir).unwrap().load().unwrap();
-                assert!(loaded.is_none(), "{context}: something loads");
-            }
+    for (at, fault, context) in every_fault() {
+        let tmp = TempDir::new().unwrap();
+        let dir = tmp.path().join("creds");
+        let new = pki.device_credentials();
+        let mut store = FileStore::new(&dir).unwrap();
+        store.inject_fault(Some((at, fault)));
+        let result = store.install(&new);
+        if at == FailPoint::AfterSwap {
+            assert_eq!(result.is_ok(), fault != Fault::Crash, "{context}");
+            assert_eq!(loads_one_of(&dir, &[&new], &context), 0);
+        } else {
+            assert!(matches!(result, Err(Error::Store { .. })), "{context}");
+            let loaded = FileStore::new(&dir).unwrap().load().unwrap();
+            assert!(loaded.is_none(), "{context}: something loads");
         }
     }
 }
@@ -189,48 +175,46 @@ fn reprovisioning_with_a_failing_store() {
     let server = ProcedureServer::start(pki.clone(), |_| {}, |_, _, good| good.into());
     let client = client_for(&server.base());
     for mode in [Reprovision::Rekey, Reprovision::Renew] {
-        for &at in FailPoint::ALL {
-            for fault in FAULTS {
-                let context = format!("{mode:?}, {fault:?} at {at:?}");
-                let tmp = TempDir::new().unwrap();
-                let old = pki.device_credentials();
-                FileStore::new(tmp.path()).unwrap().install(&old).unwrap();
+        for (at, fault, fault_context) in every_fault() {
+            let context = format!("{mode:?}, {fault_context}");
+            let tmp = TempDir::new().unwrap();
+            let old = pki.device_credentials();
+            FileStore::new(tmp.path()).unwrap().install(&old).unwrap();
 
-                let mut store = FileStore::new(tmp.path()).unwrap();
-                store.inject_fault(Some((at, fault)));
-                let result = client.reprovision(&mut store, mode);
-                let took_effect = at == FailPoint::AfterSwap;
-                match &result {
-                    Ok(done) => {
-                        assert!(took_effect && fault != Fault::Crash, "{context}");
-                        let now = FileStore::new(tmp.path()).unwrap().load().unwrap().unwrap();
-                        assert_eq!(now.chain, done.chain, "{context}");
-                    }
-                    Err(e) => {
-                        assert!(matches!(e, Error::Store { .. }), "{context}: {e}");
-                        assert_eq!(e.class(), ErrorClass::Client, "{context}");
-                    }
+            let mut store = FileStore::new(tmp.path()).unwrap();
+            store.inject_fault(Some((at, fault)));
+            let result = client.reprovision(&mut store, mode);
+            let took_effect = at == FailPoint::AfterSwap;
+            match &result {
+                Ok(done) => {
+                    assert!(took_effect && fault != Fault::Crash, "{context}");
+                    let now = FileStore::new(tmp.path()).unwrap().load().unwrap().unwrap();
+                    assert_eq!(now.chain, done.chain, "{context}");
                 }
-                let loaded = FileStore::new(tmp.path()).unwrap().load().unwrap().unwrap();
-                assert_eq!(
-                    loaded.key.public_key_info(),
-                    spki_of(&loaded.chain[0]),
-                    "{context}"
-                );
-                if took_effect {
-                    assert_ne!(loaded.chain, old.chain, "{context}");
-                } else {
-                    assert!(same(&loaded, &old), "{context}: not the old set");
+                Err(e) => {
+                    assert!(matches!(e, Error::Store { .. }), "{context}: {e}");
+                    assert_eq!(e.class(), ErrorClass::Client, "{context}");
                 }
-                if mode == Reprovision::Renew {
-                    assert_eq!(loaded.key.public_key_info(), old.key.public_key_info());
-                }
-                // Whatever is current authenticates: the next renewal succeeds.
-                let mut store = FileStore::new(tmp.path()).unwrap();
-                client
-                    .reprovision(&mut store, Reprovision::Renew)
-                    .unwrap_or_else(|e| panic!("{context}: the current set is unusable: {e}"));
             }
+            let loaded = FileStore::new(tmp.path()).unwrap().load().unwrap().unwrap();
+            assert_eq!(
+                loaded.key.public_key_info(),
+                spki_of(&loaded.chain[0]),
+                "{context}"
+            );
+            if took_effect {
+                assert_ne!(loaded.chain, old.chain, "{context}");
+            } else {
+                assert!(same(&loaded, &old), "{context}: not the old set");
+            }
+            if mode == Reprovision::Renew {
+                assert_eq!(loaded.key.public_key_info(), old.key.public_key_info());
+            }
+            // Whatever is current authenticates: the next renewal succeeds.
+            let mut store = FileStore::new(tmp.path()).unwrap();
+            client
+                .reprovision(&mut store, Reprovision::Renew)
+                .unwrap_or_else(|e| panic!("{context}: the current set is unusable: {e}"));
         }
     }
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use onem2m_est::certprov::CmdStatus;
-use onem2m_est::client::{Config, InitialAuth, KeySource, MefClient, Reprovision};
+use onem2m_est::client::{Config, InitialAuth, KeySource, MefClient, Provisioned, Reprovision};
 use onem2m_est::csr::build_csr;
 use onem2m_est::identity::{SubjectIdentity, SubjectType};
 use onem2m_est::keys::{KeyAlgorithm, PrivateKey, SoftwareKey};
@@ -18,7 +18,8 @@ use onem2m_est::transport::{EstConnection, TransportConfig};
 use onem2m_est::uri::EstUri;
 use onem2m_est::{Error, ErrorClass};
 use onem2m_est_testkit::openssl::SServer;
-use onem2m_est_testkit::{require_tool, Manufacturer, CSE_ID};
+use onem2m_est_testkit::server::cse_client;
+use onem2m_est_testkit::{require_tool, Manufacturer, MefFixture, CSE_ID};
 use onem2m_mef::{Mef, MefConfig, RunningMef, ServerEku};
 use rustls_pki_types::CertificateDer;
 use tempfile::TempDir;
@@ -33,24 +34,60 @@ struct Setup {
 
 impl Setup {
     fn auth(&self) -> InitialAuth {
-        InitialAuth::Certificate {
-            trust_anchors: vec![self.mef.ca_cert_der()],
-            client: self.maker.identity(),
-        }
+        auth_by(&self.maker, self.mef.ca_cert_der())
     }
 
     fn client(&self, label: Option<&str>) -> MefClient {
-        let uri = EstUri::parse(&self.mef.base_uri(label)).unwrap();
-        MefClient::new(
-            Config::new(uri)
-                .identity(SubjectIdentity::new(SubjectType::Cse, CSE_ID).unwrap())
-                .transport(quick_transport()),
-        )
+        cse_client(&self.mef.base_uri(label), CSE_ID, quick_transport())
     }
 
     fn store(&self) -> FileStore {
         FileStore::new(self.out.path()).unwrap()
     }
+
+    /// The initial provisioning of the device by `client`, with a generated key.
+    fn provision_by(&self, client: &MefClient) -> onem2m_est::Result<Provisioned> {
+        client.provision(&self.auth(), &mut self.store(), KeySource::Generate)
+    }
+
+    /// A device provisioned by `client(None)`: that client, and the credentials installed.
+    fn provisioned(&self) -> (MefClient, onem2m_est::store::Credentials) {
+        let client = self.client(None);
+        self.provision_by(&client).unwrap();
+        (client, assert_installed(self.out.path()))
+    }
+
+    /// A re-provisioning (`mode`) of the installed credentials by `client`.
+    fn reprovision_by(
+        &self,
+        client: &MefClient,
+        mode: Reprovision,
+    ) -> onem2m_est::Result<Provisioned> {
+        client.reprovision(&mut self.store(), mode)
+    }
+}
+
+/// The device of `maker` authenticating with its third-party credential, trusting `anchor`.
+fn auth_by(maker: &Manufacturer, anchor: CertificateDer<'static>) -> InitialAuth {
+    InitialAuth::Certificate {
+        trust_anchors: vec![anchor],
+        client: maker.identity(),
+    }
+}
+
+/// A client of `mef` with no identity configured (it comes from the CSR attributes or the
+/// current certificate).
+fn client_of(mef: &RunningMef) -> MefClient {
+    MefClient::new(
+        Config::new(EstUri::parse(&mef.base_uri(None)).unwrap()).transport(quick_transport()),
+    )
+}
+
+/// An EST connection to `mef` without a client certificate, trusting `anchor`.
+fn connection(mef: &RunningMef, anchor: &CertificateDer<'static>) -> EstConnection {
+    let uri = EstUri::parse(&mef.base_uri(None)).unwrap();
+    let tls = client_config(std::slice::from_ref(anchor), None, &uri).unwrap();
+    EstConnection::new(&uri, tls, &quick_transport()).unwrap()
 }
 
 fn quick_transport() -> TransportConfig {
@@ -61,11 +98,7 @@ fn quick_transport() -> TransportConfig {
 }
 
 fn setup_with(tweak: impl FnOnce(&mut MefConfig)) -> Setup {
-    let dir = TempDir::new().unwrap();
-    let maker = Manufacturer::new("acme");
-    let mut config = maker.mef_config(dir.path());
-    tweak(&mut config);
-    let mef = maker.start_mef(config);
+    let MefFixture { mef, maker, dir } = MefFixture::start_with("acme", tweak);
     Setup {
         _dir: dir,
         mef,
@@ -102,13 +135,20 @@ fn assert_installed(out: &Path) -> onem2m_est::store::Credentials {
     creds
 }
 
+/// The public key (SPKI) of the key installed in `out`.
+fn installed_key(out: &Path) -> Vec<u8> {
+    assert_installed(out).key.public_key_info().to_vec()
+}
+
+/// Nothing was installed in `out`.
+fn assert_nothing_installed(out: &Path) {
+    assert!(FileStore::new(out).unwrap().load().unwrap().is_none());
+}
+
 #[test]
 fn initial_provisioning_installs_certificate_key_and_trust_anchors_in_one_handshake() {
     let s = setup();
-    let done = s
-        .client(None)
-        .provision(&s.auth(), &mut s.store(), KeySource::Generate)
-        .unwrap();
+    let done = s.provision_by(&s.client(None)).unwrap();
     // One kept-alive connection: /cacerts, /csrattrs, /simpleenroll.
     assert_eq!(done.connection.handshakes, 1);
     assert_eq!(done.trust_anchors, vec![s.mef.ca_cert_der()]);
@@ -133,11 +173,8 @@ fn initial_provisioning_installs_certificate_key_and_trust_anchors_in_one_handsh
 #[test]
 fn initial_provisioning_takes_the_identity_from_the_csr_attributes_when_none_is_configured() {
     let s = setup();
-    let uri = EstUri::parse(&s.mef.base_uri(None)).unwrap();
-    let client = MefClient::new(Config::new(uri).transport(quick_transport()));
-    let done = client
-        .provision(&s.auth(), &mut s.store(), KeySource::Generate)
-        .unwrap();
+    let client = client_of(&s.mef);
+    let done = s.provision_by(&client).unwrap();
     let (_, cert) = x509_parser::parse_x509_certificate(done.chain[0].as_ref()).unwrap();
     let san = cert.subject_alternative_name().unwrap().unwrap();
     assert_eq!(
@@ -162,9 +199,7 @@ fn initial_provisioning_with_an_existing_key() {
 #[test]
 fn initial_provisioning_under_a_label() {
     let s = setup();
-    s.client(Some("cse"))
-        .provision(&s.auth(), &mut s.store(), KeySource::Generate)
-        .unwrap();
+    s.provision_by(&s.client(Some("cse"))).unwrap();
     assert_installed(s.out.path());
 }
 
@@ -184,42 +219,24 @@ fn server_side_key_generation_installs_the_servers_key() {
 fn reprovisioning_renews_with_the_same_key_and_rekeys_with_a_new_one() {
     let s = setup();
     let client = s.client(None);
-    let first = client
-        .provision(&s.auth(), &mut s.store(), KeySource::Generate)
-        .unwrap();
-    let key0 = assert_installed(s.out.path())
-        .key
-        .public_key_info()
-        .to_vec();
+    let first = s.provision_by(&client).unwrap();
+    let key0 = installed_key(s.out.path());
 
-    let renewed = client
-        .reprovision(&mut s.store(), Reprovision::Renew)
-        .unwrap();
+    let renewed = s.reprovision_by(&client, Reprovision::Renew).unwrap();
     assert_eq!(renewed.connection.handshakes, 1);
     assert_ne!(leaf_serial(&renewed.chain), leaf_serial(&first.chain));
-    let key1 = assert_installed(s.out.path())
-        .key
-        .public_key_info()
-        .to_vec();
+    let key1 = installed_key(s.out.path());
     assert_eq!(key0, key1, "renew keeps the key");
 
-    let rekeyed = client
-        .reprovision(&mut s.store(), Reprovision::Rekey)
-        .unwrap();
+    let rekeyed = s.reprovision_by(&client, Reprovision::Rekey).unwrap();
     assert_ne!(leaf_serial(&rekeyed.chain), leaf_serial(&renewed.chain));
-    let key2 = assert_installed(s.out.path())
-        .key
-        .public_key_info()
-        .to_vec();
+    let key2 = installed_key(s.out.path());
     assert_ne!(key1, key2, "rekey replaces the key");
 
-    let server_keyed = client
-        .reprovision(&mut s.store(), Reprovision::ServerKeygen)
+    let server_keyed = s
+        .reprovision_by(&client, Reprovision::ServerKeygen)
         .unwrap();
-    let key3 = assert_installed(s.out.path())
-        .key
-        .public_key_info()
-        .to_vec();
+    let key3 = installed_key(s.out.path());
     assert_ne!(key2, key3);
     assert_eq!(
         assert_installed(s.out.path()).chain[0],
@@ -231,8 +248,7 @@ fn reprovisioning_renews_with_the_same_key_and_rekeys_with_a_new_one() {
 fn reprovisioning_without_credentials_is_a_client_error() {
     let s = setup();
     let err = s
-        .client(None)
-        .reprovision(&mut s.store(), Reprovision::Renew)
+        .reprovision_by(&s.client(None), Reprovision::Renew)
         .unwrap_err();
     assert!(matches!(err, Error::NotProvisioned { .. }), "{err}");
     assert_eq!(err.class(), ErrorClass::Client);
@@ -250,11 +266,7 @@ fn assert_old_credentials_intact(s: &Setup, before: &onem2m_est::store::Credenti
 #[test]
 fn failed_reprovisioning_leaves_the_previous_credentials_intact() {
     let s = setup();
-    let client = s.client(None);
-    client
-        .provision(&s.auth(), &mut s.store(), KeySource::Generate)
-        .unwrap();
-    let before = assert_installed(s.out.path());
+    let (client, before) = s.provisioned();
 
     // The MEF revokes the certificate: re-enrolment is refused (server-side).
     let fingerprint = onem2m_mef::fingerprint(before.chain[0].as_ref());
@@ -264,7 +276,7 @@ fn failed_reprovisioning_leaves_the_previous_credentials_intact() {
         Reprovision::Rekey,
         Reprovision::ServerKeygen,
     ] {
-        let err = client.reprovision(&mut s.store(), mode).unwrap_err();
+        let err = s.reprovision_by(&client, mode).unwrap_err();
         assert_eq!(err.class(), ErrorClass::Server, "{err}");
         assert!(
             matches!(err, Error::ServerStatus { status, .. } if (400..500).contains(&status)),
@@ -277,11 +289,7 @@ fn failed_reprovisioning_leaves_the_previous_credentials_intact() {
 #[test]
 fn failed_reprovisioning_when_the_mef_is_down_leaves_the_previous_credentials_intact() {
     let s = setup();
-    let client = s.client(None);
-    client
-        .provision(&s.auth(), &mut s.store(), KeySource::Generate)
-        .unwrap();
-    let before = assert_installed(s.out.path());
+    let (client, before) = s.provisioned();
     let Setup {
         mef,
         out,
@@ -307,23 +315,10 @@ fn reprovisioning_works_after_the_mef_restarts() {
     let start = |dir: &Path| Mef::start(maker.mef_config(dir)).unwrap();
     let out = TempDir::new().unwrap();
     {
-        let mef = start(dir.path());
-        mef.add_identity(
-            maker.device_cert.as_ref(),
-            onem2m_mef::SubjectType::Cse,
-            CSE_ID,
-        )
-        .unwrap();
-        let client = MefClient::new(
-            Config::new(EstUri::parse(&mef.base_uri(None)).unwrap()).transport(quick_transport()),
-        );
-        let auth = InitialAuth::Certificate {
-            trust_anchors: vec![mef.ca_cert_der()],
-            client: maker.identity(),
-        };
-        client
+        let mef = maker.start_mef(maker.mef_config(dir.path()));
+        client_of(&mef)
             .provision(
-                &auth,
+                &auth_by(&maker, mef.ca_cert_der()),
                 &mut FileStore::new(out.path()).unwrap(),
                 KeySource::Generate,
             )
@@ -331,10 +326,7 @@ fn reprovisioning_works_after_the_mef_restarts() {
         mef.shutdown();
     }
     let mef = start(dir.path());
-    let client = MefClient::new(
-        Config::new(EstUri::parse(&mef.base_uri(None)).unwrap()).transport(quick_transport()),
-    );
-    client
+    client_of(&mef)
         .reprovision(&mut FileStore::new(out.path()).unwrap(), Reprovision::Rekey)
         .unwrap();
 }
@@ -342,17 +334,10 @@ fn reprovisioning_works_after_the_mef_restarts() {
 #[test]
 fn a_server_certificate_for_another_host_is_refused() {
     let s = setup_with(|c| c.hostnames = vec!["mef.example.org".into()]);
-    let err = s
-        .client(None)
-        .provision(&s.auth(), &mut s.store(), KeySource::Generate)
-        .unwrap_err();
+    let err = s.provision_by(&s.client(None)).unwrap_err();
     assert!(matches!(err, Error::ServerNotAuthorized { .. }), "{err}");
     assert_eq!(err.class(), ErrorClass::Server);
-    assert!(FileStore::new(s.out.path())
-        .unwrap()
-        .load()
-        .unwrap()
-        .is_none());
+    assert_nothing_installed(s.out.path());
 }
 
 #[test]
@@ -363,9 +348,7 @@ fn a_cmc_ra_server_certificate_is_accepted_for_the_configured_uri() {
         c.hostnames = vec!["ra.example.org".into()];
         c.server_eku = ServerEku::CmcRa;
     });
-    s.client(None)
-        .provision(&s.auth(), &mut s.store(), KeySource::Generate)
-        .unwrap();
+    s.provision_by(&s.client(None)).unwrap();
     assert_installed(s.out.path());
 }
 
@@ -376,9 +359,7 @@ fn a_cert_prov_command_for_another_mef_is_refused_before_any_io() {
     let s = setup();
     let mut config = s.client(None).config().clone();
     config.mef_fqdn = Some("mef.example.org".into());
-    let err = MefClient::new(config)
-        .provision(&s.auth(), &mut s.store(), KeySource::Generate)
-        .unwrap_err();
+    let err = s.provision_by(&MefClient::new(config)).unwrap_err();
     assert!(
         matches!(
             err,
@@ -394,28 +375,20 @@ fn a_cert_prov_command_for_another_mef_is_refused_before_any_io() {
         CmdStatus::UnacceptableArguments
     );
     assert!(s.mef.store().list_issued().unwrap().is_empty());
-    assert!(FileStore::new(s.out.path())
-        .unwrap()
-        .load()
-        .unwrap()
-        .is_none());
+    assert_nothing_installed(s.out.path());
 }
 
 #[test]
 fn a_cert_prov_command_from_this_mef_runs_and_so_does_re_provisioning() {
     let s = setup();
     let client = MefClient::new(s.client(None).config().clone().mef_fqdn("LOCALHOST."));
-    client
-        .provision(&s.auth(), &mut s.store(), KeySource::Generate)
-        .unwrap();
+    s.provision_by(&client).unwrap();
     assert_installed(s.out.path());
-    client
-        .reprovision(&mut s.store(), Reprovision::Renew)
-        .unwrap();
+    s.reprovision_by(&client, Reprovision::Renew).unwrap();
     let mut other = client.config().clone();
     other.mef_fqdn = Some("mef.example.org".into());
-    let err = MefClient::new(other)
-        .reprovision(&mut s.store(), Reprovision::Renew)
+    let err = s
+        .reprovision_by(&MefClient::new(other), Reprovision::Renew)
         .unwrap_err();
     assert_eq!(err.class(), ErrorClass::BadArguments, "{err}");
 }
@@ -430,9 +403,7 @@ fn a_cmc_ra_server_certificate_named_otherwise_than_the_mef_fqdn_is_accepted() {
         c.server_eku = ServerEku::CmcRa;
     });
     let client = MefClient::new(s.client(None).config().clone().mef_fqdn("localhost"));
-    client
-        .provision(&s.auth(), &mut s.store(), KeySource::Generate)
-        .unwrap();
+    s.provision_by(&client).unwrap();
     assert_installed(s.out.path());
 }
 
@@ -440,20 +411,13 @@ fn a_cmc_ra_server_certificate_named_otherwise_than_the_mef_fqdn_is_accepted() {
 fn a_trust_anchor_that_does_not_match_the_mef_is_refused() {
     let s = setup();
     let stranger = Manufacturer::new("stranger");
-    let auth = InitialAuth::Certificate {
-        trust_anchors: vec![stranger.ca_cert.clone()],
-        client: s.maker.identity(),
-    };
+    let auth = auth_by(&s.maker, stranger.ca_cert.clone());
     let err = s
         .client(None)
         .provision(&auth, &mut s.store(), KeySource::Generate)
         .unwrap_err();
     assert!(matches!(err, Error::ServerNotAuthorized { .. }), "{err}");
-    assert!(FileStore::new(s.out.path())
-        .unwrap()
-        .load()
-        .unwrap()
-        .is_none());
+    assert_nothing_installed(s.out.path());
 }
 
 #[test]
@@ -465,15 +429,9 @@ fn an_identity_the_mef_does_not_associate_with_the_client_is_refused_before_enro
             .identity(SubjectIdentity::new(SubjectType::Cse, "cse99.sp.example.com").unwrap())
             .transport(quick_transport()),
     );
-    let err = client
-        .provision(&s.auth(), &mut s.store(), KeySource::Generate)
-        .unwrap_err();
+    let err = s.provision_by(&client).unwrap_err();
     assert!(matches!(err, Error::IdentityConflict { .. }), "{err}");
-    assert!(FileStore::new(s.out.path())
-        .unwrap()
-        .load()
-        .unwrap()
-        .is_none());
+    assert_nothing_installed(s.out.path());
 }
 
 /// Drives the layers by hand to send what a correct client never sends, so that the MEF's
@@ -493,25 +451,27 @@ fn enrol_with(s: &Setup, tweak: impl FnOnce(&mut CsrRequirements)) -> Error {
     conn.simple_enroll(&csr.der).unwrap_err()
 }
 
+/// `err` is the MEF's refusal (a 4xx) with a message that `says`, and is server-side.
+fn assert_refused(err: &Error, says: impl Fn(&str) -> bool) {
+    match err {
+        Error::ServerStatus {
+            status, message, ..
+        } => {
+            assert!((400..500).contains(status), "{err}");
+            assert!(says(message), "{err}");
+        }
+        other => panic!("expected a refusal, got {other}"),
+    }
+    assert_eq!(err.class(), ErrorClass::Server);
+}
+
 #[test]
 fn the_mef_refuses_a_wrong_challenge_password_and_the_error_is_server_side() {
     let s = setup();
     let err = enrol_with(&s, |r| {
         r.challenge_password = ChallengePassword::Value(Zeroizing::new("not-the-password".into()))
     });
-    match &err {
-        Error::ServerStatus {
-            status, message, ..
-        } => {
-            assert!((400..500).contains(status), "{err}");
-            assert!(
-                message.to_lowercase().contains("challengepassword"),
-                "{err}"
-            );
-        }
-        other => panic!("expected a refusal, got {other}"),
-    }
-    assert_eq!(err.class(), ErrorClass::Server);
+    assert_refused(&err, |m| m.to_lowercase().contains("challengepassword"));
 }
 
 #[test]
@@ -528,70 +488,48 @@ fn the_mef_refuses_a_wrong_identity_and_the_error_is_server_side() {
             }
         }
     });
-    match &err {
-        Error::ServerStatus {
-            status, message, ..
-        } => {
-            assert!((400..500).contains(status), "{err}");
-            assert!(
-                message.to_lowercase().contains("identity") || message.contains("subjectAltName"),
-                "{err}"
-            );
-        }
-        other => panic!("expected a refusal, got {other}"),
-    }
-    assert_eq!(err.class(), ErrorClass::Server);
+    assert_refused(&err, |m| {
+        m.to_lowercase().contains("identity") || m.contains("subjectAltName")
+    });
+}
+
+/// A MEF that answers an enrolment 202 (Retry-After `retry_after_secs`) `polls` times before
+/// it issues.
+fn pending_mef(polls: u32, retry_after_secs: u64) -> Setup {
+    setup_with(|c| {
+        c.approval_polls = polls;
+        c.retry_after_secs = retry_after_secs;
+    })
 }
 
 #[test]
 fn pending_enrolment_is_polled_until_the_certificate_is_issued() {
     // RFC 7030 4.2.3: 202 Accepted with Retry-After, then the certificate.
-    let s = setup_with(|c| {
-        c.approval_polls = 2;
-        c.retry_after_secs = 0;
-    });
-    let done = s
-        .client(None)
-        .provision(&s.auth(), &mut s.store(), KeySource::Generate)
-        .unwrap();
+    let s = pending_mef(2, 0);
+    let done = s.provision_by(&s.client(None)).unwrap();
     assert_eq!(done.connection.handshakes, 1);
     assert_installed(s.out.path());
 }
 
 #[test]
 fn pending_enrolment_beyond_the_polling_bound_fails_and_installs_nothing() {
-    let s = setup_with(|c| {
-        c.approval_polls = 50;
-        c.retry_after_secs = 0;
-    });
+    let s = pending_mef(50, 0);
     let uri = EstUri::parse(&s.mef.base_uri(None)).unwrap();
     let mut transport = quick_transport();
     transport.poll.max_attempts = 3;
     let client = MefClient::new(Config::new(uri).transport(transport));
-    let err = client
-        .provision(&s.auth(), &mut s.store(), KeySource::Generate)
-        .unwrap_err();
+    let err = s.provision_by(&client).unwrap_err();
     assert!(matches!(err, Error::StillPending { .. }), "{err}");
-    assert!(FileStore::new(s.out.path())
-        .unwrap()
-        .load()
-        .unwrap()
-        .is_none());
+    assert_nothing_installed(s.out.path());
 }
 
 #[test]
 fn a_retry_after_beyond_the_polling_bounds_is_not_cut_short() {
     // RFC 7030 4.2.3: the MEF asks to be polled again in an hour; the client does not resend
     // early (the old behaviour: a 120 s wait, then StillPending), it stops and says so.
-    let s = setup_with(|c| {
-        c.approval_polls = 1;
-        c.retry_after_secs = 3600;
-    });
+    let s = pending_mef(1, 3600);
     let started = std::time::Instant::now();
-    let err = s
-        .client(None)
-        .provision(&s.auth(), &mut s.store(), KeySource::Generate)
-        .unwrap_err();
+    let err = s.provision_by(&s.client(None)).unwrap_err();
     assert!(started.elapsed() < Duration::from_secs(10));
     match &err {
         Error::RetryAfterTooLong {
@@ -604,11 +542,7 @@ fn a_retry_after_beyond_the_polling_bounds_is_not_cut_short() {
     }
     assert_eq!(err.class(), ErrorClass::Server);
     assert!(err.to_string().contains("3600 s"), "{err}");
-    assert!(FileStore::new(s.out.path())
-        .unwrap()
-        .load()
-        .unwrap()
-        .is_none());
+    assert_nothing_installed(s.out.path());
 }
 
 /// Subject, subjectAltName and extendedKeyUsage of a certificate (DER), as x509-parser reads
@@ -637,19 +571,15 @@ fn reprovisioning_keeps_subject_and_subject_alt_name() {
     // generation each keep the names, with the identity taken from the current certificate
     // (no identity configured).
     let s = setup();
-    let uri = EstUri::parse(&s.mef.base_uri(None)).unwrap();
-    let client = MefClient::new(Config::new(uri).transport(quick_transport()));
-    let first = s
-        .client(None)
-        .provision(&s.auth(), &mut s.store(), KeySource::Generate)
-        .unwrap();
+    let client = client_of(&s.mef);
+    let first = s.provision_by(&s.client(None)).unwrap();
     let names = names_of(first.chain[0].as_ref());
     for mode in [
         Reprovision::Renew,
         Reprovision::Rekey,
         Reprovision::ServerKeygen,
     ] {
-        let done = client.reprovision(&mut s.store(), mode).unwrap();
+        let done = s.reprovision_by(&client, mode).unwrap();
         assert_eq!(names_of(done.chain[0].as_ref()), names, "{mode:?}");
     }
 }
@@ -726,9 +656,7 @@ fn a_cse_certificate_from_the_mef_serves_https_to_openssl_and_curl() {
         return;
     }
     let serve = |s: &Setup| {
-        s.client(None)
-            .provision(&s.auth(), &mut s.store(), KeySource::Generate)
-            .unwrap();
+        s.provision_by(&s.client(None)).unwrap();
         openssl_server(&[
             "-cert".as_ref(),
             s.out.path().join("cert.pem").as_os_str(),
@@ -812,10 +740,7 @@ fn an_ae_certificate_from_the_mef_is_a_tls_client_certificate_for_openssl() {
             .transport(quick_transport()),
     )
     .provision(
-        &InitialAuth::Certificate {
-            trust_anchors: vec![mef.ca_cert_der()],
-            client: maker.identity(),
-        },
+        &auth_by(&maker, mef.ca_cert_der()),
         &mut FileStore::new(out.path()).unwrap(),
         KeySource::Generate,
     )
@@ -883,9 +808,7 @@ fn provisioning_under_a_name_constrained_mef_ca() {
             .transport(quick_transport()),
         )
     };
-    let done = client(CSE_ID)
-        .provision(&s.auth(), &mut s.store(), KeySource::Generate)
-        .unwrap();
+    let done = s.provision_by(&client(CSE_ID)).unwrap();
     assert_eq!(done.trust_anchors, vec![s.mef.ca_cert_der()]);
 
     // A device registered for a CSE-ID outside the SP domains.
@@ -907,10 +830,7 @@ fn provisioning_under_a_name_constrained_mef_ca() {
             .transport(quick_transport()),
     )
     .provision(
-        &InitialAuth::Certificate {
-            trust_anchors: vec![mef.ca_cert_der()],
-            client: outsider.identity(),
-        },
+        &auth_by(&outsider, mef.ca_cert_der()),
         &mut FileStore::new(TempDir::new().unwrap().path()).unwrap(),
         KeySource::Generate,
     )
@@ -934,30 +854,16 @@ fn ca_rollover_with_link_certificates_end_to_end() {
     let dir = TempDir::new().unwrap();
     let maker = Manufacturer::new("acme");
     let start = || Mef::start(maker.mef_config(dir.path())).unwrap();
-    let client = |mef: &RunningMef| {
-        MefClient::new(
-            Config::new(EstUri::parse(&mef.base_uri(None)).unwrap()).transport(quick_transport()),
-        )
-    };
     let (a_out, b_out) = (TempDir::new().unwrap(), TempDir::new().unwrap());
     let store = |d: &TempDir| FileStore::new(d.path()).unwrap();
 
     // Both devices provisioned under the old CA.
-    let mef = start();
-    mef.add_identity(
-        maker.device_cert.as_ref(),
-        onem2m_mef::SubjectType::Cse,
-        CSE_ID,
-    )
-    .unwrap();
+    let mef = maker.start_mef(maker.mef_config(dir.path()));
     let old_ca = mef.ca_cert_der();
     for out in [&a_out, &b_out] {
-        client(&mef)
+        client_of(&mef)
             .provision(
-                &InitialAuth::Certificate {
-                    trust_anchors: vec![old_ca.clone()],
-                    client: maker.identity(),
-                },
+                &auth_by(&maker, old_ca.clone()),
                 &mut store(out),
                 KeySource::Generate,
             )
@@ -970,24 +876,13 @@ fn ca_rollover_with_link_certificates_end_to_end() {
     let mef = start();
     let new_ca = mef.ca_cert_der();
     assert_ne!(new_ca, old_ca);
-    let conn = EstConnection::new(
-        &EstUri::parse(&mef.base_uri(None)).unwrap(),
-        client_config(
-            std::slice::from_ref(&old_ca),
-            None,
-            &EstUri::parse(&mef.base_uri(None)).unwrap(),
-        )
-        .unwrap(),
-        &quick_transport(),
-    )
-    .unwrap();
-    let served = conn.cacerts().unwrap();
+    let served = connection(&mef, &old_ca).cacerts().unwrap();
     assert_eq!(served.len(), 4, "NewWithNew, OldWithOld and the two links");
     // (certs-only is a SET OF: DER order, not the server's.)
     assert!(served.contains(&new_ca) && served.contains(&old_ca));
 
     // Device A re-provisions with its old-CA certificate and old anchor only.
-    let renewed = client(&mef)
+    let renewed = client_of(&mef)
         .reprovision(&mut store(&a_out), Reprovision::Rekey)
         .unwrap();
     assert_eq!(issuer_of(&renewed.chain[0]), issuer_of(&new_ca));
@@ -1001,19 +896,11 @@ fn ca_rollover_with_link_certificates_end_to_end() {
     // Old CA retired: /cacerts serves the new CA alone; A re-provisions again.
     onem2m_mef::ca::retire_old(dir.path()).unwrap();
     let mef = start();
-    let conn = EstConnection::new(
-        &EstUri::parse(&mef.base_uri(None)).unwrap(),
-        client_config(
-            std::slice::from_ref(&new_ca),
-            None,
-            &EstUri::parse(&mef.base_uri(None)).unwrap(),
-        )
-        .unwrap(),
-        &quick_transport(),
-    )
-    .unwrap();
-    assert_eq!(conn.cacerts().unwrap(), vec![new_ca.clone()]);
-    client(&mef)
+    assert_eq!(
+        connection(&mef, &new_ca).cacerts().unwrap(),
+        vec![new_ca.clone()]
+    );
+    client_of(&mef)
         .reprovision(&mut store(&a_out), Reprovision::Renew)
         .unwrap();
     assert_eq!(
@@ -1023,7 +910,7 @@ fn ca_rollover_with_link_certificates_end_to_end() {
 
     // Device B missed the overlap: it trusts only the old CA, which the MEF no longer uses.
     let before = assert_installed(b_out.path());
-    let err = client(&mef)
+    let err = client_of(&mef)
         .reprovision(&mut store(&b_out), Reprovision::Renew)
         .unwrap_err();
     let text = err.to_string();
@@ -1033,12 +920,9 @@ fn ca_rollover_with_link_certificates_end_to_end() {
     );
     assert_eq!(assert_installed(b_out.path()).chain, before.chain);
     // Re-bootstrap with the third-party credential and the new CA.
-    client(&mef)
+    client_of(&mef)
         .provision(
-            &InitialAuth::Certificate {
-                trust_anchors: vec![new_ca.clone()],
-                client: maker.identity(),
-            },
+            &auth_by(&maker, new_ca.clone()),
             &mut store(&b_out),
             KeySource::Generate,
         )

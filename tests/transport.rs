@@ -3,7 +3,7 @@
 use onem2m_est::error::{Error, Operation};
 use onem2m_est::proto::{base64body, csrattrs, media};
 use onem2m_est::tls::{client_config, ClientIdentity};
-use onem2m_est::transport::{Clock, EstConnection, PollClock, PollPolicy, TransportConfig};
+use onem2m_est::transport::{Clock, EstConnection, PollClock, TransportConfig};
 use onem2m_est::uri::EstUri;
 use onem2m_est_testkit::{pki::*, require_tool, server::*};
 use rustls::pki_types::CertificateDer;
@@ -23,41 +23,48 @@ fn setup(handler: impl Fn(&Request) -> Action + Send + Sync + 'static) -> (TestC
 }
 
 fn quick_config() -> TransportConfig {
-    {
-        let mut v = TransportConfig::default();
-        v.connect_timeout = Duration::from_secs(5);
-        v.tls_timeout = Duration::from_secs(5);
-        v.response_timeout = Duration::from_secs(10);
-        v.poll = {
-            let mut v = PollPolicy::default();
-            v.max_attempts = 3;
-            v.max_total = Duration::from_secs(5);
-            v.default_delay = Duration::from_millis(10);
-            v.max_delay = Duration::from_millis(50);
-            v
-        };
-        v
-    }
+    test_transport(
+        Duration::from_secs(5),
+        Duration::from_secs(10),
+        quick_poll(3, Duration::from_secs(5), Duration::from_millis(50)),
+    )
 }
 
+/// A connection to `base` trusting `ca` alone.
 fn connect_with(
     base: &str,
-    anchors: &[CertificateDer<'static>],
+    ca: &TestCa,
     identity: Option<ClientIdentity>,
     cfg: &TransportConfig,
 ) -> EstConnection {
     let base = EstUri::parse(base).expect("base URI");
-    let tls = client_config(anchors, identity, &base).expect("TLS config");
+    let tls = client_config(std::slice::from_ref(&ca.cert), identity, &base).expect("TLS config");
     EstConnection::new(&base, tls, cfg).expect("connection")
 }
 
+/// A connection to `server` over localhost, trusting `ca`, with `cfg`.
+fn connect_by(server: &TestServer, ca: &TestCa, cfg: &TransportConfig) -> EstConnection {
+    connect_with(&server.base_localhost(), ca, None, cfg)
+}
+
 fn connect(server: &TestServer, ca: &TestCa) -> EstConnection {
-    connect_with(
-        &server.base_localhost(),
-        std::slice::from_ref(&ca.cert),
-        None,
-        &quick_config(),
-    )
+    connect_by(server, ca, &quick_config())
+}
+
+/// `result` is a bad response to `op`.
+fn assert_bad_response<T: std::fmt::Debug>(result: onem2m_est::Result<T>, op: Operation) {
+    assert!(
+        matches!(&result, Err(Error::BadResponse { operation, .. }) if *operation == op),
+        "{result:?}"
+    );
+}
+
+/// `result` is a body of `op` that does not decode.
+fn assert_decode_error<T: std::fmt::Debug>(result: onem2m_est::Result<T>, op: Operation) {
+    assert!(
+        matches!(&result, Err(Error::Decode { operation, .. }) if *operation == op),
+        "{result:?}"
+    );
 }
 
 fn sorted(mut v: Vec<CertificateDer<'static>>) -> Vec<CertificateDer<'static>> {
@@ -65,11 +72,35 @@ fn sorted(mut v: Vec<CertificateDer<'static>>) -> Vec<CertificateDer<'static>> {
     v
 }
 
-fn some_certs(ca: &TestCa) -> Vec<CertificateDer<'static>> {
+/// /cacerts over `conn` is `expected`, in any order (certs-only is a SET OF).
+fn assert_cacerts_are(conn: &EstConnection, expected: Vec<CertificateDer<'static>>) {
+    assert_eq!(sorted(conn.cacerts().unwrap()), sorted(expected));
+}
+
+/// What the scripted server hands out: an end-entity certificate and its CA's certificate.
+fn payload() -> Vec<CertificateDer<'static>> {
+    let ca = TestCa::new("payload CA");
     let ee = ca
         .server_identity(&["device.example"], Eku::ClientAuth)
         .chain;
     vec![ee[0].clone(), ca.cert.clone()]
+}
+
+/// A /serverkeygen answer for `cert`: a fresh key (PKCS #8), the content type and the
+/// multipart body.
+fn serverkeygen_parts(cert: &CertificateDer<'_>) -> (Vec<u8>, String, Vec<u8>) {
+    let pkcs8 = TestKey::generate().rcgen_public().serialize_der();
+    let (content_type, body) =
+        onem2m_est::proto::multipart::encode_serverkeygen(&pkcs8, &[cert.as_ref()]).unwrap();
+    (pkcs8, content_type, body)
+}
+
+/// challengePassword and ecdsa-with-SHA256, as the OIDs of a CSR attributes body.
+fn two_csr_attributes() -> Vec<csrattrs::AttrOrOid> {
+    vec![
+        csrattrs::AttrOrOid::Oid("1.2.840.113549.1.9.7".into()),
+        csrattrs::AttrOrOid::Oid("1.2.840.10045.4.3.2".into()),
+    ]
 }
 
 fn certs_only_der(certs: &[CertificateDer<'static>]) -> Vec<u8> {
@@ -148,8 +179,7 @@ fn to_ber(der: &[u8]) -> Vec<u8> {
 
 #[test]
 fn cacerts_der() {
-    let ca0 = TestCa::new("payload CA");
-    let payload = some_certs(&ca0);
+    let payload = payload();
     let p = payload.clone();
     let (ca, server) = setup(move |req| {
         assert_eq!(req.method, "GET");
@@ -157,14 +187,13 @@ fn cacerts_der() {
         certs_only_response(&p).into()
     });
     let conn = connect(&server, &ca);
-    assert_eq!(sorted(conn.cacerts().unwrap()), sorted(payload));
+    assert_cacerts_are(&conn, payload);
     assert!(conn.bytes_written() > 0 && conn.bytes_read() > 0);
 }
 
 #[test]
 fn cacerts_ber_indefinite_lengths() {
-    let ca0 = TestCa::new("payload CA");
-    let payload = some_certs(&ca0);
+    let payload = payload();
     let ber = to_ber(&certs_only_der(&payload));
     assert_eq!(
         &ber[..2],
@@ -172,24 +201,18 @@ fn cacerts_ber_indefinite_lengths() {
         "the fixture is BER with indefinite lengths"
     );
     let (ca, server) = setup(move |_| {
-        Response::new(200)
-            .header(
-                "Content-Type",
-                "application/pkcs7-mime; smime-type=certs-only",
-            )
-            .body(base64body::encode(&ber))
-            .into()
+        Response::ok(
+            "application/pkcs7-mime; smime-type=certs-only",
+            base64body::encode(&ber),
+        )
+        .into()
     });
-    assert_eq!(
-        sorted(connect(&server, &ca).cacerts().unwrap()),
-        sorted(payload)
-    );
+    assert_cacerts_are(&connect(&server, &ca), payload);
 }
 
 #[test]
 fn cacerts_wrapped_base64_with_content_transfer_encoding_and_bare_media_type() {
-    let ca0 = TestCa::new("payload CA");
-    let payload = some_certs(&ca0);
+    let payload = payload();
     let b64 = base64body::encode(&certs_only_der(&payload));
     let wrapped: String = b64
         .trim_end()
@@ -198,22 +221,16 @@ fn cacerts_wrapped_base64_with_content_transfer_encoding_and_bare_media_type() {
         .map(|c| format!("{}\r\n", std::str::from_utf8(c).unwrap()))
         .collect();
     let (ca, server) = setup(move |_| {
-        Response::new(200)
-            .header("Content-Type", "Application/PKCS7-MIME")
+        Response::ok("Application/PKCS7-MIME", wrapped.clone())
             .header("Content-Transfer-Encoding", "base64")
-            .body(wrapped.clone())
             .into()
     });
-    assert_eq!(
-        sorted(connect(&server, &ca).cacerts().unwrap()),
-        sorted(payload)
-    );
+    assert_cacerts_are(&connect(&server, &ca), payload);
 }
 
 #[test]
 fn cacerts_wrong_content_type_refused() {
-    let ca0 = TestCa::new("payload CA");
-    let payload = some_certs(&ca0);
+    let payload = payload();
     let (ca, server) = setup(move |_| {
         let mut r = certs_only_response(&payload);
         r.headers = vec![("Content-Type".into(), "text/html; charset=utf-8".into())];
@@ -230,19 +247,8 @@ fn cacerts_wrong_content_type_refused() {
 
 #[test]
 fn cacerts_garbage_body_is_a_decode_error() {
-    let (ca, server) = setup(|_| {
-        Response::new(200)
-            .header("Content-Type", media::CERTS_ONLY_CONTENT_TYPE)
-            .body("AAAA\r\n")
-            .into()
-    });
-    assert!(matches!(
-        connect(&server, &ca).cacerts(),
-        Err(Error::Decode {
-            operation: Operation::CaCerts,
-            ..
-        })
-    ));
+    let (ca, server) = setup(|_| Response::ok(media::CERTS_ONLY_CONTENT_TYPE, "AAAA\r\n").into());
+    assert_decode_error(connect(&server, &ca).cacerts(), Operation::CaCerts);
 }
 
 /// Cisco libest's framing: the base64 text, a line break, and the C string's NUL terminator,
@@ -255,19 +261,12 @@ fn nul_terminated(der: &[u8]) -> Vec<u8> {
 
 #[test]
 fn every_body_with_a_trailing_nul_is_decoded() {
-    let items = vec![
-        csrattrs::AttrOrOid::Oid("1.2.840.113549.1.9.7".into()),
-        csrattrs::AttrOrOid::Oid("1.2.840.10045.4.3.2".into()),
-    ];
+    let items = two_csr_attributes();
     let attrs_der = csrattrs::encode(&items).unwrap();
-    let ca0 = TestCa::new("payload CA");
-    let payload = some_certs(&ca0);
+    let payload = payload();
     let certs_der = certs_only_der(&payload);
     let ee_der = certs_only_der(&payload[..1]);
-    let pkcs8 = TestKey::generate().rcgen_public().serialize_der();
-    let refs: Vec<&[u8]> = payload[..1].iter().map(|c| c.as_ref()).collect();
-    let (keygen_type, keygen_body) =
-        onem2m_est::proto::multipart::encode_serverkeygen(&pkcs8, &refs).unwrap();
+    let (pkcs8, keygen_type, keygen_body) = serverkeygen_parts(&payload[0]);
     // Each part's base64 text followed by a NUL, inside the part, before the delimiter.
     let keygen_body = String::from_utf8(keygen_body)
         .unwrap()
@@ -286,14 +285,11 @@ fn every_body_with_a_trailing_nul_is_decoded() {
             "/.well-known/est/serverkeygen" => (keygen_type.as_str(), keygen_body.clone()),
             other => panic!("unexpected {other}"),
         };
-        Response::new(200)
-            .header("Content-Type", ct)
-            .body(body)
-            .into()
+        Response::ok(ct, body).into()
     });
     let conn = connect(&server, &ca);
     assert_eq!(conn.csrattrs().unwrap(), Some(items));
-    assert_eq!(sorted(conn.cacerts().unwrap()), sorted(payload.clone()));
+    assert_cacerts_are(&conn, payload.clone());
     assert_eq!(conn.simple_enroll(CSR).unwrap(), payload[..1].to_vec());
     assert_eq!(conn.simple_reenroll(CSR).unwrap(), payload[..1].to_vec());
     let got = conn.server_keygen(CSR).unwrap();
@@ -308,38 +304,23 @@ fn a_nul_inside_the_base64_text_stays_a_decode_error() {
     let (ca, server) = setup(move |_| {
         let mut body = base64body::encode(&attrs_der).into_bytes();
         body.insert(4, 0);
-        Response::new(200)
-            .header("Content-Type", "application/csrattrs")
-            .body(body)
-            .into()
+        Response::ok("application/csrattrs", body).into()
     });
-    assert!(matches!(
-        connect(&server, &ca).csrattrs(),
-        Err(Error::Decode {
-            operation: Operation::CsrAttrs,
-            ..
-        })
-    ));
+    assert_decode_error(connect(&server, &ca).csrattrs(), Operation::CsrAttrs);
 }
 
 // --- /csrattrs --------------------------------------------------------------------------------
 
 #[test]
 fn csrattrs_200_204_404() {
-    let items = vec![
-        csrattrs::AttrOrOid::Oid("1.2.840.113549.1.9.7".into()),
-        csrattrs::AttrOrOid::Oid("1.2.840.10045.4.3.2".into()),
-    ];
+    let items = two_csr_attributes();
     let der = csrattrs::encode(&items).unwrap();
     let status = Arc::new(AtomicU32::new(200));
     let s = status.clone();
     let (ca, server) = setup(move |req| {
         assert_eq!(req.path, "/.well-known/est/csrattrs");
         match s.load(Ordering::SeqCst) {
-            200 => Response::new(200)
-                .header("Content-Type", "application/csrattrs")
-                .body(base64body::encode(&der))
-                .into(),
+            200 => Response::ok("application/csrattrs", base64body::encode(&der)).into(),
             code => Response::new(code as u16).into(),
         }
     });
@@ -359,8 +340,7 @@ fn csrattrs_200_204_404() {
 // --- enrollment and polling -------------------------------------------------------------------
 
 fn enroll_after_202(retry_after: &'static str) {
-    let ca0 = TestCa::new("payload CA");
-    let payload = some_certs(&ca0);
+    let payload = payload();
     let calls = Arc::new(AtomicU32::new(0));
     let c = calls.clone();
     let (ca, server) = setup(move |req| {
@@ -382,12 +362,7 @@ fn enroll_after_202(retry_after: &'static str) {
     let mut cfg = quick_config();
     cfg.poll.default_delay = Duration::from_secs(10);
     cfg.poll.max_delay = Duration::from_secs(10);
-    let conn = connect_with(
-        &server.base_localhost(),
-        std::slice::from_ref(&ca.cert),
-        None,
-        &cfg,
-    );
+    let conn = connect_by(&server, &ca, &cfg);
     let certs = conn.simple_enroll(CSR).unwrap();
     assert_eq!(certs.len(), 1);
     let reqs = server.requests();
@@ -461,8 +436,7 @@ fn pending_then_issued(
     pending: u32,
     retry_after: impl Fn() -> String + Send + Sync + 'static,
 ) -> (TestCa, TestServer) {
-    let ca0 = TestCa::new("payload CA");
-    let payload = some_certs(&ca0);
+    let payload = payload();
     let calls = Arc::new(AtomicU32::new(0));
     setup(move |req| {
         if calls.fetch_add(1, Ordering::SeqCst) < pending {
@@ -470,14 +444,8 @@ fn pending_then_issued(
                 .header("Retry-After", &retry_after())
                 .into()
         } else if req.path.ends_with("/serverkeygen") {
-            let pkcs8 = TestKey::generate().rcgen_public().serialize_der();
-            let refs: Vec<&[u8]> = payload[..1].iter().map(|c| c.as_ref()).collect();
-            let (content_type, body) =
-                onem2m_est::proto::multipart::encode_serverkeygen(&pkcs8, &refs).unwrap();
-            Response::new(200)
-                .header("Content-Type", &content_type)
-                .body(body)
-                .into()
+            let (_, content_type, body) = serverkeygen_parts(&payload[0]);
+            Response::ok(&content_type, body).into()
         } else {
             certs_only_response(&payload[..1]).into()
         }
@@ -497,12 +465,7 @@ fn config_with_clock(clock: Arc<FakeClock>, max_delay: u64, max_total: u64) -> T
 fn enroll_202_waits_the_whole_retry_after() {
     let clock = FakeClock::at(std::time::SystemTime::now());
     let (ca, server) = pending_then_issued(2, || "7".into());
-    let conn = connect_with(
-        &server.base_localhost(),
-        std::slice::from_ref(&ca.cert),
-        None,
-        &config_with_clock(clock.clone(), 10, 60),
-    );
+    let conn = connect_by(&server, &ca, &config_with_clock(clock.clone(), 10, 60));
     assert_eq!(conn.simple_enroll(CSR).unwrap().len(), 1);
     assert_eq!(clock.slept(), [Duration::from_secs(7); 2]);
     assert_eq!(server.requests().len(), 3);
@@ -515,12 +478,7 @@ fn enroll_202_waits_until_a_retry_after_date() {
     let clock = FakeClock::at(now);
     // 1 900 000 000 s after the epoch.
     let (ca, server) = pending_then_issued(1, || "Sun, 17 Mar 2030 17:46:40 GMT".into());
-    let conn = connect_with(
-        &server.base_localhost(),
-        std::slice::from_ref(&ca.cert),
-        None,
-        &config_with_clock(clock.clone(), 60, 600),
-    );
+    let conn = connect_by(&server, &ca, &config_with_clock(clock.clone(), 60, 600));
     assert_eq!(conn.simple_reenroll(CSR).unwrap().len(), 1);
     assert_eq!(clock.slept(), [Duration::from_secs(30)]);
 }
@@ -586,12 +544,7 @@ fn retry_after_beyond_the_polling_time_left_is_not_resent_early() {
     // max_total 10 s: after waiting 7 s, a second "7" would overrun it.
     let clock = FakeClock::at(std::time::SystemTime::now());
     let (ca, server) = pending_then_issued(u32::MAX, || "7".into());
-    let conn = connect_with(
-        &server.base_localhost(),
-        std::slice::from_ref(&ca.cert),
-        None,
-        &config_with_clock(clock.clone(), 60, 10),
-    );
+    let conn = connect_by(&server, &ca, &config_with_clock(clock.clone(), 60, 10));
     match conn.simple_enroll(CSR) {
         Err(Error::RetryAfterTooLong {
             retry_after,
@@ -611,13 +564,10 @@ fn retry_after_beyond_the_polling_time_left_is_not_resent_early() {
 #[test]
 fn enroll_with_zero_certificates_is_a_bad_response() {
     let (ca, server) = setup(|_| certs_only_response(&[]).into());
-    assert!(matches!(
+    assert_bad_response(
         connect(&server, &ca).simple_enroll(CSR),
-        Err(Error::BadResponse {
-            operation: Operation::SimpleEnroll,
-            ..
-        })
-    ));
+        Operation::SimpleEnroll,
+    );
 }
 
 // --- HTTP status handling ---------------------------------------------------------------------
@@ -685,8 +635,7 @@ fn redirect_to_another_host_refused() {
 
 #[test]
 fn redirect_to_the_same_authority_followed() {
-    let ca0 = TestCa::new("payload CA");
-    let payload = some_certs(&ca0);
+    let payload = payload();
     let p = payload.clone();
     let (ca, server) = setup(move |req| {
         if req.path == "/.well-known/est/cacerts" {
@@ -698,10 +647,7 @@ fn redirect_to_the_same_authority_followed() {
             certs_only_response(&p).into()
         }
     });
-    assert_eq!(
-        sorted(connect(&server, &ca).cacerts().unwrap()),
-        sorted(payload)
-    );
+    assert_cacerts_are(&connect(&server, &ca), payload);
     assert_eq!(server.requests().len(), 2);
 }
 
@@ -740,23 +686,14 @@ fn server_closing_mid_body_is_a_transport_error() {
 
 #[test]
 fn oversized_body_refused() {
-    let (ca, server) = setup(|_| {
-        Response::new(200)
-            .header("Content-Type", media::CERTS_ONLY_CONTENT_TYPE)
-            .body(vec![b'A'; 4096])
-            .into()
-    });
+    let (ca, server) =
+        setup(|_| Response::ok(media::CERTS_ONLY_CONTENT_TYPE, vec![b'A'; 4096]).into());
     let cfg = {
         let mut v = quick_config();
         v.max_body_bytes = 1024;
         v
     };
-    let conn = connect_with(
-        &server.base_localhost(),
-        std::slice::from_ref(&ca.cert),
-        None,
-        &cfg,
-    );
+    let conn = connect_by(&server, &ca, &cfg);
     match conn.cacerts() {
         Err(Error::BadResponse { reason, .. }) => assert!(reason.contains("limit"), "{reason}"),
         other => panic!("expected BadResponse (limit), got {other:?}"),
@@ -770,6 +707,26 @@ fn server_with(id: ServerIdentity) -> TestServer {
     TestServer::start(ServerOptions::new(id), move |_| {
         certs_only_response(&payload).into()
     })
+}
+
+/// /cacerts, over localhost, from a server whose certificate `ca` issued for `names` with
+/// `eku`.
+fn cacerts_from_a_server_for(
+    ca: &TestCa,
+    names: &[&str],
+    eku: Eku,
+) -> onem2m_est::Result<Vec<CertificateDer<'static>>> {
+    let server = server_with(ca.server_identity(names, eku));
+    connect(&server, ca).cacerts()
+}
+
+/// A server whose certificate `ca` issued for `names` with `eku` is authorised: /cacerts (the
+/// CA's certificate) comes through.
+fn assert_authorised(ca: &TestCa, names: &[&str], eku: Eku) {
+    assert_eq!(
+        cacerts_from_a_server_for(ca, names, eku).unwrap(),
+        vec![ca.cert.clone()]
+    );
 }
 
 fn not_authorized_reason(r: onem2m_est::Result<Vec<CertificateDer<'static>>>) -> String {
@@ -794,34 +751,25 @@ fn server_cert_for_the_wrong_host_refused() {
 #[test]
 fn cmc_ra_only_cert_for_another_name_accepted() {
     let ca = TestCa::new("Test MEF CA");
-    let server = server_with(ca.server_identity(&["ra.example.com"], Eku::CmcRaOnly));
-    assert_eq!(
-        connect(&server, &ca).cacerts().unwrap(),
-        vec![ca.cert.clone()]
-    );
+    assert_authorised(&ca, &["ra.example.com"], Eku::CmcRaOnly);
 }
 
 #[test]
 fn server_auth_cert_for_the_right_name_accepted() {
     let ca = TestCa::new("Test MEF CA");
-    let server = server_with(ca.server_identity(&["localhost"], Eku::ServerAuth));
-    assert_eq!(
-        connect(&server, &ca).cacerts().unwrap(),
-        vec![ca.cert.clone()]
-    );
+    assert_authorised(&ca, &["localhost"], Eku::ServerAuth);
     // No EKU extension at all is acceptable too.
-    let server = server_with(ca.server_identity(&["localhost"], Eku::None));
-    assert_eq!(
-        connect(&server, &ca).cacerts().unwrap(),
-        vec![ca.cert.clone()]
-    );
+    assert_authorised(&ca, &["localhost"], Eku::None);
 }
 
 #[test]
 fn client_auth_only_eku_refused() {
     let ca = TestCa::new("Test MEF CA");
-    let server = server_with(ca.server_identity(&["localhost"], Eku::ClientAuth));
-    let reason = not_authorized_reason(connect(&server, &ca).cacerts());
+    let reason = not_authorized_reason(cacerts_from_a_server_for(
+        &ca,
+        &["localhost"],
+        Eku::ClientAuth,
+    ));
     assert!(reason.contains("extended key usage"), "{reason}");
 }
 
@@ -829,21 +777,11 @@ fn client_auth_only_eku_refused() {
 fn ip_literal_base_uri_matches_ip_san() {
     let ca = TestCa::new("Test MEF CA");
     let server = server_with(ca.server_identity(&["127.0.0.1"], Eku::ServerAuth));
-    let conn = connect_with(
-        &server.base_ip(),
-        std::slice::from_ref(&ca.cert),
-        None,
-        &quick_config(),
-    );
+    let conn = connect_with(&server.base_ip(), &ca, None, &quick_config());
     assert_eq!(conn.cacerts().unwrap(), vec![ca.cert.clone()]);
     // A certificate naming only localhost does not match the IP literal.
     let server = server_with(ca.server_identity(&["localhost"], Eku::ServerAuth));
-    let conn = connect_with(
-        &server.base_ip(),
-        std::slice::from_ref(&ca.cert),
-        None,
-        &quick_config(),
-    );
+    let conn = connect_with(&server.base_ip(), &ca, None, &quick_config());
     let reason = not_authorized_reason(conn.cacerts());
     assert!(reason.contains("127.0.0.1"), "{reason}");
 }
@@ -970,20 +908,31 @@ fn client_auth_server(ca: &TestCa, required: bool, tls12_only: bool) -> TestServ
     TestServer::start(opts, move |_| certs_only_response(&payload).into())
 }
 
+/// A connection to `server` over localhost, trusting `ca`, with the client certificate `cert`
+/// and its `key`.
+fn connect_as(
+    server: &TestServer,
+    ca: &TestCa,
+    cert: CertificateDer<'static>,
+    key: Arc<TestKey>,
+) -> EstConnection {
+    let identity = ClientIdentity {
+        chain: vec![cert],
+        key,
+    };
+    connect_with(
+        &server.base_localhost(),
+        ca,
+        Some(identity),
+        &quick_config(),
+    )
+}
+
 fn client_cert_seen(tls12_only: bool) {
     let ca = TestCa::new("Test MEF CA");
     let server = client_auth_server(&ca, true, tls12_only);
     let (cert, key) = ca.client_identity("CAE-test-device");
-    let identity = ClientIdentity {
-        chain: vec![cert.clone()],
-        key,
-    };
-    let conn = connect_with(
-        &server.base_localhost(),
-        std::slice::from_ref(&ca.cert),
-        Some(identity),
-        &quick_config(),
-    );
+    let conn = connect_as(&server, &ca, cert.clone(), key);
     conn.cacerts().unwrap();
     let reqs = server.requests();
     assert_eq!(reqs.len(), 1);
@@ -1016,16 +965,7 @@ fn signing_failure_is_a_key_error() {
     let server = client_auth_server(&ca, false, false);
     let (cert, key) = ca.client_identity("CAE-test-device");
     key.fail.store(true, Ordering::SeqCst);
-    let identity = ClientIdentity {
-        chain: vec![cert],
-        key,
-    };
-    let conn = connect_with(
-        &server.base_localhost(),
-        std::slice::from_ref(&ca.cert),
-        Some(identity),
-        &quick_config(),
-    );
+    let conn = connect_as(&server, &ca, cert, key);
     match conn.cacerts() {
         Err(e @ Error::Key { .. }) => {
             assert_eq!(e.class(), onem2m_est::ErrorClass::Client);
@@ -1055,8 +995,7 @@ fn identity_whose_key_does_not_match_the_certificate_refused() {
 
 #[test]
 fn one_handshake_for_cacerts_csrattrs_and_enroll() {
-    let ca0 = TestCa::new("payload CA");
-    let payload = some_certs(&ca0);
+    let payload = payload();
     let (ca, server) = setup(move |req| match req.path.as_str() {
         "/.well-known/est/csrattrs" => Response::new(204).into(),
         _ => certs_only_response(&payload).into(),
@@ -1081,7 +1020,7 @@ fn connection_refused_is_a_connect_error() {
     let ca = TestCa::new("Test MEF CA");
     let conn = connect_with(
         &format!("https://127.0.0.1:{port}/"),
-        std::slice::from_ref(&ca.cert),
+        &ca,
         None,
         &quick_config(),
     );
@@ -1097,12 +1036,7 @@ fn sni_sent_for_a_dns_name_and_not_for_an_ip_literal() {
     let ca = TestCa::new("Test MEF CA");
     let server = server_with(ca.server_identity(&["localhost", "127.0.0.1"], Eku::ServerAuth));
     connect(&server, &ca).cacerts().unwrap();
-    let conn = connect_with(
-        &server.base_ip(),
-        std::slice::from_ref(&ca.cert),
-        None,
-        &quick_config(),
-    );
+    let conn = connect_with(&server.base_ip(), &ca, None, &quick_config());
     conn.cacerts().unwrap();
     let reqs = server.requests();
     assert_eq!(reqs[0].sni.as_deref(), Some("localhost"));
@@ -1114,19 +1048,12 @@ fn sni_sent_for_a_dns_name_and_not_for_an_ip_literal() {
 
 #[test]
 fn server_keygen_multipart() {
-    let ca0 = TestCa::new("payload CA");
-    let payload = some_certs(&ca0);
-    let pkcs8 = TestKey::generate().rcgen_public().serialize_der();
-    let refs: Vec<&[u8]> = payload[..1].iter().map(|c| c.as_ref()).collect();
-    let (content_type, body) =
-        onem2m_est::proto::multipart::encode_serverkeygen(&pkcs8, &refs).unwrap();
+    let payload = payload();
+    let (pkcs8, content_type, body) = serverkeygen_parts(&payload[0]);
     let (ca, server) = setup(move |req| {
         assert_eq!(req.method, "POST");
         assert_eq!(req.path, "/.well-known/est/serverkeygen");
-        Response::new(200)
-            .header("Content-Type", &content_type)
-            .body(body.clone())
-            .into()
+        Response::ok(&content_type, body.clone()).into()
     });
     let got = connect(&server, &ca).server_keygen(CSR).unwrap();
     assert_eq!(got.private_key_pkcs8.as_slice(), pkcs8.as_slice());
@@ -1135,16 +1062,12 @@ fn server_keygen_multipart() {
 
 #[test]
 fn server_keygen_wrong_content_type_refused() {
-    let ca0 = TestCa::new("payload CA");
-    let payload = some_certs(&ca0);
+    let payload = payload();
     let (ca, server) = setup(move |_| certs_only_response(&payload).into());
-    assert!(matches!(
+    assert_bad_response(
         connect(&server, &ca).server_keygen(CSR),
-        Err(Error::BadResponse {
-            operation: Operation::ServerKeygen,
-            ..
-        })
-    ));
+        Operation::ServerKeygen,
+    );
 }
 
 // --- timeouts ---------------------------------------------------------------------------------
@@ -1167,12 +1090,7 @@ fn silent_server_is_a_handshake_timeout() {
         v.tls_timeout = Duration::from_millis(300);
         v
     };
-    let conn = connect_with(
-        &format!("https://localhost:{port}/"),
-        std::slice::from_ref(&ca.cert),
-        None,
-        &cfg,
-    );
+    let conn = connect_with(&format!("https://localhost:{port}/"), &ca, None, &cfg);
     match conn.cacerts() {
         Err(Error::Timeout { phase }) => assert!(phase.contains("TLS handshake"), "{phase}"),
         other => panic!("expected Timeout, got {other:?}"),
@@ -1192,12 +1110,7 @@ fn slow_response_is_a_response_timeout() {
         v.response_timeout = Duration::from_millis(300);
         v
     };
-    let conn = connect_with(
-        &server.base_localhost(),
-        std::slice::from_ref(&ca.cert),
-        None,
-        &cfg,
-    );
+    let conn = connect_by(&server, &ca, &cfg);
     match conn.csrattrs() {
         Err(Error::Timeout { phase }) => assert!(phase.contains("response"), "{phase}"),
         other => panic!("expected Timeout, got {other:?}"),

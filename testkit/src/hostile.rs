@@ -4,14 +4,12 @@
 
 use crate::pki::*;
 use crate::server::*;
-use onem2m_est::client::{Config, InitialAuth, KeySource, MefClient, Reprovision};
-use onem2m_est::identity::{SubjectIdentity, SubjectType};
+use onem2m_est::client::{InitialAuth, KeySource, MefClient, Provisioned, Reprovision};
 use onem2m_est::keys::{KeyAlgorithm, PrivateKey};
 use onem2m_est::proto::csrattrs::KeyRequirement;
 use onem2m_est::store::{CredentialStore, Credentials, FileStore};
 use onem2m_est::tls::ClientIdentity;
-use onem2m_est::transport::{PollPolicy, TransportConfig};
-use onem2m_est::uri::EstUri;
+use onem2m_est::transport::TransportConfig;
 use onem2m_est::{Error, ErrorClass};
 use rustls::pki_types::CertificateDer;
 use std::collections::BTreeMap;
@@ -25,31 +23,21 @@ use tempfile::TempDir;
 // The harness
 // ---------------------------------------------------------------------------------------------
 
+/// The matrix's client transport: 2 s to connect and for the handshake, 1 s per response (so
+/// slow cases end in about a second), 3 polls, bodies of at most 64 KiB.
 pub fn quick_transport() -> TransportConfig {
-    {
-        let mut v = TransportConfig::default();
-        v.connect_timeout = Duration::from_secs(2);
-        v.tls_timeout = Duration::from_secs(2);
-        v.response_timeout = Duration::from_secs(1);
-        v.max_body_bytes = 64 * 1024;
-        v.poll = {
-            let mut v = PollPolicy::default();
-            v.max_attempts = 3;
-            v.max_total = Duration::from_secs(1);
-            v.default_delay = Duration::from_millis(10);
-            v.max_delay = Duration::from_millis(50);
-            v
-        };
-        v
-    }
+    let mut t = test_transport(
+        Duration::from_secs(2),
+        Duration::from_secs(1),
+        quick_poll(3, Duration::from_secs(1), Duration::from_millis(50)),
+    );
+    t.max_body_bytes = 64 * 1024;
+    t
 }
 
+/// The matrix's client of the procedure server at `base`.
 pub fn client_for(base: &str) -> MefClient {
-    MefClient::new(
-        Config::new(EstUri::parse(base).unwrap())
-            .identity(SubjectIdentity::new(SubjectType::Cse, MEF_CSE_ID).unwrap())
-            .transport(quick_transport()),
-    )
+    cse_client(base, MEF_CSE_ID, quick_transport())
 }
 
 /// A [`FileStore`] that counts what the procedure asked of it.
@@ -135,6 +123,15 @@ impl Device {
         Device { dir, before }
     }
 
+    /// `mode` of this device's credentials against `server`, by [`client_for`] it.
+    pub fn reprovision(
+        &self,
+        server: &ProcedureServer,
+        mode: Reprovision,
+    ) -> onem2m_est::Result<Provisioned> {
+        client_for(&server.base()).reprovision(&mut FileStore::new(self.dir.path()).unwrap(), mode)
+    }
+
     /// The previous credentials are current, complete, matching, and still authenticate: a
     /// re-provisioning (renew) against a well-behaved server with the same CA succeeds.
     pub fn assert_intact_and_usable(&self, pki: &Arc<MefPki>) {
@@ -167,6 +164,21 @@ impl Device {
     }
 }
 
+/// A fresh MEF CA named `cn`, a device it provisioned, and a procedure server of that CA
+/// answering with `hook` (TLS options tweaked by `options`): the set-up of [`case_with`], and
+/// of the cases that are not its (one that succeeds, or a failure checked otherwise). The CA
+/// is the server's `pki`.
+pub fn device_and_server(
+    cn: &str,
+    options: impl FnOnce(&mut ServerOptions, &MefPki),
+    hook: impl Fn(&MefPki, &Request, Response) -> Action + Send + Sync + 'static,
+) -> (Device, ProcedureServer) {
+    let pki = Arc::new(MefPki::new(cn));
+    let device = Device::new(&pki);
+    let server = ProcedureServer::start(pki.clone(), |o| options(o, &pki), hook);
+    (device, server)
+}
+
 /// How a case runs.
 #[derive(Clone, Copy)]
 pub enum Proc {
@@ -186,9 +198,8 @@ pub fn case_with(
     class: ErrorClass,
     may_create_key: bool,
 ) -> Error {
-    let pki = Arc::new(MefPki::new("Hostile MEF CA"));
-    let device = Device::new(&pki);
-    let server = ProcedureServer::start(pki.clone(), |o| options(o, &pki), hook);
+    let (device, server) = device_and_server("Hostile MEF CA", options, hook);
+    let pki = server.pki.clone();
     let client = client_for(&server.base());
     let empty = TempDir::new().unwrap();
     let dir = match proc {
@@ -298,6 +309,14 @@ pub fn with_content_type(resp: Response, ct: Option<&str>) -> Action {
 
 pub fn accepted(retry_after: &'static str) -> impl Fn(&MefPki, &Request, Response) -> Action {
     move |_, _, _| Response::new(202).header("Retry-After", retry_after).into()
+}
+
+/// A redirect: `status` (3xx) with `location`.
+pub fn redirect(
+    status: u16,
+    location: &'static str,
+) -> impl Fn(&MefPki, &Request, Response) -> Action + Send + Sync + 'static {
+    move |_, _, _| Response::new(status).header("Location", location).into()
 }
 
 pub fn reason_of(err: &Error) -> String {

@@ -9,7 +9,11 @@
 //! TLS handshakes. It stops when dropped.
 
 use crate::pki::{Eku, ServerIdentity, TestCa};
+use onem2m_est::client::{Config, MefClient};
+use onem2m_est::identity::{SubjectIdentity, SubjectType};
 use onem2m_est::keys::{KeyAlgorithm, PrivateKey};
+use onem2m_est::transport::{PollPolicy, TransportConfig};
+use onem2m_est::uri::EstUri;
 use rcgen::CertificateParams;
 use rustls::pki_types::CertificateDer;
 use rustls::server::WebPkiClientVerifier;
@@ -19,6 +23,43 @@ use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
+use std::time::Duration;
+
+// ---------------------------------------------------------------------------------------------
+// Its clients
+// ---------------------------------------------------------------------------------------------
+
+/// A client of the EST server at `base` (an estBaseURI) for the CSE `cse_id`, with `transport`.
+pub fn cse_client(base: &str, cse_id: &str, transport: TransportConfig) -> MefClient {
+    MefClient::new(
+        Config::new(EstUri::parse(base).expect("an estBaseURI"))
+            .identity(SubjectIdentity::new(SubjectType::Cse, cse_id).expect("a CSE-ID"))
+            .transport(transport),
+    )
+}
+
+/// A client transport for a server on this machine: `connect` to connect and for the TLS
+/// handshake, `response` for each response, and polling by `poll` ([`quick_poll`]).
+pub fn test_transport(connect: Duration, response: Duration, poll: PollPolicy) -> TransportConfig {
+    // TransportConfig is non_exhaustive: start from the defaults.
+    let mut t = TransportConfig::default();
+    t.connect_timeout = connect;
+    t.tls_timeout = connect;
+    t.response_timeout = response;
+    t.poll = poll;
+    t
+}
+
+/// Polling of at most `max_attempts` requests within `max_total`, 10 ms apart unless the
+/// server asks for more, and waits of at most `max_delay`.
+pub fn quick_poll(max_attempts: u32, max_total: Duration, max_delay: Duration) -> PollPolicy {
+    let mut p = PollPolicy::default();
+    p.max_attempts = max_attempts;
+    p.max_total = max_total;
+    p.default_delay = Duration::from_millis(10);
+    p.max_delay = max_delay;
+    p
+}
 
 // ---------------------------------------------------------------------------------------------
 // HTTP messages
@@ -65,6 +106,13 @@ impl Response {
             headers: Vec::new(),
             body: Vec::new(),
         }
+    }
+
+    /// A 200 response with `content_type` and `body`.
+    pub fn ok(content_type: &str, body: impl Into<Vec<u8>>) -> Response {
+        Response::new(200)
+            .header("Content-Type", content_type)
+            .body(body)
     }
 
     /// Adds a header.
@@ -541,12 +589,10 @@ fn read_request(
 pub fn certs_only_response(certs: &[CertificateDer<'static>]) -> Response {
     let refs: Vec<&[u8]> = certs.iter().map(|c| c.as_ref()).collect();
     let der = onem2m_est::proto::certs_only::encode(&refs).expect("certs-only encoding");
-    Response::new(200)
-        .header(
-            "Content-Type",
-            onem2m_est::proto::media::CERTS_ONLY_CONTENT_TYPE,
-        )
-        .body(onem2m_est::proto::base64body::encode(&der))
+    Response::ok(
+        onem2m_est::proto::media::CERTS_ONLY_CONTENT_TYPE,
+        onem2m_est::proto::base64body::encode(&der),
+    )
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -625,9 +671,7 @@ impl MefPki {
     ) -> Response {
         use onem2m_est::proto::{base64body, csrattrs, media};
         let der = csrattrs::encode(&requirements.to_items().expect("items")).expect("CsrAttrs");
-        Response::new(200)
-            .header("Content-Type", media::CSRATTRS)
-            .body(base64body::encode(&der))
+        Response::ok(media::CSRATTRS, base64body::encode(&der))
     }
 
     /// Checks the CSR of an enrolment request like a MEF would (signature, echoed

@@ -71,11 +71,9 @@ fn base64_of_something_that_is_not_cms() {
 /// send, so the procedure must succeed (and install the new set).
 #[test]
 fn wrapped_and_white_space_laden_base64_is_tolerated() {
-    let pki = Arc::new(MefPki::new("Wrapping MEF CA"));
-    let device = Device::new(&pki);
-    let server = ProcedureServer::start(
-        pki.clone(),
-        |_| {},
+    let (device, server) = device_and_server(
+        "Wrapping MEF CA",
+        |_, _| {},
         |_, _, good| {
             let text = String::from_utf8(good.body.clone()).unwrap();
             let compact = text.trim_end();
@@ -90,12 +88,7 @@ fn wrapped_and_white_space_laden_base64_is_tolerated() {
             with_body(good, wrapped)
         },
     );
-    let done = client_for(&server.base())
-        .reprovision(
-            &mut FileStore::new(device.dir.path()).unwrap(),
-            Reprovision::Rekey,
-        )
-        .unwrap();
+    let done = device.reprovision(&server, Reprovision::Rekey).unwrap();
     let now = FileStore::new(device.dir.path())
         .unwrap()
         .load()

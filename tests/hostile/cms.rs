@@ -75,25 +75,28 @@ fn certificate_for_another_identity() {
     assert!(rejected_because(&err, "wrong identity"), "{err:?}");
 }
 
+/// The enrolment answers a certificate valid from 1 January `from` to 1 January `until`.
+fn valid_between(
+    from: i32,
+    until: i32,
+) -> impl Fn(&MefPki, &Request, Response) -> Action + Send + Sync + 'static {
+    enroll_with(move |pki, spki| {
+        vec![pki.issue_for(spki, &[&pki.identity], |p| {
+            p.not_before = rcgen::date_time_ymd(from, 1, 1);
+            p.not_after = rcgen::date_time_ymd(until, 1, 1);
+        })]
+    })
+}
+
 #[test]
 fn expired_certificate() {
-    let err = case(enroll_with(|pki, spki| {
-        vec![pki.issue_for(spki, &[&pki.identity], |p| {
-            p.not_before = rcgen::date_time_ymd(2020, 1, 1);
-            p.not_after = rcgen::date_time_ymd(2021, 1, 1);
-        })]
-    }));
+    let err = case(valid_between(2020, 2021));
     assert!(rejected_because(&err, "has expired"), "{err:?}");
 }
 
 #[test]
 fn not_yet_valid_certificate() {
-    let err = case(enroll_with(|pki, spki| {
-        vec![pki.issue_for(spki, &[&pki.identity], |p| {
-            p.not_before = rcgen::date_time_ymd(2100, 1, 1);
-            p.not_after = rcgen::date_time_ymd(2101, 1, 1);
-        })]
-    }));
+    let err = case(valid_between(2100, 2101));
     assert!(rejected_because(&err, "not yet valid"), "{err:?}");
 }
 

@@ -3,91 +3,73 @@
 use super::*;
 
 #[test]
-fn oversized_response_head() {
-    let err = case(on("cacerts", |_, _, good| {
-        good.header("X-Padding", &"p".repeat(128 * 1024)).into()
-    }));
-    assert!(
-        bad_response_saying(&err, Operation::CaCerts, "header is too large"),
-        "{err:?}"
-    );
-}
-
-#[test]
-fn accepted_for_cacerts() {
-    // 202 belongs to enrolment (RFC 7030 4.2.3); /cacerts answers 200 or fails.
-    let err = case(on("cacerts", |_, _, _| {
-        Response::new(202).header("Retry-After", "0").into()
-    }));
-    assert!(
-        bad_response_saying(&err, Operation::CaCerts, "202"),
-        "{err:?}"
-    );
-}
-
-#[test]
-fn redirect_to_another_host() {
-    let err = case(on("cacerts", |_, _, _| {
-        Response::new(302)
-            .header(
-                "Location",
-                "https://evil.example.net/.well-known/est/cacerts",
-            )
-            .into()
-    }));
-    assert!(
-        matches!(&err, Error::Redirect { operation: Operation::CaCerts, location }
-            if location.contains("evil.example.net")),
-        "{err:?}"
-    );
-}
-
-#[test]
-fn redirect_to_another_port_of_the_same_host() {
-    let err = case(on("simplereenroll", |_, _, _| {
-        Response::new(307)
-            .header(
-                "Location",
-                "https://localhost:1/.well-known/est/simplereenroll",
-            )
-            .into()
-    }));
-    assert!(
-        matches!(
-            err,
-            Error::Redirect {
-                operation: Operation::SimpleReenroll,
-                ..
-            }
+fn redirects_refusals_and_errors() {
+    run(vec![
+        row(
+            "oversized response head",
+            on("cacerts", |_, _, good| {
+                good.header("X-Padding", &"p".repeat(128 * 1024)).into()
+            }),
+            |err| bad_response_saying(err, Operation::CaCerts, "header is too large"),
         ),
-        "{err:?}"
-    );
-}
-
-#[test]
-fn unauthorized_with_www_authenticate() {
-    let err = case(on("simplereenroll", |_, _, _| {
-        Response::new(401)
-            .header("WWW-Authenticate", "Basic realm=\"est\"")
-            .into()
-    }));
-    assert!(
-        matches!(&err, Error::HttpAuthenticationRequested { operation: Operation::SimpleReenroll, challenge }
-            if challenge.contains("Basic")),
-        "{err:?}"
-    );
-}
-
-#[test]
-fn internal_server_error() {
-    let err = case(on("simplereenroll", |_, _, _| {
-        Response::new(500).body("database on fire").into()
-    }));
-    assert!(
-        matches!(&err, Error::ServerStatus { operation: Operation::SimpleReenroll, status: 500, message }
-            if message.contains("database on fire")),
-        "{err:?}"
-    );
+        // 202 belongs to enrolment (RFC 7030 4.2.3); /cacerts answers 200 or fails.
+        row(
+            "accepted for cacerts",
+            on("cacerts", |_, _, _| {
+                Response::new(202).header("Retry-After", "0").into()
+            }),
+            |err| bad_response_saying(err, Operation::CaCerts, "202"),
+        ),
+        row(
+            "redirect to another host",
+            on(
+                "cacerts",
+                redirect(302, "https://evil.example.net/.well-known/est/cacerts"),
+            ),
+            |err| {
+                matches!(err, Error::Redirect { operation: Operation::CaCerts, location }
+                    if location.contains("evil.example.net"))
+            },
+        ),
+        row(
+            "redirect to another port of the same host",
+            on(
+                "simplereenroll",
+                redirect(307, "https://localhost:1/.well-known/est/simplereenroll"),
+            ),
+            |err| {
+                matches!(
+                    err,
+                    Error::Redirect {
+                        operation: Operation::SimpleReenroll,
+                        ..
+                    }
+                )
+            },
+        ),
+        row(
+            "unauthorized with WWW-Authenticate",
+            on("simplereenroll", |_, _, _| {
+                Response::new(401)
+                    .header("WWW-Authenticate", "Basic realm=\"est\"")
+                    .into()
+            }),
+            |err| {
+                matches!(err, Error::HttpAuthenticationRequested { operation: Operation::SimpleReenroll, challenge }
+                    if challenge.contains("Basic"))
+            },
+        ),
+        row(
+            "internal server error",
+            on("simplereenroll", |_, _, _| {
+                Response::new(500).body("database on fire").into()
+            }),
+            |err| {
+                matches!(err, Error::ServerStatus { operation: Operation::SimpleReenroll, status: 500, message }
+                    if message.contains("database on fire"))
+            },
+        ),
+    ]);
 }
 
 #[test]

@@ -186,9 +186,7 @@ fn reenrolment_keeps_the_current_names(mode: Reprovision, request_eku: bool) {
             reqs
         }),
     );
-    client_for(&server.base())
-        .reprovision(&mut FileStore::new(device.dir.path()).unwrap(), mode)
-        .unwrap();
+    device.reprovision(&server, mode).unwrap();
     let seen = seen.lock().unwrap().clone();
     assert_eq!(seen.len(), 1, "{seen:?}");
     // RFC 7030 4.2.2: Subject and SubjectAltName identical (the SAN's criticality too); the
@@ -266,11 +264,9 @@ fn reenrolment_follows_a_mef_that_requests_another_identity() {
 fn reenrolment_with_a_configured_identity_the_certificate_does_not_carry() {
     // No subjectAltName requested, and the configured identity is not the current
     // certificate's: RFC 7030 4.2.2 keeps the identity, so this is the caller's mistake.
-    let pki = Arc::new(MefPki::new("Quiet MEF CA"));
-    let device = Device::new(&pki);
-    let server = ProcedureServer::start(
-        pki.clone(),
-        |_| {},
+    let (device, server) = device_and_server(
+        "Quiet MEF CA",
+        |_, _| {},
         |pki, req, good| match req.path.rsplit('/').next() {
             Some("csrattrs") => {
                 let mut reqs = pki.requirements();

@@ -92,13 +92,6 @@ fn sorted(mut certs: Vec<CertificateDer<'static>>) -> Vec<CertificateDer<'static
     certs
 }
 
-/// A successful `mode` of `device`'s credentials against `server`.
-fn reprovision(server: &ProcedureServer, device: &Device, mode: Reprovision) {
-    client_for(&server.base())
-        .reprovision(&mut FileStore::new(device.dir.path()).unwrap(), mode)
-        .unwrap();
-}
-
 fn rollover_in_progress_then_done(same_name: bool) {
     let r = Rollover::new(same_name);
     let device = Device::new(&r.pki);
@@ -110,10 +103,10 @@ fn rollover_in_progress_then_done(same_name: bool) {
         r.new_with_old.clone(),
     ];
     let during = r.server(None, set.clone(), false);
-    reprovision(&during, &device, Reprovision::Rekey);
+    device.reprovision(&during, Reprovision::Rekey).unwrap();
     assert_eq!(installed_anchors(device.dir.path()), sorted(set));
     // The same server again, under the old root: not locked out.
-    reprovision(&during, &device, Reprovision::Renew);
+    device.reprovision(&during, Reprovision::Renew).unwrap();
     drop(during);
 
     // Done: the TLS chain is under the new root, /cacerts has the new root only, the new CA
@@ -123,7 +116,7 @@ fn rollover_in_progress_then_done(same_name: bool) {
         .server_identity(&["localhost", "127.0.0.1"], Eku::ServerAuth);
     id.chain.truncate(1);
     let after = r.server(Some(id), vec![r.new.cert.clone()], true);
-    reprovision(&after, &device, Reprovision::Rekey);
+    device.reprovision(&after, Reprovision::Rekey).unwrap();
     assert_eq!(
         installed_anchors(device.dir.path()),
         std::slice::from_ref(&r.new.cert)
@@ -153,13 +146,13 @@ fn root_key_rollover_done_for_a_device_that_missed_it() {
         vec![r.new.cert.clone()],
         true,
     );
-    reprovision(&server, &device, Reprovision::Rekey);
+    device.reprovision(&server, Reprovision::Rekey).unwrap();
     assert_eq!(
         installed_anchors(device.dir.path()),
         std::slice::from_ref(&r.new.cert)
     );
     // And again, now with the new root installed.
-    reprovision(&server, &device, Reprovision::Renew);
+    device.reprovision(&server, Reprovision::Renew).unwrap();
 }
 
 #[test]
@@ -174,7 +167,7 @@ fn root_key_rollover_with_all_four_certificates() {
         r.old_with_new.clone(),
     ];
     let server = r.server(None, set.clone(), false);
-    reprovision(&server, &device, Reprovision::Rekey);
+    device.reprovision(&server, Reprovision::Rekey).unwrap();
     assert_eq!(installed_anchors(device.dir.path()), sorted(set));
 }
 

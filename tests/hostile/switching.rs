@@ -74,19 +74,12 @@ fn switch_to_a_server_the_new_trust_anchors_do_not_authorise() {
 /// of one MEF behind a load balancer) is accepted: every connection is verified on its own.
 #[test]
 fn switch_to_another_authorised_certificate_is_accepted() {
-    let pki = Arc::new(MefPki::new("Two-front-end MEF CA"));
-    let device = Device::new(&pki);
-    let server = ProcedureServer::start(
-        pki.clone(),
-        |o| o.switch_identity = Some((1, pki.server_identity())),
+    let (device, server) = device_and_server(
+        "Two-front-end MEF CA",
+        |o, pki| o.switch_identity = Some((1, pki.server_identity())),
         close_after_cacerts,
     );
-    let done = client_for(&server.base())
-        .reprovision(
-            &mut FileStore::new(device.dir.path()).unwrap(),
-            Reprovision::Rekey,
-        )
-        .unwrap();
+    let done = device.reprovision(&server, Reprovision::Rekey).unwrap();
     assert_eq!(done.connection.handshakes, 2);
     assert_eq!(server.server.handshakes(), 2);
 }

@@ -7,12 +7,10 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
-use onem2m_est::client::{Config, InitialAuth, MefClient};
-use onem2m_est::identity::{SubjectIdentity, SubjectType};
+use onem2m_est::client::{InitialAuth, MefClient};
 use onem2m_est::pkcs11::{PinSource, Pkcs11Store, Pkcs11Uri};
 use onem2m_est::tls::ClientIdentity;
-use onem2m_est::transport::TransportConfig;
-use onem2m_est::uri::EstUri;
+use onem2m_est_testkit::server::cse_client;
 use onem2m_est_testkit::{softhsm, Manufacturer};
 use onem2m_mef::{MefConfig, RunningMef};
 use rustls_pki_types::CertificateDer;
@@ -158,19 +156,9 @@ impl Setup {
     }
 
     pub(crate) fn client(&self) -> MefClient {
-        let mut t = {
-            let mut v = TransportConfig::default();
-            v.connect_timeout = Duration::from_secs(5);
-            v.tls_timeout = Duration::from_secs(5);
-            v.response_timeout = Duration::from_secs(10);
-            v
-        };
+        let mut t = onem2m_est_testkit::mef::transport();
         t.poll.default_delay = Duration::from_millis(10);
-        MefClient::new(
-            Config::new(EstUri::parse(&self.mef.base_uri(None)).unwrap())
-                .identity(SubjectIdentity::new(SubjectType::Cse, CSE_ID).unwrap())
-                .transport(t),
-        )
+        cse_client(&self.mef.base_uri(None), CSE_ID, t)
     }
 
     pub(crate) fn creds(&self) -> PathBuf {

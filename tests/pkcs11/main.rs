@@ -17,9 +17,10 @@ use onem2m_est::keys::{KeyAlgorithm, SoftwareKey};
 use onem2m_est::pkcs11::{PinSource, Pkcs11Key, Pkcs11Store, Pkcs11Uri};
 use onem2m_est::store::{CredentialStore, FailPoint, Fault, FileStore};
 use onem2m_est::tls::ClientIdentity;
-use onem2m_est::transport::TransportConfig;
+use onem2m_est::transport::PollPolicy;
 use onem2m_est::uri::EstUri;
 use onem2m_est::{Error, ErrorClass};
+use onem2m_est_testkit::server::test_transport;
 use std::net::TcpListener;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -337,15 +338,11 @@ fn what_the_token_store_cannot_hold_is_refused_before_any_connection() {
             )
             .identity(SubjectIdentity::new(SubjectType::Cse, CSE_ID).unwrap())
             .key_algorithm(algorithm)
-            .transport(
-                TransportConfig::default()
-                    .with_timeouts(
-                        Duration::from_secs(2),
-                        Duration::from_secs(2),
-                        Duration::from_secs(2),
-                    )
-                    .unwrap(),
-            ),
+            .transport(test_transport(
+                Duration::from_secs(2),
+                Duration::from_secs(2),
+                PollPolicy::default(),
+            )),
         )
     };
     let p256 = client(KeyAlgorithm::EcdsaP256Sha256);
