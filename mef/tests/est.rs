@@ -4,6 +4,7 @@ mod common;
 
 use common::*;
 use onem2m_est_proto::{base64body, multipart, san};
+use onem2m_est_testkit::pki::{challenge_password, fresh_csr};
 use rcgen::KeyPair;
 use x509_parser::extensions::{GeneralName, ParsedExtension};
 use x509_parser::prelude::*;
@@ -12,7 +13,7 @@ use x509_parser::prelude::*;
 struct Setup {
     mef: MefProc,
     tp: ThirdPartyCa,
-    client: Creds,
+    client: ClientCreds,
 }
 
 fn setup(name: &str, extra: &[&str]) -> Setup {
@@ -203,12 +204,7 @@ fn cse_and_node_identities() {
     // A URI form for a CSE is not its identity.
     let a = agent(&s.mef.ca_der, Some(&cse));
     let pw = fetch_attrs(&a, &s.mef).password;
-    let csr = make_csr(
-        &KeyPair::generate().unwrap(),
-        &[uri("https://cse01.sp.example.com")],
-        Some(&pw),
-        None,
-    );
+    let csr = fresh_csr(&[uri("https://cse01.sp.example.com")], Some(&pw));
     post_csr(&a, &s.mef.url("simpleenroll"), &csr).assert_error(400, "subjectAltName");
 }
 
@@ -238,12 +234,7 @@ fn keep_alive_one_connection_for_the_whole_procedure() {
         onem2m_est_proto::csrattrs::ChallengePassword::Value(v) => v.to_string(),
         _ => panic!(),
     };
-    let csr = csr_b64(&make_csr(
-        &KeyPair::generate().unwrap(),
-        &[uri(AE_ID)],
-        Some(&pw),
-        None,
-    ));
+    let csr = csr_b64(&fresh_csr(&[uri(AE_ID)], Some(&pw)));
     let post_req = format!(
         "POST /.well-known/est/simpleenroll HTTP/1.1\r\n{host}Content-Type: application/pkcs10\r\nContent-Length: {}\r\n\r\n{csr}",
         csr.len()
@@ -272,7 +263,7 @@ fn body_encodings_and_content_types() {
     let s = setup("encodings", &[]);
     let a = agent(&s.mef.ca_der, Some(&s.client));
     let url = s.mef.url("simpleenroll");
-    let csr = |pw: &str| make_csr(&KeyPair::generate().unwrap(), &[uri(AE_ID)], Some(pw), None);
+    let csr = |pw: &str| fresh_csr(&[uri(AE_ID)], Some(pw));
     // Line-wrapped base64 with CRLFs and a parameterised Content-Type.
     let pw = fetch_attrs(&a, &s.mef).password;
     let b64 = csr_b64(&csr(&pw));
@@ -330,7 +321,7 @@ fn challenge_password_rules() {
     let s = setup("challenge", &[]);
     let a = agent(&s.mef.ca_der, Some(&s.client));
     let url = s.mef.url("simpleenroll");
-    let csr = |pw: Option<&str>| make_csr(&KeyPair::generate().unwrap(), &[uri(AE_ID)], pw, None);
+    let csr = |pw: Option<&str>| fresh_csr(&[uri(AE_ID)], pw);
 
     // Missing.
     post_csr(&a, &url, &csr(None)).assert_error(403, "no challengePassword");
@@ -343,12 +334,7 @@ fn challenge_password_rules() {
     post_csr(&a, &url, &csr(Some(&pw))).assert_error(403, "does not match");
     // Consumed by a CSR that failed a later check (wrong identity), then unusable.
     let pw = fetch_attrs(&a, &s.mef).password;
-    let wrong = make_csr(
-        &KeyPair::generate().unwrap(),
-        &[uri("https://sp.example.com/cse01/CAE02")],
-        Some(&pw),
-        None,
-    );
+    let wrong = fresh_csr(&[uri("https://sp.example.com/cse01/CAE02")], Some(&pw));
     post_csr(&a, &url, &wrong).assert_error(400, "does not match the identity");
     post_csr(&a, &url, &csr(Some(&pw))).assert_error(403, "does not match");
     // Another client's password.
@@ -363,11 +349,9 @@ fn challenge_password_rules() {
     let others_pw = fetch_attrs(&b, &s.mef).password;
     post_csr(&a, &url, &csr(Some(&others_pw))).assert_error(403, "does not match");
     // ... which the other client can still use.
-    let csr_b = make_csr(
-        &KeyPair::generate().unwrap(),
+    let csr_b = fresh_csr(
         &[uri("https://sp.example.com/cse01/CAE02")],
         Some(&others_pw),
-        None,
     );
     assert_eq!(post_csr(&b, &url, &csr_b).status, 200);
 }
@@ -378,12 +362,7 @@ fn expired_challenge_password() {
     let a = agent(&s.mef.ca_der, Some(&s.client));
     let pw = fetch_attrs(&a, &s.mef).password;
     std::thread::sleep(std::time::Duration::from_millis(2100));
-    let csr = make_csr(
-        &KeyPair::generate().unwrap(),
-        &[uri(AE_ID)],
-        Some(&pw),
-        None,
-    );
+    let csr = fresh_csr(&[uri(AE_ID)], Some(&pw));
     post_csr(&a, &s.mef.url("simpleenroll"), &csr).assert_error(403, "expired");
 }
 
@@ -393,45 +372,29 @@ fn csr_content_rules() {
     let a = agent(&s.mef.ca_der, Some(&s.client));
     let url = s.mef.url("simpleenroll");
     let pw = || fetch_attrs(&a, &s.mef).password;
-    let key = || KeyPair::generate().unwrap();
 
     post_csr(
         &a,
         &url,
-        &make_csr(
-            &key(),
-            &[uri("https://sp.example.com/cse01/Cother")],
-            Some(&pw()),
-            None,
-        ),
+        &fresh_csr(&[uri("https://sp.example.com/cse01/Cother")], Some(&pw())),
     )
     .assert_error(400, "does not match the identity");
     post_csr(
         &a,
         &url,
-        &make_csr(
-            &key(),
-            &[uri(AE_ID), dns("extra.example.com")],
-            Some(&pw()),
-            None,
-        ),
+        &fresh_csr(&[uri(AE_ID), dns("extra.example.com")], Some(&pw())),
     )
     .assert_error(400, "exactly one name");
-    post_csr(&a, &url, &make_csr(&key(), &[], Some(&pw()), None))
-        .assert_error(400, "no subjectAltName");
-    post_csr(
-        &a,
-        &url,
-        &make_csr(&key(), &[dns("sp.example.com")], Some(&pw()), None),
-    )
-    .assert_error(400, "does not match the identity");
+    post_csr(&a, &url, &fresh_csr(&[], Some(&pw()))).assert_error(400, "no subjectAltName");
+    post_csr(&a, &url, &fresh_csr(&[dns("sp.example.com")], Some(&pw())))
+        .assert_error(400, "does not match the identity");
     let p384 = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384).unwrap();
     post_csr(&a, &url, &make_csr(&p384, &[uri(AE_ID)], Some(&pw()), None))
         .assert_error(400, "P-256");
     let ed = KeyPair::generate_for(&rcgen::PKCS_ED25519).unwrap();
     post_csr(&a, &url, &make_csr(&ed, &[uri(AE_ID)], Some(&pw()), None)).assert_error(400, "P-256");
     // Bad signature: flip a bit in the last byte (inside the ECDSA signature value).
-    let mut bad = make_csr(&key(), &[uri(AE_ID)], Some(&pw()), None);
+    let mut bad = fresh_csr(&[uri(AE_ID)], Some(&pw()));
     let last = bad.len() - 1;
     bad[last] ^= 0x01;
     post_csr(&a, &url, &bad).assert_error(400, "signature");
@@ -449,16 +412,11 @@ fn client_authentication_rules() {
     get(&anon, &s.mef.url("csrattrs"))
         .unwrap()
         .assert_error(403, "client certificate");
-    let csr = make_csr(
-        &KeyPair::generate().unwrap(),
-        &[uri(AE_ID)],
-        Some("x"),
-        None,
-    );
+    let csr = fresh_csr(&[uri(AE_ID)], Some("x"));
     post_csr(&anon, &s.mef.url("simpleenroll"), &csr).assert_error(403, "client certificate");
     post_csr(&anon, &s.mef.url("serverkeygen"), &csr).assert_error(403, "client certificate");
     // Untrusted client certificate: refused at the TLS layer.
-    let rogue = self_signed_client();
+    let rogue = ClientCreds::self_signed();
     assert!(get(&agent(&s.mef.ca_der, Some(&rogue)), &s.mef.url("cacerts")).is_err());
     // Trusted but unregistered.
     let unregistered = s.tp.issue_client("device-x");
@@ -535,12 +493,7 @@ fn reenrollment_renew_rekey_and_refusals() {
     let url = s.mef.url("simplereenroll");
     // A third-party certificate cannot re-enroll.
     let pw = fetch_attrs(&tp_agent, &s.mef).password;
-    let csr = make_csr(
-        &KeyPair::generate().unwrap(),
-        &[uri(AE_ID)],
-        Some(&pw),
-        None,
-    );
+    let csr = fresh_csr(&[uri(AE_ID)], Some(&pw));
     post_csr(&tp_agent, &url, &csr).assert_error(403, "issued by this MEF");
 
     let issued = enroll(&tp_agent, &s.mef, uri(AE_ID));
@@ -570,12 +523,7 @@ fn reenrollment_renew_rekey_and_refusals() {
     );
     // Identity change refused.
     let pw = fetch_attrs(&a, &s.mef).password;
-    let change = make_csr(
-        &KeyPair::generate().unwrap(),
-        &[uri("https://sp.example.com/cse01/CAE99")],
-        Some(&pw),
-        None,
-    );
+    let change = fresh_csr(&[uri("https://sp.example.com/cse01/CAE99")], Some(&pw));
     post_csr(&a, &url, &change).assert_error(400, "does not match the identity");
     // Subject change refused.
     let pw = fetch_attrs(&a, &s.mef).password;
@@ -650,7 +598,7 @@ fn server_side_key_generation() {
         rcgen::PublicKeyData::der_bytes(&csr_key)
     );
     // The generated credentials work for re-enrollment.
-    let creds = Creds {
+    let creds = ClientCreds {
         cert_der: decoded.certificates[0].clone(),
         key,
     };
@@ -670,12 +618,7 @@ fn manual_approval_answers_202_then_issues() {
     let s = setup("approval", &["--approval-polls", "2", "--retry-after", "7"]);
     let a = agent(&s.mef.ca_der, Some(&s.client));
     let pw = fetch_attrs(&a, &s.mef).password;
-    let csr = make_csr(
-        &KeyPair::generate().unwrap(),
-        &[uri(AE_ID)],
-        Some(&pw),
-        None,
-    );
+    let csr = fresh_csr(&[uri(AE_ID)], Some(&pw));
     for _ in 0..2 {
         let r = post_csr(&a, &s.mef.url("simpleenroll"), &csr);
         assert_eq!(r.status, 202, "{}", r.text());
@@ -854,10 +797,7 @@ fn the_eku_policy_is_requested_checked_and_issued_per_subject_type() {
         let mut p = rcgen::CertificateParams::default();
         p.subject_alt_names = vec![uri(AE_ID)];
         p.extended_key_usages = ekus;
-        let attrs = vec![rcgen::Attribute {
-            oid: &[1, 2, 840, 113549, 1, 9, 7],
-            values: common::set_of_utf8(pw),
-        }];
+        let attrs = vec![challenge_password(pw)];
         p.serialize_request_with_attributes(&key, attrs)
             .unwrap()
             .der()
@@ -954,10 +894,7 @@ fn serverkeygen_ignores_the_csr_key_and_signature_and_refuses_encryption_it_cann
     let with_attrs = |pw: &str, extra: Vec<rcgen::Attribute>| {
         let mut p = rcgen::CertificateParams::default();
         p.subject_alt_names = vec![uri(AE_ID)];
-        let mut attrs = vec![rcgen::Attribute {
-            oid: &[1, 2, 840, 113549, 1, 9, 7],
-            values: common::set_of_utf8(pw),
-        }];
+        let mut attrs = vec![challenge_password(pw)];
         attrs.extend(extra);
         p.serialize_request_with_attributes(&p256, attrs)
             .unwrap()

@@ -139,7 +139,7 @@ impl Cluster {
     }
 
     /// Registers a device (`identity add` against the shared database).
-    fn register(&self, creds: &common::Creds, cse_id: &str) {
+    fn register(&self, creds: &common::ClientCreds, cse_id: &str) {
         load::register_on(&self.a.dir, Some(&self.url), creds, cse_id);
     }
 
@@ -189,7 +189,7 @@ fn both_procedures_and_serverkeygen_through_the_balancer_land_on_both_replicas()
     c.register(&dev, cse);
     let rs = c.replicas();
     let base = c.hp.base_uri();
-    let fresh = |creds: &common::Creds| agent(&c.a.ca_der, Some(creds));
+    let fresh = |creds: &common::ClientCreds| agent(&c.a.ca_der, Some(creds));
     let mut creds = dev;
     let mut spread = Vec::new();
     for op in ["simpleenroll", "simplereenroll", "serverkeygen"] {
@@ -210,12 +210,12 @@ fn both_procedures_and_serverkeygen_through_the_balancer_land_on_both_replicas()
         creds = if op == "serverkeygen" {
             let ct = r.header("content-type").unwrap().to_string();
             let d = onem2m_est_proto::multipart::decode_serverkeygen(&ct, &r.body).unwrap();
-            common::Creds {
+            common::ClientCreds {
                 cert_der: d.certificates[0].clone(),
                 key: rcgen::KeyPair::try_from(&d.private_key_pkcs8[..]).unwrap(),
             }
         } else {
-            common::Creds {
+            common::ClientCreds {
                 cert_der: r.certs()[0].clone(),
                 key,
             }

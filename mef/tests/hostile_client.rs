@@ -12,6 +12,8 @@ mod common;
 use common::*;
 use onem2m_est_proto::san::GeneralName;
 use onem2m_est_proto::{base64body, csrattrs};
+use onem2m_est_testkit::pki::{fresh_csr, CHALLENGE_PASSWORD};
+use onem2m_est_testkit::{Eku, TestCa};
 use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
     Issuer, KeyPair, KeyUsagePurpose,
@@ -51,7 +53,6 @@ const OID_UNKNOWN: &[u8] = &[
 const KP_SERVER_AUTH: &[u8] = &[0x06, 0x08, 0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x01];
 const KP_CLIENT_AUTH: &[u8] = &[0x06, 0x08, 0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x02];
 const KP_CODE_SIGNING: &[u8] = &[0x06, 0x08, 0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x03];
-const CHALLENGE_PASSWORD: &[u64] = &[1, 2, 840, 113549, 1, 9, 7];
 const EXTENSION_REQUEST: &[u64] = &[1, 2, 840, 113549, 1, 9, 14];
 
 /// An Extension (RFC 5280 4.1).
@@ -118,8 +119,8 @@ fn csr_with(key: &KeyPair, password: &str, exts: &[Vec<u8>]) -> Vec<u8> {
 struct Target {
     mef: MefProc,
     tp: ThirdPartyCa,
-    device: Creds,
-    victim: Creds,
+    device: ClientCreds,
+    victim: ClientCreds,
     dir: PathBuf,
 }
 
@@ -154,7 +155,7 @@ fn issued_count(mef_dir: &Path) -> usize {
 }
 
 impl Target {
-    fn agent(&self, creds: &Creds) -> ureq::Agent {
+    fn agent(&self, creds: &ClientCreds) -> ureq::Agent {
         agent(&self.mef.ca_der, Some(creds))
     }
 
@@ -162,11 +163,11 @@ impl Target {
         issued_count(&self.mef.dir)
     }
 
-    fn password(&self, creds: &Creds) -> String {
+    fn password(&self, creds: &ClientCreds) -> String {
         fetch_attrs(&self.agent(creds), &self.mef).password
     }
 
-    fn conn(&self, creds: &Creds) -> std::io::Result<RawConn> {
+    fn conn(&self, creds: &ClientCreds) -> std::io::Result<RawConn> {
         RawConn::open(
             &self.mef.ca_der,
             Some((std::slice::from_ref(&creds.cert_der), &creds.key)),
@@ -208,7 +209,7 @@ impl Target {
         Ok(())
     }
 
-    fn post(&self, creds: &Creds, op: &str, csr: &[u8]) -> Resp {
+    fn post(&self, creds: &ClientCreds, op: &str, csr: &[u8]) -> Resp {
         post_csr(&self.agent(creds), &self.mef.url(op), csr)
     }
 }
@@ -305,12 +306,7 @@ fn challenge_password_replay_is_refused_sequentially_and_under_concurrency() {
     // The same CSR again, and another CSR with the same password.
     let r = t.post(&t.device, "simpleenroll", &csr);
     t.refused("replayed CSR", &r, 403, "already used", n);
-    let other = make_csr(
-        &KeyPair::generate().unwrap(),
-        &[uri(AE_ID)],
-        Some(&pw),
-        None,
-    );
+    let other = fresh_csr(&[uri(AE_ID)], Some(&pw));
     let r = t.post(&t.device, "serverkeygen", &other);
     t.refused("replayed password", &r, 403, "already used", n);
     // A password consumed by a refused CSR stays consumed.
@@ -372,12 +368,7 @@ fn challenge_password_replay_is_refused_sequentially_and_under_concurrency() {
         let handles: Vec<_> = (0..20)
             .map(|_| {
                 let a = t.agent(&t.device);
-                let csr = make_csr(
-                    &KeyPair::generate().unwrap(),
-                    &[uri(AE_ID)],
-                    Some(&pw),
-                    None,
-                );
+                let csr = fresh_csr(&[uri(AE_ID)], Some(&pw));
                 let url = url.clone();
                 scope.spawn(move || {
                     let r = post_csr(&a, &url, &csr);
@@ -632,7 +623,7 @@ fn extensions_the_policy_does_not_grant_are_refused() {
 const OPS: [&str; 4] = ["csrattrs", "simpleenroll", "simplereenroll", "serverkeygen"];
 
 /// Every operation but /cacerts with `creds`, each refused `status` naming `needle`.
-fn refused_everywhere(t: &Target, case: &str, creds: &Creds, status: u16, needle: &str) {
+fn refused_everywhere(t: &Target, case: &str, creds: &ClientCreds, status: u16, needle: &str) {
     let n = t.issued();
     let a = t.agent(creds);
     for op in OPS {
@@ -651,7 +642,7 @@ fn refused_everywhere(t: &Target, case: &str, creds: &Creds, status: u16, needle
     }
 }
 
-fn enroll_with(t: &Target, creds: &Creds, op: &str) -> Creds {
+fn enroll_with(t: &Target, creds: &ClientCreds, op: &str) -> ClientCreds {
     let a = t.agent(creds);
     let pw = fetch_attrs(&a, &t.mef).password;
     let key = KeyPair::generate().unwrap();
@@ -661,7 +652,7 @@ fn enroll_with(t: &Target, creds: &Creds, op: &str) -> Creds {
         &make_csr(&key, &[uri(AE_ID)], Some(&pw), None),
     )
     .certs();
-    Creds {
+    ClientCreds {
         cert_der: certs[0].clone(),
         key,
     }
@@ -752,7 +743,7 @@ fn revoked_certificates_and_their_renewals_are_refused_on_every_operation() {
     );
 }
 
-fn enroll_with_identity(t: &Target, creds: &Creds, id: &str) -> Creds {
+fn enroll_with_identity(t: &Target, creds: &ClientCreds, id: &str) -> ClientCreds {
     let a = t.agent(creds);
     let pw = fetch_attrs(&a, &t.mef).password;
     let key = KeyPair::generate().unwrap();
@@ -762,7 +753,7 @@ fn enroll_with_identity(t: &Target, creds: &Creds, id: &str) -> Creds {
         &make_csr(&key, &[uri(id)], Some(&pw), None),
     )
     .certs();
-    Creds {
+    ClientCreds {
         cert_der: certs[0].clone(),
         key,
     }
@@ -820,7 +811,7 @@ fn forged_certificates_are_refused() {
     leaf.subject_alt_names = vec![uri(AE_ID)];
     leaf.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
     let leaf = leaf.signed_by(&key, &real).unwrap();
-    let unknown = Creds {
+    let unknown = ClientCreds {
         cert_der: leaf.der().to_vec(),
         key,
     };
@@ -839,12 +830,14 @@ fn a_third_party_certificate_expiring_on_an_open_connection_is_refused() {
     // Valid for a few seconds from now.
     let key = KeyPair::generate().unwrap();
     let now = time::OffsetDateTime::now_utc();
-    let mut p = CertificateParams::default();
-    p.not_before = now - time::Duration::minutes(1);
-    p.not_after = now + time::Duration::seconds(4);
-    p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
-    let short = Creds {
-        cert_der: t.tp.sign(p, &key),
+    let cert =
+        t.tp.ca
+            .issue("short-lived device", &[], Eku::ClientAuth, &key, |p| {
+                p.not_before = now - time::Duration::minutes(1);
+                p.not_after = now + time::Duration::seconds(4);
+            });
+    let short = ClientCreds {
+        cert_der: cert.to_vec(),
         key,
     };
     register(&t.mef.dir, &short, "ae", AE_ID);
@@ -863,12 +856,7 @@ fn a_third_party_certificate_expiring_on_an_open_connection_is_refused() {
     };
     std::thread::sleep(Duration::from_secs(6));
     let n = t.issued();
-    let csr = make_csr(
-        &KeyPair::generate().unwrap(),
-        &[uri(AE_ID)],
-        Some(&pw),
-        None,
-    );
+    let csr = fresh_csr(&[uri(AE_ID)], Some(&pw));
     let r = conn
         .request(&csr_request(&format!("{EST}/simpleenroll"), &csr, "", None))
         .unwrap();
@@ -894,32 +882,13 @@ fn a_third_party_certificate_expiring_on_an_open_connection_is_refused() {
 /// A root, an intermediate CA (CA:TRUE) with these keyUsage bits, and a client certificate it
 /// issued: (root DER, chain [leaf, intermediate], leaf key).
 fn chain_via_intermediate(ku: Vec<KeyUsagePurpose>) -> (Vec<u8>, Vec<Vec<u8>>, KeyPair) {
-    let root_key = KeyPair::generate().unwrap();
-    let mut root = CertificateParams::default();
-    root.distinguished_name
-        .push(DnType::CommonName, "Manufacturer root");
-    root.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    root.key_usages = vec![KeyUsagePurpose::KeyCertSign];
-    let root_cert = root.self_signed(&root_key).unwrap();
-    let root_issuer = Issuer::new(root, root_key);
-    let int_key = KeyPair::generate().unwrap();
-    let mut int = CertificateParams::default();
-    int.distinguished_name
-        .push(DnType::CommonName, "Manufacturer intermediate");
-    int.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    int.key_usages = ku;
-    let int_cert = int.signed_by(&int_key, &root_issuer).unwrap();
-    let int_issuer = Issuer::new(int, int_key);
-    let leaf_key = KeyPair::generate().unwrap();
-    let mut leaf = CertificateParams::default();
-    leaf.distinguished_name.push(DnType::CommonName, "device");
-    leaf.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-    leaf.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
-    let leaf_cert = leaf.signed_by(&leaf_key, &int_issuer).unwrap();
+    let root = TestCa::new("Manufacturer root");
+    let intermediate = root.intermediate("Manufacturer intermediate", ku);
+    let leaf = intermediate.issue_client("device");
     (
-        root_cert.der().to_vec(),
-        vec![leaf_cert.der().to_vec(), int_cert.der().to_vec()],
-        leaf_key,
+        root.cert.to_vec(),
+        vec![leaf.cert_der, intermediate.cert.to_vec()],
+        leaf.key,
     )
 }
 
@@ -972,7 +941,7 @@ fn an_intermediate_ca_without_key_cert_sign_is_refused_as_openssl_does() {
         pem_file(&root_pem, &[root]);
         let mef_dir = dir.join("mef");
         std::fs::create_dir_all(&mef_dir).unwrap();
-        let leaf = Creds {
+        let leaf = ClientCreds {
             cert_der: chain[0].clone(),
             key,
         };
@@ -1352,7 +1321,7 @@ fn psk_identity_swaps_are_refused() {
     .unwrap();
     let cert = r.certs()[0].clone();
     let out = cli_ok(&["psk", "remove", "--data-dir", &d, "--kpm-id", KPM_A]);
-    let enrolled = Creds {
+    let enrolled = ClientCreds {
         cert_der: cert,
         key,
     };

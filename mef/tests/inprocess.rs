@@ -12,7 +12,7 @@ fn start_enroll_revoke_shutdown_in_process() {
     let tp = ThirdPartyCa::new(&dir, "tp");
     let client = tp.issue_client("device");
     let mut config = MefConfig::new(dir.join("mef"));
-    config.client_trust = vec![tp.cert_der.clone().into()];
+    config.client_trust = vec![tp.ca.cert.clone()];
     let mef = Mef::start(config).unwrap();
     let port = mef.local_addr().port();
     assert_eq!(
@@ -59,7 +59,7 @@ fn start_enroll_revoke_shutdown_in_process() {
     );
 
     // Revocation through the API.
-    let creds = Creds {
+    let creds = ClientCreds {
         cert_der: certs[0].clone(),
         key,
     };

@@ -54,13 +54,18 @@ pub fn devices_on(
 
 /// Registers a CSE's third-party certificate (`identity add`, with `--database URL` when
 /// given).
-pub fn register_on(mef_dir: &Path, database: Option<&str>, creds: &super::Creds, cse_id: &str) {
+pub fn register_on(
+    mef_dir: &Path,
+    database: Option<&str>,
+    creds: &super::ClientCreds,
+    cse_id: &str,
+) {
     let certs = mef_dir.with_extension(format!("client-{}.pem", &creds.fingerprint()[..16]));
     super::register_with(mef_dir, database, &certs, creds, "cse", cse_id);
 }
 
 /// The client-library view of test credentials.
-pub fn device_of(creds: &super::Creds, cse_id: String) -> Device {
+pub fn device_of(creds: &super::ClientCreds, cse_id: String) -> Device {
     let key = SoftwareKey::from_pkcs8_der(&creds.key.serialize_der()).unwrap();
     Device {
         cse_id,
