@@ -3,7 +3,7 @@
 mod common;
 
 use common::*;
-use onem2m_est_proto::{base64body, multipart, san};
+use onem2m_est_proto::{multipart, san};
 use onem2m_est_testkit::pki::{challenge_password, fresh_csr};
 use rcgen::KeyPair;
 use x509_parser::extensions::{GeneralName, ParsedExtension};
@@ -144,7 +144,7 @@ fn initial_enrollment_issues_the_profiled_certificate() {
     }
     assert_eq!(seen, 4);
     // Recorded in the database (CLI view).
-    let (ok, out, _) = run_cli(&["cert", "list", "--data-dir", s.mef.dir.to_str().unwrap()]);
+    let (ok, out, _) = run_cli_on(&s.mef.dir, &["cert", "list"], &[]);
     assert!(ok);
     assert!(out.contains(&onem2m_mef::fingerprint(&certs[0])) && out.contains(AE_ID));
     // A header, and readable UTC dates (not Unix seconds) (issue #14).
@@ -179,27 +179,22 @@ fn cse_and_node_identities() {
     let node = s.tp.issue_client("node");
     register(&s.mef.dir, &cse, "cse", "cse01.sp.example.com");
     register(&s.mef.dir, &node, "node", "urn:oid:1.3.6.1.4.1.99999.1.2.3");
-    let issued = enroll(
-        &agent(&s.mef.ca_der, Some(&cse)),
-        &s.mef,
+    // Enrols with `creds` asking for `san`: the certificate names exactly `expected`.
+    let enrolled = |creds: &ClientCreds, san: rcgen::SanType, expected: GeneralName| {
+        let issued = enroll(&agent(&s.mef.ca_der, Some(creds)), &s.mef, san);
+        let (_, c) = parse_x509_certificate(&issued.cert_der).unwrap();
+        let sans = c.subject_alternative_name().unwrap().unwrap();
+        assert_eq!(sans.value.general_names, vec![expected]);
+    };
+    enrolled(
+        &cse,
         dns("cse01.sp.example.com"),
+        GeneralName::DNSName("cse01.sp.example.com"),
     );
-    let (_, c) = parse_x509_certificate(&issued.cert_der).unwrap();
-    let sans = c.subject_alternative_name().unwrap().unwrap();
-    assert_eq!(
-        sans.value.general_names,
-        vec![GeneralName::DNSName("cse01.sp.example.com")]
-    );
-    let issued = enroll(
-        &agent(&s.mef.ca_der, Some(&node)),
-        &s.mef,
+    enrolled(
+        &node,
         uri("urn:oid:1.3.6.1.4.1.99999.1.2.3"),
-    );
-    let (_, c) = parse_x509_certificate(&issued.cert_der).unwrap();
-    let sans = c.subject_alternative_name().unwrap().unwrap();
-    assert_eq!(
-        sans.value.general_names,
-        vec![GeneralName::URI("urn:oid:1.3.6.1.4.1.99999.1.2.3")]
+        GeneralName::URI("urn:oid:1.3.6.1.4.1.99999.1.2.3"),
     );
     // A URI form for a CSE is not its identity.
     let a = agent(&s.mef.ca_der, Some(&cse));
@@ -227,13 +222,7 @@ fn keep_alive_one_connection_for_the_whole_procedure() {
     // response on the same connection, so send cacerts + csrattrs, then read, then enroll.
     // raw_exchange sends sequentially, so use a password fetched on an earlier connection
     // (passwords are bound to the client certificate, not to the connection).
-    let items =
-        onem2m_est_proto::csrattrs::decode(&base64body::decode(&first[1].body).unwrap()).unwrap();
-    let reqs = onem2m_est_proto::csrattrs::CsrRequirements::from_items(&items).unwrap();
-    let pw = match reqs.challenge_password {
-        onem2m_est_proto::csrattrs::ChallengePassword::Value(v) => v.to_string(),
-        _ => panic!(),
-    };
+    let pw = Attrs::decode(&first[1].body).password;
     let csr = csr_b64(&fresh_csr(&[uri(AE_ID)], Some(&pw)));
     let post_req = format!(
         "POST /.well-known/est/simpleenroll HTTP/1.1\r\n{host}Content-Type: application/pkcs10\r\nContent-Length: {}\r\n\r\n{csr}",
@@ -399,7 +388,7 @@ fn csr_content_rules() {
     bad[last] ^= 0x01;
     post_csr(&a, &url, &bad).assert_error(400, "signature");
     // No certificate was issued by any of these.
-    let (_, out, _) = run_cli(&["cert", "list", "--data-dir", s.mef.dir.to_str().unwrap()]);
+    let (_, out, _) = run_cli_on(&s.mef.dir, &["cert", "list"], &[]);
     // Only the header line.
     assert_eq!(out.lines().count(), 1, "{out}");
 }
@@ -440,14 +429,11 @@ fn client_authentication_rules() {
         "{text}"
     );
     // Registry removal takes effect immediately.
-    let (ok, _, _) = run_cli(&[
-        "identity",
-        "remove",
-        "--data-dir",
-        s.mef.dir.to_str().unwrap(),
-        "--fingerprint",
-        &s.client.fingerprint(),
-    ]);
+    let (ok, _, _) = run_cli_on(
+        &s.mef.dir,
+        &["identity", "remove"],
+        &["--fingerprint", &s.client.fingerprint()],
+    );
     assert!(ok);
     get(&a, &s.mef.url("csrattrs"))
         .unwrap()
@@ -537,14 +523,11 @@ fn reenrollment_renew_rekey_and_refusals() {
     // An issued certificate may also use /simpleenroll.
     let again = enroll(&a, &s.mef, uri(AE_ID));
     // Revoked certificate refused.
-    let (ok, _, _) = run_cli(&[
-        "cert",
-        "revoke",
-        "--data-dir",
-        s.mef.dir.to_str().unwrap(),
-        "--id",
-        &issued.fingerprint(),
-    ]);
+    let (ok, _, _) = run_cli_on(
+        &s.mef.dir,
+        &["cert", "revoke"],
+        &["--id", &issued.fingerprint()],
+    );
     assert!(ok);
     get(&a, &s.mef.url("csrattrs"))
         .unwrap()
@@ -671,35 +654,35 @@ fn identity_cli_validates_and_lists() {
         ("node", "1..3"),
         ("robot", "x"),
     ] {
-        let (ok, _, err) = run_cli(&[
-            "identity",
-            "add",
-            "--data-dir",
+        let (ok, _, err) = run_cli_on(
             d,
-            "--fingerprint",
-            &fp,
-            "--subject-type",
-            ty,
-            "--subject-id",
-            id,
-        ]);
+            &["identity", "add"],
+            &[
+                "--fingerprint",
+                &fp,
+                "--subject-type",
+                ty,
+                "--subject-id",
+                id,
+            ],
+        );
         assert!(!ok, "{ty} {id} accepted");
         assert!(!err.is_empty());
     }
-    let (ok, _, _) = run_cli(&[
-        "identity",
-        "add",
-        "--data-dir",
+    let (ok, _, _) = run_cli_on(
         d,
-        "--fingerprint",
-        &fp.to_uppercase(),
-        "--subject-type",
-        "cse",
-        "--subject-id",
-        "cse01.sp.example.com",
-    ]);
+        &["identity", "add"],
+        &[
+            "--fingerprint",
+            &fp.to_uppercase(),
+            "--subject-type",
+            "cse",
+            "--subject-id",
+            "cse01.sp.example.com",
+        ],
+    );
     assert!(ok);
-    let (ok, out, _) = run_cli(&["identity", "list", "--data-dir", d]);
+    let (ok, out, _) = run_cli_on(d, &["identity", "list"], &[]);
     assert!(ok);
     assert_eq!(out.trim(), format!("{fp} cse cse01.sp.example.com"));
     // The absolute AE-ID of TS-0001 7.2 is registered as the subjectAltName it maps to. It
@@ -724,14 +707,14 @@ fn identity_cli_validates_and_lists() {
     assert!(!ok && err.contains("already registered"), "{err}");
     let (ok, _, err) = replace_with_ae(&["--replace"]);
     assert!(ok, "{err}");
-    let (_, out, _) = run_cli(&["identity", "list", "--data-dir", d]);
+    let (_, out, _) = run_cli_on(d, &["identity", "list"], &[]);
     assert_eq!(
         out.trim(),
         format!("{fp} ae https://example.net/mn-cse/CAE-device1")
     );
-    assert!(run_cli(&["identity", "remove", "--data-dir", d, "--fingerprint", &fp]).0);
-    assert!(!run_cli(&["identity", "remove", "--data-dir", d, "--fingerprint", &fp]).0);
-    assert_eq!(run_cli(&["identity", "list", "--data-dir", d]).1.trim(), "");
+    assert!(run_cli_on(d, &["identity", "remove"], &["--fingerprint", &fp]).0);
+    assert!(!run_cli_on(d, &["identity", "remove"], &["--fingerprint", &fp]).0);
+    assert_eq!(run_cli_on(d, &["identity", "list"], &[]).1.trim(), "");
 }
 
 #[test]
@@ -1093,14 +1076,7 @@ fn revocation_is_published_in_a_crl_at_the_distribution_point() {
     assert!(ok, "not yet revoked: {out}");
 
     let serial = cert.raw_serial_as_string().replace(':', "");
-    let (ok, out, err) = run_cli(&[
-        "cert",
-        "revoke",
-        "--data-dir",
-        s.mef.dir.to_str().unwrap(),
-        "--id",
-        &serial,
-    ]);
+    let (ok, out, err) = run_cli_on(&s.mef.dir, &["cert", "revoke"], &["--id", &serial]);
     assert!(ok, "{out}{err}");
     // `cert revoke` rewrote the CRL file, and the served CRL follows.
     let file = std::fs::read(s.mef.dir.join("mef-ca.crl")).unwrap();
@@ -1152,9 +1128,9 @@ fn ca_rollover_and_retire_old_on_the_command_line() {
     let client = s.client;
     s.mef.stop();
     let d = dir.to_str().unwrap();
-    let (ok, out, err) = run_cli(&["ca", "rollover", "--data-dir", d]);
+    let (ok, out, err) = run_cli_on(d, &["ca", "rollover"], &[]);
     assert!(ok, "{out}{err}");
-    let (ok, _, err) = run_cli(&["ca", "rollover", "--data-dir", d]);
+    let (ok, _, err) = run_cli_on(d, &["ca", "rollover"], &[]);
     assert!(!ok && err.contains("already in progress"), "{err}");
     let read = |f: &str| {
         ::pem::parse(std::fs::read(dir.join(f)).unwrap())
@@ -1220,7 +1196,7 @@ fn ca_rollover_and_retire_old_on_the_command_line() {
     assert_eq!(c.issuer(), n.subject());
     mef.stop();
 
-    let (ok, out, err) = run_cli(&["ca", "retire-old", "--data-dir", d]);
+    let (ok, out, err) = run_cli_on(d, &["ca", "retire-old"], &[]);
     assert!(ok, "{out}{err}");
     for f in [
         "mef-ca-old.pem",
@@ -1230,7 +1206,7 @@ fn ca_rollover_and_retire_old_on_the_command_line() {
     ] {
         assert!(!dir.join(f).exists(), "{f} removed");
     }
-    let (ok, _, err) = run_cli(&["ca", "retire-old", "--data-dir", d]);
+    let (ok, _, err) = run_cli_on(d, &["ca", "retire-old"], &[]);
     assert!(!ok && err.contains("no CA rollover in progress"), "{err}");
     let mef = MefProc::start(&dir, &["--client-trust", tp_pem.to_str().unwrap()]);
     let a = agent(&new_ca, Some(&client));
@@ -1248,7 +1224,7 @@ fn ca_rollover_refuses_a_ca_without_its_key_file() {
     onem2m_mef::ca::MefCa::load_or_create(&dir, &[], None).unwrap();
     std::fs::remove_file(dir.join("mef-ca.key")).unwrap();
     let before = std::fs::read(dir.join("mef-ca.pem")).unwrap();
-    let (ok, _, err) = run_cli(&["ca", "rollover", "--data-dir", d]);
+    let (ok, _, err) = run_cli_on(d, &["ca", "rollover"], &[]);
     assert!(!ok);
     assert!(
         err.contains("PKCS #11 token") && err.contains("--new-ca-key"),

@@ -11,7 +11,6 @@ mod common;
 
 use common::*;
 use onem2m_est_proto::san::GeneralName;
-use onem2m_est_proto::{base64body, csrattrs};
 use onem2m_est_testkit::pki::{fresh_csr, CHALLENGE_PASSWORD};
 use onem2m_est_testkit::{Eku, TestCa};
 use rcgen::{
@@ -845,15 +844,7 @@ fn a_third_party_certificate_expiring_on_an_open_connection_is_refused() {
     let r = conn
         .request(&get_request(&format!("{EST}/csrattrs")))
         .unwrap();
-    assert_eq!(r.status, 200, "{}", r.text());
-    let items = csrattrs::decode(&base64body::decode(&r.body).unwrap()).unwrap();
-    let pw = match csrattrs::CsrRequirements::from_items(&items)
-        .unwrap()
-        .challenge_password
-    {
-        csrattrs::ChallengePassword::Value(v) => v.to_string(),
-        other => panic!("{other:?}"),
-    };
+    let pw = r.attrs().password;
     std::thread::sleep(Duration::from_secs(6));
     let n = t.issued();
     let csr = fresh_csr(&[uri(AE_ID)], Some(&pw));
@@ -975,19 +966,11 @@ fn one_client_cannot_reset_another_clients_pending_approval() {
     // (the MEF used to clear the whole table at 10,000 entries), on one connection with one
     // password (a 202 leaves it pending).
     let mut conn = t.conn(&t.device).unwrap();
-    let apw = {
-        let r = conn
-            .request(&get_request(&format!("{EST}/csrattrs")))
-            .unwrap();
-        let items = csrattrs::decode(&base64body::decode(&r.body).unwrap()).unwrap();
-        match csrattrs::CsrRequirements::from_items(&items)
-            .unwrap()
-            .challenge_password
-        {
-            csrattrs::ChallengePassword::Value(v) => v.to_string(),
-            other => panic!("{other:?}"),
-        }
-    };
+    let apw = conn
+        .request(&get_request(&format!("{EST}/csrattrs")))
+        .unwrap()
+        .attrs()
+        .password;
     let n = t.issued();
     for i in 0..10_001 {
         let csr = make_csr(&key, &[uri(AE_ID)], Some(&apw), Some(&format!("flood {i}")));
@@ -1185,15 +1168,7 @@ fn psk_password(port: u16, kpm_id: &str, kpm_hex: &str) -> String {
         &close(get_request(&format!("{EST}/csrattrs"))),
     )
     .unwrap();
-    assert_eq!(r.status, 200, "{}", r.text());
-    let items = csrattrs::decode(&base64body::decode(&r.body).unwrap()).unwrap();
-    match csrattrs::CsrRequirements::from_items(&items)
-        .unwrap()
-        .challenge_password
-    {
-        csrattrs::ChallengePassword::Value(v) => v.to_string(),
-        other => panic!("{other:?}"),
-    }
+    r.attrs().password
 }
 
 #[test]

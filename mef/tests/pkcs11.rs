@@ -10,7 +10,7 @@
 
 mod common;
 
-use common::{agent, get, run_cli, temp_dir, MefProc, BIN};
+use common::{agent, get, run_cli, run_cli_on, temp_dir, MefProc, BIN};
 use onem2m_est_testkit::softhsm::{self, module_path};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -142,7 +142,7 @@ fn the_ca_key_lives_in_the_token() {
     // `ca rollover` without the token keys cannot roll a token CA over: refused, saying what
     // it needs, the data directory unchanged (ca_rollover_with_the_ca_key_in_the_token does it).
     let before = std::fs::read(data.join("mef-ca.pem")).unwrap();
-    let (ok, _, err) = run_cli(&["ca", "rollover", "--data-dir", data.to_str().unwrap()]);
+    let (ok, _, err) = run_cli_on(&data, &["ca", "rollover"], &[]);
     assert!(!ok);
     assert!(
         err.contains("PKCS #11 token") && err.contains("--new-ca-key"),
@@ -327,20 +327,20 @@ fn ca_rollover_with_the_ca_key_in_the_token() {
     {
         let _ = &scratch; // the token path keeps its files there
                           // A software CA, then a token rollover asked for: refused, nothing changed.
-        let (ok, out, err) = run_cli(&[
-            "ca",
-            "rollover",
-            "--data-dir",
-            data.to_str().unwrap(),
-            "--ca-key",
-            old_uri,
-            "--new-ca-key",
-            new_label_uri,
-            "--pkcs11-module",
-            "/nonexistent.so",
-            "--pin-file",
-            &pin,
-        ]);
+        let (ok, out, err) = run_cli_on(
+            &data,
+            &["ca", "rollover"],
+            &[
+                "--ca-key",
+                old_uri,
+                "--new-ca-key",
+                new_label_uri,
+                "--pkcs11-module",
+                "/nonexistent.so",
+                "--pin-file",
+                &pin,
+            ],
+        );
         assert!(!ok, "{out}");
         assert!(err.contains("no PKCS #11 support"), "{err}");
         assert!(!data.join("mef-ca-old.pem").exists());
@@ -493,19 +493,14 @@ fn rollover_in_the_token(scratch: &Path, data: &Path, pin: &str, old_uri: &str, 
     mef.stop();
 
     // Retiring the old CA needs the token (its key is destroyed there first).
-    let (ok, _, err) = run_cli(&["ca", "retire-old", "--data-dir", d]);
+    let (ok, _, err) = run_cli_on(d, &["ca", "retire-old"], &[]);
     assert!(!ok && err.contains("PKCS #11 token"), "{err}");
     assert!(data.join("mef-ca-old.pem").exists());
-    let (ok, out, err) = run_cli(&[
-        "ca",
-        "retire-old",
-        "--data-dir",
+    let (ok, out, err) = run_cli_on(
         d,
-        "--pkcs11-module",
-        &module,
-        "--pin-file",
-        pin,
-    ]);
+        &["ca", "retire-old"],
+        &["--pkcs11-module", &module, "--pin-file", pin],
+    );
     assert!(ok, "{out}{err}");
     for f in [
         "mef-ca-old.pem",
@@ -548,20 +543,20 @@ fn cert_revoke_rewrites_the_crl_file_of_a_token_ca() {
     #[cfg(not(feature = "pkcs11"))]
     {
         let _ = &scratch; // the token path keeps its files there
-        let (ok, out, err) = run_cli(&[
-            "cert",
-            "revoke",
-            "--data-dir",
-            data.to_str().unwrap(),
-            "--id",
-            "01",
-            "--ca-key",
-            uri,
-            "--pkcs11-module",
-            "/nonexistent.so",
-            "--pin-file",
-            &pin,
-        ]);
+        let (ok, out, err) = run_cli_on(
+            &data,
+            &["cert", "revoke"],
+            &[
+                "--id",
+                "01",
+                "--ca-key",
+                uri,
+                "--pkcs11-module",
+                "/nonexistent.so",
+                "--pin-file",
+                &pin,
+            ],
+        );
         assert!(!ok, "{out}");
         assert!(
             err.contains("no PKCS #11 support") || err.contains("no MEF"),
@@ -624,7 +619,7 @@ fn revoke_with_the_token(scratch: &Path, data: &Path, pin: &str, uri: &str) {
     // Without the token flags: revoked in the database, the file left to a running MEF (what
     // the command did for a token CA before), and the operator told so.
     let before = std::fs::read(data.join("mef-ca.crl")).ok();
-    let (ok, out, err) = run_cli(&["cert", "revoke", "--data-dir", d, "--id", &serial]);
+    let (ok, out, err) = run_cli_on(d, &["cert", "revoke"], &["--id", &serial]);
     assert!(ok, "{out}{err}");
     assert!(err.contains("is not rewritten now"), "{err}");
     assert_eq!(std::fs::read(data.join("mef-ca.crl")).ok(), before);

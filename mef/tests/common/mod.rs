@@ -133,6 +133,23 @@ pub fn run_cli(args: &[&str]) -> (bool, String, String) {
     )
 }
 
+/// Runs `onem2m-mef COMMAND... --data-dir DIR ARGS...`, a subcommand on a data directory;
+/// returns (success, stdout, stderr).
+pub fn run_cli_on(
+    data_dir: impl AsRef<Path>,
+    command: &[&str],
+    args: &[&str],
+) -> (bool, String, String) {
+    let dir = data_dir.as_ref().to_str().expect("a UTF-8 data directory");
+    let all: Vec<&str> = command
+        .iter()
+        .copied()
+        .chain(["--data-dir", dir])
+        .chain(args.iter().copied())
+        .collect();
+    run_cli(&all)
+}
+
 /// A ureq agent trusting only the MEF CA, with an optional client certificate.
 pub fn agent(ca_der: &[u8], creds: Option<&ClientCreds>) -> ureq::Agent {
     use ureq::tls::{Certificate, ClientCert, PrivateKey, RootCerts, TlsConfig};
@@ -177,6 +194,11 @@ impl Resp {
     pub fn certs(&self) -> Vec<Vec<u8>> {
         assert_eq!(self.status, 200, "{}", self.text());
         certs_only::decode(&base64body::decode(&self.body).unwrap()).unwrap()
+    }
+    /// What a /csrattrs response handed out ([`Attrs::decode`]); asserts a 200.
+    pub fn attrs(&self) -> Attrs {
+        assert_eq!(self.status, 200, "{}", self.text());
+        Attrs::decode(&self.body)
     }
     /// Asserts an error status with a text/plain body mentioning `needle`.
     pub fn assert_error(&self, status: u16, needle: &str) {
@@ -292,23 +314,31 @@ pub struct Attrs {
     pub requirements: csrattrs::CsrRequirements,
 }
 
+impl Attrs {
+    /// Decodes a /csrattrs body (base64 of the DER); panics unless it hands out a
+    /// challengePassword value.
+    pub fn decode(body: &[u8]) -> Attrs {
+        let items = csrattrs::decode(&base64body::decode(body).unwrap()).unwrap();
+        let requirements = csrattrs::CsrRequirements::from_items(&items).unwrap();
+        let password = match &requirements.challenge_password {
+            csrattrs::ChallengePassword::Value(v) => v.to_string(),
+            other => panic!("no challengePassword value: {other:?}"),
+        };
+        Attrs {
+            password,
+            requirements,
+        }
+    }
+}
+
 pub fn fetch_attrs(agent: &ureq::Agent, mef: &MefProc) -> Attrs {
     let r = get(agent, &mef.url("csrattrs")).unwrap();
-    assert_eq!(r.status, 200, "{}", r.text());
+    let attrs = r.attrs();
     assert!(r
         .header("content-type")
         .unwrap()
         .starts_with("application/csrattrs"));
-    let items = csrattrs::decode(&base64body::decode(&r.body).unwrap()).unwrap();
-    let requirements = csrattrs::CsrRequirements::from_items(&items).unwrap();
-    let password = match &requirements.challenge_password {
-        csrattrs::ChallengePassword::Value(v) => v.to_string(),
-        other => panic!("no challengePassword value: {other:?}"),
-    };
-    Attrs {
-        password,
-        requirements,
-    }
+    attrs
 }
 
 pub fn uri(s: &str) -> SanType {
@@ -340,16 +370,9 @@ pub fn register_with(
     subject_type: &str,
     subject_id: &str,
 ) {
-    std::fs::write(
-        cert_file,
-        pem::encode(&pem::Pem::new("CERTIFICATE", creds.cert_der.clone())),
-    )
-    .unwrap_or_else(|e| panic!("writing {}: {e}", cert_file.display()));
+    std::fs::write(cert_file, creds.cert_pem())
+        .unwrap_or_else(|e| panic!("writing {}: {e}", cert_file.display()));
     let mut args = vec![
-        "identity",
-        "add",
-        "--data-dir",
-        mef_dir.to_str().unwrap(),
         "--client-cert",
         cert_file.to_str().unwrap(),
         "--subject-type",
@@ -360,7 +383,7 @@ pub fn register_with(
     if let Some(url) = database {
         args.extend(["--database", url]);
     }
-    let (ok, out, err) = run_cli(&args);
+    let (ok, out, err) = run_cli_on(mef_dir, &["identity", "add"], &args);
     assert!(ok, "identity add failed: {out} {err}");
 }
 
