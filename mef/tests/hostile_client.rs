@@ -1001,7 +1001,7 @@ fn path_and_framing_games_are_refused() {
     let csr = make_csr(&key, &[uri(AE_ID)], Some(&pw), None);
     let body_len = csr_b64(&csr).len();
     let enroll = format!("{EST}/simpleenroll");
-    let framing: Vec<(&str, Vec<u8>, u16, &str)> = vec![
+    let mut framing: Vec<(&str, Vec<u8>, u16, &str)> = vec![
         (
             "Content-Length with a plus sign",
             csr_request(
@@ -1059,47 +1059,33 @@ fn path_and_framing_games_are_refused() {
             400,
             "Proxy-Authorization",
         ),
-        (
-            "the label ..",
-            csr_request(&format!("{EST}/../simpleenroll"), &csr, "", None),
-            404,
-            "invalid EST label",
-        ),
-        (
-            "the label .",
-            csr_request(&format!("{EST}/./simpleenroll"), &csr, "", None),
-            404,
-            "invalid EST label",
-        ),
+    ];
+    // Labels (RFC 7030 3.2.2) the MEF must not route: the CSR POSTed to {EST}/<label>/simpleenroll.
+    let labels = [
+        ("the label ..", "..".to_owned(), "invalid EST label"),
+        ("the label .", ".".to_owned(), "invalid EST label"),
         (
             "a percent-encoded label",
-            csr_request(&format!("{EST}/%2e%2e/simpleenroll"), &csr, "", None),
-            404,
+            "%2e%2e".to_owned(),
             "invalid EST label",
         ),
         (
             "a label of 65 characters",
-            csr_request(
-                &format!("{EST}/{}/simpleenroll", "a".repeat(65)),
-                &csr,
-                "",
-                None,
-            ),
-            404,
+            "a".repeat(65),
             "invalid EST label",
         ),
         (
             "a label starting with a dot",
-            csr_request(&format!("{EST}/.hidden/simpleenroll"), &csr, "", None),
-            404,
+            ".hidden".to_owned(),
             "invalid EST label",
         ),
-        (
-            "two label segments",
-            csr_request(&format!("{EST}/a/b/simpleenroll"), &csr, "", None),
-            404,
-            "unknown EST path",
-        ),
+        ("two label segments", "a/b".to_owned(), "unknown EST path"),
+    ];
+    framing.extend(labels.iter().map(|(case, label, needle)| {
+        let path = format!("{EST}/{label}/simpleenroll");
+        (*case, csr_request(&path, &csr, "", None), 404, *needle)
+    }));
+    framing.extend([
         (
             "GET on simpleenroll",
             get_request(&enroll),
@@ -1119,7 +1105,7 @@ fn path_and_framing_games_are_refused() {
             431,
             "too large",
         ),
-    ];
+    ]);
     let mut failed = Vec::new();
     for (case, raw, status, needle) in &framing {
         let before = t.issued();
@@ -1218,18 +1204,16 @@ fn psk_identity_swaps_are_refused() {
         );
         eprintln!("case {case}: refused {status} ({})", r.text().trim());
     };
+    // A CSR POSTed on the PSK listener as KpmID `id` with key `hex`.
+    let psk_post = |id: &str, hex: &str, path: &str, csr: &[u8]| {
+        psk_request(port, id, hex, &close(csr_request(path, csr, "", None))).unwrap()
+    };
     let enroll = format!("{EST}/simpleenroll");
     let key = KeyPair::generate().unwrap();
     // A's challengePassword used in B's session.
     let pw_a = psk_password(port, KPM_A, KPM_A_HEX);
     let csr = make_csr(&key, &[dns(CSE_B)], Some(&pw_a), None);
-    let r = psk_request(
-        port,
-        KPM_B,
-        KPM_B_HEX,
-        &close(csr_request(&enroll, &csr, "", None)),
-    )
-    .unwrap();
+    let r = psk_post(KPM_B, KPM_B_HEX, &enroll, &csr);
     refused(
         "KpmID A's password in KpmID B's session",
         &r,
@@ -1251,13 +1235,7 @@ fn psk_identity_swaps_are_refused() {
     );
     // B's identity requested in A's session.
     let csr = make_csr(&key, &[dns(CSE_B)], Some(&pw_a), None);
-    let r = psk_request(
-        port,
-        KPM_A,
-        KPM_A_HEX,
-        &close(csr_request(&enroll, &csr, "", None)),
-    )
-    .unwrap();
+    let r = psk_post(KPM_A, KPM_A_HEX, &enroll, &csr);
     refused(
         "KpmID B's identity in KpmID A's session",
         &r,
@@ -1267,18 +1245,7 @@ fn psk_identity_swaps_are_refused() {
     // Re-enrolment over PSK.
     let pw_a = psk_password(port, KPM_A, KPM_A_HEX);
     let csr = make_csr(&key, &[dns(CSE_A)], Some(&pw_a), None);
-    let r = psk_request(
-        port,
-        KPM_A,
-        KPM_A_HEX,
-        &close(csr_request(
-            &format!("{EST}/simplereenroll"),
-            &csr,
-            "",
-            None,
-        )),
-    )
-    .unwrap();
+    let r = psk_post(KPM_A, KPM_A_HEX, &format!("{EST}/simplereenroll"), &csr);
     refused(
         "simplereenroll over TLS-PSK",
         &r,
@@ -1287,13 +1254,7 @@ fn psk_identity_swaps_are_refused() {
     );
     // Removing KpmID A revokes what it enrolled: the certificate stops working on the main
     // listener.
-    let r = psk_request(
-        port,
-        KPM_A,
-        KPM_A_HEX,
-        &close(csr_request(&enroll, &csr, "", None)),
-    )
-    .unwrap();
+    let r = psk_post(KPM_A, KPM_A_HEX, &enroll, &csr);
     let cert = r.certs()[0].clone();
     let out = cli_ok(&["psk", "remove", "--data-dir", &d, "--kpm-id", KPM_A]);
     let enrolled = ClientCreds {

@@ -10,7 +10,7 @@
 
 mod common;
 
-use common::{agent, get, run_cli, run_cli_on, temp_dir, MefProc, BIN};
+use common::{agent, get, run_cli_on, temp_dir, MefProc, BIN};
 use onem2m_est_testkit::softhsm::{self, module_path};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -389,10 +389,10 @@ fn rollover_in_the_token(scratch: &Path, data: &Path, pin: &str, old_uri: &str, 
     mef.stop();
 
     // The rollover, through the token.
-    let mut args = vec!["ca", "rollover", "--data-dir", d, "--new-ca-key", new_uri];
+    let mut args = vec!["--new-ca-key", new_uri];
     let flags = token_flags(old_uri);
     args.extend(flags.iter().map(String::as_str));
-    let (ok, out, err) = run_cli(&args);
+    let (ok, out, err) = run_cli_on(d, &["ca", "rollover"], &args);
     assert!(ok, "{out}{err}");
     assert!(!err.contains(PIN) && !out.contains(PIN), "{out}{err}");
     let printed = out
@@ -403,7 +403,7 @@ fn rollover_in_the_token(scratch: &Path, data: &Path, pin: &str, old_uri: &str, 
         .to_string();
     assert!(printed.contains(";id="), "{printed}");
     // A second rollover is refused during the overlap.
-    let (ok, _, err) = run_cli(&args);
+    let (ok, _, err) = run_cli_on(d, &["ca", "rollover"], &args);
     assert!(!ok && err.contains("already in progress"), "{err}");
     for f in ["mef-ca.key", "mef-ca-old.key"] {
         assert!(!data.join(f).exists(), "{f}: no CA key on disk");
@@ -624,9 +624,9 @@ fn revoke_with_the_token(scratch: &Path, data: &Path, pin: &str, uri: &str) {
     assert!(err.contains("is not rewritten now"), "{err}");
     assert_eq!(std::fs::read(data.join("mef-ca.crl")).ok(), before);
     // With them: the file is rewritten now.
-    let mut args = vec!["cert", "revoke", "--data-dir", d, "--id", &serial];
+    let mut args = vec!["--id", &serial];
     args.extend(flags);
-    let (ok, out, err) = run_cli(&args);
+    let (ok, out, err) = run_cli_on(d, &["cert", "revoke"], &args);
     assert!(ok, "{out}{err}");
     assert!(!out.contains(PIN) && !err.contains(PIN));
     // The CRL file now lists the certificate, signed in the token.
