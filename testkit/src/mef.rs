@@ -4,6 +4,7 @@
 
 use crate::pki::Manufacturer;
 use onem2m_est::client::InitialAuth;
+use onem2m_est::store::{CredentialStore, Credentials};
 use onem2m_est::transport::TransportConfig;
 use onem2m_mef::{Mef, MefConfig, RunningMef, SubjectType};
 use std::path::{Path, PathBuf};
@@ -78,5 +79,21 @@ impl MefFixture {
             trust_anchors: vec![self.mef.ca_cert_der()],
             client: self.maker.identity(),
         }
+    }
+}
+
+/// A credential store in memory, for clients whose installation on disk is not what a test or
+/// benchmark is about (the file system's fsyncs are measured with a `FileStore` where they are).
+#[derive(Default)]
+pub struct MemStore(pub Option<Credentials>);
+
+impl CredentialStore for MemStore {
+    fn load(&self) -> onem2m_est::Result<Option<Credentials>> {
+        Ok(self.0.clone())
+    }
+
+    fn install(&mut self, credentials: &Credentials) -> onem2m_est::Result<()> {
+        self.0 = Some(credentials.clone());
+        Ok(())
     }
 }

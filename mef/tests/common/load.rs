@@ -9,10 +9,10 @@
 use onem2m_est::client::{Config, InitialAuth, KeySource, MefClient, Reprovision};
 use onem2m_est::identity::{SubjectIdentity, SubjectType};
 use onem2m_est::keys::SoftwareKey;
-use onem2m_est::store::{CredentialStore, Credentials};
 use onem2m_est::tls::ClientIdentity;
 use onem2m_est::transport::TransportConfig;
 use onem2m_est::uri::EstUri;
+use onem2m_est_testkit::mef::MemStore;
 use rustls_pki_types::CertificateDer;
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
@@ -74,21 +74,6 @@ pub fn device_of(creds: &super::ClientCreds, cse_id: String) -> Device {
             key: Arc::new(key),
         },
         fingerprint: creds.fingerprint(),
-    }
-}
-
-/// A credential store in memory (the device side is not what is measured).
-#[derive(Default)]
-pub struct MemStore(pub Option<Credentials>);
-
-impl CredentialStore for MemStore {
-    fn load(&self) -> onem2m_est::Result<Option<Credentials>> {
-        Ok(self.0.clone())
-    }
-
-    fn install(&mut self, credentials: &Credentials) -> onem2m_est::Result<()> {
-        self.0 = Some(credentials.clone());
-        Ok(())
     }
 }
 
