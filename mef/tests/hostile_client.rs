@@ -642,19 +642,7 @@ fn refused_everywhere(t: &Target, case: &str, creds: &ClientCreds, status: u16, 
 }
 
 fn enroll_with(t: &Target, creds: &ClientCreds, op: &str) -> ClientCreds {
-    let a = t.agent(creds);
-    let pw = fetch_attrs(&a, &t.mef).password;
-    let key = KeyPair::generate().unwrap();
-    let certs = post_csr(
-        &a,
-        &t.mef.url(op),
-        &make_csr(&key, &[uri(AE_ID)], Some(&pw), None),
-    )
-    .certs();
-    ClientCreds {
-        cert_der: certs[0].clone(),
-        key,
-    }
+    enroll_at(&t.agent(creds), &t.mef, op, uri(AE_ID))
 }
 
 fn cli_ok(args: &[&str]) -> String {
@@ -743,19 +731,7 @@ fn revoked_certificates_and_their_renewals_are_refused_on_every_operation() {
 }
 
 fn enroll_with_identity(t: &Target, creds: &ClientCreds, id: &str) -> ClientCreds {
-    let a = t.agent(creds);
-    let pw = fetch_attrs(&a, &t.mef).password;
-    let key = KeyPair::generate().unwrap();
-    let certs = post_csr(
-        &a,
-        &t.mef.url("simpleenroll"),
-        &make_csr(&key, &[uri(id)], Some(&pw), None),
-    )
-    .certs();
-    ClientCreds {
-        cert_der: certs[0].clone(),
-        key,
-    }
+    enroll(&t.agent(creds), &t.mef, uri(id))
 }
 
 /// A handshake (or the first request on it) is refused, and nothing is recorded.
@@ -996,9 +972,7 @@ fn one_client_cannot_reset_another_clients_pending_approval() {
 #[test]
 fn path_and_framing_games_are_refused() {
     let t = target("framing", &[]);
-    let key = KeyPair::generate().unwrap();
-    let pw = t.password(&t.device);
-    let csr = make_csr(&key, &[uri(AE_ID)], Some(&pw), None);
+    let csr = fresh_csr(&[uri(AE_ID)], Some(&t.password(&t.device)));
     let body_len = csr_b64(&csr).len();
     let enroll = format!("{EST}/simpleenroll");
     let mut framing: Vec<(&str, Vec<u8>, u16, &str)> = vec![

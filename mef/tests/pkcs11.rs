@@ -327,20 +327,9 @@ fn ca_rollover_with_the_ca_key_in_the_token() {
     {
         let _ = &scratch; // the token path keeps its files there
                           // A software CA, then a token rollover asked for: refused, nothing changed.
-        let (ok, out, err) = run_cli_on(
-            &data,
-            &["ca", "rollover"],
-            &[
-                "--ca-key",
-                old_uri,
-                "--new-ca-key",
-                new_label_uri,
-                "--pkcs11-module",
-                "/nonexistent.so",
-                "--pin-file",
-                &pin,
-            ],
-        );
+        let token = token_flags(old_uri, "/nonexistent.so", &pin);
+        let args = [&["--new-ca-key", new_label_uri][..], &token].concat();
+        let (ok, out, err) = run_cli_on(&data, &["ca", "rollover"], &args);
         assert!(!ok, "{out}");
         assert!(err.contains("no PKCS #11 support"), "{err}");
         assert!(!data.join("mef-ca-old.pem").exists());
@@ -543,20 +532,9 @@ fn cert_revoke_rewrites_the_crl_file_of_a_token_ca() {
     #[cfg(not(feature = "pkcs11"))]
     {
         let _ = &scratch; // the token path keeps its files there
-        let (ok, out, err) = run_cli_on(
-            &data,
-            &["cert", "revoke"],
-            &[
-                "--id",
-                "01",
-                "--ca-key",
-                uri,
-                "--pkcs11-module",
-                "/nonexistent.so",
-                "--pin-file",
-                &pin,
-            ],
-        );
+        let token = token_flags(uri, "/nonexistent.so", &pin);
+        let args = [&["--id", "01"][..], &token].concat();
+        let (ok, out, err) = run_cli_on(&data, &["cert", "revoke"], &args);
         assert!(!ok, "{out}");
         assert!(
             err.contains("no PKCS #11 support") || err.contains("no MEF"),

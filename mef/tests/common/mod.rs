@@ -416,10 +416,15 @@ pub fn psk_add_args<'a>(
 /// The whole initial procedure: csrattrs, CSR with the password and SAN, simpleenroll.
 /// Returns the new credentials.
 pub fn enroll(agent: &ureq::Agent, mef: &MefProc, san: SanType) -> ClientCreds {
+    enroll_at(agent, mef, "simpleenroll", san)
+}
+
+/// [`enroll`] through the operation `op` (`simpleenroll`, `simplereenroll`).
+pub fn enroll_at(agent: &ureq::Agent, mef: &MefProc, op: &str, san: SanType) -> ClientCreds {
     let attrs = fetch_attrs(agent, mef);
     let key = KeyPair::generate().unwrap();
     let csr = make_csr(&key, &[san], Some(&attrs.password), None);
-    let r = post_csr(agent, &mef.url("simpleenroll"), &csr);
+    let r = post_csr(agent, &mef.url(op), &csr);
     let certs = r.certs();
     assert_eq!(certs.len(), 1);
     ClientCreds {
