@@ -52,10 +52,6 @@ fn softhsm() -> &'static Path {
     })
 }
 
-fn pkcs11_tool(args: &[&str]) -> Vec<u8> {
-    pkcs11_tool_on("mef", args)
-}
-
 fn pkcs11_tool_on(token: &str, args: &[&str]) -> Vec<u8> {
     softhsm();
     softhsm::pkcs11_tool(None, token, PIN, args)
@@ -100,31 +96,14 @@ fn the_ca_key_lives_in_the_token() {
     }
     let _serial = one_at_a_time();
     softhsm();
-    pkcs11_tool(&[
-        "--keypairgen",
-        "--key-type",
-        "EC:prime256v1",
-        "--label",
-        "mef-ca",
-        "--id",
-        "ca",
-    ]);
+    operator_keypair("mef", "mef-ca", "ca");
 
     let module = module_path().display().to_string();
     let mef = MefProc::start(&data, &token_flags(uri, &module, &pin));
     assert!(!data.join("mef-ca.key").exists(), "no CA key on disk");
     let (_, ca) = x509_parser::parse_x509_certificate(&mef.ca_der).unwrap();
-    let token_public = scratch.join("ca.pub.der");
-    pkcs11_tool(&[
-        "--read-object",
-        "--type",
-        "pubkey",
-        "--id",
-        "ca",
-        "--output-file",
-        token_public.to_str().unwrap(),
-    ]);
-    assert_eq!(ca.public_key().raw, std::fs::read(&token_public).unwrap());
+    let token_public = token_public_key("mef", ["--id", "ca"], &scratch.join("ca.pub.der"));
+    assert_eq!(ca.public_key().raw, token_public);
     // The self-signed CA certificate verifies: the token signed it.
     ca.verify_signature(None).unwrap();
     // The CRL (RFC 5280 5) is signed with the CA key too, so in the token.
@@ -162,15 +141,7 @@ fn the_ca_key_lives_in_the_token() {
             .unwrap()
     );
     again.stop();
-    pkcs11_tool(&[
-        "--keypairgen",
-        "--key-type",
-        "EC:prime256v1",
-        "--label",
-        "other",
-        "--id",
-        "0b",
-    ]);
+    operator_keypair("mef", "other", "0b");
     let out = Command::new(BIN)
         .args(["--listen", "127.0.0.1:0", "--data-dir"])
         .arg(&data)
@@ -204,8 +175,27 @@ fn openssl_verify(dir: &Path, anchor: &str, cert: &str, extra: &[&str]) -> (bool
     )
 }
 
+/// The DER public key of the object `selector` (`["--id", ID]` or `["--label", LABEL]`) of
+/// token `token`, read with pkcs11-tool through `file`.
+fn token_public_key(token: &str, selector: [&str; 2], file: &Path) -> Vec<u8> {
+    let file_arg = file.to_str().unwrap();
+    let [by, name] = selector;
+    pkcs11_tool_on(
+        token,
+        &[
+            "--read-object",
+            "--type",
+            "pubkey",
+            by,
+            name,
+            "--output-file",
+            file_arg,
+        ],
+    );
+    std::fs::read(file).unwrap()
+}
+
 /// A key pair made in token `token` with pkcs11-tool, as an operator makes the first CA key.
-#[cfg(feature = "pkcs11")]
 fn operator_keypair(token: &str, label: &str, id: &str) {
     pkcs11_tool_on(
         token,
@@ -415,20 +405,12 @@ fn rollover_in_the_token(scratch: &Path, data: &Path, pin: &str, old_uri: &str, 
     assert!(new_block.contains("sensitive"), "{new_block}");
     let new_ca = pem_file(data, "mef-ca.pem");
     let (_, n) = x509_parser::parse_x509_certificate(&new_ca).unwrap();
-    let public = scratch.join("new-ca.pub.der");
-    pkcs11_tool_on(
+    let public = token_public_key(
         "rollover",
-        &[
-            "--read-object",
-            "--type",
-            "pubkey",
-            "--label",
-            "mef-ca-2",
-            "--output-file",
-            public.to_str().unwrap(),
-        ],
+        ["--label", "mef-ca-2"],
+        &scratch.join("new-ca.pub.der"),
     );
-    assert_eq!(n.public_key().raw, std::fs::read(&public).unwrap());
+    assert_eq!(n.public_key().raw, public);
     n.verify_signature(None).unwrap();
     assert_eq!(pem_file(data, "mef-ca-old.pem"), old_ca);
     // The checks of the file-key rollover (tests/est.rs): each link under the CA that signed it.
