@@ -1010,21 +1010,13 @@ fn openssl_verify_crl(dir: &std::path::Path, ca: &[u8], crl: &[u8], cert: &[u8])
     write_pem(&dir.join("ca.pem"), "CERTIFICATE", ca);
     write_pem(&dir.join("crl.pem"), "X509 CRL", crl);
     write_pem(&dir.join("leaf.pem"), "CERTIFICATE", cert);
-    let out = std::process::Command::new("openssl")
-        .args(["verify", "-crl_check", "-CAfile"])
-        .arg(dir.join("ca.pem"))
-        .arg("-CRLfile")
-        .arg(dir.join("crl.pem"))
-        .arg(dir.join("leaf.pem"))
-        .output()
-        .expect("the openssl CLI runs (scripts/test.sh installs it)");
-    (
-        out.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
+    run_text(
+        std::process::Command::new("openssl")
+            .args(["verify", "-crl_check", "-CAfile"])
+            .arg(dir.join("ca.pem"))
+            .arg("-CRLfile")
+            .arg(dir.join("crl.pem"))
+            .arg(dir.join("leaf.pem")),
     )
 }
 

@@ -477,16 +477,11 @@ fn the_readme_haproxy_configuration_is_valid() {
     let dir = temp_dir("ha-readme-cfg");
     let cfg = dir.join("haproxy.cfg");
     std::fs::write(&cfg, block).unwrap();
-    let out = std::process::Command::new(common::haproxy::haproxy_bin())
-        .args(["-c", "-f"])
-        .arg(&cfg)
-        .output()
-        .expect("run haproxy (apt-get install haproxy)");
-    assert!(
-        out.status.success(),
-        "haproxy -c refused the README's configuration:\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+    let (ok, out) = common::run_text(
+        std::process::Command::new(common::haproxy::haproxy_bin())
+            .args(["-c", "-f"])
+            .arg(&cfg),
     );
+    assert!(ok, "haproxy -c refused the README's configuration:\n{out}");
     let _ = std::fs::remove_dir_all(&dir);
 }

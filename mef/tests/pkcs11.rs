@@ -157,21 +157,13 @@ fn the_ca_key_lives_in_the_token() {
 /// `openssl verify -CAfile ANCHOR CERT` (files in `dir`): whether it verifies.
 #[cfg(feature = "pkcs11")]
 fn openssl_verify(dir: &Path, anchor: &str, cert: &str, extra: &[&str]) -> (bool, String) {
-    let o = Command::new("openssl")
-        .arg("verify")
-        .args(extra)
-        .arg("-CAfile")
-        .arg(dir.join(anchor))
-        .arg(dir.join(cert))
-        .output()
-        .expect("the openssl CLI runs (scripts/test.sh installs it)");
-    (
-        o.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&o.stderr)
-        ),
+    common::run_text(
+        Command::new("openssl")
+            .arg("verify")
+            .args(extra)
+            .arg("-CAfile")
+            .arg(dir.join(anchor))
+            .arg(dir.join(cert)),
     )
 }
 
@@ -590,19 +582,14 @@ fn revoke_with_the_token(scratch: &Path, data: &Path, pin: &str, uri: &str) {
     assert!(ok, "{out}{err}");
     assert!(!out.contains(PIN) && !err.contains(PIN));
     // The CRL file now lists the certificate, signed in the token.
-    let o = Command::new("openssl")
-        .args(["crl", "-inform", "DER", "-noout", "-text", "-in"])
-        .arg(data.join("mef-ca.crl"))
-        .args(["-CAfile"])
-        .arg(data.join("mef-ca.pem"))
-        .output()
-        .expect("the openssl CLI runs");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
+    let (ok, text) = common::run_text(
+        Command::new("openssl")
+            .args(["crl", "-inform", "DER", "-noout", "-text", "-in"])
+            .arg(data.join("mef-ca.crl"))
+            .args(["-CAfile"])
+            .arg(data.join("mef-ca.pem")),
     );
-    assert!(o.status.success() && text.contains("verify OK"), "{text}");
+    assert!(ok && text.contains("verify OK"), "{text}");
     assert!(
         text.to_uppercase().contains(&serial.to_uppercase()),
         "{serial}: {text}"

@@ -133,6 +133,26 @@ pub fn run_cli(args: &[&str]) -> (bool, String, String) {
     )
 }
 
+/// Runs `command` to completion: whether it succeeded, and its stdout then its stderr (for
+/// assertion messages). Fails (does not skip) when the program is missing: the suites that run
+/// one require it (scripts/test.sh installs it).
+pub fn run_text(command: &mut Command) -> (bool, String) {
+    let out = command.output().unwrap_or_else(|e| {
+        panic!(
+            "{:?} runs (scripts/test.sh installs it): {e}",
+            command.get_program()
+        )
+    });
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
 /// Runs `onem2m-mef COMMAND... --data-dir DIR ARGS...`, a subcommand on a data directory;
 /// returns (success, stdout, stderr).
 pub fn run_cli_on(
