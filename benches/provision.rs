@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use onem2m_est::client::{Config, InitialAuth, KeySource, MefClient, Provisioned, Reprovision};
+use onem2m_est::client::{InitialAuth, KeySource, MefClient, Provisioned, Reprovision};
 use onem2m_est::csr::build_csr;
 use onem2m_est::identity::{SubjectIdentity, SubjectType};
 use onem2m_est::keys::{KeyAlgorithm, PrivateKey, SoftwareKey};
@@ -31,7 +31,7 @@ use onem2m_est::store::{certs_to_pem, read_pem_certs, read_pem_key, CredentialSt
 use onem2m_est::tls::{client_config, ClientIdentity};
 use onem2m_est::transport::TransportConfig;
 use onem2m_est::uri::EstUri;
-use onem2m_est_testkit::mef::MemStore;
+use onem2m_est_testkit::mef::{cse_client, MemStore};
 use onem2m_est_testkit::{Manufacturer, CSE_ID};
 use onem2m_mef::RunningMef;
 use rustls_pki_types::{CertificateDer, ServerName};
@@ -178,11 +178,7 @@ fn transport() -> TransportConfig {
 }
 
 fn client_for(uri: &str) -> MefClient {
-    MefClient::new(
-        Config::new(EstUri::parse(uri).unwrap())
-            .identity(SubjectIdentity::new(SubjectType::Cse, CSE_ID).unwrap())
-            .transport(transport()),
-    )
+    cse_client(uri, CSE_ID, transport())
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -216,12 +216,12 @@ fn pem_file(dir: &Path, name: &str) -> Vec<u8> {
 #[cfg(feature = "pkcs11")]
 mod device {
     use super::common::{register, MefProc, ThirdPartyCa};
-    use onem2m_est::client::{Config, InitialAuth, KeySource, MefClient, Provisioned, Reprovision};
-    use onem2m_est::identity::{SubjectIdentity, SubjectType};
+    use onem2m_est::client::{InitialAuth, KeySource, MefClient, Provisioned, Reprovision};
     use onem2m_est::keys::SoftwareKey;
     use onem2m_est::store::{CredentialStore, Credentials, FileStore};
     use onem2m_est::tls::ClientIdentity;
-    use onem2m_est::uri::EstUri;
+    use onem2m_est::transport::TransportConfig;
+    use onem2m_est_testkit::mef::cse_client;
     use rustls_pki_types::CertificateDer;
     use std::path::{Path, PathBuf};
     use std::sync::Arc;
@@ -253,17 +253,8 @@ mod device {
         }
 
         fn client(mef: &MefProc) -> MefClient {
-            MefClient::new(
-                Config::new(
-                    EstUri::parse(&format!(
-                        "https://{}:{}/.well-known/est",
-                        mef.host,
-                        mef.addr.port()
-                    ))
-                    .unwrap(),
-                )
-                .identity(SubjectIdentity::new(SubjectType::Cse, CSE_ID).unwrap()),
-            )
+            let base = format!("https://{}:{}/.well-known/est", mef.host, mef.addr.port());
+            cse_client(&base, CSE_ID, TransportConfig::default())
         }
 
         /// Initial Certificate Provisioning with the MEF CA as the explicit trust anchor.

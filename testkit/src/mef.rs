@@ -3,9 +3,11 @@
 //! and the MEF's Enrolment Target association).
 
 use crate::pki::Manufacturer;
-use onem2m_est::client::InitialAuth;
+use onem2m_est::client::{Config, InitialAuth, MefClient};
+use onem2m_est::identity::SubjectIdentity;
 use onem2m_est::store::{CredentialStore, Credentials};
 use onem2m_est::transport::TransportConfig;
+use onem2m_est::uri::EstUri;
 use onem2m_mef::{Mef, MefConfig, RunningMef, SubjectType};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -41,6 +43,18 @@ pub fn transport() -> TransportConfig {
     t.tls_timeout = Duration::from_secs(5);
     t.response_timeout = Duration::from_secs(10);
     t
+}
+
+/// A client of the MEF at `base_uri` (`https://host:port/.well-known/est`) for the CSE
+/// `cse_id`, with `transport`.
+pub fn cse_client(base_uri: &str, cse_id: &str, transport: TransportConfig) -> MefClient {
+    let identity = SubjectIdentity::new(onem2m_est::identity::SubjectType::Cse, cse_id)
+        .expect("a valid CSE-ID");
+    MefClient::new(
+        Config::new(EstUri::parse(base_uri).expect("an EST URI"))
+            .identity(identity)
+            .transport(transport),
+    )
 }
 
 /// A running MEF, the manufacturer whose device it knows, and a scratch directory (the MEF's

@@ -6,13 +6,11 @@
 //! authenticated as, every certificate received with its serial and fingerprint, so the
 //! consistency checks can account for every certificate the MEF recorded.
 
-use onem2m_est::client::{Config, InitialAuth, KeySource, MefClient, Reprovision};
-use onem2m_est::identity::{SubjectIdentity, SubjectType};
+use onem2m_est::client::{InitialAuth, KeySource, MefClient, Reprovision};
 use onem2m_est::keys::SoftwareKey;
 use onem2m_est::tls::ClientIdentity;
 use onem2m_est::transport::TransportConfig;
-use onem2m_est::uri::EstUri;
-use onem2m_est_testkit::mef::MemStore;
+use onem2m_est_testkit::mef::{cse_client, MemStore};
 use rustls_pki_types::CertificateDer;
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
@@ -197,19 +195,14 @@ pub struct LoadConfig {
 }
 
 fn client(base_uri: &str, cse_id: &str) -> MefClient {
-    MefClient::new(
-        Config::new(EstUri::parse(base_uri).unwrap())
-            .identity(SubjectIdentity::new(SubjectType::Cse, cse_id).unwrap())
-            .transport(
-                TransportConfig::default()
-                    .with_timeouts(
-                        Duration::from_secs(2),
-                        Duration::from_secs(5),
-                        Duration::from_secs(10),
-                    )
-                    .unwrap(),
-            ),
-    )
+    let transport = TransportConfig::default()
+        .with_timeouts(
+            Duration::from_secs(2),
+            Duration::from_secs(5),
+            Duration::from_secs(10),
+        )
+        .unwrap();
+    cse_client(base_uri, cse_id, transport)
 }
 
 fn serial_and_fingerprint(der: &[u8]) -> (String, String) {
