@@ -170,6 +170,22 @@ pub fn run_cli_on(
     run_cli(&all)
 }
 
+/// `ca retire-old` on `data_dir` (with `args`) succeeds and removes what the rollover left: the
+/// old CA certificate, the two link certificates and `old_key`, where the old CA key was
+/// (`mef-ca-old.key`, or `mef-ca-old.uri` for a key in a token).
+pub fn retire_old(data_dir: &Path, args: &[&str], old_key: &str) {
+    let (ok, out, err) = run_cli_on(data_dir, &["ca", "retire-old"], args);
+    assert!(ok, "{out}{err}");
+    for f in [
+        "mef-ca-old.pem",
+        old_key,
+        "mef-ca-newwithold.pem",
+        "mef-ca-oldwithnew.pem",
+    ] {
+        assert!(!data_dir.join(f).exists(), "{f} removed");
+    }
+}
+
 /// A ureq agent trusting only the MEF CA, with an optional client certificate.
 pub fn agent(ca_der: &[u8], creds: Option<&ClientCreds>) -> ureq::Agent {
     use ureq::tls::{Certificate, ClientCert, PrivateKey, RootCerts, TlsConfig};
