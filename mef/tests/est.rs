@@ -5,6 +5,7 @@ mod common;
 use common::*;
 use onem2m_est_proto::{multipart, san};
 use onem2m_est_testkit::pki::{challenge_password, fresh_csr};
+use onem2m_est_testkit::process::stderr;
 use rcgen::KeyPair;
 use x509_parser::extensions::{GeneralName, ParsedExtension};
 use x509_parser::prelude::*;
@@ -1088,11 +1089,7 @@ fn revocation_is_published_in_a_crl_at_the_distribution_point() {
         .arg(&dp_url)
         .output()
         .expect("curl runs (scripts/test.sh installs it)");
-    assert!(
-        curl.status.success(),
-        "{}",
-        String::from_utf8_lossy(&curl.stderr)
-    );
+    assert!(curl.status.success(), "{}", stderr(&curl));
     assert_eq!(curl.stdout, after);
 
     // /simplereenroll from the revoked certificate is refused, saying why.

@@ -4,6 +4,7 @@
 mod common;
 
 use common::*;
+use onem2m_est_testkit::process::stderr;
 use std::path::Path;
 use std::process::Command;
 use x509_parser::extensions::GeneralName;
@@ -24,7 +25,7 @@ fn pki(args: &[&str], cwd: &Path) -> Vec<u8> {
     assert!(
         out.status.success(),
         "pki {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
+        stderr(&out)
     );
     out.stdout
 }
@@ -82,11 +83,7 @@ fn strongswan_pki_estca_and_reenroll() {
         .arg(format!("{url}.well-known/est/csrattrs"))
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "curl: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "curl: {}", stderr(&out));
     let password = Attrs::decode(&out.stdout).password;
 
     // New key and CSR made by pki, then /simplereenroll by pki with the issued certificate.
