@@ -22,17 +22,16 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use onem2m_est::client::{Config, InitialAuth, KeySource, MefClient, Provisioned, Reprovision};
+use onem2m_est::client::{InitialAuth, KeySource, MefClient, Provisioned, Reprovision};
 use onem2m_est::csr::build_csr;
 use onem2m_est::identity::{SubjectIdentity, SubjectType};
 use onem2m_est::keys::{KeyAlgorithm, PrivateKey, SoftwareKey};
 use onem2m_est::proto::csrattrs::{ChallengePassword, CsrRequirements, RequestedExtension};
-use onem2m_est::store::{
-    certs_to_pem, read_pem_certs, read_pem_key, CredentialStore, Credentials, FileStore,
-};
+use onem2m_est::store::{certs_to_pem, read_pem_certs, read_pem_key, CredentialStore, FileStore};
 use onem2m_est::tls::{client_config, ClientIdentity};
 use onem2m_est::transport::TransportConfig;
 use onem2m_est::uri::EstUri;
+use onem2m_est_testkit::mef::{cse_client, MemStore};
 use onem2m_est_testkit::{Manufacturer, CSE_ID};
 use onem2m_mef::RunningMef;
 use rustls_pki_types::{CertificateDer, ServerName};
@@ -174,32 +173,12 @@ fn write_manufacturer(maker: &Manufacturer, dir: &Path) {
     maker.write_device_files(dir);
 }
 
-/// A credential store in memory: measures the procedure without the file system's fsyncs
-/// (those are measured separately, with [`FileStore`]).
-#[derive(Default)]
-struct MemStore(Option<Credentials>);
-
-impl CredentialStore for MemStore {
-    fn load(&self) -> onem2m_est::Result<Option<Credentials>> {
-        Ok(self.0.clone())
-    }
-
-    fn install(&mut self, credentials: &Credentials) -> onem2m_est::Result<()> {
-        self.0 = Some(credentials.clone());
-        Ok(())
-    }
-}
-
 fn transport() -> TransportConfig {
     onem2m_est_testkit::mef::transport()
 }
 
 fn client_for(uri: &str) -> MefClient {
-    MefClient::new(
-        Config::new(EstUri::parse(uri).unwrap())
-            .identity(SubjectIdentity::new(SubjectType::Cse, CSE_ID).unwrap())
-            .transport(transport()),
-    )
+    cse_client(uri, CSE_ID, transport())
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -3,7 +3,9 @@
 mod common;
 
 use common::*;
-use onem2m_est_proto::{base64body, multipart, san};
+use onem2m_est_proto::{multipart, san};
+use onem2m_est_testkit::pki::{challenge_password, fresh_csr};
+use onem2m_est_testkit::process::stderr;
 use rcgen::KeyPair;
 use x509_parser::extensions::{GeneralName, ParsedExtension};
 use x509_parser::prelude::*;
@@ -12,7 +14,7 @@ use x509_parser::prelude::*;
 struct Setup {
     mef: MefProc,
     tp: ThirdPartyCa,
-    client: Creds,
+    client: ClientCreds,
 }
 
 fn setup(name: &str, extra: &[&str]) -> Setup {
@@ -143,7 +145,7 @@ fn initial_enrollment_issues_the_profiled_certificate() {
     }
     assert_eq!(seen, 4);
     // Recorded in the database (CLI view).
-    let (ok, out, _) = run_cli(&["cert", "list", "--data-dir", s.mef.dir.to_str().unwrap()]);
+    let (ok, out, _) = run_cli_on(&s.mef.dir, &["cert", "list"], &[]);
     assert!(ok);
     assert!(out.contains(&onem2m_mef::fingerprint(&certs[0])) && out.contains(AE_ID));
     // A header, and readable UTC dates (not Unix seconds) (issue #14).
@@ -178,37 +180,27 @@ fn cse_and_node_identities() {
     let node = s.tp.issue_client("node");
     register(&s.mef.dir, &cse, "cse", "cse01.sp.example.com");
     register(&s.mef.dir, &node, "node", "urn:oid:1.3.6.1.4.1.99999.1.2.3");
-    let issued = enroll(
-        &agent(&s.mef.ca_der, Some(&cse)),
-        &s.mef,
+    // Enrols with `creds` asking for `san`: the certificate names exactly `expected`.
+    let enrolled = |creds: &ClientCreds, san: rcgen::SanType, expected: GeneralName| {
+        let issued = enroll(&agent(&s.mef.ca_der, Some(creds)), &s.mef, san);
+        let (_, c) = parse_x509_certificate(&issued.cert_der).unwrap();
+        let sans = c.subject_alternative_name().unwrap().unwrap();
+        assert_eq!(sans.value.general_names, vec![expected]);
+    };
+    enrolled(
+        &cse,
         dns("cse01.sp.example.com"),
+        GeneralName::DNSName("cse01.sp.example.com"),
     );
-    let (_, c) = parse_x509_certificate(&issued.cert_der).unwrap();
-    let sans = c.subject_alternative_name().unwrap().unwrap();
-    assert_eq!(
-        sans.value.general_names,
-        vec![GeneralName::DNSName("cse01.sp.example.com")]
-    );
-    let issued = enroll(
-        &agent(&s.mef.ca_der, Some(&node)),
-        &s.mef,
+    enrolled(
+        &node,
         uri("urn:oid:1.3.6.1.4.1.99999.1.2.3"),
-    );
-    let (_, c) = parse_x509_certificate(&issued.cert_der).unwrap();
-    let sans = c.subject_alternative_name().unwrap().unwrap();
-    assert_eq!(
-        sans.value.general_names,
-        vec![GeneralName::URI("urn:oid:1.3.6.1.4.1.99999.1.2.3")]
+        GeneralName::URI("urn:oid:1.3.6.1.4.1.99999.1.2.3"),
     );
     // A URI form for a CSE is not its identity.
     let a = agent(&s.mef.ca_der, Some(&cse));
     let pw = fetch_attrs(&a, &s.mef).password;
-    let csr = make_csr(
-        &KeyPair::generate().unwrap(),
-        &[uri("https://cse01.sp.example.com")],
-        Some(&pw),
-        None,
-    );
+    let csr = fresh_csr(&[uri("https://cse01.sp.example.com")], Some(&pw));
     post_csr(&a, &s.mef.url("simpleenroll"), &csr).assert_error(400, "subjectAltName");
 }
 
@@ -231,19 +223,8 @@ fn keep_alive_one_connection_for_the_whole_procedure() {
     // response on the same connection, so send cacerts + csrattrs, then read, then enroll.
     // raw_exchange sends sequentially, so use a password fetched on an earlier connection
     // (passwords are bound to the client certificate, not to the connection).
-    let items =
-        onem2m_est_proto::csrattrs::decode(&base64body::decode(&first[1].body).unwrap()).unwrap();
-    let reqs = onem2m_est_proto::csrattrs::CsrRequirements::from_items(&items).unwrap();
-    let pw = match reqs.challenge_password {
-        onem2m_est_proto::csrattrs::ChallengePassword::Value(v) => v.to_string(),
-        _ => panic!(),
-    };
-    let csr = csr_b64(&make_csr(
-        &KeyPair::generate().unwrap(),
-        &[uri(AE_ID)],
-        Some(&pw),
-        None,
-    ));
+    let pw = Attrs::decode(&first[1].body).password;
+    let csr = csr_b64(&fresh_csr(&[uri(AE_ID)], Some(&pw)));
     let post_req = format!(
         "POST /.well-known/est/simpleenroll HTTP/1.1\r\n{host}Content-Type: application/pkcs10\r\nContent-Length: {}\r\n\r\n{csr}",
         csr.len()
@@ -272,7 +253,7 @@ fn body_encodings_and_content_types() {
     let s = setup("encodings", &[]);
     let a = agent(&s.mef.ca_der, Some(&s.client));
     let url = s.mef.url("simpleenroll");
-    let csr = |pw: &str| make_csr(&KeyPair::generate().unwrap(), &[uri(AE_ID)], Some(pw), None);
+    let csr = |pw: &str| fresh_csr(&[uri(AE_ID)], Some(pw));
     // Line-wrapped base64 with CRLFs and a parameterised Content-Type.
     let pw = fetch_attrs(&a, &s.mef).password;
     let b64 = csr_b64(&csr(&pw));
@@ -330,7 +311,7 @@ fn challenge_password_rules() {
     let s = setup("challenge", &[]);
     let a = agent(&s.mef.ca_der, Some(&s.client));
     let url = s.mef.url("simpleenroll");
-    let csr = |pw: Option<&str>| make_csr(&KeyPair::generate().unwrap(), &[uri(AE_ID)], pw, None);
+    let csr = |pw: Option<&str>| fresh_csr(&[uri(AE_ID)], pw);
 
     // Missing.
     post_csr(&a, &url, &csr(None)).assert_error(403, "no challengePassword");
@@ -343,12 +324,7 @@ fn challenge_password_rules() {
     post_csr(&a, &url, &csr(Some(&pw))).assert_error(403, "does not match");
     // Consumed by a CSR that failed a later check (wrong identity), then unusable.
     let pw = fetch_attrs(&a, &s.mef).password;
-    let wrong = make_csr(
-        &KeyPair::generate().unwrap(),
-        &[uri("https://sp.example.com/cse01/CAE02")],
-        Some(&pw),
-        None,
-    );
+    let wrong = fresh_csr(&[uri("https://sp.example.com/cse01/CAE02")], Some(&pw));
     post_csr(&a, &url, &wrong).assert_error(400, "does not match the identity");
     post_csr(&a, &url, &csr(Some(&pw))).assert_error(403, "does not match");
     // Another client's password.
@@ -363,11 +339,9 @@ fn challenge_password_rules() {
     let others_pw = fetch_attrs(&b, &s.mef).password;
     post_csr(&a, &url, &csr(Some(&others_pw))).assert_error(403, "does not match");
     // ... which the other client can still use.
-    let csr_b = make_csr(
-        &KeyPair::generate().unwrap(),
+    let csr_b = fresh_csr(
         &[uri("https://sp.example.com/cse01/CAE02")],
         Some(&others_pw),
-        None,
     );
     assert_eq!(post_csr(&b, &url, &csr_b).status, 200);
 }
@@ -378,12 +352,7 @@ fn expired_challenge_password() {
     let a = agent(&s.mef.ca_der, Some(&s.client));
     let pw = fetch_attrs(&a, &s.mef).password;
     std::thread::sleep(std::time::Duration::from_millis(2100));
-    let csr = make_csr(
-        &KeyPair::generate().unwrap(),
-        &[uri(AE_ID)],
-        Some(&pw),
-        None,
-    );
+    let csr = fresh_csr(&[uri(AE_ID)], Some(&pw));
     post_csr(&a, &s.mef.url("simpleenroll"), &csr).assert_error(403, "expired");
 }
 
@@ -393,50 +362,34 @@ fn csr_content_rules() {
     let a = agent(&s.mef.ca_der, Some(&s.client));
     let url = s.mef.url("simpleenroll");
     let pw = || fetch_attrs(&a, &s.mef).password;
-    let key = || KeyPair::generate().unwrap();
 
     post_csr(
         &a,
         &url,
-        &make_csr(
-            &key(),
-            &[uri("https://sp.example.com/cse01/Cother")],
-            Some(&pw()),
-            None,
-        ),
+        &fresh_csr(&[uri("https://sp.example.com/cse01/Cother")], Some(&pw())),
     )
     .assert_error(400, "does not match the identity");
     post_csr(
         &a,
         &url,
-        &make_csr(
-            &key(),
-            &[uri(AE_ID), dns("extra.example.com")],
-            Some(&pw()),
-            None,
-        ),
+        &fresh_csr(&[uri(AE_ID), dns("extra.example.com")], Some(&pw())),
     )
     .assert_error(400, "exactly one name");
-    post_csr(&a, &url, &make_csr(&key(), &[], Some(&pw()), None))
-        .assert_error(400, "no subjectAltName");
-    post_csr(
-        &a,
-        &url,
-        &make_csr(&key(), &[dns("sp.example.com")], Some(&pw()), None),
-    )
-    .assert_error(400, "does not match the identity");
+    post_csr(&a, &url, &fresh_csr(&[], Some(&pw()))).assert_error(400, "no subjectAltName");
+    post_csr(&a, &url, &fresh_csr(&[dns("sp.example.com")], Some(&pw())))
+        .assert_error(400, "does not match the identity");
     let p384 = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384).unwrap();
     post_csr(&a, &url, &make_csr(&p384, &[uri(AE_ID)], Some(&pw()), None))
         .assert_error(400, "P-256");
     let ed = KeyPair::generate_for(&rcgen::PKCS_ED25519).unwrap();
     post_csr(&a, &url, &make_csr(&ed, &[uri(AE_ID)], Some(&pw()), None)).assert_error(400, "P-256");
     // Bad signature: flip a bit in the last byte (inside the ECDSA signature value).
-    let mut bad = make_csr(&key(), &[uri(AE_ID)], Some(&pw()), None);
+    let mut bad = fresh_csr(&[uri(AE_ID)], Some(&pw()));
     let last = bad.len() - 1;
     bad[last] ^= 0x01;
     post_csr(&a, &url, &bad).assert_error(400, "signature");
     // No certificate was issued by any of these.
-    let (_, out, _) = run_cli(&["cert", "list", "--data-dir", s.mef.dir.to_str().unwrap()]);
+    let (_, out, _) = run_cli_on(&s.mef.dir, &["cert", "list"], &[]);
     // Only the header line.
     assert_eq!(out.lines().count(), 1, "{out}");
 }
@@ -449,16 +402,11 @@ fn client_authentication_rules() {
     get(&anon, &s.mef.url("csrattrs"))
         .unwrap()
         .assert_error(403, "client certificate");
-    let csr = make_csr(
-        &KeyPair::generate().unwrap(),
-        &[uri(AE_ID)],
-        Some("x"),
-        None,
-    );
+    let csr = fresh_csr(&[uri(AE_ID)], Some("x"));
     post_csr(&anon, &s.mef.url("simpleenroll"), &csr).assert_error(403, "client certificate");
     post_csr(&anon, &s.mef.url("serverkeygen"), &csr).assert_error(403, "client certificate");
     // Untrusted client certificate: refused at the TLS layer.
-    let rogue = self_signed_client();
+    let rogue = ClientCreds::self_signed();
     assert!(get(&agent(&s.mef.ca_der, Some(&rogue)), &s.mef.url("cacerts")).is_err());
     // Trusted but unregistered.
     let unregistered = s.tp.issue_client("device-x");
@@ -482,14 +430,11 @@ fn client_authentication_rules() {
         "{text}"
     );
     // Registry removal takes effect immediately.
-    let (ok, _, _) = run_cli(&[
-        "identity",
-        "remove",
-        "--data-dir",
-        s.mef.dir.to_str().unwrap(),
-        "--fingerprint",
-        &s.client.fingerprint(),
-    ]);
+    let (ok, _, _) = run_cli_on(
+        &s.mef.dir,
+        &["identity", "remove"],
+        &["--fingerprint", &s.client.fingerprint()],
+    );
     assert!(ok);
     get(&a, &s.mef.url("csrattrs"))
         .unwrap()
@@ -535,12 +480,7 @@ fn reenrollment_renew_rekey_and_refusals() {
     let url = s.mef.url("simplereenroll");
     // A third-party certificate cannot re-enroll.
     let pw = fetch_attrs(&tp_agent, &s.mef).password;
-    let csr = make_csr(
-        &KeyPair::generate().unwrap(),
-        &[uri(AE_ID)],
-        Some(&pw),
-        None,
-    );
+    let csr = fresh_csr(&[uri(AE_ID)], Some(&pw));
     post_csr(&tp_agent, &url, &csr).assert_error(403, "issued by this MEF");
 
     let issued = enroll(&tp_agent, &s.mef, uri(AE_ID));
@@ -570,12 +510,7 @@ fn reenrollment_renew_rekey_and_refusals() {
     );
     // Identity change refused.
     let pw = fetch_attrs(&a, &s.mef).password;
-    let change = make_csr(
-        &KeyPair::generate().unwrap(),
-        &[uri("https://sp.example.com/cse01/CAE99")],
-        Some(&pw),
-        None,
-    );
+    let change = fresh_csr(&[uri("https://sp.example.com/cse01/CAE99")], Some(&pw));
     post_csr(&a, &url, &change).assert_error(400, "does not match the identity");
     // Subject change refused.
     let pw = fetch_attrs(&a, &s.mef).password;
@@ -589,14 +524,11 @@ fn reenrollment_renew_rekey_and_refusals() {
     // An issued certificate may also use /simpleenroll.
     let again = enroll(&a, &s.mef, uri(AE_ID));
     // Revoked certificate refused.
-    let (ok, _, _) = run_cli(&[
-        "cert",
-        "revoke",
-        "--data-dir",
-        s.mef.dir.to_str().unwrap(),
-        "--id",
-        &issued.fingerprint(),
-    ]);
+    let (ok, _, _) = run_cli_on(
+        &s.mef.dir,
+        &["cert", "revoke"],
+        &["--id", &issued.fingerprint()],
+    );
     assert!(ok);
     get(&a, &s.mef.url("csrattrs"))
         .unwrap()
@@ -650,7 +582,7 @@ fn server_side_key_generation() {
         rcgen::PublicKeyData::der_bytes(&csr_key)
     );
     // The generated credentials work for re-enrollment.
-    let creds = Creds {
+    let creds = ClientCreds {
         cert_der: decoded.certificates[0].clone(),
         key,
     };
@@ -670,12 +602,7 @@ fn manual_approval_answers_202_then_issues() {
     let s = setup("approval", &["--approval-polls", "2", "--retry-after", "7"]);
     let a = agent(&s.mef.ca_der, Some(&s.client));
     let pw = fetch_attrs(&a, &s.mef).password;
-    let csr = make_csr(
-        &KeyPair::generate().unwrap(),
-        &[uri(AE_ID)],
-        Some(&pw),
-        None,
-    );
+    let csr = fresh_csr(&[uri(AE_ID)], Some(&pw));
     for _ in 0..2 {
         let r = post_csr(&a, &s.mef.url("simpleenroll"), &csr);
         assert_eq!(r.status, 202, "{}", r.text());
@@ -728,35 +655,35 @@ fn identity_cli_validates_and_lists() {
         ("node", "1..3"),
         ("robot", "x"),
     ] {
-        let (ok, _, err) = run_cli(&[
-            "identity",
-            "add",
-            "--data-dir",
+        let (ok, _, err) = run_cli_on(
             d,
-            "--fingerprint",
-            &fp,
-            "--subject-type",
-            ty,
-            "--subject-id",
-            id,
-        ]);
+            &["identity", "add"],
+            &[
+                "--fingerprint",
+                &fp,
+                "--subject-type",
+                ty,
+                "--subject-id",
+                id,
+            ],
+        );
         assert!(!ok, "{ty} {id} accepted");
         assert!(!err.is_empty());
     }
-    let (ok, _, _) = run_cli(&[
-        "identity",
-        "add",
-        "--data-dir",
+    let (ok, _, _) = run_cli_on(
         d,
-        "--fingerprint",
-        &fp.to_uppercase(),
-        "--subject-type",
-        "cse",
-        "--subject-id",
-        "cse01.sp.example.com",
-    ]);
+        &["identity", "add"],
+        &[
+            "--fingerprint",
+            &fp.to_uppercase(),
+            "--subject-type",
+            "cse",
+            "--subject-id",
+            "cse01.sp.example.com",
+        ],
+    );
     assert!(ok);
-    let (ok, out, _) = run_cli(&["identity", "list", "--data-dir", d]);
+    let (ok, out, _) = run_cli_on(d, &["identity", "list"], &[]);
     assert!(ok);
     assert_eq!(out.trim(), format!("{fp} cse cse01.sp.example.com"));
     // The absolute AE-ID of TS-0001 7.2 is registered as the subjectAltName it maps to. It
@@ -781,14 +708,14 @@ fn identity_cli_validates_and_lists() {
     assert!(!ok && err.contains("already registered"), "{err}");
     let (ok, _, err) = replace_with_ae(&["--replace"]);
     assert!(ok, "{err}");
-    let (_, out, _) = run_cli(&["identity", "list", "--data-dir", d]);
+    let (_, out, _) = run_cli_on(d, &["identity", "list"], &[]);
     assert_eq!(
         out.trim(),
         format!("{fp} ae https://example.net/mn-cse/CAE-device1")
     );
-    assert!(run_cli(&["identity", "remove", "--data-dir", d, "--fingerprint", &fp]).0);
-    assert!(!run_cli(&["identity", "remove", "--data-dir", d, "--fingerprint", &fp]).0);
-    assert_eq!(run_cli(&["identity", "list", "--data-dir", d]).1.trim(), "");
+    assert!(run_cli_on(d, &["identity", "remove"], &["--fingerprint", &fp]).0);
+    assert!(!run_cli_on(d, &["identity", "remove"], &["--fingerprint", &fp]).0);
+    assert_eq!(run_cli_on(d, &["identity", "list"], &[]).1.trim(), "");
 }
 
 #[test]
@@ -854,10 +781,7 @@ fn the_eku_policy_is_requested_checked_and_issued_per_subject_type() {
         let mut p = rcgen::CertificateParams::default();
         p.subject_alt_names = vec![uri(AE_ID)];
         p.extended_key_usages = ekus;
-        let attrs = vec![rcgen::Attribute {
-            oid: &[1, 2, 840, 113549, 1, 9, 7],
-            values: common::set_of_utf8(pw),
-        }];
+        let attrs = vec![challenge_password(pw)];
         p.serialize_request_with_attributes(&key, attrs)
             .unwrap()
             .der()
@@ -954,10 +878,7 @@ fn serverkeygen_ignores_the_csr_key_and_signature_and_refuses_encryption_it_cann
     let with_attrs = |pw: &str, extra: Vec<rcgen::Attribute>| {
         let mut p = rcgen::CertificateParams::default();
         p.subject_alt_names = vec![uri(AE_ID)];
-        let mut attrs = vec![rcgen::Attribute {
-            oid: &[1, 2, 840, 113549, 1, 9, 7],
-            values: common::set_of_utf8(pw),
-        }];
+        let mut attrs = vec![challenge_password(pw)];
         attrs.extend(extra);
         p.serialize_request_with_attributes(&p256, attrs)
             .unwrap()
@@ -1090,21 +1011,13 @@ fn openssl_verify_crl(dir: &std::path::Path, ca: &[u8], crl: &[u8], cert: &[u8])
     write_pem(&dir.join("ca.pem"), "CERTIFICATE", ca);
     write_pem(&dir.join("crl.pem"), "X509 CRL", crl);
     write_pem(&dir.join("leaf.pem"), "CERTIFICATE", cert);
-    let out = std::process::Command::new("openssl")
-        .args(["verify", "-crl_check", "-CAfile"])
-        .arg(dir.join("ca.pem"))
-        .arg("-CRLfile")
-        .arg(dir.join("crl.pem"))
-        .arg(dir.join("leaf.pem"))
-        .output()
-        .expect("the openssl CLI runs (scripts/test.sh installs it)");
-    (
-        out.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
+    run_text(
+        std::process::Command::new("openssl")
+            .args(["verify", "-crl_check", "-CAfile"])
+            .arg(dir.join("ca.pem"))
+            .arg("-CRLfile")
+            .arg(dir.join("crl.pem"))
+            .arg(dir.join("leaf.pem")),
     )
 }
 
@@ -1156,14 +1069,7 @@ fn revocation_is_published_in_a_crl_at_the_distribution_point() {
     assert!(ok, "not yet revoked: {out}");
 
     let serial = cert.raw_serial_as_string().replace(':', "");
-    let (ok, out, err) = run_cli(&[
-        "cert",
-        "revoke",
-        "--data-dir",
-        s.mef.dir.to_str().unwrap(),
-        "--id",
-        &serial,
-    ]);
+    let (ok, out, err) = run_cli_on(&s.mef.dir, &["cert", "revoke"], &["--id", &serial]);
     assert!(ok, "{out}{err}");
     // `cert revoke` rewrote the CRL file, and the served CRL follows.
     let file = std::fs::read(s.mef.dir.join("mef-ca.crl")).unwrap();
@@ -1183,11 +1089,7 @@ fn revocation_is_published_in_a_crl_at_the_distribution_point() {
         .arg(&dp_url)
         .output()
         .expect("curl runs (scripts/test.sh installs it)");
-    assert!(
-        curl.status.success(),
-        "{}",
-        String::from_utf8_lossy(&curl.stderr)
-    );
+    assert!(curl.status.success(), "{}", stderr(&curl));
     assert_eq!(curl.stdout, after);
 
     // /simplereenroll from the revoked certificate is refused, saying why.
@@ -1215,9 +1117,9 @@ fn ca_rollover_and_retire_old_on_the_command_line() {
     let client = s.client;
     s.mef.stop();
     let d = dir.to_str().unwrap();
-    let (ok, out, err) = run_cli(&["ca", "rollover", "--data-dir", d]);
+    let (ok, out, err) = run_cli_on(d, &["ca", "rollover"], &[]);
     assert!(ok, "{out}{err}");
-    let (ok, _, err) = run_cli(&["ca", "rollover", "--data-dir", d]);
+    let (ok, _, err) = run_cli_on(d, &["ca", "rollover"], &[]);
     assert!(!ok && err.contains("already in progress"), "{err}");
     let read = |f: &str| {
         ::pem::parse(std::fs::read(dir.join(f)).unwrap())
@@ -1283,17 +1185,8 @@ fn ca_rollover_and_retire_old_on_the_command_line() {
     assert_eq!(c.issuer(), n.subject());
     mef.stop();
 
-    let (ok, out, err) = run_cli(&["ca", "retire-old", "--data-dir", d]);
-    assert!(ok, "{out}{err}");
-    for f in [
-        "mef-ca-old.pem",
-        "mef-ca-old.key",
-        "mef-ca-newwithold.pem",
-        "mef-ca-oldwithnew.pem",
-    ] {
-        assert!(!dir.join(f).exists(), "{f} removed");
-    }
-    let (ok, _, err) = run_cli(&["ca", "retire-old", "--data-dir", d]);
+    retire_old(&dir, &[], "mef-ca-old.key");
+    let (ok, _, err) = run_cli_on(d, &["ca", "retire-old"], &[]);
     assert!(!ok && err.contains("no CA rollover in progress"), "{err}");
     let mef = MefProc::start(&dir, &["--client-trust", tp_pem.to_str().unwrap()]);
     let a = agent(&new_ca, Some(&client));
@@ -1311,7 +1204,7 @@ fn ca_rollover_refuses_a_ca_without_its_key_file() {
     onem2m_mef::ca::MefCa::load_or_create(&dir, &[], None).unwrap();
     std::fs::remove_file(dir.join("mef-ca.key")).unwrap();
     let before = std::fs::read(dir.join("mef-ca.pem")).unwrap();
-    let (ok, _, err) = run_cli(&["ca", "rollover", "--data-dir", d]);
+    let (ok, _, err) = run_cli_on(d, &["ca", "rollover"], &[]);
     assert!(!ok);
     assert!(
         err.contains("PKCS #11 token") && err.contains("--new-ca-key"),

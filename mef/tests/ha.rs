@@ -138,9 +138,12 @@ impl Cluster {
         [&self.a, &self.b]
     }
 
-    /// Registers a device (`identity add` against the shared database).
-    fn register(&self, creds: &common::Creds, cse_id: &str) {
-        load::register_on(&self.a.dir, Some(&self.url), creds, cse_id);
+    /// A client certificate named `cn` from the third-party CA, registered as CSE `cse_id`
+    /// (`identity add` against the shared database).
+    fn device(&self, cn: &str, cse_id: &str) -> common::ClientCreds {
+        let creds = self.tp.issue_client(cn);
+        load::register_on(&self.a.dir, Some(&self.url), &creds, cse_id);
+        creds
     }
 
     fn devices(&self, n: usize) -> Vec<load::Device> {
@@ -185,11 +188,10 @@ fn requests(op: &str) -> String {
 fn both_procedures_and_serverkeygen_through_the_balancer_land_on_both_replicas() {
     let c = Cluster::start("ha-procedures");
     let cse = "cse01.sp.example.com";
-    let dev = c.tp.issue_client("device");
-    c.register(&dev, cse);
+    let dev = c.device("device", cse);
     let rs = c.replicas();
     let base = c.hp.base_uri();
-    let fresh = |creds: &common::Creds| agent(&c.a.ca_der, Some(creds));
+    let fresh = |creds: &common::ClientCreds| agent(&c.a.ca_der, Some(creds));
     let mut creds = dev;
     let mut spread = Vec::new();
     for op in ["simpleenroll", "simplereenroll", "serverkeygen"] {
@@ -210,12 +212,12 @@ fn both_procedures_and_serverkeygen_through_the_balancer_land_on_both_replicas()
         creds = if op == "serverkeygen" {
             let ct = r.header("content-type").unwrap().to_string();
             let d = onem2m_est_proto::multipart::decode_serverkeygen(&ct, &r.body).unwrap();
-            common::Creds {
+            common::ClientCreds {
                 cert_der: d.certificates[0].clone(),
                 key: rcgen::KeyPair::try_from(&d.private_key_pkcs8[..]).unwrap(),
             }
         } else {
-            common::Creds {
+            common::ClientCreds {
                 cert_der: r.certs()[0].clone(),
                 key,
             }
@@ -225,8 +227,7 @@ fn both_procedures_and_serverkeygen_through_the_balancer_land_on_both_replicas()
         "procedure: (csrattrs at, enrollment at): {spread:?}"
     ));
     // The client library: a procedure on one connection, whichever replica it reaches.
-    let creds = c.tp.issue_client("library device");
-    c.register(&creds, "cse02.sp.example.com");
+    let creds = c.device("library device", "cse02.sp.example.com");
     let d = load::device_of(&creds, "cse02.sp.example.com".into());
     let report = load::run(&LoadConfig {
         base_uri: base.clone(),
@@ -261,8 +262,7 @@ fn both_procedures_and_serverkeygen_through_the_balancer_land_on_both_replicas()
 fn a_password_from_replica_a_is_accepted_once_at_replica_b_under_concurrent_attempts() {
     let c = Cluster::start("ha-password");
     let cse = "cse01.sp.example.com";
-    let dev = c.tp.issue_client("device");
-    c.register(&dev, cse);
+    let dev = c.device("device", cse);
     let ag = agent(&c.a.ca_der, Some(&dev));
     for bases in [vec![c.b.base_uri()], vec![c.b.base_uri(), c.a.base_uri()]] {
         let pw = replica::fetch_password(&ag, &c.a.base_uri());
@@ -360,8 +360,7 @@ fn pg_consistency(pg: &PgServer) {
 fn postgres_restarted_mid_run_gives_503_with_retry_after_and_the_replicas_recover() {
     let c = Cluster::start("ha-pg-restart");
     let devices = c.devices(3);
-    let probe = c.tp.issue_client("probe");
-    c.register(&probe, "probe.sp.example.com");
+    let probe = c.device("probe", "probe.sp.example.com");
     let started: Vec<f64> = c
         .replicas()
         .iter()
@@ -477,16 +476,11 @@ fn the_readme_haproxy_configuration_is_valid() {
     let dir = temp_dir("ha-readme-cfg");
     let cfg = dir.join("haproxy.cfg");
     std::fs::write(&cfg, block).unwrap();
-    let out = std::process::Command::new(common::haproxy::haproxy_bin())
-        .args(["-c", "-f"])
-        .arg(&cfg)
-        .output()
-        .expect("run haproxy (apt-get install haproxy)");
-    assert!(
-        out.status.success(),
-        "haproxy -c refused the README's configuration:\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+    let (ok, out) = common::run_text(
+        std::process::Command::new(common::haproxy::haproxy_bin())
+            .args(["-c", "-f"])
+            .arg(&cfg),
     );
+    assert!(ok, "haproxy -c refused the README's configuration:\n{out}");
     let _ = std::fs::remove_dir_all(&dir);
 }

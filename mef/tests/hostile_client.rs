@@ -11,7 +11,8 @@ mod common;
 
 use common::*;
 use onem2m_est_proto::san::GeneralName;
-use onem2m_est_proto::{base64body, csrattrs};
+use onem2m_est_testkit::pki::{fresh_csr, CHALLENGE_PASSWORD};
+use onem2m_est_testkit::{Eku, TestCa};
 use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
     Issuer, KeyPair, KeyUsagePurpose,
@@ -51,7 +52,6 @@ const OID_UNKNOWN: &[u8] = &[
 const KP_SERVER_AUTH: &[u8] = &[0x06, 0x08, 0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x01];
 const KP_CLIENT_AUTH: &[u8] = &[0x06, 0x08, 0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x02];
 const KP_CODE_SIGNING: &[u8] = &[0x06, 0x08, 0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x03];
-const CHALLENGE_PASSWORD: &[u64] = &[1, 2, 840, 113549, 1, 9, 7];
 const EXTENSION_REQUEST: &[u64] = &[1, 2, 840, 113549, 1, 9, 14];
 
 /// An Extension (RFC 5280 4.1).
@@ -118,8 +118,8 @@ fn csr_with(key: &KeyPair, password: &str, exts: &[Vec<u8>]) -> Vec<u8> {
 struct Target {
     mef: MefProc,
     tp: ThirdPartyCa,
-    device: Creds,
-    victim: Creds,
+    device: ClientCreds,
+    victim: ClientCreds,
     dir: PathBuf,
 }
 
@@ -154,7 +154,7 @@ fn issued_count(mef_dir: &Path) -> usize {
 }
 
 impl Target {
-    fn agent(&self, creds: &Creds) -> ureq::Agent {
+    fn agent(&self, creds: &ClientCreds) -> ureq::Agent {
         agent(&self.mef.ca_der, Some(creds))
     }
 
@@ -162,11 +162,11 @@ impl Target {
         issued_count(&self.mef.dir)
     }
 
-    fn password(&self, creds: &Creds) -> String {
+    fn password(&self, creds: &ClientCreds) -> String {
         fetch_attrs(&self.agent(creds), &self.mef).password
     }
 
-    fn conn(&self, creds: &Creds) -> std::io::Result<RawConn> {
+    fn conn(&self, creds: &ClientCreds) -> std::io::Result<RawConn> {
         RawConn::open(
             &self.mef.ca_der,
             Some((std::slice::from_ref(&creds.cert_der), &creds.key)),
@@ -208,7 +208,7 @@ impl Target {
         Ok(())
     }
 
-    fn post(&self, creds: &Creds, op: &str, csr: &[u8]) -> Resp {
+    fn post(&self, creds: &ClientCreds, op: &str, csr: &[u8]) -> Resp {
         post_csr(&self.agent(creds), &self.mef.url(op), csr)
     }
 }
@@ -305,12 +305,7 @@ fn challenge_password_replay_is_refused_sequentially_and_under_concurrency() {
     // The same CSR again, and another CSR with the same password.
     let r = t.post(&t.device, "simpleenroll", &csr);
     t.refused("replayed CSR", &r, 403, "already used", n);
-    let other = make_csr(
-        &KeyPair::generate().unwrap(),
-        &[uri(AE_ID)],
-        Some(&pw),
-        None,
-    );
+    let other = fresh_csr(&[uri(AE_ID)], Some(&pw));
     let r = t.post(&t.device, "serverkeygen", &other);
     t.refused("replayed password", &r, 403, "already used", n);
     // A password consumed by a refused CSR stays consumed.
@@ -372,12 +367,7 @@ fn challenge_password_replay_is_refused_sequentially_and_under_concurrency() {
         let handles: Vec<_> = (0..20)
             .map(|_| {
                 let a = t.agent(&t.device);
-                let csr = make_csr(
-                    &KeyPair::generate().unwrap(),
-                    &[uri(AE_ID)],
-                    Some(&pw),
-                    None,
-                );
+                let csr = fresh_csr(&[uri(AE_ID)], Some(&pw));
                 let url = url.clone();
                 scope.spawn(move || {
                     let r = post_csr(&a, &url, &csr);
@@ -632,7 +622,7 @@ fn extensions_the_policy_does_not_grant_are_refused() {
 const OPS: [&str; 4] = ["csrattrs", "simpleenroll", "simplereenroll", "serverkeygen"];
 
 /// Every operation but /cacerts with `creds`, each refused `status` naming `needle`.
-fn refused_everywhere(t: &Target, case: &str, creds: &Creds, status: u16, needle: &str) {
+fn refused_everywhere(t: &Target, case: &str, creds: &ClientCreds, status: u16, needle: &str) {
     let n = t.issued();
     let a = t.agent(creds);
     for op in OPS {
@@ -651,20 +641,8 @@ fn refused_everywhere(t: &Target, case: &str, creds: &Creds, status: u16, needle
     }
 }
 
-fn enroll_with(t: &Target, creds: &Creds, op: &str) -> Creds {
-    let a = t.agent(creds);
-    let pw = fetch_attrs(&a, &t.mef).password;
-    let key = KeyPair::generate().unwrap();
-    let certs = post_csr(
-        &a,
-        &t.mef.url(op),
-        &make_csr(&key, &[uri(AE_ID)], Some(&pw), None),
-    )
-    .certs();
-    Creds {
-        cert_der: certs[0].clone(),
-        key,
-    }
+fn enroll_with(t: &Target, creds: &ClientCreds, op: &str) -> ClientCreds {
+    enroll_at(&t.agent(creds), &t.mef, op, uri(AE_ID))
 }
 
 fn cli_ok(args: &[&str]) -> String {
@@ -752,20 +730,8 @@ fn revoked_certificates_and_their_renewals_are_refused_on_every_operation() {
     );
 }
 
-fn enroll_with_identity(t: &Target, creds: &Creds, id: &str) -> Creds {
-    let a = t.agent(creds);
-    let pw = fetch_attrs(&a, &t.mef).password;
-    let key = KeyPair::generate().unwrap();
-    let certs = post_csr(
-        &a,
-        &t.mef.url("simpleenroll"),
-        &make_csr(&key, &[uri(id)], Some(&pw), None),
-    )
-    .certs();
-    Creds {
-        cert_der: certs[0].clone(),
-        key,
-    }
+fn enroll_with_identity(t: &Target, creds: &ClientCreds, id: &str) -> ClientCreds {
+    enroll(&t.agent(creds), &t.mef, uri(id))
 }
 
 /// A handshake (or the first request on it) is refused, and nothing is recorded.
@@ -820,7 +786,7 @@ fn forged_certificates_are_refused() {
     leaf.subject_alt_names = vec![uri(AE_ID)];
     leaf.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
     let leaf = leaf.signed_by(&key, &real).unwrap();
-    let unknown = Creds {
+    let unknown = ClientCreds {
         cert_der: leaf.der().to_vec(),
         key,
     };
@@ -839,12 +805,14 @@ fn a_third_party_certificate_expiring_on_an_open_connection_is_refused() {
     // Valid for a few seconds from now.
     let key = KeyPair::generate().unwrap();
     let now = time::OffsetDateTime::now_utc();
-    let mut p = CertificateParams::default();
-    p.not_before = now - time::Duration::minutes(1);
-    p.not_after = now + time::Duration::seconds(4);
-    p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
-    let short = Creds {
-        cert_der: t.tp.sign(p, &key),
+    let cert =
+        t.tp.ca
+            .issue("short-lived device", &[], Eku::ClientAuth, &key, |p| {
+                p.not_before = now - time::Duration::minutes(1);
+                p.not_after = now + time::Duration::seconds(4);
+            });
+    let short = ClientCreds {
+        cert_der: cert.to_vec(),
         key,
     };
     register(&t.mef.dir, &short, "ae", AE_ID);
@@ -852,23 +820,10 @@ fn a_third_party_certificate_expiring_on_an_open_connection_is_refused() {
     let r = conn
         .request(&get_request(&format!("{EST}/csrattrs")))
         .unwrap();
-    assert_eq!(r.status, 200, "{}", r.text());
-    let items = csrattrs::decode(&base64body::decode(&r.body).unwrap()).unwrap();
-    let pw = match csrattrs::CsrRequirements::from_items(&items)
-        .unwrap()
-        .challenge_password
-    {
-        csrattrs::ChallengePassword::Value(v) => v.to_string(),
-        other => panic!("{other:?}"),
-    };
+    let pw = r.attrs().password;
     std::thread::sleep(Duration::from_secs(6));
     let n = t.issued();
-    let csr = make_csr(
-        &KeyPair::generate().unwrap(),
-        &[uri(AE_ID)],
-        Some(&pw),
-        None,
-    );
+    let csr = fresh_csr(&[uri(AE_ID)], Some(&pw));
     let r = conn
         .request(&csr_request(&format!("{EST}/simpleenroll"), &csr, "", None))
         .unwrap();
@@ -894,32 +849,13 @@ fn a_third_party_certificate_expiring_on_an_open_connection_is_refused() {
 /// A root, an intermediate CA (CA:TRUE) with these keyUsage bits, and a client certificate it
 /// issued: (root DER, chain [leaf, intermediate], leaf key).
 fn chain_via_intermediate(ku: Vec<KeyUsagePurpose>) -> (Vec<u8>, Vec<Vec<u8>>, KeyPair) {
-    let root_key = KeyPair::generate().unwrap();
-    let mut root = CertificateParams::default();
-    root.distinguished_name
-        .push(DnType::CommonName, "Manufacturer root");
-    root.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    root.key_usages = vec![KeyUsagePurpose::KeyCertSign];
-    let root_cert = root.self_signed(&root_key).unwrap();
-    let root_issuer = Issuer::new(root, root_key);
-    let int_key = KeyPair::generate().unwrap();
-    let mut int = CertificateParams::default();
-    int.distinguished_name
-        .push(DnType::CommonName, "Manufacturer intermediate");
-    int.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    int.key_usages = ku;
-    let int_cert = int.signed_by(&int_key, &root_issuer).unwrap();
-    let int_issuer = Issuer::new(int, int_key);
-    let leaf_key = KeyPair::generate().unwrap();
-    let mut leaf = CertificateParams::default();
-    leaf.distinguished_name.push(DnType::CommonName, "device");
-    leaf.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-    leaf.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
-    let leaf_cert = leaf.signed_by(&leaf_key, &int_issuer).unwrap();
+    let root = TestCa::new("Manufacturer root");
+    let intermediate = root.intermediate("Manufacturer intermediate", ku);
+    let leaf = intermediate.issue_client("device");
     (
-        root_cert.der().to_vec(),
-        vec![leaf_cert.der().to_vec(), int_cert.der().to_vec()],
-        leaf_key,
+        root.cert.to_vec(),
+        vec![leaf.cert_der, intermediate.cert.to_vec()],
+        leaf.key,
     )
 }
 
@@ -936,16 +872,16 @@ fn openssl_verifies(dir: &Path, root: &[u8], chain: &[Vec<u8>]) -> bool {
     pem_file(&dir.join("v-root.pem"), &[root.to_vec()]);
     pem_file(&dir.join("v-int.pem"), &chain[1..]);
     pem_file(&dir.join("v-leaf.pem"), &chain[..1]);
-    let out = std::process::Command::new("openssl")
-        .arg("verify")
-        .arg("-CAfile")
-        .arg(dir.join("v-root.pem"))
-        .arg("-untrusted")
-        .arg(dir.join("v-int.pem"))
-        .arg(dir.join("v-leaf.pem"))
-        .output()
-        .expect("openssl must be installed (scripts/test.sh installs it)");
-    out.status.success()
+    let (verified, _) = run_text(
+        std::process::Command::new("openssl")
+            .arg("verify")
+            .arg("-CAfile")
+            .arg(dir.join("v-root.pem"))
+            .arg("-untrusted")
+            .arg(dir.join("v-int.pem"))
+            .arg(dir.join("v-leaf.pem")),
+    );
+    verified
 }
 
 #[test]
@@ -972,7 +908,7 @@ fn an_intermediate_ca_without_key_cert_sign_is_refused_as_openssl_does() {
         pem_file(&root_pem, &[root]);
         let mef_dir = dir.join("mef");
         std::fs::create_dir_all(&mef_dir).unwrap();
-        let leaf = Creds {
+        let leaf = ClientCreds {
             cert_der: chain[0].clone(),
             key,
         };
@@ -1006,19 +942,11 @@ fn one_client_cannot_reset_another_clients_pending_approval() {
     // (the MEF used to clear the whole table at 10,000 entries), on one connection with one
     // password (a 202 leaves it pending).
     let mut conn = t.conn(&t.device).unwrap();
-    let apw = {
-        let r = conn
-            .request(&get_request(&format!("{EST}/csrattrs")))
-            .unwrap();
-        let items = csrattrs::decode(&base64body::decode(&r.body).unwrap()).unwrap();
-        match csrattrs::CsrRequirements::from_items(&items)
-            .unwrap()
-            .challenge_password
-        {
-            csrattrs::ChallengePassword::Value(v) => v.to_string(),
-            other => panic!("{other:?}"),
-        }
-    };
+    let apw = conn
+        .request(&get_request(&format!("{EST}/csrattrs")))
+        .unwrap()
+        .attrs()
+        .password;
     let n = t.issued();
     for i in 0..10_001 {
         let csr = make_csr(&key, &[uri(AE_ID)], Some(&apw), Some(&format!("flood {i}")));
@@ -1044,12 +972,10 @@ fn one_client_cannot_reset_another_clients_pending_approval() {
 #[test]
 fn path_and_framing_games_are_refused() {
     let t = target("framing", &[]);
-    let key = KeyPair::generate().unwrap();
-    let pw = t.password(&t.device);
-    let csr = make_csr(&key, &[uri(AE_ID)], Some(&pw), None);
+    let csr = fresh_csr(&[uri(AE_ID)], Some(&t.password(&t.device)));
     let body_len = csr_b64(&csr).len();
     let enroll = format!("{EST}/simpleenroll");
-    let framing: Vec<(&str, Vec<u8>, u16, &str)> = vec![
+    let mut framing: Vec<(&str, Vec<u8>, u16, &str)> = vec![
         (
             "Content-Length with a plus sign",
             csr_request(
@@ -1107,47 +1033,33 @@ fn path_and_framing_games_are_refused() {
             400,
             "Proxy-Authorization",
         ),
-        (
-            "the label ..",
-            csr_request(&format!("{EST}/../simpleenroll"), &csr, "", None),
-            404,
-            "invalid EST label",
-        ),
-        (
-            "the label .",
-            csr_request(&format!("{EST}/./simpleenroll"), &csr, "", None),
-            404,
-            "invalid EST label",
-        ),
+    ];
+    // Labels (RFC 7030 3.2.2) the MEF must not route: the CSR POSTed to {EST}/<label>/simpleenroll.
+    let labels = [
+        ("the label ..", "..".to_owned(), "invalid EST label"),
+        ("the label .", ".".to_owned(), "invalid EST label"),
         (
             "a percent-encoded label",
-            csr_request(&format!("{EST}/%2e%2e/simpleenroll"), &csr, "", None),
-            404,
+            "%2e%2e".to_owned(),
             "invalid EST label",
         ),
         (
             "a label of 65 characters",
-            csr_request(
-                &format!("{EST}/{}/simpleenroll", "a".repeat(65)),
-                &csr,
-                "",
-                None,
-            ),
-            404,
+            "a".repeat(65),
             "invalid EST label",
         ),
         (
             "a label starting with a dot",
-            csr_request(&format!("{EST}/.hidden/simpleenroll"), &csr, "", None),
-            404,
+            ".hidden".to_owned(),
             "invalid EST label",
         ),
-        (
-            "two label segments",
-            csr_request(&format!("{EST}/a/b/simpleenroll"), &csr, "", None),
-            404,
-            "unknown EST path",
-        ),
+        ("two label segments", "a/b".to_owned(), "unknown EST path"),
+    ];
+    framing.extend(labels.iter().map(|(case, label, needle)| {
+        let path = format!("{EST}/{label}/simpleenroll");
+        (*case, csr_request(&path, &csr, "", None), 404, *needle)
+    }));
+    framing.extend([
         (
             "GET on simpleenroll",
             get_request(&enroll),
@@ -1167,7 +1079,7 @@ fn path_and_framing_games_are_refused() {
             431,
             "too large",
         ),
-    ];
+    ]);
     let mut failed = Vec::new();
     for (case, raw, status, needle) in &framing {
         let before = t.issued();
@@ -1216,15 +1128,7 @@ fn psk_password(port: u16, kpm_id: &str, kpm_hex: &str) -> String {
         &close(get_request(&format!("{EST}/csrattrs"))),
     )
     .unwrap();
-    assert_eq!(r.status, 200, "{}", r.text());
-    let items = csrattrs::decode(&base64body::decode(&r.body).unwrap()).unwrap();
-    match csrattrs::CsrRequirements::from_items(&items)
-        .unwrap()
-        .challenge_password
-    {
-        csrattrs::ChallengePassword::Value(v) => v.to_string(),
-        other => panic!("{other:?}"),
-    }
+    r.attrs().password
 }
 
 #[test]
@@ -1274,18 +1178,16 @@ fn psk_identity_swaps_are_refused() {
         );
         eprintln!("case {case}: refused {status} ({})", r.text().trim());
     };
+    // A CSR POSTed on the PSK listener as KpmID `id` with key `hex`.
+    let psk_post = |id: &str, hex: &str, path: &str, csr: &[u8]| {
+        psk_request(port, id, hex, &close(csr_request(path, csr, "", None))).unwrap()
+    };
     let enroll = format!("{EST}/simpleenroll");
     let key = KeyPair::generate().unwrap();
     // A's challengePassword used in B's session.
     let pw_a = psk_password(port, KPM_A, KPM_A_HEX);
     let csr = make_csr(&key, &[dns(CSE_B)], Some(&pw_a), None);
-    let r = psk_request(
-        port,
-        KPM_B,
-        KPM_B_HEX,
-        &close(csr_request(&enroll, &csr, "", None)),
-    )
-    .unwrap();
+    let r = psk_post(KPM_B, KPM_B_HEX, &enroll, &csr);
     refused(
         "KpmID A's password in KpmID B's session",
         &r,
@@ -1307,13 +1209,7 @@ fn psk_identity_swaps_are_refused() {
     );
     // B's identity requested in A's session.
     let csr = make_csr(&key, &[dns(CSE_B)], Some(&pw_a), None);
-    let r = psk_request(
-        port,
-        KPM_A,
-        KPM_A_HEX,
-        &close(csr_request(&enroll, &csr, "", None)),
-    )
-    .unwrap();
+    let r = psk_post(KPM_A, KPM_A_HEX, &enroll, &csr);
     refused(
         "KpmID B's identity in KpmID A's session",
         &r,
@@ -1323,18 +1219,7 @@ fn psk_identity_swaps_are_refused() {
     // Re-enrolment over PSK.
     let pw_a = psk_password(port, KPM_A, KPM_A_HEX);
     let csr = make_csr(&key, &[dns(CSE_A)], Some(&pw_a), None);
-    let r = psk_request(
-        port,
-        KPM_A,
-        KPM_A_HEX,
-        &close(csr_request(
-            &format!("{EST}/simplereenroll"),
-            &csr,
-            "",
-            None,
-        )),
-    )
-    .unwrap();
+    let r = psk_post(KPM_A, KPM_A_HEX, &format!("{EST}/simplereenroll"), &csr);
     refused(
         "simplereenroll over TLS-PSK",
         &r,
@@ -1343,16 +1228,10 @@ fn psk_identity_swaps_are_refused() {
     );
     // Removing KpmID A revokes what it enrolled: the certificate stops working on the main
     // listener.
-    let r = psk_request(
-        port,
-        KPM_A,
-        KPM_A_HEX,
-        &close(csr_request(&enroll, &csr, "", None)),
-    )
-    .unwrap();
+    let r = psk_post(KPM_A, KPM_A_HEX, &enroll, &csr);
     let cert = r.certs()[0].clone();
     let out = cli_ok(&["psk", "remove", "--data-dir", &d, "--kpm-id", KPM_A]);
-    let enrolled = Creds {
+    let enrolled = ClientCreds {
         cert_der: cert,
         key,
     };

@@ -8,6 +8,11 @@ fn mef(name: &str) -> MefProc {
     MefProc::start(&temp_dir(name), &[])
 }
 
+/// One request on a new connection without a client certificate, and its response.
+fn exchange(m: &MefProc, req: Vec<u8>) -> Resp {
+    raw_exchange(&m.ca_der, None, m.addr.port(), &[req]).remove(0)
+}
+
 fn host(m: &MefProc) -> String {
     format!("Host: localhost:{}\r\n", m.addr.port())
 }
@@ -37,9 +42,9 @@ fn chunked_requests_get_411() {
         host(&m)
     )
     .into_bytes();
-    let r = raw_exchange(&m.ca_der, None, m.addr.port(), &[req]);
-    r[0].assert_error(411, "Content-Length");
-    assert_eq!(r[0].header("connection"), Some("close"));
+    let r = exchange(&m, req);
+    r.assert_error(411, "Content-Length");
+    assert_eq!(r.header("connection"), Some("close"));
 }
 
 #[test]
@@ -51,22 +56,17 @@ fn oversized_request_head_gets_431() {
         host(&m)
     )
     .into_bytes();
-    let r = raw_exchange(&m.ca_der, None, m.addr.port(), &[req]);
-    r[0].assert_error(431, "too large");
+    let r = exchange(&m, req);
+    r.assert_error(431, "too large");
 }
 
 #[test]
 fn malformed_request_line_gets_400_and_http10_closes() {
     let m = mef("badreq");
-    let r = raw_exchange(
-        &m.ca_der,
-        None,
-        m.addr.port(),
-        &[b"GET\x01 / HTTP/1.1\r\n\r\n".to_vec()],
-    );
-    r[0].assert_error(400, "malformed HTTP request");
+    let r = exchange(&m, b"GET\x01 / HTTP/1.1\r\n\r\n".to_vec());
+    r.assert_error(400, "malformed HTTP request");
     let req = b"GET /.well-known/est/cacerts HTTP/1.0\r\n\r\n".to_vec();
-    let r = raw_exchange(&m.ca_der, None, m.addr.port(), &[req]);
-    assert_eq!(r[0].status, 200);
-    assert_eq!(r[0].header("connection"), Some("close"));
+    let r = exchange(&m, req);
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("connection"), Some("close"));
 }

@@ -12,7 +12,7 @@ fn start_enroll_revoke_shutdown_in_process() {
     let tp = ThirdPartyCa::new(&dir, "tp");
     let client = tp.issue_client("device");
     let mut config = MefConfig::new(dir.join("mef"));
-    config.client_trust = vec![tp.cert_der.clone().into()];
+    config.client_trust = vec![tp.ca.cert.clone()];
     let mef = Mef::start(config).unwrap();
     let port = mef.local_addr().port();
     assert_eq!(
@@ -39,14 +39,7 @@ fn start_enroll_revoke_shutdown_in_process() {
     let a = agent(&ca_der, Some(&client));
     let base = mef.base_uri(Some("lbl"));
     let r = get(&a, &format!("{base}/csrattrs")).unwrap();
-    assert_eq!(r.status, 200);
-    let items =
-        onem2m_est_proto::csrattrs::decode(&onem2m_est_proto::base64body::decode(&r.body).unwrap())
-            .unwrap();
-    let reqs = onem2m_est_proto::csrattrs::CsrRequirements::from_items(&items).unwrap();
-    let onem2m_est_proto::csrattrs::ChallengePassword::Value(pw) = reqs.challenge_password else {
-        panic!("no password")
-    };
+    let pw = r.attrs().password;
     let key = KeyPair::generate().unwrap();
     let csr = make_csr(&key, &[uri(AE_ID)], Some(&pw), None);
     let certs = post_csr(&a, &format!("{base}/simpleenroll"), &csr).certs();
@@ -59,7 +52,7 @@ fn start_enroll_revoke_shutdown_in_process() {
     );
 
     // Revocation through the API.
-    let creds = Creds {
+    let creds = ClientCreds {
         cert_der: certs[0].clone(),
         key,
     };

@@ -10,7 +10,7 @@
 
 mod common;
 
-use common::{agent, get, run_cli, temp_dir, MefProc, BIN};
+use common::{agent, get, run_cli_on, temp_dir, MefProc, BIN};
 use onem2m_est_testkit::softhsm::{self, module_path};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -50,10 +50,6 @@ fn softhsm() -> &'static Path {
         }
         scratch
     })
-}
-
-fn pkcs11_tool(args: &[&str]) -> Vec<u8> {
-    pkcs11_tool_on("mef", args)
 }
 
 fn pkcs11_tool_on(token: &str, args: &[&str]) -> Vec<u8> {
@@ -100,31 +96,14 @@ fn the_ca_key_lives_in_the_token() {
     }
     let _serial = one_at_a_time();
     softhsm();
-    pkcs11_tool(&[
-        "--keypairgen",
-        "--key-type",
-        "EC:prime256v1",
-        "--label",
-        "mef-ca",
-        "--id",
-        "ca",
-    ]);
+    operator_keypair("mef", "mef-ca", "ca");
 
     let module = module_path().display().to_string();
     let mef = MefProc::start(&data, &token_flags(uri, &module, &pin));
     assert!(!data.join("mef-ca.key").exists(), "no CA key on disk");
     let (_, ca) = x509_parser::parse_x509_certificate(&mef.ca_der).unwrap();
-    let token_public = scratch.join("ca.pub.der");
-    pkcs11_tool(&[
-        "--read-object",
-        "--type",
-        "pubkey",
-        "--id",
-        "ca",
-        "--output-file",
-        token_public.to_str().unwrap(),
-    ]);
-    assert_eq!(ca.public_key().raw, std::fs::read(&token_public).unwrap());
+    let token_public = token_public_key("mef", ["--id", "ca"], &scratch.join("ca.pub.der"));
+    assert_eq!(ca.public_key().raw, token_public);
     // The self-signed CA certificate verifies: the token signed it.
     ca.verify_signature(None).unwrap();
     // The CRL (RFC 5280 5) is signed with the CA key too, so in the token.
@@ -142,7 +121,7 @@ fn the_ca_key_lives_in_the_token() {
     // `ca rollover` without the token keys cannot roll a token CA over: refused, saying what
     // it needs, the data directory unchanged (ca_rollover_with_the_ca_key_in_the_token does it).
     let before = std::fs::read(data.join("mef-ca.pem")).unwrap();
-    let (ok, _, err) = run_cli(&["ca", "rollover", "--data-dir", data.to_str().unwrap()]);
+    let (ok, _, err) = run_cli_on(&data, &["ca", "rollover"], &[]);
     assert!(!ok);
     assert!(
         err.contains("PKCS #11 token") && err.contains("--new-ca-key"),
@@ -162,15 +141,7 @@ fn the_ca_key_lives_in_the_token() {
             .unwrap()
     );
     again.stop();
-    pkcs11_tool(&[
-        "--keypairgen",
-        "--key-type",
-        "EC:prime256v1",
-        "--label",
-        "other",
-        "--id",
-        "0b",
-    ]);
+    operator_keypair("mef", "other", "0b");
     let out = Command::new(BIN)
         .args(["--listen", "127.0.0.1:0", "--data-dir"])
         .arg(&data)
@@ -186,26 +157,37 @@ fn the_ca_key_lives_in_the_token() {
 /// `openssl verify -CAfile ANCHOR CERT` (files in `dir`): whether it verifies.
 #[cfg(feature = "pkcs11")]
 fn openssl_verify(dir: &Path, anchor: &str, cert: &str, extra: &[&str]) -> (bool, String) {
-    let o = Command::new("openssl")
-        .arg("verify")
-        .args(extra)
-        .arg("-CAfile")
-        .arg(dir.join(anchor))
-        .arg(dir.join(cert))
-        .output()
-        .expect("the openssl CLI runs (scripts/test.sh installs it)");
-    (
-        o.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&o.stderr)
-        ),
+    common::run_text(
+        Command::new("openssl")
+            .arg("verify")
+            .args(extra)
+            .arg("-CAfile")
+            .arg(dir.join(anchor))
+            .arg(dir.join(cert)),
     )
 }
 
+/// The DER public key of the object `selector` (`["--id", ID]` or `["--label", LABEL]`) of
+/// token `token`, read with pkcs11-tool through `file`.
+fn token_public_key(token: &str, selector: [&str; 2], file: &Path) -> Vec<u8> {
+    let file_arg = file.to_str().unwrap();
+    let [by, name] = selector;
+    pkcs11_tool_on(
+        token,
+        &[
+            "--read-object",
+            "--type",
+            "pubkey",
+            by,
+            name,
+            "--output-file",
+            file_arg,
+        ],
+    );
+    std::fs::read(file).unwrap()
+}
+
 /// A key pair made in token `token` with pkcs11-tool, as an operator makes the first CA key.
-#[cfg(feature = "pkcs11")]
 fn operator_keypair(token: &str, label: &str, id: &str) {
     pkcs11_tool_on(
         token,
@@ -234,12 +216,12 @@ fn pem_file(dir: &Path, name: &str) -> Vec<u8> {
 #[cfg(feature = "pkcs11")]
 mod device {
     use super::common::{register, MefProc, ThirdPartyCa};
-    use onem2m_est::client::{Config, InitialAuth, KeySource, MefClient, Provisioned, Reprovision};
-    use onem2m_est::identity::{SubjectIdentity, SubjectType};
+    use onem2m_est::client::{InitialAuth, KeySource, MefClient, Provisioned, Reprovision};
     use onem2m_est::keys::SoftwareKey;
     use onem2m_est::store::{CredentialStore, Credentials, FileStore};
     use onem2m_est::tls::ClientIdentity;
-    use onem2m_est::uri::EstUri;
+    use onem2m_est::transport::TransportConfig;
+    use onem2m_est_testkit::mef::cse_client;
     use rustls_pki_types::CertificateDer;
     use std::path::{Path, PathBuf};
     use std::sync::Arc;
@@ -271,17 +253,8 @@ mod device {
         }
 
         fn client(mef: &MefProc) -> MefClient {
-            MefClient::new(
-                Config::new(
-                    EstUri::parse(&format!(
-                        "https://{}:{}/.well-known/est",
-                        mef.host,
-                        mef.addr.port()
-                    ))
-                    .unwrap(),
-                )
-                .identity(SubjectIdentity::new(SubjectType::Cse, CSE_ID).unwrap()),
-            )
+            let base = format!("https://{}:{}/.well-known/est", mef.host, mef.addr.port());
+            cse_client(&base, CSE_ID, TransportConfig::default())
         }
 
         /// Initial Certificate Provisioning with the MEF CA as the explicit trust anchor.
@@ -326,21 +299,11 @@ fn ca_rollover_with_the_ca_key_in_the_token() {
     #[cfg(not(feature = "pkcs11"))]
     {
         let _ = &scratch; // the token path keeps its files there
-                          // A software CA, then a token rollover asked for: refused, nothing changed.
-        let (ok, out, err) = run_cli(&[
-            "ca",
-            "rollover",
-            "--data-dir",
-            data.to_str().unwrap(),
-            "--ca-key",
-            old_uri,
-            "--new-ca-key",
-            new_label_uri,
-            "--pkcs11-module",
-            "/nonexistent.so",
-            "--pin-file",
-            &pin,
-        ]);
+
+        // A software CA, then a token rollover asked for: refused, nothing changed.
+        let token = token_flags(old_uri, "/nonexistent.so", &pin);
+        let args = [&["--new-ca-key", new_label_uri][..], &token].concat();
+        let (ok, out, err) = run_cli_on(&data, &["ca", "rollover"], &args);
         assert!(!ok, "{out}");
         assert!(err.contains("no PKCS #11 support"), "{err}");
         assert!(!data.join("mef-ca-old.pem").exists());
@@ -389,10 +352,10 @@ fn rollover_in_the_token(scratch: &Path, data: &Path, pin: &str, old_uri: &str, 
     mef.stop();
 
     // The rollover, through the token.
-    let mut args = vec!["ca", "rollover", "--data-dir", d, "--new-ca-key", new_uri];
+    let mut args = vec!["--new-ca-key", new_uri];
     let flags = token_flags(old_uri);
     args.extend(flags.iter().map(String::as_str));
-    let (ok, out, err) = run_cli(&args);
+    let (ok, out, err) = run_cli_on(d, &["ca", "rollover"], &args);
     assert!(ok, "{out}{err}");
     assert!(!err.contains(PIN) && !out.contains(PIN), "{out}{err}");
     let printed = out
@@ -403,7 +366,7 @@ fn rollover_in_the_token(scratch: &Path, data: &Path, pin: &str, old_uri: &str, 
         .to_string();
     assert!(printed.contains(";id="), "{printed}");
     // A second rollover is refused during the overlap.
-    let (ok, _, err) = run_cli(&args);
+    let (ok, _, err) = run_cli_on(d, &["ca", "rollover"], &args);
     assert!(!ok && err.contains("already in progress"), "{err}");
     for f in ["mef-ca.key", "mef-ca-old.key"] {
         assert!(!data.join(f).exists(), "{f}: no CA key on disk");
@@ -426,20 +389,12 @@ fn rollover_in_the_token(scratch: &Path, data: &Path, pin: &str, old_uri: &str, 
     assert!(new_block.contains("sensitive"), "{new_block}");
     let new_ca = pem_file(data, "mef-ca.pem");
     let (_, n) = x509_parser::parse_x509_certificate(&new_ca).unwrap();
-    let public = scratch.join("new-ca.pub.der");
-    pkcs11_tool_on(
+    let public = token_public_key(
         "rollover",
-        &[
-            "--read-object",
-            "--type",
-            "pubkey",
-            "--label",
-            "mef-ca-2",
-            "--output-file",
-            public.to_str().unwrap(),
-        ],
+        ["--label", "mef-ca-2"],
+        &scratch.join("new-ca.pub.der"),
     );
-    assert_eq!(n.public_key().raw, std::fs::read(&public).unwrap());
+    assert_eq!(n.public_key().raw, public);
     n.verify_signature(None).unwrap();
     assert_eq!(pem_file(data, "mef-ca-old.pem"), old_ca);
     // The checks of the file-key rollover (tests/est.rs): each link under the CA that signed it.
@@ -493,7 +448,7 @@ fn rollover_in_the_token(scratch: &Path, data: &Path, pin: &str, old_uri: &str, 
     mef.stop();
 
     // Retiring the old CA needs the token (its key is destroyed there first).
-    let (ok, _, err) = run_cli(&["ca", "retire-old", "--data-dir", d]);
+    let (ok, _, err) = run_cli_on(d, &["ca", "retire-old"], &[]);
     assert!(!ok && err.contains("PKCS #11 token"), "{err}");
     assert!(data.join("mef-ca-old.pem").exists());
     let overlap_files = [
@@ -506,23 +461,8 @@ fn rollover_in_the_token(scratch: &Path, data: &Path, pin: &str, old_uri: &str, 
         .iter()
         .map(|f| std::fs::read(data.join(f)).unwrap())
         .collect();
-    let retire = || {
-        run_cli(&[
-            "ca",
-            "retire-old",
-            "--data-dir",
-            d,
-            "--pkcs11-module",
-            &module,
-            "--pin-file",
-            pin,
-        ])
-    };
-    let (ok, out, err) = retire();
-    assert!(ok, "{out}{err}");
-    for f in overlap_files {
-        assert!(!data.join(f).exists(), "{f} removed");
-    }
+    let token = ["--pkcs11-module", module.as_str(), "--pin-file", pin];
+    common::retire_old(data, &token, "mef-ca-old.uri");
     let keys = String::from_utf8(pkcs11_tool_on(
         "rollover",
         &["--list-objects", "--type", "privkey"],
@@ -535,11 +475,7 @@ fn rollover_in_the_token(scratch: &Path, data: &Path, pin: &str, old_uri: &str, 
     for (f, bytes) in overlap_files.iter().zip(&overlap) {
         std::fs::write(data.join(f), bytes).unwrap();
     }
-    let (ok, out, err) = retire();
-    assert!(ok, "{out}{err}");
-    for f in overlap_files {
-        assert!(!data.join(f).exists(), "{f} removed by the second run");
-    }
+    common::retire_old(data, &token, "mef-ca-old.uri");
     // After the overlap: the new CA alone; the device renews under it.
     let mef = start(&printed, &device.tp_pem);
     device.reprovision(&mef, Reprovision::Renew);
@@ -566,20 +502,9 @@ fn cert_revoke_rewrites_the_crl_file_of_a_token_ca() {
     #[cfg(not(feature = "pkcs11"))]
     {
         let _ = &scratch; // the token path keeps its files there
-        let (ok, out, err) = run_cli(&[
-            "cert",
-            "revoke",
-            "--data-dir",
-            data.to_str().unwrap(),
-            "--id",
-            "01",
-            "--ca-key",
-            uri,
-            "--pkcs11-module",
-            "/nonexistent.so",
-            "--pin-file",
-            &pin,
-        ]);
+        let token = token_flags(uri, "/nonexistent.so", &pin);
+        let args = [&["--id", "01"][..], &token].concat();
+        let (ok, out, err) = run_cli_on(&data, &["cert", "revoke"], &args);
         assert!(!ok, "{out}");
         assert!(
             err.contains("no PKCS #11 support") || err.contains("no MEF"),
@@ -642,30 +567,25 @@ fn revoke_with_the_token(scratch: &Path, data: &Path, pin: &str, uri: &str) {
     // Without the token flags: revoked in the database, the file left to a running MEF (what
     // the command did for a token CA before), and the operator told so.
     let before = std::fs::read(data.join("mef-ca.crl")).ok();
-    let (ok, out, err) = run_cli(&["cert", "revoke", "--data-dir", d, "--id", &serial]);
+    let (ok, out, err) = run_cli_on(d, &["cert", "revoke"], &["--id", &serial]);
     assert!(ok, "{out}{err}");
     assert!(err.contains("is not rewritten now"), "{err}");
     assert_eq!(std::fs::read(data.join("mef-ca.crl")).ok(), before);
     // With them: the file is rewritten now.
-    let mut args = vec!["cert", "revoke", "--data-dir", d, "--id", &serial];
+    let mut args = vec!["--id", &serial];
     args.extend(flags);
-    let (ok, out, err) = run_cli(&args);
+    let (ok, out, err) = run_cli_on(d, &["cert", "revoke"], &args);
     assert!(ok, "{out}{err}");
     assert!(!out.contains(PIN) && !err.contains(PIN));
     // The CRL file now lists the certificate, signed in the token.
-    let o = Command::new("openssl")
-        .args(["crl", "-inform", "DER", "-noout", "-text", "-in"])
-        .arg(data.join("mef-ca.crl"))
-        .args(["-CAfile"])
-        .arg(data.join("mef-ca.pem"))
-        .output()
-        .expect("the openssl CLI runs");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
+    let (ok, text) = common::run_text(
+        Command::new("openssl")
+            .args(["crl", "-inform", "DER", "-noout", "-text", "-in"])
+            .arg(data.join("mef-ca.crl"))
+            .args(["-CAfile"])
+            .arg(data.join("mef-ca.pem")),
     );
-    assert!(o.status.success() && text.contains("verify OK"), "{text}");
+    assert!(ok && text.contains("verify OK"), "{text}");
     assert!(
         text.to_uppercase().contains(&serial.to_uppercase()),
         "{serial}: {text}"

@@ -153,7 +153,7 @@ fn database_errors_never_show_the_password() {
 
 /// Registers the device's third-party certificate in the replicas' database with the CLI, no
 /// data directory involved.
-fn register_in(url: &str, dir: &Path, device: &Creds) {
+fn register_in(url: &str, dir: &Path, device: &ClientCreds) {
     let (pem_path, _) = device.write_pem(dir, "device");
     let (ok, out, err) = run_cli(&[
         "identity",
@@ -201,7 +201,7 @@ fn replicas_on_postgres_share_the_ca_and_serve_each_others_procedures() {
     let csr = make_csr(&key, &[uri(AE_ID)], Some(&attrs.password), None);
     let certs = post_csr(&dev, &b.url("simpleenroll"), &csr).certs();
     post_csr(&dev, &a.url("simpleenroll"), &csr).assert_error(403, "does not match");
-    let issued = Creds {
+    let issued = ClientCreds {
         cert_der: certs[0].clone(),
         key,
     };
@@ -210,7 +210,7 @@ fn replicas_on_postgres_share_the_ca_and_serve_each_others_procedures() {
     let attrs = fetch_attrs(&renewer, &b);
     let key = rcgen::KeyPair::generate().unwrap();
     let csr = make_csr(&key, &[uri(AE_ID)], Some(&attrs.password), None);
-    let renewed = Creds {
+    let renewed = ClientCreds {
         cert_der: post_csr(&renewer, &a.url("simplereenroll"), &csr).certs()[0].clone(),
         key,
     };

@@ -285,14 +285,9 @@ fn the_challenge_password_is_bound_to_the_kpm_id() {
         b"GET /.well-known/est/csrattrs HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
     let (status, body) = psk_request(port, KPM_ID, KPM_HEX, get);
     assert_eq!(status, 200);
-    let der = onem2m_est_proto::base64body::decode(&body).unwrap();
-    let items = onem2m_est_proto::csrattrs::decode(&der).unwrap();
-    let reqs = onem2m_est_proto::csrattrs::CsrRequirements::from_items(&items).unwrap();
-    let password = match &reqs.challenge_password {
-        onem2m_est_proto::csrattrs::ChallengePassword::Value(v) => v.to_string(),
-        other => panic!("{other:?}"),
-    };
-    assert!(reqs.subject_alt_name().is_some());
+    let attrs = common::Attrs::decode(&body);
+    assert!(attrs.requirements.subject_alt_name().is_some());
+    let password = attrs.password;
 
     let key = rcgen::KeyPair::generate().unwrap();
     let csr = common::make_csr(&key, &[common::dns(CSE_ID)], Some(&password), None);
@@ -312,15 +307,8 @@ fn the_challenge_password_is_bound_to_the_kpm_id() {
     assert_eq!(status, 403, "the password was consumed by the refused CSR");
     // A fresh password, the right identity, the right KpmID: issued.
     let (_, body) = psk_request(port, KPM_ID, KPM_HEX, get);
-    let der = onem2m_est_proto::base64body::decode(&body).unwrap();
-    let reqs = onem2m_est_proto::csrattrs::CsrRequirements::from_items(
-        &onem2m_est_proto::csrattrs::decode(&der).unwrap(),
-    )
-    .unwrap();
-    let onem2m_est_proto::csrattrs::ChallengePassword::Value(pw) = &reqs.challenge_password else {
-        panic!("no password")
-    };
-    let csr = common::make_csr(&key, &[common::dns(CSE_ID)], Some(pw), None);
+    let pw = common::Attrs::decode(&body).password;
+    let csr = common::make_csr(&key, &[common::dns(CSE_ID)], Some(&pw), None);
     let (status, body) = psk_request(port, KPM_ID, KPM_HEX, &enroll_request(&csr));
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
     drop(m);

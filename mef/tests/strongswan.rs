@@ -4,7 +4,7 @@
 mod common;
 
 use common::*;
-use onem2m_est_proto::{base64body, csrattrs};
+use onem2m_est_testkit::process::stderr;
 use std::path::Path;
 use std::process::Command;
 use x509_parser::extensions::GeneralName;
@@ -25,7 +25,7 @@ fn pki(args: &[&str], cwd: &Path) -> Vec<u8> {
     assert!(
         out.status.success(),
         "pki {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
+        stderr(&out)
     );
     out.stdout
 }
@@ -83,19 +83,8 @@ fn strongswan_pki_estca_and_reenroll() {
         .arg(format!("{url}.well-known/est/csrattrs"))
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "curl: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let items = csrattrs::decode(&base64body::decode(&out.stdout).unwrap()).unwrap();
-    let csrattrs::ChallengePassword::Value(password) =
-        csrattrs::CsrRequirements::from_items(&items)
-            .unwrap()
-            .challenge_password
-    else {
-        panic!("no challengePassword value")
-    };
+    assert!(out.status.success(), "curl: {}", stderr(&out));
+    let password = Attrs::decode(&out.stdout).password;
 
     // New key and CSR made by pki, then /simplereenroll by pki with the issued certificate.
     let new_key = pki(
@@ -168,6 +157,6 @@ fn strongswan_pki_estca_and_reenroll() {
     );
     assert_eq!(cert.public_key().raw, &pub_der[..]);
     // And recorded as a re-enrollment of this identity.
-    let (_, list, _) = run_cli(&["cert", "list", "--data-dir", mef.dir.to_str().unwrap()]);
+    let (_, list, _) = run_cli_on(&mef.dir, &["cert", "list"], &[]);
     assert!(list.contains(&onem2m_mef::fingerprint(&new_cert)));
 }

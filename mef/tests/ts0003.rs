@@ -15,7 +15,7 @@ const GET_CACERTS: &str =
 
 fn start(dir: &Path, tp: &ThirdPartyCa) -> RunningMef {
     let mut config = MefConfig::new(dir.join("mef"));
-    config.client_trust = vec![tp.cert_der.clone().into()];
+    config.client_trust = vec![tp.ca.cert.clone()];
     config.ts0003_listen = Some("127.0.0.1:0".parse().unwrap());
     Mef::start(config).unwrap()
 }

@@ -3,8 +3,11 @@
 //! and the MEF's Enrolment Target association).
 
 use crate::pki::Manufacturer;
-use onem2m_est::client::InitialAuth;
+use onem2m_est::client::{Config, InitialAuth, MefClient};
+use onem2m_est::identity::SubjectIdentity;
+use onem2m_est::store::{CredentialStore, Credentials};
 use onem2m_est::transport::TransportConfig;
+use onem2m_est::uri::EstUri;
 use onem2m_mef::{Mef, MefConfig, RunningMef, SubjectType};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -59,6 +62,18 @@ pub fn transport() -> TransportConfig {
     t
 }
 
+/// A client of the MEF at `base_uri` (`https://host:port/.well-known/est`) for the CSE
+/// `cse_id`, with `transport`.
+pub fn cse_client(base_uri: &str, cse_id: &str, transport: TransportConfig) -> MefClient {
+    let identity = SubjectIdentity::new(onem2m_est::identity::SubjectType::Cse, cse_id)
+        .expect("a valid CSE-ID");
+    MefClient::new(
+        Config::new(EstUri::parse(base_uri).expect("an EST URI"))
+            .identity(identity)
+            .transport(transport),
+    )
+}
+
 /// A running MEF, the manufacturer whose device it knows, and a scratch directory (the MEF's
 /// data is in `dir/mef`; tests put their own files beside it). The MEF stops when dropped.
 pub struct MefFixture {
@@ -95,5 +110,21 @@ impl MefFixture {
             trust_anchors: vec![self.mef.ca_cert_der()],
             client: self.maker.identity(),
         }
+    }
+}
+
+/// A credential store in memory, for clients whose installation on disk is not what a test or
+/// benchmark is about (the file system's fsyncs are measured with a `FileStore` where they are).
+#[derive(Default)]
+pub struct MemStore(pub Option<Credentials>);
+
+impl CredentialStore for MemStore {
+    fn load(&self) -> onem2m_est::Result<Option<Credentials>> {
+        Ok(self.0.clone())
+    }
+
+    fn install(&mut self, credentials: &Credentials) -> onem2m_est::Result<()> {
+        self.0 = Some(credentials.clone());
+        Ok(())
     }
 }

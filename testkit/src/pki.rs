@@ -1,17 +1,19 @@
 //! The test PKI: CAs that issue server, client and CA certificates ([`TestCa`]), a
-//! [`PrivateKey`] that can be told to fail ([`TestKey`]), and the manufacturer PKI of
-//! TS-0003 8.3.6.2 pre-condition B.ii.2 ([`Manufacturer`]).
+//! [`PrivateKey`] that can be told to fail ([`TestKey`]), the manufacturer PKI of
+//! TS-0003 8.3.6.2 pre-condition B.ii.2 ([`Manufacturer`]), a CA of third-party client
+//! certificates in a PEM file for a MEF process ([`ThirdPartyCa`], [`ClientCreds`]), and CSRs
+//! built field by field ([`make_csr`], [`fresh_csr`]) for tests of what a server accepts.
 
 use onem2m_est::keys::{KeyAlgorithm, PrivateKey, SoftwareKey};
 use onem2m_est::tls::ClientIdentity;
 use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
-    KeyUsagePurpose, PublicKeyData,
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    Issuer, KeyPair, KeyUsagePurpose, PublicKeyData, SanType,
 };
 use ring::rand::SystemRandom;
 use ring::signature::{EcdsaKeyPair, ECDSA_P256_SHA256_ASN1_SIGNING};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use zeroize::Zeroizing;
@@ -215,6 +217,120 @@ impl TestCa {
         let cert = self.issue(cn, &[], Eku::ClientAuth, &rc, |_| {});
         (cert, Arc::new(key))
     }
+
+    /// A client certificate named `cn` (EKU clientAuth, no subjectAltName) for a fresh P-256
+    /// key, with that key as rcgen holds it.
+    pub fn issue_client(&self, cn: &str) -> ClientCreds {
+        let key = KeyPair::generate().expect("client key");
+        let cert = self.issue(cn, &[], Eku::ClientAuth, &key, |_| {});
+        ClientCreds {
+            cert_der: cert.to_vec(),
+            key,
+        }
+    }
+}
+
+/// A client certificate and its key, for clients that take the key as PEM or PKCS #8 DER
+/// (ureq, rustls, the files a MEF's CLI reads).
+pub struct ClientCreds {
+    pub cert_der: Vec<u8>,
+    pub key: KeyPair,
+}
+
+impl ClientCreds {
+    /// A self-signed client certificate (EKU clientAuth, rcgen's default name) that no CA
+    /// vouches for.
+    pub fn self_signed() -> ClientCreds {
+        let key = KeyPair::generate().expect("client key");
+        let mut params = CertificateParams::default();
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        let cert = params.self_signed(&key).expect("self-signed certificate");
+        ClientCreds {
+            cert_der: cert.der().to_vec(),
+            key,
+        }
+    }
+
+    /// The certificate, PEM.
+    pub fn cert_pem(&self) -> String {
+        onem2m_est::store::certs_to_pem(&[CertificateDer::from(self.cert_der.clone())])
+    }
+
+    /// Writes `name.pem` (certificate) and `name.key` (PKCS #8 key) into `dir`; returns their
+    /// paths.
+    pub fn write_pem(&self, dir: &Path, name: &str) -> (PathBuf, PathBuf) {
+        let cert = dir.join(format!("{name}.pem"));
+        let key = dir.join(format!("{name}.key"));
+        std::fs::write(&cert, self.cert_pem()).expect("certificate file");
+        std::fs::write(&key, Zeroizing::new(self.key.serialize_pem()).as_bytes())
+            .expect("key file");
+        (cert, key)
+    }
+
+    /// The certificate's fingerprint as the MEF names its client certificates.
+    pub fn fingerprint(&self) -> String {
+        onem2m_mef::fingerprint(&self.cert_der)
+    }
+}
+
+/// The issuer of "third-party EST client certificates" (TS-0003 8.3.6.2 B.ii.2) for a MEF
+/// process: its certificate is also written as a PEM file, for `--client-trust`.
+pub struct ThirdPartyCa {
+    pub ca: TestCa,
+    pub pem_path: PathBuf,
+}
+
+impl ThirdPartyCa {
+    /// A CA named "Third-party CA `name`", its certificate written to `dir/name-ca.pem`.
+    pub fn new(dir: &Path, name: &str) -> ThirdPartyCa {
+        let ca = TestCa::new(&format!("Third-party CA {name}"));
+        let pem_path = dir.join(format!("{name}-ca.pem"));
+        std::fs::write(&pem_path, ca.cert_pem()).expect("CA certificate file");
+        ThirdPartyCa { ca, pem_path }
+    }
+
+    /// [`TestCa::issue_client`].
+    pub fn issue_client(&self, cn: &str) -> ClientCreds {
+        self.ca.issue_client(cn)
+    }
+}
+
+/// pkcs-9-at-challengePassword (RFC 2985 5.4.1), as rcgen takes attribute types.
+pub const CHALLENGE_PASSWORD: &[u64] = &[1, 2, 840, 113549, 1, 9, 7];
+
+/// A challengePassword attribute holding `pw` (one UTF8String), for rcgen's CSRs.
+pub fn challenge_password(pw: &str) -> rcgen::Attribute {
+    // DER of SET { UTF8String pw }, short-form lengths only.
+    assert!(pw.len() < 120);
+    let mut values = vec![0x31, (pw.len() + 2) as u8, 0x0c, pw.len() as u8];
+    values.extend_from_slice(pw.as_bytes());
+    rcgen::Attribute {
+        oid: CHALLENGE_PASSWORD,
+        values,
+    }
+}
+
+/// A CSR signed by `key` with these subjectAltNames, an optional challengePassword and an
+/// optional CN (no other name), built directly with rcgen rather than by the client library.
+pub fn make_csr(
+    key: &KeyPair,
+    sans: &[SanType],
+    password: Option<&str>,
+    cn: Option<&str>,
+) -> Vec<u8> {
+    let mut params = CertificateParams::default();
+    let mut dn = DistinguishedName::new();
+    if let Some(cn) = cn {
+        dn.push(DnType::CommonName, cn);
+    }
+    params.distinguished_name = dn;
+    params.subject_alt_names = sans.to_vec();
+    let attrs = password.map(challenge_password).into_iter().collect();
+    params
+        .serialize_request_with_attributes(key, attrs)
+        .expect("CSR")
+        .der()
+        .to_vec()
 }
 
 /// A test-only [`PrivateKey`]: P-256 on ring, with a switch that makes signing fail (to test
@@ -344,4 +460,10 @@ impl Manufacturer {
         std::fs::write(dir.join("device.pem"), &self.device_pem).expect("device.pem");
         std::fs::write(dir.join("device.key"), self.device_key_pem.as_bytes()).expect("device.key");
     }
+}
+
+/// [`make_csr`] for a fresh P-256 key, without a CN: the CSR of a test that needs no key
+/// afterwards.
+pub fn fresh_csr(sans: &[SanType], password: Option<&str>) -> Vec<u8> {
+    make_csr(&KeyPair::generate().expect("CSR key"), sans, password, None)
 }

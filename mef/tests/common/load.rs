@@ -6,13 +6,11 @@
 //! authenticated as, every certificate received with its serial and fingerprint, so the
 //! consistency checks can account for every certificate the MEF recorded.
 
-use onem2m_est::client::{Config, InitialAuth, KeySource, MefClient, Reprovision};
-use onem2m_est::identity::{SubjectIdentity, SubjectType};
+use onem2m_est::client::{InitialAuth, KeySource, MefClient, Reprovision};
 use onem2m_est::keys::SoftwareKey;
-use onem2m_est::store::{CredentialStore, Credentials};
 use onem2m_est::tls::ClientIdentity;
 use onem2m_est::transport::TransportConfig;
-use onem2m_est::uri::EstUri;
+use onem2m_est_testkit::mef::{cse_client, MemStore};
 use rustls_pki_types::CertificateDer;
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
@@ -54,13 +52,18 @@ pub fn devices_on(
 
 /// Registers a CSE's third-party certificate (`identity add`, with `--database URL` when
 /// given).
-pub fn register_on(mef_dir: &Path, database: Option<&str>, creds: &super::Creds, cse_id: &str) {
+pub fn register_on(
+    mef_dir: &Path,
+    database: Option<&str>,
+    creds: &super::ClientCreds,
+    cse_id: &str,
+) {
     let certs = mef_dir.with_extension(format!("client-{}.pem", &creds.fingerprint()[..16]));
     super::register_with(mef_dir, database, &certs, creds, "cse", cse_id);
 }
 
 /// The client-library view of test credentials.
-pub fn device_of(creds: &super::Creds, cse_id: String) -> Device {
+pub fn device_of(creds: &super::ClientCreds, cse_id: String) -> Device {
     let key = SoftwareKey::from_pkcs8_der(&creds.key.serialize_der()).unwrap();
     Device {
         cse_id,
@@ -69,21 +72,6 @@ pub fn device_of(creds: &super::Creds, cse_id: String) -> Device {
             key: Arc::new(key),
         },
         fingerprint: creds.fingerprint(),
-    }
-}
-
-/// A credential store in memory (the device side is not what is measured).
-#[derive(Default)]
-pub struct MemStore(pub Option<Credentials>);
-
-impl CredentialStore for MemStore {
-    fn load(&self) -> onem2m_est::Result<Option<Credentials>> {
-        Ok(self.0.clone())
-    }
-
-    fn install(&mut self, credentials: &Credentials) -> onem2m_est::Result<()> {
-        self.0 = Some(credentials.clone());
-        Ok(())
     }
 }
 
@@ -207,19 +195,14 @@ pub struct LoadConfig {
 }
 
 fn client(base_uri: &str, cse_id: &str) -> MefClient {
-    MefClient::new(
-        Config::new(EstUri::parse(base_uri).unwrap())
-            .identity(SubjectIdentity::new(SubjectType::Cse, cse_id).unwrap())
-            .transport(
-                TransportConfig::default()
-                    .with_timeouts(
-                        Duration::from_secs(2),
-                        Duration::from_secs(5),
-                        Duration::from_secs(10),
-                    )
-                    .unwrap(),
-            ),
-    )
+    let transport = TransportConfig::default()
+        .with_timeouts(
+            Duration::from_secs(2),
+            Duration::from_secs(5),
+            Duration::from_secs(10),
+        )
+        .unwrap();
+    cse_client(base_uri, cse_id, transport)
 }
 
 fn serial_and_fingerprint(der: &[u8]) -> (String, String) {

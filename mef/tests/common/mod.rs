@@ -1,5 +1,6 @@
-//! Helpers for the MEF integration tests: run the real binary, a third-party CA made with
-//! rcgen, CSRs, and HTTPS clients (ureq, and raw rustls for keep-alive checks).
+//! Helpers for the MEF integration tests: run the real binary, register identities, and HTTPS
+//! clients (ureq, and raw rustls for keep-alive checks). The third-party CA, client
+//! certificates and hand-made CSRs are the test kit's (`onem2m_est_testkit::pki`).
 #![allow(dead_code)]
 
 pub mod haproxy;
@@ -8,10 +9,8 @@ pub mod postgres;
 pub mod replica;
 
 use onem2m_est_proto::{base64body, certs_only, csrattrs};
-use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
-    Issuer, KeyPair, KeyUsagePurpose, SanType,
-};
+pub use onem2m_est_testkit::pki::{make_csr, ClientCreds, ThirdPartyCa};
+use rcgen::{KeyPair, SanType};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -134,94 +133,61 @@ pub fn run_cli(args: &[&str]) -> (bool, String, String) {
     )
 }
 
-/// A client certificate and key.
-pub struct Creds {
-    pub cert_der: Vec<u8>,
-    pub key: KeyPair,
-}
-
-impl Creds {
-    pub fn write_pem(&self, dir: &Path, name: &str) -> (PathBuf, PathBuf) {
-        let c = dir.join(format!("{name}.pem"));
-        let k = dir.join(format!("{name}.key"));
-        std::fs::write(
-            &c,
-            pem::encode(&pem::Pem::new("CERTIFICATE", self.cert_der.clone())),
+/// Runs `command` to completion: whether it succeeded, and its stdout then its stderr (for
+/// assertion messages). Fails (does not skip) when the program is missing: the suites that run
+/// one require it (scripts/test.sh installs it).
+pub fn run_text(command: &mut Command) -> (bool, String) {
+    let out = command.output().unwrap_or_else(|e| {
+        panic!(
+            "{:?} runs (scripts/test.sh installs it): {e}",
+            command.get_program()
         )
-        .unwrap();
-        std::fs::write(&k, self.key.serialize_pem()).unwrap();
-        (c, k)
-    }
-
-    pub fn fingerprint(&self) -> String {
-        onem2m_mef::fingerprint(&self.cert_der)
-    }
+    });
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
 }
 
-/// A third-party CA (the issuer of "third-party EST client certificates").
-pub struct ThirdPartyCa {
-    issuer: Issuer<'static, KeyPair>,
-    pub cert_der: Vec<u8>,
-    pub pem_path: PathBuf,
+/// Runs `onem2m-mef COMMAND... --data-dir DIR ARGS...`, a subcommand on a data directory;
+/// returns (success, stdout, stderr).
+pub fn run_cli_on(
+    data_dir: impl AsRef<Path>,
+    command: &[&str],
+    args: &[&str],
+) -> (bool, String, String) {
+    let dir = data_dir.as_ref().to_str().expect("a UTF-8 data directory");
+    let all: Vec<&str> = command
+        .iter()
+        .copied()
+        .chain(["--data-dir", dir])
+        .chain(args.iter().copied())
+        .collect();
+    run_cli(&all)
 }
 
-impl ThirdPartyCa {
-    pub fn new(dir: &Path, name: &str) -> ThirdPartyCa {
-        let key = KeyPair::generate().unwrap();
-        let mut p = CertificateParams::default();
-        let mut dn = DistinguishedName::new();
-        dn.push(DnType::CommonName, format!("Third-party CA {name}"));
-        p.distinguished_name = dn;
-        p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        p.key_usages = vec![
-            KeyUsagePurpose::KeyCertSign,
-            KeyUsagePurpose::DigitalSignature,
-        ];
-        let cert = p.self_signed(&key).unwrap();
-        let pem_path = dir.join(format!("{name}-ca.pem"));
-        std::fs::write(&pem_path, cert.pem()).unwrap();
-        ThirdPartyCa {
-            issuer: Issuer::new(p, key),
-            cert_der: cert.der().to_vec(),
-            pem_path,
-        }
-    }
-
-    /// Signs a certificate with these parameters for `key`.
-    pub fn sign(&self, params: CertificateParams, key: &KeyPair) -> Vec<u8> {
-        params.signed_by(key, &self.issuer).unwrap().der().to_vec()
-    }
-
-    pub fn issue_client(&self, cn: &str) -> Creds {
-        let key = KeyPair::generate().unwrap();
-        let mut p = CertificateParams::default();
-        let mut dn = DistinguishedName::new();
-        dn.push(DnType::CommonName, cn);
-        p.distinguished_name = dn;
-        p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-        p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
-        let cert = p.signed_by(&key, &self.issuer).unwrap();
-        Creds {
-            cert_der: cert.der().to_vec(),
-            key,
-        }
-    }
-}
-
-/// A self-signed client certificate nobody trusts.
-pub fn self_signed_client() -> Creds {
-    let key = KeyPair::generate().unwrap();
-    let mut p = CertificateParams::default();
-    p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
-    let cert = p.self_signed(&key).unwrap();
-    Creds {
-        cert_der: cert.der().to_vec(),
-        key,
+/// `ca retire-old` on `data_dir` (with `args`) succeeds and removes what the rollover left: the
+/// old CA certificate, the two link certificates and `old_key`, where the old CA key was
+/// (`mef-ca-old.key`, or `mef-ca-old.uri` for a key in a token).
+pub fn retire_old(data_dir: &Path, args: &[&str], old_key: &str) {
+    let (ok, out, err) = run_cli_on(data_dir, &["ca", "retire-old"], args);
+    assert!(ok, "{out}{err}");
+    for f in [
+        "mef-ca-old.pem",
+        old_key,
+        "mef-ca-newwithold.pem",
+        "mef-ca-oldwithnew.pem",
+    ] {
+        assert!(!data_dir.join(f).exists(), "{f} removed");
     }
 }
 
 /// A ureq agent trusting only the MEF CA, with an optional client certificate.
-pub fn agent(ca_der: &[u8], creds: Option<&Creds>) -> ureq::Agent {
+pub fn agent(ca_der: &[u8], creds: Option<&ClientCreds>) -> ureq::Agent {
     use ureq::tls::{Certificate, ClientCert, PrivateKey, RootCerts, TlsConfig};
     let mut tls =
         TlsConfig::builder()
@@ -264,6 +230,11 @@ impl Resp {
     pub fn certs(&self) -> Vec<Vec<u8>> {
         assert_eq!(self.status, 200, "{}", self.text());
         certs_only::decode(&base64body::decode(&self.body).unwrap()).unwrap()
+    }
+    /// What a /csrattrs response handed out ([`Attrs::decode`]); asserts a 200.
+    pub fn attrs(&self) -> Attrs {
+        assert_eq!(self.status, 200, "{}", self.text());
+        Attrs::decode(&self.body)
     }
     /// Asserts an error status with a text/plain body mentioning `needle`.
     pub fn assert_error(&self, status: u16, needle: &str) {
@@ -379,59 +350,31 @@ pub struct Attrs {
     pub requirements: csrattrs::CsrRequirements,
 }
 
+impl Attrs {
+    /// Decodes a /csrattrs body (base64 of the DER); panics unless it hands out a
+    /// challengePassword value.
+    pub fn decode(body: &[u8]) -> Attrs {
+        let items = csrattrs::decode(&base64body::decode(body).unwrap()).unwrap();
+        let requirements = csrattrs::CsrRequirements::from_items(&items).unwrap();
+        let password = match &requirements.challenge_password {
+            csrattrs::ChallengePassword::Value(v) => v.to_string(),
+            other => panic!("no challengePassword value: {other:?}"),
+        };
+        Attrs {
+            password,
+            requirements,
+        }
+    }
+}
+
 pub fn fetch_attrs(agent: &ureq::Agent, mef: &MefProc) -> Attrs {
     let r = get(agent, &mef.url("csrattrs")).unwrap();
-    assert_eq!(r.status, 200, "{}", r.text());
+    let attrs = r.attrs();
     assert!(r
         .header("content-type")
         .unwrap()
         .starts_with("application/csrattrs"));
-    let items = csrattrs::decode(&base64body::decode(&r.body).unwrap()).unwrap();
-    let requirements = csrattrs::CsrRequirements::from_items(&items).unwrap();
-    let password = match &requirements.challenge_password {
-        csrattrs::ChallengePassword::Value(v) => v.to_string(),
-        other => panic!("no challengePassword value: {other:?}"),
-    };
-    Attrs {
-        password,
-        requirements,
-    }
-}
-
-/// DER of `SET { UTF8String pw }`, the value of a challengePassword attribute.
-pub fn set_of_utf8(pw: &str) -> Vec<u8> {
-    assert!(pw.len() < 120);
-    let mut v = vec![0x31, (pw.len() + 2) as u8, 0x0c, pw.len() as u8];
-    v.extend_from_slice(pw.as_bytes());
-    v
-}
-
-/// A CSR with these subjectAltNames, optional challengePassword and optional CN.
-pub fn make_csr(
-    key: &KeyPair,
-    sans: &[SanType],
-    password: Option<&str>,
-    cn: Option<&str>,
-) -> Vec<u8> {
-    let mut p = CertificateParams::default();
-    let mut dn = DistinguishedName::new();
-    if let Some(cn) = cn {
-        dn.push(DnType::CommonName, cn);
-    }
-    p.distinguished_name = dn;
-    p.subject_alt_names = sans.to_vec();
-    let attrs = password
-        .map(|pw| {
-            vec![rcgen::Attribute {
-                oid: &[1, 2, 840, 113549, 1, 9, 7],
-                values: set_of_utf8(pw),
-            }]
-        })
-        .unwrap_or_default();
-    p.serialize_request_with_attributes(key, attrs)
-        .unwrap()
-        .der()
-        .to_vec()
+    attrs
 }
 
 pub fn uri(s: &str) -> SanType {
@@ -448,7 +391,7 @@ pub fn csr_b64(der: &[u8]) -> String {
 }
 
 /// Registers a third-party client certificate with the CLI (`identity add`).
-pub fn register(mef_dir: &Path, creds: &Creds, subject_type: &str, subject_id: &str) {
+pub fn register(mef_dir: &Path, creds: &ClientCreds, subject_type: &str, subject_id: &str) {
     let certs = mef_dir.join(format!("client-{}.pem", &creds.fingerprint()[..16]));
     register_with(mef_dir, None, &certs, creds, subject_type, subject_id);
 }
@@ -459,20 +402,13 @@ pub fn register_with(
     mef_dir: &Path,
     database: Option<&str>,
     cert_file: &Path,
-    creds: &Creds,
+    creds: &ClientCreds,
     subject_type: &str,
     subject_id: &str,
 ) {
-    std::fs::write(
-        cert_file,
-        pem::encode(&pem::Pem::new("CERTIFICATE", creds.cert_der.clone())),
-    )
-    .unwrap_or_else(|e| panic!("writing {}: {e}", cert_file.display()));
+    std::fs::write(cert_file, creds.cert_pem())
+        .unwrap_or_else(|e| panic!("writing {}: {e}", cert_file.display()));
     let mut args = vec![
-        "identity",
-        "add",
-        "--data-dir",
-        mef_dir.to_str().unwrap(),
         "--client-cert",
         cert_file.to_str().unwrap(),
         "--subject-type",
@@ -483,7 +419,7 @@ pub fn register_with(
     if let Some(url) = database {
         args.extend(["--database", url]);
     }
-    let (ok, out, err) = run_cli(&args);
+    let (ok, out, err) = run_cli_on(mef_dir, &["identity", "add"], &args);
     assert!(ok, "identity add failed: {out} {err}");
 }
 
@@ -515,14 +451,19 @@ pub fn psk_add_args<'a>(
 
 /// The whole initial procedure: csrattrs, CSR with the password and SAN, simpleenroll.
 /// Returns the new credentials.
-pub fn enroll(agent: &ureq::Agent, mef: &MefProc, san: SanType) -> Creds {
+pub fn enroll(agent: &ureq::Agent, mef: &MefProc, san: SanType) -> ClientCreds {
+    enroll_at(agent, mef, "simpleenroll", san)
+}
+
+/// [`enroll`] through the operation `op` (`simpleenroll`, `simplereenroll`).
+pub fn enroll_at(agent: &ureq::Agent, mef: &MefProc, op: &str, san: SanType) -> ClientCreds {
     let attrs = fetch_attrs(agent, mef);
     let key = KeyPair::generate().unwrap();
     let csr = make_csr(&key, &[san], Some(&attrs.password), None);
-    let r = post_csr(agent, &mef.url("simpleenroll"), &csr);
+    let r = post_csr(agent, &mef.url(op), &csr);
     let certs = r.certs();
     assert_eq!(certs.len(), 1);
-    Creds {
+    ClientCreds {
         cert_der: certs[0].clone(),
         key,
     }
@@ -532,7 +473,7 @@ pub fn enroll(agent: &ureq::Agent, mef: &MefProc, san: SanType) -> Creds {
 /// Fails if the server closes the connection early (so it proves keep-alive).
 pub fn raw_exchange(
     ca_der: &[u8],
-    creds: Option<&Creds>,
+    creds: Option<&ClientCreds>,
     port: u16,
     requests: &[Vec<u8>],
 ) -> Vec<Resp> {
@@ -542,7 +483,7 @@ pub fn raw_exchange(
 /// [`raw_exchange`] restricted to the given TLS versions.
 pub fn raw_exchange_versions(
     ca_der: &[u8],
-    creds: Option<&Creds>,
+    creds: Option<&ClientCreds>,
     port: u16,
     requests: &[Vec<u8>],
     versions: &[&'static rustls::SupportedProtocolVersion],

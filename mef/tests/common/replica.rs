@@ -259,16 +259,10 @@ pub fn parse_exposition(body: &str) -> Scrape {
 
 /// GET `{base}/csrattrs` and return the challengePassword it handed out.
 pub fn fetch_password(agent: &ureq::Agent, base: &str) -> String {
-    let r = super::get(agent, &format!("{base}/csrattrs")).unwrap();
-    assert_eq!(r.status, 200, "{}", r.text());
-    let items =
-        onem2m_est_proto::csrattrs::decode(&onem2m_est_proto::base64body::decode(&r.body).unwrap())
-            .unwrap();
-    let req = onem2m_est_proto::csrattrs::CsrRequirements::from_items(&items).unwrap();
-    match &req.challenge_password {
-        onem2m_est_proto::csrattrs::ChallengePassword::Value(v) => v.to_string(),
-        other => panic!("no challengePassword value: {other:?}"),
-    }
+    super::get(agent, &format!("{base}/csrattrs"))
+        .unwrap()
+        .attrs()
+        .password
 }
 
 /// Presents one challengePassword in `n` simultaneous `/simpleenroll` requests (each its own
