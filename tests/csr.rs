@@ -13,11 +13,8 @@ use onem2m_est::proto::san::{self, GeneralName};
 use onem2m_est::store::{CredentialStore, Credentials, FileStore};
 use onem2m_est::validate::validate_issued;
 use onem2m_est::{csr::build_csr, Error};
-use onem2m_est_testkit::{process, require_tool};
-use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
-    Issuer, KeyPair, KeyUsagePurpose, SanType,
-};
+use onem2m_est_testkit::{process, require_tool, Eku, TestCa};
+use rcgen::{DistinguishedName, IsCa, SanType};
 use rustls_pki_types::{CertificateDer, UnixTime};
 use std::ffi::OsStr;
 use std::path::Path;
@@ -30,38 +27,15 @@ const AE: &str = "https://sp.example.com/cse01/CAE01";
 
 /// A two-level CA (root → issuing CA), as a MEF's CA would be.
 struct Ca {
-    root: CertificateDer<'static>,
-    issuing: CertificateDer<'static>,
-    issuer: Issuer<'static, KeyPair>,
-}
-
-fn ca_params(cn: &str) -> CertificateParams {
-    let mut p = CertificateParams::default();
-    p.distinguished_name = DistinguishedName::new();
-    p.distinguished_name.push(DnType::CommonName, cn);
-    p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    p.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-    p
+    root: TestCa,
+    issuing: TestCa,
 }
 
 impl Ca {
     fn new() -> Ca {
-        let root_key = KeyPair::generate().unwrap();
-        let root_params = ca_params("Test MEF Root CA");
-        let root = root_params.self_signed(&root_key).unwrap().der().clone();
-        let root_issuer = Issuer::new(root_params, root_key);
-        let issuing_key = KeyPair::generate().unwrap();
-        let issuing_params = ca_params("Test MEF Issuing CA");
-        let issuing = issuing_params
-            .signed_by(&issuing_key, &root_issuer)
-            .unwrap()
-            .der()
-            .clone();
-        Ca {
-            root,
-            issuing,
-            issuer: Issuer::new(issuing_params, issuing_key),
-        }
+        let root = TestCa::new("Test MEF Root CA");
+        let issuing = root.subordinate("Test MEF Issuing CA", &rcgen::PKCS_ECDSA_P256_SHA256);
+        Ca { root, issuing }
     }
 
     /// Issues a certificate for the CSR's key and subjectAltName, as a CA behind the MEF would.
@@ -99,13 +73,13 @@ impl Ca {
                 }
             }
         }
-        let mut p = CertificateParams::default();
-        p.distinguished_name = DistinguishedName::new();
-        p.subject_alt_names = names;
-        p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-        p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
-        p.use_authority_key_identifier_extension = true;
-        p.signed_by(&public, &self.issuer).unwrap().der().clone()
+        // The CSR's names and nothing else in the subject; digitalSignature, clientAuth.
+        self.issuing.issue("", &[], Eku::ClientAuth, &public, |p| {
+            p.distinguished_name = DistinguishedName::new();
+            p.subject_alt_names = names;
+            p.is_ca = IsCa::NoCa;
+            p.use_authority_key_identifier_extension = true;
+        })
     }
 }
 
@@ -203,28 +177,28 @@ fn provision_once(key: Option<KeyRequirement>, hash: Option<HashAlg>, expect: Ke
 
     // Steps 3c-3e happen at the MEF; the certs-only SET OF arrives in any order.
     let leaf = ca.issue_from_csr(&built.der);
-    let returned = vec![ca.issuing.clone(), leaf.clone()];
+    let returned = vec![ca.issuing.cert.clone(), leaf.clone()];
 
     // Step 3f: validate, install, load.
     let issued = validate_issued(
         &returned,
         key.as_ref(),
         &built.san,
-        std::slice::from_ref(&ca.root),
+        std::slice::from_ref(&ca.root.cert),
         now(),
     )
     .unwrap();
-    assert_eq!(issued.chain, vec![leaf.clone(), ca.issuing.clone()]);
+    assert_eq!(issued.chain, vec![leaf.clone(), ca.issuing.cert.clone()]);
     store
         .install(&Credentials {
-            trust_anchors: vec![ca.root.clone()],
+            trust_anchors: vec![ca.root.cert.clone()],
             chain: issued.chain.clone(),
             key: key.clone(),
         })
         .unwrap();
     let loaded = store.load().unwrap().unwrap();
     assert_eq!(loaded.chain, issued.chain);
-    assert_eq!(loaded.trust_anchors, vec![ca.root.clone()]);
+    assert_eq!(loaded.trust_anchors, vec![ca.root.cert.clone()]);
     assert_eq!(loaded.key.public_key_info(), key.public_key_info());
 
     // The installed files are usable by other tools.

@@ -11,7 +11,6 @@ use onem2m_est_testkit::process::{
 };
 use onem2m_est_testkit::{require_tool, TestCa, CSE_ID};
 use onem2m_mef::{Mef, MefConfig};
-use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
 use tempfile::TempDir;
 
 /// A MEF trusting a manufacturer CA, and the device's PEM files in `dir` ([`CliMef`]), with
@@ -582,12 +581,8 @@ fn a_refused_client_certificate_is_explained() {
         return;
     }
     let dir = TempDir::new().unwrap();
-    let ca_key = KeyPair::generate().unwrap();
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let ca = ca_params.self_signed(&ca_key).unwrap();
-    std::fs::write(dir.path().join("ca.pem"), ca.pem()).unwrap();
-    std::fs::write(dir.path().join("ca.key"), ca_key.serialize_pem()).unwrap();
+    let ca = TestCa::new("device CA");
+    ca.write_pem(dir.path(), "ca");
     openssl::p256_key_and_csr(dir.path(), "device", "/CN=device-v1");
     openssl::run_in(
         dir.path(),
@@ -608,7 +603,7 @@ fn a_refused_client_certificate_is_explained() {
         ],
     );
     let mut config = MefConfig::new(dir.path().join("mef"));
-    config.client_trust = vec![ca.der().clone()];
+    config.client_trust = vec![ca.cert.clone()];
     let mef = Mef::start(config).unwrap();
     let p = |n: &str| dir.path().join(n).display().to_string();
     let o = run(&[

@@ -94,6 +94,21 @@ impl TestCa {
         onem2m_est::store::certs_to_pem(std::slice::from_ref(&self.cert))
     }
 
+    /// Writes `name.pem` (the CA certificate) and `name.key` (its PKCS #8 key) into `dir`, for
+    /// tools that sign with the CA themselves (`openssl x509 -req -CA ... -CAkey ...`); returns
+    /// their paths.
+    pub fn write_pem(&self, dir: &Path, name: &str) -> (PathBuf, PathBuf) {
+        let cert = dir.join(format!("{name}.pem"));
+        let key = dir.join(format!("{name}.key"));
+        std::fs::write(&cert, self.cert_pem()).expect("CA certificate file");
+        std::fs::write(
+            &key,
+            Zeroizing::new(self.issuer.key().serialize_pem()).as_bytes(),
+        )
+        .expect("CA key file");
+        (cert, key)
+    }
+
     fn ca_params(cn: &str) -> CertificateParams {
         let mut params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
         params.distinguished_name.push(DnType::CommonName, cn);
@@ -419,29 +434,27 @@ pub struct Manufacturer {
 impl Manufacturer {
     /// A CA named "`name` manufacturer CA" and its device "`name` device 0001".
     pub fn new(name: &str) -> Manufacturer {
-        let ca_key = KeyPair::generate().expect("CA key");
-        let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
-        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        ca_params
-            .distinguished_name
-            .push(DnType::CommonName, format!("{name} manufacturer CA"));
-        let ca = ca_params.self_signed(&ca_key).expect("CA certificate");
-        let issuer = Issuer::new(ca_params, ca_key);
+        let ca = TestCa::new(&format!("{name} manufacturer CA"));
         let device_key = KeyPair::generate().expect("device key");
-        let mut params = CertificateParams::new(Vec::<String>::new()).expect("device params");
-        params
-            .distinguished_name
-            .push(DnType::CommonName, format!("{name} device 0001"));
-        let device = params
-            .signed_by(&device_key, &issuer)
-            .expect("device certificate");
+        // A plain device certificate, as manufacturers issue them: no subjectAltName, no
+        // extensions a MEF would have to accept.
+        let device = ca.issue(
+            &format!("{name} device 0001"),
+            &[],
+            Eku::None,
+            &device_key,
+            |p| {
+                p.is_ca = IsCa::NoCa;
+                p.key_usages = vec![];
+            },
+        );
         let key = SoftwareKey::from_pkcs8_der(&Zeroizing::new(device_key.serialize_der()))
             .expect("the device key loads");
         Manufacturer {
-            ca_cert: ca.der().clone(),
-            ca_pem: ca.pem(),
-            device_cert: device.der().clone(),
-            device_pem: device.pem(),
+            ca_pem: ca.cert_pem(),
+            ca_cert: ca.cert,
+            device_pem: onem2m_est::store::certs_to_pem(std::slice::from_ref(&device)),
+            device_cert: device,
             device_key_pem: Zeroizing::new(device_key.serialize_pem()),
             device_key: Arc::new(key),
         }

@@ -240,13 +240,8 @@ fn psk_arguments_are_validated_and_exclusive_with_a_client_certificate() {
         );
 
         // A PSK and a client certificate: ambiguous RSPF.
-        let key = rcgen::KeyPair::generate().unwrap();
-        let cert = rcgen::CertificateParams::new(vec!["device".to_owned()])
-            .unwrap()
-            .self_signed(&key)
-            .unwrap()
-            .pem();
-        let key = key.serialize_pem();
+        let device = onem2m_est_testkit::pki::ClientCreds::self_signed();
+        let (cert, key) = (device.cert_pem(), device.key.serialize_pem());
         let dir = tempfile::tempdir().unwrap();
         set_base_and_store(config, NO_MEF, dir.path());
         assert_eq!(
@@ -474,10 +469,8 @@ fn every_config_refusal_sets_the_last_error() {
     let dir = s("/nonexistent-dir-for-a-test");
     let pem = b"not PEM".to_vec();
     let kpm = [7u8; 8];
-    let device_key = rcgen::KeyPair::generate().unwrap();
-    let params = rcgen::CertificateParams::new(vec!["device.example.com".to_string()]).unwrap();
-    let cert = params.self_signed(&device_key).unwrap().pem();
-    let key = device_key.serialize_pem();
+    let device = onem2m_est_testkit::pki::ClientCreds::self_signed();
+    let (cert, key) = (device.cert_pem(), device.key.serialize_pem());
     let kc_short = mef_key_callbacks {
         struct_size: 3,
         generate: None,
