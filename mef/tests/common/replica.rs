@@ -7,7 +7,9 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use onem2m_est_testkit::PortHold;
 
 /// One MEF process. Dropping it kills it.
 pub struct Replica {
@@ -22,6 +24,8 @@ pub struct Replica {
     pub log: PathBuf,
     pub ca_der: Vec<u8>,
     args: Vec<String>,
+    /// The main port while the process is killed, so that no other test's server takes it.
+    hold: Option<PortHold>,
 }
 
 impl Replica {
@@ -38,6 +42,7 @@ impl Replica {
             log,
             ca_der: Vec::new(),
             args: extra.iter().map(|s| s.to_string()).collect(),
+            hold: None,
         };
         r.spawn();
         r
@@ -88,27 +93,31 @@ impl Replica {
         self.child = Some(child);
     }
 
-    /// SIGKILL (no shutdown path runs), and wait for the process to be gone.
+    /// SIGKILL (no shutdown path runs), wait for the process to be gone, and hold its port
+    /// until [`Replica::restart`].
     pub fn kill(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
+        if self.end_process() {
+            self.hold = Some(PortHold::new(self.addr));
         }
     }
 
-    /// Starts the process again on the same address and data directory. The port was just
-    /// released by the killed process; another test could take it meanwhile, so binding is
-    /// retried briefly.
+    /// SIGKILLs the process if it runs; whether it did.
+    fn end_process(&mut self) -> bool {
+        match self.child.take() {
+            Some(mut c) => {
+                let _ = c.kill();
+                let _ = c.wait();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Starts the process again on the same address and data directory, releasing the port
+    /// [`Replica::kill`] held just before.
     pub fn restart(&mut self) {
         assert!(self.child.is_none(), "restart of a running replica");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let free = std::net::TcpListener::bind(self.addr).is_ok();
-            if free || Instant::now() > deadline {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        self.hold = None;
         self.spawn();
     }
 
@@ -134,7 +143,7 @@ impl Replica {
 
 impl Drop for Replica {
     fn drop(&mut self) {
-        self.kill();
+        self.end_process();
     }
 }
 
