@@ -1,7 +1,7 @@
 //! The test kit of the onem2m-est workspace (not published): one test PKI, the in-process MEF
 //! fixture, the scripted EST server with its procedure server, the hostile-MEF harness, and
-//! `openssl s_server` as an interop peer, and the rule for tests that need an external tool
-//! ([`require_tool`]). Used by the core's integration tests and
+//! `openssl s_server` as an interop peer, a [`PortHold`] for servers stopped and restarted on
+//! their port, and the rule for tests that need an external tool ([`require_tool`]). Used by the core's integration tests and
 //! benchmark, the CLI's and the C ABI crate's tests, and the fuzz seed generator.
 //!
 //! The kit depends on the core (`onem2m-est`) and the MEF (`onem2m-mef`); its users take it as
