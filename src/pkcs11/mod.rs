@@ -1,11 +1,11 @@
 //! Keys that never leave a PKCS #11 token (an HSM, a secure element, a smart card, a TPM through
-//! tpm2-pkcs11): [`Pkcs11Uri`] (RFC 7512), [`PinSource`], [`Pkcs11Key`] (a [`PrivateKey`]
-//! signing with the token's CKM_ECDSA) and [`Pkcs11Store`], a [`CredentialStore`] that generates
+//! tpm2-pkcs11): [`Pkcs11Uri`] (RFC 7512), [`PinSource`], `Pkcs11Key` (a [`PrivateKey`]
+//! signing with the token's CKM_ECDSA) and `Pkcs11Store`, a [`CredentialStore`] that generates
 //! each procedure's key pair inside the token and records its URI (`key.uri`) in the
 //! [`FileStore`](crate::store::FileStore) layout instead of a `key.pem`.
 //!
 //! [`Pkcs11Uri`], [`PinSource`], [`open_store`] and [`open_key`] exist in every build; the
-//! token itself ([`Pkcs11Key`], [`Pkcs11Store`], on `cryptoki`) only with the `pkcs11` feature.
+//! token itself (`Pkcs11Key`, `Pkcs11Store`, on `cryptoki`) only with the `pkcs11` feature.
 //! Without it, [`open_store`] and [`open_key`] refuse as bad arguments, before any I/O.
 //!
 //! All-or-nothing (CR 8.3.Z.2.2 step 3f, as the file store): a key pair generated for a
@@ -56,7 +56,7 @@ impl From<onem2m_est_pkcs11::Error> for Error {
     }
 }
 
-/// A [`Pkcs11Store`] in `dir` (the CLI's, C's and Python's way in): keys generated in the token
+/// A `Pkcs11Store` in `dir` (the CLI's, C's and Python's way in): keys generated in the token
 /// of `module_path` that `uri` names, under its `object` label. With `uri` `None`, the URI is the
 /// one `dir` records (`current/key.uri`, its `id` dropped), for re-provisioning.
 pub fn open_store(
