@@ -1,6 +1,6 @@
 //! Keys that never leave a PKCS #11 token, shared by the onem2m-est client library (device keys,
 //! `onem2m_est::pkcs11`) and the reference MEF (its CA key): [`Pkcs11Uri`] (RFC 7512),
-//! [`PinSource`] and, with the `token` feature, [`Token`] and [`TokenKey`] (an EC P-256 key
+//! [`PinSource`] and, with the `token` feature, `Token` and `TokenKey` (an EC P-256 key
 //! pair in a token: opened, generated sensitive and never extractable, signing with CKM_ECDSA
 //! over a SHA-256 digest, destroyed). One implementation of the token rules for both, so the MEF
 //! does not depend on the client crate for them.

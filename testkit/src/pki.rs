@@ -41,7 +41,7 @@ pub struct TestCa {
     cn: String,
 }
 
-/// A server's certificate chain and key, for [`TestServer`].
+/// A server's certificate chain and key, for [`TestServer`](crate::server::TestServer).
 #[derive(Debug)]
 pub struct ServerIdentity {
     pub chain: Vec<CertificateDer<'static>>,
