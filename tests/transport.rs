@@ -717,7 +717,11 @@ fn cacerts_from_a_server_for(
     eku: Eku,
 ) -> onem2m_est::Result<Vec<CertificateDer<'static>>> {
     let server = server_with(ca.server_identity(names, eku));
-    connect(&server, ca).cacerts()
+    // The connection is a local, so it closes before the server is dropped. (As a temporary of
+    // the tail expression it would outlive `server`, whose drop then waits for the connection's
+    // thread: a hang where shutdown(2) does not wake a blocked read, as under Wine.)
+    let conn = connect(&server, ca);
+    conn.cacerts()
 }
 
 /// A server whose certificate `ca` issued for `names` with `eku` is authorised: /cacerts (the
