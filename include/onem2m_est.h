@@ -861,6 +861,26 @@ mef_result mef_config_set_timeouts(struct mef_config *config, uint32_t connect_m
 mef_result mef_config_set_polling(struct mef_config *config, uint32_t max_attempts, uint32_t max_total_ms);
 
 /**
+ * Reads the timeouts in milliseconds (`mef_config_new`'s defaults until
+ * `mef_config_set_timeouts`): for a binding that sets one and keeps the library's others, so
+ * the defaults live in the library alone. The outputs are written only on `MEF_OK`; a NULL
+ * argument is `MEF_ERR_NULL_ARGUMENT` (a reader leaves `mef_config_last_error` as it is).
+ *
+ * # Safety
+ * `config` NULL or a live configuration; each output NULL or writable.
+ */
+mef_result mef_config_get_timeouts(const struct mef_config *config, uint32_t *connect_ms, uint32_t *tls_ms, uint32_t *response_ms);
+
+/**
+ * Reads the polling bounds (`mef_config_new`'s defaults until `mef_config_set_polling`), as
+ * `mef_config_get_timeouts` reads the timeouts. The outputs are written only on `MEF_OK`.
+ *
+ * # Safety
+ * `config` NULL or a live configuration; each output NULL or writable.
+ */
+mef_result mef_config_get_polling(const struct mef_config *config, uint32_t *max_attempts, uint32_t *max_total_ms);
+
+/**
  * Uses the built-in file store in `dir` (created on the first install, mode 0700):
  * `cert.pem`, `key.pem` (PKCS #8, 0600) and `trust-anchors.pem`, installed atomically as a
  * set. Keys are software keys. Exclusive with credential and key callbacks.

@@ -665,6 +665,86 @@ pub unsafe extern "C" fn mef_config_set_polling(
     unsafe { with_config(config, set) }
 }
 
+/// Milliseconds of a configured bound; the setters take `u32`, so only a default could be
+/// larger, and it is shown as `u32::MAX`.
+fn ms_u32(d: Duration) -> u32 {
+    u32::try_from(d.as_millis()).unwrap_or(u32::MAX)
+}
+
+/// The body of a getter: `config` and the outputs (`null_output`: one of them is NULL)
+/// checked, then `write` under the panic boundary; nothing is written on a failure.
+///
+/// # Safety
+/// `config` NULL or a live configuration.
+unsafe fn read_config(
+    config: *const mef_config,
+    null_output: bool,
+    write: impl FnOnce(&mef_config),
+) -> mef_result {
+    guard(|| {
+        // SAFETY: NULL or a live configuration (caller's contract).
+        match unsafe { config.as_ref() } {
+            Some(config) if !null_output => {
+                write(config);
+                MEF_OK
+            }
+            _ => MEF_ERR_NULL_ARGUMENT,
+        }
+    })
+}
+
+/// Reads the timeouts in milliseconds (`mef_config_new`'s defaults until
+/// `mef_config_set_timeouts`): for a binding that sets one and keeps the library's others, so
+/// the defaults live in the library alone. The outputs are written only on `MEF_OK`; a NULL
+/// argument is `MEF_ERR_NULL_ARGUMENT` (a reader leaves `mef_config_last_error` as it is).
+///
+/// # Safety
+/// `config` NULL or a live configuration; each output NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn mef_config_get_timeouts(
+    config: *const mef_config,
+    connect_ms: *mut u32,
+    tls_ms: *mut u32,
+    response_ms: *mut u32,
+) -> mef_result {
+    let null_output = connect_ms.is_null() || tls_ms.is_null() || response_ms.is_null();
+    let write = |config: &mef_config| {
+        let t = &config.transport;
+        // SAFETY: non-NULL (checked by read_config) and writable (caller's contract).
+        unsafe {
+            connect_ms.write(ms_u32(t.connect_timeout));
+            tls_ms.write(ms_u32(t.tls_timeout));
+            response_ms.write(ms_u32(t.response_timeout));
+        }
+    };
+    // SAFETY: caller's contract above.
+    unsafe { read_config(config, null_output, write) }
+}
+
+/// Reads the polling bounds (`mef_config_new`'s defaults until `mef_config_set_polling`), as
+/// `mef_config_get_timeouts` reads the timeouts. The outputs are written only on `MEF_OK`.
+///
+/// # Safety
+/// `config` NULL or a live configuration; each output NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn mef_config_get_polling(
+    config: *const mef_config,
+    max_attempts: *mut u32,
+    max_total_ms: *mut u32,
+) -> mef_result {
+    let null_output = max_attempts.is_null() || max_total_ms.is_null();
+    let write = |config: &mef_config| {
+        let poll = &config.transport.poll;
+        // SAFETY: non-NULL (checked by read_config) and writable (caller's contract).
+        unsafe {
+            max_attempts.write(poll.max_attempts);
+            max_total_ms.write(ms_u32(poll.max_total));
+        }
+    };
+    // SAFETY: caller's contract above.
+    unsafe { read_config(config, null_output, write) }
+}
+
 /// Uses the built-in file store in `dir` (created on the first install, mode 0700):
 /// `cert.pem`, `key.pem` (PKCS #8, 0600) and `trust-anchors.pem`, installed atomically as a
 /// set. Keys are software keys. Exclusive with credential and key callbacks.

@@ -305,6 +305,16 @@ _PROTOTYPES = [
         [ctypes.c_void_p, ctypes.c_uint32, ctypes.c_uint32],
     ),
     (
+        "mef_config_get_timeouts",
+        ctypes.c_uint32,
+        [ctypes.c_void_p] + [ctypes.POINTER(ctypes.c_uint32)] * 3,
+    ),
+    (
+        "mef_config_get_polling",
+        ctypes.c_uint32,
+        [ctypes.c_void_p] + [ctypes.POINTER(ctypes.c_uint32)] * 2,
+    ),
+    (
         "mef_config_set_psk",
         ctypes.c_uint32,
         [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_void_p, ctypes.c_size_t],
@@ -656,9 +666,6 @@ class Config:
         log_level: most detailed level passed to ``log``.
     """
 
-    _DEFAULT_TIMEOUTS = (10.0, 15.0, 60.0)
-    _DEFAULT_POLLING = (10, 600.0)
-
     def __init__(
         self,
         base_uri: str,
@@ -821,30 +828,34 @@ class Client:
                         f"{', '.join(repr(k) for k in _TLS_PROFILES)})",
                     )
                 self._check(lib.mef_config_set_tls_profile(c, profile), "tls_profile", c)
+            # A bound not given keeps the library's value, read from the configuration: the
+            # defaults live in the library alone.
             timeouts = (cfg.connect_timeout, cfg.tls_timeout, cfg.response_timeout)
             if any(t is not None for t in timeouts):
                 names = ("connect_timeout", "tls_timeout", "response_timeout")
+                current = [ctypes.c_uint32() for _ in names]
+                self._check(
+                    lib.mef_config_get_timeouts(c, *(ctypes.byref(v) for v in current)),
+                    "timeouts", c)
                 ms = [
-                    _ms(lib, names[i], t if t is not None else Config._DEFAULT_TIMEOUTS[i])
+                    _ms(lib, names[i], t) if t is not None else current[i].value
                     for i, t in enumerate(timeouts)
                 ]
                 self._check(lib.mef_config_set_timeouts(c, *ms), "timeouts", c)
             if cfg.max_poll_attempts is not None or cfg.max_poll_time is not None:
-                attempts = (
-                    cfg.max_poll_attempts
-                    if cfg.max_poll_attempts is not None
-                    else Config._DEFAULT_POLLING[0]
-                )
-                total = (
-                    cfg.max_poll_time
-                    if cfg.max_poll_time is not None
-                    else Config._DEFAULT_POLLING[1]
-                )
+                attempts, total_ms = ctypes.c_uint32(), ctypes.c_uint32()
+                self._check(
+                    lib.mef_config_get_polling(c, ctypes.byref(attempts), ctypes.byref(total_ms)),
+                    "polling", c)
                 self._check(
                     lib.mef_config_set_polling(
                         c,
-                        _u32(lib, "max_poll_attempts", attempts),
-                        _ms(lib, "max_poll_time", total),
+                        _u32(lib, "max_poll_attempts", cfg.max_poll_attempts)
+                        if cfg.max_poll_attempts is not None
+                        else attempts.value,
+                        _ms(lib, "max_poll_time", cfg.max_poll_time)
+                        if cfg.max_poll_time is not None
+                        else total_ms.value,
                     ),
                     "polling", c)
             if cfg.store_dir is not None:

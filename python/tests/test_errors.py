@@ -188,3 +188,40 @@ def test_an_installed_wheel_uses_its_bundled_library():
     assert "ONEM2M_EST_LIB" not in os.environ
     package = Path(onem2m_est.__file__).resolve().parent
     assert Path(onem2m_est.library_path()).resolve().parent == package
+
+
+def test_bounds_not_given_keep_the_librarys_values(tmp_path):
+    # The binding sets the three timeouts (and the two polling bounds) in one call; the ones not
+    # given are read from the library's configuration (mef_config_get_timeouts/_polling), not
+    # from a copy of its defaults here, so every language has the library's defaults.
+    import ctypes
+
+    lib = onem2m_est._load()
+    client = Client.__new__(Client)
+    client._lib = lib
+    client._log_cb = None
+    built = client._build_config(
+        Config(
+            "https://mef.example.com/.well-known/est",
+            store_dir=tmp_path,
+            connect_timeout=2,
+            max_poll_time=5,
+        )
+    )
+    fresh = ctypes.c_void_p()
+    assert lib.mef_config_new(ctypes.byref(fresh)) == 0
+
+    def bounds(c):
+        t = [ctypes.c_uint32() for _ in range(5)]
+        assert lib.mef_config_get_timeouts(c, *(ctypes.byref(v) for v in t[:3])) == 0
+        assert lib.mef_config_get_polling(c, ctypes.byref(t[3]), ctypes.byref(t[4])) == 0
+        return [v.value for v in t]
+
+    try:
+        got, defaults = bounds(built), bounds(fresh)
+    finally:
+        lib.mef_config_free(built)
+        lib.mef_config_free(fresh)
+    # connect 2 s and 5 s of polling as given; TLS, response and attempts the library's.
+    assert got == [2000, defaults[1], defaults[2], defaults[3], 5000], (got, defaults)
+    assert defaults[1] != 2000 and defaults[4] != 5000, defaults

@@ -87,6 +87,12 @@ static void null_handles(const char *pem, size_t pem_len) {
   EXPECT(mef_config_set_tls_profile(NULL, MEF_TLS_PROFILE_TS0003), MEF_ERR_NULL_ARGUMENT);
   EXPECT(mef_config_set_timeouts(NULL, 1, 1, 1), MEF_ERR_NULL_ARGUMENT);
   EXPECT(mef_config_set_polling(NULL, 1, 1), MEF_ERR_NULL_ARGUMENT);
+  {
+    uint32_t t1 = 7, t2 = 7, t3 = 7;
+    EXPECT(mef_config_get_timeouts(NULL, &t1, &t2, &t3), MEF_ERR_NULL_ARGUMENT);
+    EXPECT(mef_config_get_polling(NULL, &t1, &t2), MEF_ERR_NULL_ARGUMENT);
+    TRUE(t1 == 7 && t2 == 7 && t3 == 7); /* outputs written only on success */
+  }
   EXPECT(mef_config_set_store_dir(NULL, "/tmp/x"), MEF_ERR_NULL_ARGUMENT);
   EXPECT(mef_config_set_pkcs11_key(NULL, "/m.so", NULL, "/pin", NULL), MEF_ERR_NULL_ARGUMENT);
   EXPECT(mef_config_set_key_callbacks(NULL, &key_cbs, NULL), MEF_ERR_NULL_ARGUMENT);
@@ -125,6 +131,16 @@ static void bad_config_arguments(const char *ta, size_t ta_len, const char *cert
   EXPECT(mef_config_new(&cfg), MEF_OK);
   TRUE(cfg != NULL);
   if (!cfg) return;
+
+  /* The library's defaults, read back; a NULL output is refused and writes nothing. */
+  uint32_t connect_ms = 0, tls_ms = 0, response_ms = 0, attempts = 0, total_ms = 0;
+  EXPECT(mef_config_get_timeouts(cfg, &connect_ms, &tls_ms, NULL), MEF_ERR_NULL_ARGUMENT);
+  EXPECT(mef_config_get_polling(cfg, NULL, &total_ms), MEF_ERR_NULL_ARGUMENT);
+  TRUE(connect_ms == 0 && tls_ms == 0 && total_ms == 0);
+  EXPECT(mef_config_get_timeouts(cfg, &connect_ms, &tls_ms, &response_ms), MEF_OK);
+  TRUE(connect_ms == 10000 && tls_ms == 15000 && response_ms == 60000);
+  EXPECT(mef_config_get_polling(cfg, &attempts, &total_ms), MEF_OK);
+  TRUE(attempts == 10 && total_ms == 600000);
 
   /* NULL arguments beside a valid handle. */
   EXPECT(mef_config_set_base_uri(cfg, NULL), MEF_ERR_NULL_ARGUMENT);
@@ -272,6 +288,11 @@ static void bad_config_arguments(const char *ta, size_t ta_len, const char *cert
   EXPECT(mef_config_set_timeouts(cfg, 1000, 0, 1000), MEF_ERR_INVALID_ARGUMENT);
   EXPECT(mef_config_set_timeouts(cfg, 1000, 1000, 0), MEF_ERR_INVALID_ARGUMENT);
   EXPECT(mef_config_set_polling(cfg, 0, 1000), MEF_ERR_INVALID_ARGUMENT);
+  /* A refused setter changed nothing. */
+  EXPECT(mef_config_get_timeouts(cfg, &connect_ms, &tls_ms, &response_ms), MEF_OK);
+  TRUE(connect_ms == 10000 && tls_ms == 15000 && response_ms == 60000);
+  EXPECT(mef_config_get_polling(cfg, &attempts, &total_ms), MEF_OK);
+  TRUE(attempts == 10 && total_ms == 600000);
   EXPECT(mef_config_set_store_dir(cfg, ""), MEF_ERR_INVALID_ARGUMENT);
   EXPECT(mef_config_set_store_dir(cfg, bad_utf8), MEF_ERR_INVALID_ARGUMENT);
   EXPECT(mef_config_set_log_callback(cfg, cb_log, NULL, 0), MEF_ERR_INVALID_ARGUMENT);
@@ -320,6 +341,13 @@ static void lifecycle(const char *ta, size_t ta_len, const char *cert, size_t ce
   EXPECT(mef_config_set_key_type(cfg, MEF_KEY_ECDSA_P256_SHA256), MEF_OK);
   EXPECT(mef_config_set_timeouts(cfg, 2000, 2000, 2000), MEF_OK);
   EXPECT(mef_config_set_polling(cfg, 3, 1000), MEF_OK);
+  {
+    uint32_t t1 = 0, t2 = 0, t3 = 0;
+    EXPECT(mef_config_get_timeouts(cfg, &t1, &t2, &t3), MEF_OK);
+    TRUE(t1 == 2000 && t2 == 2000 && t3 == 2000);
+    EXPECT(mef_config_get_polling(cfg, &t1, &t2), MEF_OK);
+    TRUE(t1 == 3 && t2 == 1000);
+  }
   EXPECT(mef_config_set_store_dir(cfg, store_dir), MEF_OK);
   EXPECT(mef_config_set_identity_callback(cfg, cb_identity, NULL), MEF_OK);
   EXPECT(mef_config_set_log_callback(cfg, cb_log, &log_lines, MEF_LOG_DEBUG), MEF_OK);
