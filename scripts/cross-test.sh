@@ -88,6 +88,26 @@ else
   grep -qF '[libonem2m_est.so.0]' <<<"$heads" ||
     { echo "FAIL: provision does not need libonem2m_est.so.0" >&2; exit 1; }
 fi
+if ! $windows; then
+  # Through the package's relocatable pkg-config files, as a vendor's build would link it: plain,
+  # the shared library; --static, the archive (no NEEDED libonem2m_est.so at all).
+  pc() { PKG_CONFIG_PATH= PKG_CONFIG_LIBDIR="$pkg/lib/pkgconfig" pkg-config "$@" onem2m_est; }
+  # shellcheck disable=SC2046 # pkg-config's flags are words
+  "$CROSS_GCC" "${cflags[@]}" examples/c/provision.c $(pc --cflags --libs) "-Wl,-rpath,$pkg/lib" \
+    -o "$work/provision_pc"
+  # shellcheck disable=SC2046
+  "$CROSS_GCC" "${cflags[@]}" examples/c/provision.c $(pc --cflags --libs --static) \
+    -o "$work/provision_pc_static"
+  heads=$("${CROSS_TOOL_PREFIX}readelf" -d "$work/provision_pc")
+  grep -qF '[libonem2m_est.so.0]' <<<"$heads" ||
+    { echo "FAIL: provision (pkg-config) does not need libonem2m_est.so.0" >&2; exit 1; }
+  heads=$("${CROSS_TOOL_PREFIX}readelf" -d "$work/provision_pc_static")
+  if grep -qF 'libonem2m_est' <<<"$heads"; then
+    echo "FAIL: provision (pkg-config --static) still needs the shared library:" >&2
+    grep -F NEEDED <<<"$heads" >&2
+    exit 1
+  fi
+fi
 if $windows; then
   # The DLL is found next to the program (the first place Windows looks).
   cp "$pkg/bin/onem2m_est.dll" "$work/"
@@ -151,6 +171,12 @@ run "file_store ($target)" on_target file_store "$MEF_URL" "$MEF_CA" "$DEVICE_CE
 run "provision.c: provisioning + re-provisioning ($target)" on_target provision "$MEF_URL" "$MEF_CA" \
   "$DEVICE_CERT" "$DEVICE_KEY" "$work/provisioned" "$MEF_SUBJECT_ID"
 run "provision.c: installed set verifies" installed_ok "$work/provisioned" "$MEF_SUBJECT_ID"
+if ! $windows; then
+  run "provision.c linked through pkg-config --static ($target)" on_target provision_pc_static \
+    "$MEF_URL" "$MEF_CA" "$DEVICE_CERT" "$DEVICE_KEY" "$work/provisioned-static" "$MEF_SUBJECT_ID"
+  run "provision.c (static): installed set verifies" installed_ok "$work/provisioned-static" \
+    "$MEF_SUBJECT_ID"
+fi
 if $windows; then
   # The Windows store layout (src/store.rs): `current` is a pointer file naming a generation.
   pointer_ok() { [ -f "$1/current" ] && [ ! -L "$1/current" ] && grep -qx '\.gen-[0-9]*' "$1/current" &&

@@ -16,7 +16,7 @@
 # Linux ARM (aarch64, armv7 hard-float):
 #   lib/libonem2m_est.so.X.Y.Z   stripped, soname libonem2m_est.so.X, mef_* dynamic symbols only
 #   lib/libonem2m_est.so.X, lib/libonem2m_est.so  symlinks
-#   lib/libonem2m_est.a, lib/pkgconfig/onem2m_est.pc (relocatable), include/onem2m_est.h
+#   lib/libonem2m_est.a, lib/pkgconfig/onem2m_est{,-shared}.pc (relocatable), include/onem2m_est.h
 #
 # Installs what it needs with apt-get when run as root (Debian's rustc-web 1.96, rust-web-src,
 # the target's gcc and binutils, wine64 / qemu-user for scripts/cross-test.sh). Builds with
@@ -105,7 +105,10 @@ README
     "${CROSS_TOOL_PREFIX}readelf" -d "$out/lib/$so.$version" | grep -F "[$so.$major]" >/dev/null ||
       { echo "FAIL: $so has no soname $so.$major" >&2; exit 1; }
     mkdir -p "$out/lib/pkgconfig"
-    # Relocatable: the package can be unpacked anywhere (pkg-config knows pcfiledir).
+    # Relocatable: the package can be unpacked anywhere (pkg-config knows pcfiledir). Two
+    # modules, as scripts/install.sh writes them: `pkg-config --static --libs onem2m_est` links
+    # the archive (-Bstatic: the .so beside it would win for -lonem2m_est), plain `--libs` the
+    # shared library (onem2m_est-shared, --as-needed, so a static link records no NEEDED).
     cat >"$out/lib/pkgconfig/onem2m_est.pc" <<PC
 prefix=\${pcfiledir}/../..
 exec_prefix=\${prefix}
@@ -115,9 +118,20 @@ includedir=\${prefix}/include
 Name: onem2m_est
 Description: oneM2M Certificate Provisioning (TS-0003 8.3.6) over EST (RFC 7030), $CROSS_TARGET
 Version: $version
+Requires: onem2m_est-shared = $version
 Cflags: -I\${includedir}
-Libs: -L\${libdir} -lonem2m_est
-Libs.private: -lpthread -ldl -lm
+Libs:
+Libs.private: -L\${libdir} -Wl,--push-state,-Bstatic,-lonem2m_est,--pop-state -lpthread -ldl -lm
+PC
+    cat >"$out/lib/pkgconfig/onem2m_est-shared.pc" <<PC
+prefix=\${pcfiledir}/../..
+exec_prefix=\${prefix}
+libdir=\${exec_prefix}/lib
+
+Name: onem2m_est-shared
+Description: oneM2M Certificate Provisioning over EST, the shared library (use onem2m_est), $CROSS_TARGET
+Version: $version
+Libs: -L\${libdir} -Wl,--push-state,--as-needed,-lonem2m_est,--pop-state
 PC
     ;;
 esac
