@@ -141,43 +141,10 @@ impl fmt::Debug for PskCredential {
     }
 }
 
-/// Decodes hexadecimal key text into zeroized bytes; errors never echo the text.
+/// Decodes hexadecimal key text into zeroized bytes, by the rule the MEF reads it with too
+/// (`proto::psk::decode_kpm_hex`: ':' and white space ignored); errors never echo the text.
 pub(crate) fn decode_hex(text: &str) -> Result<Zeroizing<Vec<u8>>> {
-    let digits: Zeroizing<Vec<u8>> = Zeroizing::new(
-        text.trim()
-            .bytes()
-            .filter(|b| *b != b':')
-            .collect::<Vec<u8>>(),
-    );
-    if digits.is_empty() {
-        return Err(Error::invalid("psk key", "the hexadecimal Kpm is empty"));
-    }
-    if !digits.len().is_multiple_of(2) {
-        return Err(Error::invalid(
-            "psk key",
-            "the hexadecimal Kpm has an odd number of digits",
-        ));
-    }
-    let mut out = Zeroizing::new(Vec::with_capacity(digits.len() / 2));
-    for pair in digits.chunks(2) {
-        let (Some(hi), Some(lo)) = (hex_value(pair[0]), hex_value(pair[1])) else {
-            return Err(Error::invalid(
-                "psk key",
-                "the Kpm is not hexadecimal (only 0-9, a-f, A-F and ':' are allowed)",
-            ));
-        };
-        out.push((hi << 4) | lo);
-    }
-    Ok(out)
-}
-
-fn hex_value(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
-    }
+    crate::proto::psk::decode_kpm_hex(text).map_err(|e| Error::invalid("psk key", e.to_string()))
 }
 
 #[cfg(feature = "psk")]

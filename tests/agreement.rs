@@ -45,3 +45,35 @@ fn client_and_mef_accept_and_refuse_the_same_psk_credentials() {
     }
     assert_eq!(rows, ids.len() * keys.len());
 }
+
+/// A Kpm written as hexadecimal text (the CLI's `--psk-key-hex`/`--psk-key-file`, C and Python;
+/// the MEF's `psk add --kpm-hex/--kpm-file`): both sides read the same bytes from the same text
+/// and refuse the same text.
+#[test]
+fn client_and_mef_read_the_same_kpm_from_the_same_hex_text() {
+    let key = "00112233445566778899aabbccddeeff";
+    let texts = [
+        key.to_owned(),
+        key.to_uppercase(),
+        "00:11:22:33:44:55:66:77:88:99:aa:bb:cc:dd:ee:ff".to_owned(),
+        "0011 2233 4455 6677\n8899 aabb ccdd eeff\n".to_owned(),
+        format!("  {key}\r\n"),
+        String::new(),
+        format!("{key}0"),
+        format!("zz{key}"),
+        "0x0011223344556677".to_owned(),
+    ];
+    for text in &texts {
+        let client = PskCredential::from_hex("kpm-1", text).map(|c| c.key().to_vec());
+        let mef = onem2m_mef::psk::decode_hex(text).map(|k| k.to_vec());
+        match (&client, &mef) {
+            (Ok(a), Ok(b)) => assert_eq!(a, b, "{text:?}"),
+            (Err(_), Err(_)) => {}
+            _ => panic!(
+                "{text:?}: the client accepts it: {}, the MEF: {}",
+                client.is_ok(),
+                mef.is_ok()
+            ),
+        }
+    }
+}

@@ -65,24 +65,10 @@ pub fn add_psk(
     store.add_psk(kpm_id, kpm, &identity)
 }
 
-/// Decodes a hexadecimal Kpm (white space and ':' allowed); errors never echo the text.
+/// Decodes a hexadecimal Kpm by the rule the client reads it with too
+/// (`proto::psk::decode_kpm_hex`: ':' and white space ignored); errors never echo the text.
 pub fn decode_hex(text: &str) -> Result<zeroize::Zeroizing<Vec<u8>>, MefError> {
-    let digits: zeroize::Zeroizing<Vec<u8>> = zeroize::Zeroizing::new(
-        text.bytes()
-            .filter(|b| !b.is_ascii_whitespace() && *b != b':')
-            .collect(),
-    );
-    let bad = || MefError::Config("the Kpm is not hexadecimal text (0-9, a-f, ':')".into());
-    if digits.is_empty() || !digits.len().is_multiple_of(2) {
-        return Err(bad());
-    }
-    let mut out = zeroize::Zeroizing::new(Vec::with_capacity(digits.len() / 2));
-    for pair in digits.chunks(2) {
-        let hi = (pair[0] as char).to_digit(16).ok_or_else(bad)?;
-        let lo = (pair[1] as char).to_digit(16).ok_or_else(bad)?;
-        out.push((hi * 16 + lo) as u8);
-    }
-    Ok(out)
+    onem2m_est_proto::psk::decode_kpm_hex(text).map_err(|e| MefError::Config(e.to_string()))
 }
 
 /// The OpenSSL acceptor of the PSK listener.

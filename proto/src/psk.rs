@@ -29,9 +29,68 @@ pub const TLS12_CIPHERS: &str = "ECDHE-PSK-CHACHA20-POLY1305:\
 /// ciphersuites list.
 pub const TLS13_SUITES: &str = "TLS_CHACHA20_POLY1305_SHA256:TLS_AES_128_GCM_SHA256";
 
+/// Why a hexadecimal Kpm was refused. Never holds the text: it is a key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum KpmHexError {
+    /// No digits at all.
+    #[error("the hexadecimal Kpm is empty")]
+    Empty,
+    /// An odd number of digits (half a byte left over).
+    #[error("the hexadecimal Kpm has an odd number of digits")]
+    OddDigits,
+    /// A character other than a hexadecimal digit, ':' or white space.
+    #[error("the Kpm is not hexadecimal (only 0-9, a-f, A-F, ':' and white space are allowed)")]
+    NotHex,
+}
+
+/// Decodes a Kpm written as hexadecimal text, the one way the client (`--psk-key-hex`, key
+/// files, C and Python) and the MEF (`psk add --kpm-hex/--kpm-file`) read it: digits of either
+/// case, with ASCII white space and ':' anywhere ignored (`00:11:22…`, `0011 2233…`, a line
+/// break at the end of a file). The bytes are in zeroized memory; the limits of
+/// [`MIN_KEY_LEN`]/[`MAX_KEY_LEN`] are checked by the caller with the KpmID.
+pub fn decode_kpm_hex(text: &str) -> Result<zeroize::Zeroizing<Vec<u8>>, KpmHexError> {
+    let digits: zeroize::Zeroizing<Vec<u8>> = zeroize::Zeroizing::new(
+        text.bytes()
+            .filter(|b| !b.is_ascii_whitespace() && *b != b':')
+            .collect(),
+    );
+    if digits.is_empty() {
+        return Err(KpmHexError::Empty);
+    }
+    if !digits.len().is_multiple_of(2) {
+        return Err(KpmHexError::OddDigits);
+    }
+    let mut out = zeroize::Zeroizing::new(Vec::with_capacity(digits.len() / 2));
+    for pair in digits.chunks(2) {
+        let digit = |b: u8| char::from(b).to_digit(16).ok_or(KpmHexError::NotHex);
+        out.push((digit(pair[0])? * 16 + digit(pair[1])?) as u8);
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn kpm_hex_text_in_every_accepted_spelling_and_each_refusal() {
+        for text in ["0aff01", "0A:FF:01", " 0a:FF01 \n", "0a ff\t01\r\n"] {
+            assert_eq!(
+                &decode_kpm_hex(text).unwrap()[..],
+                &[0x0a, 0xff, 0x01],
+                "{text:?}"
+            );
+        }
+        assert_eq!(decode_kpm_hex(""), Err(KpmHexError::Empty));
+        assert_eq!(decode_kpm_hex(" :\n"), Err(KpmHexError::Empty));
+        assert_eq!(decode_kpm_hex("abc"), Err(KpmHexError::OddDigits));
+        assert_eq!(decode_kpm_hex("0g"), Err(KpmHexError::NotHex));
+        assert_eq!(decode_kpm_hex("0a-ff"), Err(KpmHexError::OddDigits));
+        assert_eq!(decode_kpm_hex("0a-f"), Err(KpmHexError::NotHex));
+        // The message never holds the text.
+        assert!(!KpmHexError::NotHex.to_string().contains("0g"));
+    }
 
     #[test]
     fn the_mandatory_suite_is_offered_and_every_suite_is_psk_authenticated() {
