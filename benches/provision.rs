@@ -31,7 +31,8 @@ use onem2m_est::store::{certs_to_pem, read_pem_certs, read_pem_key, CredentialSt
 use onem2m_est::tls::{client_config, ClientIdentity};
 use onem2m_est::transport::TransportConfig;
 use onem2m_est::uri::EstUri;
-use onem2m_est_testkit::mef::{cse_client, MemStore};
+use onem2m_est_testkit::mef::MemStore;
+use onem2m_est_testkit::server::cse_client;
 use onem2m_est_testkit::{Manufacturer, CSE_ID};
 use onem2m_mef::RunningMef;
 use rustls_pki_types::{CertificateDer, ServerName};

@@ -1000,10 +1000,8 @@ mod tests {
         }
     }
 
-    /// A certificate (self-signed, a test stand-in for the installed one) with `subject`,
-    /// subjectAltName `AE` (critical when `critical_san`) and EKUs `ekus`.
-    /// A self-signed current certificate with the subject `rdns` (in order), an AE SAN of the
-    /// given criticality and the EKUs `ekus`.
+    /// A certificate (self-signed, a test stand-in for the installed one) with the subject
+    /// `rdns` (in order), subjectAltName `AE` (critical when `critical_san`) and EKUs `ekus`.
     fn current_cert(
         rdns: Vec<(rcgen::DnType, rcgen::DnValue)>,
         critical_san: bool,

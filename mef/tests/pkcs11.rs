@@ -221,7 +221,7 @@ mod device {
     use onem2m_est::store::{CredentialStore, Credentials, FileStore};
     use onem2m_est::tls::ClientIdentity;
     use onem2m_est::transport::TransportConfig;
-    use onem2m_est_testkit::mef::cse_client;
+    use onem2m_est_testkit::server::cse_client;
     use rustls_pki_types::CertificateDer;
     use std::path::{Path, PathBuf};
     use std::sync::Arc;

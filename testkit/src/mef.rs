@@ -3,11 +3,9 @@
 //! and the MEF's Enrolment Target association).
 
 use crate::pki::Manufacturer;
-use onem2m_est::client::{Config, InitialAuth, MefClient};
-use onem2m_est::identity::SubjectIdentity;
+use onem2m_est::client::InitialAuth;
 use onem2m_est::store::{CredentialStore, Credentials};
 use onem2m_est::transport::TransportConfig;
-use onem2m_est::uri::EstUri;
 use onem2m_mef::{Mef, MefConfig, RunningMef, SubjectType};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -54,23 +52,10 @@ pub fn start_psk_mef(config: MefConfig, kpm_id: &str, kpm: &[u8]) -> RunningMef 
 /// The transport of clients of an in-process MEF: 5 s to connect and for the TLS handshake,
 /// 10 s for a response (a loaded CI machine), the default polling policy.
 pub fn transport() -> TransportConfig {
-    // TransportConfig is non_exhaustive: start from the defaults.
-    let mut t = TransportConfig::default();
-    t.connect_timeout = Duration::from_secs(5);
-    t.tls_timeout = Duration::from_secs(5);
-    t.response_timeout = Duration::from_secs(10);
-    t
-}
-
-/// A client of the MEF at `base_uri` (`https://host:port/.well-known/est`) for the CSE
-/// `cse_id`, with `transport`.
-pub fn cse_client(base_uri: &str, cse_id: &str, transport: TransportConfig) -> MefClient {
-    let identity = SubjectIdentity::new(onem2m_est::identity::SubjectType::Cse, cse_id)
-        .expect("a valid CSE-ID");
-    MefClient::new(
-        Config::new(EstUri::parse(base_uri).expect("an EST URI"))
-            .identity(identity)
-            .transport(transport),
+    crate::server::test_transport(
+        Duration::from_secs(5),
+        Duration::from_secs(10),
+        onem2m_est::transport::PollPolicy::default(),
     )
 }
 

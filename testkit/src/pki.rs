@@ -65,8 +65,23 @@ impl TestCa {
 
     /// A new root CA named `cn` with a key of `alg` (it signs with that algorithm).
     pub fn with_algorithm(cn: &str, alg: &'static rcgen::SignatureAlgorithm) -> TestCa {
-        let key = KeyPair::generate_for(alg).expect("CA key");
-        let params = Self::ca_params(cn);
+        Self::root(
+            cn,
+            Self::ca_params(cn),
+            KeyPair::generate_for(alg).expect("CA key"),
+        )
+    }
+
+    /// A new root CA named `cn` whose notAfter is later than any [`TestCa::new`] root's (rcgen's
+    /// default, 4096-01-01): the newest root of a key rollover (RFC 7030 4.1.3).
+    pub fn successor(cn: &str) -> TestCa {
+        let mut params = Self::ca_params(cn);
+        params.not_after = rcgen::date_time_ymd(4097, 1, 1);
+        Self::root(cn, params, KeyPair::generate().expect("CA key"))
+    }
+
+    /// A self-signed root named `cn` from `params` and `key`.
+    fn root(cn: &str, params: CertificateParams, key: KeyPair) -> TestCa {
         let cert = params.self_signed(&key).expect("CA certificate");
         TestCa {
             cert: cert.der().clone(),
@@ -75,13 +90,11 @@ impl TestCa {
         }
     }
 
-    /// A new root CA named `cn` whose notAfter is later than any [`TestCa::new`] root's (rcgen's
-    /// default, 4096-01-01): the newest root of a key rollover (RFC 7030 4.1.3).
-    pub fn successor(cn: &str) -> TestCa {
-        let key = KeyPair::generate().expect("CA key");
-        let mut params = Self::ca_params(cn);
-        params.not_after = rcgen::date_time_ymd(4097, 1, 1);
-        let cert = params.self_signed(&key).expect("CA certificate");
+    /// A CA named `cn` from `params` and `key`, certified by this CA.
+    fn issue_ca(&self, cn: &str, params: CertificateParams, key: KeyPair) -> TestCa {
+        let cert = params
+            .signed_by(&key, &self.issuer)
+            .expect("subordinate CA certificate");
         TestCa {
             cert: cert.der().clone(),
             issuer: Issuer::new(params, key),
@@ -124,16 +137,11 @@ impl TestCa {
     /// A subordinate CA named `cn` with a key of `alg`, certified by this CA: leaves it issues
     /// chain through its `cert` to this CA.
     pub fn subordinate(&self, cn: &str, alg: &'static rcgen::SignatureAlgorithm) -> TestCa {
-        let key = KeyPair::generate_for(alg).expect("CA key");
-        let params = Self::ca_params(cn);
-        let cert = params
-            .signed_by(&key, &self.issuer)
-            .expect("subordinate CA certificate");
-        TestCa {
-            cert: cert.der().clone(),
-            issuer: Issuer::new(params, key),
-            cn: cn.into(),
-        }
+        self.issue_ca(
+            cn,
+            Self::ca_params(cn),
+            KeyPair::generate_for(alg).expect("CA key"),
+        )
     }
 
     /// A CA certificate for `subject`'s name and public key, signed by this CA's key: a link
@@ -150,19 +158,9 @@ impl TestCa {
     /// An intermediate CA (basicConstraints CA:TRUE) named `cn` issued by this CA, with these
     /// keyUsage bits (none: no keyUsage extension).
     pub fn intermediate(&self, cn: &str, key_usages: Vec<KeyUsagePurpose>) -> TestCa {
-        let key = KeyPair::generate().expect("intermediate key");
-        let mut params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
-        params.distinguished_name.push(DnType::CommonName, cn);
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let mut params = Self::ca_params(cn);
         params.key_usages = key_usages;
-        let cert = params
-            .signed_by(&key, &self.issuer)
-            .expect("intermediate certificate");
-        TestCa {
-            cert: cert.der().clone(),
-            issuer: Issuer::new(params, key),
-            cn: cn.into(),
-        }
+        self.issue_ca(cn, params, KeyPair::generate().expect("intermediate key"))
     }
 
     /// Issues a leaf certificate for `public_key` with subjectAltNames `names` (DNS names or IP

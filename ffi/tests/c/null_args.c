@@ -27,6 +27,20 @@ static int cb_store(void *u, const uint8_t *c, size_t cl, const uint8_t *t, size
 static int cb_load(void *u, mef_credentials_sink *s) { (void)u; (void)s; return MEF_CB_NOT_FOUND; }
 static int cb_identity(void *u, mef_identity_sink *s) { (void)u; (void)s; return MEF_CB_OK; }
 static int log_lines = 0;
+
+/* The timeouts and polling bounds `cfg` holds, read back with the getters; a failure names
+   `when`. */
+static void expect_bounds(const char *when, const mef_config *cfg, uint32_t connect_ms,
+                          uint32_t tls_ms, uint32_t response_ms, uint32_t attempts,
+                          uint32_t total_ms) {
+  int before = failures;
+  uint32_t c = 0, t = 0, r = 0, a = 0, p = 0;
+  EXPECT(mef_config_get_timeouts(cfg, &c, &t, &r), MEF_OK);
+  TRUE(c == connect_ms && t == tls_ms && r == response_ms);
+  EXPECT(mef_config_get_polling(cfg, &a, &p), MEF_OK);
+  TRUE(a == attempts && p == total_ms);
+  if (failures != before) fprintf(stderr, "  (bounds %s)\n", when);
+}
 static void cb_log(void *u, mef_log_level l, const char *m) {
   (void)l;
   TRUE(u == (void *)&log_lines);
@@ -133,14 +147,11 @@ static void bad_config_arguments(const char *ta, size_t ta_len, const char *cert
   if (!cfg) return;
 
   /* The library's defaults, read back; a NULL output is refused and writes nothing. */
-  uint32_t connect_ms = 0, tls_ms = 0, response_ms = 0, attempts = 0, total_ms = 0;
+  uint32_t connect_ms = 0, tls_ms = 0, total_ms = 0;
   EXPECT(mef_config_get_timeouts(cfg, &connect_ms, &tls_ms, NULL), MEF_ERR_NULL_ARGUMENT);
   EXPECT(mef_config_get_polling(cfg, NULL, &total_ms), MEF_ERR_NULL_ARGUMENT);
   TRUE(connect_ms == 0 && tls_ms == 0 && total_ms == 0);
-  EXPECT(mef_config_get_timeouts(cfg, &connect_ms, &tls_ms, &response_ms), MEF_OK);
-  TRUE(connect_ms == 10000 && tls_ms == 15000 && response_ms == 60000);
-  EXPECT(mef_config_get_polling(cfg, &attempts, &total_ms), MEF_OK);
-  TRUE(attempts == 10 && total_ms == 600000);
+  expect_bounds("of a new configuration", cfg, 10000, 15000, 60000, 10, 600000);
 
   /* NULL arguments beside a valid handle. */
   EXPECT(mef_config_set_base_uri(cfg, NULL), MEF_ERR_NULL_ARGUMENT);
@@ -288,11 +299,7 @@ static void bad_config_arguments(const char *ta, size_t ta_len, const char *cert
   EXPECT(mef_config_set_timeouts(cfg, 1000, 0, 1000), MEF_ERR_INVALID_ARGUMENT);
   EXPECT(mef_config_set_timeouts(cfg, 1000, 1000, 0), MEF_ERR_INVALID_ARGUMENT);
   EXPECT(mef_config_set_polling(cfg, 0, 1000), MEF_ERR_INVALID_ARGUMENT);
-  /* A refused setter changed nothing. */
-  EXPECT(mef_config_get_timeouts(cfg, &connect_ms, &tls_ms, &response_ms), MEF_OK);
-  TRUE(connect_ms == 10000 && tls_ms == 15000 && response_ms == 60000);
-  EXPECT(mef_config_get_polling(cfg, &attempts, &total_ms), MEF_OK);
-  TRUE(attempts == 10 && total_ms == 600000);
+  expect_bounds("after refused setters", cfg, 10000, 15000, 60000, 10, 600000);
   EXPECT(mef_config_set_store_dir(cfg, ""), MEF_ERR_INVALID_ARGUMENT);
   EXPECT(mef_config_set_store_dir(cfg, bad_utf8), MEF_ERR_INVALID_ARGUMENT);
   EXPECT(mef_config_set_log_callback(cfg, cb_log, NULL, 0), MEF_ERR_INVALID_ARGUMENT);
@@ -341,13 +348,7 @@ static void lifecycle(const char *ta, size_t ta_len, const char *cert, size_t ce
   EXPECT(mef_config_set_key_type(cfg, MEF_KEY_ECDSA_P256_SHA256), MEF_OK);
   EXPECT(mef_config_set_timeouts(cfg, 2000, 2000, 2000), MEF_OK);
   EXPECT(mef_config_set_polling(cfg, 3, 1000), MEF_OK);
-  {
-    uint32_t t1 = 0, t2 = 0, t3 = 0;
-    EXPECT(mef_config_get_timeouts(cfg, &t1, &t2, &t3), MEF_OK);
-    TRUE(t1 == 2000 && t2 == 2000 && t3 == 2000);
-    EXPECT(mef_config_get_polling(cfg, &t1, &t2), MEF_OK);
-    TRUE(t1 == 3 && t2 == 1000);
-  }
+  expect_bounds("as set", cfg, 2000, 2000, 2000, 3, 1000);
   EXPECT(mef_config_set_store_dir(cfg, store_dir), MEF_OK);
   EXPECT(mef_config_set_identity_callback(cfg, cb_identity, NULL), MEF_OK);
   EXPECT(mef_config_set_log_callback(cfg, cb_log, &log_lines, MEF_LOG_DEBUG), MEF_OK);
